@@ -1,0 +1,49 @@
+package wire
+
+// Frame flag bits. Flags 0 means a JSON message payload.
+const (
+	// FlagBinaryPublishBatch marks a binary publish batch (client to broker).
+	FlagBinaryPublishBatch uint16 = 0x0001
+	// FlagBinaryEventBatch marks a per-subscriber binary event batch that
+	// carries its subscription id.
+	FlagBinaryEventBatch uint16 = 0x0002
+	// FlagBinaryEventBatchShared marks an encode-once event batch shared by
+	// every subscriber of a stream (no subscription id).
+	FlagBinaryEventBatchShared uint16 = 0x0004
+	// FlagBinaryPublishAcked modifies FlagBinaryPublishBatch: the body is
+	// prefixed by a u64 request id and a u8 ack mode, and an ack is owed.
+	FlagBinaryPublishAcked uint16 = 0x0008
+	// FlagBinaryPublishAck marks a binary publish ack (broker to client).
+	FlagBinaryPublishAck uint16 = 0x0010
+	// FlagEventBatchOffsets modifies the event batch flags: a u64 base
+	// offset precedes the count.
+	FlagEventBatchOffsets uint16 = 0x0020
+)
+
+// KnownFlags is every flag bit this implementation understands. A broker
+// advertises it in auth_ok.
+const KnownFlags uint16 = FlagBinaryPublishBatch | FlagBinaryEventBatch |
+	FlagBinaryEventBatchShared | FlagBinaryPublishAcked | FlagBinaryPublishAck |
+	FlagEventBatchOffsets
+
+// OriginalV1Flags is the frozen capability set assumed for a peer that
+// advertises nothing (an auth without client_flags).
+const OriginalV1Flags uint16 = FlagBinaryPublishBatch | FlagBinaryEventBatch |
+	FlagBinaryEventBatchShared
+
+// HasUnknownFlags reports whether f sets any bit outside KnownFlags.
+func HasUnknownFlags(f uint16) bool { return f&^KnownFlags != 0 }
+
+// Supports reports whether the peer capability set includes every bit of
+// required.
+func Supports(peer, required uint16) bool { return peer&required == required }
+
+// PeerFlags returns the capability set to assume for a peer that sent the
+// given optional client_flags: the advertised value, or OriginalV1Flags when
+// absent.
+func PeerFlags(advertised *uint16) uint16 {
+	if advertised == nil {
+		return OriginalV1Flags
+	}
+	return *advertised
+}

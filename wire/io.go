@@ -1,0 +1,144 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Reader reads frames from an io.Reader. It reuses one payload buffer, so a
+// Frame's payload is only valid until the next ReadFrame call. It is not
+// safe for concurrent use.
+type Reader struct {
+	r      io.Reader
+	max    int
+	hdr    [HeaderSize]byte
+	buf    []byte
+	frames uint64
+}
+
+// readChunk bounds how much buffer is grown ahead of data actually received,
+// so a peer claiming a large length must send the bytes before we hold them.
+const readChunk = 64 << 10
+
+// NewReader returns a Reader over r that rejects payloads larger than
+// maxPayload bytes (0 means DefaultMaxFrameBytes).
+func NewReader(r io.Reader, maxPayload int) *Reader {
+	if maxPayload <= 0 {
+		maxPayload = DefaultMaxFrameBytes
+	}
+	return &Reader{r: r, max: maxPayload}
+}
+
+// Reset points the Reader at a new source, keeping its buffer.
+func (r *Reader) Reset(src io.Reader) { r.r = src; r.frames = 0 }
+
+// MaxPayload returns the payload limit this Reader enforces.
+func (r *Reader) MaxPayload() int { return r.max }
+
+// ReadFrame reads the next frame. It returns io.EOF when the source ends
+// cleanly between frames, and an error wrapping ErrTruncated when it ends
+// inside one. A frame with unknown flag bits is consumed whole and reported
+// with an error wrapping ErrUnknownFlags (non-fatal, see IsFatal) together
+// with the frame itself.
+func (r *Reader) ReadFrame() (Frame, error) {
+	n, err := io.ReadFull(r.r, r.hdr[:])
+	if err != nil {
+		if errors.Is(err, io.EOF) && n == 0 {
+			return Frame{}, io.EOF
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return Frame{}, decodeErr("frame header", n, ErrTruncated, "stream ended inside header")
+		}
+		return Frame{}, err
+	}
+	h, herr := ParseHeader(r.hdr[:], r.max)
+	if herr != nil && !isUnknownFlags(herr) {
+		return Frame{}, herr
+	}
+	payload, err := r.readPayload(int(h.Length))
+	if err != nil {
+		return Frame{}, err
+	}
+	r.frames++
+	return Frame{Flags: h.Flags, Payload: payload}, herr
+}
+
+// readPayload reads exactly n bytes (n already validated against the limit),
+// growing the buffer no faster than data arrives.
+func (r *Reader) readPayload(n int) ([]byte, error) {
+	if n <= cap(r.buf) {
+		b := r.buf[:n]
+		if got, err := io.ReadFull(r.r, b); err != nil {
+			return nil, r.payloadErr(got, n, err)
+		}
+		return b, nil
+	}
+	b := r.buf[:0]
+	for len(b) < n {
+		want := min(n-len(b), max(readChunk, len(b)))
+		if cap(b)-len(b) < want {
+			nb := make([]byte, len(b), len(b)+want)
+			copy(nb, b)
+			b = nb
+		}
+		got, err := io.ReadFull(r.r, b[len(b):len(b)+want])
+		b = b[:len(b)+got]
+		if err != nil {
+			r.buf = b[:0]
+			return nil, r.payloadErr(len(b), n, err)
+		}
+	}
+	r.buf = b[:0]
+	return b, nil
+}
+
+func (r *Reader) payloadErr(got, want int, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return decodeErr("frame payload", got, ErrTruncated, fmt.Sprintf("stream ended after %d of %d bytes", got, want))
+	}
+	return err
+}
+
+func isUnknownFlags(err error) bool { return errors.Is(err, ErrUnknownFlags) }
+
+// Writer writes frames to an io.Writer, building each frame in a reused
+// buffer so that a frame goes out in one Write call. It is not safe for
+// concurrent use.
+type Writer struct {
+	w   io.Writer
+	buf []byte
+}
+
+// NewWriter returns a Writer over w.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+
+// WriteFrame writes one frame with the given flags and payload.
+func (w *Writer) WriteFrame(flags uint16, payload []byte) error {
+	w.buf = AppendFrame(w.buf[:0], flags, payload)
+	return w.flush()
+}
+
+// WriteMessage encodes m as a JSON frame (flags 0) and writes it.
+func (w *Writer) WriteMessage(m Message) error {
+	b, err := AppendMessageFrame(w.buf[:0], m)
+	if err != nil {
+		return err
+	}
+	w.buf = b
+	return w.flush()
+}
+
+// WriteRaw writes bytes that already hold one or more complete frames.
+func (w *Writer) WriteRaw(frames []byte) error {
+	_, err := w.w.Write(frames)
+	return err
+}
+
+func (w *Writer) flush() error {
+	_, err := w.w.Write(w.buf)
+	if cap(w.buf) > 1<<20 { // do not pin a large buffer after a rare big frame
+		w.buf = nil
+	}
+	return err
+}

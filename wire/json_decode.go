@@ -1,0 +1,548 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// DecodeMessage decodes a JSON message payload (a frame with flags 0).
+//
+// It follows the reference decoder (serde): the "type" tag may stand
+// anywhere in the object; unknown fields are ignored; required fields must
+// be present and non-null; optional fields may be absent or null; names are
+// case-sensitive; duplicate names, invalid UTF-8, trailing data and
+// non-integer numbers are errors. Every error wraps ErrInvalidJSON.
+func DecodeMessage(payload []byte) (Message, error) {
+	t, err := peekType(payload)
+	if err != nil {
+		return nil, err
+	}
+	spec, ok := specs[t]
+	if !ok {
+		return nil, jsonErr(0, fmt.Sprintf("unknown message type %q", t))
+	}
+	d := decoderPool.Get().(*jsonDecoder)
+	defer decoderPool.Put(d)
+	d.reset(payload)
+	var f fields
+	if err := d.readObject(spec.allowed, &f); err != nil {
+		return nil, err
+	}
+	if missing := spec.required &^ f.present; missing != 0 {
+		return nil, jsonErr(len(payload), fmt.Sprintf("%s: missing field %q", t, fieldNames[lowestBit(missing)]))
+	}
+	if bad := spec.required &^ spec.nullable & f.null; bad != 0 {
+		return nil, jsonErr(len(payload), fmt.Sprintf("%s: field %q must not be null", t, fieldNames[lowestBit(bad)]))
+	}
+	return spec.build(&f), nil
+}
+
+func jsonErr(off int, detail string) error {
+	return decodeErr("json message", off, ErrInvalidJSON, detail)
+}
+
+// field identifies one JSON member name across all message types.
+type field uint8
+
+const (
+	fTenantID field = iota
+	fToken
+	fClientFlags
+	fServerFlags
+	fNamespace
+	fStream
+	fCache
+	fKey
+	fPayload
+	fPayloads
+	fValue
+	fRequestID
+	fAck
+	fSubscriptionID
+	fStart
+	fOffset
+	fBaseOffset
+	fTTLMs
+	fMessage
+	fReason
+	fRequested
+	fAvailable
+	numFields
+)
+
+type fieldMask uint32
+
+func bit(fs ...field) fieldMask {
+	var m fieldMask
+	for _, f := range fs {
+		m |= 1 << f
+	}
+	return m
+}
+
+func lowestBit(m fieldMask) field {
+	for i := field(0); i < numFields; i++ {
+		if m&(1<<i) != 0 {
+			return i
+		}
+	}
+	return numFields
+}
+
+var fieldNames = [numFields + 1]string{
+	fTenantID: "tenant_id", fToken: "token", fClientFlags: "client_flags",
+	fServerFlags: "server_flags", fNamespace: "namespace", fStream: "stream",
+	fCache: "cache", fKey: "key", fPayload: "payload", fPayloads: "payloads",
+	fValue: "value", fRequestID: "request_id", fAck: "ack",
+	fSubscriptionID: "subscription_id", fStart: "start", fOffset: "offset",
+	fBaseOffset: "base_offset", fTTLMs: "ttl_ms", fMessage: "message",
+	fReason: "reason", fRequested: "requested", fAvailable: "available",
+	numFields: "?",
+}
+
+func fieldByName(name []byte) (field, bool) {
+	for i, n := range fieldNames[:numFields] {
+		if string(name) == n {
+			return field(i), true
+		}
+	}
+	return 0, false
+}
+
+// fields holds every decodable member; present marks keys seen, null marks
+// keys whose value was JSON null.
+type fields struct {
+	present, null fieldMask
+	str           [numFields]string
+	num           [numFields]uint64
+	payload       []byte
+	value         []byte
+	payloads      [][]byte
+	ack           AckMode
+	start         StartPosition
+}
+
+func (f *fields) optU64(id field) *uint64 {
+	if f.present&^f.null&(1<<id) == 0 {
+		return nil
+	}
+	v := f.num[id]
+	return &v
+}
+
+func (f *fields) optAck() *AckMode {
+	if f.present&^f.null&(1<<fAck) == 0 {
+		return nil
+	}
+	a := f.ack
+	return &a
+}
+
+type msgSpec struct {
+	allowed, required, nullable fieldMask
+	build                       func(f *fields) Message
+}
+
+var (
+	scope3     = bit(fTenantID, fNamespace, fStream)
+	cacheScope = bit(fTenantID, fNamespace, fCache, fKey)
+)
+
+var specs = map[MsgType]msgSpec{
+	TypeAuth: {allowed: bit(fTenantID, fToken, fClientFlags), required: bit(fTenantID, fToken),
+		build: func(f *fields) Message {
+			m := &Auth{TenantID: f.str[fTenantID], Token: f.str[fToken]}
+			if v := f.optU64(fClientFlags); v != nil {
+				m.ClientFlags = U16(uint16(*v))
+			}
+			return m
+		}},
+	TypeAuthOK: {allowed: bit(fServerFlags), required: bit(fServerFlags),
+		build: func(f *fields) Message { return &AuthOK{ServerFlags: uint16(f.num[fServerFlags])} }},
+	TypePublish: {allowed: scope3 | bit(fPayload, fRequestID, fAck), required: scope3 | bit(fPayload),
+		build: func(f *fields) Message {
+			return &Publish{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Stream: f.str[fStream],
+				Payload: f.payload, RequestID: f.optU64(fRequestID), Ack: f.optAck()}
+		}},
+	TypePublishBatch: {allowed: scope3 | bit(fPayloads, fRequestID, fAck), required: scope3 | bit(fPayloads),
+		build: func(f *fields) Message {
+			return &PublishBatch{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Stream: f.str[fStream],
+				Payloads: f.payloads, RequestID: f.optU64(fRequestID), Ack: f.optAck()}
+		}},
+	TypeSubscribe: {allowed: scope3 | bit(fSubscriptionID, fStart), required: scope3,
+		build: func(f *fields) Message {
+			m := &Subscribe{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Stream: f.str[fStream],
+				SubscriptionID: f.optU64(fSubscriptionID)}
+			if f.present&^f.null&bit(fStart) != 0 {
+				s := f.start
+				m.Start = &s
+			}
+			return m
+		}},
+	TypeSubscribed: {allowed: bit(fSubscriptionID), required: bit(fSubscriptionID),
+		build: func(f *fields) Message { return &Subscribed{SubscriptionID: f.num[fSubscriptionID]} }},
+	TypeEventStreamHello: {allowed: bit(fSubscriptionID), required: bit(fSubscriptionID),
+		build: func(f *fields) Message { return &EventStreamHello{SubscriptionID: f.num[fSubscriptionID]} }},
+	TypeEvent: {allowed: scope3 | bit(fPayload, fOffset), required: scope3 | bit(fPayload),
+		build: func(f *fields) Message {
+			return &Event{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Stream: f.str[fStream],
+				Payload: f.payload, Offset: f.optU64(fOffset)}
+		}},
+	TypeEventBatch: {allowed: scope3 | bit(fPayloads, fBaseOffset), required: scope3 | bit(fPayloads),
+		build: func(f *fields) Message {
+			return &EventBatch{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Stream: f.str[fStream],
+				Payloads: f.payloads, BaseOffset: f.optU64(fBaseOffset)}
+		}},
+	TypeCachePut: {allowed: cacheScope | bit(fValue, fRequestID, fTTLMs), required: cacheScope | bit(fValue),
+		build: func(f *fields) Message {
+			return &CachePut{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Cache: f.str[fCache],
+				Key: f.str[fKey], Value: f.value, RequestID: f.optU64(fRequestID), TTLMs: f.optU64(fTTLMs)}
+		}},
+	TypeCacheGet: {allowed: cacheScope | bit(fRequestID), required: cacheScope,
+		build: func(f *fields) Message {
+			return &CacheGet{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Cache: f.str[fCache],
+				Key: f.str[fKey], RequestID: f.optU64(fRequestID)}
+		}},
+	TypeCacheValue: {allowed: cacheScope | bit(fValue, fRequestID), required: cacheScope | bit(fValue), nullable: bit(fValue),
+		build: func(f *fields) Message {
+			m := &CacheValue{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Cache: f.str[fCache],
+				Key: f.str[fKey], RequestID: f.optU64(fRequestID)}
+			if f.null&bit(fValue) == 0 {
+				m.Value = f.value
+			}
+			return m
+		}},
+	TypeCacheOK: {allowed: bit(fRequestID), required: bit(fRequestID),
+		build: func(f *fields) Message { return &CacheOK{RequestID: f.num[fRequestID]} }},
+	TypePublishOK: {allowed: bit(fRequestID), required: bit(fRequestID),
+		build: func(f *fields) Message { return &PublishOK{RequestID: f.num[fRequestID]} }},
+	TypePublishError: {allowed: bit(fRequestID, fMessage), required: bit(fRequestID, fMessage),
+		build: func(f *fields) Message {
+			return &PublishError{RequestID: f.num[fRequestID], Message: f.str[fMessage]}
+		}},
+	TypeOK: {build: func(*fields) Message { return &OK{} }},
+	TypeError: {allowed: bit(fMessage), required: bit(fMessage),
+		build: func(f *fields) Message { return &ErrorMessage{Message: f.str[fMessage]} }},
+	TypeSubscribeCursorError: {allowed: bit(fReason, fRequested, fAvailable), required: bit(fReason, fRequested, fAvailable),
+		build: func(f *fields) Message {
+			return &SubscribeCursorError{Reason: CursorErrorReason(f.str[fReason]),
+				Requested: f.num[fRequested], Available: f.num[fAvailable]}
+		}},
+}
+
+var typePrefix = []byte(`{"type":"`)
+
+// peekType finds the "type" tag: directly when the object starts with it
+// (as every encoder writes it), otherwise with a scan of the members.
+func peekType(payload []byte) (MsgType, error) {
+	if rest, ok := bytes.CutPrefix(payload, typePrefix); ok {
+		if i := bytes.IndexByte(rest, '"'); i > 0 && bytes.IndexByte(rest[:i], '\\') < 0 {
+			return MsgType(rest[:i]), nil
+		}
+	}
+	d := decoderPool.Get().(*jsonDecoder)
+	defer decoderPool.Put(d)
+	d.reset(payload)
+	if err := d.expect('{'); err != nil {
+		return "", err
+	}
+	for d.dec.PeekKind() == '"' {
+		name, err := d.dec.ReadToken()
+		if err != nil {
+			return "", d.wrap(err)
+		}
+		if name.String() != "type" {
+			if err := d.dec.SkipValue(); err != nil {
+				return "", d.wrap(err)
+			}
+			continue
+		}
+		v, err := d.dec.ReadToken()
+		if err != nil {
+			return "", d.wrap(err)
+		}
+		if v.Kind() != '"' {
+			return "", jsonErr(int(d.dec.InputOffset()), "type must be a string")
+		}
+		return MsgType(v.String()), nil
+	}
+	return "", jsonErr(int(d.dec.InputOffset()), `missing field "type"`)
+}
+
+type jsonDecoder struct {
+	buf bytes.Buffer
+	dec *jsontext.Decoder
+	tmp []byte
+}
+
+var decoderPool = sync.Pool{New: func() any {
+	d := &jsonDecoder{}
+	d.dec = jsontext.NewDecoder(&d.buf)
+	return d
+}}
+
+func (d *jsonDecoder) reset(payload []byte) {
+	d.buf.Reset()
+	d.buf.Write(payload)
+	d.dec.Reset(&d.buf)
+}
+
+func (d *jsonDecoder) wrap(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return jsonErr(int(d.dec.InputOffset()), "unexpected end of input")
+	}
+	return jsonErr(int(d.dec.InputOffset()), err.Error())
+}
+
+func (d *jsonDecoder) expect(kind jsontext.Kind) error {
+	tok, err := d.dec.ReadToken()
+	if err != nil {
+		return d.wrap(err)
+	}
+	if tok.Kind() != kind {
+		return jsonErr(int(d.dec.InputOffset()), fmt.Sprintf("expected %v, got %v", kind, tok.Kind()))
+	}
+	return nil
+}
+
+// readObject decodes the top-level object, keeping the allowed fields.
+func (d *jsonDecoder) readObject(allowed fieldMask, f *fields) error {
+	if err := d.expect('{'); err != nil {
+		return err
+	}
+	for d.dec.PeekKind() == '"' {
+		name, err := d.dec.ReadValue()
+		if err != nil {
+			return d.wrap(err)
+		}
+		id, known := fieldByName(unquoteName(name))
+		if !known || allowed&(1<<id) == 0 {
+			// "type" and unknown members; jsontext already rejected duplicates.
+			if err := d.dec.SkipValue(); err != nil {
+				return d.wrap(err)
+			}
+			continue
+		}
+		if err := d.readField(id, f); err != nil {
+			return err
+		}
+		f.present |= 1 << id
+	}
+	if err := d.expect('}'); err != nil {
+		return err
+	}
+	if _, err := d.dec.ReadToken(); err != io.EOF {
+		return jsonErr(int(d.dec.InputOffset()), "trailing data after message")
+	}
+	return nil
+}
+
+// unquoteName returns the bytes of a name without quotes; names with
+// escapes never match a field (the reference does not produce them).
+func unquoteName(v jsontext.Value) []byte {
+	if len(v) >= 2 && bytes.IndexByte(v, '\\') < 0 {
+		return v[1 : len(v)-1]
+	}
+	return nil
+}
+
+func (d *jsonDecoder) readField(id field, f *fields) error {
+	if d.dec.PeekKind() == 'n' {
+		if _, err := d.dec.ReadToken(); err != nil {
+			return d.wrap(err)
+		}
+		f.null |= 1 << id
+		return nil
+	}
+	switch id {
+	case fTenantID, fToken, fNamespace, fStream, fCache, fKey, fMessage, fReason:
+		s, err := d.readString(id)
+		if err != nil {
+			return err
+		}
+		if id == fReason && s != string(CursorTooOld) && s != string(CursorInFuture) {
+			return jsonErr(int(d.dec.InputOffset()), fmt.Sprintf("unknown reason %q", s))
+		}
+		f.str[id] = s
+	case fClientFlags, fServerFlags:
+		v, err := d.readUint(id)
+		if err != nil {
+			return err
+		}
+		if v > 0xFFFF {
+			return jsonErr(int(d.dec.InputOffset()), fieldNames[id]+" out of range for u16")
+		}
+		f.num[id] = v
+	case fRequestID, fSubscriptionID, fOffset, fBaseOffset, fTTLMs, fRequested, fAvailable:
+		v, err := d.readUint(id)
+		if err != nil {
+			return err
+		}
+		f.num[id] = v
+	case fPayload, fValue:
+		b, err := d.readBase64(id)
+		if err != nil {
+			return err
+		}
+		if id == fPayload {
+			f.payload = b
+		} else {
+			f.value = b
+		}
+	case fPayloads:
+		return d.readBase64List(f)
+	case fAck:
+		s, err := d.readString(id)
+		if err != nil {
+			return err
+		}
+		a, ok := ParseAckMode(s)
+		if !ok {
+			return jsonErr(int(d.dec.InputOffset()), fmt.Sprintf("unknown ack mode %q", s))
+		}
+		f.ack = a
+	case fStart:
+		return d.readStart(f)
+	}
+	return nil
+}
+
+func (d *jsonDecoder) readString(id field) (string, error) {
+	tok, err := d.dec.ReadToken()
+	if err != nil {
+		return "", d.wrap(err)
+	}
+	if tok.Kind() != '"' {
+		return "", jsonErr(int(d.dec.InputOffset()), fieldNames[id]+" must be a string")
+	}
+	return tok.String(), nil
+}
+
+// readUint accepts only a JSON integer literal that fits in a u64.
+func (d *jsonDecoder) readUint(id field) (uint64, error) {
+	v, err := d.dec.ReadValue()
+	if err != nil {
+		return 0, d.wrap(err)
+	}
+	n, ok := parseUint(v)
+	if !ok {
+		return 0, jsonErr(int(d.dec.InputOffset()), fmt.Sprintf("%s must be an unsigned integer, got %.32s", fieldNames[id], v))
+	}
+	return n, nil
+}
+
+func parseUint(v []byte) (uint64, bool) {
+	if len(v) == 0 || len(v) > 20 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (^uint64(0)-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	return n, true
+}
+
+var strictB64 = base64.StdEncoding.Strict()
+
+// readBase64 decodes a standard padded base64 string into a new slice
+// (never nil, so an empty value stays distinct from null).
+func (d *jsonDecoder) readBase64(id field) ([]byte, error) {
+	v, err := d.dec.ReadValue()
+	if err != nil {
+		return nil, d.wrap(err)
+	}
+	if v.Kind() != '"' {
+		return nil, jsonErr(int(d.dec.InputOffset()), fieldNames[id]+" must be a base64 string")
+	}
+	raw := v[1 : len(v)-1]
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		d.tmp, err = jsontext.AppendUnquote(d.tmp[:0], v)
+		if err != nil {
+			return nil, jsonErr(int(d.dec.InputOffset()), err.Error())
+		}
+		raw = d.tmp
+	}
+	// Go's decoder skips \r and \n; the reference rejects them.
+	if bytes.IndexAny(raw, "\r\n") >= 0 {
+		return nil, jsonErr(int(d.dec.InputOffset()), fieldNames[id]+": invalid base64")
+	}
+	out := make([]byte, strictB64.DecodedLen(len(raw)))
+	n, err := strictB64.Decode(out, raw)
+	if err != nil {
+		return nil, jsonErr(int(d.dec.InputOffset()), fieldNames[id]+": invalid base64: "+err.Error())
+	}
+	return out[:n], nil
+}
+
+func (d *jsonDecoder) readBase64List(f *fields) error {
+	if err := d.expect('['); err != nil {
+		return err
+	}
+	list := [][]byte{}
+	for d.dec.PeekKind() != ']' {
+		b, err := d.readBase64(fPayloads)
+		if err != nil {
+			return err
+		}
+		list = append(list, b)
+	}
+	if err := d.expect(']'); err != nil {
+		return err
+	}
+	f.payloads = list
+	return nil
+}
+
+// readStart decodes "latest", "earliest" or {"offset":N}.
+func (d *jsonDecoder) readStart(f *fields) error {
+	switch d.dec.PeekKind() {
+	case '"':
+		s, err := d.readString(fStart)
+		if err != nil {
+			return err
+		}
+		switch s {
+		case "latest":
+			f.start = StartPosition{Kind: StartLatest}
+		case "earliest":
+			f.start = StartPosition{Kind: StartEarliest}
+		default:
+			return jsonErr(int(d.dec.InputOffset()), fmt.Sprintf("unknown start %q", s))
+		}
+		return nil
+	case '{':
+		if err := d.expect('{'); err != nil {
+			return err
+		}
+		name, err := d.dec.ReadToken()
+		if err != nil {
+			return d.wrap(err)
+		}
+		if name.String() != "offset" {
+			return jsonErr(int(d.dec.InputOffset()), fmt.Sprintf("unknown start variant %q", name.String()))
+		}
+		n, err := d.readUint(fOffset)
+		if err != nil {
+			return err
+		}
+		if err := d.expect('}'); err != nil {
+			return err
+		}
+		f.start = StartPosition{Kind: StartOffset, Offset: n}
+		return nil
+	}
+	return jsonErr(int(d.dec.InputOffset()), "start must be \"latest\", \"earliest\" or {\"offset\":N}")
+}

@@ -1,0 +1,241 @@
+package wire
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strconv"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// AppendMessage appends the JSON encoding of m to dst. The output is
+// byte-identical to the reference (serde_json compact): "type" first, then
+// the fields in declaration order, optional fields omitted when nil, binary
+// fields as standard padded base64, integers as numbers. Strings with
+// invalid UTF-8 are rejected.
+func AppendMessage(dst []byte, m Message) ([]byte, error) {
+	e := encoder{buf: dst}
+	e.buf = append(e.buf, `{"type":"`...)
+	e.buf = append(e.buf, m.Type()...)
+	e.buf = append(e.buf, '"')
+	m.appendFields(&e)
+	e.buf = append(e.buf, '}')
+	if e.err != nil {
+		return dst, fmt.Errorf("encode %s: %w", m.Type(), e.err)
+	}
+	return e.buf, nil
+}
+
+// AppendMessageFrame appends a complete frame (header, flags 0) holding the
+// JSON encoding of m.
+func AppendMessageFrame(dst []byte, m Message) ([]byte, error) {
+	at := len(dst)
+	dst = AppendHeader(dst, 0, 0)
+	out, err := AppendMessage(dst, m)
+	if err != nil {
+		return dst[:at], err
+	}
+	putLength(out, at)
+	return out, nil
+}
+
+// EncodeMessage returns the JSON payload of m in a new slice.
+func EncodeMessage(m Message) ([]byte, error) { return AppendMessage(nil, m) }
+
+type encoder struct {
+	buf []byte
+	err error
+}
+
+func (e *encoder) key(name string) {
+	e.buf = append(e.buf, ',', '"')
+	e.buf = append(e.buf, name...)
+	e.buf = append(e.buf, '"', ':')
+}
+
+func (e *encoder) str(name, v string) {
+	e.key(name)
+	b, err := jsontext.AppendQuote(e.buf, v)
+	if err != nil && e.err == nil {
+		e.err = fmt.Errorf("field %s: %w", name, ErrInvalidUTF8)
+	}
+	e.buf = b
+}
+
+func (e *encoder) u64(name string, v uint64) {
+	e.key(name)
+	e.buf = strconv.AppendUint(e.buf, v, 10)
+}
+
+func (e *encoder) optU64(name string, v *uint64) {
+	if v != nil {
+		e.u64(name, *v)
+	}
+}
+
+func (e *encoder) b64(name string, v []byte) {
+	e.key(name)
+	e.quotedB64(v)
+}
+
+func (e *encoder) quotedB64(v []byte) {
+	e.buf = append(e.buf, '"')
+	e.buf = base64.StdEncoding.AppendEncode(e.buf, v)
+	e.buf = append(e.buf, '"')
+}
+
+func (e *encoder) b64List(name string, vs [][]byte) {
+	e.key(name)
+	e.buf = append(e.buf, '[')
+	for i, v := range vs {
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		e.quotedB64(v)
+	}
+	e.buf = append(e.buf, ']')
+}
+
+func (e *encoder) optAck(v *AckMode) {
+	if v == nil {
+		return
+	}
+	switch *v {
+	case AckNone, AckPerMessage, AckPerBatch:
+		e.key("ack")
+		e.buf = append(e.buf, '"')
+		e.buf = append(e.buf, v.String()...)
+		e.buf = append(e.buf, '"')
+	default:
+		if e.err == nil {
+			e.err = fmt.Errorf("field ack: %w (%d)", ErrInvalidAckMode, uint8(*v))
+		}
+	}
+}
+
+func (e *encoder) scope3(t, ns, s string) {
+	e.str("tenant_id", t)
+	e.str("namespace", ns)
+	e.str("stream", s)
+}
+
+func (e *encoder) cacheScope(t, ns, c, k string) {
+	e.str("tenant_id", t)
+	e.str("namespace", ns)
+	e.str("cache", c)
+	e.str("key", k)
+}
+
+func (m *Auth) appendFields(e *encoder) {
+	e.str("tenant_id", m.TenantID)
+	e.str("token", m.Token)
+	if m.ClientFlags != nil {
+		e.u64("client_flags", uint64(*m.ClientFlags))
+	}
+}
+
+func (m *AuthOK) appendFields(e *encoder) { e.u64("server_flags", uint64(m.ServerFlags)) }
+
+func (m *Publish) appendFields(e *encoder) {
+	e.scope3(m.TenantID, m.Namespace, m.Stream)
+	e.b64("payload", m.Payload)
+	e.optU64("request_id", m.RequestID)
+	e.optAck(m.Ack)
+}
+
+func (m *PublishBatch) appendFields(e *encoder) {
+	e.scope3(m.TenantID, m.Namespace, m.Stream)
+	e.b64List("payloads", m.Payloads)
+	e.optU64("request_id", m.RequestID)
+	e.optAck(m.Ack)
+}
+
+func (m *Subscribe) appendFields(e *encoder) {
+	e.scope3(m.TenantID, m.Namespace, m.Stream)
+	e.optU64("subscription_id", m.SubscriptionID)
+	if m.Start != nil {
+		e.key("start")
+		switch m.Start.Kind {
+		case StartLatest:
+			e.buf = append(e.buf, `"latest"`...)
+		case StartEarliest:
+			e.buf = append(e.buf, `"earliest"`...)
+		case StartOffset:
+			e.buf = append(e.buf, `{"offset":`...)
+			e.buf = strconv.AppendUint(e.buf, m.Start.Offset, 10)
+			e.buf = append(e.buf, '}')
+		default:
+			if e.err == nil {
+				e.err = fmt.Errorf("field start: unknown kind %d", m.Start.Kind)
+			}
+		}
+	}
+}
+
+func (m *Subscribed) appendFields(e *encoder)       { e.u64("subscription_id", m.SubscriptionID) }
+func (m *EventStreamHello) appendFields(e *encoder) { e.u64("subscription_id", m.SubscriptionID) }
+
+func (m *Event) appendFields(e *encoder) {
+	e.scope3(m.TenantID, m.Namespace, m.Stream)
+	e.b64("payload", m.Payload)
+	e.optU64("offset", m.Offset)
+}
+
+func (m *EventBatch) appendFields(e *encoder) {
+	e.scope3(m.TenantID, m.Namespace, m.Stream)
+	e.b64List("payloads", m.Payloads)
+	e.optU64("base_offset", m.BaseOffset)
+}
+
+func (m *CachePut) appendFields(e *encoder) {
+	e.cacheScope(m.TenantID, m.Namespace, m.Cache, m.Key)
+	e.b64("value", m.Value)
+	e.optU64("request_id", m.RequestID)
+	if m.TTLMs != nil {
+		e.u64("ttl_ms", *m.TTLMs)
+	} else {
+		e.key("ttl_ms")
+		e.buf = append(e.buf, "null"...)
+	}
+}
+
+func (m *CacheGet) appendFields(e *encoder) {
+	e.cacheScope(m.TenantID, m.Namespace, m.Cache, m.Key)
+	e.optU64("request_id", m.RequestID)
+}
+
+func (m *CacheValue) appendFields(e *encoder) {
+	e.cacheScope(m.TenantID, m.Namespace, m.Cache, m.Key)
+	if m.Value == nil {
+		e.key("value")
+		e.buf = append(e.buf, "null"...)
+	} else {
+		e.b64("value", m.Value)
+	}
+	e.optU64("request_id", m.RequestID)
+}
+
+func (m *CacheOK) appendFields(e *encoder)   { e.u64("request_id", m.RequestID) }
+func (m *PublishOK) appendFields(e *encoder) { e.u64("request_id", m.RequestID) }
+
+func (m *PublishError) appendFields(e *encoder) {
+	e.u64("request_id", m.RequestID)
+	e.str("message", m.Message)
+}
+
+func (m *OK) appendFields(*encoder) {}
+
+func (m *ErrorMessage) appendFields(e *encoder) { e.str("message", m.Message) }
+
+func (m *SubscribeCursorError) appendFields(e *encoder) {
+	switch m.Reason {
+	case CursorTooOld, CursorInFuture:
+		e.str("reason", string(m.Reason))
+	default:
+		if e.err == nil {
+			e.err = fmt.Errorf("field reason: unknown cursor error reason %q", m.Reason)
+		}
+	}
+	e.u64("requested", m.Requested)
+	e.u64("available", m.Available)
+}

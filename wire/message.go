@@ -1,0 +1,229 @@
+package wire
+
+import "fmt"
+
+// MsgType is the "type" tag of a JSON message.
+type MsgType string
+
+// The JSON message types of felix-wire v1.
+const (
+	TypeAuth                 MsgType = "auth"
+	TypeAuthOK               MsgType = "auth_ok"
+	TypePublish              MsgType = "publish"
+	TypePublishBatch         MsgType = "publish_batch"
+	TypeSubscribe            MsgType = "subscribe"
+	TypeSubscribed           MsgType = "subscribed"
+	TypeEventStreamHello     MsgType = "event_stream_hello"
+	TypeEvent                MsgType = "event"
+	TypeEventBatch           MsgType = "event_batch"
+	TypeCachePut             MsgType = "cache_put"
+	TypeCacheGet             MsgType = "cache_get"
+	TypeCacheValue           MsgType = "cache_value"
+	TypeCacheOK              MsgType = "cache_ok"
+	TypePublishOK            MsgType = "publish_ok"
+	TypePublishError         MsgType = "publish_error"
+	TypeOK                   MsgType = "ok"
+	TypeError                MsgType = "error"
+	TypeSubscribeCursorError MsgType = "subscribe_cursor_error"
+)
+
+// Message is one JSON message. The concrete types are the structs below;
+// optional fields are pointers and are omitted from the encoding when nil
+// (except where the reference always writes them, noted per field).
+type Message interface {
+	Type() MsgType
+	appendFields(e *encoder)
+}
+
+// AckMode says which acknowledgement a publish asks for.
+type AckMode uint8
+
+// Ack modes. The binary acked-publish prefix encodes PerMessage as 1 and
+// PerBatch as 2; None has no binary encoding (use a plain publish batch).
+const (
+	AckNone       AckMode = 0
+	AckPerMessage AckMode = 1
+	AckPerBatch   AckMode = 2
+)
+
+func (a AckMode) String() string {
+	switch a {
+	case AckNone:
+		return "none"
+	case AckPerMessage:
+		return "per_message"
+	case AckPerBatch:
+		return "per_batch"
+	}
+	return fmt.Sprintf("ack_mode(%d)", uint8(a))
+}
+
+// ParseAckMode parses the JSON spelling of an ack mode.
+func ParseAckMode(s string) (AckMode, bool) {
+	switch s {
+	case "none":
+		return AckNone, true
+	case "per_message":
+		return AckPerMessage, true
+	case "per_batch":
+		return AckPerBatch, true
+	}
+	return 0, false
+}
+
+// StartKind selects where a subscription starts.
+type StartKind uint8
+
+// Start positions: the tail (default), the oldest retained record, or an
+// exact offset.
+const (
+	StartLatest StartKind = iota
+	StartEarliest
+	StartOffset
+)
+
+// StartPosition is subscribe.start: "latest", "earliest" or {"offset":N}.
+type StartPosition struct {
+	Kind   StartKind
+	Offset uint64 // used when Kind == StartOffset
+}
+
+// CursorErrorReason is subscribe_cursor_error.reason.
+type CursorErrorReason string
+
+// Cursor error reasons.
+const (
+	CursorTooOld   CursorErrorReason = "too_old"
+	CursorInFuture CursorErrorReason = "in_future"
+)
+
+// Auth is the first frame on every client-opened stream.
+type Auth struct {
+	TenantID    string
+	Token       string
+	ClientFlags *uint16 // capability offer; nil for a legacy client
+}
+
+// AuthOK answers an Auth that carried ClientFlags.
+type AuthOK struct{ ServerFlags uint16 }
+
+// Publish publishes one payload. A nil Ack means per_message to the broker.
+type Publish struct {
+	TenantID, Namespace, Stream string
+	Payload                     []byte
+	RequestID                   *uint64
+	Ack                         *AckMode
+}
+
+// PublishBatch publishes several payloads. A nil Ack means per_batch.
+type PublishBatch struct {
+	TenantID, Namespace, Stream string
+	Payloads                    [][]byte
+	RequestID                   *uint64
+	Ack                         *AckMode
+}
+
+// Subscribe asks for a subscription to a stream.
+type Subscribe struct {
+	TenantID, Namespace, Stream string
+	SubscriptionID              *uint64
+	Start                       *StartPosition // nil means latest
+}
+
+// Subscribed answers a successful Subscribe.
+type Subscribed struct{ SubscriptionID uint64 }
+
+// EventStreamHello is the first frame on a broker-opened event stream.
+type EventStreamHello struct{ SubscriptionID uint64 }
+
+// Event is one delivered event (defined by the protocol; the reference
+// broker delivers binary batches instead).
+type Event struct {
+	TenantID, Namespace, Stream string
+	Payload                     []byte
+	Offset                      *uint64
+}
+
+// EventBatch is a JSON batch of events (defined; not emitted by brokers).
+type EventBatch struct {
+	TenantID, Namespace, Stream string
+	Payloads                    [][]byte
+	BaseOffset                  *uint64
+}
+
+// CachePut stores a value. TTLMs is always encoded (null when nil = no
+// expiry).
+type CachePut struct {
+	TenantID, Namespace, Cache, Key string
+	Value                           []byte
+	RequestID                       *uint64
+	TTLMs                           *uint64
+}
+
+// CacheGet reads a value.
+type CacheGet struct {
+	TenantID, Namespace, Cache, Key string
+	RequestID                       *uint64
+}
+
+// CacheValue answers CacheGet. Value is always encoded: nil encodes as null
+// (a miss); a hit with an empty value must be a non-nil empty slice.
+type CacheValue struct {
+	TenantID, Namespace, Cache, Key string
+	Value                           []byte
+	RequestID                       *uint64
+}
+
+// CacheOK answers a CachePut that carried a request id.
+type CacheOK struct{ RequestID uint64 }
+
+// PublishOK acknowledges a JSON publish.
+type PublishOK struct{ RequestID uint64 }
+
+// PublishError rejects a JSON publish.
+type PublishError struct {
+	RequestID uint64
+	Message   string
+}
+
+// OK is the generic success reply.
+type OK struct{}
+
+// ErrorMessage is the generic error reply ({"type":"error"}).
+type ErrorMessage struct{ Message string }
+
+// SubscribeCursorError rejects a subscribe whose start is out of range.
+// Available is the oldest retained offset (too_old) or the tail (in_future).
+type SubscribeCursorError struct {
+	Reason    CursorErrorReason
+	Requested uint64
+	Available uint64
+}
+
+func (*Auth) Type() MsgType                 { return TypeAuth }
+func (*AuthOK) Type() MsgType               { return TypeAuthOK }
+func (*Publish) Type() MsgType              { return TypePublish }
+func (*PublishBatch) Type() MsgType         { return TypePublishBatch }
+func (*Subscribe) Type() MsgType            { return TypeSubscribe }
+func (*Subscribed) Type() MsgType           { return TypeSubscribed }
+func (*EventStreamHello) Type() MsgType     { return TypeEventStreamHello }
+func (*Event) Type() MsgType                { return TypeEvent }
+func (*EventBatch) Type() MsgType           { return TypeEventBatch }
+func (*CachePut) Type() MsgType             { return TypeCachePut }
+func (*CacheGet) Type() MsgType             { return TypeCacheGet }
+func (*CacheValue) Type() MsgType           { return TypeCacheValue }
+func (*CacheOK) Type() MsgType              { return TypeCacheOK }
+func (*PublishOK) Type() MsgType            { return TypePublishOK }
+func (*PublishError) Type() MsgType         { return TypePublishError }
+func (*OK) Type() MsgType                   { return TypeOK }
+func (*ErrorMessage) Type() MsgType         { return TypeError }
+func (*SubscribeCursorError) Type() MsgType { return TypeSubscribeCursorError }
+
+// U64 returns a pointer to v, for optional fields.
+func U64(v uint64) *uint64 { return &v }
+
+// U16 returns a pointer to v, for optional fields.
+func U16(v uint16) *uint16 { return &v }
+
+// Ack returns a pointer to a, for optional fields.
+func Ack(a AckMode) *AckMode { return &a }

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Writes wire/testdata/vectors/*.json from the felix-wire v1 spec.
+
+Independent of the Go codec on purpose: the bytes come from Python's json
+escaping rules matched to serde_json (compact, no HTML escaping) and from
+struct.pack for binary layouts, so the Go tests cannot agree with themselves.
+Run: python3 wire/testdata/gen_vectors.py
+"""
+import base64, json, os, struct
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors")
+MAGIC = 0x464C5831
+
+def frame(flags, payload):
+    return struct.pack(">IHHI", MAGIC, 1, flags, len(payload)) + payload
+
+def js(obj):
+    # serde_json compact: no spaces, non-ASCII kept as UTF-8, only " \\ and
+    # control characters escaped (\b \f \n \r \t short forms, others \u00xx).
+    s = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return s.encode("utf-8")
+
+def b64(s):
+    return base64.b64encode(s).decode()
+
+def write(name, **v):
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, name + ".json"), "w") as f:
+        json.dump(dict(name=name, **v), f, indent=2)
+        f.write("\n")
+
+def jvec(name, obj):
+    p = js(obj)
+    write(name, payload_json=p.decode("utf-8"), payload_hex=p.hex(), frame_hex=frame(0, p).hex())
+
+def names(*ss):
+    return b"".join(struct.pack(">H", len(s.encode())) + s.encode() for s in ss)
+
+def batch(payloads):
+    return struct.pack(">I", len(payloads)) + b"".join(struct.pack(">I", len(p)) + p for p in payloads)
+
+# JSON messages, fields in the reference's declaration order.
+jvec("auth_legacy", {"type": "auth", "tenant_id": "acme", "token": "tok"})
+jvec("auth_ok_known_flags", {"type": "auth_ok", "server_flags": 63})
+jvec("publish_acked", {"type": "publish", "tenant_id": "t1", "namespace": "default", "stream": "orders",
+                       "payload": b64(b"\x00\xff\x10"), "request_id": 42, "ack": "per_message"})
+jvec("publish_batch", {"type": "publish_batch", "tenant_id": "t1", "namespace": "default", "stream": "orders",
+                       "payloads": [b64(b"a"), b64(b""), b64(b"xyz")], "request_id": 18446744073709551615, "ack": "per_batch"})
+jvec("publish_batch_no_ack", {"type": "publish_batch", "tenant_id": "t1", "namespace": "default", "stream": "s",
+                              "payloads": [], "ack": "none"})
+jvec("subscribe_offset", {"type": "subscribe", "tenant_id": "t1", "namespace": "default", "stream": "demo",
+                          "subscription_id": 9, "start": {"offset": 100}})
+jvec("subscribe_earliest", {"type": "subscribe", "tenant_id": "t1", "namespace": "default", "stream": "demo",
+                            "start": "earliest"})
+jvec("subscribed", {"type": "subscribed", "subscription_id": 1})
+jvec("event_stream_hello", {"type": "event_stream_hello", "subscription_id": 1})
+jvec("event_offset", {"type": "event", "tenant_id": "t1", "namespace": "default", "stream": "demo",
+                      "payload": b64(b"hi"), "offset": 7})
+jvec("event_batch", {"type": "event_batch", "tenant_id": "t1", "namespace": "default", "stream": "demo",
+                     "payloads": [b64(b"a"), b64(b"bc")], "base_offset": 5})
+jvec("cache_put_no_ttl", {"type": "cache_put", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                          "key": "k", "value": b64(b"v"), "request_id": 3, "ttl_ms": None})
+jvec("cache_get_request_id", {"type": "cache_get", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                              "key": "k", "request_id": 4})
+jvec("cache_value_miss", {"type": "cache_value", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                          "key": "k", "value": None, "request_id": 4})
+jvec("cache_value_empty", {"type": "cache_value", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                           "key": "k", "value": ""})
+jvec("cache_ok", {"type": "cache_ok", "request_id": 3})
+jvec("publish_ok", {"type": "publish_ok", "request_id": 42})
+jvec("publish_error", {"type": "publish_error", "request_id": 42,
+                       "message": "stream not found: tenant=t1 namespace=default stream=x"})
+jvec("subscribe_cursor_error", {"type": "subscribe_cursor_error", "reason": "in_future", "requested": 9999, "available": 0})
+jvec("error_escapes", {"type": "error", "message": "q\" b\\ n\n t\t c\x01 f\x0c <&> é 🦀 /"})
+
+# Binary layouts.
+body = names("t1", "default", "demo") + batch([b"hello", b""])
+write("binary_publish_batch", kind="binary_publish_batch", flags=1, tenant_id="t1", namespace="default",
+      stream="demo", payloads_hex=["68656c6c6f", ""], payload_hex=body.hex(), frame_hex=frame(1, body).hex())
+acked = struct.pack(">QB", 1, 1) + names("t1", "default", "demo") + batch([b"x"])
+write("binary_publish_acked_per_message", kind="binary_acked_publish_batch", flags=9, request_id=1,
+      ack_mode="per_message", tenant_id="t1", namespace="default", stream="demo", payloads_hex=["78"],
+      payload_hex=acked.hex(), frame_hex=frame(9, acked).hex())
+for name, flags, sub, base, ps in [
+        ("event_batch_shared", 0x04, None, None, [b"hello"]),
+        ("event_batch_shared_offsets", 0x24, None, 5, [b"a", b"bc"]),
+        ("event_batch_per_sub", 0x02, 7, None, [b"one", b"two"]),
+        ("event_batch_per_sub_offsets", 0x22, 7, 1000, [b""]),
+        ("event_batch_shared_empty", 0x04, None, None, [])]:
+    p = (struct.pack(">Q", sub) if sub is not None else b"") + \
+        (struct.pack(">Q", base) if base is not None else b"") + batch(ps)
+    v = dict(kind="binary_event_batch", flags=flags, payloads_hex=[x.hex() for x in ps],
+             payload_hex=p.hex(), frame_hex=frame(flags, p).hex())
+    if sub is not None: v["subscription_id"] = sub
+    if base is not None: v["base_offset"] = base
+    write(name, **v)
