@@ -1,0 +1,217 @@
+package broker
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+)
+
+// Broker is the engine: a registry of tenants → namespaces → streams. It is
+// safe for concurrent use. There are no package-level singletons; tests and
+// embedders may run several brokers in one process.
+type Broker struct {
+	opts      Options
+	mu        sync.RWMutex
+	tenants   map[string]map[string]map[string]*Stream // tenant → ns → stream
+	closed    bool
+	nextSubID atomic.Uint64
+}
+
+// New returns an empty broker.
+func New(opts Options) *Broker {
+	return &Broker{opts: opts.withDefaults(), tenants: map[string]map[string]map[string]*Stream{}}
+}
+
+// Options returns the effective options (defaults applied).
+func (b *Broker) Options() Options { return b.opts }
+
+// NextSubscriptionID returns a fresh broker-wide subscription id, from 1.
+func (b *Broker) NextSubscriptionID() uint64 { return b.nextSubID.Add(1) }
+
+// ValidateName checks a tenant, namespace or stream name: non-empty UTF-8,
+// at most 255 bytes, no '/' and no control characters.
+func ValidateName(kind, s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%w: empty %s", ErrInvalidName, kind)
+	case len(s) > 255:
+		return fmt.Errorf("%w: %s longer than 255 bytes", ErrInvalidName, kind)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%w: %s is not UTF-8", ErrInvalidName, kind)
+	case strings.ContainsAny(s, "/\x00\r\n\t"):
+		return fmt.Errorf("%w: %s %q contains '/' or a control character", ErrInvalidName, kind, s)
+	}
+	return nil
+}
+
+// CreateTenant declares a tenant; it is a no-op if it exists.
+func (b *Broker) CreateTenant(tenant string) error {
+	if err := ValidateName("tenant", tenant); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if b.tenants[tenant] == nil {
+		b.tenants[tenant] = map[string]map[string]*Stream{}
+	}
+	return nil
+}
+
+// CreateNamespace declares a namespace of an existing tenant; no-op if it
+// exists.
+func (b *Broker) CreateNamespace(tenant, ns string) error {
+	if err := ValidateName("namespace", ns); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	t := b.tenants[tenant]
+	if t == nil {
+		return fmt.Errorf("create namespace %s/%s: %w", tenant, ns, ErrTenantNotFound)
+	}
+	if t[ns] == nil {
+		t[ns] = map[string]*Stream{}
+	}
+	return nil
+}
+
+// CreateStream declares a stream in an existing namespace and returns it;
+// if it exists, the existing stream is returned.
+func (b *Broker) CreateStream(tenant, ns, name string) (*Stream, error) {
+	if err := ValidateName("stream", name); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.createStreamLocked(StreamKey{tenant, ns, name})
+}
+
+func (b *Broker) createStreamLocked(k StreamKey) (*Stream, error) {
+	if b.closed {
+		return nil, ErrClosed
+	}
+	t := b.tenants[k.Tenant]
+	if t == nil {
+		return nil, fmt.Errorf("create stream %s: %w", k, ErrTenantNotFound)
+	}
+	n := t[k.Namespace]
+	if n == nil {
+		return nil, fmt.Errorf("create stream %s: %w", k, ErrNamespaceNotFound)
+	}
+	if s := n[k.Stream]; s != nil {
+		return s, nil
+	}
+	s := newStream(b, k)
+	n[k.Stream] = s
+	return s, nil
+}
+
+// DeclareStream creates the tenant, namespace and stream as needed.
+func (b *Broker) DeclareStream(tenant, ns, name string) (*Stream, error) {
+	if err := b.CreateTenant(tenant); err != nil {
+		return nil, err
+	}
+	if err := b.CreateNamespace(tenant, ns); err != nil {
+		return nil, err
+	}
+	return b.CreateStream(tenant, ns, name)
+}
+
+// Stream looks a stream up. With AutoCreateStreams an unknown stream (and
+// its tenant and namespace) is created; otherwise a *NotFoundError is
+// returned.
+func (b *Broker) Stream(tenant, ns, name string) (*Stream, error) {
+	b.mu.RLock()
+	s := b.tenants[tenant][ns][name]
+	closed := b.closed
+	b.mu.RUnlock()
+	if s != nil {
+		return s, nil
+	}
+	if closed {
+		return nil, ErrClosed
+	}
+	k := StreamKey{tenant, ns, name}
+	if !b.opts.AutoCreateStreams {
+		return nil, &NotFoundError{Key: k}
+	}
+	if err := ValidateName("tenant", tenant); err != nil {
+		return nil, err
+	}
+	if err := ValidateName("namespace", ns); err != nil {
+		return nil, err
+	}
+	if err := ValidateName("stream", name); err != nil {
+		return nil, err
+	}
+	return b.DeclareStream(tenant, ns, name)
+}
+
+// DeleteStream removes a stream. Its subscriptions end after their queued
+// frames are delivered; later publishes through a held *Stream fail with
+// ErrStreamDeleted.
+func (b *Broker) DeleteStream(tenant, ns, name string) error {
+	b.mu.Lock()
+	s := b.tenants[tenant][ns][name]
+	if s != nil {
+		delete(b.tenants[tenant][ns], name)
+	}
+	b.mu.Unlock()
+	if s == nil {
+		return &NotFoundError{Key: StreamKey{tenant, ns, name}}
+	}
+	s.shutdown(ErrStreamDeleted)
+	return nil
+}
+
+// Streams returns every stream, in no particular order.
+func (b *Broker) Streams() []*Stream {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var out []*Stream
+	for _, t := range b.tenants {
+		for _, n := range t {
+			for _, s := range n {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// Close ends every subscription (after its queued frames) and refuses new
+// work. It is idempotent.
+func (b *Broker) Close() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	b.mu.Unlock()
+	for _, s := range b.Streams() {
+		s.shutdown(ErrClosed)
+	}
+}
+
+// Stats is a point-in-time view of the broker.
+type Stats struct {
+	Streams []StreamStats
+}
+
+// Stats returns counters for every stream and subscription.
+func (b *Broker) Stats() Stats {
+	var st Stats
+	for _, s := range b.Streams() {
+		st.Streams = append(st.Streams, s.Stats())
+	}
+	return st
+}

@@ -1,0 +1,20 @@
+// Package broker is the Felix engine, free of any transport: the registry of
+// tenants, namespaces and streams, per-stream ordering, fanout to bounded
+// per-subscriber queues, and the in-memory replay ring.
+//
+// Data path. Stream.Publish runs in the publisher's goroutine: under the
+// stream lock it assigns offsets, encodes the payloads ONCE into shared
+// felix-wire event-batch frames (split at Options.MaxEventsPerFrame and
+// MaxBytesPerFrame), records them in the replay ring, and hands the same
+// immutable bytes to every subscription's bounded queue. There is no
+// goroutine hop and no per-subscriber copy. A subscription's consumer (the
+// server's writer) drains its queue with NextBatch, which coalesces queued
+// frames into one write bounded by bytes, events and an optional delay.
+//
+// Slow subscribers. Each queue holds at most Options.QueueCapacity frames.
+// Its policy decides what happens when it is full: DropNew discards the new
+// frame, DropOld discards the oldest queued frame, Block makes the publisher
+// wait (throttling the whole stream, by design). Every dropped event is
+// counted per subscription (Subscription.Stats). Under the drop policies a
+// publisher never waits for a subscriber.
+package broker

@@ -1,0 +1,47 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors; the typed errors below wrap them.
+var (
+	ErrStreamNotFound    = errors.New("stream not found")
+	ErrTenantNotFound    = errors.New("tenant not found")
+	ErrNamespaceNotFound = errors.New("namespace not found")
+	ErrStreamDeleted     = errors.New("stream deleted")
+	ErrClosed            = errors.New("broker closed")
+	ErrSubscriptionEnded = errors.New("subscription ended")
+	ErrInvalidName       = errors.New("invalid name")
+)
+
+// StreamKey names a stream.
+type StreamKey struct{ Tenant, Namespace, Stream string }
+
+func (k StreamKey) String() string { return k.Tenant + "/" + k.Namespace + "/" + k.Stream }
+
+// NotFoundError reports an unknown stream. Its message is the reference
+// broker's, so the server can send it as is.
+type NotFoundError struct{ Key StreamKey }
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("stream not found: tenant=%s namespace=%s stream=%s", e.Key.Tenant, e.Key.Namespace, e.Key.Stream)
+}
+
+func (e *NotFoundError) Unwrap() error { return ErrStreamNotFound }
+
+// CursorError rejects a subscription start outside the retained range.
+// Available is the oldest retained offset (TooOld) or the tail (in future).
+type CursorError struct {
+	TooOld    bool
+	Requested uint64
+	Available uint64
+}
+
+func (e *CursorError) Error() string {
+	if e.TooOld {
+		return fmt.Sprintf("cursor too old: requested %d, oldest retained %d", e.Requested, e.Available)
+	}
+	return fmt.Sprintf("cursor in future: requested %d, tail %d", e.Requested, e.Available)
+}

@@ -1,0 +1,229 @@
+package broker
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/felixmq/felix/wire"
+)
+
+// Stream is one ordered stream of events. Offsets are assigned from 0 in
+// publish order; every subscriber sees events in offset order.
+type Stream struct {
+	b   *Broker
+	key StreamKey
+
+	mu         sync.Mutex
+	tail       uint64 // next offset
+	ring       ring
+	ended      error // non-nil once deleted or the broker closed
+	offsetSubs int   // subscriptions that want offsets on live frames
+
+	subs atomic.Pointer[[]*Subscription] // copy-on-write, replaced under mu
+
+	published      atomic.Uint64 // events
+	publishedBytes atomic.Uint64
+	publishCalls   atomic.Uint64
+}
+
+func newStream(b *Broker, k StreamKey) *Stream {
+	s := &Stream{b: b, key: k}
+	s.ring.init(b.opts.RingCapacity, b.opts.RingMaxBytes)
+	s.subs.Store(&[]*Subscription{})
+	return s
+}
+
+// Key returns the stream's name.
+func (s *Stream) Key() StreamKey { return s.key }
+
+// Publish appends payloads to the stream in order and hands them to every
+// subscription, returning the offset of the first. The payload bytes are
+// copied (into the shared frames), so the caller may reuse them at once.
+// An empty batch is a no-op. Only subscriptions with the Block policy can
+// make Publish wait; ctx bounds that wait.
+func (s *Stream) Publish(ctx context.Context, payloads [][]byte) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended != nil {
+		return 0, s.ended
+	}
+	base := s.tail
+	if len(payloads) == 0 {
+		return base, nil
+	}
+	subs := *s.subs.Load()
+	opts := &s.b.opts
+	var err error
+	for i := 0; i < len(payloads); {
+		j, size := i, 0
+		for j < len(payloads) && j-i < opts.MaxEventsPerFrame && (j == i || size+len(payloads[j]) <= opts.MaxBytesPerFrame) {
+			size += len(payloads[j])
+			j++
+		}
+		chunk := payloads[i:j]
+		off := base + uint64(i)
+		plain := wire.AppendEventBatchFrame(make([]byte, 0, wire.HeaderSize+4+4*len(chunk)+size), false, 0, chunk)
+		s.ring.pushFrame(off, plain, wire.HeaderSize+4, len(chunk))
+		d := Delivery{Frame: plain, Events: len(chunk), BaseOffset: off}
+		var withOffsets Delivery
+		if s.offsetSubs > 0 {
+			withOffsets = Delivery{Frame: wire.AppendEventBatchFrame(nil, true, off, chunk), Events: len(chunk), BaseOffset: off}
+		}
+		for _, sub := range subs {
+			dd := d
+			if sub.wantOffsets {
+				dd = withOffsets
+			}
+			if e := sub.enqueue(ctx, dd); e != nil && err == nil {
+				err = e
+			}
+		}
+		s.published.Add(uint64(len(chunk)))
+		s.publishedBytes.Add(uint64(size))
+		i = j
+	}
+	s.tail += uint64(len(payloads))
+	s.publishCalls.Add(1)
+	// The events are in the stream whatever err says: err only reports that
+	// a blocking subscription could not take them before ctx ended.
+	return base, err
+}
+
+// Tail returns the next offset to be assigned.
+func (s *Stream) Tail() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tail
+}
+
+// Subscribe registers a subscription. With a start other than latest, the
+// retained events from the start offset are queued first (as per-
+// subscription replay frames), then live events follow with no gap and no
+// duplicate: registration and the backlog snapshot happen under the same
+// lock as publishes.
+func (s *Stream) Subscribe(opts SubscribeOptions) (*Subscription, error) {
+	bo := &s.b.opts
+	s.mu.Lock()
+	if s.ended != nil {
+		s.mu.Unlock()
+		return nil, s.ended
+	}
+	from := s.tail
+	if opts.Start.Kind != wire.StartLatest {
+		oldest := s.ring.oldest(s.tail)
+		switch opts.Start.Kind {
+		case wire.StartEarliest:
+			from = oldest
+		case wire.StartOffset:
+			from = opts.Start.Offset
+		}
+		if from > s.tail {
+			s.mu.Unlock()
+			return nil, &CursorError{Requested: from, Available: s.tail}
+		}
+		if from < oldest {
+			s.mu.Unlock()
+			return nil, &CursorError{TooOld: true, Requested: from, Available: oldest}
+		}
+	}
+	backlog := s.ring.since(from)
+	sub := newSubscription(s, opts, bo)
+	list := append(append(make([]*Subscription, 0, len(*s.subs.Load())+1), *s.subs.Load()...), sub)
+	s.subs.Store(&list)
+	if sub.wantOffsets {
+		s.offsetSubs++
+	}
+	s.mu.Unlock()
+	// Encoding the replay frames needs no lock: ring entries are immutable.
+	sub.backlog = encodeReplay(sub.id, sub.wantOffsets, from, backlog, bo.MaxEventsPerFrame, bo.MaxBytesPerFrame)
+	return sub, nil
+}
+
+func encodeReplay(id uint64, withOffsets bool, from uint64, entries [][]byte, maxEvents, maxBytes int) []Delivery {
+	var out []Delivery
+	for i := 0; i < len(entries); {
+		j, size := i, 0
+		for j < len(entries) && j-i < maxEvents && (j == i || size+len(entries[j]) <= maxBytes) {
+			size += len(entries[j])
+			j++
+		}
+		off := from + uint64(i)
+		out = append(out, Delivery{
+			Frame:      wire.AppendSubEventBatchFrame(nil, id, withOffsets, off, entries[i:j]),
+			Events:     j - i,
+			BaseOffset: off,
+		})
+		i = j
+	}
+	return out
+}
+
+func (s *Stream) remove(sub *Subscription) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := *s.subs.Load()
+	list := make([]*Subscription, 0, len(old))
+	found := false
+	for _, x := range old {
+		if x == sub {
+			found = true
+			continue
+		}
+		list = append(list, x)
+	}
+	if !found {
+		return
+	}
+	s.subs.Store(&list)
+	if sub.wantOffsets {
+		s.offsetSubs--
+	}
+}
+
+// Subscriptions returns the live subscriptions.
+func (s *Stream) Subscriptions() []*Subscription { return *s.subs.Load() }
+
+// shutdown ends the stream: new publishes fail with reason, and every
+// subscription ends once its queue is drained.
+func (s *Stream) shutdown(reason error) {
+	s.mu.Lock()
+	if s.ended != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.ended = reason
+	subs := *s.subs.Load()
+	empty := []*Subscription{}
+	s.subs.Store(&empty)
+	s.offsetSubs = 0
+	s.mu.Unlock()
+	for _, sub := range subs {
+		sub.end(reason)
+	}
+}
+
+// StreamStats are a stream's counters.
+type StreamStats struct {
+	Key            StreamKey
+	Tail           uint64 // next offset
+	Oldest         uint64 // oldest offset retained in the replay ring
+	Published      uint64 // events
+	PublishedBytes uint64
+	PublishCalls   uint64
+	Subscriptions  []SubStats
+}
+
+// Stats returns the stream's counters.
+func (s *Stream) Stats() StreamStats {
+	s.mu.Lock()
+	st := StreamStats{Key: s.key, Tail: s.tail, Oldest: s.ring.oldest(s.tail)}
+	s.mu.Unlock()
+	st.Published = s.published.Load()
+	st.PublishedBytes = s.publishedBytes.Load()
+	st.PublishCalls = s.publishCalls.Load()
+	for _, sub := range *s.subs.Load() {
+		st.Subscriptions = append(st.Subscriptions, sub.Stats())
+	}
+	return st
+}

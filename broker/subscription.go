@@ -1,0 +1,257 @@
+package broker
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/felixmq/felix/wire"
+)
+
+// Delivery is one encoded event-batch frame (header included) queued for a
+// subscription. Frame is shared by every subscription and must not be
+// modified.
+type Delivery struct {
+	Frame      []byte
+	Events     int
+	BaseOffset uint64
+}
+
+// SubscribeOptions configure a subscription. The zero value subscribes at
+// the tail with the broker's default queue.
+type SubscribeOptions struct {
+	// ID is the subscription id; 0 means the broker assigns one.
+	ID uint64
+	// Start is where delivery begins: latest (default), earliest retained,
+	// or an exact offset.
+	Start wire.StartPosition
+	// WantOffsets selects frames carrying base offsets (flag 0x0020).
+	WantOffsets bool
+	// Policy overrides the broker's queue policy when non-nil.
+	Policy *QueuePolicy
+	// QueueCapacity overrides the broker's queue bound (frames) when > 0.
+	QueueCapacity int
+}
+
+// Subscription is one subscriber's bounded queue on a stream.
+type Subscription struct {
+	id          uint64
+	stream      *Stream
+	policy      QueuePolicy
+	wantOffsets bool
+	opts        *Options
+
+	q       chan Delivery
+	backlog []Delivery // replay frames, delivered before q; owned by the consumer
+
+	done      chan struct{} // closed by Close (consumer gone)
+	closeOnce sync.Once
+	ended     chan struct{} // closed when the stream ends (drain, then stop)
+	endOnce   sync.Once
+	endErr    error
+
+	enqueued  atomic.Uint64 // events accepted into the queue
+	dropped   atomic.Uint64 // events dropped by the policy
+	delivered atomic.Uint64 // events handed to the consumer
+}
+
+func newSubscription(s *Stream, o SubscribeOptions, bo *Options) *Subscription {
+	id := o.ID
+	if id == 0 {
+		id = s.b.NextSubscriptionID()
+	}
+	policy := bo.QueuePolicy
+	if o.Policy != nil {
+		policy = *o.Policy
+	}
+	capacity := bo.QueueCapacity
+	if o.QueueCapacity > 0 {
+		capacity = o.QueueCapacity
+	}
+	return &Subscription{
+		id: id, stream: s, policy: policy, wantOffsets: o.WantOffsets, opts: bo,
+		q: make(chan Delivery, capacity), done: make(chan struct{}), ended: make(chan struct{}),
+	}
+}
+
+// ID returns the subscription id.
+func (sub *Subscription) ID() uint64 { return sub.id }
+
+// Stream returns the subscribed stream.
+func (sub *Subscription) Stream() *Stream { return sub.stream }
+
+// enqueue applies the queue policy. Called with the stream lock held.
+func (sub *Subscription) enqueue(ctx context.Context, d Delivery) error {
+	select {
+	case <-sub.done:
+		return nil
+	default:
+	}
+	select {
+	case sub.q <- d:
+		sub.enqueued.Add(uint64(d.Events))
+		return nil
+	default:
+	}
+	switch sub.policy {
+	case DropOld:
+		for range 4 { // the consumer may race us for the freed slot
+			select {
+			case old := <-sub.q:
+				sub.dropped.Add(uint64(old.Events))
+			default:
+			}
+			select {
+			case sub.q <- d:
+				sub.enqueued.Add(uint64(d.Events))
+				return nil
+			default:
+			}
+		}
+	case Block:
+		select {
+		case sub.q <- d:
+			sub.enqueued.Add(uint64(d.Events))
+			return nil
+		case <-sub.done:
+			return nil
+		case <-ctx.Done():
+			sub.dropped.Add(uint64(d.Events))
+			return ctx.Err()
+		}
+	}
+	sub.dropped.Add(uint64(d.Events))
+	return nil
+}
+
+// Close ends the subscription from the consumer's side (for example when
+// its connection is gone). Queued frames are discarded. Idempotent.
+func (sub *Subscription) Close() {
+	sub.closeOnce.Do(func() {
+		close(sub.done) // first, so a publisher blocked on us lets go of the stream lock
+		sub.stream.remove(sub)
+	})
+}
+
+// end is called by the stream: deliver what is queued, then stop.
+func (sub *Subscription) end(reason error) {
+	sub.endOnce.Do(func() {
+		sub.endErr = reason
+		close(sub.ended)
+	})
+}
+
+// Done is closed when the consumer has closed the subscription.
+func (sub *Subscription) Done() <-chan struct{} { return sub.done }
+
+// NextBatch waits for the next frames and returns bytes to write: either one
+// shared frame as is (no copy), or several frames coalesced into buf (up to
+// WriteMaxBytes/WriteMaxEvents, waiting up to WriteMaxDelay for more). It
+// returns ErrSubscriptionEnded (wrapped reason) after the stream ended and
+// the queue is drained, or ctx.Err(). Only one goroutine may call it.
+func (sub *Subscription) NextBatch(ctx context.Context, buf []byte) ([]byte, int, error) {
+	if len(sub.backlog) > 0 {
+		d := sub.backlog[0]
+		sub.backlog[0] = Delivery{}
+		sub.backlog = sub.backlog[1:]
+		sub.delivered.Add(uint64(d.Events))
+		return d.Frame, d.Events, nil
+	}
+	var first Delivery
+	select {
+	case first = <-sub.q:
+	default:
+		select {
+		case first = <-sub.q:
+		case <-sub.done:
+			return nil, 0, ErrSubscriptionEnded
+		case <-sub.ended:
+			select {
+			case first = <-sub.q:
+			default:
+				return nil, 0, sub.endedErr()
+			}
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+	}
+	events := first.Events
+	out := first.Frame
+	copied := false
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for len(out) < sub.opts.WriteMaxBytes && events < sub.opts.WriteMaxEvents {
+		var d Delivery
+		select {
+		case d = <-sub.q:
+		default:
+			if sub.opts.WriteMaxDelay <= 0 {
+				goto done
+			}
+			if timer == nil {
+				timer = time.NewTimer(sub.opts.WriteMaxDelay)
+			}
+			select {
+			case d = <-sub.q:
+			case <-timer.C:
+				goto done
+			case <-ctx.Done():
+				goto done
+			case <-sub.ended:
+				goto done
+			case <-sub.done:
+				goto done
+			}
+		}
+		if !copied {
+			out = append(buf[:0], out...)
+			copied = true
+		}
+		out = append(out, d.Frame...)
+		events += d.Events
+	}
+done:
+	sub.delivered.Add(uint64(events))
+	return out, events, nil
+}
+
+func (sub *Subscription) endedErr() error {
+	if sub.endErr == nil || sub.endErr == ErrSubscriptionEnded {
+		return ErrSubscriptionEnded
+	}
+	return &endedError{reason: sub.endErr}
+}
+
+type endedError struct{ reason error }
+
+func (e *endedError) Error() string { return "subscription ended: " + e.reason.Error() }
+func (e *endedError) Is(t error) bool {
+	return t == ErrSubscriptionEnded || t == e.reason
+}
+
+// SubStats are a subscription's counters. Dropped counts events discarded
+// by the queue policy (or a blocked publish that gave up).
+type SubStats struct {
+	ID        uint64
+	Stream    StreamKey
+	Policy    QueuePolicy
+	QueueLen  int // frames waiting
+	QueueCap  int
+	Enqueued  uint64 // events accepted
+	Dropped   uint64 // events dropped
+	Delivered uint64 // events handed to the writer
+}
+
+// Stats returns the subscription's counters.
+func (sub *Subscription) Stats() SubStats {
+	return SubStats{
+		ID: sub.id, Stream: sub.stream.key, Policy: sub.policy,
+		QueueLen: len(sub.q), QueueCap: cap(sub.q),
+		Enqueued: sub.enqueued.Load(), Dropped: sub.dropped.Load(), Delivered: sub.delivered.Load(),
+	}
+}
