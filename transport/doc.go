@@ -1,0 +1,50 @@
+// Package transport is the QUIC layer shared by the Felix broker and its
+// clients: TLS configuration (development certificate or files), the UDP
+// socket with enlarged kernel buffers, quic-go configuration, a listener and
+// a dialer.
+//
+// # TLS
+//
+// Felix speaks TLS 1.3 only. A broker either loads a certificate and key from
+// files (TLSOptions.CertFile, TLSOptions.KeyFile) or uses a development
+// certificate: ECDSA P-256, self-signed, valid one year, for the names
+// localhost, 127.0.0.1 and ::1. With TLSOptions.DataDir set the development
+// certificate is written to DataDir/dev-cert.pem and DataDir/dev-key.pem on
+// first start and reused afterwards (clients can trust that PEM file as a CA);
+// without it the certificate lives in memory only and changes at every start.
+//
+// Clients name the server "localhost" by default (ClientTLSOptions.ServerName),
+// which matches the development certificate.
+//
+// # ALPN
+//
+// The reference Felix (Rust, quinn/rustls) configures no ALPN on either side.
+// Go's crypto/tls is stricter for QUIC (RFC 9001 §8.1): a server that lists
+// NextProtos rejects a client that offers none, and a client that offers a
+// protocol rejects a server that selects none. To interoperate with both
+// kinds of client, the server configuration built here lists no NextProtos
+// but installs a tls.Config.GetConfigForClient hook that echoes the first
+// protocol the client offered, if any (see EchoALPN). Clients built with
+// ClientTLSConfig offer no protocol, exactly like the reference client.
+//
+// # UDP buffers
+//
+// Listen and NewClientTransport open the UDP socket themselves and try to
+// raise its receive and send buffers to Options.UDPReceiveBuffer and
+// Options.UDPSendBuffer (8 MiB by default): on Linux first with
+// SO_RCVBUFFORCE/SO_SNDBUFFORCE (allowed for root or CAP_NET_ADMIN), otherwise
+// with SO_RCVBUF/SO_SNDBUF, halving the request until the kernel accepts it.
+// The effective sizes are read back and logged once per socket: at Info when
+// the target was met, at Warn naming the sysctl to raise
+// (net.core.rmem_max / net.core.wmem_max) when the OS capped them. When our
+// warning has been logged, quic-go's own buffer warning is silenced (by
+// setting QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING unless the environment
+// already sets it) so the condition is reported once.
+//
+// # Lifetimes
+//
+// Listener.Close and ClientTransport.Close close the quic-go transport and the
+// UDP socket. quic-go then drops the connections still open without telling
+// the peer, so close connections first (quic.Conn.CloseWithError) for a
+// graceful shutdown.
+package transport

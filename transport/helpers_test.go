@@ -1,0 +1,100 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+)
+
+// logBuffer collects slog text output safely across goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func newTestLogger() (*slog.Logger, *logBuffer) {
+	b := &logBuffer{}
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+}
+
+// startEcho listens on 127.0.0.1:0 and echoes every byte on every
+// bidirectional stream of every connection until the test ends.
+func startEcho(t *testing.T, tlsConf *tls.Config) *Listener {
+	t.Helper()
+	ln, err := Listen("127.0.0.1:0", tlsConf, Options{}, nil)
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			conn, err := ln.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			go func() {
+				for {
+					str, err := conn.AcceptStream(context.Background())
+					if err != nil {
+						return
+					}
+					go func() {
+						_, _ = io.Copy(str, str)
+						_ = str.Close()
+					}()
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+	})
+	return ln
+}
+
+// roundTrip dials ln with clientConf and exchanges one byte on a stream.
+func roundTrip(t *testing.T, addr string, clientConf *tls.Config) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := Dial(ctx, addr, clientConf, Options{}, nil)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	str, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := str.Write([]byte{42}); err != nil {
+		return err
+	}
+	_ = str.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var b [1]byte
+	if _, err := io.ReadFull(str, b[:]); err != nil {
+		return err
+	}
+	if b[0] != 42 {
+		t.Fatalf("echo returned %d, want 42", b[0])
+	}
+	return nil
+}

@@ -1,0 +1,65 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Listener accepts QUIC connections on a UDP socket it owns.
+type Listener struct {
+	ln   *quic.Listener
+	tr   *quic.Transport
+	udp  *net.UDPConn
+	once sync.Once
+	err  error
+}
+
+// Listen opens a UDP socket on addr (host:port; port 0 picks one), sizes its
+// buffers (see the package doc) and listens for QUIC connections with
+// tlsConf and opts. A tlsConf without NextProtos or GetConfigForClient gets
+// the ALPN echo hook (EchoALPN). A nil log discards.
+func Listen(addr string, tlsConf *tls.Config, opts Options, log *slog.Logger) (*Listener, error) {
+	if tlsConf == nil {
+		return nil, errors.New("transport: listen: nil tls config")
+	}
+	log = orDiscard(log)
+	udp, err := listenUDP(addr, opts, log, "broker")
+	if err != nil {
+		return nil, err
+	}
+	tr := &quic.Transport{Conn: udp}
+	ln, err := tr.Listen(EchoALPN(tlsConf), opts.QUICConfig())
+	if err != nil {
+		_ = tr.Close()
+		_ = udp.Close()
+		return nil, err
+	}
+	return &Listener{ln: ln, tr: tr, udp: udp}, nil
+}
+
+// Accept waits for the next connection. After Close it returns an error
+// wrapping net.ErrClosed.
+func (l *Listener) Accept(ctx context.Context) (*quic.Conn, error) { return l.ln.Accept(ctx) }
+
+// Addr is the local UDP address (with the port chosen for port 0).
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Transport is the underlying quic-go transport, e.g. for dialing out from
+// the same socket.
+func (l *Listener) Transport() *quic.Transport { return l.tr }
+
+// Close stops accepting, closes the quic-go transport (dropping the
+// connections still open, see the package doc) and the UDP socket. It is
+// safe to call more than once.
+func (l *Listener) Close() error {
+	l.once.Do(func() {
+		l.err = errors.Join(l.ln.Close(), l.tr.Close(), l.udp.Close())
+	})
+	return l.err
+}

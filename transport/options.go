@@ -1,0 +1,99 @@
+package transport
+
+import (
+	"cmp"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Defaults applied by Options.QUICConfig and by the socket setup for zero
+// fields.
+const (
+	DefaultMaxIncomingStreams             = 1024
+	DefaultMaxIncomingUniStreams          = 1024
+	DefaultInitialStreamReceiveWindow     = 1 << 20  // 1 MiB
+	DefaultMaxStreamReceiveWindow         = 16 << 20 // 16 MiB
+	DefaultInitialConnectionReceiveWindow = 2 << 20  // 2 MiB
+	DefaultMaxConnectionReceiveWindow     = 64 << 20 // 64 MiB
+	DefaultMaxIdleTimeout                 = 30 * time.Second
+	DefaultUDPBuffer                      = 8 << 20 // 8 MiB
+	// DefaultClientKeepAlivePeriod is the keep-alive the Felix client SDK
+	// uses when Options.KeepAlivePeriod is zero (brokers send none).
+	DefaultClientKeepAlivePeriod = 10 * time.Second
+)
+
+// Options are the QUIC and socket knobs shared by brokers and clients. The
+// zero value is valid: every zero field takes the documented default.
+type Options struct {
+	// MaxIncomingStreams bounds the concurrent bidirectional streams the peer
+	// may open. Default 1024 (as the reference). Negative allows none.
+	MaxIncomingStreams int64
+	// MaxIncomingUniStreams bounds the concurrent unidirectional streams the
+	// peer may open. Default 1024. Negative allows none.
+	MaxIncomingUniStreams int64
+
+	// InitialStreamReceiveWindow is the starting per-stream flow-control
+	// window in bytes; quic-go auto-tunes it up to MaxStreamReceiveWindow.
+	// Default 1 MiB.
+	InitialStreamReceiveWindow uint64
+	// MaxStreamReceiveWindow caps the per-stream window in bytes. Default
+	// 16 MiB (the reference's stream window). Raised to the initial window
+	// if smaller.
+	MaxStreamReceiveWindow uint64
+	// InitialConnectionReceiveWindow is the starting connection-wide window
+	// in bytes. Default 2 MiB.
+	InitialConnectionReceiveWindow uint64
+	// MaxConnectionReceiveWindow caps the connection-wide window in bytes.
+	// Default 64 MiB (the reference's connection window). Raised to the
+	// initial window if smaller.
+	MaxConnectionReceiveWindow uint64
+
+	// MaxIdleTimeout closes a connection after this long without any
+	// incoming packet. Default 30s (quinn's default, kept by the reference).
+	MaxIdleTimeout time.Duration
+	// KeepAlivePeriod sends a keep-alive packet this often. Default 0: none,
+	// as the reference broker. The Felix client SDK uses
+	// DefaultClientKeepAlivePeriod (10s) when this is zero, so an idle
+	// client connection (e.g. a quiet subscription) survives MaxIdleTimeout.
+	KeepAlivePeriod time.Duration
+
+	// UDPReceiveBuffer is the target kernel receive buffer of the UDP socket
+	// in bytes. Default 8 MiB. Negative leaves the OS default alone.
+	UDPReceiveBuffer int
+	// UDPSendBuffer is the target kernel send buffer in bytes. Default
+	// 8 MiB. Negative leaves the OS default alone.
+	UDPSendBuffer int
+}
+
+// withDefaults returns o with every zero field set to its default.
+func (o Options) withDefaults() Options {
+	o.MaxIncomingStreams = cmp.Or(o.MaxIncomingStreams, DefaultMaxIncomingStreams)
+	o.MaxIncomingUniStreams = cmp.Or(o.MaxIncomingUniStreams, DefaultMaxIncomingUniStreams)
+	o.InitialStreamReceiveWindow = cmp.Or(o.InitialStreamReceiveWindow, DefaultInitialStreamReceiveWindow)
+	o.MaxStreamReceiveWindow = max(cmp.Or(o.MaxStreamReceiveWindow, DefaultMaxStreamReceiveWindow),
+		o.InitialStreamReceiveWindow)
+	o.InitialConnectionReceiveWindow = cmp.Or(o.InitialConnectionReceiveWindow, DefaultInitialConnectionReceiveWindow)
+	o.MaxConnectionReceiveWindow = max(cmp.Or(o.MaxConnectionReceiveWindow, DefaultMaxConnectionReceiveWindow),
+		o.InitialConnectionReceiveWindow)
+	o.MaxIdleTimeout = cmp.Or(o.MaxIdleTimeout, DefaultMaxIdleTimeout)
+	o.UDPReceiveBuffer = cmp.Or(o.UDPReceiveBuffer, DefaultUDPBuffer)
+	o.UDPSendBuffer = cmp.Or(o.UDPSendBuffer, DefaultUDPBuffer)
+	return o
+}
+
+// QUICConfig returns a quic-go configuration with the defaults applied.
+// Each call returns a new value the caller may modify.
+func (o Options) QUICConfig() *quic.Config {
+	o = o.withDefaults()
+	return &quic.Config{
+		MaxIncomingStreams:             o.MaxIncomingStreams,
+		MaxIncomingUniStreams:          o.MaxIncomingUniStreams,
+		InitialStreamReceiveWindow:     o.InitialStreamReceiveWindow,
+		MaxStreamReceiveWindow:         o.MaxStreamReceiveWindow,
+		InitialConnectionReceiveWindow: o.InitialConnectionReceiveWindow,
+		MaxConnectionReceiveWindow:     o.MaxConnectionReceiveWindow,
+		MaxIdleTimeout:                 o.MaxIdleTimeout,
+		KeepAlivePeriod:                o.KeepAlivePeriod,
+	}
+}

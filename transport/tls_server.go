@@ -1,0 +1,119 @@
+package transport
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+)
+
+// TLSOptions selects the broker's certificate. The zero value gives an
+// ephemeral development certificate.
+type TLSOptions struct {
+	// CertFile and KeyFile are PEM files holding the certificate chain and
+	// its private key. Both or neither must be set; when set, they win over
+	// the development certificate.
+	CertFile, KeyFile string
+	// DataDir, when not empty, keeps the development certificate in
+	// DataDir/dev-cert.pem and DataDir/dev-key.pem so that it survives
+	// restarts (and clients can pin dev-cert.pem as their CA). Empty means
+	// an in-memory certificate that changes at every start.
+	DataDir string
+}
+
+// ServerTLSConfig builds the broker's TLS configuration: TLS 1.3 minimum,
+// the certificate chosen by opts, no NextProtos and the ALPN echo hook (see
+// the package doc). It logs one line naming the certificate in use. A nil
+// log discards.
+func ServerTLSConfig(opts TLSOptions, log *slog.Logger) (*tls.Config, error) {
+	log = orDiscard(log)
+	var (
+		cert tls.Certificate
+		err  error
+	)
+	switch {
+	case opts.CertFile != "" || opts.KeyFile != "":
+		cert, err = loadKeyPair(opts.CertFile, opts.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("tls certificate", append([]any{"source", "files", "cert", opts.CertFile, "key", opts.KeyFile},
+			certAttrs(cert)...)...)
+	case opts.DataDir != "":
+		var created bool
+		cert, created, err = persistentDevCert(opts.DataDir, log)
+		if err != nil {
+			return nil, err
+		}
+		src := "dev certificate (reused)"
+		if created {
+			src = "dev certificate (generated)"
+		}
+		log.Info("tls certificate", append([]any{"source", src, "cert", devCertPath(opts.DataDir)},
+			certAttrs(cert)...)...)
+	default:
+		cert, err = generateDevCert()
+		if err != nil {
+			return nil, err
+		}
+		log.Info("tls certificate", append([]any{"source", "ephemeral dev certificate"}, certAttrs(cert)...)...)
+	}
+	conf := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+	}
+	return EchoALPN(conf), nil
+}
+
+// loadKeyPair loads a PEM certificate and key, with errors that name the
+// offending file.
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	if certFile == "" {
+		return tls.Certificate{}, errors.New("tls: key file set but cert file empty")
+	}
+	if keyFile == "" {
+		return tls.Certificate{}, errors.New("tls: cert file set but key file empty")
+	}
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("tls: read cert file %s: %w", certFile, err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("tls: read key file %s: %w", keyFile, err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("tls: load key pair %s / %s: %w", certFile, keyFile, err)
+	}
+	return cert, nil
+}
+
+// certAttrs describes a certificate for the startup log line.
+func certAttrs(cert tls.Certificate) []any {
+	leaf := cert.Leaf
+	if leaf == nil && len(cert.Certificate) > 0 {
+		leaf, _ = x509.ParseCertificate(cert.Certificate[0])
+	}
+	if leaf == nil {
+		return nil
+	}
+	sum := sha256.Sum256(leaf.Raw)
+	return []any{
+		"subject", leaf.Subject.String(),
+		"dns", leaf.DNSNames,
+		"not_after", leaf.NotAfter.UTC(),
+		"sha256", hex.EncodeToString(sum[:]),
+	}
+}
+
+func orDiscard(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return log
+}
