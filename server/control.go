@@ -1,0 +1,193 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/felixmq/felix/wire"
+)
+
+// control is the state of one client-opened bidirectional stream.
+type control struct {
+	c     *conn
+	bs    *quic.Stream
+	r     *wire.Reader
+	w     *wire.Writer
+	id    *Identity
+	peer  uint16 // negotiated client capabilities
+	pub   *publisher
+	batch wire.BinaryPublishBatch
+	ack   []byte
+}
+
+func (c *conn) handleControl(bs *quic.Stream) {
+	ctl := &control{c: c, bs: bs, r: wire.NewReader(bs, c.s.opts.MaxFrameBytes), w: wire.NewWriter(bs)}
+	err := ctl.run()
+	if errors.Is(err, errSubscribed) {
+		return // the subscription owns the stream now
+	}
+	c.finish(bs, err)
+}
+
+var errSubscribed = errors.New("subscribed")
+
+func (ctl *control) run() error {
+	id, peer, err := ctl.c.authenticate(ctl.r, ctl.w)
+	if err != nil {
+		return err
+	}
+	ctl.id, ctl.peer, ctl.pub = id, peer, newPublisher(ctl.c, id)
+	for {
+		f, err := ctl.r.ReadFrame()
+		if errors.Is(err, wire.ErrUnknownFlags) {
+			if err := ctl.w.WriteMessage(&wire.ErrorMessage{Message: "unsupported frame flags"}); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		ctl.c.s.busy.Add(1)
+		err = ctl.handle(f)
+		ctl.c.s.busy.Add(-1)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (ctl *control) handle(f wire.Frame) error {
+	switch f.Flags {
+	case 0:
+		m, err := wire.DecodeMessage(f.Payload)
+		if err != nil {
+			return err // malformed JSON: reset, no reply
+		}
+		return ctl.handleMessage(m)
+	case wire.FlagBinaryPublishBatch:
+		return ctl.binaryPublish(f.Payload)
+	case wire.FlagBinaryPublishBatch | wire.FlagBinaryPublishAcked:
+		return ctl.ackedBinaryPublish(f.Payload)
+	}
+	// A known flag combination a client must not send (event batches,
+	// publish acks): the frame cannot be interpreted, reset the stream.
+	return &wire.DecodeError{What: "control frame", Err: wire.ErrWrongFlags, Detail: fmt.Sprintf("flags %#04x", f.Flags)}
+}
+
+func (ctl *control) reply(m wire.Message) error { return ctl.w.WriteMessage(m) }
+
+func (ctl *control) fail(msg string) error {
+	if err := ctl.reply(&wire.ErrorMessage{Message: msg}); err != nil {
+		return err
+	}
+	return errClose
+}
+
+func (ctl *control) handleMessage(m wire.Message) error {
+	switch m := m.(type) {
+	case *wire.Auth:
+		return ctl.fail("auth already established")
+	case *wire.Publish:
+		return ctl.jsonPublish(m.TenantID, m.Namespace, m.Stream, [][]byte{m.Payload}, m.RequestID, m.Ack, wire.AckPerMessage, "missing request_id for acked publish")
+	case *wire.PublishBatch:
+		return ctl.jsonPublish(m.TenantID, m.Namespace, m.Stream, m.Payloads, m.RequestID, m.Ack, wire.AckPerBatch, "missing request_id for acked publish batch")
+	case *wire.Subscribe:
+		return ctl.subscribe(m)
+	case *wire.CachePut:
+		return ctl.cacheScopeMissing(m.TenantID, m.Namespace, m.Cache, m.RequestID)
+	case *wire.CacheGet:
+		return ctl.cacheScopeMissing(m.TenantID, m.Namespace, m.Cache, m.RequestID)
+	case *wire.SubscribeCursorError:
+		return ctl.fail("subscribe_cursor_error is a server-to-client message")
+	case *wire.ErrorMessage:
+		return errClose
+	default: // auth_ok, subscribed, event*, cache_value, cache_ok, publish_ok, publish_error, ok
+		return ctl.fail("unexpected message type")
+	}
+}
+
+func (ctl *control) jsonPublish(tenant, ns, stream string, payloads [][]byte, reqID *uint64, ack *wire.AckMode, def wire.AckMode, missing string) error {
+	if tenant != ctl.id.Tenant {
+		return ctl.fail("tenant mismatch")
+	}
+	mode := def
+	if ack != nil {
+		mode = *ack
+	}
+	if mode != wire.AckNone && reqID == nil {
+		return ctl.reply(&wire.ErrorMessage{Message: missing})
+	}
+	err := ctl.pub.publish(ns, stream, payloads)
+	if mode == wire.AckNone {
+		if errors.Is(err, errForbidden) {
+			return ctl.fail("forbidden")
+		}
+		return nil
+	}
+	if err != nil {
+		if errors.Is(err, errForbidden) {
+			if err := ctl.reply(&wire.PublishError{RequestID: *reqID, Message: "forbidden"}); err != nil {
+				return err
+			}
+			return errClose
+		}
+		return ctl.reply(&wire.PublishError{RequestID: *reqID, Message: err.Error()})
+	}
+	return ctl.reply(&wire.PublishOK{RequestID: *reqID})
+}
+
+// binaryPublish handles fire-and-forget 0x0001: every error is silent;
+// malformed input, tenant mismatch and forbidden reset the stream.
+func (ctl *control) binaryPublish(payload []byte) error {
+	if err := wire.DecodePublishBatchBody(payload, &ctl.batch); err != nil {
+		return err
+	}
+	if ctl.batch.TenantID != ctl.id.Tenant {
+		return &wire.DecodeError{What: "publish batch", Err: errTenantMismatch}
+	}
+	err := ctl.pub.publish(ctl.batch.Namespace, ctl.batch.Stream, ctl.batch.Payloads)
+	if errors.Is(err, errForbidden) {
+		return &wire.DecodeError{What: "publish batch", Err: errForbidden}
+	}
+	return nil // unknown stream: dropped (counted)
+}
+
+var errTenantMismatch = errors.New("tenant mismatch")
+
+// ackedBinaryPublish handles 0x0009: a bad prefix resets the stream; every
+// later problem is answered with a binary ack error and the stream goes on.
+func (ctl *control) ackedBinaryPublish(payload []byte) error {
+	reqID, _, body, err := wire.DecodeAckedPrefix(payload)
+	if err != nil {
+		return err
+	}
+	msg := ""
+	switch {
+	case wire.DecodePublishBatchBody(body, &ctl.batch) != nil:
+		msg = "malformed publish batch"
+	case ctl.batch.TenantID != ctl.id.Tenant:
+		msg = "tenant mismatch"
+	default:
+		if err := ctl.pub.publish(ctl.batch.Namespace, ctl.batch.Stream, ctl.batch.Payloads); err != nil {
+			msg = err.Error()
+		}
+	}
+	ctl.ack = wire.AppendPublishAckFrame(ctl.ack[:0], reqID, msg == "", msg)
+	return ctl.w.WriteRaw(ctl.ack)
+}
+
+// cacheScopeMissing answers cache requests until the cache lands: no cache
+// scope is registered, so every request gets the reference's error.
+func (ctl *control) cacheScopeMissing(tenant, ns, cache string, reqID *uint64) error {
+	if tenant != ctl.id.Tenant {
+		return ctl.fail("tenant mismatch")
+	}
+	msg := fmt.Sprintf("cache scope not found: %s/%s/%s", tenant, ns, cache)
+	if reqID == nil {
+		return ctl.fail(msg)
+	}
+	return ctl.reply(&wire.ErrorMessage{Message: msg})
+}

@@ -1,0 +1,74 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"time"
+
+	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/transport"
+)
+
+// Identity is who an authenticated stream acts as.
+type Identity struct {
+	Tenant  string
+	Subject string
+	// Allow reports whether the identity may perform action (e.g.
+	// "stream.publish") on resource (e.g. "stream:t/ns/s"). Nil allows all.
+	Allow func(action, resource string) bool
+}
+
+func (id *Identity) allowed(action, resource string) bool {
+	return id.Allow == nil || id.Allow(action, resource)
+}
+
+// Authenticator verifies the token of an auth frame.
+type Authenticator interface {
+	Authenticate(ctx context.Context, tenant, token string) (*Identity, error)
+}
+
+// DevAuth accepts any token for any tenant (development mode).
+type DevAuth struct{}
+
+// Authenticate accepts everything.
+func (DevAuth) Authenticate(_ context.Context, tenant, _ string) (*Identity, error) {
+	return &Identity{Tenant: tenant, Subject: "dev"}, nil
+}
+
+// Options configure a Server. Broker and TLS are required; every other field
+// has a safe zero value.
+type Options struct {
+	Broker *broker.Broker
+	TLS    *tls.Config
+	// Transport holds the QUIC knobs (windows, stream limits, UDP buffers).
+	Transport transport.Options
+	// Auth verifies tokens. Nil means DevAuth: any token is accepted.
+	Auth Authenticator
+	// MaxFrameBytes bounds an incoming frame payload. Default 16 MiB.
+	MaxFrameBytes int
+	// MaxSubscriptionsPerConn bounds live subscriptions per connection.
+	// Default 4096.
+	MaxSubscriptionsPerConn int
+	// AuthTimeout bounds how long a new stream may take to send its auth
+	// frame. Default 10s.
+	AuthTimeout time.Duration
+	// Logger receives connection and error logs. Default: discard.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Auth == nil {
+		o.Auth = DevAuth{}
+	}
+	if o.MaxSubscriptionsPerConn <= 0 {
+		o.MaxSubscriptionsPerConn = 4096
+	}
+	if o.AuthTimeout <= 0 {
+		o.AuthTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}

@@ -1,0 +1,81 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/felixmq/felix/broker"
+)
+
+// Permission actions checked by the server.
+const (
+	ActionPublish    = "stream.publish"
+	ActionSubscribe  = "stream.subscribe"
+	ActionCacheRead  = "cache.read"
+	ActionCacheWrite = "cache.write"
+)
+
+// StreamResource is the RBAC resource name of a stream.
+func StreamResource(tenant, ns, stream string) string {
+	return "stream:" + tenant + "/" + ns + "/" + stream
+}
+
+var errForbidden = errors.New("forbidden")
+
+// publisher resolves and publishes to streams for one authenticated stream,
+// caching stream handles (bounded) so the hot path skips the registry.
+type publisher struct {
+	c     *conn
+	id    *Identity
+	cache map[broker.StreamKey]*broker.Stream
+}
+
+func newPublisher(c *conn, id *Identity) *publisher {
+	return &publisher{c: c, id: id, cache: map[broker.StreamKey]*broker.Stream{}}
+}
+
+const maxCachedStreams = 1024
+
+func (p *publisher) lookup(ns, name string) (*broker.Stream, error) {
+	k := broker.StreamKey{Tenant: p.id.Tenant, Namespace: ns, Stream: name}
+	if s := p.cache[k]; s != nil {
+		return s, nil
+	}
+	if !p.id.allowed(ActionPublish, StreamResource(k.Tenant, ns, name)) {
+		return nil, errForbidden
+	}
+	s, err := p.c.s.opts.Broker.Stream(k.Tenant, ns, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.cache) >= maxCachedStreams {
+		clear(p.cache)
+	}
+	p.cache[k] = s
+	return s, nil
+}
+
+// publish appends payloads to tenant/ns/stream. Unknown streams return a
+// *broker.NotFoundError; a deleted cached stream is looked up once more.
+func (p *publisher) publish(ns, name string, payloads [][]byte) error {
+	for attempt := 0; ; attempt++ {
+		s, err := p.lookup(ns, name)
+		if err != nil {
+			if errors.Is(err, broker.ErrStreamNotFound) {
+				p.c.s.stats.UnknownStreamDrop.Add(1)
+			}
+			return err
+		}
+		_, err = s.Publish(p.c.qc.Context(), payloads)
+		if errors.Is(err, broker.ErrStreamDeleted) && attempt == 0 {
+			delete(p.cache, s.Key())
+			continue
+		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			// The connection went away while a Block subscriber held us: the
+			// events are in the stream, but we cannot promise every delivery.
+			return err
+		}
+		return err
+	}
+}

@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/felixmq/felix/transport"
+)
+
+// Application error codes used when the server closes or resets.
+const (
+	codeNoError       quic.ApplicationErrorCode = 0
+	streamCodeProto   quic.StreamErrorCode      = 1 // malformed input
+	streamCodeClosing quic.StreamErrorCode      = 2 // server shutting down / subscription ended
+)
+
+// drainLinger is how long Shutdown lets finished event streams flush.
+const drainLinger = 100 * time.Millisecond
+
+// Server serves felix-wire over QUIC.
+type Server struct {
+	opts Options
+	ln   *transport.Listener
+
+	ctx    context.Context // cancelled by Shutdown
+	cancel context.CancelFunc
+
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+
+	handlers sync.WaitGroup // connection, stream and writer goroutines
+	busy     atomic.Int64   // control streams in the middle of a request
+	writers  atomic.Int64   // live subscription writers
+	draining atomic.Bool
+
+	stats Counters
+}
+
+// Counters are server-level counters (all cumulative except the gauges).
+type Counters struct {
+	ConnectionsOpen   atomic.Int64 // gauge
+	ConnectionsTotal  atomic.Uint64
+	Subscriptions     atomic.Int64 // gauge
+	ProtocolErrors    atomic.Uint64
+	AuthFailures      atomic.Uint64
+	SubscriberResets  atomic.Uint64 // subscriptions ended by the client or a write error
+	UnknownStreamDrop atomic.Uint64 // unacked publishes to unknown streams, dropped
+}
+
+// New validates options and returns a server that is not yet listening.
+func New(opts Options) (*Server, error) {
+	if opts.Broker == nil {
+		return nil, errors.New("server: Options.Broker is required")
+	}
+	if opts.TLS == nil {
+		return nil, errors.New("server: Options.TLS is required")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{opts: opts.withDefaults(), ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}}, nil
+}
+
+// Listen binds the UDP address (e.g. "127.0.0.1:0").
+func (s *Server) Listen(addr string) error {
+	ln, err := transport.Listen(addr, s.opts.TLS, s.opts.Transport, s.opts.Logger)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	s.ln = ln
+	s.opts.Logger.Info("felix listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr returns the bound address (after Listen).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Stats returns the server's counters.
+func (s *Server) Stats() *Counters { return &s.stats }
+
+// Serve accepts connections until Shutdown. It returns nil after Shutdown.
+func (s *Server) Serve() error {
+	if s.ln == nil {
+		return errors.New("server: Serve before Listen")
+	}
+	for {
+		qc, err := s.ln.Accept(s.ctx)
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		c := newConn(s, qc)
+		s.mu.Lock()
+		if s.draining.Load() {
+			s.mu.Unlock()
+			qc.CloseWithError(codeNoError, "broker shutting down")
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.handlers.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.handlers.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Shutdown drains the server: it stops accepting connections and streams,
+// ends every subscription after its queued events are written, waits (until
+// ctx ends) for requests in progress, then closes the connections with
+// "broker shutting down" and the socket. It closes the broker.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.draining.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.opts.Logger.Info("felix draining")
+	// Ending the broker makes every subscription writer flush its queue,
+	// finish its event stream and exit.
+	s.opts.Broker.Close()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for s.busy.Load() > 0 || s.writers.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			s.opts.Logger.Warn("drain budget exhausted", "busy_requests", s.busy.Load(), "subscription_writers", s.writers.Load())
+			goto closeAll
+		case <-tick.C:
+		}
+	}
+	// Give the written events a moment to leave the socket: closing a QUIC
+	// connection drops data still in its send buffers.
+	select {
+	case <-ctx.Done():
+	case <-time.After(drainLinger):
+	}
+closeAll:
+	s.cancel()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.qc.CloseWithError(codeNoError, "broker shutting down")
+	}
+	s.mu.Unlock()
+	var err error
+	if s.ln != nil {
+		err = s.ln.Close()
+	}
+	s.handlers.Wait()
+	return err
+}

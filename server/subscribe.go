@@ -1,0 +1,123 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/wire"
+)
+
+// subscribe serves one subscribe request: register, open the event
+// stream with its hello, reply subscribed, then this goroutine becomes the
+// subscription's writer. The control stream is not read again.
+func (ctl *control) subscribe(m *wire.Subscribe) error {
+	c := ctl.c
+	if m.TenantID != ctl.id.Tenant {
+		return ctl.fail("tenant mismatch")
+	}
+	if !ctl.id.allowed(ActionSubscribe, StreamResource(m.TenantID, m.Namespace, m.Stream)) {
+		return ctl.fail("forbidden")
+	}
+	s, err := c.s.opts.Broker.Stream(m.TenantID, m.Namespace, m.Stream)
+	if err != nil {
+		return ctl.fail(err.Error())
+	}
+	if atomic.AddInt64(&c.subs, 1) > int64(c.s.opts.MaxSubscriptionsPerConn) {
+		atomic.AddInt64(&c.subs, -1)
+		return ctl.fail("max subscriptions per connection exceeded")
+	}
+	release := func() { atomic.AddInt64(&c.subs, -1) }
+	opts := broker.SubscribeOptions{}
+	if m.SubscriptionID != nil {
+		opts.ID = *m.SubscriptionID
+	}
+	if m.Start != nil {
+		opts.Start = *m.Start
+	}
+	// In-memory streams carry no offsets on the wire (as the reference);
+	// durable streams will set WantOffsets when the peer has 0x0020.
+	sub, err := s.Subscribe(opts)
+	if err != nil {
+		release()
+		var ce *broker.CursorError
+		if errors.As(err, &ce) {
+			reason := wire.CursorInFuture
+			if ce.TooOld {
+				reason = wire.CursorTooOld
+			}
+			if err := ctl.reply(&wire.SubscribeCursorError{Reason: reason, Requested: ce.Requested, Available: ce.Available}); err != nil {
+				return err
+			}
+			return errClose
+		}
+		return ctl.fail(err.Error())
+	}
+	ctx, cancel := context.WithTimeout(c.qc.Context(), 5*time.Second)
+	us, err := c.qc.OpenUniStreamSync(ctx)
+	cancel()
+	if err != nil {
+		sub.Close()
+		release()
+		return ctl.fail(err.Error())
+	}
+	hello, _ := wire.AppendMessageFrame(nil, &wire.EventStreamHello{SubscriptionID: sub.ID()})
+	if _, err := us.Write(hello); err != nil {
+		sub.Close()
+		release()
+		us.CancelWrite(streamCodeClosing)
+		return ctl.fail(err.Error())
+	}
+	if err := ctl.reply(&wire.Subscribed{SubscriptionID: sub.ID()}); err != nil {
+		sub.Close()
+		release()
+		us.CancelWrite(streamCodeClosing)
+		return err
+	}
+	ctl.bs.CancelRead(codeNoErrorStream)
+	ctl.bs.Close()
+	c.runSubscription(sub, us)
+	release()
+	return errSubscribed
+}
+
+// runSubscription drains the subscription's queue into its event stream
+// until the client goes away, the connection closes, or the stream ends
+// (then the event stream is finished cleanly after its queued events).
+func (c *conn) runSubscription(sub *broker.Subscription, us *quic.SendStream) {
+	c.s.writers.Add(1)
+	c.s.stats.Subscriptions.Add(1)
+	defer func() {
+		sub.Close()
+		c.s.stats.Subscriptions.Add(-1)
+		c.s.writers.Add(-1)
+	}()
+	ctx, cancel := context.WithCancel(us.Context())
+	defer cancel()
+	stop := context.AfterFunc(c.qc.Context(), cancel)
+	defer stop()
+	buf := make([]byte, 0, c.s.opts.Broker.Options().WriteMaxBytes+4096)
+	for {
+		b, _, err := sub.NextBatch(ctx, buf)
+		if err != nil {
+			if errors.Is(err, broker.ErrSubscriptionEnded) && ctx.Err() == nil {
+				us.Close() // stream deleted or broker draining: clean end
+			} else {
+				c.s.stats.SubscriberResets.Add(1)
+				us.CancelWrite(streamCodeClosing)
+			}
+			break
+		}
+		if _, err := us.Write(b); err != nil {
+			c.s.stats.SubscriberResets.Add(1)
+			break
+		}
+	}
+	st := sub.Stats()
+	c.log.Debug("subscription closed", "id", st.ID, "stream", st.Stream.String(),
+		"delivered", st.Delivered, "dropped", st.Dropped)
+}
