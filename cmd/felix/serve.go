@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/server"
+	"github.com/felixmq/felix/transport"
+)
+
+type serveFlags struct {
+	addr, dataDir, tlsCert, tlsKey string
+	streams                        []string
+	autoCreate, noDevDefaults      bool
+	queuePolicy                    string
+	queueCapacity                  int
+	maxFrameBytes                  int
+	batchMaxEvents, batchMaxBytes  int
+	writeMaxDelay                  time.Duration
+	ringCapacity                   int
+	maxSubsPerConn                 int
+	shutdownTimeout                time.Duration
+	logFormat, logLevel            string
+	ready                          func(addr string) // tests: called once listening
+}
+
+func newServeCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the broker",
+		Long: `Run the Felix broker on QUIC (UDP).
+
+With no flags it starts in development mode: it listens on 127.0.0.1:5000,
+accepts any token, uses a development certificate kept in --data-dir, and
+declares tenant "default", namespace "default" and stream "default/default/demo".
+Every flag can also be set with the FELIX_* environment variable shown.`,
+		Args: cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			return applyEnv(cmd.Flags())
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runServe(ctx, cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:5000", "QUIC listen address (use 0.0.0.0:5000 to accept remote clients)")
+	fl.StringVar(&f.dataDir, "data-dir", "felix-data", "data directory (development certificate, and later the log)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate PEM file (default: a development certificate)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key PEM file")
+	fl.StringSliceVar(&f.streams, "stream", nil, "declare a stream tenant/namespace/name (repeatable or comma-separated)")
+	fl.BoolVar(&f.autoCreate, "auto-create", false, "create unknown streams (and their tenant/namespace) on first use")
+	fl.BoolVar(&f.noDevDefaults, "no-dev-defaults", false, "do not declare default/default/demo")
+	fl.StringVar(&f.queuePolicy, "queue-policy", "drop_new", "full subscriber queue policy: drop_new, drop_old or block")
+	fl.IntVar(&f.queueCapacity, "queue-capacity", 512, "per-subscriber queue bound, in frames")
+	fl.IntVar(&f.maxFrameBytes, "max-frame-bytes", 16<<20, "largest accepted frame payload, in bytes")
+	fl.IntVar(&f.batchMaxEvents, "event-batch-max-events", 64, "events per delivered frame")
+	fl.IntVar(&f.batchMaxBytes, "event-batch-max-bytes", 64<<10, "payload bytes per delivered frame")
+	fl.DurationVar(&f.writeMaxDelay, "event-batch-max-delay", 0, "how long a subscriber writer waits to coalesce more frames (0 = never wait)")
+	fl.IntVar(&f.ringCapacity, "replay-ring", 1024, "events kept per stream for earliest/offset starts (negative disables)")
+	fl.IntVar(&f.maxSubsPerConn, "max-subscriptions-per-conn", 4096, "live subscriptions allowed per connection")
+	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 25*time.Second, "drain budget on SIGTERM/SIGINT")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	annotateEnv(fl)
+	return cmd
+}
+
+func (f serveFlags) validate() error {
+	var errs []error
+	bad := func(key, msg string, args ...any) { errs = append(errs, fmt.Errorf("--%s: "+msg, append([]any{key}, args...)...)) }
+	if f.queueCapacity <= 0 {
+		bad("queue-capacity", "must be positive, got %d", f.queueCapacity)
+	}
+	if f.maxFrameBytes <= 0 {
+		bad("max-frame-bytes", "must be positive, got %d", f.maxFrameBytes)
+	}
+	if f.batchMaxEvents <= 0 {
+		bad("event-batch-max-events", "must be positive, got %d", f.batchMaxEvents)
+	}
+	if f.batchMaxBytes <= 0 {
+		bad("event-batch-max-bytes", "must be positive, got %d", f.batchMaxBytes)
+	}
+	if f.writeMaxDelay < 0 {
+		bad("event-batch-max-delay", "must not be negative")
+	}
+	if f.maxSubsPerConn <= 0 {
+		bad("max-subscriptions-per-conn", "must be positive, got %d", f.maxSubsPerConn)
+	}
+	if f.shutdownTimeout <= 0 {
+		bad("shutdown-timeout", "must be positive")
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		bad("tls-cert", "--tls-cert and --tls-key go together")
+	}
+	if _, err := broker.ParseQueuePolicy(f.queuePolicy); err != nil {
+		bad("queue-policy", "%v", err)
+	}
+	return errors.Join(errs...)
+}
+
+func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(cmd.ErrOrStderr(), f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	policy, _ := broker.ParseQueuePolicy(f.queuePolicy)
+	b := broker.New(broker.Options{
+		AutoCreateStreams: f.autoCreate,
+		QueueCapacity:     f.queueCapacity,
+		QueuePolicy:       policy,
+		MaxEventsPerFrame: f.batchMaxEvents,
+		MaxBytesPerFrame:  f.batchMaxBytes,
+		WriteMaxDelay:     f.writeMaxDelay,
+		RingCapacity:      f.ringCapacity,
+	})
+	streams := f.streams
+	if !f.noDevDefaults {
+		streams = append([]string{"default/default/demo"}, streams...)
+	}
+	for _, k := range streams {
+		parts := strings.Split(k, "/")
+		if len(parts) != 3 {
+			return fmt.Errorf("--stream %q: want tenant/namespace/name", k)
+		}
+		if _, err := b.DeclareStream(parts[0], parts[1], parts[2]); err != nil {
+			return fmt.Errorf("--stream %q: %w", k, err)
+		}
+		log.Info("stream declared", "stream", k)
+	}
+	if f.dataDir != "" {
+		if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
+	}
+	tlsConf, err := transport.ServerTLSConfig(transport.TLSOptions{CertFile: f.tlsCert, KeyFile: f.tlsKey, DataDir: f.dataDir}, log)
+	if err != nil {
+		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	srv, err := server.New(server.Options{
+		Broker: b, TLS: tlsConf, MaxFrameBytes: f.maxFrameBytes,
+		MaxSubscriptionsPerConn: f.maxSubsPerConn, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := srv.Listen(f.addr); err != nil {
+		return fmt.Errorf("--addr: %w", err)
+	}
+	log.Warn("development mode: any token is accepted (authentication arrives with the control plane)")
+	if f.ready != nil {
+		f.ready(srv.Addr().String())
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutdown signal received", "budget", f.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if serr := <-served; serr != nil && err == nil {
+		err = serr
+	}
+	log.Info("felix stopped")
+	return err
+}

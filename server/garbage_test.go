@@ -1,0 +1,40 @@
+package server_test
+
+import (
+	"math/rand/v2"
+	"net"
+	"testing"
+
+	"github.com/felixmq/felix/wire"
+)
+
+// Random datagrams (and a truncated QUIC-looking Initial) sent straight at
+// the broker's UDP port must not disturb it or its existing connections.
+func TestGarbageDatagramsOnSocket(t *testing.T) {
+	tb := startTB(t)
+	c := dialRaw(t, tb)
+	s := c.open()
+	s.auth("t1", nil)
+
+	u, err := net.Dial("udp", tb.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 2000 {
+		b := make([]byte, 1+rng.IntN(1400))
+		for j := range b {
+			b[j] = byte(rng.Uint32())
+		}
+		if i%3 == 0 {
+			b[0] = 0xc0 // long header, Initial-looking
+		}
+		u.Write(b)
+	}
+	s.sendMsg(&wire.Publish{TenantID: "t1", Namespace: "default", Stream: "demo", Payload: []byte("still here"), RequestID: wire.U64(1)})
+	s.expectJSON(`{"type":"publish_ok","request_id":1}`)
+	c2 := dialRaw(t, tb) // and new connections are still accepted
+	s2 := c2.open()
+	s2.auth("t1", nil)
+}
