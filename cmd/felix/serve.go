@@ -79,7 +79,9 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 
 func (f serveFlags) validate() error {
 	var errs []error
-	bad := func(key, msg string, args ...any) { errs = append(errs, fmt.Errorf("--%s: "+msg, append([]any{key}, args...)...)) }
+	bad := func(key, msg string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s: "+msg, append([]any{key}, args...)...))
+	}
 	if f.queueCapacity <= 0 {
 		bad("queue-capacity", "must be positive, got %d", f.queueCapacity)
 	}
