@@ -1,0 +1,138 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Table formats results as one aligned text table.
+type Table struct {
+	// Baseline is the target whose rows the ratio column compares against:
+	// each row's p50 is divided by the p50 of the Baseline row with the same
+	// fanout, payload, batch and rate. Default: the first result's target.
+	Baseline string
+}
+
+// FormatTable is Table{}.Format(results).
+func FormatTable(results []PubSubResult) string { return Table{}.Format(results) }
+
+// Format returns a table with one row per result: target, fanout, payload
+// bytes, batch, rate (msgs/s, "max" for throughput mode), latency
+// percentiles and max in µs, delivered msgs/s and MB/s, lost, and the p50
+// ratio against the baseline. Rows with duplicates, reordering or invalid
+// deliveries get a note under the table.
+func (t Table) Format(results []PubSubResult) string {
+	if len(results) == 0 {
+		return "(no results)\n"
+	}
+	base := t.Baseline
+	if base == "" {
+		base = results[0].Target
+	}
+	rows := [][]string{{"target", "fanout", "payload", "batch", "rate", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs", "msg/s", "MB/s", "lost", "p50 vs " + base}}
+	var notes []string
+	for _, r := range results {
+		c := r.Config
+		rate := "max"
+		if c.Rate > 0 {
+			rate = strconv.Itoa(c.Rate)
+		}
+		l := r.Latency
+		rows = append(rows, []string{
+			r.Target, strconv.Itoa(c.Fanout), strconv.Itoa(c.PayloadSize), strconv.Itoa(c.Batch), rate,
+			usCell(l.P50), usCell(l.P90), usCell(l.P99), usCell(l.P999), usCell(l.Max),
+			strconv.FormatFloat(r.DeliveredMsgsPerSec, 'f', 0, 64),
+			strconv.FormatFloat(r.DeliveredMBPerSec, 'f', 1, 64),
+			strconv.FormatInt(r.Lost, 10),
+			ratioCell(r, results, base),
+		})
+		if r.Duplicates != 0 || r.OutOfOrder != 0 || r.Invalid != 0 {
+			notes = append(notes, fmt.Sprintf("note: %s fanout %d rate %s: %d duplicates, %d out of order, %d invalid",
+				r.Target, c.Fanout, rate, r.Duplicates, r.OutOfOrder, r.Invalid))
+		}
+	}
+	var b strings.Builder
+	writeAligned(&b, rows)
+	for _, n := range notes {
+		b.WriteString(n)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// usCell formats d in microseconds with one decimal.
+func usCell(d time.Duration) string { return strconv.FormatFloat(micros(d), 'f', 1, 64) }
+
+// ratioCell is r's p50 over the p50 of the baseline row of the same case.
+func ratioCell(r PubSubResult, all []PubSubResult, base string) string {
+	for _, b := range all {
+		if b.Target == base && sameCase(b.Config, r.Config) {
+			if b.Latency.P50 <= 0 || r.Latency.Count == 0 {
+				return "-"
+			}
+			return strconv.FormatFloat(float64(r.Latency.P50)/float64(b.Latency.P50), 'f', 2, 64) + "x"
+		}
+	}
+	return "-"
+}
+
+func sameCase(a, b PubSubConfig) bool {
+	return a.Fanout == b.Fanout && a.PayloadSize == b.PayloadSize && a.Batch == b.Batch && a.Rate == b.Rate
+}
+
+// writeAligned writes rows as columns two spaces apart: the first column
+// left-aligned, the others right-aligned.
+func writeAligned(b *strings.Builder, rows [][]string) {
+	width := make([]int, len(rows[0]))
+	for _, row := range rows {
+		for i, cell := range row {
+			width[i] = max(width[i], len([]rune(cell)))
+		}
+	}
+	for _, row := range rows {
+		for i, cell := range row {
+			pad := strings.Repeat(" ", width[i]-len([]rune(cell)))
+			switch {
+			case i == 0:
+				b.WriteString(cell + pad)
+			default:
+				b.WriteString("  " + pad + cell)
+			}
+		}
+		b.WriteByte('\n')
+	}
+}
+
+// Report is what WriteJSON writes: the results and the conditions they
+// were measured under.
+type Report struct {
+	Generated  time.Time      `json:"generated"`
+	GoVersion  string         `json:"go_version"`
+	GOOS       string         `json:"goos"`
+	GOARCH     string         `json:"goarch"`
+	NumCPU     int            `json:"num_cpu"`
+	GOMAXPROCS int            `json:"gomaxprocs"`
+	Results    []PubSubResult `json:"results"`
+}
+
+// WriteJSON writes results, with the Go version and CPU counts, as an
+// indented JSON Report. Durations are in nanoseconds.
+func WriteJSON(w io.Writer, results []PubSubResult) error {
+	rep := Report{
+		Generated:  time.Now().UTC(),
+		GoVersion:  runtime.Version(),
+		GOOS:       runtime.GOOS,
+		GOARCH:     runtime.GOARCH,
+		NumCPU:     runtime.NumCPU(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0),
+		Results:    results,
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
