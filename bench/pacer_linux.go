@@ -15,14 +15,14 @@ const (
 
 // newPacer locks the calling goroutine to its thread and makes that
 // thread's sleeps precise; close restores both.
-func newPacer(clk clock, spinNs int64) *pacer {
+func newPacer(clk clock, mode Pacing, est *paceEstimate) *pacer {
 	runtime.LockOSThread()
 	old, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prGetTimerSlack, 0, 0)
 	restore := errno == 0
 	if restore {
 		_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, 1, 0)
 	}
-	return &pacer{clk: clk, spin: spinNs, release: func() {
+	return &pacer{clk: clk, mode: mode, est: est, release: func() {
 		if restore {
 			_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerSlack, old, 0)
 		}

@@ -5,9 +5,10 @@ package bench
 import "time"
 
 // newPacer returns a pacer that sleeps with the runtime's timers, which may
-// wake late by up to a millisecond; use PubSubConfig.Spin for precision.
-func newPacer(clk clock, spinNs int64) *pacer {
-	return &pacer{clk: clk, spin: spinNs}
+// wake late by up to a millisecond (PaceAdaptive learns that and wakes
+// early, within its 100 µs cap).
+func newPacer(clk clock, mode Pacing, est *paceEstimate) *pacer {
+	return &pacer{clk: clk, mode: mode, est: est}
 }
 
 func sleepNs(ns int64) { time.Sleep(time.Duration(ns)) }

@@ -35,12 +35,9 @@ type PubSubConfig struct {
 	// for the deliveries still expected; what has not arrived by then is
 	// Lost. Default 5 s.
 	DrainTimeout time.Duration `json:"drain_timeout_ns"`
-	// Spin makes the publisher busy-wait up to this long before each
-	// scheduled send instead of sleeping through it, for a precise schedule
-	// at the cost of a busy CPU (which a small machine may not have to
-	// spare). Default 0: sleep only; the OS's wake-up lateness is then part
-	// of the measured latency (see Result.SendLag).
-	Spin time.Duration `json:"spin_ns,omitempty"`
+	// Pacing is how the publisher waits for scheduled send times in
+	// latency mode. Default PaceSleep.
+	Pacing Pacing `json:"pacing"`
 }
 
 // Defaults for a zero PubSubConfig.
@@ -77,8 +74,10 @@ func (c PubSubConfig) withDefaults() (PubSubConfig, error) {
 	}
 	switch {
 	case c.Fanout < 0, c.Batch < 0, c.Total < 0, c.Warmup < 0, c.Rate < 0,
-		c.Timeout < 0, c.DrainTimeout < 0, c.Spin < 0:
+		c.Timeout < 0, c.DrainTimeout < 0:
 		return c, fmt.Errorf("bench: negative value in config %+v", c)
+	case c.Pacing < 0 || int(c.Pacing) >= len(pacingNames):
+		return c, fmt.Errorf("bench: unknown pacing %d", int(c.Pacing))
 	case c.PayloadSize < payloadHeaderSize:
 		return c, fmt.Errorf("bench: payload size %d is below the %d-byte header", c.PayloadSize, payloadHeaderSize)
 	case float64(c.Fanout)*float64(c.Warmup+c.Total) > maxDeliveries:
@@ -99,6 +98,12 @@ type PubSubResult struct {
 	// every subscriber. In latency mode (Rate > 0) the send time is the
 	// scheduled one (see RunPubSub).
 	Latency Summary `json:"latency"`
+	// UncorrectedLatency is receive time − actual send time: what the
+	// target alone added, without the publisher's lateness. It hides the
+	// delays a stalled target imposes on messages not yet sent (coordinated
+	// omission), so it is for diagnosis next to Latency, never instead of
+	// it. Equal to Latency in throughput mode.
+	UncorrectedLatency Summary `json:"uncorrected_latency"`
 	// SendLag is actual − scheduled publish time, latency mode only: how
 	// late the publisher was; it is included in Latency.
 	SendLag   Summary `json:"send_lag"`
@@ -167,7 +172,7 @@ func RunPubSub(ctx context.Context, target PubSubTarget, cfg PubSubConfig) (res 
 		}
 	}()
 
-	p := &publisher{target: target, cfg: cfg, clk: clk, payloads: newPayloads(cfg.Batch, cfg.PayloadSize), lag: NewHistogram()}
+	p := &publisher{target: target, cfg: cfg, clk: clk, tr: tr, payloads: newPayloads(cfg.Batch, cfg.PayloadSize), lag: NewHistogram()}
 	fanout := int64(cfg.Fanout)
 
 	if cfg.Warmup > 0 {
@@ -202,6 +207,7 @@ func finish(res PubSubResult, tr *tracker, p *publisher, start, pubEnd, end int6
 	tot := tr.stop()
 	cfg := res.Config
 	res.Latency = tot.latency.Summary()
+	res.UncorrectedLatency = tot.uncorrected.Summary()
 	res.SendLag = p.lag.Summary()
 	res.Published = int64(p.sent)
 	res.Expected = res.Published * int64(cfg.Fanout)
@@ -230,9 +236,11 @@ type publisher struct {
 	target   PubSubTarget
 	cfg      PubSubConfig
 	clk      clock
+	tr       *tracker // for actual send times
 	payloads [][]byte
 	sent     uint64     // messages Publish accepted, all phases
 	lag      *Histogram // actual − scheduled send, measured phase, latency mode
+	pace     paceEstimate
 }
 
 // run publishes n messages with sequence numbers from first, then flushes.
@@ -241,7 +249,7 @@ type publisher struct {
 func (p *publisher) run(ctx context.Context, first uint64, n int, measured bool) (start, end int64, err error) {
 	var pc *pacer
 	if p.cfg.Rate > 0 {
-		pc = newPacer(p.clk, int64(p.cfg.Spin))
+		pc = newPacer(p.clk, p.cfg.Pacing, &p.pace)
 		defer pc.close()
 	}
 	// Interval in ns as a float: 1e9/Rate need not be whole.
@@ -260,15 +268,21 @@ func (p *publisher) run(ctx context.Context, first uint64, n int, measured bool)
 		if pc != nil {
 			stamp = start + int64(math.Round(float64(i)*interval))
 			pc.waitUntil(stamp)
-			if measured {
-				p.lag.Record(time.Duration(p.clk.now() - stamp))
-			}
 		} else {
 			stamp = p.clk.now()
 		}
 		batch := p.payloads[:k]
+		sentAt := stamp
+		if pc != nil {
+			sentAt = p.clk.now()
+			if measured {
+				p.lag.Record(time.Duration(sentAt - stamp))
+			}
+		}
 		for j, pl := range batch {
-			stampPayload(pl, stamp, first+uint64(i+j))
+			seq := first + uint64(i+j)
+			stampPayload(pl, stamp, seq)
+			p.tr.sentAt[seq].Store(sentAt)
 		}
 		if err := p.target.Publish(ctx, batch); err != nil {
 			return start, -1, fmt.Errorf("bench: %s: publish message %d: %w", p.target.Name(), first+uint64(i), err)

@@ -116,8 +116,8 @@ func TestRunPubSubCleanRun(t *testing.T) {
 	if res.Duplicates != 0 || res.OutOfOrder != 0 || res.Invalid != 0 {
 		t.Fatalf("dups %d ooo %d invalid %d", res.Duplicates, res.OutOfOrder, res.Invalid)
 	}
-	if res.Latency.Count != 3000 {
-		t.Fatalf("latency count %d, want 3000 (warm-up excluded)", res.Latency.Count)
+	if res.Latency.Count != 3000 || res.UncorrectedLatency.Count != 3000 {
+		t.Fatalf("latency counts %d and %d, want 3000 (warm-up excluded)", res.Latency.Count, res.UncorrectedLatency.Count)
 	}
 	// ceil(100/7) + ceil(1000/7) batches.
 	if n := tgt.publishes.Load(); n != 15+143 {
@@ -189,19 +189,30 @@ func TestRunPubSubDetectsLossDuplicatesAndReordering(t *testing.T) {
 
 func TestRunPubSubFixedRate(t *testing.T) {
 	const rate, total = 2000, 400 // 200 ms of schedule
-	res, err := RunPubSub(context.Background(), &chanTarget{}, PubSubConfig{Fanout: 2, Rate: rate, Total: total})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Not a timing assertion beyond "the schedule was not skipped".
-	if min := time.Duration(float64(total) / rate * 0.5 * float64(time.Second)); res.Duration < min {
-		t.Fatalf("run took %v, want at least %v at %d/s", res.Duration, min, rate)
-	}
-	if res.Lost != 0 || res.Latency.Count != 2*total {
-		t.Fatalf("lost %d latency count %d", res.Lost, res.Latency.Count)
-	}
-	if res.SendLag.Count != total {
-		t.Fatalf("send lag count %d, want %d", res.SendLag.Count, total)
+	for _, pacing := range []Pacing{PaceSleep, PaceAdaptive, PaceSpin} {
+		t.Run(pacing.String(), func(t *testing.T) {
+			cfg := PubSubConfig{Fanout: 2, Rate: rate, Total: total, Warmup: 20, Pacing: pacing}
+			res, err := RunPubSub(context.Background(), &chanTarget{}, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Not a timing assertion beyond "the schedule was not skipped".
+			if min := time.Duration(float64(total) / rate * 0.5 * float64(time.Second)); res.Duration < min {
+				t.Fatalf("run took %v, want at least %v at %d/s", res.Duration, min, rate)
+			}
+			if res.Lost != 0 || res.Latency.Count != 2*total {
+				t.Fatalf("lost %d latency count %d", res.Lost, res.Latency.Count)
+			}
+			if res.SendLag.Count != total {
+				t.Fatalf("send lag count %d, want %d", res.SendLag.Count, total)
+			}
+			// Each message is sent at or after its scheduled time, so latency
+			// from the actual send can never exceed latency from the schedule.
+			u, l := res.UncorrectedLatency, res.Latency
+			if u.Count != l.Count || u.P50 > l.P50 || u.Max > l.Max {
+				t.Fatalf("uncorrected %v exceeds corrected %v", u, l)
+			}
+		})
 	}
 }
 
@@ -237,6 +248,7 @@ func TestRunPubSubRejectsBadConfig(t *testing.T) {
 		{Fanout: -1},
 		{Rate: -5},
 		{Fanout: 1 << 20, Total: 1 << 20},
+		{Pacing: 9},
 	} {
 		if _, err := RunPubSub(context.Background(), &chanTarget{}, cfg); err == nil {
 			t.Errorf("config %+v accepted", cfg)

@@ -97,10 +97,9 @@ func writeAligned(b *strings.Builder, rows [][]string) {
 	for _, row := range rows {
 		for i, cell := range row {
 			pad := strings.Repeat(" ", width[i]-len([]rune(cell)))
-			switch {
-			case i == 0:
+			if i == 0 {
 				b.WriteString(cell + pad)
-			default:
+			} else {
 				b.WriteString("  " + pad + cell)
 			}
 		}

@@ -14,8 +14,9 @@ type tracker struct {
 	warmup  uint64 // sequence numbers below this are warm-up: not in latency
 	limit   uint64 // sequence numbers at or above this are invalid
 	subs    []subTracker
-	closed  atomic.Bool  // set once the run stops counting
-	invalid atomic.Int64 // deliveries to an unknown subscriber
+	sentAt  []atomic.Int64 // actual send time by sequence, set by the publisher
+	closed  atomic.Bool    // set once the run stops counting
+	invalid atomic.Int64   // deliveries to an unknown subscriber
 	// distinct counts distinct deliveries over all subscribers; when it
 	// reaches want, notify gets a (non-blocking) signal.
 	distinct atomic.Int64
@@ -27,11 +28,12 @@ type tracker struct {
 // target delivers to each subscriber from one goroutine, as targets do.
 type subTracker struct {
 	mu       sync.Mutex
-	hist     *Histogram
-	seen     []uint64 // bitset of delivered sequence numbers
-	maxSeq   int64    // highest sequence delivered, -1 before the first
-	distinct int64    // distinct deliveries, warm-up included
-	measured int64    // distinct deliveries after warm-up
+	hist     *Histogram // receive − stamped (scheduled) send time
+	uhist    *Histogram // receive − actual send time
+	seen     []uint64   // bitset of delivered sequence numbers
+	maxSeq   int64      // highest sequence delivered, -1 before the first
+	distinct int64      // distinct deliveries, warm-up included
+	measured int64      // distinct deliveries after warm-up
 	dups     int64
 	ooo      int64
 	invalid  int64 // payloads too short or with a sequence out of range
@@ -41,9 +43,11 @@ type subTracker struct {
 
 func newTracker(clk clock, subscribers int, warmup, limit uint64) *tracker {
 	t := &tracker{clk: clk, warmup: warmup, limit: limit, notify: make(chan struct{}, 1)}
+	t.sentAt = make([]atomic.Int64, limit)
 	t.subs = make([]subTracker, subscribers)
 	for i := range t.subs {
 		t.subs[i].hist = NewHistogram()
+		t.subs[i].uhist = NewHistogram()
 		t.subs[i].seen = make([]uint64, (limit+63)/64)
 		t.subs[i].maxSeq = -1
 	}
@@ -85,6 +89,9 @@ func (t *tracker) deliver(sub int, payload []byte) {
 	if seq >= t.warmup {
 		s.measured++
 		s.hist.Record(time.Duration(now - sent))
+		if at := t.sentAt[seq].Load(); at != 0 {
+			s.uhist.Record(time.Duration(now - at))
+		}
 		if now > s.lastRecv {
 			s.lastRecv = now
 		}
@@ -117,11 +124,12 @@ func (t *tracker) wait(done <-chan struct{}) bool {
 // stop makes later deliveries no-ops and returns the totals.
 func (t *tracker) stop() trackerTotals {
 	t.closed.Store(true)
-	tot := trackerTotals{latency: NewHistogram(), invalid: t.invalid.Load()}
+	tot := trackerTotals{latency: NewHistogram(), uncorrected: NewHistogram(), invalid: t.invalid.Load()}
 	for i := range t.subs {
 		s := &t.subs[i]
 		s.mu.Lock()
 		tot.latency.Merge(s.hist)
+		tot.uncorrected.Merge(s.uhist)
 		tot.distinct += s.distinct
 		tot.measured += s.measured
 		tot.dups += s.dups
@@ -134,8 +142,8 @@ func (t *tracker) stop() trackerTotals {
 }
 
 type trackerTotals struct {
-	latency            *Histogram
-	distinct, measured int64
-	dups, ooo, invalid int64
-	lastRecv           int64
+	latency, uncorrected *Histogram
+	distinct, measured   int64
+	dups, ooo, invalid   int64
+	lastRecv             int64
 }

@@ -22,6 +22,7 @@
 #   FELIX_NATS_JS=1     start nats with JetStream (same as --js)
 #   FELIX_NATS_SERVER   path of a nats-server binary to use instead of searching
 #   FELIX_PEERS_WAIT    seconds to wait for a port to accept / a process to exit (default 10)
+#   FELIX_PEERS_NO_APT=1  install with `go install` even where apt-get could
 #
 # start and stop are idempotent: starting a running peer prints its URL,
 # stopping a stopped one is a no-op. Nothing is ever killed by name.
@@ -140,7 +141,7 @@ nats_install() {
     log "nats-server already installed: $bin ($("$bin" --version 2>&1 | head -n 1))"
     return 0
   fi
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  if [ "${FELIX_PEERS_NO_APT:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     log "installing Debian's nats-server package"
     if apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server; then
       bin=$(nats_bin) || die "apt-get installed nats-server but it is not on PATH"
