@@ -1,0 +1,349 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/server"
+	"github.com/felixmq/felix/wire"
+)
+
+func TestPublishSubscribeRoundTrip(t *testing.T) {
+	b := startBroker(t)
+	c := dial(t, b, Options{})
+	ctx := testCtx(t)
+	if got := c.ServerFlags(); got != wire.KnownFlags {
+		t.Errorf("ServerFlags = %#x, want %#x", got, wire.KnownFlags)
+	}
+	sub := subscribe(t, ctx, c, "default", "demo")
+	if sub.ID() == 0 {
+		t.Error("subscription id 0")
+	}
+	want := payloads("hello", 3)
+	for _, p := range want {
+		if err := c.Publish(ctx, "default", "demo", []byte(p)); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+	}
+	if err := c.Publish(ctx, "default", "demo", []byte("per-message"), WithAck(wire.AckPerMessage)); err != nil {
+		t.Fatalf("Publish per_message: %v", err)
+	}
+	expectEvents(t, ctx, sub, append(want, "per-message"))
+
+	// Channel form, and event fields.
+	if err := c.Publish(ctx, "default", "demo", []byte("via-channel")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-sub.C():
+		if string(ev.Payload) != "via-channel" || ev.Namespace != "default" || ev.Stream != "demo" || ev.HasOffset {
+			t.Errorf("event = %+v", ev)
+		}
+	case <-ctx.Done():
+		t.Fatal("no event on C()")
+	}
+	// Another stream's events do not leak in.
+	if err := c.Publish(ctx, "default", "other", []byte("elsewhere")); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if ev, err := sub.Next(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Next = %q, %v; want a timeout", ev.Payload, err)
+	}
+}
+
+func TestPublishUnknownStream(t *testing.T) {
+	b := startBroker(t)
+	c := dial(t, b, Options{})
+	ctx := testCtx(t)
+	err := c.Publish(ctx, "default", "nope", []byte("x"))
+	if !isServerError(err, "stream not found: ") {
+		t.Fatalf("err = %v, want *ServerError \"stream not found: ...\"", err)
+	}
+	// The lane survives the error.
+	if err := c.Publish(ctx, "default", "demo", []byte("x")); err != nil {
+		t.Fatalf("publish after an ack error: %v", err)
+	}
+	// Fire-and-forget to an unknown stream is dropped silently.
+	if err := c.Publish(ctx, "default", "nope", []byte("x"), WithAck(wire.AckNone)); err != nil {
+		t.Fatalf("unacked publish: %v", err)
+	}
+}
+
+func TestPipelinedAckedPublishes(t *testing.T) {
+	b := startBroker(t)
+	c := dial(t, b, Options{})
+	ctx := testCtx(t)
+	sub := subscribe(t, ctx, c, "default", "demo", WithBuffer(16384))
+	const goroutines, each = 8, 1250
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				if err := c.Publish(ctx, "default", "demo", []byte{byte(g), byte(i >> 8), byte(i)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("publish: %v", err)
+	}
+	// Every event arrives, and each goroutine's events in its order.
+	next := make([]int, goroutines)
+	for n := range goroutines * each {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d events: %v", n, err)
+		}
+		g, i := int(ev.Payload[0]), int(ev.Payload[1])<<8|int(ev.Payload[2])
+		if i != next[g] {
+			t.Fatalf("goroutine %d: event %d arrived, want %d", g, i, next[g])
+		}
+		next[g]++
+	}
+}
+
+func TestFireAndForgetBatchOrder(t *testing.T) {
+	b := startBroker(t)
+	c := dial(t, b, Options{})
+	ctx := testCtx(t)
+	sub := subscribe(t, ctx, c, "default", "demo")
+	all := payloads("ff", 1000)
+	for i := 0; i < len(all); i += 100 {
+		if err := c.PublishBatch(ctx, "default", "demo", asBytes(all[i:i+100]), WithAck(wire.AckNone)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expectEvents(t, ctx, sub, all)
+}
+
+func TestSubscribeErrors(t *testing.T) {
+	b := startBroker(t)
+	c := dial(t, b, Options{})
+	ctx := testCtx(t)
+	if _, err := c.Subscribe(ctx, "default", "nope"); !isServerError(err, "stream not found: ") {
+		t.Errorf("unknown stream: err = %v", err)
+	}
+	_, err := c.Subscribe(ctx, "default", "demo", FromOffset(1_000_000))
+	var ce *CursorError
+	if !errors.As(err, &ce) || ce.Reason != wire.CursorInFuture || ce.Requested != 1_000_000 {
+		t.Errorf("offset in the future: err = %v", err)
+	}
+	// The client is fine afterwards.
+	sub := subscribe(t, ctx, c, "default", "demo")
+	sub.Close()
+}
+
+func TestSubscribeFromEarliestReplays(t *testing.T) {
+	b := startBroker(t)
+	c := dial(t, b, Options{})
+	ctx := testCtx(t)
+	want := payloads("old", 5)
+	if err := c.PublishBatch(ctx, "default", "demo", asBytes(want)); err != nil {
+		t.Fatal(err)
+	}
+	sub := subscribe(t, ctx, c, "default", "demo", FromEarliest())
+	expectEvents(t, ctx, sub, want)
+}
+
+func TestAuthRefused(t *testing.T) {
+	b := startBroker(t, testbroker.WithServerOptions(server.Options{Auth: refuseAll{}}))
+	ctx := testCtx(t)
+	_, err := Dial(ctx, b.Addr, Options{TLS: b.ClientTLS})
+	if !isServerError(err, "auth failed") {
+		t.Fatalf("err = %v, want *ServerError auth failed", err)
+	}
+}
+
+type refuseAll struct{}
+
+func (refuseAll) Authenticate(context.Context, string, string) (*server.Identity, error) {
+	return nil, errors.New("no")
+}
+
+func TestResubscribeAfterRestart(t *testing.T) {
+	b := startBroker(t)
+	c := dial(t, b, Options{})
+	ctx := testCtx(t)
+	sub := subscribe(t, ctx, c, "default", "demo")
+	if err := c.Publish(ctx, "default", "demo", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	expectEvents(t, ctx, sub, []string{"before"})
+
+	b.Restart()
+
+	// Publishing redials; the subscription resubscribes on its own. Events
+	// published before it has are lost (at-most-once), so publish until one
+	// arrives.
+	got := make(chan Event, 1)
+	go func() {
+		ev, err := sub.Next(ctx)
+		if err == nil {
+			got <- ev
+		}
+		close(got)
+	}()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := c.Publish(ctx, "default", "demo", []byte("after")); err != nil && ctx.Err() == nil {
+			t.Logf("publish during restart: %v", err)
+		}
+		select {
+		case ev, ok := <-got:
+			if !ok || string(ev.Payload) != "after" {
+				t.Fatalf("after restart got %q (ok=%v, err=%v)", ev.Payload, ok, sub.Err())
+			}
+			if sub.Err() != nil {
+				t.Fatalf("subscription ended: %v", sub.Err())
+			}
+			return
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatal("no event after restart")
+		}
+	}
+}
+
+func TestReconnectDisabled(t *testing.T) {
+	b := startBroker(t)
+	c := dial(t, b, Options{Reconnect: ReconnectPolicy{Disabled: true}})
+	ctx := testCtx(t)
+	sub := subscribe(t, ctx, c, "default", "demo")
+	b.Restart()
+	if _, err := sub.Next(ctx); !errors.Is(err, ErrDisconnected) {
+		t.Errorf("Next after restart: %v, want ErrDisconnected", err)
+	}
+	if err := c.Publish(ctx, "default", "demo", []byte("x")); !errors.Is(err, ErrDisconnected) {
+		t.Errorf("Publish after restart: %v, want ErrDisconnected", err)
+	}
+}
+
+func TestPublisherBatching(t *testing.T) {
+	b := startBroker(t)
+	c := dial(t, b, Options{})
+	ctx := testCtx(t)
+	sub := subscribe(t, ctx, c, "default", "demo", WithBuffer(8192))
+	for _, opts := range []PublisherOptions{
+		{},
+		{MaxBatch: 10, Linger: time.Millisecond},
+		{NoAck: true, MaxBytes: 100},
+	} {
+		p := c.Publisher("default", "demo", opts)
+		want := payloads("batched", 5000)
+		for _, w := range want {
+			if err := p.Publish(ctx, []byte(w)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.Flush(ctx); err != nil {
+			t.Fatalf("%+v: Flush: %v", opts, err)
+		}
+		expectEvents(t, ctx, sub, want)
+		if err := p.Publish(ctx, []byte("last")); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(ctx); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		expectEvents(t, ctx, sub, []string{"last"})
+		if err := p.Publish(ctx, []byte("x")); !errors.Is(err, ErrClosed) {
+			t.Errorf("Publish after Close: %v", err)
+		}
+	}
+}
+
+func TestPublisherReportsErrors(t *testing.T) {
+	b := startBroker(t)
+	c := dial(t, b, Options{})
+	ctx := testCtx(t)
+	p := c.Publisher("default", "nope", PublisherOptions{})
+	defer p.Close(ctx)
+	for range 3 {
+		if err := p.Publish(ctx, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Flush(ctx); !isServerError(err, "stream not found") {
+		t.Fatalf("Flush: %v, want stream not found", err)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatalf("second Flush: %v, want nil (errors are reported once)", err)
+	}
+}
+
+func TestSubscriptionCloseReleasesBroker(t *testing.T) {
+	b := startBroker(t)
+	c := dial(t, b, Options{})
+	ctx := testCtx(t)
+	sub := subscribe(t, ctx, c, "default", "demo")
+	if n := b.Server.Stats().Subscriptions.Load(); n != 1 {
+		t.Fatalf("broker subscriptions = %d, want 1", n)
+	}
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.Next(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("Next after Close: %v", err)
+	}
+	// The broker notices at its next write.
+	for b.Server.Stats().Subscriptions.Load() != 0 {
+		if err := c.Publish(ctx, "default", "demo", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if ctx.Err() != nil {
+			t.Fatal("broker kept the subscription")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	b := startBroker(t)
+	ctx := testCtx(t)
+	ignore := goleak.IgnoreCurrent()
+	c, err := Dial(ctx, b.Addr, Options{TLS: b.ClientTLS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := subscribe(t, ctx, c, "default", "demo")
+	p := c.Publisher("default", "demo", PublisherOptions{Linger: time.Hour})
+	_ = p.Publish(ctx, []byte("pending"))
+	if err := c.Publish(ctx, "default", "demo", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := sub.Next(ctx); err != nil && !errors.Is(err, ErrClosed) {
+		t.Errorf("Next after Client.Close: %v", err)
+	}
+	if err := c.Publish(ctx, "default", "demo", []byte("x")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Publish after Close: %v", err)
+	}
+	if _, err := c.Subscribe(ctx, "default", "demo"); !errors.Is(err, ErrClosed) {
+		t.Errorf("Subscribe after Close: %v", err)
+	}
+	if err := p.Flush(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("Publisher.Flush after Close: %v", err)
+	}
+	// The broker's per-connection goroutines are its own business; only
+	// ours must be gone.
+	goleak.VerifyNone(t, ignore, goleak.IgnoreTopFunction("github.com/felixmq/felix/server.(*conn).serve"))
+}

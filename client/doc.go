@@ -1,0 +1,57 @@
+// Package client is the Go SDK for Felix. It speaks felix-wire v1 (see
+// docs/protocol.md) over QUIC and drives a broker the way the reference
+// Rust client does, so it works with both brokers.
+//
+//	c, err := client.Dial(ctx, "127.0.0.1:5000", client.Options{CAFile: "data/dev-cert.pem"})
+//	defer c.Close()
+//	sub, err := c.Subscribe(ctx, "default", "orders")
+//	err = c.Publish(ctx, "default", "orders", []byte("hello")) // waits for the ack
+//	ev, err := sub.Next(ctx)
+//
+// # Connections
+//
+// A Client owns one UDP socket and two pools of QUIC connections to one
+// broker. Publish connections (Options.PublishConns, default 2) each carry
+// Options.PublishStreamsPerConn (default 2) long-lived bidirectional
+// streams, authenticated once (auth with client_flags = wire.KnownFlags).
+// Event connections (Options.EventConns, default 2) carry subscriptions,
+// assigned round-robin.
+//
+// # Publishing
+//
+// Publish and PublishBatch pick the publish stream by hashing
+// (namespace, stream), so one goroutine's publishes to a stream stay in
+// order. By default they wait for the broker's ack: an acked binary batch
+// (0x0009, answered by a binary 0x0010 ack) when the broker advertised
+// BINARY_PUBLISH_ACKED in auth_ok, otherwise a JSON publish_batch with a
+// request_id (answered by publish_ok / publish_error). Request ids count
+// from 1 per stream, and any number of acked publishes are in flight on a
+// stream at once; a reader goroutine per stream hands each ack to its
+// caller. WithAck(wire.AckNone) sends a fire-and-forget binary batch
+// (0x0001) and returns once it is written. Publisher adds client-side
+// batching with a bounded queue.
+//
+// # Subscribing
+//
+// Subscribe opens a new bidirectional stream on an event connection, sends
+// auth then subscribe, finishes its side and reads one reply (subscribed,
+// subscribe_cursor_error or error). The broker opens a unidirectional event
+// stream starting with event_stream_hello{subscription_id}; a router
+// goroutine per event connection pairs it with the subscription. Event
+// batches (shared 0x0004 or per-subscription 0x0002, with offsets when
+// 0x0020 is set) become Events in a bounded buffer read by Next or C; when
+// the buffer is full the reader stops, and QUIC flow control pushes back on
+// the broker, so nothing is dropped on the client.
+//
+// # Failures
+//
+// Errors are typed: *ServerError (the broker's message), *CursorError,
+// *ConnectionError (matches ErrDisconnected), *ProtocolError, ErrClosed.
+// When a connection is lost, requests in flight on it fail with a
+// *ConnectionError; later calls redial with exponential backoff
+// (Options.Reconnect). Subscriptions resubscribe by themselves: from the
+// tail (at-most-once: events published during the gap are lost), or, when
+// the broker sent offsets (durable streams), from the next expected offset
+// while the broker retains it. Close tears everything down and returns
+// after every goroutine of the client has exited.
+package client

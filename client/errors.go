@@ -1,0 +1,72 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/felixmq/felix/wire"
+)
+
+var (
+	// ErrClosed is returned by every call on a closed Client, Publisher or
+	// Subscription.
+	ErrClosed = errors.New("felix: closed")
+	// ErrDisconnected is matched (errors.Is) by every *ConnectionError:
+	// the connection or stream carrying a request went away.
+	ErrDisconnected = errors.New("felix: disconnected")
+	// ErrUnsupported: the broker did not advertise a capability the call
+	// needs (e.g. FromOffset without EVENT_BATCH_OFFSETS).
+	ErrUnsupported = errors.New("felix: not supported by the broker")
+	// ErrQueueFull: a Publisher's queue stayed full until the context ended.
+	ErrQueueFull = errors.New("felix: publisher queue full")
+)
+
+// ServerError is an error reported by the broker: an `error` frame, a
+// `publish_error`, or a binary publish ack with error status. Message is the
+// broker's text, e.g. "stream not found: tenant=t namespace=ns stream=s".
+type ServerError struct {
+	Message string
+}
+
+func (e *ServerError) Error() string { return "felix: server: " + e.Message }
+
+// CursorError rejects a subscription whose start offset is out of range.
+// Available is the oldest retained offset (too_old) or the tail (in_future).
+type CursorError struct {
+	Reason    wire.CursorErrorReason
+	Requested uint64
+	Available uint64
+}
+
+func (e *CursorError) Error() string {
+	return fmt.Sprintf("felix: subscribe cursor %s: requested %d, available %d", e.Reason, e.Requested, e.Available)
+}
+
+// ConnectionError says that the QUIC connection or stream carrying a
+// request failed before the request completed; the request may or may not
+// have taken effect. It matches ErrDisconnected.
+type ConnectionError struct {
+	Op  string // what was under way, e.g. "publish", "subscribe"
+	Err error  // the transport error
+}
+
+func (e *ConnectionError) Error() string {
+	return fmt.Sprintf("felix: %s: connection lost: %v", e.Op, e.Err)
+}
+
+func (e *ConnectionError) Unwrap() error { return e.Err }
+
+// Is matches ErrDisconnected.
+func (e *ConnectionError) Is(target error) bool { return target == ErrDisconnected }
+
+// ProtocolError: the broker sent something felix-wire v1 does not allow at
+// that point. The stream is abandoned.
+type ProtocolError struct {
+	Detail string
+}
+
+func (e *ProtocolError) Error() string { return "felix: protocol error: " + e.Detail }
+
+// errNoReconnect is the cause of a ConnectionError when a connection was
+// lost and ReconnectPolicy.Disabled is set.
+var errNoReconnect = errors.New("connection lost and reconnect disabled")

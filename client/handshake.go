@@ -1,0 +1,117 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/felixmq/felix/wire"
+)
+
+// withDeadline runs op, a blocking read or write on a stream whose
+// deadline setter is set, so that it returns when ctx ends: ctx's deadline
+// becomes the stream deadline and a cancellation moves it to the past. The
+// deadline is cleared afterwards.
+func withDeadline(ctx context.Context, set func(time.Time) error, op func() error) error {
+	if ctx.Done() == nil {
+		return op()
+	}
+	if d, ok := ctx.Deadline(); ok {
+		_ = set(d)
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = set(time.Unix(1, 0))
+		close(fired)
+	})
+	err := op()
+	if !stop() {
+		<-fired
+	}
+	_ = set(time.Time{})
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// writeAll writes b to str, interruptible by ctx.
+func writeAll(ctx context.Context, str *quic.Stream, b []byte) error {
+	return withDeadline(ctx, str.SetWriteDeadline, func() error {
+		_, err := str.Write(b)
+		return err
+	})
+}
+
+// readMessage reads the next frame and decodes it as a JSON message.
+func readMessage(ctx context.Context, setDeadline func(time.Time) error, r *wire.Reader) (wire.Message, error) {
+	var m wire.Message
+	err := withDeadline(ctx, setDeadline, func() error {
+		f, err := r.ReadFrame()
+		if err != nil {
+			return err
+		}
+		if f.Flags != 0 {
+			return &ProtocolError{Detail: fmt.Sprintf("expected a JSON reply, got frame flags %#04x", f.Flags)}
+		}
+		m, err = wire.DecodeMessage(f.Payload)
+		if err != nil {
+			return &ProtocolError{Detail: err.Error()}
+		}
+		return nil
+	})
+	return m, err
+}
+
+// authenticate sends auth on a fresh bidirectional stream and reads the
+// reply, returning the broker's capability flags. A legacy broker answers
+// `ok` (flags wire.OriginalV1Flags); a refusal is a *ServerError.
+func (c *Client) authenticate(ctx context.Context, str *quic.Stream, r *wire.Reader) (uint16, error) {
+	frame, err := wire.AppendMessageFrame(nil, &wire.Auth{
+		TenantID: c.opts.TenantID, Token: c.opts.Token, ClientFlags: wire.U16(wire.KnownFlags),
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := writeAll(ctx, str, frame); err != nil {
+		return 0, err
+	}
+	m, err := readMessage(ctx, str.SetReadDeadline, r)
+	if err != nil {
+		return 0, err
+	}
+	var flags uint16
+	switch m := m.(type) {
+	case *wire.AuthOK:
+		flags = m.ServerFlags
+	case *wire.OK:
+		flags = wire.OriginalV1Flags
+	case *wire.ErrorMessage:
+		return 0, &ServerError{Message: m.Message}
+	default:
+		return 0, &ProtocolError{Detail: fmt.Sprintf("unexpected %q in reply to auth", m.Type())}
+	}
+	c.serverFlags.Store(uint32(flags))
+	return flags, nil
+}
+
+// streamErr classifies an error from a stream operation: the caller's
+// context and client shutdown win, broker replies pass through, anything
+// else is a lost connection.
+func (c *Client) streamErr(ctx context.Context, op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case c.isClosed():
+		return ErrClosed
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		return ctx.Err()
+	case isServerReply(err), errors.As(err, new(*ProtocolError)):
+		return err
+	}
+	return &ConnectionError{Op: op, Err: err}
+}

@@ -1,0 +1,247 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/felixmq/felix/wire"
+)
+
+// lane is one long-lived authenticated publish stream of the pool. Its
+// session is reopened (on a redialed connection if needed) after it fails.
+type lane struct {
+	c    *Client
+	slot *connSlot
+	idx  int
+	open gate // held while opening a session
+
+	mu   sync.Mutex
+	sess *pubSession
+}
+
+// pubSession is one authenticated bidirectional stream carrying publishes
+// and their acks. Acked publishes are pipelined: each registers its request
+// id, writes its frame, and waits; the read loop dispatches acks by id.
+type pubSession struct {
+	c     *Client
+	str   *quic.Stream
+	r     *wire.Reader
+	flags uint16 // the broker's capabilities on this stream
+
+	nextID atomic.Uint64 // request ids, from 1
+	wmu    sync.Mutex    // one frame at a time on the stream
+
+	mu      sync.Mutex
+	pending map[uint64]chan error
+	err     error         // why the session ended
+	done    chan struct{} // closed when the session has failed
+}
+
+func (s *pubSession) alive() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (l *lane) live() *pubSession {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sess != nil && l.sess.alive() {
+		return l.sess
+	}
+	return nil
+}
+
+// session returns the lane's live session, opening one if needed. With
+// retry, lost connections are redialed (with backoff) until ctx ends;
+// without it the first failure is returned (used by Dial).
+func (l *lane) session(ctx context.Context, retry bool) (*pubSession, error) {
+	if s := l.live(); s != nil {
+		return s, nil
+	}
+	ctx, cancel := l.c.bind(ctx, true)
+	defer cancel()
+	if !l.open.enter(ctx) {
+		return nil, l.c.ctxErr(ctx)
+	}
+	defer l.open.leave()
+	for {
+		if s := l.live(); s != nil {
+			return s, nil
+		}
+		s, err := l.openSession(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if !retry || !errors.Is(err, ErrDisconnected) || l.c.opts.Reconnect.Disabled {
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, l.c.ctxErr(ctx)
+		}
+		// The next slot.get waits out the backoff before redialing.
+	}
+}
+
+// openSession opens and authenticates a new session.
+func (l *lane) openSession(ctx context.Context) (*pubSession, error) {
+	sc, err := l.slot.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	str, err := sc.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, l.c.streamErr(ctx, "open publish stream", err)
+	}
+	r := wire.NewReader(str, l.c.opts.MaxFrameBytes)
+	flags, err := l.c.authenticate(ctx, str, r)
+	if err != nil {
+		str.CancelRead(streamCodeCancel)
+		str.CancelWrite(streamCodeCancel)
+		return nil, l.c.streamErr(ctx, "publish auth", err)
+	}
+	s := &pubSession{c: l.c, str: str, r: r, flags: flags, pending: map[uint64]chan error{}, done: make(chan struct{})}
+	if !l.c.goTracked(s.readLoop) {
+		s.fail(ErrClosed)
+		return nil, ErrClosed
+	}
+	l.mu.Lock()
+	l.sess = s
+	l.mu.Unlock()
+	return s, nil
+}
+
+// fail ends the session: every pending publish gets err (ErrClosed once
+// the client is closing) and the stream is cancelled both ways.
+func (s *pubSession) fail(err error) {
+	if s.c.isClosed() {
+		err = ErrClosed
+	}
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = err
+	pending := s.pending
+	s.pending = nil
+	close(s.done)
+	s.mu.Unlock()
+	for _, ch := range pending {
+		ch <- err
+	}
+	s.str.CancelRead(streamCodeCancel)
+	s.str.CancelWrite(streamCodeCancel)
+}
+
+// errSessionGone: the session ended before a frame was written, so the
+// publish can safely be sent on a new session.
+var errSessionGone = errors.New("publish session ended")
+
+// register reserves the ack slot of request id before its frame is written.
+func (s *pubSession) register(id uint64) (chan error, error) {
+	ch := make(chan error, 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, errSessionGone
+	}
+	s.pending[id] = ch
+	return ch, nil
+}
+
+func (s *pubSession) forget(id uint64) {
+	s.mu.Lock()
+	delete(s.pending, id)
+	s.mu.Unlock()
+}
+
+// resolve hands an ack to its waiter. Unknown ids (a caller that gave up)
+// are ignored.
+func (s *pubSession) resolve(id uint64, err error) {
+	s.mu.Lock()
+	ch := s.pending[id]
+	delete(s.pending, id)
+	s.mu.Unlock()
+	if ch != nil {
+		ch <- err
+	}
+}
+
+// write writes one complete frame. A failed or interrupted write may leave
+// half a frame on the stream, so it ends the session.
+func (s *pubSession) write(ctx context.Context, frame []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if !s.alive() {
+		return errSessionGone
+	}
+	if err := writeAll(ctx, s.str, frame); err != nil {
+		s.fail(&ConnectionError{Op: "publish", Err: fmt.Errorf("write: %w", err)})
+		return s.c.streamErr(ctx, "publish", err)
+	}
+	return nil
+}
+
+// readLoop reads acks until the stream fails.
+func (s *pubSession) readLoop() {
+	for {
+		f, err := s.r.ReadFrame()
+		if errors.Is(err, wire.ErrUnknownFlags) {
+			continue
+		}
+		if err != nil {
+			s.fail(&ConnectionError{Op: "publish", Err: err})
+			return
+		}
+		if err := s.dispatch(f); err != nil {
+			s.fail(err)
+			return
+		}
+	}
+}
+
+// dispatch handles one frame from the broker on a publish stream.
+func (s *pubSession) dispatch(f wire.Frame) error {
+	switch f.Flags {
+	case wire.FlagBinaryPublishAck:
+		ack, err := wire.DecodePublishAck(f.Payload)
+		if err != nil {
+			return &ProtocolError{Detail: err.Error()}
+		}
+		if ack.OK {
+			s.resolve(ack.RequestID, nil)
+		} else {
+			s.resolve(ack.RequestID, &ServerError{Message: ack.Message})
+		}
+		return nil
+	case 0:
+		m, err := wire.DecodeMessage(f.Payload)
+		if err != nil {
+			return &ProtocolError{Detail: err.Error()}
+		}
+		switch m := m.(type) {
+		case *wire.PublishOK:
+			s.resolve(m.RequestID, nil)
+			return nil
+		case *wire.PublishError:
+			s.resolve(m.RequestID, &ServerError{Message: m.Message})
+			return nil
+		case *wire.ErrorMessage:
+			// Not tied to a request: the broker closes the stream after
+			// most of these, so every publish in flight here fails with it.
+			return &ServerError{Message: m.Message}
+		default:
+			return &ProtocolError{Detail: fmt.Sprintf("unexpected %q on a publish stream", m.Type())}
+		}
+	}
+	return &ProtocolError{Detail: fmt.Sprintf("unexpected frame flags %#04x on a publish stream", f.Flags)}
+}

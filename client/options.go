@@ -1,0 +1,191 @@
+package client
+
+import (
+	"cmp"
+	"crypto/tls"
+	"log/slog"
+	"time"
+
+	"github.com/felixmq/felix/transport"
+	"github.com/felixmq/felix/wire"
+)
+
+// Options configure a Client. The zero value connects as tenant "default"
+// with token "dev", trusting the system roots for the name "localhost".
+type Options struct {
+	// TenantID is the tenant every stream authenticates as; all publishes
+	// and subscriptions of the client are in this tenant. Default "default".
+	TenantID string
+	// Token is the auth token. Default "dev" (accepted by a development
+	// broker).
+	Token string
+
+	// TLS is the client TLS configuration. When nil, one is built from
+	// CAFile, Insecure and ServerName with transport.ClientTLSConfig.
+	TLS *tls.Config
+	// CAFile is a PEM bundle to trust, e.g. the broker's dev-cert.pem.
+	CAFile string
+	// Insecure skips certificate verification (development only).
+	Insecure bool
+	// ServerName is the name verified in the broker certificate. Default
+	// "localhost".
+	ServerName string
+
+	// Transport holds the QUIC knobs. KeepAlivePeriod defaults to 10s for
+	// clients (transport.DefaultClientKeepAlivePeriod).
+	Transport transport.Options
+
+	// PublishConns is the number of QUIC connections carrying publishes.
+	// Default 2.
+	PublishConns int
+	// PublishStreamsPerConn is the number of long-lived authenticated
+	// publish streams per publish connection. Default 2.
+	PublishStreamsPerConn int
+	// EventConns is the number of QUIC connections carrying subscriptions;
+	// subscriptions are spread over them round-robin. Default 2.
+	EventConns int
+
+	// MaxFrameBytes bounds a frame in either direction (payload bytes).
+	// Default 16 MiB, as the broker.
+	MaxFrameBytes int
+	// SubscriptionBuffer is the default number of events buffered between
+	// a subscription's stream reader and Next. When full the reader stops
+	// reading, and QUIC flow control pushes back on the broker (lossless
+	// here; the broker's own queue policy then applies). Default 4096.
+	SubscriptionBuffer int
+
+	// RequestTimeout bounds each wait for a broker reply (auth,
+	// subscribe, publish ack) in addition to the caller's context.
+	// Default 30s (the reference's ack backstop). Negative means none.
+	RequestTimeout time.Duration
+
+	// Reconnect controls redialing after a connection is lost.
+	Reconnect ReconnectPolicy
+
+	// Logger receives connection-level events. Default: discard.
+	Logger *slog.Logger
+}
+
+// ReconnectPolicy controls redialing. The zero value reconnects with
+// backoff from 50ms doubling to 2s.
+type ReconnectPolicy struct {
+	// Disabled turns reconnection off: once a connection is lost, calls
+	// that need it fail with a *ConnectionError and subscriptions end.
+	Disabled bool
+	// MinBackoff is the wait after the first failed dial. Default 50ms.
+	MinBackoff time.Duration
+	// MaxBackoff caps the doubling wait between dial attempts. Default 2s.
+	MaxBackoff time.Duration
+}
+
+// Defaults.
+const (
+	DefaultTenantID              = "default"
+	DefaultToken                 = "dev"
+	DefaultPublishConns          = 2
+	DefaultPublishStreamsPerConn = 2
+	DefaultEventConns            = 2
+	DefaultSubscriptionBuffer    = 4096
+	DefaultRequestTimeout        = 30 * time.Second
+	DefaultMinBackoff            = 50 * time.Millisecond
+	DefaultMaxBackoff            = 2 * time.Second
+)
+
+// Internal bounds of the event router.
+const (
+	// helloTimeout bounds reading the hello of a new event stream.
+	helloTimeout = 5 * time.Second
+	// parkTimeout is how long an event stream whose hello matches no
+	// pending subscribe is kept before it is dropped (the broker then
+	// reaps the subscription).
+	parkTimeout = 10 * time.Second
+	// maxParked bounds unmatched event streams per connection.
+	maxParked = 1024
+)
+
+func (o Options) withDefaults() Options {
+	o.TenantID = cmp.Or(o.TenantID, DefaultTenantID)
+	o.Token = cmp.Or(o.Token, DefaultToken)
+	o.Transport.KeepAlivePeriod = cmp.Or(o.Transport.KeepAlivePeriod, transport.DefaultClientKeepAlivePeriod)
+	o.PublishConns = max(cmp.Or(o.PublishConns, DefaultPublishConns), 1)
+	o.PublishStreamsPerConn = max(cmp.Or(o.PublishStreamsPerConn, DefaultPublishStreamsPerConn), 1)
+	o.EventConns = max(cmp.Or(o.EventConns, DefaultEventConns), 1)
+	if o.MaxFrameBytes <= 0 {
+		o.MaxFrameBytes = wire.DefaultMaxFrameBytes
+	}
+	if o.SubscriptionBuffer <= 0 {
+		o.SubscriptionBuffer = DefaultSubscriptionBuffer
+	}
+	o.RequestTimeout = cmp.Or(o.RequestTimeout, DefaultRequestTimeout)
+	o.Reconnect.MinBackoff = cmp.Or(o.Reconnect.MinBackoff, DefaultMinBackoff)
+	o.Reconnect.MaxBackoff = max(cmp.Or(o.Reconnect.MaxBackoff, DefaultMaxBackoff), o.Reconnect.MinBackoff)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// tlsConfig returns the TLS configuration to dial with.
+func (o Options) tlsConfig() (*tls.Config, error) {
+	if o.TLS != nil {
+		return o.TLS, nil
+	}
+	return transport.ClientTLSConfig(transport.ClientTLSOptions{
+		CAFile: o.CAFile, Insecure: o.Insecure, ServerName: o.ServerName,
+	})
+}
+
+// PublishOption changes one Publish or PublishBatch call.
+type PublishOption func(*publishConfig)
+
+type publishConfig struct {
+	ack wire.AckMode
+}
+
+// WithAck selects the acknowledgement: wire.AckPerBatch (the default) or
+// wire.AckPerMessage wait for the broker's ack; wire.AckNone sends a
+// fire-and-forget binary batch and returns once it is written.
+func WithAck(mode wire.AckMode) PublishOption {
+	return func(c *publishConfig) { c.ack = mode }
+}
+
+func newPublishConfig(opts []PublishOption) publishConfig {
+	c := publishConfig{ack: wire.AckPerBatch}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// SubscribeOption changes one Subscribe call.
+type SubscribeOption func(*subscribeConfig)
+
+type subscribeConfig struct {
+	start  wire.StartPosition
+	id     *uint64
+	buffer int
+}
+
+// FromOffset starts the subscription at offset n (replaying retained
+// history). Needs a broker advertising EVENT_BATCH_OFFSETS (0x0020).
+func FromOffset(n uint64) SubscribeOption {
+	return func(c *subscribeConfig) { c.start = wire.StartPosition{Kind: wire.StartOffset, Offset: n} }
+}
+
+// FromEarliest starts the subscription at the oldest retained event.
+// Needs a broker advertising EVENT_BATCH_OFFSETS (0x0020).
+func FromEarliest() SubscribeOption {
+	return func(c *subscribeConfig) { c.start = wire.StartPosition{Kind: wire.StartEarliest} }
+}
+
+// WithSubscriptionID asks the broker to use id for the subscription
+// (otherwise the broker assigns one). The id must be unique on the broker.
+func WithSubscriptionID(id uint64) SubscribeOption {
+	return func(c *subscribeConfig) { c.id = &id }
+}
+
+// WithBuffer sets this subscription's client-side event buffer (default
+// Options.SubscriptionBuffer).
+func WithBuffer(events int) SubscribeOption {
+	return func(c *subscribeConfig) { c.buffer = events }
+}

@@ -1,0 +1,330 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/felixmq/felix/wire"
+)
+
+// PublisherOptions configure client-side batching. The zero value is
+// valid.
+type PublisherOptions struct {
+	// MaxBatch is the most events sent in one batch. Default 64.
+	MaxBatch int
+	// MaxBytes closes a batch once its payloads reach this many bytes.
+	// Default 64 KiB.
+	MaxBytes int
+	// Linger is how long a batch that is not full waits for more events.
+	// Default 0: a batch is sent as soon as the queue is drained, so
+	// batches grow only under load and an idle publisher adds no delay.
+	Linger time.Duration
+	// QueueSize bounds the events waiting to be batched. Default 4096.
+	QueueSize int
+	// MaxInFlight bounds the batches sent and not yet acknowledged.
+	// Default 16.
+	MaxInFlight int
+	// NoAck sends fire-and-forget batches (wire.AckNone). By default every
+	// batch is acknowledged (per batch) and failures reach Flush and Close.
+	NoAck bool
+}
+
+// Publisher batches the events of one stream on the client side: Publish
+// enqueues, a goroutine packs queued events into batches (in order) and
+// sends them on the stream's publish lane, pipelining acks. Errors are
+// reported by Flush and Close.
+type Publisher struct {
+	c         *Client
+	namespace string
+	stream    string
+	opts      PublisherOptions
+
+	queue    chan pubItem
+	inflight chan sentBatch
+	ctx      context.Context // aborted by Close's deadline or Client.Close
+	cancel   context.CancelFunc
+	done     chan struct{} // both goroutines exited
+
+	closeMu sync.RWMutex // held shared while enqueuing, exclusively to close
+	closed  bool
+	closing chan struct{}
+
+	errMu  sync.Mutex
+	err    error // first failure since the last Flush
+	failed int   // events in failed batches since the last Flush
+}
+
+// pubItem is a queued event, or a flush marker when flush is set.
+type pubItem struct {
+	payload []byte
+	flush   chan error
+}
+
+// sentBatch is a batch on its way, handed from the sender to the acker.
+type sentBatch struct {
+	ack   pendingAck
+	n     int
+	err   error      // send failure
+	flush chan error // flush marker that follows the batch
+}
+
+// Publisher returns a batching publisher for namespace/stream. Close it to
+// flush and release its goroutines (Client.Close also stops it).
+func (c *Client) Publisher(namespace, stream string, opts PublisherOptions) *Publisher {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 64
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 64 << 10
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 4096
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 16
+	}
+	p := &Publisher{
+		c: c, namespace: namespace, stream: stream, opts: opts,
+		queue:    make(chan pubItem, opts.QueueSize),
+		inflight: make(chan sentBatch, opts.MaxInFlight),
+		done:     make(chan struct{}),
+		closing:  make(chan struct{}),
+	}
+	p.ctx, p.cancel = context.WithCancel(c.ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		p.closed = true
+		close(p.closing)
+		close(p.done)
+		p.err = ErrClosed
+		return p
+	}
+	c.pubs[p] = struct{}{}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	c.wg.Go(func() { defer wg.Done(); p.sendLoop() })
+	c.wg.Go(func() { defer wg.Done(); p.ackLoop() })
+	c.wg.Go(func() {
+		wg.Wait()
+		c.mu.Lock()
+		delete(c.pubs, p)
+		c.mu.Unlock()
+		close(p.done)
+	})
+	return p
+}
+
+// Publish enqueues payload. It blocks while the queue is full; if ctx ends
+// first it returns an error wrapping ErrQueueFull. The payload must not be
+// modified until the batch is sent (after Flush it surely is).
+func (p *Publisher) Publish(ctx context.Context, payload []byte) error {
+	return p.enqueue(ctx, pubItem{payload: payload})
+}
+
+func (p *Publisher) enqueue(ctx context.Context, it pubItem) error {
+	p.closeMu.RLock()
+	defer p.closeMu.RUnlock()
+	if p.closed {
+		return ErrClosed
+	}
+	select {
+	case p.queue <- it:
+		return nil
+	default:
+	}
+	select {
+	case p.queue <- it:
+		return nil
+	case <-p.ctx.Done():
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrQueueFull, ctx.Err())
+	}
+}
+
+// Flush waits until every event published before it has been sent and
+// (unless NoAck) acknowledged, and returns the first failure since the
+// previous Flush (a *ServerError, a *ConnectionError...).
+func (p *Publisher) Flush(ctx context.Context) error {
+	marker := make(chan error, 1)
+	if err := p.enqueue(ctx, pubItem{flush: marker}); err != nil {
+		return err
+	}
+	select {
+	case err := <-marker:
+		return err
+	case <-p.done:
+		select {
+		case err := <-marker:
+			return err
+		default:
+			return ErrClosed
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close flushes, stops the publisher and returns the first failure since
+// the last Flush. If ctx ends first, events still queued are dropped and
+// ctx's error is returned. Safe to call more than once.
+func (p *Publisher) Close(ctx context.Context) error {
+	p.closeMu.Lock()
+	first := !p.closed
+	p.closed = true
+	if first {
+		close(p.closing)
+	}
+	p.closeMu.Unlock()
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.abort()
+		<-p.done
+		return ctx.Err()
+	}
+	if !first {
+		return nil
+	}
+	return p.takeErr()
+}
+
+// abort stops the goroutines without flushing.
+func (p *Publisher) abort() { p.cancel() }
+
+// next returns the next queued item, blocking. It reports false when the
+// publisher is closing and the queue is empty, or aborted.
+func (p *Publisher) next() (pubItem, bool) {
+	select {
+	case it := <-p.queue:
+		return it, true
+	case <-p.ctx.Done():
+		return pubItem{}, false
+	case <-p.closing:
+		select {
+		case it := <-p.queue:
+			return it, true
+		default:
+			return pubItem{}, false
+		}
+	}
+}
+
+// sendLoop packs queued events into batches and sends them in order.
+func (p *Publisher) sendLoop() {
+	defer close(p.inflight)
+	lane := p.c.laneFor(p.namespace, p.stream)
+	var (
+		batch [][]byte
+		size  int
+		flush chan error
+	)
+	take := func(it pubItem) {
+		if it.flush != nil {
+			flush = it.flush
+			return
+		}
+		batch = append(batch, it.payload)
+		size += len(it.payload)
+	}
+	full := func() bool { return flush != nil || len(batch) >= p.opts.MaxBatch || size >= p.opts.MaxBytes }
+	var linger *time.Timer
+	for {
+		it, ok := p.next()
+		if !ok {
+			return
+		}
+		take(it)
+		var expired <-chan time.Time
+		if p.opts.Linger > 0 && !full() {
+			if linger == nil {
+				linger = time.NewTimer(p.opts.Linger)
+				defer linger.Stop()
+			} else {
+				linger.Reset(p.opts.Linger)
+			}
+			expired = linger.C
+		}
+	fill:
+		for !full() {
+			select {
+			case it := <-p.queue:
+				take(it)
+				continue
+			default:
+			}
+			if expired == nil {
+				break
+			}
+			select {
+			case it := <-p.queue:
+				take(it)
+			case <-expired:
+				expired = nil
+				break fill
+			case <-p.closing:
+				break fill
+			case <-p.ctx.Done():
+				return
+			}
+		}
+		if expired != nil {
+			linger.Stop() // Go 1.23+ timers: no stale tick after Stop
+		}
+		sb := sentBatch{n: len(batch), flush: flush}
+		if len(batch) > 0 {
+			mode := wire.AckPerBatch
+			if p.opts.NoAck {
+				mode = wire.AckNone
+			}
+			sb.ack, sb.err = lane.send(p.ctx, p.namespace, p.stream, batch, mode)
+		}
+		select {
+		case p.inflight <- sb:
+		case <-p.ctx.Done():
+			return
+		}
+		clear(batch)
+		batch, size, flush = batch[:0], 0, nil
+	}
+}
+
+// ackLoop waits for the acks of sent batches, in order, records failures
+// and answers flush markers.
+func (p *Publisher) ackLoop() {
+	for sb := range p.inflight {
+		err := sb.err
+		if err == nil && sb.ack.ch != nil {
+			err = sb.ack.wait(p.ctx)
+		}
+		if err != nil {
+			if p.ctx.Err() != nil {
+				err = ErrClosed
+			}
+			p.errMu.Lock()
+			if p.err == nil {
+				p.err = err
+			}
+			p.failed += sb.n
+			p.errMu.Unlock()
+		}
+		if sb.flush != nil {
+			sb.flush <- p.takeErr()
+		}
+	}
+}
+
+// takeErr returns and clears the failure recorded since the last call.
+func (p *Publisher) takeErr() error {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	err, n := p.err, p.failed
+	p.err, p.failed = nil, 0
+	if err != nil && n > 0 {
+		return fmt.Errorf("felix: %d events not published: %w", n, err)
+	}
+	return err
+}

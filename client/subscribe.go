@@ -1,0 +1,414 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/felixmq/felix/wire"
+)
+
+// Event is one delivered event.
+type Event struct {
+	Namespace string
+	Stream    string
+	Payload   []byte // owned by the receiver
+	Offset    uint64 // valid when HasOffset
+	HasOffset bool   // the broker sent offsets (durable streams only)
+}
+
+// Subscription receives the events of one stream. Read them with Next or
+// from C. It survives lost connections (see Client.Subscribe). Close it
+// when done.
+type Subscription struct {
+	c         *Client
+	namespace string
+	stream    string
+	cfg       subscribeConfig
+
+	id     atomic.Uint64
+	events chan Event
+	err    error // why events was closed; written before close(events)
+
+	ctx    context.Context // ends with Close
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the reader goroutine exits
+
+	mu sync.Mutex
+	rs *quic.ReceiveStream // current event stream, for Close to cancel
+
+	// Owned by the reader goroutine.
+	lastOffset uint64 // offset of the last event delivered, when haveOffset
+	haveOffset bool
+}
+
+// attachment is a subscription established on the broker.
+type attachment struct {
+	id    uint64
+	rs    *quic.ReceiveStream
+	flags uint16
+}
+
+// Subscribe subscribes to namespace/stream of the client's tenant. It
+// returns once the broker has confirmed the subscription and its event
+// stream is attached; events published after that are delivered.
+//
+// Errors: a broker refusal is a *ServerError (e.g. "stream not found: …"),
+// an out-of-range start a *CursorError, FromOffset/FromEarliest against a
+// broker without offsets ErrUnsupported.
+//
+// When the connection or event stream is lost, the subscription
+// resubscribes by itself (unless reconnection is disabled), on a new
+// connection if needed. Delivery is at-most-once across such a gap: events
+// published while no subscription existed are not delivered, except that
+// when the broker sent offsets (durable streams) the subscription resumes
+// from the next offset it expected, if the broker still retains it. Next
+// keeps working throughout.
+func (c *Client) Subscribe(ctx context.Context, namespace, stream string, opts ...SubscribeOption) (*Subscription, error) {
+	cfg := subscribeConfig{buffer: c.opts.SubscriptionBuffer}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.buffer <= 0 {
+		cfg.buffer = c.opts.SubscriptionBuffer
+	}
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
+	att, err := c.subscribeRetry(ctx, namespace, stream, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Subscription{
+		c: c, namespace: namespace, stream: stream, cfg: cfg,
+		events: make(chan Event, cfg.buffer),
+		done:   make(chan struct{}),
+		rs:     att.rs,
+	}
+	s.ctx, s.cancel = context.WithCancel(c.ctx)
+	s.id.Store(att.id)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		att.rs.CancelRead(streamCodeCancel)
+		return nil, ErrClosed
+	}
+	c.subs[s] = struct{}{}
+	c.wg.Go(func() { s.run(att) })
+	c.mu.Unlock()
+	return s, nil
+}
+
+// subscribeRetry runs subscribeOnce, retrying with backoff while the
+// connection is being re-established and ctx (bounded by the request
+// timeout) allows.
+func (c *Client) subscribeRetry(ctx context.Context, ns, stream string, cfg subscribeConfig) (*attachment, error) {
+	ctx, cancel := c.bind(ctx, true)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		att, err := c.subscribeOnce(ctx, ns, stream, cfg.start, cfg.id)
+		if err == nil || !errors.Is(err, ErrDisconnected) || c.opts.Reconnect.Disabled {
+			return att, err
+		}
+		if sleep(ctx, c.backoff(attempt+1)) != nil {
+			return nil, c.ctxErr(ctx)
+		}
+	}
+}
+
+// subscribeOnce runs the subscribe exchange on an event connection chosen
+// round-robin: a new bidirectional stream carrying auth, then subscribe
+// (send side finished), one reply, and the pairing with the broker-opened
+// event stream.
+func (c *Client) subscribeOnce(ctx context.Context, ns, stream string, start wire.StartPosition, id *uint64) (*attachment, error) {
+	ctx, cancel := c.bind(ctx, true)
+	defer cancel()
+	slot := c.eventSlots[c.nextEvent.Add(1)%uint64(len(c.eventSlots))]
+	sc, err := slot.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	str, err := sc.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, c.streamErr(ctx, "subscribe", err)
+	}
+	defer str.CancelRead(streamCodeCancel) // one reply is all we read
+	r := wire.NewReader(str, c.opts.MaxFrameBytes)
+	flags, err := c.authenticate(ctx, str, r)
+	if err != nil {
+		str.CancelWrite(streamCodeCancel)
+		return nil, c.streamErr(ctx, "subscribe", err)
+	}
+	req := &wire.Subscribe{TenantID: c.opts.TenantID, Namespace: ns, Stream: stream, SubscriptionID: id}
+	if start.Kind != wire.StartLatest {
+		if !wire.Supports(flags, wire.FlagEventBatchOffsets) {
+			str.CancelWrite(streamCodeCancel)
+			return nil, fmt.Errorf("%w: subscribe from an offset needs EVENT_BATCH_OFFSETS (0x0020); broker flags %#04x", ErrUnsupported, flags)
+		}
+		req.Start = &start
+	}
+	frame, err := wire.AppendMessageFrame(nil, req)
+	if err != nil {
+		str.CancelWrite(streamCodeCancel)
+		return nil, err
+	}
+	if err := writeAll(ctx, str, frame); err != nil {
+		str.CancelWrite(streamCodeCancel)
+		return nil, c.streamErr(ctx, "subscribe", err)
+	}
+	_ = str.Close() // one subscribe per stream: finish our side
+	m, err := readMessage(ctx, str.SetReadDeadline, r)
+	if err != nil {
+		return nil, c.streamErr(ctx, "subscribe", err)
+	}
+	switch m := m.(type) {
+	case *wire.Subscribed:
+		rs, err := sc.router.claim(ctx, m.SubscriptionID)
+		if err != nil {
+			return nil, c.streamErr(ctx, "subscribe", fmt.Errorf("event stream for subscription %d: %w", m.SubscriptionID, err))
+		}
+		return &attachment{id: m.SubscriptionID, rs: rs, flags: flags}, nil
+	case *wire.SubscribeCursorError:
+		return nil, &CursorError{Reason: m.Reason, Requested: m.Requested, Available: m.Available}
+	case *wire.ErrorMessage:
+		return nil, &ServerError{Message: m.Message}
+	default:
+		return nil, &ProtocolError{Detail: fmt.Sprintf("unexpected %q in reply to subscribe", m.Type())}
+	}
+}
+
+// ID is the broker's id of the subscription (it changes after an automatic
+// resubscribe).
+func (s *Subscription) ID() uint64 { return s.id.Load() }
+
+// Next returns the next event, waiting until one arrives or ctx ends. After
+// the subscription ends it returns Err's error (ErrClosed after Close).
+func (s *Subscription) Next(ctx context.Context) (Event, error) {
+	select {
+	case ev, ok := <-s.events:
+		if !ok {
+			return Event{}, s.err
+		}
+		return ev, nil
+	default:
+	}
+	select {
+	case ev, ok := <-s.events:
+		if !ok {
+			return Event{}, s.err
+		}
+		return ev, nil
+	case <-ctx.Done():
+		return Event{}, ctx.Err()
+	}
+}
+
+// C returns the event channel, the alternative to Next. It is closed when
+// the subscription ends; Err then says why.
+func (s *Subscription) C() <-chan Event { return s.events }
+
+// Err is why the subscription ended: nil while it runs, ErrClosed after
+// Close or Client.Close, or the error that ended it (e.g. a *ServerError
+// when resubscribing was refused).
+func (s *Subscription) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Close ends the subscription: its event stream is cancelled (so the
+// broker reaps it) and its goroutine has exited when Close returns.
+// Buffered events are discarded. Safe to call more than once.
+func (s *Subscription) Close() error {
+	s.cancelReader()
+	<-s.done
+	return nil
+}
+
+// cancelReader stops the reader goroutine without waiting for it.
+func (s *Subscription) cancelReader() {
+	s.cancel()
+	s.mu.Lock()
+	if s.rs != nil {
+		s.rs.CancelRead(streamCodeCancel)
+	}
+	s.mu.Unlock()
+}
+
+// run is the subscription's goroutine: it reads the event stream into the
+// buffer and resubscribes when the stream is lost.
+func (s *Subscription) run(att *attachment) {
+	defer func() {
+		s.mu.Lock()
+		if s.rs != nil {
+			s.rs.CancelRead(streamCodeCancel)
+			s.rs = nil
+		}
+		s.mu.Unlock()
+		s.c.mu.Lock()
+		delete(s.c.subs, s)
+		s.c.mu.Unlock()
+		close(s.events)
+		close(s.done)
+	}()
+	for {
+		err := s.pump(att)
+		if s.ctx.Err() != nil {
+			s.err = ErrClosed
+			return
+		}
+		s.c.log.Debug("felix subscription stream ended; resubscribing", "stream", s.namespace+"/"+s.stream,
+			"subscription_id", att.id, "err", err)
+		if s.c.opts.Reconnect.Disabled {
+			s.err = &ConnectionError{Op: "subscription", Err: cmpErr(err, errNoReconnect)}
+			return
+		}
+		att, err = s.resubscribe()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				err = ErrClosed
+			}
+			s.err = err
+			return
+		}
+	}
+}
+
+// cmpErr returns err, or def when err is nil.
+func cmpErr(err, def error) error {
+	if err != nil {
+		return err
+	}
+	return def
+}
+
+// resubscribe re-establishes the subscription with backoff until it
+// succeeds, the broker refuses it, or the subscription is closed.
+func (s *Subscription) resubscribe() (*attachment, error) {
+	for failures := 0; ; failures++ {
+		if err := sleep(s.ctx, s.c.backoff(failures)); err != nil {
+			return nil, ErrClosed
+		}
+		start := wire.StartPosition{Kind: wire.StartLatest}
+		if s.haveOffset {
+			start = wire.StartPosition{Kind: wire.StartOffset, Offset: s.lastOffset + 1}
+		}
+		att, err := s.c.subscribeOnce(s.ctx, s.namespace, s.stream, start, s.cfg.id)
+		var ce *CursorError
+		if errors.As(err, &ce) || (errors.Is(err, ErrUnsupported) && start.Kind != wire.StartLatest) {
+			// The position we wanted is gone (or the broker lost offsets):
+			// continue from the tail.
+			s.c.log.Warn("felix: cannot resume subscription where it stopped; continuing from latest",
+				"stream", s.namespace+"/"+s.stream, "err", err)
+			s.haveOffset = false
+			att, err = s.c.subscribeOnce(s.ctx, s.namespace, s.stream, wire.StartPosition{}, s.cfg.id)
+		}
+		if err == nil {
+			s.mu.Lock()
+			if s.ctx.Err() != nil {
+				s.mu.Unlock()
+				att.rs.CancelRead(streamCodeCancel)
+				return nil, ErrClosed
+			}
+			s.rs = att.rs
+			s.mu.Unlock()
+			s.id.Store(att.id)
+			s.c.log.Info("felix resubscribed", "stream", s.namespace+"/"+s.stream, "subscription_id", att.id)
+			return att, nil
+		}
+		if s.ctx.Err() != nil || errors.Is(err, ErrClosed) {
+			return nil, ErrClosed
+		}
+		if isServerReply(err) {
+			return nil, err
+		}
+	}
+}
+
+// pump reads event frames from the attached stream into the buffer until
+// the stream ends or the subscription is closed.
+func (s *Subscription) pump(att *attachment) error {
+	r := wire.NewReader(att.rs, s.c.opts.MaxFrameBytes)
+	var batch wire.BinaryEventBatch
+	for {
+		f, err := r.ReadFrame()
+		if errors.Is(err, wire.ErrUnknownFlags) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case wire.IsEventBatch(f.Flags):
+			// One copy per frame; the events' payloads alias it.
+			if err := wire.DecodeEventBatch(f.Flags, append([]byte(nil), f.Payload...), &batch); err != nil {
+				return &ProtocolError{Detail: err.Error()}
+			}
+			if !batch.Shared && batch.SubscriptionID != att.id {
+				return &ProtocolError{Detail: fmt.Sprintf("event batch for subscription %d on the stream of %d", batch.SubscriptionID, att.id)}
+			}
+			for i, p := range batch.Payloads {
+				ev := Event{Namespace: s.namespace, Stream: s.stream, Payload: p}
+				if batch.HasOffsets {
+					ev.Offset, ev.HasOffset = batch.BaseOffset+uint64(i), true
+				}
+				if err := s.emit(ev); err != nil {
+					return err
+				}
+			}
+		case f.Flags == 0:
+			if err := s.emitJSON(f.Payload); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// emitJSON delivers the JSON event forms (defined by the protocol, not sent
+// by current brokers).
+func (s *Subscription) emitJSON(payload []byte) error {
+	m, err := wire.DecodeMessage(payload)
+	if err != nil {
+		return &ProtocolError{Detail: err.Error()}
+	}
+	switch m := m.(type) {
+	case *wire.Event:
+		ev := Event{Namespace: s.namespace, Stream: s.stream, Payload: m.Payload}
+		if m.Offset != nil {
+			ev.Offset, ev.HasOffset = *m.Offset, true
+		}
+		return s.emit(ev)
+	case *wire.EventBatch:
+		for i, p := range m.Payloads {
+			ev := Event{Namespace: s.namespace, Stream: s.stream, Payload: p}
+			if m.BaseOffset != nil {
+				ev.Offset, ev.HasOffset = *m.BaseOffset+uint64(i), true
+			}
+			if err := s.emit(ev); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// emit queues one event, blocking while the buffer is full (QUIC flow
+// control then slows the broker down).
+func (s *Subscription) emit(ev Event) error {
+	if ev.HasOffset {
+		s.lastOffset, s.haveOffset = ev.Offset, true
+	}
+	select {
+	case s.events <- ev:
+		return nil
+	case <-s.ctx.Done():
+		return ErrClosed
+	}
+}
