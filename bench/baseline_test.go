@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -11,13 +12,13 @@ import (
 // TestBaselineReport measures the peers side by side and prints the table.
 // It runs only with FELIX_BENCH_BASELINE=1 (scripts/bench-baseline.sh):
 // a measurement, not a test. FELIX_NATS_URL uses a running nats instead of
-// starting one; FELIX_BENCH_PACING=adaptive|sleep|spin sets PubSubConfig.Pacing;
+// starting one; FELIX_BENCH_ROUNDS=N repeats the cases; FELIX_BENCH_PACING=adaptive|sleep|spin sets PubSubConfig.Pacing;
 // FELIX_BENCH_JSON=FILE also writes the JSON report.
 func TestBaselineReport(t *testing.T) {
 	if os.Getenv("FELIX_BENCH_BASELINE") != "1" {
 		t.Skip("measurement only: set FELIX_BENCH_BASELINE=1 (scripts/bench-baseline.sh)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 
 	natsURL := os.Getenv("FELIX_NATS_URL")
@@ -52,12 +53,22 @@ func TestBaselineReport(t *testing.T) {
 		}
 		results = append(results, r)
 	}
-	for _, fanout := range []int{1, 10} {
-		cfg := base
-		cfg.Fanout = fanout
-		run(RunPubSub(ctx, &NATSTarget{URL: natsURL}, cfg))
+	rounds := 1
+	if s := os.Getenv("FELIX_BENCH_ROUNDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 20 {
+			t.Fatalf("FELIX_BENCH_ROUNDS=%q: want 1..20", s)
+		}
+		rounds = n
 	}
-	run(RunQUICEcho(ctx, echoAddr, base))
+	for range rounds {
+		for _, fanout := range []int{1, 10} {
+			cfg := base
+			cfg.Fanout = fanout
+			run(RunPubSub(ctx, &NATSTarget{URL: natsURL}, cfg))
+		}
+		run(RunQUICEcho(ctx, echoAddr, base))
+	}
 
 	t.Logf("\n%s", Table{Baseline: "nats"}.Format(results))
 	for _, r := range results {

@@ -24,7 +24,8 @@ type PubSubConfig struct {
 	// measured ones; they count for loss but not for latency or throughput.
 	// Default 0.
 	Warmup int `json:"warmup"`
-	// Total is the number of measured messages. Default 10 000.
+	// Total is the number of measured messages. Default 10 000. Warmup +
+	// Total is at most 2^26, and Fanout × that at most 2^30.
 	Total int `json:"total"`
 	// Rate is the publish rate in messages per second (latency mode);
 	// 0 publishes as fast as possible (throughput mode). Default 0.
@@ -48,9 +49,12 @@ const (
 	DefaultDrainTimeout = 5 * time.Second
 )
 
-// maxDeliveries bounds Fanout × messages: the loss tracker keeps a bit per
-// message per subscriber.
-const maxDeliveries = 1 << 32
+// Memory bounds of the loss tracker, which keeps a send time (8 bytes) per
+// message and a bit per message per subscriber: at most 512 MiB + 128 MiB.
+const (
+	maxMessages   = 1 << 26 // Warmup + Total
+	maxDeliveries = 1 << 30 // Fanout × (Warmup + Total)
+)
 
 // withDefaults fills zero fields and validates the rest.
 func (c PubSubConfig) withDefaults() (PubSubConfig, error) {
@@ -80,6 +84,8 @@ func (c PubSubConfig) withDefaults() (PubSubConfig, error) {
 		return c, fmt.Errorf("bench: unknown pacing %d", int(c.Pacing))
 	case c.PayloadSize < payloadHeaderSize:
 		return c, fmt.Errorf("bench: payload size %d is below the %d-byte header", c.PayloadSize, payloadHeaderSize)
+	case c.Warmup+c.Total > maxMessages:
+		return c, fmt.Errorf("bench: %d messages is over the harness's %d", c.Warmup+c.Total, maxMessages)
 	case float64(c.Fanout)*float64(c.Warmup+c.Total) > maxDeliveries:
 		return c, fmt.Errorf("bench: fanout %d × %d messages is over %d deliveries", c.Fanout, c.Warmup+c.Total, int64(maxDeliveries))
 	}

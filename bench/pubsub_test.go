@@ -247,7 +247,8 @@ func TestRunPubSubRejectsBadConfig(t *testing.T) {
 		{PayloadSize: 8},
 		{Fanout: -1},
 		{Rate: -5},
-		{Fanout: 1 << 20, Total: 1 << 20},
+		{Fanout: 1 << 10, Total: 1 << 21},
+		{Total: 1 << 27},
 		{Pacing: 9},
 	} {
 		if _, err := RunPubSub(context.Background(), &chanTarget{}, cfg); err == nil {

@@ -13,8 +13,10 @@ import (
 // Table formats results as one aligned text table.
 type Table struct {
 	// Baseline is the target whose rows the ratio column compares against:
-	// each row's p50 is divided by the p50 of the Baseline row with the same
-	// fanout, payload, batch and rate. Default: the first result's target.
+	// each row's p50 is divided by the p50 of the nearest earlier Baseline
+	// row with the same fanout, payload, batch and rate (the same round of a
+	// repeated run), else the first later one. Default: the first result's
+	// target.
 	Baseline string
 }
 
@@ -36,7 +38,7 @@ func (t Table) Format(results []PubSubResult) string {
 	}
 	rows := [][]string{{"target", "fanout", "payload", "batch", "rate", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs", "msg/s", "MB/s", "lost", "p50 vs " + base}}
 	var notes []string
-	for _, r := range results {
+	for i, r := range results {
 		c := r.Config
 		rate := "max"
 		if c.Rate > 0 {
@@ -49,7 +51,7 @@ func (t Table) Format(results []PubSubResult) string {
 			strconv.FormatFloat(r.DeliveredMsgsPerSec, 'f', 0, 64),
 			strconv.FormatFloat(r.DeliveredMBPerSec, 'f', 1, 64),
 			strconv.FormatInt(r.Lost, 10),
-			ratioCell(r, results, base),
+			ratioCell(i, results, base),
 		})
 		if r.Duplicates != 0 || r.OutOfOrder != 0 || r.Invalid != 0 {
 			notes = append(notes, fmt.Sprintf("note: %s fanout %d rate %s: %d duplicates, %d out of order, %d invalid",
@@ -68,17 +70,27 @@ func (t Table) Format(results []PubSubResult) string {
 // usCell formats d in microseconds with one decimal.
 func usCell(d time.Duration) string { return strconv.FormatFloat(micros(d), 'f', 1, 64) }
 
-// ratioCell is r's p50 over the p50 of the baseline row of the same case.
-func ratioCell(r PubSubResult, all []PubSubResult, base string) string {
-	for _, b := range all {
-		if b.Target == base && sameCase(b.Config, r.Config) {
-			if b.Latency.P50 <= 0 || r.Latency.Count == 0 {
-				return "-"
-			}
-			return strconv.FormatFloat(float64(r.Latency.P50)/float64(b.Latency.P50), 'f', 2, 64) + "x"
+// ratioCell is the p50 of row i over the p50 of its baseline row: the
+// nearest Baseline row of the same case before it (the same round of a
+// repeated run), else the first one after it.
+func ratioCell(i int, all []PubSubResult, base string) string {
+	r := all[i]
+	match := func(j int) bool { return all[j].Target == base && sameCase(all[j].Config, r.Config) }
+	b := -1
+	for j := i; j >= 0 && b < 0; j-- {
+		if match(j) {
+			b = j
 		}
 	}
-	return "-"
+	for j := i + 1; j < len(all) && b < 0; j++ {
+		if match(j) {
+			b = j
+		}
+	}
+	if b < 0 || all[b].Latency.P50 <= 0 || r.Latency.Count == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(float64(r.Latency.P50)/float64(all[b].Latency.P50), 'f', 2, 64) + "x"
 }
 
 func sameCase(a, b PubSubConfig) bool {

@@ -48,6 +48,13 @@ func TestFormatTable(t *testing.T) {
 		!strings.Contains(strings.Split(got, "\n")[1], " 2.00x") {
 		t.Errorf("baseline felix:\n%s", got)
 	}
+	// Repeated rounds: each row compares with its own round's baseline.
+	rounds := append(sampleResults()[:2], sampleResults()[:2]...)
+	rounds[2].Latency.P50 = 320 * time.Microsecond
+	got := strings.Split(FormatTable(rounds), "\n")
+	if !strings.HasSuffix(got[3], " 1.00x") || !strings.HasSuffix(got[4], " 0.25x") {
+		t.Errorf("round 2 not compared with its own baseline:\n%s", strings.Join(got, "\n"))
+	}
 	if got := FormatTable(nil); got != "(no results)\n" {
 		t.Errorf("empty table %q", got)
 	}
