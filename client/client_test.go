@@ -15,9 +15,7 @@ import (
 )
 
 func TestPublishSubscribeRoundTrip(t *testing.T) {
-	b := startBroker(t)
-	c := dial(t, b, Options{})
-	ctx := testCtx(t)
+	_, c, ctx := setup(t, Options{})
 	if got := c.ServerFlags(); got != wire.KnownFlags {
 		t.Errorf("ServerFlags = %#x, want %#x", got, wire.KnownFlags)
 	}
@@ -60,9 +58,7 @@ func TestPublishSubscribeRoundTrip(t *testing.T) {
 }
 
 func TestPublishUnknownStream(t *testing.T) {
-	b := startBroker(t)
-	c := dial(t, b, Options{})
-	ctx := testCtx(t)
+	_, c, ctx := setup(t, Options{})
 	err := c.Publish(ctx, "default", "nope", []byte("x"))
 	if !isServerError(err, "stream not found: ") {
 		t.Fatalf("err = %v, want *ServerError \"stream not found: ...\"", err)
@@ -78,9 +74,7 @@ func TestPublishUnknownStream(t *testing.T) {
 }
 
 func TestPipelinedAckedPublishes(t *testing.T) {
-	b := startBroker(t)
-	c := dial(t, b, Options{})
-	ctx := testCtx(t)
+	_, c, ctx := setup(t, Options{})
 	sub := subscribe(t, ctx, c, "default", "demo", WithBuffer(16384))
 	const goroutines, each = 8, 1250
 	var wg sync.WaitGroup
@@ -116,9 +110,7 @@ func TestPipelinedAckedPublishes(t *testing.T) {
 }
 
 func TestFireAndForgetBatchOrder(t *testing.T) {
-	b := startBroker(t)
-	c := dial(t, b, Options{})
-	ctx := testCtx(t)
+	_, c, ctx := setup(t, Options{})
 	sub := subscribe(t, ctx, c, "default", "demo")
 	all := payloads("ff", 1000)
 	for i := 0; i < len(all); i += 100 {
@@ -130,9 +122,7 @@ func TestFireAndForgetBatchOrder(t *testing.T) {
 }
 
 func TestSubscribeErrors(t *testing.T) {
-	b := startBroker(t)
-	c := dial(t, b, Options{})
-	ctx := testCtx(t)
+	_, c, ctx := setup(t, Options{})
 	if _, err := c.Subscribe(ctx, "default", "nope"); !isServerError(err, "stream not found: ") {
 		t.Errorf("unknown stream: err = %v", err)
 	}
@@ -147,9 +137,7 @@ func TestSubscribeErrors(t *testing.T) {
 }
 
 func TestSubscribeFromEarliestReplays(t *testing.T) {
-	b := startBroker(t)
-	c := dial(t, b, Options{})
-	ctx := testCtx(t)
+	_, c, ctx := setup(t, Options{})
 	want := payloads("old", 5)
 	if err := c.PublishBatch(ctx, "default", "demo", asBytes(want)); err != nil {
 		t.Fatal(err)
@@ -174,9 +162,7 @@ func (refuseAll) Authenticate(context.Context, string, string) (*server.Identity
 }
 
 func TestResubscribeAfterRestart(t *testing.T) {
-	b := startBroker(t)
-	c := dial(t, b, Options{})
-	ctx := testCtx(t)
+	b, c, ctx := setup(t, Options{})
 	sub := subscribe(t, ctx, c, "default", "demo")
 	if err := c.Publish(ctx, "default", "demo", []byte("before")); err != nil {
 		t.Fatal(err)
@@ -219,9 +205,7 @@ func TestResubscribeAfterRestart(t *testing.T) {
 }
 
 func TestReconnectDisabled(t *testing.T) {
-	b := startBroker(t)
-	c := dial(t, b, Options{Reconnect: ReconnectPolicy{Disabled: true}})
-	ctx := testCtx(t)
+	b, c, ctx := setup(t, Options{Reconnect: ReconnectPolicy{Disabled: true}})
 	sub := subscribe(t, ctx, c, "default", "demo")
 	b.Restart()
 	if _, err := sub.Next(ctx); !errors.Is(err, ErrDisconnected) {
@@ -233,9 +217,7 @@ func TestReconnectDisabled(t *testing.T) {
 }
 
 func TestPublisherBatching(t *testing.T) {
-	b := startBroker(t)
-	c := dial(t, b, Options{})
-	ctx := testCtx(t)
+	_, c, ctx := setup(t, Options{})
 	sub := subscribe(t, ctx, c, "default", "demo", WithBuffer(8192))
 	for _, opts := range []PublisherOptions{
 		{},
@@ -267,9 +249,7 @@ func TestPublisherBatching(t *testing.T) {
 }
 
 func TestPublisherReportsErrors(t *testing.T) {
-	b := startBroker(t)
-	c := dial(t, b, Options{})
-	ctx := testCtx(t)
+	_, c, ctx := setup(t, Options{})
 	p := c.Publisher("default", "nope", PublisherOptions{})
 	defer p.Close(ctx)
 	for range 3 {
@@ -286,9 +266,7 @@ func TestPublisherReportsErrors(t *testing.T) {
 }
 
 func TestSubscriptionCloseReleasesBroker(t *testing.T) {
-	b := startBroker(t)
-	c := dial(t, b, Options{})
-	ctx := testCtx(t)
+	b, c, ctx := setup(t, Options{})
 	sub := subscribe(t, ctx, c, "default", "demo")
 	if n := b.Server.Stats().Subscriptions.Load(); n != 1 {
 		t.Fatalf("broker subscriptions = %d, want 1", n)
@@ -346,4 +324,54 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	// The broker's per-connection goroutines are its own business; only
 	// ours must be gone.
 	goleak.VerifyNone(t, ignore, goleak.IgnoreTopFunction("github.com/felixmq/felix/server.(*conn).serve"))
+}
+
+// A broker without BINARY_PUBLISH_ACKED gets JSON publish_batch with a
+// request id, answered by publish_ok / publish_error. Our broker speaks
+// both, so the test downgrades what the lanes believe the broker offers.
+func TestJSONAckedPublishFallback(t *testing.T) {
+	_, c, ctx := setup(t, Options{PublishConns: 1, PublishStreamsPerConn: 1})
+	sess := c.lanes[0].live()
+	if sess == nil {
+		t.Fatal("no live publish session after Dial")
+	}
+	sess.flags = wire.OriginalV1Flags
+	sub := subscribe(t, ctx, c, "default", "demo")
+	want := payloads("json", 3)
+	if err := c.PublishBatch(ctx, "default", "demo", asBytes(want)); err != nil {
+		t.Fatalf("JSON acked publish: %v", err)
+	}
+	expectEvents(t, ctx, sub, want)
+	if err := c.Publish(ctx, "default", "nope", []byte("x")); !isServerError(err, "stream not found: ") {
+		t.Fatalf("JSON publish to an unknown stream: %v", err)
+	}
+	if c.lanes[0].live() != sess {
+		t.Error("the publish stream was replaced; publish_error should leave it open")
+	}
+}
+
+func TestFrameTooLarge(t *testing.T) {
+	_, c, ctx := setup(t, Options{MaxFrameBytes: 1024})
+	err := c.Publish(ctx, "default", "demo", make([]byte, 2048))
+	if !errors.Is(err, wire.ErrFrameTooLarge) {
+		t.Fatalf("err = %v, want ErrFrameTooLarge", err)
+	}
+	if err := c.Publish(ctx, "default", "demo", make([]byte, 100)); err != nil {
+		t.Fatalf("small publish after a refused one: %v", err)
+	}
+}
+
+// A subscriber that does not read loses nothing on the client: the reader
+// stops at the buffer bound and flow control holds the rest back.
+func TestSlowSubscriberLossless(t *testing.T) {
+	_, c, ctx := setup(t, Options{})
+	sub := subscribe(t, ctx, c, "default", "demo", WithBuffer(1))
+	want := payloads("slow", 3000)
+	for i := 0; i < len(want); i += 50 {
+		if err := c.PublishBatch(ctx, "default", "demo", asBytes(want[i:i+50])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // let the reader hit the bound
+	expectEvents(t, ctx, sub, want)
 }

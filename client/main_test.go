@@ -98,3 +98,10 @@ func subscribe(t *testing.T, ctx context.Context, c *Client, ns, stream string, 
 	t.Cleanup(func() { _ = sub.Close() })
 	return sub
 }
+
+// setup starts a broker and connects a client with opts to it.
+func setup(t *testing.T, opts Options) (*testbroker.Broker, *Client, context.Context) {
+	t.Helper()
+	b := startBroker(t)
+	return b, dial(t, b, opts), testCtx(t)
+}

@@ -355,7 +355,9 @@ func (s *Subscription) pump(att *attachment) error {
 				return &ProtocolError{Detail: fmt.Sprintf("event batch for subscription %d on the stream of %d", batch.SubscriptionID, att.id)}
 			}
 			for i, p := range batch.Payloads {
-				ev := Event{Namespace: s.namespace, Stream: s.stream, Payload: p}
+				// Cap each payload so appending to one cannot overwrite the
+				// next (they share the frame copy).
+				ev := Event{Namespace: s.namespace, Stream: s.stream, Payload: p[:len(p):len(p)]}
 				if batch.HasOffsets {
 					ev.Offset, ev.HasOffset = batch.BaseOffset+uint64(i), true
 				}
