@@ -33,7 +33,7 @@ func Listen(addr string, tlsConf *tls.Config, opts Options, log *slog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	tr := &quic.Transport{Conn: udp}
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: opts.StatelessResetKey}
 	ln, err := tr.Listen(EchoALPN(tlsConf), opts.QUICConfig())
 	if err != nil {
 		_ = tr.Close()

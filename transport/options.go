@@ -58,6 +58,14 @@ type Options struct {
 	// client connection (e.g. a quiet subscription) survives MaxIdleTimeout.
 	KeepAlivePeriod time.Duration
 
+	// StatelessResetKey lets a broker that restarted (same key, same
+	// address) tell clients at once that their old connections are gone,
+	// with a QUIC stateless reset, instead of leaving them to time out
+	// after MaxIdleTimeout. Keep it secret and stable across restarts
+	// (e.g. derived from a file in the data dir). Default nil: no resets.
+	// Used by Listen only.
+	StatelessResetKey *quic.StatelessResetKey
+
 	// UDPReceiveBuffer is the target kernel receive buffer of the UDP socket
 	// in bytes. Default 8 MiB. Negative leaves the OS default alone.
 	UDPReceiveBuffer int

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go"
 )
 
 // A client offering no ALPN (the reference, our client) and one offering
@@ -230,4 +232,53 @@ func TestListenerClose(t *testing.T) {
 func portOf(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
+}
+
+// With a stable StatelessResetKey, a broker restarted on the same address
+// resets the connections of its previous life, so clients notice at once.
+func TestStatelessResetAfterRestart(t *testing.T) {
+	key := quic.StatelessResetKey{1, 2, 3}
+	conf, _ := ServerTLSConfig(TLSOptions{}, nil)
+	opts := Options{StatelessResetKey: &key}
+	ln, err := Listen("127.0.0.1:0", conf, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	accepted := make(chan struct{})
+	go func() {
+		if _, err := ln.Accept(ctx); err == nil {
+			close(accepted)
+		}
+	}()
+	client, _ := ClientTLSConfig(ClientTLSOptions{Insecure: true})
+	conn, err := Dial(ctx, addr, client, Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	<-accepted
+	_ = ln.Close() // drops the connection without telling the client
+
+	ln2, err := Listen(addr, conf, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln2.Close()
+	str, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = str.Write([]byte("hello?"))
+	select {
+	case <-conn.Context().Done():
+		var reset *quic.StatelessResetError
+		if cause := context.Cause(conn.Context()); !errors.As(cause, &reset) {
+			t.Errorf("connection ended with %v, want a stateless reset", cause)
+		}
+	case <-time.After(5 * time.Second): // well below the 30s idle timeout
+		t.Fatal("client did not learn that the broker restarted")
+	}
 }
