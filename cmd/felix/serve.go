@@ -30,8 +30,10 @@ type serveFlags struct {
 	maxSubsPerConn                 int
 	shutdownTimeout                time.Duration
 	logFormat, logLevel            string
-	ready                          func(addr string) // tests: called once listening
 }
+
+// serveReadyHook lets in-process tests learn the bound address.
+var serveReadyHook func(addr string, b *broker.Broker)
 
 func newServeCmd() *cobra.Command {
 	var f serveFlags
@@ -164,8 +166,8 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		return fmt.Errorf("--addr: %w", err)
 	}
 	log.Warn("development mode: any token is accepted (authentication arrives with the control plane)")
-	if f.ready != nil {
-		f.ready(srv.Addr().String())
+	if serveReadyHook != nil {
+		serveReadyHook(srv.Addr().String(), b)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/felixmq/felix/client"
+)
+
+// clientFlags are the connection flags every client subcommand shares.
+type clientFlags struct {
+	addr, tenant, token, namespace string
+	caFile, serverName             string
+	insecure                       bool
+}
+
+// devCertPath is where `felix serve` keeps its development certificate.
+var devCertPath = filepath.Join("felix-data", "dev-cert.pem")
+
+func (f *clientFlags) register(cmd *cobra.Command) {
+	fl := cmd.PersistentFlags()
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:5000", "broker address host:port")
+	fl.StringVar(&f.tenant, "tenant", "default", "tenant to authenticate as")
+	fl.StringVar(&f.token, "token", "dev", "auth token")
+	fl.StringVarP(&f.namespace, "namespace", "n", "default", "namespace")
+	fl.StringVar(&f.caFile, "ca-file", "", "PEM file of the CA (or certificate) to trust (default: "+devCertPath+" when it exists and the broker is local)")
+	fl.StringVar(&f.serverName, "server-name", "localhost", "name to verify in the broker's certificate")
+	fl.BoolVar(&f.insecure, "insecure", false, "skip certificate verification (development only)")
+}
+
+func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
+	ca := f.caFile
+	if ca == "" && !f.insecure && isLoopback(f.addr) {
+		if _, err := os.Stat(devCertPath); err == nil {
+			ca = devCertPath
+		}
+	}
+	return client.Dial(ctx, f.addr, client.Options{
+		TenantID: f.tenant, Token: f.token, CAFile: ca, Insecure: f.insecure, ServerName: f.serverName,
+		PublishConns: 1, PublishStreamsPerConn: 1, EventConns: 1,
+	})
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// clientCmd builds a client subcommand group with the shared flags, whose
+// values may also come from FELIX_* variables.
+func clientCmd(cmd *cobra.Command, f *clientFlags) *cobra.Command {
+	f.register(cmd)
+	annotateEnv(cmd.PersistentFlags())
+	cmd.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		if err := applyEnv(c.Flags()); err != nil {
+			return err
+		}
+		return applyEnv(c.InheritedFlags())
+	}
+	return cmd
+}

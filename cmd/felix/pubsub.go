@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/felixmq/felix/client"
+	"github.com/felixmq/felix/wire"
+)
+
+func newPubCmd() *cobra.Command {
+	var f clientFlags
+	var repeat int
+	var noAck bool
+	cmd := &cobra.Command{
+		Use:   "pub STREAM [MESSAGE...]",
+		Short: "Publish messages to a stream (from arguments, or one per line of stdin)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if repeat < 1 {
+				return fmt.Errorf("--repeat must be at least 1")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			c, err := f.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			stream := args[0]
+			var opts []client.PublishOption
+			if noAck {
+				opts = append(opts, client.WithAck(wire.AckNone))
+			}
+			n := 0
+			send := func(msg []byte) error {
+				for range repeat {
+					if err := c.Publish(ctx, f.namespace, stream, msg, opts...); err != nil {
+						return err
+					}
+					n++
+				}
+				return nil
+			}
+			if len(args) > 1 {
+				for _, m := range args[1:] {
+					if err := send([]byte(m)); err != nil {
+						return err
+					}
+				}
+			} else {
+				sc := bufio.NewScanner(cmd.InOrStdin())
+				sc.Buffer(make([]byte, 64<<10), 16<<20)
+				for sc.Scan() {
+					if err := send(sc.Bytes()); err != nil {
+						return err
+					}
+				}
+				if err := sc.Err(); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "published %d message(s) to %s/%s/%s\n", n, f.tenant, f.namespace, stream)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&repeat, "repeat", 1, "publish each message this many times")
+	cmd.Flags().BoolVar(&noAck, "no-ack", false, "fire and forget (do not wait for the broker's ack)")
+	return clientCmd(cmd, &f)
+}
+
+func newSubCmd() *cobra.Command {
+	var f clientFlags
+	var count int
+	var asJSON, countOnly bool
+	var from string
+	var idle time.Duration
+	cmd := &cobra.Command{
+		Use:   "sub STREAM",
+		Short: "Subscribe to a stream and print (or count) its events",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var sopts []client.SubscribeOption
+			switch from {
+			case "", "latest":
+			case "earliest":
+				sopts = append(sopts, client.FromEarliest())
+			default:
+				off, err := strconv.ParseUint(from, 10, 64)
+				if err != nil {
+					return fmt.Errorf("--from: want latest, earliest or an offset, got %q", from)
+				}
+				sopts = append(sopts, client.FromOffset(off))
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			c, err := f.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			sub, err := c.Subscribe(ctx, f.namespace, args[0], sopts...)
+			if err != nil {
+				return err
+			}
+			defer sub.Close()
+			out := bufio.NewWriter(cmd.OutOrStdout())
+			defer out.Flush()
+			enc := json.NewEncoder(out)
+			n := 0
+			for count <= 0 || n < count {
+				nctx, cancel := ctx, context.CancelFunc(func() {})
+				if idle > 0 {
+					nctx, cancel = context.WithTimeout(ctx, idle)
+				}
+				ev, err := sub.Next(nctx)
+				cancel()
+				if err != nil {
+					if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+						break // interrupted or idle
+					}
+					return err
+				}
+				n++
+				switch {
+				case countOnly:
+				case asJSON:
+					rec := map[string]any{"tenant": f.tenant, "namespace": ev.Namespace, "stream": ev.Stream,
+						"payload": string(ev.Payload), "payload_b64": base64.StdEncoding.EncodeToString(ev.Payload)}
+					if ev.HasOffset {
+						rec["offset"] = ev.Offset
+					}
+					if err := enc.Encode(rec); err != nil {
+						return err
+					}
+				default:
+					out.Write(ev.Payload)
+					out.WriteByte('\n')
+				}
+				if out.Buffered() > 32<<10 || !countOnly {
+					out.Flush()
+				}
+			}
+			if countOnly {
+				fmt.Fprintf(out, "%d\n", n)
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&count, "count", 0, "exit after this many events (0 = run until interrupted)")
+	fl.BoolVar(&asJSON, "json", false, "print one JSON object per event")
+	fl.BoolVar(&countOnly, "count-only", false, "print only the number of events received, at exit")
+	fl.StringVar(&from, "from", "latest", "where to start: latest, earliest or an offset")
+	fl.DurationVar(&idle, "idle-exit", 0, "exit after this long without an event (0 = never)")
+	return clientCmd(cmd, &f)
+}

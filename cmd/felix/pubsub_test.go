@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/felixmq/felix/broker"
+)
+
+// startServe runs `felix serve` in-process on a free port.
+func startServe(t *testing.T, extra ...string) (string, *broker.Broker, string) {
+	t.Helper()
+	dir := t.TempDir()
+	ready := make(chan struct{})
+	var addr string
+	var b *broker.Broker
+	cmd := newServeCmd()
+	cmd.SetArgs(append([]string{"--addr", "127.0.0.1:0", "--data-dir", dir, "--log-level", "warn"}, extra...))
+	cmd.SetOut(&bytes.Buffer{})
+	cmd.SetErr(&bytes.Buffer{})
+	ctx, cancel := context.WithCancel(context.Background())
+	serveReadyHook = func(a string, br *broker.Broker) { addr, b = a, br; close(ready) }
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("serve exited: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	serveReadyHook = nil
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return addr, b, filepath.Join(dir, "dev-cert.pem")
+}
+
+func TestPubSubCLI(t *testing.T) {
+	addr, b, ca := startServe(t)
+	conn := []string{"--addr", addr, "--ca-file", ca}
+	type result struct {
+		out string
+		err error
+	}
+	subDone := make(chan result, 1)
+	go func() {
+		out, err := runCLI(t, append([]string{"sub", "demo", "--count", "3", "--json"}, conn...)...)
+		subDone <- result{out, err}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for s, _ := b.Stream("default", "default", "demo"); len(s.Subscriptions()) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("subscription never registered")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if out, err := runCLI(t, append([]string{"pub", "demo", "one", "two", "three"}, conn...)...); err != nil {
+		t.Fatalf("pub: %v %s", err, out)
+	}
+	r := <-subDone
+	if r.err != nil {
+		t.Fatalf("sub: %v", r.err)
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(r.out), "\n") {
+		var rec struct{ Payload, Stream string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		got = append(got, rec.Payload)
+	}
+	if strings.Join(got, ",") != "one,two,three" {
+		t.Fatalf("sub printed %q", r.out)
+	}
+	// Unknown stream is a clear error.
+	if _, err := runCLI(t, append([]string{"pub", "nope", "x"}, conn...)...); err == nil ||
+		!strings.Contains(err.Error(), "stream not found: tenant=default namespace=default stream=nope") {
+		t.Fatalf("pub to unknown stream: %v", err)
+	}
+}
+
+func TestServeRejectsBadConfig(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--queue-capacity", "-1"}, "--queue-capacity"},
+		{[]string{"--queue-policy", "drop_all"}, "--queue-policy"},
+		{[]string{"--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"}, "--tls-cert"},
+		{[]string{"--stream", "just-a-name"}, "--stream"},
+	} {
+		_, err := runCLI(t, append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, c.args...)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err %v, want one naming %s", c.args, err, c.want)
+		}
+	}
+}
