@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/client"
 	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/transport"
 )
 
@@ -161,8 +165,11 @@ func TestThousandConcurrentSubscriptions(t *testing.T) {
 // full, and the slow one's drops are counted.
 func TestSlowSubscriberIsolation(t *testing.T) {
 	const capFrames = 256
+	logs := &syncBuffer{}
 	tb := testbroker.Start(t, testbroker.WithStreams("default/default/iso"),
-		testbroker.WithBrokerOptions(broker.Options{QueueCapacity: capFrames}))
+		testbroker.WithBrokerOptions(broker.Options{QueueCapacity: capFrames}),
+		testbroker.WithServerOptions(server.Options{DropReportInterval: 20 * time.Millisecond,
+			Logger: slog.New(slog.NewTextHandler(logs, nil))}))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// The slow client has tiny QUIC windows and a one-event buffer, so it
@@ -228,6 +235,32 @@ func TestSlowSubscriberIsolation(t *testing.T) {
 			t.Fatalf("fast subscriber %d dropped %d", s.ID, s.Dropped)
 		}
 	}
+	// Operators see it in the log too.
+	want := fmt.Sprintf("subscription=%d stream=default/default/iso policy=drop_new", slow.ID())
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drop report for the slow subscriber in the log:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func subStats(s *broker.Stream, id uint64) broker.SubStats {

@@ -53,6 +53,9 @@ type Options struct {
 	// AuthTimeout bounds how long a new stream may take to send its auth
 	// frame. Default 10s.
 	AuthTimeout time.Duration
+	// DropReportInterval is how often subscriptions that dropped events are
+	// logged. Default 10s; negative disables.
+	DropReportInterval time.Duration
 	// Logger receives connection and error logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -66,6 +69,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.AuthTimeout <= 0 {
 		o.AuthTimeout = 10 * time.Second
+	}
+	if o.DropReportInterval == 0 {
+		o.DropReportInterval = 10 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

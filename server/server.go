@@ -88,6 +88,13 @@ func (s *Server) Serve() error {
 	if s.ln == nil {
 		return errors.New("server: Serve before Listen")
 	}
+	if d := s.opts.DropReportInterval; d > 0 {
+		s.handlers.Add(1)
+		go func() {
+			defer s.handlers.Done()
+			s.reportDrops(d)
+		}()
+	}
 	for {
 		qc, err := s.ln.Accept(s.ctx)
 		if err != nil {

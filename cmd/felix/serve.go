@@ -155,8 +155,14 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
 	}
+	var topts transport.Options
+	if f.dataDir != "" {
+		if topts.StatelessResetKey, err = transport.LoadOrCreateResetKey(f.dataDir); err != nil {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
+	}
 	srv, err := server.New(server.Options{
-		Broker: b, TLS: tlsConf, MaxFrameBytes: f.maxFrameBytes,
+		Broker: b, TLS: tlsConf, Transport: topts, MaxFrameBytes: f.maxFrameBytes,
 		MaxSubscriptionsPerConn: f.maxSubsPerConn, Logger: log,
 	})
 	if err != nil {
