@@ -9,12 +9,15 @@
 //   - [PubSubTarget]: the system under test for publish/subscribe fanout.
 //     [NATSTarget] speaks NATS core; [QUICEchoTarget] turns a raw quic-go echo
 //     into a one-subscriber "target" whose latency is a round trip.
-//   - [RunPubSub]: paced (fixed-rate, coordinated-omission-free) or
-//     as-fast-as-possible publishing with per-delivery latency, loss,
-//     duplicate and reordering accounting.
+//   - [RunPubSub]: paced (fixed-rate, coordinated-omission-free: latency
+//     from the scheduled send time, see [Pacing]) or as-fast-as-possible
+//     publishing with per-delivery latency, loss, duplicate and reordering
+//     accounting. [RunQUICEcho] is the same for the echo's round trip.
 //   - [StartNATS] and [StartQUICEcho]: peers started by the harness itself;
 //     scripts/peers.sh installs, starts and stops the same peers by hand.
 //   - [FormatTable] and [WriteJSON]: reports.
+//
+// scripts/bench-baseline.sh measures the peers alone (bench/baseline_test.go).
 //
 // Every peer listens on 127.0.0.1 only, and every run is bounded in message
 // count and in time ([PubSubConfig.Timeout]).
