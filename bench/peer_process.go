@@ -114,7 +114,7 @@ func startPeer(ctx context.Context, name, bin string, args []string, port int, t
 	if portAccepts(port) {
 		return nil, fmt.Errorf("start %s: 127.0.0.1:%d is already in use", name, port)
 	}
-	p := &peerProcess{name: name, out: &tailBuffer{max: 4096}, exited: make(chan struct{})}
+	p := &peerProcess{name: name, out: &tailBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
@@ -159,7 +159,8 @@ func (p *peerProcess) stop() error {
 	return err
 }
 
-// tailBuffer keeps the last max bytes written to it; safe for concurrent use.
+// tailBuffer keeps the last max bytes written to it (4 KiB when max is 0),
+// for a peer's output in error messages; safe for concurrent use.
 type tailBuffer struct {
 	mu  sync.Mutex
 	max int
@@ -170,7 +171,11 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.b = append(t.b, p...)
-	if over := len(t.b) - t.max; over > 0 {
+	limit := t.max
+	if limit <= 0 {
+		limit = 4096
+	}
+	if over := len(t.b) - limit; over > 0 {
 		t.b = append(t.b[:0], t.b[over:]...)
 	}
 	return len(p), nil
