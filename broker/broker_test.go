@@ -353,3 +353,75 @@ func TestParseQueuePolicy(t *testing.T) {
 		t.Fatal("bad policy accepted")
 	}
 }
+
+// recSink is a test Sink that records frames and can refuse them.
+type recSink struct {
+	mu     sync.Mutex
+	full   bool
+	frames [][]byte
+}
+
+func (r *recSink) TryWrite(f []byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.full {
+		return false
+	}
+	r.frames = append(r.frames, f)
+	return true
+}
+
+func (r *recSink) write(b []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.frames = append(r.frames, b)
+}
+
+func (r *recSink) setFull(v bool) {
+	r.mu.Lock()
+	r.full = v
+	r.mu.Unlock()
+}
+
+// Direct writes never overtake frames that are queued or being written.
+func TestSinkKeepsOrder(t *testing.T) {
+	_, s := newTestStream(t, Options{})
+	sub, _ := s.Subscribe(SubscribeOptions{})
+	sink := &recSink{}
+	sub.SetSink(sink)
+	pub := func(from, to uint64) {
+		for i := from; i < to; i++ {
+			s.Publish(context.Background(), [][]byte{seqPayload(i)})
+		}
+	}
+	pub(0, 5) // direct
+	sink.setFull(true)
+	pub(5, 10) // refused → queued
+	sink.setFull(false)
+	pub(10, 15) // sink has room again, but frames are queued: must queue too
+	if len(sub.q) != 10 {
+		t.Fatalf("queued %d frames, want 10", len(sub.q))
+	}
+	b, _, err := sub.NextBatch(context.Background(), nil) // the writer takes the queue
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub(15, 17) // the batch is being written: still queued
+	sink.write(b)
+	for len(sub.q) > 0 {
+		b, _, _ = sub.NextBatch(context.Background(), nil)
+		sink.write(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	sub.NextBatch(ctx, nil) // releases the last batch, then idles
+	cancel()
+	pub(17, 20) // direct again
+	var all []byte
+	for _, f := range sink.frames {
+		all = append(all, f...)
+	}
+	checkSeq(t, decodeFrames(t, all), 0, 20)
+	if st := sub.Stats(); st.Delivered != 20 || st.Dropped != 0 {
+		t.Fatalf("%+v", st)
+	}
+}

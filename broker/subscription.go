@@ -34,6 +34,14 @@ type SubscribeOptions struct {
 	QueueCapacity int
 }
 
+// Sink lets a subscription deliver a frame straight from the publisher's
+// goroutine, skipping the hop through its queue and writer, when nothing is
+// queued or being written. TryWrite must not block; it reports false when
+// the frame cannot be taken at once (then the frame is queued as usual).
+type Sink interface {
+	TryWrite(frame []byte) bool
+}
+
 // Subscription is one subscriber's bounded queue on a stream.
 type Subscription struct {
 	id          uint64
@@ -44,6 +52,14 @@ type Subscription struct {
 
 	q       chan Delivery
 	backlog []Delivery // replay frames, delivered before q; owned by the consumer
+
+	// mu orders direct writes against the queue: pending counts frames
+	// queued or handed to the consumer and not yet released; a frame goes
+	// straight to sink only when pending is 0.
+	mu         sync.Mutex
+	sink       Sink
+	pending    int
+	lastFrames int // frames of the previous NextBatch, released on the next call
 
 	done      chan struct{} // closed by Close (consumer gone)
 	closeOnce sync.Once
@@ -88,10 +104,56 @@ func (sub *Subscription) enqueue(ctx context.Context, d Delivery) error {
 		return nil
 	default:
 	}
+	sub.mu.Lock()
+	if sub.pending == 0 && sub.sink != nil && sub.sink.TryWrite(d.Frame) {
+		sub.mu.Unlock()
+		sub.enqueued.Add(uint64(d.Events))
+		sub.delivered.Add(uint64(d.Events))
+		return nil
+	}
+	sub.pending++ // reserve before the frame can be seen by the consumer
+	sub.mu.Unlock()
+	queued, err := sub.push(ctx, d)
+	if !queued {
+		sub.release(1)
+	}
+	return err
+}
+
+func (sub *Subscription) release(frames int) {
+	if frames == 0 {
+		return
+	}
+	sub.mu.Lock()
+	sub.pending -= frames
+	sub.mu.Unlock()
+}
+
+// SetSink enables direct delivery (see Sink). The consumer calls it once it
+// has written everything that must precede live frames (hello, backlog).
+func (sub *Subscription) SetSink(s Sink) {
+	sub.mu.Lock()
+	sub.sink = s
+	sub.mu.Unlock()
+}
+
+// TakeBacklog returns the replay frames (to be written before any live
+// frame) and forgets them.
+func (sub *Subscription) TakeBacklog() []Delivery {
+	b := sub.backlog
+	sub.backlog = nil
+	for _, d := range b {
+		sub.delivered.Add(uint64(d.Events))
+	}
+	return b
+}
+
+// push puts d on the queue per the policy and reports whether it was queued.
+func (sub *Subscription) push(ctx context.Context, d Delivery) (bool, error) {
 	select {
 	case sub.q <- d:
 		sub.enqueued.Add(uint64(d.Events))
-		return nil
+		return true, nil
 	default:
 	}
 	switch sub.policy {
@@ -100,12 +162,13 @@ func (sub *Subscription) enqueue(ctx context.Context, d Delivery) error {
 			select {
 			case old := <-sub.q:
 				sub.dropped.Add(uint64(old.Events))
+				sub.release(1)
 			default:
 			}
 			select {
 			case sub.q <- d:
 				sub.enqueued.Add(uint64(d.Events))
-				return nil
+				return true, nil
 			default:
 			}
 		}
@@ -113,16 +176,16 @@ func (sub *Subscription) enqueue(ctx context.Context, d Delivery) error {
 		select {
 		case sub.q <- d:
 			sub.enqueued.Add(uint64(d.Events))
-			return nil
+			return true, nil
 		case <-sub.done:
-			return nil
+			return false, nil
 		case <-ctx.Done():
 			sub.dropped.Add(uint64(d.Events))
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 	}
 	sub.dropped.Add(uint64(d.Events))
-	return nil
+	return false, nil
 }
 
 // Close ends the subscription from the consumer's side (for example when
@@ -130,6 +193,7 @@ func (sub *Subscription) enqueue(ctx context.Context, d Delivery) error {
 func (sub *Subscription) Close() {
 	sub.closeOnce.Do(func() {
 		close(sub.done) // first, so a publisher blocked on us lets go of the stream lock
+		sub.SetSink(nil)
 		sub.stream.remove(sub)
 	})
 }
@@ -151,6 +215,8 @@ func (sub *Subscription) Done() <-chan struct{} { return sub.done }
 // returns ErrSubscriptionEnded (wrapped reason) after the stream ended and
 // the queue is drained, or ctx.Err(). Only one goroutine may call it.
 func (sub *Subscription) NextBatch(ctx context.Context, buf []byte) ([]byte, int, error) {
+	sub.release(sub.lastFrames) // the previous batch has been written
+	sub.lastFrames = 0
 	if len(sub.backlog) > 0 {
 		d := sub.backlog[0]
 		sub.backlog[0] = Delivery{}
@@ -176,7 +242,7 @@ func (sub *Subscription) NextBatch(ctx context.Context, buf []byte) ([]byte, int
 			return nil, 0, ctx.Err()
 		}
 	}
-	events := first.Events
+	events, frames := first.Events, 1
 	out := first.Frame
 	copied := false
 	var timer *time.Timer
@@ -214,8 +280,10 @@ func (sub *Subscription) NextBatch(ctx context.Context, buf []byte) ([]byte, int
 		}
 		out = append(out, d.Frame...)
 		events += d.Events
+		frames++
 	}
 done:
+	sub.lastFrames = frames
 	sub.delivered.Add(uint64(events))
 	return out, events, nil
 }

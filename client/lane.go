@@ -184,6 +184,11 @@ func (s *pubSession) write(ctx context.Context, frame []byte) error {
 	if !s.alive() {
 		return errSessionGone
 	}
+	// Fast path: QUIC takes the whole frame at once (flow-control credit
+	// available), so there is nothing to interrupt and no deadline to arm.
+	if s.str.TryWriteAll(frame) == nil {
+		return nil
+	}
 	if err := writeAll(ctx, s.str, frame); err != nil {
 		s.fail(&ConnectionError{Op: "publish", Err: fmt.Errorf("write: %w", err)})
 		return s.c.streamErr(ctx, "publish", err)

@@ -74,6 +74,14 @@ func (s *Server) Listen(addr string) error {
 	}
 	s.ln = ln
 	s.opts.Logger.Info("felix listening", "addr", ln.Addr().String())
+	if d := s.opts.DropReportInterval; d > 0 {
+		s.handlers.Add(1)
+		go func() {
+			defer s.handlers.Done()
+			s.reportDrops(d)
+		}()
+	}
+
 	return nil
 }
 
@@ -87,13 +95,6 @@ func (s *Server) Stats() *Counters { return &s.stats }
 func (s *Server) Serve() error {
 	if s.ln == nil {
 		return errors.New("server: Serve before Listen")
-	}
-	if d := s.opts.DropReportInterval; d > 0 {
-		s.handlers.Add(1)
-		go func() {
-			defer s.handlers.Done()
-			s.reportDrops(d)
-		}()
 	}
 	for {
 		qc, err := s.ln.Accept(s.ctx)

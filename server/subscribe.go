@@ -85,6 +85,12 @@ func (ctl *control) subscribe(m *wire.Subscribe) error {
 	return errSubscribed
 }
 
+// quicSink writes a frame into the event stream if QUIC can take it
+// without blocking (flow-control credit available).
+type quicSink struct{ us *quic.SendStream }
+
+func (q quicSink) TryWrite(frame []byte) bool { return q.us.TryWriteAll(frame) == nil }
+
 // runSubscription drains the subscription's queue into its event stream
 // until the client goes away, the connection closes, or the stream ends
 // (then the event stream is finished cleanly after its queued events).
@@ -100,6 +106,15 @@ func (c *conn) runSubscription(sub *broker.Subscription, us *quic.SendStream) {
 	defer cancel()
 	stop := context.AfterFunc(c.qc.Context(), cancel)
 	defer stop()
+	for _, d := range sub.TakeBacklog() {
+		if _, err := us.Write(d.Frame); err != nil {
+			c.s.stats.SubscriberResets.Add(1)
+			return
+		}
+	}
+	// From now on a publisher may write straight into the event stream when
+	// nothing is queued for it (no goroutine hop on the hot path).
+	sub.SetSink(quicSink{us})
 	buf := make([]byte, 0, c.s.opts.Broker.Options().WriteMaxBytes+4096)
 	for {
 		b, _, err := sub.NextBatch(ctx, buf)
