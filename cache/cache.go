@@ -1,0 +1,416 @@
+package cache
+
+import (
+	"hash/maphash"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Cache is one scope's key → value engine. It is safe for concurrent use.
+// Obtain one from Store.Create or Store.Get.
+type Cache struct {
+	// Read-only after creation, read by every operation.
+	scope   Scope
+	cfg     Config
+	clock   Clock
+	epoch   time.Time // deadlines are nanoseconds since epoch
+	seed    maphash.Seed
+	mask    uint64
+	shards  []shard
+	deleted atomic.Bool // set once by Store.Delete
+
+	_ [64]byte
+
+	// Written by every Put.
+	version   atomic.Uint64 // last version handed out; also the recency clock
+	bytes     atomic.Int64  // accounted bytes, including in-flight reservations
+	evictNext atomic.Uint64 // eviction's rotating shard cursor
+
+	_ [64]byte
+
+	sweepMu    sync.Mutex
+	sweepShard int // guarded by sweepMu
+}
+
+// Item is an entry as read by GetWithMeta and MultiGet.
+type Item struct {
+	// Value is the stored value; the caller must not modify it.
+	Value []byte
+	// Version is the version of the write that stored Value.
+	Version uint64
+	// ExpiresAt is when the entry expires; zero if it never does.
+	ExpiresAt time.Time
+	// OK is false for a missing or expired key (MultiGet).
+	OK bool
+}
+
+// Stats are a cache's counters since creation, and its current size.
+type Stats struct {
+	Hits            uint64 // Get, GetWithMeta and MultiGet lookups that found a live entry
+	Misses          uint64 // those that did not (missing or expired)
+	Expirations     uint64 // expired entries removed: lazily, by the sweep, by eviction, and TTL ≤ 0 writes
+	Evictions       uint64 // live entries removed to make room under MaxBytes
+	Puts            uint64 // successful writes
+	Deletes         uint64 // Delete calls that removed a live entry
+	ConditionFailed uint64 // Puts refused by IfAbsent or IfVersion
+	Bytes           int64  // accounted bytes (see EntryOverhead), ≤ MaxBytes when bounded
+	Entries         int64  // entries stored, live or expired but not yet removed
+}
+
+func newCache(scope Scope, cfg Config, clock Clock) *Cache {
+	c := &Cache{
+		scope:  scope,
+		cfg:    cfg,
+		clock:  clock,
+		epoch:  clock.Now(),
+		seed:   maphash.MakeSeed(),
+		mask:   uint64(cfg.Shards - 1),
+		shards: make([]shard, cfg.Shards),
+	}
+	return c
+}
+
+// Scope returns the cache's scope.
+func (c *Cache) Scope() Scope { return c.scope }
+
+// Config returns the cache's configuration, defaults applied.
+func (c *Cache) Config() Config { return c.cfg }
+
+func (c *Cache) shardFor(key string) *shard {
+	return &c.shards[maphash.String(c.seed, key)&c.mask]
+}
+
+// now is the clock reading in nanoseconds since the cache's epoch.
+func (c *Cache) now() int64 { return int64(c.clock.Now().Sub(c.epoch)) }
+
+func (c *Cache) expiresAt(expires int64) time.Time {
+	if expires == never {
+		return time.Time{}
+	}
+	return c.epoch.Add(time.Duration(expires))
+}
+
+// deadline is now+ttl, saturated below never.
+func deadline(now int64, ttl time.Duration) int64 {
+	if int64(ttl) >= never-now {
+		return never - 1
+	}
+	return now + int64(ttl)
+}
+
+// view is what a read returns.
+type view struct {
+	value   []byte
+	version uint64
+	expires int64
+}
+
+// read looks key up, removing it if it has expired. count says whether the
+// lookup counts as a hit or miss.
+func (c *Cache) read(key string, count bool) (view, bool) {
+	s := c.shardFor(key)
+	s.mu.RLock()
+	i, ok := s.index[key]
+	if !ok {
+		s.mu.RUnlock()
+		if count {
+			s.misses.Add(1)
+		}
+		return view{}, false
+	}
+	sl := &s.slots[i]
+	if sl.expires != never {
+		if now := c.now(); sl.expires <= now {
+			s.mu.RUnlock()
+			c.expireKey(s, key, now)
+			if count {
+				s.misses.Add(1)
+			}
+			return view{}, false
+		}
+	}
+	if t := c.version.Load(); sl.access.Load() < t {
+		sl.access.Store(t)
+	}
+	v := view{sl.value, sl.version, sl.expires}
+	s.mu.RUnlock()
+	if count {
+		s.hits.Add(1)
+	}
+	return v, true
+}
+
+// expireKey removes key if it is still expired at now.
+func (c *Cache) expireKey(s *shard, key string, now int64) {
+	s.mu.Lock()
+	if i, ok := s.index[key]; ok && s.slots[i].expires <= now {
+		c.bytes.Add(-s.remove(i))
+		s.expirations.Add(1)
+	}
+	s.mu.Unlock()
+}
+
+// Get returns key's value. The slice is the stored value itself: the caller
+// must not modify it. It stays valid (and unchanged) after later writes.
+func (c *Cache) Get(key string) (value []byte, ok bool) {
+	v, ok := c.read(key, true)
+	return v.value, ok
+}
+
+// GetWithMeta returns key's entry with its version and expiry.
+func (c *Cache) GetWithMeta(key string) (Item, bool) {
+	v, ok := c.read(key, true)
+	if !ok {
+		return Item{}, false
+	}
+	return Item{Value: v.value, Version: v.version, ExpiresAt: c.expiresAt(v.expires), OK: true}, true
+}
+
+// MultiGet looks up every key; result i is keys[i]'s entry, OK false if it
+// is missing or expired. Each key is looked up on its own: the result is not
+// a snapshot across keys.
+func (c *Cache) MultiGet(keys []string) []Item {
+	out := make([]Item, len(keys))
+	for i, k := range keys {
+		out[i], _ = c.GetWithMeta(k)
+	}
+	return out
+}
+
+// TTL reports key's remaining time to live: hasExpiry is false if it never
+// expires, ok false if it is missing or expired. It does not count as a hit
+// or miss.
+func (c *Cache) TTL(key string) (remaining time.Duration, hasExpiry bool, ok bool) {
+	v, ok := c.read(key, false)
+	if !ok || v.expires == never {
+		return 0, false, ok
+	}
+	return time.Duration(v.expires - c.now()), true, true
+}
+
+// Delete removes key and reports whether a live entry was removed. An
+// expired entry is removed too (counted as an expiration) and reports false.
+func (c *Cache) Delete(key string) bool {
+	s := c.shardFor(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.index[key]
+	if !ok {
+		return false
+	}
+	expired := s.slots[i].expires != never && s.slots[i].expires <= c.now()
+	c.bytes.Add(-s.remove(i))
+	if expired {
+		s.expirations.Add(1)
+		return false
+	}
+	s.deletes.Add(1)
+	return true
+}
+
+// Put writes value under key and returns the write's version. The cache
+// stores its own copy of value. It fails with a *TooLargeError if the entry
+// can never fit in MaxBytes, a *ConditionError if opt's condition does not
+// hold, and ErrDeleted if the cache was deleted. See PutOptions for TTL
+// and conditions.
+func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
+	size := entrySize(key, len(value))
+	if c.cfg.MaxBytes > 0 && size > c.cfg.MaxBytes {
+		return 0, &TooLargeError{Size: size, MaxBytes: c.cfg.MaxBytes}
+	}
+	if c.deleted.Load() {
+		return 0, ErrDeleted
+	}
+	// A write that expires at once stores nothing: no copy, no reservation.
+	immediate := opt.TTL != nil && *opt.TTL <= 0
+	var stored []byte
+	if !immediate {
+		stored = make([]byte, len(value))
+		copy(stored, value)
+		c.reserve(size)
+	} else {
+		size = 0
+	}
+
+	s := c.shardFor(key)
+	s.mu.Lock()
+	if c.deleted.Load() {
+		s.mu.Unlock()
+		c.bytes.Add(-size)
+		return 0, ErrDeleted
+	}
+	var (
+		now     int64
+		haveNow bool
+	)
+	i, exists := s.index[key]
+	if exists && s.slots[i].expires != never {
+		now, haveNow = c.now(), true
+		if s.slots[i].expires <= now {
+			c.bytes.Add(-s.remove(i))
+			s.expirations.Add(1)
+			exists = false
+		}
+	}
+	if opt.IfAbsent || opt.IfVersion != nil {
+		var cur uint64
+		if exists {
+			cur = s.slots[i].version
+		}
+		// Versions start at 1, so IfVersion 0 holds exactly when the key is absent.
+		if (opt.IfAbsent && exists) || (opt.IfVersion != nil && *opt.IfVersion != cur) {
+			s.conditionFailed.Add(1)
+			s.mu.Unlock()
+			c.bytes.Add(-size)
+			return 0, &ConditionError{Key: key, Current: cur}
+		}
+	}
+
+	ver := c.version.Add(1)
+	s.puts.Add(1)
+	switch {
+	case immediate:
+		if exists {
+			c.bytes.Add(-s.remove(i))
+		}
+		s.expirations.Add(1)
+	case exists:
+		expires := int64(never)
+		if opt.TTL != nil {
+			if !haveNow {
+				now = c.now()
+			}
+			expires = deadline(now, *opt.TTL)
+		}
+		sl := &s.slots[i]
+		old := sl.size()
+		sl.value, sl.expires, sl.version = stored, expires, ver
+		sl.access.Store(ver)
+		c.bytes.Add(-old)
+	default:
+		expires := int64(never)
+		if opt.TTL != nil {
+			if !haveNow {
+				now = c.now()
+			}
+			expires = deadline(now, *opt.TTL)
+		}
+		s.insert(key, stored, expires, ver)
+	}
+	s.mu.Unlock()
+	return ver, nil
+}
+
+// reserve adds n to the byte counter, first evicting entries until it fits
+// under MaxBytes. n ≤ MaxBytes, so it always ends: entries other writers
+// are inserting become evictable once they are in place.
+func (c *Cache) reserve(n int64) {
+	limit := c.cfg.MaxBytes
+	if limit == 0 {
+		c.bytes.Add(n)
+		return
+	}
+	for {
+		cur := c.bytes.Load()
+		if cur+n <= limit {
+			if c.bytes.CompareAndSwap(cur, cur+n) {
+				return
+			}
+			continue
+		}
+		if !c.evictOne() {
+			runtime.Gosched() // only in-flight reservations hold the bytes
+		}
+	}
+}
+
+// evictOne removes one entry from the next non-empty shard, chosen by
+// sampling, and reports whether it found one.
+func (c *Cache) evictOne() bool {
+	start := c.evictNext.Add(1)
+	for j := range uint64(len(c.shards)) {
+		s := &c.shards[(start+j)&c.mask]
+		if s.entries.Load() == 0 {
+			continue
+		}
+		s.mu.Lock()
+		i, expired, ok := s.victim(c.cfg.EvictionSamples, c.now)
+		if ok {
+			c.bytes.Add(-s.remove(i))
+			if expired {
+				s.expirations.Add(1)
+			} else {
+				s.evictions.Add(1)
+			}
+		}
+		s.mu.Unlock()
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Sweep removes expired entries, visiting at most max slots round-robin
+// across shards from where the previous sweep stopped (and at most one pass
+// over the cache), and returns how many it removed. The Store's background
+// sweep calls it; tests call it directly.
+func (c *Cache) Sweep(max int) int {
+	_, removed := c.sweep(max)
+	return removed
+}
+
+func (c *Cache) sweep(budget int) (visited, removed int) {
+	if budget <= 0 {
+		return 0, 0
+	}
+	c.sweepMu.Lock()
+	defer c.sweepMu.Unlock()
+	now := c.now()
+	for range len(c.shards) + 1 {
+		if visited >= budget {
+			break
+		}
+		s := &c.shards[c.sweepShard]
+		v, r, freed, wrapped := s.sweep(now, budget-visited)
+		c.bytes.Add(-freed)
+		visited += v
+		removed += r
+		if wrapped {
+			c.sweepShard = (c.sweepShard + 1) & int(c.mask)
+		}
+	}
+	return visited, removed
+}
+
+// clear marks the cache deleted and drops every entry.
+func (c *Cache) clear() {
+	c.deleted.Store(true)
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		c.bytes.Add(-s.reset())
+		s.mu.Unlock()
+	}
+}
+
+// Stats returns the cache's counters. They are read without a common lock,
+// so under load they are not a consistent snapshot of one instant.
+func (c *Cache) Stats() Stats {
+	var st Stats
+	for i := range c.shards {
+		s := &c.shards[i]
+		st.Hits += s.hits.Load()
+		st.Misses += s.misses.Load()
+		st.Expirations += s.expirations.Load()
+		st.Evictions += s.evictions.Load()
+		st.Puts += s.puts.Load()
+		st.Deletes += s.deletes.Load()
+		st.ConditionFailed += s.conditionFailed.Load()
+		st.Entries += s.entries.Load()
+	}
+	st.Bytes = c.bytes.Load()
+	return st
+}

@@ -1,0 +1,75 @@
+// Package cache is Felix's cache engine, free of any transport: the registry
+// of caches (Store) and the key → value engine behind the felix-wire
+// cache_put and cache_get messages (Cache). A cache is scoped by tenant,
+// namespace and cache name; keys are free-form strings.
+//
+// # Sharding
+//
+// A Cache is split into a power-of-two number of shards (Config.Shards,
+// default max(16, GOMAXPROCS*4) rounded up). A key's shard is chosen by
+// hash/maphash with a per-cache seed. Each shard has its own RWMutex; there
+// is no cache-wide lock. Reads take the shard's read lock, writes its write
+// lock. Cache-wide state is a handful of atomics: the version counter, the
+// byte counter and the eviction cursor.
+//
+// A shard keeps its entries in a slot table (a slice) indexed by a map from
+// key to slot. The table gives eviction true random samples and gives the
+// sweeper a position to resume from; freed slots are reused. Like a Go map,
+// the table keeps its high-water length until the shard empties completely;
+// values and keys of removed entries are released at once.
+//
+// # Values and versions
+//
+// Put stores its own copy of the value and never mutates a stored value:
+// a write replaces the slice. Get therefore returns the stored slice itself,
+// without copying; callers must treat it as read-only. Every successful
+// write takes the next value of a per-cache version counter (starting at 1),
+// so versions are unique and increase monotonically within a cache and
+// within a key. PutOptions.IfVersion is a compare-and-set on that version
+// (0 meaning "the key must not exist"); PutOptions.IfAbsent writes only a
+// missing key. Keys are retained as given (Go strings are immutable).
+//
+// # Expiry
+//
+// PutOptions.TTL follows the wire's ttl_ms: nil never expires; zero or
+// negative is expired immediately (the write succeeds, takes a version and
+// replaces any previous value, but a Get right after misses; nothing is
+// kept). Expiry is lazy on access — an expired entry is removed by the
+// operation that finds it and counted in Stats.Expirations — plus a bounded
+// background sweep: every StoreOptions.SweepInterval the Store visits at most
+// StoreOptions.SweepMaxPerTick slots across its caches, round-robin across
+// caches and shards, resuming where the previous tick stopped, so expired
+// entries do not hold memory. Cache.Sweep and Store.Sweep run the same work
+// synchronously. All expiry decisions use StoreOptions.Clock, so tests use
+// a fake clock instead of sleeping. Deadlines are kept relative to the
+// cache's creation time, so with the real clock they follow the monotonic
+// clock and are immune to wall-clock steps.
+//
+// # Capacity and eviction
+//
+// Config.MaxBytes bounds a cache's accounted size; 0 means unbounded. An
+// entry accounts len(key) + len(value) + EntryOverhead bytes. A Put first
+// reserves its full size in the cache-wide byte counter with a
+// compare-and-swap that never lets the counter exceed MaxBytes; while the
+// reservation does not fit it evicts one entry and retries. Since the
+// counter includes in-flight reservations, it is always ≥ the bytes actually
+// stored, so both are ≤ MaxBytes at every instant. Overwriting a key
+// releases the old entry's size after the new one is in place, so a full
+// cache may evict one more entry than a perfect accounting would.
+//
+// Eviction is approximate LRU in the manner of Redis: it picks the next
+// non-empty shard (rotating), samples Config.EvictionSamples (default 5)
+// random entries of it and evicts the one least recently used; an expired
+// sample is removed first and counted as an expiration, not an eviction.
+// Recency is a tick stored atomically in each entry: the cache's version
+// counter at the entry's last read or write. Reads store it under the
+// shard's read lock, only when it changed, so a read-mostly key does not
+// dirty its cache line on every read. A value that can never fit
+// (size > MaxBytes) is refused with a *TooLargeError (ErrTooLarge).
+//
+// # Hot path
+//
+// Get, GetWithMeta, TTL and Delete do not allocate. Put allocates only the
+// stored copy of the value (plus amortized growth of a shard's table).
+// Counters (Stats) are per-shard atomics summed on demand.
+package cache

@@ -1,0 +1,82 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors; the typed errors below wrap them, so errors.Is works on
+// either.
+var (
+	// ErrNotFound: no cache is registered under the scope.
+	ErrNotFound = errors.New("cache scope not found")
+	// ErrTooLarge: the entry can never fit in the cache's MaxBytes.
+	ErrTooLarge = errors.New("cache entry too large")
+	// ErrConditionFailed: a Put's IfAbsent or IfVersion did not hold.
+	ErrConditionFailed = errors.New("cache condition failed")
+	// ErrConfigConflict: Create on an existing scope with another Config.
+	ErrConfigConflict = errors.New("cache config conflict")
+	// ErrInvalidScope: a scope with an empty part.
+	ErrInvalidScope = errors.New("invalid cache scope")
+	// ErrInvalidConfig: a Config with a negative field.
+	ErrInvalidConfig = errors.New("invalid cache config")
+	// ErrDeleted: the cache was removed from its Store.
+	ErrDeleted = errors.New("cache deleted")
+	// ErrClosed: the Store was closed.
+	ErrClosed = errors.New("cache store closed")
+)
+
+// NotFoundError reports an unknown scope. Its message is the reference
+// broker's, so the server can send it in an error frame as is.
+type NotFoundError struct{ Scope Scope }
+
+func (e *NotFoundError) Error() string { return "cache scope not found: " + e.Scope.String() }
+
+// Unwrap returns ErrNotFound.
+func (e *NotFoundError) Unwrap() error { return ErrNotFound }
+
+// TooLargeError refuses an entry whose accounted size exceeds the cache's
+// MaxBytes.
+type TooLargeError struct {
+	Size     int64 // accounted size: len(key) + len(value) + EntryOverhead
+	MaxBytes int64
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("cache entry too large: %d bytes exceeds capacity %d", e.Size, e.MaxBytes)
+}
+
+// Unwrap returns ErrTooLarge.
+func (e *TooLargeError) Unwrap() error { return ErrTooLarge }
+
+// ConditionError reports a failed IfAbsent or IfVersion condition. Current
+// is the key's version when the condition was checked, 0 if it did not
+// exist (or had expired).
+type ConditionError struct {
+	Key     string
+	Current uint64
+}
+
+func (e *ConditionError) Error() string {
+	if e.Current == 0 {
+		return fmt.Sprintf("cache condition failed: key %q does not exist", e.Key)
+	}
+	return fmt.Sprintf("cache condition failed: key %q is at version %d", e.Key, e.Current)
+}
+
+// Unwrap returns ErrConditionFailed.
+func (e *ConditionError) Unwrap() error { return ErrConditionFailed }
+
+// ConfigConflictError reports Create on a registered scope with a Config
+// that differs (after defaults) from the existing cache's.
+type ConfigConflictError struct {
+	Scope               Scope
+	Existing, Requested Config
+}
+
+func (e *ConfigConflictError) Error() string {
+	return fmt.Sprintf("cache %s exists with config %+v, requested %+v", e.Scope, e.Existing, e.Requested)
+}
+
+// Unwrap returns ErrConfigConflict.
+func (e *ConfigConflictError) Unwrap() error { return ErrConfigConflict }

@@ -1,0 +1,183 @@
+package cache
+
+import (
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+)
+
+// never is the expiry of an entry without TTL: no clock reading reaches it.
+const never = math.MaxInt64
+
+// shrinkSlots: a shard that empties completely drops a slot table longer than
+// this, so a burst does not pin its high-water memory.
+const shrinkSlots = 1024
+
+// sweepChunk bounds how many slots the sweeper visits per hold of a shard's
+// lock, so sweeping never stalls a shard's readers for long.
+const sweepChunk = 512
+
+// slot holds one entry; version 0 marks a free slot.
+type slot struct {
+	access  atomic.Uint64 // recency tick: the cache version at the last read or write
+	key     string
+	value   []byte // immutable once stored
+	expires int64  // nanoseconds since Cache.epoch; never if no TTL
+	version uint64
+}
+
+func (sl *slot) size() int64 { return entrySize(sl.key, len(sl.value)) }
+
+func entrySize(key string, valueLen int) int64 {
+	return int64(len(key)) + int64(valueLen) + EntryOverhead
+}
+
+// shard is one lock's worth of a cache. Fields below mu are guarded by it;
+// the counters are atomics so Stats can read them without the lock.
+type shard struct {
+	mu       sync.RWMutex
+	index    map[string]uint32
+	slots    []slot
+	free     []uint32
+	sweepPos int
+
+	entries                        atomic.Int64
+	hits, misses                   atomic.Uint64
+	expirations, evictions         atomic.Uint64
+	puts, deletes, conditionFailed atomic.Uint64
+
+	_ [64]byte // keep the next shard's lock off this shard's cache lines
+}
+
+// insert stores a new entry. Caller holds mu.
+func (s *shard) insert(key string, value []byte, expires int64, version uint64) {
+	var i uint32
+	if n := len(s.free); n > 0 {
+		i = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		s.slots = append(s.slots, slot{})
+		i = uint32(len(s.slots) - 1)
+	}
+	sl := &s.slots[i]
+	sl.key, sl.value, sl.expires, sl.version = key, value, expires, version
+	sl.access.Store(version)
+	if s.index == nil {
+		s.index = make(map[string]uint32)
+	}
+	s.index[key] = i
+	s.entries.Add(1)
+}
+
+// remove frees slot i and returns the size it accounted. Caller holds mu
+// and subtracts the size from the cache's byte counter.
+func (s *shard) remove(i uint32) int64 {
+	sl := &s.slots[i]
+	size := sl.size()
+	delete(s.index, sl.key)
+	sl.key, sl.value, sl.expires, sl.version = "", nil, 0, 0
+	sl.access.Store(0)
+	if s.entries.Add(-1) == 0 && len(s.slots) > shrinkSlots {
+		s.reset()
+	} else {
+		s.free = append(s.free, i)
+	}
+	return size
+}
+
+// reset empties the shard and drops its tables, returning the bytes its
+// entries accounted. Caller holds mu.
+func (s *shard) reset() int64 {
+	var size int64
+	for i := range s.slots {
+		if s.slots[i].version != 0 {
+			size += s.slots[i].size()
+		}
+	}
+	s.index, s.slots, s.free, s.sweepPos = nil, nil, nil, 0
+	s.entries.Store(0)
+	return size
+}
+
+// victim picks the entry to evict among k random samples: the first expired
+// one (expired reports true), else the least recently used. ok is false if
+// the shard is empty. now returns the cache's clock reading; it is called
+// only if a sample has a TTL. Caller holds mu.
+func (s *shard) victim(k int, now func() int64) (i uint32, expired, ok bool) {
+	n := len(s.slots)
+	if n == 0 || s.entries.Load() == 0 {
+		return 0, false, false
+	}
+	var (
+		best       uint32
+		bestAccess uint64
+		found      int
+		nowNs      int64
+		haveNow    bool
+	)
+	for tries := 0; found < k && tries < 4*k; tries++ {
+		j := uint32(rand.IntN(n))
+		sl := &s.slots[j]
+		if sl.version == 0 {
+			continue
+		}
+		if sl.expires != never {
+			if !haveNow {
+				nowNs, haveNow = now(), true
+			}
+			if sl.expires <= nowNs {
+				return j, true, true
+			}
+		}
+		if a := sl.access.Load(); found == 0 || a < bestAccess {
+			best, bestAccess = j, a
+		}
+		found++
+	}
+	if found > 0 {
+		return best, false, true
+	}
+	// A sparse table: take the first live slot from a random start.
+	start := rand.IntN(n)
+	for d := range n {
+		j := uint32((start + d) % n)
+		if s.slots[j].version != 0 {
+			return j, false, true
+		}
+	}
+	return 0, false, false
+}
+
+// sweep visits up to budget slots from the shard's sweep position, at most
+// sweepChunk per lock hold, removing entries expired at now. It reports the
+// slots visited, the entries removed with their bytes, and whether it
+// reached the end of the table (the position then wraps to 0).
+func (s *shard) sweep(now int64, budget int) (visited, removed int, freed int64, wrapped bool) {
+	for visited < budget {
+		s.mu.Lock()
+		end := min(len(s.slots), s.sweepPos+min(sweepChunk, budget-visited))
+		for i := s.sweepPos; i < end; i++ {
+			visited++
+			sl := &s.slots[i]
+			if sl.version != 0 && sl.expires <= now {
+				freed += s.remove(uint32(i))
+				removed++
+				if s.slots == nil { // the shard emptied and dropped its table
+					break
+				}
+			}
+		}
+		s.sweepPos = end
+		if s.sweepPos >= len(s.slots) {
+			s.sweepPos = 0
+			wrapped = true
+		}
+		s.mu.Unlock()
+		if wrapped {
+			break
+		}
+	}
+	s.expirations.Add(uint64(removed))
+	return visited, removed, freed, wrapped
+}

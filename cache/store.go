@@ -1,0 +1,171 @@
+package cache
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Store is the registry of caches by scope, and runs their background
+// sweep. It is safe for concurrent use. The broker resolves a scope once
+// per request with Get and then works on the *Cache.
+type Store struct {
+	opts StoreOptions
+
+	mu     sync.RWMutex
+	caches map[Scope]*Cache
+	closed bool
+
+	// list is the caches in creation order, replaced on Create and Delete,
+	// so the sweeper walks it without holding mu.
+	list      atomic.Pointer[[]*Cache]
+	sweepMu   sync.Mutex
+	sweepNext int // guarded by sweepMu: the cache the next sweep starts at
+
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// NewStore returns an empty Store and starts its background sweep (unless
+// opts.SweepInterval is negative). Call Close to stop it.
+func NewStore(opts StoreOptions) *Store {
+	st := &Store{
+		opts:   opts.withDefaults(),
+		caches: make(map[Scope]*Cache),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	st.list.Store(new([]*Cache))
+	if st.opts.SweepInterval > 0 {
+		go st.sweepLoop()
+	} else {
+		close(st.done)
+	}
+	return st
+}
+
+// Create registers a cache under scope and returns it. Creating an existing
+// scope with the same Config (after defaults) returns the existing cache;
+// with another Config it fails with a *ConfigConflictError.
+func (st *Store) Create(scope Scope, cfg Config) (*Cache, error) {
+	if err := scope.validate(); err != nil {
+		return nil, err
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return nil, ErrClosed
+	}
+	if c, ok := st.caches[scope]; ok {
+		if c.cfg != cfg {
+			return nil, &ConfigConflictError{Scope: scope, Existing: c.cfg, Requested: cfg}
+		}
+		return c, nil
+	}
+	c := newCache(scope, cfg, st.opts.Clock)
+	st.caches[scope] = c
+	old := *st.list.Load()
+	list := make([]*Cache, len(old), len(old)+1)
+	copy(list, old)
+	list = append(list, c)
+	st.list.Store(&list)
+	return c, nil
+}
+
+// Get returns the cache registered under scope, or a *NotFoundError.
+func (st *Store) Get(scope Scope) (*Cache, error) {
+	st.mu.RLock()
+	c, ok := st.caches[scope]
+	st.mu.RUnlock()
+	if !ok {
+		return nil, &NotFoundError{Scope: scope}
+	}
+	return c, nil
+}
+
+// Delete unregisters the cache under scope and drops its entries, or
+// returns a *NotFoundError. Later Puts on a retained *Cache fail with
+// ErrDeleted and its Gets miss.
+func (st *Store) Delete(scope Scope) error {
+	st.mu.Lock()
+	c, ok := st.caches[scope]
+	if !ok {
+		st.mu.Unlock()
+		return &NotFoundError{Scope: scope}
+	}
+	delete(st.caches, scope)
+	old := *st.list.Load()
+	list := make([]*Cache, 0, len(old))
+	for _, x := range old {
+		if x != c {
+			list = append(list, x)
+		}
+	}
+	st.list.Store(&list)
+	st.mu.Unlock()
+	c.clear()
+	return nil
+}
+
+// Caches returns the registered caches in creation order.
+func (st *Store) Caches() []*Cache {
+	list := *st.list.Load()
+	out := make([]*Cache, len(list))
+	copy(out, list)
+	return out
+}
+
+// Sweep runs one sweep tick by hand: it visits at most max slots across the
+// caches, round-robin from where the previous tick stopped, and returns
+// how many expired entries it removed.
+func (st *Store) Sweep(max int) int {
+	st.sweepMu.Lock()
+	defer st.sweepMu.Unlock()
+	list := *st.list.Load()
+	removed := 0
+	for range len(list) {
+		if max <= 0 {
+			break
+		}
+		if st.sweepNext >= len(list) {
+			st.sweepNext = 0
+		}
+		visited, r := list[st.sweepNext].sweep(max)
+		max -= visited
+		removed += r
+		if max > 0 { // this cache had less than the budget left: move on
+			st.sweepNext++
+		}
+	}
+	return removed
+}
+
+func (st *Store) sweepLoop() {
+	defer close(st.done)
+	t := time.NewTicker(st.opts.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-st.stop:
+			return
+		case <-t.C:
+			st.Sweep(st.opts.SweepMaxPerTick)
+		}
+	}
+}
+
+// Close stops the background sweep and waits for it to return. Later
+// Creates fail with ErrClosed; existing caches keep working (expiry is then
+// lazy only). Close is idempotent.
+func (st *Store) Close() {
+	st.mu.Lock()
+	st.closed = true
+	st.mu.Unlock()
+	st.stopOnce.Do(func() { close(st.stop) })
+	<-st.done
+}
