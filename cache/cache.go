@@ -268,6 +268,13 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 		}
 	}
 
+	expires := int64(never)
+	if opt.TTL != nil && !immediate {
+		if !haveNow {
+			now = c.now()
+		}
+		expires = deadline(now, *opt.TTL)
+	}
 	ver := c.version.Add(1)
 	s.puts.Add(1)
 	switch {
@@ -277,26 +284,12 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 		}
 		s.expirations.Add(1)
 	case exists:
-		expires := int64(never)
-		if opt.TTL != nil {
-			if !haveNow {
-				now = c.now()
-			}
-			expires = deadline(now, *opt.TTL)
-		}
 		sl := &s.slots[i]
 		old := sl.size()
 		sl.value, sl.expires, sl.version = stored, expires, ver
 		sl.access.Store(ver)
 		c.bytes.Add(-old)
 	default:
-		expires := int64(never)
-		if opt.TTL != nil {
-			if !haveNow {
-				now = c.now()
-			}
-			expires = deadline(now, *opt.TTL)
-		}
 		s.insert(key, stored, expires, ver)
 	}
 	s.mu.Unlock()
@@ -353,26 +346,23 @@ func (c *Cache) evictOne() bool {
 	return false
 }
 
-// Sweep removes expired entries, visiting at most max slots round-robin
-// across shards from where the previous sweep stopped (and at most one pass
-// over the cache), and returns how many it removed. The Store's background
-// sweep calls it; tests call it directly.
+// Sweep removes expired entries and returns how many it removed. It
+// visits at most max slots, continuing round-robin across shards from where
+// the previous sweep stopped, and stops early at the end of a pass over the
+// cache (the next sweep starts a new pass). The Store's background sweep
+// runs the same code; tests call it directly.
 func (c *Cache) Sweep(max int) int {
-	_, removed := c.sweep(max)
+	_, removed, _ := c.sweep(max)
 	return removed
 }
 
-func (c *Cache) sweep(budget int) (visited, removed int) {
-	if budget <= 0 {
-		return 0, 0
-	}
+// sweep reports the slots it visited, the entries it removed and whether it
+// finished a pass.
+func (c *Cache) sweep(budget int) (visited, removed int, passDone bool) {
 	c.sweepMu.Lock()
 	defer c.sweepMu.Unlock()
 	now := c.now()
-	for range len(c.shards) + 1 {
-		if visited >= budget {
-			break
-		}
+	for visited < budget {
 		s := &c.shards[c.sweepShard]
 		v, r, freed, wrapped := s.sweep(now, budget-visited)
 		c.bytes.Add(-freed)
@@ -380,9 +370,12 @@ func (c *Cache) sweep(budget int) (visited, removed int) {
 		removed += r
 		if wrapped {
 			c.sweepShard = (c.sweepShard + 1) & int(c.mask)
+			if c.sweepShard == 0 {
+				return visited, removed, true
+			}
 		}
 	}
-	return visited, removed
+	return visited, removed, false
 }
 
 // clear marks the cache deleted and drops every entry.

@@ -121,8 +121,9 @@ func (st *Store) Caches() []*Cache {
 }
 
 // Sweep runs one sweep tick by hand: it visits at most max slots across the
-// caches, round-robin from where the previous tick stopped, and returns
-// how many expired entries it removed.
+// caches and returns how many expired entries it removed. Caches take turns:
+// a tick continues the pass over the cache where the previous tick ran out of
+// budget, then moves to the next caches, each at most once per tick.
 func (st *Store) Sweep(max int) int {
 	st.sweepMu.Lock()
 	defer st.sweepMu.Unlock()
@@ -135,12 +136,13 @@ func (st *Store) Sweep(max int) int {
 		if st.sweepNext >= len(list) {
 			st.sweepNext = 0
 		}
-		visited, r := list[st.sweepNext].sweep(max)
+		visited, r, passDone := list[st.sweepNext].sweep(max)
 		max -= visited
 		removed += r
-		if max > 0 { // this cache had less than the budget left: move on
-			st.sweepNext++
+		if !passDone {
+			break // out of budget mid-pass: the next tick resumes here
 		}
+		st.sweepNext++
 	}
 	return removed
 }
