@@ -30,9 +30,13 @@ type Subscription struct {
 	stream    string
 	cfg       subscribeConfig
 
-	id     atomic.Uint64
-	events chan Event
-	err    error // why events was closed; written before close(events)
+	id    atomic.Uint64
+	queue *eventQueue
+	err   error // why the subscription ended; written before queue.close()
+
+	chOnce sync.Once     // C's forwarder
+	ch     chan Event    // C's channel, fed by the forwarder
+	chDone chan struct{} // closed when the forwarder exits
 
 	ctx    context.Context // ends with Close
 	cancel context.CancelFunc
@@ -44,6 +48,7 @@ type Subscription struct {
 	// Owned by the reader goroutine.
 	lastOffset uint64 // offset of the last event delivered, when haveOffset
 	haveOffset bool
+	scratch    []Event // one frame's events, reused
 }
 
 // attachment is a subscription established on the broker.
@@ -85,9 +90,9 @@ func (c *Client) Subscribe(ctx context.Context, namespace, stream string, opts .
 	}
 	s := &Subscription{
 		c: c, namespace: namespace, stream: stream, cfg: cfg,
-		events: make(chan Event, cfg.buffer),
-		done:   make(chan struct{}),
-		rs:     att.rs,
+		queue: newEventQueue(cfg.buffer),
+		done:  make(chan struct{}),
+		rs:    att.rs,
 	}
 	s.ctx, s.cancel = context.WithCancel(c.ctx)
 	s.id.Store(att.id)
@@ -188,28 +193,49 @@ func (s *Subscription) ID() uint64 { return s.id.Load() }
 // Next returns the next event, waiting until one arrives or ctx ends. After
 // the subscription ends it returns Err's error (ErrClosed after Close).
 func (s *Subscription) Next(ctx context.Context) (Event, error) {
-	select {
-	case ev, ok := <-s.events:
-		if !ok {
-			return Event{}, s.err
-		}
-		return ev, nil
-	default:
+	ev, ok, err := s.queue.pop(ctx)
+	if err != nil {
+		return Event{}, err
 	}
-	select {
-	case ev, ok := <-s.events:
-		if !ok {
-			return Event{}, s.err
-		}
-		return ev, nil
-	case <-ctx.Done():
-		return Event{}, ctx.Err()
+	if !ok {
+		<-s.done // s.err is written before the queue closes; done follows
+		return Event{}, s.err
 	}
+	return ev, nil
 }
 
-// C returns the event channel, the alternative to Next. It is closed when
-// the subscription ends; Err then says why.
-func (s *Subscription) C() <-chan Event { return s.events }
+// C returns a channel of events, the alternative to Next (do not mix the
+// two). It is closed when the subscription ends; Err then says why. The
+// first call starts a goroutine that moves events from the subscription's
+// buffer to the channel, so Next is slightly cheaper.
+func (s *Subscription) C() <-chan Event {
+	s.chOnce.Do(func() {
+		s.ch = make(chan Event)
+		s.chDone = make(chan struct{})
+		forward := func() {
+			defer close(s.chDone)
+			defer close(s.ch)
+			for {
+				ev, ok, err := s.queue.pop(s.ctx)
+				if err != nil || !ok {
+					return
+				}
+				select {
+				case s.ch <- ev:
+				case <-s.ctx.Done():
+					return
+				}
+			}
+		}
+		// Tracked, so Client.Close also waits for it; after Close the
+		// channel is simply closed.
+		if !s.c.goTracked(forward) {
+			close(s.ch)
+			close(s.chDone)
+		}
+	})
+	return s.ch
+}
 
 // Err is why the subscription ended: nil while it runs, ErrClosed after
 // Close or Client.Close, or the error that ended it (e.g. a *ServerError
@@ -229,6 +255,10 @@ func (s *Subscription) Err() error {
 func (s *Subscription) Close() error {
 	s.cancelReader()
 	<-s.done
+	s.chOnce.Do(func() {}) // no forwarder may start after Close
+	if s.chDone != nil {
+		<-s.chDone
+	}
 	return nil
 }
 
@@ -255,7 +285,7 @@ func (s *Subscription) run(att *attachment) {
 		s.c.mu.Lock()
 		delete(s.c.subs, s)
 		s.c.mu.Unlock()
-		close(s.events)
+		s.queue.close()
 		close(s.done)
 	}()
 	for {
@@ -354,6 +384,7 @@ func (s *Subscription) pump(att *attachment) error {
 			if !batch.Shared && batch.SubscriptionID != att.id {
 				return &ProtocolError{Detail: fmt.Sprintf("event batch for subscription %d on the stream of %d", batch.SubscriptionID, att.id)}
 			}
+			evs := s.scratch[:0]
 			for i, p := range batch.Payloads {
 				// Cap each payload so appending to one cannot overwrite the
 				// next (they share the frame copy).
@@ -361,9 +392,13 @@ func (s *Subscription) pump(att *attachment) error {
 				if batch.HasOffsets {
 					ev.Offset, ev.HasOffset = batch.BaseOffset+uint64(i), true
 				}
-				if err := s.emit(ev); err != nil {
-					return err
-				}
+				evs = append(evs, ev)
+			}
+			err := s.emit(evs...)
+			clear(evs)
+			s.scratch = evs[:0]
+			if err != nil {
+				return err
 			}
 		case f.Flags == 0:
 			if err := s.emitJSON(f.Payload); err != nil {
@@ -388,29 +423,30 @@ func (s *Subscription) emitJSON(payload []byte) error {
 		}
 		return s.emit(ev)
 	case *wire.EventBatch:
+		evs := make([]Event, 0, len(m.Payloads))
 		for i, p := range m.Payloads {
 			ev := Event{Namespace: s.namespace, Stream: s.stream, Payload: p}
 			if m.BaseOffset != nil {
 				ev.Offset, ev.HasOffset = *m.BaseOffset+uint64(i), true
 			}
-			if err := s.emit(ev); err != nil {
-				return err
-			}
+			evs = append(evs, ev)
 		}
+		return s.emit(evs...)
 	}
 	return nil
 }
 
-// emit queues one event, blocking while the buffer is full (QUIC flow
-// control then slows the broker down).
-func (s *Subscription) emit(ev Event) error {
-	if ev.HasOffset {
-		s.lastOffset, s.haveOffset = ev.Offset, true
-	}
-	select {
-	case s.events <- ev:
+// emit queues events in order, blocking while the buffer is full (QUIC
+// flow control then slows the broker down).
+func (s *Subscription) emit(evs ...Event) error {
+	if len(evs) == 0 {
 		return nil
-	case <-s.ctx.Done():
+	}
+	if last := evs[len(evs)-1]; last.HasOffset {
+		s.lastOffset, s.haveOffset = last.Offset, true
+	}
+	if !s.queue.push(evs, s.ctx.Done()) {
 		return ErrClosed
 	}
+	return nil
 }
