@@ -2,6 +2,7 @@ package cache
 
 import (
 	"hash/maphash"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -319,26 +320,83 @@ func (c *Cache) reserve(n int64) {
 	}
 }
 
-// evictOne removes one entry from the next non-empty shard, chosen by
-// sampling, and reports whether it found one.
+// sample is an eviction candidate.
+type sample struct {
+	s       *shard
+	i       uint32
+	version uint64 // identifies the entry in slot i
+	access  uint64
+	expired bool
+}
+
+// evictOne removes one entry and reports whether it found one to remove.
+// It samples EvictionSamples entries, each from a random shard under that
+// shard's read lock, and removes the least recently used one — or the
+// first expired one — if it is still in place. Sampling across shards
+// approximates LRU over the whole cache, whatever the shards' sizes.
 func (c *Cache) evictOne() bool {
+	var (
+		best    sample
+		found   bool
+		now     int64
+		haveNow bool
+	)
+	for range c.cfg.EvictionSamples {
+		s := &c.shards[rand.Uint64()&c.mask]
+		s.mu.RLock()
+		i, ok := s.pick()
+		if !ok {
+			s.mu.RUnlock()
+			continue
+		}
+		sl := &s.slots[i]
+		cand := sample{s: s, i: i, version: sl.version, access: sl.access.Load()}
+		if sl.expires != never {
+			if !haveNow {
+				now, haveNow = c.now(), true
+			}
+			cand.expired = sl.expires <= now
+		}
+		s.mu.RUnlock()
+		if !found || cand.access < best.access {
+			best, found = cand, true
+		}
+		if cand.expired {
+			best = cand
+			break
+		}
+	}
+	if !found && !c.anyEntry(&best) {
+		return false
+	}
+	s := best.s
+	s.mu.Lock()
+	if int(best.i) < len(s.slots) && s.slots[best.i].version == best.version {
+		c.bytes.Add(-s.remove(best.i))
+		if best.expired {
+			s.expirations.Add(1)
+		} else {
+			s.evictions.Add(1)
+		}
+	}
+	// Else a writer replaced or removed it meanwhile: that was progress too,
+	// and the caller tries again.
+	s.mu.Unlock()
+	return true
+}
+
+// anyEntry finds some entry when random shards turned out empty: the first
+// live one of the next non-empty shard in rotation.
+func (c *Cache) anyEntry(out *sample) bool {
 	start := c.evictNext.Add(1)
 	for j := range uint64(len(c.shards)) {
 		s := &c.shards[(start+j)&c.mask]
-		if s.entries.Load() == 0 {
-			continue
-		}
-		s.mu.Lock()
-		i, expired, ok := s.victim(c.cfg.EvictionSamples, c.now)
+		s.mu.RLock()
+		i, ok := s.pick()
 		if ok {
-			c.bytes.Add(-s.remove(i))
-			if expired {
-				s.expirations.Add(1)
-			} else {
-				s.evictions.Add(1)
-			}
+			*out = sample{s: s, i: i, version: s.slots[i].version}
 		}
-		s.mu.Unlock()
+		s.mu.RUnlock()
 		if ok {
 			return true
 		}

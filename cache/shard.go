@@ -100,53 +100,26 @@ func (s *shard) reset() int64 {
 	return size
 }
 
-// victim picks the entry to evict among k random samples: the first expired
-// one (expired reports true), else the least recently used. ok is false if
-// the shard is empty. now returns the cache's clock reading; it is called
-// only if a sample has a TTL. Caller holds mu.
-func (s *shard) victim(k int, now func() int64) (i uint32, expired, ok bool) {
+// pick returns a random live slot; ok is false if the shard is empty.
+// Caller holds mu, at least for reading.
+func (s *shard) pick() (i uint32, ok bool) {
 	n := len(s.slots)
 	if n == 0 || s.entries.Load() == 0 {
-		return 0, false, false
+		return 0, false
 	}
-	var (
-		best       uint32
-		bestAccess uint64
-		found      int
-		nowNs      int64
-		haveNow    bool
-	)
-	for tries := 0; found < k && tries < 4*k; tries++ {
-		j := uint32(rand.IntN(n))
-		sl := &s.slots[j]
-		if sl.version == 0 {
-			continue
+	for range 8 {
+		if j := uint32(rand.IntN(n)); s.slots[j].version != 0 {
+			return j, true
 		}
-		if sl.expires != never {
-			if !haveNow {
-				nowNs, haveNow = now(), true
-			}
-			if sl.expires <= nowNs {
-				return j, true, true
-			}
-		}
-		if a := sl.access.Load(); found == 0 || a < bestAccess {
-			best, bestAccess = j, a
-		}
-		found++
 	}
-	if found > 0 {
-		return best, false, true
-	}
-	// A sparse table: take the first live slot from a random start.
+	// A sparse table: the first live slot from a random start.
 	start := rand.IntN(n)
 	for d := range n {
-		j := uint32((start + d) % n)
-		if s.slots[j].version != 0 {
-			return j, false, true
+		if j := uint32((start + d) % n); s.slots[j].version != 0 {
+			return j, true
 		}
 	}
-	return 0, false, false
+	return 0, false
 }
 
 // sweep visits up to budget slots from the shard's sweep position, at most
