@@ -95,8 +95,8 @@ func TestEvictionUnderConcurrentWriters(t *testing.T) {
 func TestEvictionPrefersColdKeys(t *testing.T) {
 	const (
 		value    = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" // 64 B
-		perEntry = 8 + len(value) + EntryOverhead                                   // keys are 8 bytes
-		capacity = 1000                                                             // entries
+		perEntry = 8 + len(value) + EntryOverhead                                     // keys are 8 bytes
+		capacity = 1000                                                               // entries
 		hot      = 100
 		cold     = 20_000
 	)
