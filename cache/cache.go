@@ -101,11 +101,13 @@ func deadline(now int64, ttl time.Duration) int64 {
 	return now + int64(ttl)
 }
 
-// view is what a read returns.
+// view is what a read returns. now is the clock reading the read used, set
+// only for an entry with a TTL.
 type view struct {
 	value   []byte
 	version uint64
 	expires int64
+	now     int64
 }
 
 // read looks key up, removing it if it has expired. count says whether the
@@ -122,8 +124,9 @@ func (c *Cache) read(key string, count bool) (view, bool) {
 		return view{}, false
 	}
 	sl := &s.slots[i]
+	var now int64
 	if sl.expires != never {
-		if now := c.now(); sl.expires <= now {
+		if now = c.now(); sl.expires <= now {
 			s.mu.RUnlock()
 			c.expireKey(s, key, now)
 			if count {
@@ -135,7 +138,7 @@ func (c *Cache) read(key string, count bool) (view, bool) {
 	if t := c.version.Load(); sl.access.Load() < t {
 		sl.access.Store(t)
 	}
-	v := view{sl.value, sl.version, sl.expires}
+	v := view{sl.value, sl.version, sl.expires, now}
 	s.mu.RUnlock()
 	if count {
 		s.hits.Add(1)
@@ -188,7 +191,7 @@ func (c *Cache) TTL(key string) (remaining time.Duration, hasExpiry bool, ok boo
 	if !ok || v.expires == never {
 		return 0, false, ok
 	}
-	return time.Duration(v.expires - c.now()), true, true
+	return time.Duration(v.expires - v.now), true, true
 }
 
 // Delete removes key and reports whether a live entry was removed. An

@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestPutGetOverwriteDelete(t *testing.T) {
@@ -221,6 +222,13 @@ func TestTooLargeIsRefused(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	checkInvariants(t, c)
+}
+
+func TestSlotSizeMatchesEntryOverhead(t *testing.T) {
+	// EntryOverhead's documentation counts a 64-byte slot (on 64-bit).
+	if size := unsafe.Sizeof(slot{}); unsafe.Sizeof(uintptr(0)) == 8 && size != 64 {
+		t.Fatalf("slot is %d bytes; update EntryOverhead and its comment", size)
+	}
 }
 
 func TestConfigDefaults(t *testing.T) {

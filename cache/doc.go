@@ -57,15 +57,18 @@
 // releases the old entry's size after the new one is in place, so a full
 // cache may evict one more entry than a perfect accounting would.
 //
-// Eviction is approximate LRU in the manner of Redis: it picks the next
-// non-empty shard (rotating), samples Config.EvictionSamples (default 5)
-// random entries of it and evicts the one least recently used; an expired
-// sample is removed first and counted as an expiration, not an eviction.
-// Recency is a tick stored atomically in each entry: the cache's version
-// counter at the entry's last read or write. Reads store it under the
-// shard's read lock, only when it changed, so a read-mostly key does not
-// dirty its cache line on every read. A value that can never fit
-// (size > MaxBytes) is refused with a *TooLargeError (ErrTooLarge).
+// Eviction is approximate LRU in the manner of Redis: it samples
+// Config.EvictionSamples (default 5) entries, each from a random shard under
+// that shard's read lock, and removes the least recently used one if it is
+// still in place; an expired sample is removed first and counted as an
+// expiration, not an eviction. Sampling across shards, rather than within
+// one, keeps the choice cache-wide whatever the shards' sizes. Recency is a
+// tick stored atomically in each entry: the cache's version counter at the
+// entry's last read or write, so the recency clock advances with writes,
+// which are what cause evictions. Reads store it under the shard's read
+// lock, only when it changed, so a read-mostly key does not dirty its cache
+// line on every read. A value that can never fit (size > MaxBytes) is
+// refused with a *TooLargeError (ErrTooLarge).
 //
 // # Hot path
 //

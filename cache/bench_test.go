@@ -1,0 +1,116 @@
+package cache
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// TestHotPathAllocations pins the hot path's allocations: reads none, a
+// write only its stored copy.
+func TestHotPathAllocations(t *testing.T) {
+	c, _ := newTestCache(t, Config{MaxBytes: 1 << 20})
+	value := make([]byte, 256)
+	mustPut(t, c, "k", string(value), PutOptions{TTL: new(time.Hour)})
+	mustPut(t, c, "plain", string(value), PutOptions{})
+	ttl := time.Hour
+	for _, tc := range []struct {
+		name string
+		want float64
+		f    func()
+	}{
+		{"Get", 0, func() { c.Get("k") }},
+		{"Get miss", 0, func() { c.Get("absent") }},
+		{"GetWithMeta", 0, func() { c.GetWithMeta("k") }},
+		{"TTL", 0, func() { c.TTL("k") }},
+		{"Delete miss", 0, func() { c.Delete("absent") }},
+		{"Put overwrite", 1, func() { c.Put("plain", value, PutOptions{}) }},
+		{"Put overwrite with TTL", 1, func() { c.Put("k", value, PutOptions{TTL: &ttl}) }},
+	} {
+		if got := testing.AllocsPerRun(1000, tc.f); got != tc.want {
+			t.Errorf("%s: %v allocs per run, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// benchCache is a cache holding 10k keys of 256-byte values.
+func benchCache(b *testing.B, cfg Config) (*Cache, []string, []byte) {
+	c, _ := newTestCache(b, cfg)
+	keys := make([]string, 10_000)
+	value := make([]byte, 256)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("bench-key-%05d", i)
+		if _, err := c.Put(keys[i], value, PutOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return c, keys, value
+}
+
+func BenchmarkGet(b *testing.B) {
+	c, keys, _ := benchCache(b, Config{})
+	b.ReportAllocs()
+	b.SetBytes(256)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(rand.Uint64(), 1))
+		for pb.Next() {
+			if _, ok := c.Get(keys[rng.IntN(len(keys))]); !ok {
+				b.Error("miss")
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkPut(b *testing.B) {
+	c, keys, value := benchCache(b, Config{})
+	b.ReportAllocs()
+	b.SetBytes(256)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(rand.Uint64(), 2))
+		for pb.Next() {
+			if _, err := c.Put(keys[rng.IntN(len(keys))], value, PutOptions{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkPutEvicting writes into a cache that holds half the key set, so
+// most writes evict.
+func BenchmarkPutEvicting(b *testing.B) {
+	c, keys, value := benchCache(b, Config{MaxBytes: 5000 * entrySize("bench-key-00000", 256)})
+	b.ReportAllocs()
+	b.SetBytes(256)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(rand.Uint64(), 3))
+		for pb.Next() {
+			if _, err := c.Put(keys[rng.IntN(len(keys))], value, PutOptions{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkMixed90Get10Put(b *testing.B) {
+	c, keys, value := benchCache(b, Config{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(rand.Uint64(), 4))
+		for pb.Next() {
+			k := keys[rng.IntN(len(keys))]
+			if rng.IntN(10) == 0 {
+				c.Put(k, value, PutOptions{})
+			} else {
+				c.Get(k)
+			}
+		}
+	})
+}
