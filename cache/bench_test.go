@@ -64,31 +64,22 @@ func BenchmarkGet(b *testing.B) {
 	})
 }
 
-func BenchmarkPut(b *testing.B) {
-	c, keys, value := benchCache(b, Config{})
+func BenchmarkPut(b *testing.B) { benchPut(b, Config{}) }
+
+// BenchmarkPutEvicting writes into a cache that holds half the key set, so
+// most writes evict.
+func BenchmarkPutEvicting(b *testing.B) {
+	benchPut(b, Config{MaxBytes: 5000 * entrySize("bench-key-00000", 256)})
+}
+
+// benchPut overwrites random keys of benchCache's set from every P.
+func benchPut(b *testing.B, cfg Config) {
+	c, keys, value := benchCache(b, cfg)
 	b.ReportAllocs()
 	b.SetBytes(256)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		rng := rand.New(rand.NewPCG(rand.Uint64(), 2))
-		for pb.Next() {
-			if _, err := c.Put(keys[rng.IntN(len(keys))], value, PutOptions{}); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-}
-
-// BenchmarkPutEvicting writes into a cache that holds half the key set, so
-// most writes evict.
-func BenchmarkPutEvicting(b *testing.B) {
-	c, keys, value := benchCache(b, Config{MaxBytes: 5000 * entrySize("bench-key-00000", 256)})
-	b.ReportAllocs()
-	b.SetBytes(256)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		rng := rand.New(rand.NewPCG(rand.Uint64(), 3))
 		for pb.Next() {
 			if _, err := c.Put(keys[rng.IntN(len(keys))], value, PutOptions{}); err != nil {
 				b.Error(err)
