@@ -227,6 +227,13 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 	if c.deleted.Load() {
 		return 0, ErrDeleted
 	}
+	s := c.shardFor(key)
+	conditional := opt.IfAbsent || opt.IfVersion != nil
+	if conditional {
+		if err := c.precheck(s, key, opt); err != nil {
+			return 0, err
+		}
+	}
 	// A write that expires at once stores nothing: no copy, no reservation.
 	immediate := opt.TTL != nil && *opt.TTL <= 0
 	var stored []byte
@@ -238,7 +245,6 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 		size = 0
 	}
 
-	s := c.shardFor(key)
 	s.mu.Lock()
 	if c.deleted.Load() {
 		s.mu.Unlock()
@@ -258,13 +264,12 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 			exists = false
 		}
 	}
-	if opt.IfAbsent || opt.IfVersion != nil {
+	if conditional {
 		var cur uint64
 		if exists {
 			cur = s.slots[i].version
 		}
-		// Versions start at 1, so IfVersion 0 holds exactly when the key is absent.
-		if (opt.IfAbsent && exists) || (opt.IfVersion != nil && *opt.IfVersion != cur) {
+		if conditionFails(opt, cur) {
 			s.conditionFailed.Add(1)
 			s.mu.Unlock()
 			c.bytes.Add(-size)
@@ -298,6 +303,33 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 	}
 	s.mu.Unlock()
 	return ver, nil
+}
+
+// conditionFails reports whether opt's condition fails on a key at version
+// cur (0 if absent). Versions start at 1, so IfVersion 0 holds exactly when
+// the key is absent.
+func conditionFails(opt PutOptions, cur uint64) bool {
+	return (opt.IfAbsent && cur != 0) || (opt.IfVersion != nil && *opt.IfVersion != cur)
+}
+
+// precheck evaluates a conditional Put's condition under the shard's read
+// lock, so a write bound to fail neither copies, reserves nor evicts. A
+// failure here is final (the condition did not hold at that instant); a
+// success is checked again under the write lock.
+func (c *Cache) precheck(s *shard, key string, opt PutOptions) error {
+	var cur uint64
+	s.mu.RLock()
+	if i, ok := s.index[key]; ok {
+		if sl := &s.slots[i]; sl.expires == never || sl.expires > c.now() {
+			cur = sl.version
+		}
+	}
+	s.mu.RUnlock()
+	if conditionFails(opt, cur) {
+		s.conditionFailed.Add(1)
+		return &ConditionError{Key: key, Current: cur}
+	}
+	return nil
 }
 
 // reserve adds n to the byte counter, first evicting entries until it fits

@@ -142,3 +142,26 @@ func TestEvictionRemovesExpiredSamplesFirst(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestFailedConditionsDoNotEvict: on a full cache, writes whose condition
+// fails leave every entry in place.
+func TestFailedConditionsDoNotEvict(t *testing.T) {
+	per := entrySize("k-00", 10)
+	c, _ := newTestCache(t, Config{MaxBytes: 10 * per})
+	for i := range 10 {
+		mustPut(t, c, fmt.Sprintf("k-%02d", i), "0123456789", PutOptions{})
+	}
+	for i := range 10 {
+		key := fmt.Sprintf("k-%02d", i)
+		if _, err := c.Put(key, []byte("0123456789"), PutOptions{IfAbsent: true}); err == nil {
+			t.Fatal("IfAbsent on a present key succeeded")
+		}
+		if _, err := c.Put(key, []byte("0123456789"), PutOptions{IfVersion: new(uint64(1000))}); err == nil {
+			t.Fatal("IfVersion with a wrong version succeeded")
+		}
+	}
+	if st := c.Stats(); st.Evictions != 0 || st.Entries != 10 || st.ConditionFailed != 20 {
+		t.Fatalf("stats %+v", st)
+	}
+	checkInvariants(t, c)
+}
