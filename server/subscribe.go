@@ -113,8 +113,12 @@ func (c *conn) runSubscription(sub *broker.Subscription, us *quic.SendStream) {
 		}
 	}
 	// From now on a publisher may write straight into the event stream when
-	// nothing is queued for it (no goroutine hop on the hot path).
-	sub.SetSink(quicSink{us})
+	// nothing is queued for it (no goroutine hop on the hot path). With a
+	// coalescing delay configured every frame goes through the writer, which
+	// waits that long to pack more frames into each write.
+	if c.s.opts.Broker.Options().WriteMaxDelay <= 0 {
+		sub.SetSink(quicSink{us})
+	}
 	buf := make([]byte, 0, c.s.opts.Broker.Options().WriteMaxBytes+4096)
 	for {
 		b, _, err := sub.NextBatch(ctx, buf)

@@ -36,6 +36,7 @@ type benchPubSubFlags struct {
 	payload, batch, rate     int
 	total, warmup, rounds    int
 	pacing                   string
+	brokerFlags              []string
 }
 
 func newBenchPubSubCmd() *cobra.Command {
@@ -79,6 +80,7 @@ same machine conditions.`,
 	fl.IntVar(&f.warmup, "warmup", 2000, "warm-up messages per case (excluded)")
 	fl.IntVar(&f.rounds, "rounds", 1, "repeat every case this many times, interleaved")
 	fl.StringVar(&f.pacing, "pacing", "sleep", "fixed-rate pacing: sleep, adaptive or spin")
+	fl.StringSliceVar(&f.brokerFlags, "broker-flag", nil, "extra flag for the felix serve child, e.g. --broker-flag=--event-batch-max-delay=200us (repeatable)")
 	fl.BoolVar(&f.asJSON, "json", false, "print the results as JSON instead of a table")
 	annotateEnv(fl)
 	return cmd
@@ -114,7 +116,7 @@ func runBenchPubSub(ctx context.Context, cmd *cobra.Command, f benchPubSubFlags)
 		if e != nil {
 			return e
 		}
-		fb, err = bench.StartFelixProcess(ctx, exe, []string{"--queue-policy", "block"}, stream)
+		fb, err = bench.StartFelixProcess(ctx, exe, append([]string{"--queue-policy", "block"}, f.brokerFlags...), stream)
 	case "embedded":
 		fb, err = bench.StartEmbeddedFelix(broker.Options{QueuePolicy: broker.Block}, stream)
 	case "external":
