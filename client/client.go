@@ -32,6 +32,9 @@ type Client struct {
 	lanes      []*lane
 	eventSlots []*connSlot
 	nextEvent  atomic.Uint64
+	cacheSlots []*connSlot
+	cacheLanes []*cacheLane
+	nextCache  atomic.Uint64
 	seed       maphash.Seed
 
 	serverFlags atomic.Uint32 // flags from the most recent auth; 0 until known
@@ -78,6 +81,13 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	}
 	for i := range opts.EventConns {
 		c.eventSlots = append(c.eventSlots, newConnSlot(c, "event", i, true))
+	}
+	for i := range opts.CacheConns { // dialed on first use
+		s := newConnSlot(c, "cache", i, false)
+		c.cacheSlots = append(c.cacheSlots, s)
+		for range opts.CacheStreamsPerConn {
+			c.cacheLanes = append(c.cacheLanes, &cacheLane{c: c, slot: s, open: newGate()})
+		}
 	}
 	if err := c.connectAll(ctx); err != nil {
 		c.Close()
@@ -142,7 +152,7 @@ func (c *Client) Close() error {
 		for _, s := range subs {
 			s.cancelReader()
 		}
-		for _, s := range append(append([]*connSlot{}, c.pubSlots...), c.eventSlots...) {
+		for _, s := range append(append(append([]*connSlot{}, c.pubSlots...), c.eventSlots...), c.cacheSlots...) {
 			s.close()
 		}
 		c.wg.Wait()

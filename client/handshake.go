@@ -72,7 +72,7 @@ func readMessage(ctx context.Context, setDeadline func(time.Time) error, r *wire
 // `ok` (flags wire.OriginalV1Flags); a refusal is a *ServerError.
 func (c *Client) authenticate(ctx context.Context, str *quic.Stream, r *wire.Reader) (uint16, error) {
 	frame, err := wire.AppendMessageFrame(nil, &wire.Auth{
-		TenantID: c.opts.TenantID, Token: c.opts.Token, ClientFlags: wire.U16(wire.KnownFlags),
+		TenantID: c.opts.TenantID, Token: c.opts.Token, ClientFlags: wire.U16(wire.KnownFlags | wire.ExtensionCaps),
 	})
 	if err != nil {
 		return 0, err
@@ -97,6 +97,27 @@ func (c *Client) authenticate(ctx context.Context, str *quic.Stream, r *wire.Rea
 	}
 	c.serverFlags.Store(uint32(flags))
 	return flags, nil
+}
+
+// openAuthedStream opens a bidirectional stream on slot's connection
+// (dialing it if needed) and authenticates it. op names it in errors.
+func (c *Client) openAuthedStream(ctx context.Context, slot *connSlot, op string) (*quic.Stream, *wire.Reader, uint16, error) {
+	sc, err := slot.get(ctx)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	str, err := sc.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, nil, 0, c.streamErr(ctx, "open "+op+" stream", err)
+	}
+	r := wire.NewReader(str, c.opts.MaxFrameBytes)
+	flags, err := c.authenticate(ctx, str, r)
+	if err != nil {
+		str.CancelRead(streamCodeCancel)
+		str.CancelWrite(streamCodeCancel)
+		return nil, nil, 0, c.streamErr(ctx, op+" auth", err)
+	}
+	return str, r, flags, nil
 }
 
 // streamErr classifies an error from a stream operation: the caller's

@@ -93,20 +93,9 @@ func (l *lane) session(ctx context.Context, retry bool) (*pubSession, error) {
 
 // openSession opens and authenticates a new session.
 func (l *lane) openSession(ctx context.Context) (*pubSession, error) {
-	sc, err := l.slot.get(ctx)
+	str, r, flags, err := l.c.openAuthedStream(ctx, l.slot, "publish")
 	if err != nil {
 		return nil, err
-	}
-	str, err := sc.conn.OpenStreamSync(ctx)
-	if err != nil {
-		return nil, l.c.streamErr(ctx, "open publish stream", err)
-	}
-	r := wire.NewReader(str, l.c.opts.MaxFrameBytes)
-	flags, err := l.c.authenticate(ctx, str, r)
-	if err != nil {
-		str.CancelRead(streamCodeCancel)
-		str.CancelWrite(streamCodeCancel)
-		return nil, l.c.streamErr(ctx, "publish auth", err)
 	}
 	s := &pubSession{c: l.c, str: str, r: r, flags: flags, pending: map[uint64]chan error{}, done: make(chan struct{})}
 	if !l.c.goTracked(s.readLoop) {

@@ -45,6 +45,13 @@ type Options struct {
 	// subscriptions are spread over them round-robin. Default 2.
 	EventConns int
 
+	// CacheConns is the number of QUIC connections carrying cache requests,
+	// dialed on first use. Default 2.
+	CacheConns int
+	// CacheStreamsPerConn is the number of cache streams per cache
+	// connection; requests are pipelined on each. Default 4.
+	CacheStreamsPerConn int
+
 	// MaxFrameBytes bounds a frame in either direction (payload bytes).
 	// Default 16 MiB, as the broker.
 	MaxFrameBytes int
@@ -85,6 +92,8 @@ const (
 	DefaultPublishConns          = 2
 	DefaultPublishStreamsPerConn = 2
 	DefaultEventConns            = 2
+	DefaultCacheConns            = 2
+	DefaultCacheStreamsPerConn   = 4
 	DefaultSubscriptionBuffer    = 4096
 	DefaultRequestTimeout        = 30 * time.Second
 	DefaultMinBackoff            = 50 * time.Millisecond
@@ -110,6 +119,8 @@ func (o Options) withDefaults() Options {
 	o.PublishConns = max(cmp.Or(o.PublishConns, DefaultPublishConns), 1)
 	o.PublishStreamsPerConn = max(cmp.Or(o.PublishStreamsPerConn, DefaultPublishStreamsPerConn), 1)
 	o.EventConns = max(cmp.Or(o.EventConns, DefaultEventConns), 1)
+	o.CacheConns = max(cmp.Or(o.CacheConns, DefaultCacheConns), 1)
+	o.CacheStreamsPerConn = max(cmp.Or(o.CacheStreamsPerConn, DefaultCacheStreamsPerConn), 1)
 	if o.MaxFrameBytes <= 0 {
 		o.MaxFrameBytes = wire.DefaultMaxFrameBytes
 	}

@@ -108,11 +108,11 @@ func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer) (*Identity, uint
 		}
 		return nil, 0, errClose
 	}
-	peer := wire.PeerFlags(a.ClientFlags)
+	peer := wire.PeerFlags(a.ClientFlags) & wire.ServerFlagsFor(wire.PeerFlags(a.ClientFlags))
 	if reply != nil {
 		var werr error
 		if a.ClientFlags != nil {
-			werr = reply.WriteMessage(&wire.AuthOK{ServerFlags: wire.KnownFlags})
+			werr = reply.WriteMessage(&wire.AuthOK{ServerFlags: wire.ServerFlagsFor(*a.ClientFlags)})
 		} else {
 			werr = reply.WriteMessage(&wire.OK{})
 		}

@@ -97,9 +97,15 @@ func (ctl *control) handleMessage(m wire.Message) error {
 	case *wire.Subscribe:
 		return ctl.subscribe(m)
 	case *wire.CachePut:
-		return ctl.cacheScopeMissing(m.TenantID, m.Namespace, m.Cache, m.RequestID)
+		return ctl.cachePut(m)
 	case *wire.CacheGet:
-		return ctl.cacheScopeMissing(m.TenantID, m.Namespace, m.Cache, m.RequestID)
+		return ctl.cacheGet(m)
+	case *wire.CacheDelete:
+		return ctl.cacheDelete(m)
+	case *wire.CacheTTL:
+		return ctl.cacheTTL(m)
+	case *wire.CacheMGet:
+		return ctl.cacheMGet(m)
 	case *wire.SubscribeCursorError:
 		return ctl.fail("subscribe_cursor_error is a server-to-client message")
 	case *wire.ErrorMessage:
@@ -177,17 +183,4 @@ func (ctl *control) ackedBinaryPublish(payload []byte) error {
 	}
 	ctl.ack = wire.AppendPublishAckFrame(ctl.ack[:0], reqID, msg == "", msg)
 	return ctl.w.WriteRaw(ctl.ack)
-}
-
-// cacheScopeMissing answers cache requests until the cache lands: no cache
-// scope is registered, so every request gets the reference's error.
-func (ctl *control) cacheScopeMissing(tenant, ns, cache string, reqID *uint64) error {
-	if tenant != ctl.id.Tenant {
-		return ctl.fail("tenant mismatch")
-	}
-	msg := fmt.Sprintf("cache scope not found: %s/%s/%s", tenant, ns, cache)
-	if reqID == nil {
-		return ctl.fail(msg)
-	}
-	return ctl.reply(&wire.ErrorMessage{Message: msg})
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/transport"
 )
 
@@ -45,6 +46,13 @@ type Options struct {
 	Transport transport.Options
 	// Auth verifies tokens. Nil means DevAuth: any token is accepted.
 	Auth Authenticator
+	// Caches holds the registered caches. Nil: every cache request gets the
+	// reference's "cache scope not found" error.
+	Caches *cache.Store
+	// AutoCreateCaches creates unknown caches with DefaultCacheConfig.
+	AutoCreateCaches bool
+	// DefaultCacheConfig configures auto-created caches.
+	DefaultCacheConfig cache.Config
 	// MaxFrameBytes bounds an incoming frame payload. Default 16 MiB.
 	MaxFrameBytes int
 	// MaxSubscriptionsPerConn bounds live subscriptions per connection.

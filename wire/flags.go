@@ -47,3 +47,21 @@ func PeerFlags(advertised *uint16) uint16 {
 	}
 	return *advertised
 }
+
+// Felix extension capabilities. They share the u16 capability space of
+// client_flags/server_flags but are never set on a frame header (extension
+// messages are JSON, flags 0). A broker advertises an extension only to a
+// client that offered it, so a reference client sees exactly KnownFlags.
+const (
+	// CapCacheExt: cache_put if_absent/if_version, versions on cache_ok and
+	// cache_value, cache_delete, cache_ttl, cache_mget and cache_error.
+	CapCacheExt uint16 = 0x4000
+	// ExtensionCaps is every extension this implementation speaks.
+	ExtensionCaps = CapCacheExt
+)
+
+// ServerFlagsFor returns the server_flags a broker answers a client that
+// offered clientFlags with: KnownFlags plus the extensions both sides speak.
+func ServerFlagsFor(clientFlags uint16) uint16 {
+	return KnownFlags | clientFlags&ExtensionCaps
+}

@@ -73,6 +73,14 @@ const (
 	fReason
 	fRequested
 	fAvailable
+	fIfAbsent
+	fIfVersion
+	fVersion
+	fDeleted
+	fFound
+	fKeys
+	fValues
+	fCode
 	numFields
 )
 
@@ -103,6 +111,8 @@ var fieldNames = [numFields + 1]string{
 	fSubscriptionID: "subscription_id", fStart: "start", fOffset: "offset",
 	fBaseOffset: "base_offset", fTTLMs: "ttl_ms", fMessage: "message",
 	fReason: "reason", fRequested: "requested", fAvailable: "available",
+	fIfAbsent: "if_absent", fIfVersion: "if_version", fVersion: "version",
+	fDeleted: "deleted", fFound: "found", fKeys: "keys", fValues: "values", fCode: "code",
 	numFields: "?",
 }
 
@@ -124,6 +134,9 @@ type fields struct {
 	payload       []byte
 	value         []byte
 	payloads      [][]byte
+	values        [][]byte // nil entries are JSON null
+	keys          []string
+	flag          [numFields]bool
 	ack           AckMode
 	start         StartPosition
 }
@@ -199,27 +212,55 @@ var specs = map[MsgType]msgSpec{
 			return &EventBatch{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Stream: f.str[fStream],
 				Payloads: f.payloads, BaseOffset: f.optU64(fBaseOffset)}
 		}},
-	TypeCachePut: {allowed: cacheScope | bit(fValue, fRequestID, fTTLMs), required: cacheScope | bit(fValue),
+	TypeCachePut: {allowed: cacheScope | bit(fValue, fRequestID, fTTLMs, fIfAbsent, fIfVersion), required: cacheScope | bit(fValue),
 		build: func(f *fields) Message {
 			return &CachePut{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Cache: f.str[fCache],
-				Key: f.str[fKey], Value: f.value, RequestID: f.optU64(fRequestID), TTLMs: f.optU64(fTTLMs)}
+				Key: f.str[fKey], Value: f.value, RequestID: f.optU64(fRequestID), TTLMs: f.optU64(fTTLMs),
+				IfAbsent: f.flag[fIfAbsent], IfVersion: f.optU64(fIfVersion)}
 		}},
 	TypeCacheGet: {allowed: cacheScope | bit(fRequestID), required: cacheScope,
 		build: func(f *fields) Message {
 			return &CacheGet{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Cache: f.str[fCache],
 				Key: f.str[fKey], RequestID: f.optU64(fRequestID)}
 		}},
-	TypeCacheValue: {allowed: cacheScope | bit(fValue, fRequestID), required: cacheScope | bit(fValue), nullable: bit(fValue),
+	TypeCacheValue: {allowed: cacheScope | bit(fValue, fRequestID, fVersion), required: cacheScope | bit(fValue), nullable: bit(fValue),
 		build: func(f *fields) Message {
 			m := &CacheValue{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Cache: f.str[fCache],
-				Key: f.str[fKey], RequestID: f.optU64(fRequestID)}
+				Key: f.str[fKey], RequestID: f.optU64(fRequestID), Version: f.optU64(fVersion)}
 			if f.null&bit(fValue) == 0 {
 				m.Value = f.value
 			}
 			return m
 		}},
-	TypeCacheOK: {allowed: bit(fRequestID), required: bit(fRequestID),
-		build: func(f *fields) Message { return &CacheOK{RequestID: f.num[fRequestID]} }},
+	TypeCacheOK: {allowed: bit(fRequestID, fVersion), required: bit(fRequestID),
+		build: func(f *fields) Message { return &CacheOK{RequestID: f.num[fRequestID], Version: f.optU64(fVersion)} }},
+	TypeCacheDelete: {allowed: cacheScope | bit(fRequestID), required: cacheScope | bit(fRequestID),
+		build: func(f *fields) Message {
+			return &CacheDelete{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Cache: f.str[fCache],
+				Key: f.str[fKey], RequestID: f.num[fRequestID]}
+		}},
+	TypeCacheDeleted: {allowed: bit(fRequestID, fDeleted), required: bit(fRequestID, fDeleted),
+		build: func(f *fields) Message { return &CacheDeleted{RequestID: f.num[fRequestID], Deleted: f.flag[fDeleted]} }},
+	TypeCacheTTL: {allowed: cacheScope | bit(fRequestID), required: cacheScope | bit(fRequestID),
+		build: func(f *fields) Message {
+			return &CacheTTL{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Cache: f.str[fCache],
+				Key: f.str[fKey], RequestID: f.num[fRequestID]}
+		}},
+	TypeCacheTTLValue: {allowed: bit(fRequestID, fFound, fTTLMs), required: bit(fRequestID, fFound, fTTLMs), nullable: bit(fTTLMs),
+		build: func(f *fields) Message {
+			return &CacheTTLValue{RequestID: f.num[fRequestID], Found: f.flag[fFound], TTLMs: f.optU64(fTTLMs)}
+		}},
+	TypeCacheMGet: {allowed: bit(fTenantID, fNamespace, fCache, fKeys, fRequestID), required: bit(fTenantID, fNamespace, fCache, fKeys, fRequestID),
+		build: func(f *fields) Message {
+			return &CacheMGet{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Cache: f.str[fCache],
+				Keys: f.keys, RequestID: f.num[fRequestID]}
+		}},
+	TypeCacheValues: {allowed: bit(fRequestID, fValues), required: bit(fRequestID, fValues),
+		build: func(f *fields) Message { return &CacheValues{RequestID: f.num[fRequestID], Values: f.values} }},
+	TypeCacheError: {allowed: bit(fRequestID, fCode, fMessage, fVersion), required: bit(fRequestID, fCode, fMessage),
+		build: func(f *fields) Message {
+			return &CacheError{RequestID: f.num[fRequestID], Code: f.str[fCode], Message: f.str[fMessage], Version: f.optU64(fVersion)}
+		}},
 	TypePublishOK: {allowed: bit(fRequestID), required: bit(fRequestID),
 		build: func(f *fields) Message { return &PublishOK{RequestID: f.num[fRequestID]} }},
 	TypePublishError: {allowed: bit(fRequestID, fMessage), required: bit(fRequestID, fMessage),
@@ -361,7 +402,7 @@ func (d *jsonDecoder) readField(id field, f *fields) error {
 		return nil
 	}
 	switch id {
-	case fTenantID, fToken, fNamespace, fStream, fCache, fKey, fMessage, fReason:
+	case fTenantID, fToken, fNamespace, fStream, fCache, fKey, fMessage, fReason, fCode:
 		s, err := d.readString(id)
 		if err != nil {
 			return err
@@ -379,7 +420,20 @@ func (d *jsonDecoder) readField(id field, f *fields) error {
 			return jsonErr(int(d.dec.InputOffset()), fieldNames[id]+" out of range for u16")
 		}
 		f.num[id] = v
-	case fRequestID, fSubscriptionID, fOffset, fBaseOffset, fTTLMs, fRequested, fAvailable:
+	case fIfAbsent, fDeleted, fFound:
+		tok, err := d.dec.ReadToken()
+		if err != nil {
+			return d.wrap(err)
+		}
+		if k := tok.Kind(); k != 't' && k != 'f' {
+			return jsonErr(int(d.dec.InputOffset()), fieldNames[id]+" must be a boolean")
+		}
+		f.flag[id] = tok.Bool()
+	case fKeys:
+		return d.readStringList(f)
+	case fValues:
+		return d.readNullableBase64List(f)
+	case fRequestID, fSubscriptionID, fOffset, fBaseOffset, fTTLMs, fRequested, fAvailable, fIfVersion, fVersion:
 		v, err := d.readUint(id)
 		if err != nil {
 			return err
@@ -545,4 +599,49 @@ func (d *jsonDecoder) readStart(f *fields) error {
 		return nil
 	}
 	return jsonErr(int(d.dec.InputOffset()), "start must be \"latest\", \"earliest\" or {\"offset\":N}")
+}
+
+func (d *jsonDecoder) readStringList(f *fields) error {
+	if err := d.expect('['); err != nil {
+		return err
+	}
+	list := []string{}
+	for d.dec.PeekKind() != ']' {
+		s, err := d.readString(fKeys)
+		if err != nil {
+			return err
+		}
+		list = append(list, s)
+	}
+	if err := d.expect(']'); err != nil {
+		return err
+	}
+	f.keys = list
+	return nil
+}
+
+func (d *jsonDecoder) readNullableBase64List(f *fields) error {
+	if err := d.expect('['); err != nil {
+		return err
+	}
+	list := [][]byte{}
+	for d.dec.PeekKind() != ']' {
+		if d.dec.PeekKind() == 'n' {
+			if _, err := d.dec.ReadToken(); err != nil {
+				return d.wrap(err)
+			}
+			list = append(list, nil)
+			continue
+		}
+		b, err := d.readBase64(fValues)
+		if err != nil {
+			return err
+		}
+		list = append(list, b)
+	}
+	if err := d.expect(']'); err != nil {
+		return err
+	}
+	f.values = list
+	return nil
 }

@@ -67,6 +67,20 @@ func (e *encoder) u64(name string, v uint64) {
 	e.buf = strconv.AppendUint(e.buf, v, 10)
 }
 
+func (e *encoder) nullableU64(name string, v *uint64) {
+	if v != nil {
+		e.u64(name, *v)
+		return
+	}
+	e.key(name)
+	e.buf = append(e.buf, "null"...)
+}
+
+func (e *encoder) boolean(name string, v bool) {
+	e.key(name)
+	e.buf = strconv.AppendBool(e.buf, v)
+}
+
 func (e *encoder) optU64(name string, v *uint64) {
 	if v != nil {
 		e.u64(name, *v)
@@ -191,12 +205,11 @@ func (m *CachePut) appendFields(e *encoder) {
 	e.cacheScope(m.TenantID, m.Namespace, m.Cache, m.Key)
 	e.b64("value", m.Value)
 	e.optU64("request_id", m.RequestID)
-	if m.TTLMs != nil {
-		e.u64("ttl_ms", *m.TTLMs)
-	} else {
-		e.key("ttl_ms")
-		e.buf = append(e.buf, "null"...)
+	e.nullableU64("ttl_ms", m.TTLMs)
+	if m.IfAbsent {
+		e.boolean("if_absent", true)
 	}
+	e.optU64("if_version", m.IfVersion)
 }
 
 func (m *CacheGet) appendFields(e *encoder) {
@@ -213,9 +226,13 @@ func (m *CacheValue) appendFields(e *encoder) {
 		e.b64("value", m.Value)
 	}
 	e.optU64("request_id", m.RequestID)
+	e.optU64("version", m.Version)
 }
 
-func (m *CacheOK) appendFields(e *encoder)   { e.u64("request_id", m.RequestID) }
+func (m *CacheOK) appendFields(e *encoder) {
+	e.u64("request_id", m.RequestID)
+	e.optU64("version", m.Version)
+}
 func (m *PublishOK) appendFields(e *encoder) { e.u64("request_id", m.RequestID) }
 
 func (m *PublishError) appendFields(e *encoder) {
@@ -238,4 +255,69 @@ func (m *SubscribeCursorError) appendFields(e *encoder) {
 	}
 	e.u64("requested", m.Requested)
 	e.u64("available", m.Available)
+}
+
+func (m *CacheDelete) appendFields(e *encoder) {
+	e.cacheScope(m.TenantID, m.Namespace, m.Cache, m.Key)
+	e.u64("request_id", m.RequestID)
+}
+
+func (m *CacheDeleted) appendFields(e *encoder) {
+	e.u64("request_id", m.RequestID)
+	e.boolean("deleted", m.Deleted)
+}
+
+func (m *CacheTTL) appendFields(e *encoder) {
+	e.cacheScope(m.TenantID, m.Namespace, m.Cache, m.Key)
+	e.u64("request_id", m.RequestID)
+}
+
+func (m *CacheTTLValue) appendFields(e *encoder) {
+	e.u64("request_id", m.RequestID)
+	e.boolean("found", m.Found)
+	e.nullableU64("ttl_ms", m.TTLMs)
+}
+
+func (m *CacheMGet) appendFields(e *encoder) {
+	e.str("tenant_id", m.TenantID)
+	e.str("namespace", m.Namespace)
+	e.str("cache", m.Cache)
+	e.key("keys")
+	e.buf = append(e.buf, '[')
+	for i, k := range m.Keys {
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		b, err := jsontext.AppendQuote(e.buf, k)
+		if err != nil && e.err == nil {
+			e.err = fmt.Errorf("field keys: %w", ErrInvalidUTF8)
+		}
+		e.buf = b
+	}
+	e.buf = append(e.buf, ']')
+	e.u64("request_id", m.RequestID)
+}
+
+func (m *CacheValues) appendFields(e *encoder) {
+	e.u64("request_id", m.RequestID)
+	e.key("values")
+	e.buf = append(e.buf, '[')
+	for i, v := range m.Values {
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		if v == nil {
+			e.buf = append(e.buf, "null"...)
+		} else {
+			e.quotedB64(v)
+		}
+	}
+	e.buf = append(e.buf, ']')
+}
+
+func (m *CacheError) appendFields(e *encoder) {
+	e.u64("request_id", m.RequestID)
+	e.str("code", m.Code)
+	e.str("message", m.Message)
+	e.optU64("version", m.Version)
 }

@@ -25,6 +25,15 @@ const (
 	TypeOK                   MsgType = "ok"
 	TypeError                MsgType = "error"
 	TypeSubscribeCursorError MsgType = "subscribe_cursor_error"
+
+	// Felix cache extensions (capability CapCacheExt).
+	TypeCacheDelete   MsgType = "cache_delete"
+	TypeCacheDeleted  MsgType = "cache_deleted"
+	TypeCacheTTL      MsgType = "cache_ttl"
+	TypeCacheTTLValue MsgType = "cache_ttl_value"
+	TypeCacheMGet     MsgType = "cache_mget"
+	TypeCacheValues   MsgType = "cache_values"
+	TypeCacheError    MsgType = "cache_error"
 )
 
 // Message is one JSON message. The concrete types are the structs below;
@@ -152,12 +161,16 @@ type EventBatch struct {
 }
 
 // CachePut stores a value. TTLMs is always encoded (null when nil = no
-// expiry).
+// expiry). IfAbsent and IfVersion are Felix extensions (CapCacheExt):
+// store only if the key is absent, or only if its current version equals
+// IfVersion (0 = the key must not exist); omitted when unset.
 type CachePut struct {
 	TenantID, Namespace, Cache, Key string
 	Value                           []byte
 	RequestID                       *uint64
 	TTLMs                           *uint64
+	IfAbsent                        bool
+	IfVersion                       *uint64
 }
 
 // CacheGet reads a value.
@@ -172,10 +185,65 @@ type CacheValue struct {
 	TenantID, Namespace, Cache, Key string
 	Value                           []byte
 	RequestID                       *uint64
+	Version                         *uint64 // extension: the entry's version on a hit
 }
 
-// CacheOK answers a CachePut that carried a request id.
-type CacheOK struct{ RequestID uint64 }
+// CacheOK answers a CachePut that carried a request id. Version (an
+// extension) is the entry's new version.
+type CacheOK struct {
+	RequestID uint64
+	Version   *uint64
+}
+
+// CacheDelete removes a key (extension).
+type CacheDelete struct {
+	TenantID, Namespace, Cache, Key string
+	RequestID                       uint64
+}
+
+// CacheDeleted answers CacheDelete: whether a live entry was removed.
+type CacheDeleted struct {
+	RequestID uint64
+	Deleted   bool
+}
+
+// CacheTTL asks for a key's remaining time to live (extension).
+type CacheTTL struct {
+	TenantID, Namespace, Cache, Key string
+	RequestID                       uint64
+}
+
+// CacheTTLValue answers CacheTTL. TTLMs is always encoded: null when the
+// entry has no expiry (or Found is false).
+type CacheTTLValue struct {
+	RequestID uint64
+	Found     bool
+	TTLMs     *uint64
+}
+
+// CacheMGet reads several keys at once (extension).
+type CacheMGet struct {
+	TenantID, Namespace, Cache string
+	Keys                       []string
+	RequestID                  uint64
+}
+
+// CacheValues answers CacheMGet: one value per key, in order, null for a
+// miss (nil here).
+type CacheValues struct {
+	RequestID uint64
+	Values    [][]byte
+}
+
+// CacheError reports a failed extension request or a conditional put that
+// did not apply. Code is "condition_failed" (Version is the current version,
+// 0 if absent), "too_large" or "invalid".
+type CacheError struct {
+	RequestID uint64
+	Code      string
+	Message   string
+	Version   *uint64
+}
 
 // PublishOK acknowledges a JSON publish.
 type PublishOK struct{ RequestID uint64 }
@@ -218,6 +286,13 @@ func (*PublishError) Type() MsgType         { return TypePublishError }
 func (*OK) Type() MsgType                   { return TypeOK }
 func (*ErrorMessage) Type() MsgType         { return TypeError }
 func (*SubscribeCursorError) Type() MsgType { return TypeSubscribeCursorError }
+func (*CacheDelete) Type() MsgType          { return TypeCacheDelete }
+func (*CacheDeleted) Type() MsgType         { return TypeCacheDeleted }
+func (*CacheTTL) Type() MsgType             { return TypeCacheTTL }
+func (*CacheTTLValue) Type() MsgType        { return TypeCacheTTLValue }
+func (*CacheMGet) Type() MsgType            { return TypeCacheMGet }
+func (*CacheValues) Type() MsgType          { return TypeCacheValues }
+func (*CacheError) Type() MsgType           { return TypeCacheError }
 
 // U64 returns a pointer to v, for optional fields.
 func U64(v uint64) *uint64 { return &v }

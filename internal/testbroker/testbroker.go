@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/transport"
 )
@@ -25,6 +26,7 @@ type Broker struct {
 	Addr      string         // host:port to dial
 	ClientTLS *tls.Config    // trusts the broker's certificate
 	Broker    *broker.Broker // the engine, for declaring streams and reading stats
+	Caches    *cache.Store   // the caches, for inspection
 	Server    *server.Server
 	serverTLS *tls.Config
 	done      chan error
@@ -34,8 +36,19 @@ type config struct {
 	brokerOpts broker.Options
 	serverOpts server.Options
 	streams    []string
+	caches     []string
+	cacheCfg   cache.Config
+	storeOpts  cache.StoreOptions
 	addr       string
 }
+
+// WithCaches declares caches "tenant/namespace/cache" with cfg.
+func WithCaches(cfg cache.Config, keys ...string) Option {
+	return func(c *config) { c.caches, c.cacheCfg = append(c.caches, keys...), cfg }
+}
+
+// WithCacheStore sets the cache store options (e.g. an injected clock).
+func WithCacheStore(o cache.StoreOptions) Option { return func(c *config) { c.storeOpts = o } }
 
 // Option changes how the test broker starts.
 type Option func(*config)
@@ -97,8 +110,18 @@ func (b *Broker) start() {
 			b.t.Fatalf("testbroker: declare %s: %v", k, err)
 		}
 	}
+	b.Caches = cache.NewStore(b.cfg.storeOpts)
+	for _, k := range b.cfg.caches {
+		parts := strings.SplitN(k, "/", 3)
+		if len(parts) != 3 {
+			b.t.Fatalf("testbroker: cache %q is not tenant/ns/cache", k)
+		}
+		if _, err := b.Caches.Create(cache.Scope{Tenant: parts[0], Namespace: parts[1], Cache: parts[2]}, b.cfg.cacheCfg); err != nil {
+			b.t.Fatalf("testbroker: cache %s: %v", k, err)
+		}
+	}
 	so := b.cfg.serverOpts
-	so.Broker, so.TLS = b.Broker, b.serverTLS
+	so.Broker, so.TLS, so.Caches = b.Broker, b.serverTLS, b.Caches
 	srv, err := server.New(so)
 	if err != nil {
 		b.t.Fatalf("testbroker: %v", err)
@@ -135,6 +158,7 @@ func (b *Broker) Stop() {
 	if err := <-b.done; err != nil {
 		b.t.Errorf("testbroker: serve: %v", err)
 	}
+	b.Caches.Close()
 	b.Server = nil
 }
 

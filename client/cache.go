@@ -1,0 +1,427 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/felixmq/felix/wire"
+)
+
+// Cache is a handle on one cache (namespace/name) of the client's tenant.
+// Requests are spread over the client's cache streams (CacheConns ×
+// CacheStreamsPerConn) and pipelined: many may be in flight on one stream.
+type Cache struct {
+	c         *Client
+	namespace string
+	name      string
+}
+
+// Cache returns a handle on namespace/name. It does no I/O.
+func (c *Client) Cache(namespace, name string) *Cache {
+	return &Cache{c: c, namespace: namespace, name: name}
+}
+
+// CacheItem is a cache entry as read.
+type CacheItem struct {
+	Value   []byte
+	Version uint64 // 0 when the broker does not report versions
+	Found   bool
+}
+
+// ErrConditionFailed: a conditional Put (IfAbsent, IfVersion) did not apply.
+var ErrConditionFailed = errors.New("felix: cache condition failed")
+
+// ErrValueTooLarge: the value cannot be sent (over MaxFrameBytes) or the
+// cache refused it (larger than its capacity).
+var ErrValueTooLarge = errors.New("felix: cache value too large")
+
+// CacheError is a cache_error reply. It matches ErrConditionFailed or
+// ErrValueTooLarge with errors.Is when its code says so.
+type CacheError struct {
+	Code    string // condition_failed, too_large, invalid
+	Message string
+	Version uint64 // current version, for condition_failed (0: absent)
+}
+
+func (e *CacheError) Error() string { return "felix: cache: " + e.Message }
+
+// Is maps the reply codes onto the sentinel errors.
+func (e *CacheError) Is(target error) bool {
+	return (target == ErrConditionFailed && e.Code == "condition_failed") ||
+		(target == ErrValueTooLarge && e.Code == "too_large")
+}
+
+// PutOption modifies a Put.
+type PutOption func(*wire.CachePut)
+
+// WithTTL expires the entry after d (rounded down to milliseconds; 0 makes
+// it expire at once). Without it the entry never expires.
+func WithTTL(d time.Duration) PutOption {
+	return func(m *wire.CachePut) { m.TTLMs = wire.U64(uint64(max(d, 0) / time.Millisecond)) }
+}
+
+// IfAbsent stores only if the key has no live entry.
+func IfAbsent() PutOption { return func(m *wire.CachePut) { m.IfAbsent = true } }
+
+// IfVersion stores only if the entry's current version is v (compare and
+// set); v = 0 means the key must not exist.
+func IfVersion(v uint64) PutOption { return func(m *wire.CachePut) { m.IfVersion = wire.U64(v) } }
+
+// Put stores value under key and returns the entry's new version.
+func (k *Cache) Put(ctx context.Context, key string, value []byte, opts ...PutOption) (uint64, error) {
+	if value == nil {
+		value = []byte{}
+	}
+	m := &wire.CachePut{TenantID: k.c.opts.TenantID, Namespace: k.namespace, Cache: k.name, Key: key, Value: value}
+	for _, o := range opts {
+		o(m)
+	}
+	reply, err := k.c.cacheRequest(ctx, func(id uint64) wire.Message { m.RequestID = &id; return m })
+	if err != nil {
+		return 0, err
+	}
+	ok, isOK := reply.(*wire.CacheOK)
+	if !isOK {
+		return 0, unexpected(reply, "cache_put")
+	}
+	if ok.Version != nil {
+		return *ok.Version, nil
+	}
+	return 0, nil
+}
+
+// Get returns the value under key and whether it was found (a live,
+// unexpired entry).
+func (k *Cache) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	it, err := k.GetItem(ctx, key)
+	return it.Value, it.Found, err
+}
+
+// GetItem returns the entry under key with its version.
+func (k *Cache) GetItem(ctx context.Context, key string) (CacheItem, error) {
+	reply, err := k.c.cacheRequest(ctx, func(id uint64) wire.Message {
+		return &wire.CacheGet{TenantID: k.c.opts.TenantID, Namespace: k.namespace, Cache: k.name, Key: key, RequestID: &id}
+	})
+	if err != nil {
+		return CacheItem{}, err
+	}
+	v, ok := reply.(*wire.CacheValue)
+	if !ok {
+		return CacheItem{}, unexpected(reply, "cache_get")
+	}
+	it := CacheItem{Value: v.Value, Found: v.Value != nil}
+	if v.Version != nil {
+		it.Version = *v.Version
+	}
+	return it, nil
+}
+
+// Delete removes key and reports whether a live entry was removed.
+func (k *Cache) Delete(ctx context.Context, key string) (bool, error) {
+	reply, err := k.c.cacheRequest(ctx, func(id uint64) wire.Message {
+		return &wire.CacheDelete{TenantID: k.c.opts.TenantID, Namespace: k.namespace, Cache: k.name, Key: key, RequestID: id}
+	})
+	if err != nil {
+		return false, err
+	}
+	d, ok := reply.(*wire.CacheDeleted)
+	if !ok {
+		return false, unexpected(reply, "cache_delete")
+	}
+	return d.Deleted, nil
+}
+
+// TTL returns the remaining time to live of key: found is false for a
+// missing key, hasExpiry false for an entry that never expires.
+func (k *Cache) TTL(ctx context.Context, key string) (ttl time.Duration, hasExpiry, found bool, err error) {
+	reply, err := k.c.cacheRequest(ctx, func(id uint64) wire.Message {
+		return &wire.CacheTTL{TenantID: k.c.opts.TenantID, Namespace: k.namespace, Cache: k.name, Key: key, RequestID: id}
+	})
+	if err != nil {
+		return 0, false, false, err
+	}
+	t, ok := reply.(*wire.CacheTTLValue)
+	if !ok {
+		return 0, false, false, unexpected(reply, "cache_ttl")
+	}
+	if t.TTLMs != nil {
+		return time.Duration(*t.TTLMs) * time.Millisecond, true, t.Found, nil
+	}
+	return 0, false, t.Found, nil
+}
+
+// MGet reads several keys in one request; items are in the keys' order.
+func (k *Cache) MGet(ctx context.Context, keys []string) ([]CacheItem, error) {
+	reply, err := k.c.cacheRequest(ctx, func(id uint64) wire.Message {
+		return &wire.CacheMGet{TenantID: k.c.opts.TenantID, Namespace: k.namespace, Cache: k.name, Keys: keys, RequestID: id}
+	})
+	if err != nil {
+		return nil, err
+	}
+	v, ok := reply.(*wire.CacheValues)
+	if !ok || len(v.Values) != len(keys) {
+		return nil, unexpected(reply, "cache_mget")
+	}
+	out := make([]CacheItem, len(keys))
+	for i, val := range v.Values {
+		out[i] = CacheItem{Value: val, Found: val != nil}
+	}
+	return out, nil
+}
+
+func unexpected(m wire.Message, req string) error {
+	return &ProtocolError{Detail: fmt.Sprintf("unexpected %q in reply to %s", m.Type(), req)}
+}
+
+// cacheRequest sends one request on a cache stream and waits for its
+// reply. build receives the request id to put in the message.
+func (c *Client) cacheRequest(ctx context.Context, build func(id uint64) wire.Message) (wire.Message, error) {
+	ctx, cancel := c.bind(ctx, true)
+	defer cancel()
+	l := c.cacheLanes[c.nextCache.Add(1)%uint64(len(c.cacheLanes))]
+	for {
+		s, err := l.session(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ch, err := s.send(ctx, build)
+		if errors.Is(err, errSessionGone) {
+			continue // nothing was written: safe to send on a new session
+		}
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case r := <-ch:
+			if r.err != nil {
+				return nil, r.err
+			}
+			return replyErr(r.msg)
+		case <-ctx.Done():
+			return nil, c.ctxErr(ctx)
+		}
+	}
+}
+
+// replyErr turns error replies into Go errors.
+func replyErr(m wire.Message) (wire.Message, error) {
+	switch m := m.(type) {
+	case *wire.ErrorMessage:
+		return nil, &ServerError{Message: m.Message}
+	case *wire.CacheError:
+		e := &CacheError{Code: m.Code, Message: m.Message}
+		if m.Version != nil {
+			e.Version = *m.Version
+		}
+		return nil, e
+	}
+	return m, nil
+}
+
+// cacheLane is one long-lived authenticated cache stream of the pool.
+type cacheLane struct {
+	c    *Client
+	slot *connSlot
+	open gate
+
+	mu   sync.Mutex
+	sess *cacheSession
+}
+
+type cacheReply struct {
+	msg wire.Message
+	err error
+}
+
+// cacheSession is one authenticated stream carrying cache requests. The
+// broker answers a stream's requests in order, so replies are matched to
+// requests first in, first out (the reference's plain `error` reply carries
+// no request id); ids are checked where present.
+type cacheSession struct {
+	c      *Client
+	str    *quic.Stream
+	r      *wire.Reader
+	nextID atomic.Uint64
+	wmu    sync.Mutex // one request at a time: queue order = write order
+	buf    []byte
+
+	mu      sync.Mutex
+	pending []pendingCache
+	err     error
+	done    chan struct{}
+}
+
+type pendingCache struct {
+	id uint64
+	ch chan cacheReply
+}
+
+func (l *cacheLane) live() *cacheSession {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sess != nil && l.sess.err == nil {
+		select {
+		case <-l.sess.done:
+		default:
+			return l.sess
+		}
+	}
+	return nil
+}
+
+func (l *cacheLane) session(ctx context.Context) (*cacheSession, error) {
+	if s := l.live(); s != nil {
+		return s, nil
+	}
+	if !l.open.enter(ctx) {
+		return nil, l.c.ctxErr(ctx)
+	}
+	defer l.open.leave()
+	for {
+		if s := l.live(); s != nil {
+			return s, nil
+		}
+		s, err := l.openSession(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, ErrDisconnected) || l.c.opts.Reconnect.Disabled || ctx.Err() != nil {
+			return nil, err
+		}
+	}
+}
+
+func (l *cacheLane) openSession(ctx context.Context) (*cacheSession, error) {
+	str, r, _, err := l.c.openAuthedStream(ctx, l.slot, "cache")
+	if err != nil {
+		return nil, err
+	}
+	s := &cacheSession{c: l.c, str: str, r: r, done: make(chan struct{})}
+	if !l.c.goTracked(s.readLoop) {
+		s.fail(ErrClosed)
+		return nil, ErrClosed
+	}
+	l.mu.Lock()
+	l.sess = s
+	l.mu.Unlock()
+	return s, nil
+}
+
+// send queues a reply slot and writes the request.
+func (s *cacheSession) send(ctx context.Context, build func(id uint64) wire.Message) (chan cacheReply, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	id := s.nextID.Add(1)
+	var err error
+	s.buf, err = wire.AppendMessageFrame(s.buf[:0], build(id))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.c.checkFrame(s.buf); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrValueTooLarge, err)
+	}
+	ch := make(chan cacheReply, 1)
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return nil, errSessionGone
+	}
+	s.pending = append(s.pending, pendingCache{id: id, ch: ch})
+	s.mu.Unlock()
+	if s.str.TryWriteAll(s.buf) != nil {
+		if err := writeAll(ctx, s.str, s.buf); err != nil {
+			// Half a frame may be on the stream: the session is unusable.
+			cerr := &ConnectionError{Op: "cache", Err: fmt.Errorf("write: %w", err)}
+			s.fail(cerr)
+			return nil, s.c.streamErr(ctx, "cache", err)
+		}
+	}
+	if len(s.buf) > 64<<10 {
+		s.buf = nil // do not pin a large value's buffer
+	}
+	return ch, nil
+}
+
+func (s *cacheSession) readLoop() {
+	for {
+		f, err := s.r.ReadFrame()
+		if err != nil {
+			s.fail(&ConnectionError{Op: "cache", Err: err})
+			return
+		}
+		if f.Flags != 0 {
+			s.fail(&ProtocolError{Detail: fmt.Sprintf("unexpected frame flags %#04x on a cache stream", f.Flags)})
+			return
+		}
+		m, err := wire.DecodeMessage(f.Payload)
+		if err != nil {
+			s.fail(&ProtocolError{Detail: err.Error()})
+			return
+		}
+		s.mu.Lock()
+		if len(s.pending) == 0 {
+			s.mu.Unlock()
+			s.fail(&ProtocolError{Detail: fmt.Sprintf("unsolicited %q on a cache stream", m.Type())})
+			return
+		}
+		p := s.pending[0]
+		s.pending[0] = pendingCache{}
+		s.pending = s.pending[1:]
+		s.mu.Unlock()
+		if id, ok := replyID(m); ok && id != p.id {
+			s.fail(&ProtocolError{Detail: fmt.Sprintf("reply for request %d while %d was next", id, p.id)})
+			p.ch <- cacheReply{err: &ProtocolError{Detail: "reply out of order"}}
+			return
+		}
+		p.ch <- cacheReply{msg: m}
+	}
+}
+
+// replyID returns the request id a reply carries, if any.
+func replyID(m wire.Message) (uint64, bool) {
+	switch m := m.(type) {
+	case *wire.CacheOK:
+		return m.RequestID, true
+	case *wire.CacheValue:
+		if m.RequestID != nil {
+			return *m.RequestID, true
+		}
+	case *wire.CacheDeleted:
+		return m.RequestID, true
+	case *wire.CacheTTLValue:
+		return m.RequestID, true
+	case *wire.CacheValues:
+		return m.RequestID, true
+	case *wire.CacheError:
+		return m.RequestID, true
+	}
+	return 0, false
+}
+
+// fail ends the session; every waiting request gets err.
+func (s *cacheSession) fail(err error) {
+	if s.c.isClosed() {
+		err = ErrClosed
+	}
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = err
+	pending := s.pending
+	s.pending = nil
+	close(s.done)
+	s.mu.Unlock()
+	for _, p := range pending {
+		p.ch <- cacheReply{err: err}
+	}
+	s.str.CancelRead(streamCodeCancel)
+	s.str.CancelWrite(streamCodeCancel)
+}

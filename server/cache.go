@@ -1,0 +1,196 @@
+package server
+
+import (
+	"errors"
+	"time"
+
+	"github.com/felixmq/felix/cache"
+	"github.com/felixmq/felix/wire"
+)
+
+// maxTTL clamps cache TTLs so ttl_ms * 1ms cannot overflow a Duration.
+const maxTTL = 100 * 365 * 24 * time.Hour
+
+func ttlFromMs(ms *uint64) *time.Duration {
+	if ms == nil {
+		return nil
+	}
+	d := maxTTL
+	if *ms < uint64(maxTTL/time.Millisecond) {
+		d = time.Duration(*ms) * time.Millisecond
+	}
+	return &d
+}
+
+// CacheResource is the RBAC resource name of a cache.
+func CacheResource(tenant, ns, name string) string {
+	return "cache:" + tenant + "/" + ns + "/" + name
+}
+
+func (ctl *control) ext() bool { return ctl.peer&wire.CapCacheExt != 0 }
+
+// cacheScope authorizes and resolves a cache. done is true when the reply
+// (an error) has been handled and err says what the stream does next.
+func (ctl *control) cacheScope(tenant, ns, name, action string, reqID *uint64) (*cache.Cache, bool, error) {
+	if tenant != ctl.id.Tenant {
+		return nil, true, ctl.fail("tenant mismatch")
+	}
+	if !ctl.id.allowed(action, CacheResource(tenant, ns, name)) {
+		return nil, true, ctl.fail("forbidden")
+	}
+	c, err := ctl.c.s.cacheFor(tenant, ns, name)
+	if err != nil {
+		if reqID == nil {
+			return nil, true, ctl.fail(err.Error())
+		}
+		return nil, true, ctl.reply(&wire.ErrorMessage{Message: err.Error()})
+	}
+	return c, false, nil
+}
+
+// cacheFor looks a cache up, creating it when caches are auto-created.
+func (s *Server) cacheFor(tenant, ns, name string) (*cache.Cache, error) {
+	if s.opts.Caches == nil {
+		return nil, &cache.NotFoundError{Scope: cache.Scope{Tenant: tenant, Namespace: ns, Cache: name}}
+	}
+	scope := cache.Scope{Tenant: tenant, Namespace: ns, Cache: name}
+	c, err := s.opts.Caches.Get(scope)
+	if errors.Is(err, cache.ErrNotFound) && s.opts.AutoCreateCaches {
+		return s.opts.Caches.Create(scope, s.opts.DefaultCacheConfig)
+	}
+	return c, err
+}
+
+// oneShot finishes a request that carried no request_id: the reference
+// replies and then closes the stream.
+func (ctl *control) oneShot(reqID *uint64, m wire.Message) error {
+	if err := ctl.reply(m); err != nil {
+		return err
+	}
+	if reqID == nil {
+		return errClose
+	}
+	return nil
+}
+
+func (ctl *control) cachePut(m *wire.CachePut) error {
+	c, done, err := ctl.cacheScope(m.TenantID, m.Namespace, m.Cache, ActionCacheWrite, m.RequestID)
+	if done {
+		return err
+	}
+	version, err := c.Put(m.Key, m.Value, cache.PutOptions{TTL: ttlFromMs(m.TTLMs), IfAbsent: m.IfAbsent, IfVersion: m.IfVersion})
+	if err != nil {
+		return ctl.cacheFailure(m.RequestID, err)
+	}
+	if m.RequestID == nil {
+		return ctl.oneShot(nil, &wire.OK{})
+	}
+	ok := &wire.CacheOK{RequestID: *m.RequestID}
+	if ctl.ext() {
+		ok.Version = &version
+	}
+	return ctl.reply(ok)
+}
+
+// cacheFailure answers an engine error: cache_error for clients that speak
+// the extension (or sent a conditional put), a plain error otherwise.
+func (ctl *control) cacheFailure(reqID *uint64, err error) error {
+	code := "invalid"
+	var cur *uint64
+	var ce *cache.ConditionError
+	switch {
+	case errors.As(err, &ce):
+		code = "condition_failed"
+		v := ce.Current
+		cur = &v
+	case errors.Is(err, cache.ErrTooLarge):
+		code = "too_large"
+	}
+	if reqID == nil {
+		return ctl.fail(err.Error())
+	}
+	if ctl.ext() || code == "condition_failed" {
+		return ctl.reply(&wire.CacheError{RequestID: *reqID, Code: code, Message: err.Error(), Version: cur})
+	}
+	return ctl.reply(&wire.ErrorMessage{Message: err.Error()})
+}
+
+func (ctl *control) cacheGet(m *wire.CacheGet) error {
+	c, done, err := ctl.cacheScope(m.TenantID, m.Namespace, m.Cache, ActionCacheRead, m.RequestID)
+	if done {
+		return err
+	}
+	reply := &wire.CacheValue{TenantID: m.TenantID, Namespace: m.Namespace, Cache: m.Cache, Key: m.Key, RequestID: m.RequestID}
+	if it, ok := c.GetWithMeta(m.Key); ok {
+		reply.Value = it.Value
+		if reply.Value == nil {
+			reply.Value = []byte{}
+		}
+		if ctl.ext() {
+			reply.Version = &it.Version
+		}
+	}
+	return ctl.oneShot(m.RequestID, reply)
+}
+
+// The extension requests below are only understood on streams that
+// negotiated CapCacheExt; elsewhere they are unknown messages, as for the
+// reference broker, and reset the stream.
+func errNotNegotiated(t wire.MsgType) error {
+	return &wire.DecodeError{What: "json message", Err: wire.ErrInvalidJSON, Detail: string(t) + " without the cache extension capability"}
+}
+
+func (ctl *control) cacheDelete(m *wire.CacheDelete) error {
+	if !ctl.ext() {
+		return errNotNegotiated(m.Type())
+	}
+	c, done, err := ctl.cacheScope(m.TenantID, m.Namespace, m.Cache, ActionCacheWrite, &m.RequestID)
+	if done {
+		return err
+	}
+	return ctl.reply(&wire.CacheDeleted{RequestID: m.RequestID, Deleted: c.Delete(m.Key)})
+}
+
+func (ctl *control) cacheTTL(m *wire.CacheTTL) error {
+	if !ctl.ext() {
+		return errNotNegotiated(m.Type())
+	}
+	c, done, err := ctl.cacheScope(m.TenantID, m.Namespace, m.Cache, ActionCacheRead, &m.RequestID)
+	if done {
+		return err
+	}
+	rem, hasExpiry, ok := c.TTL(m.Key)
+	reply := &wire.CacheTTLValue{RequestID: m.RequestID, Found: ok}
+	if ok && hasExpiry {
+		ms := uint64(max(rem, 0) / time.Millisecond)
+		reply.TTLMs = &ms
+	}
+	return ctl.reply(reply)
+}
+
+// maxMGetKeys bounds one cache_mget.
+const maxMGetKeys = 10_000
+
+func (ctl *control) cacheMGet(m *wire.CacheMGet) error {
+	if !ctl.ext() {
+		return errNotNegotiated(m.Type())
+	}
+	c, done, err := ctl.cacheScope(m.TenantID, m.Namespace, m.Cache, ActionCacheRead, &m.RequestID)
+	if done {
+		return err
+	}
+	if len(m.Keys) > maxMGetKeys {
+		return ctl.reply(&wire.CacheError{RequestID: m.RequestID, Code: "invalid", Message: "too many keys in cache_mget (max 10000)"})
+	}
+	items := c.MultiGet(m.Keys)
+	values := make([][]byte, len(items))
+	for i, it := range items {
+		if it.OK {
+			values[i] = it.Value
+			if values[i] == nil {
+				values[i] = []byte{}
+			}
+		}
+	}
+	return ctl.reply(&wire.CacheValues{RequestID: m.RequestID, Values: values})
+}
