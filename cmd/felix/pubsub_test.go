@@ -97,6 +97,9 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		{[]string{"--queue-policy", "drop_all"}, "--queue-policy"},
 		{[]string{"--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"}, "--tls-cert"},
 		{[]string{"--stream", "just-a-name"}, "--stream"},
+		{[]string{"--cache", "a/b"}, "--cache"},
+		{[]string{"--cache", "a/b/c:-5"}, "--cache"},
+		{[]string{"--cache-max-bytes", "-1"}, "--cache-max-bytes"},
 	} {
 		_, err := runCLI(t, append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

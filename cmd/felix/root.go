@@ -21,7 +21,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newServeCmd(), newPubCmd(), newSubCmd(), newBenchCmd())
+	root.AddCommand(newVersionCmd(), newServeCmd(), newPubCmd(), newSubCmd(), newCacheCmd(), newBenchCmd())
 	return root
 }
 

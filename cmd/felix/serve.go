@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -13,13 +14,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/transport"
 )
 
 type serveFlags struct {
 	addr, dataDir, tlsCert, tlsKey string
-	streams                        []string
+	streams, caches                []string
+	cacheMaxBytes                  int64
 	autoCreate, noDevDefaults      bool
 	queuePolicy                    string
 	queueCapacity                  int
@@ -62,8 +65,10 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate PEM file (default: a development certificate)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key PEM file")
 	fl.StringSliceVar(&f.streams, "stream", nil, "declare a stream tenant/namespace/name (repeatable or comma-separated)")
-	fl.BoolVar(&f.autoCreate, "auto-create", false, "create unknown streams (and their tenant/namespace) on first use")
-	fl.BoolVar(&f.noDevDefaults, "no-dev-defaults", false, "do not declare default/default/demo")
+	fl.StringSliceVar(&f.caches, "cache", nil, "declare a cache tenant/namespace/name[:max-bytes] (repeatable or comma-separated)")
+	fl.Int64Var(&f.cacheMaxBytes, "cache-max-bytes", 0, "capacity of caches declared without one and of auto-created caches (0 = unbounded)")
+	fl.BoolVar(&f.autoCreate, "auto-create", false, "create unknown streams and caches on first use")
+	fl.BoolVar(&f.noDevDefaults, "no-dev-defaults", false, "do not declare the stream and cache default/default/demo")
 	fl.StringVar(&f.queuePolicy, "queue-policy", "drop_new", "full subscriber queue policy: drop_new, drop_old or block")
 	fl.IntVar(&f.queueCapacity, "queue-capacity", 512, "per-subscriber queue bound, in frames")
 	fl.IntVar(&f.maxFrameBytes, "max-frame-bytes", 16<<20, "largest accepted frame payload, in bytes")
@@ -101,6 +106,9 @@ func (f serveFlags) validate() error {
 	}
 	if f.maxSubsPerConn <= 0 {
 		bad("max-subscriptions-per-conn", "must be positive, got %d", f.maxSubsPerConn)
+	}
+	if f.cacheMaxBytes < 0 {
+		bad("cache-max-bytes", "must not be negative, got %d", f.cacheMaxBytes)
 	}
 	if f.shutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive")
@@ -146,6 +154,22 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		}
 		log.Info("stream declared", "stream", k)
 	}
+	store := cache.NewStore(cache.StoreOptions{})
+	defer store.Close()
+	caches := f.caches
+	if !f.noDevDefaults {
+		caches = append([]string{"default/default/demo"}, caches...)
+	}
+	for _, k := range caches {
+		scope, cfg, err := parseCacheFlag(k, f.cacheMaxBytes)
+		if err != nil {
+			return fmt.Errorf("--cache %q: %w", k, err)
+		}
+		if _, err := store.Create(scope, cfg); err != nil {
+			return fmt.Errorf("--cache %q: %w", k, err)
+		}
+		log.Info("cache declared", "cache", scope.String(), "max_bytes", cfg.MaxBytes)
+	}
 	if f.dataDir != "" {
 		if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 			return fmt.Errorf("--data-dir: %w", err)
@@ -162,7 +186,8 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		}
 	}
 	srv, err := server.New(server.Options{
-		Broker: b, TLS: tlsConf, Transport: topts, MaxFrameBytes: f.maxFrameBytes,
+		Broker: b, TLS: tlsConf, Transport: topts,
+		Caches: store, AutoCreateCaches: f.autoCreate, DefaultCacheConfig: cache.Config{MaxBytes: f.cacheMaxBytes}, MaxFrameBytes: f.maxFrameBytes,
 		MaxSubscriptionsPerConn: f.maxSubsPerConn, Logger: log,
 	})
 	if err != nil {
@@ -191,4 +216,22 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	}
 	log.Info("felix stopped")
 	return err
+}
+
+// parseCacheFlag parses tenant/namespace/name[:max-bytes].
+func parseCacheFlag(v string, defMax int64) (cache.Scope, cache.Config, error) {
+	cfg := cache.Config{MaxBytes: defMax}
+	name, size, hasSize := strings.Cut(v, ":")
+	if hasSize {
+		n, err := strconv.ParseInt(size, 10, 64)
+		if err != nil || n < 0 {
+			return cache.Scope{}, cfg, fmt.Errorf("max-bytes %q is not a non-negative integer", size)
+		}
+		cfg.MaxBytes = n
+	}
+	parts := strings.Split(name, "/")
+	if len(parts) != 3 {
+		return cache.Scope{}, cfg, fmt.Errorf("want tenant/namespace/name[:max-bytes]")
+	}
+	return cache.Scope{Tenant: parts[0], Namespace: parts[1], Cache: parts[2]}, cfg, nil
 }
