@@ -170,6 +170,16 @@ func TestFlagHelpers(t *testing.T) {
 	if PeerFlags(nil) != OriginalV1Flags || PeerFlags(U16(25)) != 25 {
 		t.Fatal("PeerFlags")
 	}
+	// A reference client (no extension bits) is answered exactly KnownFlags.
+	if ServerFlagsFor(25) != 63 || ServerFlagsFor(KnownFlags) != 63 {
+		t.Fatal("ServerFlagsFor advertises extensions nobody asked for")
+	}
+	if ServerFlagsFor(KnownFlags|CapCacheExt|0x8000) != KnownFlags|CapCacheExt {
+		t.Fatal("ServerFlagsFor must echo only extensions we speak")
+	}
+	if HasUnknownFlags(CapCacheExt) == false {
+		t.Fatal("extension capability bits are never frame flags")
+	}
 }
 
 func TestTruncateUTF8(t *testing.T) {

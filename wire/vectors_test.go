@@ -125,6 +125,23 @@ var expectedMessages = map[string]Message{
 		Message: "stream not found: tenant=t1 namespace=default stream=x"},
 	"subscribe_cursor_error": &SubscribeCursorError{Reason: CursorInFuture, Requested: 9999, Available: 0},
 	"error_escapes":          &ErrorMessage{Message: "q\" b\\ n\n t\t c\x01 f\x0c <&> é 🦀 /"},
+	// Our cache extensions.
+	"ext_cache_put_cas": &CachePut{TenantID: "t1", Namespace: "default", Cache: "c", Key: "k",
+		Value: []byte("v2"), RequestID: U64(8), TTLMs: U64(5000), IfVersion: U64(3)},
+	"ext_cache_put_if_absent": &CachePut{TenantID: "t1", Namespace: "default", Cache: "c", Key: "k",
+		Value: []byte("v"), RequestID: U64(9), IfAbsent: true},
+	"ext_cache_ok_version": &CacheOK{RequestID: 8, Version: U64(4)},
+	"ext_cache_value_version": &CacheValue{TenantID: "t1", Namespace: "default", Cache: "c", Key: "k",
+		Value: []byte("v2"), RequestID: U64(10), Version: U64(4)},
+	"ext_cache_error": &CacheError{RequestID: 9, Code: "condition_failed",
+		Message: `cache condition failed: key "k" is at version 4`, Version: U64(4)},
+	"ext_cache_delete":         &CacheDelete{TenantID: "t1", Namespace: "default", Cache: "c", Key: "k", RequestID: 11},
+	"ext_cache_deleted":        &CacheDeleted{RequestID: 11, Deleted: true},
+	"ext_cache_ttl":            &CacheTTL{TenantID: "t1", Namespace: "default", Cache: "c", Key: "k", RequestID: 12},
+	"ext_cache_ttl_value":      &CacheTTLValue{RequestID: 12, Found: true, TTLMs: U64(4200)},
+	"ext_cache_ttl_value_none": &CacheTTLValue{RequestID: 13},
+	"ext_cache_mget":           &CacheMGet{TenantID: "t1", Namespace: "default", Cache: "c", Keys: []string{"a", "b"}, RequestID: 14},
+	"ext_cache_values":         &CacheValues{RequestID: 14, Values: [][]byte{[]byte("x"), nil}},
 }
 
 func TestSharedVectors(t *testing.T) {

@@ -73,6 +73,29 @@ jvec("publish_error", {"type": "publish_error", "request_id": 42,
 jvec("subscribe_cursor_error", {"type": "subscribe_cursor_error", "reason": "in_future", "requested": 9999, "available": 0})
 jvec("error_escapes", {"type": "error", "message": "q\" b\\ n\n t\t c\x01 f\x0c <&> é 🦀 /"})
 
+# Felix cache extensions (capability 0x4000), appended after the reference's
+# fields so a reference decoder (which ignores unknown fields) still parses
+# the messages it knows.
+jvec("ext_cache_put_cas", {"type": "cache_put", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                           "key": "k", "value": b64(b"v2"), "request_id": 8, "ttl_ms": 5000, "if_version": 3})
+jvec("ext_cache_put_if_absent", {"type": "cache_put", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                                 "key": "k", "value": b64(b"v"), "request_id": 9, "ttl_ms": None, "if_absent": True})
+jvec("ext_cache_ok_version", {"type": "cache_ok", "request_id": 8, "version": 4})
+jvec("ext_cache_value_version", {"type": "cache_value", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                                 "key": "k", "value": b64(b"v2"), "request_id": 10, "version": 4})
+jvec("ext_cache_error", {"type": "cache_error", "request_id": 9, "code": "condition_failed",
+                         "message": "cache condition failed: key \"k\" is at version 4", "version": 4})
+jvec("ext_cache_delete", {"type": "cache_delete", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                          "key": "k", "request_id": 11})
+jvec("ext_cache_deleted", {"type": "cache_deleted", "request_id": 11, "deleted": True})
+jvec("ext_cache_ttl", {"type": "cache_ttl", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                       "key": "k", "request_id": 12})
+jvec("ext_cache_ttl_value", {"type": "cache_ttl_value", "request_id": 12, "found": True, "ttl_ms": 4200})
+jvec("ext_cache_ttl_value_none", {"type": "cache_ttl_value", "request_id": 13, "found": False, "ttl_ms": None})
+jvec("ext_cache_mget", {"type": "cache_mget", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                        "keys": ["a", "b"], "request_id": 14})
+jvec("ext_cache_values", {"type": "cache_values", "request_id": 14, "values": [b64(b"x"), None]})
+
 # Binary layouts.
 body = names("t1", "default", "demo") + batch([b"hello", b""])
 write("binary_publish_batch", kind="binary_publish_batch", flags=1, tenant_id="t1", namespace="default",
