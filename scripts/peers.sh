@@ -4,25 +4,29 @@
 # against"). Every peer listens on 127.0.0.1 only.
 #
 #   scripts/peers.sh install [NAME...]   install peers that are missing (default: all)
-#   scripts/peers.sh start NAME [--js]   start NAME in the background, print its URL
+#   scripts/peers.sh start NAME [--js]   start NAME in the background, print its URL (--js: nats only)
 #   scripts/peers.sh stop NAME           stop NAME (by the PID in its PID file only)
 #   scripts/peers.sh status              show every peer: binary, running, URL
 #
-# Peers: nats (redis is planned: add redis_* functions like the nats_* ones
-# below and list it in PEERS).
+# Peers: nats (nats-server, pub/sub), redis (redis-server, cache; pure
+# in-memory: no RDB snapshots, no AOF).
 #
 # State lives under .peers/ at the repository root (override: FELIX_PEERS_DIR):
 #   .peers/bin/        binaries installed with `go install` (fallback)
-#   .peers/run/        PID files, one per NAME and port: nats-4222.pid
+#   .peers/run/        PID files, one per NAME and port: nats-4222.pid, redis-6379.pid
 #   .peers/log/        server logs
-#   .peers/data/       JetStream store dirs
+#   .peers/data/       JetStream store dirs; redis's working dir (left empty:
+#                      redis runs without persistence)
 #
 # Environment:
 #   FELIX_NATS_PORT     client port for nats (default 4222)
 #   FELIX_NATS_JS=1     start nats with JetStream (same as --js)
 #   FELIX_NATS_SERVER   path of a nats-server binary to use instead of searching
+#   FELIX_REDIS_PORT    port for redis (default 6379)
+#   FELIX_REDIS_SERVER  path of a redis-server binary to use instead of searching
 #   FELIX_PEERS_WAIT    seconds to wait for a port to accept / a process to exit (default 10)
-#   FELIX_PEERS_NO_APT=1  install with `go install` even where apt-get could
+#   FELIX_PEERS_NO_APT=1  install nats with `go install` even where apt-get could
+#                         (redis has no such fallback: apt-get only)
 #
 # start and stop are idempotent: starting a running peer prints its URL,
 # stopping a stopped one is a no-op. Nothing is ever killed by name.
@@ -36,7 +40,7 @@ LOG_DIR=$PEERS_DIR/log
 DATA_DIR=$PEERS_DIR/data
 WAIT_SECS=${FELIX_PEERS_WAIT:-10}
 
-PEERS=(nats) # planned: redis
+PEERS=(nats redis)
 
 # init_dirs creates the state directories; .peers/ ignores itself in git.
 init_dirs() {
@@ -52,7 +56,7 @@ die() { echo "peers.sh: $*" >&2; exit 1; }
 log() { echo "peers.sh: $*" >&2; }
 
 usage() {
-  sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -113,39 +117,115 @@ stop_pidfile() {
   rm -f "$file"
 }
 
+# find_bin VAR EXE [PATH...]: print the EXE binary to use: $VAR when set
+# (it must be executable), else $BIN_DIR/EXE, else EXE on PATH, else the
+# first executable PATH; fail when there is none.
+find_bin() {
+  local var=$1 exe=$2 p
+  shift 2
+  if [ -n "${!var:-}" ]; then
+    [ -x "${!var}" ] || die "$var=${!var} is not executable"
+    echo "${!var}"
+    return 0
+  fi
+  for p in "$BIN_DIR/$exe" "$(command -v "$exe" 2>/dev/null || true)" "$@"; do
+    if [ -n "$p" ] && [ -f "$p" ] && [ -x "$p" ]; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# bin_version BIN: the first line of BIN --version.
+bin_version() { "$1" --version 2>&1 | head -n 1; }
+
+# launch NAME EXE PORT NOTE BIN [ARGS...]: start BIN ARGS in the background
+# (PID file $RUN_DIR/NAME-PORT.pid, log $LOG_DIR/NAME-PORT.log), wait until
+# PORT accepts, print the URL NAME://127.0.0.1:PORT. EXE is what the process's
+# command line contains; NOTE is appended to the start-up log line. A
+# running NAME on PORT is left as it is; a PORT in use by anything else fails.
+launch() {
+  local name=$1 exe=$2 port=$3 note=$4 bin=$5 pidfile logf pid
+  shift 5
+  pidfile=$RUN_DIR/$name-$port.pid
+  logf=$LOG_DIR/$name-$port.log
+  if pid_alive "$(cat "$pidfile" 2>/dev/null || true)" "$exe"; then
+    log "$name already running (pid $(cat "$pidfile"))"
+    echo "$name://127.0.0.1:$port"
+    return 0
+  fi
+  rm -f "$pidfile"
+  if port_open "$port"; then
+    local var
+    var=FELIX_$(echo "$name" | tr '[:lower:]' '[:upper:]')_PORT
+    die "127.0.0.1:$port is already in use by a process this script did not start; set $var"
+  fi
+  # setsid: the server outlives this shell and ignores its terminal's signals.
+  setsid "$bin" "$@" </dev/null >"$logf" 2>&1 &
+  pid=$!
+  echo "$pid" >"$pidfile"
+  if ! wait_port "$port" "$pid" "$exe" "$logf"; then
+    stop_pidfile "$pidfile" "$exe"
+    die "$name failed to start"
+  fi
+  log "$name started (pid $pid, log $logf$note)"
+  echo "$name://127.0.0.1:$port"
+}
+
+# halt NAME EXE PORT: stop the NAME launched on PORT, if any.
+halt() {
+  local name=$1 exe=$2 port=$3 pidfile
+  pidfile=$RUN_DIR/$name-$port.pid
+  if [ ! -e "$pidfile" ]; then
+    log "$name on port $port is not running (no $pidfile)"
+    return 0
+  fi
+  stop_pidfile "$pidfile" "$exe"
+  log "$name on port $port stopped"
+}
+
+# report NAME EXE BIN: print NAME's binary (BIN, empty when not installed)
+# and every instance with a PID file, on any port.
+report() {
+  local name=$1 exe=$2 bin=$3 f pid port any=0
+  if [ -n "$bin" ]; then
+    echo "$name: binary $bin ($(bin_version "$bin"))"
+  else
+    echo "$name: not installed (scripts/peers.sh install $name)"
+  fi
+  shopt -s nullglob
+  for f in "$RUN_DIR/$name"-*.pid; do
+    port=${f##*/"$name"-}
+    port=${port%.pid}
+    pid=$(cat "$f" 2>/dev/null || true)
+    if pid_alive "$pid" "$exe"; then
+      echo "$name: running pid $pid url $name://127.0.0.1:$port"
+    else
+      echo "$name: stale PID file $f (pid $pid not running)"
+    fi
+    any=1
+  done
+  [ "$any" = 1 ] || echo "$name: not running"
+}
+
 # ---------------------------------------------------------------- nats
 
 nats_port() { echo "${FELIX_NATS_PORT:-4222}"; }
-nats_pidfile() { echo "$RUN_DIR/nats-$(nats_port).pid"; }
-nats_url() { echo "nats://127.0.0.1:$(nats_port)"; }
 
-# nats_bin prints the nats-server binary to use, or fails.
-nats_bin() {
-  if [ -n "${FELIX_NATS_SERVER:-}" ]; then
-    [ -x "$FELIX_NATS_SERVER" ] || die "FELIX_NATS_SERVER=$FELIX_NATS_SERVER is not executable"
-    echo "$FELIX_NATS_SERVER"
-  elif [ -x "$BIN_DIR/nats-server" ]; then
-    echo "$BIN_DIR/nats-server"
-  elif command -v nats-server >/dev/null 2>&1; then
-    command -v nats-server
-  elif [ -x /usr/sbin/nats-server ]; then # Debian's package; not on a user's PATH
-    echo /usr/sbin/nats-server
-  else
-    return 1
-  fi
-}
+nats_bin() { find_bin FELIX_NATS_SERVER nats-server /usr/sbin/nats-server; } # Debian's: not on a user's PATH
 
 nats_install() {
   local bin
   if bin=$(nats_bin); then
-    log "nats-server already installed: $bin ($("$bin" --version 2>&1 | head -n 1))"
+    log "nats-server already installed: $bin ($(bin_version "$bin"))"
     return 0
   fi
   if [ "${FELIX_PEERS_NO_APT:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     log "installing Debian's nats-server package"
     if apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server; then
       bin=$(nats_bin) || die "apt-get installed nats-server but it is not on PATH"
-      log "installed $bin ($("$bin" --version 2>&1 | head -n 1))"
+      log "installed $bin ($(bin_version "$bin"))"
       return 0
     fi
     log "apt-get install nats-server failed; falling back to go install"
@@ -155,11 +235,11 @@ nats_install() {
   # Outside the module so that go.mod is left alone.
   (cd "$PEERS_DIR" && GOBIN="$BIN_DIR" go install "github.com/nats-io/nats-server/v2@$NATS_GO_VERSION")
   bin=$(nats_bin) || die "go install finished but $BIN_DIR/nats-server is missing"
-  log "installed $bin ($("$bin" --version 2>&1 | head -n 1))"
+  log "installed $bin ($(bin_version "$bin"))"
 }
 
 nats_start() {
-  local js=${FELIX_NATS_JS:-0} bin port pidfile logf pid
+  local js=${FELIX_NATS_JS:-0} bin port note=""
   for arg in "$@"; do
     case $arg in
       --js | js) js=1 ;;
@@ -167,70 +247,61 @@ nats_start() {
     esac
   done
   port=$(nats_port)
-  pidfile=$(nats_pidfile)
-  logf=$LOG_DIR/nats-$port.log
   bin=$(nats_bin) || die "nats-server is not installed: run scripts/peers.sh install"
-
-  if pid_alive "$(cat "$pidfile" 2>/dev/null || true)" nats-server; then
-    log "nats already running (pid $(cat "$pidfile"))"
-    nats_url
-    return 0
-  fi
-  rm -f "$pidfile"
-  if port_open "$port"; then
-    die "127.0.0.1:$port is already in use by a process this script did not start; set FELIX_NATS_PORT"
-  fi
-
   local args=(-a 127.0.0.1 -p "$port")
   if [ "$js" = 1 ]; then
     mkdir -p "$DATA_DIR/nats-$port"
     args+=(-js -sd "$DATA_DIR/nats-$port")
+    note=", JetStream store $DATA_DIR/nats-$port"
   fi
-  # setsid: the server outlives this shell and ignores its terminal's signals.
-  setsid "$bin" "${args[@]}" </dev/null >"$logf" 2>&1 &
-  pid=$!
-  echo "$pid" >"$pidfile"
-  if ! wait_port "$port" "$pid" nats-server "$logf"; then
-    stop_pidfile "$pidfile" nats-server
-    die "nats failed to start"
-  fi
-  log "nats started (pid $pid, log $logf$([ "$js" = 1 ] && echo ", JetStream store $DATA_DIR/nats-$port"))"
-  nats_url
+  launch nats nats-server "$port" "$note" "$bin" "${args[@]}"
 }
 
-nats_stop() {
-  local pidfile
-  pidfile=$(nats_pidfile)
-  if [ ! -e "$pidfile" ]; then
-    log "nats on port $(nats_port) is not running (no $pidfile)"
+nats_stop() { halt nats nats-server "$(nats_port)"; }
+
+nats_status() { report nats nats-server "$(nats_bin || true)"; }
+
+# ---------------------------------------------------------------- redis
+
+redis_port() { echo "${FELIX_REDIS_PORT:-6379}"; }
+
+redis_bin() { find_bin FELIX_REDIS_SERVER redis-server /usr/bin/redis-server; }
+
+# redis_install installs Debian's redis-server package when no redis-server
+# is found. On a host with an init system the package may also start a
+# system service on 6379; this script never touches it (set FELIX_REDIS_PORT).
+redis_install() {
+  local bin
+  if bin=$(redis_bin); then
+    log "redis-server already installed: $bin ($(bin_version "$bin"))"
     return 0
   fi
-  stop_pidfile "$pidfile" nats-server
-  log "nats on port $(nats_port) stopped"
+  if ! command -v apt-get >/dev/null 2>&1 || [ "$(id -u)" != 0 ]; then
+    die "redis-server is missing and only apt-get (as root) can install it here: apt-get install redis-server"
+  fi
+  log "installing Debian's redis-server package"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+  bin=$(redis_bin) || die "apt-get installed redis-server but it is not on PATH"
+  log "installed $bin ($(bin_version "$bin"))"
 }
 
-nats_status() {
-  local bin f pid port
-  if bin=$(nats_bin); then
-    echo "nats: binary $bin ($("$bin" --version 2>&1 | head -n 1))"
-  else
-    echo "nats: not installed (scripts/peers.sh install)"
-  fi
-  shopt -s nullglob
-  local any=0
-  for f in "$RUN_DIR"/nats-*.pid; do
-    port=${f##*/nats-}
-    port=${port%.pid}
-    pid=$(cat "$f" 2>/dev/null || true)
-    if pid_alive "$pid" nats-server; then
-      echo "nats: running pid $pid url nats://127.0.0.1:$port"
-    else
-      echo "nats: stale PID file $f (pid $pid not running)"
-    fi
-    any=1
-  done
-  [ "$any" = 1 ] || echo "nats: not running"
+redis_start() {
+  local bin port dir
+  [ $# -eq 0 ] || die "start redis: unexpected argument $1"
+  port=$(redis_port)
+  dir=$DATA_DIR/redis-$port
+  bin=$(redis_bin) || die "redis-server is not installed: run scripts/peers.sh install redis"
+  mkdir -p "$dir"
+  # A pure in-memory cache: no RDB snapshots (--save ""), no AOF. Loopback
+  # only; protected mode stays on; logs to stdout, i.e. the log file.
+  launch redis redis-server "$port" "" "$bin" --bind 127.0.0.1 --port "$port" \
+    --save "" --appendonly no --protected-mode yes --daemonize no --dir "$dir" --logfile ""
 }
+
+redis_stop() { halt redis redis-server "$(redis_port)"; }
+
+redis_status() { report redis redis-server "$(redis_bin || true)"; }
 
 # ---------------------------------------------------------------- main
 
