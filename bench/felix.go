@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/client"
 	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/transport"
@@ -166,8 +167,12 @@ type FelixBroker struct {
 	Stop func() error
 }
 
+// BenchCache is the cache every benchmark broker declares.
+var BenchCache = cache.Scope{Tenant: "default", Namespace: "default", Cache: "bench"}
+
 // StartEmbeddedFelix runs a broker in this process on 127.0.0.1 with an
-// ephemeral certificate and the given streams ("tenant/ns/name") declared.
+// ephemeral certificate, the given streams ("tenant/ns/name") declared, and
+// the unbounded cache BenchCache.
 func StartEmbeddedFelix(opts broker.Options, streams ...string) (*FelixBroker, error) {
 	b := broker.New(opts)
 	for _, k := range streams {
@@ -183,7 +188,11 @@ func StartEmbeddedFelix(opts broker.Options, streams ...string) (*FelixBroker, e
 	if err != nil {
 		return nil, err
 	}
-	srv, err := server.New(server.Options{Broker: b, TLS: stls, Logger: slog.New(slog.DiscardHandler)})
+	store := cache.NewStore(cache.StoreOptions{})
+	if _, err := store.Create(BenchCache, cache.Config{}); err != nil {
+		return nil, err
+	}
+	srv, err := server.New(server.Options{Broker: b, TLS: stls, Caches: store, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +214,9 @@ func StartEmbeddedFelix(opts broker.Options, streams ...string) (*FelixBroker, e
 	return &FelixBroker{Addr: srv.Addr().String(), TLS: ctls, Stop: func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return errors.Join(srv.Shutdown(ctx), <-served)
+		err := errors.Join(srv.Shutdown(ctx), <-served)
+		store.Close()
+		return err
 	}}, nil
 }
 
@@ -221,7 +232,8 @@ func StartFelixProcess(ctx context.Context, binary string, extra []string, strea
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--addr", addr, "--data-dir", dir, "--log-level", "warn", "--no-dev-defaults"}
+	args := []string{"serve", "--addr", addr, "--data-dir", dir, "--log-level", "warn", "--no-dev-defaults",
+		"--cache", BenchCache.String()}
 	for _, s := range streams {
 		args = append(args, "--stream", s)
 	}

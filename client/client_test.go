@@ -16,8 +16,9 @@ import (
 
 func TestPublishSubscribeRoundTrip(t *testing.T) {
 	_, c, ctx := setup(t, Options{})
-	if got := c.ServerFlags(); got != wire.KnownFlags {
-		t.Errorf("ServerFlags = %#x, want %#x", got, wire.KnownFlags)
+	// The SDK offers the cache extension, so the broker advertises it too.
+	if want := wire.KnownFlags | wire.CapCacheExt; c.ServerFlags() != want {
+		t.Errorf("ServerFlags = %#x, want %#x", c.ServerFlags(), want)
 	}
 	sub := subscribe(t, ctx, c, "default", "demo")
 	if sub.ID() == 0 {

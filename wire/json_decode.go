@@ -30,8 +30,9 @@ func DecodeMessage(payload []byte) (Message, error) {
 	d := decoderPool.Get().(*jsonDecoder)
 	defer decoderPool.Put(d)
 	d.reset(payload)
-	var f fields
-	if err := d.readObject(spec.allowed, &f); err != nil {
+	f := &d.fields
+	*f = fields{}
+	if err := d.readObject(spec.allowed, f); err != nil {
 		return nil, err
 	}
 	if missing := spec.required &^ f.present; missing != 0 {
@@ -40,7 +41,7 @@ func DecodeMessage(payload []byte) (Message, error) {
 	if bad := spec.required &^ spec.nullable & f.null; bad != 0 {
 		return nil, jsonErr(len(payload), fmt.Sprintf("%s: field %q must not be null", t, fieldNames[lowestBit(bad)]))
 	}
-	return spec.build(&f), nil
+	return spec.build(f), nil
 }
 
 func jsonErr(off int, detail string) error {
@@ -317,21 +318,25 @@ func peekType(payload []byte) (MsgType, error) {
 }
 
 type jsonDecoder struct {
-	buf bytes.Buffer
-	dec *jsontext.Decoder
-	tmp []byte
+	buf    bytes.Buffer
+	dec    *jsontext.Decoder
+	tmp    []byte
+	fields fields // scratch for one decode; built messages copy out of it
 }
 
 var decoderPool = sync.Pool{New: func() any {
 	d := &jsonDecoder{}
-	d.dec = jsontext.NewDecoder(&d.buf)
+	// Duplicate names are checked by readObject for the fields we know, as
+	// serde does (it ignores unknown fields, duplicated or not); jsontext's
+	// own tracking of every name would cost more and reject more.
+	d.dec = jsontext.NewDecoder(&d.buf, jsontext.AllowDuplicateNames(true))
 	return d
 }}
 
 func (d *jsonDecoder) reset(payload []byte) {
 	d.buf.Reset()
 	d.buf.Write(payload)
-	d.dec.Reset(&d.buf)
+	d.dec.Reset(&d.buf, jsontext.AllowDuplicateNames(true))
 }
 
 func (d *jsonDecoder) wrap(err error) error {
@@ -357,18 +362,27 @@ func (d *jsonDecoder) readObject(allowed fieldMask, f *fields) error {
 	if err := d.expect('{'); err != nil {
 		return err
 	}
+	types := 0
 	for d.dec.PeekKind() == '"' {
 		name, err := d.dec.ReadValue()
 		if err != nil {
 			return d.wrap(err)
 		}
-		id, known := fieldByName(unquoteName(name))
+		raw := unquoteName(name)
+		id, known := fieldByName(raw)
 		if !known || allowed&(1<<id) == 0 {
-			// "type" and unknown members; jsontext already rejected duplicates.
+			if string(raw) == "type" {
+				if types++; types > 1 {
+					return jsonErr(int(d.dec.InputOffset()), `duplicate field "type"`)
+				}
+			}
 			if err := d.dec.SkipValue(); err != nil {
 				return d.wrap(err)
 			}
 			continue
+		}
+		if f.present&(1<<id) != 0 {
+			return jsonErr(int(d.dec.InputOffset()), fmt.Sprintf("duplicate field %q", fieldNames[id]))
 		}
 		if err := d.readField(id, f); err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/felixmq/felix/bench"
 	"github.com/felixmq/felix/broker"
@@ -23,20 +24,70 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure Felix, side by side with NATS and a raw quic-go echo",
 	}
-	cmd.AddCommand(newBenchPubSubCmd())
+	cmd.AddCommand(newBenchPubSubCmd(), newBenchCacheCmd())
 	return cmd
 }
 
-type benchPubSubFlags struct {
+// brokerTarget says where the benchmarked Felix broker runs.
+type brokerTarget struct {
 	brokerMode, addr, caFile string
-	insecure, acked, asJSON  bool
-	shared                   string
-	compare                  []string
-	fanouts                  []int
-	payload, batch, rate     int
-	total, warmup, rounds    int
-	pacing                   string
+	insecure                 bool
 	brokerFlags              []string
+}
+
+func (b *brokerTarget) register(fl *pflag.FlagSet) {
+	fl.StringVar(&b.brokerMode, "broker", "process", "where Felix runs: process (a felix serve child), embedded (this process), or external (--addr)")
+	fl.StringVar(&b.addr, "addr", "", "external broker address (implies --broker external); it must have stream and cache default/default/bench")
+	fl.StringVar(&b.caFile, "ca-file", "", "CA file for an external broker")
+	fl.BoolVar(&b.insecure, "insecure", false, "skip certificate verification for an external broker")
+	fl.StringSliceVar(&b.brokerFlags, "broker-flag", nil, "extra flag for the felix serve child, e.g. --broker-flag=--event-batch-max-delay=200us (repeatable)")
+}
+
+// startBenchBroker starts (or names) the broker under test, with stream
+// default/default/bench and the cache bench.BenchCache.
+func startBenchBroker(ctx context.Context, b brokerTarget) (*bench.FelixBroker, error) {
+	const stream = "default/default/bench"
+	if b.addr != "" {
+		b.brokerMode = "external"
+	}
+	var fb *bench.FelixBroker
+	var err error
+	switch b.brokerMode {
+	case "process":
+		exe, e := os.Executable()
+		if e != nil {
+			return nil, e
+		}
+		fb, err = bench.StartFelixProcess(ctx, exe, append([]string{"--queue-policy", "block"}, b.brokerFlags...), stream)
+	case "embedded":
+		fb, err = bench.StartEmbeddedFelix(broker.Options{QueuePolicy: broker.Block}, stream)
+	case "external":
+		if b.addr == "" {
+			return nil, errors.New("--broker external needs --addr")
+		}
+		tlsConf, e := transport.ClientTLSConfig(transport.ClientTLSOptions{CAFile: b.caFile, Insecure: b.insecure})
+		if e != nil {
+			return nil, e
+		}
+		fb = &bench.FelixBroker{Addr: b.addr, TLS: tlsConf, Stop: func() error { return nil }}
+	default:
+		return nil, fmt.Errorf("--broker: want process, embedded or external, got %q", b.brokerMode)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start felix: %w", err)
+	}
+	return fb, nil
+}
+
+type benchPubSubFlags struct {
+	brokerTarget
+	acked, asJSON         bool
+	shared                string
+	compare               []string
+	fanouts               []int
+	payload, batch, rate  int
+	total, warmup, rounds int
+	pacing                string
 }
 
 func newBenchPubSubCmd() *cobra.Command {
@@ -65,10 +116,7 @@ same machine conditions.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.brokerMode, "broker", "process", "where Felix runs: process (a felix serve child), embedded (this process), or external (--addr)")
-	fl.StringVar(&f.addr, "addr", "", "external broker address (implies --broker external); it must have stream default/default/bench")
-	fl.StringVar(&f.caFile, "ca-file", "", "CA file for an external broker")
-	fl.BoolVar(&f.insecure, "insecure", false, "skip certificate verification for an external broker")
+	f.brokerTarget.register(fl)
 	fl.BoolVar(&f.acked, "acked", false, "also measure Felix with per-batch acks (each publish waits for its ack)")
 	fl.StringVar(&f.shared, "sub-conns", "both", "subscriber connections: per-sub (one each), shared (one for all), or both")
 	fl.StringSliceVar(&f.compare, "compare", nil, "peers to measure in the same run: nats, quic")
@@ -80,7 +128,6 @@ same machine conditions.`,
 	fl.IntVar(&f.warmup, "warmup", 2000, "warm-up messages per case (excluded)")
 	fl.IntVar(&f.rounds, "rounds", 1, "repeat every case this many times, interleaved")
 	fl.StringVar(&f.pacing, "pacing", "sleep", "fixed-rate pacing: sleep, adaptive or spin")
-	fl.StringSliceVar(&f.brokerFlags, "broker-flag", nil, "extra flag for the felix serve child, e.g. --broker-flag=--event-batch-max-delay=200us (repeatable)")
 	fl.BoolVar(&f.asJSON, "json", false, "print the results as JSON instead of a table")
 	annotateEnv(fl)
 	return cmd
@@ -97,9 +144,6 @@ func runBenchPubSub(ctx context.Context, cmd *cobra.Command, f benchPubSubFlags)
 	if err := pacing.UnmarshalText([]byte(f.pacing)); err != nil {
 		return fmt.Errorf("--pacing: %w", err)
 	}
-	if f.addr != "" {
-		f.brokerMode = "external"
-	}
 	log := cmd.ErrOrStderr()
 	var cleanup []func() error
 	defer func() {
@@ -107,32 +151,9 @@ func runBenchPubSub(ctx context.Context, cmd *cobra.Command, f benchPubSubFlags)
 			cleanup[i]()
 		}
 	}()
-	const stream = "default/default/bench"
-	var fb *bench.FelixBroker
-	var err error
-	switch f.brokerMode {
-	case "process":
-		exe, e := os.Executable()
-		if e != nil {
-			return e
-		}
-		fb, err = bench.StartFelixProcess(ctx, exe, append([]string{"--queue-policy", "block"}, f.brokerFlags...), stream)
-	case "embedded":
-		fb, err = bench.StartEmbeddedFelix(broker.Options{QueuePolicy: broker.Block}, stream)
-	case "external":
-		if f.addr == "" {
-			return errors.New("--broker external needs --addr")
-		}
-		tlsConf, e := transport.ClientTLSConfig(transport.ClientTLSOptions{CAFile: f.caFile, Insecure: f.insecure})
-		if e != nil {
-			return e
-		}
-		fb = &bench.FelixBroker{Addr: f.addr, TLS: tlsConf, Stop: func() error { return nil }}
-	default:
-		return fmt.Errorf("--broker: want process, embedded or external, got %q", f.brokerMode)
-	}
+	fb, err := startBenchBroker(ctx, f.brokerTarget)
 	if err != nil {
-		return fmt.Errorf("start felix: %w", err)
+		return err
 	}
 	cleanup = append(cleanup, fb.Stop)
 	fmt.Fprintf(log, "felix broker (%s) at %s\n", f.brokerMode, fb.Addr)

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/felixmq/felix/bench"
+)
+
+type benchCacheFlags struct {
+	brokerTarget
+	compare               []string
+	ops                   []string
+	concurrency           []int
+	keys, value           int
+	duration, warmup      time.Duration
+	conns, streamsPerConn int
+	rounds                int
+	asJSON                bool
+}
+
+func newBenchCacheCmd() *cobra.Command {
+	var f benchCacheFlags
+	cmd := &cobra.Command{
+		Use:   "cache",
+		Short: "Cache GET/PUT latency and ops/s, with Redis in the same run",
+		Long: `Closed-loop cache workload: N workers each issue GETs (or PUTs) back to back
+over a key space, recording every operation's latency. GET runs preload every
+key first, so they hit. --compare redis starts a private redis-server on
+127.0.0.1 (scripts/peers.sh install) driven by go-redis with the same
+concurrency. Cases are interleaved per round.`,
+		Args: cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			return applyEnv(cmd.Flags())
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runBenchCache(ctx, cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	f.brokerTarget.register(fl)
+	fl.StringSliceVar(&f.compare, "compare", nil, "peers to measure in the same run: redis")
+	fl.StringSliceVar(&f.ops, "op", []string{"get", "put"}, "operations: get, put")
+	fl.IntSliceVar(&f.concurrency, "concurrency", []int{1, 32}, "concurrent workers")
+	fl.IntVar(&f.keys, "keys", 10000, "key space")
+	fl.IntVar(&f.value, "value", 256, "value bytes")
+	fl.DurationVar(&f.duration, "duration", 5*time.Second, "measured time per case")
+	fl.DurationVar(&f.warmup, "warmup", time.Second, "warm-up per case (excluded)")
+	fl.IntVar(&f.conns, "conns", 2, "Felix SDK cache connections")
+	fl.IntVar(&f.streamsPerConn, "streams-per-conn", 4, "Felix SDK cache streams per connection (requests are pipelined on each)")
+	fl.IntVar(&f.rounds, "rounds", 1, "repeat every case this many times, interleaved")
+	fl.BoolVar(&f.asJSON, "json", false, "print the results as JSON instead of a table")
+	annotateEnv(fl)
+	return cmd
+}
+
+func runBenchCache(ctx context.Context, cmd *cobra.Command, f benchCacheFlags) error {
+	log := cmd.ErrOrStderr()
+	fb, err := startBenchBroker(ctx, f.brokerTarget)
+	if err != nil {
+		return err
+	}
+	defer fb.Stop()
+	fmt.Fprintf(log, "felix broker (%s) at %s\n", f.brokerMode, fb.Addr)
+	targets := []func() bench.CacheTarget{func() bench.CacheTarget {
+		return &bench.FelixCacheTarget{Addr: fb.Addr, TLS: fb.TLS, Namespace: bench.BenchCache.Namespace,
+			Cache: bench.BenchCache.Cache, Conns: f.conns, StreamsPerConn: f.streamsPerConn}
+	}}
+	for _, peer := range f.compare {
+		switch strings.TrimSpace(peer) {
+		case "redis":
+			addr, stop, err := bench.StartRedis(ctx, bench.RedisServerOptions{})
+			if err != nil {
+				return err
+			}
+			defer stop()
+			fmt.Fprintf(log, "redis-server at %s\n", addr)
+			targets = append(targets, func() bench.CacheTarget { return &bench.RedisTarget{Addr: addr} })
+		case "":
+		default:
+			return fmt.Errorf("--compare: unknown peer %q (want redis)", peer)
+		}
+	}
+	var results []bench.CacheResult
+	for round := range max(f.rounds, 1) {
+		for _, op := range f.ops {
+			for _, conc := range f.concurrency {
+				for _, mk := range targets {
+					t := mk()
+					cfg := bench.CacheConfig{Op: op, Concurrency: conc, Keys: f.keys, ValueSize: f.value,
+						Duration: f.duration, Warmup: f.warmup}
+					fmt.Fprintf(log, "round %d: %s %s concurrency=%d ...\n", round+1, t.Name(), op, conc)
+					res, err := bench.RunCache(ctx, t, cfg)
+					if err != nil {
+						return fmt.Errorf("%s %s concurrency %d: %w", t.Name(), op, conc, err)
+					}
+					results = append(results, res)
+				}
+			}
+		}
+	}
+	if f.asJSON {
+		return bench.WriteCacheJSON(cmd.OutOrStdout(), results)
+	}
+	_, err = fmt.Fprint(cmd.OutOrStdout(), bench.CacheTable{Baseline: "redis"}.Format(results))
+	return err
+}
