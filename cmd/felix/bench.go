@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -105,15 +103,11 @@ as NATS does. --compare nats starts a nats-server (scripts/peers.sh install),
 --compare quic a raw quic-go echo (its round trip is the floor for any QUIC
 request/response). Cases are interleaved per round, so every system sees the
 same machine conditions.`,
-		Args: cobra.NoArgs,
-		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			return applyEnv(cmd.Flags())
-		},
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
+		Args:    cobra.NoArgs,
+		PreRunE: envPreRun,
+		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			return runBenchPubSub(ctx, cmd, f)
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	f.brokerTarget.register(fl)

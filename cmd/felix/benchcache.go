@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,15 +33,11 @@ over a key space, recording every operation's latency. GET runs preload every
 key first, so they hit. --compare redis starts a private redis-server on
 127.0.0.1 (scripts/peers.sh install) driven by go-redis with the same
 concurrency. Cases are interleaved per round.`,
-		Args: cobra.NoArgs,
-		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			return applyEnv(cmd.Flags())
-		},
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
+		Args:    cobra.NoArgs,
+		PreRunE: envPreRun,
+		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			return runBenchCache(ctx, cmd, f)
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	f.brokerTarget.register(fl)

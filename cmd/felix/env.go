@@ -1,12 +1,28 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
+
+// envPreRun applies FELIX_* variables to a command's unset flags.
+func envPreRun(cmd *cobra.Command, _ []string) error { return applyEnv(cmd.Flags()) }
+
+// withSignals runs fn with a context cancelled by SIGINT or SIGTERM.
+func withSignals(fn func(ctx context.Context, cmd *cobra.Command) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return fn(ctx, cmd)
+	}
+}
 
 // envName maps a flag name to its environment variable: queue-policy →
 // FELIX_QUEUE_POLICY.

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,15 +47,11 @@ With no flags it starts in development mode: it listens on 127.0.0.1:5000,
 accepts any token, uses a development certificate kept in --data-dir, and
 declares tenant "default", namespace "default" and stream "default/default/demo".
 Every flag can also be set with the FELIX_* environment variable shown.`,
-		Args: cobra.NoArgs,
-		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			return applyEnv(cmd.Flags())
-		},
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
+		Args:    cobra.NoArgs,
+		PreRunE: envPreRun,
+		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			return runServe(ctx, cmd, f)
-		},
+		}),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.addr, "addr", "127.0.0.1:5000", "QUIC listen address (use 0.0.0.0:5000 to accept remote clients)")
