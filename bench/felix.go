@@ -232,7 +232,7 @@ func StartFelixProcess(ctx context.Context, binary string, extra []string, strea
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--addr", addr, "--data-dir", dir, "--log-level", "warn", "--no-dev-defaults",
+	args := []string{"serve", "--listen", addr, "--data-dir", dir, "--log-level", "warn", "--no-dev-defaults",
 		"--cache", BenchCache.String()}
 	for _, s := range streams {
 		args = append(args, "--stream", s)

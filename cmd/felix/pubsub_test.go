@@ -20,7 +20,7 @@ func startServe(t *testing.T, extra ...string) (string, *broker.Broker, string) 
 	var addr string
 	var b *broker.Broker
 	cmd := newServeCmd()
-	cmd.SetArgs(append([]string{"--addr", "127.0.0.1:0", "--data-dir", dir, "--log-level", "warn"}, extra...))
+	cmd.SetArgs(append([]string{"--listen", "127.0.0.1:0", "--data-dir", dir, "--log-level", "warn"}, extra...))
 	cmd.SetOut(&bytes.Buffer{})
 	cmd.SetErr(&bytes.Buffer{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -101,7 +101,7 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		{[]string{"--cache", "a/b/c:-5"}, "--cache"},
 		{[]string{"--cache-max-bytes", "-1"}, "--cache-max-bytes"},
 	} {
-		_, err := runCLI(t, append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, c.args...)...)
+		_, err := runCLI(t, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: err %v, want one naming %s", c.args, err, c.want)
 		}

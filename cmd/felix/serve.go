@@ -43,7 +43,7 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the broker",
 		Long: `Run the Felix broker on QUIC (UDP).
 
-With no flags it starts in development mode: it listens on 127.0.0.1:5000,
+With no flags it starts in development mode: it listens on 127.0.0.1:5000 (UDP),
 accepts any token, uses a development certificate kept in --data-dir, and
 declares tenant "default", namespace "default" and stream "default/default/demo".
 Every flag can also be set with the FELIX_* environment variable shown.`,
@@ -54,7 +54,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 		}),
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.addr, "addr", "127.0.0.1:5000", "QUIC listen address (use 0.0.0.0:5000 to accept remote clients)")
+	fl.StringVar(&f.addr, "listen", "127.0.0.1:5000", "QUIC (UDP) listen address; use 0.0.0.0:5000 to accept remote clients")
 	fl.StringVar(&f.dataDir, "data-dir", "felix-data", "data directory (development certificate, and later the log)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate PEM file (default: a development certificate)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key PEM file")
@@ -188,7 +188,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		return err
 	}
 	if err := srv.Listen(f.addr); err != nil {
-		return fmt.Errorf("--addr: %w", err)
+		return fmt.Errorf("--listen: %w", err)
 	}
 	log.Warn("development mode: any token is accepted (authentication arrives with the control plane)")
 	if serveReadyHook != nil {
