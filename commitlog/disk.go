@@ -1,0 +1,567 @@
+package commitlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DiskLog is the durable Log: a directory of segment files. See the package
+// documentation for the format, and Options for its policies.
+//
+// Writers are serialized by mu: a batch is encoded into one buffer and
+// written with one write call. Readers never take mu: they find a segment
+// under segMu (read), take a reference to its file, and read with pread,
+// seeing only records whose write completed. Under SyncAlways a dedicated
+// syncer goroutine fsyncs everything written so far and wakes every append
+// it covers (group commit).
+type DiskLog struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.Mutex // writers: appends, rolls, retention, Close
+	closed bool       // under mu
+	buf    []byte     // encode buffer, under mu
+
+	segMu   sync.RWMutex
+	segs    []*segment // oldest first, the last is active; replaced, never changed in place
+	rclosed bool       // under segMu
+
+	next       atomic.Uint64 // the active segment's next, stored under segMu
+	oldest     atomic.Uint64 // segs[0].base, stored under segMu
+	isClosed   atomic.Bool
+	appendNote notifier
+
+	synced   atomic.Uint64             // every record below this offset is fsynced
+	failed   atomic.Pointer[stickyErr] // a write or fsync error; the log refuses writes after it
+	syncNote notifier
+	kick     chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
+
+	stats struct {
+		appends, records, bytes, fsyncs, deleted atomic.Uint64
+		truncated                                int64 // by recovery, set in Open
+	}
+}
+
+type stickyErr struct{ err error }
+
+var _ Log = (*DiskLog)(nil)
+
+// Stats are counters since Open.
+type Stats struct {
+	Appends         uint64 // Append and AppendAt calls that wrote records
+	Records         uint64 // records written
+	Bytes           uint64 // bytes written to segments (headers and payloads)
+	Fsyncs          uint64 // fsync calls on segment files and the directory
+	Segments        int    // segment files in the log now
+	SegmentsDeleted uint64 // segments removed by retention
+	Oldest          uint64
+	Next            uint64
+	Synced          uint64 // every record below this offset is fsynced
+	// RecoveryTruncatedBytes is what Open cut off a torn tail.
+	RecoveryTruncatedBytes int64
+}
+
+// Open opens (creating if needed) the log in dir and recovers it: see the
+// package documentation for the rules. A log that is not valid is refused
+// with a *CorruptionError naming the file and byte position.
+func Open(dir string, opts Options) (*DiskLog, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("commitlog: %w", err)
+	}
+	l := &DiskLog{
+		dir:  dir,
+		opts: opts,
+		log:  opts.Logger.With("log", dir),
+		kick: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+	}
+	start := time.Now()
+	if err := l.recover(); err != nil {
+		for _, s := range l.segs {
+			s.release()
+		}
+		return nil, err
+	}
+	active := l.segs[len(l.segs)-1]
+	l.next.Store(active.next)
+	l.oldest.Store(l.segs[0].base)
+	// Whatever recovery found may sit only in the page cache (a process
+	// crash keeps it there); one fsync makes it as durable as it claims.
+	if err := active.f.Sync(); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("commitlog: sync %s: %w", active.path, err)
+	}
+	l.stats.fsyncs.Add(1)
+	l.synced.Store(active.next)
+	if opts.Sync != SyncNever {
+		l.wg.Add(1)
+		go l.runSyncer()
+	}
+	if (opts.RetentionBytes > 0 || opts.RetentionAge > 0) && opts.RetentionInterval > 0 {
+		l.wg.Add(1)
+		go l.runRetention()
+	}
+	l.log.Info("commitlog open", "segments", len(l.segs), "oldest", l.oldest.Load(), "next", l.next.Load(),
+		"sync", opts.Sync.String(), "loss_window", opts.lossWindow(), "recovery", time.Since(start).Round(time.Microsecond))
+	return l, nil
+}
+
+// Dir is the directory of the log.
+func (l *DiskLog) Dir() string { return l.dir }
+
+// Append writes the payloads as consecutive records; see Log.Append.
+func (l *DiskLog) Append(ctx context.Context, payloads [][]byte) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	for _, p := range payloads {
+		if err := l.checkSize(len(p)); err != nil {
+			return 0, err
+		}
+	}
+	if len(payloads) == 0 {
+		return l.Next(), nil
+	}
+	l.mu.Lock()
+	ts := l.opts.Clock().UnixMicro()
+	first, end, err := l.writeLocked(len(payloads), func(int) int64 { return ts }, func(i int) []byte { return payloads[i] })
+	l.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return first, l.afterWrite(ctx, end)
+}
+
+// AppendAt writes records at their own offsets; see Log.AppendAt.
+func (l *DiskLog) AppendAt(ctx context.Context, records []Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, r := range records {
+		if err := l.checkSize(len(r.Payload)); err != nil {
+			return err
+		}
+	}
+	if len(records) == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	if err := checkContiguous(l.next.Load(), records); err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	_, end, err := l.writeLocked(len(records), func(i int) int64 { return records[i].Timestamp }, func(i int) []byte { return records[i].Payload })
+	l.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return l.afterWrite(ctx, end)
+}
+
+func (l *DiskLog) checkSize(n int) error {
+	if n > l.opts.MaxRecordBytes {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, l.opts.MaxRecordBytes)
+	}
+	return nil
+}
+
+// writeLocked encodes n records into one buffer and writes it with one
+// call to the active segment (rolling first if the batch would take the
+// segment past SegmentBytes), then publishes the records to readers. It
+// returns the first offset and the offset after the last.
+func (l *DiskLog) writeLocked(n int, ts func(int) int64, payload func(int) []byte) (first, end uint64, err error) {
+	if l.closed {
+		return 0, 0, ErrClosed
+	}
+	if f := l.failed.Load(); f != nil {
+		return 0, 0, f.err
+	}
+	size := int64(0)
+	for i := range n {
+		size += int64(encodedSize(len(payload(i))))
+	}
+	active := l.segs[len(l.segs)-1]
+	if active.size > segmentHeaderSize && active.size+size > l.opts.SegmentBytes {
+		if active, err = l.rollLocked(active); err != nil {
+			return 0, 0, err
+		}
+	}
+	first = active.next
+	b := l.buf[:0]
+	var entries []indexEntry
+	lastIndexed := int64(-1)
+	if k := len(active.index.entries); k > 0 {
+		lastIndexed = active.index.entries[k-1].Pos
+	}
+	for i := range n {
+		pos := active.size + int64(len(b))
+		if lastIndexed < 0 || pos-lastIndexed >= l.opts.IndexSpacingBytes {
+			entries = append(entries, indexEntry{first + uint64(i), pos})
+			lastIndexed = pos
+		}
+		b = appendRecord(b, first+uint64(i), ts(i), payload(i))
+	}
+	if cap(b) <= 4<<20 {
+		l.buf = b
+	}
+	if _, err := active.f.WriteAt(b, active.size); err != nil {
+		// Leave no partial batch behind: later records would follow garbage.
+		if terr := active.f.Truncate(active.size); terr != nil {
+			l.fail(fmt.Errorf("write %s: %w (and truncating the partial write: %v)", active.path, err, terr))
+		}
+		return 0, 0, fmt.Errorf("commitlog: write %s: %w", active.path, err)
+	}
+	end = first + uint64(n)
+	l.segMu.Lock()
+	active.index.entries = append(active.index.entries, entries...)
+	active.size += int64(len(b))
+	active.next = end
+	active.lastTS = ts(n - 1)
+	l.next.Store(end)
+	l.segMu.Unlock()
+	l.stats.appends.Add(1)
+	l.stats.records.Add(uint64(n))
+	l.stats.bytes.Add(uint64(len(b)))
+	return first, end, nil
+}
+
+// afterWrite wakes readers and, under SyncAlways, waits until the records
+// below end are fsynced.
+func (l *DiskLog) afterWrite(ctx context.Context, end uint64) error {
+	l.appendNote.broadcast()
+	if l.opts.Sync != SyncAlways {
+		return nil
+	}
+	l.kickSyncer()
+	return waitUntil(ctx, &l.syncNote, func() (bool, error) {
+		if f := l.failed.Load(); f != nil {
+			return false, f.err
+		}
+		return l.synced.Load() >= end, nil
+	})
+}
+
+// rollLocked seals the active segment (fsynced, index file written) and
+// starts a new one at its next offset.
+func (l *DiskLog) rollLocked(old *segment) (*segment, error) {
+	if err := old.f.Sync(); err != nil {
+		err = fmt.Errorf("commitlog: sync %s: %w", old.path, err)
+		l.fail(err)
+		return nil, err
+	}
+	l.stats.fsyncs.Add(1)
+	l.markSynced(old.next)
+	if err := writeIndexFile(old.indexPath(), old.base, old.index.entries); err != nil {
+		l.log.Warn("commitlog: index not written; it will be rebuilt on open", "file", old.indexPath(), "err", err)
+	}
+	seg, err := createSegment(l.dir, old.next, l.opts.Clock().UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("commitlog: roll: %w", err)
+	}
+	l.stats.fsyncs.Add(2) // the new file and the directory
+	l.segMu.Lock()
+	l.segs = append(slices.Clip(l.segs), seg)
+	l.segMu.Unlock()
+	return seg, nil
+}
+
+// fail makes err sticky: every later write and sync wait returns it. After
+// a failed fsync the state of the file is unknown, so the log stops
+// accepting writes rather than acknowledging records it may have lost.
+func (l *DiskLog) fail(err error) {
+	if l.failed.CompareAndSwap(nil, &stickyErr{err}) {
+		l.log.Error("commitlog: log failed; refusing writes until reopened", "err", err)
+	}
+	l.syncNote.broadcast()
+}
+
+// markSynced records that every record below off is fsynced.
+func (l *DiskLog) markSynced(off uint64) {
+	for {
+		cur := l.synced.Load()
+		if off <= cur || l.synced.CompareAndSwap(cur, off) {
+			break
+		}
+	}
+	l.syncNote.broadcast()
+}
+
+func (l *DiskLog) kickSyncer() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// runSyncer fsyncs on every kick (SyncAlways) or tick (SyncInterval). A
+// kick that arrives during an fsync is kept (the channel holds one), so the
+// next fsync covers every append written meanwhile: group commit.
+func (l *DiskLog) runSyncer() {
+	defer l.wg.Done()
+	var tick <-chan time.Time
+	if l.opts.Sync == SyncInterval {
+		t := time.NewTicker(l.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.kick:
+		case <-tick:
+		}
+		l.syncActive()
+	}
+}
+
+// syncActive fsyncs the active segment if it holds unsynced records.
+// Sealed segments were fsynced when they were sealed.
+func (l *DiskLog) syncActive() error {
+	if f := l.failed.Load(); f != nil {
+		return f.err
+	}
+	l.segMu.RLock()
+	if l.rclosed {
+		l.segMu.RUnlock()
+		return ErrClosed
+	}
+	s := l.segs[len(l.segs)-1]
+	target := s.next
+	s.acquire()
+	l.segMu.RUnlock()
+	defer s.release()
+	if target <= l.synced.Load() {
+		return nil
+	}
+	err := s.f.Sync()
+	l.stats.fsyncs.Add(1)
+	if err != nil {
+		err = fmt.Errorf("commitlog: sync %s: %w", s.path, err)
+		l.fail(err)
+		return err
+	}
+	l.markSynced(target)
+	return nil
+}
+
+// Sync fsyncs every record appended so far, whatever the policy.
+func (l *DiskLog) Sync() error {
+	if l.isClosed.Load() {
+		return ErrClosed
+	}
+	return l.syncActive()
+}
+
+// Next is the offset the next record gets.
+func (l *DiskLog) Next() uint64 { return l.next.Load() }
+
+// Oldest is the first retained offset (Next when the log is empty).
+func (l *DiskLog) Oldest() uint64 { return l.oldest.Load() }
+
+// Wait blocks until Next() > after; see Log.Wait.
+func (l *DiskLog) Wait(ctx context.Context, after uint64) error {
+	return waitUntil(ctx, &l.appendNote, func() (bool, error) {
+		if l.isClosed.Load() {
+			return false, ErrClosed
+		}
+		return l.next.Load() > after, nil
+	})
+}
+
+// Read returns records from offset from; see Log.Read. Payloads of one
+// call share a few buffers.
+func (l *DiskLog) Read(from uint64, maxRecords, maxBytes int) ([]Record, error) {
+	maxRecords, maxBytes = readBounds(maxRecords, maxBytes)
+	var out []Record
+	size := 0
+	for len(out) < maxRecords && (len(out) == 0 || size < maxBytes) {
+		cur := from + uint64(len(out))
+		v, err := l.view(cur)
+		if err != nil {
+			if len(out) > 0 && errors.Is(err, ErrTooOld) {
+				break // retention passed us between segments; return what we have
+			}
+			return nil, err
+		}
+		if v.seg == nil {
+			break // at the end of the log
+		}
+		n := len(out)
+		out, size, err = l.readView(v, cur, out, size, maxRecords, maxBytes)
+		v.seg.release()
+		if err != nil {
+			return nil, err
+		}
+		if cur+uint64(len(out)-n) < v.next {
+			break // a bound stopped the read inside the segment
+		}
+	}
+	return out, nil
+}
+
+// segView is a reader's snapshot of one segment.
+type segView struct {
+	seg     *segment
+	end     int64  // bytes of whole records
+	next    uint64 // offset after the segment's last record
+	entries []indexEntry
+}
+
+// view finds the segment holding offset off and takes a reference to it;
+// seg is nil when off is at or past the end of the log.
+func (l *DiskLog) view(off uint64) (segView, error) {
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	if l.rclosed {
+		return segView{}, ErrClosed
+	}
+	if oldest := l.segs[0].base; off < oldest {
+		return segView{}, &TooOldError{Requested: off, Oldest: oldest}
+	}
+	if off >= l.next.Load() {
+		return segView{}, nil
+	}
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > off }) - 1
+	s := l.segs[i]
+	s.acquire()
+	return segView{seg: s, end: s.size, next: s.next, entries: s.index.entries}, nil
+}
+
+// readView appends to out the records of v from offset cur, within the
+// bounds. It starts at the index entry at or before cur; if what it finds
+// there does not check out it warns and scans from the segment's start
+// instead, so a damaged index file costs time, never records.
+func (l *DiskLog) readView(v segView, cur uint64, out []Record, size, maxRecords, maxBytes int) ([]Record, int, error) {
+	n, sz := len(out), size
+	e, ok := lookup(v.entries, cur)
+	if !ok || e.Pos == segmentHeaderSize {
+		return l.readFrom(v, segmentHeaderSize, v.seg.base, cur, out, size, maxRecords, maxBytes)
+	}
+	out, size, err := l.readFrom(v, e.Pos, e.Offset, cur, out, size, maxRecords, maxBytes)
+	var ce *CorruptionError
+	if errors.As(err, &ce) {
+		l.log.Warn("commitlog: index entry does not match its segment; scanning from the start", "file", v.seg.path, "entry_offset", e.Offset, "entry_position", e.Pos, "err", err)
+		return l.readFrom(v, segmentHeaderSize, v.seg.base, cur, out[:n], sz, maxRecords, maxBytes)
+	}
+	return out, size, err
+}
+
+// readFrom reads records of v starting at byte pos, which holds offset off,
+// skipping those below cur. It reads in chunks sized to the bounds; a
+// record larger than a chunk is read whole by itself.
+func (l *DiskLog) readFrom(v segView, pos int64, off, cur uint64, out []Record, size, maxRecords, maxBytes int) ([]Record, int, error) {
+	limit := uint32(MaxRecordLimit)
+	need := int64(0) // exact size of a record that did not fit the last chunk
+	for pos < v.end && off < v.next {
+		want := l.opts.IndexSpacingBytes + int64(max(maxBytes-size, 0)) + recordHeaderSize*int64(min(maxRecords-len(out), 4096))
+		buf := make([]byte, min(v.end-pos, max(want, need)))
+		if _, err := v.seg.f.ReadAt(buf, pos); err != nil {
+			return out, size, fmt.Errorf("commitlog: read %s at byte %d: %w", v.seg.path, pos, noEOF(err))
+		}
+		i := 0
+		for i < len(buf) && off < v.next {
+			r, n, err := decodeRecord(buf[i:], limit)
+			if err == errIncomplete {
+				break
+			}
+			if err == nil && r.Offset != off {
+				err = fmt.Errorf("record offset %d, expected %d", r.Offset, off)
+			}
+			if err != nil {
+				return out, size, &CorruptionError{File: v.seg.path, Position: pos + int64(i), Reason: err.Error()}
+			}
+			i += n
+			off++
+			if r.Offset < cur {
+				continue
+			}
+			if len(out) > 0 && size+len(r.Payload) > maxBytes {
+				return out, size, nil
+			}
+			out = append(out, r)
+			size += len(r.Payload)
+			if len(out) == maxRecords {
+				return out, size, nil
+			}
+		}
+		if i == 0 {
+			// The record at pos is larger than the chunk: size the next
+			// read from its header, checked against what the segment holds.
+			if len(buf) < recordHeaderSize {
+				return out, size, &CorruptionError{File: v.seg.path, Position: pos, Reason: errIncomplete.Error()}
+			}
+			h := parseRecordHeader(buf)
+			need = recordHeaderSize + int64(h.Length)
+			if h.Length > limit || need > v.end-pos {
+				return out, size, &CorruptionError{File: v.seg.path, Position: pos, Reason: errIncomplete.Error()}
+			}
+			continue
+		}
+		pos += int64(i)
+		need = 0
+	}
+	return out, size, nil
+}
+
+// Close stops the background work, fsyncs what was written (under every
+// policy), and closes the files once in-flight reads finish. Appends
+// waiting for an fsync are released by the final one. Waiters get
+// ErrClosed.
+func (l *DiskLog) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.isClosed.Store(true)
+	l.mu.Unlock()
+	close(l.stop)
+	l.wg.Wait()
+	err := l.syncActive()
+	l.segMu.Lock()
+	segs := l.segs
+	l.segs, l.rclosed = nil, true
+	l.segMu.Unlock()
+	for _, s := range segs {
+		s.release()
+	}
+	l.appendNote.broadcast()
+	l.syncNote.broadcast()
+	return err
+}
+
+// Stats returns the log's counters.
+func (l *DiskLog) Stats() Stats {
+	l.segMu.RLock()
+	segments := len(l.segs)
+	l.segMu.RUnlock()
+	return Stats{
+		Appends:                l.stats.appends.Load(),
+		Records:                l.stats.records.Load(),
+		Bytes:                  l.stats.bytes.Load(),
+		Fsyncs:                 l.stats.fsyncs.Load(),
+		Segments:               segments,
+		SegmentsDeleted:        l.stats.deleted.Load(),
+		Oldest:                 l.Oldest(),
+		Next:                   l.Next(),
+		Synced:                 l.synced.Load(),
+		RecoveryTruncatedBytes: l.stats.truncated,
+	}
+}

@@ -1,0 +1,130 @@
+// Package commitlog is the append-only log under Felix streams: an ordered
+// sequence of records with contiguous offsets from 0. Log is the interface;
+// Memory is a bounded in-memory ring; DiskLog is the durable, segmented log
+// described here. Verify and Dump read a log directory without changing it
+// (they back `felix log verify` and `felix log dump`).
+//
+// # Directory layout
+//
+// A log is one directory holding, per segment,
+//
+//	00000000000000000000.log     records with offsets from 0
+//	00000000000000000000.index   its sparse index (sealed segments only)
+//	00000000000000004711.log     the next segment: its first offset is 4711
+//
+// Names are the segment's base offset (the offset of its first record) as
+// 20 zero-padded decimal digits. The segment with the highest base is the
+// active one, the only one written to; the others are sealed and
+// immutable. Other files are ignored.
+//
+// # Segment file
+//
+// All integers are big-endian. A segment starts with a 32-byte header:
+//
+//	bytes  0..4   magic 0x46584C47 ("FXLG")
+//	bytes  4..6   u16 format version = 1
+//	bytes  6..8   u16 flags = 0
+//	bytes  8..16  u64 base offset (must equal the file name)
+//	bytes 16..24  i64 creation time, unix microseconds
+//	bytes 24..28  u32 CRC-32C (Castagnoli) of bytes 0..24
+//	bytes 28..32  u32 reserved = 0
+//
+// followed by records, back to back, to the end of the file:
+//
+//	bytes  0..4   u32 payload length n (at most MaxRecordLimit, 1 GiB)
+//	bytes  4..12  u64 offset
+//	bytes 12..20  i64 timestamp, unix microseconds
+//	bytes 20..24  u32 CRC-32C of bytes 0..20, then of the payload
+//	bytes 24..24+n payload
+//
+// A record takes 24+n bytes. Offsets increase by one from the base, with no
+// gap within a segment or across segments: a segment's base is the previous
+// segment's last offset + 1. Golden vectors (hex):
+//
+//	record offset 7, timestamp 9, payload "hi":
+//	  00000002 0000000000000007 0000000000000009 3667C7E5 6869
+//	segment header base 7, created 9:
+//	  46584C47 0001 0000 0000000000000007 0000000000000009 4C8F38BB 00000000
+//
+// # Index file
+//
+// A 24-byte header, then 16-byte entries:
+//
+//	header:  magic 0x46584958 ("FXIX"), u16 version = 1, u16 flags = 0,
+//	         u64 base offset, u32 CRC-32C of header bytes 0..16, u32 reserved = 0
+//	entry:   u64 record offset, u64 byte position of that record in the segment
+//
+// The first entry is the segment's first record (position 32); after it an
+// entry is added for the first record that starts at least
+// Options.IndexSpacingBytes after the previous entry. Index files are
+// written (not fsynced) when a segment is sealed; the active segment's
+// index is kept in memory and rebuilt by scanning on Open. An index is an
+// accelerator, never the truth: Open checks its structure and the records
+// after its last entry and rebuilds it from the segment on any doubt; a
+// read whose index entry does not lead to the expected record scans the
+// segment from its start instead. Memory use is 16 bytes per entry (about
+// 0.4% of the log at the default spacing).
+//
+// # Writing
+//
+// Append encodes a batch into one buffer and writes it with one write call
+// at the end of the active segment. A batch is never split across
+// segments: if it would take the active segment past Options.SegmentBytes
+// (and the segment already holds records) the segment is sealed first —
+// fsynced, index file written — and a new one created (header fsynced,
+// directory fsynced). A batch larger than a segment gets a segment of its
+// own. Readers see a record only once the write holding it has completed.
+// If a write fails the partial batch is truncated away; if that or an
+// fsync fails, the log refuses all further writes (an fsync error leaves
+// the file's contents unknown).
+//
+// # Durability
+//
+// Options.Sync chooses when records reach stable storage:
+//
+//   - SyncAlways: Append returns after an fsync covering its records. A
+//     dedicated goroutine fsyncs everything written so far and wakes every
+//     append that fsync covered, so concurrent appends share fsyncs (group
+//     commit). Nothing acknowledged is lost.
+//   - SyncInterval (default, 100ms): Append returns once written to the OS;
+//     a background fsync runs every interval. A process crash loses
+//     nothing; a machine crash loses at most the records of the last
+//     interval.
+//   - SyncNever: the OS writes back when it likes; segment seals and Close
+//     still fsync.
+//
+// # Recovery
+//
+// Open lists the segments, sorted by base, and checks:
+//
+//   - bases follow each other with no gap or overlap;
+//   - sealed segments have a valid header, an index that checks out and
+//     valid records after its last entry (every record with
+//     Options.VerifyOnOpen). A sealed segment is never truncated: a bad
+//     record in it is corruption;
+//   - the active segment is validated record by record (length, checksum,
+//     offset). Its tail may be torn by a crash mid-write. The rule: at the
+//     first record that is incomplete, or whose length is impossible or
+//     checksum wrong, the rest of the segment is searched for any valid
+//     record. If there is none, the tail is torn: it is truncated to the
+//     last valid record, with a warning naming the file, position and bytes
+//     dropped. So a bit flipped in the last record makes that record
+//     disappear, like a torn write would. If a valid record follows, the
+//     damage is in the middle and Open refuses (unless Options.RepairTail).
+//     A checksum-valid record with the wrong offset is always corruption;
+//   - an active segment with an incomplete header and no records (a roll
+//     cut short) gets a fresh header; index files without a segment are
+//     deleted.
+//
+// Everything Open refuses is a *CorruptionError naming the file and byte
+// position; nothing is silently skipped. Open is idempotent: opening a
+// recovered log again changes nothing.
+//
+// # Retention
+//
+// With Options.RetentionBytes or RetentionAge set, EnforceRetention (run
+// every Options.RetentionInterval in the background) deletes whole sealed
+// segments from the head while the log exceeds RetentionBytes or the head
+// segment's newest record is older than RetentionAge. The active segment
+// is never deleted. Oldest advances; reads below it return *TooOldError.
+package commitlog

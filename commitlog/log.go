@@ -1,0 +1,57 @@
+package commitlog
+
+import "context"
+
+// Record is one entry of a log.
+type Record struct {
+	Offset    uint64 // position in the log, from 0, contiguous
+	Timestamp int64  // append time, unix microseconds (from the log's clock)
+	Payload   []byte // the bytes appended; callers must not modify it
+}
+
+// Default read bounds, used when Read is given a bound ≤ 0.
+const (
+	DefaultReadRecords = 1000
+	DefaultReadBytes   = 1 << 20
+)
+
+// Log is an append-only sequence of records with contiguous offsets.
+// Implementations are safe for concurrent use.
+type Log interface {
+	// Append writes the payloads as consecutive records and returns the
+	// offset of the first. It returns only after the records satisfy the
+	// log's sync policy (SyncAlways: fsynced, concurrent appends sharing
+	// one fsync; SyncInterval and SyncNever: written to the OS). ctx bounds
+	// the wait; if it ends after the write, Append returns the first offset
+	// with ctx's error and the records may or may not be durable. An empty
+	// batch returns Next() and writes nothing. Payloads must not be
+	// modified after Append: a log may keep them.
+	Append(ctx context.Context, payloads [][]byte) (first uint64, err error)
+
+	// AppendAt writes records at the offsets they carry, keeping their
+	// timestamps: the first must equal Next() and the rest follow
+	// contiguously, else it returns an *OffsetMismatchError and writes
+	// nothing. It is how a replication follower applies a leader's
+	// records. Durability and ctx are as for Append.
+	AppendAt(ctx context.Context, records []Record) error
+
+	// Read returns records from offset from: at most maxRecords and about
+	// maxBytes of payload, but always at least one record if one exists at
+	// from. A bound ≤ 0 means DefaultReadRecords / DefaultReadBytes.
+	// from < Oldest() returns a *TooOldError; from ≥ Next() returns no
+	// records and no error. Returned payloads must not be modified.
+	Read(from uint64, maxRecords, maxBytes int) ([]Record, error)
+
+	// Oldest is the first retained offset (== Next() when the log is empty).
+	Oldest() uint64
+
+	// Next is the offset the next appended record gets.
+	Next() uint64
+
+	// Wait blocks until Next() > after (the record at offset after exists),
+	// ctx ends (ctx's error) or the log closes (ErrClosed).
+	Wait(ctx context.Context, after uint64) error
+
+	// Close releases the log. A durable log syncs what it has written first.
+	Close() error
+}

@@ -1,0 +1,115 @@
+package commitlog
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// segment is one segment file and what the log knows about it. The fields
+// after mu's comment change only while the log's segMu is held for writing
+// and are read under segMu (read or write).
+type segment struct {
+	base    uint64
+	path    string
+	created int64
+	f       *os.File
+
+	// guarded by DiskLog.segMu
+	size   int64  // bytes of whole records written (plus the header)
+	next   uint64 // offset after the last record (== base when empty)
+	lastTS int64  // timestamp of the last record (0 when empty)
+	index  sparseIndex
+
+	refs      atomic.Int32 // 1 for the log's list, +1 per reader or syncer
+	closeOnce sync.Once
+}
+
+func segmentName(base uint64) string { return fmt.Sprintf("%020d.log", base) }
+func indexName(base uint64) string   { return fmt.Sprintf("%020d.index", base) }
+
+// parseName returns the base offset of a segment or index file name, or
+// ok=false for a name that is neither.
+func parseName(name, ext string) (uint64, bool) {
+	stem, found := strings.CutSuffix(name, ext)
+	if !found || len(stem) != 20 {
+		return 0, false
+	}
+	base, err := strconv.ParseUint(stem, 10, 64)
+	return base, err == nil
+}
+
+func (s *segment) indexPath() string {
+	return filepath.Join(filepath.Dir(s.path), indexName(s.base))
+}
+
+// acquire takes a reference that keeps the file open; the caller must hold
+// segMu (read) and have found s in the log's list.
+func (s *segment) acquire() { s.refs.Add(1) }
+
+// release drops a reference; the last one closes the file.
+func (s *segment) release() {
+	if s.refs.Add(-1) == 0 {
+		s.closeOnce.Do(func() { s.f.Close() })
+	}
+}
+
+// createSegment makes a new empty segment file with its header, fsynced,
+// and fsyncs the directory so the file survives a crash.
+func createSegment(dir string, base uint64, created int64) (*segment, error) {
+	path := filepath.Join(dir, segmentName(base))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create segment: %w", err)
+	}
+	s := &segment{base: base, path: path, created: created, f: f, size: segmentHeaderSize, next: base}
+	s.refs.Store(1)
+	if err := writeHeader(f, base, created); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	if err := syncDir(dir); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// writeHeader writes a fresh header at the start of f and fsyncs it.
+func writeHeader(f *os.File, base uint64, created int64) error {
+	hdr := appendSegmentHeader(make([]byte, 0, segmentHeaderSize), segmentHeader{Base: base, Created: created})
+	if _, err := f.WriteAt(hdr, 0); err != nil {
+		return fmt.Errorf("write segment header %s: %w", f.Name(), err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync segment %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// writeIndexFile writes the segment's index file. The index is an
+// accelerator, rebuilt whenever it does not check out, so it is not
+// fsynced.
+func writeIndexFile(path string, base uint64, entries []indexEntry) error {
+	if err := os.WriteFile(path, encodeIndex(base, entries), 0o644); err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
+	return nil
+}
