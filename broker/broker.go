@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -91,10 +92,10 @@ func (b *Broker) CreateStream(tenant, ns, name string) (*Stream, error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.createStreamLocked(StreamKey{tenant, ns, name})
+	return b.createStreamLocked(StreamKey{tenant, ns, name}, StreamOptions{})
 }
 
-func (b *Broker) createStreamLocked(k StreamKey) (*Stream, error) {
+func (b *Broker) createStreamLocked(k StreamKey, o StreamOptions) (*Stream, error) {
 	if b.closed {
 		return nil, ErrClosed
 	}
@@ -107,9 +108,12 @@ func (b *Broker) createStreamLocked(k StreamKey) (*Stream, error) {
 		return nil, fmt.Errorf("create stream %s: %w", k, ErrNamespaceNotFound)
 	}
 	if s := n[k.Stream]; s != nil {
+		if o.Log != nil {
+			return nil, fmt.Errorf("create stream %s: %w", k, ErrStreamExists)
+		}
 		return s, nil
 	}
-	s := newStream(b, k)
+	s := newStream(b, k, o)
 	n[k.Stream] = s
 	return s, nil
 }
@@ -123,6 +127,35 @@ func (b *Broker) DeclareStream(tenant, ns, name string) (*Stream, error) {
 		return nil, err
 	}
 	return b.CreateStream(tenant, ns, name)
+}
+
+// DeclareLoggedStream creates the tenant and namespace as needed and a new
+// stream backed by o.Log. It fails with ErrStreamExists if the stream
+// exists (a log-backed stream cannot replace a live one). On failure the
+// caller still owns o.Log.
+func (b *Broker) DeclareLoggedStream(tenant, ns, name string, o StreamOptions) (*Stream, error) {
+	if o.Log == nil {
+		return nil, errors.New("DeclareLoggedStream: StreamOptions.Log is nil")
+	}
+	if err := ValidateName("stream", name); err != nil {
+		return nil, err
+	}
+	if err := b.CreateTenant(tenant); err != nil {
+		return nil, err
+	}
+	if err := b.CreateNamespace(tenant, ns); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.createStreamLocked(StreamKey{tenant, ns, name}, o)
+}
+
+// logCloseErr reports a log that failed to close cleanly.
+func (b *Broker) logCloseErr(k StreamKey, err error) {
+	if b.opts.Logger != nil {
+		b.opts.Logger.Error("closing stream log", "stream", k.String(), "err", err)
+	}
 }
 
 // Stream looks a stream up. With AutoCreateStreams an unknown stream (and

@@ -14,6 +14,7 @@ var (
 	ErrClosed            = errors.New("broker closed")
 	ErrSubscriptionEnded = errors.New("subscription ended")
 	ErrInvalidName       = errors.New("invalid name")
+	ErrStreamExists      = errors.New("stream already exists")
 )
 
 // StreamKey names a stream.

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -80,6 +81,8 @@ type Options struct {
 	RingCapacity int
 	// RingMaxBytes bounds the replay ring's payload bytes. Default 64 MiB.
 	RingMaxBytes int
+	// Logger receives storage errors. Default: none.
+	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() Options {

@@ -20,6 +20,8 @@ type Stream struct {
 	ended      error // non-nil once deleted or the broker closed
 	offsetSubs int   // subscriptions that want offsets on live frames
 
+	lg *logState // nil for in-memory streams
+
 	subs atomic.Pointer[[]*Subscription] // copy-on-write, replaced under mu
 
 	published      atomic.Uint64 // events
@@ -27,9 +29,14 @@ type Stream struct {
 	publishCalls   atomic.Uint64
 }
 
-func newStream(b *Broker, k StreamKey) *Stream {
+func newStream(b *Broker, k StreamKey, o StreamOptions) *Stream {
 	s := &Stream{b: b, key: k}
-	s.ring.init(b.opts.RingCapacity, b.opts.RingMaxBytes)
+	if o.Log != nil {
+		s.lg = &logState{log: o.Log, durable: o.Durable, fanned: o.Log.Next(), turn: sync.NewCond(&s.mu)}
+		s.tail = s.lg.fanned
+	} else {
+		s.ring.init(b.opts.RingCapacity, b.opts.RingMaxBytes)
+	}
 	s.subs.Store(&[]*Subscription{})
 	return s
 }
@@ -43,6 +50,9 @@ func (s *Stream) Key() StreamKey { return s.key }
 // An empty batch is a no-op. Only subscriptions with the Block policy can
 // make Publish wait; ctx bounds that wait.
 func (s *Stream) Publish(ctx context.Context, payloads [][]byte) (uint64, error) {
+	if s.lg != nil {
+		return s.publishLogged(ctx, payloads)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended != nil {
@@ -52,39 +62,14 @@ func (s *Stream) Publish(ctx context.Context, payloads [][]byte) (uint64, error)
 	if len(payloads) == 0 {
 		return base, nil
 	}
-	subs := *s.subs.Load()
-	opts := &s.b.opts
-	var err error
-	for i := 0; i < len(payloads); {
-		j, size := i, 0
-		for j < len(payloads) && j-i < opts.MaxEventsPerFrame && (j == i || size+len(payloads[j]) <= opts.MaxBytesPerFrame) {
-			size += len(payloads[j])
-			j++
-		}
-		chunk := payloads[i:j]
-		off := base + uint64(i)
-		plain := wire.AppendEventBatchFrame(make([]byte, 0, wire.HeaderSize+4+4*len(chunk)+size), false, 0, chunk)
-		s.ring.pushFrame(off, plain, wire.HeaderSize+4, len(chunk))
-		d := Delivery{Frame: plain, Events: len(chunk), BaseOffset: off}
-		var withOffsets Delivery
-		if s.offsetSubs > 0 {
-			withOffsets = Delivery{Frame: wire.AppendEventBatchFrame(nil, true, off, chunk), Events: len(chunk), BaseOffset: off}
-		}
-		for _, sub := range subs {
-			dd := d
-			if sub.wantOffsets {
-				dd = withOffsets
-			}
-			if e := sub.enqueue(ctx, dd); e != nil && err == nil {
-				err = e
-			}
-		}
-		s.published.Add(uint64(len(chunk)))
-		s.publishedBytes.Add(uint64(size))
-		i = j
+	chunks, _ := s.encodeChunks(payloads)
+	off := base
+	for _, c := range chunks {
+		s.ring.pushFrame(off, c.frame, wire.HeaderSize+4, c.events)
+		off += uint64(c.events)
 	}
+	err := s.fanout(ctx, base, chunks)
 	s.tail += uint64(len(payloads))
-	s.publishCalls.Add(1)
 	// The events are in the stream whatever err says: err only reports that
 	// a blocking subscription could not take them before ctx ended.
 	return base, err
@@ -103,6 +88,9 @@ func (s *Stream) Tail() uint64 {
 // duplicate: registration and the backlog snapshot happen under the same
 // lock as publishes.
 func (s *Stream) Subscribe(opts SubscribeOptions) (*Subscription, error) {
+	if s.lg != nil {
+		return s.subscribeLogged(opts)
+	}
 	bo := &s.b.opts
 	s.mu.Lock()
 	if s.ended != nil {
@@ -197,15 +185,24 @@ func (s *Stream) shutdown(reason error) {
 	empty := []*Subscription{}
 	s.subs.Store(&empty)
 	s.offsetSubs = 0
+	if s.lg != nil {
+		s.lg.turn.Broadcast() // publishers waiting for their turn give up
+	}
 	s.mu.Unlock()
 	for _, sub := range subs {
 		sub.end(reason)
+	}
+	if s.lg != nil {
+		if err := s.lg.log.Close(); err != nil {
+			s.b.logCloseErr(s.key, err)
+		}
 	}
 }
 
 // StreamStats are a stream's counters.
 type StreamStats struct {
 	Key            StreamKey
+	Durable        bool
 	Tail           uint64 // next offset
 	Oldest         uint64 // oldest offset retained in the replay ring
 	Published      uint64 // events
@@ -218,6 +215,9 @@ type StreamStats struct {
 func (s *Stream) Stats() StreamStats {
 	s.mu.Lock()
 	st := StreamStats{Key: s.key, Tail: s.tail, Oldest: s.ring.oldest(s.tail)}
+	if s.lg != nil {
+		st.Oldest, st.Durable = s.lg.log.Oldest(), s.lg.durable
+	}
 	s.mu.Unlock()
 	st.Published = s.published.Load()
 	st.PublishedBytes = s.publishedBytes.Load()

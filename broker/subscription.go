@@ -61,6 +61,11 @@ type Subscription struct {
 	pending    int
 	lastFrames int // frames of the previous NextBatch, released on the next call
 
+	// Catch-up (log-backed streams): the consumer replays the log from next
+	// until it reaches the fanout position, then joins live delivery.
+	catchUp bool
+	next    uint64
+
 	done      chan struct{} // closed by Close (consumer gone)
 	closeOnce sync.Once
 	ended     chan struct{} // closed when the stream ends (drain, then stop)
@@ -217,6 +222,20 @@ func (sub *Subscription) Done() <-chan struct{} { return sub.done }
 func (sub *Subscription) NextBatch(ctx context.Context, buf []byte) ([]byte, int, error) {
 	sub.release(sub.lastFrames) // the previous batch has been written
 	sub.lastFrames = 0
+	if sub.catchUp {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		select {
+		case <-sub.done:
+			return nil, 0, ErrSubscriptionEnded
+		default:
+		}
+		b, n, err := sub.catchUpBatch()
+		if err != nil || b != nil {
+			return b, n, err
+		}
+	}
 	if len(sub.backlog) > 0 {
 		d := sub.backlog[0]
 		sub.backlog[0] = Delivery{}

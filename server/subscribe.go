@@ -39,8 +39,9 @@ func (ctl *control) subscribe(m *wire.Subscribe) error {
 	if m.Start != nil {
 		opts.Start = *m.Start
 	}
-	// In-memory streams carry no offsets on the wire (as the reference);
-	// durable streams will set WantOffsets when the peer has 0x0020.
+	// Offsets go on the wire for durable streams when the peer negotiated
+	// them; in-memory streams carry none (as the reference).
+	opts.WantOffsets = s.IsDurable() && wire.Supports(ctl.peer, wire.FlagEventBatchOffsets)
 	sub, err := s.Subscribe(opts)
 	if err != nil {
 		release()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/cache"
+	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/transport"
 )
@@ -20,6 +21,10 @@ import (
 type serveFlags struct {
 	addr, dataDir, tlsCert, tlsKey string
 	streams, caches                []string
+	durableStreams                 []string
+	fsync                          string
+	fsyncInterval, retentionAge    time.Duration
+	segmentBytes, retentionBytes   int64
 	cacheMaxBytes                  int64
 	autoCreate, noDevDefaults      bool
 	queuePolicy                    string
@@ -59,6 +64,12 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate PEM file (default: a development certificate)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key PEM file")
 	fl.StringSliceVar(&f.streams, "stream", nil, "declare a stream tenant/namespace/name (repeatable or comma-separated)")
+	fl.StringSliceVar(&f.durableStreams, "durable-stream", nil, "declare a durable (disk-logged) stream tenant/namespace/name, kept in --data-dir (repeatable)")
+	fl.StringVar(&f.fsync, "fsync", "interval", "durable streams' sync policy: always (ack after fsync, group commit), interval or never")
+	fl.DurationVar(&f.fsyncInterval, "fsync-interval", 100*time.Millisecond, "fsync period for --fsync interval (its loss window on power failure)")
+	fl.Int64Var(&f.segmentBytes, "segment-bytes", 64<<20, "durable log segment size")
+	fl.Int64Var(&f.retentionBytes, "retention-bytes", 0, "durable streams keep at most this many bytes (whole segments; 0 = no limit)")
+	fl.DurationVar(&f.retentionAge, "retention-age", 0, "durable streams drop segments older than this (0 = no limit)")
 	fl.StringSliceVar(&f.caches, "cache", nil, "declare a cache tenant/namespace/name[:max-bytes] (repeatable or comma-separated)")
 	fl.Int64Var(&f.cacheMaxBytes, "cache-max-bytes", 0, "capacity of caches declared without one and of auto-created caches (0 = unbounded)")
 	fl.BoolVar(&f.autoCreate, "auto-create", false, "create unknown streams and caches on first use")
@@ -100,6 +111,24 @@ func (f serveFlags) validate() error {
 	}
 	if f.maxSubsPerConn <= 0 {
 		bad("max-subscriptions-per-conn", "must be positive, got %d", f.maxSubsPerConn)
+	}
+	if _, err := commitlog.ParseSyncPolicy(f.fsync); err != nil {
+		bad("fsync", "%v", err)
+	}
+	if f.fsyncInterval <= 0 {
+		bad("fsync-interval", "must be positive")
+	}
+	if f.segmentBytes <= 0 {
+		bad("segment-bytes", "must be positive, got %d", f.segmentBytes)
+	}
+	if f.retentionBytes < 0 {
+		bad("retention-bytes", "must not be negative, got %d", f.retentionBytes)
+	}
+	if f.retentionAge < 0 {
+		bad("retention-age", "must not be negative")
+	}
+	if len(f.durableStreams) > 0 && f.dataDir == "" {
+		bad("data-dir", "durable streams need a data directory")
 	}
 	if f.cacheMaxBytes < 0 {
 		bad("cache-max-bytes", "must not be negative, got %d", f.cacheMaxBytes)
@@ -148,6 +177,16 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		}
 		log.Info("stream declared", "stream", k)
 	}
+	if f.dataDir != "" {
+		if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
+	}
+	syncPolicy, _ := commitlog.ParseSyncPolicy(f.fsync)
+	if err := openDurableStreams(b, f, syncPolicy, log); err != nil {
+		b.Close()
+		return err
+	}
 	store := cache.NewStore(cache.StoreOptions{})
 	defer store.Close()
 	caches := f.caches
@@ -163,11 +202,6 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 			return fmt.Errorf("--cache %q: %w", k, err)
 		}
 		log.Info("cache declared", "cache", scope.String(), "max_bytes", cfg.MaxBytes)
-	}
-	if f.dataDir != "" {
-		if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
-			return fmt.Errorf("--data-dir: %w", err)
-		}
 	}
 	tlsConf, err := transport.ServerTLSConfig(transport.TLSOptions{CertFile: f.tlsCert, KeyFile: f.tlsKey, DataDir: f.dataDir}, log)
 	if err != nil {

@@ -1,0 +1,234 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/wire"
+)
+
+// StreamOptions configure a stream at creation. The zero value is an
+// in-memory stream (bounded replay ring, lost on restart).
+type StreamOptions struct {
+	// Log makes the stream log-backed: every publish is appended to it
+	// (and acknowledged only once the log's sync policy is met) before it
+	// is fanned out, and subscriptions may start anywhere in its retained
+	// range. The broker owns the log and closes it with the stream.
+	Log commitlog.Log
+	// Durable marks a Log that survives restarts (a disk log); durable
+	// streams put offsets on live frames for peers that asked for them.
+	Durable bool
+}
+
+// logState is the log-backed part of a Stream, guarded by Stream.mu.
+type logState struct {
+	log     commitlog.Log
+	durable bool
+	fanned  uint64     // every offset below this has been fanned out
+	turn    *sync.Cond // signalled when fanned advances or the stream ends
+}
+
+// IsDurable reports whether the stream is backed by a durable log.
+func (s *Stream) IsDurable() bool { return s.lg != nil && s.lg.durable }
+
+// publishLogged appends to the log, then fans out in offset order.
+func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte) (uint64, error) {
+	s.mu.Lock()
+	if s.ended != nil {
+		s.mu.Unlock()
+		return 0, s.ended
+	}
+	s.mu.Unlock()
+	if len(payloads) == 0 {
+		return s.lg.log.Next(), nil
+	}
+	// Encode the shared frames first: the log then keeps sub-slices of the
+	// same immutable bytes, so each payload is copied once.
+	chunks, all := s.encodeChunks(payloads)
+	first, err := s.lg.log.Append(ctx, all)
+	written := err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+	if !written {
+		// The log refused or failed: it assigned no offsets we can fan out,
+		// and it may be broken. Fail the stream rather than stall later
+		// publishers waiting for a turn that never comes.
+		s.fail(fmt.Errorf("durable append on %s: %w", s.key, err))
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.lg.fanned != first && s.ended == nil {
+		s.lg.turn.Wait()
+	}
+	if s.ended != nil {
+		return first, s.ended
+	}
+	ferr := s.fanout(ctx, first, chunks)
+	s.lg.fanned = first + uint64(len(all))
+	s.tail = s.lg.fanned
+	s.lg.turn.Broadcast()
+	if err != nil {
+		return first, err // written, but not confirmed within ctx
+	}
+	return first, ferr
+}
+
+// fail ends a log-backed stream after a storage error.
+func (s *Stream) fail(err error) {
+	s.shutdown(err)
+}
+
+// chunk is one shared frame of a publish and the payloads inside it.
+type chunk struct {
+	frame  []byte
+	events int
+	size   int
+	slices [][]byte // payload sub-slices of frame
+}
+
+// encodeChunks splits payloads into frames (MaxEventsPerFrame,
+// MaxBytesPerFrame) and returns them with every payload as a sub-slice of
+// its frame, in order.
+func (s *Stream) encodeChunks(payloads [][]byte) ([]chunk, [][]byte) {
+	opts := &s.b.opts
+	var chunks []chunk
+	all := make([][]byte, 0, len(payloads))
+	for i := 0; i < len(payloads); {
+		j, size := i, 0
+		for j < len(payloads) && j-i < opts.MaxEventsPerFrame && (j == i || size+len(payloads[j]) <= opts.MaxBytesPerFrame) {
+			size += len(payloads[j])
+			j++
+		}
+		part := payloads[i:j]
+		frame := wire.AppendEventBatchFrame(make([]byte, 0, wire.HeaderSize+4+4*len(part)+size), false, 0, part)
+		c := chunk{frame: frame, events: len(part), size: size}
+		pos := wire.HeaderSize + 4
+		for _, p := range part {
+			pos += 4
+			c.slices = append(c.slices, frame[pos:pos+len(p):pos+len(p)])
+			pos += len(p)
+		}
+		all = append(all, c.slices...)
+		chunks = append(chunks, c)
+		i = j
+	}
+	return chunks, all
+}
+
+// fanout hands encoded chunks (offsets from first) to every subscription.
+// Called with s.mu held.
+func (s *Stream) fanout(ctx context.Context, first uint64, chunks []chunk) error {
+	subs := *s.subs.Load()
+	var err error
+	off := first
+	for _, c := range chunks {
+		d := Delivery{Frame: c.frame, Events: c.events, BaseOffset: off}
+		var withOffsets Delivery
+		if s.offsetSubs > 0 {
+			withOffsets = Delivery{Frame: wire.AppendEventBatchFrame(nil, true, off, c.slices), Events: c.events, BaseOffset: off}
+		}
+		for _, sub := range subs {
+			dd := d
+			if sub.wantOffsets {
+				dd = withOffsets
+			}
+			if e := sub.enqueue(ctx, dd); e != nil && err == nil {
+				err = e
+			}
+		}
+		s.published.Add(uint64(c.events))
+		s.publishedBytes.Add(uint64(c.size))
+		off += uint64(c.events)
+	}
+	s.publishCalls.Add(1)
+	return err
+}
+
+// subscribeLogged starts a subscription on a log-backed stream. A start
+// behind the fanned-out position begins in catch-up: the subscription reads
+// the log (see catchUp) and joins live delivery when it reaches it.
+func (s *Stream) subscribeLogged(opts SubscribeOptions) (*Subscription, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended != nil {
+		return nil, s.ended
+	}
+	tail := s.lg.fanned
+	from := tail
+	switch opts.Start.Kind {
+	case wire.StartEarliest:
+		from = min(s.lg.log.Oldest(), tail)
+	case wire.StartOffset:
+		from = opts.Start.Offset
+	}
+	if from > tail {
+		return nil, &CursorError{Requested: from, Available: tail}
+	}
+	if oldest := s.lg.log.Oldest(); from < oldest {
+		return nil, &CursorError{TooOld: true, Requested: from, Available: oldest}
+	}
+	sub := newSubscription(s, opts, &s.b.opts)
+	if from == tail {
+		s.register(sub)
+	} else {
+		sub.catchUp, sub.next = true, from
+	}
+	return sub, nil
+}
+
+// register adds sub to the live fanout. Called with s.mu held.
+func (s *Stream) register(sub *Subscription) {
+	list := append(append(make([]*Subscription, 0, len(*s.subs.Load())+1), *s.subs.Load()...), sub)
+	s.subs.Store(&list)
+	if sub.wantOffsets {
+		s.offsetSubs++
+	}
+}
+
+// catchUpBatch returns the next replay frame of a subscription in catch-up,
+// or joins it to live delivery (returning nil) once it has read everything
+// fanned out so far. Only the subscription's consumer calls it.
+func (sub *Subscription) catchUpBatch() ([]byte, int, error) {
+	s := sub.stream
+	s.mu.Lock()
+	if s.ended != nil {
+		reason := s.ended
+		s.mu.Unlock()
+		return nil, 0, &endedError{reason: reason}
+	}
+	tail := s.lg.fanned
+	if sub.next >= tail {
+		// Caught up: from now on the live fanout delivers, starting exactly
+		// at tail, because registration happens under the fanout lock.
+		s.register(sub)
+		sub.catchUp = false
+		s.mu.Unlock()
+		return nil, 0, nil
+	}
+	s.mu.Unlock()
+	opts := sub.opts
+	recs, err := s.lg.log.Read(sub.next, opts.MaxEventsPerFrame, opts.MaxBytesPerFrame)
+	if err != nil {
+		var too *commitlog.TooOldError
+		if errors.As(err, &too) {
+			return nil, 0, &CursorError{TooOld: true, Requested: too.Requested, Available: too.Oldest}
+		}
+		return nil, 0, fmt.Errorf("replay %s from %d: %w", s.key, sub.next, err)
+	}
+	payloads := make([][]byte, 0, len(recs))
+	for _, r := range recs {
+		if r.Offset >= tail {
+			break // appended but not yet fanned out: live delivery will carry it
+		}
+		payloads = append(payloads, r.Payload)
+	}
+	if len(payloads) == 0 {
+		return nil, 0, fmt.Errorf("replay %s from %d: log returned nothing below %d", s.key, sub.next, tail)
+	}
+	frame := wire.AppendSubEventBatchFrame(nil, sub.id, sub.wantOffsets, sub.next, payloads)
+	sub.next += uint64(len(payloads))
+	sub.delivered.Add(uint64(len(payloads)))
+	return frame, len(payloads), nil
+}
