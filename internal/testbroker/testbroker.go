@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/cache"
+	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/transport"
 )
@@ -39,7 +41,16 @@ type config struct {
 	caches     []string
 	cacheCfg   cache.Config
 	storeOpts  cache.StoreOptions
+	durable    []string
+	logDir     string
+	logOpts    commitlog.Options
 	addr       string
+}
+
+// WithDurableStreams declares streams "tenant/namespace/stream" backed by
+// disk logs under dir (one subdirectory each), reopened on Restart.
+func WithDurableStreams(dir string, o commitlog.Options, keys ...string) Option {
+	return func(c *config) { c.durable, c.logDir, c.logOpts = append(c.durable, keys...), dir, o }
 }
 
 // WithCaches declares caches "tenant/namespace/cache" with cfg.
@@ -107,6 +118,20 @@ func (b *Broker) start() {
 			b.t.Fatalf("testbroker: stream %q is not tenant/ns/stream", k)
 		}
 		if _, err := b.Broker.DeclareStream(parts[0], parts[1], parts[2]); err != nil {
+			b.t.Fatalf("testbroker: declare %s: %v", k, err)
+		}
+	}
+	for _, k := range b.cfg.durable {
+		parts := strings.SplitN(k, "/", 3)
+		if len(parts) != 3 {
+			b.t.Fatalf("testbroker: durable stream %q is not tenant/ns/stream", k)
+		}
+		lg, err := commitlog.Open(filepath.Join(b.cfg.logDir, parts[0], parts[1], parts[2]), b.cfg.logOpts)
+		if err != nil {
+			b.t.Fatalf("testbroker: open log for %s: %v", k, err)
+		}
+		if _, err := b.Broker.DeclareLoggedStream(parts[0], parts[1], parts[2], broker.StreamOptions{Log: lg, Durable: true}); err != nil {
+			lg.Close()
 			b.t.Fatalf("testbroker: declare %s: %v", k, err)
 		}
 	}
