@@ -172,3 +172,12 @@ func flipBit(t testing.TB, path string, pos int64, bit uint) {
 		t.Fatal(err)
 	}
 }
+
+func fileSize(t testing.TB, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}

@@ -59,16 +59,21 @@ func Verify(dir string) (Report, error) {
 	if len(files) > 0 {
 		rep.Oldest, rep.Next = files[0].base, files[0].base
 	}
+	known := true // whether rep.Next is where the next segment must start
 	for i, sf := range files {
 		active := i == len(files)-1
-		if sf.base != rep.Next {
+		if known && sf.base != rep.Next {
 			rep.Corruptions = append(rep.Corruptions, &CorruptionError{File: sf.path, Reason: fmt.Sprintf("segment starts at offset %d, expected %d (a gap or overlap between segments)", sf.base, rep.Next)})
 			rep.Next = sf.base
 		}
+		bad := len(rep.Corruptions)
 		sr, err := verifySegment(&rep, sf, active)
 		if err != nil {
 			return rep, err
 		}
+		// After a corrupt segment its end is unknown: check the next
+		// segment on its own, not against it.
+		known = len(rep.Corruptions) == bad
 		rep.Segments = append(rep.Segments, sr)
 		rep.Records += sr.Records
 		rep.Bytes += sr.Bytes

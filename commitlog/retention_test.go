@@ -1,0 +1,114 @@
+package commitlog
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// sizeRetainedLog is a log of n records (batches of 2) with RetentionBytes.
+func sizeRetainedLog(t *testing.T, retain int64, n int) (*DiskLog, string, Options) {
+	dir := t.TempDir()
+	opts := testOptions()
+	opts.RetentionBytes = retain
+	l := openT(t, dir, opts)
+	appendN(t, l, n, 2)
+	return l, dir, opts
+}
+
+func TestRetentionByBytes(t *testing.T) {
+	l, dir, opts := sizeRetainedLog(t, 3000, 100)
+	before := segments(t, dir)
+	if err := l.EnforceRetention(); err != nil {
+		t.Fatal(err)
+	}
+	after := segments(t, dir)
+	if len(after) >= len(before) || after[len(after)-1] != before[len(before)-1] {
+		t.Fatalf("segments %v → %v", before, after)
+	}
+	if l.Oldest() != after[0] || l.Stats().SegmentsDeleted != uint64(len(before)-len(after)) {
+		t.Fatalf("Oldest %d, deleted %d; segments %v", l.Oldest(), l.Stats().SegmentsDeleted, after)
+	}
+	total := int64(0)
+	for _, base := range after {
+		total += fileSize(t, segPath(dir, base))
+	}
+	if total > opts.RetentionBytes || total+1024 < opts.RetentionBytes {
+		t.Fatalf("%d bytes kept for a bound of %d", total, opts.RetentionBytes)
+	}
+	var too *TooOldError
+	if _, err := l.Read(0, 1, 1); !errors.As(err, &too) || too.Oldest != after[0] {
+		t.Fatalf("Read(0) = %v", err)
+	}
+	checkRecords(t, readAll(t, l, l.Oldest()), l.Oldest())
+	l.Close()
+	l = openT(t, dir, opts)
+	if l.Oldest() != after[0] || l.Next() != 100 {
+		t.Fatalf("reopened at [%d, %d)", l.Oldest(), l.Next())
+	}
+}
+
+func TestRetentionByAge(t *testing.T) {
+	dir := t.TempDir()
+	clock := newFakeClock()
+	opts := testOptions()
+	opts.Clock = clock.Now
+	opts.RetentionAge = time.Hour
+	l := openT(t, dir, opts)
+	appendN(t, l, 30, 2) // several segments, written "now"
+	old := segments(t, dir)
+	clock.Advance(50 * time.Minute)
+	appendN(t, l, 30, 2) // more segments, 50 minutes later
+	if err := l.EnforceRetention(); err != nil || l.Oldest() != 0 {
+		t.Fatalf("nothing is an hour old yet: %v, Oldest %d", err, l.Oldest())
+	}
+	clock.Advance(11 * time.Minute)
+	if err := l.EnforceRetention(); err != nil {
+		t.Fatal(err)
+	}
+	// Every segment whose newest record is from the first batch (offsets
+	// below 30) goes; the first one holding offset 30 stays.
+	rest := segments(t, dir)
+	if rest[0] > 30 || (len(rest) > 1 && rest[1] <= 30) || rest[0] < old[len(old)-1] {
+		t.Fatalf("after an hour: segments %v (first batch in %v)", rest, old)
+	}
+	if l.Oldest() != rest[0] {
+		t.Fatalf("Oldest %d, want %d", l.Oldest(), rest[0])
+	}
+	// Ages past everything: the active segment stays.
+	clock.Advance(24 * time.Hour)
+	if err := l.EnforceRetention(); err != nil {
+		t.Fatal(err)
+	}
+	if segs := segments(t, dir); len(segs) != 1 || l.Next() != 60 {
+		t.Fatalf("segments %v, Next %d: want only the active one", segs, l.Next())
+	}
+	checkRecords(t, readAll(t, l, l.Oldest()), l.Oldest())
+}
+
+func TestRetentionKeepsInFlightReads(t *testing.T) {
+	l, _, _ := sizeRetainedLog(t, 1, 40)
+	v, err := l.view(0) // a reader holding segment 0
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.EnforceRetention(); err != nil {
+		t.Fatal(err)
+	}
+	rs, _, err := l.readView(v, 0, nil, 0, 5, 1<<20)
+	v.seg.release()
+	if err != nil || len(rs) == 0 {
+		t.Fatalf("read of a deleted segment in flight: %d records, %v", len(rs), err)
+	}
+	checkRecords(t, rs, 0)
+}
+
+func TestRetentionOff(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, testOptions())
+	appendN(t, l, 40, 2)
+	n := len(segments(t, dir))
+	if err := l.EnforceRetention(); err != nil || len(segments(t, dir)) != n {
+		t.Fatalf("retention without a bound deleted segments: %v", err)
+	}
+}
