@@ -463,14 +463,26 @@ func (l *DiskLog) readView(v segView, cur uint64, out []Record, size, maxRecords
 }
 
 // readFrom reads records of v starting at byte pos, which holds offset off,
-// skipping those below cur. It reads in chunks sized to the bounds; a
-// record larger than a chunk is read whole by itself.
+// skipping those below cur. It reads in chunks bounded by what the bounds
+// could still take (the index tells where the record after the last one
+// maxRecords allows starts), starting at 64 KiB and doubling; a record
+// larger than a chunk is read whole by itself.
 func (l *DiskLog) readFrom(v segView, pos int64, off, cur uint64, out []Record, size, maxRecords, maxBytes int) ([]Record, int, error) {
 	limit := uint32(MaxRecordLimit)
 	need := int64(0) // exact size of a record that did not fit the last chunk
+	chunk := int64(64 << 10)
+	stop := v.end // no record maxRecords allows starts at or after stop
+	after := cur + uint64(maxRecords-len(out))
+	if i := sort.Search(len(v.entries), func(i int) bool { return v.entries[i].Offset >= after }); i < len(v.entries) {
+		stop = v.entries[i].Pos
+	}
 	for pos < v.end && off < v.next {
-		want := l.opts.IndexSpacingBytes + int64(max(maxBytes-size, 0)) + recordHeaderSize*int64(min(maxRecords-len(out), 4096))
+		want := min(chunk, l.opts.IndexSpacingBytes+int64(max(maxBytes-size, 0))+recordHeaderSize*int64(min(maxRecords-len(out), 4096)))
+		if stop-pos >= recordHeaderSize { // else the index is wrong or passed: ignore it
+			want = min(want, stop-pos)
+		}
 		buf := make([]byte, min(v.end-pos, max(want, need)))
+		chunk = min(2*chunk, 4<<20)
 		if _, err := v.seg.f.ReadAt(buf, pos); err != nil {
 			return out, size, fmt.Errorf("commitlog: read %s at byte %d: %w", v.seg.path, pos, noEOF(err))
 		}
