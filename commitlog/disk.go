@@ -26,6 +26,7 @@ type DiskLog struct {
 	dir  string
 	opts Options
 	log  *slog.Logger
+	lock *os.File // holds the directory lock; nil where locks are not supported
 
 	mu     sync.Mutex // writers: appends, rolls, retention, Close
 	closed bool       // under mu
@@ -61,7 +62,7 @@ var _ Log = (*DiskLog)(nil)
 type Stats struct {
 	Appends         uint64 // Append and AppendAt calls that wrote records
 	Records         uint64 // records written
-	Bytes           uint64 // bytes written to segments (headers and payloads)
+	Bytes           uint64 // record bytes written (headers and payloads)
 	Fsyncs          uint64 // fsync calls on segment files and the directory
 	Segments        int    // segment files in the log now
 	SegmentsDeleted uint64 // segments removed by retention
@@ -83,10 +84,15 @@ func Open(dir string, opts Options) (*DiskLog, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("commitlog: %w", err)
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	l := &DiskLog{
 		dir:  dir,
 		opts: opts,
 		log:  opts.Logger.With("log", dir),
+		lock: lock,
 		kick: make(chan struct{}, 1),
 		stop: make(chan struct{}),
 	}
@@ -95,6 +101,7 @@ func Open(dir string, opts Options) (*DiskLog, error) {
 		for _, s := range l.segs {
 			s.release()
 		}
+		l.unlock()
 		return nil, err
 	}
 	active := l.segs[len(l.segs)-1]
@@ -554,9 +561,16 @@ func (l *DiskLog) Close() error {
 	for _, s := range segs {
 		s.release()
 	}
+	l.unlock()
 	l.appendNote.broadcast()
 	l.syncNote.broadcast()
 	return err
+}
+
+func (l *DiskLog) unlock() {
+	if l.lock != nil {
+		l.lock.Close() // closing the descriptor drops the lock
+	}
 }
 
 // Stats returns the log's counters.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -444,4 +445,14 @@ func TestOptionsValidation(t *testing.T) {
 	if _, err := ParseSyncPolicy("sometimes"); err == nil {
 		t.Fatal("ParseSyncPolicy accepted sometimes")
 	}
+}
+
+func TestDiskOpenTwiceRefused(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, testOptions())
+	if _, err := Open(dir, testOptions()); err == nil || !strings.Contains(err.Error(), "open in another log") {
+		t.Fatalf("second Open of a log in use: %v", err)
+	}
+	l.Close()
+	openT(t, dir, testOptions()).Close() // free again after Close
 }

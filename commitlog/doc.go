@@ -12,10 +12,12 @@
 //	00000000000000000000.index   its sparse index (sealed segments only)
 //	00000000000000004711.log     the next segment: its first offset is 4711
 //
-// Names are the segment's base offset (the offset of its first record) as
-// 20 zero-padded decimal digits. The segment with the highest base is the
-// active one, the only one written to; the others are sealed and
-// immutable. Other files are ignored.
+// plus a LOCK file, held with flock(2) by the DiskLog that has the
+// directory open, so a second Open (in any process) fails. Names are the
+// segment's base offset (the offset of its first record) as 20 zero-padded
+// decimal digits. The segment with the highest base is the active one, the
+// only one written to; the others are sealed and immutable. Other files are
+// ignored.
 //
 // # Segment file
 //

@@ -66,13 +66,16 @@ func runLogVerify(w io.Writer, dir string) error {
 		fmt.Fprintln(w, "note:", n)
 	}
 	if t := rep.TornTail; t != nil {
-		fmt.Fprintf(w, "torn tail: %s at byte %d: %s (opening the log truncates it)\n", t.File, t.Position, t.Reason)
+		fmt.Fprintf(w, "torn tail: %s at byte %d: %s; opening the log repairs it\n", t.File, t.Position, t.Reason)
 	}
 	for _, c := range rep.Corruptions {
 		fmt.Fprintf(w, "CORRUPT: %s at byte %d: %s\n", c.File, c.Position, c.Reason)
 	}
 	if len(rep.Corruptions) > 0 {
-		return fmt.Errorf("log %s is corrupt (%d problems): %w", dir, len(rep.Corruptions), err)
+		if n := len(rep.Corruptions); n > 1 {
+			return fmt.Errorf("%w (and %d more problems)", err, n-1)
+		}
+		return err
 	}
 	fmt.Fprintln(w, "ok")
 	return nil
