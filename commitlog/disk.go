@@ -462,11 +462,14 @@ func (l *DiskLog) readView(v segView, cur uint64, out []Record, size, maxRecords
 	}
 	out, size, err := l.readFrom(v, e.Pos, e.Offset, cur, out, size, maxRecords, maxBytes)
 	var ce *CorruptionError
-	if errors.As(err, &ce) {
-		l.log.Warn("commitlog: index entry does not match its segment; scanning from the start", "file", v.seg.path, "entry_offset", e.Offset, "entry_position", e.Pos, "err", err)
-		return l.readFrom(v, segmentHeaderSize, v.seg.base, cur, out[:n], sz, maxRecords, maxBytes)
+	if !errors.As(err, &ce) {
+		return out, size, err
 	}
-	return out, size, err
+	out, size, err2 := l.readFrom(v, segmentHeaderSize, v.seg.base, cur, out[:n], sz, maxRecords, maxBytes)
+	if err2 == nil {
+		l.log.Warn("commitlog: index entry does not match its segment; read by scanning from the start", "file", v.seg.path, "entry_offset", e.Offset, "entry_position", e.Pos, "err", err)
+	}
+	return out, size, err2
 }
 
 // readFrom reads records of v starting at byte pos, which holds offset off,
