@@ -11,8 +11,8 @@ import (
 )
 
 // segment is one segment file and what the log knows about it. The fields
-// after mu's comment change only while the log's segMu is held for writing
-// and are read under segMu (read or write).
+// marked "guarded by DiskLog.segMu" change only under the log's mu and
+// segMu (write), and are read under either.
 type segment struct {
 	base    uint64
 	path    string
