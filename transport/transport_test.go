@@ -271,7 +271,17 @@ func TestStatelessResetAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _ = str.Write([]byte("hello?"))
+	// Keep sending full-size packets: a stateless reset must be smaller than
+	// the packet that triggers it, so a lone tiny packet may go unanswered.
+	go func() {
+		buf := make([]byte, 1200)
+		for conn.Context().Err() == nil && ctx.Err() == nil {
+			if _, err := str.Write(buf); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
 	select {
 	case <-conn.Context().Done():
 		var reset *quic.StatelessResetError
