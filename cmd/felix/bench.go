@@ -22,7 +22,9 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure Felix, side by side with NATS and a raw quic-go echo",
 	}
-	cmd.AddCommand(newBenchPubSubCmd(), newBenchCacheCmd())
+	logBench := newLogBenchCmd() // the same benchmark as `felix log bench`
+	logBench.Use = "log"
+	cmd.AddCommand(newBenchPubSubCmd(), newBenchCacheCmd(), logBench)
 	return cmd
 }
 
