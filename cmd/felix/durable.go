@@ -29,9 +29,18 @@ func streamDir(dataDir string, k broker.StreamKey) string {
 // declares the streams. Logs already opened are closed on failure.
 func openDurableStreams(b *broker.Broker, f serveFlags, policy commitlog.SyncPolicy, log *slog.Logger) error {
 	for _, v := range f.durableStreams {
-		parts := strings.Split(v, "/")
+		name, pol, hasPol := strings.Cut(v, ":")
+		streamPolicy := policy
+		if hasPol {
+			p, err := commitlog.ParseSyncPolicy(pol)
+			if err != nil {
+				return fmt.Errorf("--durable-stream %q: %w", v, err)
+			}
+			streamPolicy = p
+		}
+		parts := strings.Split(name, "/")
 		if len(parts) != 3 {
-			return fmt.Errorf("--durable-stream %q: want tenant/namespace/name", v)
+			return fmt.Errorf("--durable-stream %q: want tenant/namespace/name[:always|interval|never]", v)
 		}
 		k := broker.StreamKey{Tenant: parts[0], Namespace: parts[1], Stream: parts[2]}
 		for _, n := range parts {
@@ -41,7 +50,7 @@ func openDurableStreams(b *broker.Broker, f serveFlags, policy commitlog.SyncPol
 		}
 		dir := streamDir(f.dataDir, k)
 		lg, err := commitlog.Open(dir, commitlog.Options{
-			Sync: policy, SyncInterval: f.fsyncInterval, SegmentBytes: f.segmentBytes,
+			Sync: streamPolicy, SyncInterval: f.fsyncInterval, SegmentBytes: f.segmentBytes,
 			RetentionBytes: f.retentionBytes, RetentionAge: f.retentionAge, Logger: log,
 		})
 		if err != nil {
@@ -51,8 +60,8 @@ func openDurableStreams(b *broker.Broker, f serveFlags, policy commitlog.SyncPol
 			lg.Close()
 			return fmt.Errorf("--durable-stream %q: %w", v, err)
 		}
-		log.Info("durable stream opened", "stream", k.String(), "dir", dir, "fsync", policy.String(),
-			"next_offset", lg.Next(), "oldest_offset", lg.Oldest(), "loss_window", lossWindow(policy, f))
+		log.Info("durable stream opened", "stream", k.String(), "dir", dir, "fsync", streamPolicy.String(),
+			"next_offset", lg.Next(), "oldest_offset", lg.Oldest(), "loss_window", lossWindow(streamPolicy, f))
 	}
 	return nil
 }

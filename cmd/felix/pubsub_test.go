@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,12 +16,20 @@ import (
 // startServe runs `felix serve` in-process on a free port.
 func startServe(t *testing.T, extra ...string) (string, *broker.Broker, string) {
 	t.Helper()
-	dir := t.TempDir()
+	addr, b, ca, stop := startServeDir(t, t.TempDir(), extra...)
+	t.Cleanup(stop)
+	return addr, b, ca
+}
+
+// startServeDir runs `felix serve` in-process on a free port with dataDir;
+// stop ends it (SIGTERM-like drain) and may be called more than once.
+func startServeDir(t *testing.T, dataDir string, extra ...string) (string, *broker.Broker, string, func()) {
+	t.Helper()
 	ready := make(chan struct{})
 	var addr string
 	var b *broker.Broker
 	cmd := newServeCmd()
-	cmd.SetArgs(append([]string{"--listen", "127.0.0.1:0", "--data-dir", dir, "--log-level", "warn"}, extra...))
+	cmd.SetArgs(append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"}, extra...))
 	cmd.SetOut(&bytes.Buffer{})
 	cmd.SetErr(&bytes.Buffer{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -30,18 +39,23 @@ func startServe(t *testing.T, extra ...string) (string, *broker.Broker, string) 
 	select {
 	case <-ready:
 	case err := <-done:
+		cancel()
 		t.Fatalf("serve exited: %v", err)
 	case <-time.After(10 * time.Second):
+		cancel()
 		t.Fatal("serve did not start")
 	}
 	serveReadyHook = nil
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return addr, b, filepath.Join(dir, "dev-cert.pem")
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
+	return addr, b, filepath.Join(dataDir, "dev-cert.pem"), stop
 }
 
 func TestPubSubCLI(t *testing.T) {
@@ -105,5 +119,26 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: err %v, want one naming %s", c.args, err, c.want)
 		}
+	}
+}
+
+// Durable streams survive a restart of `felix serve`, each with its own
+// sync policy, and bad policies are refused naming the flag.
+func TestServeDurableStreams(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := runCLI(t, "serve", "--listen", "127.0.0.1:0", "--data-dir", dir, "--durable-stream", "a/b/c:sometimes"); err == nil ||
+		!strings.Contains(err.Error(), "--durable-stream") {
+		t.Fatalf("bad per-stream policy: %v", err)
+	}
+	for round := range 2 {
+		addr, b, ca, stop := startServeDir(t, dir, "--durable-stream", "default/default/log:always", "--durable-stream", "default/default/fast")
+		s, err := b.Stream("default", "default", "log")
+		if err != nil || !s.IsDurable() || s.Tail() != uint64(round) {
+			t.Fatalf("round %d: durable stream %v tail %d", round, err, s.Tail())
+		}
+		if out, err := runCLI(t, "pub", "log", "x", "--addr", addr, "--ca-file", ca); err != nil {
+			t.Fatalf("pub: %v %s", err, out)
+		}
+		stop()
 	}
 }

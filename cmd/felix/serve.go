@@ -64,7 +64,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate PEM file (default: a development certificate)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key PEM file")
 	fl.StringSliceVar(&f.streams, "stream", nil, "declare a stream tenant/namespace/name (repeatable or comma-separated)")
-	fl.StringSliceVar(&f.durableStreams, "durable-stream", nil, "declare a durable (disk-logged) stream tenant/namespace/name, kept in --data-dir (repeatable)")
+	fl.StringSliceVar(&f.durableStreams, "durable-stream", nil, "declare a durable (disk-logged) stream tenant/namespace/name[:fsync-policy], kept in --data-dir (repeatable); the policy overrides --fsync for that stream")
 	fl.StringVar(&f.fsync, "fsync", "interval", "durable streams' sync policy: always (ack after fsync, group commit), interval or never")
 	fl.DurationVar(&f.fsyncInterval, "fsync-interval", 100*time.Millisecond, "fsync period for --fsync interval (its loss window on power failure)")
 	fl.Int64Var(&f.segmentBytes, "segment-bytes", 64<<20, "durable log segment size")
