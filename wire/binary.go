@@ -424,3 +424,66 @@ func DecodeEventBatch(flags uint16, payload []byte, out *BinaryEventBatch) error
 	}
 	return c.end()
 }
+
+// QueueDelivery is one record handed to a queue consumer: its offset in the
+// stream, its delivery attempt (1 = first) and its payload.
+type QueueDelivery struct {
+	Offset  uint64
+	Attempt uint16
+	Payload []byte
+}
+
+// queueDeliveryOverhead is the fixed size of one delivery entry.
+const queueDeliveryOverhead = 8 + 2 + 4
+
+// AppendQueueDeliveryFrame appends a queue delivery frame (extension flag
+// FlagQueueDelivery): u32 count, then count × (u64 offset, u16 attempt,
+// u32 length, payload).
+func AppendQueueDeliveryFrame(dst []byte, ds []QueueDelivery) []byte {
+	n := 4
+	for _, d := range ds {
+		n += queueDeliveryOverhead + len(d.Payload)
+	}
+	dst = slices.Grow(dst, HeaderSize+n)
+	dst = AppendHeader(dst, FlagQueueDelivery, n)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(ds)))
+	for _, d := range ds {
+		dst = binary.BigEndian.AppendUint64(dst, d.Offset)
+		dst = binary.BigEndian.AppendUint16(dst, d.Attempt)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(d.Payload)))
+		dst = append(dst, d.Payload...)
+	}
+	return dst
+}
+
+// DecodeQueueDeliveries decodes a FlagQueueDelivery payload into dst
+// (reused); payloads alias the input.
+func DecodeQueueDeliveries(payload []byte, dst []QueueDelivery) ([]QueueDelivery, error) {
+	c := cursor{b: payload, what: "queue delivery"}
+	count, err := c.u32()
+	if err != nil {
+		return dst, err
+	}
+	if uint64(count) > uint64(len(c.b)-c.off)/queueDeliveryOverhead {
+		return dst, c.fail(ErrCountTooLarge, fmt.Sprintf("count %d with %d bytes left", count, len(c.b)-c.off))
+	}
+	dst = slices.Grow(dst[:0], int(count))
+	for range count {
+		var d QueueDelivery
+		if d.Offset, err = c.u64(); err != nil {
+			return dst, err
+		}
+		if d.Attempt, err = c.u16(); err != nil {
+			return dst, err
+		}
+		n, err := c.u32()
+		if err != nil {
+			return dst, err
+		}
+		if d.Payload, err = c.bytes(int(n)); err != nil {
+			return dst, err
+		}
+		dst = append(dst, d)
+	}
+	return dst, c.end()
+}

@@ -56,9 +56,18 @@ const (
 	// CapCacheExt: cache_put if_absent/if_version, versions on cache_ok and
 	// cache_value, cache_delete, cache_ttl, cache_mget and cache_error.
 	CapCacheExt uint16 = 0x4000
+	// CapQueue: consumer groups (queue_* messages and FlagQueueDelivery
+	// frames).
+	CapQueue uint16 = 0x2000
 	// ExtensionCaps is every extension this implementation speaks.
-	ExtensionCaps = CapCacheExt
+	ExtensionCaps = CapCacheExt | CapQueue
 )
+
+// FlagQueueDelivery is an extension frame flag (capability CapQueue): a
+// binary batch of queue deliveries, broker to consumer. It is outside
+// KnownFlags, so only readers that allow it (Reader.AllowFlags) accept it;
+// brokers send it only to peers that negotiated CapQueue.
+const FlagQueueDelivery uint16 = 0x0040
 
 // ServerFlagsFor returns the server_flags a broker answers a client that
 // offered clientFlags with: KnownFlags plus the extensions both sides speak.

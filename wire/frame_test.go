@@ -194,3 +194,16 @@ func TestTruncateUTF8(t *testing.T) {
 		t.Fatalf("%d %v", len(a.Message), err)
 	}
 }
+
+func TestReaderAllowFlags(t *testing.T) {
+	in := AppendQueueDeliveryFrame(nil, []QueueDelivery{{Offset: 1, Attempt: 1, Payload: []byte("x")}})
+	if _, err := NewReader(bytes.NewReader(in), 0).ReadFrame(); !errors.Is(err, ErrUnknownFlags) {
+		t.Fatalf("a reader that did not allow the extension: %v", err)
+	}
+	r := NewReader(bytes.NewReader(in), 0)
+	r.AllowFlags(FlagQueueDelivery)
+	f, err := r.ReadFrame()
+	if err != nil || f.Flags != FlagQueueDelivery {
+		t.Fatalf("allowed extension: %+v %v", f, err)
+	}
+}

@@ -48,7 +48,7 @@ func seedFrames(f *testing.F) [][]byte {
 
 func seedPayloads(f *testing.F, keep func(flags uint16) bool) {
 	for _, fr := range seedFrames(f) {
-		if fm, _, err := DecodeFrame(fr, 0); err == nil && keep(fm.Flags) {
+		if fm, _, err := DecodeFrame(fr, 0); !IsFatal(err) && keep(fm.Flags) {
 			f.Add(fm.Flags, fm.Payload)
 		}
 	}
@@ -162,6 +162,20 @@ func FuzzDecodePublishAck(f *testing.F) {
 		}
 		out := AppendPublishAckFrame(nil, a.RequestID, a.OK, a.Message)
 		if !bytes.Equal(out[HeaderSize:], in) {
+			t.Fatal("re-encode differs")
+		}
+	})
+}
+
+// FuzzDecodeQueueDeliveries covers the queue delivery extension frame.
+func FuzzDecodeQueueDeliveries(f *testing.F) {
+	seedPayloads(f, func(fl uint16) bool { return fl == FlagQueueDelivery })
+	f.Fuzz(func(t *testing.T, _ uint16, in []byte) {
+		ds, err := DecodeQueueDeliveries(in, nil)
+		if err != nil {
+			return
+		}
+		if out := AppendQueueDeliveryFrame(nil, ds); !bytes.Equal(out[HeaderSize:], in) {
 			t.Fatal("re-encode differs")
 		}
 	})

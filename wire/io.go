@@ -12,6 +12,7 @@ import (
 type Reader struct {
 	r      io.Reader
 	max    int
+	allow  uint16 // extension frame flags accepted besides KnownFlags
 	hdr    [HeaderSize]byte
 	buf    []byte
 	frames uint64
@@ -29,6 +30,10 @@ func NewReader(r io.Reader, maxPayload int) *Reader {
 	}
 	return &Reader{r: r, max: maxPayload}
 }
+
+// AllowFlags makes the Reader accept extension frame flags (e.g.
+// FlagQueueDelivery) as known, for a peer that negotiated them.
+func (r *Reader) AllowFlags(mask uint16) { r.allow = mask }
 
 // Reset points the Reader at a new source, keeping its buffer.
 func (r *Reader) Reset(src io.Reader) { r.r = src; r.frames = 0 }
@@ -55,6 +60,9 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	h, herr := ParseHeader(r.hdr[:], r.max)
 	if herr != nil && !isUnknownFlags(herr) {
 		return Frame{}, herr
+	}
+	if herr != nil && !HasUnknownFlags(h.Flags&^r.allow) {
+		herr = nil // an extension this reader accepts
 	}
 	payload, err := r.readPayload(int(h.Length))
 	if err != nil {

@@ -41,6 +41,11 @@ func DecodeMessage(payload []byte) (Message, error) {
 	if bad := spec.required &^ spec.nullable & f.null; bad != 0 {
 		return nil, jsonErr(len(payload), fmt.Sprintf("%s: field %q must not be null", t, fieldNames[lowestBit(bad)]))
 	}
+	if spec.validate != nil {
+		if err := spec.validate(f); err != nil {
+			return nil, err
+		}
+	}
 	return spec.build(f), nil
 }
 
@@ -82,10 +87,26 @@ const (
 	fKeys
 	fValues
 	fCode
+	fGroup
+	fConsumer
+	fPrefetch
+	fOffsets
+	fDelayMs
+	fMembers
+	fInFlight
+	fPending
+	fLag
+	fCursor
+	fDelivered
+	fAcked
+	fNacked
+	fRedelivered
+	fTimedOut
+	fDeadLettered
 	numFields
 )
 
-type fieldMask uint32
+type fieldMask uint64
 
 func bit(fs ...field) fieldMask {
 	var m fieldMask
@@ -114,6 +135,10 @@ var fieldNames = [numFields + 1]string{
 	fReason: "reason", fRequested: "requested", fAvailable: "available",
 	fIfAbsent: "if_absent", fIfVersion: "if_version", fVersion: "version",
 	fDeleted: "deleted", fFound: "found", fKeys: "keys", fValues: "values", fCode: "code",
+	fGroup: "group", fConsumer: "consumer", fPrefetch: "prefetch", fOffsets: "offsets", fDelayMs: "delay_ms",
+	fMembers: "members", fInFlight: "in_flight", fPending: "pending", fLag: "lag", fCursor: "cursor",
+	fDelivered: "delivered", fAcked: "acked", fNacked: "nacked", fRedelivered: "redelivered",
+	fTimedOut: "timed_out", fDeadLettered: "dead_lettered",
 	numFields: "?",
 }
 
@@ -137,6 +162,7 @@ type fields struct {
 	payloads      [][]byte
 	values        [][]byte // nil entries are JSON null
 	keys          []string
+	offsets       []uint64
 	flag          [numFields]bool
 	ack           AckMode
 	start         StartPosition
@@ -160,6 +186,7 @@ func (f *fields) optAck() *AckMode {
 
 type msgSpec struct {
 	allowed, required, nullable fieldMask
+	validate                    func(f *fields) error // optional checks across fields
 	build                       func(f *fields) Message
 }
 
@@ -272,6 +299,12 @@ var specs = map[MsgType]msgSpec{
 	TypeError: {allowed: bit(fMessage), required: bit(fMessage),
 		build: func(f *fields) Message { return &ErrorMessage{Message: f.str[fMessage]} }},
 	TypeSubscribeCursorError: {allowed: bit(fReason, fRequested, fAvailable), required: bit(fReason, fRequested, fAvailable),
+		validate: func(f *fields) error {
+			if r := f.str[fReason]; r != string(CursorTooOld) && r != string(CursorInFuture) {
+				return jsonErr(0, fmt.Sprintf("unknown reason %q", r))
+			}
+			return nil
+		},
 		build: func(f *fields) Message {
 			return &SubscribeCursorError{Reason: CursorErrorReason(f.str[fReason]),
 				Requested: f.num[fRequested], Available: f.num[fAvailable]}
@@ -416,13 +449,10 @@ func (d *jsonDecoder) readField(id field, f *fields) error {
 		return nil
 	}
 	switch id {
-	case fTenantID, fToken, fNamespace, fStream, fCache, fKey, fMessage, fReason, fCode:
+	case fTenantID, fToken, fNamespace, fStream, fCache, fKey, fMessage, fReason, fCode, fGroup, fConsumer:
 		s, err := d.readString(id)
 		if err != nil {
 			return err
-		}
-		if id == fReason && s != string(CursorTooOld) && s != string(CursorInFuture) {
-			return jsonErr(int(d.dec.InputOffset()), fmt.Sprintf("unknown reason %q", s))
 		}
 		f.str[id] = s
 	case fClientFlags, fServerFlags:
@@ -447,7 +477,11 @@ func (d *jsonDecoder) readField(id field, f *fields) error {
 		return d.readStringList(f)
 	case fValues:
 		return d.readNullableBase64List(f)
-	case fRequestID, fSubscriptionID, fOffset, fBaseOffset, fTTLMs, fRequested, fAvailable, fIfVersion, fVersion:
+	case fOffsets:
+		return d.readUintList(f)
+	case fRequestID, fSubscriptionID, fOffset, fBaseOffset, fTTLMs, fRequested, fAvailable, fIfVersion, fVersion,
+		fPrefetch, fDelayMs, fMembers, fInFlight, fPending, fLag, fCursor, fDelivered, fAcked, fNacked,
+		fRedelivered, fTimedOut, fDeadLettered:
 		v, err := d.readUint(id)
 		if err != nil {
 			return err
@@ -658,4 +692,70 @@ func (d *jsonDecoder) readNullableBase64List(f *fields) error {
 	}
 	f.values = list
 	return nil
+}
+
+func (d *jsonDecoder) readUintList(f *fields) error {
+	if err := d.expect('['); err != nil {
+		return err
+	}
+	list := []uint64{}
+	for d.dec.PeekKind() != ']' {
+		n, err := d.readUint(fOffsets)
+		if err != nil {
+			return err
+		}
+		list = append(list, n)
+	}
+	if err := d.expect(']'); err != nil {
+		return err
+	}
+	f.offsets = list
+	return nil
+}
+
+func (f *fields) optStr(id field) *string {
+	if f.present&^f.null&(1<<id) == 0 {
+		return nil
+	}
+	s := f.str[id]
+	return &s
+}
+
+var queueStatsFields = bit(fRequestID, fMembers, fInFlight, fPending, fLag, fCursor, fDelivered, fAcked, fNacked,
+	fRedelivered, fTimedOut, fDeadLettered)
+
+func init() {
+	specs[TypeQueueJoin] = msgSpec{allowed: scope3 | bit(fGroup, fConsumer, fPrefetch), required: scope3 | bit(fGroup),
+		build: func(f *fields) Message {
+			return &QueueJoin{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Stream: f.str[fStream],
+				Group: f.str[fGroup], Consumer: f.optStr(fConsumer), Prefetch: f.optU64(fPrefetch)}
+		}}
+	specs[TypeQueueJoined] = msgSpec{allowed: bit(fGroup, fConsumer, fPrefetch), required: bit(fGroup, fConsumer, fPrefetch),
+		build: func(f *fields) Message {
+			return &QueueJoined{Group: f.str[fGroup], Consumer: f.str[fConsumer], Prefetch: f.num[fPrefetch]}
+		}}
+	specs[TypeQueueAck] = msgSpec{allowed: bit(fOffsets, fRequestID), required: bit(fOffsets),
+		build: func(f *fields) Message { return &QueueAck{Offsets: f.offsets, RequestID: f.optU64(fRequestID)} }}
+	specs[TypeQueueNack] = msgSpec{allowed: bit(fOffset, fDelayMs, fReason, fRequestID), required: bit(fOffset),
+		build: func(f *fields) Message {
+			return &QueueNack{Offset: f.num[fOffset], DelayMs: f.optU64(fDelayMs), Reason: f.optStr(fReason), RequestID: f.optU64(fRequestID)}
+		}}
+	specs[TypeQueueOK] = msgSpec{allowed: bit(fRequestID), required: bit(fRequestID),
+		build: func(f *fields) Message { return &QueueOK{RequestID: f.num[fRequestID]} }}
+	specs[TypeQueueError] = msgSpec{allowed: bit(fRequestID, fCode, fMessage), required: bit(fCode, fMessage),
+		build: func(f *fields) Message {
+			return &QueueError{RequestID: f.optU64(fRequestID), Code: f.str[fCode], Message: f.str[fMessage]}
+		}}
+	specs[TypeQueueStats] = msgSpec{allowed: scope3 | bit(fGroup, fRequestID), required: scope3 | bit(fGroup, fRequestID),
+		build: func(f *fields) Message {
+			return &QueueStats{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Stream: f.str[fStream],
+				Group: f.str[fGroup], RequestID: f.num[fRequestID]}
+		}}
+	specs[TypeQueueStatsValue] = msgSpec{allowed: queueStatsFields, required: queueStatsFields,
+		build: func(f *fields) Message {
+			n := &f.num
+			return &QueueStatsValue{RequestID: n[fRequestID], Members: n[fMembers], InFlight: n[fInFlight], Pending: n[fPending],
+				Lag: n[fLag], Cursor: n[fCursor], Delivered: n[fDelivered], Acked: n[fAcked], Nacked: n[fNacked],
+				Redelivered: n[fRedelivered], TimedOut: n[fTimedOut], DeadLettered: n[fDeadLettered]}
+		}}
 }

@@ -321,3 +321,69 @@ func (m *CacheError) appendFields(e *encoder) {
 	e.str("message", m.Message)
 	e.optU64("version", m.Version)
 }
+
+func (m *QueueJoin) appendFields(e *encoder) {
+	e.scope3(m.TenantID, m.Namespace, m.Stream)
+	e.str("group", m.Group)
+	if m.Consumer != nil {
+		e.str("consumer", *m.Consumer)
+	}
+	e.optU64("prefetch", m.Prefetch)
+}
+
+func (m *QueueJoined) appendFields(e *encoder) {
+	e.str("group", m.Group)
+	e.str("consumer", m.Consumer)
+	e.u64("prefetch", m.Prefetch)
+}
+
+func (m *QueueAck) appendFields(e *encoder) {
+	e.key("offsets")
+	e.buf = append(e.buf, '[')
+	for i, o := range m.Offsets {
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		e.buf = strconv.AppendUint(e.buf, o, 10)
+	}
+	e.buf = append(e.buf, ']')
+	e.optU64("request_id", m.RequestID)
+}
+
+func (m *QueueNack) appendFields(e *encoder) {
+	e.u64("offset", m.Offset)
+	e.optU64("delay_ms", m.DelayMs)
+	if m.Reason != nil {
+		e.str("reason", *m.Reason)
+	}
+	e.optU64("request_id", m.RequestID)
+}
+
+func (m *QueueOK) appendFields(e *encoder) { e.u64("request_id", m.RequestID) }
+
+func (m *QueueError) appendFields(e *encoder) {
+	e.optU64("request_id", m.RequestID)
+	e.str("code", m.Code)
+	e.str("message", m.Message)
+}
+
+func (m *QueueStats) appendFields(e *encoder) {
+	e.scope3(m.TenantID, m.Namespace, m.Stream)
+	e.str("group", m.Group)
+	e.u64("request_id", m.RequestID)
+}
+
+func (m *QueueStatsValue) appendFields(e *encoder) {
+	e.u64("request_id", m.RequestID)
+	e.u64("members", m.Members)
+	e.u64("in_flight", m.InFlight)
+	e.u64("pending", m.Pending)
+	e.u64("lag", m.Lag)
+	e.u64("cursor", m.Cursor)
+	e.u64("delivered", m.Delivered)
+	e.u64("acked", m.Acked)
+	e.u64("nacked", m.Nacked)
+	e.u64("redelivered", m.Redelivered)
+	e.u64("timed_out", m.TimedOut)
+	e.u64("dead_lettered", m.DeadLettered)
+}

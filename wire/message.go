@@ -34,6 +34,16 @@ const (
 	TypeCacheMGet     MsgType = "cache_mget"
 	TypeCacheValues   MsgType = "cache_values"
 	TypeCacheError    MsgType = "cache_error"
+
+	// Felix queue extension (capability CapQueue).
+	TypeQueueJoin       MsgType = "queue_join"
+	TypeQueueJoined     MsgType = "queue_joined"
+	TypeQueueAck        MsgType = "queue_ack"
+	TypeQueueNack       MsgType = "queue_nack"
+	TypeQueueOK         MsgType = "queue_ok"
+	TypeQueueError      MsgType = "queue_error"
+	TypeQueueStats      MsgType = "queue_stats"
+	TypeQueueStatsValue MsgType = "queue_stats_value"
 )
 
 // Message is one JSON message. The concrete types are the structs below;
@@ -293,6 +303,14 @@ func (*CacheTTLValue) Type() MsgType        { return TypeCacheTTLValue }
 func (*CacheMGet) Type() MsgType            { return TypeCacheMGet }
 func (*CacheValues) Type() MsgType          { return TypeCacheValues }
 func (*CacheError) Type() MsgType           { return TypeCacheError }
+func (*QueueJoin) Type() MsgType            { return TypeQueueJoin }
+func (*QueueJoined) Type() MsgType          { return TypeQueueJoined }
+func (*QueueAck) Type() MsgType             { return TypeQueueAck }
+func (*QueueNack) Type() MsgType            { return TypeQueueNack }
+func (*QueueOK) Type() MsgType              { return TypeQueueOK }
+func (*QueueError) Type() MsgType           { return TypeQueueError }
+func (*QueueStats) Type() MsgType           { return TypeQueueStats }
+func (*QueueStatsValue) Type() MsgType      { return TypeQueueStatsValue }
 
 // U64 returns a pointer to v, for optional fields.
 func U64(v uint64) *uint64 { return &v }
@@ -302,3 +320,59 @@ func U16(v uint16) *uint16 { return &v }
 
 // Ack returns a pointer to a, for optional fields.
 func Ack(a AckMode) *AckMode { return &a }
+
+// QueueJoin makes the stream a consumer of group on a stream (extension).
+// Consumer names the member (default: assigned); Prefetch bounds its
+// unacknowledged deliveries (default: the broker's).
+type QueueJoin struct {
+	TenantID, Namespace, Stream string
+	Group                       string
+	Consumer                    *string
+	Prefetch                    *uint64
+}
+
+// QueueJoined answers QueueJoin.
+type QueueJoined struct {
+	Group, Consumer string
+	Prefetch        uint64
+}
+
+// QueueAck acknowledges deliveries by offset. With a request id the broker
+// answers QueueOK once the acks are durable.
+type QueueAck struct {
+	Offsets   []uint64
+	RequestID *uint64
+}
+
+// QueueNack returns a delivery for redelivery after DelayMs.
+type QueueNack struct {
+	Offset    uint64
+	DelayMs   *uint64
+	Reason    *string
+	RequestID *uint64
+}
+
+// QueueOK answers a QueueAck or QueueNack that carried a request id.
+type QueueOK struct{ RequestID uint64 }
+
+// QueueError reports a failed queue request. Code is "not_in_flight",
+// "invalid" or "internal".
+type QueueError struct {
+	RequestID *uint64
+	Code      string
+	Message   string
+}
+
+// QueueStats asks for a group's counters.
+type QueueStats struct {
+	TenantID, Namespace, Stream, Group string
+	RequestID                          uint64
+}
+
+// QueueStatsValue answers QueueStats.
+type QueueStatsValue struct {
+	RequestID                                                     uint64
+	Members, InFlight, Pending                                    uint64
+	Lag, Cursor                                                   uint64
+	Delivered, Acked, Nacked, Redelivered, TimedOut, DeadLettered uint64
+}

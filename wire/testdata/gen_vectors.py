@@ -96,6 +96,24 @@ jvec("ext_cache_mget", {"type": "cache_mget", "tenant_id": "t1", "namespace": "d
                         "keys": ["a", "b"], "request_id": 14})
 jvec("ext_cache_values", {"type": "cache_values", "request_id": 14, "values": [b64(b"x"), None]})
 
+# Felix queue extension (capability 0x2000).
+jvec("ext_queue_join", {"type": "queue_join", "tenant_id": "t1", "namespace": "default", "stream": "orders",
+                        "group": "workers", "consumer": "w1", "prefetch": 16})
+jvec("ext_queue_joined", {"type": "queue_joined", "group": "workers", "consumer": "w1", "prefetch": 16})
+jvec("ext_queue_ack", {"type": "queue_ack", "offsets": [3, 4, 9], "request_id": 5})
+jvec("ext_queue_nack", {"type": "queue_nack", "offset": 7, "delay_ms": 1000, "reason": "db busy", "request_id": 6})
+jvec("ext_queue_ok", {"type": "queue_ok", "request_id": 5})
+jvec("ext_queue_error", {"type": "queue_error", "request_id": 6, "code": "not_in_flight", "message": "offset 7 is not in flight for this consumer"})
+jvec("ext_queue_stats", {"type": "queue_stats", "tenant_id": "t1", "namespace": "default", "stream": "orders",
+                         "group": "workers", "request_id": 8})
+jvec("ext_queue_stats_value", {"type": "queue_stats_value", "request_id": 8, "members": 2, "in_flight": 3, "pending": 1,
+                               "lag": 40, "cursor": 100, "delivered": 70, "acked": 60, "nacked": 2, "redelivered": 4,
+                               "timed_out": 1, "dead_lettered": 1})
+qd = struct.pack(">I", 2) + struct.pack(">QHI", 7, 1, 5) + b"order" + struct.pack(">QHI", 8, 3, 0)
+write("ext_queue_delivery", kind="queue_delivery", flags=0x40, deliveries=[
+      {"offset": 7, "attempt": 1, "payload_hex": b"order".hex()}, {"offset": 8, "attempt": 3, "payload_hex": ""}],
+      payload_hex=qd.hex(), frame_hex=frame(0x40, qd).hex())
+
 # Binary layouts.
 body = names("t1", "default", "demo") + batch([b"hello", b""])
 write("binary_publish_batch", kind="binary_publish_batch", flags=1, tenant_id="t1", namespace="default",
