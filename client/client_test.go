@@ -16,8 +16,8 @@ import (
 
 func TestPublishSubscribeRoundTrip(t *testing.T) {
 	_, c, ctx := setup(t, Options{})
-	// The SDK offers the cache extension, so the broker advertises it too.
-	if want := wire.KnownFlags | wire.CapCacheExt; c.ServerFlags() != want {
+	// The SDK offers every extension it speaks, and the broker echoes them.
+	if want := wire.KnownFlags | wire.ExtensionCaps; c.ServerFlags() != want {
 		t.Errorf("ServerFlags = %#x, want %#x", c.ServerFlags(), want)
 	}
 	sub := subscribe(t, ctx, c, "default", "demo")
