@@ -31,6 +31,14 @@ type logState struct {
 	turn    *sync.Cond // signalled when fanned advances or the stream ends
 }
 
+// Log returns the stream's log, or nil for an in-memory (ring) stream.
+func (s *Stream) Log() commitlog.Log {
+	if s.lg == nil {
+		return nil
+	}
+	return s.lg.log
+}
+
 // IsDurable reports whether the stream is backed by a durable log.
 func (s *Stream) IsDurable() bool { return s.lg != nil && s.lg.durable }
 

@@ -3,26 +3,16 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"net/url"
-	"path/filepath"
 	"strings"
 
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/commitlog"
 )
 
-// streamDir is where a durable stream's log lives: one directory level per
-// name part, each path-escaped (a leading dot too), so any valid name maps
-// to a safe, unique, readable path under the data dir.
+// streamDir is where a durable stream's log lives: one escaped directory
+// level per name part under <data-dir>/streams.
 func streamDir(dataDir string, k broker.StreamKey) string {
-	esc := func(s string) string {
-		e := url.PathEscape(s)
-		if strings.HasPrefix(e, ".") {
-			e = "%2E" + e[1:]
-		}
-		return e
-	}
-	return filepath.Join(dataDir, "streams", esc(k.Tenant), esc(k.Namespace), esc(k.Stream))
+	return commitlog.DirFor(dataDir, "streams", k.Tenant, k.Namespace, k.Stream)
 }
 
 // openDurableStreams opens (or creates) the log of every durable stream and
