@@ -1,0 +1,46 @@
+package queue
+
+import "context"
+
+// reap dead-letters the doomed records: DeadLetter is called for each
+// (outside the lock); the ones it accepts are done and recorded in the
+// state log, the ones it refuses stay doomed for the next Tick. Failures
+// are counted in Stats.
+func (g *Group) reap(ctx context.Context) {
+	g.mu.Lock()
+	batch := g.doomed
+	g.doomed = nil
+	for _, e := range batch {
+		e.state = stDying
+	}
+	g.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	var ops []op
+	for _, e := range batch {
+		var err error
+		if g.opts.DeadLetter != nil {
+			err = g.opts.DeadLetter(ctx, e.rec, e.attempts, e.reason)
+		}
+		g.mu.Lock()
+		if err != nil {
+			e.state = stDoomed
+			g.doomed = append(g.doomed, e)
+			g.stats.DeadLetterErrors++
+		} else {
+			if g.state != nil {
+				ops = append(ops, op{kind: opDead, off: e.rec.Offset})
+			}
+			g.doneLocked(e)
+			g.stats.DeadLettered++
+		}
+		g.mu.Unlock()
+	}
+	if len(ops) > 0 {
+		g.mu.Lock()
+		ops = g.takeDirtyLocked(ops)
+		g.mu.Unlock()
+		g.persist(ctx, ops) // failures are counted in Stats.StateErrors
+	}
+}

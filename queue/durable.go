@@ -1,0 +1,304 @@
+package queue
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/felixmq/felix/commitlog"
+)
+
+// stateWriter appends a group's state records to its StateLog.
+//
+// Ops records are appended concurrently (the log's group commit shares
+// their fsyncs), each under gate's read lock; a snapshot is captured and
+// appended under its write lock. So every record before a snapshot in the
+// log had been applied to memory before the snapshot was captured, and a
+// replay that resets at a snapshot loses nothing; records after it may
+// repeat what it holds, which replay tolerates (ops are idempotent).
+type stateWriter struct {
+	log      commitlog.Log
+	every    int64
+	gate     sync.RWMutex
+	ref      uint64 // offset of the latest snapshot; under gate
+	since    atomic.Int64
+	snapping atomic.Bool
+}
+
+// persist appends ops as one record (nothing without a StateLog or ops),
+// then a snapshot if SnapshotEvery records have been appended since the
+// last one. Failures are counted in Stats.StateErrors.
+func (g *Group) persist(ctx context.Context, ops []op) error {
+	s := g.state
+	if s == nil || len(ops) == 0 {
+		return nil
+	}
+	s.gate.RLock()
+	payload := appendOps(nil, s.ref, ops)
+	_, err := s.log.Append(ctx, [][]byte{payload})
+	s.gate.RUnlock()
+	if err != nil {
+		g.stateFailed()
+		return fmt.Errorf("queue: group %q: write state: %w", g.name, err)
+	}
+	if s.since.Add(1) >= s.every && s.snapping.CompareAndSwap(false, true) {
+		defer s.snapping.Store(false)
+		return g.snapshot(context.WithoutCancel(ctx))
+	}
+	return nil
+}
+
+func (g *Group) stateFailed() {
+	g.mu.Lock()
+	g.stats.StateErrors++
+	g.mu.Unlock()
+}
+
+// snapshot appends the group's whole state.
+func (g *Group) snapshot(ctx context.Context) error {
+	s := g.state
+	s.gate.Lock()
+	defer s.gate.Unlock()
+	g.mu.Lock()
+	snap := g.captureLocked()
+	dirty := maps.Clone(g.dirty)
+	clear(g.dirty)
+	g.mu.Unlock()
+	off, err := s.log.Append(ctx, [][]byte{appendSnapshot(nil, &snap)})
+	if err != nil {
+		g.mu.Lock()
+		for o, a := range dirty { // not written after all
+			g.dirty[o] = max(g.dirty[o], a)
+		}
+		g.stats.StateErrors++
+		g.mu.Unlock()
+		return fmt.Errorf("queue: group %q: write state snapshot: %w", g.name, err)
+	}
+	s.ref = off
+	s.since.Store(0)
+	return nil
+}
+
+func (g *Group) captureLocked() snapshot {
+	snap := snapshot{name: g.name, floor: g.floor, cursor: g.cursorLocked()}
+	snap.pending = make([]pendingRec, 0, len(g.entries))
+	for off, e := range g.entries {
+		snap.pending = append(snap.pending, pendingRec{off: off, attempts: e.attempts})
+	}
+	slices.SortFunc(snap.pending, func(a, b pendingRec) int { return cmp.Compare(a.off, b.off) })
+	return snap
+}
+
+// load rebuilds the group from its StateLog, or starts a new group at
+// the stream's Oldest and writes its first snapshot.
+func (g *Group) load() error {
+	sl := g.opts.StateLog
+	g.state = &stateWriter{log: sl, every: int64(g.opts.SnapshotEvery)}
+	r, err := replayState(g.name, sl)
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		start := g.stream.Oldest()
+		g.floor, g.readPos = start, start
+		snap := snapshot{name: g.name, floor: start, cursor: start}
+		off, err := sl.Append(context.Background(), [][]byte{appendSnapshot(nil, &snap)})
+		if err != nil {
+			return fmt.Errorf("write first state snapshot: %w", err)
+		}
+		g.state.ref = off
+		return nil
+	}
+	g.state.ref = r.ref
+	g.state.since.Store(int64(r.records))
+	return g.restore(r)
+}
+
+// restore makes every pending offset of r ready for redelivery (or
+// doomed, out of attempts), reading the records back from the stream.
+// State beyond the stream's end (a stream that lost its tail) is dropped;
+// records the stream no longer has are counted as lost.
+func (g *Group) restore(r *rebuilt) error {
+	end := g.stream.Next()
+	cursor := min(r.cursor, end)
+	offs := make([]uint64, 0, len(r.pending))
+	for off := range r.pending {
+		if off < cursor {
+			offs = append(offs, off)
+		}
+	}
+	slices.Sort(offs)
+	var got []commitlog.Record // consecutive records from got[0].Offset
+	for i, off := range offs {
+		if len(got) == 0 || off < got[0].Offset || off-got[0].Offset >= uint64(len(got)) {
+			run := 1
+			for i+run < len(offs) && run < g.opts.ReadBatch && offs[i+run] == off+uint64(run) {
+				run++
+			}
+			recs, err := g.stream.Read(off, run, 0)
+			var tooOld *commitlog.TooOldError
+			switch {
+			case errors.As(err, &tooOld):
+				got = nil
+				g.stats.Lost++
+				continue
+			case err != nil:
+				return fmt.Errorf("read stream at %d: %w", off, err)
+			case len(recs) == 0:
+				got = nil
+				g.stats.Lost++
+				continue
+			}
+			got = recs
+		}
+		e := g.newEntryLocked(got[off-got[0].Offset], r.pending[off])
+		if g.opts.exhausted(e.attempts) {
+			g.doomLocked(e, "pending at restart")
+		} else {
+			g.readyLocked(e)
+		}
+	}
+	g.floor = min(r.floor, cursor)
+	g.readPos = cursor
+	g.advanceFloorLocked()
+	return nil
+}
+
+// rebuilt is a group's durable state after a replay: every offset below
+// floor is done; in [floor, cursor) the offsets in pending (with their
+// attempt counts) are not; none from cursor on was delivered.
+type rebuilt struct {
+	floor, cursor uint64
+	pending       map[uint64]int
+	ref           uint64 // state-log offset of the snapshot replayed from
+	records       int    // records replayed after it
+	doneAbove     map[uint64]bool
+	triedAbove    map[uint64]int
+	end           uint64
+}
+
+// replayState reads the state log from the latest snapshot (found through
+// the reference the last record carries) to its end. nil, nil: the log
+// is empty.
+func replayState(name string, sl commitlog.Log) (*rebuilt, error) {
+	next := sl.Next()
+	if next == sl.Oldest() {
+		return nil, nil
+	}
+	last, err := readState(sl, next-1)
+	if err != nil {
+		return nil, err
+	}
+	ref := last.ref
+	if last.kind == recSnapshot {
+		ref = next - 1
+	}
+	if ref >= next {
+		return nil, &CorruptStateError{Offset: next - 1, Reason: fmt.Sprintf("snapshot reference %d beyond the log", ref)}
+	}
+	var r *rebuilt
+	for from := ref; from < next; {
+		recs, err := sl.Read(from, 0, 0)
+		if err != nil {
+			return nil, fmt.Errorf("read state log at %d: %w", from, err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, rec := range recs {
+			sr, err := decodeState(rec.Payload)
+			if err != nil {
+				return nil, &CorruptStateError{Offset: rec.Offset, Reason: err.Error()}
+			}
+			switch {
+			case sr.kind == recSnapshot:
+				if sr.snap.name != name {
+					return nil, &CorruptStateError{Offset: rec.Offset, Reason: fmt.Sprintf("snapshot of group %q, not %q", sr.snap.name, name)}
+				}
+				r = newRebuilt(&sr.snap, rec.Offset)
+			case r == nil:
+				return nil, &CorruptStateError{Offset: rec.Offset, Reason: fmt.Sprintf("snapshot reference %d is not a snapshot", ref)}
+			default:
+				r.apply(sr.ops)
+			}
+		}
+		from = recs[len(recs)-1].Offset + 1
+	}
+	r.finish()
+	return r, nil
+}
+
+func readState(sl commitlog.Log, off uint64) (stateRecord, error) {
+	recs, err := sl.Read(off, 1, 0)
+	if err != nil {
+		return stateRecord{}, fmt.Errorf("read state log at %d: %w", off, err)
+	}
+	if len(recs) == 0 {
+		return stateRecord{}, fmt.Errorf("read state log at %d: no record", off)
+	}
+	sr, err := decodeState(recs[0].Payload)
+	if err != nil {
+		return sr, &CorruptStateError{Offset: off, Reason: err.Error()}
+	}
+	return sr, nil
+}
+
+func newRebuilt(s *snapshot, at uint64) *rebuilt {
+	r := &rebuilt{floor: s.floor, cursor: s.cursor, end: s.cursor, ref: at,
+		pending: make(map[uint64]int, len(s.pending)), doneAbove: map[uint64]bool{}, triedAbove: map[uint64]int{}}
+	for _, p := range s.pending {
+		r.pending[p.off] = p.attempts
+	}
+	return r
+}
+
+// apply replays one ops record. Done (acked or dead) is final; attempt
+// counts only grow; so the order of records after the snapshot does not
+// matter and repeating one changes nothing.
+func (r *rebuilt) apply(ops []op) {
+	r.records++
+	for _, o := range ops {
+		switch {
+		case o.off < r.floor:
+		case o.off < r.cursor:
+			if a, ok := r.pending[o.off]; ok {
+				if o.kind == opDelivered {
+					r.pending[o.off] = max(a, o.attempts)
+				} else {
+					delete(r.pending, o.off)
+				}
+			}
+		default:
+			r.end = max(r.end, o.off+1)
+			if o.kind != opDelivered {
+				r.doneAbove[o.off] = true
+				delete(r.triedAbove, o.off)
+			} else if !r.doneAbove[o.off] {
+				r.triedAbove[o.off] = max(r.triedAbove[o.off], o.attempts)
+			}
+		}
+	}
+}
+
+// finish folds the offsets seen beyond the snapshot's cursor into
+// pending: they were all delivered (deliveries go in offset order), so
+// each one not done is pending, with 0 attempts if its delivery did not
+// reach the log.
+func (r *rebuilt) finish() {
+	for off := r.cursor; off < r.end; off++ {
+		if !r.doneAbove[off] {
+			r.pending[off] = r.triedAbove[off]
+		}
+	}
+	r.cursor = r.end
+	r.doneAbove, r.triedAbove = nil, nil
+	r.floor = r.cursor
+	for off := range r.pending {
+		r.floor = min(r.floor, off)
+	}
+}

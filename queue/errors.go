@@ -1,0 +1,55 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. The typed errors below wrap them, so errors.Is works on
+// either.
+var (
+	// ErrClosed: the group is closed.
+	ErrClosed = errors.New("queue: group closed")
+	// ErrMemberLeft: the member has left the group.
+	ErrMemberLeft = errors.New("queue: member left the group")
+	// ErrMemberExists: Join was given the id of a live member.
+	ErrMemberExists = errors.New("queue: member id already in use")
+	// ErrConcurrentNext: Next was called on a member while another Next
+	// call on it was still running.
+	ErrConcurrentNext = errors.New("queue: concurrent Next on one member")
+	// ErrNotInFlight: Ack or Nack named an offset not in flight for the
+	// member.
+	ErrNotInFlight = errors.New("queue: offset not in flight")
+	// ErrCorruptState: the state log holds a record that is not valid
+	// group state.
+	ErrCorruptState = errors.New("queue: corrupt group state")
+)
+
+// NotInFlightError is returned by Ack and Nack for offsets that are not in
+// flight for the member: never delivered, already acked (a second ack of
+// the same offset is this error too), nacked, taken back after an ack
+// timeout (and perhaps redelivered to another member), or delivered to
+// another member. The other offsets of the same Ack call are acked.
+type NotInFlightError struct {
+	Group, Member string
+	Offsets       []uint64
+}
+
+func (e *NotInFlightError) Error() string {
+	return fmt.Sprintf("queue: group %q member %q: offsets %v not in flight for this member", e.Group, e.Member, e.Offsets)
+}
+
+func (e *NotInFlightError) Unwrap() error { return ErrNotInFlight }
+
+// CorruptStateError names the state-log record that could not be decoded
+// or applied.
+type CorruptStateError struct {
+	Offset uint64 // offset of the record in the state log
+	Reason string
+}
+
+func (e *CorruptStateError) Error() string {
+	return fmt.Sprintf("queue: corrupt group state: state log record %d: %s", e.Offset, e.Reason)
+}
+
+func (e *CorruptStateError) Unwrap() error { return ErrCorruptState }

@@ -1,0 +1,404 @@
+package queue
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/felixmq/felix/commitlog"
+)
+
+// Group is a consumer group over one stream's log: a work queue whose
+// members share the records. Safe for concurrent use.
+type Group struct {
+	name   string
+	stream commitlog.Log
+	opts   Options
+	state  *stateWriter // nil without Options.StateLog
+
+	mu      sync.Mutex
+	closed  bool
+	members map[string]*Member
+	nwait   int // members blocked in Next
+
+	// Every offset below floor is done (acked or dead-lettered). In
+	// [floor, cursor) an offset is done unless it has an entry. The
+	// cursor (the next never-delivered offset) is buf[0].Offset, or
+	// readPos when buf is empty; buf holds records read from the stream
+	// and not delivered yet.
+	floor     uint64
+	readPos   uint64
+	buf       []commitlog.Record
+	refilling bool // a member is reading the stream into buf
+	entries   map[uint64]*entry
+
+	ready    fifo[*entry] // to be redelivered now, in order
+	delayed  delayHeap
+	timeouts fifo[timeoutItem]
+	inflight int
+	doomed   []*entry       // to be dead-lettered
+	dirty    map[uint64]int // durable groups: attempt counts not yet in the state log
+	free     []*entry       // recycled entries
+	stats    Stats          // the counters; Stats() fills in the gauges
+}
+
+// Stats describe a group at one moment. The counters count since NewGroup.
+type Stats struct {
+	Members  int // live members
+	InFlight int // deliveries not yet acked, nacked or timed out
+	// Pending counts records out of flight waiting for a redelivery:
+	// ready now, waiting out a nack delay or timeout backoff, or waiting
+	// to be dead-lettered. New records read from the stream and not yet
+	// delivered are Buffered, not Pending.
+	Pending int
+	// Lag is the number of stream records not done: from the oldest one
+	// not acked (Floor) to the stream's Next, minus those acked or
+	// dead-lettered above it. In flight and pending records count.
+	Lag uint64
+
+	Delivered    uint64 // deliveries, first ones and redeliveries
+	Acked        uint64 // offsets acked by members
+	Nacked       uint64 // offsets nacked by members
+	Redelivered  uint64 // deliveries with Attempt > 1
+	TimedOut     uint64 // deliveries taken back by Tick after AckTimeout
+	DeadLettered uint64 // records dead-lettered (done, like acked ones)
+
+	Delayed  int    // of Pending: waiting out a nack delay or timeout backoff
+	Cursor   uint64 // the next never-delivered offset
+	Floor    uint64 // every offset below is done
+	Buffered int    // records read from the stream, not delivered yet
+	// Lost counts records the stream dropped (retention, a memory ring's
+	// bound) before they were done; they are skipped.
+	Lost uint64
+	// DeadLetterErrors counts DeadLetter calls that failed (retried at
+	// the next Tick); StateErrors counts failed state-log appends.
+	DeadLetterErrors, StateErrors uint64
+}
+
+// NewGroup returns the consumer group name over stream. Without a
+// StateLog, or with an empty one, the group starts at stream.Oldest().
+// With a StateLog that holds state, the group is rebuilt from it: done
+// records stay done, and every record that was delivered and not done
+// (in flight at the crash or pending) is pending again, its attempt count
+// kept; they are read back from the stream here.
+func NewGroup(name string, stream commitlog.Log, opts Options) (*Group, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	g := &Group{
+		name:    name,
+		stream:  stream,
+		opts:    opts,
+		members: make(map[string]*Member),
+		entries: make(map[uint64]*entry),
+	}
+	if opts.StateLog == nil {
+		g.floor = stream.Oldest()
+		g.readPos = g.floor
+		return g, nil
+	}
+	g.dirty = make(map[uint64]int)
+	if err := g.load(); err != nil {
+		return nil, fmt.Errorf("queue: group %q: %w", name, err)
+	}
+	return g, nil
+}
+
+// Name is the group's name.
+func (g *Group) Name() string { return g.name }
+
+// cursorLocked is the next never-delivered offset.
+func (g *Group) cursorLocked() uint64 {
+	if len(g.buf) > 0 {
+		return g.buf[0].Offset
+	}
+	return g.readPos
+}
+
+// Stats returns the group's gauges and counters.
+func (g *Group) Stats() Stats {
+	next := g.stream.Next()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.stats
+	s.Members = len(g.members)
+	s.InFlight = g.inflight
+	s.Pending = len(g.entries) - g.inflight
+	s.Buffered = len(g.buf)
+	s.Delayed = len(g.delayed)
+	s.Cursor = g.cursorLocked()
+	s.Floor = g.floor
+	s.Lag = uint64(len(g.entries)) + uint64(len(g.buf))
+	if next > g.readPos {
+		s.Lag += next - g.readPos
+	}
+	return s
+}
+
+// Tick takes back the deliveries whose ack deadline has passed (they are
+// redelivered after the timeout backoff, or dead-lettered when out of
+// attempts), makes due redeliveries ready, calls DeadLetter for dead
+// records, and writes delivery attempt counts not yet in the state log.
+// The server calls it from a ticker; its period bounds how late a timeout
+// or delayed redelivery can be. Tests call it with a fake time.
+func (g *Group) Tick(now time.Time) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	for g.timeouts.len() > 0 {
+		it := g.timeouts.front()
+		if !it.live() {
+			g.timeouts.pop()
+			continue
+		}
+		if it.e.deadline.After(now) {
+			break
+		}
+		g.timeouts.pop()
+		e := it.e
+		g.takeBackLocked(e)
+		g.stats.TimedOut++
+		if g.opts.exhausted(e.attempts) {
+			g.doomLocked(e, "ack timeout")
+		} else {
+			g.delayLocked(e, now.Add(g.opts.backoff(e.attempts)))
+		}
+	}
+	g.promoteLocked(now)
+	g.wakeAllLocked()
+	ops := g.takeDirtyLocked(nil)
+	g.mu.Unlock()
+
+	ctx := context.Background()
+	g.reap(ctx)
+	g.persist(ctx, ops) // failures are counted in Stats.StateErrors
+}
+
+// Close stops the group: blocked and later Next calls, and Join, Ack and
+// Nack, return ErrClosed. Delivery attempt counts not yet in the state
+// log are written. Close does not close the stream or the state log (the
+// caller owns them). Closing twice returns nil.
+func (g *Group) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	for _, m := range g.members {
+		g.wakeLocked(m)
+	}
+	ops := g.takeDirtyLocked(nil)
+	g.mu.Unlock()
+	return g.persist(context.Background(), ops)
+}
+
+// Join adds a member. memberID must not be the id of a live member
+// (ErrMemberExists); the id of one that left may be reused. prefetch is
+// the member's in-flight limit (≤ 0: Options.DefaultPrefetch).
+func (g *Group) Join(memberID string, prefetch int) (*Member, error) {
+	if prefetch <= 0 {
+		prefetch = g.opts.DefaultPrefetch
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, ErrClosed
+	}
+	if _, ok := g.members[memberID]; ok {
+		return nil, fmt.Errorf("queue: group %q: member %q: %w", g.name, memberID, ErrMemberExists)
+	}
+	m := &Member{g: g, id: memberID, prefetch: prefetch}
+	g.members[memberID] = m
+	return m, nil
+}
+
+// takeLocked hands up to n deliveries to m: ready redeliveries first,
+// then new records in offset order.
+func (g *Group) takeLocked(m *Member, n int, now time.Time) []Delivery {
+	k := min(n, g.ready.len()+len(g.buf))
+	if k == 0 {
+		return nil
+	}
+	out := make([]Delivery, 0, k)
+	deadline := now.Add(g.opts.AckTimeout)
+	for len(out) < n && g.ready.len() > 0 {
+		out = g.deliverLocked(out, m, g.ready.pop(), deadline)
+	}
+	for len(out) < n && len(g.buf) > 0 {
+		e := g.newEntryLocked(g.buf[0], 0)
+		g.buf[0] = commitlog.Record{}
+		g.buf = g.buf[1:]
+		out = g.deliverLocked(out, m, e, deadline)
+	}
+	if g.ready.len()+len(g.buf) > 0 {
+		g.wakeAllLocked() // more for members waiting
+	}
+	return out
+}
+
+func (g *Group) newEntryLocked(rec commitlog.Record, attempts int) *entry {
+	var e *entry
+	if n := len(g.free); n > 0 {
+		e = g.free[n-1]
+		g.free = g.free[:n-1]
+	} else {
+		e = &entry{}
+	}
+	e.rec, e.attempts, e.heapIdx = rec, attempts, -1
+	g.entries[rec.Offset] = e
+	return e
+}
+
+func (g *Group) deliverLocked(out []Delivery, m *Member, e *entry, deadline time.Time) []Delivery {
+	e.attempts++
+	e.state = stInFlight
+	e.member = m
+	e.gen++
+	e.deadline = deadline
+	g.timeouts.push(timeoutItem{e: e, gen: e.gen})
+	g.inflight++
+	m.inflight++
+	g.stats.Delivered++
+	if e.attempts > 1 {
+		g.stats.Redelivered++
+	}
+	if g.dirty != nil {
+		g.dirty[e.rec.Offset] = e.attempts
+	}
+	g.trimTimeoutsLocked()
+	return append(out, Delivery{Offset: e.rec.Offset, Payload: e.rec.Payload, Attempt: e.attempts})
+}
+
+// trimTimeoutsLocked drops stale timeout items when they outnumber the
+// live ones, so the queue stays within about twice the in-flight count
+// however rarely Tick runs.
+func (g *Group) trimTimeoutsLocked() {
+	if n := g.timeouts.len(); n >= 1024 && n > 2*g.inflight {
+		g.timeouts.filter(timeoutItem.live)
+	}
+}
+
+// takeBackLocked ends e's delivery (ack, nack, timeout, leave).
+func (g *Group) takeBackLocked(e *entry) {
+	m := e.member
+	e.member = nil
+	e.state = 0
+	g.inflight--
+	m.inflight--
+	g.wakeLocked(m) // its prefetch has room
+}
+
+// doneLocked removes e (acked or dead-lettered) and advances the floor.
+func (g *Group) doneLocked(e *entry) {
+	off := e.rec.Offset
+	delete(g.entries, off)
+	*e = entry{gen: e.gen}
+	g.free = append(g.free, e)
+	if off == g.floor {
+		g.advanceFloorLocked()
+	}
+}
+
+func (g *Group) advanceFloorLocked() {
+	cursor := g.cursorLocked()
+	if len(g.entries) == 0 {
+		g.floor = cursor
+		return
+	}
+	for g.floor < cursor {
+		if _, ok := g.entries[g.floor]; ok {
+			return
+		}
+		g.floor++
+	}
+}
+
+func (g *Group) readyLocked(e *entry) {
+	e.state = stReady
+	g.ready.push(e)
+}
+
+func (g *Group) delayLocked(e *entry, due time.Time) {
+	e.state = stDelayed
+	e.due = due
+	heap.Push(&g.delayed, e)
+}
+
+func (g *Group) doomLocked(e *entry, why string) {
+	e.state = stDoomed
+	e.reason = fmt.Sprintf("max attempts (%d) exceeded: %s", g.opts.MaxAttempts, why)
+	g.doomed = append(g.doomed, e)
+}
+
+// promoteLocked makes the delayed entries due by now ready.
+func (g *Group) promoteLocked(now time.Time) {
+	for len(g.delayed) > 0 && !g.delayed[0].due.After(now) {
+		g.readyLocked(heap.Pop(&g.delayed).(*entry))
+	}
+}
+
+// wakeLocked wakes m if it is blocked in Next.
+func (g *Group) wakeLocked(m *Member) {
+	if m.wake != nil {
+		m.wake()
+		m.wake = nil
+		g.nwait--
+	}
+}
+
+// wakeAllLocked wakes every member blocked in Next.
+func (g *Group) wakeAllLocked() {
+	if g.nwait == 0 {
+		return
+	}
+	for _, m := range g.members {
+		g.wakeLocked(m)
+	}
+}
+
+// takeDirtyLocked appends to ops the attempt counts not yet in the state
+// log of offsets not done, and forgets them.
+func (g *Group) takeDirtyLocked(ops []op) []op {
+	for off, a := range g.dirty {
+		if _, ok := g.entries[off]; ok {
+			ops = append(ops, op{kind: opDelivered, off: off, attempts: a})
+		}
+	}
+	clear(g.dirty)
+	return ops
+}
+
+// refill reads the next batch of the stream into buf. The caller holds
+// the lock and has checked that buf is empty and nobody else refills; the
+// lock is released during the read. A stream offset that is gone (its
+// retention ran ahead of the group) is skipped and counted as lost.
+func (g *Group) refill() error {
+	g.refilling = true
+	from := g.readPos
+	g.mu.Unlock()
+	recs, err := g.stream.Read(from, g.opts.ReadBatch, 0)
+	g.mu.Lock()
+	g.refilling = false
+	defer g.wakeAllLocked()
+	var tooOld *commitlog.TooOldError
+	switch {
+	case errors.As(err, &tooOld) && tooOld.Oldest > from:
+		g.stats.Lost += tooOld.Oldest - from
+		g.readPos = tooOld.Oldest
+		g.advanceFloorLocked()
+		return nil
+	case err != nil:
+		return fmt.Errorf("queue: group %q: read stream at %d: %w", g.name, from, err)
+	case len(recs) > 0:
+		g.buf = recs
+		g.readPos = recs[len(recs)-1].Offset + 1
+	}
+	return nil
+}

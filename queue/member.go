@@ -1,0 +1,250 @@
+package queue
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Delivery is a record handed to a member. Payload is shared with the
+// stream log and other deliveries of the record: do not modify it.
+type Delivery struct {
+	Offset  uint64
+	Payload []byte
+	Attempt int // 1 = first delivery
+}
+
+// Member is one consumer of a group. Ack, Nack, Leave and InFlight may be
+// called concurrently with each other and with Next; Next itself must not
+// run twice at once on one member (the second call gets
+// ErrConcurrentNext).
+type Member struct {
+	g        *Group
+	id       string
+	prefetch int
+
+	// under g.mu
+	inflight int
+	left     bool
+	busy     bool               // in Next
+	wake     context.CancelFunc // set while blocked in Next
+}
+
+// ID is the member's id.
+func (m *Member) ID() string { return m.id }
+
+// Prefetch is the member's in-flight limit.
+func (m *Member) Prefetch() int { return m.prefetch }
+
+// InFlight is how many deliveries the member holds (not yet acked,
+// nacked or timed out).
+func (m *Member) InFlight() int {
+	m.g.mu.Lock()
+	defer m.g.mu.Unlock()
+	return m.inflight
+}
+
+// Next blocks until at least one delivery can be handed to the member,
+// then returns at most min(max, prefetch-InFlight()) of them (max ≤ 0:
+// no limit but the prefetch). The member's in-flight count never exceeds
+// its prefetch: with a full prefetch Next waits for an ack, nack or
+// timeout. Ready redeliveries come before new records; new records come
+// in offset order. Next wakes for new stream records, for redeliveries
+// made ready (Nack without delay, Leave, Tick) and for room in the
+// prefetch. It returns ctx's error when ctx ends, ErrClosed when the
+// group closes, ErrMemberLeft after Leave, and the stream's error if the
+// stream fails (e.g. commitlog.ErrClosed).
+func (m *Member) Next(ctx context.Context, max int) ([]Delivery, error) {
+	g := m.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if m.busy {
+		return nil, ErrConcurrentNext
+	}
+	m.busy = true
+	defer func() { m.busy = false }()
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if g.closed {
+			return nil, ErrClosed
+		}
+		if m.left {
+			return nil, ErrMemberLeft
+		}
+		room := m.prefetch - m.inflight
+		if max > 0 {
+			room = min(room, max)
+		}
+		streamWait := false
+		if room > 0 {
+			now := g.opts.Clock.Now()
+			g.promoteLocked(now)
+			if out := g.takeLocked(m, room, now); len(out) > 0 {
+				return out, nil
+			}
+			if !g.refilling {
+				if g.stream.Next() > g.readPos {
+					if err := g.refill(); err != nil {
+						return nil, err
+					}
+					continue
+				}
+				streamWait = true
+			}
+		}
+		if err := m.block(ctx, streamWait); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// block waits, with g.mu released, until the member is woken (wakeLocked)
+// or, with streamWait, the stream grows past readPos. It returns with
+// g.mu held.
+func (m *Member) block(ctx context.Context, streamWait bool) error {
+	g := m.g
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m.wake = cancel
+	g.nwait++
+	after := g.readPos
+	g.mu.Unlock()
+	var err error
+	if streamWait {
+		err = g.stream.Wait(wctx, after)
+	} else {
+		<-wctx.Done()
+	}
+	g.mu.Lock()
+	if m.wake != nil { // not woken by the group
+		m.wake = nil
+		g.nwait--
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	if err != nil && wctx.Err() == nil {
+		return fmt.Errorf("queue: group %q: wait for stream: %w", g.name, err)
+	}
+	return nil
+}
+
+// Ack marks the offsets done: they are never delivered again. With a
+// StateLog, Ack returns once the acks are appended to it (durable per the
+// log's sync policy); the acks take effect in memory at once, so if the
+// append fails they hold until a restart, which redelivers them. Offsets
+// not in flight for this member (including ones already acked: a second
+// ack is an error, not a no-op) are reported in a *NotInFlightError; the
+// others are acked.
+func (m *Member) Ack(ctx context.Context, offsets ...uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g := m.g
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return ErrClosed
+	}
+	var bad []uint64
+	var ops []op
+	for _, off := range offsets {
+		e := g.entries[off]
+		if e == nil || e.state != stInFlight || e.member != m {
+			bad = append(bad, off)
+			continue
+		}
+		g.takeBackLocked(e)
+		g.doneLocked(e)
+		g.stats.Acked++
+		if g.state != nil {
+			ops = append(ops, op{kind: opAck, off: off})
+		}
+	}
+	if len(ops) > 0 {
+		ops = g.takeDirtyLocked(ops)
+	}
+	g.mu.Unlock()
+	err := g.persist(ctx, ops)
+	if len(bad) > 0 {
+		err = errors.Join(&NotInFlightError{Group: g.name, Member: m.id, Offsets: bad}, err)
+	}
+	return err
+}
+
+// Nack gives a delivery back: the record is redelivered (to any member)
+// once delay has passed (≤ 0: at once; otherwise it becomes ready at the
+// first Tick or Next at or after the delay). The ended delivery counts as
+// an attempt: if it was the last one allowed, the record is
+// dead-lettered now, DeadLetter being called with ctx (a DeadLetter
+// failure is counted and retried at the next Tick, not returned). An
+// offset not in flight for this member is a *NotInFlightError.
+func (m *Member) Nack(ctx context.Context, offset uint64, delay time.Duration) error {
+	g := m.g
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return ErrClosed
+	}
+	e := g.entries[offset]
+	if e == nil || e.state != stInFlight || e.member != m {
+		g.mu.Unlock()
+		return &NotInFlightError{Group: g.name, Member: m.id, Offsets: []uint64{offset}}
+	}
+	g.takeBackLocked(e)
+	g.stats.Nacked++
+	switch {
+	case g.opts.exhausted(e.attempts):
+		g.doomLocked(e, "nacked")
+		g.mu.Unlock()
+		g.reap(ctx)
+		return nil
+	case delay <= 0:
+		g.readyLocked(e)
+		g.wakeAllLocked()
+	default:
+		g.delayLocked(e, g.opts.Clock.Now().Add(delay))
+	}
+	g.mu.Unlock()
+	return nil
+}
+
+// Leave removes the member from the group. Its in-flight records are
+// ready for redelivery to the other members at once, with their attempt
+// counts kept; one that has used its last attempt is dead-lettered at the
+// next Tick. A blocked Next returns ErrMemberLeft. Leaving twice does
+// nothing.
+func (m *Member) Leave() {
+	g := m.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if m.left {
+		return
+	}
+	m.left = true
+	if g.members[m.id] == m {
+		delete(g.members, m.id)
+	}
+	var back []*entry
+	for _, e := range g.entries {
+		if e.state == stInFlight && e.member == m {
+			back = append(back, e)
+		}
+	}
+	slices.SortFunc(back, func(a, b *entry) int { return cmp.Compare(a.rec.Offset, b.rec.Offset) })
+	for _, e := range back {
+		g.takeBackLocked(e)
+		if g.opts.exhausted(e.attempts) {
+			g.doomLocked(e, "member left")
+		} else {
+			g.readyLocked(e)
+		}
+	}
+	g.wakeLocked(m)
+	g.wakeAllLocked()
+}
