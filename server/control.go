@@ -106,6 +106,10 @@ func (ctl *control) handleMessage(m wire.Message) error {
 		return ctl.cacheTTL(m)
 	case *wire.CacheMGet:
 		return ctl.cacheMGet(m)
+	case *wire.QueueJoin:
+		return ctl.queueJoin(m)
+	case *wire.QueueStats:
+		return ctl.queueStats(m)
 	case *wire.SubscribeCursorError:
 		return ctl.fail("subscribe_cursor_error is a server-to-client message")
 	case *wire.ErrorMessage:

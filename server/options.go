@@ -53,6 +53,8 @@ type Options struct {
 	AutoCreateCaches bool
 	// DefaultCacheConfig configures auto-created caches.
 	DefaultCacheConfig cache.Config
+	// Queues configures consumer groups.
+	Queues QueueOptions
 	// MaxFrameBytes bounds an incoming frame payload. Default 16 MiB.
 	MaxFrameBytes int
 	// MaxSubscriptionsPerConn bounds live subscriptions per connection.

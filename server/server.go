@@ -36,8 +36,9 @@ type Server struct {
 	conns map[*conn]struct{}
 
 	handlers sync.WaitGroup // connection, stream and writer goroutines
-	busy     atomic.Int64   // control streams in the middle of a request
-	writers  atomic.Int64   // live subscription writers
+	queues   *queues
+	busy     atomic.Int64 // control streams in the middle of a request
+	writers  atomic.Int64 // live subscription writers
 	draining atomic.Bool
 
 	stats Counters
@@ -63,7 +64,9 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("server: Options.TLS is required")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{opts: opts.withDefaults(), ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}}, nil
+	s := &Server{opts: opts.withDefaults(), ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}}
+	s.queues = newQueues(s)
+	return s, nil
 }
 
 // Listen binds the UDP address (e.g. "127.0.0.1:0").
@@ -74,6 +77,15 @@ func (s *Server) Listen(addr string) error {
 	}
 	s.ln = ln
 	s.opts.Logger.Info("felix listening", "addr", ln.Addr().String())
+	tick := s.opts.Queues.TickInterval
+	if tick <= 0 {
+		tick = 100 * time.Millisecond
+	}
+	s.handlers.Add(1)
+	go func() {
+		defer s.handlers.Done()
+		s.queues.tick(tick)
+	}()
 	if d := s.opts.DropReportInterval; d > 0 {
 		s.handlers.Add(1)
 		go func() {
@@ -134,7 +146,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.opts.Logger.Info("felix draining")
 	// Ending the broker makes every subscription writer flush its queue,
-	// finish its event stream and exit.
+	// finish its event stream and exit; closing the groups ends consumers
+	// (their unacked deliveries stay pending for redelivery).
+	s.queues.close() // before the broker closes the stream logs they read
 	s.opts.Broker.Close()
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
@@ -164,5 +178,6 @@ closeAll:
 		err = s.ln.Close()
 	}
 	s.handlers.Wait()
+	s.queues.close()
 	return err
 }

@@ -15,6 +15,14 @@ func streamDir(dataDir string, k broker.StreamKey) string {
 	return commitlog.DirFor(dataDir, "streams", k.Tenant, k.Namespace, k.Stream)
 }
 
+// groupsDir is where queue groups on durable streams keep their state.
+func groupsDir(dataDir string) string {
+	if dataDir == "" {
+		return ""
+	}
+	return commitlog.DirFor(dataDir, "groups")
+}
+
 // openDurableStreams opens (or creates) the log of every durable stream and
 // declares the streams. Logs already opened are closed on failure.
 func openDurableStreams(b *broker.Broker, f serveFlags, policy commitlog.SyncPolicy, log *slog.Logger) error {

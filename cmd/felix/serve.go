@@ -19,23 +19,26 @@ import (
 )
 
 type serveFlags struct {
-	addr, dataDir, tlsCert, tlsKey string
-	streams, caches                []string
-	durableStreams                 []string
-	fsync                          string
-	fsyncInterval, retentionAge    time.Duration
-	segmentBytes, retentionBytes   int64
-	cacheMaxBytes                  int64
-	autoCreate, noDevDefaults      bool
-	queuePolicy                    string
-	queueCapacity                  int
-	maxFrameBytes                  int
-	batchMaxEvents, batchMaxBytes  int
-	writeMaxDelay                  time.Duration
-	ringCapacity                   int
-	maxSubsPerConn                 int
-	shutdownTimeout                time.Duration
-	logFormat, logLevel            string
+	addr, dataDir, tlsCert, tlsKey  string
+	streams, caches                 []string
+	durableStreams                  []string
+	fsync                           string
+	fsyncInterval, retentionAge     time.Duration
+	segmentBytes, retentionBytes    int64
+	queueAckTimeout                 time.Duration
+	queueMaxAttempts, queuePrefetch int
+	queueDLQSuffix                  string
+	cacheMaxBytes                   int64
+	autoCreate, noDevDefaults       bool
+	queuePolicy                     string
+	queueCapacity                   int
+	maxFrameBytes                   int
+	batchMaxEvents, batchMaxBytes   int
+	writeMaxDelay                   time.Duration
+	ringCapacity                    int
+	maxSubsPerConn                  int
+	shutdownTimeout                 time.Duration
+	logFormat, logLevel             string
 }
 
 // serveReadyHook lets in-process tests learn the bound address.
@@ -70,6 +73,10 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.Int64Var(&f.segmentBytes, "segment-bytes", 64<<20, "durable log segment size")
 	fl.Int64Var(&f.retentionBytes, "retention-bytes", 0, "durable streams keep at most this many bytes (whole segments; 0 = no limit)")
 	fl.DurationVar(&f.retentionAge, "retention-age", 0, "durable streams drop segments older than this (0 = no limit)")
+	fl.DurationVar(&f.queueAckTimeout, "queue-ack-timeout", 30*time.Second, "queue deliveries not acked within this are redelivered")
+	fl.IntVar(&f.queueMaxAttempts, "queue-max-attempts", 5, "deliveries of a queue record before it is dead-lettered")
+	fl.IntVar(&f.queuePrefetch, "queue-prefetch", 64, "default unacked deliveries per queue consumer")
+	fl.StringVar(&f.queueDLQSuffix, "queue-dead-letter-suffix", ".dlq", "dead letters of stream S go to stream S<suffix> when it exists")
 	fl.StringSliceVar(&f.caches, "cache", nil, "declare a cache tenant/namespace/name[:max-bytes] (repeatable or comma-separated)")
 	fl.Int64Var(&f.cacheMaxBytes, "cache-max-bytes", 0, "capacity of caches declared without one and of auto-created caches (0 = unbounded)")
 	fl.BoolVar(&f.autoCreate, "auto-create", false, "create unknown streams and caches on first use")
@@ -129,6 +136,15 @@ func (f serveFlags) validate() error {
 	}
 	if len(f.durableStreams) > 0 && f.dataDir == "" {
 		bad("data-dir", "durable streams need a data directory")
+	}
+	if f.queueAckTimeout <= 0 {
+		bad("queue-ack-timeout", "must be positive")
+	}
+	if f.queueMaxAttempts <= 0 {
+		bad("queue-max-attempts", "must be positive, got %d", f.queueMaxAttempts)
+	}
+	if f.queuePrefetch <= 0 {
+		bad("queue-prefetch", "must be positive, got %d", f.queuePrefetch)
 	}
 	if f.cacheMaxBytes < 0 {
 		bad("cache-max-bytes", "must not be negative, got %d", f.cacheMaxBytes)
@@ -215,7 +231,9 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	}
 	srv, err := server.New(server.Options{
 		Broker: b, TLS: tlsConf, Transport: topts,
-		Caches: store, AutoCreateCaches: f.autoCreate, DefaultCacheConfig: cache.Config{MaxBytes: f.cacheMaxBytes}, MaxFrameBytes: f.maxFrameBytes,
+		Caches: store, AutoCreateCaches: f.autoCreate, DefaultCacheConfig: cache.Config{MaxBytes: f.cacheMaxBytes},
+		Queues: server.QueueOptions{AckTimeout: f.queueAckTimeout, MaxAttempts: f.queueMaxAttempts,
+			DefaultPrefetch: f.queuePrefetch, DeadLetterSuffix: f.queueDLQSuffix, StateDir: groupsDir(f.dataDir)}, MaxFrameBytes: f.maxFrameBytes,
 		MaxSubscriptionsPerConn: f.maxSubsPerConn, Logger: log,
 	})
 	if err != nil {

@@ -1,0 +1,361 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/felixmq/felix/wire"
+)
+
+// Message is one queue delivery. Ack or Nack it exactly once.
+type Message struct {
+	Offset  uint64 // the record's offset in the stream
+	Attempt int    // 1 for the first delivery, more after redeliveries
+	Payload []byte
+	co      *Consumer
+}
+
+// Ack confirms the message; it returns once the broker has recorded the ack
+// (durably, for a durable stream), after which it is never redelivered.
+func (m *Message) Ack(ctx context.Context) error { return m.co.ack(ctx, m.Offset) }
+
+// Nack hands the message back for redelivery (to any consumer) after delay.
+func (m *Message) Nack(ctx context.Context, delay time.Duration) error {
+	return m.co.nack(ctx, m.Offset, delay)
+}
+
+// ConsumerOption configures Consumer and Consume.
+type ConsumerOption func(*consumerConfig)
+
+type consumerConfig struct {
+	name      string
+	prefetch  uint64
+	nackDelay time.Duration
+}
+
+// WithConsumerName names the consumer (unique among the group's live
+// members); the broker assigns a name otherwise.
+func WithConsumerName(name string) ConsumerOption { return func(c *consumerConfig) { c.name = name } }
+
+// WithPrefetch bounds the consumer's unacknowledged deliveries.
+func WithPrefetch(n int) ConsumerOption {
+	return func(c *consumerConfig) { c.prefetch = uint64(max(n, 1)) }
+}
+
+// WithNackDelay sets how long Consume waits before a message whose handler
+// failed is redelivered. Default 1s.
+func WithNackDelay(d time.Duration) ConsumerOption {
+	return func(c *consumerConfig) { c.nackDelay = d }
+}
+
+// Consumer is one member of a consumer group on a stream: every record of
+// the stream goes to exactly one member of the group. Read messages with
+// Next or C and Ack each. Close leaves the group; messages not acked are
+// redelivered to other members.
+type Consumer struct {
+	c        *Client
+	str      *quic.Stream
+	name     string
+	prefetch int
+
+	msgs   chan *Message
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // the reader goroutine has exited
+	err    error         // why, written before done closes
+
+	wmu    sync.Mutex
+	buf    []byte
+	nextID atomic.Uint64
+	mu     sync.Mutex
+	wait   map[uint64]chan error
+}
+
+// Consumer joins group on namespace/stream (which must be a durable stream
+// on the broker). It needs a broker that speaks the queue extension.
+func (c *Client) Consumer(ctx context.Context, namespace, stream, group string, opts ...ConsumerOption) (*Consumer, error) {
+	var cfg consumerConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ctx, cancel := c.bind(ctx, true)
+	defer cancel()
+	slot := c.eventSlots[c.nextEvent.Add(1)%uint64(len(c.eventSlots))]
+	str, r, flags, err := c.openAuthedStream(ctx, slot, "queue")
+	if err != nil {
+		return nil, err
+	}
+	if flags&wire.CapQueue == 0 {
+		str.CancelRead(streamCodeCancel)
+		str.CancelWrite(streamCodeCancel)
+		return nil, fmt.Errorf("felix: broker does not offer queues: %w", ErrUnsupported)
+	}
+	r.AllowFlags(wire.FlagQueueDelivery)
+	join := &wire.QueueJoin{TenantID: c.opts.TenantID, Namespace: namespace, Stream: stream, Group: group}
+	if cfg.name != "" {
+		join.Consumer = &cfg.name
+	}
+	if cfg.prefetch > 0 {
+		join.Prefetch = &cfg.prefetch
+	}
+	frame, err := wire.AppendMessageFrame(nil, join)
+	if err == nil {
+		err = writeAll(ctx, str, frame)
+	}
+	var reply wire.Message
+	if err == nil {
+		reply, err = readMessage(ctx, str.SetReadDeadline, r)
+	}
+	if err != nil {
+		str.CancelRead(streamCodeCancel)
+		str.CancelWrite(streamCodeCancel)
+		return nil, c.streamErr(ctx, "queue join", err)
+	}
+	joined, ok := reply.(*wire.QueueJoined)
+	if !ok {
+		str.CancelRead(streamCodeCancel)
+		str.CancelWrite(streamCodeCancel)
+		if e, isErr := reply.(*wire.ErrorMessage); isErr {
+			return nil, &ServerError{Message: e.Message}
+		}
+		return nil, &ProtocolError{Detail: fmt.Sprintf("unexpected %q in reply to queue_join", reply.Type())}
+	}
+	co := &Consumer{c: c, str: str, name: joined.Consumer, prefetch: int(joined.Prefetch),
+		msgs: make(chan *Message, max(int(joined.Prefetch), 1)), done: make(chan struct{}), wait: map[uint64]chan error{}}
+	co.ctx, co.cancel = context.WithCancel(c.ctx)
+	if !c.goTracked(func() { co.read(r) }) {
+		str.CancelRead(streamCodeCancel)
+		str.CancelWrite(streamCodeCancel)
+		return nil, ErrClosed
+	}
+	return co, nil
+}
+
+// Name is the consumer's name in its group.
+func (co *Consumer) Name() string { return co.name }
+
+// Prefetch is the consumer's limit of unacknowledged deliveries.
+func (co *Consumer) Prefetch() int { return co.prefetch }
+
+// read receives deliveries and replies until the stream ends.
+func (co *Consumer) read(r *wire.Reader) {
+	var ds []wire.QueueDelivery
+	err := func() error {
+		for {
+			f, err := r.ReadFrame()
+			if err != nil {
+				return err
+			}
+			switch f.Flags {
+			case wire.FlagQueueDelivery:
+				if ds, err = wire.DecodeQueueDeliveries(f.Payload, ds); err != nil {
+					return &ProtocolError{Detail: err.Error()}
+				}
+				for _, d := range ds {
+					m := &Message{Offset: d.Offset, Attempt: int(d.Attempt), Payload: append([]byte(nil), d.Payload...), co: co}
+					select {
+					case co.msgs <- m:
+					case <-co.ctx.Done():
+						return ErrClosed
+					}
+				}
+			case 0:
+				msg, err := wire.DecodeMessage(f.Payload)
+				if err != nil {
+					return &ProtocolError{Detail: err.Error()}
+				}
+				switch m := msg.(type) {
+				case *wire.QueueOK:
+					co.resolve(m.RequestID, nil)
+				case *wire.QueueError:
+					if m.RequestID == nil {
+						return &ServerError{Message: m.Message}
+					}
+					co.resolve(*m.RequestID, &ServerError{Message: m.Message})
+				case *wire.ErrorMessage:
+					return &ServerError{Message: m.Message}
+				default:
+					return &ProtocolError{Detail: fmt.Sprintf("unexpected %q on a queue stream", m.Type())}
+				}
+			default:
+				return &ProtocolError{Detail: fmt.Sprintf("unexpected frame flags %#04x on a queue stream", f.Flags)}
+			}
+		}
+	}()
+	if co.ctx.Err() != nil || co.c.isClosed() {
+		err = ErrClosed
+	} else {
+		err = &ConnectionError{Op: "queue", Err: err}
+	}
+	co.err = err
+	co.mu.Lock()
+	waiters := co.wait
+	co.wait = nil
+	co.mu.Unlock()
+	for _, ch := range waiters {
+		ch <- err
+	}
+	co.str.CancelRead(streamCodeCancel)
+	co.str.CancelWrite(streamCodeCancel)
+	close(co.done)
+}
+
+func (co *Consumer) resolve(id uint64, err error) {
+	co.mu.Lock()
+	ch := co.wait[id]
+	delete(co.wait, id)
+	co.mu.Unlock()
+	if ch != nil {
+		ch <- err
+	}
+}
+
+// request writes a queue_ack/queue_nack carrying a fresh request id and
+// waits for the broker's answer.
+func (co *Consumer) request(ctx context.Context, build func(id uint64) wire.Message) error {
+	id := co.nextID.Add(1)
+	ch := make(chan error, 1)
+	co.mu.Lock()
+	if co.wait == nil {
+		co.mu.Unlock()
+		return co.err
+	}
+	co.wait[id] = ch
+	co.mu.Unlock()
+	co.wmu.Lock()
+	var err error
+	co.buf, err = wire.AppendMessageFrame(co.buf[:0], build(id))
+	if err == nil {
+		err = writeAll(ctx, co.str, co.buf)
+	}
+	co.wmu.Unlock()
+	if err != nil {
+		co.resolve(id, nil)
+		return co.c.streamErr(ctx, "queue", err)
+	}
+	ctx, cancel := co.c.bind(ctx, true)
+	defer cancel()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		co.resolve(id, nil) // forget it; a late answer is dropped
+		return co.c.ctxErr(ctx)
+	}
+}
+
+func (co *Consumer) ack(ctx context.Context, offset uint64) error {
+	return co.request(ctx, func(id uint64) wire.Message {
+		return &wire.QueueAck{Offsets: []uint64{offset}, RequestID: &id}
+	})
+}
+
+func (co *Consumer) nack(ctx context.Context, offset uint64, delay time.Duration) error {
+	ms := uint64(max(delay, 0) / time.Millisecond)
+	return co.request(ctx, func(id uint64) wire.Message {
+		return &wire.QueueNack{Offset: offset, DelayMs: &ms, RequestID: &id}
+	})
+}
+
+// Next returns the next delivery, waiting until one arrives, ctx ends, or
+// the consumer ends (then Err's error).
+func (co *Consumer) Next(ctx context.Context) (*Message, error) {
+	select {
+	case m := <-co.msgs:
+		return m, nil
+	default:
+	}
+	select {
+	case m := <-co.msgs:
+		return m, nil
+	case <-co.done:
+		select {
+		case m := <-co.msgs:
+			return m, nil
+		default:
+		}
+		return nil, co.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// C is the channel form of Next; it is not closed (watch Done).
+func (co *Consumer) C() <-chan *Message { return co.msgs }
+
+// Done is closed when the consumer has ended; Err says why.
+func (co *Consumer) Done() <-chan struct{} { return co.done }
+
+// Err is why the consumer ended (nil while it runs).
+func (co *Consumer) Err() error {
+	select {
+	case <-co.done:
+		return co.err
+	default:
+		return nil
+	}
+}
+
+// Close leaves the group: deliveries not yet acked go back to the group.
+func (co *Consumer) Close() error {
+	co.cancel()
+	co.str.CancelRead(streamCodeCancel)
+	co.str.CancelWrite(streamCodeCancel)
+	<-co.done
+	return nil
+}
+
+// Consume runs handler for every message of group on namespace/stream
+// until ctx ends: a nil return acks the message, an error nacks it (it is
+// redelivered after the nack delay). A lost connection is rejoined with
+// backoff. It returns ctx's error, or the broker's refusal to join.
+func (c *Client) Consume(ctx context.Context, namespace, stream, group string, handler func(context.Context, *Message) error, opts ...ConsumerOption) error {
+	cfg := consumerConfig{nackDelay: time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	for failures := 0; ; failures++ {
+		co, err := c.Consumer(ctx, namespace, stream, group, opts...)
+		if err != nil {
+			if ctx.Err() != nil || !errors.Is(err, ErrDisconnected) || c.opts.Reconnect.Disabled {
+				return err
+			}
+			if err := sleep(ctx, c.backoff(failures)); err != nil {
+				return err
+			}
+			continue
+		}
+		failures = 0
+		err = co.run(ctx, handler, cfg.nackDelay)
+		co.Close()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !errors.Is(err, ErrDisconnected) || c.opts.Reconnect.Disabled {
+			return err
+		}
+	}
+}
+
+func (co *Consumer) run(ctx context.Context, handler func(context.Context, *Message) error, nackDelay time.Duration) error {
+	for {
+		m, err := co.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if herr := handler(ctx, m); herr != nil {
+			err = m.Nack(ctx, nackDelay)
+		} else {
+			err = m.Ack(ctx)
+		}
+		if err != nil && !isServerReply(err) {
+			return err
+		}
+	}
+}

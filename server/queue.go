@@ -1,0 +1,353 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/queue"
+	"github.com/felixmq/felix/wire"
+)
+
+// ActionConsume is the permission to join a consumer group of a stream.
+const ActionConsume = "queue.consume"
+
+// QueueOptions configure consumer groups. The zero value is usable.
+type QueueOptions struct {
+	// AckTimeout, MaxAttempts, BackoffMin, BackoffMax and DefaultPrefetch
+	// are queue.Options (defaults 30s, 5, 1s, 60s, 64).
+	AckTimeout      time.Duration
+	MaxAttempts     int
+	BackoffMin      time.Duration
+	BackoffMax      time.Duration
+	DefaultPrefetch int
+	// StateDir keeps the state of groups on durable streams (one log per
+	// group, fsynced before acks are confirmed). Empty: group state is in
+	// memory and a restart redelivers everything not yet acked.
+	StateDir string
+	// DeadLetterSuffix names the dead-letter stream of a stream: records
+	// that exhaust MaxAttempts are published to <stream><suffix> in the
+	// same namespace, when that stream exists. Default ".dlq".
+	DeadLetterSuffix string
+	// TickInterval is how often ack timeouts and delayed redeliveries are
+	// processed. Default 100ms.
+	TickInterval time.Duration
+}
+
+type groupKey struct {
+	stream broker.StreamKey
+	group  string
+}
+
+// queues owns the consumer groups of a server.
+type queues struct {
+	s        *Server
+	mu       sync.Mutex
+	groups   map[groupKey]*queue.Group
+	state    map[groupKey]*commitlog.DiskLog // state logs we opened (the groups do not close them)
+	consumer atomic.Uint64                   // assigned consumer names
+	closed   bool
+}
+
+func newQueues(s *Server) *queues {
+	return &queues{s: s, groups: map[groupKey]*queue.Group{}, state: map[groupKey]*commitlog.DiskLog{}}
+}
+
+// group returns the consumer group of st, creating (or, for durable
+// streams, reloading) it on first use.
+func (q *queues) group(st *broker.Stream, name string) (*queue.Group, error) {
+	if err := broker.ValidateName("group", name); err != nil {
+		return nil, err
+	}
+	if st.Log() == nil {
+		return nil, fmt.Errorf("queue groups need a log-backed stream; declare %s with --durable-stream", st.Key())
+	}
+	k := groupKey{st.Key(), name}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil, broker.ErrClosed
+	}
+	if g := q.groups[k]; g != nil {
+		return g, nil
+	}
+	o := q.s.opts.Queues
+	opts := queue.Options{
+		AckTimeout: o.AckTimeout, MaxAttempts: o.MaxAttempts, BackoffMin: o.BackoffMin, BackoffMax: o.BackoffMax,
+		DefaultPrefetch: o.DefaultPrefetch, DeadLetter: q.deadLetter(st.Key(), name),
+	}
+	var stateLog *commitlog.DiskLog
+	if st.IsDurable() && o.StateDir != "" {
+		dir := commitlog.DirFor(o.StateDir, k.stream.Tenant, k.stream.Namespace, k.stream.Stream, name)
+		var err error
+		stateLog, err = commitlog.Open(dir, commitlog.Options{Sync: commitlog.SyncAlways, Logger: q.s.opts.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("open state of group %s on %s: %w", name, st.Key(), err)
+		}
+		opts.StateLog = stateLog
+	}
+	g, err := queue.NewGroup(name, st.Log(), opts)
+	if err != nil {
+		if stateLog != nil {
+			stateLog.Close()
+		}
+		return nil, err
+	}
+	q.groups[k] = g
+	if stateLog != nil {
+		q.state[k] = stateLog
+	}
+	q.s.opts.Logger.Info("queue group opened", "stream", st.Key().String(), "group", name, "durable_state", stateLog != nil)
+	return g, nil
+}
+
+// deadLetterRecord is what a dead-letter stream receives: the record and
+// why it died, as JSON.
+type deadLetterRecord struct {
+	Stream   string `json:"stream"`
+	Group    string `json:"group"`
+	Offset   uint64 `json:"offset"`
+	Attempts int    `json:"attempts"`
+	Reason   string `json:"reason"`
+	Payload  string `json:"payload"` // standard base64
+}
+
+func (q *queues) deadLetter(k broker.StreamKey, group string) queue.DeadLetterFunc {
+	suffix := q.s.opts.Queues.DeadLetterSuffix
+	if suffix == "" {
+		suffix = ".dlq"
+	}
+	return func(ctx context.Context, rec commitlog.Record, attempts int, reason string) error {
+		dlq, err := q.s.opts.Broker.Stream(k.Tenant, k.Namespace, k.Stream+suffix)
+		if err != nil {
+			q.s.opts.Logger.Warn("dead letter dropped: no dead-letter stream", "stream", k.String(), "group", group,
+				"offset", rec.Offset, "attempts", attempts, "reason", reason, "want_stream", k.Stream+suffix)
+			return nil
+		}
+		body, _ := json.Marshal(deadLetterRecord{Stream: k.Stream, Group: group, Offset: rec.Offset, Attempts: attempts,
+			Reason: reason, Payload: base64.StdEncoding.EncodeToString(rec.Payload)})
+		_, err = dlq.Publish(ctx, [][]byte{body})
+		return err
+	}
+}
+
+func (q *queues) lookup(k groupKey) *queue.Group {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.groups[k]
+}
+
+// tick drives ack timeouts and delayed redeliveries until the server stops.
+func (q *queues) tick(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-q.s.ctx.Done():
+			return
+		case now := <-t.C:
+			q.mu.Lock()
+			gs := make([]*queue.Group, 0, len(q.groups))
+			for _, g := range q.groups {
+				gs = append(gs, g)
+			}
+			q.mu.Unlock()
+			for _, g := range gs {
+				g.Tick(now)
+			}
+		}
+	}
+}
+
+func (q *queues) close() {
+	q.mu.Lock()
+	q.closed = true
+	gs, logs := q.groups, q.state
+	q.groups, q.state = map[groupKey]*queue.Group{}, map[groupKey]*commitlog.DiskLog{}
+	q.mu.Unlock()
+	for k, g := range gs {
+		err := g.Close()
+		if sl := logs[k]; sl != nil {
+			err = errors.Join(err, sl.Close())
+		}
+		if err != nil {
+			q.s.opts.Logger.Error("closing queue group", "stream", k.stream.String(), "group", k.group, "err", err)
+		}
+	}
+}
+
+// lockedWriter serializes frames from the delivery and reply goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *wire.Writer
+}
+
+func (l *lockedWriter) message(m wire.Message) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.WriteMessage(m)
+}
+
+func (l *lockedWriter) raw(b []byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.WriteRaw(b)
+}
+
+// queueJoin turns this control stream into a consumer: deliveries flow
+// out as FlagQueueDelivery frames while acks and nacks flow in. The
+// consumer leaves the group (its in-flight records go back for
+// redelivery) when the stream or connection ends.
+func (ctl *control) queueJoin(m *wire.QueueJoin) error {
+	c := ctl.c
+	if ctl.peer&wire.CapQueue == 0 {
+		return errNotNegotiated(m.Type())
+	}
+	if m.TenantID != ctl.id.Tenant {
+		return ctl.fail("tenant mismatch")
+	}
+	if !ctl.id.allowed(ActionConsume, StreamResource(m.TenantID, m.Namespace, m.Stream)) {
+		return ctl.fail("forbidden")
+	}
+	st, err := c.s.opts.Broker.Stream(m.TenantID, m.Namespace, m.Stream)
+	if err != nil {
+		return ctl.fail(err.Error())
+	}
+	g, err := c.s.queues.group(st, m.Group)
+	if err != nil {
+		return ctl.fail(err.Error())
+	}
+	name := "consumer-" + strconv.FormatUint(c.s.queues.consumer.Add(1), 10)
+	if m.Consumer != nil && *m.Consumer != "" {
+		name = *m.Consumer
+	}
+	prefetch := 0
+	if m.Prefetch != nil {
+		prefetch = int(min(*m.Prefetch, 1<<20))
+	}
+	member, err := g.Join(name, prefetch)
+	if err != nil {
+		return ctl.fail(err.Error())
+	}
+	defer member.Leave()
+	if prefetch == 0 {
+		prefetch = c.s.opts.Queues.DefaultPrefetch
+		if prefetch <= 0 {
+			prefetch = 64
+		}
+	}
+	w := &lockedWriter{w: ctl.w}
+	if err := w.message(&wire.QueueJoined{Group: m.Group, Consumer: name, Prefetch: uint64(prefetch)}); err != nil {
+		return err
+	}
+	// A consumer session is not a request in progress: do not hold up a
+	// drain for its lifetime.
+	c.s.busy.Add(-1)
+	defer c.s.busy.Add(1)
+	ctx, cancel := context.WithCancel(c.qc.Context())
+	defer cancel()
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		defer cancel()
+		var buf []byte
+		var ds []wire.QueueDelivery
+		for {
+			got, err := member.Next(ctx, prefetch)
+			if err != nil {
+				return
+			}
+			ds = ds[:0]
+			for _, d := range got {
+				ds = append(ds, wire.QueueDelivery{Offset: d.Offset, Attempt: uint16(min(d.Attempt, 1<<16-1)), Payload: d.Payload})
+			}
+			buf = wire.AppendQueueDeliveryFrame(buf[:0], ds)
+			if w.raw(buf) != nil {
+				return
+			}
+		}
+	}()
+	err = ctl.consumeLoop(ctx, member, w)
+	cancel()
+	<-writerDone
+	return err
+}
+
+// consumeLoop reads acks and nacks until the consumer goes away.
+func (ctl *control) consumeLoop(ctx context.Context, member *queue.Member, w *lockedWriter) error {
+	for {
+		f, err := ctl.r.ReadFrame()
+		if err != nil {
+			return err // io.EOF: the consumer finished its side and leaves
+		}
+		if f.Flags != 0 {
+			return &wire.DecodeError{What: "queue stream", Err: wire.ErrWrongFlags, Detail: fmt.Sprintf("flags %#04x", f.Flags)}
+		}
+		msg, err := wire.DecodeMessage(f.Payload)
+		if err != nil {
+			return err
+		}
+		var reqID *uint64
+		switch m := msg.(type) {
+		case *wire.QueueAck:
+			reqID = m.RequestID
+			err = member.Ack(ctx, m.Offsets...)
+		case *wire.QueueNack:
+			reqID = m.RequestID
+			delay := time.Duration(0)
+			if m.DelayMs != nil {
+				delay = time.Duration(min(*m.DelayMs, uint64(maxTTL/time.Millisecond))) * time.Millisecond
+			}
+			err = member.Nack(ctx, m.Offset, delay)
+		default:
+			return ctl.fail("unexpected message type")
+		}
+		if err != nil {
+			code := "internal"
+			var nif *queue.NotInFlightError
+			if errors.As(err, &nif) {
+				code = "not_in_flight"
+			}
+			if werr := w.message(&wire.QueueError{RequestID: reqID, Code: code, Message: err.Error()}); werr != nil {
+				return werr
+			}
+			continue
+		}
+		if reqID != nil {
+			if err := w.message(&wire.QueueOK{RequestID: *reqID}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// queueStats answers a group's counters (the group must have been opened
+// since the broker started).
+func (ctl *control) queueStats(m *wire.QueueStats) error {
+	if ctl.peer&wire.CapQueue == 0 {
+		return errNotNegotiated(m.Type())
+	}
+	if m.TenantID != ctl.id.Tenant {
+		return ctl.fail("tenant mismatch")
+	}
+	st, err := ctl.c.s.opts.Broker.Stream(m.TenantID, m.Namespace, m.Stream)
+	if err != nil {
+		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "invalid", Message: err.Error()})
+	}
+	g, err := ctl.c.s.queues.group(st, m.Group)
+	if err != nil {
+		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "invalid", Message: err.Error()})
+	}
+	s := g.Stats()
+	return ctl.reply(&wire.QueueStatsValue{RequestID: m.RequestID, Members: uint64(s.Members), InFlight: uint64(s.InFlight),
+		Pending: uint64(s.Pending), Lag: s.Lag, Cursor: s.Cursor, Delivered: s.Delivered, Acked: s.Acked, Nacked: s.Nacked,
+		Redelivered: s.Redelivered, TimedOut: s.TimedOut, DeadLettered: s.DeadLettered})
+}
