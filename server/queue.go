@@ -351,3 +351,17 @@ func (ctl *control) queueStats(m *wire.QueueStats) error {
 		Pending: uint64(s.Pending), Lag: s.Lag, Cursor: s.Cursor, Delivered: s.Delivered, Acked: s.Acked, Nacked: s.Nacked,
 		Redelivered: s.Redelivered, TimedOut: s.TimedOut, DeadLettered: s.DeadLettered})
 }
+
+// GroupStats returns the counters of a consumer group opened since the
+// server started (ok false otherwise).
+func (s *Server) GroupStats(tenant, ns, stream, group string) (queue.Stats, bool) {
+	st, err := s.opts.Broker.Stream(tenant, ns, stream)
+	if err != nil {
+		return queue.Stats{}, false
+	}
+	g := s.queues.lookup(groupKey{st.Key(), group})
+	if g == nil {
+		return queue.Stats{}, false
+	}
+	return g.Stats(), true
+}

@@ -1,0 +1,262 @@
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/felixmq/felix/client"
+	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/server"
+)
+
+func startQueueBroker(t *testing.T, q server.QueueOptions, streams ...string) *testbroker.Broker {
+	t.Helper()
+	q.TickInterval = 10 * time.Millisecond
+	return testbroker.Start(t,
+		testbroker.WithDurableStreams(t.TempDir(), commitlog.Options{Sync: commitlog.SyncNever}, streams...),
+		testbroker.WithServerOptions(server.Options{Queues: q}))
+}
+
+func publishSeq(t *testing.T, c *client.Client, stream string, from, n uint64) {
+	t.Helper()
+	ctx := context.Background()
+	const batch = 500
+	for i := from; i < from+n; i += batch {
+		var ps [][]byte
+		for j := i; j < min(i+batch, from+n); j++ {
+			ps = append(ps, seq(j, 16))
+		}
+		if err := c.PublishBatch(ctx, "default", stream, ps); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// 100,000 records over 4 consumers: each acked exactly once, none lost.
+func TestQueueHundredThousandFourConsumers(t *testing.T) {
+	tb := startQueueBroker(t, server.QueueOptions{}, "default/default/jobs")
+	pub := dial(t, tb, client.Options{})
+	const n = 100_000
+	publishSeq(t, pub, "jobs", 0, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var mu sync.Mutex
+	acked := make(map[uint64]int, n)
+	var total atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		c := dial(t, tb, client.Options{EventConns: 1})
+		wg.Go(func() {
+			err := c.Consume(ctx, "default", "jobs", "workers", func(_ context.Context, m *client.Message) error {
+				if got := binary.BigEndian.Uint64(m.Payload); got != m.Offset {
+					t.Errorf("consumer %d: payload %d at offset %d", w, got, m.Offset)
+				}
+				mu.Lock()
+				acked[m.Offset]++
+				mu.Unlock()
+				if total.Add(1) == n {
+					close(done)
+				}
+				return nil
+			}, client.WithConsumerName("w"+string(rune('0'+w))))
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("consumer %d: %v", w, err)
+			}
+		})
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatalf("only %d of %d handled", total.Load(), n)
+	}
+	// Let the last acks land, then check the group is drained.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := queueStats(t, tb, "jobs", "workers")
+		if st.Acked == n {
+			if st.Lag != 0 || st.InFlight != 0 || st.Redelivered != 0 {
+				t.Fatalf("stats after draining: %+v", st)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("acked %d of %d", st.Acked, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	for off := range uint64(n) {
+		if acked[off] != 1 {
+			t.Fatalf("offset %d handled %d times", off, acked[off])
+		}
+	}
+}
+
+func queueStats(t *testing.T, tb *testbroker.Broker, stream, group string) queueStat {
+	t.Helper()
+	k, _ := tb.Server.GroupStats("default", "default", stream, group)
+	return queueStat{Acked: k.Acked, Lag: k.Lag, InFlight: uint64(k.InFlight), Redelivered: k.Redelivered, DeadLettered: k.DeadLettered}
+}
+
+type queueStat struct{ Acked, Lag, InFlight, Redelivered, DeadLettered uint64 }
+
+// A consumer that vanishes with records in flight: they go to the others.
+// A consumer that hangs: its records are redelivered after the ack timeout.
+func TestQueueRedeliveryToOthers(t *testing.T) {
+	tb := startQueueBroker(t, server.QueueOptions{AckTimeout: 300 * time.Millisecond, BackoffMin: 10 * time.Millisecond}, "default/default/jobs")
+	pub := dial(t, tb, client.Options{})
+	publishSeq(t, pub, "jobs", 0, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	// Crash: a consumer takes 4 and its connection dies.
+	crasher := dial(t, tb, client.Options{})
+	co, err := crasher.Consumer(ctx, "default", "jobs", "g", client.WithPrefetch(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := map[uint64]bool{}
+	for range 4 {
+		m, err := co.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		taken[m.Offset] = true
+	}
+	crasher.Close() // abrupt: no acks
+
+	// Hang: a consumer takes 2 and never acks.
+	hung := dial(t, tb, client.Options{})
+	hc, err := hung.Consumer(ctx, "default", "jobs", "g", client.WithPrefetch(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hungTook := map[uint64]bool{}
+	for range 2 {
+		m, err := hc.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hungTook[m.Offset] = true
+	}
+
+	// A healthy consumer ends up acking all 10, the others' included.
+	good := dial(t, tb, client.Options{})
+	gc, err := good.Consumer(ctx, "default", "jobs", "g", client.WithPrefetch(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64]int{}
+	for len(got) < 10 {
+		m, err := gc.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d: %v", len(got), err)
+		}
+		if (taken[m.Offset] || hungTook[m.Offset]) && m.Attempt < 2 {
+			t.Fatalf("redelivered offset %d with attempt %d", m.Offset, m.Attempt)
+		}
+		got[m.Offset]++
+		if err := m.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for off := range uint64(10) {
+		if got[off] != 1 {
+			t.Fatalf("offset %d acked %d times by the healthy consumer", off, got[off])
+		}
+	}
+	st := queueStats(t, tb, "jobs", "g")
+	if st.Redelivered < 6 || st.Acked != 10 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A poison record lands in the dead-letter stream after max attempts.
+func TestQueuePoisonToDeadLetter(t *testing.T) {
+	tb := startQueueBroker(t, server.QueueOptions{MaxAttempts: 3}, "default/default/jobs", "default/default/jobs.dlq")
+	c := dial(t, tb, client.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dlq, err := c.Subscribe(ctx, "default", "jobs.dlq", client.FromEarliest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(ctx, "default", "jobs", []byte("poison")); err != nil {
+		t.Fatal(err)
+	}
+	attempts := 0
+	cctx, ccancel := context.WithCancel(ctx)
+	go c.Consume(cctx, "default", "jobs", "g", func(_ context.Context, m *client.Message) error {
+		attempts = m.Attempt
+		return errors.New("cannot parse")
+	}, client.WithNackDelay(0))
+	ev, err := dlq.Next(ctx)
+	ccancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Stream, Group, Reason, Payload string
+		Offset                         uint64
+		Attempts                       int
+	}
+	if err := json.Unmarshal(ev.Payload, &rec); err != nil {
+		t.Fatalf("dead letter %q: %v", ev.Payload, err)
+	}
+	payload, _ := base64.StdEncoding.DecodeString(rec.Payload)
+	if rec.Stream != "jobs" || rec.Group != "g" || rec.Offset != 0 || rec.Attempts != 3 || string(payload) != "poison" || rec.Reason == "" {
+		t.Fatalf("dead letter %+v", rec)
+	}
+	if attempts != 3 {
+		t.Fatalf("handler saw %d attempts", attempts)
+	}
+	if st := queueStats(t, tb, "jobs", "g"); st.DeadLettered != 1 || st.Lag != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Prefetch is never exceeded: with 5 unacked, nothing more arrives until
+// one is acked.
+func TestQueuePrefetch(t *testing.T) {
+	tb := startQueueBroker(t, server.QueueOptions{}, "default/default/jobs")
+	c := dial(t, tb, client.Options{})
+	publishSeq(t, c, "jobs", 0, 50)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	co, err := c.Consumer(ctx, "default", "jobs", "g", client.WithPrefetch(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []*client.Message
+	for range 5 {
+		m, err := co.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, m)
+	}
+	idle, icancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	if m, err := co.Next(idle); err == nil {
+		t.Fatalf("a sixth delivery (offset %d) beyond prefetch 5", m.Offset)
+	}
+	icancel()
+	if err := held[0].Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := co.Next(ctx); err != nil {
+		t.Fatalf("no delivery after an ack freed prefetch: %v", err)
+	}
+	if st := queueStats(t, tb, "jobs", "g"); st.InFlight != 5 {
+		t.Fatalf("in flight %d, want 5", st.InFlight)
+	}
+}
