@@ -44,11 +44,11 @@ type brokerProc struct {
 	done chan error
 }
 
-func startFelix(t *testing.T, bin, addr, dataDir string) *brokerProc {
+func startFelix(t *testing.T, bin, addr, dataDir string, args ...string) *brokerProc {
 	t.Helper()
 	p := &brokerProc{done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, "serve", "--listen", addr, "--data-dir", dataDir, "--no-dev-defaults",
-		"--durable-stream", "default/default/crash", "--fsync", "always", "--log-level", "warn")
+	p.cmd = exec.Command(bin, append([]string{"serve", "--listen", addr, "--data-dir", dataDir, "--no-dev-defaults",
+		"--log-level", "warn"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestDurableCrashSIGKILL(t *testing.T) {
 	next := uint64(0) // sequence numbers are never reused: an unacked one may or may not be stored
 	const cycles = 4
 	for cycle := range cycles {
-		p := startFelix(t, bin, addr, dataDir)
+		p := startFelix(t, bin, addr, dataDir, "--durable-stream", "default/default/crash", "--fsync", "always")
 		c := dialProc(t, addr, dataDir)
 		killAt := time.Now().Add(time.Duration(100+rng.IntN(300)) * time.Millisecond)
 		killed := make(chan struct{})
@@ -154,4 +154,83 @@ func TestDurableCrashSIGKILL(t *testing.T) {
 		}
 	}
 	t.Logf("%d acked, %d stored (unacked but stored: %d)", len(acked), len(seen), len(seen)-len(acked))
+}
+
+// Queue state survives SIGKILL: after a restart no acked record is
+// delivered again and every unacked one is (at-least-once).
+func TestQueueDurableSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a broker process")
+	}
+	bin := buildFelix(t)
+	dataDir := t.TempDir()
+	addr := freeUDP(t)
+	args := []string{"--durable-stream", "default/default/jobs:always"}
+	p := startFelix(t, bin, addr, dataDir, args...)
+	c := dialProc(t, addr, dataDir)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const total, ackFirst = 200, 100
+	for i := range uint64(total) {
+		if err := c.Publish(ctx, "default", "jobs", seq(i, 16)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	co, err := c.Consumer(ctx, "default", "jobs", "g", client.WithPrefetch(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := map[uint64]bool{}
+	for len(acked) < ackFirst {
+		m, err := co.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+		acked[m.Offset] = true
+	}
+	held := map[uint64]bool{} // delivered, never acked
+	for len(held) < 5 {
+		m, err := co.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held[m.Offset] = true
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	c.Close()
+
+	p = startFelix(t, bin, addr, dataDir, args...)
+	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); <-p.done }()
+	c = dialProc(t, addr, dataDir)
+	defer c.Close()
+	co, err = c.Consumer(ctx, "default", "jobs", "g", client.WithPrefetch(50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64]bool{}
+	for len(got) < total-ackFirst {
+		m, err := co.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d redeliveries: %v", len(got), err)
+		}
+		if acked[m.Offset] {
+			t.Fatalf("offset %d was acked before the crash and delivered again", m.Offset)
+		}
+		if held[m.Offset] && m.Attempt < 2 {
+			t.Fatalf("offset %d was in flight at the crash; attempt %d, want ≥ 2", m.Offset, m.Attempt)
+		}
+		got[m.Offset] = true
+		if err := m.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for off := range held {
+		if !got[off] {
+			t.Fatalf("unacked offset %d not redelivered after the restart", off)
+		}
+	}
 }
