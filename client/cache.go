@@ -214,6 +214,8 @@ func replyErr(m wire.Message) (wire.Message, error) {
 	switch m := m.(type) {
 	case *wire.ErrorMessage:
 		return nil, &ServerError{Message: m.Message}
+	case *wire.QueueError:
+		return nil, &ServerError{Message: m.Message}
 	case *wire.CacheError:
 		e := &CacheError{Code: m.Code, Message: m.Message}
 		if m.Version != nil {
@@ -400,6 +402,12 @@ func replyID(m wire.Message) (uint64, bool) {
 		return m.RequestID, true
 	case *wire.CacheError:
 		return m.RequestID, true
+	case *wire.QueueStatsValue:
+		return m.RequestID, true
+	case *wire.QueueError:
+		if m.RequestID != nil {
+			return *m.RequestID, true
+		}
 	}
 	return 0, false
 }

@@ -359,3 +359,27 @@ func (co *Consumer) run(ctx context.Context, handler func(context.Context, *Mess
 		}
 	}
 }
+
+// GroupStats are a consumer group's counters (see queue.Stats).
+type GroupStats struct {
+	Members, InFlight, Pending, Lag, Cursor                       uint64
+	Delivered, Acked, Nacked, Redelivered, TimedOut, DeadLettered uint64
+}
+
+// QueueStats returns the counters of group on namespace/stream. The
+// request goes over the client's control (cache) streams.
+func (c *Client) QueueStats(ctx context.Context, namespace, stream, group string) (GroupStats, error) {
+	reply, err := c.cacheRequest(ctx, func(id uint64) wire.Message {
+		return &wire.QueueStats{TenantID: c.opts.TenantID, Namespace: namespace, Stream: stream, Group: group, RequestID: id}
+	})
+	if err != nil {
+		return GroupStats{}, err
+	}
+	v, ok := reply.(*wire.QueueStatsValue)
+	if !ok {
+		return GroupStats{}, unexpected(reply, "queue_stats")
+	}
+	return GroupStats{Members: v.Members, InFlight: v.InFlight, Pending: v.Pending, Lag: v.Lag, Cursor: v.Cursor,
+		Delivered: v.Delivered, Acked: v.Acked, Nacked: v.Nacked, Redelivered: v.Redelivered, TimedOut: v.TimedOut,
+		DeadLettered: v.DeadLettered}, nil
+}

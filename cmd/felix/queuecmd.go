@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/felixmq/felix/client"
+)
+
+func newQueueCmd() *cobra.Command {
+	var f clientFlags
+	var group string
+	cmd := &cobra.Command{
+		Use:   "queue",
+		Short: "Work queues: consume a stream as a member of a consumer group, or show a group's stats",
+	}
+	cmd.PersistentFlags().StringVarP(&group, "group", "g", "workers", "consumer group")
+	var count, prefetch int
+	var name string
+	var nack bool
+	var idle time.Duration
+	consume := &cobra.Command{
+		Use:   "consume STREAM",
+		Short: "Join the group, print each message (offset, attempt, payload) and ack it",
+		Args:  cobra.ExactArgs(1),
+		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
+			c, err := f.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var opts []client.ConsumerOption
+			if prefetch > 0 {
+				opts = append(opts, client.WithPrefetch(prefetch))
+			}
+			if name != "" {
+				opts = append(opts, client.WithConsumerName(name))
+			}
+			co, err := c.Consumer(ctx, f.namespace, cmd.Flags().Arg(0), group, opts...)
+			if err != nil {
+				return err
+			}
+			defer co.Close()
+			out := bufio.NewWriter(cmd.OutOrStdout())
+			defer out.Flush()
+			for n := 0; count <= 0 || n < count; n++ {
+				nctx, cancel := ctx, context.CancelFunc(func() {})
+				if idle > 0 {
+					nctx, cancel = context.WithTimeout(ctx, idle)
+				}
+				m, err := co.Next(nctx)
+				cancel()
+				if err != nil {
+					if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+						return nil
+					}
+					return err
+				}
+				fmt.Fprintf(out, "offset=%d attempt=%d %s\n", m.Offset, m.Attempt, m.Payload)
+				out.Flush()
+				if nack {
+					err = m.Nack(ctx, time.Second)
+				} else {
+					err = m.Ack(ctx)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}),
+	}
+	consume.Flags().IntVar(&count, "count", 0, "exit after this many messages (0 = until interrupted)")
+	consume.Flags().IntVar(&prefetch, "prefetch", 0, "unacked deliveries at a time (default: the broker's)")
+	consume.Flags().StringVar(&name, "name", "", "consumer name (default: assigned by the broker)")
+	consume.Flags().BoolVar(&nack, "nack", false, "nack every message instead of acking (redelivered after 1s; tests dead letters)")
+	consume.Flags().DurationVar(&idle, "idle-exit", 0, "exit after this long without a message (0 = never)")
+	stats := &cobra.Command{
+		Use:   "stats STREAM",
+		Short: "Print the group's counters: members, in flight, lag, acked, redelivered, dead-lettered",
+		Args:  cobra.ExactArgs(1),
+		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
+			c, err := f.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			st, err := c.QueueStats(ctx, f.namespace, cmd.Flags().Arg(0), group)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(),
+				"members=%d in_flight=%d pending=%d lag=%d cursor=%d delivered=%d acked=%d nacked=%d redelivered=%d timed_out=%d dead_lettered=%d\n",
+				st.Members, st.InFlight, st.Pending, st.Lag, st.Cursor, st.Delivered, st.Acked, st.Nacked,
+				st.Redelivered, st.TimedOut, st.DeadLettered)
+			return err
+		}),
+	}
+	cmd.AddCommand(consume, stats)
+	return clientCmd(cmd, &f)
+}
