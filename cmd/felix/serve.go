@@ -53,7 +53,8 @@ func newServeCmd() *cobra.Command {
 
 With no flags it starts in development mode: it listens on 127.0.0.1:5000 (UDP),
 accepts any token, uses a development certificate kept in --data-dir, and
-declares tenant "default", namespace "default" and stream "default/default/demo".
+declares the stream default/default/demo, the durable stream default/default/jobs
+(for queues; kept in --data-dir) and the cache default/default/demo.
 Every flag can also be set with the FELIX_* environment variable shown.`,
 		Args:    cobra.NoArgs,
 		PreRunE: envPreRun,
@@ -80,7 +81,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.StringSliceVar(&f.caches, "cache", nil, "declare a cache tenant/namespace/name[:max-bytes] (repeatable or comma-separated)")
 	fl.Int64Var(&f.cacheMaxBytes, "cache-max-bytes", 0, "capacity of caches declared without one and of auto-created caches (0 = unbounded)")
 	fl.BoolVar(&f.autoCreate, "auto-create", false, "create unknown streams and caches on first use")
-	fl.BoolVar(&f.noDevDefaults, "no-dev-defaults", false, "do not declare the stream and cache default/default/demo")
+	fl.BoolVar(&f.noDevDefaults, "no-dev-defaults", false, "do not declare the stream default/default/demo, the durable stream default/default/jobs and the cache default/default/demo")
 	fl.StringVar(&f.queuePolicy, "queue-policy", "drop_new", "full subscriber queue policy: drop_new, drop_old or block")
 	fl.IntVar(&f.queueCapacity, "queue-capacity", 512, "per-subscriber queue bound, in frames")
 	fl.IntVar(&f.maxFrameBytes, "max-frame-bytes", 16<<20, "largest accepted frame payload, in bytes")
@@ -199,6 +200,9 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		}
 	}
 	syncPolicy, _ := commitlog.ParseSyncPolicy(f.fsync)
+	if !f.noDevDefaults && f.dataDir != "" && !declares(f.durableStreams, "default/default/jobs") {
+		f.durableStreams = append([]string{"default/default/jobs"}, f.durableStreams...)
+	}
 	if err := openDurableStreams(b, f, syncPolicy, log); err != nil {
 		b.Close()
 		return err
@@ -280,4 +284,15 @@ func parseCacheFlag(v string, defMax int64) (cache.Scope, cache.Config, error) {
 		return cache.Scope{}, cfg, fmt.Errorf("want tenant/namespace/name[:max-bytes]")
 	}
 	return cache.Scope{Tenant: parts[0], Namespace: parts[1], Cache: parts[2]}, cfg, nil
+}
+
+// declares reports whether a --durable-stream list names stream (with or
+// without a :policy suffix).
+func declares(list []string, stream string) bool {
+	for _, v := range list {
+		if name, _, _ := strings.Cut(v, ":"); name == stream {
+			return true
+		}
+	}
+	return false
 }
