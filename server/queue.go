@@ -211,15 +211,9 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 	if ctl.peer&wire.CapQueue == 0 {
 		return errNotNegotiated(m.Type())
 	}
-	if m.TenantID != ctl.id.Tenant {
-		return ctl.fail("tenant mismatch")
-	}
-	if !ctl.id.allowed(ActionConsume, StreamResource(m.TenantID, m.Namespace, m.Stream)) {
-		return ctl.fail("forbidden")
-	}
-	st, err := c.s.opts.Broker.Stream(m.TenantID, m.Namespace, m.Stream)
+	st, err := ctl.streamFor(m.TenantID, m.Namespace, m.Stream, ActionConsume)
 	if err != nil {
-		return ctl.fail(err.Error())
+		return err
 	}
 	g, err := c.s.queues.group(st, m.Group)
 	if err != nil {

@@ -17,15 +17,9 @@ import (
 // subscription's writer. The control stream is not read again.
 func (ctl *control) subscribe(m *wire.Subscribe) error {
 	c := ctl.c
-	if m.TenantID != ctl.id.Tenant {
-		return ctl.fail("tenant mismatch")
-	}
-	if !ctl.id.allowed(ActionSubscribe, StreamResource(m.TenantID, m.Namespace, m.Stream)) {
-		return ctl.fail("forbidden")
-	}
-	s, err := c.s.opts.Broker.Stream(m.TenantID, m.Namespace, m.Stream)
+	s, err := ctl.streamFor(m.TenantID, m.Namespace, m.Stream, ActionSubscribe)
 	if err != nil {
-		return ctl.fail(err.Error())
+		return err
 	}
 	if atomic.AddInt64(&c.subs, 1) > int64(c.s.opts.MaxSubscriptionsPerConn) {
 		atomic.AddInt64(&c.subs, -1)
@@ -84,6 +78,23 @@ func (ctl *control) subscribe(m *wire.Subscribe) error {
 	c.runSubscription(sub, us)
 	release()
 	return errSubscribed
+}
+
+// streamFor checks the tenant and the permission and looks the stream up.
+// On failure the error reply is already written and the returned error
+// closes the stream.
+func (ctl *control) streamFor(tenant, ns, name, action string) (*broker.Stream, error) {
+	if tenant != ctl.id.Tenant {
+		return nil, ctl.fail("tenant mismatch")
+	}
+	if !ctl.id.allowed(action, StreamResource(tenant, ns, name)) {
+		return nil, ctl.fail("forbidden")
+	}
+	s, err := ctl.c.s.opts.Broker.Stream(tenant, ns, name)
+	if err != nil {
+		return nil, ctl.fail(err.Error())
+	}
+	return s, nil
 }
 
 // quicSink writes a frame into the event stream if QUIC can take it
