@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -40,17 +39,7 @@ func TestEveryRecordAckedExactlyOnce(t *testing.T) {
 	for i, prefetch := range []int{1, 7, 64, 300} {
 		m := joinT(t, g, string(rune('a'+i)), prefetch)
 		wg.Go(func() {
-			for {
-				ds, err := m.Next(ctx, 0)
-				if err != nil {
-					if !errors.Is(err, context.Canceled) {
-						t.Errorf("Next: %v", err)
-					}
-					return
-				}
-				if in := m.InFlight(); in > prefetch || len(ds) > prefetch {
-					t.Errorf("member %s: %d in flight, %d delivered, prefetch %d", m.ID(), in, len(ds), prefetch)
-				}
+			consume(ctx, t, m, 0, func(ds []Delivery) {
 				offs := offsets(ds)
 				for _, d := range ds {
 					if d.Attempt != 1 || string(d.Payload) != string(recPayload(d.Offset)) {
@@ -69,7 +58,7 @@ func TestEveryRecordAckedExactlyOnce(t *testing.T) {
 				if total.Add(int64(len(ds))) == n {
 					cancel()
 				}
-			}
+			})
 		})
 	}
 	wg.Wait()
@@ -91,8 +80,7 @@ func recPayload(off uint64) []byte { return []byte("rec-" + strconv.FormatUint(o
 // return; everything is still acked exactly once.
 func TestPrefetchNeverExceeded(t *testing.T) {
 	const n = 20_000
-	stream := commitlog.NewMemory(n, 1<<30)
-	fill(t, stream, n)
+	stream := memStream(t, n)
 	g := newGroupT(t, stream, Options{Clock: newFakeClock(), MaxAttempts: -1})
 	defer g.Close()
 
@@ -121,18 +109,11 @@ func TestPrefetchNeverExceeded(t *testing.T) {
 		})
 		wg.Go(func() {
 			defer close(work)
-			for {
-				ds, err := m.Next(ctx, 3)
-				if err != nil {
-					return
-				}
-				if in := m.InFlight(); in > prefetch || len(ds) > min(3, prefetch) {
-					t.Errorf("member %s: %d in flight, %d delivered, prefetch %d", m.ID(), in, len(ds), prefetch)
-				}
+			consume(ctx, t, m, 3, func(ds []Delivery) {
 				for _, d := range ds {
 					work <- d
 				}
-			}
+			})
 		})
 	}
 	wg.Wait()

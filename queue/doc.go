@@ -84,7 +84,9 @@
 //
 // Each state-log record's payload is one state record; integers are
 // unsigned LEB128 varints (encoding/binary Uvarint) unless marked zigzag
-// (binary.Varint). Byte 0 is the type, byte 1 the format version (1).
+// (binary.Varint), always in their shortest form (decoding refuses
+// overlong ones, so a state has one encoding). Byte 0 is the type, byte 1
+// the format version (1).
 //
 //	snapshot (type 1):
 //	  uvarint len(name), the group name

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -219,19 +220,20 @@ func (g *Group) Join(memberID string, prefetch int) (*Member, error) {
 	return m, nil
 }
 
-// takeLocked hands up to n deliveries to m: ready redeliveries first,
-// then new records in offset order.
-func (g *Group) takeLocked(m *Member, n int, now time.Time) []Delivery {
+// takeLocked appends to out up to n deliveries for m: ready
+// redeliveries first, then new records in offset order.
+func (g *Group) takeLocked(out []Delivery, m *Member, n int, now time.Time) []Delivery {
 	k := min(n, g.ready.len()+len(g.buf))
 	if k == 0 {
-		return nil
+		return out
 	}
-	out := make([]Delivery, 0, k)
+	out = slices.Grow(out, k)
 	deadline := now.Add(g.opts.AckTimeout)
-	for len(out) < n && g.ready.len() > 0 {
-		out = g.deliverLocked(out, m, g.ready.pop(), deadline)
-	}
-	for len(out) < n && len(g.buf) > 0 {
+	for range k {
+		if g.ready.len() > 0 {
+			out = g.deliverLocked(out, m, g.ready.pop(), deadline)
+			continue
+		}
 		e := g.newEntryLocked(g.buf[0], 0)
 		g.buf[0] = commitlog.Record{}
 		g.buf = g.buf[1:]
@@ -353,13 +355,17 @@ func (g *Group) wakeLocked(m *Member) {
 	}
 }
 
-// wakeAllLocked wakes every member blocked in Next.
+// wakeAllLocked wakes the members blocked in Next that have room in
+// their prefetch (all of them once the group is closed): something may be
+// there for them. A member with a full prefetch waits for its own acks.
 func (g *Group) wakeAllLocked() {
 	if g.nwait == 0 {
 		return
 	}
 	for _, m := range g.members {
-		g.wakeLocked(m)
+		if g.closed || m.inflight < m.prefetch {
+			g.wakeLocked(m)
+		}
 	}
 }
 

@@ -160,3 +160,33 @@ func (d *deadLetters) got() []deadCall {
 	defer d.mu.Unlock()
 	return append([]deadCall(nil), d.calls...)
 }
+
+// consume runs Next(ctx, max) on m until ctx ends, checking at every
+// return that m holds no more than its prefetch, and hands each batch to
+// handle.
+func consume(ctx context.Context, t *testing.T, m *Member, max int, handle func([]Delivery)) {
+	limit := m.Prefetch()
+	if max > 0 {
+		limit = min(limit, max)
+	}
+	for {
+		ds, err := m.Next(ctx, max)
+		if err != nil {
+			if ctx.Err() == nil {
+				t.Errorf("Next(%s): %v", m.ID(), err)
+			}
+			return
+		}
+		if in := m.InFlight(); in > m.Prefetch() || len(ds) > limit {
+			t.Errorf("member %s: %d in flight, %d delivered, prefetch %d, max %d", m.ID(), in, len(ds), m.Prefetch(), max)
+		}
+		handle(ds)
+	}
+}
+
+// memStream is a memory stream holding n records.
+func memStream(t testing.TB, n int) *commitlog.Memory {
+	s := commitlog.NewMemory(max(n, commitlog.DefaultMemoryRecords), 1<<30)
+	fill(t, s, n)
+	return s
+}

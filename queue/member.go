@@ -66,10 +66,11 @@ func (m *Member) Next(ctx context.Context, max int) ([]Delivery, error) {
 	}
 	m.busy = true
 	defer func() { m.busy = false }()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []Delivery
 	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
 		if g.closed {
 			return nil, ErrClosed
 		}
@@ -78,26 +79,30 @@ func (m *Member) Next(ctx context.Context, max int) ([]Delivery, error) {
 		}
 		room := m.prefetch - m.inflight
 		if max > 0 {
-			room = min(room, max)
+			room = min(room, max-len(out))
 		}
-		streamWait := false
 		if room > 0 {
 			now := g.opts.Clock.Now()
 			g.promoteLocked(now)
-			if out := g.takeLocked(m, room, now); len(out) > 0 {
-				return out, nil
-			}
-			if !g.refilling {
-				if g.stream.Next() > g.readPos {
-					if err := g.refill(); err != nil {
-						return nil, err
-					}
-					continue
-				}
-				streamWait = true
-			}
+			n := len(out)
+			out = g.takeLocked(out, m, room, now)
+			room -= len(out) - n
 		}
-		if err := m.block(ctx, streamWait); err != nil {
+		// Room left means ready and buf are empty: read on if the
+		// stream has more, without blocking.
+		if room > 0 && !g.refilling && g.stream.Next() > g.readPos {
+			if err := g.refill(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if len(out) > 0 {
+			return out, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := m.block(ctx, room > 0 && !g.refilling); err != nil {
 			return nil, err
 		}
 	}

@@ -111,12 +111,21 @@ func (d *stateDecoder) uvarint() uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(d.p)
-	if n <= 0 {
-		d.fail("bad uvarint")
-		return 0
-	}
-	d.p = d.p[n:]
+	d.advance(n)
 	return v
+}
+
+// advance consumes a varint of n bytes, which must be valid and in its
+// shortest form (so every state has one encoding).
+func (d *stateDecoder) advance(n int) {
+	switch {
+	case n <= 0:
+		d.fail("bad varint")
+	case n > 1 && d.p[n-1] == 0:
+		d.fail("overlong varint")
+	default:
+		d.p = d.p[n:]
+	}
 }
 
 func (d *stateDecoder) varint() int64 {
@@ -124,11 +133,7 @@ func (d *stateDecoder) varint() int64 {
 		return 0
 	}
 	v, n := binary.Varint(d.p)
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.p = d.p[n:]
+	d.advance(n)
 	return v
 }
 
