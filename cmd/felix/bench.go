@@ -24,7 +24,7 @@ func newBenchCmd() *cobra.Command {
 	}
 	logBench := newLogBenchCmd() // the same benchmark as `felix log bench`
 	logBench.Use = "log"
-	cmd.AddCommand(newBenchPubSubCmd(), newBenchCacheCmd(), logBench)
+	cmd.AddCommand(newBenchPubSubCmd(), newBenchCacheCmd(), newBenchQueueCmd(), logBench)
 	return cmd
 }
 
