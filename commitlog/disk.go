@@ -594,3 +594,6 @@ func (l *DiskLog) Stats() Stats {
 		RecoveryTruncatedBytes: l.stats.truncated,
 	}
 }
+
+// SyncPolicy is the policy this log was opened with.
+func (l *DiskLog) SyncPolicy() SyncPolicy { return l.opts.Sync }
