@@ -23,7 +23,11 @@ type Group struct {
 	mu      sync.Mutex
 	closed  bool
 	members map[string]*Member
-	nwait   int // members blocked in Next
+	// Members blocked in Next with room in their prefetch wait for work:
+	// at most one (streamWaiter) on the stream, the others in idle, in
+	// order. See wait.go.
+	streamWaiter *Member
+	idle         fifo[idleRef]
 
 	// Every offset below floor is done (acked or dead-lettered). In
 	// [floor, cursor) an offset is done unless it has an entry. The
@@ -172,7 +176,9 @@ func (g *Group) Tick(now time.Time) {
 		}
 	}
 	g.promoteLocked(now)
-	g.wakeAllLocked()
+	if g.ready.len() > 0 {
+		g.wakeOneLocked()
+	}
 	ops := g.takeDirtyLocked(nil)
 	g.mu.Unlock()
 
@@ -192,9 +198,7 @@ func (g *Group) Close() error {
 		return nil
 	}
 	g.closed = true
-	for _, m := range g.members {
-		g.wakeLocked(m)
-	}
+	g.wakeEveryoneLocked()
 	ops := g.takeDirtyLocked(nil)
 	g.mu.Unlock()
 	return g.persist(context.Background(), ops)
@@ -238,9 +242,6 @@ func (g *Group) takeLocked(out []Delivery, m *Member, n int, now time.Time) []De
 		g.buf[0] = commitlog.Record{}
 		g.buf = g.buf[1:]
 		out = g.deliverLocked(out, m, e, deadline)
-	}
-	if g.ready.len()+len(g.buf) > 0 {
-		g.wakeAllLocked() // more for members waiting
 	}
 	return out
 }
@@ -346,29 +347,6 @@ func (g *Group) promoteLocked(now time.Time) {
 	}
 }
 
-// wakeLocked wakes m if it is blocked in Next.
-func (g *Group) wakeLocked(m *Member) {
-	if m.wake != nil {
-		m.wake()
-		m.wake = nil
-		g.nwait--
-	}
-}
-
-// wakeAllLocked wakes the members blocked in Next that have room in
-// their prefetch (all of them once the group is closed): something may be
-// there for them. A member with a full prefetch waits for its own acks.
-func (g *Group) wakeAllLocked() {
-	if g.nwait == 0 {
-		return
-	}
-	for _, m := range g.members {
-		if g.closed || m.inflight < m.prefetch {
-			g.wakeLocked(m)
-		}
-	}
-}
-
 // takeDirtyLocked appends to ops the attempt counts not yet in the state
 // log of offsets not done, and forgets them.
 func (g *Group) takeDirtyLocked(ops []op) []op {
@@ -392,7 +370,6 @@ func (g *Group) refill() error {
 	recs, err := g.stream.Read(from, g.opts.ReadBatch, 0)
 	g.mu.Lock()
 	g.refilling = false
-	defer g.wakeAllLocked()
 	var tooOld *commitlog.TooOldError
 	switch {
 	case errors.As(err, &tooOld) && tooOld.Oldest > from:

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 )
@@ -31,6 +30,8 @@ type Member struct {
 	left     bool
 	busy     bool               // in Next
 	wake     context.CancelFunc // set while blocked in Next
+	idle     bool               // blocked in Next, in g.idle
+	idleGen  uint64             // tells stale g.idle entries apart
 }
 
 // ID is the member's id.
@@ -65,7 +66,10 @@ func (m *Member) Next(ctx context.Context, max int) ([]Delivery, error) {
 		return nil, ErrConcurrentNext
 	}
 	m.busy = true
-	defer func() { m.busy = false }()
+	defer func() {
+		m.busy = false
+		g.passOnLocked()
+	}()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -102,41 +106,10 @@ func (m *Member) Next(ctx context.Context, max int) ([]Delivery, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := m.block(ctx, room > 0 && !g.refilling); err != nil {
+		if err := m.block(ctx, room > 0); err != nil {
 			return nil, err
 		}
 	}
-}
-
-// block waits, with g.mu released, until the member is woken (wakeLocked)
-// or, with streamWait, the stream grows past readPos. It returns with
-// g.mu held.
-func (m *Member) block(ctx context.Context, streamWait bool) error {
-	g := m.g
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	m.wake = cancel
-	g.nwait++
-	after := g.readPos
-	g.mu.Unlock()
-	var err error
-	if streamWait {
-		err = g.stream.Wait(wctx, after)
-	} else {
-		<-wctx.Done()
-	}
-	g.mu.Lock()
-	if m.wake != nil { // not woken by the group
-		m.wake = nil
-		g.nwait--
-	}
-	if cerr := ctx.Err(); cerr != nil {
-		return cerr
-	}
-	if err != nil && wctx.Err() == nil {
-		return fmt.Errorf("queue: group %q: wait for stream: %w", g.name, err)
-	}
-	return nil
 }
 
 // Ack marks the offsets done: they are never delivered again. With a
@@ -211,7 +184,7 @@ func (m *Member) Nack(ctx context.Context, offset uint64, delay time.Duration) e
 		return nil
 	case delay <= 0:
 		g.readyLocked(e)
-		g.wakeAllLocked()
+		g.wakeOneLocked()
 	default:
 		g.delayLocked(e, g.opts.Clock.Now().Add(delay))
 	}
@@ -251,5 +224,7 @@ func (m *Member) Leave() {
 		}
 	}
 	g.wakeLocked(m)
-	g.wakeAllLocked()
+	if g.ready.len() > 0 {
+		g.wakeOneLocked()
+	}
 }
