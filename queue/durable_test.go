@@ -239,3 +239,53 @@ func TestDurableStateLogFailure(t *testing.T) {
 		t.Fatalf("stats: %+v", s)
 	}
 }
+
+// A record that had used its last attempt when the group crashed is
+// dead-lettered by the first Tick after the restart.
+func TestDurableExhaustedAtRestart(t *testing.T) {
+	stream := memStream(t, 2)
+	state := commitlog.NewMemory(0, 0)
+	clock := newFakeClock()
+	dl := &deadLetters{}
+	opts := Options{StateLog: state, Clock: clock, MaxAttempts: 1, DeadLetter: dl.fn}
+	g := newGroupT(t, stream, opts)
+	nextT(t, joinT(t, g, "m", 0), 0)
+	g.Tick(clock.Now()) // writes the attempt counts
+
+	g = newGroupT(t, stream, opts)
+	if s := g.Stats(); s.Pending != 2 || s.Lag != 2 {
+		t.Fatalf("after the restart: %+v", s)
+	}
+	g.Tick(clock.Now())
+	want := []deadCall{{0, "rec-0", 1, "max attempts (1) exceeded: pending at restart"},
+		{1, "rec-1", 1, "max attempts (1) exceeded: pending at restart"}}
+	if got := dl.got(); !slices.Equal(got, want) {
+		t.Fatalf("dead letters %+v", got)
+	}
+	g = newGroupT(t, stream, opts) // the dead letters are durable
+	if s := g.Stats(); s != (Stats{Cursor: 2, Floor: 2}) {
+		t.Fatalf("after dead letters and a restart: %+v", s)
+	}
+}
+
+// Pending records the stream dropped (its retention) before the restart
+// are skipped and counted as lost.
+func TestDurableRestartAfterStreamRetention(t *testing.T) {
+	stream := commitlog.NewMemory(4, 0)
+	fill(t, stream, 4)
+	state := commitlog.NewMemory(0, 0)
+	opts := Options{StateLog: state, Clock: newFakeClock()}
+	g := newGroupT(t, stream, opts)
+	m := joinT(t, g, "m", 3)
+	nextT(t, m, 0) // 0 1 2
+	ackT(t, m, 1)
+	fill(t, stream, 2) // drops 0 and 1
+	g = newGroupT(t, stream, opts)
+	if s := g.Stats(); s != (Stats{Pending: 1, Lag: 4, Lost: 1, Cursor: 3, Floor: 2}) {
+		t.Fatalf("after the restart: %+v", s)
+	}
+	ds := nextT(t, joinT(t, g, "m", 0), 0)
+	if !slices.Equal(offsets(ds), []uint64{2, 3, 4, 5}) || !slices.Equal(attempts(ds), []int{2, 1, 1, 1}) {
+		t.Fatalf("after the restart: %v %v", offsets(ds), attempts(ds))
+	}
+}

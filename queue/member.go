@@ -115,7 +115,8 @@ func (m *Member) Next(ctx context.Context, max int) ([]Delivery, error) {
 // Ack marks the offsets done: they are never delivered again. With a
 // StateLog, Ack returns once the acks are appended to it (durable per the
 // log's sync policy); the acks take effect in memory at once, so if the
-// append fails they hold until a restart, which redelivers them. Offsets
+// append fails they hold until a restart, which redelivers them. With
+// ctx already done Ack acks nothing and returns ctx's error. Offsets
 // not in flight for this member (including ones already acked: a second
 // ack is an error, not a no-op) are reported in a *NotInFlightError; the
 // others are acked.
