@@ -36,6 +36,14 @@
 //     background: timeouts and delayed redeliveries happen when the owner
 //     calls Tick (a ticker in the server, a fake time in tests); Next
 //     also makes due delayed redeliveries ready when it runs.
+//   - Wake-ups. A blocked Next wakes for new stream records, for
+//     redeliveries made ready (Nack without delay, Leave, Tick) and for
+//     room in its prefetch (an ack, nack or timeout of its own
+//     deliveries). Work wakes one idle member, not all: one idle member
+//     waits on the stream, the others queue, and each Next that leaves
+//     work behind wakes the next. Ack, Nack and Leave may run
+//     concurrently with Next from other goroutines; Next runs once at a
+//     time per member.
 //   - Memory. The group reads the stream lazily, Options.ReadBatch
 //     records at a time, and reads again only when that buffer is empty.
 //     Beyond the buffer it holds the records in flight and the ones
