@@ -105,10 +105,11 @@ func TestQueueHundredThousandFourConsumers(t *testing.T) {
 func queueStats(t *testing.T, tb *testbroker.Broker, stream, group string) queueStat {
 	t.Helper()
 	k, _ := tb.Server.GroupStats("default", "default", stream, group)
-	return queueStat{Acked: k.Acked, Lag: k.Lag, InFlight: uint64(k.InFlight), Redelivered: k.Redelivered, DeadLettered: k.DeadLettered}
+	return queueStat{Acked: k.Acked, Lag: k.Lag, InFlight: uint64(k.InFlight), Redelivered: k.Redelivered,
+		DeadLettered: k.DeadLettered, TimedOut: k.TimedOut}
 }
 
-type queueStat struct{ Acked, Lag, InFlight, Redelivered, DeadLettered uint64 }
+type queueStat struct{ Acked, Lag, InFlight, Redelivered, DeadLettered, TimedOut uint64 }
 
 // A consumer that vanishes with records in flight: they go to the others.
 // A consumer that hangs: its records are redelivered after the ack timeout.
@@ -150,18 +151,16 @@ func TestQueueRedeliveryToOthers(t *testing.T) {
 		hungTook[m.Offset] = true
 	}
 
-	// A healthy consumer ends up acking all 10, the others' included.
+	// A healthy consumer acks what it gets. The hung consumer's records time
+	// out and are redelivered (to any member with room, possibly the hung
+	// one again, as in RabbitMQ or JetStream).
 	good := dial(t, tb, client.Options{})
 	gc, err := good.Consumer(ctx, "default", "jobs", "g", client.WithPrefetch(16))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := map[uint64]int{}
-	for len(got) < 10 {
-		m, err := gc.Next(ctx)
-		if err != nil {
-			t.Fatalf("after %d: %v", len(got), err)
-		}
+	ackGood := func(m *client.Message) {
 		if (taken[m.Offset] || hungTook[m.Offset]) && m.Attempt < 2 {
 			t.Fatalf("redelivered offset %d with attempt %d", m.Offset, m.Attempt)
 		}
@@ -170,13 +169,35 @@ func TestQueueRedeliveryToOthers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for len(got) < 8 { // everything but the hung consumer's two
+		m, err := gc.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d: %v", len(got), err)
+		}
+		ackGood(m)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for queueStats(t, tb, "jobs", "g").TimedOut < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the hung consumer's deliveries never timed out")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	hc.Close() // the hung consumer goes away: whatever it holds goes to the healthy one
+	for len(got) < 10 {
+		m, err := gc.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d: %v", len(got), err)
+		}
+		ackGood(m)
+	}
 	for off := range uint64(10) {
 		if got[off] != 1 {
 			t.Fatalf("offset %d acked %d times by the healthy consumer", off, got[off])
 		}
 	}
 	st := queueStats(t, tb, "jobs", "g")
-	if st.Redelivered < 6 || st.Acked != 10 {
+	if st.Redelivered < 6 || st.Acked != 10 || st.TimedOut < 2 {
 		t.Fatalf("stats %+v", st)
 	}
 }

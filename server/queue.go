@@ -30,9 +30,15 @@ type QueueOptions struct {
 	BackoffMax      time.Duration
 	DefaultPrefetch int
 	// StateDir keeps the state of groups on durable streams (one log per
-	// group, fsynced before acks are confirmed). Empty: group state is in
-	// memory and a restart redelivers everything not yet acked.
+	// group; an ack is confirmed once its state satisfies StateSync).
+	// Empty: group state is in memory and a restart redelivers everything
+	// not yet acked.
 	StateDir string
+	// StateSync is the sync policy of group state logs when the stream's
+	// log does not say its own (a disk log does: its policy is used, so
+	// acks are as durable as the records they acknowledge). The zero value
+	// is commitlog.SyncInterval.
+	StateSync commitlog.SyncPolicy
 	// DeadLetterSuffix names the dead-letter stream of a stream: records
 	// that exhaust MaxAttempts are published to <stream><suffix> in the
 	// same namespace, when that stream exists. Default ".dlq".
@@ -88,7 +94,11 @@ func (q *queues) group(st *broker.Stream, name string) (*queue.Group, error) {
 	if st.IsDurable() && o.StateDir != "" {
 		dir := commitlog.DirFor(o.StateDir, k.stream.Tenant, k.stream.Namespace, k.stream.Stream, name)
 		var err error
-		stateLog, err = commitlog.Open(dir, commitlog.Options{Sync: commitlog.SyncAlways, Logger: q.s.opts.Logger})
+		policy := o.StateSync
+		if p, ok := st.Log().(interface{ SyncPolicy() commitlog.SyncPolicy }); ok {
+			policy = p.SyncPolicy() // acks are as durable as the stream's own records
+		}
+		stateLog, err = commitlog.Open(dir, commitlog.Options{Sync: policy, Logger: q.s.opts.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("open state of group %s on %s: %w", name, st.Key(), err)
 		}
