@@ -63,7 +63,7 @@ func (t *FelixQueueTarget) Name() string { return "felix" }
 
 // Describe implements QueueTarget.
 func (t *FelixQueueTarget) Describe() string {
-	d := "acks: Message.Ack, returns once the broker has recorded the ack (group state fsynced, shared by concurrent acks)"
+	d := "acks: Message.Ack, returns once the broker has recorded the ack under the stream's sync policy (fsynced, shared by concurrent acks, only under --fsync always)"
 	if t.Storage != "" {
 		d += "; " + t.Storage
 	}
