@@ -1,10 +1,10 @@
 package bench
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -32,11 +32,9 @@ func (t Table) Format(results []PubSubResult) string {
 	if len(results) == 0 {
 		return "(no results)\n"
 	}
-	base := t.Baseline
-	if base == "" {
-		base = results[0].Target
-	}
-	rows := [][]string{{"target", "fanout", "payload", "batch", "rate", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs", "msg/s", "MB/s", "lost", "p50 vs " + base}}
+	base := cmp.Or(t.Baseline, results[0].Target)
+	header := append([]string{"target", "fanout", "payload", "batch", "rate"}, latencyHeader...)
+	rows := [][]string{append(header, "msg/s", "MB/s", "lost", "p50 vs "+base)}
 	var notes []string
 	for i, r := range results {
 		c := r.Config
@@ -44,49 +42,29 @@ func (t Table) Format(results []PubSubResult) string {
 		if c.Rate > 0 {
 			rate = strconv.Itoa(c.Rate)
 		}
-		l := r.Latency
-		rows = append(rows, []string{
-			r.Target, strconv.Itoa(c.Fanout), strconv.Itoa(c.PayloadSize), strconv.Itoa(c.Batch), rate,
-			usCell(l.P50), usCell(l.P90), usCell(l.P99), usCell(l.P999), usCell(l.Max),
+		row := append([]string{r.Target, strconv.Itoa(c.Fanout), strconv.Itoa(c.PayloadSize), strconv.Itoa(c.Batch), rate},
+			latencyCells(r.Latency)...)
+		rows = append(rows, append(row,
 			strconv.FormatFloat(r.DeliveredMsgsPerSec, 'f', 0, 64),
 			strconv.FormatFloat(r.DeliveredMBPerSec, 'f', 1, 64),
 			strconv.FormatInt(r.Lost, 10),
-			ratioCell(i, results, base),
-		})
+			ratioCell(i, results, base)))
 		if r.Duplicates != 0 || r.OutOfOrder != 0 || r.Invalid != 0 {
 			notes = append(notes, fmt.Sprintf("note: %s fanout %d rate %s: %d duplicates, %d out of order, %d invalid",
 				r.Target, c.Fanout, rate, r.Duplicates, r.OutOfOrder, r.Invalid))
 		}
 	}
-	var b strings.Builder
-	writeAligned(&b, rows)
-	for _, n := range notes {
-		b.WriteString(n)
-		b.WriteByte('\n')
-	}
-	return b.String()
+	return renderTable(rows, notes)
 }
 
 // usCell formats d in microseconds with one decimal.
 func usCell(d time.Duration) string { return strconv.FormatFloat(micros(d), 'f', 1, 64) }
 
-// ratioCell is the p50 of row i over the p50 of its baseline row: the
-// nearest Baseline row of the same case before it (the same round of a
-// repeated run), else the first one after it.
+// ratioCell is the p50 of row i over the p50 of its baseline row (see
+// nearestMatch).
 func ratioCell(i int, all []PubSubResult, base string) string {
 	r := all[i]
-	match := func(j int) bool { return all[j].Target == base && sameCase(all[j].Config, r.Config) }
-	b := -1
-	for j := i; j >= 0 && b < 0; j-- {
-		if match(j) {
-			b = j
-		}
-	}
-	for j := i + 1; j < len(all) && b < 0; j++ {
-		if match(j) {
-			b = j
-		}
-	}
+	b := nearestMatch(i, len(all), func(j int) bool { return all[j].Target == base && sameCase(all[j].Config, r.Config) })
 	if b < 0 || all[b].Latency.P50 <= 0 || r.Latency.Count == 0 {
 		return "-"
 	}
@@ -120,30 +98,16 @@ func writeAligned(b *strings.Builder, rows [][]string) {
 }
 
 // Report is what WriteJSON writes: the results and the conditions they
-// were measured under.
+// were measured under (the RunEnv fields, inline).
 type Report struct {
-	Generated  time.Time      `json:"generated"`
-	GoVersion  string         `json:"go_version"`
-	GOOS       string         `json:"goos"`
-	GOARCH     string         `json:"goarch"`
-	NumCPU     int            `json:"num_cpu"`
-	GOMAXPROCS int            `json:"gomaxprocs"`
-	Results    []PubSubResult `json:"results"`
+	RunEnv
+	Results []PubSubResult `json:"results"`
 }
 
 // WriteJSON writes results, with the Go version and CPU counts, as an
 // indented JSON Report. Durations are in nanoseconds.
 func WriteJSON(w io.Writer, results []PubSubResult) error {
-	rep := Report{
-		Generated:  time.Now().UTC(),
-		GoVersion:  runtime.Version(),
-		GOOS:       runtime.GOOS,
-		GOARCH:     runtime.GOARCH,
-		NumCPU:     runtime.NumCPU(),
-		GOMAXPROCS: runtime.GOMAXPROCS(0),
-		Results:    results,
-	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
+	return enc.Encode(Report{RunEnv: CurrentRunEnv(), Results: results})
 }
