@@ -1,9 +1,8 @@
 package cache
 
 import (
-	"sync"
+	"github.com/felixmq/felix/internal/testclock"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 )
@@ -13,26 +12,9 @@ func TestMain(m *testing.M) {
 }
 
 // fakeClock is a Clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type fakeClock = testclock.Clock
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *fakeClock) Advance(d time.Duration) {
-	f.mu.Lock()
-	f.now = f.now.Add(d)
-	f.mu.Unlock()
-}
+func newFakeClock() *fakeClock { return testclock.New() }
 
 // testScope is the reference's demo scope.
 var testScope = Scope{Tenant: "t1", Namespace: "default", Cache: "primary"}

@@ -12,24 +12,8 @@ import (
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/client"
 	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/internal/testclock"
 )
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *fakeClock) Advance(d time.Duration) {
-	f.mu.Lock()
-	f.now = f.now.Add(d)
-	f.mu.Unlock()
-}
 
 func startCache(t *testing.T, clock cache.Clock, cfg cache.Config) (*testbroker.Broker, *client.Cache) {
 	t.Helper()
@@ -92,7 +76,7 @@ func TestCacheOperations(t *testing.T) {
 
 // TTL expiry with an injected clock: no sleeps.
 func TestCacheTTLExpiryInjectedClock(t *testing.T) {
-	clock := &fakeClock{now: time.Unix(1_000_000, 0)}
+	clock := testclock.New()
 	tb, kv := startCache(t, clock, cache.Config{})
 	ctx := context.Background()
 	kv.Put(ctx, "short", []byte("x"), client.WithTTL(1500*time.Millisecond))

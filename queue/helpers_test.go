@@ -4,36 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/felixmq/felix/internal/testclock"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/felixmq/felix/commitlog"
 )
 
 // fakeClock moves only when told.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = testclock.Clock
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock by d and returns the new time.
-func (c *fakeClock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	return c.t
-}
+func newFakeClock() *fakeClock { return testclock.New() }
 
 // fill appends n records to l; record i's payload names its offset.
 func fill(t testing.TB, l commitlog.Log, n int) {
