@@ -102,7 +102,7 @@ type chunk struct {
 func (s *Stream) encodeChunks(payloads [][]byte) ([]chunk, [][]byte) {
 	opts := &s.b.opts
 	var chunks []chunk
-	all := make([][]byte, 0, len(payloads))
+	all := make([][]byte, len(payloads)) // one backing array; chunks share it
 	for i := 0; i < len(payloads); {
 		j, size := i, 0
 		for j < len(payloads) && j-i < opts.MaxEventsPerFrame && (j == i || size+len(payloads[j]) <= opts.MaxBytesPerFrame) {
@@ -111,15 +111,13 @@ func (s *Stream) encodeChunks(payloads [][]byte) ([]chunk, [][]byte) {
 		}
 		part := payloads[i:j]
 		frame := wire.AppendEventBatchFrame(make([]byte, 0, wire.HeaderSize+4+4*len(part)+size), false, 0, part)
-		c := chunk{frame: frame, events: len(part), size: size}
 		pos := wire.HeaderSize + 4
-		for _, p := range part {
+		for k, p := range part {
 			pos += 4
-			c.slices = append(c.slices, frame[pos:pos+len(p):pos+len(p)])
+			all[i+k] = frame[pos : pos+len(p) : pos+len(p)]
 			pos += len(p)
 		}
-		all = append(all, c.slices...)
-		chunks = append(chunks, c)
+		chunks = append(chunks, chunk{frame: frame, events: len(part), size: size, slices: all[i:j:j]})
 		i = j
 	}
 	return chunks, all

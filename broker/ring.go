@@ -1,7 +1,5 @@
 package broker
 
-import "encoding/binary"
-
 // ring is the bounded in-memory replay buffer of a stream: the newest
 // events, bounded by count and payload bytes. Entries alias the immutable
 // shared frames, so retaining an event costs no copy. Not safe for
@@ -30,17 +28,14 @@ func (r *ring) oldest(tail uint64) uint64 {
 	return r.start
 }
 
-// pushFrame records the events of an event-batch frame whose first payload
-// length prefix is at frame[pos:], with offsets from off.
-func (r *ring) pushFrame(off uint64, frame []byte, pos, count int) {
+// pushAll records payloads (sub-slices of immutable shared frames) with
+// offsets from off.
+func (r *ring) pushAll(off uint64, payloads [][]byte) {
 	if len(r.buf) == 0 {
 		return
 	}
-	for i := range count {
-		n := int(binary.BigEndian.Uint32(frame[pos:]))
-		pos += 4
-		r.push(off+uint64(i), frame[pos:pos+n:pos+n])
-		pos += n
+	for i, p := range payloads {
+		r.push(off+uint64(i), p)
 	}
 }
 

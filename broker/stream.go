@@ -62,12 +62,8 @@ func (s *Stream) Publish(ctx context.Context, payloads [][]byte) (uint64, error)
 	if len(payloads) == 0 {
 		return base, nil
 	}
-	chunks, _ := s.encodeChunks(payloads)
-	off := base
-	for _, c := range chunks {
-		s.ring.pushFrame(off, c.frame, wire.HeaderSize+4, c.events)
-		off += uint64(c.events)
-	}
+	chunks, all := s.encodeChunks(payloads)
+	s.ring.pushAll(base, all)
 	err := s.fanout(ctx, base, chunks)
 	s.tail += uint64(len(payloads))
 	// The events are in the stream whatever err says: err only reports that
