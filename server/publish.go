@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 
 	"github.com/felixmq/felix/broker"
@@ -71,11 +70,9 @@ func (p *publisher) publish(ns, name string, payloads [][]byte) error {
 			delete(p.cache, s.Key())
 			continue
 		}
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			// The connection went away while a Block subscriber held us: the
-			// events are in the stream, but we cannot promise every delivery.
-			return err
-		}
+		// A context error means the connection went away while a Block
+		// subscriber held us: the events are in the stream, but not every
+		// delivery could be promised, so it is not an ok.
 		return err
 	}
 }
