@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -39,6 +40,10 @@ type serveFlags struct {
 	maxSubsPerConn                  int
 	shutdownTimeout                 time.Duration
 	logFormat, logLevel             string
+	configFile, metricsAddr         string
+	printConfig                     bool
+	// sources records where each flag's value came from (flag, env, file).
+	sources configSources
 }
 
 // serveReadyHook lets in-process tests learn the bound address.
@@ -56,9 +61,18 @@ accepts any token, uses a development certificate kept in --data-dir, and
 declares the stream default/default/demo, the durable stream default/default/jobs
 (for queues; kept in --data-dir) and the cache default/default/demo.
 Every flag can also be set with the FELIX_* environment variable shown.`,
-		Args:    cobra.NoArgs,
-		PreRunE: envPreRun,
+		Args: cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) (err error) {
+			f.sources, err = loadLayers(cmd.Flags())
+			return err
+		},
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
+			if f.printConfig {
+				if err := f.validate(); err != nil {
+					return err
+				}
+				return printConfig(cmd.OutOrStdout(), cmd.Flags(), f.sources)
+			}
 			return runServe(ctx, cmd, f)
 		}),
 	}
@@ -93,6 +107,8 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 25*time.Second, "drain budget on SIGTERM/SIGINT")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.StringVar(&f.configFile, "config", "", "YAML config file; its keys are these flags' names (flag > env > file > default)")
+	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration as YAML (with where each value came from) and exit")
 	annotateEnv(fl)
 	return cmd
 }
@@ -100,7 +116,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 func (f serveFlags) validate() error {
 	var errs []error
 	bad := func(key, msg string, args ...any) {
-		errs = append(errs, fmt.Errorf("--%s: "+msg, append([]any{key}, args...)...))
+		errs = append(errs, fmt.Errorf("%s: "+msg, append([]any{f.sources.describe(key)}, args...)...))
 	}
 	if f.queueCapacity <= 0 {
 		bad("queue-capacity", "must be positive, got %d", f.queueCapacity)
@@ -158,6 +174,20 @@ func (f serveFlags) validate() error {
 	}
 	if _, err := broker.ParseQueuePolicy(f.queuePolicy); err != nil {
 		bad("queue-policy", "%v", err)
+	}
+	for key, path := range map[string]string{"tls-cert": f.tlsCert, "tls-key": f.tlsKey} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.ReadFile(path); err != nil {
+			bad(key, "unreadable: %v", err)
+		}
+	}
+	if _, err := newLogger(io.Discard, "text", f.logLevel); err != nil {
+		bad("log-level", "unknown level %q (want debug, info, warn or error)", f.logLevel)
+	}
+	if _, err := newLogger(io.Discard, f.logFormat, "info"); err != nil {
+		bad("log-format", "unknown format %q (want text or json)", f.logFormat)
 	}
 	return errors.Join(errs...)
 }
