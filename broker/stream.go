@@ -27,6 +27,8 @@ type Stream struct {
 	published      atomic.Uint64 // events
 	publishedBytes atomic.Uint64
 	publishCalls   atomic.Uint64
+
+	retired SubTotals // counters of removed subscriptions, under mu (see SubTotals)
 }
 
 func newStream(b *Broker, k StreamKey, o StreamOptions) *Stream {
@@ -159,6 +161,7 @@ func (s *Stream) remove(sub *Subscription) {
 	if !found {
 		return
 	}
+	s.retired.add(sub)
 	s.subs.Store(&list)
 	if sub.wantOffsets {
 		s.offsetSubs--
@@ -178,6 +181,9 @@ func (s *Stream) shutdown(reason error) {
 	}
 	s.ended = reason
 	subs := *s.subs.Load()
+	for _, sub := range subs {
+		s.retired.add(sub)
+	}
 	empty := []*Subscription{}
 	s.subs.Store(&empty)
 	s.offsetSubs = 0

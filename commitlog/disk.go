@@ -266,7 +266,7 @@ func (l *DiskLog) afterWrite(ctx context.Context, end uint64) error {
 // rollLocked seals the active segment (fsynced, index file written) and
 // starts a new one at its next offset.
 func (l *DiskLog) rollLocked(old *segment) (*segment, error) {
-	if err := old.f.Sync(); err != nil {
+	if err := l.timedSync(old.f); err != nil {
 		err = fmt.Errorf("commitlog: sync %s: %w", old.path, err)
 		l.fail(err)
 		return nil, err
@@ -356,7 +356,7 @@ func (l *DiskLog) syncActive() error {
 	if target <= l.synced.Load() {
 		return nil
 	}
-	err := s.f.Sync()
+	err := l.timedSync(s.f)
 	l.stats.fsyncs.Add(1)
 	if err != nil {
 		err = fmt.Errorf("commitlog: sync %s: %w", s.path, err)

@@ -102,6 +102,12 @@ type Options struct {
 	// Logger receives recovery warnings and lifecycle messages. Default
 	// slog.Default().
 	Logger *slog.Logger
+	// OnSync, when set, is called with the duration of every fsync of
+	// records (the active segment's syncs and the sync that seals a
+	// segment), from the goroutine that synced; it must be fast and safe
+	// for concurrent use (e.g. a Prometheus histogram's Observe). Default
+	// nil: not measured.
+	OnSync func(time.Duration)
 }
 
 // withDefaults validates o and fills in the defaults.
