@@ -1,0 +1,455 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Applier makes a broker match the control plane. Every method is
+// idempotent: Ensure* creates or updates, Delete* of an absent object
+// succeeds. Deleting a namespace or tenant removes everything under it.
+type Applier interface {
+	EnsureTenant(Tenant) error
+	EnsureNamespace(Namespace) error
+	EnsureStream(Stream) error
+	EnsureCache(Cache) error
+	DeleteStream(StreamKey) error
+	DeleteCache(CacheKey) error
+	DeleteNamespace(NamespaceKey) error
+	DeleteTenant(tenantID string) error
+}
+
+// DefaultSyncInterval is FollowerOptions.SyncInterval's default.
+const DefaultSyncInterval = 2 * time.Second
+
+// FollowerOptions configure a Follower. Source and Applier are required;
+// every other field's zero value is safe.
+type FollowerOptions struct {
+	// Source is the control plane: NewHTTPSource for a remote one, or the
+	// *Store itself in process. Required.
+	Source Source
+	// Applier receives the changes. Required.
+	Applier Applier
+	// SyncInterval is the polling period of Run. Default 2s.
+	SyncInterval time.Duration
+	// PageLimit is the page size asked of the change feed. Default 1000.
+	PageLimit int
+	// NewTicker makes Run's ticker; tests inject their own. Default: a
+	// time.Ticker.
+	NewTicker func(d time.Duration) (tick <-chan time.Time, stop func())
+	// Now timestamps Stats. Default time.Now.
+	Now func() time.Time
+	// Logger receives sync and apply failures. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// maxResyncsPerSync bounds the snapshots one Sync takes when the feed keeps
+// moving past its retention faster than the follower can read it.
+const maxResyncsPerSync = 3
+
+// objRef names an object of any kind.
+type objRef struct {
+	kind string
+	key  Key
+}
+
+// failure is an object whose last application failed.
+type failure struct {
+	err      string
+	attempts int
+	since    time.Time
+}
+
+// desired is the control plane's state as of the follower's feed position.
+type desired struct {
+	tenants    map[string]Tenant
+	namespaces map[NamespaceKey]Namespace
+	streams    map[StreamKey]Stream
+	caches     map[CacheKey]Cache
+}
+
+func newDesired() *desired {
+	return &desired{tenants: map[string]Tenant{}, namespaces: map[NamespaceKey]Namespace{},
+		streams: map[StreamKey]Stream{}, caches: map[CacheKey]Cache{}}
+}
+
+// Follower keeps a broker in step with the control plane: a snapshot
+// first, then the change feed page by page, each change applied through
+// the Applier.
+//
+// Failures. A change that fails to apply does not stop the feed: the
+// follower moves on to later changes and remembers the object (not the
+// change) as failed. At the end of each Sync it retries every failed object
+// by applying the object's latest desired state, so a later change to the
+// same object supersedes the failed one and unrelated objects are never
+// held back. Failed objects are listed in Stats until they apply; a failure
+// is logged when it first happens or its error changes.
+type Follower struct {
+	opts FollowerOptions
+	log  *slog.Logger
+
+	syncMu  sync.Mutex // one Sync at a time; guards the fields below
+	want    *desired
+	seeded  bool
+	storeID string
+	next    uint64
+
+	ready atomic.Bool
+
+	statsMu sync.Mutex
+	stats   FollowerStats
+	failed  map[objRef]*failure
+}
+
+// FollowerStats is a point-in-time view of a Follower.
+type FollowerStats struct {
+	Ready       bool      // the first full sync completed
+	StoreID     string    // the control plane store followed
+	NextSeq     uint64    // the next change to read
+	Syncs       uint64    // completed Sync calls
+	SyncErrors  uint64    // Sync calls that failed (source unreachable, ...)
+	Resyncs     uint64    // snapshots taken after the first (410 or store replaced)
+	Applied     uint64    // successful Applier calls
+	ApplyErrors uint64    // failed Applier calls, retries included
+	LastSync    time.Time // end of the last completed Sync
+	LastError   string    // the last Sync error, "" after a success
+	Failed      []FailedObject
+}
+
+// FailedObject is an object the broker does not match yet.
+type FailedObject struct {
+	Kind     string // ObjectTenant, ObjectNamespace, ObjectStream or ObjectCache
+	Key      Key
+	Error    string
+	Attempts int
+	Since    time.Time
+}
+
+// NewFollower returns a follower; call Run, or Sync by hand.
+func NewFollower(opts FollowerOptions) (*Follower, error) {
+	if opts.Source == nil || opts.Applier == nil {
+		return nil, errors.New("controlplane: FollowerOptions.Source and Applier are required")
+	}
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = DefaultSyncInterval
+	}
+	if opts.PageLimit <= 0 {
+		opts.PageLimit = DefaultChangesLimit
+	}
+	if opts.NewTicker == nil {
+		opts.NewTicker = func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTicker(d)
+			return t.C, t.Stop
+		}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Follower{opts: opts, log: opts.Logger, want: newDesired(), failed: map[objRef]*failure{}}, nil
+}
+
+// Ready reports whether the first full sync (snapshot and feed caught up)
+// has completed. Objects may still be failing: see Stats.
+func (f *Follower) Ready() bool { return f.ready.Load() }
+
+// Stats returns the follower's counters and failing objects (sorted).
+func (f *Follower) Stats() FollowerStats {
+	f.statsMu.Lock()
+	defer f.statsMu.Unlock()
+	st := f.stats
+	st.Ready = f.ready.Load()
+	st.Failed = make([]FailedObject, 0, len(f.failed))
+	for ref, fl := range f.failed {
+		st.Failed = append(st.Failed, FailedObject{Kind: ref.kind, Key: ref.key, Error: fl.err, Attempts: fl.attempts, Since: fl.since})
+	}
+	sort.Slice(st.Failed, func(i, j int) bool {
+		a, b := st.Failed[i], st.Failed[j]
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		return fmt.Sprint(a.Key) < fmt.Sprint(b.Key)
+	})
+	return st
+}
+
+// notifier is a Source that can wake Run at once (a *Store does).
+type notifier interface{ Changed() <-chan struct{} }
+
+// Run syncs now and then every SyncInterval (and, with a *Store as Source,
+// at every committed change) until ctx ends. Sync errors are logged and
+// retried at the next tick. It returns ctx.Err().
+func (f *Follower) Run(ctx context.Context) error {
+	tick, stop := f.opts.NewTicker(f.opts.SyncInterval)
+	defer stop()
+	for {
+		var wake <-chan struct{}
+		if n, ok := f.opts.Source.(notifier); ok {
+			wake = n.Changed() // taken before Sync, so no change is missed
+		}
+		if err := f.Sync(ctx); err != nil && ctx.Err() == nil {
+			f.log.Warn("control plane sync failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick:
+		case <-wake:
+		}
+	}
+}
+
+// Sync brings the broker up to date: a snapshot if none was taken yet (or
+// the feed asks for a resync), then change pages until caught up, then a
+// retry of failed objects.
+func (f *Follower) Sync(ctx context.Context) error {
+	f.syncMu.Lock()
+	defer f.syncMu.Unlock()
+	err := f.sync(ctx)
+	f.statsMu.Lock()
+	defer f.statsMu.Unlock()
+	f.stats.StoreID, f.stats.NextSeq = f.storeID, f.next
+	if err != nil {
+		f.stats.SyncErrors++
+		f.stats.LastError = err.Error()
+		return err
+	}
+	f.stats.Syncs++
+	f.stats.LastError = ""
+	f.stats.LastSync = f.opts.Now()
+	f.ready.Store(true)
+	return nil
+}
+
+func (f *Follower) sync(ctx context.Context) error {
+	attempted := map[objRef]bool{}
+	if !f.seeded {
+		if err := f.resnapshot(ctx, attempted); err != nil {
+			return err
+		}
+	}
+	resyncs := 0
+	for {
+		page, err := f.opts.Source.Changes(ctx, f.next, f.opts.PageLimit)
+		if err == nil && page.StoreID != f.storeID {
+			err = fmt.Errorf("%w: control plane store changed from %s to %s", ErrResyncRequired, f.storeID, page.StoreID)
+		}
+		if errors.Is(err, ErrResyncRequired) {
+			if resyncs++; resyncs > maxResyncsPerSync {
+				return fmt.Errorf("changes since %d: %w (gave up after %d snapshots)", f.next, err, maxResyncsPerSync)
+			}
+			f.log.Info("control plane feed asks for a resync", "since", f.next, "reason", err)
+			f.countResync()
+			if err := f.resnapshot(ctx, attempted); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("changes since %d: %w", f.next, err)
+		}
+		for _, c := range page.Items {
+			f.applyChange(c, attempted)
+		}
+		if page.NextSeq > f.next {
+			f.next = page.NextSeq
+		}
+		if !page.More || len(page.Items) == 0 {
+			break
+		}
+	}
+	f.retryFailed(attempted)
+	return nil
+}
+
+func (f *Follower) countResync() {
+	f.statsMu.Lock()
+	f.stats.Resyncs++
+	f.statsMu.Unlock()
+}
+
+// resnapshot replaces the desired state with a snapshot: objects that are
+// gone are deleted (children first), then every object is ensured.
+func (f *Follower) resnapshot(ctx context.Context, attempted map[objRef]bool) error {
+	snap, err := f.opts.Source.Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	old, now := f.want, newDesired()
+	for _, t := range snap.Tenants {
+		now.tenants[t.TenantID] = t
+	}
+	for _, n := range snap.Namespaces {
+		now.namespaces[n.Key()] = n
+	}
+	for _, s := range snap.Streams {
+		now.streams[s.Key()] = s
+	}
+	for _, c := range snap.Caches {
+		now.caches[c.Key()] = c
+	}
+	f.want = now
+	var refs []objRef // deletions first, children before parents
+	for k := range old.streams {
+		if _, ok := now.streams[k]; !ok {
+			refs = append(refs, objRef{ObjectStream, k.changeKey()})
+		}
+	}
+	for k := range old.caches {
+		if _, ok := now.caches[k]; !ok {
+			refs = append(refs, objRef{ObjectCache, k.changeKey()})
+		}
+	}
+	for k := range old.namespaces {
+		if _, ok := now.namespaces[k]; !ok {
+			refs = append(refs, objRef{ObjectNamespace, k.changeKey()})
+		}
+	}
+	for k := range old.tenants {
+		if _, ok := now.tenants[k]; !ok {
+			refs = append(refs, objRef{ObjectTenant, Key{TenantID: k}})
+		}
+	}
+	for _, t := range snap.Tenants {
+		refs = append(refs, objRef{ObjectTenant, Key{TenantID: t.TenantID}})
+	}
+	for _, n := range snap.Namespaces {
+		refs = append(refs, objRef{ObjectNamespace, n.Key().changeKey()})
+	}
+	for _, s := range snap.Streams {
+		refs = append(refs, objRef{ObjectStream, s.Key().changeKey()})
+	}
+	for _, c := range snap.Caches {
+		refs = append(refs, objRef{ObjectCache, c.Key().changeKey()})
+	}
+	for _, ref := range refs {
+		f.reconcile(ref, attempted)
+	}
+	f.seeded, f.storeID, f.next = true, snap.StoreID, snap.NextSeq
+	return nil
+}
+
+// applyChange updates the desired state with c and applies it.
+func (f *Follower) applyChange(c Change, attempted map[objRef]bool) {
+	ref := objRef{c.Kind, c.Key}
+	if err := f.want.update(c); err != nil {
+		f.log.Error("control plane change not understood; skipped", "seq", c.Seq, "kind", c.Kind, "err", err)
+		return
+	}
+	f.reconcile(ref, attempted)
+}
+
+// update applies c to the desired state.
+func (d *desired) update(c Change) error {
+	del := c.Op == OpDeleted
+	var err error
+	switch c.Kind {
+	case ObjectTenant:
+		err = set(d.tenants, c.Key.TenantID, c.Object, del)
+	case ObjectNamespace:
+		err = set(d.namespaces, c.Key.NamespaceKey(), c.Object, del)
+	case ObjectStream:
+		err = set(d.streams, c.Key.StreamKey(), c.Object, del)
+	case ObjectCache:
+		err = set(d.caches, c.Key.CacheKey(), c.Object, del)
+	default:
+		err = fmt.Errorf("unknown kind %q", c.Kind)
+	}
+	return err
+}
+
+func set[K comparable, V any](m map[K]V, k K, obj json.RawMessage, del bool) error {
+	if del {
+		delete(m, k)
+		return nil
+	}
+	var v V
+	if err := json.Unmarshal(obj, &v); err != nil {
+		return err
+	}
+	m[k] = v
+	return nil
+}
+
+// reconcile makes the broker match the desired state of one object.
+func (f *Follower) reconcile(ref objRef, attempted map[objRef]bool) {
+	attempted[ref] = true
+	a, d, k := f.opts.Applier, f.want, ref.key
+	var err error
+	switch ref.kind {
+	case ObjectTenant:
+		if t, ok := d.tenants[k.TenantID]; ok {
+			err = a.EnsureTenant(t)
+		} else {
+			err = a.DeleteTenant(k.TenantID)
+		}
+	case ObjectNamespace:
+		if n, ok := d.namespaces[k.NamespaceKey()]; ok {
+			err = a.EnsureNamespace(n)
+		} else {
+			err = a.DeleteNamespace(k.NamespaceKey())
+		}
+	case ObjectStream:
+		if s, ok := d.streams[k.StreamKey()]; ok {
+			err = a.EnsureStream(s)
+		} else {
+			err = a.DeleteStream(k.StreamKey())
+		}
+	case ObjectCache:
+		if c, ok := d.caches[k.CacheKey()]; ok {
+			err = a.EnsureCache(c)
+		} else {
+			err = a.DeleteCache(k.CacheKey())
+		}
+	}
+	f.track(ref, err)
+}
+
+// track records the outcome of applying ref.
+func (f *Follower) track(ref objRef, err error) {
+	f.statsMu.Lock()
+	defer f.statsMu.Unlock()
+	if err == nil {
+		f.stats.Applied++
+		delete(f.failed, ref)
+		return
+	}
+	f.stats.ApplyErrors++
+	fl := f.failed[ref]
+	if fl == nil {
+		fl = &failure{since: f.opts.Now()}
+		f.failed[ref] = fl
+	}
+	fl.attempts++
+	if msg := err.Error(); msg != fl.err {
+		fl.err = msg
+		f.log.Warn("control plane change not applied; will retry", "kind", ref.kind, "key", ref.key, "err", err)
+	}
+}
+
+// retryFailed re-applies failed objects not already attempted this Sync,
+// children of the hierarchy after their parents.
+func (f *Follower) retryFailed(attempted map[objRef]bool) {
+	f.statsMu.Lock()
+	var refs []objRef
+	for ref := range f.failed {
+		if !attempted[ref] {
+			refs = append(refs, ref)
+		}
+	}
+	f.statsMu.Unlock()
+	rank := map[string]int{ObjectTenant: 0, ObjectNamespace: 1, ObjectStream: 2, ObjectCache: 2}
+	sort.SliceStable(refs, func(i, j int) bool { return rank[refs[i].kind] < rank[refs[j].kind] })
+	for _, ref := range refs {
+		f.reconcile(ref, attempted)
+	}
+}

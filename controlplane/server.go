@@ -1,0 +1,217 @@
+package controlplane
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+)
+
+// Defaults of Options.
+const (
+	DefaultRegionID     = "local"
+	DefaultChangesLimit = 1000
+	DefaultMaxBodyBytes = 1 << 20
+)
+
+// Options configure the HTTP API. Store is required; every other field's
+// zero value is safe.
+type Options struct {
+	// Store holds the metadata. Required.
+	Store *Store
+	// Authorize decides whether an admin request may proceed. tenant is the
+	// path's {tenant_id}, or "" on cluster-wide routes (tenants list and
+	// create, snapshot, changes, system info, regions). It runs only when
+	// the request carries "Authorization: Bearer <token>" (without one
+	// the answer is 401); an error wrapping ErrUnauthorized is answered
+	// 401, any other error 403. Default: accept exactly AdminToken.
+	Authorize func(r *http.Request, tenant string) error
+	// AdminToken is the static admin credential used when Authorize is
+	// nil, compared in constant time. Default "": every admin request is
+	// refused with 401.
+	AdminToken string
+	// Mount adds handlers by ServeMux pattern (e.g. "POST
+	// /v1/tenants/{tenant_id}/token/exchange"). They are NOT behind the
+	// admin check: each authenticates its own requests. Default none.
+	Mount map[string]http.Handler
+	// RegionID is reported by /v1/system/info and /v1/regions. Default
+	// "local".
+	RegionID string
+	// ChangesLimit is the largest (and default) page of /v1/changes.
+	// Default 1000.
+	ChangesLimit int
+	// MaxBodyBytes bounds request bodies. Default 1 MiB.
+	MaxBodyBytes int64
+	// Logger receives internal errors. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.RegionID == "" {
+		o.RegionID = DefaultRegionID
+	}
+	if o.ChangesLimit <= 0 {
+		o.ChangesLimit = DefaultChangesLimit
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Server is the control plane's HTTP API under /v1. It is an http.Handler.
+type Server struct {
+	opts  Options
+	authz func(*http.Request, string) error
+	mux   *http.ServeMux
+}
+
+// Error codes of the error body.
+const (
+	codeNotFound     = "not_found"
+	codeExists       = "already_exists"
+	codeConflict     = "conflict"
+	codeValidation   = "validation_error"
+	codeUnauthorized = "unauthorized"
+	codeForbidden    = "forbidden"
+	codeResync       = "resync_required"
+	codeInternal     = "internal"
+)
+
+// errorBody is the reference's error shape.
+type errorBody struct {
+	Code      string  `json:"code"`
+	Message   string  `json:"message"`
+	RequestID *string `json:"request_id"`
+}
+
+// route is one entry of the API; the OpenAPI test walks this table. h
+// serves a request; a returned error becomes the error body.
+type route struct {
+	method, path string
+	public       bool // no admin credential needed
+	h            func(s *Server, w http.ResponseWriter, r *http.Request) error
+}
+
+// NewServer builds the API. It fails if Store is nil or a Mount pattern is
+// invalid or collides with an API route.
+func NewServer(opts Options) (srv *Server, err error) {
+	if opts.Store == nil {
+		return nil, errors.New("controlplane: Options.Store is nil")
+	}
+	opts = opts.withDefaults()
+	s := &Server{opts: opts, authz: opts.Authorize, mux: http.NewServeMux()}
+	if s.authz == nil {
+		s.authz = staticTokenAuthorizer(opts.AdminToken)
+	}
+	for _, rt := range routes {
+		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
+	}
+	defer func() {
+		if p := recover(); p != nil { // ServeMux panics on bad or colliding patterns
+			srv, err = nil, fmt.Errorf("controlplane: Options.Mount: %v", p)
+		}
+	}()
+	for pattern, h := range opts.Mount {
+		s.mux.Handle(pattern, h)
+	}
+	return s, nil
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !rt.public {
+			if err := s.authorize(r, r.PathValue("tenant_id")); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+		}
+		if err := rt.h(s, w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// status maps an error to its HTTP status and code.
+func status(err error) (int, string) {
+	var ex *ExistsError
+	switch {
+	case errors.Is(err, ErrValidation):
+		return http.StatusBadRequest, codeValidation
+	case errors.Is(err, ErrUnauthorized):
+		return http.StatusUnauthorized, codeUnauthorized
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden, codeForbidden
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound, codeNotFound
+	case errors.As(err, &ex):
+		if ex.Kind == ObjectStream || ex.Kind == ObjectCache {
+			return http.StatusConflict, codeConflict // the reference's codes
+		}
+		return http.StatusConflict, codeExists
+	case errors.Is(err, ErrResyncRequired):
+		return http.StatusGone, codeResync
+	}
+	return http.StatusInternalServerError, codeInternal
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code, name := status(err)
+	msg := err.Error()
+	if code == http.StatusInternalServerError {
+		s.opts.Logger.Error("control plane request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "internal error"
+	}
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="felix-controlplane"`)
+	}
+	writeJSON(w, code, errorBody{Code: name, Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decodeBody reads a JSON body strictly: unknown fields and trailing data
+// are validation errors.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		var mb *http.MaxBytesError
+		switch {
+		case errors.As(err, &te) && te.Field != "":
+			return &ValidationError{Field: te.Field, Message: fmt.Sprintf("want a JSON %s", te.Type)}
+		case errors.As(err, &mb):
+			return &ValidationError{Field: "body", Message: fmt.Sprintf("larger than %d bytes", mb.Limit)}
+		}
+		return &ValidationError{Field: "body", Message: err.Error()}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &ValidationError{Field: "body", Message: "trailing data after the JSON object"}
+	}
+	return nil
+}
+
+// pathMatch checks that a body field naming the object's parent, when
+// present, agrees with the path.
+func pathMatch(field, body, path string) (string, error) {
+	if body != "" && body != path {
+		return "", &ValidationError{Field: field, Message: fmt.Sprintf("%q does not match the path's %q", body, path)}
+	}
+	return path, nil
+}
