@@ -1,0 +1,284 @@
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/cache"
+	"github.com/felixmq/felix/commitlog"
+)
+
+// ErrRecreateRequired: a stream change needs the stream deleted and
+// created again, which the applier does only for a stream with no data.
+var ErrRecreateRequired = errors.New("change requires recreating the stream")
+
+// RecreateRequiredError refuses a durability flip, or a durable stream's
+// fsync or retention change, on a stream that already holds data.
+type RecreateRequiredError struct {
+	Key    StreamKey
+	Reason string
+}
+
+func (e *RecreateRequiredError) Error() string {
+	return fmt.Sprintf("stream %s: %s needs the stream recreated, and it holds data: delete and create it, or restart the broker for option changes", e.Key, e.Reason)
+}
+
+// Unwrap returns ErrRecreateRequired.
+func (e *RecreateRequiredError) Unwrap() error { return ErrRecreateRequired }
+
+// StreamDir is where a durable stream's log lives: one escaped directory
+// level per name part under <dataDir>/streams (the layout of felix serve).
+func StreamDir(dataDir string, k broker.StreamKey) string {
+	return commitlog.DirFor(dataDir, "streams", k.Tenant, k.Namespace, k.Stream)
+}
+
+// BrokerApplierOptions configure a BrokerApplier. Broker is required.
+type BrokerApplierOptions struct {
+	Broker *broker.Broker
+	// Caches receives the caches. Default nil: cache changes fail (and
+	// show in the follower's stats).
+	Caches *cache.Store
+	// DataDir keeps durable streams' logs (see StreamDir). Default "":
+	// durable streams fail to apply.
+	DataDir string
+	// Log is the base of durable logs' options; each stream's fsync policy
+	// and retention replace Sync, RetentionAge and RetentionBytes.
+	Log commitlog.Options
+	// Logger reports recreated streams and caches. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// BrokerApplier applies control-plane objects to a broker and a cache
+// store.
+//
+// Streams: a new stream is declared in memory, or with a disk log in
+// DataDir when durable. A durability flip, or a change of a durable
+// stream's fsync or retention, takes a new stream: it is applied as delete
+// and create only while the stream has no data (tail offset 0); otherwise
+// EnsureStream fails with a *RecreateRequiredError and the follower keeps
+// it as failed. Deleting a stream removes its log directory. Shards, kind,
+// consistency and delivery are not acted on by the single-node broker.
+//
+// Caches: a capacity change recreates the cache, dropping its entries (a
+// cache may lose entries at any time; its capacity is fixed at creation).
+type BrokerApplier struct {
+	opts BrokerApplierOptions
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	applied map[StreamKey]Stream // the configuration each stream was created with
+}
+
+// NewBrokerApplier returns an applier for opts.Broker.
+func NewBrokerApplier(opts BrokerApplierOptions) (*BrokerApplier, error) {
+	if opts.Broker == nil {
+		return nil, errors.New("controlplane: BrokerApplierOptions.Broker is nil")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &BrokerApplier{opts: opts, log: opts.Logger, applied: map[StreamKey]Stream{}}, nil
+}
+
+func (k StreamKey) broker() broker.StreamKey {
+	return broker.StreamKey{Tenant: k.TenantID, Namespace: k.Namespace, Stream: k.Stream}
+}
+
+// EnsureTenant declares the tenant.
+func (a *BrokerApplier) EnsureTenant(t Tenant) error { return a.opts.Broker.CreateTenant(t.TenantID) }
+
+// EnsureNamespace declares the tenant and namespace.
+func (a *BrokerApplier) EnsureNamespace(n Namespace) error {
+	if err := a.opts.Broker.CreateTenant(n.TenantID); err != nil {
+		return err
+	}
+	return a.opts.Broker.CreateNamespace(n.TenantID, n.Namespace)
+}
+
+// EnsureStream declares the stream, or checks that the live one matches.
+func (a *BrokerApplier) EnsureStream(s Stream) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := s.Key()
+	cur, err := a.opts.Broker.Stream(k.TenantID, k.Namespace, k.Stream)
+	if errors.Is(err, broker.ErrStreamNotFound) {
+		return a.create(s)
+	}
+	if err != nil {
+		return err
+	}
+	reason := ""
+	prev, known := a.applied[k]
+	switch {
+	case cur.IsDurable() != s.Durable:
+		reason = fmt.Sprintf("durable %v → %v", cur.IsDurable(), s.Durable)
+	case s.Durable && known && prev.Fsync != s.Fsync:
+		reason = fmt.Sprintf("fsync %s → %s", prev.Fsync, s.Fsync)
+	case s.Durable && known && !sameRetention(prev.Retention, s.Retention):
+		reason = "a retention change"
+	}
+	if reason == "" {
+		a.applied[k] = s // adopts a stream declared elsewhere (flags)
+		return nil
+	}
+	if cur.Tail() != 0 {
+		return &RecreateRequiredError{Key: k, Reason: reason}
+	}
+	if err := a.deleteStream(k); err != nil {
+		return err
+	}
+	a.log.Info("stream recreated for a control plane change", "stream", k.String(), "change", reason)
+	return a.create(s)
+}
+
+func sameRetention(a, b Retention) bool {
+	eq := func(x, y *int64) bool { return (x == nil && y == nil) || (x != nil && y != nil && *x == *y) }
+	return eq(a.MaxAgeSeconds, b.MaxAgeSeconds) && eq(a.MaxSizeBytes, b.MaxSizeBytes)
+}
+
+// create declares a new stream. Called with a.mu held.
+func (a *BrokerApplier) create(s Stream) error {
+	k := s.Key()
+	if !s.Durable {
+		if _, err := a.opts.Broker.DeclareStream(k.TenantID, k.Namespace, k.Stream); err != nil {
+			return err
+		}
+		a.applied[k] = s
+		return nil
+	}
+	if a.opts.DataDir == "" {
+		return fmt.Errorf("stream %s: durable streams need a data directory", k)
+	}
+	lo := a.opts.Log
+	var err error
+	if lo.Sync, err = commitlog.ParseSyncPolicy(s.Fsync); err != nil {
+		return fmt.Errorf("stream %s: %w", k, err)
+	}
+	lo.RetentionAge, lo.RetentionBytes = 0, 0
+	if r := s.Retention.MaxAgeSeconds; r != nil {
+		lo.RetentionAge = time.Duration(*r) * time.Second
+	}
+	if r := s.Retention.MaxSizeBytes; r != nil {
+		lo.RetentionBytes = *r
+	}
+	dir := StreamDir(a.opts.DataDir, k.broker())
+	lg, err := commitlog.Open(dir, lo)
+	if err != nil {
+		return fmt.Errorf("stream %s: open log in %s: %w", k, dir, err)
+	}
+	if _, err := a.opts.Broker.DeclareLoggedStream(k.TenantID, k.Namespace, k.Stream, broker.StreamOptions{Log: lg, Durable: true}); err != nil {
+		lg.Close()
+		return fmt.Errorf("stream %s: %w", k, err)
+	}
+	a.applied[k] = s
+	return nil
+}
+
+// DeleteStream removes the stream and its log directory.
+func (a *BrokerApplier) DeleteStream(k StreamKey) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.deleteStream(k)
+}
+
+func (a *BrokerApplier) deleteStream(k StreamKey) error {
+	err := a.opts.Broker.DeleteStream(k.TenantID, k.Namespace, k.Stream)
+	if err != nil && !errors.Is(err, broker.ErrStreamNotFound) {
+		return err
+	}
+	a.forget([]broker.StreamKey{k.broker()})
+	return nil
+}
+
+// forget drops the applied state and log directories of removed streams.
+// Called with a.mu held.
+func (a *BrokerApplier) forget(keys []broker.StreamKey) {
+	for _, bk := range keys {
+		delete(a.applied, StreamKey{bk.Tenant, bk.Namespace, bk.Stream})
+		if a.opts.DataDir == "" {
+			continue
+		}
+		if err := os.RemoveAll(StreamDir(a.opts.DataDir, bk)); err != nil {
+			a.log.Error("removing a deleted stream's log", "stream", bk.String(), "err", err)
+		}
+	}
+}
+
+// DeleteNamespace removes the namespace's streams (with their logs) and
+// caches.
+func (a *BrokerApplier) DeleteNamespace(k NamespaceKey) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	keys, err := a.opts.Broker.DeleteNamespace(k.TenantID, k.Namespace)
+	if err != nil && !errors.Is(err, broker.ErrNamespaceNotFound) && !errors.Is(err, broker.ErrTenantNotFound) {
+		return err
+	}
+	a.forget(keys)
+	return a.deleteCaches(func(s cache.Scope) bool { return s.Tenant == k.TenantID && s.Namespace == k.Namespace })
+}
+
+// DeleteTenant removes the tenant's streams (with their logs) and caches.
+func (a *BrokerApplier) DeleteTenant(tenant string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	keys, err := a.opts.Broker.DeleteTenant(tenant)
+	if err != nil && !errors.Is(err, broker.ErrTenantNotFound) {
+		return err
+	}
+	a.forget(keys)
+	return a.deleteCaches(func(s cache.Scope) bool { return s.Tenant == tenant })
+}
+
+func (a *BrokerApplier) deleteCaches(match func(cache.Scope) bool) error {
+	if a.opts.Caches == nil {
+		return nil
+	}
+	for _, c := range a.opts.Caches.Caches() {
+		if match(c.Scope()) {
+			if err := a.opts.Caches.Delete(c.Scope()); err != nil && !errors.Is(err, cache.ErrNotFound) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (k CacheKey) scope() cache.Scope {
+	return cache.Scope{Tenant: k.TenantID, Namespace: k.Namespace, Cache: k.Cache}
+}
+
+// EnsureCache creates the cache, or recreates it when its capacity changed.
+func (a *BrokerApplier) EnsureCache(c Cache) error {
+	if a.opts.Caches == nil {
+		return fmt.Errorf("cache %s: no cache store", c.Key())
+	}
+	scope := c.Key().scope()
+	if cur, err := a.opts.Caches.Get(scope); err == nil {
+		if cur.Config().MaxBytes == c.CapacityBytes {
+			return nil
+		}
+		if err := a.opts.Caches.Delete(scope); err != nil && !errors.Is(err, cache.ErrNotFound) {
+			return err
+		}
+		a.log.Warn("cache recreated for a capacity change; its entries were dropped", "cache", scope.String(),
+			"from", cur.Config().MaxBytes, "to", c.CapacityBytes)
+	}
+	_, err := a.opts.Caches.Create(scope, cache.Config{MaxBytes: c.CapacityBytes})
+	return err
+}
+
+// DeleteCache removes the cache.
+func (a *BrokerApplier) DeleteCache(k CacheKey) error {
+	if a.opts.Caches == nil {
+		return nil
+	}
+	if err := a.opts.Caches.Delete(k.scope()); err != nil && !errors.Is(err, cache.ErrNotFound) {
+		return err
+	}
+	return nil
+}
