@@ -1,0 +1,100 @@
+package demo
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"strings"
+
+	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/client"
+	"github.com/felixmq/felix/embed"
+	"github.com/felixmq/felix/server"
+)
+
+// needs is what a demo needs declared on its broker.
+type needs struct {
+	streams        []string // tenant/ns/name, in memory
+	durableStreams []string // tenant/ns/name, on disk (queues need them)
+	caches         []string // tenant/ns/name
+	broker         broker.Options
+	queues         server.QueueOptions
+	// serveFlags are extra `felix serve` flags an external broker needs
+	// for the demo's claims (e.g. --queue-policy block).
+	serveFlags []string
+}
+
+// serveCommand is the `felix serve` command line that declares n.
+func (n needs) serveCommand() string {
+	args := []string{"felix serve"}
+	for _, s := range n.streams {
+		args = append(args, "--stream "+s)
+	}
+	for _, s := range n.durableStreams {
+		args = append(args, "--durable-stream "+s)
+	}
+	for _, c := range n.caches {
+		args = append(args, "--cache "+c)
+	}
+	return strings.Join(append(args, n.serveFlags...), " ")
+}
+
+// brokerConn is the broker a demo talks to.
+type brokerConn struct {
+	addr     string
+	tls      *tls.Config
+	token    string
+	embedded *embed.Broker // nil for an external broker
+}
+
+// startBroker starts the embedded broker with n declared (or names the
+// external one) and prints the first step.
+func (e *env) startBroker(n needs) error {
+	if e.opts.Addr != "" {
+		e.b = &brokerConn{addr: e.opts.Addr, tls: e.opts.TLS, token: e.opts.Token}
+		e.stepf("Using the external broker at %s.", e.opts.Addr)
+		e.notef("It must declare what this demo uses, e.g.: %s", n.serveCommand())
+		return nil
+	}
+	b, err := embed.Start(embed.Options{
+		Streams: n.streams, DurableStreams: n.durableStreams, Caches: n.caches,
+		Broker: n.broker, Queues: n.queues, Logger: e.opts.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("start embedded broker: %w", err)
+	}
+	e.b = &brokerConn{addr: b.Addr, tls: b.ClientTLS, embedded: b}
+	e.stepf("Started a Felix broker in this process, listening on %s (QUIC, TLS 1.3, development certificate).", b.Addr)
+	var decl []string
+	for _, s := range n.streams {
+		decl = append(decl, "stream "+s)
+	}
+	for _, s := range n.durableStreams {
+		decl = append(decl, "durable stream "+s)
+	}
+	for _, c := range n.caches {
+		decl = append(decl, "cache "+c)
+	}
+	if len(decl) > 0 {
+		e.notef("Declared: %s.", strings.Join(decl, ", "))
+	}
+	return nil
+}
+
+// dial connects a client as tenant; o may set extra client options (its
+// TLS, Token and TenantID are filled in).
+func (e *env) dial(ctx context.Context, tenant string, o client.Options) (*client.Client, error) {
+	o.TenantID, o.TLS, o.Token = tenant, e.b.tls, e.b.token
+	c, err := client.Dial(ctx, e.b.addr, o)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s as tenant %s: %w", e.b.addr, tenant, err)
+	}
+	return c, nil
+}
+
+func (b *brokerConn) close() error {
+	if b.embedded == nil {
+		return nil
+	}
+	return b.embedded.Close()
+}
