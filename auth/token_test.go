@@ -158,7 +158,7 @@ func TestVerifyFailureReasons(t *testing.T) {
 		{"other key, unknown kid", mustIssue(t, other, good), "t1", ErrUnknownKey},
 		{"other key, known kid", signRaw(t, jwt.SigningMethodEdDSA, other.key, s.KeyID(), base), "t1", ErrBadSignature},
 		{"no exp", signRaw(t, jwt.SigningMethodEdDSA, s.key, s.KeyID(), noExp), "t1", ErrMalformed},
-		{"expired", with(func(c *Claims) { c.IssuedAt, c.ExpiresAt = now.Add(-time.Hour), now.Add(-61 * time.Second) }), "t1", ErrExpired},
+		{"expired", with(func(c *Claims) { c.IssuedAt, c.ExpiresAt = now.Add(-time.Hour), now.Add(-61*time.Second) }), "t1", ErrExpired},
 		{"issued in the future", with(func(c *Claims) { c.IssuedAt = now.Add(2 * time.Minute) }), "t1", ErrNotYetValid},
 		{"nbf in the future", signRaw(t, jwt.SigningMethodEdDSA, s.key, s.KeyID(), jwt.MapClaims{
 			"iss": DefaultIssuer, "aud": DefaultAudience, "tid": "t1", "exp": now.Add(time.Hour).Unix(), "nbf": now.Add(2 * time.Minute).Unix(),
