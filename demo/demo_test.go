@@ -66,3 +66,13 @@ func TestUnknownDemo(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestOrders(t *testing.T) {
+	out := runDemo(t, "orders")
+	wantLines(t, out,
+		"crashed holding orders",
+		"[ok]   59 of 59 valid orders acknowledged exactly once (0 twice, 0 lost)",
+		"[ok]   5/5 orders stranded by the crash were redelivered to surviving workers",
+		"[ok]   the poison order 59 was dead-lettered to orders/created.dlq after 3 attempts",
+		"Demo complete")
+}
