@@ -1,0 +1,11 @@
+// Package dashboard holds the Felix web dashboard: one HTML page with its
+// CSS and JavaScript, embedded in the binary (no CDN, no build step). The
+// page polls GET /api/overview (served by package metrics) every second
+// and updates its tables in place: broker overview, streams with publish
+// and delivery rates, subscribers with queue depth and drops, consumer
+// groups with lag, caches with hit rate.
+//
+// Every stream row is a <tr> with data-stream="tenant/namespace/stream"
+// (and id "stream:tenant/namespace/stream"); its numeric cells carry
+// their raw value in data-value, so tests and scripts can read them.
+package dashboard

@@ -1,0 +1,204 @@
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/felixmq/felix/server"
+)
+
+// Label sets. Every per-object series is keyed by names the operator
+// declared (streams, groups, caches), never by connection or subscription
+// ids, so the number of series is bounded by the number of declared objects.
+var (
+	streamLabels = []string{"tenant", "namespace", "stream"}
+	groupLabels  = []string{"tenant", "namespace", "stream", "group"}
+	cacheLabels  = []string{"tenant", "namespace", "cache"}
+)
+
+// metric is one exported family: its description, its type and how to
+// read its value from an object of type T.
+type metric[T any] struct {
+	desc *prometheus.Desc
+	typ  prometheus.ValueType
+	val  func(*T) float64
+}
+
+func counter[T any](name, help string, labels []string, val func(*T) float64) metric[T] {
+	return metric[T]{prometheus.NewDesc(name, help, labels, nil), prometheus.CounterValue, val}
+}
+
+func gauge[T any](name, help string, labels []string, val func(*T) float64) metric[T] {
+	return metric[T]{prometheus.NewDesc(name, help, labels, nil), prometheus.GaugeValue, val}
+}
+
+func u(v uint64) float64 { return float64(v) }
+
+var serverMetrics = []metric[server.Counters]{
+	gauge("felix_connections_open", "QUIC connections open now.", nil,
+		func(c *server.Counters) float64 { return float64(c.ConnectionsOpen.Load()) }),
+	counter("felix_connections_total", "QUIC connections accepted since start.", nil,
+		func(c *server.Counters) float64 { return u(c.ConnectionsTotal.Load()) }),
+	gauge("felix_sub_active_subscriptions", "Subscriptions being served now, over all connections.", nil,
+		func(c *server.Counters) float64 { return float64(c.Subscriptions.Load()) }),
+	counter("felix_subscriber_disconnect_total", "Subscriptions ended by the client or by a write error.", nil,
+		func(c *server.Counters) float64 { return u(c.SubscriberResets.Load()) }),
+	counter("felix_protocol_errors_total", "Malformed or out-of-place frames received.", nil,
+		func(c *server.Counters) float64 { return u(c.ProtocolErrors.Load()) }),
+	counter("felix_auth_failures_total", "Connections or streams refused at the auth handshake.", nil,
+		func(c *server.Counters) float64 { return u(c.AuthFailures.Load()) }),
+	counter("felix_publish_unknown_stream_dropped_total", "Unacknowledged publishes to unknown streams, dropped.", nil,
+		func(c *server.Counters) float64 { return u(c.UnknownStreamDrop.Load()) }),
+}
+
+var streamMetrics = []metric[streamSnap]{
+	counter("felix_stream_published_events_total", "Events published to the stream.", streamLabels,
+		func(s *streamSnap) float64 { return u(s.Published) }),
+	counter("felix_stream_published_bytes_total", "Payload bytes published to the stream.", streamLabels,
+		func(s *streamSnap) float64 { return u(s.PublishedBytes) }),
+	counter("felix_stream_publish_requests_total", "Publish requests (single or batch) to the stream.", streamLabels,
+		func(s *streamSnap) float64 { return u(s.PublishCalls) }),
+	counter("felix_stream_delivered_events_total", "Events handed to subscription writers, summed over the stream's subscriptions (ended ones included).", streamLabels,
+		func(s *streamSnap) float64 { return u(s.Totals.Delivered) }),
+	gauge("felix_stream_next_offset", "The offset the stream's next event gets.", streamLabels,
+		func(s *streamSnap) float64 { return u(s.Tail) }),
+	gauge("felix_stream_oldest_offset", "The oldest offset the stream still holds (replay ring or log).", streamLabels,
+		func(s *streamSnap) float64 { return u(s.Oldest) }),
+	gauge("felix_stream_subscriptions", "Live subscriptions of the stream.", streamLabels,
+		func(s *streamSnap) float64 { return float64(s.Totals.Subscriptions) }),
+	gauge("felix_sub_queue_len", "Frames waiting in the stream's subscriber queues (sum over its subscriptions).", streamLabels,
+		func(s *streamSnap) float64 { return float64(s.Totals.QueueLen) }),
+	counter("felix_sub_queue_enqueued_total", "Events accepted into the stream's subscriber queues.", streamLabels,
+		func(s *streamSnap) float64 { return u(s.Totals.Enqueued) }),
+	counter("felix_sub_queue_dropped_total", "Events dropped by the queue policy of the stream's subscribers.", streamLabels,
+		func(s *streamSnap) float64 { return u(s.Totals.Dropped) }),
+}
+
+// storageMetrics are exported for streams on a commitlog.DiskLog.
+var storageMetrics = []metric[streamSnap]{
+	counter("felix_storage_append_total", "Append calls that wrote records to the stream's log.", streamLabels,
+		func(s *streamSnap) float64 { return u(s.Log.Appends) }),
+	counter("felix_storage_append_records_total", "Records written to the stream's log.", streamLabels,
+		func(s *streamSnap) float64 { return u(s.Log.Records) }),
+	counter("felix_storage_append_bytes_total", "Record bytes (headers and payloads) written to the stream's log.", streamLabels,
+		func(s *streamSnap) float64 { return u(s.Log.Bytes) }),
+	counter("felix_storage_sync_total", "fsync calls on the stream's log files and directory.", streamLabels,
+		func(s *streamSnap) float64 { return u(s.Log.Fsyncs) }),
+	gauge("felix_storage_unsynced_records", "Records of the stream's log written but not yet fsynced.", streamLabels,
+		func(s *streamSnap) float64 { return u(s.Log.Next - min(s.Log.Synced, s.Log.Next)) }),
+	gauge("felix_storage_segment_count", "Segment files of the stream's log.", streamLabels,
+		func(s *streamSnap) float64 { return float64(s.Log.Segments) }),
+	counter("felix_storage_retention_segments_deleted_total", "Segments of the stream's log deleted by retention.", streamLabels,
+		func(s *streamSnap) float64 { return u(s.Log.SegmentsDeleted) }),
+}
+
+var groupMetrics = []metric[server.GroupInfo]{
+	gauge("felix_queue_members", "Consumers in the group now.", groupLabels,
+		func(g *server.GroupInfo) float64 { return float64(g.Stats.Members) }),
+	gauge("felix_queue_lag", "Records of the stream the group has not finished (acked or dead-lettered), in flight included.", groupLabels,
+		func(g *server.GroupInfo) float64 { return u(g.Stats.Lag) }),
+	gauge("felix_queue_in_flight", "Deliveries waiting for an ack.", groupLabels,
+		func(g *server.GroupInfo) float64 { return float64(g.Stats.InFlight) }),
+	gauge("felix_queue_pending", "Records waiting for a redelivery.", groupLabels,
+		func(g *server.GroupInfo) float64 { return float64(g.Stats.Pending) }),
+	counter("felix_queue_delivered_total", "Deliveries, first ones and redeliveries.", groupLabels,
+		func(g *server.GroupInfo) float64 { return u(g.Stats.Delivered) }),
+	counter("felix_queue_acked_total", "Records acked by consumers.", groupLabels,
+		func(g *server.GroupInfo) float64 { return u(g.Stats.Acked) }),
+	counter("felix_queue_nacked_total", "Records nacked by consumers.", groupLabels,
+		func(g *server.GroupInfo) float64 { return u(g.Stats.Nacked) }),
+	counter("felix_queue_redelivered_total", "Deliveries that were not the record's first.", groupLabels,
+		func(g *server.GroupInfo) float64 { return u(g.Stats.Redelivered) }),
+	counter("felix_queue_timed_out_total", "Deliveries taken back after the ack timeout.", groupLabels,
+		func(g *server.GroupInfo) float64 { return u(g.Stats.TimedOut) }),
+	counter("felix_queue_dead_lettered_total", "Records that exhausted their attempts and were dead-lettered.", groupLabels,
+		func(g *server.GroupInfo) float64 { return u(g.Stats.DeadLettered) }),
+	counter("felix_queue_lost_total", "Records the stream dropped (retention) before the group finished them.", groupLabels,
+		func(g *server.GroupInfo) float64 { return u(g.Stats.Lost) }),
+}
+
+var cacheMetrics = []metric[cacheSnap]{
+	counter("felix_cache_hits_total", "Lookups that found a live entry.", cacheLabels,
+		func(c *cacheSnap) float64 { return u(c.Hits) }),
+	counter("felix_cache_misses_total", "Lookups that found no live entry.", cacheLabels,
+		func(c *cacheSnap) float64 { return u(c.Misses) }),
+	counter("felix_cache_evictions_total", "Live entries removed to stay under the cache's byte capacity.", cacheLabels,
+		func(c *cacheSnap) float64 { return u(c.Evictions) }),
+	counter("felix_cache_expirations_total", "Expired entries removed.", cacheLabels,
+		func(c *cacheSnap) float64 { return u(c.Expirations) }),
+	counter("felix_cache_puts_total", "Successful writes.", cacheLabels,
+		func(c *cacheSnap) float64 { return u(c.Puts) }),
+	counter("felix_cache_deletes_total", "Deletes that removed a live entry.", cacheLabels,
+		func(c *cacheSnap) float64 { return u(c.Deletes) }),
+	gauge("felix_cache_bytes", "Bytes accounted to the cache's entries.", cacheLabels,
+		func(c *cacheSnap) float64 { return float64(c.Bytes) }),
+	gauge("felix_cache_entries", "Entries stored, live or expired and not yet removed.", cacheLabels,
+		func(c *cacheSnap) float64 { return float64(c.Entries) }),
+}
+
+var (
+	streamsDesc = prometheus.NewDesc("felix_streams", "Streams declared, by durability.", []string{"durable"}, nil)
+	denialsDesc = prometheus.NewDesc("felix_auth_denials_total", "Requests refused by authorization.", nil, nil)
+)
+
+// collector reads the sources at every scrape.
+type collector struct{ src *Sources }
+
+func describe[T any](ch chan<- *prometheus.Desc, ms []metric[T]) {
+	for _, m := range ms {
+		ch <- m.desc
+	}
+}
+
+func emit[T any](ch chan<- prometheus.Metric, ms []metric[T], obj *T, labels ...string) {
+	for _, m := range ms {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.val(obj), labels...)
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	describe(ch, serverMetrics)
+	describe(ch, streamMetrics)
+	describe(ch, storageMetrics)
+	describe(ch, groupMetrics)
+	describe(ch, cacheMetrics)
+	ch <- streamsDesc
+	ch <- denialsDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.src.take()
+	if s.server != nil {
+		emit(ch, serverMetrics, s.server)
+	}
+	if c.src.Denials != nil {
+		ch <- prometheus.MustNewConstMetric(denialsDesc, prometheus.CounterValue, u(c.src.Denials.Denials()))
+	}
+	if c.src.Broker != nil {
+		durable := map[bool]int{}
+		for i := range s.streams {
+			durable[s.streams[i].Durable]++
+		}
+		for _, d := range []bool{false, true} {
+			ch <- prometheus.MustNewConstMetric(streamsDesc, prometheus.GaugeValue, float64(durable[d]), strconv.FormatBool(d))
+		}
+	}
+	for i := range s.streams {
+		st := &s.streams[i]
+		emit(ch, streamMetrics, st, st.Key.Tenant, st.Key.Namespace, st.Key.Stream)
+		if st.Log != nil {
+			emit(ch, storageMetrics, st, st.Key.Tenant, st.Key.Namespace, st.Key.Stream)
+		}
+	}
+	for i := range s.groups {
+		g := &s.groups[i]
+		emit(ch, groupMetrics, g, g.Stream.Tenant, g.Stream.Namespace, g.Stream.Stream, g.Group)
+	}
+	for i := range s.caches {
+		k := &s.caches[i]
+		emit(ch, cacheMetrics, k, k.Scope.Tenant, k.Scope.Namespace, k.Scope.Cache)
+	}
+}
