@@ -84,6 +84,18 @@ func cachePath(r *http.Request) CacheKey {
 	return CacheKey{r.PathValue("tenant_id"), r.PathValue("namespace"), r.PathValue("cache")}
 }
 
+// inNamespace fills a body's tenant_id and namespace from the path,
+// refusing values that disagree with it.
+func inNamespace(r *http.Request, tenant, ns *string) error {
+	k := nsPath(r)
+	var err error
+	if *tenant, err = pathMatch("tenant_id", *tenant, k.TenantID); err != nil {
+		return err
+	}
+	*ns, err = pathMatch("namespace", *ns, k.Namespace)
+	return err
+}
+
 func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.opts.Store.Tenants(); err != nil {
 		return err
@@ -223,15 +235,10 @@ func (s *Server) createStream(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &st); err != nil {
 		return err
 	}
-	k := nsPath(r)
-	var err error
-	if st.TenantID, err = pathMatch("tenant_id", st.TenantID, k.TenantID); err != nil {
+	if err := inNamespace(r, &st.TenantID, &st.Namespace); err != nil {
 		return err
 	}
-	if st.Namespace, err = pathMatch("namespace", st.Namespace, k.Namespace); err != nil {
-		return err
-	}
-	st, err = s.opts.Store.CreateStream(st)
+	st, err := s.opts.Store.CreateStream(st)
 	return created(w, st, err)
 }
 
@@ -263,15 +270,10 @@ func (s *Server) createCache(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &c); err != nil {
 		return err
 	}
-	k := nsPath(r)
-	var err error
-	if c.TenantID, err = pathMatch("tenant_id", c.TenantID, k.TenantID); err != nil {
+	if err := inNamespace(r, &c.TenantID, &c.Namespace); err != nil {
 		return err
 	}
-	if c.Namespace, err = pathMatch("namespace", c.Namespace, k.Namespace); err != nil {
-		return err
-	}
-	c, err = s.opts.Store.CreateCache(c)
+	c, err := s.opts.Store.CreateCache(c)
 	return created(w, c, err)
 }
 

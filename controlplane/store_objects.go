@@ -46,15 +46,7 @@ func (s *Store) CreateTenant(t Tenant) (Tenant, error) {
 
 // Tenant returns one tenant.
 func (s *Store) Tenant(id string) (Tenant, error) {
-	var t Tenant
-	err := s.view(func(tx *bolt.Tx) error {
-		ok, err := get(tx, bucketTenants, tenantKey(id), &t)
-		if err == nil && !ok {
-			err = notFound(ObjectTenant, id)
-		}
-		return err
-	})
-	return t, err
+	return getObj[Tenant](s, bucketTenants, ObjectTenant, tenantKey(id))
 }
 
 // Tenants lists every tenant, by id.
@@ -109,15 +101,7 @@ func (s *Store) CreateNamespace(n Namespace) (Namespace, error) {
 
 // Namespace returns one namespace.
 func (s *Store) Namespace(k NamespaceKey) (Namespace, error) {
-	var n Namespace
-	err := s.view(func(tx *bolt.Tx) error {
-		ok, err := get(tx, bucketNamespaces, k.String(), &n)
-		if err == nil && !ok {
-			err = notFound(ObjectNamespace, k.String())
-		}
-		return err
-	})
-	return n, err
+	return getObj[Namespace](s, bucketNamespaces, ObjectNamespace, k.String())
 }
 
 // Namespaces lists a tenant's namespaces.
@@ -166,6 +150,85 @@ func (w *wtx) deleteLeaf(bucket []byte, key, kind string, ck Key) error {
 	return w.record(OpDeleted, kind, ck, nil)
 }
 
+// leafRef locates a stream or cache in the store and in the feed.
+type leafRef struct {
+	bucket []byte
+	kind   string
+	key    string // store key, also the name in errors
+	parent string // namespace store key
+	change Key
+}
+
+func (k StreamKey) ref() leafRef {
+	return leafRef{bucketStreams, ObjectStream, k.storeKey(), nsKey(k.TenantID, k.Namespace), k.changeKey()}
+}
+
+func (k CacheKey) ref() leafRef {
+	return leafRef{bucketCaches, ObjectCache, k.storeKey(), nsKey(k.TenantID, k.Namespace), k.changeKey()}
+}
+
+// createLeaf stores a new stream or cache in an existing namespace.
+func createLeaf[T any](s *Store, r leafRef, v T) (T, error) {
+	err := s.update(func(w *wtx) error {
+		if err := require(w.tx, bucketNamespaces, ObjectNamespace, r.parent); err != nil {
+			return err
+		}
+		if exists(w.tx, r.bucket, r.key) {
+			return existsErr(r.kind, r.key)
+		}
+		if err := w.put(r.bucket, r.key, v); err != nil {
+			return err
+		}
+		return w.record(OpCreated, r.kind, r.change, v)
+	})
+	return v, err
+}
+
+// getObj reads one object.
+func getObj[T any](s *Store, bucket []byte, kind, key string) (T, error) {
+	var v T
+	err := s.view(func(tx *bolt.Tx) error {
+		ok, err := get(tx, bucket, key, &v)
+		if err == nil && !ok {
+			err = notFound(kind, key)
+		}
+		return err
+	})
+	return v, err
+}
+
+// updateLeaf replaces a stream or cache with change(current).
+func updateLeaf[T any](s *Store, r leafRef, change func(T) (T, error)) (T, error) {
+	var v T
+	err := s.update(func(w *wtx) error {
+		ok, err := get(w.tx, r.bucket, r.key, &v)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound(r.kind, r.key)
+		}
+		if v, err = change(v); err != nil {
+			return err
+		}
+		if err := w.put(r.bucket, r.key, v); err != nil {
+			return err
+		}
+		return w.record(OpUpdated, r.kind, r.change, v)
+	})
+	return v, err
+}
+
+// deleteLeafObj removes a stream or cache.
+func (s *Store) deleteLeafObj(r leafRef) error {
+	return s.update(func(w *wtx) error {
+		if err := require(w.tx, r.bucket, r.kind, r.key); err != nil {
+			return err
+		}
+		return w.deleteLeaf(r.bucket, r.key, r.kind, r.change)
+	})
+}
+
 // CreateStream adds a stream to an existing namespace, with defaults
 // filled in (see Stream). It returns the stored stream.
 func (s *Store) CreateStream(st Stream) (Stream, error) {
@@ -173,33 +236,12 @@ func (s *Store) CreateStream(st Stream) (Stream, error) {
 	if err := st.validate(); err != nil {
 		return Stream{}, err
 	}
-	k := st.Key()
-	err := s.update(func(w *wtx) error {
-		if err := require(w.tx, bucketNamespaces, ObjectNamespace, nsKey(k.TenantID, k.Namespace)); err != nil {
-			return err
-		}
-		if exists(w.tx, bucketStreams, k.storeKey()) {
-			return existsErr(ObjectStream, k.String())
-		}
-		if err := w.put(bucketStreams, k.storeKey(), st); err != nil {
-			return err
-		}
-		return w.record(OpCreated, ObjectStream, k.changeKey(), st)
-	})
-	return st, err
+	return createLeaf(s, st.Key().ref(), st)
 }
 
 // Stream returns one stream.
 func (s *Store) Stream(k StreamKey) (Stream, error) {
-	var st Stream
-	err := s.view(func(tx *bolt.Tx) error {
-		ok, err := get(tx, bucketStreams, k.storeKey(), &st)
-		if err == nil && !ok {
-			err = notFound(ObjectStream, k.String())
-		}
-		return err
-	})
-	return st, err
+	return getObj[Stream](s, bucketStreams, ObjectStream, k.storeKey())
 }
 
 // Streams lists a namespace's streams.
@@ -209,69 +251,26 @@ func (s *Store) Streams(k NamespaceKey) ([]Stream, error) {
 
 // UpdateStream applies p to a stream and returns the result.
 func (s *Store) UpdateStream(k StreamKey, p StreamPatch) (Stream, error) {
-	var st Stream
-	err := s.update(func(w *wtx) error {
-		ok, err := get(w.tx, bucketStreams, k.storeKey(), &st)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return notFound(ObjectStream, k.String())
-		}
+	return updateLeaf(s, k.ref(), func(st Stream) (Stream, error) {
 		st = p.apply(st)
-		if err := st.validate(); err != nil {
-			return err
-		}
-		if err := w.put(bucketStreams, k.storeKey(), st); err != nil {
-			return err
-		}
-		return w.record(OpUpdated, ObjectStream, k.changeKey(), st)
+		return st, st.validate()
 	})
-	return st, err
 }
 
 // DeleteStream removes a stream.
-func (s *Store) DeleteStream(k StreamKey) error {
-	return s.update(func(w *wtx) error {
-		if err := require(w.tx, bucketStreams, ObjectStream, k.storeKey()); err != nil {
-			return err
-		}
-		return w.deleteLeaf(bucketStreams, k.storeKey(), ObjectStream, k.changeKey())
-	})
-}
+func (s *Store) DeleteStream(k StreamKey) error { return s.deleteLeafObj(k.ref()) }
 
 // CreateCache adds a cache to an existing namespace.
 func (s *Store) CreateCache(c Cache) (Cache, error) {
 	if err := c.validate(); err != nil {
 		return Cache{}, err
 	}
-	k := c.Key()
-	err := s.update(func(w *wtx) error {
-		if err := require(w.tx, bucketNamespaces, ObjectNamespace, nsKey(k.TenantID, k.Namespace)); err != nil {
-			return err
-		}
-		if exists(w.tx, bucketCaches, k.storeKey()) {
-			return existsErr(ObjectCache, k.String())
-		}
-		if err := w.put(bucketCaches, k.storeKey(), c); err != nil {
-			return err
-		}
-		return w.record(OpCreated, ObjectCache, k.changeKey(), c)
-	})
-	return c, err
+	return createLeaf(s, c.Key().ref(), c)
 }
 
 // Cache returns one cache.
 func (s *Store) Cache(k CacheKey) (Cache, error) {
-	var c Cache
-	err := s.view(func(tx *bolt.Tx) error {
-		ok, err := get(tx, bucketCaches, k.storeKey(), &c)
-		if err == nil && !ok {
-			err = notFound(ObjectCache, k.String())
-		}
-		return err
-	})
-	return c, err
+	return getObj[Cache](s, bucketCaches, ObjectCache, k.storeKey())
 }
 
 // Caches lists a namespace's caches.
@@ -281,36 +280,14 @@ func (s *Store) Caches(k NamespaceKey) ([]Cache, error) {
 
 // UpdateCache applies p to a cache and returns the result.
 func (s *Store) UpdateCache(k CacheKey, p CachePatch) (Cache, error) {
-	var c Cache
-	err := s.update(func(w *wtx) error {
-		ok, err := get(w.tx, bucketCaches, k.storeKey(), &c)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return notFound(ObjectCache, k.String())
-		}
+	return updateLeaf(s, k.ref(), func(c Cache) (Cache, error) {
 		c = p.apply(c)
-		if err := c.validate(); err != nil {
-			return err
-		}
-		if err := w.put(bucketCaches, k.storeKey(), c); err != nil {
-			return err
-		}
-		return w.record(OpUpdated, ObjectCache, k.changeKey(), c)
+		return c, c.validate()
 	})
-	return c, err
 }
 
 // DeleteCache removes a cache.
-func (s *Store) DeleteCache(k CacheKey) error {
-	return s.update(func(w *wtx) error {
-		if err := require(w.tx, bucketCaches, ObjectCache, k.storeKey()); err != nil {
-			return err
-		}
-		return w.deleteLeaf(bucketCaches, k.storeKey(), ObjectCache, k.changeKey())
-	})
-}
+func (s *Store) DeleteCache(k CacheKey) error { return s.deleteLeafObj(k.ref()) }
 
 // listChildren lists the objects of a namespace, which must exist.
 func listChildren[T any](s *Store, bucket []byte, k NamespaceKey) ([]T, error) {
