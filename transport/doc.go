@@ -16,6 +16,23 @@
 // Clients name the server "localhost" by default (ClientTLSOptions.ServerName),
 // which matches the development certificate.
 //
+// Certificate files are served through a CertReloader: at most every
+// TLSOptions.CertCheckInterval (10 s by default) a handshake looks at the
+// files' modification times and sizes and loads them again when they
+// changed; CertReloader.Reload (from NewServerTLS) forces it, e.g. on SIGHUP.
+// A reload that fails (half-replaced files, a key not matching the
+// certificate) keeps the previous certificate and logs an error.
+//
+// # Mutual TLS
+//
+// TLSOptions.ClientCAFile names the CAs that sign client certificates; with
+// it a client certificate, when shown, must chain to one of them, and with
+// TLSOptions.RequireClientCert a client without a valid certificate is
+// refused during the handshake. Clients show one with
+// ClientTLSOptions.CertFile and KeyFile. ClientCertIdentity names a client by
+// its certificate (subject CN, else the first SAN). The default (no files)
+// asks for no client certificate.
+//
 // # ALPN
 //
 // The reference Felix (Rust, quinn/rustls) configures no ALPN on either side.

@@ -24,6 +24,10 @@ type ClientTLSOptions struct {
 	ServerName string
 	// RootCAs are CAs to trust. Nil (and no CAFile) means the system roots.
 	RootCAs *x509.CertPool
+	// CertFile and KeyFile are the PEM client certificate and key shown
+	// to a broker that asks for one (mutual TLS), whatever CAs the broker
+	// says it accepts. Both or neither.
+	CertFile, KeyFile string
 }
 
 // ClientTLSConfig builds a client TLS configuration: TLS 1.3 minimum, no
@@ -40,18 +44,38 @@ func ClientTLSConfig(opts ClientTLSOptions) (*tls.Config, error) {
 		conf.ServerName = DefaultServerName
 	}
 	if opts.CAFile != "" {
-		pemBytes, err := os.ReadFile(opts.CAFile)
+		pool, err := readCertPool("CA", opts.CAFile, opts.RootCAs)
 		if err != nil {
-			return nil, fmt.Errorf("tls: read CA file %s: %w", opts.CAFile, err)
-		}
-		pool := x509.NewCertPool()
-		if opts.RootCAs != nil {
-			pool = opts.RootCAs.Clone()
-		}
-		if !pool.AppendCertsFromPEM(pemBytes) {
-			return nil, fmt.Errorf("tls: CA file %s holds no PEM certificate", opts.CAFile)
+			return nil, err
 		}
 		conf.RootCAs = pool
 	}
+	if opts.CertFile != "" || opts.KeyFile != "" {
+		cert, err := loadKeyPair(opts.CertFile, opts.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		// Always show it: Go would otherwise send none when the broker's
+		// list of acceptable CAs does not name its issuer, and the broker
+		// would report a missing certificate instead of a bad one.
+		conf.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+	}
 	return conf, nil
+}
+
+// readCertPool reads a PEM bundle of CA certificates into a copy of base
+// (a new pool when base is nil). what names the file in errors.
+func readCertPool(what, path string, base *x509.CertPool) (*x509.CertPool, error) {
+	pemBytes, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tls: read %s file %s: %w", what, path, err)
+	}
+	pool := x509.NewCertPool()
+	if base != nil {
+		pool = base.Clone()
+	}
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("tls: %s file %s holds no PEM certificate", what, path)
+	}
+	return pool, nil
 }
