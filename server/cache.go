@@ -35,8 +35,11 @@ func (ctl *control) cacheScope(tenant, ns, name, action string, reqID *uint64) (
 	if tenant != ctl.id.Tenant {
 		return nil, true, ctl.fail("tenant mismatch")
 	}
-	if !ctl.id.allowed(action, CacheResource(tenant, ns, name)) {
-		return nil, true, ctl.fail("forbidden")
+	if !ctl.authorize(action, CacheResource(tenant, ns, name)) {
+		if reqID == nil {
+			return nil, true, ctl.fail("forbidden")
+		}
+		return nil, true, ctl.reply(&wire.ErrorMessage{Message: "forbidden"})
 	}
 	c, err := ctl.c.s.cacheFor(tenant, ns, name)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -18,6 +19,37 @@ type conn struct {
 	qc   *quic.Conn
 	log  *slog.Logger
 	subs int64 // live subscriptions; guarded by atomic ops through subCount
+
+	tmu     sync.Mutex
+	tenants map[string]*tenantUse // tenants this connection counts against
+}
+
+// useTenant counts this connection against tenant once, on its first
+// stream authenticated for it.
+func (c *conn) useTenant(tenant string) (*tenantUse, error) {
+	c.tmu.Lock()
+	defer c.tmu.Unlock()
+	if u := c.tenants[tenant]; u != nil {
+		return u, nil
+	}
+	u, err := c.s.tenants.acquireConn(tenant)
+	if err != nil {
+		return nil, err
+	}
+	if c.tenants == nil {
+		c.tenants = map[string]*tenantUse{}
+	}
+	c.tenants[tenant] = u
+	return u, nil
+}
+
+func (c *conn) releaseTenants() {
+	c.tmu.Lock()
+	defer c.tmu.Unlock()
+	for _, u := range c.tenants {
+		c.s.tenants.releaseConn(u)
+	}
+	c.tenants = nil
 }
 
 func newConn(s *Server, qc *quic.Conn) *conn {
@@ -32,6 +64,7 @@ func (c *conn) serve() {
 	c.log.Info("connection open")
 	defer func() {
 		st.ConnectionsOpen.Add(-1)
+		c.releaseTenants()
 		reason := "closed"
 		if err := context.Cause(c.qc.Context()); err != nil {
 			reason = err.Error()
@@ -108,6 +141,17 @@ func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer) (*Identity, uint
 		}
 		return nil, 0, errClose
 	}
+	use, err := c.useTenant(id.Tenant)
+	if err != nil {
+		c.log.Warn("auth refused by tenant limit", "tenant", a.TenantID, "err", err)
+		if reply != nil {
+			reply.WriteMessage(&wire.ErrorMessage{Message: err.Error()})
+		}
+		return nil, 0, errClose
+	}
+	withUse := *id
+	withUse.use = use
+	id = &withUse
 	peer := wire.PeerFlags(a.ClientFlags) & wire.ServerFlagsFor(wire.PeerFlags(a.ClientFlags))
 	if reply != nil {
 		var werr error

@@ -138,19 +138,15 @@ func (ctl *control) jsonPublish(tenant, ns, stream string, payloads [][]byte, re
 		return nil
 	}
 	if err != nil {
-		if errors.Is(err, errForbidden) {
-			if err := ctl.reply(&wire.PublishError{RequestID: *reqID, Message: "forbidden"}); err != nil {
-				return err
-			}
-			return errClose
-		}
 		return ctl.reply(&wire.PublishError{RequestID: *reqID, Message: err.Error()})
 	}
 	return ctl.reply(&wire.PublishOK{RequestID: *reqID})
 }
 
-// binaryPublish handles fire-and-forget 0x0001: every error is silent;
-// malformed input, tenant mismatch and forbidden reset the stream.
+// binaryPublish handles fire-and-forget 0x0001. Malformed input and a
+// tenant mismatch reset the stream silently (as the reference); a denied
+// publish gets error "forbidden" and the stream ends, exactly as an unacked
+// JSON publish (the reference resets silently there).
 func (ctl *control) binaryPublish(payload []byte) error {
 	if err := wire.DecodePublishBatchBody(payload, &ctl.batch); err != nil {
 		return err
@@ -160,9 +156,9 @@ func (ctl *control) binaryPublish(payload []byte) error {
 	}
 	err := ctl.pub.publish(ctl.batch.Namespace, ctl.batch.Stream, ctl.batch.Payloads)
 	if errors.Is(err, errForbidden) {
-		return &wire.DecodeError{What: "publish batch", Err: errForbidden}
+		return ctl.fail("forbidden") // as an unacked JSON publish
 	}
-	return nil // unknown stream: dropped (counted)
+	return nil // unknown stream or over the rate limit: dropped (counted)
 }
 
 var errTenantMismatch = errors.New("tenant mismatch")

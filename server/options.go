@@ -18,10 +18,28 @@ type Identity struct {
 	// Allow reports whether the identity may perform action (e.g.
 	// "stream.publish") on resource (e.g. "stream:t/ns/s"). Nil allows all.
 	Allow func(action, resource string) bool
+
+	use *tenantUse // the tenant's usage record, set by the server after auth
 }
 
 func (id *Identity) allowed(action, resource string) bool {
 	return id.Allow == nil || id.Allow(action, resource)
+}
+
+// authorize checks a permission; a denial is counted and audit-logged (who,
+// what, on which resource; never the token).
+func (c *conn) authorize(id *Identity, action, resource string) bool {
+	if id.allowed(action, resource) {
+		return true
+	}
+	c.s.stats.AuthDenials.Add(1)
+	c.s.opts.Logger.Warn("permission denied", "audit", true, "subject", id.Subject, "tenant", id.Tenant,
+		"action", action, "resource", resource, "remote", c.qc.RemoteAddr().String())
+	return false
+}
+
+func (ctl *control) authorize(action, resource string) bool {
+	return ctl.c.authorize(ctl.id, action, resource)
 }
 
 // Authenticator verifies the token of an auth frame.
@@ -66,6 +84,11 @@ type Options struct {
 	// DropReportInterval is how often subscriptions that dropped events are
 	// logged. Default 10s; negative disables.
 	DropReportInterval time.Duration
+	// Limits bound every tenant's connections, subscriptions and publish
+	// rate. The zero value is unlimited.
+	Limits TenantLimits
+	// TenantLimits overrides Limits for the tenants it names.
+	TenantLimits map[string]TenantLimits
 	// Logger receives connection and error logs. Default: discard.
 	Logger *slog.Logger
 }

@@ -40,7 +40,7 @@ func (p *publisher) lookup(ns, name string) (*broker.Stream, error) {
 	if s := p.cache[k]; s != nil {
 		return s, nil
 	}
-	if !p.id.allowed(ActionPublish, StreamResource(k.Tenant, ns, name)) {
+	if !p.c.authorize(p.id, ActionPublish, StreamResource(k.Tenant, ns, name)) {
 		return nil, errForbidden
 	}
 	s, err := p.c.s.opts.Broker.Stream(k.Tenant, ns, name)
@@ -64,6 +64,11 @@ func (p *publisher) publish(ns, name string, payloads [][]byte) error {
 				p.c.s.stats.UnknownStreamDrop.Add(1)
 			}
 			return err
+		}
+		if attempt == 0 {
+			if err := p.c.s.tenants.allowPublish(p.id.use, payloadBytes(payloads)); err != nil {
+				return err
+			}
 		}
 		_, err = s.Publish(p.c.qc.Context(), payloads)
 		if errors.Is(err, broker.ErrStreamDeleted) && attempt == 0 {

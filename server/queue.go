@@ -229,6 +229,10 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 	if err != nil {
 		return ctl.fail(err.Error())
 	}
+	if err := c.s.tenants.acquireSub(ctl.id.use); err != nil {
+		return ctl.fail(err.Error())
+	}
+	defer c.s.tenants.releaseSub(ctl.id.use)
 	name := "consumer-" + strconv.FormatUint(c.s.queues.consumer.Add(1), 10)
 	if m.Consumer != nil && *m.Consumer != "" {
 		name = *m.Consumer

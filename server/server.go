@@ -41,7 +41,9 @@ type Server struct {
 	writers  atomic.Int64 // live subscription writers
 	draining atomic.Bool
 
-	stats Counters
+	stats   Counters
+	limits  LimitCounters
+	tenants *tenants
 }
 
 // Counters are server-level counters (all cumulative except the gauges).
@@ -50,7 +52,8 @@ type Counters struct {
 	ConnectionsTotal  atomic.Uint64
 	Subscriptions     atomic.Int64 // gauge
 	ProtocolErrors    atomic.Uint64
-	AuthFailures      atomic.Uint64
+	AuthFailures      atomic.Uint64 // auth frames refused (bad token, tenant limits)
+	AuthDenials       atomic.Uint64 // operations refused by permissions
 	SubscriberResets  atomic.Uint64 // subscriptions ended by the client or a write error
 	UnknownStreamDrop atomic.Uint64 // unacked publishes to unknown streams, dropped
 }
@@ -66,6 +69,7 @@ func New(opts Options) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{opts: opts.withDefaults(), ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}}
 	s.queues = newQueues(s)
+	s.tenants = newTenants(s.opts, &s.limits)
 	return s, nil
 }
 
@@ -102,6 +106,9 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() *Counters { return &s.stats }
+
+// LimitStats returns the counts of refusals by the tenant limits.
+func (s *Server) LimitStats() *LimitCounters { return &s.limits }
 
 // Serve accepts connections until Shutdown. It returns nil after Shutdown.
 func (s *Server) Serve() error {

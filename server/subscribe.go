@@ -25,7 +25,14 @@ func (ctl *control) subscribe(m *wire.Subscribe) error {
 		atomic.AddInt64(&c.subs, -1)
 		return ctl.fail("max subscriptions per connection exceeded")
 	}
-	release := func() { atomic.AddInt64(&c.subs, -1) }
+	if err := c.s.tenants.acquireSub(ctl.id.use); err != nil {
+		atomic.AddInt64(&c.subs, -1)
+		return ctl.fail(err.Error())
+	}
+	release := func() {
+		atomic.AddInt64(&c.subs, -1)
+		c.s.tenants.releaseSub(ctl.id.use)
+	}
 	opts := broker.SubscribeOptions{}
 	if m.SubscriptionID != nil {
 		opts.ID = *m.SubscriptionID
@@ -87,7 +94,7 @@ func (ctl *control) streamFor(tenant, ns, name, action string) (*broker.Stream, 
 	if tenant != ctl.id.Tenant {
 		return nil, ctl.fail("tenant mismatch")
 	}
-	if !ctl.id.allowed(action, StreamResource(tenant, ns, name)) {
+	if !ctl.authorize(action, StreamResource(tenant, ns, name)) {
 		return nil, ctl.fail("forbidden")
 	}
 	s, err := ctl.c.s.opts.Broker.Stream(tenant, ns, name)

@@ -1,0 +1,150 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// TenantLimits bound what one tenant may use on this broker. A zero field
+// means no limit.
+type TenantLimits struct {
+	// MaxConnections bounds the connections that have at least one stream
+	// authenticated for the tenant. Auth on a stream of one more connection
+	// is refused with "tenant connection limit exceeded".
+	MaxConnections int
+	// MaxSubscriptions bounds the tenant's live subscriptions (stream
+	// subscriptions and queue consumers). One more is refused with "tenant
+	// subscription limit exceeded".
+	MaxSubscriptions int
+	// PublishBytesPerSec bounds the tenant's published payload bytes per
+	// second (a token bucket). A publish over it is refused whole: acked
+	// publishes get "tenant publish rate exceeded", unacked ones are dropped.
+	// Both are counted.
+	PublishBytesPerSec int64
+	// PublishBurstBytes is the bucket size. Default: one second's worth, and
+	// never less than the largest frame.
+	PublishBurstBytes int64
+}
+
+// LimitCounters count refusals by the tenant limits.
+type LimitCounters struct {
+	Connections   atomic.Uint64
+	Subscriptions atomic.Uint64
+	Publishes     atomic.Uint64
+	PublishBytes  atomic.Uint64
+}
+
+// Errors of the tenant limits; their texts are what clients see.
+var (
+	ErrTenantConnLimit = errors.New("tenant connection limit exceeded")
+	ErrTenantSubLimit  = errors.New("tenant subscription limit exceeded")
+	ErrTenantRateLimit = errors.New("tenant publish rate exceeded")
+)
+
+// tenantUse is the live usage of one tenant.
+type tenantUse struct {
+	limits TenantLimits
+	conns  int // guarded by tenants.mu
+	subs   atomic.Int64
+	bucket *rate.Limiter // nil: unlimited
+}
+
+// tenants tracks usage per tenant for the limits.
+type tenants struct {
+	def      TenantLimits
+	per      map[string]TenantLimits
+	maxFrame int
+	counters *LimitCounters
+	now      func() time.Time
+
+	mu  sync.Mutex
+	use map[string]*tenantUse
+}
+
+func newTenants(o Options, c *LimitCounters) *tenants {
+	return &tenants{def: o.Limits, per: o.TenantLimits, maxFrame: o.MaxFrameBytes, counters: c,
+		now: time.Now, use: map[string]*tenantUse{}}
+}
+
+// get returns the usage record of a tenant, creating it.
+func (t *tenants) get(tenant string) *tenantUse {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.getLocked(tenant)
+}
+
+func (t *tenants) getLocked(tenant string) *tenantUse {
+	u := t.use[tenant]
+	if u != nil {
+		return u
+	}
+	l, ok := t.per[tenant]
+	if !ok {
+		l = t.def
+	}
+	u = &tenantUse{limits: l}
+	if l.PublishBytesPerSec > 0 {
+		burst := l.PublishBurstBytes
+		if burst <= 0 {
+			burst = max(l.PublishBytesPerSec, int64(t.maxFrame))
+		}
+		u.bucket = rate.NewLimiter(rate.Limit(l.PublishBytesPerSec), int(burst))
+	}
+	t.use[tenant] = u
+	return u
+}
+
+// acquireConn counts a connection against tenant.
+func (t *tenants) acquireConn(tenant string) (*tenantUse, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	u := t.getLocked(tenant)
+	if m := u.limits.MaxConnections; m > 0 && u.conns >= m {
+		t.counters.Connections.Add(1)
+		return nil, fmt.Errorf("%w (%d)", ErrTenantConnLimit, m)
+	}
+	u.conns++
+	return u, nil
+}
+
+func (t *tenants) releaseConn(u *tenantUse) {
+	t.mu.Lock()
+	u.conns--
+	t.mu.Unlock()
+}
+
+// acquireSub counts a subscription; release it with releaseSub.
+func (t *tenants) acquireSub(u *tenantUse) error {
+	n := u.subs.Add(1)
+	if m := u.limits.MaxSubscriptions; m > 0 && n > int64(m) {
+		u.subs.Add(-1)
+		t.counters.Subscriptions.Add(1)
+		return ErrTenantSubLimit
+	}
+	return nil
+}
+
+func (t *tenants) releaseSub(u *tenantUse) { u.subs.Add(-1) }
+
+// allowPublish takes n payload bytes from the tenant's bucket.
+func (t *tenants) allowPublish(u *tenantUse, n int) error {
+	if u.bucket == nil || u.bucket.AllowN(t.now(), n) {
+		return nil
+	}
+	t.counters.Publishes.Add(1)
+	t.counters.PublishBytes.Add(uint64(n))
+	return ErrTenantRateLimit
+}
+
+func payloadBytes(payloads [][]byte) int {
+	n := 0
+	for _, p := range payloads {
+		n += len(p)
+	}
+	return n
+}
