@@ -76,3 +76,17 @@ func TestOrders(t *testing.T) {
 		"[ok]   the poison order 59 was dead-lettered to orders/created.dlq after 3 attempts",
 		"Demo complete")
 }
+
+func TestNotifications(t *testing.T) {
+	out := runDemo(t, "notifications")
+	wantLines(t, out,
+		"[ok]   tenant acme: 3/3 dashboards received all 400 alerts in order, 0 lost, 0 from another tenant",
+		"[ok]   tenant globex: 3/3 dashboards received all 400 alerts in order, 0 lost, 0 from another tenant",
+		"[ok]   every publish was acknowledged without waiting for the stalled subscriber",
+		"= 400 published (the drops are gaps in the sequence, the rest in order)",
+		"[ok]   the broker counted the pager's",
+		"drops exactly, and 0 for everyone else",
+		"[ok]   tenant acme: the cache holds its 5 latest alerts, 396–400",
+		"[ok]   tenant globex: the cache holds its 5 latest alerts, 396–400",
+		"Demo complete")
+}
