@@ -1,0 +1,133 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/felixmq/felix/client"
+	"github.com/felixmq/felix/internal/testbroker"
+)
+
+// chromiumPath is Debian's chromium, installed by scripts/chromium.sh.
+const chromiumPath = "/usr/bin/chromium"
+
+// browser starts headless chromium for the test, or skips (fails under
+// CI=true) when it is not installed.
+func browser(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing: run scripts/chromium.sh install", chromiumPath)
+		}
+		t.Skipf("%s is missing (scripts/chromium.sh install)", chromiumPath)
+	}
+	actx, cancel := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	t.Cleanup(cancel)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(cancelBrowser)
+	return bctx
+}
+
+// The dashboard in a real browser shows a stream created by the test, and
+// its published count rises while a publisher runs.
+func TestDashboardInBrowser(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bctx := browser(t, ctx)
+
+	tb := testbroker.Start(t)
+	if _, err := tb.Broker.DeclareStream("default", "browser", "ticks"); err != nil {
+		t.Fatal(err)
+	}
+	ms := startServer(t, Options{Sources: Sources{Broker: tb.Broker, Server: tb.Server, Caches: tb.Caches}})
+	ms.SetReady(true)
+
+	c, err := client.Dial(ctx, tb.Addr, client.Options{TLS: tb.ClientTLS, PublishConns: 1, EventConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A paced, bounded publisher (at most 30 s at 200 events/s), stopped
+	// when the test ends.
+	pubCtx, stopPub := context.WithCancel(ctx)
+	pubDone := make(chan error, 1)
+	go func() {
+		defer close(pubDone)
+		for i := range 6000 {
+			if err := c.Publish(pubCtx, "browser", "ticks", []byte(strconv.Itoa(i))); err != nil {
+				if pubCtx.Err() == nil {
+					pubDone <- err
+				}
+				return
+			}
+			select {
+			case <-pubCtx.Done():
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	defer func() {
+		stopPub()
+		if err := <-pubDone; err != nil {
+			t.Errorf("publisher: %v", err)
+		}
+	}()
+
+	const cell = `tr[data-stream="default/browser/ticks"] td.published`
+	read := func() uint64 {
+		t.Helper()
+		v, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.CSS(cell), "data-value"))
+		if err != nil {
+			t.Fatalf("read the stream's row: %v", err)
+		}
+		n, err := strconv.ParseUint(v.Value, 10, 64)
+		if !v.Exists || err != nil {
+			t.Fatalf("published cell data-value %q (present %v)", v.Value, v.Exists)
+		}
+		return n
+	}
+	url := fmt.Sprintf("http://%s/", ms.Addr())
+	if err := chromedp.Do(bctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(cell))); err != nil {
+		t.Fatalf("open the dashboard: %v", err)
+	}
+	first := read()
+	// The page refreshes every second; wait (bounded by ctx) for a read
+	// that shows more events.
+	for {
+		if n := read(); n > first {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the published count stayed at %d", first)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	status, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("#status")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != "ready" {
+		t.Errorf("status badge %q, want ready", status)
+	}
+}
