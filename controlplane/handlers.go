@@ -97,7 +97,7 @@ func inNamespace(r *http.Request, tenant, ns *string) error {
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.opts.Store.Tenants(); err != nil {
+	if err := s.opts.Store.Ping(); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

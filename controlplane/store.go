@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // FileName is the store's file name in the data directory.
@@ -145,7 +146,7 @@ func (s *Store) update(fn func(w *wtx) error) error {
 		recorded = w.changes > 0
 		return s.trim(tx)
 	})
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	if err == nil && recorded {
@@ -154,9 +155,12 @@ func (s *Store) update(fn func(w *wtx) error) error {
 	return err
 }
 
+// Ping checks that the store can run a read transaction.
+func (s *Store) Ping() error { return s.view(func(*bolt.Tx) error { return nil }) }
+
 func (s *Store) view(fn func(tx *bolt.Tx) error) error {
 	err := s.db.View(fn)
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
 	return err

@@ -165,3 +165,16 @@ func TestChangeLogTrimAndResync(t *testing.T) {
 		t.Fatalf("Changes(head) = %+v, %v", page, err)
 	}
 }
+
+func TestStoreClosed(t *testing.T) {
+	st := openTestStore(t, t.TempDir(), StoreOptions{})
+	hs := startAPI(t, st)
+	st.Close()
+	if err := st.Ping(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Ping after Close: %v", err)
+	}
+	if _, err := st.CreateTenant(Tenant{TenantID: "x"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("CreateTenant after Close: %v", err)
+	}
+	apiClient{t: t, base: hs.URL}.wantError("GET", "/v1/system/health", nil, 500, codeInternal)
+}
