@@ -207,7 +207,7 @@ func cacheLatency(ctx context.Context, e *env, k *client.Cache) error {
 			}
 			s := h.Summary()
 			e.notef("%-8s %-8s %10s %10s %10s %12.0f", fmt.Sprintf("%d B", size), op.name,
-				fmtUs(s.P50), fmtUs(s.P99), fmtUs(s.P999), float64(samples)/elapsed.Seconds())
+				fmtLatency(s.P50), fmtLatency(s.P99), fmtLatency(s.P999), float64(samples)/elapsed.Seconds())
 		}
 	}
 	e.check(allOK, "every get hit returned the full value and every get miss found nothing")
@@ -215,7 +215,10 @@ func cacheLatency(ctx context.Context, e *env, k *client.Cache) error {
 	return nil
 }
 
-// fmtUs formats d in microseconds.
-func fmtUs(d time.Duration) string {
+// fmtLatency formats d in microseconds, or in milliseconds from 10 ms.
+func fmtLatency(d time.Duration) string {
+	if d >= 10*time.Millisecond {
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
 	return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond))
 }

@@ -90,3 +90,12 @@ func TestNotifications(t *testing.T) {
 		"[ok]   tenant globex: the cache holds its 5 latest alerts, 396–400",
 		"Demo complete")
 }
+
+func TestLatency(t *testing.T) {
+	out := runDemo(t, "latency")
+	wantLines(t, out,
+		"Running 16 cases",
+		"     10    64  4096 B |",
+		"[ok]   16/16 cases delivered every message to every subscriber: 0 lost, 0 duplicated, 0 out of order",
+		"Demo complete")
+}
