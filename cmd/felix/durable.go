@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/commitlog"
@@ -25,7 +26,7 @@ func groupsDir(dataDir string) string {
 
 // openDurableStreams opens (or creates) the log of every durable stream and
 // declares the streams. Logs already opened are closed on failure.
-func openDurableStreams(b *broker.Broker, f serveFlags, policy commitlog.SyncPolicy, log *slog.Logger) error {
+func openDurableStreams(b *broker.Broker, f serveFlags, policy commitlog.SyncPolicy, onSync func(time.Duration), log *slog.Logger) error {
 	for _, v := range f.durableStreams {
 		name, pol, hasPol := strings.Cut(v, ":")
 		streamPolicy := policy
@@ -49,7 +50,7 @@ func openDurableStreams(b *broker.Broker, f serveFlags, policy commitlog.SyncPol
 		dir := streamDir(f.dataDir, k)
 		lg, err := commitlog.Open(dir, commitlog.Options{
 			Sync: streamPolicy, SyncInterval: f.fsyncInterval, SegmentBytes: f.segmentBytes,
-			RetentionBytes: f.retentionBytes, RetentionAge: f.retentionAge, Logger: log,
+			RetentionBytes: f.retentionBytes, RetentionAge: f.retentionAge, Logger: log, OnSync: onSync,
 		})
 		if err != nil {
 			return fmt.Errorf("--durable-stream %q: open log in %s: %w", v, dir, err)

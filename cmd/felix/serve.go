@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/metrics"
 	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/transport"
 )
@@ -108,6 +110,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.configFile, "config", "", "YAML config file; its keys are these flags' names (flag > env > file > default)")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", metrics.DefaultAddr, "HTTP address of /metrics, /live, /ready and the dashboard; \"off\" disables it")
 	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration as YAML (with where each value came from) and exit")
 	annotateEnv(fl)
 	return cmd
@@ -200,6 +203,11 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.dataDir != "" {
+		if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+			return fmt.Errorf("%s: %w", f.sources.describe("data-dir"), err)
+		}
+	}
 	policy, _ := broker.ParseQueuePolicy(f.queuePolicy)
 	b := broker.New(broker.Options{
 		AutoCreateStreams: f.autoCreate,
@@ -210,6 +218,94 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		WriteMaxDelay:     f.writeMaxDelay,
 		RingCapacity:      f.ringCapacity,
 	})
+	defer b.Close()
+	store := cache.NewStore(cache.StoreOptions{})
+	defer store.Close()
+	syncPolicy, _ := commitlog.ParseSyncPolicy(f.fsync)
+	srv, err := newServer(f, b, store, syncPolicy, log)
+	if err != nil {
+		return err
+	}
+	// Health and metrics come first, so /ready says "starting" while the
+	// durable logs recover.
+	var ms *metrics.Server
+	syncHist := metrics.NewSyncHistogram()
+	if f.metricsAddr != "off" {
+		ms = metrics.New(metrics.Options{Addr: f.metricsAddr, Logger: log, Sources: metrics.Sources{
+			Broker: b, Server: srv, Caches: store, Sync: syncHist,
+			Denials: metrics.DenialFunc(srv.Stats().AuthDenials.Load),
+		}})
+		if err := ms.Start(); err != nil {
+			return fmt.Errorf("%s: %w", f.sources.describe("metrics-addr"), err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			ms.Shutdown(sctx)
+		}()
+	}
+	if err := declareStreams(b, f, syncPolicy, syncHist.Observe, log); err != nil {
+		return err
+	}
+	if err := declareCaches(store, f, log); err != nil {
+		return err
+	}
+	if err := srv.Listen(f.addr); err != nil {
+		return fmt.Errorf("%s: %w", f.sources.describe("listen"), err)
+	}
+	log.Warn("development mode: any token is accepted (authentication arrives with the control plane)")
+	if serveReadyHook != nil {
+		serveReadyHook(srv.Addr().String(), b)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	if ms != nil {
+		ms.SetReady(true)
+	}
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutdown signal received", "budget", f.shutdownTimeout)
+	if ms != nil {
+		ms.SetDraining()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if serr := <-served; serr != nil && err == nil {
+		err = serr
+	}
+	log.Info("felix stopped")
+	return err
+}
+
+// newServer builds the QUIC server (not yet listening) from the flags.
+func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy commitlog.SyncPolicy, log *slog.Logger) (*server.Server, error) {
+	tlsConf, err := transport.ServerTLSConfig(transport.TLSOptions{CertFile: f.tlsCert, KeyFile: f.tlsKey, DataDir: f.dataDir}, log)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.sources.describe("tls-cert"), err)
+	}
+	var topts transport.Options
+	if f.dataDir != "" {
+		if topts.StatelessResetKey, err = transport.LoadOrCreateResetKey(f.dataDir); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.sources.describe("data-dir"), err)
+		}
+	}
+	return server.New(server.Options{
+		Broker: b, TLS: tlsConf, Transport: topts,
+		Caches: store, AutoCreateCaches: f.autoCreate, DefaultCacheConfig: cache.Config{MaxBytes: f.cacheMaxBytes},
+		Queues: server.QueueOptions{AckTimeout: f.queueAckTimeout, MaxAttempts: f.queueMaxAttempts,
+			DefaultPrefetch: f.queuePrefetch, DeadLetterSuffix: f.queueDLQSuffix, StateDir: groupsDir(f.dataDir),
+			StateSync: syncPolicy}, MaxFrameBytes: f.maxFrameBytes,
+		MaxSubscriptionsPerConn: f.maxSubsPerConn, Logger: log,
+	})
+}
+
+// declareStreams declares the in-memory and durable streams of the flags
+// (and the development defaults).
+func declareStreams(b *broker.Broker, f serveFlags, syncPolicy commitlog.SyncPolicy, onSync func(time.Duration), log *slog.Logger) error {
 	streams := f.streams
 	if !f.noDevDefaults {
 		streams = append([]string{"default/default/demo"}, streams...)
@@ -224,21 +320,15 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		}
 		log.Info("stream declared", "stream", k)
 	}
-	if f.dataDir != "" {
-		if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
-			return fmt.Errorf("--data-dir: %w", err)
-		}
-	}
-	syncPolicy, _ := commitlog.ParseSyncPolicy(f.fsync)
 	if !f.noDevDefaults && f.dataDir != "" && !declares(f.durableStreams, "default/default/jobs") {
 		f.durableStreams = append([]string{"default/default/jobs"}, f.durableStreams...)
 	}
-	if err := openDurableStreams(b, f, syncPolicy, log); err != nil {
-		b.Close()
-		return err
-	}
-	store := cache.NewStore(cache.StoreOptions{})
-	defer store.Close()
+	return openDurableStreams(b, f, syncPolicy, onSync, log)
+}
+
+// declareCaches creates the caches of the flags (and the development
+// default).
+func declareCaches(store *cache.Store, f serveFlags, log *slog.Logger) error {
 	caches := f.caches
 	if !f.noDevDefaults {
 		caches = append([]string{"default/default/demo"}, caches...)
@@ -253,50 +343,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		}
 		log.Info("cache declared", "cache", scope.String(), "max_bytes", cfg.MaxBytes)
 	}
-	tlsConf, err := transport.ServerTLSConfig(transport.TLSOptions{CertFile: f.tlsCert, KeyFile: f.tlsKey, DataDir: f.dataDir}, log)
-	if err != nil {
-		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
-	}
-	var topts transport.Options
-	if f.dataDir != "" {
-		if topts.StatelessResetKey, err = transport.LoadOrCreateResetKey(f.dataDir); err != nil {
-			return fmt.Errorf("--data-dir: %w", err)
-		}
-	}
-	srv, err := server.New(server.Options{
-		Broker: b, TLS: tlsConf, Transport: topts,
-		Caches: store, AutoCreateCaches: f.autoCreate, DefaultCacheConfig: cache.Config{MaxBytes: f.cacheMaxBytes},
-		Queues: server.QueueOptions{AckTimeout: f.queueAckTimeout, MaxAttempts: f.queueMaxAttempts,
-			DefaultPrefetch: f.queuePrefetch, DeadLetterSuffix: f.queueDLQSuffix, StateDir: groupsDir(f.dataDir),
-			StateSync: syncPolicy}, MaxFrameBytes: f.maxFrameBytes,
-		MaxSubscriptionsPerConn: f.maxSubsPerConn, Logger: log,
-	})
-	if err != nil {
-		return err
-	}
-	if err := srv.Listen(f.addr); err != nil {
-		return fmt.Errorf("--listen: %w", err)
-	}
-	log.Warn("development mode: any token is accepted (authentication arrives with the control plane)")
-	if serveReadyHook != nil {
-		serveReadyHook(srv.Addr().String(), b)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutdown signal received", "budget", f.shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
-	defer cancel()
-	err = srv.Shutdown(sctx)
-	if serr := <-served; serr != nil && err == nil {
-		err = serr
-	}
-	log.Info("felix stopped")
-	return err
+	return nil
 }
 
 // parseCacheFlag parses tenant/namespace/name[:max-bytes].
