@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// runDemoCmd runs `felix demo args...` and returns its output and error.
+func runDemoCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := newDemoCmd()
+	var out bytes.Buffer
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+func TestDemoSimpleEmbedded(t *testing.T) {
+	out, err := runDemoCmd(t, "simple", "--quick")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"Started a Felix broker in this process", `event 2: "world"`,
+		"[ok]   received 2/2 events", "Demo complete"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestDemoAgainstExternalBroker(t *testing.T) {
+	addr, _, ca := startServe(t)
+	out, err := runDemoCmd(t, "simple", "--addr", addr, "--ca-file", ca)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "Using the external broker at "+addr) || !strings.Contains(out, "[ok]   received 2/2 events") {
+		t.Fatalf("output:\n%s", out)
+	}
+	// The development broker lacks the orders demo's streams: the demo
+	// says what it needs and fails.
+	out, err = runDemoCmd(t, "orders", "--addr", addr, "--ca-file", ca, "--quick")
+	if err == nil || !strings.Contains(out, "--durable-stream shop/orders/created") || !strings.Contains(out, "Demo stopped") {
+		t.Fatalf("err = %v, output:\n%s", err, out)
+	}
+}
+
+func TestDemoUnknown(t *testing.T) {
+	if _, err := runDemoCmd(t, "nope"); err == nil || !strings.Contains(err.Error(), "notifications") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := runDemoCmd(t); err == nil {
+		t.Fatal("no demo name: want an error")
+	}
+}
