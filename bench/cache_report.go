@@ -2,7 +2,6 @@ package bench
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"io"
 	"runtime"
@@ -111,12 +110,8 @@ func sameCacheCase(a, b CacheConfig) bool {
 		a.ValueSize == b.ValueSize && a.TTL == b.TTL
 }
 
-// CacheReport is what WriteCacheJSON writes: the results and the
-// conditions they were measured under (the RunEnv fields, inline).
-type CacheReport struct {
-	RunEnv
-	Results []CacheResult `json:"results"`
-}
+// CacheReport is what WriteCacheJSON writes.
+type CacheReport = JSONReport[CacheResult]
 
 // RunEnv is the machine and Go runtime a report was measured on.
 type RunEnv struct {
@@ -141,9 +136,7 @@ func CurrentRunEnv() RunEnv {
 }
 
 // WriteCacheJSON writes results, with the Go version and CPU counts, as an
-// indented JSON CacheReport. Durations are in nanoseconds.
+// indented JSON CacheReport (command "cache").
 func WriteCacheJSON(w io.Writer, results []CacheResult) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(CacheReport{RunEnv: CurrentRunEnv(), Results: results})
+	return WriteReport(w, "cache", CacheRows(results), results)
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -68,15 +67,10 @@ func sameQueueCase(a, b QueueConfig) bool {
 }
 
 // QueueReport is what WriteQueueJSON writes.
-type QueueReport struct {
-	RunEnv
-	Results []QueueResult `json:"results"`
-}
+type QueueReport = JSONReport[QueueResult]
 
 // WriteQueueJSON writes results, with the Go version and CPU counts, as an
-// indented JSON QueueReport. Durations are in nanoseconds.
+// indented JSON QueueReport (command "queue").
 func WriteQueueJSON(w io.Writer, results []QueueResult) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(QueueReport{RunEnv: CurrentRunEnv(), Results: results})
+	return WriteReport(w, "queue", QueueRows(results), results)
 }

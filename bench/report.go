@@ -97,17 +97,31 @@ func writeAligned(b *strings.Builder, rows [][]string) {
 	}
 }
 
-// Report is what WriteJSON writes: the results and the conditions they
-// were measured under (the RunEnv fields, inline).
-type Report struct {
+// JSONReport is what every `felix bench ... --json` writes: the conditions
+// the run was measured under (the RunEnv fields, inline), the command, the
+// uniform Rows (the figures of the text table) and the command's own
+// detailed Results (R is PubSubResult, CacheResult, QueueResult or
+// LogResult). Durations are in nanoseconds.
+type JSONReport[R any] struct {
 	RunEnv
-	Results []PubSubResult `json:"results"`
+	// Command is the bench subcommand: pubsub, matrix, cache, queue or log.
+	Command string `json:"command"`
+	Rows    []Row  `json:"rows"`
+	Results []R    `json:"results"`
 }
 
-// WriteJSON writes results, with the Go version and CPU counts, as an
-// indented JSON Report. Durations are in nanoseconds.
-func WriteJSON(w io.Writer, results []PubSubResult) error {
+// WriteReport writes an indented JSONReport.
+func WriteReport[R any](w io.Writer, command string, rows []Row, results []R) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(Report{RunEnv: CurrentRunEnv(), Results: results})
+	return enc.Encode(JSONReport[R]{RunEnv: CurrentRunEnv(), Command: command, Rows: rows, Results: results})
+}
+
+// Report is what WriteJSON writes.
+type Report = JSONReport[PubSubResult]
+
+// WriteJSON writes pub/sub results, with the Go version and CPU counts,
+// as an indented JSON Report (command "pubsub").
+func WriteJSON(w io.Writer, results []PubSubResult) error {
+	return WriteReport(w, "pubsub", PubSubRows(results), results)
 }

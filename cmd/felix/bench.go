@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,11 +19,17 @@ import (
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure Felix, side by side with NATS and a raw quic-go echo",
+		Short: "Measure Felix, side by side with NATS, NATS JetStream, Redis and a raw quic-go echo",
+		Long: `Every subcommand prints one table with the same columns: latency
+p50/p90/p99/p99.9/max (HDR histograms, µs), the delivered rate and MB/s, and
+drops (0 in a lossless run); warm-up is never measured. --compare runs the
+same workload through peers in the same run (started here on 127.0.0.1 and
+stopped by PID; install them with scripts/peers.sh install) and adds ratio
+columns Felix/peer. --json prints the same rows and every case's full result
+as JSON, --chart-dir writes SVG and PNG charts, and a progress bar shows on
+stderr when it is a terminal (--quiet: nothing on stderr).`,
 	}
-	logBench := newLogBenchCmd() // the same benchmark as `felix log bench`
-	logBench.Use = "log"
-	cmd.AddCommand(newBenchPubSubCmd(), newBenchCacheCmd(), newBenchQueueCmd(), logBench)
+	cmd.AddCommand(newBenchPubSubCmd(), newBenchMatrixCmd(), newBenchCacheCmd(), newBenchQueueCmd(), newBenchLogCmd())
 	return cmd
 }
 
@@ -79,15 +84,32 @@ func startBenchBroker(ctx context.Context, b brokerTarget) (*bench.FelixBroker, 
 	return fb, nil
 }
 
-type benchPubSubFlags struct {
+// pubsubSystems selects the systems a pub/sub run measures.
+type pubsubSystems struct {
 	brokerTarget
-	acked, asJSON         bool
-	shared                string
-	compare               []string
+	acked    bool
+	subConns string
+	compare  []string
+	pacing   string
+}
+
+func (s *pubsubSystems) register(fl *pflag.FlagSet, subConns string) {
+	s.brokerTarget.register(fl)
+	fl.BoolVar(&s.acked, "acked", false, "also measure Felix with per-batch acks (each publish waits for its ack)")
+	fl.StringVar(&s.subConns, "sub-conns", subConns, "subscriber connections: per-sub (one each), shared (one for all), or both (shared only at fanout > 1)")
+	fl.StringSliceVar(&s.compare, "compare", nil, "peers to measure in the same run: nats (NATS core), quic (raw quic-go echo round trip, fanout 1 only)")
+	fl.StringVar(&s.pacing, "pacing", "sleep", "fixed-rate pacing: sleep, adaptive or spin")
+}
+
+// pubsubPeers are the --compare names pub/sub accepts.
+var pubsubPeers = map[string]string{"nats": "nats", "quic": "quic", "quic-echo": "quic"}
+
+type benchPubSubFlags struct {
+	pubsubSystems
+	benchOutput
 	fanouts               []int
 	payload, batch, rate  int
 	total, warmup, rounds int
-	pacing                string
 }
 
 func newBenchPubSubCmd() *cobra.Command {
@@ -98,7 +120,8 @@ func newBenchPubSubCmd() *cobra.Command {
 		Long: `Measures publish→deliver latency (p50/p90/p99/p999/max) and delivered
 throughput for one publisher and N subscribers. With --rate > 0 messages are
 sent on a fixed schedule and latency is measured from the scheduled time
-(no coordinated omission); --rate 0 publishes as fast as possible.
+(no coordinated omission); --rate 0 publishes as fast as possible. --warmup
+messages are delivered first and not measured.
 
 By default the broker runs as a separate "felix serve" process of this binary,
 as NATS does. --compare nats starts a nats-server (scripts/peers.sh install),
@@ -112,10 +135,8 @@ same machine conditions.`,
 		}),
 	}
 	fl := cmd.Flags()
-	f.brokerTarget.register(fl)
-	fl.BoolVar(&f.acked, "acked", false, "also measure Felix with per-batch acks (each publish waits for its ack)")
-	fl.StringVar(&f.shared, "sub-conns", "both", "subscriber connections: per-sub (one each), shared (one for all), or both")
-	fl.StringSliceVar(&f.compare, "compare", nil, "peers to measure in the same run: nats, quic")
+	f.pubsubSystems.register(fl, "both")
+	f.benchOutput.register(fl)
 	fl.IntSliceVar(&f.fanouts, "fanout", []int{1, 10}, "subscriber counts")
 	fl.IntVar(&f.payload, "payload", 256, "payload bytes (at least 16)")
 	fl.IntVar(&f.batch, "batch", 1, "messages per publish call")
@@ -123,38 +144,86 @@ same machine conditions.`,
 	fl.IntVar(&f.total, "total", 20000, "measured messages per case")
 	fl.IntVar(&f.warmup, "warmup", 2000, "warm-up messages per case (excluded)")
 	fl.IntVar(&f.rounds, "rounds", 1, "repeat every case this many times, interleaved")
-	fl.StringVar(&f.pacing, "pacing", "sleep", "fixed-rate pacing: sleep, adaptive or spin")
-	fl.BoolVar(&f.asJSON, "json", false, "print the results as JSON instead of a table")
 	annotateEnv(fl)
 	return cmd
 }
 
+// benchCase is one system a pub/sub run measures: mk makes a fresh
+// target per case; only, when set, says which fanouts it runs.
 type benchCase struct {
-	name string
 	mk   func() bench.PubSubTarget
 	only func(fanout int) bool
 }
+
+// sharedOnly is the fanout filter of a shared-connection layout measured
+// beside the per-subscriber one: at fanout 1 both are the same.
+func sharedOnly(fanout int) bool { return fanout > 1 }
 
 func runBenchPubSub(ctx context.Context, cmd *cobra.Command, f benchPubSubFlags) error {
 	var pacing bench.Pacing
 	if err := pacing.UnmarshalText([]byte(f.pacing)); err != nil {
 		return fmt.Errorf("--pacing: %w", err)
 	}
-	log := cmd.ErrOrStderr()
-	var cleanup []func() error
-	defer func() {
-		for i := len(cleanup) - 1; i >= 0; i-- {
-			cleanup[i]()
-		}
-	}()
-	fb, err := startBenchBroker(ctx, f.brokerTarget)
+	var cfgs []bench.PubSubConfig
+	for _, fanout := range f.fanouts {
+		cfgs = append(cfgs, bench.PubSubConfig{Fanout: fanout, PayloadSize: f.payload, Batch: f.batch, Rate: f.rate,
+			Total: f.total, Warmup: f.warmup, Pacing: pacing, Timeout: 5 * time.Minute})
+	}
+	return runPubSubBench(ctx, cmd, "pubsub", f.pubsubSystems, f.benchOutput, cfgs, f.rounds)
+}
+
+// runPubSubBench starts the systems, runs every case on each (rounds
+// times, interleaved per round) and prints the results.
+func runPubSubBench(ctx context.Context, cmd *cobra.Command, command string, sys pubsubSystems, out benchOutput,
+	cfgs []bench.PubSubConfig, rounds int) error {
+	rounds = max(rounds, 1)
+	prog := out.progress(cmd, 0)
+	systems, stop, err := startPubSubSystems(ctx, sys, prog)
+	defer stop.run()
 	if err != nil {
 		return err
 	}
-	cleanup = append(cleanup, fb.Stop)
-	fmt.Fprintf(log, "felix broker (%s) at %s\n", f.brokerMode, fb.Addr)
+	n := 0
+	for _, cfg := range cfgs {
+		for _, c := range systems {
+			if c.only == nil || c.only(cfg.Fanout) {
+				n++
+			}
+		}
+	}
+	prog = out.progress(cmd, n*rounds)
+	var results []bench.PubSubResult
+	for round := range rounds {
+		for _, cfg := range cfgs {
+			for _, c := range systems {
+				if c.only != nil && !c.only(cfg.Fanout) {
+					continue
+				}
+				t := c.mk()
+				prog.Start(fmt.Sprintf("round %d: %s %s", round+1, t.Name(), bench.PubSubCase(cfg)))
+				res, err := bench.RunPubSub(ctx, t, cfg)
+				if err != nil {
+					prog.Finish()
+					return fmt.Errorf("%s %s: %w", t.Name(), bench.PubSubCase(cfg), err)
+				}
+				results = append(results, res)
+				prog.Done()
+			}
+		}
+	}
+	return emitBench(cmd, out, prog, command, bench.PubSubRows(results), bench.PubSubNotes(results), results)
+}
+
+// startPubSubSystems starts the Felix broker and the peers named by
+// --compare and returns the systems to measure; stop ends everything it
+// started, also on error.
+func startPubSubSystems(ctx context.Context, f pubsubSystems, prog *bench.Progress) (systems []benchCase, stop cleanups, err error) {
+	peers, err := parseCompare(f.compare, pubsubPeers)
+	if err != nil {
+		return nil, nil, err
+	}
 	var layouts []bool // SharedConn values
-	switch f.shared {
+	switch f.subConns {
 	case "per-sub":
 		layouts = []bool{false}
 	case "shared":
@@ -162,69 +231,56 @@ func runBenchPubSub(ctx context.Context, cmd *cobra.Command, f benchPubSubFlags)
 	case "both":
 		layouts = []bool{false, true}
 	default:
-		return fmt.Errorf("--sub-conns: want per-sub, shared or both, got %q", f.shared)
+		return nil, nil, fmt.Errorf("--sub-conns: want per-sub, shared or both, got %q", f.subConns)
 	}
-	var cases []benchCase
+	fb, err := startBenchBroker(ctx, f.brokerTarget)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop.add(fb.Stop)
+	prog.Logf("felix broker (%s) at %s", f.brokerMode, fb.Addr)
+	only := func(shared bool) func(int) bool {
+		if shared && len(layouts) > 1 {
+			return sharedOnly
+		}
+		return nil
+	}
 	for _, shared := range layouts {
-		cases = append(cases, benchCase{name: "felix", mk: func() bench.PubSubTarget {
+		systems = append(systems, benchCase{only: only(shared), mk: func() bench.PubSubTarget {
 			return &bench.FelixTarget{Addr: fb.Addr, TLS: fb.TLS, SharedConn: shared}
 		}})
 		if f.acked {
-			cases = append(cases, benchCase{name: "felix-acked", mk: func() bench.PubSubTarget {
+			systems = append(systems, benchCase{only: only(shared), mk: func() bench.PubSubTarget {
 				return &bench.FelixTarget{Addr: fb.Addr, TLS: fb.TLS, Acked: true, SharedConn: shared}
 			}})
 		}
 	}
-	for _, peer := range f.compare {
-		switch strings.TrimSpace(peer) {
+	for _, peer := range peers {
+		switch peer {
 		case "nats":
-			url, stop, err := bench.StartNATS(ctx, bench.NATSServerOptions{})
+			url, stopNATS, err := bench.StartNATS(ctx, bench.NATSServerOptions{})
 			if err != nil {
-				return err
+				return nil, stop, err
 			}
-			cleanup = append(cleanup, stop)
-			fmt.Fprintf(log, "nats-server at %s\n", url)
+			stop.add(stopNATS)
+			prog.Logf("nats-server at %s", url)
 			for _, shared := range layouts {
-				cases = append(cases, benchCase{name: "nats", mk: func() bench.PubSubTarget {
+				systems = append(systems, benchCase{only: only(shared), mk: func() bench.PubSubTarget {
 					return &bench.NATSTarget{URL: url, PendingMsgs: -1, PendingBytes: -1, SharedConn: shared}
 				}})
 			}
 		case "quic":
-			addr, stop, err := bench.StartQUICEcho(ctx)
+			addr, stopEcho, err := bench.StartQUICEcho(ctx)
 			if err != nil {
-				return err
+				return nil, stop, err
 			}
-			cleanup = append(cleanup, func() error { stop(); return nil })
-			cases = append(cases, benchCase{name: "quic", only: func(fanout int) bool { return fanout == 1 },
+			stop.add(func() error { stopEcho(); return nil })
+			prog.Logf("quic-go echo at %s", addr)
+			systems = append(systems, benchCase{only: func(fanout int) bool { return fanout == 1 },
 				mk: func() bench.PubSubTarget { return &bench.QUICEchoTarget{Addr: addr} }})
-		case "":
-		default:
-			return fmt.Errorf("--compare: unknown peer %q (want nats, quic)", peer)
 		}
 	}
-	var results []bench.PubSubResult
-	for round := range max(f.rounds, 1) {
-		for _, fanout := range f.fanouts {
-			for _, c := range cases {
-				if c.only != nil && !c.only(fanout) {
-					continue
-				}
-				cfg := bench.PubSubConfig{Fanout: fanout, PayloadSize: f.payload, Batch: f.batch, Rate: f.rate,
-					Total: f.total, Warmup: f.warmup, Pacing: pacing, Timeout: 5 * time.Minute}
-				fmt.Fprintf(log, "round %d: %s fanout=%d payload=%d batch=%d rate=%s ...\n", round+1, c.name, fanout, f.payload, f.batch, rateString(f.rate))
-				res, err := bench.RunPubSub(ctx, c.mk(), cfg)
-				if err != nil {
-					return fmt.Errorf("%s fanout %d: %w", c.name, fanout, err)
-				}
-				results = append(results, res)
-			}
-		}
-	}
-	if f.asJSON {
-		return bench.WriteJSON(cmd.OutOrStdout(), results)
-	}
-	_, err = fmt.Fprint(cmd.OutOrStdout(), bench.Table{Baseline: "felix"}.Format(results))
-	return err
+	return systems, stop, nil
 }
 
 func rateString(r int) string {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,7 +19,7 @@ type benchCacheFlags struct {
 	duration, warmup      time.Duration
 	conns, streamsPerConn int
 	rounds                int
-	asJSON                bool
+	benchOutput
 }
 
 func newBenchCacheCmd() *cobra.Command {
@@ -32,7 +31,9 @@ func newBenchCacheCmd() *cobra.Command {
 over a key space, recording every operation's latency. GET runs preload every
 key first, so they hit. --compare redis starts a private redis-server on
 127.0.0.1 (scripts/peers.sh install) driven by go-redis with the same
-concurrency. Cases are interleaved per round.`,
+concurrency. Cases are interleaved per round; --warmup of each case is not
+measured. Drops count failed operations, wrong values and GET misses (every
+key is preloaded, so a miss is a lost value).`,
 		Args:    cobra.NoArgs,
 		PreRunE: envPreRun,
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
@@ -42,6 +43,7 @@ concurrency. Cases are interleaved per round.`,
 	fl := cmd.Flags()
 	f.brokerTarget.register(fl)
 	fl.StringSliceVar(&f.compare, "compare", nil, "peers to measure in the same run: redis")
+	f.benchOutput.register(fl)
 	fl.StringSliceVar(&f.ops, "op", []string{"get", "put"}, "operations: get, put")
 	fl.IntSliceVar(&f.concurrency, "concurrency", []int{1, 32}, "concurrent workers")
 	fl.IntVar(&f.keys, "keys", 10000, "key space")
@@ -51,59 +53,63 @@ concurrency. Cases are interleaved per round.`,
 	fl.IntVar(&f.conns, "conns", 1, "Felix SDK cache connections")
 	fl.IntVar(&f.streamsPerConn, "streams-per-conn", 2, "Felix SDK cache streams per connection (requests are pipelined on each)")
 	fl.IntVar(&f.rounds, "rounds", 1, "repeat every case this many times, interleaved")
-	fl.BoolVar(&f.asJSON, "json", false, "print the results as JSON instead of a table")
 	annotateEnv(fl)
 	return cmd
 }
 
+// cachePeers are the --compare names cache accepts.
+var cachePeers = map[string]string{"redis": "redis"}
+
 func runBenchCache(ctx context.Context, cmd *cobra.Command, f benchCacheFlags) error {
-	log := cmd.ErrOrStderr()
+	peers, err := parseCompare(f.compare, cachePeers)
+	if err != nil {
+		return err
+	}
+	var stop cleanups
+	defer stop.run()
+	prog := f.progress(cmd, 0)
 	fb, err := startBenchBroker(ctx, f.brokerTarget)
 	if err != nil {
 		return err
 	}
-	defer fb.Stop()
-	fmt.Fprintf(log, "felix broker (%s) at %s\n", f.brokerMode, fb.Addr)
+	stop.add(fb.Stop)
+	prog.Logf("felix broker (%s) at %s", f.brokerMode, fb.Addr)
 	targets := []func() bench.CacheTarget{func() bench.CacheTarget {
 		return &bench.FelixCacheTarget{Addr: fb.Addr, TLS: fb.TLS, Namespace: bench.BenchCache.Namespace,
 			Cache: bench.BenchCache.Cache, Conns: f.conns, StreamsPerConn: f.streamsPerConn}
 	}}
-	for _, peer := range f.compare {
-		switch strings.TrimSpace(peer) {
-		case "redis":
-			addr, stop, err := bench.StartRedis(ctx, bench.RedisServerOptions{})
+	for _, peer := range peers {
+		if peer == "redis" {
+			addr, stopRedis, err := bench.StartRedis(ctx, bench.RedisServerOptions{})
 			if err != nil {
 				return err
 			}
-			defer stop()
-			fmt.Fprintf(log, "redis-server at %s\n", addr)
+			stop.add(stopRedis)
+			prog.Logf("redis-server at %s", addr)
 			targets = append(targets, func() bench.CacheTarget { return &bench.RedisTarget{Addr: addr} })
-		case "":
-		default:
-			return fmt.Errorf("--compare: unknown peer %q (want redis)", peer)
 		}
 	}
+	rounds := max(f.rounds, 1)
+	prog = f.progress(cmd, rounds*len(f.ops)*len(f.concurrency)*len(targets))
 	var results []bench.CacheResult
-	for round := range max(f.rounds, 1) {
+	for round := range rounds {
 		for _, op := range f.ops {
 			for _, conc := range f.concurrency {
 				for _, mk := range targets {
 					t := mk()
 					cfg := bench.CacheConfig{Op: op, Concurrency: conc, Keys: f.keys, ValueSize: f.value,
 						Duration: f.duration, Warmup: f.warmup}
-					fmt.Fprintf(log, "round %d: %s %s concurrency=%d ...\n", round+1, t.Name(), op, conc)
+					prog.Start(fmt.Sprintf("round %d: %s %s concurrency=%d", round+1, t.Name(), op, conc))
 					res, err := bench.RunCache(ctx, t, cfg)
 					if err != nil {
+						prog.Finish()
 						return fmt.Errorf("%s %s concurrency %d: %w", t.Name(), op, conc, err)
 					}
 					results = append(results, res)
+					prog.Done()
 				}
 			}
 		}
 	}
-	if f.asJSON {
-		return bench.WriteCacheJSON(cmd.OutOrStdout(), results)
-	}
-	_, err = fmt.Fprint(cmd.OutOrStdout(), bench.CacheTable{Baseline: "redis"}.Format(results))
-	return err
+	return emitBench(cmd, f.benchOutput, prog, "cache", bench.CacheRows(results), bench.CacheNotes(results), results)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,7 +21,7 @@ type benchQueueFlags struct {
 	prefetch, rate, rounds int
 	fsync, natsAck         string
 	timeout                time.Duration
-	asJSON                 bool
+	benchOutput
 }
 
 func newBenchQueueCmd() *cobra.Command {
@@ -39,7 +38,7 @@ record to the return of the consumer's ack call) and an exactly-once check:
 every record must be acked once (dups 0, lost 0).
 
 Felix uses a durable stream (default/default/queuebench, --fsync policy) and
-Consumer.Next + Message.Ack. --compare nats starts a nats-server with
+Consumer.Next + Message.Ack. --compare jetstream (or nats) starts a nats-server with
 JetStream (scripts/peers.sh install) and measures a work-queue stream with
 file storage and one durable pull consumer shared by the consumers, acked
 with DoubleAck (--nats-ack single: fire-and-forget Ack). An external broker
@@ -52,7 +51,8 @@ with DoubleAck (--nats-ack single: fire-and-forget Ack). An external broker
 	}
 	fl := cmd.Flags()
 	f.brokerTarget.register(fl)
-	fl.StringSliceVar(&f.compare, "compare", nil, "peers to measure in the same run: nats")
+	fl.StringSliceVar(&f.compare, "compare", nil, "peers to measure in the same run: jetstream (NATS JetStream; nats is an alias)")
+	f.benchOutput.register(fl)
 	fl.IntVar(&f.records, "records", bench.DefaultQueueRecords, "measured records per system")
 	fl.IntVar(&f.warmup, "warmup", 2000, "warm-up records per system (acked, not measured)")
 	fl.IntVar(&f.consumers, "consumers", bench.DefaultQueueConsumers, "consumers, one connection each, in one group")
@@ -65,10 +65,13 @@ with DoubleAck (--nats-ack single: fire-and-forget Ack). An external broker
 	fl.StringVar(&f.fsync, "fsync", "interval", "Felix durable stream sync policy: always, interval or never (group state is always fsynced)")
 	fl.StringVar(&f.natsAck, "nats-ack", "double", "NATS consumer ack: double (DoubleAck, waits for the server) or single (Ack, fire-and-forget)")
 	fl.DurationVar(&f.timeout, "timeout", bench.DefaultQueueTimeout, "limit per system's run")
-	fl.BoolVar(&f.asJSON, "json", false, "print the results as JSON instead of a table")
 	annotateEnv(fl)
 	return cmd
 }
+
+// queuePeers are the --compare names queue accepts: NATS JetStream, by
+// any of its names (nats was the first).
+var queuePeers = map[string]string{"jetstream": "jetstream", "nats": "jetstream", "nats-js": "jetstream", "js": "jetstream"}
 
 func runBenchQueue(ctx context.Context, cmd *cobra.Command, f benchQueueFlags) error {
 	policy, err := commitlog.ParseSyncPolicy(f.fsync)
@@ -78,7 +81,13 @@ func runBenchQueue(ctx context.Context, cmd *cobra.Command, f benchQueueFlags) e
 	if f.natsAck != "double" && f.natsAck != "single" {
 		return fmt.Errorf("--nats-ack: want double or single, got %q", f.natsAck)
 	}
-	log := cmd.ErrOrStderr()
+	peers, err := parseCompare(f.compare, queuePeers)
+	if err != nil {
+		return err
+	}
+	var stop cleanups
+	defer stop.run()
+	prog := f.progress(cmd, 0)
 	var fb *bench.FelixBroker
 	storage := "durable stream, fsync " + policy.String()
 	switch {
@@ -95,48 +104,42 @@ func runBenchQueue(ctx context.Context, cmd *cobra.Command, f benchQueueFlags) e
 	if err != nil {
 		return err
 	}
-	defer fb.Stop()
-	fmt.Fprintf(log, "felix broker (%s) at %s\n", f.brokerMode, fb.Addr)
+	stop.add(fb.Stop)
+	prog.Logf("felix broker (%s) at %s", f.brokerMode, fb.Addr)
 	targets := []bench.QueueTarget{&bench.FelixQueueTarget{Addr: fb.Addr, TLS: fb.TLS, Storage: storage}}
-	baseline := ""
-	for _, peer := range f.compare {
-		switch strings.TrimSpace(peer) {
-		case "nats":
-			url, stop, err := bench.StartNATS(ctx, bench.NATSServerOptions{JetStream: true})
+	for _, peer := range peers {
+		if peer == "jetstream" {
+			url, stopNATS, err := bench.StartNATS(ctx, bench.NATSServerOptions{JetStream: true})
 			if err != nil {
 				return err
 			}
-			defer stop()
-			fmt.Fprintf(log, "nats-server (JetStream) at %s\n", url)
+			stop.add(stopNATS)
+			prog.Logf("nats-server (JetStream) at %s", url)
 			targets = append(targets, &bench.NATSQueueTarget{URL: url, SingleAck: f.natsAck == "single"})
-			baseline = "nats-js"
-		case "":
-		default:
-			return fmt.Errorf("--compare: unknown peer %q (want nats)", peer)
 		}
 	}
 	cfg := bench.QueueConfig{Records: f.records, Warmup: f.warmup, Consumers: f.consumers, PayloadSize: f.payload,
 		PublishBatch: f.publishBatch, PublishWindow: f.window, Prefetch: f.prefetch, Rate: f.rate, Timeout: f.timeout}
+	rounds := max(f.rounds, 1)
+	prog = f.progress(cmd, rounds*len(targets))
 	var results []bench.QueueResult
 	var bad []error
-	for round := range max(f.rounds, 1) {
+	for round := range rounds {
 		for _, t := range targets {
-			fmt.Fprintf(log, "round %d: %s: %d records (+%d warm-up), %d consumers, rate %s ...\n",
-				round+1, t.Name(), f.records, f.warmup, f.consumers, rateString(f.rate))
+			prog.Start(fmt.Sprintf("round %d: %s: %d records (+%d warm-up), %d consumers, rate %s",
+				round+1, t.Name(), f.records, f.warmup, f.consumers, rateString(f.rate)))
 			res, err := bench.RunQueue(ctx, t, cfg)
 			if err != nil {
+				prog.Finish()
 				return err
 			}
 			if res.Duplicates != 0 || res.Lost != 0 || res.AckErrors != 0 {
 				bad = append(bad, fmt.Errorf("%s: %d duplicates, %d lost, %d ack errors", res.Target, res.Duplicates, res.Lost, res.AckErrors))
 			}
 			results = append(results, res)
+			prog.Done()
 		}
 	}
-	if f.asJSON {
-		err = bench.WriteQueueJSON(cmd.OutOrStdout(), results)
-	} else {
-		_, err = fmt.Fprint(cmd.OutOrStdout(), bench.QueueTable{Baseline: baseline}.Format(results))
-	}
+	err = emitBench(cmd, f.benchOutput, prog, "queue", bench.QueueRows(results), bench.QueueNotes(results), results)
 	return errors.Join(append([]error{err}, bad...)...)
 }

@@ -19,6 +19,10 @@ func TestBenchQueueCLIEmbedded(t *testing.T) {
 	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
 		t.Fatalf("json: %v\n%s", err, out)
 	}
+	if rep.Command != "queue" || len(rep.Rows) != 1 {
+		t.Fatalf("report: command %q, rows %+v", rep.Command, rep.Rows)
+	}
+	checkRow(t, rep.Rows[0], "felix", "acked/s", 600)
 	if len(rep.Results) != 1 {
 		t.Fatalf("results: %+v", rep.Results)
 	}
@@ -35,6 +39,7 @@ func TestBenchQueueCLIEmbedded(t *testing.T) {
 }
 
 func TestBenchQueueCLICompareNATS(t *testing.T) {
+	// nats is the old name of the jetstream peer.
 	out, err := runCLI(t, "bench", "queue", "--broker", "embedded", "--compare", "nats", "--records", "1000",
 		"--warmup", "100", "--rounds", "2", "--timeout", "1m")
 	if errors.Is(err, bench.ErrPeerNotInstalled) {
@@ -43,7 +48,7 @@ func TestBenchQueueCLICompareNATS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench queue: %v\n%s", err, out)
 	}
-	for _, want := range []string{"acked/s vs nats-js", "felix ", "nats-js ", "1.00x", "DoubleAck", "Message.Ack"} {
+	for _, want := range []string{"acked/s felix/peer", "p50 felix/peer", " felix ", " nats-js ", "round", "DoubleAck", "Message.Ack"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
 		}

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -160,93 +158,22 @@ type logBenchResult struct {
 }
 
 func runLogBench(ctx context.Context, w io.Writer, f logBenchFlags) error {
-	if f.recordBytes < 0 || f.batch < 1 || f.duration <= 0 {
-		return errors.New("--record-bytes must be ≥ 0, --batch ≥ 1 and --duration > 0")
+	cfgs, err := logBenchConfigs(f.dir, f.recordBytes, f.batch, f.writers, f.syncs, f.duration, 0, f.syncInterval,
+		f.segmentBytes, f.keep)
+	if err != nil {
+		return err
 	}
-	var policies []commitlog.SyncPolicy
-	for _, s := range f.syncs {
-		p, err := commitlog.ParseSyncPolicy(s)
+	var results []logBenchResult
+	for _, cfg := range cfgs {
+		r, err := bench.RunLog(ctx, cfg)
 		if err != nil {
 			return err
 		}
-		policies = append(policies, p)
-	}
-	var results []logBenchResult
-	for _, p := range policies {
-		for _, n := range f.writers {
-			if n < 1 {
-				return fmt.Errorf("--writers: %d is not a writer count", n)
-			}
-			r, err := logBenchCase(ctx, f, p, n)
-			if err != nil {
-				return err
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			results = append(results, r)
-		}
+		results = append(results, logBenchResult{sync: cfg.Sync, writers: cfg.Writers, appends: r.Appends,
+			elapsed: r.Duration, fsyncs: r.Fsyncs, latency: r.Latency})
 	}
 	printLogBench(w, f, results)
 	return nil
-}
-
-// logBenchCase runs writers appenders against a fresh log for f.duration.
-func logBenchCase(ctx context.Context, f logBenchFlags, p commitlog.SyncPolicy, writers int) (logBenchResult, error) {
-	dir, err := os.MkdirTemp(f.dir, "felix-log-bench-")
-	if err != nil {
-		return logBenchResult{}, err
-	}
-	if !f.keep {
-		defer os.RemoveAll(dir)
-	}
-	l, err := commitlog.Open(dir, commitlog.Options{
-		Sync: p, SyncInterval: f.syncInterval, SegmentBytes: f.segmentBytes,
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		return logBenchResult{}, err
-	}
-	defer l.Close()
-	batch := make([][]byte, f.batch)
-	for i := range batch {
-		batch[i] = make([]byte, f.recordBytes)
-		for j := range batch[i] {
-			batch[i][j] = byte('a' + j%26)
-		}
-	}
-	runCtx, cancel := context.WithTimeout(ctx, f.duration)
-	defer cancel()
-	hists := make([]*bench.Histogram, writers)
-	errs := make([]error, writers)
-	fsyncs := l.Stats().Fsyncs
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := range writers {
-		hists[i] = bench.NewHistogram()
-		wg.Go(func() {
-			for runCtx.Err() == nil {
-				t0 := time.Now()
-				if _, err := l.Append(context.Background(), batch); err != nil {
-					errs[i] = err
-					return
-				}
-				hists[i].Record(time.Since(t0))
-			}
-		})
-	}
-	wg.Wait()
-	r := logBenchResult{sync: p, writers: writers, elapsed: time.Since(start), fsyncs: l.Stats().Fsyncs - fsyncs}
-	if err := errors.Join(errs...); err != nil {
-		return r, fmt.Errorf("append: %w", err)
-	}
-	all := bench.NewHistogram()
-	for _, h := range hists {
-		all.Merge(h)
-	}
-	r.latency = all.Summary()
-	r.appends = r.latency.Count
-	return r, nil
 }
 
 func printLogBench(w io.Writer, f logBenchFlags, results []logBenchResult) {
