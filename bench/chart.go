@@ -137,7 +137,7 @@ func throughputChart(name string, cases, systems []string, rows []Row) (*plot.Pl
 	for _, r := range rows {
 		top = max(top, r.Rate)
 	}
-	p.Y.Max = top * 1.3 // room for the legend above the bars
+	p.Y.Max = top * 1.3      // room for the legend above the bars
 	w := 0.8 * vg.Centimeter // the chart is about 1 cm wide per bar
 	for i, sys := range systems {
 		vals := make(plotter.Values, len(cases))
