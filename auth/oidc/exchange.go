@@ -1,0 +1,226 @@
+package oidc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/felixmq/felix/auth"
+)
+
+// ErrTenantNotAllowed is returned (wrapped) by ExchangeHandler.Issuers for
+// a tenant that may not exchange tokens (unknown, or not set up for it).
+var ErrTenantNotAllowed = errors.New("tenant not allowed")
+
+// maxExchangeBody bounds the request body of an exchange.
+const maxExchangeBody = 64 << 10
+
+// ExchangeAction is the Denial.Action audited for a refused exchange.
+const ExchangeAction = "token.exchange"
+
+// ExchangeHandler serves POST /v1/tenants/{tenant}/token/exchange: it
+// verifies the upstream bearer token, maps the principal to permissions and
+// replies {"felix_token","expires_in","token_type":"Bearer"}. Mount it with
+// the pattern "POST /v1/tenants/{tenant}/token/exchange" (the tenant is
+// then r.PathValue("tenant")) or at that path under any router. Issuers,
+// Permissions and Signer are required.
+type ExchangeHandler struct {
+	// Issuers returns the identity providers of a tenant. An error
+	// wrapping ErrTenantNotAllowed is a 403; other errors are a 500.
+	Issuers func(ctx context.Context, tenant string) ([]IssuerConfig, error)
+	// Permissions returns the permission strings ("action:resource") of a
+	// principal in a tenant. Invalid strings are dropped (and logged).
+	Permissions func(ctx context.Context, tenant string, p *Principal) ([]string, error)
+	// Signer signs the Felix tokens; its TTL is the token lifetime.
+	Signer *auth.Signer
+	// Verifier verifies upstream tokens and caches their keys. Default: a
+	// zero Verifier owned by the handler.
+	Verifier *Verifier
+	// Auditor, when set, records every refused exchange.
+	Auditor *auth.Auditor
+	// Log receives server-side failures. Default slog.Default().
+	Log *slog.Logger
+
+	once     sync.Once
+	verifier *Verifier
+}
+
+// exchangeRequest is the optional body.
+type exchangeRequest struct {
+	Requested []string `json:"requested"`
+	Resources []string `json:"resources"`
+}
+
+// ExchangeResponse is the reply of a successful exchange.
+type ExchangeResponse struct {
+	FelixToken string `json:"felix_token"`
+	ExpiresIn  int64  `json:"expires_in"`
+	TokenType  string `json:"token_type"`
+}
+
+// ErrorResponse is the body of every error reply (as the reference).
+type ErrorResponse struct {
+	Code      string  `json:"code"`
+	Message   string  `json:"message"`
+	RequestID *string `json:"request_id"`
+}
+
+func (h *ExchangeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.once.Do(func() {
+		h.verifier = h.Verifier
+		if h.verifier == nil {
+			h.verifier = &Verifier{}
+		}
+	})
+	log := h.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "validation_error", "method not allowed")
+		return
+	}
+	tenant := r.PathValue("tenant")
+	if tenant == "" {
+		tenant = tenantFromPath(r.URL.Path)
+	}
+	if tenant == "" {
+		writeError(w, http.StatusNotFound, "not_found", "not found")
+		return
+	}
+	deny := func(status int, code, msg, subject string) {
+		if h.Auditor != nil {
+			h.Auditor.Deny(auth.Denial{Subject: subject, Tenant: tenant, Action: ExchangeAction,
+				Resource: auth.TenantResource(tenant), Reason: msg})
+		}
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer`)
+		}
+		writeError(w, status, code, msg)
+	}
+	token, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
+		deny(http.StatusUnauthorized, "unauthorized", "missing bearer token", "")
+		return
+	}
+	var req exchangeRequest
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxExchangeBody+1))
+	if err != nil || len(body) > maxExchangeBody {
+		writeError(w, http.StatusBadRequest, "validation_error", "request body unreadable or too large")
+		return
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			writeError(w, http.StatusBadRequest, "validation_error", "request body is not valid JSON")
+			return
+		}
+	}
+
+	issuers, err := h.Issuers(r.Context(), tenant)
+	switch {
+	case errors.Is(err, ErrTenantNotAllowed):
+		deny(http.StatusForbidden, "forbidden", "tenant not allowed", "")
+		return
+	case err != nil:
+		log.Error("token exchange: issuer lookup", "tenant", tenant, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "internal error")
+		return
+	case len(issuers) == 0:
+		deny(http.StatusForbidden, "forbidden", "no issuers configured", "")
+		return
+	}
+	p, err := h.verifier.Verify(r.Context(), token, issuers)
+	switch {
+	case errors.Is(err, ErrIssuerNotAllowed):
+		deny(http.StatusForbidden, "forbidden", "issuer not allowed", "")
+		return
+	case errors.Is(err, ErrKeysUnavailable):
+		log.Error("token exchange: issuer keys", "tenant", tenant, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "issuer keys unavailable")
+		return
+	case err != nil:
+		log.Info("token exchange: invalid token", "tenant", tenant, "err", err)
+		deny(http.StatusUnauthorized, "unauthorized", "invalid token", "")
+		return
+	}
+	perms, err := h.Permissions(r.Context(), tenant, p)
+	if err != nil {
+		log.Error("token exchange: permissions", "tenant", tenant, "principal", p.ID, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "internal error")
+		return
+	}
+	perms = validPerms(perms, log)
+	if len(req.Requested) > 0 || len(req.Resources) > 0 {
+		perms, _ = auth.Narrow(perms, req.Requested, req.Resources) // perms are valid here
+	}
+	if len(perms) == 0 {
+		deny(http.StatusForbidden, "forbidden", "no permissions", p.ID)
+		return
+	}
+	felixToken, err := h.Signer.Issue(auth.Claims{Subject: p.ID, Tenant: tenant, Perms: perms})
+	if err != nil {
+		log.Error("token exchange: sign", "tenant", tenant, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "internal error")
+		return
+	}
+	ttl := h.Signer.TTL
+	if ttl <= 0 {
+		ttl = auth.DefaultTTL
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, ExchangeResponse{FelixToken: felixToken, ExpiresIn: int64(ttl / time.Second), TokenType: "Bearer"})
+}
+
+// validPerms drops (and logs) permission strings that do not parse, as the
+// reference drops unknown actions.
+func validPerms(perms []string, log *slog.Logger) []string {
+	out := perms[:0:0]
+	for _, s := range perms {
+		if _, err := auth.ParsePermission(s); err != nil {
+			log.Warn("token exchange: dropping permission", "err", err)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// tenantFromPath extracts {tenant} from /…/v1/tenants/{tenant}/token/exchange.
+func tenantFromPath(path string) string {
+	_, rest, ok := strings.Cut(path, "/v1/tenants/")
+	if !ok {
+		return ""
+	}
+	tenant, ok := strings.CutSuffix(rest, "/token/exchange")
+	if !ok || tenant == "" || strings.Contains(tenant, "/") {
+		return ""
+	}
+	return tenant
+}
+
+// bearer extracts the token of an "Authorization: Bearer …" header.
+func bearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, ErrorResponse{Code: code, Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

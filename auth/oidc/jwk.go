@@ -1,0 +1,107 @@
+package oidc
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+)
+
+// MinRSABits is the smallest RSA modulus accepted.
+const MinRSABits = 2048
+
+// jwk is one key of an upstream JWKS (EC or RSA).
+type jwk struct {
+	Kty string `json:"kty"`
+	Kid string `json:"kid"`
+	Alg string `json:"alg"`
+	Use string `json:"use"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Y   string `json:"y"`
+	N   string `json:"n"`
+	E   string `json:"e"`
+}
+
+// upstreamKey is a parsed verification key.
+type upstreamKey struct {
+	alg string // the JWK's alg, "" if unset
+	pub any    // *ecdsa.PublicKey or *rsa.PublicKey
+}
+
+// parseJWKS returns the usable signing keys by kid; keys without kid, of
+// other types, for encryption, or malformed are skipped.
+func parseJWKS(data []byte) (map[string]upstreamKey, error) {
+	var doc struct {
+		Keys []jwk `json:"keys"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	keys := make(map[string]upstreamKey, len(doc.Keys))
+	for _, k := range doc.Keys {
+		if k.Kid == "" || (k.Use != "" && k.Use != "sig") {
+			continue
+		}
+		pub, err := k.publicKey()
+		if err != nil {
+			continue
+		}
+		keys[k.Kid] = upstreamKey{alg: k.Alg, pub: pub}
+	}
+	return keys, nil
+}
+
+func (k jwk) publicKey() (any, error) {
+	switch k.Kty {
+	case "EC":
+		curve := map[string]elliptic.Curve{"P-256": elliptic.P256(), "P-384": elliptic.P384(), "P-521": elliptic.P521()}[k.Crv]
+		if curve == nil {
+			return nil, fmt.Errorf("curve %q", k.Crv)
+		}
+		size := (curve.Params().BitSize + 7) / 8
+		x, errX := b64(k.X)
+		y, errY := b64(k.Y)
+		if errX != nil || errY != nil || len(x) != size || len(y) != size {
+			return nil, errors.New("bad EC coordinates")
+		}
+		point := append(append([]byte{4}, x...), y...)
+		return ecdsa.ParseUncompressedPublicKey(curve, point)
+	case "RSA":
+		n, errN := b64(k.N)
+		e, errE := b64(k.E)
+		if errN != nil || errE != nil || len(e) == 0 || len(e) > 4 {
+			return nil, errors.New("bad RSA key")
+		}
+		pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
+		if pub.N.BitLen() < MinRSABits || pub.E < 3 || pub.E%2 == 0 {
+			return nil, errors.New("weak RSA key")
+		}
+		return pub, nil
+	}
+	return nil, fmt.Errorf("kty %q", k.Kty)
+}
+
+func b64(s string) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+// fits reports whether key may verify a token signed with alg.
+func (k upstreamKey) fits(alg string) bool {
+	if k.alg != "" && k.alg != alg {
+		return false
+	}
+	switch pub := k.pub.(type) {
+	case *ecdsa.PublicKey:
+		want := map[string]string{"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}[alg]
+		return want != "" && pub.Curve.Params().Name == want
+	case *rsa.PublicKey:
+		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
+	}
+	return false
+}

@@ -1,0 +1,324 @@
+package oidc
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/felixmq/felix/auth"
+)
+
+// Defaults of a Verifier.
+const (
+	DefaultCacheTTL           = time.Hour
+	DefaultMinRefetchInterval = 10 * time.Second
+	DefaultSkew               = 60 * time.Second
+	DefaultSubjectClaim       = "sub"
+	// maxDocBytes bounds a discovery or JWKS document.
+	maxDocBytes = 1 << 20
+)
+
+// DefaultAllowedAlgs are the algorithms a Verifier accepts by default.
+var DefaultAllowedAlgs = []string{"ES256"}
+
+// supportedAlgs may appear in Verifier.AllowedAlgs.
+var supportedAlgs = []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+
+// Errors of Verify. Every failure wraps one of them; texts never contain the
+// token.
+var (
+	// ErrInvalidToken: the token does not parse, is not signed by a key of
+	// its issuer, or fails a claim check.
+	ErrInvalidToken = errors.New("invalid token")
+	// ErrIssuerNotAllowed: the token's iss is not one of the configured
+	// issuers.
+	ErrIssuerNotAllowed = errors.New("issuer not allowed")
+	// ErrNoIssuers: no issuer is configured.
+	ErrNoIssuers = errors.New("no issuers configured")
+	// ErrKeysUnavailable: the issuer's discovery document or JWKS could not
+	// be fetched.
+	ErrKeysUnavailable = errors.New("issuer keys unavailable")
+)
+
+// IssuerConfig is an identity provider trusted by a tenant.
+type IssuerConfig struct {
+	// Issuer is the exact iss of its tokens.
+	Issuer string `json:"issuer"`
+	// Audiences: a token's aud must contain one of them (at least one
+	// must be configured).
+	Audiences []string `json:"audiences"`
+	// JWKSURL is where its keys are; empty means discovery.
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// DiscoveryURL is its OpenID configuration; empty means
+	// Issuer + "/.well-known/openid-configuration".
+	DiscoveryURL string `json:"discovery_url,omitempty"`
+	// SubjectClaim names the claim holding the subject. Default "sub".
+	SubjectClaim string `json:"subject_claim,omitempty"`
+	// GroupsClaim, when set, names a claim holding the principal's groups
+	// (an array of strings or one string).
+	GroupsClaim string `json:"groups_claim,omitempty"`
+}
+
+// Principal is a verified upstream identity.
+type Principal struct {
+	// ID is hex(sha256(issuer + "|" + subject)): stable and the same as the
+	// reference's principal_id.
+	ID      string
+	Issuer  string
+	Subject string
+	Groups  []string
+}
+
+// PrincipalID returns hex(sha256(issuer + "|" + subject)).
+func PrincipalID(issuer, subject string) string {
+	sum := sha256.Sum256([]byte(issuer + "|" + subject))
+	return hex.EncodeToString(sum[:])
+}
+
+// Verifier verifies upstream ID tokens. The zero value is ready to use and
+// safe for concurrent use; configure it before the first Verify.
+type Verifier struct {
+	// AllowedAlgs are the accepted JWT algorithms. Default ["ES256"];
+	// others: ES384, ES512, RS256/384/512, PS256/384/512.
+	AllowedAlgs []string
+	// HTTPClient fetches discovery documents and JWKS. Default
+	// http.DefaultClient.
+	HTTPClient *http.Client
+	// CacheTTL is how long fetched keys and discovery documents are used.
+	// Default 1 h.
+	CacheTTL time.Duration
+	// MinRefetchInterval is the least time between two fetches of one
+	// JWKS caused by unknown kids. Default 10 s.
+	MinRefetchInterval time.Duration
+	// Skew is the clock skew allowed on exp, nbf and iat. Default 60 s.
+	Skew time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+
+	mu   sync.Mutex // guards the caches; held while fetching
+	jwks map[string]*cachedKeys
+	disc map[string]cachedURL
+}
+
+type cachedKeys struct {
+	keys    map[string]upstreamKey
+	fetched time.Time
+}
+
+type cachedURL struct {
+	url     string
+	fetched time.Time
+}
+
+func (v *Verifier) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// Verify checks token against issuers and returns its principal. Errors
+// wrap ErrNoIssuers, ErrIssuerNotAllowed, ErrKeysUnavailable or
+// ErrInvalidToken.
+func (v *Verifier) Verify(ctx context.Context, token string, issuers []IssuerConfig) (*Principal, error) {
+	if len(issuers) == 0 {
+		return nil, ErrNoIssuers
+	}
+	algs := v.AllowedAlgs
+	if len(algs) == 0 {
+		algs = DefaultAllowedAlgs
+	}
+	var unverified jwt.MapClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &unverified); err != nil {
+		return nil, invalid("malformed")
+	}
+	iss, _ := unverified["iss"].(string)
+	i := slices.IndexFunc(issuers, func(c IssuerConfig) bool { return c.Issuer == iss })
+	if iss == "" || i < 0 {
+		return nil, ErrIssuerNotAllowed
+	}
+	cfg := issuers[i]
+
+	var keyErr error
+	keyfunc := func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			return nil, errors.New("no kid")
+		}
+		alg := t.Method.Alg()
+		if !slices.Contains(supportedAlgs, alg) {
+			return nil, errors.New("unsupported alg")
+		}
+		k, err := v.key(ctx, cfg, kid)
+		if err != nil {
+			keyErr = err
+			return nil, err
+		}
+		if !k.fits(alg) {
+			return nil, errors.New("key does not fit alg")
+		}
+		return k.pub, nil
+	}
+	var claims jwt.MapClaims
+	parser := jwt.NewParser(jwt.WithValidMethods(algs), jwt.WithoutClaimsValidation())
+	if _, err := parser.ParseWithClaims(token, &claims, keyfunc); err != nil {
+		if keyErr != nil && errors.Is(keyErr, ErrKeysUnavailable) {
+			return nil, keyErr
+		}
+		return nil, invalid("signature or key")
+	}
+	if err := v.checkClaims(claims, cfg); err != nil {
+		return nil, err
+	}
+	subClaim := cfg.SubjectClaim
+	if subClaim == "" {
+		subClaim = DefaultSubjectClaim
+	}
+	sub, _ := claims[subClaim].(string)
+	if sub == "" {
+		return nil, invalid("no subject claim " + subClaim)
+	}
+	p := &Principal{ID: PrincipalID(cfg.Issuer, sub), Issuer: cfg.Issuer, Subject: sub}
+	if cfg.GroupsClaim != "" {
+		p.Groups = groups(claims[cfg.GroupsClaim])
+	}
+	return p, nil
+}
+
+func invalid(detail string) error { return fmt.Errorf("oidc: %w: %s", ErrInvalidToken, detail) }
+
+func (v *Verifier) checkClaims(c jwt.MapClaims, cfg IssuerConfig) error {
+	now := v.now()
+	skew := orDefault(v.Skew, DefaultSkew)
+	exp, err := c.GetExpirationTime()
+	if err != nil || exp == nil {
+		return invalid("missing or bad exp")
+	}
+	if !now.Before(exp.Add(skew)) {
+		return invalid("expired")
+	}
+	if nbf, err := c.GetNotBefore(); err != nil || (nbf != nil && now.Add(skew).Before(nbf.Time)) {
+		return invalid("not yet valid")
+	}
+	if iat, err := c.GetIssuedAt(); err != nil || (iat != nil && now.Add(skew).Before(iat.Time)) {
+		return invalid("issued in the future")
+	}
+	if iss, _ := c.GetIssuer(); iss != cfg.Issuer {
+		return invalid("issuer")
+	}
+	aud, err := c.GetAudience()
+	if err != nil || !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(cfg.Audiences, a) }) {
+		return invalid("audience")
+	}
+	return nil
+}
+
+// groups reads a groups claim: an array of strings or one string.
+func groups(v any) []string {
+	switch g := v.(type) {
+	case string:
+		if g != "" {
+			return []string{g}
+		}
+	case []any:
+		var out []string
+		for _, e := range g {
+			if s, ok := e.(string); ok && s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// key returns the key kid of cfg's JWKS, fetching the JWKS when it is not
+// cached, stale, or lacks kid (then at most every MinRefetchInterval).
+func (v *Verifier) key(ctx context.Context, cfg IssuerConfig, kid string) (upstreamKey, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	url, err := v.jwksURL(ctx, cfg)
+	if err != nil {
+		return upstreamKey{}, err
+	}
+	now := v.now()
+	c := v.jwks[url]
+	stale := c == nil || now.Sub(c.fetched) >= orDefault(v.CacheTTL, DefaultCacheTTL)
+	if !stale {
+		if k, ok := c.keys[kid]; ok {
+			return k, nil
+		}
+		if now.Sub(c.fetched) < orDefault(v.MinRefetchInterval, DefaultMinRefetchInterval) {
+			return upstreamKey{}, errors.New("unknown kid")
+		}
+	}
+	data, err := auth.HTTPGet(ctx, v.HTTPClient, url, maxDocBytes)
+	if err != nil {
+		return upstreamKey{}, fmt.Errorf("oidc: %w: %w", ErrKeysUnavailable, err)
+	}
+	keys, err := parseJWKS(data)
+	if err != nil {
+		return upstreamKey{}, fmt.Errorf("oidc: %w: %s: %w", ErrKeysUnavailable, url, err)
+	}
+	if v.jwks == nil {
+		v.jwks = make(map[string]*cachedKeys)
+	}
+	v.jwks[url] = &cachedKeys{keys: keys, fetched: now}
+	k, ok := keys[kid]
+	if !ok {
+		return upstreamKey{}, errors.New("unknown kid")
+	}
+	return k, nil
+}
+
+// jwksURL returns cfg's JWKS URL, from discovery when not configured.
+// Called with v.mu held.
+func (v *Verifier) jwksURL(ctx context.Context, cfg IssuerConfig) (string, error) {
+	if cfg.JWKSURL != "" {
+		return cfg.JWKSURL, nil
+	}
+	discURL := cfg.DiscoveryURL
+	if discURL == "" {
+		discURL = strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/openid-configuration"
+	}
+	now := v.now()
+	if c, ok := v.disc[discURL]; ok && now.Sub(c.fetched) < orDefault(v.CacheTTL, DefaultCacheTTL) {
+		return c.url, nil
+	}
+	data, err := auth.HTTPGet(ctx, v.HTTPClient, discURL, maxDocBytes)
+	if err != nil {
+		return "", fmt.Errorf("oidc: %w: %w", ErrKeysUnavailable, err)
+	}
+	var doc struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil || doc.JWKSURI == "" {
+		return "", fmt.Errorf("oidc: %w: %s has no jwks_uri", ErrKeysUnavailable, discURL)
+	}
+	if doc.Issuer != "" && doc.Issuer != cfg.Issuer {
+		return "", fmt.Errorf("oidc: %w: %s names issuer %q", ErrKeysUnavailable, discURL, doc.Issuer)
+	}
+	if v.disc == nil {
+		v.disc = make(map[string]cachedURL)
+	}
+	v.disc[discURL] = cachedURL{url: doc.JWKSURI, fetched: now}
+	return doc.JWKSURI, nil
+}
