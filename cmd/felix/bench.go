@@ -97,12 +97,12 @@ func (s *pubsubSystems) register(fl *pflag.FlagSet, subConns string) {
 	s.brokerTarget.register(fl)
 	fl.BoolVar(&s.acked, "acked", false, "also measure Felix with per-batch acks (each publish waits for its ack)")
 	fl.StringVar(&s.subConns, "sub-conns", subConns, "subscriber connections: per-sub (one each), shared (one for all), or both (shared only at fanout > 1)")
-	fl.StringSliceVar(&s.compare, "compare", nil, "peers to measure in the same run: nats (NATS core), quic (raw quic-go echo round trip, fanout 1 only)")
+	fl.StringSliceVar(&s.compare, "compare", nil, "peers to measure in the same run: nats (NATS core), redis (Redis PUBLISH/SUBSCRIBE, one connection per subscriber), quic (raw quic-go echo round trip, fanout 1 only)")
 	fl.StringVar(&s.pacing, "pacing", "sleep", "fixed-rate pacing: sleep, adaptive or spin")
 }
 
 // pubsubPeers are the --compare names pub/sub accepts.
-var pubsubPeers = map[string]string{"nats": "nats", "quic": "quic", "quic-echo": "quic"}
+var pubsubPeers = map[string]string{"nats": "nats", "redis": "redis", "quic": "quic", "quic-echo": "quic"}
 
 type benchPubSubFlags struct {
 	pubsubSystems
@@ -124,7 +124,8 @@ sent on a fixed schedule and latency is measured from the scheduled time
 messages are delivered first and not measured.
 
 By default the broker runs as a separate "felix serve" process of this binary,
-as NATS does. --compare nats starts a nats-server (scripts/peers.sh install),
+as NATS does. --compare nats starts a nats-server, --compare redis a
+redis-server (PUBLISH/SUBSCRIBE; install both with scripts/peers.sh install),
 --compare quic a raw quic-go echo (its round trip is the floor for any QUIC
 request/response). Cases are interleaved per round, so every system sees the
 same machine conditions.`,
@@ -269,6 +270,16 @@ func startPubSubSystems(ctx context.Context, f pubsubSystems, prog *bench.Progre
 					return &bench.NATSTarget{URL: url, PendingMsgs: -1, PendingBytes: -1, SharedConn: shared}
 				}})
 			}
+		case "redis":
+			addr, stopRedis, err := bench.StartRedis(ctx, bench.RedisServerOptions{})
+			if err != nil {
+				return nil, stop, err
+			}
+			stop.add(stopRedis)
+			prog.Logf("redis-server at %s", addr)
+			// Redis subscribers cannot share a connection: per-subscriber
+			// layout only, compared with Felix's.
+			systems = append(systems, benchCase{mk: func() bench.PubSubTarget { return &bench.RedisPubSubTarget{Addr: addr} }})
 		case "quic":
 			addr, stopEcho, err := bench.StartQUICEcho(ctx)
 			if err != nil {

@@ -72,7 +72,7 @@ func TestBenchPubSubJSONAndCompareQUIC(t *testing.T) {
 		!strings.HasSuffix(lines[2], "x") || strings.Contains(lines[1], "conns=shared") {
 		t.Fatalf("--quiet table (nothing else) with both systems:\n%s", out)
 	}
-	for _, args := range [][]string{{"--compare", "kafka"}, {"--compare", "redis"}, {"--sub-conns", "some"}} {
+	for _, args := range [][]string{{"--compare", "kafka"}, {"--compare", "jetstream"}, {"--sub-conns", "some"}} {
 		if _, err := runCLI(t, append([]string{"bench", "pubsub", "--broker", "embedded", "--total", "10"}, args...)...); err == nil {
 			t.Errorf("bench pubsub accepted %v", args)
 		}
@@ -91,6 +91,25 @@ func TestBenchPubSubCompareNATS(t *testing.T) {
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	if len(lines) != 3 || !strings.Contains(lines[1], " felix ") || !strings.Contains(lines[2], " nats ") ||
 		!strings.Contains(lines[0], "msg/s felix/peer") || !strings.HasSuffix(lines[2], "x") {
+		t.Fatalf("table:\n%s", out)
+	}
+	t.Log("\n" + out)
+}
+
+func TestBenchPubSubCompareRedis(t *testing.T) {
+	out, err := runCLI(t, "bench", "pubsub", "--broker", "embedded", "--fanout", "2", "--total", "300", "--warmup", "30",
+		"--rate", "3000", "--compare", "redis", "--quiet")
+	if errors.Is(err, bench.ErrPeerNotInstalled) {
+		t.Skipf("redis-server is not installed (run scripts/peers.sh install redis): %v", err)
+	}
+	if err != nil {
+		t.Fatalf("bench pubsub: %v\n%s", err, out)
+	}
+	// felix per-sub and shared, redis per-sub (its subscribers cannot
+	// share a connection): redis compares with the per-sub felix row.
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[2], " redis ") || !strings.HasSuffix(lines[2], "x") ||
+		!strings.Contains(lines[3], "conns=shared") {
 		t.Fatalf("table:\n%s", out)
 	}
 	t.Log("\n" + out)
