@@ -140,6 +140,8 @@ var cacheMetrics = []metric[cacheSnap]{
 var (
 	streamsDesc = prometheus.NewDesc("felix_streams", "Streams declared, by durability.", []string{"durable"}, nil)
 	denialsDesc = prometheus.NewDesc("felix_auth_denials_total", "Requests refused by authorization.", nil, nil)
+	limitDesc   = prometheus.NewDesc("felix_tenant_limit_refused_total",
+		"Refusals by the per-tenant limits: connections, subscriptions, publishes and their payload bytes.", []string{"limit"}, nil)
 )
 
 // collector reads the sources at every scrape.
@@ -166,6 +168,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, cacheMetrics)
 	ch <- streamsDesc
 	ch <- denialsDesc
+	ch <- limitDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -173,6 +176,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.src.take()
 	if s.server != nil {
 		emit(ch, serverMetrics, s.server)
+		l := c.src.Server.LimitStats()
+		for name, n := range map[string]uint64{
+			"connections": l.Connections.Load(), "subscriptions": l.Subscriptions.Load(),
+			"publishes": l.Publishes.Load(), "publish_bytes": l.PublishBytes.Load(),
+		} {
+			ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.CounterValue, u(n), name)
+		}
 	}
 	if c.src.Denials != nil {
 		ch <- prometheus.MustNewConstMetric(denialsDesc, prometheus.CounterValue, u(c.src.Denials.Denials()))

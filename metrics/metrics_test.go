@@ -117,6 +117,8 @@ func TestScrapeAfterWorkload(t *testing.T) {
 		{"felix_auth_denials_total", nil, 7},
 		{"felix_auth_failures_total", nil, 0},
 		{"felix_protocol_errors_total", nil, 0},
+		{"felix_tenant_limit_refused_total", []string{"limit", "connections"}, 0},
+		{"felix_tenant_limit_refused_total", []string{"limit", "publish_bytes"}, 0},
 
 		{"felix_stream_published_events_total", orders, 100},
 		{"felix_stream_publish_requests_total", orders, 100},
