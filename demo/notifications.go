@@ -129,7 +129,7 @@ func readAll(ctx context.Context, sub *client.Subscription, r *received) {
 func runNotifications(ctx context.Context, e *env) error {
 	subsPerTenant, alerts := 5, 1000
 	if e.opts.Quick {
-		subsPerTenant, alerts = 3, 400
+		subsPerTenant, alerts = 3, 500
 	}
 	var n needs
 	for _, t := range alertTenants {
