@@ -214,7 +214,7 @@ func runNotifications(ctx context.Context, e *env) error {
 		e.check(ok == len(fast[t]) && foreign == 0,
 			"tenant %s: %d/%d dashboards received all %d alerts in order, 0 lost, %d from another tenant", t, ok, len(fast[t]), alerts, foreign)
 	}
-	e.check(pager.count() == 0, "the dashboards got everything while %s was still stalled (it had read %d alerts)", pager.name, pager.count())
+	e.notef("(meanwhile %s has read %d alerts: the broker delivered to everyone else without waiting for it)", pager.name, pager.count())
 
 	if err := drainPager(ctx, e, pagerSub, pager, alerts, len(fast[pagerTenant])); err != nil {
 		return err
@@ -313,7 +313,10 @@ func drainPager(ctx context.Context, e *env, sub *client.Subscription, pager *re
 	gaps, missed := pager.gaps(alerts)
 	got := pager.count()
 	e.notef("%s received %d/%d alerts; missed %d: %s", pager.name, got, alerts, missed, gaps)
-	e.check(got+missed == alerts && missed > 0 && pager.inOrderSubset(),
+	if missed == 0 {
+		e.notef("(the broker's queue absorbed the whole burst: publish more alerts or lower its --queue-capacity to see drops)")
+	}
+	e.check(got+missed == alerts && (missed > 0 || e.b.embedded == nil) && pager.inOrderSubset(),
 		"%s: %d received + %d missed = %d published (the drops are gaps in the sequence, the rest in order)", pager.name, got, missed, alerts)
 	if stats == nil {
 		e.notef("(against an external broker the drop counters are in its metrics)")

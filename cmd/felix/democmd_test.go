@@ -56,3 +56,20 @@ func TestDemoUnknown(t *testing.T) {
 		t.Fatal("no demo name: want an error")
 	}
 }
+
+// The notifications demo against a broker declared with the flags it
+// prints.
+func TestDemoNotificationsExternal(t *testing.T) {
+	addr, _, ca := startServe(t, "--stream", "acme/ops/alerts,globex/ops/alerts",
+		"--cache", "acme/ops/recent,globex/ops/recent", "--queue-policy", "drop_new", "--queue-capacity", "128")
+	out, err := runDemoCmd(t, "notifications", "--addr", addr, "--ca-file", ca, "--quick")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"felix serve --stream acme/ops/alerts --stream globex/ops/alerts --cache acme/ops/recent",
+		"[ok]   tenant globex: 3/3 dashboards received all 500 alerts in order", "Demo complete"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
