@@ -24,17 +24,26 @@ type needs struct {
 	serveFlags []string
 }
 
+// declared lists what n declares as (kind, tenant/ns/name) pairs, kind
+// being "stream", "durable-stream" or "cache" (the `felix serve` flags).
+func (n needs) declared() [][2]string {
+	var d [][2]string
+	for _, group := range []struct {
+		kind string
+		keys []string
+	}{{"stream", n.streams}, {"durable-stream", n.durableStreams}, {"cache", n.caches}} {
+		for _, k := range group.keys {
+			d = append(d, [2]string{group.kind, k})
+		}
+	}
+	return d
+}
+
 // serveCommand is the `felix serve` command line that declares n.
 func (n needs) serveCommand() string {
 	args := []string{"felix serve"}
-	for _, s := range n.streams {
-		args = append(args, "--stream "+s)
-	}
-	for _, s := range n.durableStreams {
-		args = append(args, "--durable-stream "+s)
-	}
-	for _, c := range n.caches {
-		args = append(args, "--cache "+c)
+	for _, d := range n.declared() {
+		args = append(args, "--"+d[0]+" "+d[1])
 	}
 	return strings.Join(append(args, n.serveFlags...), " ")
 }
@@ -66,14 +75,8 @@ func (e *env) startBroker(n needs) error {
 	e.b = &brokerConn{addr: b.Addr, tls: b.ClientTLS, embedded: b}
 	e.stepf("Started a Felix broker in this process, listening on %s (QUIC, TLS 1.3, development certificate).", b.Addr)
 	var decl []string
-	for _, s := range n.streams {
-		decl = append(decl, "stream "+s)
-	}
-	for _, s := range n.durableStreams {
-		decl = append(decl, "durable stream "+s)
-	}
-	for _, c := range n.caches {
-		decl = append(decl, "cache "+c)
+	for _, d := range n.declared() {
+		decl = append(decl, strings.ReplaceAll(d[0], "-", " ")+" "+d[1])
 	}
 	if len(decl) > 0 {
 		e.notef("Declared: %s.", strings.Join(decl, ", "))
