@@ -160,10 +160,19 @@ type benchCase struct {
 // beside the per-subscriber one: at fanout 1 both are the same.
 func sharedOnly(fanout int) bool { return fanout > 1 }
 
+// pacingMode is --pacing parsed.
+func (s pubsubSystems) pacingMode() (bench.Pacing, error) {
+	var p bench.Pacing
+	if err := p.UnmarshalText([]byte(s.pacing)); err != nil {
+		return p, fmt.Errorf("--pacing: %w", err)
+	}
+	return p, nil
+}
+
 func runBenchPubSub(ctx context.Context, cmd *cobra.Command, f benchPubSubFlags) error {
-	var pacing bench.Pacing
-	if err := pacing.UnmarshalText([]byte(f.pacing)); err != nil {
-		return fmt.Errorf("--pacing: %w", err)
+	pacing, err := f.pacingMode()
+	if err != nil {
+		return err
 	}
 	var cfgs []bench.PubSubConfig
 	for _, fanout := range f.fanouts {

@@ -8,24 +8,30 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/felixmq/felix/bench"
 	"github.com/felixmq/felix/commitlog"
 )
 
 type benchLogFlags struct {
+	logBenchFlags
 	benchOutput
-	dir          string
-	recordBytes  int
-	batch        int
-	writers      []int
-	syncs        []string
-	duration     time.Duration
-	warmup       time.Duration
-	syncInterval time.Duration
-	segmentBytes int64
-	rounds       int
-	keep         bool
+	warmup time.Duration
+	rounds int
+}
+
+// register adds the flags `felix bench log` and `felix log bench` share.
+func (f *logBenchFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&f.dir, "dir", os.TempDir(), "directory to create the benchmark logs in (use the disk you care about)")
+	fl.IntVar(&f.recordBytes, "record-bytes", 256, "payload bytes per record")
+	fl.IntVar(&f.batch, "batch", 1, "records per append")
+	fl.IntSliceVar(&f.writers, "writers", []int{1, 16, 64}, "concurrent writers (comma-separated list)")
+	fl.StringSliceVar(&f.syncs, "sync", []string{"always", "interval"}, "sync policies: always, interval, never (comma-separated list)")
+	fl.DurationVar(&f.duration, "duration", 3*time.Second, "measured time per case")
+	fl.DurationVar(&f.syncInterval, "sync-interval", commitlog.DefaultSyncInterval, "fsync period under the interval policy")
+	fl.Int64Var(&f.segmentBytes, "segment-bytes", commitlog.DefaultSegmentBytes, "segment size")
+	fl.BoolVar(&f.keep, "keep", false, "keep the benchmark logs instead of deleting them")
 }
 
 func newBenchLogCmd() *cobra.Command {
@@ -49,49 +55,39 @@ case gives appends/s, fsyncs/s and appends per fsync (group commit).
 	}
 	fl := cmd.Flags()
 	f.benchOutput.register(fl)
-	fl.StringVar(&f.dir, "dir", os.TempDir(), "directory to create the benchmark logs in (use the disk you care about)")
-	fl.IntVar(&f.recordBytes, "record-bytes", 256, "payload bytes per record")
-	fl.IntVar(&f.batch, "batch", 1, "records per append")
-	fl.IntSliceVar(&f.writers, "writers", []int{1, 16, 64}, "concurrent writers (comma-separated list)")
-	fl.StringSliceVar(&f.syncs, "sync", []string{"always", "interval"}, "sync policies: always, interval, never (comma-separated list)")
-	fl.DurationVar(&f.duration, "duration", 3*time.Second, "measured time per case")
+	f.logBenchFlags.register(fl)
 	fl.DurationVar(&f.warmup, "warmup", 500*time.Millisecond, "warm-up per case (excluded; 0 for none)")
-	fl.DurationVar(&f.syncInterval, "sync-interval", commitlog.DefaultSyncInterval, "fsync period under the interval policy")
-	fl.Int64Var(&f.segmentBytes, "segment-bytes", commitlog.DefaultSegmentBytes, "segment size")
 	fl.IntVar(&f.rounds, "rounds", 1, "repeat every case this many times, interleaved")
-	fl.BoolVar(&f.keep, "keep", false, "keep the benchmark logs instead of deleting them")
 	annotateEnv(fl)
 	return cmd
 }
 
-// logBenchConfigs turns the log bench flags into one config per sync
-// policy × writer count.
-func logBenchConfigs(dir string, recordBytes, batch int, writers []int, syncs []string, duration, warmup, syncInterval time.Duration,
-	segmentBytes int64, keep bool) ([]bench.LogConfig, error) {
-	if recordBytes < 0 || batch < 1 || duration <= 0 || warmup < 0 {
+// configs turns the flags into one config per sync policy × writer
+// count, each with warmup.
+func (f logBenchFlags) configs(warmup time.Duration) ([]bench.LogConfig, error) {
+	if f.recordBytes < 0 || f.batch < 1 || f.duration <= 0 || warmup < 0 {
 		return nil, errors.New("--record-bytes must be ≥ 0, --batch ≥ 1, --duration > 0 and --warmup ≥ 0")
 	}
 	var cfgs []bench.LogConfig
-	for _, s := range syncs {
+	for _, s := range f.syncs {
 		p, err := commitlog.ParseSyncPolicy(s)
 		if err != nil {
 			return nil, err
 		}
-		for _, n := range writers {
+		for _, n := range f.writers {
 			if n < 1 {
 				return nil, fmt.Errorf("--writers: %d is not a writer count", n)
 			}
-			cfgs = append(cfgs, bench.LogConfig{Dir: dir, Sync: p, Writers: n, RecordBytes: recordBytes,
-				EmptyRecords: recordBytes == 0, Batch: batch, Warmup: warmup, Duration: duration,
-				SyncInterval: syncInterval, SegmentBytes: segmentBytes, Keep: keep})
+			cfgs = append(cfgs, bench.LogConfig{Dir: f.dir, Sync: p, Writers: n, RecordBytes: f.recordBytes,
+				EmptyRecords: f.recordBytes == 0, Batch: f.batch, Warmup: warmup, Duration: f.duration,
+				SyncInterval: f.syncInterval, SegmentBytes: f.segmentBytes, Keep: f.keep})
 		}
 	}
 	return cfgs, nil
 }
 
 func runBenchLog(ctx context.Context, cmd *cobra.Command, f benchLogFlags) error {
-	cfgs, err := logBenchConfigs(f.dir, f.recordBytes, f.batch, f.writers, f.syncs, f.duration, f.warmup, f.syncInterval,
-		f.segmentBytes, f.keep)
+	cfgs, err := f.configs(f.warmup)
 	if err != nil {
 		return err
 	}

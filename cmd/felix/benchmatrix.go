@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -58,12 +58,12 @@ Shrink it for a quick look: felix bench matrix --fanouts 1 --batches 1,64 --payl
 }
 
 func runBenchMatrix(ctx context.Context, cmd *cobra.Command, f benchMatrixFlags) error {
-	var pacing bench.Pacing
-	if err := pacing.UnmarshalText([]byte(f.pacing)); err != nil {
-		return fmt.Errorf("--pacing: %w", err)
+	pacing, err := f.pacingMode()
+	if err != nil {
+		return err
 	}
 	if f.count <= 0 || f.warmup < 0 || f.rate < 0 {
-		return fmt.Errorf("--count must be > 0, --warmup and --rate ≥ 0")
+		return errors.New("--count must be > 0, --warmup and --rate ≥ 0")
 	}
 	warmup := f.warmup
 	if warmup == 0 {

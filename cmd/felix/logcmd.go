@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -135,16 +134,7 @@ appends per fsync (group commit) and append latency.`,
 			return runLogBench(ctx, cmd.OutOrStdout(), f)
 		}),
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&f.dir, "dir", os.TempDir(), "directory to create the benchmark logs in (use the disk you care about)")
-	fl.IntVar(&f.recordBytes, "record-bytes", 256, "payload bytes per record")
-	fl.IntVar(&f.batch, "batch", 1, "records per append")
-	fl.IntSliceVar(&f.writers, "writers", []int{1, 16, 64}, "concurrent writers (comma-separated list)")
-	fl.StringSliceVar(&f.syncs, "sync", []string{"always", "interval"}, "sync policies: always, interval, never (comma-separated list)")
-	fl.DurationVar(&f.duration, "duration", 3*time.Second, "measuring time per case")
-	fl.DurationVar(&f.syncInterval, "sync-interval", commitlog.DefaultSyncInterval, "fsync period under the interval policy")
-	fl.Int64Var(&f.segmentBytes, "segment-bytes", commitlog.DefaultSegmentBytes, "segment size")
-	fl.BoolVar(&f.keep, "keep", false, "keep the benchmark logs instead of deleting them")
+	f.register(cmd.Flags())
 	return cmd
 }
 
@@ -158,8 +148,7 @@ type logBenchResult struct {
 }
 
 func runLogBench(ctx context.Context, w io.Writer, f logBenchFlags) error {
-	cfgs, err := logBenchConfigs(f.dir, f.recordBytes, f.batch, f.writers, f.syncs, f.duration, 0, f.syncInterval,
-		f.segmentBytes, f.keep)
+	cfgs, err := f.configs(0)
 	if err != nil {
 		return err
 	}
