@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/felixmq/felix/auth"
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/wire"
 )
@@ -23,9 +24,7 @@ func ttlFromMs(ms *uint64) *time.Duration {
 }
 
 // CacheResource is the RBAC resource name of a cache.
-func CacheResource(tenant, ns, name string) string {
-	return "cache:" + tenant + "/" + ns + "/" + name
-}
+func CacheResource(tenant, ns, name string) string { return auth.CacheResource(tenant, ns, name) }
 
 func (ctl *control) ext() bool { return ctl.peer&wire.CapCacheExt != 0 }
 

@@ -3,21 +3,21 @@ package server
 import (
 	"errors"
 
+	"github.com/felixmq/felix/auth"
+
 	"github.com/felixmq/felix/broker"
 )
 
-// Permission actions checked by the server.
+// Permission actions checked by the server (the strings of package auth).
 const (
-	ActionPublish    = "stream.publish"
-	ActionSubscribe  = "stream.subscribe"
-	ActionCacheRead  = "cache.read"
-	ActionCacheWrite = "cache.write"
+	ActionPublish    = auth.ActionStreamPublish
+	ActionSubscribe  = auth.ActionStreamSubscribe
+	ActionCacheRead  = auth.ActionCacheRead
+	ActionCacheWrite = auth.ActionCacheWrite
 )
 
 // StreamResource is the RBAC resource name of a stream.
-func StreamResource(tenant, ns, stream string) string {
-	return "stream:" + tenant + "/" + ns + "/" + stream
-}
+func StreamResource(tenant, ns, stream string) string { return auth.StreamResource(tenant, ns, stream) }
 
 var errForbidden = errors.New("forbidden")
 

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/felixmq/felix/auth"
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/queue"
@@ -18,7 +19,7 @@ import (
 )
 
 // ActionConsume is the permission to join a consumer group of a stream.
-const ActionConsume = "queue.consume"
+const ActionConsume = auth.ActionQueueConsume
 
 // QueueOptions configure consumer groups. The zero value is usable.
 type QueueOptions struct {
