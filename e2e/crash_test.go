@@ -48,7 +48,7 @@ func startFelix(t *testing.T, bin, addr, dataDir string, args ...string) *broker
 	t.Helper()
 	p := &brokerProc{done: make(chan error, 1)}
 	p.cmd = exec.Command(bin, append([]string{"serve", "--listen", addr, "--data-dir", dataDir, "--no-dev-defaults",
-		"--log-level", "warn", "--metrics-addr", "127.0.0.1:0"}, args...)...)
+		"--log-level", "warn", "--metrics-addr", "127.0.0.1:0", "--controlplane-addr", "off"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

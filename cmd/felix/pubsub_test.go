@@ -29,7 +29,7 @@ func startServeDir(t *testing.T, dataDir string, extra ...string) (string, *brok
 	var addr string
 	var b *broker.Broker
 	cmd := newServeCmd()
-	cmd.SetArgs(append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn", "--metrics-addr", "127.0.0.1:0"}, extra...))
+	cmd.SetArgs(append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn", "--metrics-addr", "127.0.0.1:0", "--controlplane-addr", "off"}, extra...))
 	cmd.SetOut(&bytes.Buffer{})
 	cmd.SetErr(&bytes.Buffer{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -115,7 +115,7 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		{[]string{"--cache", "a/b/c:-5"}, "--cache"},
 		{[]string{"--cache-max-bytes", "-1"}, "--cache-max-bytes"},
 	} {
-		_, err := runCLI(t, append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-addr", "off", "--data-dir", t.TempDir()}, c.args...)...)
+		_, err := runCLI(t, append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-addr", "off", "--controlplane-addr", "off", "--data-dir", t.TempDir()}, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: err %v, want one naming %s", c.args, err, c.want)
 		}
@@ -126,7 +126,7 @@ func TestServeRejectsBadConfig(t *testing.T) {
 // sync policy, and bad policies are refused naming the flag.
 func TestServeDurableStreams(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := runCLI(t, "serve", "--listen", "127.0.0.1:0", "--metrics-addr", "off", "--data-dir", dir, "--durable-stream", "a/b/c:sometimes"); err == nil ||
+	if _, err := runCLI(t, "serve", "--listen", "127.0.0.1:0", "--metrics-addr", "off", "--controlplane-addr", "off", "--data-dir", dir, "--durable-stream", "a/b/c:sometimes"); err == nil ||
 		!strings.Contains(err.Error(), "--durable-stream") {
 		t.Fatalf("bad per-stream policy: %v", err)
 	}

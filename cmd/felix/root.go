@@ -21,7 +21,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newServeCmd(), newPubCmd(), newSubCmd(), newCacheCmd(), newQueueCmd(), newBenchCmd(), newLogCmd())
+	root.AddCommand(newVersionCmd(), newServeCmd(), newPubCmd(), newSubCmd(), newCacheCmd(), newQueueCmd(), newBenchCmd(), newLogCmd(), newTokenCmd(), newControlPlaneCmd(), newDemoCmd())
 	return root
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -44,12 +45,36 @@ type serveFlags struct {
 	logFormat, logLevel             string
 	configFile, metricsAddr         string
 	printConfig                     bool
+	tlsClientCA                     string
+	tlsRequireClientCert            bool
+	limits                          server.TenantLimits
+	sec                             securityFlags
+	cp                              cpFlags
 	// sources records where each flag's value came from (flag, env, file).
 	sources configSources
 }
 
 // serveReadyHook lets in-process tests learn the bound address.
 var serveReadyHook func(addr string, b *broker.Broker)
+
+// cpReadyHook lets in-process tests learn the embedded control plane's
+// address (nil when off) and the admin token.
+var cpReadyHook func(addr net.Addr, adminToken string)
+
+// markReady flips /ready once the control plane's first sync is done (at
+// once without a control plane).
+func markReady(ctx context.Context, ms *metrics.Server, cp *runningControlPlane) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for cp != nil && !cp.follower.Ready() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+	ms.SetReady(true)
+}
 
 func newServeCmd() *cobra.Command {
 	var f serveFlags
@@ -110,6 +135,13 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.StringVar(&f.configFile, "config", "", "YAML config file; its keys are these flags' names (flag > env > file > default)")
+	fl.StringVar(&f.tlsClientCA, "tls-client-ca", "", "CA file (PEM) of client certificates: enables mTLS; clients presenting a certificate must chain to it")
+	fl.BoolVar(&f.tlsRequireClientCert, "tls-require-client-cert", false, "refuse clients without a valid certificate (needs --tls-client-ca)")
+	fl.IntVar(&f.limits.MaxConnections, "tenant-max-connections", 0, "connections per tenant (0 = unlimited)")
+	fl.IntVar(&f.limits.MaxSubscriptions, "tenant-max-subscriptions", 0, "live subscriptions and queue consumers per tenant (0 = unlimited)")
+	fl.Int64Var(&f.limits.PublishBytesPerSec, "tenant-publish-bytes-per-sec", 0, "published payload bytes per second per tenant (0 = unlimited)")
+	addSecurityFlags(fl, &f.sec)
+	addControlPlaneFlags(fl, &f.cp)
 	fl.StringVar(&f.metricsAddr, "metrics-addr", metrics.DefaultAddr, "HTTP address of /metrics, /live, /ready and the dashboard; \"off\" disables it")
 	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration as YAML (with where each value came from) and exit")
 	annotateEnv(fl)
@@ -186,6 +218,19 @@ func (f serveFlags) validate() error {
 			bad(key, "unreadable: %v", err)
 		}
 	}
+	if f.tlsRequireClientCert && f.tlsClientCA == "" {
+		bad("tls-require-client-cert", "needs --tls-client-ca")
+	}
+	if f.tlsClientCA != "" {
+		if _, err := os.ReadFile(f.tlsClientCA); err != nil {
+			bad("tls-client-ca", "unreadable: %v", err)
+		}
+	}
+	if f.limits.MaxConnections < 0 || f.limits.MaxSubscriptions < 0 || f.limits.PublishBytesPerSec < 0 {
+		bad("tenant-max-connections", "tenant limits must not be negative")
+	}
+	f.sec.validate(bad)
+	f.cp.validate(bad)
 	if _, err := newLogger(io.Discard, "text", f.logLevel); err != nil {
 		bad("log-level", "unknown level %q (want debug, info, warn or error)", f.logLevel)
 	}
@@ -222,7 +267,11 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	store := cache.NewStore(cache.StoreOptions{})
 	defer store.Close()
 	syncPolicy, _ := commitlog.ParseSyncPolicy(f.fsync)
-	srv, err := newServer(f, b, store, syncPolicy, log)
+	sec, err := f.sec.setup(ctx, f.dataDir, f.sec.oidcConfig != "", log)
+	if err != nil {
+		return err
+	}
+	srv, err := newServer(f, b, store, syncPolicy, sec.authn, log)
 	if err != nil {
 		return err
 	}
@@ -250,17 +299,29 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err := declareCaches(store, f, log); err != nil {
 		return err
 	}
+	cp, err := startControlPlane(ctx, f, sec, b, store, syncHist.Observe, log)
+	if err != nil {
+		return err
+	}
+	if cp != nil {
+		defer cp.close()
+	}
 	if err := srv.Listen(f.addr); err != nil {
 		return fmt.Errorf("%s: %w", f.sources.describe("listen"), err)
 	}
-	log.Warn("development mode: any token is accepted (authentication arrives with the control plane)")
+	if f.sec.authMode == "dev" {
+		log.Warn("development mode: any token is accepted for any tenant (--auth token to require Felix tokens)")
+	}
 	if serveReadyHook != nil {
 		serveReadyHook(srv.Addr().String(), b)
+	}
+	if cpReadyHook != nil {
+		cpReadyHook(cp.Addr(), sec.admin)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
 	if ms != nil {
-		ms.SetReady(true)
+		go markReady(ctx, ms, cp)
 	}
 	select {
 	case err := <-served:
@@ -282,8 +343,9 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 }
 
 // newServer builds the QUIC server (not yet listening) from the flags.
-func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy commitlog.SyncPolicy, log *slog.Logger) (*server.Server, error) {
-	tlsConf, err := transport.ServerTLSConfig(transport.TLSOptions{CertFile: f.tlsCert, KeyFile: f.tlsKey, DataDir: f.dataDir}, log)
+func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy commitlog.SyncPolicy, authn server.Authenticator, log *slog.Logger) (*server.Server, error) {
+	tlsConf, err := transport.ServerTLSConfig(transport.TLSOptions{CertFile: f.tlsCert, KeyFile: f.tlsKey, DataDir: f.dataDir,
+		ClientCAFile: f.tlsClientCA, RequireClientCert: f.tlsRequireClientCert}, log)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.sources.describe("tls-cert"), err)
 	}
@@ -299,7 +361,7 @@ func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy co
 		Queues: server.QueueOptions{AckTimeout: f.queueAckTimeout, MaxAttempts: f.queueMaxAttempts,
 			DefaultPrefetch: f.queuePrefetch, DeadLetterSuffix: f.queueDLQSuffix, StateDir: groupsDir(f.dataDir),
 			StateSync: syncPolicy}, MaxFrameBytes: f.maxFrameBytes,
-		MaxSubscriptionsPerConn: f.maxSubsPerConn, Logger: log,
+		MaxSubscriptionsPerConn: f.maxSubsPerConn, Logger: log, Auth: authn, Limits: f.limits,
 	})
 }
 

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/cache"
+	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/controlplane"
+)
+
+// cpFlags choose how the broker gets its metadata: an embedded control
+// plane (store in the data dir, HTTP API on --controlplane-addr) or an
+// external one followed over HTTP.
+type cpFlags struct {
+	addr, url, token string
+	syncInterval     time.Duration
+}
+
+func addControlPlaneFlags(fl *pflag.FlagSet, c *cpFlags) {
+	fl.StringVar(&c.addr, "controlplane-addr", "127.0.0.1:8443", "HTTP address of the embedded control plane's /v1 API (store in --data-dir); \"off\" disables it")
+	fl.StringVar(&c.url, "controlplane-url", "", "follow an external control plane at this URL instead of embedding one")
+	fl.StringVar(&c.token, "controlplane-token", "", "admin credential (Bearer) for --controlplane-url")
+	fl.DurationVar(&c.syncInterval, "controlplane-sync-interval", 2*time.Second, "how often the broker polls the control plane's change feed")
+}
+
+func (c cpFlags) validate(bad func(key, msg string, args ...any)) {
+	if c.syncInterval <= 0 {
+		bad("controlplane-sync-interval", "must be positive")
+	}
+}
+
+// httpService is an HTTP server on its own listener, shut down with the
+// broker.
+type httpService struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+func startHTTP(addr string, h http.Handler, log *slog.Logger) (*httpService, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &httpService{ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+func (s *httpService) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s.srv.Shutdown(ctx)
+}
+
+// runningControlPlane is the control plane side of a running broker.
+type runningControlPlane struct {
+	follower *controlplane.Follower
+	store    *controlplane.Store // embedded only
+	http     *httpService        // embedded only
+}
+
+// Addr is the embedded API's bound address, or nil.
+func (r *runningControlPlane) Addr() net.Addr {
+	if r == nil || r.http == nil {
+		return nil
+	}
+	return r.http.ln.Addr()
+}
+
+func (r *runningControlPlane) close() {
+	if r.http != nil {
+		r.http.close()
+	}
+	if r.store != nil {
+		r.store.Close()
+	}
+}
+
+// openControlPlaneStore opens the metadata store in the data dir.
+func openControlPlaneStore(dataDir string) (*controlplane.Store, error) {
+	if dataDir == "" {
+		return nil, errors.New("the embedded control plane needs --data-dir")
+	}
+	return controlplane.Open(filepath.Join(dataDir, "controlplane.db"), controlplane.StoreOptions{})
+}
+
+// controlPlaneHandler is the /v1 API with the admin check and the mounts.
+func controlPlaneHandler(store *controlplane.Store, sec *security, oidcPath string, log *slog.Logger) (http.Handler, error) {
+	mounts, err := controlPlaneMounts(sec, oidcPath, log)
+	if err != nil {
+		return nil, err
+	}
+	return controlplane.NewServer(controlplane.Options{Store: store, Authorize: sec.authorizeAdmin, Mount: mounts, Logger: log})
+}
+
+// startControlPlane embeds or follows a control plane and applies its
+// metadata to the broker. The first sync runs before it returns (an
+// external control plane that cannot be reached is retried in the
+// background); Run continues until ctx ends.
+func startControlPlane(ctx context.Context, f serveFlags, sec *security, b *broker.Broker, caches *cache.Store, onSync func(time.Duration), log *slog.Logger) (*runningControlPlane, error) {
+	c := f.cp
+	if c.url == "" && c.addr == "off" {
+		return nil, nil
+	}
+	applier, err := controlplane.NewBrokerApplier(controlplane.BrokerApplierOptions{Broker: b, Caches: caches, DataDir: f.dataDir, Logger: log,
+		Log: commitlog.Options{SyncInterval: f.fsyncInterval, SegmentBytes: f.segmentBytes, Logger: log, OnSync: onSync}})
+	if err != nil {
+		return nil, err
+	}
+	r := &runningControlPlane{}
+	var src controlplane.Source
+	if c.url != "" {
+		src = controlplane.NewHTTPSource(c.url, c.token, nil)
+	} else {
+		if r.store, err = openControlPlaneStore(f.dataDir); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.sources.describe("controlplane-addr"), err)
+		}
+		h, err := controlPlaneHandler(r.store, sec, f.sec.oidcConfig, log)
+		if err != nil {
+			r.close()
+			return nil, err
+		}
+		if r.http, err = startHTTP(c.addr, h, log); err != nil {
+			r.close()
+			return nil, fmt.Errorf("%s: %w", f.sources.describe("controlplane-addr"), err)
+		}
+		log.Info("control plane listening", "addr", r.http.ln.Addr().String(), "api", "/v1", "openapi", "/v1/openapi.json")
+		src = r.store
+	}
+	r.follower, err = controlplane.NewFollower(controlplane.FollowerOptions{Source: src, Applier: applier, SyncInterval: c.syncInterval, Logger: log})
+	if err != nil {
+		r.close()
+		return nil, err
+	}
+	if err := r.follower.Sync(ctx); err != nil {
+		log.Warn("control plane: first sync failed; retrying in the background", "err", err)
+	}
+	go r.follower.Run(ctx)
+	return r, nil
+}
+
+// newControlPlaneCmd runs a standalone control plane: the metadata store
+// and its /v1 API, for brokers started with --controlplane-url.
+func newControlPlaneCmd() *cobra.Command {
+	var (
+		addr, dataDir, logFormat, logLevel string
+		sec                                securityFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "controlplane",
+		Short: "Run a standalone control plane (metadata API for brokers started with --controlplane-url)",
+		Long: `Run the control plane alone: tenants, namespaces, streams and caches in a
+bbolt store in --data-dir, served as a JSON API under /v1 (OpenAPI at
+/v1/openapi.json). Every admin route needs "Authorization: Bearer <token>":
+the --admin-token (default: a random one kept in <data-dir>/admin-token), or
+a Felix token with the admin permission. Brokers follow it with
+--controlplane-url and --controlplane-token.`,
+		Args:    cobra.NoArgs,
+		PreRunE: envPreRun,
+		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
+			log, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			var errs []error
+			sec.validate(func(key, msg string, args ...any) {
+				errs = append(errs, fmt.Errorf("--%s: "+msg, append([]any{key}, args...)...))
+			})
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+			if err := os.MkdirAll(dataDir, 0o700); err != nil {
+				return fmt.Errorf("--data-dir: %w", err)
+			}
+			s, err := sec.setup(ctx, dataDir, true, log)
+			if err != nil {
+				return err
+			}
+			store, err := openControlPlaneStore(dataDir)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			h, err := controlPlaneHandler(store, s, sec.oidcConfig, log)
+			if err != nil {
+				return err
+			}
+			svc, err := startHTTP(addr, h, log)
+			if err != nil {
+				return fmt.Errorf("--listen: %w", err)
+			}
+			log.Info("control plane listening", "addr", svc.ln.Addr().String(), "api", "/v1")
+			if cpReadyHook != nil {
+				cpReadyHook(svc.ln.Addr(), s.admin)
+			}
+			<-ctx.Done()
+			svc.close()
+			return nil
+		}),
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&addr, "listen", "127.0.0.1:8443", "HTTP listen address of the /v1 API")
+	fl.StringVar(&dataDir, "data-dir", "felix-controlplane", "directory of the metadata store, the admin token and the token signing key")
+	fl.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	addSecurityFlags(fl, &sec)
+	annotateEnv(fl)
+	return cmd
+}

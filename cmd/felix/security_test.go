@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/client"
+	"github.com/felixmq/felix/wire"
+)
+
+type cpInfo struct {
+	base, admin string
+}
+
+// startSecureServe runs serve with --auth token and the embedded control
+// plane on a free port.
+func startSecureServe(t *testing.T, dir string, extra ...string) (string, *broker.Broker, string, cpInfo) {
+	t.Helper()
+	got := make(chan cpInfo, 1)
+	cpReadyHook = func(a net.Addr, tok string) { got <- cpInfo{base: "http://" + a.String(), admin: tok} }
+	t.Cleanup(func() { cpReadyHook = nil })
+	args := append([]string{"--auth", "token", "--controlplane-addr", "127.0.0.1:0",
+		"--controlplane-sync-interval", "20ms", "--no-dev-defaults"}, extra...)
+	addr, b, ca, stop := startServeDir(t, dir, args...)
+	t.Cleanup(stop)
+	select {
+	case info := <-got:
+		return addr, b, ca, info
+	case <-time.After(10 * time.Second):
+		t.Fatal("control plane did not start")
+	}
+	return "", nil, "", cpInfo{}
+}
+
+func call(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// eventually polls cond until it holds or 10 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The embedded control plane: the admin API refuses requests without the
+// admin credential; a stream and cache created over it reach the running
+// broker; a token issued with `felix token issue` and the broker's key
+// publishes there while other tokens are refused; deleting the namespace
+// removes the stream from the broker.
+func TestServeControlPlaneAndTokens(t *testing.T) {
+	dir := t.TempDir()
+	addr, b, ca, cp := startSecureServe(t, dir)
+
+	if code, _ := call(t, "GET", cp.base+"/v1/tenants", "", ""); code != http.StatusUnauthorized {
+		t.Fatalf("no credential: %d, want 401", code)
+	}
+	if code, _ := call(t, "POST", cp.base+"/v1/tenants", "wrong", `{"tenant_id":"acme","display_name":"Acme"}`); code != http.StatusForbidden {
+		t.Fatalf("wrong credential: %d, want 403", code)
+	}
+	for _, c := range []struct{ path, body string }{
+		{"/v1/tenants", `{"tenant_id":"acme","display_name":"Acme"}`},
+		{"/v1/tenants/acme/namespaces", `{"namespace":"orders","display_name":"Orders"}`},
+		{"/v1/tenants/acme/namespaces/orders/streams", `{"stream":"created","kind":"Stream","shards":1,"retention":{},"consistency":"Leader","delivery":"AtMostOnce","durable":false}`},
+		{"/v1/tenants/acme/namespaces/orders/caches", `{"cache":"state","display_name":"State"}`},
+	} {
+		if code, body := call(t, "POST", cp.base+c.path, cp.admin, c.body); code != http.StatusCreated {
+			t.Fatalf("POST %s: %d %s", c.path, code, body)
+		}
+	}
+	eventually(t, "the new stream in the broker", func() bool {
+		_, err := b.Stream("acme", "orders", "created")
+		return err == nil
+	})
+
+	out, err := runCLI(t, "token", "issue", "--key", filepath.Join(dir, "token-key.pem"), "--tenant", "acme",
+		"--sub", "svc", "--perm", "stream.publish:stream:acme/orders/*", "--perm", "cache.write:cache:acme/*/*")
+	if err != nil {
+		t.Fatalf("token issue: %v %s", err, out)
+	}
+	tok := strings.TrimSpace(out)
+	dial := func(token string) (*client.Client, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := client.Dial(ctx, addr, client.Options{CAFile: ca, TenantID: "acme", Token: token,
+			Reconnect: client.ReconnectPolicy{Disabled: true}, RequestTimeout: 5 * time.Second})
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+		return c, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	good, err := dial(tok)
+	if err != nil {
+		t.Fatalf("dial with a good token: %v", err)
+	}
+	if err := good.Publish(ctx, "orders", "created", []byte("o-1"), client.WithAck(wire.AckPerMessage)); err != nil {
+		t.Fatalf("publish with a good token: %v", err)
+	}
+	if _, err := good.Cache("orders", "state").Put(ctx, "o-1", []byte("new")); err != nil {
+		t.Fatalf("cache put with a good token: %v", err)
+	}
+	// The token grants publish, not subscribe.
+	if _, err := good.Subscribe(ctx, "orders", "created"); err == nil {
+		t.Fatal("subscribe allowed without stream.subscribe")
+	}
+	// A development token is refused.
+	if _, err := dial("dev"); err == nil || !strings.Contains(err.Error(), "auth failed") {
+		t.Fatalf(`token "dev" with --auth token: %v, want auth failed`, err)
+	}
+	st, _ := b.Stream("acme", "orders", "created")
+	if n := st.Stats().Published; n != 1 {
+		t.Fatalf("published %d, want 1", n)
+	}
+
+	if code, body := call(t, "DELETE", cp.base+"/v1/tenants/acme/namespaces/orders", cp.admin, ""); code != http.StatusNoContent {
+		t.Fatalf("delete namespace: %d %s", code, body)
+	}
+	eventually(t, "the stream to leave the broker", func() bool {
+		_, err := b.Stream("acme", "orders", "created")
+		return errors.Is(err, broker.ErrStreamNotFound)
+	})
+}
+
+// Admin Felix tokens (permission admin) work on the API; others do not.
+func TestControlPlaneAdminTokens(t *testing.T) {
+	dir := t.TempDir()
+	_, _, _, cp := startSecureServe(t, dir)
+	issue := func(perm string) string {
+		out, err := runCLI(t, "token", "issue", "--key", filepath.Join(dir, "token-key.pem"), "--tenant", "ops",
+			"--sub", "operator", "--perm", perm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	if code, body := call(t, "POST", cp.base+"/v1/tenants", issue("admin:cluster"), `{"tenant_id":"acme","display_name":"Acme"}`); code != http.StatusCreated {
+		t.Fatalf("admin:cluster token: %d %s", code, body)
+	}
+	if code, _ := call(t, "GET", cp.base+"/v1/tenants", issue("stream.publish:stream:ops/*/*"), ""); code != http.StatusForbidden {
+		t.Fatalf("non-admin token: %d, want 403", code)
+	}
+	// The JWKS endpoint is public and lists the signing key.
+	code, body := call(t, "GET", cp.base+"/v1/tenants/acme/.well-known/jwks.json", "", "")
+	if code != http.StatusOK || !strings.Contains(body, `"crv":"Ed25519"`) {
+		t.Fatalf("jwks: %d %s", code, body)
+	}
+}
+
+// mTLS from the serve flags: a client without a certificate is refused.
+func TestServeRequiresClientCertificate(t *testing.T) {
+	dir := t.TempDir()
+	// A first start creates the development certificate, which then serves
+	// as the client CA: a client without any certificate must be refused.
+	_, _, _, stop := startServeDir(t, dir)
+	stop()
+	addr, _, ca, stop2 := startServeDir(t, dir, "--tls-client-ca", filepath.Join(dir, "dev-cert.pem"), "--tls-require-client-cert")
+	defer stop2()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, addr, client.Options{CAFile: ca, Reconnect: client.ReconnectPolicy{Disabled: true}})
+	if err == nil {
+		err = c.Publish(ctx, "default", "demo", []byte("x"), client.WithAck(wire.AckPerMessage))
+		c.Close()
+	}
+	if err == nil {
+		t.Fatal("a client without a certificate was served")
+	}
+	t.Logf("refused as expected: %v", err)
+}
