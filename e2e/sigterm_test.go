@@ -144,24 +144,34 @@ func TestSIGTERMDrainsAckedPublishes(t *testing.T) {
 // after checking it verifies.
 func readStored(t *testing.T, dir string) map[uint64]bool {
 	t.Helper()
+	out := map[uint64]bool{}
+	forEachRecord(t, dir, func(r commitlog.Record) { out[binary.BigEndian.Uint64(r.Payload)] = true })
+	return out
+}
+
+// forEachRecord checks that a closed durable stream's log verifies and has
+// no offset gap, then calls fn with every record in order.
+func forEachRecord(t *testing.T, dir string, fn func(commitlog.Record)) {
+	t.Helper()
 	if _, err := commitlog.Verify(dir); err != nil {
-		t.Fatalf("log does not verify after SIGTERM: %v", err)
+		t.Fatalf("log does not verify: %v", err)
 	}
 	lg, err := commitlog.Open(dir, commitlog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lg.Close()
-	out := map[uint64]bool{}
 	for off := lg.Oldest(); off < lg.Next(); {
 		recs, err := lg.Read(off, 1000, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range recs {
-			out[binary.BigEndian.Uint64(r.Payload)] = true
+			if r.Offset != off {
+				t.Fatalf("offset gap: got %d want %d", r.Offset, off)
+			}
+			fn(r)
 			off++
 		}
 	}
-	return out
 }

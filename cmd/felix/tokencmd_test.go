@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -15,13 +14,7 @@ import (
 
 func runToken(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newTokenCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	err := cmd.Execute()
-	return out.String(), err
+	return runCLI(t, append([]string{"token"}, args...)...)
 }
 
 func TestTokenKeygenIssueVerify(t *testing.T) {
