@@ -233,6 +233,7 @@ func StartFelixProcess(ctx context.Context, binary string, extra []string, strea
 		return nil, err
 	}
 	args := []string{"serve", "--listen", addr, "--data-dir", dir, "--log-level", "warn", "--no-dev-defaults",
+		"--metrics-addr", "off", "--controlplane-addr", "off",
 		"--cache", BenchCache.String()}
 	for _, s := range streams {
 		args = append(args, "--stream", s)
