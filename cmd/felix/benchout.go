@@ -80,8 +80,10 @@ type cleanups []func() error
 
 func (c *cleanups) add(f func() error) { *c = append(*c, f) }
 
-func (c cleanups) run() {
-	for i := len(c) - 1; i >= 0; i-- {
-		_ = c[i]()
+// run calls the cleanups in reverse order. Its receiver is a pointer so
+// that `defer stop.run()` sees the cleanups added after the defer.
+func (c *cleanups) run() {
+	for i := len(*c) - 1; i >= 0; i-- {
+		_ = (*c)[i]()
 	}
 }
