@@ -199,11 +199,21 @@ func (sec *security) authorizeAdmin(r *http.Request, tenant string) error {
 // providers whose tokens may be exchanged and what their principals get.
 type oidcConfig struct {
 	Tenants map[string]struct {
-		Issuers []oidc.IssuerConfig `yaml:"issuers"`
+		Issuers []oidcIssuer `yaml:"issuers"`
 		// Grants maps a principal id, "group:<name>" or "*" (everyone
 		// verified) to permission strings.
 		Grants map[string][]string `yaml:"grants"`
 	} `yaml:"tenants"`
+}
+
+// oidcIssuer is one identity provider (see oidc.IssuerConfig).
+type oidcIssuer struct {
+	Issuer       string   `yaml:"issuer"`
+	Audiences    []string `yaml:"audiences"`
+	JWKSURL      string   `yaml:"jwks_url"`
+	DiscoveryURL string   `yaml:"discovery_url"`
+	SubjectClaim string   `yaml:"subject_claim"`
+	GroupsClaim  string   `yaml:"groups_claim"`
 }
 
 func loadOIDCConfig(path string) (*oidcConfig, error) {
@@ -218,6 +228,11 @@ func loadOIDCConfig(path string) (*oidcConfig, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	for t, tc := range c.Tenants {
+		for i, is := range tc.Issuers {
+			if is.Issuer == "" || len(is.Audiences) == 0 {
+				return nil, fmt.Errorf("%s: tenant %s issuer %d: issuer and audiences are required", path, t, i)
+			}
+		}
 		for who, perms := range tc.Grants {
 			if _, err := auth.NewMatcher(perms); err != nil {
 				return nil, fmt.Errorf("%s: tenant %s grant %q: %w", path, t, who, err)
@@ -237,7 +252,12 @@ func (c *oidcConfig) exchangeHandler(sg *auth.Signer, log *slog.Logger) *oidc.Ex
 			if !ok {
 				return nil, oidc.ErrTenantNotAllowed
 			}
-			return tc.Issuers, nil
+			out := make([]oidc.IssuerConfig, len(tc.Issuers))
+			for i, is := range tc.Issuers {
+				out[i] = oidc.IssuerConfig{Issuer: is.Issuer, Audiences: is.Audiences, JWKSURL: is.JWKSURL,
+					DiscoveryURL: is.DiscoveryURL, SubjectClaim: is.SubjectClaim, GroupsClaim: is.GroupsClaim}
+			}
+			return out, nil
 		},
 		Permissions: func(_ context.Context, tenant string, p *oidc.Principal) ([]string, error) {
 			g := c.Tenants[tenant].Grants
