@@ -2,8 +2,12 @@ package client
 
 import (
 	"context"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
+	"github.com/felixmq/felix/cache"
+	"github.com/felixmq/felix/internal/testbroker"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -64,4 +68,32 @@ func benchClient(b *testing.B) (*Client, context.Context) {
 	}
 	b.Cleanup(func() { _ = c.Close() })
 	return c, context.Background()
+}
+
+// BenchmarkCacheGetParallel measures pipelined cache GETs of 256-byte
+// values from many goroutines over the default pool.
+func BenchmarkCacheGetParallel(b *testing.B) {
+	tb := startBroker(b, testbroker.WithCaches(cache.Config{}, "default/default/bench"))
+	c, err := Dial(context.Background(), tb.Addr, Options{TLS: tb.ClientTLS, CacheConns: 1, CacheStreamsPerConn: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+	kv := c.Cache("default", "bench")
+	for i := range 1000 {
+		if _, err := kv.Put(ctx, strconv.Itoa(i), make([]byte, 256)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetParallelism(16) // 32 goroutines on 2 CPUs, as the c32 comparison
+	var n atomic.Uint64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, err := kv.Get(ctx, strconv.Itoa(int(n.Add(1)%1000))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

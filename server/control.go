@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 
@@ -19,11 +20,19 @@ type control struct {
 	peer  uint16 // negotiated client capabilities
 	pub   *publisher
 	batch wire.BinaryPublishBatch
-	ack   []byte
+	// br buffers the stream's input; out holds replies not yet written.
+	// Replies are written when no further request is already buffered, so
+	// pipelined requests get their replies in one stream write.
+	br  *bufio.Reader
+	out []byte
 }
 
+// maxPendingReplies bounds the replies held back for one write.
+const maxPendingReplies = 64 << 10
+
 func (c *conn) handleControl(bs *quic.Stream) {
-	ctl := &control{c: c, bs: bs, r: wire.NewReader(bs, c.s.opts.MaxFrameBytes), w: wire.NewWriter(bs)}
+	br := bufio.NewReaderSize(bs, 16<<10)
+	ctl := &control{c: c, bs: bs, br: br, r: wire.NewReader(br, c.s.opts.MaxFrameBytes), w: wire.NewWriter(bs)}
 	err := ctl.run()
 	if errors.Is(err, errSubscribed) {
 		return // the subscription owns the stream now
@@ -42,21 +51,38 @@ func (ctl *control) run() error {
 	for {
 		f, err := ctl.r.ReadFrame()
 		if errors.Is(err, wire.ErrUnknownFlags) {
-			if err := ctl.w.WriteMessage(&wire.ErrorMessage{Message: "unsupported frame flags"}); err != nil {
+			err = ctl.reply(&wire.ErrorMessage{Message: "unsupported frame flags"})
+		} else if err != nil {
+			ctl.flush()
+			return err
+		} else {
+			ctl.c.s.busy.Add(1)
+			err = ctl.handle(f)
+			ctl.c.s.busy.Add(-1)
+		}
+		if err != nil {
+			ctl.flush()
+			return err
+		}
+		if ctl.br.Buffered() == 0 || len(ctl.out) >= maxPendingReplies {
+			if err := ctl.flush(); err != nil {
 				return err
 			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		ctl.c.s.busy.Add(1)
-		err = ctl.handle(f)
-		ctl.c.s.busy.Add(-1)
-		if err != nil {
-			return err
 		}
 	}
+}
+
+// flush writes the pending replies.
+func (ctl *control) flush() error {
+	if len(ctl.out) == 0 {
+		return nil
+	}
+	err := ctl.w.WriteRaw(ctl.out)
+	ctl.out = ctl.out[:0]
+	if cap(ctl.out) > 1<<20 { // do not pin a large buffer after a rare big reply
+		ctl.out = nil
+	}
+	return err
 }
 
 func (ctl *control) handle(f wire.Frame) error {
@@ -77,7 +103,16 @@ func (ctl *control) handle(f wire.Frame) error {
 	return &wire.DecodeError{What: "control frame", Err: wire.ErrWrongFlags, Detail: fmt.Sprintf("flags %#04x", f.Flags)}
 }
 
-func (ctl *control) reply(m wire.Message) error { return ctl.w.WriteMessage(m) }
+// reply queues m; it is written with the replies of the requests already
+// buffered (see run).
+func (ctl *control) reply(m wire.Message) error {
+	b, err := wire.AppendMessageFrame(ctl.out, m)
+	if err != nil {
+		return err
+	}
+	ctl.out = b
+	return nil
+}
 
 func (ctl *control) fail(msg string) error {
 	if err := ctl.reply(&wire.ErrorMessage{Message: msg}); err != nil {
@@ -181,6 +216,6 @@ func (ctl *control) ackedBinaryPublish(payload []byte) error {
 			msg = err.Error()
 		}
 	}
-	ctl.ack = wire.AppendPublishAckFrame(ctl.ack[:0], reqID, msg == "", msg)
-	return ctl.w.WriteRaw(ctl.ack)
+	ctl.out = wire.AppendPublishAckFrame(ctl.out, reqID, msg == "", msg)
+	return nil
 }

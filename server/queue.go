@@ -253,6 +253,9 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 			prefetch = 64
 		}
 	}
+	if err := ctl.flush(); err != nil { // replies queued before the join go first
+		return err
+	}
 	w := &lockedWriter{w: ctl.w}
 	if err := w.message(&wire.QueueJoined{Group: m.Group, Consumer: name, Prefetch: uint64(prefetch)}); err != nil {
 		return err

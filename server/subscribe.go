@@ -74,7 +74,11 @@ func (ctl *control) subscribe(m *wire.Subscribe) error {
 		us.CancelWrite(streamCodeClosing)
 		return ctl.fail(err.Error())
 	}
-	if err := ctl.reply(&wire.Subscribed{SubscriptionID: sub.ID()}); err != nil {
+	err = ctl.reply(&wire.Subscribed{SubscriptionID: sub.ID()})
+	if err == nil {
+		err = ctl.flush() // the stream is not read again: nothing else is pending
+	}
+	if err != nil {
 		sub.Close()
 		release()
 		us.CancelWrite(streamCodeClosing)
