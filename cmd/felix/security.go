@@ -123,7 +123,10 @@ func (s securityFlags) setup(ctx context.Context, dataDir string, wantSigner boo
 	if s.authMode != "token" {
 		return sec, nil
 	}
-	var keys auth.KeyProvider = sec.signer.KeySet()
+	var keys auth.KeyProvider
+	if sec.signer != nil {
+		keys = sec.signer.KeySet()
+	}
 	if external {
 		src, err := auth.NewKeySource(ctx, auth.KeySourceOptions{File: s.jwksFile, URL: s.jwksURL, Interval: s.jwksRefresh, Log: log})
 		if err != nil {

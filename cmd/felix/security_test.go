@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -198,4 +199,108 @@ func TestServeRequiresClientCertificate(t *testing.T) {
 		t.Fatal("a client without a certificate was served")
 	}
 	t.Logf("refused as expected: %v", err)
+}
+
+// A standalone control plane (`felix controlplane`) drives a broker
+// started with --controlplane-url: a stream created over its API appears in
+// the broker.
+func TestStandaloneControlPlaneDrivesBroker(t *testing.T) {
+	cpDir := t.TempDir()
+	got := make(chan cpInfo, 1)
+	cpReadyHook = func(a net.Addr, tok string) { got <- cpInfo{base: "http://" + a.String(), admin: tok} }
+	t.Cleanup(func() { cpReadyHook = nil })
+	cmd := newControlPlaneCmd()
+	cmd.SetArgs([]string{"--listen", "127.0.0.1:0", "--data-dir", cpDir, "--log-level", "warn"})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("controlplane: %v", err)
+		}
+	})
+	var cp cpInfo
+	select {
+	case cp = <-got:
+	case err := <-done:
+		t.Fatalf("controlplane exited: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("controlplane did not start")
+	}
+	cpReadyHook = nil
+
+	_, b, _, stop := startServeDir(t, t.TempDir(), "--controlplane-url", cp.base, "--controlplane-token", cp.admin,
+		"--controlplane-sync-interval", "20ms")
+	defer stop()
+	for _, c := range []struct{ path, body string }{
+		{"/v1/tenants", `{"tenant_id":"acme","display_name":"Acme"}`},
+		{"/v1/tenants/acme/namespaces", `{"namespace":"web","display_name":"Web"}`},
+		{"/v1/tenants/acme/namespaces/web/streams", `{"stream":"clicks","kind":"Stream","shards":1,"retention":{},"consistency":"Leader","delivery":"AtMostOnce","durable":false}`},
+	} {
+		if code, body := call(t, "POST", cp.base+c.path, cp.admin, c.body); code != http.StatusCreated {
+			t.Fatalf("POST %s: %d %s", c.path, code, body)
+		}
+	}
+	eventually(t, "the stream from the standalone control plane", func() bool {
+		_, err := b.Stream("acme", "web", "clicks")
+		return err == nil
+	})
+}
+
+// --jwks-file: tokens verify against the file's keys, and a rotated file
+// is picked up without a restart (old key refused, new key accepted).
+func TestServeJWKSFileReload(t *testing.T) {
+	dir := t.TempDir()
+	key1, key2, jwks := filepath.Join(dir, "k1.pem"), filepath.Join(dir, "k2.pem"), filepath.Join(dir, "jwks.json")
+	if out, err := runCLI(t, "token", "keygen", "--out", key1, "--jwks", jwks); err != nil {
+		t.Fatalf("keygen: %v %s", err, out)
+	}
+	if out, err := runCLI(t, "token", "keygen", "--out", key2); err != nil {
+		t.Fatalf("keygen: %v %s", err, out)
+	}
+	tokenOf := func(key string) string {
+		out, err := runCLI(t, "token", "issue", "--key", key, "--tenant", "default", "--sub", "svc",
+			"--perm", "stream.publish:stream:default/*/*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	addr, _, ca, stop := startServeDir(t, t.TempDir(), "--auth", "token", "--jwks-file", jwks, "--jwks-refresh", "20ms")
+	defer stop()
+	publishWith := func(tok string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := client.Dial(ctx, addr, client.Options{CAFile: ca, Token: tok, Reconnect: client.ReconnectPolicy{Disabled: true}})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.Publish(ctx, "default", "demo", []byte("x"), client.WithAck(wire.AckPerMessage))
+	}
+	if err := publishWith(tokenOf(key1)); err != nil {
+		t.Fatalf("token of the file's key: %v", err)
+	}
+	if err := publishWith(tokenOf(key2)); err == nil {
+		t.Fatal("token of a key not in the file accepted")
+	}
+	// Rotate: the file now lists key2 only.
+	out, err := runCLI(t, "token", "jwks", "--key", key2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := jwks + ".new"
+	if err := os.WriteFile(tmp, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, jwks); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rotated key set", func() bool { return publishWith(tokenOf(key2)) == nil })
+	if err := publishWith(tokenOf(key1)); err == nil {
+		t.Fatal("token of the removed key still accepted")
+	}
 }
