@@ -44,16 +44,40 @@ func (l *DiskLog) EnforceRetention() error {
 		}
 		total -= s.size
 	}
-	if drop == 0 {
+	return l.dropHeadLocked(drop, "retention")
+}
+
+// TruncateBefore deletes the sealed segments at the head of the log whose
+// records all lie below offset; the active segment is never deleted.
+// Oldest advances to the base of the first remaining segment. A log that
+// keeps its own checkpoints (a queue group's state log, whose latest
+// snapshot makes older records useless) uses it to stay bounded.
+func (l *DiskLog) TruncateBefore(offset uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	drop := 0
+	for drop < len(l.segs)-1 && l.segs[drop].next <= offset {
+		drop++
+	}
+	return l.dropHeadLocked(drop, "truncation")
+}
+
+// dropHeadLocked deletes the first n segments (l.mu held; n < len(segs)).
+func (l *DiskLog) dropHeadLocked(n int, why string) error {
+	if n == 0 {
 		return nil
 	}
+	segs := l.segs
 	l.segMu.Lock()
-	l.segs = slices.Clone(segs[drop:])
+	l.segs = slices.Clone(segs[n:])
 	l.oldest.Store(l.segs[0].base)
 	l.segMu.Unlock()
 	var errs []error
-	for _, s := range segs[:drop] {
-		l.log.Info("commitlog: retention deleted a segment", "file", s.path, "first", s.base, "next", s.next, "bytes", s.size)
+	for _, s := range segs[:n] {
+		l.log.Info("commitlog: "+why+" deleted a segment", "file", s.path, "first", s.base, "next", s.next, "bytes", s.size)
 		for _, p := range []string{s.path, s.indexPath()} {
 			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, err)
@@ -63,7 +87,7 @@ func (l *DiskLog) EnforceRetention() error {
 		l.stats.deleted.Add(1)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("commitlog: retention: %w", err)
+		return fmt.Errorf("commitlog: %s: %w", why, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package commitlog
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -110,5 +111,58 @@ func TestRetentionOff(t *testing.T) {
 	n := len(segments(t, dir))
 	if err := l.EnforceRetention(); err != nil || len(segments(t, dir)) != n {
 		t.Fatalf("retention without a bound deleted segments: %v", err)
+	}
+}
+
+// TruncateBefore deletes exactly the sealed segments whose records all lie
+// below the offset; everything from the offset on stays readable, also
+// after a reopen, and the active segment is never deleted.
+func TestTruncateBefore(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOptions()
+	l := openT(t, dir, opts)
+	appendN(t, l, 200, 3)
+	before := segments(t, dir)
+	if len(before) < 4 {
+		t.Fatalf("want several segments, have %v", before)
+	}
+	cut := before[2] + 1 // inside the third segment
+	if err := l.TruncateBefore(cut); err != nil {
+		t.Fatal(err)
+	}
+	after := segments(t, dir)
+	if len(after) != len(before)-2 || after[0] != before[2] || l.Oldest() != before[2] {
+		t.Fatalf("segments %v → %v, Oldest %d (cut %d)", before, after, l.Oldest(), cut)
+	}
+	check := func(l Log) {
+		t.Helper()
+		recs := readAll(t, l, l.Oldest())
+		for i, r := range recs {
+			if want := l.Oldest() + uint64(i); r.Offset != want || !bytes.Equal(r.Payload, payload(want)) {
+				t.Fatalf("record %d: offset %d", i, r.Offset)
+			}
+		}
+	}
+	check(l)
+	// Beyond the end: every sealed segment goes, the active one stays.
+	if err := l.TruncateBefore(l.Next() + 100); err != nil {
+		t.Fatal(err)
+	}
+	if got := segments(t, dir); len(got) != 1 || got[0] != before[len(before)-1] {
+		t.Fatalf("after truncating everything: %v", got)
+	}
+	check(l)
+	next := l.Next()
+	l.Close()
+	l2 := openT(t, dir, opts)
+	if l2.Next() != next || l2.Oldest() != before[len(before)-1] {
+		t.Fatalf("reopened: oldest %d next %d, want %d %d", l2.Oldest(), l2.Next(), before[len(before)-1], next)
+	}
+	check(l2)
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.TruncateBefore(1); !errors.Is(err, ErrClosed) {
+		t.Fatalf("closed log: %v", err)
 	}
 }

@@ -81,7 +81,34 @@ func (g *Group) snapshot(ctx context.Context) error {
 	}
 	s.ref = off
 	s.since.Store(0)
+	g.truncateState(off)
 	return nil
+}
+
+// headTruncater is a state log that can drop its oldest records
+// (commitlog.DiskLog).
+type headTruncater interface {
+	Sync() error
+	TruncateBefore(offset uint64) error
+}
+
+// truncateState drops the state-log segments wholly before the snapshot at
+// off: a replay starts at the latest snapshot, so they are never read
+// again. The snapshot is synced first, so a crash cannot leave a log whose
+// only snapshots were deleted. Failures are counted; the log just stays
+// longer.
+func (g *Group) truncateState(off uint64) {
+	t, ok := g.state.log.(headTruncater)
+	if !ok {
+		return
+	}
+	err := t.Sync()
+	if err == nil {
+		err = t.TruncateBefore(off)
+	}
+	if err != nil {
+		g.stateFailed()
+	}
 }
 
 func (g *Group) captureLocked() snapshot {
