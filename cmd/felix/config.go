@@ -46,6 +46,58 @@ var referenceKeys = map[string]refKey{
 	"shutdown_drain_timeout_ms":  {flag: "shutdown-timeout", unit: time.Millisecond},
 }
 
+// referenceEnv are the reference broker's environment variables (§4.1)
+// whose names differ from ours but mean the same thing. Ours win when both
+// are set.
+var referenceEnv = map[string]refKey{
+	"FELIX_QUIC_BIND":                     {flag: "listen"},
+	"FELIX_BROKER_METRICS_BIND":           {flag: "metrics-addr"},
+	"FELIX_EVENT_BATCH_MAX_DELAY_US":      {flag: "event-batch-max-delay", unit: time.Microsecond},
+	"FELIX_SUBSCRIBER_QUEUE_CAPACITY":     {flag: "queue-capacity"},
+	"FELIX_SUB_QUEUE_CAPACITY":            {flag: "queue-capacity"},
+	"FELIX_SUB_QUEUE_POLICY":              {flag: "queue-policy"},
+	"FELIX_SHUTDOWN_DRAIN_TIMEOUT_MS":     {flag: "shutdown-timeout", unit: time.Millisecond},
+	"FELIX_CONTROLPLANE_SYNC_INTERVAL_MS": {flag: "controlplane-sync-interval", unit: time.Millisecond},
+	"FELIX_DURABLE_FSYNC_INTERVAL_MS":     {flag: "fsync-interval", unit: time.Millisecond},
+	"FELIX_DURABLE_SEGMENT_BYTES":         {flag: "segment-bytes"},
+	"FELIX_DURABLE_RETENTION_BYTES":       {flag: "retention-bytes"},
+	"FELIX_DURABLE_RETENTION_SECONDS":     {flag: "retention-age", unit: time.Second},
+}
+
+// applyReferenceEnv sets unset flags from the reference's variable names.
+func applyReferenceEnv(fs *pflag.FlagSet, src configSources) error {
+	names := make([]string, 0, len(referenceEnv))
+	for name := range referenceEnv {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var errs []error
+	for _, name := range names {
+		ref := referenceEnv[name]
+		v, ok := os.LookupEnv(name)
+		if !ok || fs.Lookup(ref.flag) == nil {
+			continue
+		}
+		if _, set := src[ref.flag]; set {
+			continue // our own name, or a flag, wins
+		}
+		if ref.unit != 0 {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want an integer", name, v))
+				continue
+			}
+			v = (time.Duration(n) * ref.unit).String()
+		}
+		if err := fs.Set(ref.flag, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			continue
+		}
+		src[ref.flag] = name
+	}
+	return errors.Join(errs...)
+}
+
 // notConfigKeys are flags that make no sense in a file.
 var notConfigKeys = map[string]bool{"help": true, "config": true, "print-config": true}
 
@@ -76,6 +128,9 @@ func loadLayers(fs *pflag.FlagSet) (configSources, error) {
 			src[f.Name] = envName(f.Name)
 		}
 	})
+	if err := applyReferenceEnv(fs, src); err != nil {
+		return nil, err
+	}
 	cf := fs.Lookup("config")
 	if cf == nil || cf.Value.String() == "" {
 		return src, nil

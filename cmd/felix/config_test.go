@@ -149,3 +149,29 @@ func TestConfigInvalidValuesNameTheKey(t *testing.T) {
 		})
 	}
 }
+
+// The reference broker's environment variable names work too, with their
+// units; our own names win over them.
+func TestReferenceEnvAliases(t *testing.T) {
+	t.Setenv("FELIX_QUIC_BIND", "127.0.0.1:5777")
+	t.Setenv("FELIX_SHUTDOWN_DRAIN_TIMEOUT_MS", "1500")
+	t.Setenv("FELIX_SUB_QUEUE_POLICY", "block")
+	t.Setenv("FELIX_DURABLE_RETENTION_SECONDS", "3600")
+	t.Setenv("FELIX_SUB_QUEUE_CAPACITY", "99")
+	t.Setenv("FELIX_QUEUE_CAPACITY", "7") // ours wins
+	m, out := effective(t)
+	want := map[string]any{"listen": "127.0.0.1:5777", "shutdown_timeout": "1.5s", "queue_policy": "block",
+		"retention_age": "1h0m0s", "queue_capacity": 7}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+	if !strings.Contains(out, "# FELIX_QUIC_BIND") {
+		t.Errorf("print-config does not name the reference variable:\n%s", out)
+	}
+	t.Setenv("FELIX_EVENT_BATCH_MAX_DELAY_US", "soon")
+	if _, err := runCLI(t, "serve", "--print-config"); err == nil || !strings.Contains(err.Error(), "FELIX_EVENT_BATCH_MAX_DELAY_US") {
+		t.Fatalf("bad reference variable: %v", err)
+	}
+}
