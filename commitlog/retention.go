@@ -49,9 +49,12 @@ func (l *DiskLog) EnforceRetention() error {
 
 // TruncateBefore deletes the sealed segments at the head of the log whose
 // records all lie below offset; the active segment is never deleted.
-// Oldest advances to the base of the first remaining segment. A log that
-// keeps its own checkpoints (a queue group's state log, whose latest
-// snapshot makes older records useless) uses it to stay bounded.
+// Oldest advances to the base of the first remaining segment. Before it
+// deletes anything it fsyncs the log, whatever the policy, so a crash
+// never leaves the older records gone and the record at offset lost; when
+// nothing is to be deleted it does no I/O. A log that keeps its own
+// checkpoints (a queue group's state log, whose latest snapshot makes
+// older records useless) uses it to stay bounded.
 func (l *DiskLog) TruncateBefore(offset uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -61,6 +64,12 @@ func (l *DiskLog) TruncateBefore(offset uint64) error {
 	drop := 0
 	for drop < len(l.segs)-1 && l.segs[drop].next <= offset {
 		drop++
+	}
+	if drop == 0 {
+		return nil
+	}
+	if err := l.syncActive(); err != nil {
+		return err
 	}
 	return l.dropHeadLocked(drop, "truncation")
 }

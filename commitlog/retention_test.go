@@ -166,3 +166,30 @@ func TestTruncateBefore(t *testing.T) {
 		t.Fatalf("closed log: %v", err)
 	}
 }
+
+// TruncateBefore syncs the records it keeps before deleting any segment,
+// whatever the policy, and does no fsync when nothing is to be deleted.
+func TestTruncateBeforeSyncsOnlyWhenDeleting(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOptions()
+	opts.Sync = SyncNever
+	l := openT(t, dir, opts)
+	defer l.Close()
+	appendN(t, l, 200, 3)
+	before := l.Stats()
+	if before.Synced >= l.Next() {
+		t.Fatalf("want unsynced records under SyncNever: synced %d next %d", before.Synced, l.Next())
+	}
+	if err := l.TruncateBefore(l.Oldest()); err != nil {
+		t.Fatal(err)
+	}
+	if s := l.Stats(); s.Fsyncs != before.Fsyncs || s.SegmentsDeleted != 0 {
+		t.Fatalf("nothing to delete, yet fsyncs %d → %d, deleted %d", before.Fsyncs, s.Fsyncs, s.SegmentsDeleted)
+	}
+	if err := l.TruncateBefore(l.Next()); err != nil {
+		t.Fatal(err)
+	}
+	if s := l.Stats(); s.Synced != l.Next() || s.SegmentsDeleted == 0 {
+		t.Fatalf("after truncating: synced %d next %d, deleted %d", s.Synced, l.Next(), s.SegmentsDeleted)
+	}
+}

@@ -86,27 +86,19 @@ func (g *Group) snapshot(ctx context.Context) error {
 }
 
 // headTruncater is a state log that can drop its oldest records
-// (commitlog.DiskLog).
+// (commitlog.DiskLog, which syncs the rest before it deletes anything).
 type headTruncater interface {
-	Sync() error
 	TruncateBefore(offset uint64) error
 }
 
 // truncateState drops the state-log segments wholly before the snapshot at
 // off: a replay starts at the latest snapshot, so they are never read
-// again. The snapshot is synced first, so a crash cannot leave a log whose
-// only snapshots were deleted. Failures are counted; the log just stays
-// longer.
+// again. The log syncs the snapshot before it deletes a segment, so a
+// crash cannot leave a log whose only snapshots were deleted, and does no
+// I/O when there is nothing to delete. Failures are counted; the log just
+// stays longer.
 func (g *Group) truncateState(off uint64) {
-	t, ok := g.state.log.(headTruncater)
-	if !ok {
-		return
-	}
-	err := t.Sync()
-	if err == nil {
-		err = t.TruncateBefore(off)
-	}
-	if err != nil {
+	if t, ok := g.state.log.(headTruncater); ok && t.TruncateBefore(off) != nil {
 		g.stateFailed()
 	}
 }
