@@ -94,7 +94,7 @@ func openControlPlaneStore(dataDir string) (*controlplane.Store, error) {
 	if dataDir == "" {
 		return nil, errors.New("the embedded control plane needs --data-dir")
 	}
-	return controlplane.Open(filepath.Join(dataDir, "controlplane.db"), controlplane.StoreOptions{})
+	return controlplane.Open(filepath.Join(dataDir, controlplane.FileName), controlplane.StoreOptions{})
 }
 
 // controlPlaneHandler is the /v1 API with the admin check and the mounts.
