@@ -71,13 +71,8 @@ func newTenants(o Options, c *LimitCounters) *tenants {
 		now: time.Now, use: map[string]*tenantUse{}}
 }
 
-// get returns the usage record of a tenant, creating it.
-func (t *tenants) get(tenant string) *tenantUse {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.getLocked(tenant)
-}
-
+// getLocked returns the usage record of a tenant, creating it. Called with
+// t.mu held.
 func (t *tenants) getLocked(tenant string) *tenantUse {
 	u := t.use[tenant]
 	if u != nil {
@@ -131,9 +126,14 @@ func (t *tenants) acquireSub(u *tenantUse) error {
 
 func (t *tenants) releaseSub(u *tenantUse) { u.subs.Add(-1) }
 
-// allowPublish takes n payload bytes from the tenant's bucket.
-func (t *tenants) allowPublish(u *tenantUse, n int) error {
-	if u.bucket == nil || u.bucket.AllowN(t.now(), n) {
+// allowPublish takes the payloads' bytes from the tenant's bucket. An
+// unlimited tenant costs nothing here (the publish hot path).
+func (t *tenants) allowPublish(u *tenantUse, payloads [][]byte) error {
+	if u.bucket == nil {
+		return nil
+	}
+	n := payloadBytes(payloads)
+	if u.bucket.AllowN(t.now(), n) {
 		return nil
 	}
 	t.counters.Publishes.Add(1)

@@ -66,7 +66,7 @@ func (p *publisher) publish(ns, name string, payloads [][]byte) error {
 			return err
 		}
 		if attempt == 0 {
-			if err := p.c.s.tenants.allowPublish(p.id.use, payloadBytes(payloads)); err != nil {
+			if err := p.c.s.tenants.allowPublish(p.id.use, payloads); err != nil {
 				return err
 			}
 		}
