@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/felixmq/felix/broker"
@@ -146,10 +147,8 @@ func validateDisplayName(s string) error {
 }
 
 func oneOf(field, v string, allowed ...string) error {
-	for _, a := range allowed {
-		if v == a {
-			return nil
-		}
+	if slices.Contains(allowed, v) {
+		return nil
 	}
 	return &ValidationError{Field: field, Message: fmt.Sprintf("%q is not one of %q", v, allowed)}
 }

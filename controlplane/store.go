@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -245,7 +246,7 @@ func list[T any](tx *bolt.Tx, bucket []byte, prefix string) ([]T, error) {
 	out := []T{}
 	c := tx.Bucket(bucket).Cursor()
 	p := []byte(prefix)
-	for k, v := c.Seek(p); k != nil && hasPrefix(k, p); k, v = c.Next() {
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
 		var x T
 		if err := json.Unmarshal(v, &x); err != nil {
 			return nil, fmt.Errorf("decode %s %q: %w", bucket, k, err)
@@ -261,10 +262,8 @@ func keysWithPrefix(tx *bolt.Tx, bucket []byte, prefix string) []string {
 	var out []string
 	c := tx.Bucket(bucket).Cursor()
 	p := []byte(prefix)
-	for k, _ := c.Seek(p); k != nil && hasPrefix(k, p); k, _ = c.Next() {
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
 		out = append(out, string(k))
 	}
 	return out
 }
-
-func hasPrefix(k, p []byte) bool { return len(k) >= len(p) && string(k[:len(p)]) == string(p) }
