@@ -138,66 +138,53 @@ appends per fsync (group commit) and append latency.`,
 	return cmd
 }
 
-type logBenchResult struct {
-	sync    commitlog.SyncPolicy
-	writers int
-	appends int64
-	elapsed time.Duration
-	fsyncs  uint64
-	latency bench.Summary
-}
-
 func runLogBench(ctx context.Context, w io.Writer, f logBenchFlags) error {
 	cfgs, err := f.configs(0)
 	if err != nil {
 		return err
 	}
-	var results []logBenchResult
+	var results []bench.LogResult
 	for _, cfg := range cfgs {
 		r, err := bench.RunLog(ctx, cfg)
 		if err != nil {
 			return err
 		}
-		results = append(results, logBenchResult{sync: cfg.Sync, writers: cfg.Writers, appends: r.Appends,
-			elapsed: r.Duration, fsyncs: r.Fsyncs, latency: r.Latency})
+		results = append(results, r)
 	}
 	printLogBench(w, f, results)
 	return nil
 }
 
-func printLogBench(w io.Writer, f logBenchFlags, results []logBenchResult) {
+func printLogBench(w io.Writer, f logBenchFlags, results []bench.LogResult) {
 	fmt.Fprintf(w, "durable log appends: %d-byte records, %d per append, %v per case, logs under %s\n", f.recordBytes, f.batch, f.duration, f.dir)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "sync\twriters\tappends/s\trecords/s\tMB/s\tfsyncs/s\tappends/fsync\tp50 µs\tp99 µs\tp99.9 µs\t")
 	for _, r := range results {
-		secs := r.elapsed.Seconds()
 		perFsync := "-"
-		if r.fsyncs > 0 {
-			perFsync = fmt.Sprintf("%.1f", float64(r.appends)/float64(r.fsyncs))
+		if r.Fsyncs > 0 {
+			perFsync = fmt.Sprintf("%.1f", r.AppendsPerFsync)
 		}
-		records := float64(r.appends) * float64(f.batch)
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t\n", r.sync, r.writers,
-			float64(r.appends)/secs, records/secs, records*float64(f.recordBytes)/secs/1e6, float64(r.fsyncs)/secs, perFsync,
-			micro(r.latency.P50), micro(r.latency.P99), micro(r.latency.P999))
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%.0f\t%s\t%.1f\t%.1f\t%.1f\t\n", r.Config.Sync, r.Config.Writers,
+			r.AppendsPerSec, r.RecordsPerSec, r.MBPerSec, r.FsyncsPerSec, perFsync,
+			micro(r.Latency.P50), micro(r.Latency.P99), micro(r.Latency.P999))
 	}
 	tw.Flush()
 	for _, p := range []commitlog.SyncPolicy{commitlog.SyncAlways, commitlog.SyncInterval, commitlog.SyncNever} {
-		var one, most *logBenchResult
+		var one, most *bench.LogResult
 		for i := range results {
 			r := &results[i]
-			if r.sync != p {
+			if r.Config.Sync != p {
 				continue
 			}
-			if one == nil || r.writers < one.writers {
+			if one == nil || r.Config.Writers < one.Config.Writers {
 				one = r
 			}
-			if most == nil || r.writers > most.writers {
+			if most == nil || r.Config.Writers > most.Config.Writers {
 				most = r
 			}
 		}
-		if one != nil && most != one && one.appends > 0 {
-			gain := float64(most.appends) / most.elapsed.Seconds() / (float64(one.appends) / one.elapsed.Seconds())
-			fmt.Fprintf(w, "%s: %d writers ack %.1f× the records/s of %d\n", p, most.writers, gain, one.writers)
+		if one != nil && most != one && one.AppendsPerSec > 0 {
+			fmt.Fprintf(w, "%s: %d writers ack %.1f× the records/s of %d\n", p, most.Config.Writers, most.AppendsPerSec/one.AppendsPerSec, one.Config.Writers)
 		}
 	}
 	fmt.Fprintln(w, strings.TrimSpace(`
