@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -33,7 +34,7 @@ func TestForbiddenSameOnJSONAndBinary(t *testing.T) {
 	ok := func(s *rawStream, id uint64) {
 		t.Helper()
 		s.sendMsg(&wire.Publish{TenantID: "t1", Namespace: "default", Stream: "demo", Payload: []byte("ok"), RequestID: wire.U64(id)})
-		s.expectJSON(`{"type":"publish_ok","request_id":` + itoa(id) + `}`)
+		s.expectJSON(`{"type":"publish_ok","request_id":` + strconv.FormatUint(id, 10) + `}`)
 	}
 	cases := []struct {
 		name string
@@ -87,7 +88,7 @@ func TestForbiddenSameOnJSONAndBinary(t *testing.T) {
 			s := c.open()
 			s.t = t
 			s.sendMsg(&wire.Auth{TenantID: "t1", Token: "any", ClientFlags: wire.U16(wire.KnownFlags | wire.ExtensionCaps)})
-			s.expectJSON(`{"type":"auth_ok","server_flags":` + itoa(uint64(wire.KnownFlags|wire.ExtensionCaps)) + `}`)
+			s.expectJSON(`{"type":"auth_ok","server_flags":` + strconv.FormatUint(uint64(wire.KnownFlags|wire.ExtensionCaps), 10) + `}`)
 			tc.run(s)
 		})
 	}
@@ -101,12 +102,4 @@ func TestForbiddenSameOnJSONAndBinary(t *testing.T) {
 	if n := tb.Server.Stats().AuthDenials.Load(); n != uint64(len(cases)) {
 		t.Fatalf("denials counted %d, want %d", n, len(cases))
 	}
-}
-
-func itoa(n uint64) string {
-	const digits = "0123456789"
-	if n < 10 {
-		return digits[n : n+1]
-	}
-	return itoa(n/10) + digits[n%10:n%10+1]
 }

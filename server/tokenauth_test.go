@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -47,7 +48,7 @@ func (s *rawStream) authWith(tenant, token string) bool {
 		s.t.Fatalf("auth reply: %v", err)
 	}
 	switch string(f.Payload) {
-	case `{"type":"auth_ok","server_flags":` + itoa(uint64(allCaps)) + `}`:
+	case `{"type":"auth_ok","server_flags":` + strconv.FormatUint(uint64(allCaps), 10) + `}`:
 		return true
 	case `{"type":"error","message":"auth failed"}`:
 		s.expectEnd()
