@@ -163,15 +163,16 @@ func appendFor(ctx context.Context, l *commitlog.DiskLog, batch [][]byte, writer
 	defer cancel()
 	hists := make([]*Histogram, writers)
 	errs := make([]error, writers)
+	// The append itself is not cancelled by the phase's end: one that
+	// started finishes and counts.
+	appendCtx := context.WithoutCancel(ctx)
 	var wg sync.WaitGroup
 	for i := range writers {
 		hists[i] = NewHistogram()
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				// The append itself is not cancelled by the phase's end:
-				// one that started finishes and counts.
-				if _, err := l.Append(context.WithoutCancel(ctx), batch); err != nil {
+				if _, err := l.Append(appendCtx, batch); err != nil {
 					errs[i] = err
 					cancel()
 					return
