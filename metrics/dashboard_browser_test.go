@@ -14,21 +14,28 @@ import (
 	"github.com/felixmq/felix/internal/testbroker"
 )
 
-// chromiumPath is Debian's chromium, installed by scripts/chromium.sh.
-const chromiumPath = "/usr/bin/chromium"
+// chromiumPath is the browser scripts/chromium.sh installs and checks:
+// $FELIX_CHROMIUM, default Debian's /usr/bin/chromium.
+func chromiumPath() string {
+	if p := os.Getenv("FELIX_CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
 
 // browser starts headless chromium for the test, or skips (fails under
 // CI=true) when it is not installed.
 func browser(t *testing.T, ctx context.Context) context.Context {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
+	bin := chromiumPath()
+	if _, err := os.Stat(bin); err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing: run scripts/chromium.sh install", chromiumPath)
+			t.Fatalf("%s is missing: run scripts/chromium.sh install", bin)
 		}
-		t.Skipf("%s is missing (scripts/chromium.sh install)", chromiumPath)
+		t.Skipf("%s is missing (scripts/chromium.sh install)", bin)
 	}
 	actx, cancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
+		chromedp.ExecPath(bin),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
