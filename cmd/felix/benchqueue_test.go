@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -15,10 +14,7 @@ func TestBenchQueueCLIEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bench queue: %v\n%s", err, out)
 	}
-	var rep bench.QueueReport
-	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &rep); err != nil {
-		t.Fatalf("json: %v\n%s", err, out)
-	}
+	rep := decodeReport[bench.QueueResult](t, out)
 	if rep.Command != "queue" || len(rep.Rows) != 1 {
 		t.Fatalf("report: command %q, rows %+v", rep.Command, rep.Rows)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 )
@@ -9,13 +8,7 @@ import (
 // runDemoCmd runs `felix demo args...` and returns its output and error.
 func runDemoCmd(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newDemoCmd()
-	var out bytes.Buffer
-	cmd.SetArgs(args)
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	err := cmd.Execute()
-	return out.String(), err
+	return runCLI(t, append([]string{"demo"}, args...)...)
 }
 
 func TestDemoSimpleEmbedded(t *testing.T) {
