@@ -19,28 +19,26 @@ func BearerToken(r *http.Request) (string, bool) {
 	return tok, tok != ""
 }
 
-// staticTokenAuthorizer accepts exactly token; with no token configured it
-// refuses everything.
-func staticTokenAuthorizer(token string) func(*http.Request, string) error {
-	return func(r *http.Request, _ string) error {
-		if token == "" {
-			return fmt.Errorf("%w: no admin credential is configured", ErrUnauthorized)
-		}
-		got, _ := BearerToken(r)
-		if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			return fmt.Errorf("%w: the admin token is not valid", ErrForbidden)
-		}
-		return nil
-	}
-}
-
-// authorize checks an admin request: no bearer token is 401, a refusal by
-// the authorizer is 403 (401 if it wraps ErrUnauthorized).
+// authorize checks an admin request: no bearer token is 401; the static
+// AdminToken is accepted; any other token is Authorize's to judge, whose
+// refusal is 403 (401 if it wraps ErrUnauthorized). Without Authorize, a
+// token that is not AdminToken is 403, or 401 when no AdminToken is set.
 func (s *Server) authorize(r *http.Request, tenant string) error {
-	if _, ok := BearerToken(r); !ok {
+	tok, ok := BearerToken(r)
+	if !ok {
 		return fmt.Errorf("%w: missing bearer token", ErrUnauthorized)
 	}
-	err := s.authz(r, tenant)
+	admin := s.opts.AdminToken
+	if admin != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(admin)) == 1 {
+		return nil
+	}
+	if s.opts.Authorize == nil {
+		if admin == "" {
+			return fmt.Errorf("%w: no admin credential is configured", ErrUnauthorized)
+		}
+		return fmt.Errorf("%w: the admin token is not valid", ErrForbidden)
+	}
+	err := s.opts.Authorize(r, tenant)
 	if err == nil || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrForbidden) {
 		return err
 	}

@@ -22,6 +22,6 @@
 // without holding back later ones, and is visible in Follower.Stats.
 //
 // Security. Every route except /v1/system/health and /v1/openapi.json
-// needs an admin bearer credential (Options.Authorize or AdminToken); the
+// needs an admin bearer credential (Options.AdminToken or Authorize); the
 // reference served its metadata CRUD unauthenticated.
 package controlplane

@@ -21,17 +21,18 @@ const (
 type Options struct {
 	// Store holds the metadata. Required.
 	Store *Store
-	// Authorize decides whether an admin request may proceed. tenant is the
-	// path's {tenant_id}, or "" on cluster-wide routes (tenants list and
-	// create, snapshot, changes, system info, regions). It runs only when
-	// the request carries "Authorization: Bearer <token>" (without one
-	// the answer is 401); an error wrapping ErrUnauthorized is answered
-	// 401, any other error 403. Default: accept exactly AdminToken.
-	Authorize func(r *http.Request, tenant string) error
-	// AdminToken is the static admin credential used when Authorize is
-	// nil, compared in constant time. Default "": every admin request is
-	// refused with 401.
+	// AdminToken is the static admin credential, compared in constant
+	// time and always accepted. Default "": none.
 	AdminToken string
+	// Authorize decides admin requests whose bearer token is not
+	// AdminToken (e.g. Felix tokens with the admin permission). tenant is
+	// the path's {tenant_id}, or "" on cluster-wide routes (tenants list
+	// and create, snapshot, changes, system info, regions). It runs only
+	// when the request carries "Authorization: Bearer <token>" (without
+	// one the answer is 401); an error wrapping ErrUnauthorized is
+	// answered 401, any other error 403. Default nil: only AdminToken is
+	// accepted (with neither set, every admin request is refused with 401).
+	Authorize func(r *http.Request, tenant string) error
 	// Mount adds handlers by ServeMux pattern (e.g. "POST
 	// /v1/tenants/{tenant_id}/token/exchange"). They are NOT behind the
 	// admin check: each authenticates its own requests. Default none.
@@ -66,9 +67,8 @@ func (o Options) withDefaults() Options {
 
 // Server is the control plane's HTTP API under /v1. It is an http.Handler.
 type Server struct {
-	opts  Options
-	authz func(*http.Request, string) error
-	mux   *http.ServeMux
+	opts Options
+	mux  *http.ServeMux
 }
 
 // Error codes of the error body.
@@ -105,10 +105,7 @@ func NewServer(opts Options) (srv *Server, err error) {
 		return nil, errors.New("controlplane: Options.Store is nil")
 	}
 	opts = opts.withDefaults()
-	s := &Server{opts: opts, authz: opts.Authorize, mux: http.NewServeMux()}
-	if s.authz == nil {
-		s.authz = staticTokenAuthorizer(opts.AdminToken)
-	}
+	s := &Server{opts: opts, mux: http.NewServeMux()}
 	for _, rt := range routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
 	}

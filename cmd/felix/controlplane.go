@@ -103,7 +103,7 @@ func controlPlaneHandler(store *controlplane.Store, sec *security, oidcPath stri
 	if err != nil {
 		return nil, err
 	}
-	return controlplane.NewServer(controlplane.Options{Store: store, Authorize: sec.authorizeAdmin, Mount: mounts, Logger: log})
+	return controlplane.NewServer(controlplane.Options{Store: store, AdminToken: sec.admin, Authorize: sec.authorizeAdmin, Mount: mounts, Logger: log})
 }
 
 // startControlPlane embeds or follows a control plane and applies its
