@@ -16,11 +16,13 @@ const stampBytes = 16
 // latencyCase is one cell of the matrix.
 type latencyCase struct{ fanout, batch, payload int }
 
+// latencyMatrix is bench's default matrix (the reference's grid), batch
+// varying slowest.
 func latencyMatrix() []latencyCase {
 	var cs []latencyCase
-	for _, batch := range []int{1, 64} {
-		for _, fanout := range []int{1, 10} {
-			for _, payload := range []int{0, 256, 1024, 4096} {
+	for _, batch := range bench.DefaultMatrixBatches {
+		for _, fanout := range bench.DefaultMatrixFanouts {
+			for _, payload := range bench.DefaultMatrixPayloads {
 				cs = append(cs, latencyCase{fanout, batch, payload})
 			}
 		}
