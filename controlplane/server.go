@@ -34,7 +34,7 @@ type Options struct {
 	// accepted (with neither set, every admin request is refused with 401).
 	Authorize func(r *http.Request, tenant string) error
 	// Mount adds handlers by ServeMux pattern (e.g. "POST
-	// /v1/tenants/{tenant_id}/token/exchange"). They are NOT behind the
+	// /v1/tenants/{tenant}/token/exchange"). They are NOT behind the
 	// admin check: each authenticates its own requests. Default none.
 	Mount map[string]http.Handler
 	// RegionID is reported by /v1/system/info and /v1/regions. Default

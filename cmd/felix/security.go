@@ -294,7 +294,8 @@ func controlPlaneMounts(sec *security, oidcPath string, log *slog.Logger) (map[s
 		if err != nil {
 			return nil, err
 		}
-		mounts["POST /v1/tenants/{tenant_id}/token/exchange"] = c.exchangeHandler(sec.signer, log)
+		// {tenant}: the wildcard oidc.ExchangeHandler reads.
+		mounts["POST /v1/tenants/{tenant}/token/exchange"] = c.exchangeHandler(sec.signer, log)
 	}
 	return mounts, nil
 }
