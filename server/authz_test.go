@@ -99,7 +99,7 @@ func TestForbiddenSameOnJSONAndBinary(t *testing.T) {
 	if n := st.Stats().Published; n != 0 {
 		t.Fatalf("%d denied events stored", n)
 	}
-	if n := tb.Server.Stats().AuthDenials.Load(); n != uint64(len(cases)) {
+	if n := tb.Server.Denials(); n != uint64(len(cases)) {
 		t.Fatalf("denials counted %d, want %d", n, len(cases))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/felixmq/felix/auth"
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/transport"
@@ -26,15 +27,13 @@ func (id *Identity) allowed(action, resource string) bool {
 	return id.Allow == nil || id.Allow(action, resource)
 }
 
-// authorize checks a permission; a denial is counted and audit-logged (who,
-// what, on which resource; never the token).
+// authorize checks a permission; a denial goes to the server's auditor,
+// which counts and logs it (who, what, on which resource; never the token).
 func (c *conn) authorize(id *Identity, action, resource string) bool {
 	if id.allowed(action, resource) {
 		return true
 	}
-	c.s.stats.AuthDenials.Add(1)
-	c.s.opts.Logger.Warn("permission denied", "audit", true, "subject", id.Subject, "tenant", id.Tenant,
-		"action", action, "resource", resource, "remote", c.qc.RemoteAddr().String())
+	c.s.opts.Auditor.Deny(auth.Denial{Subject: id.Subject, Tenant: id.Tenant, Action: action, Resource: resource, Reason: "forbidden"})
 	return false
 }
 
@@ -91,6 +90,9 @@ type Options struct {
 	TenantLimits map[string]TenantLimits
 	// Logger receives connection and error logs. Default: discard.
 	Logger *slog.Logger
+	// Auditor counts and logs operations refused by permissions. Default:
+	// one logging to Logger.
+	Auditor *auth.Auditor
 }
 
 func (o Options) withDefaults() Options {
@@ -108,6 +110,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Auditor == nil {
+		o.Auditor = &auth.Auditor{Log: o.Logger}
 	}
 	return o
 }

@@ -53,7 +53,6 @@ type Counters struct {
 	Subscriptions     atomic.Int64 // gauge
 	ProtocolErrors    atomic.Uint64
 	AuthFailures      atomic.Uint64 // auth frames refused (bad token, tenant limits)
-	AuthDenials       atomic.Uint64 // operations refused by permissions
 	SubscriberResets  atomic.Uint64 // subscriptions ended by the client or a write error
 	UnknownStreamDrop atomic.Uint64 // unacked publishes to unknown streams, dropped
 }
@@ -106,6 +105,10 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Stats returns the server's counters.
 func (s *Server) Stats() *Counters { return &s.stats }
+
+// Denials is the number of operations refused by permissions (counted by
+// Options.Auditor).
+func (s *Server) Denials() uint64 { return s.opts.Auditor.Denials() }
 
 // LimitStats returns the counts of refusals by the tenant limits.
 func (s *Server) LimitStats() *LimitCounters { return &s.limits }

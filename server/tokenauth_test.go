@@ -273,7 +273,7 @@ func TestTokenPermissionsPerOperation(t *testing.T) {
 		})
 	}
 	nothingReached(t, tb, true) // the reader may subscribe
-	if tb.Server.Stats().AuthDenials.Load() == 0 {
+	if tb.Server.Denials() == 0 {
 		t.Fatal("denials not counted")
 	}
 }

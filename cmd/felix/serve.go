@@ -282,7 +282,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if f.metricsAddr != "off" {
 		ms = metrics.New(metrics.Options{Addr: f.metricsAddr, Logger: log, Sources: metrics.Sources{
 			Broker: b, Server: srv, Caches: store, Sync: syncHist,
-			Denials: metrics.DenialFunc(srv.Stats().AuthDenials.Load),
+			Denials: srv,
 		}})
 		if err := ms.Start(); err != nil {
 			return fmt.Errorf("%s: %w", f.sources.describe("metrics-addr"), err)
