@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"github.com/felixmq/felix/auth"
-
 	"github.com/felixmq/felix/broker"
 )
 
