@@ -70,4 +70,9 @@ func TestDeployManifestsMatchTheBinary(t *testing.T) {
 	if envs == 0 {
 		t.Fatal("Dockerfile sets no FELIX_* variables")
 	}
+	// The image's own defaults are a config file serve accepts.
+	img, _ := effective(t, "--config", filepath.Join("..", "..", "deploy", "container.yaml"))
+	if img["listen"] != "0.0.0.0:5000" || img["metrics_addr"] != "0.0.0.0:8080" || img["data_dir"] != "/var/lib/felix" {
+		t.Fatalf("container defaults: listen=%v metrics_addr=%v data_dir=%v", img["listen"], img["metrics_addr"], img["data_dir"])
+	}
 }
