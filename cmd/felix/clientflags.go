@@ -32,15 +32,20 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.insecure, "insecure", false, "skip certificate verification (development only)")
 }
 
-func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
-	ca := f.caFile
-	if ca == "" && !f.insecure && isLoopback(f.addr) {
+// caFor is the CA file to trust for addr: caFile when given, else the
+// local development certificate when the broker is on this machine.
+func caFor(caFile, addr string, insecure bool) string {
+	if caFile == "" && !insecure && isLoopback(addr) {
 		if _, err := os.Stat(devCertPath); err == nil {
-			ca = devCertPath
+			return devCertPath
 		}
 	}
+	return caFile
+}
+
+func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 	return client.Dial(ctx, f.addr, client.Options{
-		TenantID: f.tenant, Token: f.token, CAFile: ca, Insecure: f.insecure, ServerName: f.serverName,
+		TenantID: f.tenant, Token: f.token, CAFile: caFor(f.caFile, f.addr, f.insecure), Insecure: f.insecure, ServerName: f.serverName,
 		PublishConns: 1, PublishStreamsPerConn: 1, EventConns: 1,
 	})
 }

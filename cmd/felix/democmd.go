@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -58,13 +57,7 @@ func runDemo(ctx context.Context, cmd *cobra.Command, f demoFlags) error {
 	name := cmd.Flags().Arg(0)
 	opts := demo.Options{Addr: f.addr, Token: f.token, Quick: f.quick}
 	if f.addr != "" {
-		ca := f.caFile
-		if ca == "" && !f.insecure && isLoopback(f.addr) {
-			if _, err := os.Stat(devCertPath); err == nil {
-				ca = devCertPath
-			}
-		}
-		tlsConf, err := transport.ClientTLSConfig(transport.ClientTLSOptions{CAFile: ca, Insecure: f.insecure, ServerName: f.serverName})
+		tlsConf, err := transport.ClientTLSConfig(transport.ClientTLSOptions{CAFile: caFor(f.caFile, f.addr, f.insecure), Insecure: f.insecure, ServerName: f.serverName})
 		if err != nil {
 			return err
 		}
