@@ -53,20 +53,20 @@ var (
 // IssuerConfig is an identity provider trusted by a tenant.
 type IssuerConfig struct {
 	// Issuer is the exact iss of its tokens.
-	Issuer string `json:"issuer"`
+	Issuer string `json:"issuer" yaml:"issuer"`
 	// Audiences: a token's aud must contain one of them (at least one
 	// must be configured).
-	Audiences []string `json:"audiences"`
+	Audiences []string `json:"audiences" yaml:"audiences"`
 	// JWKSURL is where its keys are; empty means discovery.
-	JWKSURL string `json:"jwks_url,omitempty"`
+	JWKSURL string `json:"jwks_url,omitempty" yaml:"jwks_url"`
 	// DiscoveryURL is its OpenID configuration; empty means
 	// Issuer + "/.well-known/openid-configuration".
-	DiscoveryURL string `json:"discovery_url,omitempty"`
+	DiscoveryURL string `json:"discovery_url,omitempty" yaml:"discovery_url"`
 	// SubjectClaim names the claim holding the subject. Default "sub".
-	SubjectClaim string `json:"subject_claim,omitempty"`
+	SubjectClaim string `json:"subject_claim,omitempty" yaml:"subject_claim"`
 	// GroupsClaim, when set, names a claim holding the principal's groups
 	// (an array of strings or one string).
-	GroupsClaim string `json:"groups_claim,omitempty"`
+	GroupsClaim string `json:"groups_claim,omitempty" yaml:"groups_claim"`
 }
 
 // Principal is a verified upstream identity.

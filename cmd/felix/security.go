@@ -199,21 +199,11 @@ func (sec *security) authorizeAdmin(r *http.Request, tenant string) error {
 // providers whose tokens may be exchanged and what their principals get.
 type oidcConfig struct {
 	Tenants map[string]struct {
-		Issuers []oidcIssuer `yaml:"issuers"`
+		Issuers []oidc.IssuerConfig `yaml:"issuers"`
 		// Grants maps a principal id, "group:<name>" or "*" (everyone
 		// verified) to permission strings.
 		Grants map[string][]string `yaml:"grants"`
 	} `yaml:"tenants"`
-}
-
-// oidcIssuer is one identity provider (see oidc.IssuerConfig).
-type oidcIssuer struct {
-	Issuer       string   `yaml:"issuer"`
-	Audiences    []string `yaml:"audiences"`
-	JWKSURL      string   `yaml:"jwks_url"`
-	DiscoveryURL string   `yaml:"discovery_url"`
-	SubjectClaim string   `yaml:"subject_claim"`
-	GroupsClaim  string   `yaml:"groups_claim"`
 }
 
 func loadOIDCConfig(path string) (*oidcConfig, error) {
@@ -252,12 +242,7 @@ func (c *oidcConfig) exchangeHandler(sg *auth.Signer, log *slog.Logger) *oidc.Ex
 			if !ok {
 				return nil, oidc.ErrTenantNotAllowed
 			}
-			out := make([]oidc.IssuerConfig, len(tc.Issuers))
-			for i, is := range tc.Issuers {
-				out[i] = oidc.IssuerConfig{Issuer: is.Issuer, Audiences: is.Audiences, JWKSURL: is.JWKSURL,
-					DiscoveryURL: is.DiscoveryURL, SubjectClaim: is.SubjectClaim, GroupsClaim: is.GroupsClaim}
-			}
-			return out, nil
+			return tc.Issuers, nil
 		},
 		Permissions: func(_ context.Context, tenant string, p *oidc.Principal) ([]string, error) {
 			g := c.Tenants[tenant].Grants
