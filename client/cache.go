@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,16 +182,29 @@ func unexpected(m wire.Message, req string) error {
 
 // cacheRequest sends one request on a cache stream and waits for its
 // reply. build receives the request id to put in the message.
+//
+// The hot path binds no context to the client's: the wait selects on the
+// client's end directly (registering on the shared client context would
+// contend across every concurrent request).
 func (c *Client) cacheRequest(ctx context.Context, build func(id uint64) wire.Message) (wire.Message, error) {
-	ctx, cancel := c.bind(ctx, true)
-	defer cancel()
+	if c.opts.RequestTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.RequestTimeout)
+		defer cancel()
+	}
 	l := c.cacheLanes[c.nextCache.Add(1)%uint64(len(c.cacheLanes))]
 	for {
-		s, err := l.session(ctx)
-		if err != nil {
-			return nil, err
+		s := l.live()
+		if s == nil {
+			bctx, cancel := c.bind(ctx, false)
+			var err error
+			s, err = l.session(bctx)
+			cancel()
+			if err != nil {
+				return nil, err
+			}
 		}
-		ch, err := s.send(ctx, build)
+		ch, err := s.send(build)
 		if errors.Is(err, errSessionGone) {
 			continue // nothing was written: safe to send on a new session
 		}
@@ -205,6 +219,8 @@ func (c *Client) cacheRequest(ctx context.Context, build func(id uint64) wire.Me
 			return replyErr(r.msg)
 		case <-ctx.Done():
 			return nil, c.ctxErr(ctx)
+		case <-c.ctx.Done():
+			return nil, ErrClosed
 		}
 	}
 }
@@ -250,8 +266,16 @@ type cacheSession struct {
 	str    *quic.Stream
 	r      *wire.Reader
 	nextID atomic.Uint64
-	wmu    sync.Mutex // one request at a time: queue order = write order
-	buf    []byte
+
+	// Requests are appended to wbuf (under wmu, so queue order = write
+	// order) and written by the session's flusher goroutine, which lets
+	// the other runnable requesters append first: requests that arrive
+	// together leave in one stream write and so share QUIC packets.
+	wmu      sync.Mutex
+	wbuf     []byte
+	spare    []byte
+	flushing bool          // a flush is queued: kick was sent, not yet taken
+	kick     chan struct{} // cap 1
 
 	mu      sync.Mutex
 	pending []pendingCache
@@ -304,8 +328,8 @@ func (l *cacheLane) openSession(ctx context.Context) (*cacheSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &cacheSession{c: l.c, str: str, r: r, done: make(chan struct{})}
-	if !l.c.goTracked(s.readLoop) {
+	s := &cacheSession{c: l.c, str: str, r: r, done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	if !l.c.goTracked(s.readLoop) || !l.c.goTracked(s.flushLoop) {
 		s.fail(ErrClosed)
 		return nil, ErrClosed
 	}
@@ -315,39 +339,78 @@ func (l *cacheLane) openSession(ctx context.Context) (*cacheSession, error) {
 	return s, nil
 }
 
-// send queues a reply slot and writes the request.
-func (s *cacheSession) send(ctx context.Context, build func(id uint64) wire.Message) (chan cacheReply, error) {
+// send queues a reply slot and the request; the flusher writes it.
+func (s *cacheSession) send(build func(id uint64) wire.Message) (chan cacheReply, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	id := s.nextID.Add(1)
+	start := len(s.wbuf)
 	var err error
-	s.buf, err = wire.AppendMessageFrame(s.buf[:0], build(id))
-	if err != nil {
-		return nil, err
+	s.wbuf, err = wire.AppendMessageFrame(s.wbuf, build(id))
+	if err == nil {
+		if err = s.c.checkFrame(s.wbuf[start:]); err != nil {
+			err = fmt.Errorf("%w: %w", ErrValueTooLarge, err)
+		}
 	}
-	if err := s.c.checkFrame(s.buf); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrValueTooLarge, err)
+	if err != nil {
+		s.wbuf = s.wbuf[:start]
+		return nil, err
 	}
 	ch := make(chan cacheReply, 1)
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
+		s.wbuf = s.wbuf[:start]
 		return nil, errSessionGone
 	}
 	s.pending = append(s.pending, pendingCache{id: id, ch: ch})
 	s.mu.Unlock()
-	if s.str.TryWriteAll(s.buf) != nil {
-		if err := writeAll(ctx, s.str, s.buf); err != nil {
-			// Half a frame may be on the stream: the session is unusable.
-			cerr := &ConnectionError{Op: "cache", Err: fmt.Errorf("write: %w", err)}
-			s.fail(cerr)
-			return nil, s.c.streamErr(ctx, "cache", err)
-		}
-	}
-	if len(s.buf) > 64<<10 {
-		s.buf = nil // do not pin a large value's buffer
+	if !s.flushing {
+		s.flushing = true
+		s.kick <- struct{}{} // never blocks: only the first request of a flush sends
 	}
 	return ch, nil
+}
+
+// flushLoop writes the queued requests until the session ends. Before
+// taking the queue it yields once, so requesters that are already
+// runnable (typically woken together by a batch of replies) append theirs
+// first and the whole group leaves in one write.
+func (s *cacheSession) flushLoop() {
+	for {
+		select {
+		case <-s.kick:
+		case <-s.done:
+			return
+		}
+		runtime.Gosched()
+		s.wmu.Lock()
+		buf := s.wbuf
+		s.wbuf, s.spare = s.spare[:0], nil
+		s.flushing = false
+		s.wmu.Unlock()
+		if err := s.write(buf); err != nil {
+			// Part of a frame may be on the stream: the session is unusable.
+			s.fail(&ConnectionError{Op: "cache", Err: fmt.Errorf("write: %w", err)})
+			return
+		}
+		if cap(buf) <= 64<<10 { // do not pin a large value's buffer
+			s.wmu.Lock()
+			s.spare = buf
+			s.wmu.Unlock()
+		}
+	}
+}
+
+// write writes b to the stream. A write that must wait for flow-control
+// credit blocks until it gets it or the stream is cancelled (fail and the
+// client's Close cancel it).
+func (s *cacheSession) write(b []byte) error {
+	if s.str.TryWriteAll(b) == nil {
+		return nil
+	}
+	_, err := s.str.Write(b)
+	return err
 }
 
 func (s *cacheSession) readLoop() {
