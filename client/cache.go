@@ -274,7 +274,7 @@ type cacheSession struct {
 	wmu      sync.Mutex
 	wbuf     []byte
 	spare    []byte
-	flushing bool          // a flush is queued: kick was sent, not yet taken
+	flushing bool          // the flusher was kicked or is writing
 	kick     chan struct{} // cap 1
 
 	mu      sync.Mutex
@@ -339,7 +339,8 @@ func (l *cacheLane) openSession(ctx context.Context) (*cacheSession, error) {
 	return s, nil
 }
 
-// send queues a reply slot and the request; the flusher writes it.
+// send queues a reply slot and the request. A request alone on the session
+// is written at once; others are left to the flusher.
 func (s *cacheSession) send(build func(id uint64) wire.Message) (chan cacheReply, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -363,12 +364,21 @@ func (s *cacheSession) send(build func(id uint64) wire.Message) (chan cacheReply
 		s.wbuf = s.wbuf[:start]
 		return nil, errSessionGone
 	}
+	alone := len(s.pending) == 0
 	s.pending = append(s.pending, pendingCache{id: id, ch: ch})
 	s.mu.Unlock()
-	if !s.flushing {
-		s.flushing = true
-		s.kick <- struct{}{} // never blocks: only the first request of a flush sends
+	if s.flushing {
+		return ch, nil // the flusher's next write takes it
 	}
+	// A request with nothing else in flight on the session has nothing to
+	// share a packet with: write it here and save the flusher's hop (the
+	// flusher is idle, so wbuf holds only this frame).
+	if alone && s.str.TryWriteAll(s.wbuf) == nil {
+		s.wbuf = s.wbuf[:0]
+		return ch, nil
+	}
+	s.flushing = true
+	s.kick <- struct{}{} // never blocks: only the request that sets flushing sends
 	return ch, nil
 }
 
@@ -385,20 +395,22 @@ func (s *cacheSession) flushLoop() {
 		}
 		runtime.Gosched()
 		s.wmu.Lock()
-		buf := s.wbuf
-		s.wbuf, s.spare = s.spare[:0], nil
+		for len(s.wbuf) > 0 {
+			buf := s.wbuf
+			s.wbuf, s.spare = s.spare[:0], nil
+			s.wmu.Unlock()
+			if err := s.write(buf); err != nil {
+				// Part of a frame may be on the stream: the session is unusable.
+				s.fail(&ConnectionError{Op: "cache", Err: fmt.Errorf("write: %w", err)})
+				return
+			}
+			s.wmu.Lock()
+			if cap(buf) <= 64<<10 { // do not pin a large value's buffer
+				s.spare = buf
+			}
+		}
 		s.flushing = false
 		s.wmu.Unlock()
-		if err := s.write(buf); err != nil {
-			// Part of a frame may be on the stream: the session is unusable.
-			s.fail(&ConnectionError{Op: "cache", Err: fmt.Errorf("write: %w", err)})
-			return
-		}
-		if cap(buf) <= 64<<10 { // do not pin a large value's buffer
-			s.wmu.Lock()
-			s.spare = buf
-			s.wmu.Unlock()
-		}
 	}
 }
 
