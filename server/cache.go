@@ -75,7 +75,9 @@ func (ctl *control) oneShot(reqID *uint64, m wire.Message) error {
 	return nil
 }
 
-func (ctl *control) cachePut(m *wire.CachePut) error {
+// cachePut serves cache_put, and a binary put (bin, always with a request
+// id) whose success is answered with a binary ok instead of cache_ok.
+func (ctl *control) cachePut(m *wire.CachePut, bin bool) error {
 	c, done, err := ctl.cacheScope(m.TenantID, m.Namespace, m.Cache, ActionCacheWrite, m.RequestID)
 	if done {
 		return err
@@ -83,6 +85,10 @@ func (ctl *control) cachePut(m *wire.CachePut) error {
 	version, err := c.Put(m.Key, m.Value, cache.PutOptions{TTL: ttlFromMs(m.TTLMs), IfAbsent: m.IfAbsent, IfVersion: m.IfVersion})
 	if err != nil {
 		return ctl.cacheFailure(m.RequestID, err)
+	}
+	if bin {
+		ctl.out = wire.AppendCacheBinOKFrame(ctl.out, *m.RequestID, version)
+		return nil
 	}
 	if m.RequestID == nil {
 		return ctl.oneShot(nil, &wire.OK{})
@@ -117,13 +123,24 @@ func (ctl *control) cacheFailure(reqID *uint64, err error) error {
 	return ctl.reply(&wire.ErrorMessage{Message: err.Error()})
 }
 
-func (ctl *control) cacheGet(m *wire.CacheGet) error {
+// cacheGet serves cache_get, and a binary get (bin, always with a request
+// id) answered with a binary value or miss instead of cache_value.
+func (ctl *control) cacheGet(m *wire.CacheGet, bin bool) error {
 	c, done, err := ctl.cacheScope(m.TenantID, m.Namespace, m.Cache, ActionCacheRead, m.RequestID)
 	if done {
 		return err
 	}
+	it, found := c.GetWithMeta(m.Key)
+	if bin {
+		if found {
+			ctl.out = wire.AppendCacheBinValueFrame(ctl.out, *m.RequestID, it.Version, it.Value)
+		} else {
+			ctl.out = wire.AppendCacheBinMissFrame(ctl.out, *m.RequestID)
+		}
+		return nil
+	}
 	reply := &wire.CacheValue{TenantID: m.TenantID, Namespace: m.Namespace, Cache: m.Cache, Key: m.Key, RequestID: m.RequestID}
-	if it, ok := c.GetWithMeta(m.Key); ok {
+	if found {
 		reply.Value = it.Value
 		if reply.Value == nil {
 			reply.Value = []byte{}

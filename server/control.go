@@ -25,6 +25,8 @@ type control struct {
 	// pipelined requests get their replies in one stream write.
 	br  *bufio.Reader
 	out []byte
+	// bin holds the state of binary cache requests (see cachebin.go).
+	bin binCache
 }
 
 // maxPendingReplies bounds the replies held back for one write.
@@ -48,10 +50,13 @@ func (ctl *control) run() error {
 		return err
 	}
 	ctl.id, ctl.peer, ctl.pub = id, peer, newPublisher(ctl.c, id)
+	if ctl.binCache() {
+		ctl.r.AllowFlags(wire.FlagBinaryCache)
+	}
 	for {
 		f, err := ctl.r.ReadFrame()
 		if errors.Is(err, wire.ErrUnknownFlags) {
-			err = ctl.reply(&wire.ErrorMessage{Message: "unsupported frame flags"})
+			err = ctl.unsupportedFlags()
 		} else if err != nil {
 			ctl.flush()
 			return err
@@ -97,10 +102,21 @@ func (ctl *control) handle(f wire.Frame) error {
 		return ctl.binaryPublish(f.Payload)
 	case wire.FlagBinaryPublishBatch | wire.FlagBinaryPublishAcked:
 		return ctl.ackedBinaryPublish(f.Payload)
+	case wire.FlagBinaryCache:
+		if !ctl.binCache() { // the reader only allows it when negotiated; be sure
+			return ctl.unsupportedFlags()
+		}
+		return ctl.binaryCache(f.Payload)
 	}
 	// A known flag combination a client must not send (event batches,
 	// publish acks): the frame cannot be interpreted, reset the stream.
 	return &wire.DecodeError{What: "control frame", Err: wire.ErrWrongFlags, Detail: fmt.Sprintf("flags %#04x", f.Flags)}
+}
+
+// unsupportedFlags answers a frame whose flags this stream does not accept;
+// the stream goes on.
+func (ctl *control) unsupportedFlags() error {
+	return ctl.reply(&wire.ErrorMessage{Message: "unsupported frame flags"})
 }
 
 // reply queues m; it is written with the replies of the requests already
@@ -132,9 +148,9 @@ func (ctl *control) handleMessage(m wire.Message) error {
 	case *wire.Subscribe:
 		return ctl.subscribe(m)
 	case *wire.CachePut:
-		return ctl.cachePut(m)
+		return ctl.cachePut(m, false)
 	case *wire.CacheGet:
-		return ctl.cacheGet(m)
+		return ctl.cacheGet(m, false)
 	case *wire.CacheDelete:
 		return ctl.cacheDelete(m)
 	case *wire.CacheTTL:

@@ -75,15 +75,21 @@ func appendPayloads(dst []byte, payloads [][]byte) ([]byte, error) {
 	return dst, nil
 }
 
+// appendNames appends names given as (field, value) pairs, stopping at the
+// first that cannot be encoded.
+func appendNames(dst []byte, fieldValue ...string) ([]byte, error) {
+	for i := 0; i+1 < len(fieldValue); i += 2 {
+		var err error
+		if dst, err = appendName(dst, fieldValue[i], fieldValue[i+1]); err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
+}
+
 func appendPublishBody(dst []byte, tenant, ns, stream string, payloads [][]byte) ([]byte, error) {
-	var err error
-	if dst, err = appendName(dst, "tenant_id", tenant); err != nil {
-		return dst, err
-	}
-	if dst, err = appendName(dst, "namespace", ns); err != nil {
-		return dst, err
-	}
-	if dst, err = appendName(dst, "stream", stream); err != nil {
+	dst, err := appendNames(dst, "tenant_id", tenant, "namespace", ns, "stream", stream)
+	if err != nil {
 		return dst, err
 	}
 	return appendPayloads(dst, payloads)
@@ -263,18 +269,24 @@ func (c *cursor) bytes(n int) ([]byte, error) {
 }
 
 func (c *cursor) name(field string) (string, error) {
+	b, err := c.nameBytes(field)
+	return string(b), err
+}
+
+// nameBytes reads a u16-prefixed UTF-8 name as a view of the input.
+func (c *cursor) nameBytes(field string) ([]byte, error) {
 	n, err := c.u16()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	b, err := c.bytes(int(n))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if !utf8.Valid(b) {
-		return "", c.fail(ErrInvalidUTF8, field)
+		return nil, c.fail(ErrInvalidUTF8, field)
 	}
-	return string(b), nil
+	return b, nil
 }
 
 // payloads reads a u32 count then count length-prefixed payloads into dst

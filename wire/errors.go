@@ -28,6 +28,12 @@ var (
 	ErrInvalidAckMode = errors.New("invalid ack mode")
 	// ErrInvalidAckStatus: a publish ack carries a status other than 0 or 1.
 	ErrInvalidAckStatus = errors.New("invalid ack status")
+	// ErrUnknownCacheOp: a binary cache frame (FlagBinaryCache) carries an
+	// op this side does not accept (unknown, or one only the other side sends).
+	ErrUnknownCacheOp = errors.New("unknown binary cache op")
+	// ErrUnknownOptions: a binary cache put sets option bits outside the
+	// defined ones.
+	ErrUnknownOptions = errors.New("unknown option bits")
 	// ErrTrailingBytes: a binary body has bytes after its last field.
 	ErrTrailingBytes = errors.New("trailing bytes after body")
 	// ErrInvalidJSON: a JSON payload is not a valid message (syntax, unknown

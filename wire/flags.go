@@ -50,8 +50,9 @@ func PeerFlags(advertised *uint16) uint16 {
 
 // Felix extension capabilities. They share the u16 capability space of
 // client_flags/server_flags but are never set on a frame header (extension
-// messages are JSON, flags 0). A broker advertises an extension only to a
-// client that offered it, so a reference client sees exactly KnownFlags.
+// frames have flags of their own: FlagQueueDelivery, FlagBinaryCache). A
+// broker advertises an extension only to a client that offered it, so a
+// reference client sees exactly KnownFlags.
 const (
 	// CapCacheExt: cache_put if_absent/if_version, versions on cache_ok and
 	// cache_value, cache_delete, cache_ttl, cache_mget and cache_error.
@@ -59,8 +60,11 @@ const (
 	// CapQueue: consumer groups (queue_* messages and FlagQueueDelivery
 	// frames).
 	CapQueue uint16 = 0x2000
+	// CapCacheBin: binary cache GET and PUT (FlagBinaryCache frames, see
+	// cachebin.go). Failures are still answered in JSON.
+	CapCacheBin uint16 = 0x1000
 	// ExtensionCaps is every extension this implementation speaks.
-	ExtensionCaps = CapCacheExt | CapQueue
+	ExtensionCaps = CapCacheExt | CapQueue | CapCacheBin
 )
 
 // FlagQueueDelivery is an extension frame flag (capability CapQueue): a
@@ -68,6 +72,13 @@ const (
 // KnownFlags, so only readers that allow it (Reader.AllowFlags) accept it;
 // brokers send it only to peers that negotiated CapQueue.
 const FlagQueueDelivery uint16 = 0x0040
+
+// FlagBinaryCache is an extension frame flag (capability CapCacheBin): one
+// binary cache request (client to broker) or reply (broker to client), see
+// cachebin.go. Like FlagQueueDelivery it is outside KnownFlags: only readers
+// that allow it accept it, and it is only sent to a peer that negotiated
+// CapCacheBin.
+const FlagBinaryCache uint16 = 0x0080
 
 // ServerFlagsFor returns the server_flags a broker answers a client that
 // offered clientFlags with: KnownFlags plus the extensions both sides speak.
