@@ -71,10 +71,15 @@ func benchClient(b *testing.B) (*Client, context.Context) {
 }
 
 // BenchmarkCacheGetParallel measures pipelined cache GETs of 256-byte
-// values from many goroutines over the default pool.
-func BenchmarkCacheGetParallel(b *testing.B) {
+// values from many goroutines over the default pool (binary frames).
+func BenchmarkCacheGetParallel(b *testing.B) { benchCacheGetParallel(b, false) }
+
+// BenchmarkCacheGetParallelJSON is BenchmarkCacheGetParallel in JSON.
+func BenchmarkCacheGetParallelJSON(b *testing.B) { benchCacheGetParallel(b, true) }
+
+func benchCacheGetParallel(b *testing.B, jsonCache bool) {
 	tb := startBroker(b, testbroker.WithCaches(cache.Config{}, "default/default/bench"))
-	c, err := Dial(context.Background(), tb.Addr, Options{TLS: tb.ClientTLS, CacheConns: 1, CacheStreamsPerConn: 2})
+	c, err := Dial(context.Background(), tb.Addr, Options{TLS: tb.ClientTLS, CacheConns: 1, CacheStreamsPerConn: 2, JSONCache: jsonCache})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -266,6 +266,7 @@ type cacheSession struct {
 	str    *quic.Stream
 	r      *wire.Reader
 	nextID atomic.Uint64
+	bin    bool // gets and puts go as binary frames (CapCacheBin granted)
 
 	// Requests are appended to wbuf (under wmu, so queue order = write
 	// order) and written by the session's flusher goroutine, which lets
@@ -324,11 +325,15 @@ func (l *cacheLane) session(ctx context.Context) (*cacheSession, error) {
 }
 
 func (l *cacheLane) openSession(ctx context.Context) (*cacheSession, error) {
-	str, r, _, err := l.c.openAuthedStream(ctx, l.slot, "cache")
+	str, r, flags, err := l.c.openAuthedStream(ctx, l.slot, "cache")
 	if err != nil {
 		return nil, err
 	}
 	s := &cacheSession{c: l.c, str: str, r: r, done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	if flags&wire.CapCacheBin != 0 && !l.c.opts.JSONCache {
+		s.bin = true
+		r.AllowFlags(wire.FlagBinaryCache)
+	}
 	if !l.c.goTracked(s.readLoop) || !l.c.goTracked(s.flushLoop) {
 		s.fail(ErrClosed)
 		return nil, ErrClosed
@@ -347,7 +352,7 @@ func (s *cacheSession) send(build func(id uint64) wire.Message) (chan cacheReply
 	id := s.nextID.Add(1)
 	start := len(s.wbuf)
 	var err error
-	s.wbuf, err = wire.AppendMessageFrame(s.wbuf, build(id))
+	s.wbuf, err = s.appendRequest(s.wbuf, id, build(id))
 	if err == nil {
 		if err = s.c.checkFrame(s.wbuf[start:]); err != nil {
 			err = fmt.Errorf("%w: %w", ErrValueTooLarge, err)
@@ -380,6 +385,27 @@ func (s *cacheSession) send(build func(id uint64) wire.Message) (chan cacheReply
 	s.flushing = true
 	s.kick <- struct{}{} // never blocks: only the request that sets flushing sends
 	return ch, nil
+}
+
+// appendRequest appends m as a binary cache frame when the session speaks
+// them and m is a get or a put, and as JSON otherwise. What a binary frame
+// cannot carry (a name or key over 64 KiB) goes as JSON too, whose encoder
+// reports whatever is really wrong with it.
+func (s *cacheSession) appendRequest(dst []byte, id uint64, m wire.Message) ([]byte, error) {
+	if s.bin {
+		var b []byte
+		err := errors.ErrUnsupported
+		switch m := m.(type) {
+		case *wire.CacheGet:
+			b, err = wire.AppendCacheBinGetFrame(dst, id, m.TenantID, m.Namespace, m.Cache, m.Key)
+		case *wire.CachePut:
+			b, err = wire.AppendCacheBinPutFrame(dst, id, m)
+		}
+		if err == nil {
+			return b, nil
+		}
+	}
+	return wire.AppendMessageFrame(dst, m)
 }
 
 // flushLoop writes the queued requests until the session ends. Before
@@ -432,11 +458,16 @@ func (s *cacheSession) readLoop() {
 			s.fail(&ConnectionError{Op: "cache", Err: err})
 			return
 		}
-		if f.Flags != 0 {
+		var m wire.Message
+		switch {
+		case f.Flags == 0:
+			m, err = wire.DecodeMessage(f.Payload)
+		case f.Flags == wire.FlagBinaryCache && s.bin:
+			m, err = decodeBinaryReply(f.Payload)
+		default:
 			s.fail(&ProtocolError{Detail: fmt.Sprintf("unexpected frame flags %#04x on a cache stream", f.Flags)})
 			return
 		}
-		m, err := wire.DecodeMessage(f.Payload)
 		if err != nil {
 			s.fail(&ProtocolError{Detail: err.Error()})
 			return
@@ -458,6 +489,36 @@ func (s *cacheSession) readLoop() {
 		}
 		p.ch <- cacheReply{msg: m}
 	}
+}
+
+// binaryValue holds a decoded binary reply as the JSON message it stands
+// for, with the fields it points to, in one allocation.
+type binaryValue struct {
+	value       wire.CacheValue
+	ok          wire.CacheOK
+	id, version uint64
+}
+
+// decodeBinaryReply turns a binary cache reply into the message the JSON
+// path would have produced (cache_value or cache_ok with a version), so
+// the reply matching and the callers are the same for both encodings. The
+// value is copied: the frame is the reader's buffer.
+func decodeBinaryReply(payload []byte) (wire.Message, error) {
+	var r wire.CacheBinReply
+	if err := wire.DecodeCacheBinReply(payload, &r); err != nil {
+		return nil, err
+	}
+	b := &binaryValue{id: r.RequestID, version: r.Version}
+	switch r.Op {
+	case wire.CacheBinOK:
+		b.ok = wire.CacheOK{RequestID: r.RequestID, Version: &b.version}
+		return &b.ok, nil
+	case wire.CacheBinValue:
+		b.value.Value = append(make([]byte, 0, len(r.Value)), r.Value...) // non-nil: a hit
+		b.value.Version = &b.version
+	}
+	b.value.RequestID = &b.id
+	return &b.value, nil
 }
 
 // replyID returns the request id a reply carries, if any.

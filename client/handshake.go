@@ -71,8 +71,12 @@ func readMessage(ctx context.Context, setDeadline func(time.Time) error, r *wire
 // reply, returning the broker's capability flags. A legacy broker answers
 // `ok` (flags wire.OriginalV1Flags); a refusal is a *ServerError.
 func (c *Client) authenticate(ctx context.Context, str *quic.Stream, r *wire.Reader) (uint16, error) {
+	offer := wire.KnownFlags | wire.ExtensionCaps
+	if c.opts.JSONCache {
+		offer &^= wire.CapCacheBin
+	}
 	frame, err := wire.AppendMessageFrame(nil, &wire.Auth{
-		TenantID: c.opts.TenantID, Token: c.opts.Token, ClientFlags: wire.U16(wire.KnownFlags | wire.ExtensionCaps),
+		TenantID: c.opts.TenantID, Token: c.opts.Token, ClientFlags: wire.U16(offer),
 	})
 	if err != nil {
 		return 0, err

@@ -51,6 +51,12 @@ type Options struct {
 	// CacheStreamsPerConn is the number of cache streams per cache
 	// connection; requests are pipelined on each. Default 4.
 	CacheStreamsPerConn int
+	// JSONCache keeps cache GET and PUT in JSON (cache_get/cache_put) even
+	// with a broker that offers binary cache frames (capability
+	// wire.CapCacheBin), which the client otherwise uses for them: they
+	// spare both sides the JSON and base64 work. The zero value uses binary
+	// frames whenever the broker grants them.
+	JSONCache bool
 
 	// MaxFrameBytes bounds a frame in either direction (payload bytes).
 	// Default 16 MiB, as the broker.

@@ -15,19 +15,29 @@ import (
 	"github.com/felixmq/felix/internal/testclock"
 )
 
-func startCache(t *testing.T, clock cache.Clock, cfg cache.Config) (*testbroker.Broker, *client.Cache) {
+// bothEncodings runs a cache test with binary GET/PUT frames (the default
+// when the broker grants them) and with JSON only (Options.JSONCache).
+func bothEncodings(t *testing.T, test func(t *testing.T, jsonCache bool)) {
+	for _, jsonCache := range []bool{false, true} {
+		t.Run(map[bool]string{false: "binary", true: "json"}[jsonCache], func(t *testing.T) { test(t, jsonCache) })
+	}
+}
+
+func startCache(t *testing.T, jsonCache bool, clock cache.Clock, cfg cache.Config) (*testbroker.Broker, *client.Cache) {
 	t.Helper()
 	opts := []testbroker.Option{testbroker.WithCaches(cfg, "default/default/c")}
 	if clock != nil {
 		opts = append(opts, testbroker.WithCacheStore(cache.StoreOptions{Clock: clock, SweepInterval: -1}))
 	}
 	tb := testbroker.Start(t, opts...)
-	c := dial(t, tb, client.Options{CacheConns: 1, CacheStreamsPerConn: 2})
+	c := dial(t, tb, client.Options{CacheConns: 1, CacheStreamsPerConn: 2, JSONCache: jsonCache})
 	return tb, c.Cache("default", "c")
 }
 
-func TestCacheOperations(t *testing.T) {
-	_, kv := startCache(t, nil, cache.Config{})
+func TestCacheOperations(t *testing.T) { bothEncodings(t, testCacheOperations) }
+
+func testCacheOperations(t *testing.T, jsonCache bool) {
+	_, kv := startCache(t, jsonCache, nil, cache.Config{})
 	ctx := context.Background()
 	v1, err := kv.Put(ctx, "k", []byte("one"))
 	if err != nil || v1 == 0 {
@@ -75,9 +85,11 @@ func TestCacheOperations(t *testing.T) {
 }
 
 // TTL expiry with an injected clock: no sleeps.
-func TestCacheTTLExpiryInjectedClock(t *testing.T) {
+func TestCacheTTLExpiryInjectedClock(t *testing.T) { bothEncodings(t, testCacheTTLExpiryInjectedClock) }
+
+func testCacheTTLExpiryInjectedClock(t *testing.T, jsonCache bool) {
 	clock := testclock.New()
-	tb, kv := startCache(t, clock, cache.Config{})
+	tb, kv := startCache(t, jsonCache, clock, cache.Config{})
 	ctx := context.Background()
 	kv.Put(ctx, "short", []byte("x"), client.WithTTL(1500*time.Millisecond))
 	kv.Put(ctx, "long", []byte("y"), client.WithTTL(time.Hour))
@@ -109,8 +121,10 @@ func TestCacheTTLExpiryInjectedClock(t *testing.T) {
 
 // 10,000 requests in flight on two streams are each answered with their
 // own reply (the right request id).
-func TestCacheTenThousandPipelined(t *testing.T) {
-	tb, kv := startCache(t, nil, cache.Config{})
+func TestCacheTenThousandPipelined(t *testing.T) { bothEncodings(t, testCacheTenThousandPipelined) }
+
+func testCacheTenThousandPipelined(t *testing.T, jsonCache bool) {
+	tb, kv := startCache(t, jsonCache, nil, cache.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const n = 10_000
@@ -151,8 +165,10 @@ func TestCacheTenThousandPipelined(t *testing.T) {
 }
 
 // Compare-and-set through the SDK: every successful CAS is observed once.
-func TestCacheCASContention(t *testing.T) {
-	_, kv := startCache(t, nil, cache.Config{})
+func TestCacheCASContention(t *testing.T) { bothEncodings(t, testCacheCASContention) }
+
+func testCacheCASContention(t *testing.T, jsonCache bool) {
+	_, kv := startCache(t, jsonCache, nil, cache.Config{})
 	ctx := context.Background()
 	const workers, each = 8, 100
 	kv.Put(ctx, "counter", []byte("0"))
@@ -193,8 +209,10 @@ func TestCacheCASContention(t *testing.T) {
 	}
 }
 
-func TestCacheLimitsAndErrors(t *testing.T) {
-	tb, kv := startCache(t, nil, cache.Config{MaxBytes: 4 << 20})
+func TestCacheLimitsAndErrors(t *testing.T) { bothEncodings(t, testCacheLimitsAndErrors) }
+
+func testCacheLimitsAndErrors(t *testing.T, jsonCache bool) {
+	tb, kv := startCache(t, jsonCache, nil, cache.Config{MaxBytes: 4 << 20})
 	ctx := context.Background()
 	if _, err := kv.Put(ctx, "huge", make([]byte, 17<<20)); !errors.Is(err, client.ErrValueTooLarge) {
 		t.Fatalf("17 MiB value: %v", err)
@@ -205,7 +223,7 @@ func TestCacheLimitsAndErrors(t *testing.T) {
 	if _, err := kv.Put(ctx, "fits", make([]byte, 3<<20)); err != nil {
 		t.Fatalf("3 MiB value: %v", err)
 	}
-	c := dial(t, tb, client.Options{CacheConns: 1, CacheStreamsPerConn: 1})
+	c := dial(t, tb, client.Options{CacheConns: 1, CacheStreamsPerConn: 1, JSONCache: jsonCache})
 	var se *client.ServerError
 	if _, _, err := c.Cache("default", "nope").Get(ctx, "k"); !errors.As(err, &se) || se.Message != "cache scope not found: default/default/nope" {
 		t.Fatalf("unknown cache: %v", err)
