@@ -5,26 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
-)
 
-// BearerToken returns the token of an "Authorization: Bearer <token>"
-// header, and whether there was one.
-func BearerToken(r *http.Request) (string, bool) {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	tok = strings.TrimSpace(tok)
-	return tok, tok != ""
-}
+	"github.com/felixmq/felix/internal/httpx"
+)
 
 // authorize checks an admin request: no bearer token is 401; the static
 // AdminToken is accepted; any other token is Authorize's to judge, whose
 // refusal is 403 (401 if it wraps ErrUnauthorized). Without Authorize, a
 // token that is not AdminToken is 403, or 401 when no AdminToken is set.
 func (s *Server) authorize(r *http.Request, tenant string) error {
-	tok, ok := BearerToken(r)
+	tok, ok := httpx.BearerToken(r)
 	if !ok {
 		return fmt.Errorf("%w: missing bearer token", ErrUnauthorized)
 	}

@@ -4,6 +4,8 @@ import (
 	_ "embed"
 	"net/http"
 	"strconv"
+
+	"github.com/felixmq/felix/internal/httpx"
 )
 
 //go:embed openapi.json
@@ -48,7 +50,7 @@ func ok(w http.ResponseWriter, v any, err error) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, v)
+	httpx.WriteJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -56,7 +58,7 @@ func created(w http.ResponseWriter, v any, err error) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, v)
+	httpx.WriteJSON(w, http.StatusCreated, v)
 	return nil
 }
 
@@ -100,7 +102,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	if err := s.opts.Store.Ping(); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+
+	"github.com/felixmq/felix/internal/httpx"
 )
 
 // Defaults of Options.
@@ -173,13 +175,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="felix-controlplane"`)
 	}
-	writeJSON(w, code, errorBody{Code: name, Message: msg})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	httpx.WriteJSON(w, code, errorBody{Code: name, Message: msg})
 }
 
 // decodeBody reads a JSON body strictly: unknown fields and trailing data

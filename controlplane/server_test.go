@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/felixmq/felix/internal/httpx"
 )
 
 func TestAPIRefusesWithoutCredentials(t *testing.T) {
@@ -57,7 +59,7 @@ func TestAPIAuthorizeHookAndMount(t *testing.T) {
 		Store: openTestStore(t, t.TempDir(), StoreOptions{}), Logger: quiet,
 		Authorize: func(r *http.Request, tenant string) error {
 			seen = append(seen, tenant)
-			tok, _ := BearerToken(r)
+			tok, _ := httpx.BearerToken(r)
 			switch {
 			case tok == "expired":
 				return fmt.Errorf("token expired: %w", ErrUnauthorized)

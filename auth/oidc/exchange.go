@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/felixmq/felix/auth"
+	"github.com/felixmq/felix/internal/httpx"
 )
 
 // ErrTenantNotAllowed is returned (wrapped) by ExchangeHandler.Issuers for
@@ -105,7 +106,7 @@ func (h *ExchangeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(w, status, code, msg)
 	}
-	token, ok := bearer(r.Header.Get("Authorization"))
+	token, ok := httpx.BearerToken(r)
 	if !ok {
 		deny(http.StatusUnauthorized, "unauthorized", "missing bearer token", "")
 		return
@@ -175,7 +176,7 @@ func (h *ExchangeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ttl = auth.DefaultTTL
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, ExchangeResponse{FelixToken: felixToken, ExpiresIn: int64(ttl / time.Second), TokenType: "Bearer"})
+	httpx.WriteJSON(w, http.StatusOK, ExchangeResponse{FelixToken: felixToken, ExpiresIn: int64(ttl / time.Second), TokenType: "Bearer"})
 }
 
 // validPerms drops (and logs) permission strings that do not parse, as the
@@ -205,22 +206,6 @@ func tenantFromPath(path string) string {
 	return tenant
 }
 
-// bearer extracts the token of an "Authorization: Bearer …" header.
-func bearer(h string) (string, bool) {
-	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
-	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return "", false
-	}
-	return token, true
-}
-
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, ErrorResponse{Code: code, Message: msg})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	httpx.WriteJSON(w, status, ErrorResponse{Code: code, Message: msg})
 }

@@ -19,7 +19,7 @@ import (
 
 	"github.com/felixmq/felix/auth"
 	"github.com/felixmq/felix/auth/oidc"
-	"github.com/felixmq/felix/controlplane"
+	"github.com/felixmq/felix/internal/httpx"
 	"github.com/felixmq/felix/server"
 )
 
@@ -169,7 +169,7 @@ func adminToken(flag, dataDir string, log *slog.Logger) (string, error) {
 // itself accepts the static admin token (controlplane.Options.AdminToken)
 // before asking.
 func (sec *security) authorizeAdmin(r *http.Request, tenant string) error {
-	tok, _ := controlplane.BearerToken(r)
+	tok, _ := httpx.BearerToken(r)
 	if sec.verifier == nil {
 		return errors.New("not the admin token")
 	}
