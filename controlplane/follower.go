@@ -101,7 +101,9 @@ type Follower struct {
 	storeID string
 	next    uint64
 
-	ready atomic.Bool
+	ready     atomic.Bool
+	readyOnce sync.Once
+	readyC    chan struct{} // closed with the first completed Sync
 
 	statsMu sync.Mutex
 	stats   FollowerStats
@@ -155,12 +157,15 @@ func NewFollower(opts FollowerOptions) (*Follower, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Follower{opts: opts, log: opts.Logger, want: newDesired(), failed: map[objRef]*failure{}}, nil
+	return &Follower{opts: opts, log: opts.Logger, want: newDesired(), failed: map[objRef]*failure{}, readyC: make(chan struct{})}, nil
 }
 
 // Ready reports whether the first full sync (snapshot and feed caught up)
 // has completed. Objects may still be failing: see Stats.
 func (f *Follower) Ready() bool { return f.ready.Load() }
+
+// ReadyC is closed when Ready becomes true.
+func (f *Follower) ReadyC() <-chan struct{} { return f.readyC }
 
 // Stats returns the follower's counters and failing objects (sorted).
 func (f *Follower) Stats() FollowerStats {
@@ -227,6 +232,7 @@ func (f *Follower) Sync(ctx context.Context) error {
 	f.stats.LastError = ""
 	f.stats.LastSync = f.opts.Now()
 	f.ready.Store(true)
+	f.readyOnce.Do(func() { close(f.readyC) })
 	return nil
 }
 

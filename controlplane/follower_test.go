@@ -71,9 +71,19 @@ func TestFollowerOverHTTP(t *testing.T) {
 	if f.Ready() {
 		t.Fatal("ready before the first sync")
 	}
+	select {
+	case <-f.ReadyC():
+		t.Fatal("ReadyC closed before the first sync")
+	default:
+	}
 	mustSync(t, f)
 	if !f.Ready() {
 		t.Fatal("not ready after the first sync")
+	}
+	select {
+	case <-f.ReadyC():
+	default:
+		t.Fatal("ReadyC still open after the first sync")
 	}
 
 	c.must("POST", "/v1/tenants", Tenant{TenantID: "acme"}, http.StatusCreated, nil)

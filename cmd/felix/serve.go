@@ -64,13 +64,11 @@ var cpReadyHook func(addr net.Addr, adminToken string)
 // markReady flips /ready once the control plane's first sync is done (at
 // once without a control plane).
 func markReady(ctx context.Context, ms *metrics.Server, cp *runningControlPlane) {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for cp != nil && !cp.follower.Ready() {
+	if cp != nil {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-cp.follower.ReadyC():
 		}
 	}
 	ms.SetReady(true)
