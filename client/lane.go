@@ -9,6 +9,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/felixmq/felix/transport"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -173,9 +174,10 @@ func (s *pubSession) write(ctx context.Context, frame []byte) error {
 	if !s.alive() {
 		return errSessionGone
 	}
-	// Fast path: QUIC takes the whole frame at once (flow-control credit
-	// available), so there is nothing to interrupt and no deadline to arm.
-	if s.str.TryWriteAll(frame) == nil {
+	// Fast path: QUIC takes the whole (small) frame at once, so there is
+	// nothing to interrupt and no deadline to arm. Larger frames take the
+	// blocking write (see transport.MaxTryWriteBytes).
+	if transport.TryWrite(s.str, frame) {
 		return nil
 	}
 	if err := writeAll(ctx, s.str, frame); err != nil {

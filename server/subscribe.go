@@ -9,6 +9,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/transport"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -109,10 +110,12 @@ func (ctl *control) streamFor(tenant, ns, name, action string) (*broker.Stream, 
 }
 
 // quicSink writes a frame into the event stream if QUIC can take it
-// without blocking (flow-control credit available).
+// without blocking: flow-control credit is available and the frame is small
+// (transport.MaxTryWriteBytes). Larger frames go through the subscription's
+// writer, whose blocking Write lets quic-go read them in place.
 type quicSink struct{ us *quic.SendStream }
 
-func (q quicSink) TryWrite(frame []byte) bool { return q.us.TryWriteAll(frame) == nil }
+func (q quicSink) TryWrite(frame []byte) bool { return transport.TryWrite(q.us, frame) }
 
 // runSubscription drains the subscription's queue into its event stream
 // until the client goes away, the connection closes, or the stream ends
