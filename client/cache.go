@@ -204,7 +204,7 @@ func (c *Client) cacheRequest(ctx context.Context, build func(id uint64) wire.Me
 				return nil, err
 			}
 		}
-		ch, err := s.send(build)
+		ch, err := s.send(ctx, build)
 		if errors.Is(err, errSessionGone) {
 			continue // nothing was written: safe to send on a new session
 		}
@@ -277,6 +277,11 @@ type cacheSession struct {
 	spare    []byte
 	flushing bool          // the flusher was kicked or is writing
 	kick     chan struct{} // cap 1
+	// Requests wait while wbuf holds maxQueuedCacheBytes (the flusher is
+	// stuck on flow control): drained is closed, and replaced, when the
+	// flusher takes the buffer and someone is waiting.
+	waiting int
+	drained chan struct{}
 
 	mu      sync.Mutex
 	pending []pendingCache
@@ -346,9 +351,14 @@ func (l *cacheLane) openSession(ctx context.Context) (*cacheSession, error) {
 
 // send queues a reply slot and the request. A request alone on the session
 // is written at once; others are left to the flusher.
-func (s *cacheSession) send(build func(id uint64) wire.Message) (chan cacheReply, error) {
+func (s *cacheSession) send(ctx context.Context, build func(id uint64) wire.Message) (chan cacheReply, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	for len(s.wbuf) >= maxQueuedCacheBytes {
+		if err := s.waitDrained(ctx); err != nil {
+			return nil, err
+		}
+	}
 	id := s.nextID.Add(1)
 	start := len(s.wbuf)
 	var err error
@@ -408,6 +418,37 @@ func (s *cacheSession) appendRequest(dst []byte, id uint64, m wire.Message) ([]b
 	return wire.AppendMessageFrame(dst, m)
 }
 
+// maxQueuedCacheBytes bounds the requests a session holds for its flusher
+// (plus one request, which may be larger). It is reached only when the
+// stream has no flow-control credit left, e.g. a broker that stopped
+// reading; callers whose requests time out cannot grow the queue past it.
+const maxQueuedCacheBytes = 4 << 20
+
+// waitDrained waits, with wmu held on entry and on return, until the
+// flusher takes the queued requests. A session that ends meanwhile gives
+// errSessionGone (the caller's request was not queued).
+func (s *cacheSession) waitDrained(ctx context.Context) error {
+	if s.drained == nil {
+		s.drained = make(chan struct{})
+	}
+	ch := s.drained
+	s.waiting++
+	s.wmu.Unlock()
+	var err error
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		err = s.c.ctxErr(ctx)
+	case <-s.c.ctx.Done():
+		err = ErrClosed
+	case <-s.done:
+		err = errSessionGone
+	}
+	s.wmu.Lock()
+	s.waiting--
+	return err
+}
+
 // flushLoop writes the queued requests until the session ends. Before
 // taking the queue it yields once, so requesters that are already
 // runnable (typically woken together by a batch of replies) append theirs
@@ -424,6 +465,10 @@ func (s *cacheSession) flushLoop() {
 		for len(s.wbuf) > 0 {
 			buf := s.wbuf
 			s.wbuf, s.spare = s.spare[:0], nil
+			if s.waiting > 0 {
+				close(s.drained)
+				s.drained = nil
+			}
 			s.wmu.Unlock()
 			if err := s.write(buf); err != nil {
 				// Part of a frame may be on the stream: the session is unusable.
