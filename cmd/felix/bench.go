@@ -38,6 +38,7 @@ type brokerTarget struct {
 	brokerMode, addr, caFile string
 	insecure                 bool
 	brokerFlags              []string
+	serverProcs              int
 }
 
 func (b *brokerTarget) register(fl *pflag.FlagSet) {
@@ -46,12 +47,23 @@ func (b *brokerTarget) register(fl *pflag.FlagSet) {
 	fl.StringVar(&b.caFile, "ca-file", "", "CA file for an external broker")
 	fl.BoolVar(&b.insecure, "insecure", false, "skip certificate verification for an external broker")
 	fl.StringSliceVar(&b.brokerFlags, "broker-flag", nil, "extra flag for the felix serve child, e.g. --broker-flag=--event-batch-max-delay=200us (repeatable)")
+	fl.IntVar(&b.serverProcs, "server-gomaxprocs", 0, "GOMAXPROCS for the server processes this command starts: the felix serve child and nats-server (0 = their default, every CPU); this process is unaffected")
 }
 
 // startBenchBroker starts (or names) the broker under test, with stream
 // default/default/bench and the cache bench.BenchCache.
 func startBenchBroker(ctx context.Context, b brokerTarget) (*bench.FelixBroker, error) {
 	const stream = "default/default/bench"
+	if b.serverProcs < 0 {
+		return nil, fmt.Errorf("--server-gomaxprocs: want 0 or more, got %d", b.serverProcs)
+	}
+	if b.serverProcs > 0 {
+		// Child processes inherit the environment: the broker child and the
+		// peers started after this (Go servers read GOMAXPROCS at start).
+		if err := os.Setenv("GOMAXPROCS", strconv.Itoa(b.serverProcs)); err != nil {
+			return nil, err
+		}
+	}
 	if b.addr != "" {
 		b.brokerMode = "external"
 	}

@@ -218,3 +218,21 @@ func TestParseCompare(t *testing.T) {
 		t.Fatalf("unknown peer: %v", err)
 	}
 }
+
+// --server-gomaxprocs reaches the environment the server processes the
+// command starts inherit; negative values are refused.
+func TestBenchServerGOMAXPROCS(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "") // restored when the test ends
+	out, err := runCLI(t, "bench", "pubsub", "--broker", "embedded", "--fanout", "1", "--total", "100", "--warmup", "10",
+		"--rate", "2000", "--sub-conns", "per-sub", "--server-gomaxprocs", "1", "--quiet")
+	if err != nil {
+		t.Fatalf("bench pubsub: %v\n%s", err, out)
+	}
+	if got := os.Getenv("GOMAXPROCS"); got != "1" {
+		t.Fatalf("GOMAXPROCS for child servers = %q, want 1", got)
+	}
+	if out, err := runCLI(t, "bench", "pubsub", "--broker", "embedded", "--server-gomaxprocs", "-1", "--quiet"); err == nil ||
+		!strings.Contains(err.Error()+out, "--server-gomaxprocs") {
+		t.Fatalf("negative --server-gomaxprocs: %v\n%s", err, out)
+	}
+}
