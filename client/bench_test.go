@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -25,9 +26,18 @@ func BenchmarkPublishAcked(b *testing.B) {
 
 // BenchmarkPublishAckedParallel measures pipelined acked publishes from
 // many goroutines.
-func BenchmarkPublishAckedParallel(b *testing.B) {
+func BenchmarkPublishAckedParallel(b *testing.B) { benchPublishParallel(b, 1) }
+
+// BenchmarkPublishAckedConc32 is the same with 32 publishing goroutines on
+// the client's one publish lane (their frames are coalesced).
+func BenchmarkPublishAckedConc32(b *testing.B) {
+	benchPublishParallel(b, max(1, 32/runtime.GOMAXPROCS(0)))
+}
+
+func benchPublishParallel(b *testing.B, parallelism int) {
 	c, ctx := benchClient(b)
 	payload := make([]byte, 64)
+	b.SetParallelism(parallelism)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if err := c.Publish(ctx, "default", "demo", payload); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -268,20 +267,9 @@ type cacheSession struct {
 	nextID atomic.Uint64
 	bin    bool // gets and puts go as binary frames (CapCacheBin granted)
 
-	// Requests are appended to wbuf (under wmu, so queue order = write
-	// order) and written by the session's flusher goroutine, which lets
-	// the other runnable requesters append first: requests that arrive
-	// together leave in one stream write and so share QUIC packets.
-	wmu      sync.Mutex
-	wbuf     []byte
-	spare    []byte
-	flushing bool          // the flusher was kicked or is writing
-	kick     chan struct{} // cap 1
-	// Requests wait while wbuf holds maxQueuedCacheBytes (the flusher is
-	// stuck on flow control): drained is closed, and replaced, when the
-	// flusher takes the buffer and someone is waiting.
-	waiting int
-	drained chan struct{}
+	// q carries the requests to the stream (see writeQueue); reply slots
+	// are queued under q.mu too, so replies come back in queue order.
+	q *writeQueue
 
 	mu      sync.Mutex
 	pending []pendingCache
@@ -334,12 +322,16 @@ func (l *cacheLane) openSession(ctx context.Context) (*cacheSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &cacheSession{c: l.c, str: str, r: r, done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	s := &cacheSession{c: l.c, str: str, r: r, done: make(chan struct{})}
+	s.q = newWriteQueue(str, s.done, l.c.ctx.Done())
 	if flags&wire.CapCacheBin != 0 && !l.c.opts.JSONCache {
 		s.bin = true
 		r.AllowFlags(wire.FlagBinaryCache)
 	}
-	if !l.c.goTracked(s.readLoop) || !l.c.goTracked(s.flushLoop) {
+	flush := func() {
+		s.q.run(func(err error) { s.fail(&ConnectionError{Op: "cache", Err: fmt.Errorf("write: %w", err)}) })
+	}
+	if !l.c.goTracked(s.readLoop) || !l.c.goTracked(flush) {
 		s.fail(ErrClosed)
 		return nil, ErrClosed
 	}
@@ -349,51 +341,38 @@ func (l *cacheLane) openSession(ctx context.Context) (*cacheSession, error) {
 	return s, nil
 }
 
-// send queues a reply slot and the request. A request alone on the session
-// is written at once; others are left to the flusher.
+// send queues a reply slot and the request (see writeQueue).
 func (s *cacheSession) send(ctx context.Context, build func(id uint64) wire.Message) (chan cacheReply, error) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	for len(s.wbuf) >= maxQueuedCacheBytes {
-		if err := s.waitDrained(ctx); err != nil {
-			return nil, err
-		}
+	q := s.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.waitRoom(ctx); err != nil {
+		return nil, err
 	}
 	id := s.nextID.Add(1)
-	start := len(s.wbuf)
+	start := len(q.buf)
 	var err error
-	s.wbuf, err = s.appendRequest(s.wbuf, id, build(id))
+	q.buf, err = s.appendRequest(q.buf, id, build(id))
 	if err == nil {
-		if err = s.c.checkFrame(s.wbuf[start:]); err != nil {
+		if err = s.c.checkFrame(q.buf[start:]); err != nil {
 			err = fmt.Errorf("%w: %w", ErrValueTooLarge, err)
 		}
 	}
 	if err != nil {
-		s.wbuf = s.wbuf[:start]
+		q.buf = q.buf[:start]
 		return nil, err
 	}
 	ch := make(chan cacheReply, 1)
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
-		s.wbuf = s.wbuf[:start]
+		q.buf = q.buf[:start]
 		return nil, errSessionGone
 	}
 	alone := len(s.pending) == 0
 	s.pending = append(s.pending, pendingCache{id: id, ch: ch})
 	s.mu.Unlock()
-	if s.flushing {
-		return ch, nil // the flusher's next write takes it
-	}
-	// A request with nothing else in flight on the session has nothing to
-	// share a packet with: write it here and save the flusher's hop (the
-	// flusher is idle, so wbuf holds only this frame).
-	if alone && s.str.TryWriteAll(s.wbuf) == nil {
-		s.wbuf = s.wbuf[:0]
-		return ch, nil
-	}
-	s.flushing = true
-	s.kick <- struct{}{} // never blocks: only the request that sets flushing sends
+	q.commit(start, alone)
 	return ch, nil
 }
 
@@ -416,84 +395,6 @@ func (s *cacheSession) appendRequest(dst []byte, id uint64, m wire.Message) ([]b
 		}
 	}
 	return wire.AppendMessageFrame(dst, m)
-}
-
-// maxQueuedCacheBytes bounds the requests a session holds for its flusher
-// (plus one request, which may be larger). It is reached only when the
-// stream has no flow-control credit left, e.g. a broker that stopped
-// reading; callers whose requests time out cannot grow the queue past it.
-const maxQueuedCacheBytes = 4 << 20
-
-// waitDrained waits, with wmu held on entry and on return, until the
-// flusher takes the queued requests. A session that ends meanwhile gives
-// errSessionGone (the caller's request was not queued).
-func (s *cacheSession) waitDrained(ctx context.Context) error {
-	if s.drained == nil {
-		s.drained = make(chan struct{})
-	}
-	ch := s.drained
-	s.waiting++
-	s.wmu.Unlock()
-	var err error
-	select {
-	case <-ch:
-	case <-ctx.Done():
-		err = s.c.ctxErr(ctx)
-	case <-s.c.ctx.Done():
-		err = ErrClosed
-	case <-s.done:
-		err = errSessionGone
-	}
-	s.wmu.Lock()
-	s.waiting--
-	return err
-}
-
-// flushLoop writes the queued requests until the session ends. Before
-// taking the queue it yields once, so requesters that are already
-// runnable (typically woken together by a batch of replies) append theirs
-// first and the whole group leaves in one write.
-func (s *cacheSession) flushLoop() {
-	for {
-		select {
-		case <-s.kick:
-		case <-s.done:
-			return
-		}
-		runtime.Gosched()
-		s.wmu.Lock()
-		for len(s.wbuf) > 0 {
-			buf := s.wbuf
-			s.wbuf, s.spare = s.spare[:0], nil
-			if s.waiting > 0 {
-				close(s.drained)
-				s.drained = nil
-			}
-			s.wmu.Unlock()
-			if err := s.write(buf); err != nil {
-				// Part of a frame may be on the stream: the session is unusable.
-				s.fail(&ConnectionError{Op: "cache", Err: fmt.Errorf("write: %w", err)})
-				return
-			}
-			s.wmu.Lock()
-			if cap(buf) <= 64<<10 { // do not pin a large value's buffer
-				s.spare = buf
-			}
-		}
-		s.flushing = false
-		s.wmu.Unlock()
-	}
-}
-
-// write writes b to the stream. A write that must wait for flow-control
-// credit blocks until it gets it or the stream is cancelled (fail and the
-// client's Close cancel it).
-func (s *cacheSession) write(b []byte) error {
-	if s.str.TryWriteAll(b) == nil {
-		return nil
-	}
-	_, err := s.str.Write(b)
-	return err
 }
 
 func (s *cacheSession) readLoop() {

@@ -77,13 +77,20 @@ func TestPublishUnknownStream(t *testing.T) {
 func TestPipelinedAckedPublishes(t *testing.T) {
 	_, c, ctx := setup(t, Options{})
 	sub := subscribe(t, ctx, c, "default", "demo", WithBuffer(16384))
-	const goroutines, each = 8, 1250
+	// 32 goroutines share the one publish lane, so their frames are
+	// coalesced by the session's write queue; odd goroutines mix in
+	// fire-and-forget publishes, which must keep their place too.
+	const goroutines, each = 32, 320
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines)
 	for g := range goroutines {
 		wg.Go(func() {
 			for i := range each {
-				if err := c.Publish(ctx, "default", "demo", []byte{byte(g), byte(i >> 8), byte(i)}); err != nil {
+				var opts []PublishOption
+				if g%2 == 1 && i%2 == 1 {
+					opts = append(opts, WithAck(wire.AckNone))
+				}
+				if err := c.Publish(ctx, "default", "demo", []byte{byte(g), byte(i >> 8), byte(i)}, opts...); err != nil {
 					errs <- err
 					return
 				}

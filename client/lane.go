@@ -35,7 +35,7 @@ type pubSession struct {
 	flags uint16 // the broker's capabilities on this stream
 
 	nextID atomic.Uint64 // request ids, from 1
-	wmu    sync.Mutex    // one frame at a time on the stream
+	q      *writeQueue   // frames to the stream, in order
 
 	mu      sync.Mutex
 	pending map[uint64]chan error
@@ -99,7 +99,11 @@ func (l *lane) openSession(ctx context.Context) (*pubSession, error) {
 		return nil, err
 	}
 	s := &pubSession{c: l.c, str: str, r: r, flags: flags, pending: map[uint64]chan error{}, done: make(chan struct{})}
-	if !l.c.goTracked(s.readLoop) {
+	s.q = newWriteQueue(str, s.done, l.c.ctx.Done())
+	flush := func() {
+		s.q.run(func(err error) { s.fail(&ConnectionError{Op: "publish", Err: fmt.Errorf("write: %w", err)}) })
+	}
+	if !l.c.goTracked(s.readLoop) || !l.c.goTracked(flush) {
 		s.fail(ErrClosed)
 		return nil, ErrClosed
 	}
@@ -166,24 +170,46 @@ func (s *pubSession) resolve(id uint64, err error) {
 	}
 }
 
-// write writes one complete frame. A failed or interrupted write may leave
-// half a frame on the stream, so it ends the session.
-func (s *pubSession) write(ctx context.Context, frame []byte) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+// write queues one complete frame for the stream (see writeQueue): frames
+// of concurrent publishers share writes and packets, and a publish alone
+// on the session is written at once. acked says the frame's ack slot is
+// already registered. A write that fails later ends the session, and every
+// pending ack gets the error.
+func (s *pubSession) write(ctx context.Context, frame []byte, acked bool) error {
+	q := s.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.waitRoom(ctx); err != nil {
+		return err
+	}
 	if !s.alive() {
 		return errSessionGone
 	}
-	// Fast path: QUIC takes the whole (small) frame at once, so there is
-	// nothing to interrupt and no deadline to arm. Larger frames take the
-	// blocking write (see transport.MaxTryWriteBytes).
-	if transport.TryWrite(s.str, frame) {
+	s.mu.Lock()
+	inFlight := len(s.pending)
+	s.mu.Unlock()
+	if acked {
+		inFlight-- // this frame's own slot
+	}
+	if inFlight == 0 && !q.flushing {
+		// Alone on an idle stream: write it here, as one publisher at a
+		// time would. A small frame is queued in QUIC at once; a larger
+		// one takes the blocking write, which quic-go reads in place and
+		// which holds the publisher to the stream's pace (see
+		// transport.MaxTryWriteBytes). A failed or interrupted write may
+		// leave half a frame on the stream, so it ends the session.
+		if transport.TryWrite(s.str, frame) {
+			return nil
+		}
+		if err := writeAll(ctx, s.str, frame); err != nil {
+			s.fail(&ConnectionError{Op: "publish", Err: fmt.Errorf("write: %w", err)})
+			return s.c.streamErr(ctx, "publish", err)
+		}
 		return nil
 	}
-	if err := writeAll(ctx, s.str, frame); err != nil {
-		s.fail(&ConnectionError{Op: "publish", Err: fmt.Errorf("write: %w", err)})
-		return s.c.streamErr(ctx, "publish", err)
-	}
+	start := len(q.buf)
+	q.buf = append(q.buf, frame...)
+	q.commit(start, false)
 	return nil
 }
 

@@ -143,7 +143,7 @@ func (l *lane) sendOn(ctx context.Context, sess *pubSession, bp *[]byte, ns, str
 			return pendingAck{}, err
 		}
 	}
-	if err := sess.write(ctx, frame); err != nil {
+	if err := sess.write(ctx, frame, p.ch != nil); err != nil {
 		if p.ch != nil {
 			sess.forget(id)
 		}

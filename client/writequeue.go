@@ -1,0 +1,145 @@
+package client
+
+import (
+	"context"
+	"runtime"
+	"sync"
+
+	"github.com/felixmq/felix/transport"
+)
+
+// maxQueuedBytes bounds the frames a writeQueue holds for its flusher (plus
+// one frame, which may be larger). It is reached only when the stream has
+// no flow-control credit left, e.g. a broker that stopped reading: callers
+// then wait for room, bounded by their context.
+const maxQueuedBytes = 4 << 20
+
+// streamWriter is the part of a QUIC stream a writeQueue writes to.
+type streamWriter interface {
+	TryWriteAll([]byte) error
+	Write([]byte) (int, error)
+}
+
+// writeQueue coalesces the frames bound for one stream. Callers append
+// complete frames to buf under mu (so their own bookkeeping, such as reply
+// order, follows the same order) and then call commit. A frame alone on an
+// idle stream is written at once; otherwise the queue's flusher goroutine
+// (run) writes what has accumulated. Before taking the queue the flusher
+// yields once, so callers that are already runnable (typically woken
+// together by a batch of replies) append theirs first and the group leaves
+// in one stream write, sharing QUIC packets. Without it Go's scheduler runs
+// quic-go's send loop right after each caller blocks, and nearly every
+// frame costs a packet of its own.
+type writeQueue struct {
+	str    streamWriter
+	done   <-chan struct{} // the session's end
+	closed <-chan struct{} // the client's end
+
+	mu         sync.Mutex
+	buf, spare []byte
+	flushing   bool          // the flusher was kicked or is writing
+	kick       chan struct{} // cap 1
+	// Callers wait while buf holds maxQueuedBytes: drained is closed, and
+	// replaced, when the flusher takes the buffer and someone is waiting.
+	waiting int
+	drained chan struct{}
+}
+
+func newWriteQueue(str streamWriter, done, closed <-chan struct{}) *writeQueue {
+	return &writeQueue{str: str, done: done, closed: closed, kick: make(chan struct{}, 1)}
+}
+
+// waitRoom waits, with mu held on entry and on return, until buf holds
+// less than maxQueuedBytes. It returns ctx's error, ErrClosed (the client
+// closed) or errSessionGone (the session ended; the caller queued nothing).
+// Any error means the caller queued nothing.
+func (q *writeQueue) waitRoom(ctx context.Context) error {
+	for len(q.buf) >= maxQueuedBytes {
+		if q.drained == nil {
+			q.drained = make(chan struct{})
+		}
+		ch := q.drained
+		q.waiting++
+		q.mu.Unlock()
+		var err error
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			err = ctx.Err()
+			select {
+			case <-q.closed: // the context of a closing client's call
+				err = ErrClosed
+			default:
+			}
+		case <-q.closed:
+			err = ErrClosed
+		case <-q.done:
+			err = errSessionGone
+		}
+		q.mu.Lock()
+		q.waiting--
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commit hands the frame appended at buf[start:] to the stream, with mu
+// held. alone says the caller has nothing else in flight to share a packet
+// with: then, when nothing is queued, a small frame is written at once,
+// saving the flusher's hop.
+func (q *writeQueue) commit(start int, alone bool) {
+	if q.flushing {
+		return // the flusher's next write takes it
+	}
+	if alone && start == 0 && transport.TryWrite(q.str, q.buf) {
+		q.buf = q.buf[:0]
+		return
+	}
+	q.flushing = true
+	q.kick <- struct{}{} // never blocks: only the caller that sets flushing sends
+}
+
+// run is the flusher: it writes queued frames until the session ends or a
+// write fails, which it reports to fail (part of a frame may be on the
+// stream then, so the session is unusable). A write waiting for
+// flow-control credit blocks until it gets it or the stream is cancelled.
+func (q *writeQueue) run(fail func(error)) {
+	for {
+		select {
+		case <-q.kick:
+		case <-q.done:
+			return
+		}
+		runtime.Gosched()
+		q.mu.Lock()
+		for len(q.buf) > 0 {
+			buf := q.buf
+			q.buf, q.spare = q.spare[:0], nil
+			if q.waiting > 0 {
+				close(q.drained)
+				q.drained = nil
+			}
+			q.mu.Unlock()
+			if err := q.write(buf); err != nil {
+				fail(err)
+				return
+			}
+			q.mu.Lock()
+			if cap(buf) <= 64<<10 { // do not pin a large frame's buffer
+				q.spare = buf
+			}
+		}
+		q.flushing = false
+		q.mu.Unlock()
+	}
+}
+
+func (q *writeQueue) write(b []byte) error {
+	if transport.TryWrite(q.str, b) {
+		return nil
+	}
+	_, err := q.str.Write(b)
+	return err
+}
