@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,16 +35,58 @@ type CertReloaderOptions struct {
 // replaced) keeps the previous certificate and is logged; the files are
 // tried again when they change again. It is safe for concurrent use.
 type CertReloader struct {
-	certFile, keyFile string
-	interval          time.Duration
-	now               func() time.Time
-	log               *slog.Logger
+	w *fileWatch[tls.Certificate]
+}
 
-	cert atomic.Pointer[tls.Certificate]
+// NewCertReloader loads certFile and keyFile; failing that, it returns the
+// error.
+func NewCertReloader(certFile, keyFile string, opts CertReloaderOptions) (*CertReloader, error) {
+	w, err := newFileWatch(opts, "tls certificate", "certificate", []string{certFile, keyFile},
+		func() (*tls.Certificate, error) {
+			cert, err := loadKeyPair(certFile, keyFile)
+			return &cert, err
+		},
+		func(c *tls.Certificate) []any {
+			return append([]any{"cert", certFile, "key", keyFile}, certAttrs(*c)...)
+		})
+	if err != nil {
+		return nil, err
+	}
+	return &CertReloader{w: w}, nil
+}
+
+// Certificate returns the certificate in use.
+func (r *CertReloader) Certificate() *tls.Certificate { return r.w.val.Load() }
+
+// GetCertificate is a tls.Config.GetCertificate hook: it returns the
+// current certificate, first reloading it if CheckInterval has passed since
+// the last look and the files changed.
+func (r *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return r.w.current(), nil
+}
+
+// Reload loads the files now, whether or not they changed. On error the
+// previous certificate stays in use.
+func (r *CertReloader) Reload() error { return r.w.reload() }
+
+// fileWatch holds a value loaded from files and loads it again, lazily from
+// current, when CheckInterval has passed and the files changed. A failed
+// load keeps the previous value and is logged.
+type fileWatch[T any] struct {
+	what     string // for the log: "tls certificate", "tls client CA"
+	noun     string // what a failed reload keeps: "certificate", "CAs"
+	files    []string
+	load     func() (*T, error)
+	attrs    func(*T) []any
+	interval time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+
+	val atomic.Pointer[T]
 
 	mu        sync.Mutex // guards the fields below and serializes loads
 	lastCheck time.Time
-	stamp     [2]fileStamp // of certFile and keyFile at the last load attempt
+	stamp     []fileStamp // of files at the last load attempt
 }
 
 type fileStamp struct {
@@ -51,78 +94,67 @@ type fileStamp struct {
 	size int64
 }
 
-// NewCertReloader loads certFile and keyFile; failing that, it returns the
-// error.
-func NewCertReloader(certFile, keyFile string, opts CertReloaderOptions) (*CertReloader, error) {
-	r := &CertReloader{
-		certFile: certFile, keyFile: keyFile,
-		interval: opts.CheckInterval,
-		now:      opts.Now,
-		log:      orDiscard(opts.Log),
+func newFileWatch[T any](opts CertReloaderOptions, what, noun string, files []string, load func() (*T, error), attrs func(*T) []any) (*fileWatch[T], error) {
+	w := &fileWatch[T]{what: what, noun: noun, files: files, load: load, attrs: attrs,
+		interval: opts.CheckInterval, now: opts.Now, log: orDiscard(opts.Log)}
+	if w.interval == 0 {
+		w.interval = DefaultCertCheckInterval
 	}
-	if r.interval == 0 {
-		r.interval = DefaultCertCheckInterval
+	if w.now == nil {
+		w.now = time.Now
 	}
-	if r.now == nil {
-		r.now = time.Now
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lastCheck = r.now()
-	r.stamp = r.stat()
-	cert, err := loadKeyPair(certFile, keyFile)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lastCheck = w.now()
+	w.stamp = w.stat()
+	v, err := load()
 	if err != nil {
 		return nil, err
 	}
-	r.cert.Store(&cert)
-	return r, nil
+	w.val.Store(v)
+	return w, nil
 }
 
-// Certificate returns the certificate in use.
-func (r *CertReloader) Certificate() *tls.Certificate { return r.cert.Load() }
-
-// GetCertificate is a tls.Config.GetCertificate hook: it returns the
-// current certificate, first reloading it if CheckInterval has passed since
-// the last look and the files changed.
-func (r *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if r.interval > 0 && r.mu.TryLock() { // a handshake never waits for another's reload
-		now := r.now()
-		if now.Sub(r.lastCheck) >= r.interval {
-			r.lastCheck = now
-			if r.stat() != r.stamp {
-				_ = r.reloadLocked()
+// current returns the value, first reloading it if the interval has passed
+// since the last look and the files changed. A caller never waits for
+// another's reload.
+func (w *fileWatch[T]) current() *T {
+	if w.interval > 0 && w.mu.TryLock() {
+		now := w.now()
+		if now.Sub(w.lastCheck) >= w.interval {
+			w.lastCheck = now
+			if !slices.Equal(w.stat(), w.stamp) {
+				_ = w.reloadLocked()
 			}
 		}
-		r.mu.Unlock()
+		w.mu.Unlock()
 	}
-	return r.cert.Load(), nil
+	return w.val.Load()
 }
 
-// Reload loads the files now, whether or not they changed. On error the
-// previous certificate stays in use.
-func (r *CertReloader) Reload() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lastCheck = r.now()
-	return r.reloadLocked()
+func (w *fileWatch[T]) reload() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lastCheck = w.now()
+	return w.reloadLocked()
 }
 
-func (r *CertReloader) reloadLocked() error {
-	r.stamp = r.stat()
-	cert, err := loadKeyPair(r.certFile, r.keyFile)
+func (w *fileWatch[T]) reloadLocked() error {
+	w.stamp = w.stat()
+	v, err := w.load()
 	if err != nil {
-		r.log.Error("tls certificate reload failed; keeping the previous certificate", "err", err)
+		w.log.Error(w.what+" reload failed; keeping the previous "+w.noun, "err", err)
 		return err
 	}
-	r.cert.Store(&cert)
-	r.log.Info("tls certificate reloaded", append([]any{"cert", r.certFile, "key", r.keyFile}, certAttrs(cert)...)...)
+	w.val.Store(v)
+	w.log.Info(w.what+" reloaded", w.attrs(v)...)
 	return nil
 }
 
 // stat returns the files' stamps (zero for a file that cannot be read).
-func (r *CertReloader) stat() [2]fileStamp {
-	var out [2]fileStamp
-	for i, name := range []string{r.certFile, r.keyFile} {
+func (w *fileWatch[T]) stat() []fileStamp {
+	out := make([]fileStamp, len(w.files))
+	for i, name := range w.files {
 		if st, err := os.Stat(name); err == nil {
 			out[i] = fileStamp{mod: st.ModTime(), size: st.Size()}
 		}

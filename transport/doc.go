@@ -21,7 +21,9 @@
 // files' modification times and sizes and loads them again when they
 // changed; CertReloader.Reload (from NewServerTLS) forces it, e.g. on SIGHUP.
 // A reload that fails (half-replaced files, a key not matching the
-// certificate) keeps the previous certificate and logs an error.
+// certificate) keeps the previous certificate and logs an error. The
+// client CA file (TLSOptions.ClientCAFile) is watched the same way, and
+// each handshake verifies client certificates against the CAs it holds.
 //
 // # Mutual TLS
 //

@@ -219,3 +219,78 @@ func TestClientCertIdentity(t *testing.T) {
 		t.Error("identity without a certificate")
 	}
 }
+
+// The client CA file is reloaded when it changes: after it is replaced,
+// certificates of the new CA are accepted and those of the old one refused;
+// a broken replacement keeps the CAs in use.
+func TestClientCAReload(t *testing.T) {
+	dir := t.TempDir()
+	oldCA := newTestCA(t, dir, "old")
+	newCA := newTestCA(t, dir, "new")
+	oldCert, oldKey := oldCA.issue(t, dir, "alice-old", &x509.Certificate{Subject: pkix.Name{CommonName: "alice"}})
+	newCert, newKey := newCA.issue(t, dir, "alice-new", &x509.Certificate{Subject: pkix.Name{CommonName: "alice"}})
+	caFile := filepath.Join(dir, "clients-ca.pem")
+	replace := func(src []byte, mtime time.Time) {
+		t.Helper()
+		if err := os.WriteFile(caFile, src, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(caFile, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(path string) []byte {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	base := time.Now().Add(-time.Hour)
+	replace(read(oldCA.file), base)
+
+	log, logs := newTestLogger()
+	conf, err := ServerTLSConfig(TLSOptions{DataDir: dir, ClientCAFile: caFile, RequireClientCert: true,
+		CertCheckInterval: time.Nanosecond}, log) // look at the file at every handshake
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := startEcho(t, conf).Addr().String()
+	serverCA := filepath.Join(dir, DevCertFile)
+	// Clients with and without ALPN take different paths through the
+	// server's configuration hook; both must see the reloaded CAs.
+	client := func(certFile, keyFile string, alpn bool) *tls.Config {
+		c, err := ClientTLSConfig(ClientTLSOptions{CAFile: serverCA, CertFile: certFile, KeyFile: keyFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if alpn {
+			c.NextProtos = []string{"felix"}
+		}
+		return c
+	}
+	expect := func(stage, certFile, keyFile string, ok bool) {
+		t.Helper()
+		for _, alpn := range []bool{false, true} {
+			err := roundTrip(t, addr, client(certFile, keyFile, alpn))
+			if ok && err != nil {
+				t.Fatalf("%s (alpn %v): %v", stage, alpn, err)
+			}
+			if !ok && (err == nil || !strings.Contains(err.Error(), "unknown certificate authority")) {
+				t.Fatalf("%s (alpn %v): err = %v, want unknown certificate authority", stage, alpn, err)
+			}
+		}
+	}
+	expect("old CA, old cert", oldCert, oldKey, true)
+	expect("old CA, new cert", newCert, newKey, false)
+
+	replace(read(newCA.file), base.Add(time.Minute))
+	expect("new CA, new cert", newCert, newKey, true)
+	expect("new CA, old cert", oldCert, oldKey, false)
+
+	replace([]byte("not a certificate"), base.Add(2*time.Minute))
+	expect("broken file keeps the new CA", newCert, newKey, true)
+	if !strings.Contains(logs.String(), "tls client CA reload failed; keeping the previous CAs") {
+		t.Errorf("failed reload not logged:\n%s", logs.String())
+	}
+}

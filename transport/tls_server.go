@@ -21,12 +21,15 @@ type TLSOptions struct {
 	// the development certificate, and they are reloaded when they change
 	// (see CertReloader).
 	CertFile, KeyFile string
-	// CertCheckInterval is the least time between two looks at CertFile and
-	// KeyFile for changes. Default 10 s; negative: never reload.
+	// CertCheckInterval is the least time between two looks at CertFile,
+	// KeyFile and ClientCAFile for changes. Default 10 s; negative: never
+	// reload.
 	CertCheckInterval time.Duration
 	// ClientCAFile is a PEM bundle of the CAs that sign client
 	// certificates. When set, a client certificate, if presented, must
-	// chain to one of them (and be valid for client authentication).
+	// chain to one of them (and be valid for client authentication). It is
+	// reloaded when it changes, like the certificate files; a bad new file
+	// keeps the previous CAs.
 	ClientCAFile string
 	// RequireClientCert refuses clients without a valid client certificate
 	// (mutual TLS). It requires ClientCAFile.
@@ -54,13 +57,13 @@ func ServerTLSConfig(opts TLSOptions, log *slog.Logger) (*tls.Config, error) {
 func NewServerTLS(opts TLSOptions, log *slog.Logger) (*tls.Config, *CertReloader, error) {
 	log = orDiscard(log)
 	conf := &tls.Config{MinVersion: tls.VersionTLS13}
-	if err := setClientAuth(conf, opts, log); err != nil {
+	clientCAs, err := setClientAuth(conf, opts, log)
+	if err != nil {
 		return nil, nil, err
 	}
 	var (
 		cert     tls.Certificate
 		reloader *CertReloader
-		err      error
 	)
 	switch {
 	case opts.CertFile != "" || opts.KeyFile != "":
@@ -94,28 +97,39 @@ func NewServerTLS(opts TLSOptions, log *slog.Logger) (*tls.Config, *CertReloader
 	if reloader == nil {
 		conf.Certificates = []tls.Certificate{cert}
 	}
-	return EchoALPN(conf), reloader, nil
+	if clientCAs == nil {
+		return EchoALPN(conf), reloader, nil
+	}
+	// Each handshake verifies client certificates against the CAs as the
+	// file holds them now.
+	return echoALPN(conf, func(c *tls.Config) { c.ClientCAs = clientCAs.current() }), reloader, nil
 }
 
-// setClientAuth configures client certificate verification from opts.
-func setClientAuth(conf *tls.Config, opts TLSOptions, log *slog.Logger) error {
+// setClientAuth configures client certificate verification from opts. The
+// CA file is watched like the certificate files (CertCheckInterval); the
+// returned watch is nil without ClientCAFile.
+func setClientAuth(conf *tls.Config, opts TLSOptions, log *slog.Logger) (*fileWatch[x509.CertPool], error) {
 	if opts.ClientCAFile == "" {
 		if opts.RequireClientCert {
-			return errClientCANeeded
+			return nil, errClientCANeeded
 		}
-		return nil
+		return nil, nil
 	}
-	pool, err := readCertPool("client CA", opts.ClientCAFile, nil)
+	file := opts.ClientCAFile
+	w, err := newFileWatch(CertReloaderOptions{CheckInterval: opts.CertCheckInterval, Log: log},
+		"tls client CA", "CAs", []string{file},
+		func() (*x509.CertPool, error) { return readCertPool("client CA", file, nil) },
+		func(*x509.CertPool) []any { return []any{"ca", file} })
 	if err != nil {
-		return err
+		return nil, err
 	}
-	conf.ClientCAs = pool
+	conf.ClientCAs = w.current()
 	conf.ClientAuth = tls.VerifyClientCertIfGiven
 	if opts.RequireClientCert {
 		conf.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	log.Info("tls client certificates", "ca", opts.ClientCAFile, "required", opts.RequireClientCert)
-	return nil
+	log.Info("tls client certificates", "ca", file, "required", opts.RequireClientCert, "reloaded_on_change", w.interval > 0)
+	return w, nil
 }
 
 // loadKeyPair loads a PEM certificate and key, with errors that name the
