@@ -171,6 +171,14 @@ func (s *Stream) remove(sub *Subscription) {
 // Subscriptions returns the live subscriptions.
 func (s *Stream) Subscriptions() []*Subscription { return *s.subs.Load() }
 
+// Err reports why the stream ended (ErrStreamDeleted, or ErrClosed when the
+// broker closed), or nil while it is live.
+func (s *Stream) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
+}
+
 // shutdown ends the stream: new publishes fail with reason, and every
 // subscription ends once its queue is drained.
 func (s *Stream) shutdown(reason error) {

@@ -51,6 +51,11 @@ type BrokerApplierOptions struct {
 	Log commitlog.Options
 	// Logger reports recreated streams and caches. Default slog.Default().
 	Logger *slog.Logger
+	// StreamsRemoved, when set, is called after streams were deleted from
+	// the broker (and their logs removed), for the owners of per-stream
+	// state kept elsewhere: serve passes the server's ForgetStreams, which
+	// drops the streams' consumer groups.
+	StreamsRemoved func([]broker.StreamKey)
 }
 
 // BrokerApplier applies control-plane objects to a broker and a cache
@@ -198,6 +203,9 @@ func (a *BrokerApplier) deleteStream(k StreamKey) error {
 // forget drops the applied state and log directories of removed streams.
 // Called with a.mu held.
 func (a *BrokerApplier) forget(keys []broker.StreamKey) {
+	if len(keys) > 0 && a.opts.StreamsRemoved != nil {
+		defer a.opts.StreamsRemoved(keys)
+	}
 	for _, bk := range keys {
 		delete(a.applied, StreamKey{bk.Tenant, bk.Namespace, bk.Stream})
 		if a.opts.DataDir == "" {

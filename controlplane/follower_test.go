@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +22,9 @@ type brokerRig struct {
 	caches  *cache.Store
 	dataDir string
 	applier *BrokerApplier
+
+	mu      sync.Mutex
+	removed []broker.StreamKey // what StreamsRemoved reported, in order
 }
 
 func newBrokerRig(t *testing.T) *brokerRig {
@@ -28,7 +33,12 @@ func newBrokerRig(t *testing.T) *brokerRig {
 	t.Cleanup(func() { r.b.Close(); r.caches.Close() })
 	var err error
 	r.applier, err = NewBrokerApplier(BrokerApplierOptions{Broker: r.b, Caches: r.caches, DataDir: r.dataDir,
-		Log: commitlog.Options{Logger: quiet}, Logger: quiet})
+		Log: commitlog.Options{Logger: quiet}, Logger: quiet,
+		StreamsRemoved: func(keys []broker.StreamKey) {
+			r.mu.Lock()
+			r.removed = append(r.removed, keys...)
+			r.mu.Unlock()
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,5 +243,48 @@ func TestFollowerInProcess(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run returned %v", err)
+	}
+}
+
+// The applier reports every stream it removes (delete, namespace delete,
+// tenant delete) to StreamsRemoved, so the server can drop the streams'
+// consumer groups.
+func TestApplierReportsRemovedStreams(t *testing.T) {
+	rig := newBrokerRig(t)
+	a := rig.applier
+	for _, s := range []Stream{
+		{TenantID: "acme", Namespace: "orders", Stream: "a", Durable: true, Fsync: "never"},
+		{TenantID: "acme", Namespace: "orders", Stream: "b"},
+		{TenantID: "acme", Namespace: "billing", Stream: "c"},
+	} {
+		if err := a.EnsureStream(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	took := func() []broker.StreamKey {
+		rig.mu.Lock()
+		defer rig.mu.Unlock()
+		out := rig.removed
+		rig.removed = nil
+		slices.SortFunc(out, func(x, y broker.StreamKey) int { return strings.Compare(x.String(), y.String()) })
+		return out
+	}
+	if err := a.DeleteStream(StreamKey{"acme", "orders", "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := took(), []broker.StreamKey{{Tenant: "acme", Namespace: "orders", Stream: "a"}}; !slices.Equal(got, want) {
+		t.Fatalf("after a stream delete: %v, want %v", got, want)
+	}
+	if err := a.DeleteNamespace(NamespaceKey{"acme", "orders"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := took(), []broker.StreamKey{{Tenant: "acme", Namespace: "orders", Stream: "b"}}; !slices.Equal(got, want) {
+		t.Fatalf("after a namespace delete: %v, want %v", got, want)
+	}
+	if err := a.DeleteTenant("acme"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := took(), []broker.StreamKey{{Tenant: "acme", Namespace: "billing", Stream: "c"}}; !slices.Equal(got, want) {
+		t.Fatalf("after a tenant delete: %v, want %v", got, want)
 	}
 }

@@ -1,16 +1,21 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/client"
 	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/internal/testbroker"
@@ -279,5 +284,76 @@ func TestQueuePrefetch(t *testing.T) {
 	}
 	if st := queueStats(t, tb, "jobs", "g"); st.InFlight != 5 {
 		t.Fatalf("in flight %d, want 5", st.InFlight)
+	}
+}
+
+// Deleting a stream drops its consumer groups and their durable state (what
+// the control plane's applier asks through Server.ForgetStreams): the old
+// group's consumer ends, and a stream created again under the same name
+// starts with a fresh group at offset 0 instead of the old group's state.
+func TestQueueGroupForgottenWithItsStream(t *testing.T) {
+	stateDir := t.TempDir()
+	tb := startQueueBroker(t, server.QueueOptions{StateDir: stateDir}, "default/default/jobs")
+	c := dial(t, tb, client.Options{})
+	publishSeq(t, c, "jobs", 0, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	co, err := c.Consumer(ctx, "default", "jobs", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		m, err := co.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	groupDir := commitlog.DirFor(stateDir, "default", "default", "jobs")
+	if _, err := os.Stat(groupDir); err != nil {
+		t.Fatalf("no group state before the delete: %v", err)
+	}
+
+	if err := tb.Broker.DeleteStream("default", "default", "jobs"); err != nil {
+		t.Fatal(err)
+	}
+	tb.Server.ForgetStreams([]broker.StreamKey{{Tenant: "default", Namespace: "default", Stream: "jobs"}})
+	if _, err := os.Stat(groupDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the deleted stream's group state is still there: %v", err)
+	}
+	ended, ecancel := context.WithTimeout(ctx, 5*time.Second)
+	if m, err := co.Next(ended); err == nil {
+		t.Fatalf("the old group's consumer got offset %d after the delete", m.Offset)
+	} else if ended.Err() != nil || !strings.Contains(err.Error(), "queue group closed") {
+		t.Fatalf("the old group's consumer: %v, want it ended with \"queue group closed\"", err)
+	}
+	ecancel()
+
+	lg, err := commitlog.Open(filepath.Join(t.TempDir(), "jobs"), commitlog.Options{Sync: commitlog.SyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.Broker.DeclareLoggedStream("default", "default", "jobs", broker.StreamOptions{Log: lg, Durable: true}); err != nil {
+		lg.Close()
+		t.Fatal(err)
+	}
+	publishSeq(t, c, "jobs", 100, 2)
+	co2, err := c.Consumer(ctx, "default", "jobs", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range uint64(2) {
+		m, err := co2.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Offset != i || !bytes.Equal(m.Payload, seq(100+i, 16)) {
+			t.Fatalf("delivery %d: offset %d payload %x, want offset %d of the new stream", i, m.Offset, m.Payload, i)
+		}
+		if err := m.Ack(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

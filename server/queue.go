@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -82,6 +83,11 @@ func (q *queues) group(st *broker.Stream, name string) (*queue.Group, error) {
 	defer q.mu.Unlock()
 	if q.closed {
 		return nil, broker.ErrClosed
+	}
+	if err := st.Err(); err != nil {
+		// Deleted since the caller looked it up: ForgetStreams may already
+		// have run, so a group made now would outlive the stream.
+		return nil, err
 	}
 	if g := q.groups[k]; g != nil {
 		return g, nil
@@ -178,6 +184,42 @@ func (q *queues) tick(interval time.Duration) {
 	}
 }
 
+// forget closes the consumer groups of removed streams (their consumers'
+// streams end) and deletes the groups' durable state, so a stream created
+// again under the same name starts without groups.
+func (q *queues) forget(keys []broker.StreamKey) {
+	gone := make(map[broker.StreamKey]bool, len(keys))
+	for _, k := range keys {
+		gone[k] = true
+	}
+	q.mu.Lock()
+	var closers []func() error
+	for k, g := range q.groups {
+		if !gone[k.stream] {
+			continue
+		}
+		closers = append(closers, g.Close)
+		if sl := q.state[k]; sl != nil {
+			closers = append(closers, sl.Close)
+		}
+		delete(q.groups, k)
+		delete(q.state, k)
+	}
+	q.mu.Unlock()
+	for _, c := range closers {
+		if err := c(); err != nil {
+			q.s.opts.Logger.Error("closing a deleted stream's queue group", "err", err)
+		}
+	}
+	if dir := q.s.opts.Queues.StateDir; dir != "" {
+		for k := range gone {
+			if err := os.RemoveAll(commitlog.DirFor(dir, k.Tenant, k.Namespace, k.Stream)); err != nil {
+				q.s.opts.Logger.Error("removing a deleted stream's queue group state", "stream", k.String(), "err", err)
+			}
+		}
+	}
+}
+
 func (q *queues) close() {
 	q.mu.Lock()
 	q.closed = true
@@ -267,6 +309,7 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 	ctx, cancel := context.WithCancel(c.qc.Context())
 	defer cancel()
 	writerDone := make(chan struct{})
+	var groupEnded atomic.Bool
 	go func() {
 		defer close(writerDone)
 		defer cancel()
@@ -274,6 +317,19 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 		var ds []wire.QueueDelivery
 		for {
 			got, err := member.Next(ctx, prefetch)
+			if errors.Is(err, queue.ErrClosed) && ctx.Err() == nil {
+				// The group closed under the consumer (its stream was
+				// deleted, or the broker is closing): say so, then stop
+				// reading so the stream ends cleanly after the message.
+				msg := "queue group closed"
+				if serr := st.Err(); serr != nil {
+					msg += ": " + serr.Error()
+				}
+				groupEnded.Store(true)
+				_ = w.message(&wire.QueueError{Message: msg})
+				ctl.bs.CancelRead(codeNoErrorStream)
+				return
+			}
 			if err != nil {
 				return
 			}
@@ -290,6 +346,9 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 	err = ctl.consumeLoop(ctx, member, w)
 	cancel()
 	<-writerDone
+	if groupEnded.Load() {
+		return errClose // finish the stream after the queue_error
+	}
 	return err
 }
 

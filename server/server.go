@@ -11,6 +11,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/transport"
 )
 
@@ -112,6 +113,12 @@ func (s *Server) Denials() uint64 { return s.opts.Auditor.Denials() }
 
 // LimitStats returns the counts of refusals by the tenant limits.
 func (s *Server) LimitStats() *LimitCounters { return &s.limits }
+
+// ForgetStreams tells the server that streams were removed from its broker
+// (deleted through the control plane, say): their consumer groups are
+// closed and the groups' state in Queues.StateDir is deleted, so a stream
+// created again under the same name starts without groups.
+func (s *Server) ForgetStreams(keys []broker.StreamKey) { s.queues.forget(keys) }
 
 // Serve accepts connections until Shutdown. It returns nil after Shutdown.
 func (s *Server) Serve() error {

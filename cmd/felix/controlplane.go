@@ -18,6 +18,7 @@ import (
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/controlplane"
+	"github.com/felixmq/felix/server"
 )
 
 // cpFlags choose how the broker gets its metadata: an embedded control
@@ -110,13 +111,14 @@ func controlPlaneHandler(store *controlplane.Store, sec *security, oidcPath stri
 // metadata to the broker. The first sync runs before it returns (an
 // external control plane that cannot be reached is retried in the
 // background); Run continues until ctx ends.
-func startControlPlane(ctx context.Context, f serveFlags, sec *security, b *broker.Broker, caches *cache.Store, onSync func(time.Duration), log *slog.Logger) (*runningControlPlane, error) {
+func startControlPlane(ctx context.Context, f serveFlags, sec *security, b *broker.Broker, caches *cache.Store, srv *server.Server, onSync func(time.Duration), log *slog.Logger) (*runningControlPlane, error) {
 	c := f.cp
 	if c.url == "" && c.addr == "off" {
 		return nil, nil
 	}
 	applier, err := controlplane.NewBrokerApplier(controlplane.BrokerApplierOptions{Broker: b, Caches: caches, DataDir: f.dataDir, Logger: log,
-		Log: commitlog.Options{SyncInterval: f.fsyncInterval, SegmentBytes: f.segmentBytes, Logger: log, OnSync: onSync}})
+		Log:            commitlog.Options{SyncInterval: f.fsyncInterval, SegmentBytes: f.segmentBytes, Logger: log, OnSync: onSync},
+		StreamsRemoved: srv.ForgetStreams})
 	if err != nil {
 		return nil, err
 	}

@@ -297,7 +297,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err := declareCaches(store, f, log); err != nil {
 		return err
 	}
-	cp, err := startControlPlane(ctx, f, sec, b, store, syncHist.Observe, log)
+	cp, err := startControlPlane(ctx, f, sec, b, store, srv, syncHist.Observe, log)
 	if err != nil {
 		return err
 	}
