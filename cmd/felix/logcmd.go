@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -19,9 +21,9 @@ import (
 func newLogCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "log",
-		Short: "Check, print and measure durable log directories: verify, dump, bench",
+		Short: "Check, print, repair and measure durable log directories: verify, dump, repair, bench",
 	}
-	cmd.AddCommand(newLogVerifyCmd(), newLogDumpCmd(), newLogBenchCmd())
+	cmd.AddCommand(newLogVerifyCmd(), newLogDumpCmd(), newLogRepairCmd(), newLogBenchCmd())
 	return cmd
 }
 
@@ -75,6 +77,78 @@ func runLogVerify(w io.Writer, dir string) error {
 		return err
 	}
 	fmt.Fprintln(w, "ok")
+	return nil
+}
+
+func newLogRepairCmd() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "repair DIR",
+		Short: "Truncate a log's active segment at its first bad record (with --yes)",
+		Long: `Repair a log directory that a broker refuses to open because its active
+(newest) segment has a bad record followed by valid ones. This happens
+after a machine crash under --fsync interval or never, when the OS wrote
+back later blocks of unsynced data and not earlier ones.
+
+Without --yes it only says what it would do: which file, from which byte,
+and how many bytes it would drop. With --yes it truncates the active segment
+at its first bad record. The valid records after that point are lost. It
+then verifies the log again. Stop the broker first: the directory is locked
+while a broker has it open.
+
+Corruption in an older (sealed) segment cannot be repaired this way.
+Restore that segment from a copy, or remove the log.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runLogRepair(cmd.OutOrStdout(), args[0], yes)
+		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "truncate (without it: only say what would be dropped)")
+	return cmd
+}
+
+func runLogRepair(w io.Writer, dir string, yes bool) error {
+	rep, err := commitlog.Verify(dir)
+	var ce *commitlog.CorruptionError
+	if err != nil && !errors.As(err, &ce) {
+		return err
+	}
+	if len(rep.Corruptions) == 0 {
+		if t := rep.TornTail; t != nil {
+			fmt.Fprintf(w, "torn tail: %s at byte %d: %s; opening the log repairs it\n", t.File, t.Position, t.Reason)
+		}
+		fmt.Fprintln(w, "no corruption: nothing to repair")
+		return nil
+	}
+	active := rep.Segments[len(rep.Segments)-1].File
+	for _, c := range rep.Corruptions {
+		if c.File != active {
+			return fmt.Errorf("%s at byte %d: %s: only the active segment (%s) can be repaired; restore this segment from a copy or remove the log",
+				c.File, c.Position, c.Reason, filepath.Base(active))
+		}
+	}
+	c := rep.Corruptions[0]
+	st, err := os.Stat(c.File)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s at byte %d: %s\n", c.File, c.Position, c.Reason)
+	if !yes {
+		fmt.Fprintf(w, "would truncate %s at byte %d, dropping %d bytes\n", filepath.Base(c.File), c.Position, st.Size()-c.Position)
+		return errors.New("not repaired: run again with --yes to truncate")
+	}
+	lg, err := commitlog.Open(dir, commitlog.Options{RepairTail: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
+	if err := lg.Close(); err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
+	fmt.Fprintf(w, "truncated %s at byte %d, dropped %d bytes\n", filepath.Base(c.File), c.Position, st.Size()-c.Position)
+	if rep, err = commitlog.Verify(dir); err != nil {
+		return fmt.Errorf("the log is still corrupt after the repair: %w", err)
+	}
+	fmt.Fprintf(w, "%d records, offsets [%d, %d): ok\n", rep.Records, rep.Oldest, rep.Next)
 	return nil
 }
 
