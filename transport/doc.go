@@ -19,7 +19,7 @@
 // Certificate files are served through a CertReloader: at most every
 // TLSOptions.CertCheckInterval (10 s by default) a handshake looks at the
 // files' modification times and sizes and loads them again when they
-// changed; CertReloader.Reload (from NewServerTLS) forces it, e.g. on SIGHUP.
+// changed; TLSFiles.Reload (from NewServerTLS) forces it, e.g. on SIGHUP.
 // A reload that fails (half-replaced files, a key not matching the
 // certificate) keeps the previous certificate and logs an error. The
 // client CA file (TLSOptions.ClientCAFile) is watched the same way, and

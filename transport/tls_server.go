@@ -51,30 +51,53 @@ func ServerTLSConfig(opts TLSOptions, log *slog.Logger) (*tls.Config, error) {
 	return conf, err
 }
 
-// NewServerTLS is ServerTLSConfig that also returns the CertReloader serving
-// CertFile and KeyFile (nil for a development certificate), e.g. to call
-// Reload on SIGHUP.
-func NewServerTLS(opts TLSOptions, log *slog.Logger) (*tls.Config, *CertReloader, error) {
+// TLSFiles reloads the files behind a server TLS configuration on demand
+// (e.g. on SIGHUP): the certificate and key files and the client CA file,
+// whichever were given. Between calls they are still reloaded on change
+// (TLSOptions.CertCheckInterval).
+type TLSFiles struct {
+	cert *CertReloader
+	ca   *fileWatch[x509.CertPool]
+}
+
+// Reload loads every file now, whether or not it changed. What fails to
+// load keeps its previous value; the errors are returned joined. A nil
+// TLSFiles (no files: a development certificate) does nothing.
+func (f *TLSFiles) Reload() error {
+	if f == nil {
+		return nil
+	}
+	var errs []error
+	if f.cert != nil {
+		errs = append(errs, f.cert.Reload())
+	}
+	if f.ca != nil {
+		errs = append(errs, f.ca.reload())
+	}
+	return errors.Join(errs...)
+}
+
+// NewServerTLS is ServerTLSConfig that also returns the TLSFiles behind the
+// configuration, to reload them on demand; nil when no file is involved.
+func NewServerTLS(opts TLSOptions, log *slog.Logger) (*tls.Config, *TLSFiles, error) {
 	log = orDiscard(log)
 	conf := &tls.Config{MinVersion: tls.VersionTLS13}
 	clientCAs, err := setClientAuth(conf, opts, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	var (
-		cert     tls.Certificate
-		reloader *CertReloader
-	)
+	files := &TLSFiles{ca: clientCAs}
+	var cert tls.Certificate
 	switch {
 	case opts.CertFile != "" || opts.KeyFile != "":
-		reloader, err = NewCertReloader(opts.CertFile, opts.KeyFile,
+		files.cert, err = NewCertReloader(opts.CertFile, opts.KeyFile,
 			CertReloaderOptions{CheckInterval: opts.CertCheckInterval, Log: log})
 		if err != nil {
 			return nil, nil, err
 		}
-		conf.GetCertificate = reloader.GetCertificate
+		conf.GetCertificate = files.cert.GetCertificate
 		log.Info("tls certificate", append([]any{"source", "files (reloaded on change)", "cert", opts.CertFile,
-			"key", opts.KeyFile}, certAttrs(*reloader.Certificate())...)...)
+			"key", opts.KeyFile}, certAttrs(*files.cert.Certificate())...)...)
 	case opts.DataDir != "":
 		var created bool
 		cert, created, err = persistentDevCert(opts.DataDir, log)
@@ -94,15 +117,18 @@ func NewServerTLS(opts TLSOptions, log *slog.Logger) (*tls.Config, *CertReloader
 		}
 		log.Info("tls certificate", append([]any{"source", "ephemeral dev certificate"}, certAttrs(cert)...)...)
 	}
-	if reloader == nil {
+	if files.cert == nil {
 		conf.Certificates = []tls.Certificate{cert}
+		if files.ca == nil {
+			files = nil // nothing to reload
+		}
 	}
 	if clientCAs == nil {
-		return EchoALPN(conf), reloader, nil
+		return EchoALPN(conf), files, nil
 	}
 	// Each handshake verifies client certificates against the CAs as the
 	// file holds them now.
-	return echoALPN(conf, func(c *tls.Config) { c.ClientCAs = clientCAs.current() }), reloader, nil
+	return echoALPN(conf, func(c *tls.Config) { c.ClientCAs = clientCAs.current() }), files, nil
 }
 
 // setClientAuth configures client certificate verification from opts. The

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -269,10 +271,11 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	srv, err := newServer(f, b, store, syncPolicy, sec.authn, log)
+	srv, tlsFiles, err := newServer(f, b, store, syncPolicy, sec.authn, log)
 	if err != nil {
 		return err
 	}
+	go reloadOnSIGHUP(ctx, tlsFiles, log)
 	// Health and metrics come first, so /ready says "starting" while the
 	// durable logs recover.
 	var ms *metrics.Server
@@ -341,19 +344,19 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 }
 
 // newServer builds the QUIC server (not yet listening) from the flags.
-func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy commitlog.SyncPolicy, authn server.Authenticator, log *slog.Logger) (*server.Server, error) {
-	tlsConf, err := transport.ServerTLSConfig(transport.TLSOptions{CertFile: f.tlsCert, KeyFile: f.tlsKey, DataDir: f.dataDir,
+func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy commitlog.SyncPolicy, authn server.Authenticator, log *slog.Logger) (*server.Server, *transport.TLSFiles, error) {
+	tlsConf, tlsFiles, err := transport.NewServerTLS(transport.TLSOptions{CertFile: f.tlsCert, KeyFile: f.tlsKey, DataDir: f.dataDir,
 		ClientCAFile: f.tlsClientCA, RequireClientCert: f.tlsRequireClientCert}, log)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", f.sources.describe("tls-cert"), err)
+		return nil, nil, fmt.Errorf("%s: %w", f.sources.describe("tls-cert"), err)
 	}
 	var topts transport.Options
 	if f.dataDir != "" {
 		if topts.StatelessResetKey, err = transport.LoadOrCreateResetKey(f.dataDir); err != nil {
-			return nil, fmt.Errorf("%s: %w", f.sources.describe("data-dir"), err)
+			return nil, nil, fmt.Errorf("%s: %w", f.sources.describe("data-dir"), err)
 		}
 	}
-	return server.New(server.Options{
+	srv, err := server.New(server.Options{
 		Broker: b, TLS: tlsConf, Transport: topts,
 		Caches: store, AutoCreateCaches: f.autoCreate, DefaultCacheConfig: cache.Config{MaxBytes: f.cacheMaxBytes},
 		Queues: server.QueueOptions{AckTimeout: f.queueAckTimeout, MaxAttempts: f.queueMaxAttempts,
@@ -361,6 +364,32 @@ func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy co
 			StateSync: syncPolicy}, MaxFrameBytes: f.maxFrameBytes,
 		MaxSubscriptionsPerConn: f.maxSubsPerConn, Logger: log, Auth: authn, Limits: f.limits,
 	})
+	return srv, tlsFiles, err
+}
+
+// reloadOnSIGHUP reloads the TLS files (certificate, key, client CAs) at
+// every SIGHUP until ctx ends. Between signals they are still reloaded when
+// they change, at most every 10 s.
+func reloadOnSIGHUP(ctx context.Context, files *transport.TLSFiles, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if files == nil {
+				log.Info("SIGHUP: nothing to reload (development certificate)")
+				continue
+			}
+			if err := files.Reload(); err != nil {
+				log.Error("SIGHUP: tls reload failed; the previous certificate or CAs stay in use", "err", err)
+				continue
+			}
+			log.Info("SIGHUP: tls files reloaded")
+		}
+	}
 }
 
 // declareStreams declares the in-memory and durable streams of the flags
