@@ -9,9 +9,10 @@ import (
 )
 
 // maxQueuedBytes bounds the frames a writeQueue holds for its flusher (plus
-// one frame, which may be larger). It is reached only when the stream has
-// no flow-control credit left, e.g. a broker that stopped reading: callers
-// then wait for room, bounded by their context.
+// one frame, which may be larger). It is reached only when frames come
+// faster than the stream takes them, e.g. a broker that stopped reading
+// (no flow-control credit): callers then wait for room, bounded by their
+// context.
 const maxQueuedBytes = 4 << 20
 
 // streamWriter is the part of a QUIC stream a writeQueue writes to.
