@@ -2,7 +2,6 @@ package demo
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/felixmq/felix/client"
 	"github.com/felixmq/felix/server"
+	"github.com/felixmq/felix/wire"
 )
 
 // The orders demo's names.
@@ -40,17 +40,6 @@ type order struct {
 	ID     int    `json:"id"`
 	Item   string `json:"item"`
 	Amount int    `json:"amount_cents"`
-}
-
-// deadLetter is what the broker publishes to the dead-letter stream
-// (server.deadLetterRecord).
-type deadLetter struct {
-	Stream   string `json:"stream"`
-	Group    string `json:"group"`
-	Offset   uint64 `json:"offset"`
-	Attempts int    `json:"attempts"`
-	Reason   string `json:"reason"`
-	Payload  string `json:"payload"` // standard base64
 }
 
 var errPoison = errors.New("invalid order: negative amount")
@@ -214,7 +203,7 @@ func crashWorker(ctx context.Context, e *env, r *ordersRun, crashAfter int) erro
 
 // runWorkers runs the healthy workers until want orders are acknowledged
 // and the poison order is on the dead-letter stream, which it returns.
-func runWorkers(ctx context.Context, e *env, r *ordersRun, workers, want int, dlq *client.Subscription) (deadLetter, error) {
+func runWorkers(ctx context.Context, e *env, r *ordersRun, workers, want int, dlq *client.Subscription) (wire.DeadLetter, error) {
 	e.stepf("%d healthy workers (prefetch %d) join the group and process everything left, the crashed worker's orders too.", workers, workerPrefetch)
 	wctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -223,7 +212,7 @@ func runWorkers(ctx context.Context, e *env, r *ordersRun, workers, want int, dl
 		name := fmt.Sprintf("worker-%d", w+1)
 		c, err := e.dial(ctx, ordersTenant, client.Options{})
 		if err != nil {
-			return deadLetter{}, err
+			return wire.DeadLetter{}, err
 		}
 		defer c.Close()
 		wg.Go(func() {
@@ -237,7 +226,7 @@ func runWorkers(ctx context.Context, e *env, r *ordersRun, workers, want int, dl
 		})
 	}
 	e.notef("A rejected order is nacked and retried; after the group's max attempts it goes to %s/%s.", ordersNS, ordersDLQ)
-	var dead deadLetter
+	var dead wire.DeadLetter
 	for {
 		ev, err := dlq.Next(ctx)
 		if err != nil {
@@ -247,8 +236,7 @@ func runWorkers(ctx context.Context, e *env, r *ordersRun, workers, want int, dl
 			continue
 		}
 		var o order
-		raw, _ := base64.StdEncoding.DecodeString(dead.Payload)
-		if json.Unmarshal(raw, &o) == nil && o.Run == r.run {
+		if json.Unmarshal(dead.Payload, &o) == nil && o.Run == r.run {
 			break
 		}
 	}
@@ -266,7 +254,7 @@ func runWorkers(ctx context.Context, e *env, r *ordersRun, workers, want int, dl
 	return dead, nil
 }
 
-func reportOrders(e *env, r *ordersRun, orders, poison int, dead deadLetter) {
+func reportOrders(e *env, r *ordersRun, orders, poison int, dead wire.DeadLetter) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e.stepf("Results.")
@@ -302,8 +290,7 @@ func reportOrders(e *env, r *ordersRun, orders, poison int, dead deadLetter) {
 		}
 	}
 	var o order
-	raw, _ := base64.StdEncoding.DecodeString(dead.Payload)
-	_ = json.Unmarshal(raw, &o)
+	_ = json.Unmarshal(dead.Payload, &o)
 	e.notef("dead letter: order %d (offset %d) from group %q after %d attempts: %s", o.ID, dead.Offset, dead.Group, dead.Attempts, dead.Reason)
 	e.check(once == orders-1 && dup == 0 && r.acked[poison] == 0,
 		"%d of %d valid orders acknowledged exactly once (%d twice, 0 lost)", once, orders-1, dup)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,17 +125,6 @@ func (q *queues) group(st *broker.Stream, name string) (*queue.Group, error) {
 	return g, nil
 }
 
-// deadLetterRecord is what a dead-letter stream receives: the record and
-// why it died, as JSON.
-type deadLetterRecord struct {
-	Stream   string `json:"stream"`
-	Group    string `json:"group"`
-	Offset   uint64 `json:"offset"`
-	Attempts int    `json:"attempts"`
-	Reason   string `json:"reason"`
-	Payload  string `json:"payload"` // standard base64
-}
-
 func (q *queues) deadLetter(k broker.StreamKey, group string) queue.DeadLetterFunc {
 	suffix := q.s.opts.Queues.DeadLetterSuffix
 	if suffix == "" {
@@ -149,8 +137,8 @@ func (q *queues) deadLetter(k broker.StreamKey, group string) queue.DeadLetterFu
 				"offset", rec.Offset, "attempts", attempts, "reason", reason, "want_stream", k.Stream+suffix)
 			return nil
 		}
-		body, _ := json.Marshal(deadLetterRecord{Stream: k.Stream, Group: group, Offset: rec.Offset, Attempts: attempts,
-			Reason: reason, Payload: base64.StdEncoding.EncodeToString(rec.Payload)})
+		body, _ := json.Marshal(wire.DeadLetter{Stream: k.Stream, Group: group, Offset: rec.Offset, Attempts: attempts,
+			Reason: reason, Payload: rec.Payload})
 		_, err = dlq.Publish(ctx, [][]byte{body})
 		return err
 	}
