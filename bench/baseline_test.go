@@ -33,7 +33,7 @@ func TestBaselineReport(t *testing.T) {
 		defer func() { _ = stop() }()
 		natsURL = url
 	}
-	echoAddr, stopEcho, err := StartQUICEcho(ctx)
+	echoAddr, stopEcho, err := StartQUICPeer(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

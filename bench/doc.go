@@ -1,6 +1,6 @@
 // Package bench is Felix's benchmark harness: load generators, latency
 // histograms, reports and charts that put Felix side by side with its peers
-// (NATS core and JetStream, Redis, a raw quic-go echo) in the same run on the
+// (NATS core and JetStream, Redis, a raw quic-go echo and relay) in the same run on the
 // same machine. `felix bench` drives it.
 //
 // The pieces:
@@ -9,7 +9,7 @@
 //     up to 60 s, 3 significant figures), one per goroutine, merged at the end.
 //   - Workloads, each with a target interface and a runner: pub/sub fanout
 //     ([PubSubTarget], [RunPubSub]; [FelixTarget], [NATSTarget],
-//     [RedisPubSubTarget], [QUICEchoTarget]), the reference's latency grid
+//     [RedisPubSubTarget], [QUICEchoTarget], [QUICRelayTarget]), the reference's latency grid
 //     ([Matrix]), cache GET/PUT ([CacheTarget], [RunCache]), work queues
 //     ([QueueTarget], [RunQueue]) and durable log appends ([RunLog]).
 //     Pub/sub runs can be paced (fixed rate, coordinated-omission-free:
@@ -18,7 +18,8 @@
 //   - Warm-up: every runner has one (messages, records, or time) that is
 //     run and then dropped: no latency sample, rate or byte count of a
 //     result comes from it; only loss accounting covers it.
-//   - [StartNATS], [StartRedis] and [StartQUICEcho]: peers started by the
+//   - [StartNATS], [StartRedis] and [StartQUICPeer] (in this process or,
+//     with [StartQUICPeerProcess], as a `felix bench quic-peer` child): peers started by the
 //     harness itself on 127.0.0.1 and stopped through their own process
 //     handle (by PID, never by name); scripts/peers.sh installs, starts and
 //     stops the same peers by hand.

@@ -12,10 +12,12 @@ import (
 //
 // Background: the Go runtime's timers wake a sleeping program about 1 ms
 // late on Linux (the netpoller waits in whole milliseconds), far too coarse
-// for a 10 000/s schedule. The pacer therefore locks the publisher to its
-// OS thread, sets that thread's timer slack to 1 ns and sleeps with
-// nanosleep(2); what is left is the kernel's wake-up lateness, tens of µs
-// on a small VM.
+// for a 10 000/s schedule. On Linux the pacer therefore sleeps on a
+// timerfd(2) read through the netpoller: nanosecond resolution, no timer
+// slack, and the publisher's goroutine parks like one waiting on a socket,
+// so the goroutines its last publish woke (a client's flusher or connection
+// loop) run on its P at once. What is left is the kernel's wake-up
+// lateness, tens of µs on a small VM.
 type Pacing int
 
 const (
@@ -76,6 +78,7 @@ type pacer struct {
 	clk     clock
 	mode    Pacing
 	est     *paceEstimate
+	sleep   func(ns int64) // waits about ns nanoseconds (may return early)
 	release func()
 }
 
@@ -105,7 +108,7 @@ func (p *pacer) waitUntil(t int64) {
 		if rem <= 0 {
 			break
 		}
-		sleepNs(rem)
+		p.sleep(rem)
 		if p.mode == PaceAdaptive {
 			p.est.observe(p.clk.now() - now - rem)
 		}

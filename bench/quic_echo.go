@@ -29,21 +29,25 @@ const (
 	quicEchoMaxMsg = 16 << 20 // bytes; a longer frame resets the stream
 )
 
-// StartQUICEcho starts a raw quic-go echo server on 127.0.0.1 (a free port)
-// with a self-signed in-memory certificate. It is the floor for any QUIC
-// request/response: no broker, no codec, just quic-go. The server runs
-// until stop is called or ctx is done; stop waits for its goroutines.
-func StartQUICEcho(ctx context.Context) (addr string, stop func(), err error) {
+// StartQUICPeer starts the raw quic-go peer on listen (a 127.0.0.1 address;
+// port 0 picks a free one) with a self-signed in-memory certificate. It
+// speaks two protocols, chosen by ALPN: the echo (QUICEchoTarget), the
+// floor for any QUIC request/response, and the relay (QUICRelayTarget), the
+// floor for a QUIC fanout broker. Neither has a broker, a codec or
+// authentication: just quic-go. The server runs until stop is called or
+// ctx is done; stop waits for its goroutines.
+func StartQUICPeer(ctx context.Context, listen string) (addr string, stop func(), err error) {
 	cert, err := selfSignedCert()
 	if err != nil {
-		return "", nil, fmt.Errorf("bench: quic echo: %w", err)
+		return "", nil, fmt.Errorf("bench: quic peer: %w", err)
 	}
-	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{quicEchoALPN}, MinVersion: tls.VersionTLS13}
-	ln, err := quic.ListenAddr("127.0.0.1:0", tlsConf, &quic.Config{MaxIdleTimeout: time.Minute})
+	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{quicEchoALPN, quicRelayALPN}, MinVersion: tls.VersionTLS13}
+	ln, err := quic.ListenAddr(listen, tlsConf, &quic.Config{MaxIdleTimeout: time.Minute})
 	if err != nil {
-		return "", nil, fmt.Errorf("bench: quic echo listen: %w", err)
+		return "", nil, fmt.Errorf("bench: quic peer listen: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	relay := newQUICRelay()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		<-ctx.Done()
@@ -55,7 +59,11 @@ func StartQUICEcho(ctx context.Context) (addr string, stop func(), err error) {
 			if err != nil {
 				return
 			}
-			wg.Go(func() { serveEchoConn(ctx, conn) })
+			if conn.ConnectionState().TLS.NegotiatedProtocol == quicRelayALPN {
+				wg.Go(func() { relay.serveConn(ctx, conn) })
+			} else {
+				wg.Go(func() { serveEchoConn(ctx, conn) })
+			}
 		}
 	})
 	var once sync.Once
@@ -115,12 +123,11 @@ func echoStream(str *quic.Stream) {
 // the echoes are the deliveries, so the measured "latency" is a round trip.
 // Flush is a no-op: quic-go has no flush, writes are sent by its own loop.
 type QUICEchoTarget struct {
-	// Addr of an echo server started by StartQUICEcho.
+	// Addr of a peer started by StartQUICPeer.
 	Addr string
 
+	framedPublisher
 	conn *quic.Conn
-	str  *quic.Stream
-	wbuf []byte
 	done chan struct{} // closed when the reader goroutine returns
 }
 
@@ -154,43 +161,10 @@ func (t *QUICEchoTarget) Setup(ctx context.Context, subscribers int, deliver fun
 	t.conn, t.str, t.done = conn, str, make(chan struct{})
 	go func() {
 		defer close(t.done)
-		r := bufio.NewReaderSize(str, 64<<10)
-		var hdr [4]byte
-		var msg []byte
-		for {
-			if _, err := io.ReadFull(r, hdr[:]); err != nil {
-				return
-			}
-			n := binary.BigEndian.Uint32(hdr[:])
-			if n > quicEchoMaxMsg {
-				return
-			}
-			if int(n) > cap(msg) {
-				msg = make([]byte, n)
-			}
-			msg = msg[:n]
-			if _, err := io.ReadFull(r, msg); err != nil {
-				return
-			}
-			deliver(0, msg)
-		}
+		readFramed(str, func(msg []byte) { deliver(0, msg) })
 	}()
 	return nil
 }
-
-// Publish implements PubSubTarget: the batch goes out in one stream write.
-func (t *QUICEchoTarget) Publish(_ context.Context, payloads [][]byte) error {
-	t.wbuf = t.wbuf[:0]
-	for _, p := range payloads {
-		t.wbuf = binary.BigEndian.AppendUint32(t.wbuf, uint32(len(p)))
-		t.wbuf = append(t.wbuf, p...)
-	}
-	_, err := t.str.Write(t.wbuf)
-	return err
-}
-
-// Flush implements PubSubTarget.
-func (t *QUICEchoTarget) Flush(context.Context) error { return nil }
 
 // Close implements PubSubTarget.
 func (t *QUICEchoTarget) Close() error {

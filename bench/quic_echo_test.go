@@ -9,7 +9,7 @@ import (
 func TestQUICEchoRoundTrip(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	addr, stop, err := StartQUICEcho(ctx)
+	addr, stop, err := StartQUICPeer(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestQUICEchoRoundTrip(t *testing.T) {
 
 func TestQUICEchoStopIsIdempotentAndFollowsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	addr, stop, err := StartQUICEcho(ctx)
+	addr, stop, err := StartQUICPeer(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

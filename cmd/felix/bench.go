@@ -29,7 +29,33 @@ columns Felix/peer. --json prints the same rows and every case's full result
 as JSON, --chart-dir writes SVG and PNG charts, and a progress bar shows on
 stderr when it is a terminal (--quiet: nothing on stderr).`,
 	}
-	cmd.AddCommand(newBenchPubSubCmd(), newBenchMatrixCmd(), newBenchCacheCmd(), newBenchQueueCmd(), newBenchLogCmd())
+	cmd.AddCommand(newBenchPubSubCmd(), newBenchMatrixCmd(), newBenchCacheCmd(), newBenchQueueCmd(), newBenchLogCmd(), newBenchQUICPeerCmd())
+	return cmd
+}
+
+// newBenchQUICPeerCmd is the hidden `felix bench quic-peer`: the raw quic-go
+// echo and relay (bench.StartQUICPeer) as a process of their own, which
+// --compare quic starts next to a felix serve child. It prints the address
+// as its first line and runs until SIGINT or SIGTERM.
+func newBenchQUICPeerCmd() *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:    "quic-peer",
+		Short:  "Run the raw quic-go echo and relay peer (started by --compare quic)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
+			addr, stop, err := bench.StartQUICPeer(ctx, listen)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), addr)
+			<-ctx.Done()
+			stop()
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "UDP address to listen on")
 	return cmd
 }
 
@@ -109,7 +135,7 @@ func (s *pubsubSystems) register(fl *pflag.FlagSet, subConns string) {
 	s.brokerTarget.register(fl)
 	fl.BoolVar(&s.acked, "acked", false, "also measure Felix with per-batch acks (each publish waits for its ack)")
 	fl.StringVar(&s.subConns, "sub-conns", subConns, "subscriber connections: per-sub (one each), shared (one for all), or both (shared only at fanout > 1)")
-	fl.StringSliceVar(&s.compare, "compare", nil, "peers to measure in the same run: nats (NATS core), redis (Redis PUBLISH/SUBSCRIBE, one connection per subscriber), quic (raw quic-go echo round trip, fanout 1 only)")
+	fl.StringSliceVar(&s.compare, "compare", nil, "peers to measure in the same run: nats (NATS core), redis (Redis PUBLISH/SUBSCRIBE, one connection per subscriber), quic (raw quic-go: an echo round trip at fanout 1, and a relay with no broker logic at every fanout)")
 	fl.StringVar(&s.pacing, "pacing", "sleep", "fixed-rate pacing: sleep, adaptive or spin")
 }
 
@@ -138,8 +164,11 @@ messages are delivered first and not measured.
 By default the broker runs as a separate "felix serve" process of this binary,
 as NATS does. --compare nats starts a nats-server, --compare redis a
 redis-server (PUBLISH/SUBSCRIBE; install both with scripts/peers.sh install),
---compare quic a raw quic-go echo (its round trip is the floor for any QUIC
-request/response). Cases are interleaved per round, so every system sees the
+--compare quic the raw quic-go peer: an echo (its round trip is the floor
+for any QUIC request/response; fanout 1 only) and a relay that forwards the
+publisher's bytes to every subscriber with no broker logic (the floor for a
+QUIC fanout). The peer runs where the broker runs: a child process, or this
+process with --broker embedded. Cases are interleaved per round, so every system sees the
 same machine conditions.`,
 		Args:    cobra.NoArgs,
 		PreRunE: envPreRun,
@@ -302,17 +331,40 @@ func startPubSubSystems(ctx context.Context, f pubsubSystems, prog *bench.Progre
 			// layout only, compared with Felix's.
 			systems = append(systems, benchCase{mk: func() bench.PubSubTarget { return &bench.RedisPubSubTarget{Addr: addr} }})
 		case "quic":
-			addr, stopEcho, err := bench.StartQUICEcho(ctx)
+			addr, stopPeer, err := startQUICPeer(ctx, f.brokerTarget)
 			if err != nil {
 				return nil, stop, err
 			}
-			stop.add(func() error { stopEcho(); return nil })
-			prog.Logf("quic-go echo at %s", addr)
+			stop.add(stopPeer)
+			prog.Logf("quic-go echo and relay at %s", addr)
 			systems = append(systems, benchCase{only: func(fanout int) bool { return fanout == 1 },
 				mk: func() bench.PubSubTarget { return &bench.QUICEchoTarget{Addr: addr} }})
+			for _, shared := range layouts {
+				systems = append(systems, benchCase{only: only(shared), mk: func() bench.PubSubTarget {
+					return &bench.QUICRelayTarget{Addr: addr, SharedConn: shared}
+				}})
+			}
 		}
 	}
 	return systems, stop, nil
+}
+
+// startQUICPeer starts the raw quic-go peer where the broker runs: in this
+// process with --broker embedded, else as a child process (a separate
+// process pays the same cross-process wake-ups as felix serve and NATS).
+func startQUICPeer(ctx context.Context, b brokerTarget) (string, func() error, error) {
+	if b.brokerMode == "embedded" && b.addr == "" {
+		addr, stop, err := bench.StartQUICPeer(ctx, "127.0.0.1:0")
+		if err != nil {
+			return "", nil, err
+		}
+		return addr, func() error { stop(); return nil }, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	return bench.StartQUICPeerProcess(ctx, exe)
 }
 
 func rateString(r int) string {

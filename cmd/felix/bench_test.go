@@ -45,32 +45,37 @@ func TestBenchPubSubJSONAndCompareQUIC(t *testing.T) {
 		t.Fatalf("bench pubsub: %v\n%s", err, out)
 	}
 	rep := decodeReport[bench.PubSubResult](t, out)
-	if rep.Command != "pubsub" || rep.GoVersion == "" || rep.NumCPU == 0 || len(rep.Results) != 3 || len(rep.Rows) != 3 {
+	if rep.Command != "pubsub" || rep.GoVersion == "" || rep.NumCPU == 0 || len(rep.Results) != 5 || len(rep.Rows) != 5 {
 		t.Fatalf("report: command %q, %d results, %d rows", rep.Command, len(rep.Results), len(rep.Rows))
 	}
 	// Warm-up excluded: latency samples are total × fanout; counts cover
-	// the warm-up too.
+	// the warm-up too. The echo runs at fanout 1 only, the relay at both.
 	checkRow(t, rep.Rows[0], "felix", "msg/s", 300)
 	checkRow(t, rep.Rows[1], bench.QUICEchoName, "msg/s", 300)
-	checkRow(t, rep.Rows[2], "felix", "msg/s", 600)
-	if r := rep.Results[2]; r.Delivered != 2*350 || r.Lost != 0 || r.Config.Fanout != 2 || r.Config.Warmup != 50 {
-		t.Fatalf("result %+v", r)
+	checkRow(t, rep.Rows[2], bench.QUICRelayName, "msg/s", 300)
+	checkRow(t, rep.Rows[3], "felix", "msg/s", 600)
+	checkRow(t, rep.Rows[4], bench.QUICRelayName, "msg/s", 600)
+	for _, i := range []int{3, 4} {
+		if r := rep.Results[i]; r.Delivered != 2*350 || r.Lost != 0 || r.Config.Fanout != 2 || r.Config.Warmup != 50 {
+			t.Fatalf("result %d: %+v", i, r)
+		}
 	}
 	if !rep.Rows[0].Felix || rep.Rows[1].Felix || !strings.Contains(out, `"p99_ns"`) || !strings.Contains(out, `"mb_per_sec"`) {
 		t.Fatalf("rows %+v", rep.Rows)
 	}
 
-	// The table: both systems in one table, the peer with Felix/peer ratios.
+	// The table: every system in one table, the peers with Felix/peer ratios.
 	out, err = runCLI(t, "bench", "pubsub", "--broker", "embedded", "--fanout", "1", "--total", "200", "--warmup", "20",
 		"--rate", "2000", "--sub-conns", "shared", "--compare", "quic", "--quiet")
 	if err != nil {
 		t.Fatalf("bench pubsub: %v\n%s", err, out)
 	}
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "case") || !strings.Contains(lines[0], "p50 felix/peer") ||
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "case") || !strings.Contains(lines[0], "p50 felix/peer") ||
 		!strings.Contains(lines[1], " felix ") || !strings.Contains(lines[2], bench.QUICEchoName) ||
+		!strings.Contains(lines[3], bench.QUICRelayName) ||
 		!strings.HasSuffix(lines[2], "x") || strings.Contains(lines[1], "conns=shared") {
-		t.Fatalf("--quiet table (nothing else) with both systems:\n%s", out)
+		t.Fatalf("--quiet table (nothing else) with every system:\n%s", out)
 	}
 	for _, args := range [][]string{{"--compare", "kafka"}, {"--compare", "jetstream"}, {"--sub-conns", "some"}} {
 		if _, err := runCLI(t, append([]string{"bench", "pubsub", "--broker", "embedded", "--total", "10"}, args...)...); err == nil {
