@@ -73,7 +73,7 @@ func (b *brokerTarget) register(fl *pflag.FlagSet) {
 	fl.StringVar(&b.caFile, "ca-file", "", "CA file for an external broker")
 	fl.BoolVar(&b.insecure, "insecure", false, "skip certificate verification for an external broker")
 	fl.StringSliceVar(&b.brokerFlags, "broker-flag", nil, "extra flag for the felix serve child, e.g. --broker-flag=--event-batch-max-delay=200us (repeatable)")
-	fl.IntVar(&b.serverProcs, "server-gomaxprocs", 0, "GOMAXPROCS for the server processes this command starts: the felix serve child and nats-server (0 = their default, every CPU); this process is unaffected")
+	fl.IntVar(&b.serverProcs, "server-gomaxprocs", 0, "GOMAXPROCS for the server processes this command starts: the felix serve child, nats-server and the quic-go peer (0 = their default, every CPU); this process is unaffected")
 }
 
 // startBenchBroker starts (or names) the broker under test, with stream
