@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -222,8 +221,9 @@ func StartEmbeddedFelix(opts broker.Options, streams ...string) (*FelixBroker, e
 
 // StartFelixProcess runs `binary serve` as a separate process (as NATS runs)
 // on a free 127.0.0.1 port with a temporary data dir, extra serve flags,
-// and the given streams declared. Stop ends it with SIGTERM (by PID).
-func StartFelixProcess(ctx context.Context, binary string, extra []string, streams ...string) (*FelixBroker, error) {
+// env added to this process's environment, and the given streams declared.
+// Stop ends it with SIGTERM (by PID).
+func StartFelixProcess(ctx context.Context, binary string, extra, env []string, streams ...string) (*FelixBroker, error) {
 	dir, err := os.MkdirTemp("", "felix-bench-")
 	if err != nil {
 		return nil, err
@@ -238,7 +238,7 @@ func StartFelixProcess(ctx context.Context, binary string, extra []string, strea
 	for _, s := range streams {
 		args = append(args, "--stream", s)
 	}
-	cmd := exec.Command(binary, append(args, extra...)...)
+	cmd := peerCommand(binary, append(args, extra...), env)
 	logs := &tailBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

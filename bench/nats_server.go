@@ -24,6 +24,9 @@ type NATSServerOptions struct {
 	Binary string
 	// StartTimeout bounds the wait for the port to accept. Default 10 s.
 	StartTimeout time.Duration
+	// Env is added to this process's environment for the server (for
+	// example GOMAXPROCS=1).
+	Env []string
 }
 
 // StartNATS starts a nats-server owned by the caller on 127.0.0.1 and
@@ -64,7 +67,7 @@ func StartNATS(ctx context.Context, opts NATSServerOptions) (url string, stop fu
 			args = append(args, "-js", "-sd", storeDir)
 		}
 		var p *peerProcess
-		if p, err = startPeer(ctx, "nats-server", bin, args, port, opts.StartTimeout); err == nil {
+		if p, err = startPeer(ctx, "nats-server", bin, args, opts.Env, port, opts.StartTimeout); err == nil {
 			stop := func() error {
 				defer removeStore()
 				return p.stop()

@@ -108,14 +108,25 @@ type peerProcess struct {
 	once   sync.Once
 }
 
-// startPeer runs bin with args and waits, at most timeout (and never past
-// ctx), until 127.0.0.1:port accepts connections.
-func startPeer(ctx context.Context, name, bin string, args []string, port int, timeout time.Duration) (*peerProcess, error) {
+// peerCommand is exec.Command(bin, args...) run with env added to this
+// process's environment (nothing added when env is empty).
+func peerCommand(bin string, args, env []string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	return cmd
+}
+
+// startPeer runs bin with args (and env added to the environment) and
+// waits, at most timeout (and never past ctx), until 127.0.0.1:port accepts
+// connections.
+func startPeer(ctx context.Context, name, bin string, args, env []string, port int, timeout time.Duration) (*peerProcess, error) {
 	if portAccepts(port) {
 		return nil, fmt.Errorf("start %s: 127.0.0.1:%d is already in use", name, port)
 	}
 	p := &peerProcess{name: name, out: &tailBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
+	p.cmd = peerCommand(bin, args, env)
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
 	if err := p.cmd.Start(); err != nil {

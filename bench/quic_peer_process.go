@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os/exec"
 	"strings"
 	"time"
 )
@@ -17,14 +16,14 @@ import (
 var QUICPeerCommand = []string{"bench", "quic-peer"}
 
 // StartQUICPeerProcess runs `binary bench quic-peer` (a felix binary) on a
-// free 127.0.0.1 port, so the raw quic-go peer is a separate process like
-// the brokers it is compared with: a loopback round trip between two
-// processes costs more than one inside a process, since every packet then
-// wakes the other program's threads. stop ends it with SIGTERM (by PID)
-// and waits for it.
-func StartQUICPeerProcess(ctx context.Context, binary string) (addr string, stop func() error, err error) {
+// free 127.0.0.1 port, with env added to this process's environment, so
+// the raw quic-go peer is a separate process like the brokers it is
+// compared with: a loopback round trip between two processes costs more
+// than one inside a process, since every packet then wakes the other
+// program's threads. stop ends it with SIGTERM (by PID) and waits for it.
+func StartQUICPeerProcess(ctx context.Context, binary string, env []string) (addr string, stop func() error, err error) {
 	p := &peerProcess{name: "quic peer", out: &tailBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(binary, append(QUICPeerCommand, "--listen", "127.0.0.1:0")...)
+	p.cmd = peerCommand(binary, append(QUICPeerCommand, "--listen", "127.0.0.1:0"), env)
 	p.cmd.Stderr = p.out
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -76,5 +78,35 @@ func TestQUICRelayRefusesUnknownRole(t *testing.T) {
 	res, err := RunPubSub(ctx, &QUICRelayTarget{Addr: addr}, PubSubConfig{Fanout: 2, Total: 100})
 	if err != nil || res.Lost != 0 {
 		t.Fatalf("after a bad stream: %v, lost %d", err, res.Lost)
+	}
+}
+
+// A peer process gets the environment it is started with on top of ours
+// (--server-gomaxprocs passes GOMAXPROCS this way). The stand-in peer is a
+// script that prints an "address" made of the variable it sees.
+func TestPeerProcessEnv(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "peer.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 127.0.0.1:${FELIX_TEST_PEER_ENV:-0}\nexec sleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{{nil, "127.0.0.1:0"}, {[]string{"FELIX_TEST_PEER_ENV=3"}, "127.0.0.1:3"}} {
+		addr, stop, err := StartQUICPeerProcess(ctx, script, tc.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+		if addr != tc.want {
+			t.Errorf("env %q: the child saw %q, want %q", tc.env, addr, tc.want)
+		}
+	}
+	if v, ok := os.LookupEnv("FELIX_TEST_PEER_ENV"); ok {
+		t.Fatalf("our own environment changed: %q", v)
 	}
 }

@@ -76,7 +76,7 @@ func startPeerOnPort(ctx context.Context, name, bin string, port int, timeout ti
 			}
 		}
 		var proc *peerProcess
-		if proc, err = startPeer(ctx, name, bin, args(p), p, timeout); err == nil {
+		if proc, err = startPeer(ctx, name, bin, args(p), nil, p, timeout); err == nil {
 			return proc, p, nil
 		}
 		if ctx.Err() != nil {

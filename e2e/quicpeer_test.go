@@ -15,7 +15,7 @@ func TestQUICPeerProcess(t *testing.T) {
 	bin := buildFelix(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	addr, stop, err := bench.StartQUICPeerProcess(ctx, bin)
+	addr, stop, err := bench.StartQUICPeerProcess(ctx, bin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestQUICPeerProcess(t *testing.T) {
 func TestQUICPeerProcessNotFelix(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, _, err := bench.StartQUICPeerProcess(ctx, "/bin/true"); err == nil {
+	if _, _, err := bench.StartQUICPeerProcess(ctx, "/bin/true", nil); err == nil {
 		t.Fatal("/bin/true accepted as the quic peer")
 	}
 }

@@ -76,19 +76,22 @@ func (b *brokerTarget) register(fl *pflag.FlagSet) {
 	fl.IntVar(&b.serverProcs, "server-gomaxprocs", 0, "GOMAXPROCS for the server processes this command starts: the felix serve child, nats-server and the quic-go peer (0 = their default, every CPU); this process is unaffected")
 }
 
+// serverEnv is the environment the server processes a command starts get
+// on top of its own: GOMAXPROCS with --server-gomaxprocs (Go servers read
+// it at start). This process's environment is left alone.
+func (b brokerTarget) serverEnv() []string {
+	if b.serverProcs <= 0 {
+		return nil
+	}
+	return []string{"GOMAXPROCS=" + strconv.Itoa(b.serverProcs)}
+}
+
 // startBenchBroker starts (or names) the broker under test, with stream
 // default/default/bench and the cache bench.BenchCache.
 func startBenchBroker(ctx context.Context, b brokerTarget) (*bench.FelixBroker, error) {
 	const stream = "default/default/bench"
 	if b.serverProcs < 0 {
 		return nil, fmt.Errorf("--server-gomaxprocs: want 0 or more, got %d", b.serverProcs)
-	}
-	if b.serverProcs > 0 {
-		// Child processes inherit the environment: the broker child and the
-		// peers started after this (Go servers read GOMAXPROCS at start).
-		if err := os.Setenv("GOMAXPROCS", strconv.Itoa(b.serverProcs)); err != nil {
-			return nil, err
-		}
 	}
 	if b.addr != "" {
 		b.brokerMode = "external"
@@ -101,7 +104,7 @@ func startBenchBroker(ctx context.Context, b brokerTarget) (*bench.FelixBroker, 
 		if e != nil {
 			return nil, e
 		}
-		fb, err = bench.StartFelixProcess(ctx, exe, append([]string{"--queue-policy", "block"}, b.brokerFlags...), stream)
+		fb, err = bench.StartFelixProcess(ctx, exe, append([]string{"--queue-policy", "block"}, b.brokerFlags...), b.serverEnv(), stream)
 	case "embedded":
 		fb, err = bench.StartEmbeddedFelix(broker.Options{QueuePolicy: broker.Block}, stream)
 	case "external":
@@ -309,7 +312,7 @@ func startPubSubSystems(ctx context.Context, f pubsubSystems, prog *bench.Progre
 	for _, peer := range peers {
 		switch peer {
 		case "nats":
-			url, stopNATS, err := bench.StartNATS(ctx, bench.NATSServerOptions{})
+			url, stopNATS, err := bench.StartNATS(ctx, bench.NATSServerOptions{Env: f.serverEnv()})
 			if err != nil {
 				return nil, stop, err
 			}
@@ -364,7 +367,7 @@ func startQUICPeer(ctx context.Context, b brokerTarget) (string, func() error, e
 	if err != nil {
 		return "", nil, err
 	}
-	return bench.StartQUICPeerProcess(ctx, exe)
+	return bench.StartQUICPeerProcess(ctx, exe, b.serverEnv())
 }
 
 func rateString(r int) string {

@@ -224,17 +224,24 @@ func TestParseCompare(t *testing.T) {
 	}
 }
 
-// --server-gomaxprocs reaches the environment the server processes the
-// command starts inherit; negative values are refused.
+// --server-gomaxprocs becomes the GOMAXPROCS of the server processes the
+// command starts (bench.TestPeerProcessEnv checks that a child gets it),
+// not of this process; negative values are refused.
 func TestBenchServerGOMAXPROCS(t *testing.T) {
+	if got := (brokerTarget{serverProcs: 1}).serverEnv(); len(got) != 1 || got[0] != "GOMAXPROCS=1" {
+		t.Fatalf("serverEnv with --server-gomaxprocs 1: %q", got)
+	}
+	if got := (brokerTarget{}).serverEnv(); got != nil {
+		t.Fatalf("serverEnv by default: %q, want nothing", got)
+	}
 	t.Setenv("GOMAXPROCS", "") // restored when the test ends
 	out, err := runCLI(t, "bench", "pubsub", "--broker", "embedded", "--fanout", "1", "--total", "100", "--warmup", "10",
 		"--rate", "2000", "--sub-conns", "per-sub", "--server-gomaxprocs", "1", "--quiet")
 	if err != nil {
 		t.Fatalf("bench pubsub: %v\n%s", err, out)
 	}
-	if got := os.Getenv("GOMAXPROCS"); got != "1" {
-		t.Fatalf("GOMAXPROCS for child servers = %q, want 1", got)
+	if got := os.Getenv("GOMAXPROCS"); got != "" {
+		t.Fatalf("the bench process's own GOMAXPROCS became %q", got)
 	}
 	if out, err := runCLI(t, "bench", "pubsub", "--broker", "embedded", "--server-gomaxprocs", "-1", "--quiet"); err == nil ||
 		!strings.Contains(err.Error()+out, "--server-gomaxprocs") {

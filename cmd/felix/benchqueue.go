@@ -109,7 +109,7 @@ func runBenchQueue(ctx context.Context, cmd *cobra.Command, f benchQueueFlags) e
 	targets := []bench.QueueTarget{&bench.FelixQueueTarget{Addr: fb.Addr, TLS: fb.TLS, Storage: storage}}
 	for _, peer := range peers {
 		if peer == "jetstream" {
-			url, stopNATS, err := bench.StartNATS(ctx, bench.NATSServerOptions{JetStream: true})
+			url, stopNATS, err := bench.StartNATS(ctx, bench.NATSServerOptions{JetStream: true, Env: f.serverEnv()})
 			if err != nil {
 				return err
 			}
