@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"github.com/felixmq/felix/auth"
+	"github.com/felixmq/felix/internal/oidctest"
 )
 
 // exchangeEnv is a control plane's exchange endpoint on real HTTP, with a
 // fake identity provider registered for tenant t1.
 type exchangeEnv struct {
-	idp     *fakeIdP
+	idp     *oidctest.Provider
 	srv     *httptest.Server
 	signer  *auth.Signer
 	auditor *auth.Auditor
@@ -29,7 +30,7 @@ type exchangeEnv struct {
 
 func newExchangeEnv(t *testing.T) *exchangeEnv {
 	t.Helper()
-	env := &exchangeEnv{idp: newFakeIdP(t), grants: map[string][]string{}}
+	env := &exchangeEnv{idp: oidctest.New(t), grants: map[string][]string{}}
 	signer, err := auth.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +42,7 @@ func newExchangeEnv(t *testing.T) *exchangeEnv {
 		Issuers: func(_ context.Context, tenant string) ([]IssuerConfig, error) {
 			switch tenant {
 			case "t1":
-				cfg := env.idp.config()
+				cfg := issuerConfig(env.idp)
 				cfg.GroupsClaim = "groups"
 				return []IssuerConfig{cfg}, nil
 			case "empty":
@@ -96,11 +97,11 @@ func (env *exchangeEnv) post(t *testing.T, tenant, authz, body string) (int, map
 }
 
 func (env *exchangeEnv) upstream(t *testing.T, sub string, groups ...string) string {
-	c := env.idp.claims(time.Now(), sub)
+	c := env.idp.Claims(time.Now(), sub)
 	if len(groups) > 0 {
 		c["groups"] = groups
 	}
-	return env.idp.token(t, "ec-1", c)
+	return env.idp.Token(t, "ec-1", c)
 }
 
 func TestExchangeIssuesFelixToken(t *testing.T) {
@@ -118,7 +119,7 @@ func TestExchangeIssuesFelixToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if claims.Subject != PrincipalID(env.idp.issuer(), "alice") ||
+	if claims.Subject != PrincipalID(env.idp.Issuer(), "alice") ||
 		!slices.Equal(claims.Perms, []string{"stream.publish:stream:t1/*/*", "cache.read:cache:t1/ns/c"}) {
 		t.Errorf("claims %+v", claims)
 	}
@@ -153,8 +154,8 @@ func TestExchangeErrors(t *testing.T) {
 	env := newExchangeEnv(t)
 	env.grants["alice"] = []string{"stream.publish:stream:t1/*/*"}
 	good := "Bearer " + env.upstream(t, "alice")
-	expired := env.idp.claims(time.Now().Add(-3*time.Hour), "alice")
-	evil := env.idp.claims(time.Now(), "alice")
+	expired := env.idp.Claims(time.Now().Add(-3*time.Hour), "alice")
+	evil := env.idp.Claims(time.Now(), "alice")
 	evil["iss"] = "https://evil.example"
 	for _, c := range []struct {
 		name, tenant, authz, body string
@@ -165,10 +166,10 @@ func TestExchangeErrors(t *testing.T) {
 		{"basic auth", "t1", "Basic YTpi", "", 401, "unauthorized", "missing bearer token"},
 		{"empty bearer", "t1", "Bearer ", "", 401, "unauthorized", "missing bearer token"},
 		{"garbage token", "t1", "Bearer abc", "", 401, "unauthorized", "invalid token"},
-		{"expired token", "t1", "Bearer " + env.idp.token(t, "ec-1", expired), "", 401, "unauthorized", "invalid token"},
+		{"expired token", "t1", "Bearer " + env.idp.Token(t, "ec-1", expired), "", 401, "unauthorized", "invalid token"},
 		{"unknown tenant", "t9", good, "", 403, "forbidden", "tenant not allowed"},
 		{"no issuers", "empty", good, "", 403, "forbidden", "no issuers configured"},
-		{"other issuer", "t1", "Bearer " + env.idp.token(t, "ec-1", evil), "", 403, "forbidden", "issuer not allowed"},
+		{"other issuer", "t1", "Bearer " + env.idp.Token(t, "ec-1", evil), "", 403, "forbidden", "issuer not allowed"},
 		{"no permissions", "t1", "Bearer " + env.upstream(t, "nobody"), "", 403, "forbidden", "no permissions"},
 		{"bad body", "t1", good, "{", 400, "validation_error", "request body is not valid JSON"},
 		{"store down", "broken", good, "", 500, "internal", "internal error"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/elliptic"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -12,39 +13,45 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/felixmq/felix/internal/oidctest"
 	"github.com/felixmq/felix/internal/testclock"
 )
 
+// issuerConfig admits idp's tokens for the audience oidctest.Claims uses.
+func issuerConfig(idp *oidctest.Provider) IssuerConfig {
+	return IssuerConfig{Issuer: idp.Issuer(), Audiences: []string{oidctest.Audience}}
+}
+
 func TestVerifyViaDiscovery(t *testing.T) {
-	idp := newFakeIdP(t)
+	idp := oidctest.New(t)
 	clock := testclock.New()
 	v := &Verifier{Now: clock.Now}
-	cfg := idp.config()
+	cfg := issuerConfig(idp)
 	cfg.GroupsClaim = "groups"
-	c := idp.claims(clock.Now(), "alice")
+	c := idp.Claims(clock.Now(), "alice")
 	c["groups"] = []string{"ops", "dev"}
-	p, err := v.Verify(context.Background(), idp.token(t, "ec-1", c), []IssuerConfig{{Issuer: "https://other"}, cfg})
+	p, err := v.Verify(context.Background(), idp.Token(t, "ec-1", c), []IssuerConfig{{Issuer: "https://other"}, cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.ID != PrincipalID(idp.issuer(), "alice") || len(p.ID) != 64 || p.Subject != "alice" ||
+	if p.ID != PrincipalID(idp.Issuer(), "alice") || len(p.ID) != 64 || p.Subject != "alice" ||
 		strings.Join(p.Groups, ",") != "ops,dev" {
 		t.Errorf("principal %+v", p)
 	}
 	// A second token uses the cache.
-	if _, err := v.Verify(context.Background(), idp.token(t, "ec-1", idp.claims(clock.Now(), "bob")), []IssuerConfig{cfg}); err != nil {
+	if _, err := v.Verify(context.Background(), idp.Token(t, "ec-1", idp.Claims(clock.Now(), "bob")), []IssuerConfig{cfg}); err != nil {
 		t.Fatal(err)
 	}
-	if idp.discFetch.Load() != 1 || idp.jwksFetch.Load() != 1 {
-		t.Errorf("fetches: discovery %d, jwks %d; want 1 and 1", idp.discFetch.Load(), idp.jwksFetch.Load())
+	if idp.DiscoveryFetches() != 1 || idp.JWKSFetches() != 1 {
+		t.Errorf("fetches: discovery %d, jwks %d; want 1 and 1", idp.DiscoveryFetches(), idp.JWKSFetches())
 	}
 	// After the cache TTL the keys are fetched again.
 	clock.Advance(DefaultCacheTTL)
-	if _, err := v.Verify(context.Background(), idp.token(t, "ec-1", idp.claims(clock.Now(), "bob")), []IssuerConfig{cfg}); err != nil {
+	if _, err := v.Verify(context.Background(), idp.Token(t, "ec-1", idp.Claims(clock.Now(), "bob")), []IssuerConfig{cfg}); err != nil {
 		t.Fatal(err)
 	}
-	if idp.jwksFetch.Load() != 2 {
-		t.Errorf("jwks fetches after TTL: %d, want 2", idp.jwksFetch.Load())
+	if idp.JWKSFetches() != 2 {
+		t.Errorf("jwks fetches after TTL: %d, want 2", idp.JWKSFetches())
 	}
 }
 
@@ -56,23 +63,23 @@ func TestPrincipalIDIsSHA256(t *testing.T) {
 }
 
 func TestVerifyRefetchOnUnknownKid(t *testing.T) {
-	idp := newFakeIdP(t)
+	idp := oidctest.New(t)
 	clock := testclock.New()
 	v := &Verifier{Now: clock.Now}
-	cfg := idp.config()
-	cfg.JWKSURL = idp.issuer() + "/keys" // no discovery
+	cfg := issuerConfig(idp)
+	cfg.JWKSURL = idp.JWKSURL() // no discovery
 	ctx := context.Background()
-	if _, err := v.Verify(ctx, idp.token(t, "ec-1", idp.claims(clock.Now(), "a")), []IssuerConfig{cfg}); err != nil {
+	if _, err := v.Verify(ctx, idp.Token(t, "ec-1", idp.Claims(clock.Now(), "a")), []IssuerConfig{cfg}); err != nil {
 		t.Fatal(err)
 	}
-	idp.addEC(t, "ec-2", elliptic.P256()) // rotation at the provider
-	tok2 := idp.token(t, "ec-2", idp.claims(clock.Now(), "a"))
+	idp.AddEC(t, "ec-2", elliptic.P256()) // rotation at the provider
+	tok2 := idp.Token(t, "ec-2", idp.Claims(clock.Now(), "a"))
 	// Within MinRefetchInterval the unknown kid does not cause a fetch.
 	if _, err := v.Verify(ctx, tok2, []IssuerConfig{cfg}); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("unknown kid within the refetch interval: err = %v", err)
 	}
-	if idp.jwksFetch.Load() != 1 {
-		t.Fatalf("jwks fetched %d times, want 1", idp.jwksFetch.Load())
+	if idp.JWKSFetches() != 1 {
+		t.Fatalf("jwks fetched %d times, want 1", idp.JWKSFetches())
 	}
 	clock.Advance(DefaultMinRefetchInterval)
 	if _, err := v.Verify(ctx, tok2, []IssuerConfig{cfg}); err != nil {
@@ -80,23 +87,21 @@ func TestVerifyRefetchOnUnknownKid(t *testing.T) {
 	}
 	// A kid the provider does not have either: one refetch, then refused.
 	clock.Advance(DefaultMinRefetchInterval)
-	idp.addEC(t, "ghost", elliptic.P256())
-	ghost := idp.token(t, "ghost", idp.claims(clock.Now(), "a"))
-	idp.mu.Lock()
-	delete(idp.keys, "ghost")
-	idp.mu.Unlock()
-	before := idp.jwksFetch.Load()
+	idp.AddEC(t, "ghost", elliptic.P256())
+	ghost := idp.Token(t, "ghost", idp.Claims(clock.Now(), "a"))
+	idp.RemoveKey("ghost")
+	before := idp.JWKSFetches()
 	if _, err := v.Verify(ctx, ghost, []IssuerConfig{cfg}); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("unknown kid: err = %v", err)
 	}
 	if _, err := v.Verify(ctx, ghost, []IssuerConfig{cfg}); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("unknown kid again: err = %v", err)
 	}
-	if got := idp.jwksFetch.Load() - before; got != 1 {
+	if got := idp.JWKSFetches() - before; got != 1 {
 		t.Errorf("unknown kid caused %d fetches, want 1", got)
 	}
 	// Keys unavailable is its own error.
-	idp.jwksBroken.Store(true)
+	idp.SetJWKSBroken(true)
 	clock.Advance(DefaultCacheTTL)
 	if _, err := v.Verify(ctx, tok2, []IssuerConfig{cfg}); !errors.Is(err, ErrKeysUnavailable) {
 		t.Errorf("jwks down: err = %v", err)
@@ -104,21 +109,21 @@ func TestVerifyRefetchOnUnknownKid(t *testing.T) {
 }
 
 func TestVerifyRefusals(t *testing.T) {
-	idp := newFakeIdP(t)
-	idp.addRSA(t, "rsa-1")
-	idp.addEC(t, "ec-384", elliptic.P384())
+	idp := oidctest.New(t)
+	idp.AddRSA(t, "rsa-1")
+	idp.AddEC(t, "ec-384", elliptic.P384())
 	clock := testclock.New()
 	now := clock.Now()
-	cfg := idp.config()
+	cfg := issuerConfig(idp)
 	with := func(f func(jwt.MapClaims)) jwt.MapClaims {
-		c := idp.claims(now, "alice")
+		c := idp.Claims(now, "alice")
 		f(c)
 		return c
 	}
-	noKid := jwt.NewWithClaims(jwt.SigningMethodES256, idp.claims(now, "a"))
-	noKidTok, _ := noKid.SignedString(idp.keys["ec-1"])
-	parts := strings.Split(idp.token(t, "ec-1", idp.claims(now, "a")), ".")
-	otherSig := strings.Split(idp.token(t, "ec-1", idp.claims(now, "b")), ".")[2]
+	noKid := jwt.NewWithClaims(jwt.SigningMethodES256, idp.Claims(now, "a"))
+	noKidTok, _ := noKid.SignedString(idp.Key("ec-1"))
+	parts := strings.Split(idp.Token(t, "ec-1", idp.Claims(now, "a")), ".")
+	otherSig := strings.Split(idp.Token(t, "ec-1", idp.Claims(now, "b")), ".")[2]
 
 	for _, c := range []struct {
 		name    string
@@ -126,20 +131,20 @@ func TestVerifyRefusals(t *testing.T) {
 		issuers []IssuerConfig
 		want    error
 	}{
-		{"no issuers", idp.token(t, "ec-1", idp.claims(now, "a")), nil, ErrNoIssuers},
+		{"no issuers", idp.Token(t, "ec-1", idp.Claims(now, "a")), nil, ErrNoIssuers},
 		{"garbage", "x.y.z", []IssuerConfig{cfg}, ErrInvalidToken},
-		{"unknown issuer", idp.token(t, "ec-1", with(func(c jwt.MapClaims) { c["iss"] = "https://evil" })), []IssuerConfig{cfg}, ErrIssuerNotAllowed},
-		{"no issuer", idp.token(t, "ec-1", with(func(c jwt.MapClaims) { delete(c, "iss") })), []IssuerConfig{cfg}, ErrIssuerNotAllowed},
-		{"RS256 not allowed by default", idp.token(t, "rsa-1", idp.claims(now, "a")), []IssuerConfig{cfg}, ErrInvalidToken},
-		{"ES384 not allowed by default", idp.token(t, "ec-384", idp.claims(now, "a")), []IssuerConfig{cfg}, ErrInvalidToken},
+		{"unknown issuer", idp.Token(t, "ec-1", with(func(c jwt.MapClaims) { c["iss"] = "https://evil" })), []IssuerConfig{cfg}, ErrIssuerNotAllowed},
+		{"no issuer", idp.Token(t, "ec-1", with(func(c jwt.MapClaims) { delete(c, "iss") })), []IssuerConfig{cfg}, ErrIssuerNotAllowed},
+		{"RS256 not allowed by default", idp.Token(t, "rsa-1", idp.Claims(now, "a")), []IssuerConfig{cfg}, ErrInvalidToken},
+		{"ES384 not allowed by default", idp.Token(t, "ec-384", idp.Claims(now, "a")), []IssuerConfig{cfg}, ErrInvalidToken},
 		{"no kid", noKidTok, []IssuerConfig{cfg}, ErrInvalidToken},
 		{"signature of other claims", parts[0] + "." + parts[1] + "." + otherSig, []IssuerConfig{cfg}, ErrInvalidToken},
-		{"expired", idp.token(t, "ec-1", with(func(c jwt.MapClaims) { c["exp"] = now.Add(-61 * time.Second).Unix() })), []IssuerConfig{cfg}, ErrInvalidToken},
-		{"no exp", idp.token(t, "ec-1", with(func(c jwt.MapClaims) { delete(c, "exp") })), []IssuerConfig{cfg}, ErrInvalidToken},
-		{"issued in the future", idp.token(t, "ec-1", with(func(c jwt.MapClaims) { c["iat"] = now.Add(2 * time.Minute).Unix() })), []IssuerConfig{cfg}, ErrInvalidToken},
-		{"nbf in the future", idp.token(t, "ec-1", with(func(c jwt.MapClaims) { c["nbf"] = now.Add(2 * time.Minute).Unix() })), []IssuerConfig{cfg}, ErrInvalidToken},
-		{"wrong audience", idp.token(t, "ec-1", with(func(c jwt.MapClaims) { c["aud"] = "other" })), []IssuerConfig{cfg}, ErrInvalidToken},
-		{"no subject", idp.token(t, "ec-1", with(func(c jwt.MapClaims) { delete(c, "sub") })), []IssuerConfig{cfg}, ErrInvalidToken},
+		{"expired", idp.Token(t, "ec-1", with(func(c jwt.MapClaims) { c["exp"] = now.Add(-61 * time.Second).Unix() })), []IssuerConfig{cfg}, ErrInvalidToken},
+		{"no exp", idp.Token(t, "ec-1", with(func(c jwt.MapClaims) { delete(c, "exp") })), []IssuerConfig{cfg}, ErrInvalidToken},
+		{"issued in the future", idp.Token(t, "ec-1", with(func(c jwt.MapClaims) { c["iat"] = now.Add(2 * time.Minute).Unix() })), []IssuerConfig{cfg}, ErrInvalidToken},
+		{"nbf in the future", idp.Token(t, "ec-1", with(func(c jwt.MapClaims) { c["nbf"] = now.Add(2 * time.Minute).Unix() })), []IssuerConfig{cfg}, ErrInvalidToken},
+		{"wrong audience", idp.Token(t, "ec-1", with(func(c jwt.MapClaims) { c["aud"] = "other" })), []IssuerConfig{cfg}, ErrInvalidToken},
+		{"no subject", idp.Token(t, "ec-1", with(func(c jwt.MapClaims) { delete(c, "sub") })), []IssuerConfig{cfg}, ErrInvalidToken},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			v := &Verifier{Now: clock.Now}
@@ -155,10 +160,10 @@ func TestVerifyRefusals(t *testing.T) {
 	// Within the skew, and with other algorithms allowed.
 	v := &Verifier{Now: clock.Now, AllowedAlgs: []string{"ES256", "ES384", "RS256"}}
 	for name, tok := range map[string]string{
-		"exp 59 s ago": idp.token(t, "ec-1", with(func(c jwt.MapClaims) { c["exp"] = now.Add(-59 * time.Second).Unix() })),
-		"RS256":        idp.token(t, "rsa-1", idp.claims(now, "a")),
-		"ES384":        idp.token(t, "ec-384", idp.claims(now, "a")),
-		"aud array":    idp.token(t, "ec-1", with(func(c jwt.MapClaims) { c["aud"] = []string{"x", "felix"} })),
+		"exp 59 s ago": idp.Token(t, "ec-1", with(func(c jwt.MapClaims) { c["exp"] = now.Add(-59 * time.Second).Unix() })),
+		"RS256":        idp.Token(t, "rsa-1", idp.Claims(now, "a")),
+		"ES384":        idp.Token(t, "ec-384", idp.Claims(now, "a")),
+		"aud array":    idp.Token(t, "ec-1", with(func(c jwt.MapClaims) { c["aud"] = []string{"x", "felix"} })),
 	} {
 		if _, err := v.Verify(context.Background(), tok, []IssuerConfig{cfg}); err != nil {
 			t.Errorf("%s: %v", name, err)
@@ -171,7 +176,7 @@ func TestVerifyRefusals(t *testing.T) {
 	// Custom subject claim.
 	cfg2 := cfg
 	cfg2.SubjectClaim = "email"
-	p, err := v.Verify(context.Background(), idp.token(t, "ec-1", with(func(c jwt.MapClaims) { c["email"] = "a@example.com" })), []IssuerConfig{cfg2})
+	p, err := v.Verify(context.Background(), idp.Token(t, "ec-1", with(func(c jwt.MapClaims) { c["email"] = "a@example.com" })), []IssuerConfig{cfg2})
 	if err != nil || p.Subject != "a@example.com" {
 		t.Errorf("subject claim email: %+v, %v", p, err)
 	}
@@ -179,17 +184,17 @@ func TestVerifyRefusals(t *testing.T) {
 
 // signWith returns a token whose header names method m and kid, signed
 // with idp's key kid by the algorithm fitting that key (sig).
-func signWith(t *testing.T, m jwt.SigningMethod, kid string, idp *fakeIdP, sig jwt.SigningMethod) string {
+func signWith(t *testing.T, m jwt.SigningMethod, kid string, idp *oidctest.Provider, sig jwt.SigningMethod) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(m, idp.claims(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), "a"))
+	tok := jwt.NewWithClaims(m, idp.Claims(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), "a"))
 	tok.Header["kid"] = kid
 	signing, err := tok.SigningString()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sig.Sign(signing, idp.keys[kid])
+	s, err := sig.Sign(signing, idp.Key(kid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return signing + "." + enc(s)
+	return signing + "." + base64.RawURLEncoding.EncodeToString(s)
 }
