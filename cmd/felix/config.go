@@ -31,6 +31,9 @@ type refKey struct {
 	unit time.Duration
 }
 
+// duration is the flag text for n of the key's unit (1500 with unit ms → "1.5s").
+func (r refKey) duration(n int64) string { return (time.Duration(n) * r.unit).String() }
+
 // referenceKeys are the reference broker's YAML keys that mean the same
 // thing here.
 var referenceKeys = map[string]refKey{
@@ -87,7 +90,7 @@ func applyReferenceEnv(fs *pflag.FlagSet, src configSources) error {
 				errs = append(errs, fmt.Errorf("%s=%q: want an integer", name, v))
 				continue
 			}
-			v = (time.Duration(n) * ref.unit).String()
+			v = ref.duration(n)
 		}
 		if err := fs.Set(ref.flag, v); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
@@ -196,7 +199,7 @@ func configValue(fs *pflag.FlagSet, key string, v any) (string, string, error) {
 			if !ok {
 				return "", "", fmt.Errorf("want an integer, got %v", v)
 			}
-			return ref.flag, (time.Duration(n) * ref.unit).String(), nil
+			return ref.flag, ref.duration(int64(n)), nil
 		}
 		s, err := scalarText(v)
 		return ref.flag, s, err
