@@ -107,19 +107,22 @@ func (t *FelixTarget) Setup(ctx context.Context, subscribers int, deliver func(s
 			}
 			t.subs = append(t.subs, c)
 		}
-		sub, err := c.Subscribe(ctx, t.ns(), t.stream())
+		// The handler form, as the NATS target uses nats.go's callback
+		// subscription: events go from the stream reader to deliver.
+		sub, err := c.SubscribeFunc(ctx, t.ns(), t.stream(), func(ev client.Event) error {
+			deliver(i, ev.Payload)
+			return nil
+		})
 		if err != nil {
 			return fmt.Errorf("felix: subscribe %d: %w", i, err)
 		}
 		t.n++
 		go func() {
 			defer func() { t.done <- struct{}{} }()
-			for {
-				ev, err := sub.Next(t.ctx)
-				if err != nil {
-					return
-				}
-				deliver(i, ev.Payload)
+			select {
+			case <-sub.Done():
+			case <-t.ctx.Done():
+				sub.Close()
 			}
 		}()
 	}

@@ -25,8 +25,9 @@ import (
 // framed as a 4-byte big-endian length and that many bytes; the server sends
 // each message back, framed the same way, in one write.
 const (
-	quicEchoALPN   = "felix-bench-echo"
-	quicEchoMaxMsg = 16 << 20 // bytes; a longer frame resets the stream
+	quicPeerMaxStreams = 1 << 14 // concurrent streams per connection
+	quicEchoALPN       = "felix-bench-echo"
+	quicEchoMaxMsg     = 16 << 20 // bytes; a longer frame resets the stream
 )
 
 // StartQUICPeer starts the raw quic-go peer on listen (a 127.0.0.1 address;
@@ -42,7 +43,9 @@ func StartQUICPeer(ctx context.Context, listen string) (addr string, stop func()
 		return "", nil, fmt.Errorf("bench: quic peer: %w", err)
 	}
 	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{quicEchoALPN, quicRelayALPN}, MinVersion: tls.VersionTLS13}
-	ln, err := quic.ListenAddr(listen, tlsConf, &quic.Config{MaxIdleTimeout: time.Minute})
+	// A relay subscriber is a stream: allow as many on one connection as a
+	// shared-connection fanout may open (quic-go's default is 100).
+	ln, err := quic.ListenAddr(listen, tlsConf, &quic.Config{MaxIdleTimeout: time.Minute, MaxIncomingStreams: quicPeerMaxStreams})
 	if err != nil {
 		return "", nil, fmt.Errorf("bench: quic peer listen: %w", err)
 	}

@@ -383,3 +383,78 @@ func TestSlowSubscriberLossless(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // let the reader hit the bound
 	expectEvents(t, ctx, sub, want)
 }
+
+// SubscribeFunc delivers every event in order to its handler; the
+// handler's error ends the subscription (Done, Err), and so does Close.
+func TestSubscribeFunc(t *testing.T) {
+	_, c, ctx := setup(t, Options{})
+	errEnough := errors.New("enough")
+	want := payloads("ev", 500)
+	var got []string // written by the handler only, read after Done
+	sub, err := c.SubscribeFunc(ctx, "default", "demo", func(ev Event) error {
+		if ev.Namespace != "default" || ev.Stream != "demo" {
+			t.Errorf("event %+v", ev)
+		}
+		got = append(got, string(ev.Payload))
+		if len(got) == len(want) {
+			return errEnough
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PublishBatch(ctx, "default", "demo", asBytes(want)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sub.Done():
+	case <-ctx.Done():
+		t.Fatalf("the handler got %d of %d events", len(got), len(want))
+	}
+	if !errors.Is(sub.Err(), errEnough) {
+		t.Fatalf("Err = %v, want the handler's error", sub.Err())
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("event %d = %q, want %q (order)", i, got[i], want[i])
+		}
+	}
+	sub.Close() // after the end: returns at once
+
+	// A refused subscribe fails as Subscribe does; a nil handler is refused.
+	if _, err := c.SubscribeFunc(ctx, "default", "nope", func(Event) error { return nil }); !isServerError(err, "stream not found") {
+		t.Fatalf("SubscribeFunc on an unknown stream = %v", err)
+	}
+	if _, err := c.SubscribeFunc(ctx, "default", "demo", nil); err == nil {
+		t.Fatal("SubscribeFunc accepted a nil handler")
+	}
+
+	// Close while the handler is busy waits for it to return.
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	sub, err = c.SubscribeFunc(ctx, "default", "demo", func(Event) error {
+		once.Do(func() { close(entered) })
+		<-release
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(ctx, "default", "demo", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	closed := make(chan struct{})
+	go func() { sub.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while the handler was running")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-closed
+	if !errors.Is(sub.Err(), ErrClosed) {
+		t.Fatalf("Err after Close = %v, want ErrClosed", sub.Err())
+	}
+}

@@ -41,7 +41,9 @@
 // batches (shared 0x0004 or per-subscription 0x0002, with offsets when
 // 0x0020 is set) become Events in a bounded buffer read by Next or C; when
 // the buffer is full the reader stops, and QUIC flow control pushes back on
-// the broker, so nothing is dropped on the client.
+// the broker, so nothing is dropped on the client. SubscribeFunc skips the
+// buffer: the reader calls a handler with each event, which is cheapest
+// when a process holds many busy subscriptions.
 //
 // # Failures
 //

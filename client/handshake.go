@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -114,7 +115,9 @@ func (c *Client) openAuthedStream(ctx context.Context, slot *connSlot, op string
 	if err != nil {
 		return nil, nil, 0, c.streamErr(ctx, "open "+op+" stream", err)
 	}
-	r := wire.NewReader(str, c.opts.MaxFrameBytes)
+	// Everything the stream brings is read through r, so it may buffer:
+	// one Read takes every reply that has arrived, instead of two per frame.
+	r := wire.NewReader(bufio.NewReaderSize(str, streamReadBuffer), c.opts.MaxFrameBytes)
 	flags, err := c.authenticate(ctx, str, r)
 	if err != nil {
 		str.CancelRead(streamCodeCancel)
@@ -123,6 +126,12 @@ func (c *Client) openAuthedStream(ctx context.Context, slot *connSlot, op string
 	}
 	return str, r, flags, nil
 }
+
+// streamReadBuffer is the read buffer of a stream the SDK reads for its
+// whole life (publish acks, cache replies, queue deliveries, events). Each
+// Read of a quic-go stream takes its lock and does flow-control
+// accounting; with the buffer, a burst of small frames costs one Read.
+const streamReadBuffer = 8 << 10
 
 // streamErr classifies an error from a stream operation: the caller's
 // context and client shutdown win, broker replies pass through, anything

@@ -181,6 +181,9 @@ type subscribeConfig struct {
 	start  wire.StartPosition
 	id     *uint64
 	buffer int
+	// handler receives the events on the reader goroutine (SubscribeFunc)
+	// instead of the buffer.
+	handler func(Event) error
 }
 
 // FromOffset starts the subscription at offset n (replaying retained

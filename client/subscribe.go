@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -38,9 +39,10 @@ type Subscription struct {
 	ch     chan Event    // C's channel, fed by the forwarder
 	chDone chan struct{} // closed when the forwarder exits
 
-	ctx    context.Context // ends with Close
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the reader goroutine exits
+	ctx        context.Context // ends with Close
+	cancel     context.CancelFunc
+	handlerErr error         // what cfg.handler returned to stop; owned by the reader
+	done       chan struct{} // closed when the reader goroutine exits
 
 	mu sync.Mutex
 	rs *quic.ReceiveStream // current event stream, for Close to cancel
@@ -74,13 +76,43 @@ type attachment struct {
 // from the next offset it expected, if the broker still retains it. Next
 // keeps working throughout.
 func (c *Client) Subscribe(ctx context.Context, namespace, stream string, opts ...SubscribeOption) (*Subscription, error) {
+	return c.subscribe(ctx, namespace, stream, nil, opts)
+}
+
+// SubscribeFunc subscribes to namespace/stream as Subscribe does and calls
+// handler with every event, in order, on the subscription's own goroutine.
+// It returns once the broker has confirmed the subscription. A non-nil
+// error from handler ends the subscription: Done is closed and Err returns
+// that error. Close waits for a running handler to return, so calling it
+// from inside handler would wait forever: return an error instead. Do not
+// use Next or C on such a subscription.
+//
+// It is the cheapest way to receive: each event goes from the stream
+// reader straight to handler, with no buffer and no hand-off between
+// goroutines. While handler runs, nothing more is read from the stream: a
+// slow handler backs up into QUIC flow control and then into the broker's
+// queue for this subscriber, whose policy applies (drop_new and drop_old
+// count their drops; block slows the stream's publishers). Event payloads
+// belong to handler and may be kept. Lost connections are resubscribed as
+// with Subscribe.
+func (c *Client) SubscribeFunc(ctx context.Context, namespace, stream string, handler func(Event) error, opts ...SubscribeOption) (*Subscription, error) {
+	if handler == nil {
+		return nil, errors.New("felix: SubscribeFunc needs a handler")
+	}
+	return c.subscribe(ctx, namespace, stream, handler, opts)
+}
+
+// subscribe subscribes, registers the subscription with the client and
+// starts its reader; handler (SubscribeFunc) replaces the buffer when set.
+func (c *Client) subscribe(ctx context.Context, namespace, stream string, handler func(Event) error, opts []SubscribeOption) (*Subscription, error) {
 	cfg := subscribeConfig{buffer: c.opts.SubscriptionBuffer}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	if cfg.buffer <= 0 {
-		cfg.buffer = c.opts.SubscriptionBuffer
+		cfg.buffer = c.opts.SubscriptionBuffer // unused with a handler: the queue stays empty
 	}
+	cfg.handler = handler
 	if c.isClosed() {
 		return nil, ErrClosed
 	}
@@ -97,14 +129,13 @@ func (c *Client) Subscribe(ctx context.Context, namespace, stream string, opts .
 	s.ctx, s.cancel = context.WithCancel(c.ctx)
 	s.id.Store(att.id)
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		c.mu.Unlock()
 		att.rs.CancelRead(streamCodeCancel)
 		return nil, ErrClosed
 	}
 	c.subs[s] = struct{}{}
 	c.wg.Go(func() { s.run(att) })
-	c.mu.Unlock()
 	return s, nil
 }
 
@@ -249,6 +280,9 @@ func (s *Subscription) Err() error {
 	}
 }
 
+// Done is closed when the subscription has ended (Err says why).
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
 // Close ends the subscription: its event stream is cancelled (so the
 // broker reaps it) and its goroutine has exited when Close returns.
 // Buffered events are discarded. Safe to call more than once.
@@ -290,6 +324,10 @@ func (s *Subscription) run(att *attachment) {
 	}()
 	for {
 		err := s.pump(att)
+		if s.handlerErr != nil {
+			s.err = s.handlerErr
+			return
+		}
 		if s.ctx.Err() != nil {
 			s.err = ErrClosed
 			return
@@ -365,7 +403,7 @@ func (s *Subscription) resubscribe() (*attachment, error) {
 // pump reads event frames from the attached stream into the buffer until
 // the stream ends or the subscription is closed.
 func (s *Subscription) pump(att *attachment) error {
-	r := wire.NewReader(att.rs, s.c.opts.MaxFrameBytes)
+	r := wire.NewReader(bufio.NewReaderSize(att.rs, streamReadBuffer), s.c.opts.MaxFrameBytes)
 	var batch wire.BinaryEventBatch
 	for {
 		f, err := r.ReadFrame()
@@ -436,14 +474,27 @@ func (s *Subscription) emitJSON(payload []byte) error {
 	return nil
 }
 
-// emit queues events in order, blocking while the buffer is full (QUIC
-// flow control then slows the broker down).
+// emit hands events on in order: to the handler of a SubscribeFunc, or
+// into the buffer, blocking while it is full (QUIC flow control then slows
+// the broker down). Either way the stream is not read meanwhile.
 func (s *Subscription) emit(evs ...Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
 	if last := evs[len(evs)-1]; last.HasOffset {
 		s.lastOffset, s.haveOffset = last.Offset, true
+	}
+	if h := s.cfg.handler; h != nil {
+		for _, ev := range evs {
+			if s.ctx.Err() != nil {
+				return ErrClosed
+			}
+			if err := h(ev); err != nil {
+				s.handlerErr = err
+				return err
+			}
+		}
+		return nil
 	}
 	if !s.queue.push(evs, s.ctx.Done()) {
 		return ErrClosed

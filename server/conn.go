@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -198,7 +199,7 @@ func isMalformed(err error) bool {
 // Any violation ends the stream silently, as in the reference.
 func (c *conn) handleUni(rs *quic.ReceiveStream) {
 	defer rs.CancelRead(codeNoErrorStream)
-	r := wire.NewReader(rs, c.s.opts.MaxFrameBytes)
+	r := wire.NewReader(bufio.NewReaderSize(rs, 16<<10), c.s.opts.MaxFrameBytes) // as a control stream's
 	id, _, err := c.authenticate(r, nil)
 	if err != nil {
 		return
