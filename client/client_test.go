@@ -458,3 +458,41 @@ func TestSubscribeFunc(t *testing.T) {
 		t.Fatalf("Err after Close = %v, want ErrClosed", sub.Err())
 	}
 }
+
+// A SubscribeFunc subscription resubscribes after the broker restarts, as
+// a Next one does.
+func TestSubscribeFuncResubscribesAfterRestart(t *testing.T) {
+	b, c, ctx := setup(t, Options{})
+	got := make(chan string, 1024)
+	sub, err := c.SubscribeFunc(ctx, "default", "demo", func(ev Event) error {
+		select {
+		case got <- string(ev.Payload):
+		default: // the test reads only what it needs
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	b.Restart()
+	// Events published before the resubscribe are lost (at-most-once), so
+	// publish until one arrives.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := c.Publish(ctx, "default", "demo", []byte("after")); err != nil && ctx.Err() == nil {
+			t.Logf("publish during restart: %v", err)
+		}
+		select {
+		case p := <-got:
+			if p != "after" || sub.Err() != nil {
+				t.Fatalf("after restart got %q (err %v)", p, sub.Err())
+			}
+			return
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("no event after restart (err %v)", sub.Err())
+		}
+	}
+}
