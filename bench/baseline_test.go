@@ -9,7 +9,9 @@ import (
 	"time"
 )
 
-// TestBaselineReport measures the peers side by side and prints the table.
+// TestBaselineReport measures the peers side by side and prints the table:
+// NATS and the quic-go relay at fanout 1 and 10, and the quic-go echo. The
+// quic-go peer runs in this process.
 // It runs only with FELIX_BENCH_BASELINE=1 (scripts/bench-baseline.sh):
 // a measurement, not a test. FELIX_NATS_URL uses a running nats instead of
 // starting one; FELIX_BENCH_ROUNDS=N repeats the cases; FELIX_BENCH_PACING=adaptive|sleep|spin sets PubSubConfig.Pacing;
@@ -66,6 +68,7 @@ func TestBaselineReport(t *testing.T) {
 			cfg := base
 			cfg.Fanout = fanout
 			run(RunPubSub(ctx, &NATSTarget{URL: natsURL}, cfg))
+			run(RunPubSub(ctx, &QUICRelayTarget{Addr: echoAddr}, cfg))
 		}
 		run(RunQUICEcho(ctx, echoAddr, base))
 	}
