@@ -9,10 +9,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"sync"
@@ -63,9 +61,9 @@ func StartQUICPeer(ctx context.Context, listen string) (addr string, stop func()
 				return
 			}
 			if conn.ConnectionState().TLS.NegotiatedProtocol == quicRelayALPN {
-				wg.Go(func() { relay.serveConn(ctx, conn) })
+				wg.Go(func() { serveStreams(ctx, conn, relay.serveStream) })
 			} else {
-				wg.Go(func() { serveEchoConn(ctx, conn) })
+				wg.Go(func() { serveStreams(ctx, conn, echoStream) })
 			}
 		}
 	})
@@ -79,17 +77,18 @@ func StartQUICPeer(ctx context.Context, listen string) (addr string, stop func()
 	return ln.Addr().String(), stop, nil
 }
 
-// serveEchoConn echoes every stream of conn until conn or ctx ends.
-func serveEchoConn(ctx context.Context, conn *quic.Conn) {
+// serveStreams runs serve for every stream of conn, each in its own
+// goroutine, until conn or ctx ends; it returns once they all have.
+func serveStreams(ctx context.Context, conn *quic.Conn, serve func(*quic.Stream)) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer context.AfterFunc(ctx, func() { _ = conn.CloseWithError(0, "echo server stopping") })()
+	defer context.AfterFunc(ctx, func() { _ = conn.CloseWithError(0, "quic peer stopping") })()
 	for {
 		str, err := conn.AcceptStream(ctx)
 		if err != nil {
 			return
 		}
-		wg.Go(func() { echoStream(str) })
+		wg.Go(func() { serve(str) })
 	}
 }
 
@@ -98,24 +97,17 @@ func serveEchoConn(ctx context.Context, conn *quic.Conn) {
 func echoStream(str *quic.Stream) {
 	defer str.Close()
 	r := bufio.NewReaderSize(str, 64<<10)
-	buf := make([]byte, 4+512)
+	var buf []byte
 	for {
-		if _, err := io.ReadFull(r, buf[:4]); err != nil {
+		var err error
+		if buf, err = appendFrame(r, buf[:0]); err != nil {
+			if errors.Is(err, errFrameTooLong) {
+				str.CancelRead(1)
+				str.CancelWrite(1)
+			}
 			return
 		}
-		n := binary.BigEndian.Uint32(buf[:4])
-		if n > quicEchoMaxMsg {
-			str.CancelRead(1)
-			str.CancelWrite(1)
-			return
-		}
-		if need := 4 + int(n); need > len(buf) {
-			buf = append(buf[:4], make([]byte, need-4)...)
-		}
-		if _, err := io.ReadFull(r, buf[4:4+n]); err != nil {
-			return
-		}
-		if _, err := str.Write(buf[:4+n]); err != nil {
+		if _, err := str.Write(buf); err != nil {
 			return
 		}
 	}

@@ -7,13 +7,7 @@ import (
 )
 
 func TestQUICEchoRoundTrip(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	addr, stop, err := StartQUICPeer(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	ctx, addr := startTestQUICPeer(t, 30*time.Second)
 
 	for _, cfg := range []PubSubConfig{
 		{Warmup: 50, Total: 500, Rate: 5000},        // paced, single messages
@@ -37,6 +31,20 @@ func TestQUICEchoRoundTrip(t *testing.T) {
 	if _, err := RunQUICEcho(ctx, addr, PubSubConfig{Fanout: 2}); err == nil {
 		t.Error("fanout 2 accepted by the echo")
 	}
+}
+
+// startTestQUICPeer starts an in-process quic-go peer that stops when the
+// test ends, and a context bounding the test by timeout.
+func startTestQUICPeer(t *testing.T, timeout time.Duration) (context.Context, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	addr, stop, err := StartQUICPeer(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return ctx, addr
 }
 
 func TestQUICEchoStopIsIdempotentAndFollowsContext(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,7 +24,7 @@ var QUICPeerCommand = []string{"bench", "quic-peer"}
 // program's threads. stop ends it with SIGTERM (by PID) and waits for it.
 func StartQUICPeerProcess(ctx context.Context, binary string, env []string) (addr string, stop func() error, err error) {
 	p := &peerProcess{name: "quic peer", out: &tailBuffer{}, exited: make(chan struct{})}
-	p.cmd = peerCommand(binary, append(QUICPeerCommand, "--listen", "127.0.0.1:0"), env)
+	p.cmd = peerCommand(binary, slices.Concat(QUICPeerCommand, []string{"--listen", "127.0.0.1:0"}), env)
 	p.cmd.Stderr = p.out
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

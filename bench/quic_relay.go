@@ -67,20 +67,6 @@ func (r *quicRelay) remove(s *quic.Stream) {
 	r.subs.Store(&next)
 }
 
-// serveConn serves every stream of conn until conn or ctx ends.
-func (r *quicRelay) serveConn(ctx context.Context, conn *quic.Conn) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer context.AfterFunc(ctx, func() { _ = conn.CloseWithError(0, "relay stopping") })()
-	for {
-		str, err := conn.AcceptStream(ctx)
-		if err != nil {
-			return
-		}
-		wg.Go(func() { r.serveStream(str) })
-	}
-}
-
 // serveStream reads the role byte and serves the stream in that role.
 func (r *quicRelay) serveStream(str *quic.Stream) {
 	var role [1]byte
@@ -111,21 +97,13 @@ func (r *quicRelay) serveStream(str *quic.Stream) {
 func (r *quicRelay) forward(str *quic.Stream) {
 	defer str.Close()
 	rd := bufio.NewReaderSize(str, 64<<10)
-	var hdr [4]byte
 	var out []byte
 	for {
-		if _, err := io.ReadFull(rd, hdr[:]); err != nil {
-			return
-		}
-		n := binary.BigEndian.Uint32(hdr[:])
-		if n > quicEchoMaxMsg {
-			str.CancelRead(1)
-			return
-		}
-		out = append(out, hdr[:]...)
-		start := len(out)
-		out = slices.Grow(out, int(n))[:start+int(n)]
-		if _, err := io.ReadFull(rd, out[start:]); err != nil {
+		var err error
+		if out, err = appendFrame(rd, out); err != nil {
+			if errors.Is(err, errFrameTooLong) {
+				str.CancelRead(1)
+			}
 			return
 		}
 		if rd.Buffered() > 0 && len(out) < relayMaxCoalesc {
@@ -261,27 +239,37 @@ func appendFramed(b []byte, payloads [][]byte) []byte {
 	return b
 }
 
+// errFrameTooLong: a framed message longer than quicEchoMaxMsg.
+var errFrameTooLong = errors.New("bench: framed message longer than the quic peer allows")
+
+// appendFrame reads one framed message from br and appends it to dst,
+// header included.
+func appendFrame(br *bufio.Reader, dst []byte) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return dst, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > quicEchoMaxMsg {
+		return dst, errFrameTooLong
+	}
+	dst = append(dst, hdr[:]...)
+	start := len(dst)
+	dst = slices.Grow(dst, int(n))[:start+int(n)]
+	_, err := io.ReadFull(br, dst[start:])
+	return dst, err
+}
+
 // readFramed calls deliver with every framed message read from r until r
-// ends or sends a frame longer than quicEchoMaxMsg. msg is reused.
+// ends or breaks the framing. msg is reused.
 func readFramed(r io.Reader, deliver func(msg []byte)) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	var hdr [4]byte
-	var msg []byte
+	var buf []byte
 	for {
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		var err error
+		if buf, err = appendFrame(br, buf[:0]); err != nil {
 			return
 		}
-		n := binary.BigEndian.Uint32(hdr[:])
-		if n > quicEchoMaxMsg {
-			return
-		}
-		if int(n) > cap(msg) {
-			msg = make([]byte, n)
-		}
-		msg = msg[:n]
-		if _, err := io.ReadFull(br, msg); err != nil {
-			return
-		}
-		deliver(msg)
+		deliver(buf[4:])
 	}
 }

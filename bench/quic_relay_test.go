@@ -13,13 +13,7 @@ import (
 )
 
 func TestQUICRelayFanout(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	addr, stop, err := StartQUICPeer(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	ctx, addr := startTestQUICPeer(t, 60*time.Second)
 
 	// Every run uses the same peer, after the previous run's subscribers
 	// went away.
@@ -52,13 +46,7 @@ func TestQUICRelayFanout(t *testing.T) {
 }
 
 func TestQUICRelayRefusesUnknownRole(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	addr, stop, err := StartQUICPeer(ctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
+	ctx, addr := startTestQUICPeer(t, 30*time.Second)
 	conn, err := quic.DialAddr(ctx, addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{quicRelayALPN}}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -179,17 +179,24 @@ func TestResubscribeAfterRestart(t *testing.T) {
 
 	b.Restart()
 
-	// Publishing redials; the subscription resubscribes on its own. Events
-	// published before it has are lost (at-most-once), so publish until one
-	// arrives.
-	got := make(chan Event, 1)
+	// Publishing redials; the subscription resubscribes on its own.
+	got := make(chan string, 1)
 	go func() {
 		ev, err := sub.Next(ctx)
 		if err == nil {
-			got <- ev
+			got <- string(ev.Payload)
 		}
 		close(got)
 	}()
+	publishUntilReceived(t, ctx, c, sub, got)
+}
+
+// publishUntilReceived publishes "after" to default/demo every 20 ms until
+// got yields a payload, which must be "after" with sub still running.
+// Events published before a resubscribe are lost (at-most-once), hence the
+// repeats.
+func publishUntilReceived(t *testing.T, ctx context.Context, c *Client, sub *Subscription, got <-chan string) {
+	t.Helper()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -197,17 +204,14 @@ func TestResubscribeAfterRestart(t *testing.T) {
 			t.Logf("publish during restart: %v", err)
 		}
 		select {
-		case ev, ok := <-got:
-			if !ok || string(ev.Payload) != "after" {
-				t.Fatalf("after restart got %q (ok=%v, err=%v)", ev.Payload, ok, sub.Err())
-			}
-			if sub.Err() != nil {
-				t.Fatalf("subscription ended: %v", sub.Err())
+		case p, ok := <-got:
+			if !ok || p != "after" || sub.Err() != nil {
+				t.Fatalf("after restart got %q (ok=%v, err=%v)", p, ok, sub.Err())
 			}
 			return
 		case <-tick.C:
 		case <-ctx.Done():
-			t.Fatal("no event after restart")
+			t.Fatalf("no event after restart (err %v)", sub.Err())
 		}
 	}
 }
@@ -476,23 +480,5 @@ func TestSubscribeFuncResubscribesAfterRestart(t *testing.T) {
 	}
 	defer sub.Close()
 	b.Restart()
-	// Events published before the resubscribe are lost (at-most-once), so
-	// publish until one arrives.
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if err := c.Publish(ctx, "default", "demo", []byte("after")); err != nil && ctx.Err() == nil {
-			t.Logf("publish during restart: %v", err)
-		}
-		select {
-		case p := <-got:
-			if p != "after" || sub.Err() != nil {
-				t.Fatalf("after restart got %q (err %v)", p, sub.Err())
-			}
-			return
-		case <-tick.C:
-		case <-ctx.Done():
-			t.Fatalf("no event after restart (err %v)", sub.Err())
-		}
-	}
+	publishUntilReceived(t, ctx, c, sub, got)
 }

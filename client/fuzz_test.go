@@ -28,8 +28,9 @@ const (
 // hostileSubID is the subscription id the hostile broker assigns.
 const hostileSubID = 7
 
-// hostileBroker is a QUIC peer that follows the protocol except in one
-// place, where it sends the bytes of the current fuzz input instead.
+// hostileBroker serves the streams of a startFakeBroker. It follows the
+// protocol except in one place, where it sends the bytes of the current
+// fuzz input instead.
 type hostileBroker struct {
 	mu   sync.Mutex
 	role int
@@ -47,25 +48,6 @@ func (h *hostileBroker) set(role int, json bool, data []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.role, h.json, h.data = role, json, data
-}
-
-// serve answers each stream of each connection until ctx ends.
-func (h *hostileBroker) serve(ctx context.Context, ln *transport.Listener) {
-	for {
-		qc, err := ln.Accept(ctx)
-		if err != nil {
-			return
-		}
-		go func() {
-			for {
-				str, err := qc.AcceptStream(ctx)
-				if err != nil {
-					return
-				}
-				go h.stream(ctx, qc, str)
-			}
-		}()
-	}
 }
 
 func (h *hostileBroker) stream(ctx context.Context, qc *quic.Conn, str *quic.Stream) {
@@ -141,23 +123,12 @@ func (h *hostileBroker) subscribe(ctx context.Context, qc *quic.Conn, str *quic.
 // arbitrary bytes. Whatever it sends, the SDK must not panic, every call
 // must return by its deadline, and Close must return.
 func FuzzHostileBroker(f *testing.F) {
-	tlsConf, err := transport.ServerTLSConfig(transport.TLSOptions{}, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	ln, err := transport.Listen("127.0.0.1:0", tlsConf, transport.Options{}, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	f.Cleanup(func() { cancel(); _ = ln.Close() })
 	h := &hostileBroker{}
-	go h.serve(ctx, ln)
+	addr := startFakeBroker(f, transport.Options{}, h.stream)
 	clientTLS, err := transport.ClientTLSConfig(transport.ClientTLSOptions{Insecure: true})
 	if err != nil {
 		f.Fatal(err)
 	}
-	addr := ln.Addr().String()
 
 	frame := func(m wire.Message) []byte {
 		b, err := wire.AppendMessageFrame(nil, m)

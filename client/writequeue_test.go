@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,46 +19,18 @@ import (
 // full. It stops when the test ends.
 func startStalledBroker(t *testing.T) string {
 	t.Helper()
-	tlsConf, err := transport.ServerTLSConfig(transport.TLSOptions{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := transport.Listen("127.0.0.1:0", tlsConf, transport.Options{
-		InitialStreamReceiveWindow: 64 << 10, MaxStreamReceiveWindow: 64 << 10,
-		InitialConnectionReceiveWindow: 256 << 10, MaxConnectionReceiveWindow: 256 << 10,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); _ = ln.Close(); wg.Wait() })
 	authOK, err := wire.AppendMessageFrame(nil, &wire.AuthOK{ServerFlags: wire.KnownFlags | wire.ExtensionCaps})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wg.Go(func() {
-		for {
-			qc, err := ln.Accept(ctx)
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				for {
-					str, err := qc.AcceptStream(ctx)
-					if err != nil {
-						return
-					}
-					go func(str *quic.Stream) {
-						if _, err := wire.NewReader(str, 1<<20).ReadFrame(); err == nil {
-							_, _ = str.Write(authOK)
-						}
-					}(str)
-				}
-			})
+	return startFakeBroker(t, transport.Options{
+		InitialStreamReceiveWindow: 64 << 10, MaxStreamReceiveWindow: 64 << 10,
+		InitialConnectionReceiveWindow: 256 << 10, MaxConnectionReceiveWindow: 256 << 10,
+	}, func(_ context.Context, _ *quic.Conn, str *quic.Stream) {
+		if _, err := wire.NewReader(str, 1<<20).ReadFrame(); err == nil {
+			_, _ = str.Write(authOK)
 		}
 	})
-	return ln.Addr().String()
 }
 
 // dialStalledBroker connects a client with one publish and one cache
