@@ -2,8 +2,13 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 )
@@ -27,6 +32,11 @@ type NATSServerOptions struct {
 	// Env is added to this process's environment for the server (for
 	// example GOMAXPROCS=1).
 	Env []string
+	// TLS, when set, makes the server accept clients only over TLS with
+	// this certificate (nats-server --tls; the files live in a temporary
+	// directory removed by stop) and the URL's scheme is tls://. Clients
+	// verify it with the certificate's own pool (see LoopbackCert).
+	TLS *tls.Certificate
 }
 
 // StartNATS starts a nats-server owned by the caller on 127.0.0.1 and
@@ -42,12 +52,32 @@ func StartNATS(ctx context.Context, opts NATSServerOptions) (url string, stop fu
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 10 * time.Second
 	}
-	storeDir, removeStore := opts.StoreDir, func() {}
+	var tempDirs []string // removed by stop, or on a failed start
+	removeTemp := func() {
+		for _, d := range tempDirs {
+			_ = os.RemoveAll(d)
+		}
+	}
+	storeDir := opts.StoreDir
 	if opts.JetStream && storeDir == "" {
 		if storeDir, err = os.MkdirTemp("", "felix-bench-nats-js-"); err != nil {
 			return "", nil, fmt.Errorf("bench: start nats: %w", err)
 		}
-		removeStore = func() { _ = os.RemoveAll(storeDir) }
+		tempDirs = append(tempDirs, storeDir)
+	}
+	scheme, tlsArgs := "nats", []string(nil)
+	if opts.TLS != nil {
+		dir, err := os.MkdirTemp("", "felix-bench-nats-tls-")
+		if err != nil {
+			removeTemp()
+			return "", nil, fmt.Errorf("bench: start nats: %w", err)
+		}
+		tempDirs = append(tempDirs, dir)
+		if tlsArgs, err = writeNATSCert(dir, opts.TLS); err != nil {
+			removeTemp()
+			return "", nil, fmt.Errorf("bench: start nats: %w", err)
+		}
+		scheme = "tls"
 	}
 	// A free port found by the harness can be taken by someone else before
 	// the server binds it: try a few.
@@ -62,22 +92,46 @@ func StartNATS(ctx context.Context, opts NATSServerOptions) (url string, stop fu
 				break
 			}
 		}
-		args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port)}
+		args := append([]string{"-a", "127.0.0.1", "-p", strconv.Itoa(port)}, tlsArgs...)
 		if opts.JetStream {
 			args = append(args, "-js", "-sd", storeDir)
 		}
 		var p *peerProcess
 		if p, err = startPeer(ctx, "nats-server", bin, args, opts.Env, port, opts.StartTimeout); err == nil {
 			stop := func() error {
-				defer removeStore()
+				defer removeTemp()
 				return p.stop()
 			}
-			return fmt.Sprintf("nats://127.0.0.1:%d", port), stop, nil
+			return fmt.Sprintf("%s://127.0.0.1:%d", scheme, port), stop, nil
 		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	removeStore()
+	removeTemp()
 	return "", nil, fmt.Errorf("bench: %w", err)
+}
+
+// writeNATSCert writes cert as PEM files into dir and returns the
+// nats-server flags that serve it.
+func writeNATSCert(dir string, cert *tls.Certificate) ([]string, error) {
+	if len(cert.Certificate) == 0 || cert.PrivateKey == nil {
+		return nil, errors.New("tls certificate without a chain or key")
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("tls key: %w", err)
+	}
+	var chain []byte
+	for _, der := range cert.Certificate {
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, chain, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600); err != nil {
+		return nil, err
+	}
+	return []string{"--tls", "--tlscert", certFile, "--tlskey", keyFile}, nil
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -31,6 +32,9 @@ type NATSTarget struct {
 	// pending limits (nats.go drops past them: a slow consumer, counted as
 	// Lost by the harness). 0 keeps nats.go's defaults; -1 is unlimited.
 	PendingMsgs, PendingBytes int
+	// TLS, when set, connects over TLS with this configuration (the server
+	// must serve TLS: NATSServerOptions.TLS), and Name says "nats-tls".
+	TLS *tls.Config
 
 	pub       *nats.Conn
 	subConns  []*nats.Conn
@@ -39,12 +43,17 @@ type NATSTarget struct {
 	lastErr   atomic.Value // error from the async error handler
 }
 
-// Name implements PubSubTarget: "nats", or "nats-shared" with SharedConn.
+// Name implements PubSubTarget: "nats" or "nats-tls", with "-shared"
+// appended with SharedConn.
 func (t *NATSTarget) Name() string {
-	if t.SharedConn {
-		return "nats-shared"
+	name := "nats"
+	if t.TLS != nil {
+		name = "nats-tls"
 	}
-	return "nats"
+	if t.SharedConn {
+		return name + "-shared"
+	}
+	return name
 }
 
 func (t *NATSTarget) url() string {
@@ -55,13 +64,18 @@ func (t *NATSTarget) url() string {
 }
 
 func (t *NATSTarget) connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(t.url(),
+	opts := []nats.Option{
 		nats.Name(name),
 		nats.NoReconnect(), // a benchmark fails loudly rather than reconnecting mid-run
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			t.asyncErrs.Add(1)
 			t.lastErr.Store(err)
-		}))
+		}),
+	}
+	if t.TLS != nil {
+		opts = append(opts, nats.Secure(t.TLS))
+	}
+	nc, err := nats.Connect(t.url(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w (is it running? scripts/peers.sh start nats)", t.url(), err)
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -61,6 +62,52 @@ func TestNATSTargetPubSub(t *testing.T) {
 	}
 }
 
+// With TLS the server takes TLS 1.3 clients that trust its certificate and
+// refuses plain ones; the target is lossless over it and names itself
+// nats-tls; the certificate's temporary directory goes with stop.
+func TestNATSTLSTarget(t *testing.T) {
+	cert, pool, err := LoopbackCert()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, stop := startNATSWithTemp(t, NATSServerOptions{TLS: &cert}, "tls://", "felix-bench-nats-tls-")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	clientTLS := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
+
+	plain := &NATSTarget{URL: strings.Replace(url, "tls://", "nats://", 1)}
+	if _, err := plain.connect("plain"); err == nil {
+		t.Error("a client without TLS connected to the TLS server")
+	}
+	untrusting := &NATSTarget{URL: url, TLS: &tls.Config{MinVersion: tls.VersionTLS13}}
+	if _, err := untrusting.connect("untrusting"); err == nil {
+		t.Error("a client that does not trust the certificate connected")
+	}
+
+	for _, tgt := range []*NATSTarget{{URL: url, TLS: clientTLS}, {URL: url, TLS: clientTLS, SharedConn: true}} {
+		want := map[bool]string{false: "nats-tls", true: "nats-tls-shared"}[tgt.SharedConn]
+		if tgt.Name() != want {
+			t.Errorf("name %q, want %q", tgt.Name(), want)
+		}
+		if err := tgt.Setup(ctx, 2, func(int, []byte) {}); err != nil {
+			t.Fatal(err)
+		}
+		state, err := tgt.pub.TLSConnectionState()
+		if err != nil || state.Version != tls.VersionTLS13 {
+			t.Errorf("%s: TLS state %x, %v; want TLS 1.3", tgt.Name(), state.Version, err)
+		}
+		_ = tgt.Close()
+		res, err := RunPubSub(ctx, tgt, PubSubConfig{Fanout: 2, Warmup: 100, Total: 1000, Rate: 5000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Lost != 0 || res.Duplicates != 0 || res.OutOfOrder != 0 || res.Delivered != 2200 {
+			t.Errorf("%s: %+v", tgt.Name(), res)
+		}
+	}
+	stop()
+}
+
 func TestNATSTargetUnreachable(t *testing.T) {
 	port, err := freeLoopbackPort()
 	if err != nil {
@@ -74,28 +121,43 @@ func TestNATSTargetUnreachable(t *testing.T) {
 }
 
 func TestStartNATSJetStreamUsesAndRemovesTempStore(t *testing.T) {
+	_, stop := startNATSWithTemp(t, NATSServerOptions{JetStream: true}, "nats://", "felix-bench-nats-js-")
+	stop()
+}
+
+// startNATSWithTemp starts a nats-server whose start makes a temporary
+// directory named tempPrefix*, checks its URL's scheme, and returns a stop
+// that stops it twice (the second a no-op) and checks the directory is
+// gone. It skips when no nats-server is installed; a test that fails
+// before calling stop still has the server stopped.
+func startNATSWithTemp(t *testing.T, opts NATSServerOptions, scheme, tempPrefix string) (url string, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	before, _ := os.ReadDir(os.TempDir())
-	url, stop, err := StartNATS(ctx, NATSServerOptions{JetStream: true})
+	url, stopNATS, err := StartNATS(ctx, opts)
 	if errors.Is(err, ErrPeerNotInstalled) {
 		t.Skipf("nats-server is not installed (run scripts/peers.sh install): %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(url, "nats://127.0.0.1:") {
-		t.Errorf("url %q", url)
+	t.Cleanup(func() { _ = stopNATS() }) // if the test ends before stop
+	if !strings.HasPrefix(url, scheme+"127.0.0.1:") {
+		t.Errorf("url %q, want %s127.0.0.1:port", url, scheme)
 	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if err := stop(); err != nil {
-		t.Fatalf("second stop: %v", err)
-	}
-	after, _ := os.ReadDir(os.TempDir())
-	if count(after, "felix-bench-nats-js-") > count(before, "felix-bench-nats-js-") {
-		t.Error("JetStream temp store left behind")
+	return url, func() {
+		t.Helper()
+		if err := stopNATS(); err != nil {
+			t.Fatal(err)
+		}
+		if err := stopNATS(); err != nil {
+			t.Fatalf("second stop: %v", err)
+		}
+		after, _ := os.ReadDir(os.TempDir())
+		if count(after, tempPrefix) > count(before, tempPrefix) {
+			t.Errorf("temporary directory %s* left behind", tempPrefix)
+		}
 	}
 }
 

@@ -193,7 +193,7 @@ func selfSignedCert() (tls.Certificate, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(now.UnixNano()),
-		Subject:      pkix.Name{CommonName: "felix bench echo"},
+		Subject:      pkix.Name{CommonName: "felix bench peer"},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(24 * time.Hour),
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
@@ -205,4 +205,21 @@ func selfSignedCert() (tls.Certificate, error) {
 		return tls.Certificate{}, fmt.Errorf("create certificate: %w", err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// LoopbackCert makes a throw-away self-signed certificate for 127.0.0.1
+// (a peer's TLS, such as NATSServerOptions.TLS) and a pool that trusts it,
+// for the clients' tls.Config RootCAs.
+func LoopbackCert() (tls.Certificate, *x509.CertPool, error) {
+	cert, err := selfSignedCert()
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("bench: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("bench: parse certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return cert, pool, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -138,12 +139,12 @@ func (s *pubsubSystems) register(fl *pflag.FlagSet, subConns string) {
 	s.brokerTarget.register(fl)
 	fl.BoolVar(&s.acked, "acked", false, "also measure Felix with per-batch acks (each publish waits for its ack)")
 	fl.StringVar(&s.subConns, "sub-conns", subConns, "subscriber connections: per-sub (one each), shared (one for all), or both (shared only at fanout > 1)")
-	fl.StringSliceVar(&s.compare, "compare", nil, "peers to measure in the same run: nats (NATS core), redis (Redis PUBLISH/SUBSCRIBE, one connection per subscriber), quic (raw quic-go: an echo round trip at fanout 1, and a relay with no broker logic at every fanout)")
+	fl.StringSliceVar(&s.compare, "compare", nil, "peers to measure in the same run: nats (NATS core), nats-tls (NATS core with TLS between clients and server, as Felix always has), redis (Redis PUBLISH/SUBSCRIBE, one connection per subscriber), quic (raw quic-go: an echo round trip at fanout 1, and a relay with no broker logic at every fanout)")
 	fl.StringVar(&s.pacing, "pacing", "sleep", "fixed-rate pacing: sleep, adaptive or spin")
 }
 
 // pubsubPeers are the --compare names pub/sub accepts.
-var pubsubPeers = map[string]string{"nats": "nats", "redis": "redis", "quic": "quic", "quic-echo": "quic"}
+var pubsubPeers = map[string]string{"nats": "nats", "nats-tls": "nats-tls", "redis": "redis", "quic": "quic", "quic-echo": "quic"}
 
 type benchPubSubFlags struct {
 	pubsubSystems
@@ -165,7 +166,8 @@ sent on a fixed schedule and latency is measured from the scheduled time
 messages are delivered first and not measured.
 
 By default the broker runs as a separate "felix serve" process of this binary,
-as NATS does. --compare nats starts a nats-server, --compare redis a
+as NATS does. --compare nats starts a nats-server (nats-tls: one that
+serves TLS, as Felix always does), --compare redis a
 redis-server (PUBLISH/SUBSCRIBE; install both with scripts/peers.sh install),
 --compare quic the raw quic-go peer: an echo (its round trip is the floor
 for any QUIC request/response; fanout 1 only) and a relay that forwards the
@@ -311,8 +313,18 @@ func startPubSubSystems(ctx context.Context, f pubsubSystems, prog *bench.Progre
 	}
 	for _, peer := range peers {
 		switch peer {
-		case "nats":
-			url, stopNATS, err := bench.StartNATS(ctx, bench.NATSServerOptions{Env: f.serverEnv()})
+		case "nats", "nats-tls":
+			opts := bench.NATSServerOptions{Env: f.serverEnv()}
+			var clientTLS *tls.Config
+			if peer == "nats-tls" {
+				cert, pool, err := bench.LoopbackCert()
+				if err != nil {
+					return nil, stop, err
+				}
+				opts.TLS = &cert
+				clientTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
+			}
+			url, stopNATS, err := bench.StartNATS(ctx, opts)
 			if err != nil {
 				return nil, stop, err
 			}
@@ -320,7 +332,7 @@ func startPubSubSystems(ctx context.Context, f pubsubSystems, prog *bench.Progre
 			prog.Logf("nats-server at %s", url)
 			for _, shared := range layouts {
 				systems = append(systems, benchCase{only: only(shared), mk: func() bench.PubSubTarget {
-					return &bench.NATSTarget{URL: url, PendingMsgs: -1, PendingBytes: -1, SharedConn: shared}
+					return &bench.NATSTarget{URL: url, PendingMsgs: -1, PendingBytes: -1, SharedConn: shared, TLS: clientTLS}
 				}})
 			}
 		case "redis":

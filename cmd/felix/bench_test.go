@@ -86,7 +86,7 @@ func TestBenchPubSubJSONAndCompareQUIC(t *testing.T) {
 
 func TestBenchPubSubCompareNATS(t *testing.T) {
 	out, err := runCLI(t, "bench", "pubsub", "--broker", "embedded", "--fanout", "2", "--total", "300", "--warmup", "30",
-		"--rate", "3000", "--sub-conns", "per-sub", "--compare", "nats", "--quiet")
+		"--rate", "3000", "--sub-conns", "per-sub", "--compare", "nats,nats-tls", "--quiet")
 	if errors.Is(err, bench.ErrPeerNotInstalled) {
 		t.Skipf("nats-server is not installed (run scripts/peers.sh install): %v", err)
 	}
@@ -94,8 +94,9 @@ func TestBenchPubSubCompareNATS(t *testing.T) {
 		t.Fatalf("bench pubsub: %v\n%s", err, out)
 	}
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	if len(lines) != 3 || !strings.Contains(lines[1], " felix ") || !strings.Contains(lines[2], " nats ") ||
-		!strings.Contains(lines[0], "msg/s felix/peer") || !strings.HasSuffix(lines[2], "x") {
+	if len(lines) != 4 || !strings.Contains(lines[1], " felix ") || !strings.Contains(lines[2], " nats ") ||
+		!strings.Contains(lines[3], " nats-tls ") || !strings.Contains(lines[0], "msg/s felix/peer") ||
+		!strings.HasSuffix(lines[2], "x") || !strings.HasSuffix(lines[3], "x") {
 		t.Fatalf("table:\n%s", out)
 	}
 	t.Log("\n" + out)
@@ -219,7 +220,7 @@ func TestParseCompare(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0] != "jetstream" {
 		t.Fatalf("got %q, %v", got, err)
 	}
-	if _, err := parseCompare([]string{"nats,kafka"}, pubsubPeers); err == nil || !strings.Contains(err.Error(), "want nats, quic") {
+	if _, err := parseCompare([]string{"nats,kafka"}, pubsubPeers); err == nil || !strings.Contains(err.Error(), "want nats, nats-tls, quic") {
 		t.Fatalf("unknown peer: %v", err)
 	}
 }
