@@ -240,16 +240,30 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 	if !immediate {
 		stored = make([]byte, len(value))
 		copy(stored, value)
-		c.reserve(size)
-	} else {
-		size = 0
 	}
+	for {
+		ver, retry, err := c.write(s, key, stored, size, immediate, conditional, opt)
+		if !retry {
+			return ver, err
+		}
+		// Out of room: evict one entry (never key itself, whose bytes the
+		// write reuses) and try again.
+		if !c.evictOne(key) {
+			runtime.Gosched() // only writes being inserted hold the bytes
+		}
+	}
+}
 
+// write is one attempt of Put under the shard's write lock: it removes an
+// expired entry under key, checks the condition, reserves the difference
+// between the new entry's size and the size of the entry it replaces, and
+// stores. retry is true, with nothing changed but an expired entry removed,
+// when the reservation does not fit under MaxBytes.
+func (c *Cache) write(s *shard, key string, stored []byte, size int64, immediate, conditional bool, opt PutOptions) (ver uint64, retry bool, err error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if c.deleted.Load() {
-		s.mu.Unlock()
-		c.bytes.Add(-size)
-		return 0, ErrDeleted
+		return 0, false, ErrDeleted
 	}
 	var (
 		now     int64
@@ -271,9 +285,16 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 		}
 		if conditionFails(opt, cur) {
 			s.conditionFailed.Add(1)
-			s.mu.Unlock()
-			c.bytes.Add(-size)
-			return 0, &ConditionError{Key: key, Current: cur}
+			return 0, false, &ConditionError{Key: key, Current: cur}
+		}
+	}
+	if !immediate {
+		var old int64
+		if exists {
+			old = s.slots[i].size()
+		}
+		if !c.tryReserve(size - old) {
+			return 0, true, nil
 		}
 	}
 
@@ -284,7 +305,7 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 		}
 		expires = deadline(now, *opt.TTL)
 	}
-	ver := c.version.Add(1)
+	ver = c.version.Add(1)
 	s.puts.Add(1)
 	switch {
 	case immediate:
@@ -294,15 +315,12 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 		s.expirations.Add(1)
 	case exists:
 		sl := &s.slots[i]
-		old := sl.size()
 		sl.value, sl.expires, sl.version = stored, expires, ver
 		sl.access.Store(ver)
-		c.bytes.Add(-old)
 	default:
 		s.insert(key, stored, expires, ver)
 	}
-	s.mu.Unlock()
-	return ver, nil
+	return ver, false, nil
 }
 
 // conditionFails reports whether opt's condition fails on a key at version
@@ -332,25 +350,22 @@ func (c *Cache) precheck(s *shard, key string, opt PutOptions) error {
 	return nil
 }
 
-// reserve adds n to the byte counter, first evicting entries until it fits
-// under MaxBytes. n ≤ MaxBytes, so it always ends: entries other writers
-// are inserting become evictable once they are in place.
-func (c *Cache) reserve(n int64) {
+// tryReserve adds n (negative for a write that shrinks an entry) to the
+// byte counter if the result stays within MaxBytes, and reports whether it
+// did. The compare-and-swap never lets the counter exceed MaxBytes.
+func (c *Cache) tryReserve(n int64) bool {
 	limit := c.cfg.MaxBytes
-	if limit == 0 {
+	if limit == 0 || n <= 0 {
 		c.bytes.Add(n)
-		return
+		return true
 	}
 	for {
 		cur := c.bytes.Load()
-		if cur+n <= limit {
-			if c.bytes.CompareAndSwap(cur, cur+n) {
-				return
-			}
-			continue
+		if cur+n > limit {
+			return false
 		}
-		if !c.evictOne() {
-			runtime.Gosched() // only in-flight reservations hold the bytes
+		if c.bytes.CompareAndSwap(cur, cur+n) {
+			return true
 		}
 	}
 }
@@ -364,12 +379,13 @@ type sample struct {
 	expired bool
 }
 
-// evictOne removes one entry and reports whether it found one to remove.
-// It samples EvictionSamples entries, each from a random shard under that
-// shard's read lock, and removes the least recently used one — or the
-// first expired one — if it is still in place. Sampling across shards
-// approximates LRU over the whole cache, whatever the shards' sizes.
-func (c *Cache) evictOne() bool {
+// evictOne removes one entry other than skip's (the key being written) and
+// reports whether it found one to remove. It samples EvictionSamples
+// entries, each from a random shard under that shard's read lock, and
+// removes the least recently used one — or the first expired one — if it
+// is still in place. Sampling across shards approximates LRU over the whole
+// cache, whatever the shards' sizes.
+func (c *Cache) evictOne(skip string) bool {
 	var (
 		best    sample
 		found   bool
@@ -380,7 +396,7 @@ func (c *Cache) evictOne() bool {
 		s := &c.shards[rand.Uint64()&c.mask]
 		s.mu.RLock()
 		i, ok := s.pick()
-		if !ok {
+		if !ok || s.slots[i].key == skip {
 			s.mu.RUnlock()
 			continue
 		}
@@ -401,7 +417,7 @@ func (c *Cache) evictOne() bool {
 			break
 		}
 	}
-	if !found && !c.anyEntry(&best) {
+	if !found && !c.anyEntry(skip, &best) {
 		return false
 	}
 	s := best.s
@@ -420,14 +436,17 @@ func (c *Cache) evictOne() bool {
 	return true
 }
 
-// anyEntry finds some entry when random shards turned out empty: the first
-// live one of the next non-empty shard in rotation.
-func (c *Cache) anyEntry(out *sample) bool {
+// anyEntry finds some entry other than skip's when random samples found
+// none: a live one of the next shard in rotation that has one.
+func (c *Cache) anyEntry(skip string, out *sample) bool {
 	start := c.evictNext.Add(1)
 	for j := range uint64(len(c.shards)) {
 		s := &c.shards[(start+j)&c.mask]
 		s.mu.RLock()
 		i, ok := s.pick()
+		if ok && s.slots[i].key == skip {
+			i, ok = s.other(i)
+		}
 		if ok {
 			*out = sample{s: s, i: i, version: s.slots[i].version}
 		}

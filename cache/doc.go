@@ -48,14 +48,16 @@
 // # Capacity and eviction
 //
 // Config.MaxBytes bounds a cache's accounted size; 0 means unbounded. An
-// entry accounts len(key) + len(value) + EntryOverhead bytes. A Put first
-// reserves its full size in the cache-wide byte counter with a
-// compare-and-swap that never lets the counter exceed MaxBytes; while the
-// reservation does not fit it evicts one entry and retries. Since the
-// counter includes in-flight reservations, it is always ≥ the bytes actually
-// stored, so both are ≤ MaxBytes at every instant. Overwriting a key
-// releases the old entry's size after the new one is in place, so a full
-// cache may evict one more entry than a perfect accounting would.
+// entry accounts len(key) + len(value) + EntryOverhead bytes. Under its
+// shard's write lock, a Put reserves the difference between the new entry's
+// size and the size of the entry it replaces (if any) in the cache-wide byte
+// counter, with a compare-and-swap that never lets the counter exceed
+// MaxBytes, and stores the entry in the same lock hold. When the
+// reservation does not fit, the Put releases the lock, evicts one entry —
+// never the key it is writing, whose bytes it will reuse — and tries again,
+// evaluating its condition again too. So the counter is always within
+// MaxBytes, an overwrite evicts only what the size difference needs, and a
+// compare-and-set is never defeated by its own eviction of its key.
 //
 // Eviction is approximate LRU in the manner of Redis: it samples
 // Config.EvictionSamples (default 5) entries, each from a random shard under

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -164,4 +165,65 @@ func TestFailedConditionsDoNotEvict(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	checkInvariants(t, c)
+}
+
+// TestOverwriteNeverEvictsItsOwnKey: a write that replaces an entry needs
+// room only for the size difference, and never evicts the key it writes.
+// A compare-and-set of the only entry of a cache more than half full used
+// to evict that entry to make room for its replacement and then fail with
+// "does not exist", losing the value it was meant to update.
+func TestOverwriteNeverEvictsItsOwnKey(t *testing.T) {
+	c, _ := newTestCache(t, Config{MaxBytes: 1000})
+	v1 := mustPut(t, c, "k", string(make([]byte, 600)), PutOptions{})
+	// 697 bytes stored, 697 more needed: only k itself could make room.
+	v2, err := c.Put("k", make([]byte, 600), PutOptions{IfVersion: &v1})
+	if err != nil || v2 <= v1 {
+		t.Fatalf("CAS of the only entry: %d %v", v2, err)
+	}
+	if v, ok := c.Get("k"); !ok || len(v) != 600 {
+		t.Fatalf("after CAS: %d bytes, %v", len(v), ok)
+	}
+	// Shrinking and growing it again, by CAS.
+	v3, err := c.Put("k", []byte("x"), PutOptions{IfVersion: &v2})
+	if err != nil {
+		t.Fatalf("CAS shrinking the only entry: %v", err)
+	}
+	if v3, err = c.Put("k", make([]byte, 600), PutOptions{IfVersion: &v3}); err != nil {
+		t.Fatalf("CAS growing the only entry: %v", err)
+	}
+	// A CAS that fails leaves the entry in place.
+	if _, err := c.Put("k", make([]byte, 600), PutOptions{IfVersion: &v1}); !errors.Is(err, ErrConditionFailed) {
+		t.Fatalf("stale CAS: %v", err)
+	}
+	if it, ok := c.GetWithMeta("k"); !ok || it.Version != v3 {
+		t.Fatalf("after a failed CAS: %+v %v", it, ok)
+	}
+	if st := c.Stats(); st.Evictions != 0 || st.Bytes != 600+1+EntryOverhead {
+		t.Fatalf("stats %+v", st)
+	}
+	checkInvariants(t, c)
+
+	// Two entries that fit together: rewriting one at the same size
+	// evicts nothing.
+	c2, _ := newTestCache(t, Config{MaxBytes: 1000})
+	mustPut(t, c2, "a", string(make([]byte, 300)), PutOptions{})
+	mustPut(t, c2, "b", string(make([]byte, 300)), PutOptions{})
+	for range 10 {
+		mustPut(t, c2, "a", string(make([]byte, 300)), PutOptions{})
+	}
+	if _, ok := c2.Get("b"); !ok {
+		t.Fatalf("rewriting a evicted b: %+v", c2.Stats())
+	}
+	// Growing a evicts b (the only other entry), never a.
+	mustPut(t, c2, "a", string(make([]byte, 800)), PutOptions{})
+	if _, ok := c2.Get("b"); ok {
+		t.Fatal("b kept over capacity")
+	}
+	if v, ok := c2.Get("a"); !ok || len(v) != 800 {
+		t.Fatalf("a after growing: %d %v", len(v), ok)
+	}
+	if st := c2.Stats(); st.Evictions != 1 || st.Bytes > 1000 {
+		t.Fatalf("stats %+v", st)
+	}
+	checkInvariants(t, c2)
 }

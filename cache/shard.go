@@ -122,6 +122,18 @@ func (s *shard) pick() (i uint32, ok bool) {
 	return 0, false
 }
 
+// other returns a live slot other than i, the first after it in the table;
+// ok is false if i is the only one. Caller holds mu, at least for reading.
+func (s *shard) other(i uint32) (j uint32, ok bool) {
+	n := len(s.slots)
+	for d := 1; d < n; d++ {
+		if j := uint32((int(i) + d) % n); s.slots[j].version != 0 {
+			return j, true
+		}
+	}
+	return 0, false
+}
+
 // sweep visits up to budget slots from the shard's sweep position, at most
 // sweepChunk per lock hold, removing entries expired at now. It reports the
 // slots visited, the entries removed with their bytes, and whether it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,7 +65,7 @@ type Consumer struct {
 	name     string
 	prefetch int
 
-	msgs   chan *Message
+	msgs   chan *Message // deliveries for Next and C, fed by pump
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{} // the reader goroutine has exited
@@ -75,7 +76,26 @@ type Consumer struct {
 	nextID atomic.Uint64
 	mu     sync.Mutex
 	wait   map[uint64]chan error
+
+	// Deliveries the reader could not put in msgs at once wait in backlog
+	// for pump: the reader never blocks on the application, so it keeps
+	// reading the broker's answers to acks and nacks. (msgs can be full
+	// of copies whose ack timeout passed while the application was slow;
+	// their redeliveries still arrive, and an ack waiting for its answer
+	// behind them would never get it.)
+	qmu     sync.Mutex
+	backlog []*Message    // at most backlogLimit(prefetch)
+	stale   atomic.Uint64 // backlog entries dropped as stale copies
+	more    chan struct{} // capacity 1: backlog grew
 }
+
+// backlogLimit bounds a consumer's backlog. The broker keeps at most
+// prefetch records in flight to a consumer, so when an application falls
+// further behind than this, the oldest copies it has not taken were
+// delivered so long ago that their ack timeout has passed: the broker
+// redelivers those records (to this consumer or another), and dropping the
+// stale copy loses nothing.
+func backlogLimit(prefetch int) int { return 2*max(prefetch, 1) + 16 }
 
 // Consumer joins group on namespace/stream (which must be a durable stream
 // on the broker). It needs a broker that speaks the queue extension.
@@ -127,9 +147,11 @@ func (c *Client) Consumer(ctx context.Context, namespace, stream, group string, 
 		return nil, &ProtocolError{Detail: fmt.Sprintf("unexpected %q in reply to queue_join", reply.Type())}
 	}
 	co := &Consumer{c: c, str: str, name: joined.Consumer, prefetch: int(joined.Prefetch),
-		msgs: make(chan *Message, max(int(joined.Prefetch), 1)), done: make(chan struct{}), wait: map[uint64]chan error{}}
+		msgs: make(chan *Message, max(int(joined.Prefetch), 1)), done: make(chan struct{}), wait: map[uint64]chan error{},
+		more: make(chan struct{}, 1)}
 	co.ctx, co.cancel = context.WithCancel(c.ctx)
-	if !c.goTracked(func() { co.read(r) }) {
+	if !c.goTracked(func() { co.read(r) }) || !c.goTracked(co.pump) {
+		co.cancel()
 		str.CancelRead(streamCodeCancel)
 		str.CancelWrite(streamCodeCancel)
 		return nil, ErrClosed
@@ -145,6 +167,10 @@ func (co *Consumer) Prefetch() int { return co.prefetch }
 
 // read receives deliveries and replies until the stream ends.
 func (co *Consumer) read(r *wire.Reader) {
+	// The reader never blocks but on the stream: end it when the consumer
+	// or the client closes.
+	stop := context.AfterFunc(co.ctx, func() { co.str.CancelRead(streamCodeCancel) })
+	defer stop()
 	var ds []wire.QueueDelivery
 	err := func() error {
 		for {
@@ -158,12 +184,7 @@ func (co *Consumer) read(r *wire.Reader) {
 					return &ProtocolError{Detail: err.Error()}
 				}
 				for _, d := range ds {
-					m := &Message{Offset: d.Offset, Attempt: int(d.Attempt), Payload: append([]byte(nil), d.Payload...), co: co}
-					select {
-					case co.msgs <- m:
-					case <-co.ctx.Done():
-						return ErrClosed
-					}
+					co.deliver(&Message{Offset: d.Offset, Attempt: int(d.Attempt), Payload: append([]byte(nil), d.Payload...), co: co})
 				}
 			case 0:
 				msg, err := wire.DecodeMessage(f.Payload)
@@ -204,6 +225,61 @@ func (co *Consumer) read(r *wire.Reader) {
 	co.str.CancelRead(streamCodeCancel)
 	co.str.CancelWrite(streamCodeCancel)
 	close(co.done)
+}
+
+// deliver hands m to msgs, or to the backlog when msgs is full. It never
+// blocks.
+func (co *Consumer) deliver(m *Message) {
+	co.qmu.Lock()
+	defer co.qmu.Unlock()
+	if len(co.backlog) == 0 {
+		select {
+		case co.msgs <- m:
+			return
+		default:
+		}
+	}
+	if len(co.backlog) >= backlogLimit(co.prefetch) {
+		// Drop the oldest copy pump is not already sending (index 0 may be
+		// in its hands).
+		co.backlog = slices.Delete(co.backlog, 1, 2)
+		co.stale.Add(1)
+	}
+	co.backlog = append(co.backlog, m)
+	select {
+	case co.more <- struct{}{}:
+	default:
+	}
+}
+
+// pump moves the backlog into msgs, in order, until the consumer ends.
+func (co *Consumer) pump() {
+	for {
+		select {
+		case <-co.more:
+		case <-co.done:
+			return
+		}
+		for {
+			co.qmu.Lock()
+			if len(co.backlog) == 0 {
+				co.backlog = nil
+				co.qmu.Unlock()
+				break
+			}
+			m := co.backlog[0] // popped once sent: deliver sees a backlog till then, and queues behind m
+			co.qmu.Unlock()
+			select {
+			case co.msgs <- m:
+			case <-co.done:
+				return
+			}
+			co.qmu.Lock()
+			co.backlog[0] = nil
+			co.backlog = co.backlog[1:]
+			co.qmu.Unlock()
+		}
+	}
 }
 
 func (co *Consumer) resolve(id uint64, err error) {
@@ -288,6 +364,11 @@ func (co *Consumer) Next(ctx context.Context) (*Message, error) {
 
 // C is the channel form of Next; it is not closed (watch Done).
 func (co *Consumer) C() <-chan *Message { return co.msgs }
+
+// StaleDropped counts deliveries dropped unseen because the application
+// fell more than about twice the prefetch behind: copies whose ack timeout
+// had passed, which the broker delivers again (see backlogLimit).
+func (co *Consumer) StaleDropped() uint64 { return co.stale.Load() }
 
 // Done is closed when the consumer has ended; Err says why.
 func (co *Consumer) Done() <-chan struct{} { return co.done }

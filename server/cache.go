@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/felixmq/felix/auth"
+	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/wire"
 )
@@ -58,6 +59,16 @@ func (s *Server) cacheFor(tenant, ns, name string) (*cache.Cache, error) {
 	scope := cache.Scope{Tenant: tenant, Namespace: ns, Cache: name}
 	c, err := s.opts.Caches.Get(scope)
 	if errors.Is(err, cache.ErrNotFound) && s.opts.AutoCreateCaches {
+		// The naming rules of streams and of control-plane caches. A '/'
+		// would blur RBAC resources: cache:t/ns/a/b names both namespace
+		// "ns/a" cache "b" and namespace "ns" cache "a/b", so a token
+		// allowed cache:t/ns/* could create caches in namespaces of its
+		// own invention.
+		for _, n := range [...]struct{ kind, name string }{{"namespace", ns}, {"cache", name}} {
+			if err := broker.ValidateName(n.kind, n.name); err != nil {
+				return nil, err
+			}
+		}
 		return s.opts.Caches.Create(scope, s.opts.DefaultCacheConfig)
 	}
 	return c, err

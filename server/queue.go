@@ -264,15 +264,25 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 		return ctl.fail(err.Error())
 	}
 	defer c.s.tenants.releaseSub(ctl.id.use)
-	name := "consumer-" + strconv.FormatUint(c.s.queues.consumer.Add(1), 10)
-	if m.Consumer != nil && *m.Consumer != "" {
-		name = *m.Consumer
-	}
 	prefetch := 0
 	if m.Prefetch != nil {
 		prefetch = int(min(*m.Prefetch, 1<<20))
 	}
-	member, err := g.Join(name, prefetch)
+	var member *queue.Member
+	var name string
+	for {
+		if m.Consumer != nil && *m.Consumer != "" {
+			name = *m.Consumer
+			member, err = g.Join(name, prefetch)
+			break
+		}
+		// A name we assign may have been chosen by another consumer:
+		// take the next number then.
+		name = "consumer-" + strconv.FormatUint(c.s.queues.consumer.Add(1), 10)
+		if member, err = g.Join(name, prefetch); !errors.Is(err, queue.ErrMemberExists) {
+			break
+		}
+	}
 	if err != nil {
 		return ctl.fail(err.Error())
 	}
@@ -312,6 +322,8 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 				msg := "queue group closed"
 				if serr := st.Err(); serr != nil {
 					msg += ": " + serr.Error()
+				} else if c.s.draining.Load() {
+					msg += ": broker shutting down"
 				}
 				groupEnded.Store(true)
 				_ = w.message(&wire.QueueError{Message: msg})
@@ -375,6 +387,12 @@ func (ctl *control) consumeLoop(ctx context.Context, member *queue.Member, w *lo
 			if errors.As(err, &nif) {
 				code = "not_in_flight"
 			}
+			if reqID == nil {
+				// Not asked for an answer. A queue_error without a
+				// request_id would tell the consumer its group closed.
+				ctl.c.s.opts.Logger.Debug("queue ack/nack without request_id failed", "code", code, "err", err)
+				continue
+			}
 			if werr := w.message(&wire.QueueError{RequestID: reqID, Code: code, Message: err.Error()}); werr != nil {
 				return werr
 			}
@@ -388,14 +406,18 @@ func (ctl *control) consumeLoop(ctx context.Context, member *queue.Member, w *lo
 	}
 }
 
-// queueStats answers a group's counters (the group must have been opened
-// since the broker started).
+// queueStats answers a group's counters. It needs the permission to
+// consume from the stream, as joining does: the group is opened (its
+// durable state loaded, or an empty group created) if it is not yet.
 func (ctl *control) queueStats(m *wire.QueueStats) error {
 	if ctl.peer&wire.CapQueue == 0 {
 		return errNotNegotiated(m.Type())
 	}
 	if m.TenantID != ctl.id.Tenant {
 		return ctl.fail("tenant mismatch")
+	}
+	if !ctl.authorize(ActionConsume, StreamResource(m.TenantID, m.Namespace, m.Stream)) {
+		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "forbidden", Message: "forbidden"})
 	}
 	st, err := ctl.c.s.opts.Broker.Stream(m.TenantID, m.Namespace, m.Stream)
 	if err != nil {
