@@ -53,12 +53,23 @@ func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte) (uint64, 
 	if len(payloads) == 0 {
 		return s.lg.log.Next(), nil
 	}
+	// A publish whose context has already ended (its connection is gone) is
+	// refused before anything is written.
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	// Encode the shared frames first: the log then keeps sub-slices of the
 	// same immutable bytes, so each payload is copied once.
 	chunks, all := s.encodeChunks(payloads)
-	first, err := s.lg.log.Append(ctx, all)
-	written := err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-	if !written {
+	// The append itself is not cut short by ctx: a log may return a context
+	// error without having assigned offsets (DiskLog checks ctx first), and
+	// this publisher could not tell whether its records were written. Only
+	// the sync wait (SyncAlways) is affected, and it is bounded by the disk.
+	first, err := s.lg.log.Append(context.WithoutCancel(ctx), all)
+	if errors.Is(err, commitlog.ErrTooLarge) {
+		return 0, err // refused whole before anything was written; the log is fine
+	}
+	if err != nil {
 		// The log refused or failed: it assigned no offsets we can fan out,
 		// and it may be broken. Fail the stream rather than stall later
 		// publishers waiting for a turn that never comes.
@@ -77,9 +88,6 @@ func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte) (uint64, 
 	s.lg.fanned = first + uint64(len(all))
 	s.tail = s.lg.fanned
 	s.lg.turn.Broadcast()
-	if err != nil {
-		return first, err // written, but not confirmed within ctx
-	}
 	return first, ferr
 }
 

@@ -132,6 +132,13 @@ func (c *Client) TenantID() string { return c.opts.TenantID }
 // Close ends every subscription and publisher, fails calls in flight with
 // ErrClosed, closes the connections and the socket, and returns once every
 // goroutine of the client has exited. It is safe to call more than once.
+//
+// Fire-and-forget publishes (WithAck(wire.AckNone), or a Publisher with
+// NoAck) that were already written are handed over first: each publish
+// stream that carried one is ended, and Close waits until the broker has
+// read it to the end (at most closeFlushTimeout) before closing the
+// connections. A Publisher's queued events are not sent: Close the
+// Publisher first.
 func (c *Client) Close() error {
 	c.once.Do(func() {
 		c.mu.Lock()
@@ -145,10 +152,11 @@ func (c *Client) Close() error {
 			pubs = append(pubs, p)
 		}
 		c.mu.Unlock()
-		c.cancel()
 		for _, p := range pubs {
 			p.abort()
 		}
+		c.finishLanes()
+		c.cancel()
 		for _, s := range subs {
 			s.cancelReader()
 		}
@@ -159,6 +167,28 @@ func (c *Client) Close() error {
 		c.closeErr = c.tr.Close()
 	})
 	return c.closeErr
+}
+
+// closeFlushTimeout bounds how long Close waits for the broker to read the
+// fire-and-forget publishes already written.
+const closeFlushTimeout = 5 * time.Second
+
+// finishLanes ends every publish session that carried fire-and-forget
+// frames and waits for the broker to have read them (see pubSession.finish).
+func (c *Client) finishLanes() {
+	timeout := closeFlushTimeout
+	if d := c.opts.RequestTimeout; d > 0 && d < timeout {
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, l := range c.lanes {
+		if s := l.live(); s != nil && s.unconfirmed.Load() {
+			wg.Go(func() { s.finish(ctx) })
+		}
+	}
+	wg.Wait()
 }
 
 // goTracked runs f in a goroutine the client waits for on Close. It

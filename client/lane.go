@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -36,6 +37,9 @@ type pubSession struct {
 
 	nextID atomic.Uint64 // request ids, from 1
 	q      *writeQueue   // frames to the stream, in order
+	// unconfirmed: a fire-and-forget frame was written, so only the
+	// broker's end of the stream confirms it has been read (see finish).
+	unconfirmed atomic.Bool
 
 	mu      sync.Mutex
 	pending map[uint64]chan error
@@ -211,6 +215,42 @@ func (s *pubSession) write(ctx context.Context, frame []byte, acked bool) error 
 	q.buf = append(q.buf, frame...)
 	q.commit(start, false)
 	return nil
+}
+
+// finish ends the session's send side once every queued frame has been
+// written, then waits until the broker ends the stream too, which it does
+// after handling every frame before the end, or until ctx ends. So
+// fire-and-forget frames already written are in the broker's hands when
+// Client.Close closes the connection (closing it at once would discard
+// what QUIC has not yet sent).
+func (s *pubSession) finish(ctx context.Context) {
+	q := s.q
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		q.mu.Lock()
+		if !s.alive() {
+			q.mu.Unlock()
+			return
+		}
+		// Nothing is being written (writes hold q.mu or set flushing), so
+		// the stream may be closed here.
+		if len(q.buf) == 0 && !q.flushing {
+			_ = s.str.Close()
+			q.mu.Unlock()
+			break
+		}
+		q.mu.Unlock()
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+	}
 }
 
 // readLoop reads acks until the stream fails.

@@ -149,5 +149,8 @@ func (l *lane) sendOn(ctx context.Context, sess *pubSession, bp *[]byte, ns, str
 		}
 		return pendingAck{}, err
 	}
+	if mode == wire.AckNone {
+		sess.unconfirmed.Store(true)
+	}
 	return p, nil
 }

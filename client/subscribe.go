@@ -50,6 +50,7 @@ type Subscription struct {
 	// Owned by the reader goroutine.
 	lastOffset uint64 // offset of the last event delivered, when haveOffset
 	haveOffset bool
+	received   bool    // some event has been delivered
 	scratch    []Event // one frame's events, reused
 }
 
@@ -73,8 +74,9 @@ type attachment struct {
 // connection if needed. Delivery is at-most-once across such a gap: events
 // published while no subscription existed are not delivered, except that
 // when the broker sent offsets (durable streams) the subscription resumes
-// from the next offset it expected, if the broker still retains it. Next
-// keeps working throughout.
+// from the next offset it expected, if the broker still retains it, and a
+// subscription that has received nothing yet starts again where it asked
+// to (FromOffset, FromEarliest). Next keeps working throughout.
 func (c *Client) Subscribe(ctx context.Context, namespace, stream string, opts ...SubscribeOption) (*Subscription, error) {
 	return c.subscribe(ctx, namespace, stream, nil, opts)
 }
@@ -365,8 +367,13 @@ func (s *Subscription) resubscribe() (*attachment, error) {
 			return nil, ErrClosed
 		}
 		start := wire.StartPosition{Kind: wire.StartLatest}
-		if s.haveOffset {
+		switch {
+		case s.haveOffset:
 			start = wire.StartPosition{Kind: wire.StartOffset, Offset: s.lastOffset + 1}
+		case !s.received:
+			// Nothing delivered yet: the start asked for (an offset, or the
+			// earliest) is still where the subscription should begin.
+			start = s.cfg.start
 		}
 		att, err := s.c.subscribeOnce(s.ctx, s.namespace, s.stream, start, s.cfg.id)
 		var ce *CursorError
@@ -376,6 +383,7 @@ func (s *Subscription) resubscribe() (*attachment, error) {
 			s.c.log.Warn("felix: cannot resume subscription where it stopped; continuing from latest",
 				"stream", s.namespace+"/"+s.stream, "err", err)
 			s.haveOffset = false
+			s.cfg.start = wire.StartPosition{}
 			att, err = s.c.subscribeOnce(s.ctx, s.namespace, s.stream, wire.StartPosition{}, s.cfg.id)
 		}
 		if err == nil {
@@ -481,6 +489,7 @@ func (s *Subscription) emit(evs ...Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	s.received = true
 	if last := evs[len(evs)-1]; last.HasOffset {
 		s.lastOffset, s.haveOffset = last.Offset, true
 	}
