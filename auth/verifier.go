@@ -105,13 +105,7 @@ func (v *Verifier) checkClaims(c *wireClaims, tenant string) error {
 		now = v.Now
 	}
 	t := now()
-	leeway := v.Leeway
-	switch {
-	case leeway == 0:
-		leeway = DefaultLeeway
-	case leeway < 0:
-		leeway = 0
-	}
+	leeway := v.leeway()
 	if c.Exp == nil {
 		return ErrMalformed
 	}
@@ -138,6 +132,24 @@ func (v *Verifier) checkClaims(c *wireClaims, tenant string) error {
 		return ErrWrongTenant
 	}
 	return nil
+}
+
+// leeway is Leeway with its default applied.
+func (v *Verifier) leeway() time.Duration {
+	switch {
+	case v.Leeway == 0:
+		return DefaultLeeway
+	case v.Leeway < 0:
+		return 0
+	}
+	return v.Leeway
+}
+
+// ValidUntil is the instant from which Verify refuses a token with these
+// claims as expired: ExpiresAt plus the leeway. A broker ends the streams a
+// token opened at that instant, so rights end with the token.
+func (v *Verifier) ValidUntil(c *Claims) time.Time {
+	return c.ExpiresAt.Add(v.leeway())
 }
 
 func (v *Verifier) audience() string {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/felixmq/felix/wire"
 )
 
@@ -19,6 +21,10 @@ var (
 	ErrUnsupported = errors.New("felix: not supported by the broker")
 	// ErrQueueFull: a Publisher's queue stayed full until the context ended.
 	ErrQueueFull = errors.New("felix: publisher queue full")
+	// ErrTokenExpired is matched (errors.Is) by a *ConnectionError whose
+	// stream the broker reset because the token that opened it expired
+	// (see Options.TokenSource).
+	ErrTokenExpired = errors.New("felix: token expired")
 )
 
 // ServerError is an error reported by the broker: an `error` frame, a
@@ -51,13 +57,48 @@ type ConnectionError struct {
 }
 
 func (e *ConnectionError) Error() string {
+	if code, ok := brokerReset(e.Err); ok {
+		return fmt.Sprintf("felix: %s: stream reset by the broker: %s", e.Op, resetReason(code))
+	}
 	return fmt.Sprintf("felix: %s: connection lost: %v", e.Op, e.Err)
 }
 
 func (e *ConnectionError) Unwrap() error { return e.Err }
 
-// Is matches ErrDisconnected.
-func (e *ConnectionError) Is(target error) bool { return target == ErrDisconnected }
+// Is matches ErrDisconnected, and ErrTokenExpired when the broker reset
+// the stream because its token expired.
+func (e *ConnectionError) Is(target error) bool {
+	if target == ErrTokenExpired {
+		code, ok := brokerReset(e.Err)
+		return ok && code == wire.ResetTokenExpired
+	}
+	return target == ErrDisconnected
+}
+
+// brokerReset reports the code of a stream reset the broker sent.
+func brokerReset(err error) (uint64, bool) {
+	var se *quic.StreamError
+	if errors.As(err, &se) && se.Remote {
+		return uint64(se.ErrorCode), true
+	}
+	return 0, false
+}
+
+// resetReason says what a broker's stream reset code means
+// (docs/protocol.md, "Stream reset codes").
+func resetReason(code uint64) string {
+	switch code {
+	case wire.ResetNoError:
+		return "no error"
+	case wire.ResetMalformed:
+		return "malformed input (code 1)"
+	case wire.ResetClosing:
+		return "broker closing (code 2)"
+	case wire.ResetTokenExpired:
+		return "token expired (code 3)"
+	}
+	return fmt.Sprintf("code %d", code)
+}
 
 // ProtocolError: the broker sent something felix-wire v1 does not allow at
 // that point. The stream is abandoned.

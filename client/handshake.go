@@ -76,8 +76,15 @@ func (c *Client) authenticate(ctx context.Context, str *quic.Stream, r *wire.Rea
 	if c.opts.JSONCache {
 		offer &^= wire.CapCacheBin
 	}
+	token := c.opts.Token
+	if c.opts.TokenSource != nil {
+		var err error
+		if token, err = c.opts.TokenSource(ctx); err != nil {
+			return 0, fmt.Errorf("felix: token source: %w", err)
+		}
+	}
 	frame, err := wire.AppendMessageFrame(nil, &wire.Auth{
-		TenantID: c.opts.TenantID, Token: c.opts.Token, ClientFlags: wire.U16(offer),
+		TenantID: c.opts.TenantID, Token: token, ClientFlags: wire.U16(offer),
 	})
 	if err != nil {
 		return 0, err

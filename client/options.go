@@ -2,6 +2,7 @@ package client
 
 import (
 	"cmp"
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"time"
@@ -19,6 +20,18 @@ type Options struct {
 	// Token is the auth token. Default "dev" (accepted by a development
 	// broker).
 	Token string
+	// TokenSource, when set, supplies the token for every authentication
+	// (each new publish, cache, event or queue stream) instead of Token,
+	// for tokens that expire. A broker that verifies tokens resets the
+	// streams a token opened when it expires (errors.Is(err,
+	// ErrTokenExpired)); the client then opens new streams, calling
+	// TokenSource again: subscriptions resume where they stopped, publish
+	// and cache lanes reconnect. So a TokenSource that returns a token
+	// valid for a while (caching it, and fetching a new one before it
+	// expires) keeps a long-lived client working. It is called
+	// concurrently; ctx bounds the call. Its error fails the operation
+	// that needed the stream. Default nil: Token.
+	TokenSource func(ctx context.Context) (string, error)
 
 	// TLS is the client TLS configuration. When nil, one is built from
 	// CAFile, Insecure and ServerName with transport.ClientTLSConfig.

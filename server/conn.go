@@ -204,6 +204,8 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 	if err != nil {
 		return
 	}
+	_, stop := c.untilExpiry(id, func(code quic.StreamErrorCode) { rs.CancelRead(code) })
+	defer stop()
 	p := newPublisher(c, id)
 	var batch wire.BinaryPublishBatch
 	for {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 
@@ -12,7 +13,10 @@ import (
 
 // control is the state of one client-opened bidirectional stream.
 type control struct {
-	c     *conn
+	c *conn
+	// ctx ends with the connection, or when the identity's token expires
+	// (cause errTokenExpired): the stream and what it started end then.
+	ctx   context.Context
 	bs    *quic.Stream
 	r     *wire.Reader
 	w     *wire.Writer
@@ -49,6 +53,12 @@ func (ctl *control) run() error {
 	if err != nil {
 		return err
 	}
+	var stop func()
+	ctl.ctx, stop = ctl.c.untilExpiry(id, func(code quic.StreamErrorCode) {
+		ctl.bs.CancelRead(code)
+		ctl.bs.CancelWrite(code)
+	})
+	defer stop()
 	ctl.id, ctl.peer, ctl.pub = id, peer, newPublisher(ctl.c, id)
 	if ctl.binCache() {
 		ctl.r.AllowFlags(wire.FlagBinaryCache)

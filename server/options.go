@@ -19,6 +19,12 @@ type Identity struct {
 	// Allow reports whether the identity may perform action (e.g.
 	// "stream.publish") on resource (e.g. "stream:t/ns/s"). Nil allows all.
 	Allow func(action, resource string) bool
+	// Expires, when not zero, is when the identity's rights end (a token's
+	// exp plus the verifier's leeway): the broker resets every stream the
+	// identity authenticated at that instant, subscriptions and queue
+	// consumers included, so a client keeps a token's rights no longer
+	// than the token lives. Zero: never (dev mode, static tokens).
+	Expires time.Time
 
 	use *tenantUse // the tenant's usage record, set by the server after auth
 }

@@ -304,7 +304,7 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 	// drain for its lifetime.
 	c.s.busy.Add(-1)
 	defer c.s.busy.Add(1)
-	ctx, cancel := context.WithCancel(c.qc.Context())
+	ctx, cancel := context.WithCancel(ctl.ctx)
 	defer cancel()
 	writerDone := make(chan struct{})
 	var groupEnded atomic.Bool

@@ -13,13 +13,17 @@ import (
 
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/transport"
+	"github.com/felixmq/felix/wire"
 )
 
 // Application error codes used when the server closes or resets.
 const (
 	codeNoError       quic.ApplicationErrorCode = 0
-	streamCodeProto   quic.StreamErrorCode      = 1 // malformed input
-	streamCodeClosing quic.StreamErrorCode      = 2 // server shutting down / subscription ended
+	streamCodeProto                             = quic.StreamErrorCode(wire.ResetMalformed) // malformed input
+	streamCodeClosing                           = quic.StreamErrorCode(wire.ResetClosing)   // server shutting down / subscription ended
+	// streamCodeTokenExpired resets every stream a token authenticated
+	// when the token expires (Identity.Expires).
+	streamCodeTokenExpired = quic.StreamErrorCode(wire.ResetTokenExpired)
 )
 
 // drainLinger is how long Shutdown lets finished event streams flush.
@@ -54,6 +58,7 @@ type Counters struct {
 	Subscriptions     atomic.Int64 // gauge
 	ProtocolErrors    atomic.Uint64
 	AuthFailures      atomic.Uint64 // auth frames refused (bad token, tenant limits)
+	TokenExpiries     atomic.Uint64 // streams reset because their token expired
 	SubscriberResets  atomic.Uint64 // subscriptions ended by the client or a write error
 	UnknownStreamDrop atomic.Uint64 // unacked publishes to unknown streams, dropped
 }

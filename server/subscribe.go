@@ -87,7 +87,7 @@ func (ctl *control) subscribe(m *wire.Subscribe) error {
 	}
 	ctl.bs.CancelRead(codeNoErrorStream)
 	ctl.bs.Close()
-	c.runSubscription(sub, us)
+	c.runSubscription(ctl.ctx, sub, us)
 	release()
 	return errSubscribed
 }
@@ -118,9 +118,11 @@ type quicSink struct{ us *quic.SendStream }
 func (q quicSink) TryWrite(frame []byte) bool { return transport.TryWrite(q.us, frame) }
 
 // runSubscription drains the subscription's queue into its event stream
-// until the client goes away, the connection closes, or the stream ends
-// (then the event stream is finished cleanly after its queued events).
-func (c *conn) runSubscription(sub *broker.Subscription, us *quic.SendStream) {
+// until the client goes away, parent ends (the connection closes, or the
+// token that subscribed expires: then the event stream is reset with
+// streamCodeTokenExpired), or the stream ends (then the event stream is
+// finished cleanly after its queued events).
+func (c *conn) runSubscription(parent context.Context, sub *broker.Subscription, us *quic.SendStream) {
 	c.s.writers.Add(1)
 	c.s.stats.Subscriptions.Add(1)
 	defer func() {
@@ -130,7 +132,14 @@ func (c *conn) runSubscription(sub *broker.Subscription, us *quic.SendStream) {
 	}()
 	ctx, cancel := context.WithCancel(us.Context())
 	defer cancel()
-	stop := context.AfterFunc(c.qc.Context(), cancel)
+	// parent ends with the connection or when the token expires; a write
+	// blocked on flow control does not watch ctx, so reset the stream too.
+	stop := context.AfterFunc(parent, func() {
+		if tokenExpired(parent) {
+			us.CancelWrite(streamCodeTokenExpired) // before the loop resets it as closing
+		}
+		cancel()
+	})
 	defer stop()
 	for _, d := range sub.TakeBacklog() {
 		if _, err := us.Write(d.Frame); err != nil {

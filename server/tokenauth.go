@@ -25,5 +25,5 @@ func (a TokenAuth) Authenticate(_ context.Context, tenant, token string) (*Ident
 	if err != nil {
 		return nil, fmt.Errorf("token of %q: %w", c.Subject, err)
 	}
-	return &Identity{Tenant: tenant, Subject: c.Subject, Allow: m.Allows}, nil
+	return &Identity{Tenant: tenant, Subject: c.Subject, Allow: m.Allows, Expires: a.Verifier.ValidUntil(c)}, nil
 }

@@ -85,3 +85,12 @@ const FlagBinaryCache uint16 = 0x0080
 func ServerFlagsFor(clientFlags uint16) uint16 {
 	return KnownFlags | clientFlags&ExtensionCaps
 }
+
+// Stream reset codes: the QUIC application error code a broker puts on
+// RESET_STREAM and STOP_SENDING says why it ended a stream.
+const (
+	ResetNoError      uint64 = 0 // the broker is done with the stream
+	ResetMalformed    uint64 = 1 // malformed or out-of-place input
+	ResetClosing      uint64 = 2 // the broker is shutting down, or the subscription ended
+	ResetTokenExpired uint64 = 3 // the token that authenticated the stream expired (ours)
+)

@@ -1,0 +1,36 @@
+package client
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/felixmq/felix/wire"
+)
+
+// A stream the broker reset says why, by its code; a token expiry matches
+// ErrTokenExpired as well as ErrDisconnected; a reset this side made, or a
+// lost connection, matches neither reason.
+func TestConnectionErrorNamesBrokerResets(t *testing.T) {
+	expired := &ConnectionError{Op: "publish", Err: &quic.StreamError{StreamID: 4, ErrorCode: quic.StreamErrorCode(wire.ResetTokenExpired), Remote: true}}
+	if !errors.Is(expired, ErrTokenExpired) || !errors.Is(expired, ErrDisconnected) {
+		t.Errorf("%v: want ErrTokenExpired and ErrDisconnected", expired)
+	}
+	if got := expired.Error(); got != "felix: publish: stream reset by the broker: token expired (code 3)" {
+		t.Errorf("message %q", got)
+	}
+	malformed := &ConnectionError{Op: "publish", Err: &quic.StreamError{ErrorCode: 1, Remote: true}}
+	if errors.Is(malformed, ErrTokenExpired) || !strings.Contains(malformed.Error(), "malformed input (code 1)") {
+		t.Errorf("%v", malformed)
+	}
+	local := &ConnectionError{Op: "subscribe", Err: &quic.StreamError{ErrorCode: 3, Remote: false}}
+	if errors.Is(local, ErrTokenExpired) || !strings.Contains(local.Error(), "connection lost") {
+		t.Errorf("a local reset: %v", local)
+	}
+	lost := &ConnectionError{Op: "cache", Err: &quic.IdleTimeoutError{}}
+	if errors.Is(lost, ErrTokenExpired) || !errors.Is(lost, ErrDisconnected) || !strings.Contains(lost.Error(), "connection lost") {
+		t.Errorf("a lost connection: %v", lost)
+	}
+}

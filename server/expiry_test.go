@@ -1,0 +1,98 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/felixmq/felix/auth"
+	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/server"
+	"github.com/felixmq/felix/wire"
+)
+
+// A token's rights end when it expires, also on streams it opened before:
+// the control stream, a subscription's event stream and a publish-only
+// stream are reset with code 3 at exp (plus the verifier's leeway, none
+// here), the token no longer authenticates new streams, and the resets are
+// counted. Streams of a fresh token on the same connection go on.
+func TestExpiredTokenEndsItsStreams(t *testing.T) {
+	sg, _ := auth.GenerateKey()
+	v := &auth.Verifier{Keys: sg.KeySet(), Leeway: -1}
+	tb := testbroker.Start(t, testbroker.WithStreams("a/ns/s"),
+		testbroker.WithServerOptions(server.Options{Auth: server.TokenAuth{Verifier: v}}))
+	perms := []string{"stream.*:stream:a/ns/s"}
+	short := issue(t, sg, auth.Claims{Tenant: "a", Subject: "short", Perms: perms, ExpiresAt: time.Now().Add(2 * time.Second)})
+	long := issue(t, sg, auth.Claims{Tenant: "a", Subject: "long", Perms: perms, ExpiresAt: time.Now().Add(time.Hour)})
+	c := dialRaw(t, tb)
+
+	ctl := c.open()
+	if !ctl.authWith("a", short) {
+		t.Fatal("short-lived token refused")
+	}
+	sub := c.open()
+	if !sub.authWith("a", short) {
+		t.Fatal("short-lived token refused")
+	}
+	sub.sendMsg(&wire.Subscribe{TenantID: "a", Namespace: "ns", Stream: "s"})
+	sub.expectJSON(`{"type":"subscribed","subscription_id":1}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	us, err := c.cc.Conn.AcceptUniStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	us.SetReadDeadline(time.Now().Add(10 * time.Second))
+	ev := &rawStream{t: t, r: wire.NewReader(us, 0)}
+	ev.expectJSON(`{"type":"event_stream_hello","subscription_id":1}`)
+	uni, err := c.cc.Conn.OpenUniStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authFrame, _ := wire.AppendMessageFrame(nil, &wire.Auth{TenantID: "a", Token: short})
+	if _, err := uni.Write(authFrame); err != nil {
+		t.Fatal(err)
+	}
+	keep := c.open()
+	if !keep.authWith("a", long) {
+		t.Fatal("long-lived token refused")
+	}
+
+	// Until then the token works: a publish reaches the subscription.
+	pub, _ := wire.AppendAckedPublishBatchFrame(nil, 1, wire.AckPerBatch, "a", "ns", "s", [][]byte{[]byte("before")})
+	ctl.send(pub)
+	ctl.expect(wire.AppendPublishAckFrame(nil, 1, true, ""))
+	ev.expect(wire.AppendEventBatchFrame(nil, false, 0, [][]byte{[]byte("before")}))
+
+	// Then the control stream and the event stream are reset with code 3.
+	for name, s := range map[string]*rawStream{"control": ctl, "event": ev} {
+		_, err := s.r.ReadFrame()
+		var se *quic.StreamError
+		if !errors.As(err, &se) || se.ErrorCode != 3 {
+			t.Fatalf("%s stream after expiry: %v, want a reset with code 3", name, err)
+		}
+	}
+	// The publish-only stream is refused: writes end with code 3.
+	for uni.Context().Err() == nil {
+		if _, err := uni.Write(pub); err != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the publish-only stream was not ended")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if n := tb.Server.Stats().TokenExpiries.Load(); n != 3 {
+		t.Errorf("token expiries counted %d, want 3 (control, subscription, publish-only)", n)
+	}
+	// The token opens nothing any more; the other token's stream goes on.
+	if again := c.open(); again.authWith("a", short) {
+		t.Error("an expired token authenticated a new stream")
+	}
+	keep.send(pub)
+	keep.expect(wire.AppendPublishAckFrame(nil, 1, true, ""))
+}
