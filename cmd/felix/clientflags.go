@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +16,7 @@ import (
 // clientFlags are the connection flags every client subcommand shares.
 type clientFlags struct {
 	addr, tenant, token, namespace string
+	tokenFile                      string
 	caFile, serverName             string
 	insecure                       bool
 }
@@ -26,6 +29,7 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.addr, "addr", "127.0.0.1:5000", "broker address host:port")
 	fl.StringVar(&f.tenant, "tenant", "default", "tenant to authenticate as")
 	fl.StringVar(&f.token, "token", "dev", "auth token")
+	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the auth token, read again for every new stream (so a refresher can replace an expiring token); overrides --token")
 	fl.StringVarP(&f.namespace, "namespace", "n", "default", "namespace")
 	fl.StringVar(&f.caFile, "ca-file", "", "PEM file of the CA (or certificate) to trust (default: "+devCertPath+" when it exists and the broker is local)")
 	fl.StringVar(&f.serverName, "server-name", "localhost", "name to verify in the broker's certificate")
@@ -44,10 +48,31 @@ func caFor(caFile, addr string, insecure bool) string {
 }
 
 func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
-	return client.Dial(ctx, f.addr, client.Options{
+	return client.Dial(ctx, f.addr, f.options())
+}
+
+func (f *clientFlags) options() client.Options {
+	o := client.Options{
 		TenantID: f.tenant, Token: f.token, CAFile: caFor(f.caFile, f.addr, f.insecure), Insecure: f.insecure, ServerName: f.serverName,
 		PublishConns: 1, PublishStreamsPerConn: 1, EventConns: 1,
-	})
+	}
+	if path := f.tokenFile; path != "" {
+		o.TokenSource = func(context.Context) (string, error) { return readTokenFile(path) }
+	}
+	return o
+}
+
+// readTokenFile returns the token in path, without surrounding white space.
+func readTokenFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("token file %s is empty", path)
+	}
+	return tok, nil
 }
 
 func isLoopback(addr string) bool {

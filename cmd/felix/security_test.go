@@ -140,9 +140,24 @@ func TestServeControlPlaneAndTokens(t *testing.T) {
 	if _, err := dial("dev"); err == nil || !strings.Contains(err.Error(), "auth failed") {
 		t.Fatalf(`token "dev" with --auth token: %v, want auth failed`, err)
 	}
+	// The CLI reads --token-file for every stream it opens.
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	pubWithFile := func(token string) (string, error) {
+		if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return runCLI(t, "pub", "created", "o-2", "--addr", addr, "--ca-file", ca, "--tenant", "acme", "-n", "orders",
+			"--token", "dev", "--token-file", tokenFile)
+	}
+	if out, err := pubWithFile(tok); err != nil {
+		t.Fatalf("pub --token-file with a good token: %v %s", err, out)
+	}
+	if _, err := pubWithFile("dev"); err == nil || !strings.Contains(err.Error(), "auth failed") {
+		t.Fatalf("pub --token-file holding dev: %v, want auth failed", err)
+	}
 	st, _ := b.Stream("acme", "orders", "created")
-	if n := st.Stats().Published; n != 1 {
-		t.Fatalf("published %d, want 1", n)
+	if n := st.Stats().Published; n != 2 {
+		t.Fatalf("published %d, want 2", n)
 	}
 
 	if code, body := call(t, "DELETE", cp.base+"/v1/tenants/acme/namespaces/orders", cp.admin, ""); code != http.StatusNoContent {
