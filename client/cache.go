@@ -60,10 +60,15 @@ func (e *CacheError) Is(target error) bool {
 // PutOption modifies a Put.
 type PutOption func(*wire.CachePut)
 
-// WithTTL expires the entry after d (rounded down to milliseconds; 0 makes
-// it expire at once). Without it the entry never expires.
+// WithTTL expires the entry after d, rounded up to whole milliseconds (the
+// protocol's unit), so a positive d never means "at once"; 0 or less makes
+// it expire at once. Without it the entry never expires.
 func WithTTL(d time.Duration) PutOption {
-	return func(m *wire.CachePut) { m.TTLMs = wire.U64(uint64(max(d, 0) / time.Millisecond)) }
+	ms := uint64(0)
+	if d > 0 {
+		ms = uint64((d + time.Millisecond - 1) / time.Millisecond)
+	}
+	return func(m *wire.CachePut) { m.TTLMs = wire.U64(ms) }
 }
 
 // IfAbsent stores only if the key has no live entry.

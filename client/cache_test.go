@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/internal/testbroker"
@@ -84,5 +85,18 @@ func TestCacheBothEncodings(t *testing.T) {
 				t.Fatal("the session did not survive the errors")
 			}
 		})
+	}
+}
+
+func TestWithTTLRoundsUpToMilliseconds(t *testing.T) {
+	for d, want := range map[time.Duration]uint64{
+		-time.Second: 0, 0: 0, time.Microsecond: 1, 500 * time.Microsecond: 1,
+		time.Millisecond: 1, 1500 * time.Microsecond: 2, 2 * time.Second: 2000,
+	} {
+		var m wire.CachePut
+		WithTTL(d)(&m)
+		if m.TTLMs == nil || *m.TTLMs != want {
+			t.Errorf("WithTTL(%v) = %v ms, want %d", d, m.TTLMs, want)
+		}
 	}
 }

@@ -41,6 +41,9 @@ func newCacheCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: run(func(cmd *cobra.Command, kv *client.Cache, args []string) error {
 			var opts []client.PutOption
+			if ttl < 0 {
+				return fmt.Errorf("invalid --ttl %v: want a positive duration, or 0 for no expiry", ttl)
+			}
 			if ttl > 0 {
 				opts = append(opts, client.WithTTL(ttl))
 			}

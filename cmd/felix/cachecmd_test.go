@@ -19,6 +19,13 @@ func TestCacheCLI(t *testing.T) {
 	if out, err := run("cache", "ttl", "k"); err != nil || !strings.HasPrefix(out, "59m") {
 		t.Fatalf("ttl: %q %v", out, err)
 	}
+	if _, err := run("cache", "put", "k", "v", "--ttl", "-5s"); err == nil || !strings.Contains(err.Error(), "invalid --ttl") {
+		t.Fatalf("put --ttl -5s: %v, want it refused", err)
+	}
+	// A sub-millisecond TTL is one millisecond, not "expire at once".
+	if _, err := run("cache", "put", "short", "v", "--ttl", "500us"); err != nil {
+		t.Fatalf("put --ttl 500us: %v", err)
+	}
 	if _, err := run("cache", "put", "k", "again", "--if-absent"); err == nil || !strings.Contains(err.Error(), "condition failed") {
 		t.Fatalf("put --if-absent on an existing key: %v", err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -27,5 +28,16 @@ func TestVersion(t *testing.T) {
 	}
 	if _, err := runCLI(t, "version", "extra"); err == nil {
 		t.Fatal("version accepted an argument")
+	}
+}
+
+func TestErrorLineHasOnePrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		"felix: server: stream not found: x": "felix: server: stream not found: x",
+		"unknown command \"x\"":              "felix: unknown command \"x\"",
+	} {
+		if got := errorLine(errors.New(in)); got != want {
+			t.Errorf("errorLine(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -105,7 +105,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.addr, "listen", "127.0.0.1:5000", "QUIC (UDP) listen address; use 0.0.0.0:5000 to accept remote clients")
-	fl.StringVar(&f.dataDir, "data-dir", "felix-data", "data directory (development certificate, and later the log)")
+	fl.StringVar(&f.dataDir, "data-dir", "felix-data", "data directory: development certificate, durable stream logs, queue group state, keys and the admin token")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate PEM file (default: a development certificate)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key PEM file")
 	fl.StringSliceVar(&f.streams, "stream", nil, "declare a stream tenant/namespace/name (repeatable or comma-separated)")
