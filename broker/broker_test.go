@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -423,5 +425,59 @@ func TestSinkKeepsOrder(t *testing.T) {
 	checkSeq(t, decodeFrames(t, all), 0, 20)
 	if st := sub.Stats(); st.Delivered != 20 || st.Dropped != 0 {
 		t.Fatalf("%+v", st)
+	}
+}
+
+// A publisher blocked by a full subscriber queue (Block policy) holds the
+// stream for as long as that lasts; the stream's counters (what /metrics
+// and the dashboard read) must not wait for it, and must be right.
+func TestStatsDoNotWaitForABlockedPublisher(t *testing.T) {
+	p := Block
+	for _, durable := range []bool{false, true} {
+		var s *Stream
+		if durable {
+			_, s = newLoggedStream(t, Options{QueueCapacity: 1}, commitlog.NewMemory(1<<20, 1<<30))
+		} else {
+			_, s = newTestStream(t, Options{QueueCapacity: 1})
+		}
+		stalled, _ := s.Subscribe(SubscribeOptions{Policy: &p})
+		gone, _ := s.Subscribe(SubscribeOptions{})
+		gone.Close() // its counts move to the retired totals
+		if _, err := s.Publish(context.Background(), [][]byte{[]byte("fills the queue")}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		blocked := make(chan error, 1)
+		go func() {
+			_, err := s.Publish(ctx, [][]byte{[]byte("waits")})
+			blocked <- err
+		}()
+		for s.mu.TryLock() { // until the publisher holds the stream
+			s.mu.Unlock()
+			select {
+			case err := <-blocked:
+				t.Fatalf("durable=%v: the publish did not block: %v", durable, err)
+			default:
+				runtime.Gosched()
+			}
+		}
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			st, tot := s.Stats(), s.SubTotals()
+			if st.Tail < 1 || st.Published < 1 || tot.Subscriptions != 1 || tot.Enqueued < 1 {
+				t.Errorf("durable=%v: stats %+v totals %+v", durable, st, tot)
+			}
+		}()
+		select {
+		case <-read:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("durable=%v: Stats/SubTotals waited for the blocked publisher", durable)
+		}
+		cancel()
+		if err := <-blocked; !errors.Is(err, context.Canceled) {
+			t.Fatalf("durable=%v: blocked publish: %v", durable, err)
+		}
+		stalled.Close()
 	}
 }

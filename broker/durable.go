@@ -87,6 +87,7 @@ func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte) (uint64, 
 	ferr := s.fanout(ctx, first, chunks)
 	s.lg.fanned = first + uint64(len(all))
 	s.tail = s.lg.fanned
+	s.tailNow.Store(s.tail)
 	s.lg.turn.Broadcast()
 	return first, ferr
 }

@@ -21,11 +21,12 @@ func (t *SubTotals) add(sub *Subscription) {
 }
 
 // SubTotals returns the stream's subscription totals. It reads them under
-// the stream's lock, the one that moves a removed subscription's counts
-// into the retired totals, so two reads never see a counter go down.
+// statsMu, the lock that moves a removed subscription's counts into the
+// retired totals together with its removal from the list, so two reads
+// never see a counter go down; it never waits for a publisher.
 func (s *Stream) SubTotals() SubTotals {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
 	t := s.retired
 	t.Subscriptions, t.QueueLen = 0, 0
 	for _, sub := range *s.subs.Load() {

@@ -27,8 +27,16 @@ type Stream struct {
 	published      atomic.Uint64 // events
 	publishedBytes atomic.Uint64
 	publishCalls   atomic.Uint64
+	// tailNow and oldestNow mirror tail and the ring's oldest offset for
+	// Stats, which must not wait for mu: a publisher blocked on a full
+	// subscriber queue (the Block policy) holds mu for as long as that
+	// lasts, and /metrics must not hang with it.
+	tailNow, oldestNow atomic.Uint64
 
-	retired SubTotals // counters of removed subscriptions, under mu (see SubTotals)
+	// statsMu guards retired and orders it with changes to subs, so
+	// SubTotals reads a consistent sum without mu (see SubTotals).
+	statsMu sync.Mutex
+	retired SubTotals // counters of removed subscriptions
 }
 
 func newStream(b *Broker, k StreamKey, o StreamOptions) *Stream {
@@ -36,6 +44,7 @@ func newStream(b *Broker, k StreamKey, o StreamOptions) *Stream {
 	if o.Log != nil {
 		s.lg = &logState{log: o.Log, durable: o.Durable, fanned: o.Log.Next(), turn: sync.NewCond(&s.mu)}
 		s.tail = s.lg.fanned
+		s.tailNow.Store(s.tail)
 	} else {
 		s.ring.init(b.opts.RingCapacity, b.opts.RingMaxBytes)
 	}
@@ -66,6 +75,8 @@ func (s *Stream) Publish(ctx context.Context, payloads [][]byte) (uint64, error)
 	}
 	chunks, all := s.encodeChunks(payloads)
 	s.ring.pushAll(base, all)
+	s.tailNow.Store(base + uint64(len(payloads)))
+	s.oldestNow.Store(s.ring.oldest(base + uint64(len(payloads))))
 	err := s.fanout(ctx, base, chunks)
 	s.tail += uint64(len(payloads))
 	// The events are in the stream whatever err says: err only reports that
@@ -161,8 +172,10 @@ func (s *Stream) remove(sub *Subscription) {
 	if !found {
 		return
 	}
+	s.statsMu.Lock()
 	s.retired.add(sub)
 	s.subs.Store(&list)
+	s.statsMu.Unlock()
 	if sub.wantOffsets {
 		s.offsetSubs--
 	}
@@ -189,11 +202,13 @@ func (s *Stream) shutdown(reason error) {
 	}
 	s.ended = reason
 	subs := *s.subs.Load()
+	empty := []*Subscription{}
+	s.statsMu.Lock()
 	for _, sub := range subs {
 		s.retired.add(sub)
 	}
-	empty := []*Subscription{}
 	s.subs.Store(&empty)
+	s.statsMu.Unlock()
 	s.offsetSubs = 0
 	if s.lg != nil {
 		s.lg.turn.Broadcast() // publishers waiting for their turn give up
@@ -221,14 +236,13 @@ type StreamStats struct {
 	Subscriptions  []SubStats
 }
 
-// Stats returns the stream's counters.
+// Stats returns the stream's counters. It never waits for a publisher
+// (not even one blocked by a full subscriber queue).
 func (s *Stream) Stats() StreamStats {
-	s.mu.Lock()
-	st := StreamStats{Key: s.key, Tail: s.tail, Oldest: s.ring.oldest(s.tail)}
+	st := StreamStats{Key: s.key, Tail: s.tailNow.Load(), Oldest: s.oldestNow.Load()}
 	if s.lg != nil {
 		st.Oldest, st.Durable = s.lg.log.Oldest(), s.lg.durable
 	}
-	s.mu.Unlock()
 	st.Published = s.published.Load()
 	st.PublishedBytes = s.publishedBytes.Load()
 	st.PublishCalls = s.publishCalls.Load()
