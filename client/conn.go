@@ -79,7 +79,11 @@ func (s *connSlot) get(ctx context.Context) (*slotConn, error) {
 			return nil, s.c.ctxErr(ctx)
 		}
 	}
-	conn, err := s.c.tr.Dial(ctx, s.c.addr, s.c.tls)
+	var idle time.Duration
+	if s.events {
+		idle = s.c.opts.EventIdleTimeout
+	}
+	conn, err := s.c.tr.DialIdle(ctx, s.c.addr, s.c.tls, idle)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, s.c.ctxErr(ctx)

@@ -57,6 +57,15 @@ type Options struct {
 	// EventConns is the number of QUIC connections carrying subscriptions;
 	// subscriptions are spread over them round-robin. Default 2.
 	EventConns int
+	// EventIdleTimeout is the QUIC idle timeout of the event connections
+	// (subscriptions, queue consumers), which send a keep-alive every
+	// third of it. A connection that only receives sends nothing a broker
+	// restarted after a crash could answer with a stateless reset, so this
+	// is how long a subscriber takes to notice a broker that died without
+	// closing (a killed process, a lost host) and resubscribe. A publisher
+	// notices at its next publish. Default 6s; negative keeps Transport's
+	// MaxIdleTimeout and KeepAlivePeriod for event connections too.
+	EventIdleTimeout time.Duration
 
 	// CacheConns is the number of QUIC connections carrying cache requests,
 	// dialed on first use. Default 2.
@@ -114,6 +123,7 @@ const (
 	DefaultCacheConns            = 2
 	DefaultCacheStreamsPerConn   = 4
 	DefaultSubscriptionBuffer    = 4096
+	DefaultEventIdleTimeout      = 6 * time.Second
 	DefaultRequestTimeout        = 30 * time.Second
 	DefaultMinBackoff            = 50 * time.Millisecond
 	DefaultMaxBackoff            = 2 * time.Second
@@ -138,6 +148,7 @@ func (o Options) withDefaults() Options {
 	o.PublishConns = max(cmp.Or(o.PublishConns, DefaultPublishConns), 1)
 	o.PublishStreamsPerConn = max(cmp.Or(o.PublishStreamsPerConn, DefaultPublishStreamsPerConn), 1)
 	o.EventConns = max(cmp.Or(o.EventConns, DefaultEventConns), 1)
+	o.EventIdleTimeout = cmp.Or(o.EventIdleTimeout, DefaultEventIdleTimeout)
 	o.CacheConns = max(cmp.Or(o.CacheConns, DefaultCacheConns), 1)
 	o.CacheStreamsPerConn = max(cmp.Or(o.CacheStreamsPerConn, DefaultCacheStreamsPerConn), 1)
 	if o.MaxFrameBytes <= 0 {

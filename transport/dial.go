@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 )
@@ -42,6 +43,16 @@ func NewClientTransport(opts Options, log *slog.Logger) (*ClientTransport, error
 // Dial opens a QUIC connection to addr (host:port) and completes the
 // handshake, honouring ctx.
 func (t *ClientTransport) Dial(ctx context.Context, addr string, tlsConf *tls.Config) (*quic.Conn, error) {
+	return t.DialIdle(ctx, addr, tlsConf, 0)
+}
+
+// DialIdle is Dial with its own idle timeout when idle > 0: the connection
+// closes after idle without any packet from the peer (QUIC takes the
+// smaller of both sides' timeouts), and it sends a keep-alive every third
+// of idle so that a live peer always answers in time. For connections
+// that only receive, it bounds how long a peer that died without a word
+// (a killed process, a lost host) goes unnoticed.
+func (t *ClientTransport) DialIdle(ctx context.Context, addr string, tlsConf *tls.Config, idle time.Duration) (*quic.Conn, error) {
 	if tlsConf == nil {
 		return nil, errors.New("transport: dial: nil tls config")
 	}
@@ -49,7 +60,11 @@ func (t *ClientTransport) Dial(ctx context.Context, addr string, tlsConf *tls.Co
 	if err != nil {
 		return nil, err
 	}
-	conn, err := t.tr.Dial(ctx, raddr, tlsConf, t.conf.Clone())
+	conf := t.conf.Clone()
+	if idle > 0 {
+		conf.MaxIdleTimeout, conf.KeepAlivePeriod = idle, idle/3
+	}
+	conn, err := t.tr.Dial(ctx, raddr, tlsConf, conf)
 	if err != nil {
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
 	}
