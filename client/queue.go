@@ -83,8 +83,16 @@ type Consumer struct {
 	// of copies whose ack timeout passed while the application was slow;
 	// their redeliveries still arrive, and an ack waiting for its answer
 	// behind them would never get it.)
+	closeOnce sync.Once
+	closing   atomic.Bool // Close has begun
+	finished  atomic.Bool // Close finished the stream after its queue_leave
+
 	qmu     sync.Mutex
-	backlog []*Message    // at most backlogLimit(prefetch)
+	backlog []*Message // at most backlogLimit(prefetch)
+	// arrived holds the offsets delivered and not yet acked or nacked
+	// (at most maxTracked): at Close, those the application took are
+	// told apart from those it never saw (see handBack).
+	arrived map[uint64]struct{}
 	stale   atomic.Uint64 // backlog entries dropped as stale copies
 	more    chan struct{} // capacity 1: backlog grew
 }
@@ -96,6 +104,11 @@ type Consumer struct {
 // redelivers those records (to this consumer or another), and dropping the
 // stale copy loses nothing.
 func backlogLimit(prefetch int) int { return 2*max(prefetch, 1) + 16 }
+
+// maxTracked bounds Consumer.arrived. Past it (an application that takes
+// many messages and settles none), deliveries are not tracked, and at
+// Close they count as unseen.
+const maxTracked = 1 << 16
 
 // Consumer joins group on namespace/stream (which must be a durable stream
 // on the broker). It needs a broker that speaks the queue extension.
@@ -148,7 +161,7 @@ func (c *Client) Consumer(ctx context.Context, namespace, stream, group string, 
 	}
 	co := &Consumer{c: c, str: str, name: joined.Consumer, prefetch: int(joined.Prefetch),
 		msgs: make(chan *Message, max(int(joined.Prefetch), 1)), done: make(chan struct{}), wait: map[uint64]chan error{},
-		more: make(chan struct{}, 1)}
+		more: make(chan struct{}, 1), arrived: map[uint64]struct{}{}}
 	co.ctx, co.cancel = context.WithCancel(c.ctx)
 	if !c.goTracked(func() { co.read(r) }) || !c.goTracked(co.pump) {
 		co.cancel()
@@ -209,7 +222,7 @@ func (co *Consumer) read(r *wire.Reader) {
 			}
 		}
 	}()
-	if co.ctx.Err() != nil || co.c.isClosed() {
+	if co.ctx.Err() != nil || co.c.isClosed() || co.closing.Load() {
 		err = ErrClosed
 	} else {
 		err = &ConnectionError{Op: "queue", Err: err}
@@ -223,7 +236,9 @@ func (co *Consumer) read(r *wire.Reader) {
 		ch <- err
 	}
 	co.str.CancelRead(streamCodeCancel)
-	co.str.CancelWrite(streamCodeCancel)
+	if !co.finished.Load() { // a reset would discard the queue_leave not yet sent
+		co.str.CancelWrite(streamCodeCancel)
+	}
 	close(co.done)
 }
 
@@ -232,6 +247,9 @@ func (co *Consumer) read(r *wire.Reader) {
 func (co *Consumer) deliver(m *Message) {
 	co.qmu.Lock()
 	defer co.qmu.Unlock()
+	if len(co.arrived) < maxTracked {
+		co.arrived[m.Offset] = struct{}{}
+	}
 	if len(co.backlog) == 0 {
 		select {
 		case co.msgs <- m:
@@ -242,6 +260,7 @@ func (co *Consumer) deliver(m *Message) {
 	if len(co.backlog) >= backlogLimit(co.prefetch) {
 		// Drop the oldest copy pump is not already sending (index 0 may be
 		// in its hands).
+		delete(co.arrived, co.backlog[1].Offset) // a newer copy, if any, is still listed
 		co.backlog = slices.Delete(co.backlog, 1, 2)
 		co.stale.Add(1)
 	}
@@ -327,16 +346,25 @@ func (co *Consumer) request(ctx context.Context, build func(id uint64) wire.Mess
 }
 
 func (co *Consumer) ack(ctx context.Context, offset uint64) error {
+	co.settled(offset)
 	return co.request(ctx, func(id uint64) wire.Message {
 		return &wire.QueueAck{Offsets: []uint64{offset}, RequestID: &id}
 	})
 }
 
 func (co *Consumer) nack(ctx context.Context, offset uint64, delay time.Duration) error {
+	co.settled(offset)
 	ms := uint64(max(delay, 0) / time.Millisecond)
 	return co.request(ctx, func(id uint64) wire.Message {
 		return &wire.QueueNack{Offset: offset, DelayMs: &ms, RequestID: &id}
 	})
+}
+
+// settled forgets offset: the application acked or nacked it.
+func (co *Consumer) settled(offset uint64) {
+	co.qmu.Lock()
+	delete(co.arrived, offset)
+	co.qmu.Unlock()
 }
 
 // Next returns the next delivery, waiting until one arrives, ctx ends, or
@@ -384,12 +412,88 @@ func (co *Consumer) Err() error {
 }
 
 // Close leaves the group: deliveries not yet acked go back to the group.
+// Those the application took and did not ack or nack count as a delivery
+// attempt; those it never took (buffered, or still on their way) do not
+// (queue_leave), so closing a consumer with a full prefetch buffer does
+// not bring records nobody saw closer to the dead-letter stream.
 func (co *Consumer) Close() error {
-	co.cancel()
-	co.str.CancelRead(streamCodeCancel)
-	co.str.CancelWrite(streamCodeCancel)
+	co.closeOnce.Do(func() {
+		co.closing.Store(true)
+		if co.handBack() {
+			// The broker ends the stream once it has read the leave: wait
+			// for that (the reader sees the end), for a bounded time.
+			t := time.NewTimer(handBackTimeout)
+			select {
+			case <-co.done:
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		co.cancel()
+		co.str.CancelRead(streamCodeCancel)
+		if !co.finished.Load() {
+			co.str.CancelWrite(streamCodeCancel)
+		}
+	})
 	<-co.done
 	return nil
+}
+
+// handBackTimeout bounds the write of Close's queue_leave.
+const handBackTimeout = time.Second
+
+// handBack tells the broker, with queue_leave, which deliveries the
+// application took and has not settled (they count as attempts, as on any
+// leave); every other delivery in flight to this consumer, buffered here
+// or still on its way, goes back without counting one. It then finishes
+// the stream, so the broker reads the message before it sees the consumer
+// leave, and reports whether it did.
+func (co *Consumer) handBack() bool {
+	if co.ctx.Err() != nil {
+		return false // closed already, or the client is closing
+	}
+	frame, err := wire.AppendMessageFrame(nil, &wire.QueueLeave{Offsets: co.seen()})
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(co.ctx, handBackTimeout)
+	defer cancel()
+	co.wmu.Lock()
+	defer co.wmu.Unlock()
+	if writeAll(ctx, co.str, frame) != nil || co.str.Close() != nil {
+		return false
+	}
+	co.finished.Store(true)
+	return true
+}
+
+// seen drains the buffer and returns the offsets that arrived, are not
+// settled, and are neither in the buffer nor in the backlog: the ones the
+// application took. (The backlog is left to pump, which may be handing its
+// first entry over.)
+func (co *Consumer) seen() []uint64 {
+	co.qmu.Lock()
+	defer co.qmu.Unlock()
+	untaken := map[uint64]bool{}
+	for drained := false; !drained; {
+		select {
+		case m := <-co.msgs:
+			untaken[m.Offset] = true
+		default:
+			drained = true
+		}
+	}
+	for _, m := range co.backlog {
+		untaken[m.Offset] = true
+	}
+	offsets := []uint64{}
+	for off := range co.arrived {
+		if !untaken[off] {
+			offsets = append(offsets, off)
+		}
+	}
+	slices.Sort(offsets)
+	return offsets
 }
 
 // Consume runs handler for every message of group on namespace/stream

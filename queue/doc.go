@@ -20,6 +20,9 @@
 //     takes it back after Options.AckTimeout; it is redelivered after a
 //     backoff of BackoffMin doubling per attempt up to BackoffMax), or its
 //     member leaving (redelivered at once). Redelivery goes to any member.
+//     A member that leaves with Member.LeaveSeen names the deliveries its
+//     application took; the others' deliveries are not counted
+//     (Stats.Released), since nobody saw them.
 //   - Dead letters. A record whose delivery number MaxAttempts ended
 //     without an ack is not delivered again: Options.DeadLetter is called
 //     with it, attempts = MaxAttempts and a reason such as "max attempts

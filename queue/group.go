@@ -67,6 +67,7 @@ type Stats struct {
 	Delivered    uint64 // deliveries, first ones and redeliveries
 	Acked        uint64 // offsets acked by members
 	Nacked       uint64 // offsets nacked by members
+	Released     uint64 // deliveries given back unseen (Member.LeaveSeen), not counted as attempts
 	Redelivered  uint64 // deliveries with Attempt > 1
 	TimedOut     uint64 // deliveries taken back by Tick after AckTimeout
 	DeadLettered uint64 // records dead-lettered (done, like acked ones)

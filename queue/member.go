@@ -198,7 +198,27 @@ func (m *Member) Nack(ctx context.Context, offset uint64, delay time.Duration) e
 // counts kept; one that has used its last attempt is dead-lettered at the
 // next Tick. A blocked Next returns ErrMemberLeft. Leaving twice does
 // nothing.
-func (m *Member) Leave() {
+func (m *Member) Leave() { m.leave(nil) }
+
+// LeaveSeen is Leave for a consumer that says which of its deliveries its
+// application took (seen): those go back as with Leave, their delivery
+// counted as an attempt. Every other delivery in flight to it (buffered in
+// the consumer, or still on its way) was never seen: it goes back without
+// counting as an attempt, so a consumer leaving with a full prefetch buffer
+// brings no record nobody saw closer to the dead-letter stream. A durable
+// group does not write the lowered count when the delivery's count is
+// already in its state log (counts there only grow): after a restart such
+// a record may show one attempt more.
+func (m *Member) LeaveSeen(seen ...uint64) {
+	keep := make(map[uint64]bool, len(seen))
+	for _, off := range seen {
+		keep[off] = true
+	}
+	m.leave(keep)
+}
+
+// leave implements Leave (seen nil: every delivery counts) and LeaveSeen.
+func (m *Member) leave(seen map[uint64]bool) {
 	g := m.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -218,6 +238,9 @@ func (m *Member) Leave() {
 	slices.SortFunc(back, func(a, b *entry) int { return cmp.Compare(a.rec.Offset, b.rec.Offset) })
 	for _, e := range back {
 		g.takeBackLocked(e)
+		if seen != nil && !seen[e.rec.Offset] {
+			g.uncountLocked(e)
+		}
 		if g.opts.exhausted(e.attempts) {
 			g.doomLocked(e, "member left")
 		} else {
@@ -228,4 +251,17 @@ func (m *Member) Leave() {
 	if g.ready.len() > 0 {
 		g.wakeOneLocked()
 	}
+}
+
+// uncountLocked takes back the attempt e's last delivery counted.
+func (g *Group) uncountLocked(e *entry) {
+	e.attempts = max(e.attempts-1, 0)
+	if g.dirty != nil {
+		if e.attempts > 0 {
+			g.dirty[e.rec.Offset] = e.attempts
+		} else {
+			delete(g.dirty, e.rec.Offset) // never delivered, as far as the log knows
+		}
+	}
+	g.stats.Released++
 }

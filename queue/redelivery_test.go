@@ -400,3 +400,49 @@ func TestStreamRetentionLoss(t *testing.T) {
 		t.Fatalf("Next on a closed stream: %v", err)
 	}
 }
+
+// A member that leaves saying which deliveries its application took gives
+// the others back without counting them as attempts: joining and leaving
+// many times with a full prefetch buffer never dead-letters records nobody
+// saw; the seen ones still count, as does leaving without a word.
+func TestLeaveSeenDoesNotCountUnseen(t *testing.T) {
+	stream := memStream(t, 3)
+	dl := &deadLetters{}
+	g := newGroupT(t, stream, Options{Clock: newFakeClock(), MaxAttempts: 2, DeadLetter: dl.fn})
+	defer g.Close()
+	for round := range 5 {
+		m := joinT(t, g, "m", 3)
+		ds := nextT(t, m, 0)
+		if len(ds) != 3 {
+			t.Fatalf("round %d: %v", round, offsets(ds))
+		}
+		for _, d := range ds {
+			if d.Attempt != 1 {
+				t.Fatalf("round %d: offset %d at attempt %d, want 1", round, d.Offset, d.Attempt)
+			}
+		}
+		m.LeaveSeen()
+	}
+	if n := len(dl.got()); n != 0 {
+		t.Fatalf("%d records dead-lettered, none was seen", n)
+	}
+	// Record 0 was seen (7 was never in flight): 0 keeps its attempt.
+	m := joinT(t, g, "m", 3)
+	nextT(t, m, 0)
+	m.LeaveSeen(0, 7)
+	m = joinT(t, g, "m", 3)
+	ds := nextT(t, m, 0)
+	if got := attempts(ds); len(ds) != 3 || ds[0].Offset != 0 || !slices.Equal(got, []int{2, 1, 1}) {
+		t.Fatalf("after leaving with 0 seen: %v %v, want attempts 2 1 1", offsets(ds), got)
+	}
+	if s := g.Stats(); s.Released != 17 {
+		t.Fatalf("stats %+v", s)
+	}
+	// Leaving without a word counts every delivery: 0 has used its two
+	// attempts; 1 and 2 have one left.
+	m.Leave()
+	g.Tick(newFakeClock().Advance(time.Hour))
+	if got := dl.got(); len(got) != 1 || got[0].off != 0 {
+		t.Fatalf("dead letters %+v, want offset 0 only", got)
+	}
+}

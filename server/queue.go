@@ -371,6 +371,9 @@ func (ctl *control) consumeLoop(ctx context.Context, member *queue.Member, w *lo
 		case *wire.QueueAck:
 			reqID = m.RequestID
 			err = member.Ack(ctx, m.Offsets...)
+		case *wire.QueueLeave:
+			member.LeaveSeen(m.Offsets...) // the consumer finishes the stream next
+			continue
 		case *wire.QueueNack:
 			reqID = m.RequestID
 			delay := time.Duration(0)

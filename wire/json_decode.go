@@ -736,6 +736,8 @@ func init() {
 		}}
 	specs[TypeQueueAck] = msgSpec{allowed: bit(fOffsets, fRequestID), required: bit(fOffsets),
 		build: func(f *fields) Message { return &QueueAck{Offsets: f.offsets, RequestID: f.optU64(fRequestID)} }}
+	specs[TypeQueueLeave] = msgSpec{allowed: bit(fOffsets), required: bit(fOffsets),
+		build: func(f *fields) Message { return &QueueLeave{Offsets: f.offsets} }}
 	specs[TypeQueueNack] = msgSpec{allowed: bit(fOffset, fDelayMs, fReason, fRequestID), required: bit(fOffset),
 		build: func(f *fields) Message {
 			return &QueueNack{Offset: f.num[fOffset], DelayMs: f.optU64(fDelayMs), Reason: f.optStr(fReason), RequestID: f.optU64(fRequestID)}

@@ -337,17 +337,22 @@ func (m *QueueJoined) appendFields(e *encoder) {
 	e.u64("prefetch", m.Prefetch)
 }
 
-func (m *QueueAck) appendFields(e *encoder) {
+func (m *QueueAck) appendFields(e *encoder) { e.offsetsAndID(m.Offsets, m.RequestID) }
+
+func (m *QueueLeave) appendFields(e *encoder) { e.offsetsAndID(m.Offsets, nil) }
+
+// offsetsAndID writes "offsets":[…] and an optional "request_id".
+func (e *encoder) offsetsAndID(offsets []uint64, requestID *uint64) {
 	e.key("offsets")
 	e.buf = append(e.buf, '[')
-	for i, o := range m.Offsets {
+	for i, o := range offsets {
 		if i > 0 {
 			e.buf = append(e.buf, ',')
 		}
 		e.buf = strconv.AppendUint(e.buf, o, 10)
 	}
 	e.buf = append(e.buf, ']')
-	e.optU64("request_id", m.RequestID)
+	e.optU64("request_id", requestID)
 }
 
 func (m *QueueNack) appendFields(e *encoder) {

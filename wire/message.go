@@ -40,6 +40,7 @@ const (
 	TypeQueueJoined     MsgType = "queue_joined"
 	TypeQueueAck        MsgType = "queue_ack"
 	TypeQueueNack       MsgType = "queue_nack"
+	TypeQueueLeave      MsgType = "queue_leave"
 	TypeQueueOK         MsgType = "queue_ok"
 	TypeQueueError      MsgType = "queue_error"
 	TypeQueueStats      MsgType = "queue_stats"
@@ -307,6 +308,7 @@ func (*QueueJoin) Type() MsgType            { return TypeQueueJoin }
 func (*QueueJoined) Type() MsgType          { return TypeQueueJoined }
 func (*QueueAck) Type() MsgType             { return TypeQueueAck }
 func (*QueueNack) Type() MsgType            { return TypeQueueNack }
+func (*QueueLeave) Type() MsgType           { return TypeQueueLeave }
 func (*QueueOK) Type() MsgType              { return TypeQueueOK }
 func (*QueueError) Type() MsgType           { return TypeQueueError }
 func (*QueueStats) Type() MsgType           { return TypeQueueStats }
@@ -352,7 +354,17 @@ type QueueNack struct {
 	RequestID *uint64
 }
 
-// QueueOK answers a QueueAck or QueueNack that carried a request id.
+// QueueLeave announces that the consumer leaves (it finishes the stream
+// next). Offsets are the deliveries its application took and has not
+// acked or nacked: they count as attempts, as on any leave. Every other
+// delivery in flight to it (buffered, or still on its way) was never seen:
+// it goes back without counting as an attempt. No answer.
+type QueueLeave struct {
+	Offsets []uint64
+}
+
+// QueueOK answers a QueueAck, QueueNack or QueueRelease that carried a
+// request id.
 type QueueOK struct{ RequestID uint64 }
 
 // QueueError reports a failed queue request. Code is "not_in_flight",

@@ -154,6 +154,7 @@ var expectedMessages = map[string]Message{
 	"ext_queue_ack":    &QueueAck{Offsets: []uint64{3, 4, 9}, RequestID: U64(5)},
 	"ext_queue_nack":   &QueueNack{Offset: 7, DelayMs: U64(1000), Reason: ptr("db busy"), RequestID: U64(6)},
 	"ext_queue_ok":     &QueueOK{RequestID: 5},
+	"ext_queue_leave":  &QueueLeave{Offsets: []uint64{10}},
 	"ext_queue_error":  &QueueError{RequestID: U64(6), Code: "not_in_flight", Message: "offset 7 is not in flight for this consumer"},
 	"ext_queue_stats":  &QueueStats{TenantID: "t1", Namespace: "default", Stream: "orders", Group: "workers", RequestID: 8},
 	"ext_queue_stats_value": &QueueStatsValue{RequestID: 8, Members: 2, InFlight: 3, Pending: 1, Lag: 40, Cursor: 100,

@@ -29,3 +29,24 @@ func TestQueueCLI(t *testing.T) {
 		t.Fatalf("consume on an in-memory stream: %v", err)
 	}
 }
+
+// `queue consume --count 1`, run once per record, sees each record at its
+// first attempt: the records the broker had already sent beyond the count
+// (prefetch) are released when the command leaves, so they are not
+// dead-lettered unseen after a few runs.
+func TestQueueCLICountDoesNotBurnAttempts(t *testing.T) {
+	addr, _, ca := startServe(t, "--durable-stream", "default/default/jobs", "--queue-max-attempts", "3")
+	conn := []string{"--addr", addr, "--ca-file", ca}
+	if out, err := runCLI(t, append([]string{"pub", "jobs", "a", "b", "c", "d", "e"}, conn...)...); err != nil {
+		t.Fatalf("pub: %v %s", err, out)
+	}
+	for i, want := range []string{"a", "b", "c", "d", "e"} {
+		out, err := runCLI(t, append([]string{"queue", "consume", "jobs", "-g", "w", "--count", "1", "--idle-exit", "2s"}, conn...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "attempt=1 "+want) {
+			t.Fatalf("run %d printed %q, want %q at attempt 1", i+1, out, want)
+		}
+	}
+}
