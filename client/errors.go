@@ -91,7 +91,7 @@ func resetReason(code uint64) string {
 	case wire.ResetNoError:
 		return "no error"
 	case wire.ResetMalformed:
-		return "malformed input (code 1)"
+		return "malformed or oversized frame (code 1)"
 	case wire.ResetClosing:
 		return "broker closing (code 2)"
 	case wire.ResetTokenExpired:

@@ -22,7 +22,7 @@ func TestConnectionErrorNamesBrokerResets(t *testing.T) {
 		t.Errorf("message %q", got)
 	}
 	malformed := &ConnectionError{Op: "publish", Err: &quic.StreamError{ErrorCode: 1, Remote: true}}
-	if errors.Is(malformed, ErrTokenExpired) || !strings.Contains(malformed.Error(), "malformed input (code 1)") {
+	if errors.Is(malformed, ErrTokenExpired) || !strings.Contains(malformed.Error(), "malformed or oversized frame (code 1)") {
 		t.Errorf("%v", malformed)
 	}
 	local := &ConnectionError{Op: "subscribe", Err: &quic.StreamError{ErrorCode: 3, Remote: false}}

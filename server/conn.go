@@ -218,7 +218,7 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 			if wire.DecodePublishBatch(f.Flags, f.Payload, &batch) != nil || batch.TenantID != id.Tenant {
 				return
 			}
-			if p.publish(batch.Namespace, batch.Stream, batch.Payloads) != nil {
+			if p.publishUnacked(batch.Namespace, batch.Stream, batch.Payloads) != nil {
 				return
 			}
 		case 0:
@@ -236,7 +236,7 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 			default:
 				return
 			}
-			if tenant != id.Tenant || p.publish(ns, stream, payloads) != nil {
+			if tenant != id.Tenant || p.publishUnacked(ns, stream, payloads) != nil {
 				return
 			}
 		default:

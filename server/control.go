@@ -191,14 +191,13 @@ func (ctl *control) jsonPublish(tenant, ns, stream string, payloads [][]byte, re
 	if mode != wire.AckNone && reqID == nil {
 		return ctl.reply(&wire.ErrorMessage{Message: missing})
 	}
-	err := ctl.pub.publish(ns, stream, payloads)
 	if mode == wire.AckNone {
-		if errors.Is(err, errForbidden) {
+		if err := ctl.pub.publishUnacked(ns, stream, payloads); errors.Is(err, errForbidden) {
 			return ctl.fail("forbidden")
 		}
 		return nil
 	}
-	if err != nil {
+	if err := ctl.pub.publish(ns, stream, payloads); err != nil {
 		return ctl.reply(&wire.PublishError{RequestID: *reqID, Message: err.Error()})
 	}
 	return ctl.reply(&wire.PublishOK{RequestID: *reqID})
@@ -215,7 +214,7 @@ func (ctl *control) binaryPublish(payload []byte) error {
 	if ctl.batch.TenantID != ctl.id.Tenant {
 		return &wire.DecodeError{What: "publish batch", Err: errTenantMismatch}
 	}
-	err := ctl.pub.publish(ctl.batch.Namespace, ctl.batch.Stream, ctl.batch.Payloads)
+	err := ctl.pub.publishUnacked(ctl.batch.Namespace, ctl.batch.Stream, ctl.batch.Payloads)
 	if errors.Is(err, errForbidden) {
 		return ctl.fail("forbidden") // as an unacked JSON publish
 	}

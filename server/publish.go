@@ -53,15 +53,22 @@ func (p *publisher) lookup(ns, name string) (*broker.Stream, error) {
 	return s, nil
 }
 
+// publishUnacked is publish for a request nobody answers: a publish to an
+// unknown stream is dropped, and counted (UnknownStreamDrop).
+func (p *publisher) publishUnacked(ns, name string, payloads [][]byte) error {
+	err := p.publish(ns, name, payloads)
+	if errors.Is(err, broker.ErrStreamNotFound) {
+		p.c.s.stats.UnknownStreamDrop.Add(1)
+	}
+	return err
+}
+
 // publish appends payloads to tenant/ns/stream. Unknown streams return a
 // *broker.NotFoundError; a deleted cached stream is looked up once more.
 func (p *publisher) publish(ns, name string, payloads [][]byte) error {
 	for attempt := 0; ; attempt++ {
 		s, err := p.lookup(ns, name)
 		if err != nil {
-			if errors.Is(err, broker.ErrStreamNotFound) {
-				p.c.s.stats.UnknownStreamDrop.Add(1)
-			}
 			return err
 		}
 		if attempt == 0 {
