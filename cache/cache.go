@@ -26,7 +26,7 @@ type Cache struct {
 
 	// Written by every Put.
 	version   atomic.Uint64 // last version handed out; also the recency clock
-	bytes     atomic.Int64  // accounted bytes, including in-flight reservations
+	bytes     atomic.Int64  // accounted bytes of the stored entries, changed only under their shard's lock
 	evictNext atomic.Uint64 // eviction's rotating shard cursor
 
 	_ [64]byte
@@ -249,7 +249,7 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 		// Out of room: evict one entry (never key itself, whose bytes the
 		// write reuses) and try again.
 		if !c.evictOne(key) {
-			runtime.Gosched() // only writes being inserted hold the bytes
+			runtime.Gosched() // nothing else stored at that instant: writes are arriving
 		}
 	}
 }
@@ -476,8 +476,7 @@ func (c *Cache) sweep(budget int) (visited, removed int, passDone bool) {
 	now := c.now()
 	for visited < budget {
 		s := &c.shards[c.sweepShard]
-		v, r, freed, wrapped := s.sweep(now, budget-visited)
-		c.bytes.Add(-freed)
+		v, r, wrapped := s.sweep(now, budget-visited, &c.bytes)
 		visited += v
 		removed += r
 		if wrapped {

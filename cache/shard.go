@@ -135,12 +135,16 @@ func (s *shard) other(i uint32) (j uint32, ok bool) {
 }
 
 // sweep visits up to budget slots from the shard's sweep position, at most
-// sweepChunk per lock hold, removing entries expired at now. It reports the
-// slots visited, the entries removed with their bytes, and whether it
-// reached the end of the table (the position then wraps to 0).
-func (s *shard) sweep(now int64, budget int) (visited, removed int, freed int64, wrapped bool) {
+// sweepChunk per lock hold, removing entries expired at now. It subtracts
+// the bytes each chunk freed from bytes (the cache's counter) before it
+// releases the lock, so the counter never lags the entries: a writer between
+// two chunks must not evict to make room that is already free. It reports
+// the slots visited, the entries removed, and whether it reached the end of
+// the table (the position then wraps to 0).
+func (s *shard) sweep(now int64, budget int, bytes *atomic.Int64) (visited, removed int, wrapped bool) {
 	for visited < budget {
 		s.mu.Lock()
+		var freed int64
 		end := min(len(s.slots), s.sweepPos+min(sweepChunk, budget-visited))
 		for i := s.sweepPos; i < end; i++ {
 			visited++
@@ -153,6 +157,7 @@ func (s *shard) sweep(now int64, budget int) (visited, removed int, freed int64,
 				}
 			}
 		}
+		bytes.Add(-freed)
 		s.sweepPos = end
 		if s.sweepPos >= len(s.slots) {
 			s.sweepPos = 0
@@ -164,5 +169,5 @@ func (s *shard) sweep(now int64, budget int) (visited, removed int, freed int64,
 		}
 	}
 	s.expirations.Add(uint64(removed))
-	return visited, removed, freed, wrapped
+	return visited, removed, wrapped
 }

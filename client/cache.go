@@ -290,7 +290,7 @@ type pendingCache struct {
 func (l *cacheLane) live() *cacheSession {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.sess != nil && l.sess.err == nil {
+	if l.sess != nil { // a failed session's done is closed (err is set first, under its own lock)
 		select {
 		case <-l.sess.done:
 		default:

@@ -1,9 +1,11 @@
 package client
 
 import (
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -32,5 +34,25 @@ func TestConnectionErrorNamesBrokerResets(t *testing.T) {
 	lost := &ConnectionError{Op: "cache", Err: &quic.IdleTimeoutError{}}
 	if errors.Is(lost, ErrTokenExpired) || !errors.Is(lost, ErrDisconnected) || !strings.Contains(lost.Error(), "connection lost") {
 		t.Errorf("a lost connection: %v", lost)
+	}
+}
+
+func TestTokenExpiredReadsJWTExp(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	jwt := func(claims string) string {
+		return "eyJhbGciOiJFZERTQSJ9." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".c2ln"
+	}
+	for tok, want := range map[string]bool{
+		jwt(`{"exp":1799999999}`): true,
+		jwt(`{"exp":1800000100}`): false,
+		jwt(`{"exp":1.7e9}`):      true,
+		jwt(`{"sub":"no exp"}`):   false,
+		jwt(`not json`):           false,
+		"dev":                     false,
+		"a.b!.c":                  false,
+	} {
+		if got := tokenExpired(tok, now); got != want {
+			t.Errorf("tokenExpired(%q) = %v, want %v", tok, got, want)
+		}
 	}
 }

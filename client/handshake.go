@@ -3,9 +3,12 @@ package client
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -103,7 +106,11 @@ func (c *Client) authenticate(ctx context.Context, str *quic.Stream, r *wire.Rea
 	case *wire.OK:
 		flags = wire.OriginalV1Flags
 	case *wire.ErrorMessage:
-		return 0, &ServerError{Message: m.Message}
+		err := &ServerError{Message: m.Message}
+		if m.Message == "auth failed" && tokenExpired(token, time.Now()) {
+			return 0, fmt.Errorf("%w (%w)", err, ErrTokenExpired)
+		}
+		return 0, err
 	default:
 		return 0, &ProtocolError{Detail: fmt.Sprintf("unexpected %q in reply to auth", m.Type())}
 	}
@@ -155,4 +162,26 @@ func (c *Client) streamErr(ctx context.Context, op string, err error) error {
 		return err
 	}
 	return &ConnectionError{Op: op, Err: err}
+}
+
+// tokenExpired reports whether token is a JWT whose exp claim has passed.
+// It reads the claims without verifying them: only to tell the caller why
+// the broker refused the token (a Felix token's exp, see docs/security.md).
+func tokenExpired(token string, now time.Time) bool {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return false
+	}
+	var claims struct {
+		Exp *json.Number `json:"exp"`
+	}
+	if json.Unmarshal(raw, &claims) != nil || claims.Exp == nil {
+		return false
+	}
+	exp, err := claims.Exp.Float64()
+	return err == nil && now.After(time.Unix(int64(exp), 0))
 }

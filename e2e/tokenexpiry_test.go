@@ -131,10 +131,10 @@ func TestStaticTokenEndsAtExpiry(t *testing.T) {
 		t.Fatal("the subscription outlived its token")
 	}
 	var se *client.ServerError
-	if !errors.As(sub.Err(), &se) || se.Message != "auth failed" {
-		t.Fatalf("subscription ended with %v, want the broker's auth failed", sub.Err())
+	if !errors.As(sub.Err(), &se) || se.Message != "auth failed" || !errors.Is(sub.Err(), client.ErrTokenExpired) {
+		t.Fatalf("subscription ended with %v, want the broker's auth failed, matching ErrTokenExpired", sub.Err())
 	}
-	if err := c.Publish(ctx, "ns", "jobs", []byte("late")); err == nil {
-		t.Fatal("a publish with an expired token succeeded")
+	if err := c.Publish(ctx, "ns", "jobs", []byte("late")); !errors.Is(err, client.ErrTokenExpired) {
+		t.Fatalf("a publish with an expired token: %v, want ErrTokenExpired", err)
 	}
 }

@@ -105,9 +105,10 @@ type Verifier struct {
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 
-	mu   sync.Mutex // guards the caches; held while fetching
-	jwks map[string]*cachedKeys
-	disc map[string]cachedURL
+	mu    sync.Mutex // guards the maps; never held while fetching
+	jwks  map[string]*cachedKeys
+	disc  map[string]cachedURL
+	fetch map[string]chan struct{} // per document URL: a one-slot semaphore held while fetching it
 }
 
 type cachedKeys struct {
@@ -251,23 +252,26 @@ func groups(v any) []string {
 
 // key returns the key kid of cfg's JWKS, fetching the JWKS when it is not
 // cached, stale, or lacks kid (then at most every MinRefetchInterval).
+// Fetches of one URL are serialized, and no lock is held across a fetch
+// that another Verify needs: a token whose key is cached never waits for a
+// fetch, so a slow or hanging endpoint of one issuer (one tenant's
+// identity provider) stalls only the tokens that need that fetch.
 func (v *Verifier) key(ctx context.Context, cfg IssuerConfig, kid string) (upstreamKey, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	url, err := v.jwksURL(ctx, cfg)
 	if err != nil {
 		return upstreamKey{}, err
 	}
-	now := v.now()
-	c := v.jwks[url]
-	stale := c == nil || now.Sub(c.fetched) >= orDefault(v.CacheTTL, DefaultCacheTTL)
-	if !stale {
-		if k, ok := c.keys[kid]; ok {
-			return k, nil
-		}
-		if now.Sub(c.fetched) < orDefault(v.MinRefetchInterval, DefaultMinRefetchInterval) {
-			return upstreamKey{}, errors.New("unknown kid")
-		}
+	if k, done, err := v.cachedKey(url, kid); done {
+		return k, err
+	}
+	unlock, err := v.lockFetch(ctx, url)
+	if err != nil {
+		return upstreamKey{}, err
+	}
+	defer unlock()
+	// Another Verify may have fetched it while this one waited.
+	if k, done, err := v.cachedKey(url, kid); done {
+		return k, err
 	}
 	data, err := auth.HTTPGet(ctx, v.HTTPClient, url, maxDocBytes)
 	if err != nil {
@@ -277,10 +281,12 @@ func (v *Verifier) key(ctx context.Context, cfg IssuerConfig, kid string) (upstr
 	if err != nil {
 		return upstreamKey{}, fmt.Errorf("oidc: %w: %s: %w", ErrKeysUnavailable, url, err)
 	}
+	v.mu.Lock()
 	if v.jwks == nil {
 		v.jwks = make(map[string]*cachedKeys)
 	}
-	v.jwks[url] = &cachedKeys{keys: keys, fetched: now}
+	v.jwks[url] = &cachedKeys{keys: keys, fetched: v.now()}
+	v.mu.Unlock()
 	k, ok := keys[kid]
 	if !ok {
 		return upstreamKey{}, errors.New("unknown kid")
@@ -288,8 +294,47 @@ func (v *Verifier) key(ctx context.Context, cfg IssuerConfig, kid string) (upstr
 	return k, nil
 }
 
+// cachedKey answers from url's cached keys when it can; done is false when
+// they must be fetched (none, stale, or an unknown kid after
+// MinRefetchInterval).
+func (v *Verifier) cachedKey(url, kid string) (k upstreamKey, done bool, err error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	now := v.now()
+	c := v.jwks[url]
+	if c == nil || now.Sub(c.fetched) >= orDefault(v.CacheTTL, DefaultCacheTTL) {
+		return upstreamKey{}, false, nil
+	}
+	if k, ok := c.keys[kid]; ok {
+		return k, true, nil
+	}
+	if now.Sub(c.fetched) < orDefault(v.MinRefetchInterval, DefaultMinRefetchInterval) {
+		return upstreamKey{}, true, errors.New("unknown kid")
+	}
+	return upstreamKey{}, false, nil
+}
+
+// lockFetch takes url's fetch slot, waiting at most until ctx ends.
+func (v *Verifier) lockFetch(ctx context.Context, url string) (unlock func(), err error) {
+	v.mu.Lock()
+	if v.fetch == nil {
+		v.fetch = make(map[string]chan struct{})
+	}
+	sem := v.fetch[url]
+	if sem == nil {
+		sem = make(chan struct{}, 1)
+		v.fetch[url] = sem
+	}
+	v.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("oidc: %w: waiting for %s: %w", ErrKeysUnavailable, url, ctx.Err())
+	}
+}
+
 // jwksURL returns cfg's JWKS URL, from discovery when not configured.
-// Called with v.mu held.
 func (v *Verifier) jwksURL(ctx context.Context, cfg IssuerConfig) (string, error) {
 	if cfg.JWKSURL != "" {
 		return cfg.JWKSURL, nil
@@ -298,9 +343,16 @@ func (v *Verifier) jwksURL(ctx context.Context, cfg IssuerConfig) (string, error
 	if discURL == "" {
 		discURL = strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/openid-configuration"
 	}
-	now := v.now()
-	if c, ok := v.disc[discURL]; ok && now.Sub(c.fetched) < orDefault(v.CacheTTL, DefaultCacheTTL) {
-		return c.url, nil
+	if u, ok := v.cachedDiscovery(discURL); ok {
+		return u, nil
+	}
+	unlock, err := v.lockFetch(ctx, discURL)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if u, ok := v.cachedDiscovery(discURL); ok {
+		return u, nil
 	}
 	data, err := auth.HTTPGet(ctx, v.HTTPClient, discURL, maxDocBytes)
 	if err != nil {
@@ -316,9 +368,23 @@ func (v *Verifier) jwksURL(ctx context.Context, cfg IssuerConfig) (string, error
 	if doc.Issuer != "" && doc.Issuer != cfg.Issuer {
 		return "", fmt.Errorf("oidc: %w: %s names issuer %q", ErrKeysUnavailable, discURL, doc.Issuer)
 	}
+	v.mu.Lock()
 	if v.disc == nil {
 		v.disc = make(map[string]cachedURL)
 	}
-	v.disc[discURL] = cachedURL{url: doc.JWKSURI, fetched: now}
+	v.disc[discURL] = cachedURL{url: doc.JWKSURI, fetched: v.now()}
+	v.mu.Unlock()
 	return doc.JWKSURI, nil
+}
+
+// cachedDiscovery returns the JWKS URL discovery found at discURL, if it
+// is cached and fresh.
+func (v *Verifier) cachedDiscovery(discURL string) (string, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c, ok := v.disc[discURL]
+	if !ok || v.now().Sub(c.fetched) >= orDefault(v.CacheTTL, DefaultCacheTTL) {
+		return "", false
+	}
+	return c.url, true
 }

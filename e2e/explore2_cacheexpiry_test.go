@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/felixmq/felix/auth"
+	"github.com/felixmq/felix/cache"
+	"github.com/felixmq/felix/client"
+	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/server"
+)
+
+// expiringCacheBroker verifies tokens with no leeway, so a token's cache
+// streams are reset right at its exp.
+func expiringCacheBroker(t *testing.T) (*testbroker.Broker, *auth.Signer) {
+	t.Helper()
+	sg, err := auth.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := testbroker.Start(t, testbroker.WithCaches(cache.Config{}, "t1/ns/kv"),
+		testbroker.WithServerOptions(server.Options{Auth: server.TokenAuth{Verifier: &auth.Verifier{Keys: sg.KeySet(), Leeway: -1}}}))
+	return tb, sg
+}
+
+func cacheToken(t *testing.T, sg *auth.Signer, ttl time.Duration) string {
+	t.Helper()
+	tok, err := sg.Issue(auth.Claims{Tenant: "t1", Subject: "svc", Perms: []string{"cache.*:cache:t1/ns/kv"},
+		ExpiresAt: time.Now().Add(ttl)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// A cache client with a TokenSource keeps working across several token
+// expiries: Put and Get go on, a request caught by a reset fails with
+// ErrTokenExpired (and ErrDisconnected) and succeeds when retried, and the
+// values written are read back.
+func TestExplore2CacheTokenSourceAcrossExpiries(t *testing.T) {
+	tb, sg := expiringCacheBroker(t)
+	var issued atomic.Int64
+	c := dial(t, tb, client.Options{TenantID: "t1", RequestTimeout: 5 * time.Second,
+		TokenSource: func(context.Context) (string, error) {
+			issued.Add(1)
+			return cacheToken(t, sg, 2*time.Second), nil
+		}})
+	kv := c.Cache("ns", "kv")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ops, expired, retries int
+	start := time.Now()
+	for i := 0; time.Since(start) < 7*time.Second && i < 5000; i++ {
+		key := "k" + string(rune('a'+i%26))
+		val := []byte(time.Now().String())
+		var err error
+		for attempt := 0; attempt < 4; attempt++ {
+			if _, err = kv.Put(ctx, key, val); err == nil {
+				break
+			}
+			if !errors.Is(err, client.ErrDisconnected) {
+				t.Fatalf("put %d: %v", i, err)
+			}
+			if errors.Is(err, client.ErrTokenExpired) {
+				expired++
+			}
+			retries++
+		}
+		if err != nil {
+			t.Fatalf("put %d after retries: %v", i, err)
+		}
+		var got []byte
+		var ok bool
+		for attempt := 0; attempt < 4; attempt++ {
+			if got, ok, err = kv.Get(ctx, key); err == nil {
+				break
+			}
+			if !errors.Is(err, client.ErrDisconnected) {
+				t.Fatalf("get %d: %v", i, err)
+			}
+			if errors.Is(err, client.ErrTokenExpired) {
+				expired++
+			}
+			retries++
+		}
+		if err != nil || !ok || string(got) != string(val) {
+			t.Fatalf("get %d: %q %v %v, want %q", i, got, ok, err, val)
+		}
+		ops++
+		time.Sleep(10 * time.Millisecond) // a steady trickle, not a load test
+	}
+	resets := tb.Server.Stats().TokenExpiries.Load()
+	t.Logf("%d put+get, %d tokens, %d expiry resets, %d retries (%d said token expired)", ops, issued.Load(), resets, retries, expired)
+	if resets < 3 {
+		t.Errorf("%d expiry resets in 7 s of 2 s tokens: the cache stream outlived its tokens", resets)
+	}
+	if issued.Load() < 4 {
+		t.Errorf("TokenSource called %d times", issued.Load())
+	}
+}
+
+// Without a TokenSource, once the token expires the cache fails with an
+// error that says so, and keeps failing (it never serves an expired token).
+func TestExplore2CacheStaticTokenFailsClearly(t *testing.T) {
+	tb, sg := expiringCacheBroker(t)
+	c := dial(t, tb, client.Options{TenantID: "t1", Token: cacheToken(t, sg, 2*time.Second), RequestTimeout: 5 * time.Second,
+		Reconnect: client.ReconnectPolicy{MaxBackoff: 50 * time.Millisecond}})
+	kv := c.Cache("ns", "kv")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	var firstErr error
+	deadline := time.Now().Add(6 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, _, err := kv.Get(ctx, "k"); err != nil {
+			firstErr = err
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if firstErr == nil {
+		t.Fatal("the cache kept answering after its token expired")
+	}
+	t.Logf("first error after expiry: %v (ErrTokenExpired %v, ErrDisconnected %v)", firstErr,
+		errors.Is(firstErr, client.ErrTokenExpired), errors.Is(firstErr, client.ErrDisconnected))
+	// The next requests: the client reconnects with the same, expired token.
+	var errs []string
+	for range 3 {
+		_, err := kv.Put(ctx, "k", []byte("v2"))
+		if err == nil {
+			t.Fatal("a put with an expired token succeeded")
+		}
+		errs = append(errs, err.Error())
+		if !strings.Contains(err.Error(), "auth failed") && !errors.Is(err, client.ErrTokenExpired) {
+			t.Errorf("put after expiry: %v; want an error naming the token or auth", err)
+		}
+	}
+	t.Logf("later errors: %q", errs)
+	if ctx.Err() != nil {
+		t.Fatal("requests after expiry waited for the context instead of failing")
+	}
+}
