@@ -93,8 +93,14 @@ type Consumer struct {
 	// (at most maxTracked): at Close, those the application took are
 	// told apart from those it never saw (see handBack).
 	arrived map[uint64]struct{}
-	stale   atomic.Uint64 // backlog entries dropped as stale copies
-	more    chan struct{} // capacity 1: backlog grew
+	// released: Close has listed the deliveries the application took;
+	// from then on nothing more is handed to it (deliver drops, pump has
+	// stopped), since the broker takes every other one back unseen.
+	released  bool
+	stale     atomic.Uint64 // backlog entries dropped as stale copies
+	more      chan struct{} // capacity 1: backlog grew
+	stopPump  chan struct{} // closed by release
+	pumpEnded chan struct{} // closed when pump returns
 }
 
 // backlogLimit bounds a consumer's backlog. The broker keeps at most
@@ -161,7 +167,7 @@ func (c *Client) Consumer(ctx context.Context, namespace, stream, group string, 
 	}
 	co := &Consumer{c: c, str: str, name: joined.Consumer, prefetch: int(joined.Prefetch),
 		msgs: make(chan *Message, max(int(joined.Prefetch), 1)), done: make(chan struct{}), wait: map[uint64]chan error{},
-		more: make(chan struct{}, 1), arrived: map[uint64]struct{}{}}
+		more: make(chan struct{}, 1), arrived: map[uint64]struct{}{}, stopPump: make(chan struct{}), pumpEnded: make(chan struct{})}
 	co.ctx, co.cancel = context.WithCancel(c.ctx)
 	if !c.goTracked(func() { co.read(r) }) || !c.goTracked(co.pump) {
 		co.cancel()
@@ -247,6 +253,9 @@ func (co *Consumer) read(r *wire.Reader) {
 func (co *Consumer) deliver(m *Message) {
 	co.qmu.Lock()
 	defer co.qmu.Unlock()
+	if co.released {
+		return // Close gave it back unseen (queue_leave)
+	}
 	if len(co.arrived) < maxTracked {
 		co.arrived[m.Offset] = struct{}{}
 	}
@@ -260,7 +269,9 @@ func (co *Consumer) deliver(m *Message) {
 	if len(co.backlog) >= backlogLimit(co.prefetch) {
 		// Drop the oldest copy pump is not already sending (index 0 may be
 		// in its hands).
-		delete(co.arrived, co.backlog[1].Offset) // a newer copy, if any, is still listed
+		if off := co.backlog[1].Offset; !slices.ContainsFunc(co.backlog[2:], func(n *Message) bool { return n.Offset == off }) {
+			delete(co.arrived, off) // unless a newer copy waits behind it
+		}
 		co.backlog = slices.Delete(co.backlog, 1, 2)
 		co.stale.Add(1)
 	}
@@ -271,12 +282,16 @@ func (co *Consumer) deliver(m *Message) {
 	}
 }
 
-// pump moves the backlog into msgs, in order, until the consumer ends.
+// pump moves the backlog into msgs, in order, until the consumer ends
+// or Close stops it.
 func (co *Consumer) pump() {
+	defer close(co.pumpEnded)
 	for {
 		select {
 		case <-co.more:
 		case <-co.done:
+			return
+		case <-co.stopPump:
 			return
 		}
 		for {
@@ -292,6 +307,8 @@ func (co *Consumer) pump() {
 			case co.msgs <- m:
 			case <-co.done:
 				return
+			case <-co.stopPump:
+				return // m stays in the backlog: not taken
 			}
 			co.qmu.Lock()
 			co.backlog[0] = nil
@@ -311,9 +328,13 @@ func (co *Consumer) resolve(id uint64, err error) {
 	}
 }
 
-// request writes a queue_ack/queue_nack carrying a fresh request id and
-// waits for the broker's answer.
-func (co *Consumer) request(ctx context.Context, build func(id uint64) wire.Message) error {
+// request writes a queue_ack/queue_nack of offset carrying a fresh
+// request id and waits for the broker's answer. A written request settles
+// the offset: Close does not name it in its queue_leave (one that could
+// not be written is named, so it still counts as an attempt). Settling
+// and writing happen under wmu, as Close's listing and queue_leave do, so
+// the broker reads the request before the leave or the leave names it.
+func (co *Consumer) request(ctx context.Context, offset uint64, build func(id uint64) wire.Message) error {
 	id := co.nextID.Add(1)
 	ch := make(chan error, 1)
 	co.mu.Lock()
@@ -324,10 +345,16 @@ func (co *Consumer) request(ctx context.Context, build func(id uint64) wire.Mess
 	co.wait[id] = ch
 	co.mu.Unlock()
 	co.wmu.Lock()
+	// Settled before the write: a nacked record can be redelivered to
+	// this consumer as soon as the broker reads the nack.
+	co.settled(offset)
 	var err error
 	co.buf, err = wire.AppendMessageFrame(co.buf[:0], build(id))
 	if err == nil {
 		err = writeAll(ctx, co.str, co.buf)
+	}
+	if err != nil {
+		co.unsettled(offset)
 	}
 	co.wmu.Unlock()
 	if err != nil {
@@ -346,16 +373,14 @@ func (co *Consumer) request(ctx context.Context, build func(id uint64) wire.Mess
 }
 
 func (co *Consumer) ack(ctx context.Context, offset uint64) error {
-	co.settled(offset)
-	return co.request(ctx, func(id uint64) wire.Message {
+	return co.request(ctx, offset, func(id uint64) wire.Message {
 		return &wire.QueueAck{Offsets: []uint64{offset}, RequestID: &id}
 	})
 }
 
 func (co *Consumer) nack(ctx context.Context, offset uint64, delay time.Duration) error {
-	co.settled(offset)
 	ms := uint64(max(delay, 0) / time.Millisecond)
-	return co.request(ctx, func(id uint64) wire.Message {
+	return co.request(ctx, offset, func(id uint64) wire.Message {
 		return &wire.QueueNack{Offset: offset, DelayMs: &ms, RequestID: &id}
 	})
 }
@@ -364,6 +389,15 @@ func (co *Consumer) nack(ctx context.Context, offset uint64, delay time.Duration
 func (co *Consumer) settled(offset uint64) {
 	co.qmu.Lock()
 	delete(co.arrived, offset)
+	co.qmu.Unlock()
+}
+
+// unsettled lists offset again: its ack or nack was not sent.
+func (co *Consumer) unsettled(offset uint64) {
+	co.qmu.Lock()
+	if !co.released && len(co.arrived) < maxTracked {
+		co.arrived[offset] = struct{}{}
+	}
 	co.qmu.Unlock()
 }
 
@@ -419,7 +453,12 @@ func (co *Consumer) Err() error {
 func (co *Consumer) Close() error {
 	co.closeOnce.Do(func() {
 		co.closing.Store(true)
-		if co.handBack() {
+		close(co.stopPump)
+		<-co.pumpEnded // its message in hand is sent, or stays in the backlog
+		co.wmu.Lock()  // no ack or nack is half way between settled and written
+		sent := co.handBack(co.release())
+		co.wmu.Unlock()
+		if sent {
 			// The broker ends the stream once it has read the leave: wait
 			// for that (the reader sees the end), for a bounded time.
 			t := time.NewTimer(handBackTimeout)
@@ -447,19 +486,17 @@ const handBackTimeout = time.Second
 // leave); every other delivery in flight to this consumer, buffered here
 // or still on its way, goes back without counting one. It then finishes
 // the stream, so the broker reads the message before it sees the consumer
-// leave, and reports whether it did.
-func (co *Consumer) handBack() bool {
+// leave, and reports whether it did. The caller holds wmu.
+func (co *Consumer) handBack(seen []uint64) bool {
 	if co.ctx.Err() != nil {
 		return false // closed already, or the client is closing
 	}
-	frame, err := wire.AppendMessageFrame(nil, &wire.QueueLeave{Offsets: co.seen()})
+	frame, err := wire.AppendMessageFrame(nil, &wire.QueueLeave{Offsets: seen})
 	if err != nil {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(co.ctx, handBackTimeout)
 	defer cancel()
-	co.wmu.Lock()
-	defer co.wmu.Unlock()
 	if writeAll(ctx, co.str, frame) != nil || co.str.Close() != nil {
 		return false
 	}
@@ -467,13 +504,15 @@ func (co *Consumer) handBack() bool {
 	return true
 }
 
-// seen drains the buffer and returns the offsets that arrived, are not
-// settled, and are neither in the buffer nor in the backlog: the ones the
-// application took. (The backlog is left to pump, which may be handing its
-// first entry over.)
-func (co *Consumer) seen() []uint64 {
+// release stops handing deliveries to the application (later arrivals
+// are dropped; Close has stopped pump), drains the buffer and returns the
+// offsets that arrived, are not settled, and are neither in the buffer nor
+// in the backlog: the ones the application took. Whatever it did not take
+// is given back unseen, so it must never get it after this.
+func (co *Consumer) release() []uint64 {
 	co.qmu.Lock()
 	defer co.qmu.Unlock()
+	co.released = true
 	untaken := map[uint64]bool{}
 	for drained := false; !drained; {
 		select {

@@ -46,6 +46,7 @@ type Group struct {
 	inflight int
 	doomed   []*entry       // to be dead-lettered
 	dirty    map[uint64]int // durable groups: attempt counts not yet in the state log
+	resnap   bool           // durable groups: a count was lowered below the log's (LeaveSeen); Tick or Close writes a snapshot
 	free     []*entry       // recycled entries
 	stats    Stats          // the counters; Stats() fills in the gauges
 }
@@ -181,16 +182,34 @@ func (g *Group) Tick(now time.Time) {
 		g.wakeOneLocked()
 	}
 	ops := g.takeDirtyLocked(nil)
+	resnap := g.resnap
+	g.resnap = false
 	g.mu.Unlock()
 
 	ctx := context.Background()
 	g.reap(ctx)
 	g.persist(ctx, ops) // failures are counted in Stats.StateErrors
+	if resnap {
+		g.resnapshot(ctx)
+	}
+}
+
+// resnapshot writes a snapshot for counts lowered below the state log's
+// (uncountLocked); if it fails, the next Tick tries again.
+func (g *Group) resnapshot(ctx context.Context) error {
+	err := g.snapshot(ctx)
+	if err != nil {
+		g.mu.Lock()
+		g.resnap = true
+		g.mu.Unlock()
+	}
+	return err
 }
 
 // Close stops the group: blocked and later Next calls, and Join, Ack and
 // Nack, return ErrClosed. Delivery attempt counts not yet in the state
-// log are written. Close does not close the stream or the state log (the
+// log are written (as a snapshot when LeaveSeen lowered counts the log
+// holds). Close does not close the stream or the state log (the
 // caller owns them). Closing twice returns nil.
 func (g *Group) Close() error {
 	g.mu.Lock()
@@ -201,8 +220,14 @@ func (g *Group) Close() error {
 	g.closed = true
 	g.wakeEveryoneLocked()
 	ops := g.takeDirtyLocked(nil)
+	resnap := g.resnap
+	g.resnap = false
 	g.mu.Unlock()
-	return g.persist(context.Background(), ops)
+	err := g.persist(context.Background(), ops)
+	if resnap {
+		err = errors.Join(err, g.resnapshot(context.Background()))
+	}
+	return err
 }
 
 // Join adds a member. memberID must not be the id of a live member

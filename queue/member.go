@@ -206,9 +206,11 @@ func (m *Member) Leave() { m.leave(nil) }
 // the consumer, or still on its way) was never seen: it goes back without
 // counting as an attempt, so a consumer leaving with a full prefetch buffer
 // brings no record nobody saw closer to the dead-letter stream. A durable
-// group does not write the lowered count when the delivery's count is
-// already in its state log (counts there only grow): after a restart such
-// a record may show one attempt more.
+// group cannot write a lowered count as an op when the delivery's count is
+// already in its state log (counts there only grow): it writes a snapshot
+// of its state at the next Tick or at Close instead, so only a crash
+// before that makes such a record show one attempt more after the
+// restart.
 func (m *Member) LeaveSeen(seen ...uint64) {
 	keep := make(map[uint64]bool, len(seen))
 	for _, off := range seen {
@@ -257,6 +259,9 @@ func (m *Member) leave(seen map[uint64]bool) {
 func (g *Group) uncountLocked(e *entry) {
 	e.attempts = max(e.attempts-1, 0)
 	if g.dirty != nil {
+		if _, unwritten := g.dirty[e.rec.Offset]; !unwritten {
+			g.resnap = true // the log holds the higher count: only a snapshot lowers it
+		}
 		if e.attempts > 0 {
 			g.dirty[e.rec.Offset] = e.attempts
 		} else {

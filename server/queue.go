@@ -315,15 +315,20 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 		var ds []wire.QueueDelivery
 		for {
 			got, err := member.Next(ctx, prefetch)
-			if errors.Is(err, queue.ErrClosed) && ctx.Err() == nil {
+			if err != nil && ctx.Err() == nil && !errors.Is(err, queue.ErrMemberLeft) {
 				// The group closed under the consumer (its stream was
-				// deleted, or the broker is closing): say so, then stop
-				// reading so the stream ends cleanly after the message.
+				// deleted, or the broker is closing), or its stream failed
+				// (a deleted stream's log may close before its group
+				// does): say so, then stop reading so the stream ends
+				// cleanly after the message. (Stopping silently would
+				// leave the consumer waiting for deliveries forever.)
 				msg := "queue group closed"
 				if serr := st.Err(); serr != nil {
 					msg += ": " + serr.Error()
 				} else if c.s.draining.Load() {
 					msg += ": broker shutting down"
+				} else if !errors.Is(err, queue.ErrClosed) {
+					msg += ": " + err.Error()
 				}
 				groupEnded.Store(true)
 				_ = w.message(&wire.QueueError{Message: msg})
