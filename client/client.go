@@ -39,10 +39,15 @@ type Client struct {
 
 	serverFlags atomic.Uint32 // flags from the most recent auth; 0 until known
 
-	mu       sync.Mutex
-	closed   bool
-	subs     map[*Subscription]struct{}
-	pubs     map[*Publisher]struct{}
+	mu     sync.Mutex
+	closed bool
+	subs   map[*Subscription]struct{}
+	pubs   map[*Publisher]struct{}
+	// subIDs are the ids asked for with WithSubscriptionID by this
+	// client's subscriptions, from Subscribe until the subscription ends:
+	// the broker pairs event streams by id, so two of them at once would
+	// be crossed (see Client.reserveSubID).
+	subIDs   map[uint64]struct{}
 	wg       sync.WaitGroup // every goroutine the client starts
 	closeErr error
 	once     sync.Once
@@ -68,7 +73,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		tr:   tr,
 		log:  opts.Logger.With("broker", addr),
 		seed: maphash.MakeSeed(),
-		subs: map[*Subscription]struct{}{},
+		subs: map[*Subscription]struct{}{}, subIDs: map[uint64]struct{}{},
 		pubs: map[*Publisher]struct{}{},
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())

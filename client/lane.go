@@ -40,6 +40,12 @@ type pubSession struct {
 	// unconfirmed: a fire-and-forget frame was written, so only the
 	// broker's end of the stream confirms it has been read (see finish).
 	unconfirmed atomic.Bool
+	// finishing: finish (Client.Close) is ending the send side. Writes
+	// that take q.mu after it is set get ErrClosed and must not touch the
+	// stream: a write to the closed stream would fail the session, which
+	// resets the stream and discards the frames written before Close that
+	// QUIC has not yet sent.
+	finishing atomic.Bool
 
 	mu      sync.Mutex
 	pending map[uint64]chan error
@@ -189,6 +195,9 @@ func (s *pubSession) write(ctx context.Context, frame []byte, acked bool) error 
 	if !s.alive() {
 		return errSessionGone
 	}
+	if s.finishing.Load() { // Client.Close is handing the stream over
+		return ErrClosed
+	}
 	s.mu.Lock()
 	inFlight := len(s.pending)
 	s.mu.Unlock()
@@ -225,10 +234,25 @@ func (s *pubSession) write(ctx context.Context, frame []byte, acked bool) error 
 // what QUIC has not yet sent).
 func (s *pubSession) finish(ctx context.Context) {
 	q := s.q
+	// From here on publishes get ErrClosed instead of being queued, so
+	// racing publishes can neither keep the queue from draining nor keep
+	// q.mu busy.
+	s.finishing.Store(true)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for {
-		q.mu.Lock()
+		// TryLock, not Lock: a publish alone on the lane writes a large
+		// frame directly while holding q.mu, and against a broker that
+		// stopped reading that write lasts as long as its caller's
+		// context, which may never end. Close must stay bounded by ctx.
+		if !q.mu.TryLock() {
+			select {
+			case <-tick.C:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
 		if !s.alive() {
 			q.mu.Unlock()
 			return

@@ -25,7 +25,8 @@ type Options struct {
 	// for tokens that expire. A broker that verifies tokens resets the
 	// streams a token opened when it expires (errors.Is(err,
 	// ErrTokenExpired)); the client then opens new streams, calling
-	// TokenSource again: subscriptions resume where they stopped, publish
+	// TokenSource again: subscriptions resume (by offset on durable
+	// streams, at latest on in-memory ones), publish
 	// and cache lanes reconnect. So a TokenSource that returns a token
 	// valid for a while (caching it, and fetching a new one before it
 	// expires) keeps a long-lived client working. It is called
@@ -223,7 +224,13 @@ func FromEarliest() SubscribeOption {
 }
 
 // WithSubscriptionID asks the broker to use id for the subscription
-// (otherwise the broker assigns one). The id must be unique on the broker.
+// (otherwise the broker assigns one). The id must be unique on the broker:
+// the client pairs each event stream the broker opens with its
+// subscription by id alone, so two subscriptions with one id on a
+// connection would receive each other's events. Subscribe refuses an id
+// that another subscription of the same client is using
+// (ErrSubscriptionIDInUse). The broker does not check: it assigns ids
+// counting up from 1, so pick ids far from that range.
 func WithSubscriptionID(id uint64) SubscribeOption {
 	return func(c *subscribeConfig) { c.id = &id }
 }

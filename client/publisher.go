@@ -127,7 +127,7 @@ func (p *Publisher) Publish(ctx context.Context, payload []byte) error {
 func (p *Publisher) enqueue(ctx context.Context, it pubItem) error {
 	p.closeMu.RLock()
 	defer p.closeMu.RUnlock()
-	if p.closed {
+	if p.closed || p.ctx.Err() != nil { // closed, or aborted by Client.Close
 		return ErrClosed
 	}
 	select {

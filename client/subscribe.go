@@ -118,8 +118,12 @@ func (c *Client) subscribe(ctx context.Context, namespace, stream string, handle
 	if c.isClosed() {
 		return nil, ErrClosed
 	}
+	if err := c.reserveSubID(cfg.id); err != nil {
+		return nil, err
+	}
 	att, err := c.subscribeRetry(ctx, namespace, stream, cfg)
 	if err != nil {
+		c.releaseSubID(cfg.id)
 		return nil, err
 	}
 	s := &Subscription{
@@ -134,11 +138,44 @@ func (c *Client) subscribe(ctx context.Context, namespace, stream string, handle
 	defer c.mu.Unlock()
 	if c.closed {
 		att.rs.CancelRead(streamCodeCancel)
+		if cfg.id != nil {
+			delete(c.subIDs, *cfg.id)
+		}
 		return nil, ErrClosed
 	}
 	c.subs[s] = struct{}{}
 	c.wg.Go(func() { s.run(att) })
 	return s, nil
+}
+
+// ErrSubscriptionIDInUse: WithSubscriptionID asked for an id that another
+// subscription of the same client is using. The broker pairs each event
+// stream with its subscription by id alone, so two subscriptions with one
+// id on a connection could receive each other's events.
+var ErrSubscriptionIDInUse = errors.New("felix: subscription id already used by another subscription of this client")
+
+// reserveSubID claims an id asked for with WithSubscriptionID (nil: none)
+// for one subscription, until releaseSubID or the subscription's end.
+func (c *Client) reserveSubID(id *uint64) error {
+	if id == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, taken := c.subIDs[*id]; taken {
+		return fmt.Errorf("%w: %d", ErrSubscriptionIDInUse, *id)
+	}
+	c.subIDs[*id] = struct{}{}
+	return nil
+}
+
+func (c *Client) releaseSubID(id *uint64) {
+	if id == nil {
+		return
+	}
+	c.mu.Lock()
+	delete(c.subIDs, *id)
+	c.mu.Unlock()
 }
 
 // subscribeRetry runs subscribeOnce, retrying with backoff while the
@@ -320,6 +357,9 @@ func (s *Subscription) run(att *attachment) {
 		s.mu.Unlock()
 		s.c.mu.Lock()
 		delete(s.c.subs, s)
+		if s.cfg.id != nil {
+			delete(s.c.subIDs, *s.cfg.id)
+		}
 		s.c.mu.Unlock()
 		s.queue.close()
 		close(s.done)

@@ -2,13 +2,22 @@ package server
 
 import (
 	"time"
+
+	"github.com/felixmq/felix/broker"
 )
 
 // reportDrops logs, every interval, each subscription whose queue policy
 // dropped events since the last report (one line per subscription), so a
 // slow consumer is visible to operators without scraping counters.
 func (s *Server) reportDrops(interval time.Duration) {
-	last := map[uint64]uint64{}
+	// Keyed by stream and id; an id may be reused (a client resubscribing
+	// with WithSubscriptionID): a count below the last one seen is a new
+	// subscription's.
+	type subKey struct {
+		stream broker.StreamKey
+		id     uint64
+	}
+	last := map[subKey]uint64{}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -17,11 +26,16 @@ func (s *Server) reportDrops(interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		seen := make(map[uint64]uint64, len(last))
+		seen := make(map[subKey]uint64, len(last))
 		for _, st := range s.opts.Broker.Stats().Streams {
 			for _, sub := range st.Subscriptions {
-				seen[sub.ID] = sub.Dropped
-				if d := sub.Dropped - last[sub.ID]; d > 0 {
+				k := subKey{sub.Stream, sub.ID}
+				seen[k] = sub.Dropped
+				d := sub.Dropped
+				if prev, ok := last[k]; ok && prev <= d {
+					d -= prev
+				}
+				if d > 0 {
 					s.opts.Logger.Warn("subscriber queue full: events dropped",
 						"subscription", sub.ID, "stream", sub.Stream.String(), "policy", sub.Policy.String(),
 						"dropped", d, "dropped_total", sub.Dropped, "queue_len", sub.QueueLen, "queue_cap", sub.QueueCap)
