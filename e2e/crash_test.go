@@ -57,6 +57,21 @@ func startFelix(t *testing.T, bin, addr, dataDir string, args ...string) *broker
 	return p
 }
 
+// killAndRestart SIGKILLs p, closes c, starts the broker again with args
+// and returns it (stopped by SIGTERM when the test ends) and a new client
+// (closed then).
+func killAndRestart(t *testing.T, p *brokerProc, c *client.Client, bin, addr, dataDir string, args ...string) (*brokerProc, *client.Client) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	c.Close()
+	p = startFelix(t, bin, addr, dataDir, args...)
+	t.Cleanup(func() { p.cmd.Process.Signal(syscall.SIGTERM); <-p.done })
+	c = dialProc(t, addr, dataDir)
+	t.Cleanup(func() { c.Close() })
+	return p, c
+}
+
 func dialProc(t *testing.T, addr, dataDir string) *client.Client {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -181,14 +196,7 @@ func TestQueueDurableSIGKILL(t *testing.T) {
 		}
 		held[m.Offset] = true
 	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-	c.Close()
-
-	p = startFelix(t, bin, addr, dataDir, args...)
-	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); <-p.done }()
-	c = dialProc(t, addr, dataDir)
-	defer c.Close()
+	p, c = killAndRestart(t, p, c, bin, addr, dataDir, args...)
 	co, err = c.Consumer(ctx, "default", "jobs", "g", client.WithPrefetch(50))
 	if err != nil {
 		t.Fatal(err)

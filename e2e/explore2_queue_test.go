@@ -76,13 +76,7 @@ func TestExplore2DeletedStreamEndsConsumerBeforeForget(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		m, err := co.Next(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Ack(ctx); err != nil {
-			t.Fatal(err)
-		}
+		nextAck(t, ctx, co)
 	}
 	if err := tb.Broker.DeleteStream("default", "default", "jobs"); err != nil {
 		t.Fatal(err)

@@ -154,14 +154,7 @@ func TestExploreQueueRestarts(t *testing.T) {
 	if st, err := c.QueueStats(ctx, "default", "jobs", "g"); err != nil || st.InFlight != 3 || st.Lag != 3 || st.Acked != 1 {
 		t.Fatalf("stats before SIGKILL: %+v %v", st, err)
 	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-	c.Close()
-
-	p = startFelix(t, bin, addr, dataDir, args...)
-	defer func() { p.cmd.Process.Signal(syscall.SIGTERM); <-p.done }()
-	c = dialProc(t, addr, dataDir)
-	defer c.Close()
+	p, c = killAndRestart(t, p, c, bin, addr, dataDir, args...)
 	co, err = c.Consumer(ctx, "default", "jobs", "g", client.WithPrefetch(6))
 	if err != nil {
 		t.Fatal(err)

@@ -303,13 +303,7 @@ func TestQueueGroupForgottenWithItsStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		m, err := co.Next(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Ack(ctx); err != nil {
-			t.Fatal(err)
-		}
+		nextAck(t, ctx, co)
 	}
 	groupDir := commitlog.DirFor(stateDir, "default", "default", "jobs")
 	if _, err := os.Stat(groupDir); err != nil {
@@ -356,4 +350,17 @@ func TestQueueGroupForgottenWithItsStream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// nextAck takes co's next delivery and acks it.
+func nextAck(t *testing.T, ctx context.Context, co *client.Consumer) *client.Message {
+	t.Helper()
+	m, err := co.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
