@@ -114,6 +114,8 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		{[]string{"--cache", "a/b"}, "--cache"},
 		{[]string{"--cache", "a/b/c:-5"}, "--cache"},
 		{[]string{"--cache-max-bytes", "-1"}, "--cache-max-bytes"},
+		{[]string{"--event-batch-max-delay", "1h"}, "--event-batch-max-delay"},
+		{[]string{"--event-batch-max-delay", "-1ms"}, "--event-batch-max-delay"},
 	} {
 		_, err := runCLI(t, append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics-addr", "off", "--controlplane-addr", "off", "--data-dir", t.TempDir()}, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

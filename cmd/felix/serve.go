@@ -65,6 +65,11 @@ var cpReadyHook func(addr net.Addr, adminToken string)
 
 // markReady flips /ready once the control plane's first sync is done (at
 // once without a control plane).
+
+// maxWriteMaxDelay bounds --event-batch-max-delay: on an idle stream every
+// event waits the whole delay, so a typo such as 1h would stall delivery.
+const maxWriteMaxDelay = time.Second
+
 func markReady(ctx context.Context, ms *metrics.Server, cp *runningControlPlane) {
 	if cp != nil {
 		select {
@@ -128,7 +133,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.IntVar(&f.maxFrameBytes, "max-frame-bytes", 16<<20, "largest accepted frame payload, in bytes")
 	fl.IntVar(&f.batchMaxEvents, "event-batch-max-events", 64, "events per delivered frame")
 	fl.IntVar(&f.batchMaxBytes, "event-batch-max-bytes", 64<<10, "payload bytes per delivered frame")
-	fl.DurationVar(&f.writeMaxDelay, "event-batch-max-delay", 0, "how long a subscriber writer waits to coalesce more frames (0 = never wait)")
+	fl.DurationVar(&f.writeMaxDelay, "event-batch-max-delay", 0, "how long a subscriber writer waits to coalesce more frames (0 = never wait; at most 1s)")
 	fl.IntVar(&f.ringCapacity, "replay-ring", 1024, "events kept per stream for earliest/offset starts (negative disables)")
 	fl.IntVar(&f.maxSubsPerConn, "max-subscriptions-per-conn", 4096, "live subscriptions allowed per connection")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 25*time.Second, "drain budget on SIGTERM/SIGINT")
@@ -165,8 +170,8 @@ func (f serveFlags) validate() error {
 	if f.batchMaxBytes <= 0 {
 		bad("event-batch-max-bytes", "must be positive, got %d", f.batchMaxBytes)
 	}
-	if f.writeMaxDelay < 0 {
-		bad("event-batch-max-delay", "must not be negative")
+	if f.writeMaxDelay < 0 || f.writeMaxDelay > maxWriteMaxDelay {
+		bad("event-batch-max-delay", "must be between 0 and %v, got %v (every event of an idle stream waits this long)", maxWriteMaxDelay, f.writeMaxDelay)
 	}
 	if f.maxSubsPerConn <= 0 {
 		bad("max-subscriptions-per-conn", "must be positive, got %d", f.maxSubsPerConn)
