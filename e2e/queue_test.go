@@ -364,3 +364,30 @@ func nextAck(t *testing.T, ctx context.Context, co *client.Consumer) *client.Mes
 	}
 	return m
 }
+
+// A stream's consumer groups are bounded (--queue-max-groups): one more
+// group, by joining or by asking its stats, is refused with a clear error;
+// the existing groups go on.
+func TestQueueGroupsPerStreamBounded(t *testing.T) {
+	tb := startQueueBroker(t, server.QueueOptions{MaxGroupsPerStream: 2}, "default/default/jobs")
+	c := dial(t, tb, client.Options{})
+	publishSeq(t, c, "jobs", 0, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, g := range []string{"g1", "g2"} {
+		co, err := c.Consumer(ctx, "default", "jobs", g)
+		if err != nil {
+			t.Fatalf("group %s: %v", g, err)
+		}
+		defer co.Close()
+	}
+	if _, err := c.Consumer(ctx, "default", "jobs", "g3"); err == nil || !strings.Contains(err.Error(), "too many consumer groups") {
+		t.Fatalf("a third group: %v, want too many consumer groups", err)
+	}
+	if _, err := c.QueueStats(ctx, "default", "jobs", "g4"); err == nil || !strings.Contains(err.Error(), "too many consumer groups") {
+		t.Fatalf("stats of a new group: %v, want too many consumer groups", err)
+	}
+	if st, err := c.QueueStats(ctx, "default", "jobs", "g1"); err != nil || st.Members != 1 {
+		t.Fatalf("stats of an existing group: %+v %v", st, err)
+	}
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,7 +48,19 @@ type QueueOptions struct {
 	// TickInterval is how often ack timeouts and delayed redeliveries are
 	// processed. Default 100ms.
 	TickInterval time.Duration
+	// MaxGroupsPerStream bounds the consumer groups of one stream (each
+	// holds its state, on disk for a durable stream, until the stream is
+	// deleted): joining, or asking the stats of, one more group fails.
+	// Default DefaultMaxGroupsPerStream.
+	MaxGroupsPerStream int
 }
+
+// DefaultMaxGroupsPerStream is QueueOptions.MaxGroupsPerStream's default.
+const DefaultMaxGroupsPerStream = 256
+
+// ErrTooManyGroups refuses a consumer group beyond
+// QueueOptions.MaxGroupsPerStream.
+var ErrTooManyGroups = errors.New("too many consumer groups on this stream")
 
 type groupKey struct {
 	stream broker.StreamKey
@@ -56,16 +69,18 @@ type groupKey struct {
 
 // queues owns the consumer groups of a server.
 type queues struct {
-	s        *Server
-	mu       sync.Mutex
-	groups   map[groupKey]*queue.Group
-	state    map[groupKey]*commitlog.DiskLog // state logs we opened (the groups do not close them)
-	consumer atomic.Uint64                   // assigned consumer names
-	closed   bool
+	s         *Server
+	mu        sync.Mutex
+	groups    map[groupKey]*queue.Group
+	perStream map[broker.StreamKey]int        // groups per stream
+	state     map[groupKey]*commitlog.DiskLog // state logs we opened (the groups do not close them)
+	consumer  atomic.Uint64                   // assigned consumer names
+	closed    bool
 }
 
 func newQueues(s *Server) *queues {
-	return &queues{s: s, groups: map[groupKey]*queue.Group{}, state: map[groupKey]*commitlog.DiskLog{}}
+	return &queues{s: s, groups: map[groupKey]*queue.Group{}, perStream: map[broker.StreamKey]int{},
+		state: map[groupKey]*commitlog.DiskLog{}}
 }
 
 // group returns the consumer group of st, creating (or, for durable
@@ -92,6 +107,9 @@ func (q *queues) group(st *broker.Stream, name string) (*queue.Group, error) {
 		return g, nil
 	}
 	o := q.s.opts.Queues
+	if limit := cmp.Or(o.MaxGroupsPerStream, DefaultMaxGroupsPerStream); q.perStream[k.stream] >= limit {
+		return nil, fmt.Errorf("%w (%d; --queue-max-groups)", ErrTooManyGroups, limit)
+	}
 	opts := queue.Options{
 		AckTimeout: o.AckTimeout, MaxAttempts: o.MaxAttempts, BackoffMin: o.BackoffMin, BackoffMax: o.BackoffMax,
 		DefaultPrefetch: o.DefaultPrefetch, DeadLetter: q.deadLetter(st.Key(), name),
@@ -118,6 +136,7 @@ func (q *queues) group(st *broker.Stream, name string) (*queue.Group, error) {
 		return nil, err
 	}
 	q.groups[k] = g
+	q.perStream[k.stream]++
 	if stateLog != nil {
 		q.state[k] = stateLog
 	}
@@ -192,6 +211,7 @@ func (q *queues) forget(keys []broker.StreamKey) {
 		}
 		delete(q.groups, k)
 		delete(q.state, k)
+		delete(q.perStream, k.stream)
 	}
 	q.mu.Unlock()
 	for _, c := range closers {

@@ -33,6 +33,7 @@ type serveFlags struct {
 	segmentBytes, retentionBytes    int64
 	queueAckTimeout                 time.Duration
 	queueMaxAttempts, queuePrefetch int
+	queueMaxGroups                  int
 	queueDLQSuffix                  string
 	cacheMaxBytes                   int64
 	autoCreate, noDevDefaults       bool
@@ -122,6 +123,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.DurationVar(&f.retentionAge, "retention-age", 0, "durable streams drop segments older than this (0 = no limit)")
 	fl.DurationVar(&f.queueAckTimeout, "queue-ack-timeout", 30*time.Second, "queue deliveries not acked within this are redelivered")
 	fl.IntVar(&f.queueMaxAttempts, "queue-max-attempts", 5, "deliveries of a queue record before it is dead-lettered")
+	fl.IntVar(&f.queueMaxGroups, "queue-max-groups", server.DefaultMaxGroupsPerStream, "consumer groups a stream may have (each keeps its state until the stream is deleted)")
 	fl.IntVar(&f.queuePrefetch, "queue-prefetch", 64, "default unacked deliveries per queue consumer")
 	fl.StringVar(&f.queueDLQSuffix, "queue-dead-letter-suffix", ".dlq", "dead letters of stream S go to stream S<suffix> when it exists")
 	fl.StringSliceVar(&f.caches, "cache", nil, "declare a cache tenant/namespace/name[:max-bytes] (repeatable or comma-separated)")
@@ -196,6 +198,9 @@ func (f serveFlags) validate() error {
 	}
 	if f.queueAckTimeout <= 0 {
 		bad("queue-ack-timeout", "must be positive")
+	}
+	if f.queueMaxGroups <= 0 {
+		bad("queue-max-groups", "must be positive, got %d", f.queueMaxGroups)
 	}
 	if f.queueMaxAttempts <= 0 {
 		bad("queue-max-attempts", "must be positive, got %d", f.queueMaxAttempts)
@@ -364,7 +369,7 @@ func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy co
 	srv, err := server.New(server.Options{
 		Broker: b, TLS: tlsConf, Transport: topts,
 		Caches: store, AutoCreateCaches: f.autoCreate, DefaultCacheConfig: cache.Config{MaxBytes: f.cacheMaxBytes},
-		Queues: server.QueueOptions{AckTimeout: f.queueAckTimeout, MaxAttempts: f.queueMaxAttempts,
+		Queues: server.QueueOptions{AckTimeout: f.queueAckTimeout, MaxAttempts: f.queueMaxAttempts, MaxGroupsPerStream: f.queueMaxGroups,
 			DefaultPrefetch: f.queuePrefetch, DeadLetterSuffix: f.queueDLQSuffix, StateDir: groupsDir(f.dataDir),
 			StateSync: syncPolicy}, MaxFrameBytes: f.maxFrameBytes,
 		MaxSubscriptionsPerConn: f.maxSubsPerConn, Logger: log, Auth: authn, Limits: f.limits,
