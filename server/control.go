@@ -55,8 +55,10 @@ func (ctl *control) run() error {
 	}
 	var stop func()
 	ctl.ctx, stop = ctl.c.untilExpiry(id, func(code quic.StreamErrorCode) {
-		ctl.bs.CancelRead(code)
+		// Write side first: cancelling the read wakes the handler, whose
+		// own reset (finish) must find the stream already reset with code.
 		ctl.bs.CancelWrite(code)
+		ctl.bs.CancelRead(code)
 	})
 	defer stop()
 	ctl.id, ctl.peer, ctl.pub = id, peer, newPublisher(ctl.c, id)

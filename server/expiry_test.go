@@ -75,9 +75,12 @@ func TestExpiredTokenEndsItsStreams(t *testing.T) {
 			t.Fatalf("%s stream after expiry: %v, want a reset with code 3", name, err)
 		}
 	}
-	// The publish-only stream is refused: writes end with code 3.
+	// The publish-only stream is refused: writes end with code 3. (Its
+	// frames are valid unacked publishes: anything else would end it
+	// before the expiry does.)
+	unacked, _ := wire.AppendPublishBatchFrame(nil, "a", "ns", "s", [][]byte{[]byte("late")})
 	for uni.Context().Err() == nil {
-		if _, err := uni.Write(pub); err != nil {
+		if _, err := uni.Write(unacked); err != nil {
 			break
 		}
 		select {
