@@ -130,12 +130,7 @@ func TestCloseRacingFireAndForgetKeepsEarlierPublishes(t *testing.T) {
 			})
 		}
 		// Let the publishers get going, then close under them.
-		for deadline := time.Now().Add(5 * time.Second); stream.Stats().Published < 2000; {
-			if time.Now().After(deadline) {
-				t.Fatal("publishers did not start")
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitPublished(t, stream, 2000, "events the publishers should have sent by now")
 		closing.Store(true)
 		start := time.Now()
 		_ = c.Close()

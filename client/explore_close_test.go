@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -27,13 +28,7 @@ func TestCloseDeliversFireAndForget(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for stream.Stats().Published < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("the broker has %d of the %d fire-and-forget events published before Close", stream.Stats().Published, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitPublished(t, stream, n, "fire-and-forget events published before Close")
 }
 
 // A batching Publisher with NoAck, closed and then its client closed,
@@ -56,11 +51,15 @@ func TestCloseDeliversNoAckPublisher(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for stream.Stats().Published < n {
+	waitPublished(t, stream, n, "events of a closed NoAck publisher")
+}
+
+// waitPublished waits, up to 5 s, until stream has n events published.
+func waitPublished(t *testing.T, stream *broker.Stream, n uint64, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); stream.Stats().Published < n; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the broker has %d of the %d events of a closed NoAck publisher", stream.Stats().Published, n)
+			t.Fatalf("the broker has %d of the %d %s", stream.Stats().Published, n, what)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

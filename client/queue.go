@@ -77,16 +77,16 @@ type Consumer struct {
 	mu     sync.Mutex
 	wait   map[uint64]chan error
 
+	closeOnce sync.Once
+	closing   atomic.Bool // Close has begun
+	finished  atomic.Bool // Close finished the stream after its queue_leave
+
 	// Deliveries the reader could not put in msgs at once wait in backlog
 	// for pump: the reader never blocks on the application, so it keeps
 	// reading the broker's answers to acks and nacks. (msgs can be full
 	// of copies whose ack timeout passed while the application was slow;
 	// their redeliveries still arrive, and an ack waiting for its answer
 	// behind them would never get it.)
-	closeOnce sync.Once
-	closing   atomic.Bool // Close has begun
-	finished  atomic.Bool // Close finished the stream after its queue_leave
-
 	qmu     sync.Mutex
 	backlog []*Message // at most backlogLimit(prefetch)
 	// arrived holds the offsets delivered and not yet acked or nacked

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,15 +20,52 @@ import (
 	"github.com/felixmq/felix/wire"
 )
 
-// buildFelix compiles the felix binary once per test run.
+// felixBinary is the felix binary built for this test run (buildFelix).
+var felixBinary struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// buildFelix compiles the felix binary, once per test run, into a
+// temporary directory that TestMain removes.
 func buildFelix(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "felix")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/felixmq/felix/cmd/felix").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	felixBinary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "felix-e2e-bin-")
+		if err != nil {
+			felixBinary.err = err
+			return
+		}
+		felixBinary.dir = dir
+		bin := filepath.Join(dir, "felix")
+		if out, err := exec.Command("go", "build", "-o", bin, "github.com/felixmq/felix/cmd/felix").CombinedOutput(); err != nil {
+			felixBinary.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		felixBinary.path = bin
+	})
+	if felixBinary.err != nil {
+		t.Fatal(felixBinary.err)
 	}
-	return bin
+	return felixBinary.path
+}
+
+func removeFelixBinary() {
+	if felixBinary.dir != "" {
+		_ = os.RemoveAll(felixBinary.dir)
+	}
+}
+
+// processTest is the start of a test that runs felix serve processes: it
+// skips in -short mode and returns the binary, a data directory and a
+// free address.
+func processTest(t *testing.T) (bin, dataDir, addr string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs broker processes")
+	}
+	return buildFelix(t), t.TempDir(), freeUDP(t)
 }
 
 func freeUDP(t *testing.T) string {
@@ -94,12 +134,7 @@ func dialProc(t *testing.T, addr, dataDir string) *client.Client {
 // killed with SIGKILL and restarted, several times. Afterwards every acked
 // record is in the log exactly once, in order, and the log verifies.
 func TestDurableCrashSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and kills a broker process")
-	}
-	bin := buildFelix(t)
-	dataDir := t.TempDir()
-	addr := freeUDP(t)
+	bin, dataDir, addr := processTest(t)
 	rng := rand.New(rand.NewPCG(7, 11))
 	acked := map[uint64]bool{}
 	next := uint64(0) // sequence numbers are never reused: an unacked one may or may not be stored
@@ -156,12 +191,7 @@ func TestDurableCrashSIGKILL(t *testing.T) {
 // Queue state survives SIGKILL: after a restart no acked record is
 // delivered again and every unacked one is (at-least-once).
 func TestQueueDurableSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and kills a broker process")
-	}
-	bin := buildFelix(t)
-	dataDir := t.TempDir()
-	addr := freeUDP(t)
+	bin, dataDir, addr := processTest(t)
 	args := []string{"--durable-stream", "default/default/jobs:always"}
 	p := startFelix(t, bin, addr, dataDir, args...)
 	c := dialProc(t, addr, dataDir)

@@ -158,12 +158,7 @@ func TestExplore2DeleteStreamWhileSubscribed(t *testing.T) {
 // restart: the handler sees every stored offset once, in order, with no gap
 // and no duplicate.
 func TestExplore2SubscribeFuncAcrossSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds, kills and restarts a broker process")
-	}
-	bin := buildFelix(t)
-	dataDir := t.TempDir()
-	addr := freeUDP(t)
+	bin, dataDir, addr := processTest(t)
 	args := []string{"--durable-stream", "default/default/crash", "--fsync", "always"}
 	p := startFelix(t, bin, addr, dataDir, args...)
 	pub := dialProc(t, addr, dataDir)

@@ -73,12 +73,7 @@ func TestExploreQueueLateAckWithFullBuffer(t *testing.T) {
 // counted, a nacked one's attempt survives a SIGTERM, and Consume-style
 // consumers see the broker's goodbye as a disconnect.
 func TestExploreQueueRestarts(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and restarts a broker process")
-	}
-	bin := buildFelix(t)
-	dataDir := t.TempDir()
-	addr := freeUDP(t)
+	bin, dataDir, addr := processTest(t)
 	args := []string{"--durable-stream", "default/default/jobs", "--durable-stream", "default/default/jobs.dlq",
 		"--queue-max-attempts", "3"}
 	p := startFelix(t, bin, addr, dataDir, args...)

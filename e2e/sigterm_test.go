@@ -21,12 +21,7 @@ import (
 // acked publish to the durable stream is on disk, and the process exits 0
 // within the drain bound.
 func TestSIGTERMDrainsAckedPublishes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and signals a broker process")
-	}
-	bin := buildFelix(t)
-	dataDir := t.TempDir()
-	addr := freeUDP(t)
+	bin, dataDir, addr := processTest(t)
 	const drainBound = 5 * time.Second
 	p := startFelix(t, bin, addr, dataDir, "--stream", "default/default/live",
 		"--durable-stream", "default/default/jobs:always", "--queue-policy", "block",

@@ -17,12 +17,7 @@ import (
 // the events published after the restart. (At QUIC's 30 s default it took
 // 30-40 s, and an in-memory stream's events of that time were lost to it.)
 func TestSubscriberNoticesKilledBroker(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds, kills and restarts a broker process")
-	}
-	bin := buildFelix(t)
-	dataDir := t.TempDir()
-	addr := freeUDP(t)
+	bin, dataDir, addr := processTest(t)
 	args := []string{"--stream", "default/default/demo"}
 	p := startFelix(t, bin, addr, dataDir, args...)
 	pub := dialProc(t, addr, dataDir) // proves the broker is up
