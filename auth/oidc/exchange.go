@@ -38,7 +38,8 @@ type ExchangeHandler struct {
 	// Permissions returns the permission strings ("action:resource") of a
 	// principal in a tenant. Invalid strings are dropped (and logged).
 	Permissions func(ctx context.Context, tenant string, p *Principal) ([]string, error)
-	// Signer signs the Felix tokens; its TTL is the token lifetime.
+	// Signer signs the Felix tokens; its TTL is the token lifetime, cut
+	// short to the upstream token's exp.
 	Signer *auth.Signer
 	// Verifier verifies upstream tokens and caches their keys. Default: a
 	// zero Verifier owned by the handler.
@@ -165,18 +166,40 @@ func (h *ExchangeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		deny(http.StatusForbidden, "forbidden", "no permissions", p.ID)
 		return
 	}
-	felixToken, err := h.Signer.Issue(auth.Claims{Subject: p.ID, Tenant: tenant, Perms: perms})
+	now, exp := h.lifetime(p)
+	felixToken, err := h.Signer.Issue(auth.Claims{Subject: p.ID, Tenant: tenant, Perms: perms, IssuedAt: now, ExpiresAt: exp})
 	if err != nil {
 		log.Error("token exchange: sign", "tenant", tenant, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal", "internal error")
 		return
 	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.WriteJSON(w, http.StatusOK, ExchangeResponse{FelixToken: felixToken, ExpiresIn: exp.Unix() - now.Unix(), TokenType: "Bearer"})
+}
+
+// lifetime returns when an exchanged token is issued and when it expires:
+// after the signer's TTL, but never after the upstream token does (an
+// exchange must not extend a session its identity provider ended), and at
+// least a second after now (an upstream token accepted within the clock
+// skew may already be past its exp).
+func (h *ExchangeHandler) lifetime(p *Principal) (now, exp time.Time) {
+	now = time.Now()
+	if h.Signer.Now != nil {
+		now = h.Signer.Now()
+	}
+	now = now.Truncate(time.Second) // exp and iat are whole seconds
 	ttl := h.Signer.TTL
 	if ttl <= 0 {
 		ttl = auth.DefaultTTL
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	httpx.WriteJSON(w, http.StatusOK, ExchangeResponse{FelixToken: felixToken, ExpiresIn: int64(ttl / time.Second), TokenType: "Bearer"})
+	exp = now.Add(ttl.Truncate(time.Second))
+	if up := p.ExpiresAt.Truncate(time.Second); !up.IsZero() && up.Before(exp) {
+		exp = up
+	}
+	if floor := now.Add(time.Second); exp.Before(floor) {
+		exp = floor
+	}
+	return now, exp
 }
 
 // validPerms drops (and logs) permission strings that do not parse, as the

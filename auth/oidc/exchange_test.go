@@ -104,6 +104,48 @@ func (env *exchangeEnv) upstream(t *testing.T, sub string, groups ...string) str
 	return env.idp.Token(t, "ec-1", c)
 }
 
+// An exchanged token never outlives the upstream token it was exchanged
+// for: a session the identity provider ended is not extended by 15 minutes.
+func TestExchangedTokenEndsWithUpstream(t *testing.T) {
+	env := newExchangeEnv(t)
+	env.grants["alice"] = []string{"stream.publish:stream:t1/*/*"}
+	v := &auth.Verifier{Keys: env.signer.KeySet()}
+	now := time.Now()
+	for _, tc := range []struct {
+		name        string
+		upstreamExp time.Time
+		wantIn      int64 // expires_in, ±1 s for the second boundary
+	}{
+		{"upstream lives longer", now.Add(time.Hour), 900},
+		{"upstream ends sooner", now.Add(2 * time.Minute), 120},
+		{"upstream within the skew", now.Add(-10 * time.Second), 1},
+	} {
+		c := env.idp.Claims(now, "alice")
+		c["exp"] = tc.upstreamExp.Unix()
+		status, reply := env.post(t, "t1", "Bearer "+env.idp.Token(t, "ec-1", c), "")
+		if status != http.StatusOK {
+			t.Fatalf("%s: status %d: %v", tc.name, status, reply)
+		}
+		in := int64(reply["expires_in"].(float64))
+		if in < tc.wantIn-1 || in > tc.wantIn {
+			t.Errorf("%s: expires_in %d, want %d", tc.name, in, tc.wantIn)
+		}
+		claims, err := v.Verify(reply["felix_token"].(string), "t1")
+		if tc.wantIn == 1 {
+			continue // may be past its exp by the time it is checked
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := claims.ExpiresAt.Sub(claims.IssuedAt); got != time.Duration(in)*time.Second {
+			t.Errorf("%s: token lives %v, expires_in says %d s", tc.name, got, in)
+		}
+		if claims.ExpiresAt.After(tc.upstreamExp.Truncate(time.Second)) {
+			t.Errorf("%s: token expires %v, after upstream %v", tc.name, claims.ExpiresAt, tc.upstreamExp)
+		}
+	}
+}
+
 func TestExchangeIssuesFelixToken(t *testing.T) {
 	env := newExchangeEnv(t)
 	env.grants["alice"] = []string{"stream.publish:stream:t1/*/*", "cache.read:cache:t1/ns/c", "bogus"}

@@ -77,6 +77,9 @@ type Principal struct {
 	Issuer  string
 	Subject string
 	Groups  []string
+	// ExpiresAt is the upstream token's exp: a token exchanged for it
+	// lives no longer.
+	ExpiresAt time.Time
 }
 
 // PrincipalID returns hex(sha256(issuer + "|" + subject)).
@@ -197,6 +200,9 @@ func (v *Verifier) Verify(ctx context.Context, token string, issuers []IssuerCon
 		return nil, invalid("no subject claim " + subClaim)
 	}
 	p := &Principal{ID: PrincipalID(cfg.Issuer, sub), Issuer: cfg.Issuer, Subject: sub}
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		p.ExpiresAt = exp.Time
+	}
 	if cfg.GroupsClaim != "" {
 		p.Groups = groups(claims[cfg.GroupsClaim])
 	}
