@@ -129,6 +129,9 @@ func TestConfigInvalidValuesNameTheKey(t *testing.T) {
 		{name: "list for scalar", file: "listen: [a, b]\n", want: "want a single value"},
 		{name: "log level", file: "log_level: loud\n", want: "log_level (config"},
 		{name: "missing file", args: []string{"--config", missing}, want: "--config: open"},
+		{name: "zero attempts", args: []string{"--queue-max-attempts", "0"}, want: "--queue-max-attempts: must be positive, or -1"},
+		{name: "backoff max below min", args: []string{"--queue-backoff-min", "2s", "--queue-backoff-max", "1s"}, want: "--queue-backoff-max: 1s is below"},
+		{name: "zero backoff", file: "queue_backoff_min: 0s\n", want: "queue_backoff_min (config"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

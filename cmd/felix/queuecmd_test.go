@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/felixmq/felix/client"
 )
 
 func TestQueueCLI(t *testing.T) {
@@ -47,6 +51,39 @@ func TestQueueCLICountDoesNotBurnAttempts(t *testing.T) {
 		}
 		if !strings.Contains(out, "attempt=1 "+want) {
 			t.Fatalf("run %d printed %q, want %q at attempt 1", i+1, out, want)
+		}
+	}
+}
+
+// --queue-max-attempts -1 never dead-letters, and the backoff flags set the
+// redelivery delay after an ack timeout: a record nobody acks comes back
+// far more often than the default 5 attempts (whose 1s..16s backoff would
+// also take over 30 s to reach attempt 8).
+func TestQueueUnlimitedAttemptsAndBackoffFlags(t *testing.T) {
+	addr, _, ca := startServe(t, "--durable-stream", "default/default/jobs", "--queue-max-attempts", "-1",
+		"--queue-ack-timeout", "100ms", "--queue-backoff-min", "20ms", "--queue-backoff-max", "40ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, addr, client.Options{CAFile: ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Publish(ctx, "default", "jobs", []byte("stuck")); err != nil {
+		t.Fatal(err)
+	}
+	co, err := c.Consumer(ctx, "default", "jobs", "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	for want := 1; want <= 8; want++ {
+		m, err := co.Next(ctx)
+		if err != nil {
+			t.Fatalf("waiting for attempt %d: %v", want, err)
+		}
+		if m.Attempt != want || string(m.Payload) != "stuck" {
+			t.Fatalf("got attempt %d of %q, want attempt %d of the one record", m.Attempt, m.Payload, want)
 		}
 	}
 }

@@ -20,39 +20,41 @@ import (
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/metrics"
+	"github.com/felixmq/felix/queue"
 	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/transport"
 )
 
 type serveFlags struct {
-	addr, dataDir, tlsCert, tlsKey  string
-	streams, caches                 []string
-	durableStreams                  []string
-	fsync                           string
-	fsyncInterval, retentionAge     time.Duration
-	segmentBytes, retentionBytes    int64
-	queueAckTimeout                 time.Duration
-	queueMaxAttempts, queuePrefetch int
-	queueMaxGroups                  int
-	queueDLQSuffix                  string
-	cacheMaxBytes                   int64
-	autoCreate, noDevDefaults       bool
-	queuePolicy                     string
-	queueCapacity                   int
-	maxFrameBytes                   int
-	batchMaxEvents, batchMaxBytes   int
-	writeMaxDelay                   time.Duration
-	ringCapacity                    int
-	maxSubsPerConn                  int
-	shutdownTimeout                 time.Duration
-	logFormat, logLevel             string
-	configFile, metricsAddr         string
-	printConfig                     bool
-	tlsClientCA                     string
-	tlsRequireClientCert            bool
-	limits                          server.TenantLimits
-	sec                             securityFlags
-	cp                              cpFlags
+	addr, dataDir, tlsCert, tlsKey   string
+	streams, caches                  []string
+	durableStreams                   []string
+	fsync                            string
+	fsyncInterval, retentionAge      time.Duration
+	segmentBytes, retentionBytes     int64
+	queueAckTimeout                  time.Duration
+	queueBackoffMin, queueBackoffMax time.Duration
+	queueMaxAttempts, queuePrefetch  int
+	queueMaxGroups                   int
+	queueDLQSuffix                   string
+	cacheMaxBytes                    int64
+	autoCreate, noDevDefaults        bool
+	queuePolicy                      string
+	queueCapacity                    int
+	maxFrameBytes                    int
+	batchMaxEvents, batchMaxBytes    int
+	writeMaxDelay                    time.Duration
+	ringCapacity                     int
+	maxSubsPerConn                   int
+	shutdownTimeout                  time.Duration
+	logFormat, logLevel              string
+	configFile, metricsAddr          string
+	printConfig                      bool
+	tlsClientCA                      string
+	tlsRequireClientCert             bool
+	limits                           server.TenantLimits
+	sec                              securityFlags
+	cp                               cpFlags
 	// sources records where each flag's value came from (flag, env, file).
 	sources configSources
 }
@@ -122,7 +124,9 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.Int64Var(&f.retentionBytes, "retention-bytes", 0, "durable streams keep at most this many bytes (whole segments; 0 = no limit)")
 	fl.DurationVar(&f.retentionAge, "retention-age", 0, "durable streams drop segments older than this (0 = no limit)")
 	fl.DurationVar(&f.queueAckTimeout, "queue-ack-timeout", 30*time.Second, "queue deliveries not acked within this are redelivered")
-	fl.IntVar(&f.queueMaxAttempts, "queue-max-attempts", 5, "deliveries of a queue record before it is dead-lettered")
+	fl.IntVar(&f.queueMaxAttempts, "queue-max-attempts", 5, "deliveries of a queue record before it is dead-lettered (-1: no limit, never dead-letter)")
+	fl.DurationVar(&f.queueBackoffMin, "queue-backoff-min", queue.DefaultBackoffMin, "redelivery delay after a queue delivery's first ack timeout, doubling with each attempt")
+	fl.DurationVar(&f.queueBackoffMax, "queue-backoff-max", queue.DefaultBackoffMax, "longest redelivery delay after an ack timeout")
 	fl.IntVar(&f.queueMaxGroups, "queue-max-groups", server.DefaultMaxGroupsPerStream, "consumer groups a stream may have (each keeps its state until the stream is deleted)")
 	fl.IntVar(&f.queuePrefetch, "queue-prefetch", 64, "default unacked deliveries per queue consumer")
 	fl.StringVar(&f.queueDLQSuffix, "queue-dead-letter-suffix", ".dlq", "dead letters of stream S go to stream S<suffix> when it exists")
@@ -202,8 +206,13 @@ func (f serveFlags) validate() error {
 	if f.queueMaxGroups <= 0 {
 		bad("queue-max-groups", "must be positive, got %d", f.queueMaxGroups)
 	}
-	if f.queueMaxAttempts <= 0 {
-		bad("queue-max-attempts", "must be positive, got %d", f.queueMaxAttempts)
+	if f.queueMaxAttempts <= 0 && f.queueMaxAttempts != -1 {
+		bad("queue-max-attempts", "must be positive, or -1 for no limit, got %d", f.queueMaxAttempts)
+	}
+	if f.queueBackoffMin <= 0 || f.queueBackoffMax <= 0 {
+		bad("queue-backoff-min", "the redelivery backoff must be positive, got %v and %v", f.queueBackoffMin, f.queueBackoffMax)
+	} else if f.queueBackoffMax < f.queueBackoffMin {
+		bad("queue-backoff-max", "%v is below --queue-backoff-min %v", f.queueBackoffMax, f.queueBackoffMin)
 	}
 	if f.queuePrefetch <= 0 {
 		bad("queue-prefetch", "must be positive, got %d", f.queuePrefetch)
@@ -370,6 +379,7 @@ func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy co
 		Broker: b, TLS: tlsConf, Transport: topts,
 		Caches: store, AutoCreateCaches: f.autoCreate, DefaultCacheConfig: cache.Config{MaxBytes: f.cacheMaxBytes},
 		Queues: server.QueueOptions{AckTimeout: f.queueAckTimeout, MaxAttempts: f.queueMaxAttempts, MaxGroupsPerStream: f.queueMaxGroups,
+			BackoffMin: f.queueBackoffMin, BackoffMax: f.queueBackoffMax,
 			DefaultPrefetch: f.queuePrefetch, DeadLetterSuffix: f.queueDLQSuffix, StateDir: groupsDir(f.dataDir),
 			StateSync: syncPolicy}, MaxFrameBytes: f.maxFrameBytes,
 		MaxSubscriptionsPerConn: f.maxSubsPerConn, Logger: log, Auth: authn, Limits: f.limits,
