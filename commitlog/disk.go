@@ -142,6 +142,9 @@ func (l *DiskLog) Append(ctx context.Context, payloads [][]byte) (uint64, error)
 		}
 	}
 	if len(payloads) == 0 {
+		if l.isClosed.Load() {
+			return 0, ErrClosed
+		}
 		return l.Next(), nil
 	}
 	l.mu.Lock()
@@ -165,10 +168,19 @@ func (l *DiskLog) AppendAt(ctx context.Context, records []Record) error {
 		}
 	}
 	if len(records) == 0 {
+		if l.isClosed.Load() {
+			return ErrClosed
+		}
 		return nil
 	}
 	l.mu.Lock()
-	if err := checkContiguous(l.next.Load(), records); err != nil {
+	// A closed or failed log says so, not that the offsets are wrong: a
+	// follower must not take its own shutdown for a divergence.
+	err := l.writableLocked()
+	if err == nil {
+		err = checkContiguous(l.next.Load(), records)
+	}
+	if err != nil {
 		l.mu.Unlock()
 		return err
 	}
@@ -187,16 +199,25 @@ func (l *DiskLog) checkSize(n int) error {
 	return nil
 }
 
+// writableLocked returns why the log takes no writes (closed, or failed),
+// or nil; l.mu is held.
+func (l *DiskLog) writableLocked() error {
+	if l.closed {
+		return ErrClosed
+	}
+	if f := l.failed.Load(); f != nil {
+		return f.err
+	}
+	return nil
+}
+
 // writeLocked encodes n records into one buffer and writes it with one
 // call to the active segment (rolling first if the batch would take the
 // segment past SegmentBytes), then publishes the records to readers. It
 // returns the first offset and the offset after the last.
 func (l *DiskLog) writeLocked(n int, ts func(int) int64, payload func(int) []byte) (first, end uint64, err error) {
-	if l.closed {
-		return 0, 0, ErrClosed
-	}
-	if f := l.failed.Load(); f != nil {
-		return 0, 0, f.err
+	if err := l.writableLocked(); err != nil {
+		return 0, 0, err
 	}
 	size := int64(0)
 	for i := range n {

@@ -456,3 +456,68 @@ func TestDiskOpenTwiceRefused(t *testing.T) {
 	l.Close()
 	openT(t, dir, testOptions()).Close() // free again after Close
 }
+
+func TestDiskWritesAfterClose(t *testing.T) {
+	testWritesAfterClose(t, openT(t, t.TempDir(), testOptions()))
+}
+
+func TestMemoryWritesAfterClose(t *testing.T) { testWritesAfterClose(t, NewMemory(10, 1000)) }
+
+// testWritesAfterClose: every write to a closed log, empty or not, with
+// right or wrong offsets, says ErrClosed. A replication follower must
+// not take its own shutdown for a divergence from the leader.
+func testWritesAfterClose(t *testing.T, l Log) {
+	ctx := context.Background()
+	appendN(t, l, 2, 1)
+	l.Close()
+	if _, err := l.Append(ctx, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("empty Append after Close: %v", err)
+	}
+	if err := l.AppendAt(ctx, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("empty AppendAt after Close: %v", err)
+	}
+	if err := l.AppendAt(ctx, []Record{{Offset: 2}}); !errors.Is(err, ErrClosed) {
+		t.Errorf("AppendAt at Next after Close: %v", err)
+	}
+	if err := l.AppendAt(ctx, []Record{{Offset: 7}}); !errors.Is(err, ErrClosed) || errors.Is(err, ErrOffsetMismatch) {
+		t.Errorf("AppendAt past Next after Close: %v", err)
+	}
+}
+
+// A roll whose directory fsync fails leaves no new segment file behind:
+// the next roll can create it, and the log opens again with every
+// acknowledged record (a leftover file beside the segments written after
+// it would make Open refuse the overlap, and O_EXCL every later roll).
+func TestRollWithFailedDirSyncLeavesNoFile(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOptions()
+	l := openT(t, dir, opts)
+	ctx := context.Background()
+	body := bytes.Repeat([]byte("x"), 200)
+	acked := 0
+	dirSync = func(string) error { return errors.New("injected dir fsync failure") }
+	defer func() { dirSync = syncDir }()
+	for i := 0; ; i++ {
+		if i == 20 {
+			t.Fatal("no roll within 20 appends")
+		}
+		if _, err := l.Append(ctx, [][]byte{body}); err != nil {
+			break // the roll failed
+		}
+		acked++
+	}
+	dirSync = syncDir
+	for range 10 { // across another roll or two
+		if _, err := l.Append(ctx, [][]byte{body}); err != nil {
+			t.Fatalf("append after the failed roll: %v", err)
+		}
+		acked++
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openT(t, dir, opts)
+	if got := len(readAll(t, l, 0)); got != acked || l.Next() != uint64(acked) {
+		t.Fatalf("reopened with %d records (next %d), want %d", got, l.Next(), acked)
+	}
+}

@@ -25,14 +25,16 @@ type Log interface {
 	// the wait; if it ends after the write, Append returns the first offset
 	// with ctx's error and the records may or may not be durable. An empty
 	// batch returns Next() and writes nothing. Payloads must not be
-	// modified after Append: a log may keep them.
+	// modified after Append: a log may keep them. A closed log returns
+	// ErrClosed, also for an empty batch.
 	Append(ctx context.Context, payloads [][]byte) (first uint64, err error)
 
 	// AppendAt writes records at the offsets they carry, keeping their
 	// timestamps: the first must equal Next() and the rest follow
 	// contiguously, else it returns an *OffsetMismatchError and writes
 	// nothing. It is how a replication follower applies a leader's
-	// records. Durability and ctx are as for Append.
+	// records. Durability and ctx are as for Append. A closed log returns
+	// ErrClosed, whatever the offsets.
 	AppendAt(ctx context.Context, records []Record) error
 
 	// Read returns records from offset from: at most maxRecords and about

@@ -78,6 +78,14 @@ func (l *DiskLog) recover() error {
 	if err != nil {
 		return err
 	}
+	// Orphans go first, also from a directory with no segment left: the
+	// segment created next could have an orphan's base.
+	for _, p := range orphans {
+		l.log.Warn("commitlog: removing an index file with no segment", "file", p)
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("commitlog: %w", err)
+		}
+	}
 	if len(files) == 0 {
 		s, err := createSegment(l.dir, 0, l.opts.Clock().UnixMicro())
 		if err != nil {
@@ -94,12 +102,6 @@ func (l *DiskLog) recover() error {
 		}
 		l.segs = append(l.segs, s)
 		expect = s.next
-	}
-	for _, p := range orphans {
-		l.log.Warn("commitlog: removing an index file with no segment", "file", p)
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("commitlog: %w", err)
-		}
 	}
 	return nil
 }

@@ -330,11 +330,53 @@ func TestRecoverOrphanIndexRemoved(t *testing.T) {
 	}
 }
 
+// TestRecoverOrphanIndexInEmptyDir: index files are removed also when no
+// segment is left at all, before Open starts a new segment 0 beside them.
+func TestRecoverOrphanIndexInEmptyDir(t *testing.T) {
+	dir := t.TempDir()
+	orphan := filepath.Join(dir, indexName(0))
+	os.WriteFile(orphan, encodeIndex(0, []indexEntry{{0, segmentHeaderSize}, {40, 900}}), 0o644)
+	l := openT(t, dir, testOptions())
+	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("orphan index still beside the new segment 0: %v", err)
+	}
+	if l.Next() != 0 {
+		t.Fatalf("Next %d", l.Next())
+	}
+}
+
 func TestRecoverHeaderBaseMismatch(t *testing.T) {
 	dir := writeLog(t, bigSegments(), 2, 1)
 	os.Rename(segPath(dir, 0), segPath(dir, 100))
 	var ce *CorruptionError
 	if _, err := Open(dir, bigSegments()); !errors.As(err, &ce) || ce.Position != 8 {
 		t.Fatalf("Open = %v", err)
+	}
+}
+
+// TestRecoverZeroTailIsCheap: looking past a torn record for a valid one
+// costs no allocation per byte. A run of zeros passes the length and
+// offset checks at every byte when the expected offset is 0; a torn
+// 16 MiB record of zeros at the head of a new log took Open minutes.
+func TestRecoverZeroTailIsCheap(t *testing.T) {
+	zeros := bytes.NewReader(make([]byte, 64<<10))
+	var found bool
+	allocs := testing.AllocsPerRun(1, func() {
+		_, found, _ = validRecordAfter(zeros, 1, zeros.Size(), 0, MaxRecordLimit)
+	})
+	if found {
+		t.Fatal("a valid record found in zeros")
+	}
+	if allocs > 10 {
+		t.Fatalf("searching 64 KiB of zeros allocated %v times", allocs)
+	}
+	// The same through Open: the torn record goes, nothing else.
+	dir := t.TempDir()
+	seg := appendSegmentHeader(nil, segmentHeader{Base: 0, Created: 1})
+	rec := appendRecord(nil, 0, 1, make([]byte, 256<<10))
+	os.WriteFile(segPath(dir, 0), append(seg, rec[:len(rec)-1]...), 0o644)
+	l := openT(t, dir, testOptions())
+	if l.Next() != 0 || l.Stats().RecoveryTruncatedBytes != int64(len(rec)-1) {
+		t.Fatalf("Next %d, truncated %d", l.Next(), l.Stats().RecoveryTruncatedBytes)
 	}
 }

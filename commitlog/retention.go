@@ -74,24 +74,34 @@ func (l *DiskLog) TruncateBefore(offset uint64) error {
 	return l.dropHeadLocked(drop, "truncation")
 }
 
-// dropHeadLocked deletes the first n segments (l.mu held; n < len(segs)).
+// dropHeadLocked deletes the first n segments (l.mu held; n < len(segs)),
+// oldest first. It stops at the first segment file it cannot remove: that
+// segment and the later ones stay in the log, so the files on disk never
+// have a gap (Open would refuse it) and Oldest never moves back after a
+// restart. A leftover index file is harmless (Open removes it).
 func (l *DiskLog) dropHeadLocked(n int, why string) error {
 	if n == 0 {
 		return nil
 	}
 	segs := l.segs
+	var errs []error
+	removed := 0
+	for _, s := range segs[:n] {
+		if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			break
+		}
+		if err := os.Remove(s.indexPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		removed++
+	}
 	l.segMu.Lock()
-	l.segs = slices.Clone(segs[n:])
+	l.segs = slices.Clone(segs[removed:])
 	l.oldest.Store(l.segs[0].base)
 	l.segMu.Unlock()
-	var errs []error
-	for _, s := range segs[:n] {
+	for _, s := range segs[:removed] {
 		l.log.Info("commitlog: "+why+" deleted a segment", "file", s.path, "first", s.base, "next", s.next, "bytes", s.size)
-		for _, p := range []string{s.path, s.indexPath()} {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				errs = append(errs, err)
-			}
-		}
 		s.release()
 		l.stats.deleted.Add(1)
 	}

@@ -3,6 +3,8 @@ package commitlog
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -191,5 +193,56 @@ func TestTruncateBeforeSyncsOnlyWhenDeleting(t *testing.T) {
 	}
 	if s := l.Stats(); s.Synced != l.Next() || s.SegmentsDeleted == 0 {
 		t.Fatalf("after truncating: synced %d next %d, deleted %d", s.Synced, l.Next(), s.SegmentsDeleted)
+	}
+}
+
+// A segment file retention cannot remove stops it there: the later
+// segments stay, so the directory has no gap, Oldest stays at the
+// segment that is still on disk, and the log opens again.
+func TestRetentionStopsAtSegmentItCannotRemove(t *testing.T) {
+	l, dir, opts := sizeRetainedLog(t, 1, 100) // every sealed segment is over the bound
+	before := segments(t, dir)
+	if len(before) < 4 {
+		t.Fatalf("only %d segments", len(before))
+	}
+	// Make the second segment's path impossible to remove (even for root):
+	// a non-empty directory in its place. The log keeps its open file.
+	stuck := segPath(dir, before[1])
+	moved := filepath.Join(t.TempDir(), "seg")
+	if err := os.Rename(stuck, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(stuck, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.EnforceRetention(); err == nil {
+		t.Fatal("retention reported no error")
+	}
+	if l.Oldest() != before[1] || l.Stats().SegmentsDeleted != 1 {
+		t.Fatalf("Oldest %d (want %d), deleted %d (want 1)", l.Oldest(), before[1], l.Stats().SegmentsDeleted)
+	}
+	// (segments lists segment files: the stuck directory is not one.)
+	if after := segments(t, dir); len(after) != len(before)-2 || after[0] != before[2] {
+		t.Fatalf("segments %v → %v: the later ones must stay", before, after)
+	}
+	checkRecords(t, readAll(t, l, l.Oldest()), l.Oldest())
+	// Once the path can be removed, retention goes on from there.
+	if err := os.RemoveAll(stuck); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(moved, stuck); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.EnforceRetention(); err != nil {
+		t.Fatal(err)
+	}
+	last := before[len(before)-1]
+	if l.Oldest() != last {
+		t.Fatalf("Oldest %d, want the active segment's %d", l.Oldest(), last)
+	}
+	l.Close()
+	l = openT(t, dir, opts)
+	if l.Oldest() != last || l.Next() != 100 {
+		t.Fatalf("reopened at [%d, %d)", l.Oldest(), l.Next())
 	}
 }

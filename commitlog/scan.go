@@ -174,9 +174,17 @@ func validRecordAfter(f io.ReaderAt, from, end int64, minOffset uint64, limit ui
 			if h.Offset < minOffset || h.Offset-minOffset > uint64((end-p)/recordHeaderSize) {
 				continue
 			}
-			ok, err := checksumAt(f, p, buf[i:i+recordHeaderSize], h)
-			if err != nil {
-				return 0, false, err
+			// A record inside the window is checked where it lies: no read,
+			// no allocation. Runs of zeros (a zero-filled tail, a torn
+			// record of zeros in a log's first segment) pass the checks
+			// above at every byte.
+			rn := recordHeaderSize + int64(h.Length)
+			ok := i+rn <= n && recordCRC(buf[i:], buf[i+recordHeaderSize:i+rn]) == h.CRC
+			if i+rn > n {
+				var err error
+				if ok, err = checksumAt(f, p, buf[i:i+recordHeaderSize], h); err != nil {
+					return 0, false, err
+				}
 			}
 			if ok {
 				return p, true, nil

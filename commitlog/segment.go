@@ -73,12 +73,19 @@ func createSegment(dir string, base uint64, created int64) (*segment, error) {
 		os.Remove(path)
 		return nil, err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := dirSync(dir); err != nil {
+		// The file may or may not survive a crash: remove it, so that it
+		// never lies on disk beside segments written after it (Open
+		// would refuse the overlap).
 		f.Close()
+		os.Remove(path)
 		return nil, err
 	}
 	return s, nil
 }
+
+// dirSync is syncDir; a test replaces it to make it fail.
+var dirSync = syncDir
 
 // writeHeader writes a fresh header at the start of f and fsyncs it.
 func writeHeader(f *os.File, base uint64, created int64) error {
