@@ -11,6 +11,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -23,6 +24,45 @@ type conn struct {
 
 	tmu     sync.Mutex
 	tenants map[string]*tenantUse // tenants this connection counts against
+
+	// subIDs are the ids of this connection's live subscriptions. The
+	// client pairs each event stream with its subscription by id alone, so
+	// an id names at most one live subscription per connection.
+	smu    sync.Mutex
+	subIDs map[uint64]struct{}
+}
+
+// reserveSubID claims a subscription id on this connection: the one the
+// client chose (false if it is live here), or else the broker's next id
+// that is not live here. Free it with releaseSubID.
+func (c *conn) reserveSubID(chosen *uint64) (uint64, bool) {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	if c.subIDs == nil {
+		c.subIDs = map[uint64]struct{}{}
+	}
+	id := uint64(0)
+	if chosen != nil {
+		id = *chosen
+		if _, live := c.subIDs[id]; live {
+			return id, false
+		}
+	} else {
+		for {
+			id = c.s.opts.Broker.NextSubscriptionID()
+			if _, live := c.subIDs[id]; !live {
+				break
+			}
+		}
+	}
+	c.subIDs[id] = struct{}{}
+	return id, true
+}
+
+func (c *conn) releaseSubID(id uint64) {
+	c.smu.Lock()
+	delete(c.subIDs, id)
+	c.smu.Unlock()
 }
 
 // useTenant counts this connection against tenant once, on its first
@@ -107,29 +147,59 @@ func (c *conn) spawn(f func()) {
 	}()
 }
 
-// authenticate reads and checks the first frame of a stream. reply is nil
-// for publish-only streams (which never answer).
+// authenticate reads frames until the stream's auth and checks it. reply
+// is nil for publish-only streams (which never answer). Before auth the
+// broker answers as the reference's control loop does: a frame with
+// unknown flag bits gets "unsupported frame flags" and the stream goes on;
+// a binary publish (flag bit 0x0001) or a request gets "auth required", a
+// broker-only message "unexpected message type", and the stream closes; a
+// client "error" closes it silently; anything else that is not JSON resets
+// it. A publish-only stream, as the reference's, checks no flags and ends
+// silently on anything but auth.
 func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer) (*Identity, uint16, error) {
-	f, err := r.ReadFrame()
-	if err != nil {
-		return nil, 0, err
-	}
-	if f.Flags != 0 {
-		if reply != nil {
-			reply.WriteMessage(&wire.ErrorMessage{Message: "auth required"})
+	var a *wire.Auth
+	for a == nil {
+		f, err := r.ReadFrame()
+		if errors.Is(err, wire.ErrUnknownFlags) && reply != nil {
+			if err := reply.WriteMessage(&wire.ErrorMessage{Message: "unsupported frame flags"}); err != nil {
+				return nil, 0, err
+			}
+			continue
 		}
-		return nil, 0, errClose
-	}
-	m, err := wire.DecodeMessage(f.Payload)
-	if err != nil {
-		return nil, 0, err
-	}
-	a, ok := m.(*wire.Auth)
-	if !ok {
-		if reply != nil {
-			reply.WriteMessage(&wire.ErrorMessage{Message: "auth required"})
+		if wire.IsFatal(err) {
+			return nil, 0, err
 		}
-		return nil, 0, errClose
+		if f.Flags&wire.FlagBinaryPublishBatch != 0 {
+			if reply == nil {
+				return nil, 0, errClose
+			}
+			return nil, 0, c.refuse(reply, "auth required")
+		}
+		m, err := wire.DecodeMessage(f.Payload)
+		if err != nil {
+			return nil, 0, err
+		}
+		if reply == nil {
+			if a, _ = m.(*wire.Auth); a == nil {
+				return nil, 0, errClose
+			}
+			break
+		}
+		switch m := m.(type) {
+		case *wire.Auth:
+			a = m
+		case *wire.ErrorMessage:
+			return nil, 0, errClose
+		case *wire.SubscribeCursorError:
+			return nil, 0, c.refuse(reply, "subscribe_cursor_error is a server-to-client message")
+		case *wire.Publish, *wire.PublishBatch, *wire.Subscribe, *wire.CachePut, *wire.CacheGet:
+			return nil, 0, c.refuse(reply, "auth required")
+		case *wire.AuthOK, *wire.Subscribed, *wire.EventStreamHello, *wire.Event, *wire.EventBatch,
+			*wire.CacheValue, *wire.CacheOK, *wire.PublishOK, *wire.PublishError, *wire.OK:
+			return nil, 0, c.refuse(reply, "unexpected message type")
+		default: // an extension message: nothing is negotiated before auth
+			return nil, 0, errNotNegotiated(m.Type())
+		}
 	}
 	ctx, cancel := context.WithTimeout(c.qc.Context(), c.s.opts.AuthTimeout)
 	defer cancel()
@@ -168,6 +238,14 @@ func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer) (*Identity, uint
 	return id, peer, nil
 }
 
+// refuse writes error msg and closes the stream.
+func (c *conn) refuse(reply *wire.Writer, msg string) error {
+	if err := reply.WriteMessage(&wire.ErrorMessage{Message: msg}); err != nil {
+		return err
+	}
+	return errClose
+}
+
 // errClose means: the reply (if any) is written; finish the stream cleanly.
 var errClose = errors.New("close stream")
 
@@ -196,7 +274,10 @@ func isMalformed(err error) bool {
 }
 
 // handleUni serves a publish-only stream: auth (no reply), then publishes.
-// Any violation ends the stream silently, as in the reference.
+// As in the reference, flag bit 0x0001 selects a binary publish batch and
+// every other frame is read as JSON (no flag check); a publish to an
+// unknown stream, or over the tenant's rate, is dropped (counted) and the
+// stream goes on; any violation ends the stream silently.
 func (c *conn) handleUni(rs *quic.ReceiveStream) {
 	defer rs.CancelRead(codeNoErrorStream)
 	r := wire.NewReader(bufio.NewReaderSize(rs, 16<<10), c.s.opts.MaxFrameBytes) // as a control stream's
@@ -210,24 +291,24 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 	var batch wire.BinaryPublishBatch
 	for {
 		f, err := r.ReadFrame()
-		if err != nil {
+		if wire.IsFatal(err) {
 			return
 		}
-		switch f.Flags {
-		case wire.FlagBinaryPublishBatch:
-			if wire.DecodePublishBatch(f.Flags, f.Payload, &batch) != nil || batch.TenantID != id.Tenant {
+		var ns, stream string
+		var payloads [][]byte
+		if f.Flags&wire.FlagBinaryPublishBatch != 0 {
+			// An acked prefix is not expected here: the reference reads the
+			// body from the first byte, and so do we.
+			if wire.DecodePublishBatchBody(f.Payload, &batch) != nil || batch.TenantID != id.Tenant {
 				return
 			}
-			if p.publishUnacked(batch.Namespace, batch.Stream, batch.Payloads) != nil {
-				return
-			}
-		case 0:
+			ns, stream, payloads = batch.Namespace, batch.Stream, batch.Payloads
+		} else {
 			m, err := wire.DecodeMessage(f.Payload)
 			if err != nil {
 				return
 			}
-			var ns, stream, tenant string
-			var payloads [][]byte
+			var tenant string
 			switch m := m.(type) {
 			case *wire.Publish:
 				tenant, ns, stream, payloads = m.TenantID, m.Namespace, m.Stream, [][]byte{m.Payload}
@@ -236,11 +317,19 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 			default:
 				return
 			}
-			if tenant != id.Tenant || p.publishUnacked(ns, stream, payloads) != nil {
+			if tenant != id.Tenant {
 				return
 			}
-		default:
+		}
+		if err := p.publishUnacked(ns, stream, payloads); err != nil && !droppable(err) {
 			return
 		}
 	}
+}
+
+// droppable reports whether an unanswered publish that failed with err is
+// dropped (and counted) with the stream going on: an unknown stream, as in
+// the reference, and the tenant's publish rate.
+func droppable(err error) bool {
+	return errors.Is(err, broker.ErrStreamNotFound) || errors.Is(err, ErrTenantRateLimit)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -72,6 +73,13 @@ func (ctl *control) run() error {
 		} else if err != nil {
 			ctl.flush()
 			return err
+		} else if ctl.expired() {
+			// Read as the token expired, before the expiry timer reset
+			// the stream: serve nothing more on it, and reset it as the
+			// timer would (the first reset's code is the one sent).
+			ctl.bs.CancelWrite(streamCodeTokenExpired)
+			ctl.bs.CancelRead(streamCodeTokenExpired)
+			return errTokenExpired
 		} else {
 			ctl.c.s.busy.Add(1)
 			err = ctl.handle(f)
@@ -89,6 +97,12 @@ func (ctl *control) run() error {
 	}
 }
 
+// expired reports whether the token that authenticated the stream has
+// expired (by the clock, not waiting for the expiry timer).
+func (ctl *control) expired() bool {
+	return !ctl.id.Expires.IsZero() && !time.Now().Before(ctl.id.Expires)
+}
+
 // flush writes the pending replies.
 func (ctl *control) flush() error {
 	if len(ctl.out) == 0 {
@@ -102,27 +116,31 @@ func (ctl *control) flush() error {
 	return err
 }
 
+// handle serves one frame. As in the reference, flag bit 0x0001 selects a
+// binary publish batch (acked with 0x0008) whatever the other known bits;
+// a frame without it is read as JSON, so a binary layout only brokers send
+// (an event batch, a publish ack) fails to decode and resets the stream.
 func (ctl *control) handle(f wire.Frame) error {
-	switch f.Flags {
-	case 0:
-		m, err := wire.DecodeMessage(f.Payload)
-		if err != nil {
-			return err // malformed JSON: reset, no reply
-		}
-		return ctl.handleMessage(m)
-	case wire.FlagBinaryPublishBatch:
-		return ctl.binaryPublish(f.Payload)
-	case wire.FlagBinaryPublishBatch | wire.FlagBinaryPublishAcked:
-		return ctl.ackedBinaryPublish(f.Payload)
-	case wire.FlagBinaryCache:
+	switch {
+	case f.Flags&wire.FlagBinaryCache != 0:
 		if !ctl.binCache() { // the reader only allows it when negotiated; be sure
 			return ctl.unsupportedFlags()
 		}
+		if f.Flags != wire.FlagBinaryCache { // our extension: no other bit goes with it
+			return &wire.DecodeError{What: "binary cache frame", Err: wire.ErrWrongFlags, Detail: fmt.Sprintf("flags %#04x", f.Flags)}
+		}
 		return ctl.binaryCache(f.Payload)
+	case f.Flags&wire.FlagBinaryPublishBatch != 0:
+		if f.Flags&wire.FlagBinaryPublishAcked != 0 {
+			return ctl.ackedBinaryPublish(f.Payload)
+		}
+		return ctl.binaryPublish(f.Payload)
 	}
-	// A known flag combination a client must not send (event batches,
-	// publish acks): the frame cannot be interpreted, reset the stream.
-	return &wire.DecodeError{What: "control frame", Err: wire.ErrWrongFlags, Detail: fmt.Sprintf("flags %#04x", f.Flags)}
+	m, err := wire.DecodeMessage(f.Payload)
+	if err != nil {
+		return err // malformed JSON: reset, no reply
+	}
+	return ctl.handleMessage(m)
 }
 
 // unsupportedFlags answers a frame whose flags this stream does not accept;
@@ -191,6 +209,11 @@ func (ctl *control) jsonPublish(tenant, ns, stream string, payloads [][]byte, re
 		mode = *ack
 	}
 	if mode != wire.AckNone && reqID == nil {
+		// The permission is checked first, as in the reference: a denied
+		// request that cannot be correlated closes the stream.
+		if !ctl.authorize(ActionPublish, StreamResource(tenant, ns, stream)) {
+			return ctl.fail("forbidden")
+		}
 		return ctl.reply(&wire.ErrorMessage{Message: missing})
 	}
 	if mode == wire.AckNone {

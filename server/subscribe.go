@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -18,26 +19,45 @@ import (
 // subscription's writer. The control stream is not read again.
 func (ctl *control) subscribe(m *wire.Subscribe) error {
 	c := ctl.c
-	s, err := ctl.streamFor(m.TenantID, m.Namespace, m.Stream, ActionSubscribe)
-	if err != nil {
-		return err
+	// The reference's order: tenant, permission, the connection's
+	// subscription cap, then the stream.
+	if m.TenantID != ctl.id.Tenant {
+		return ctl.fail("tenant mismatch")
+	}
+	if !ctl.authorize(ActionSubscribe, StreamResource(m.TenantID, m.Namespace, m.Stream)) {
+		return ctl.fail("forbidden")
 	}
 	if atomic.AddInt64(&c.subs, 1) > int64(c.s.opts.MaxSubscriptionsPerConn) {
 		atomic.AddInt64(&c.subs, -1)
 		return ctl.fail("max subscriptions per connection exceeded")
 	}
+	// An id 0 asked for by the client is treated as no choice (the engine
+	// reserves 0 for "assign one").
+	chosen := m.SubscriptionID
+	if chosen != nil && *chosen == 0 {
+		chosen = nil
+	}
+	subID, ok := c.reserveSubID(chosen)
+	if !ok {
+		atomic.AddInt64(&c.subs, -1)
+		return ctl.fail(fmt.Sprintf("subscription id %d already in use on this connection", subID))
+	}
 	if err := c.s.tenants.acquireSub(ctl.id.use); err != nil {
 		atomic.AddInt64(&c.subs, -1)
+		c.releaseSubID(subID)
 		return ctl.fail(err.Error())
 	}
 	release := func() {
 		atomic.AddInt64(&c.subs, -1)
+		c.releaseSubID(subID)
 		c.s.tenants.releaseSub(ctl.id.use)
 	}
-	opts := broker.SubscribeOptions{}
-	if m.SubscriptionID != nil {
-		opts.ID = *m.SubscriptionID
+	s, err := c.s.opts.Broker.Stream(m.TenantID, m.Namespace, m.Stream)
+	if err != nil {
+		release()
+		return ctl.fail(err.Error())
 	}
+	opts := broker.SubscribeOptions{ID: subID}
 	if m.Start != nil {
 		opts.Start = *m.Start
 	}

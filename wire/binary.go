@@ -343,7 +343,8 @@ func DecodeAckedPrefix(payload []byte) (requestID uint64, mode AckMode, body []b
 
 // DecodePublishBatchBody decodes the publish batch body (tenant, namespace,
 // stream, payloads) into out, reusing out.Payloads. It leaves the ack fields
-// alone.
+// alone. Bytes after the last payload are ignored, as the reference broker
+// ignores them (our decoders of broker-to-client layouts reject them).
 func DecodePublishBatchBody(body []byte, out *BinaryPublishBatch) error {
 	c := cursor{b: body, what: "publish batch"}
 	var err error
@@ -356,10 +357,8 @@ func DecodePublishBatchBody(body []byte, out *BinaryPublishBatch) error {
 	if out.Stream, err = c.name("stream"); err != nil {
 		return err
 	}
-	if out.Payloads, err = c.payloads(out.Payloads); err != nil {
-		return err
-	}
-	return c.end()
+	out.Payloads, err = c.payloads(out.Payloads)
+	return err
 }
 
 // DecodePublishBatch decodes a binary publish frame payload with flags

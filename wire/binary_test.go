@@ -21,7 +21,6 @@ func TestBinaryDecodeErrors(t *testing.T) {
 		{"empty", FlagBinaryPublishBatch, nil, ErrTruncated},
 		{"cut name", FlagBinaryPublishBatch, body[:2], ErrTruncated},
 		{"cut payload", FlagBinaryPublishBatch, body[:len(body)-1], ErrTruncated},
-		{"trailing", FlagBinaryPublishBatch, append(append([]byte{}, body...), 0), ErrTrailingBytes},
 		{"invalid utf8", FlagBinaryPublishBatch, badUTF8, ErrInvalidUTF8},
 		{"count beyond bytes", FlagBinaryPublishBatch, hugeCount, ErrCountTooLarge},
 		{"acked short prefix", FlagBinaryPublishBatch | FlagBinaryPublishAcked, []byte{0, 0, 0, 0, 0, 0, 0, 1}, ErrTruncated},
@@ -36,6 +35,26 @@ func TestBinaryDecodeErrors(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, c.want)
 			}
 		})
+	}
+}
+
+// The reference broker reads a publish batch body up to its last payload
+// and ignores what follows; so do we.
+func TestPublishBatchIgnoresTrailingBytes(t *testing.T) {
+	good, _ := AppendPublishBatchFrame(nil, "t", "n", "s", [][]byte{[]byte("p")})
+	for _, flags := range []uint16{FlagBinaryPublishBatch, FlagBinaryPublishBatch | FlagBinaryPublishAcked} {
+		body := append([]byte{}, good[HeaderSize:]...)
+		if flags&FlagBinaryPublishAcked != 0 {
+			body = append([]byte{0, 0, 0, 0, 0, 0, 0, 7, byte(AckPerBatch)}, body...)
+		}
+		body = append(body, 0xde, 0xad)
+		var out BinaryPublishBatch
+		if err := DecodePublishBatch(flags, body, &out); err != nil {
+			t.Fatalf("flags %#x: %v", flags, err)
+		}
+		if out.TenantID != "t" || out.Namespace != "n" || out.Stream != "s" || len(out.Payloads) != 1 || string(out.Payloads[0]) != "p" {
+			t.Fatalf("flags %#x: decoded %+v", flags, out)
+		}
 	}
 }
 

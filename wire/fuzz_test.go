@@ -119,7 +119,9 @@ func FuzzDecodePublishBatch(f *testing.F) {
 		} else {
 			out, err = AppendPublishBatchFrame(nil, b.TenantID, b.Namespace, b.Stream, b.Payloads)
 		}
-		if err != nil || !bytes.Equal(out[HeaderSize:], in) {
+		// Bytes after the last payload are ignored: the re-encoding is a
+		// prefix of the input.
+		if err != nil || !bytes.HasPrefix(in, out[HeaderSize:]) {
 			t.Fatalf("re-encode differs: %v", err)
 		}
 	})

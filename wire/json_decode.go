@@ -354,6 +354,7 @@ type jsonDecoder struct {
 	buf    bytes.Buffer
 	dec    *jsontext.Decoder
 	tmp    []byte
+	name   []byte // scratch for unescaped member names
 	fields fields // scratch for one decode; built messages copy out of it
 }
 
@@ -401,7 +402,10 @@ func (d *jsonDecoder) readObject(allowed fieldMask, f *fields) error {
 		if err != nil {
 			return d.wrap(err)
 		}
-		raw := unquoteName(name)
+		raw, err := d.unquoteName(name)
+		if err != nil {
+			return err
+		}
 		id, known := fieldByName(raw)
 		if !known || allowed&(1<<id) == 0 {
 			if string(raw) == "type" {
@@ -431,13 +435,18 @@ func (d *jsonDecoder) readObject(allowed fieldMask, f *fields) error {
 	return nil
 }
 
-// unquoteName returns the bytes of a name without quotes; names with
-// escapes never match a field (the reference does not produce them).
-func unquoteName(v jsontext.Value) []byte {
+// unquoteName returns the bytes of a name without quotes. A name with
+// escapes is unescaped first (serde matches field names after unescaping),
+// into the decoder's scratch buffer: valid until the next call.
+func (d *jsonDecoder) unquoteName(v jsontext.Value) ([]byte, error) {
 	if len(v) >= 2 && bytes.IndexByte(v, '\\') < 0 {
-		return v[1 : len(v)-1]
+		return v[1 : len(v)-1], nil
 	}
-	return nil
+	var err error
+	if d.name, err = jsontext.AppendUnquote(d.name[:0], v); err != nil {
+		return nil, jsonErr(int(d.dec.InputOffset()), err.Error())
+	}
+	return d.name, nil
 }
 
 func (d *jsonDecoder) readField(id field, f *fields) error {
@@ -633,18 +642,28 @@ func (d *jsonDecoder) readStart(f *fields) error {
 		if err != nil {
 			return d.wrap(err)
 		}
-		if name.String() != "offset" {
-			return jsonErr(int(d.dec.InputOffset()), fmt.Sprintf("unknown start variant %q", name.String()))
+		// serde's map form of an enum: {"offset":N}, and also
+		// {"latest":null} / {"earliest":null} for the unit variants.
+		variant := name.String() // the token is void after the next read
+		switch variant {
+		case "offset":
+			n, err := d.readUint(fOffset)
+			if err != nil {
+				return err
+			}
+			f.start = StartPosition{Kind: StartOffset, Offset: n}
+		case "latest", "earliest":
+			if err := d.expect('n'); err != nil {
+				return err
+			}
+			f.start = StartPosition{Kind: StartLatest}
+			if variant == "earliest" {
+				f.start.Kind = StartEarliest
+			}
+		default:
+			return jsonErr(int(d.dec.InputOffset()), fmt.Sprintf("unknown start variant %q", variant))
 		}
-		n, err := d.readUint(fOffset)
-		if err != nil {
-			return err
-		}
-		if err := d.expect('}'); err != nil {
-			return err
-		}
-		f.start = StartPosition{Kind: StartOffset, Offset: n}
-		return nil
+		return d.expect('}')
 	}
 	return jsonErr(int(d.dec.InputOffset()), "start must be \"latest\", \"earliest\" or {\"offset\":N}")
 }

@@ -35,6 +35,9 @@ func TestDecodeMessageRejects(t *testing.T) {
 		"bad cursor reason":    `{"type":"subscribe_cursor_error","reason":"late","requested":1,"available":2}`,
 		"payloads not list":    `{"type":"publish_batch","tenant_id":"t","namespace":"n","stream":"s","payloads":"aGk="}`,
 		"cache_value no key":   `{"type":"cache_value","tenant_id":"t","namespace":"n","cache":"c","key":"k"}`,
+		"start unit not null":  `{"type":"subscribe","tenant_id":"t","namespace":"n","stream":"s","start":{"latest":1}}`,
+		"escaped duplicate":    `{"type":"error","message":"a","m\u0065ssage":"b"}`,
+		"escaped type twice":   `{"type":"ok","typ\u0065":"ok"}`,
 		"cache_put null value": `{"type":"cache_put","tenant_id":"t","namespace":"n","cache":"c","key":"k","value":null,"ttl_ms":null}`,
 	}
 	for name, in := range cases {
@@ -63,6 +66,14 @@ func TestDecodeMessageAccepts(t *testing.T) {
 		{`{"type":"event","tenant_id":"t","namespace":"n","stream":"s","payload":"aGk\u003d"}`,
 			&Event{TenantID: "t", Namespace: "n", Stream: "s", Payload: []byte("hi")}},
 		{`{"type":"subscribe","tenant_id":"t","namespace":"n","stream":"s","start":"latest"}`,
+			&Subscribe{TenantID: "t", Namespace: "n", Stream: "s", Start: &StartPosition{Kind: StartLatest}}},
+		// member names are matched after unescaping, as serde does.
+		{`{"typ\u0065":"publish_ok","request\u005fid":7}`, &PublishOK{RequestID: 7}},
+		{`{"type":"auth","tenant\u005Fid":"t","\u0074oken":"x"}`, &Auth{TenantID: "t", Token: "x"}},
+		// serde's map form of the unit start variants.
+		{`{"type":"subscribe","tenant_id":"t","namespace":"n","stream":"s","start":{"earliest":null}}`,
+			&Subscribe{TenantID: "t", Namespace: "n", Stream: "s", Start: &StartPosition{Kind: StartEarliest}}},
+		{`{"type":"subscribe","tenant_id":"t","namespace":"n","stream":"s","start":{"latest":null}}`,
 			&Subscribe{TenantID: "t", Namespace: "n", Stream: "s", Start: &StartPosition{Kind: StartLatest}}},
 		{`{"type":"cache_put","tenant_id":"t","namespace":"n","cache":"c","key":"k","value":"","ttl_ms":0}`,
 			&CachePut{TenantID: "t", Namespace: "n", Cache: "c", Key: "k", Value: []byte{}, TTLMs: U64(0)}},
