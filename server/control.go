@@ -191,6 +191,8 @@ func (ctl *control) handleMessage(m wire.Message) error {
 		return ctl.queueJoin(m)
 	case *wire.QueueStats:
 		return ctl.queueStats(m)
+	case *wire.QueueDelete:
+		return ctl.queueDelete(m)
 	case *wire.SubscribeCursorError:
 		return ctl.fail("subscribe_cursor_error is a server-to-client message")
 	case *wire.ErrorMessage:

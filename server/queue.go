@@ -228,6 +228,59 @@ func (q *queues) forget(keys []broker.StreamKey) {
 	}
 }
 
+// remove deletes the consumer group name of st: its consumers get
+// "queue group closed: group deleted", its durable state is removed, and
+// the name then starts an empty group, at the stream's oldest record. It
+// reports whether there was a group, open or only on disk. The lock is
+// held throughout, so a join of the same name cannot open the state being
+// removed.
+func (q *queues) remove(st *broker.Stream, name string) (bool, error) {
+	if err := broker.ValidateName("group", name); err != nil {
+		return false, err
+	}
+	k := groupKey{st.Key(), name}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false, broker.ErrClosed
+	}
+	g, sl := q.groups[k], q.state[k]
+	found := g != nil
+	if g != nil {
+		delete(q.groups, k)
+		delete(q.state, k)
+		q.perStream[k.stream]--
+		if err := g.Close(); err != nil {
+			q.s.opts.Logger.Error("closing a deleted queue group", "stream", k.stream.String(), "group", name, "err", err)
+		}
+		if sl != nil {
+			if err := sl.Close(); err != nil {
+				q.s.opts.Logger.Error("closing a deleted queue group's state", "stream", k.stream.String(), "group", name, "err", err)
+			}
+		}
+	}
+	if dir := q.s.opts.Queues.StateDir; dir != "" {
+		gdir := commitlog.DirFor(dir, k.stream.Tenant, k.stream.Namespace, k.stream.Stream, name)
+		if _, err := os.Stat(gdir); err == nil {
+			found = true
+		}
+		if err := os.RemoveAll(gdir); err != nil {
+			return found, fmt.Errorf("remove state of group %s on %s: %w", name, k.stream, err)
+		}
+	}
+	if found {
+		q.s.opts.Logger.Info("queue group deleted", "stream", k.stream.String(), "group", name)
+	}
+	return found, nil
+}
+
+// removed reports whether g, the group of k, was deleted by remove.
+func (q *queues) removed(k groupKey, g *queue.Group) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return !q.closed && q.groups[k] != g
+}
+
 func (q *queues) close() {
 	q.mu.Lock()
 	q.closed = true
@@ -347,6 +400,8 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 					msg += ": " + serr.Error()
 				} else if c.s.draining.Load() {
 					msg += ": broker shutting down"
+				} else if errors.Is(err, queue.ErrClosed) && c.s.queues.removed(groupKey{st.Key(), m.Group}, g) {
+					msg += ": group deleted"
 				} else if !errors.Is(err, queue.ErrClosed) {
 					msg += ": " + err.Error()
 				}
@@ -458,7 +513,35 @@ func (ctl *control) queueStats(m *wire.QueueStats) error {
 	s := g.Stats()
 	return ctl.reply(&wire.QueueStatsValue{RequestID: m.RequestID, Members: uint64(s.Members), InFlight: uint64(s.InFlight),
 		Pending: uint64(s.Pending), Lag: s.Lag, Cursor: s.Cursor, Delivered: s.Delivered, Acked: s.Acked, Nacked: s.Nacked,
-		Redelivered: s.Redelivered, TimedOut: s.TimedOut, DeadLettered: s.DeadLettered})
+		Redelivered: s.Redelivered, TimedOut: s.TimedOut, DeadLettered: s.DeadLettered,
+		Released: wire.U64(s.Released), Lost: wire.U64(s.Lost)})
+}
+
+// queueDelete deletes a consumer group (queues.remove). It needs the
+// permission to manage the stream: the group's state is everyone's.
+func (ctl *control) queueDelete(m *wire.QueueDelete) error {
+	if ctl.peer&wire.CapQueue == 0 {
+		return errNotNegotiated(m.Type())
+	}
+	if m.TenantID != ctl.id.Tenant {
+		return ctl.fail("tenant mismatch")
+	}
+	if !ctl.authorize(auth.ActionStreamManage, StreamResource(m.TenantID, m.Namespace, m.Stream)) {
+		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "forbidden", Message: "forbidden"})
+	}
+	st, err := ctl.c.s.opts.Broker.Stream(m.TenantID, m.Namespace, m.Stream)
+	if err != nil {
+		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "invalid", Message: err.Error()})
+	}
+	found, err := ctl.c.s.queues.remove(st, m.Group)
+	switch {
+	case err != nil:
+		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "invalid", Message: err.Error()})
+	case !found:
+		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "not_found",
+			Message: fmt.Sprintf("no consumer group %q on %s", m.Group, st.Key())})
+	}
+	return ctl.reply(&wire.QueueOK{RequestID: m.RequestID})
 }
 
 // GroupStats returns the counters of a consumer group opened since the

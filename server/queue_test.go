@@ -15,6 +15,16 @@ import (
 // t1/default/jobs with prefetch 1.
 func joinRaw(t *testing.T, s *rawStream, consumer string) {
 	t.Helper()
+	authQueue(t, s)
+	s.r.AllowFlags(wire.FlagQueueDelivery)
+	one := uint64(1)
+	s.sendMsg(&wire.QueueJoin{TenantID: "t1", Namespace: "default", Stream: "jobs", Group: "g", Consumer: &consumer, Prefetch: &one})
+	s.expectMsg(&wire.QueueJoined{Group: "g", Consumer: consumer, Prefetch: 1})
+}
+
+// authQueue authenticates s for tenant t1 with the queue capability.
+func authQueue(t *testing.T, s *rawStream) {
+	t.Helper()
 	flags := wire.KnownFlags | wire.CapQueue
 	s.sendMsg(&wire.Auth{TenantID: "t1", Token: "dev", ClientFlags: &flags})
 	f, err := s.r.ReadFrame()
@@ -26,10 +36,6 @@ func joinRaw(t *testing.T, s *rawStream, consumer string) {
 	} else if ok, _ := m.(*wire.AuthOK); ok == nil || ok.ServerFlags&wire.CapQueue == 0 {
 		t.Fatalf("auth reply %#v", m)
 	}
-	s.r.AllowFlags(wire.FlagQueueDelivery)
-	one := uint64(1)
-	s.sendMsg(&wire.QueueJoin{TenantID: "t1", Namespace: "default", Stream: "jobs", Group: "g", Consumer: &consumer, Prefetch: &one})
-	s.expectMsg(&wire.QueueJoined{Group: "g", Consumer: consumer, Prefetch: 1})
 }
 
 // An ack or nack without a request_id gets no answer (protocol §6.3: only

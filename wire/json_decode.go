@@ -103,6 +103,8 @@ const (
 	fRedelivered
 	fTimedOut
 	fDeadLettered
+	fReleased
+	fLost
 	numFields
 )
 
@@ -138,7 +140,7 @@ var fieldNames = [numFields + 1]string{
 	fGroup: "group", fConsumer: "consumer", fPrefetch: "prefetch", fOffsets: "offsets", fDelayMs: "delay_ms",
 	fMembers: "members", fInFlight: "in_flight", fPending: "pending", fLag: "lag", fCursor: "cursor",
 	fDelivered: "delivered", fAcked: "acked", fNacked: "nacked", fRedelivered: "redelivered",
-	fTimedOut: "timed_out", fDeadLettered: "dead_lettered",
+	fTimedOut: "timed_out", fDeadLettered: "dead_lettered", fReleased: "released", fLost: "lost",
 	numFields: "?",
 }
 
@@ -490,7 +492,7 @@ func (d *jsonDecoder) readField(id field, f *fields) error {
 		return d.readUintList(f)
 	case fRequestID, fSubscriptionID, fOffset, fBaseOffset, fTTLMs, fRequested, fAvailable, fIfVersion, fVersion,
 		fPrefetch, fDelayMs, fMembers, fInFlight, fPending, fLag, fCursor, fDelivered, fAcked, fNacked,
-		fRedelivered, fTimedOut, fDeadLettered:
+		fRedelivered, fTimedOut, fDeadLettered, fReleased, fLost:
 		v, err := d.readUint(id)
 		if err != nil {
 			return err
@@ -772,11 +774,17 @@ func init() {
 			return &QueueStats{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Stream: f.str[fStream],
 				Group: f.str[fGroup], RequestID: f.num[fRequestID]}
 		}}
-	specs[TypeQueueStatsValue] = msgSpec{allowed: queueStatsFields, required: queueStatsFields,
+	specs[TypeQueueDelete] = msgSpec{allowed: scope3 | bit(fGroup, fRequestID), required: scope3 | bit(fGroup, fRequestID),
+		build: func(f *fields) Message {
+			return &QueueDelete{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Stream: f.str[fStream],
+				Group: f.str[fGroup], RequestID: f.num[fRequestID]}
+		}}
+	specs[TypeQueueStatsValue] = msgSpec{allowed: queueStatsFields | bit(fReleased, fLost), required: queueStatsFields,
 		build: func(f *fields) Message {
 			n := &f.num
 			return &QueueStatsValue{RequestID: n[fRequestID], Members: n[fMembers], InFlight: n[fInFlight], Pending: n[fPending],
 				Lag: n[fLag], Cursor: n[fCursor], Delivered: n[fDelivered], Acked: n[fAcked], Nacked: n[fNacked],
-				Redelivered: n[fRedelivered], TimedOut: n[fTimedOut], DeadLettered: n[fDeadLettered]}
+				Redelivered: n[fRedelivered], TimedOut: n[fTimedOut], DeadLettered: n[fDeadLettered],
+				Released: f.optU64(fReleased), Lost: f.optU64(fLost)}
 		}}
 }

@@ -378,6 +378,12 @@ func (m *QueueStats) appendFields(e *encoder) {
 	e.u64("request_id", m.RequestID)
 }
 
+func (m *QueueDelete) appendFields(e *encoder) {
+	e.scope3(m.TenantID, m.Namespace, m.Stream)
+	e.str("group", m.Group)
+	e.u64("request_id", m.RequestID)
+}
+
 func (m *QueueStatsValue) appendFields(e *encoder) {
 	e.u64("request_id", m.RequestID)
 	e.u64("members", m.Members)
@@ -391,4 +397,6 @@ func (m *QueueStatsValue) appendFields(e *encoder) {
 	e.u64("redelivered", m.Redelivered)
 	e.u64("timed_out", m.TimedOut)
 	e.u64("dead_lettered", m.DeadLettered)
+	e.optU64("released", m.Released)
+	e.optU64("lost", m.Lost)
 }

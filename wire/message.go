@@ -45,6 +45,7 @@ const (
 	TypeQueueError      MsgType = "queue_error"
 	TypeQueueStats      MsgType = "queue_stats"
 	TypeQueueStatsValue MsgType = "queue_stats_value"
+	TypeQueueDelete     MsgType = "queue_delete"
 )
 
 // Message is one JSON message. The concrete types are the structs below;
@@ -313,6 +314,7 @@ func (*QueueOK) Type() MsgType              { return TypeQueueOK }
 func (*QueueError) Type() MsgType           { return TypeQueueError }
 func (*QueueStats) Type() MsgType           { return TypeQueueStats }
 func (*QueueStatsValue) Type() MsgType      { return TypeQueueStatsValue }
+func (*QueueDelete) Type() MsgType          { return TypeQueueDelete }
 
 // U64 returns a pointer to v, for optional fields.
 func U64(v uint64) *uint64 { return &v }
@@ -381,10 +383,23 @@ type QueueStats struct {
 	RequestID                          uint64
 }
 
-// QueueStatsValue answers QueueStats.
+// QueueStatsValue answers QueueStats. Released (deliveries given back
+// unseen by a leaving consumer) and Lost (records the stream dropped before
+// they were done) came later: optional, always sent by this broker.
 type QueueStatsValue struct {
 	RequestID                                                     uint64
 	Members, InFlight, Pending                                    uint64
 	Lag, Cursor                                                   uint64
 	Delivered, Acked, Nacked, Redelivered, TimedOut, DeadLettered uint64
+	Released, Lost                                                *uint64
+}
+
+// QueueDelete deletes a consumer group: its consumers are ended with
+// queue_error "queue group closed: group deleted" and its state (acks,
+// attempt counts) is removed, so the name then starts a new group at the
+// stream's oldest record. Answered by QueueOK, or QueueError with code
+// "not_found", "forbidden" or "invalid".
+type QueueDelete struct {
+	TenantID, Namespace, Stream, Group string
+	RequestID                          uint64
 }

@@ -159,6 +159,9 @@ var expectedMessages = map[string]Message{
 	"ext_queue_stats":  &QueueStats{TenantID: "t1", Namespace: "default", Stream: "orders", Group: "workers", RequestID: 8},
 	"ext_queue_stats_value": &QueueStatsValue{RequestID: 8, Members: 2, InFlight: 3, Pending: 1, Lag: 40, Cursor: 100,
 		Delivered: 70, Acked: 60, Nacked: 2, Redelivered: 4, TimedOut: 1, DeadLettered: 1},
+	"ext_queue_stats_value_released": &QueueStatsValue{RequestID: 8, Members: 2, InFlight: 3, Pending: 1, Lag: 40, Cursor: 100,
+		Delivered: 70, Acked: 60, Nacked: 2, Redelivered: 4, TimedOut: 1, DeadLettered: 1, Released: U64(16), Lost: U64(0)},
+	"ext_queue_delete": &QueueDelete{TenantID: "t1", Namespace: "default", Stream: "orders", Group: "workers", RequestID: 9},
 }
 
 func ptr(s string) *string { return &s }

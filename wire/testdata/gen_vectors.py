@@ -109,6 +109,11 @@ jvec("ext_queue_stats", {"type": "queue_stats", "tenant_id": "t1", "namespace": 
 jvec("ext_queue_stats_value", {"type": "queue_stats_value", "request_id": 8, "members": 2, "in_flight": 3, "pending": 1,
                                "lag": 40, "cursor": 100, "delivered": 70, "acked": 60, "nacked": 2, "redelivered": 4,
                                "timed_out": 1, "dead_lettered": 1})
+jvec("ext_queue_stats_value_released", {"type": "queue_stats_value", "request_id": 8, "members": 2, "in_flight": 3,
+                                        "pending": 1, "lag": 40, "cursor": 100, "delivered": 70, "acked": 60, "nacked": 2,
+                                        "redelivered": 4, "timed_out": 1, "dead_lettered": 1, "released": 16, "lost": 0})
+jvec("ext_queue_delete", {"type": "queue_delete", "tenant_id": "t1", "namespace": "default", "stream": "orders",
+                          "group": "workers", "request_id": 9})
 qd = struct.pack(">I", 2) + struct.pack(">QHI", 7, 1, 5) + b"order" + struct.pack(">QHI", 8, 3, 0)
 write("ext_queue_delivery", kind="queue_delivery", flags=0x40, deliveries=[
       {"offset": 7, "attempt": 1, "payload_hex": b"order".hex()}, {"offset": 8, "attempt": 3, "payload_hex": ""}],
