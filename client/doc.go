@@ -2,20 +2,29 @@
 // docs/protocol.md) over QUIC and drives a broker the way the reference
 // Rust client does, so it works with both brokers.
 //
-//	c, err := client.Dial(ctx, "127.0.0.1:5000", client.Options{CAFile: "data/dev-cert.pem"})
+//	c, err := client.Dial(ctx, "127.0.0.1:5000", client.Options{CAFile: "felix-data/dev-cert.pem"})
 //	defer c.Close()
-//	sub, err := c.Subscribe(ctx, "default", "orders")
-//	err = c.Publish(ctx, "default", "orders", []byte("hello")) // waits for the ack
+//	sub, err := c.Subscribe(ctx, "default", "demo")
+//	err = c.Publish(ctx, "default", "demo", []byte("hello")) // waits for the ack
 //	ev, err := sub.Next(ctx)
+//
+// The names are namespace and stream; the tenant is Options.TenantID
+// (default "default"). default/demo is the stream a development broker
+// (`felix serve` with no flags) declares; any other stream must be declared
+// on the broker first, or Subscribe and Publish fail with "stream not
+// found". CAFile is the development certificate that `felix serve` keeps
+// in its data directory (default felix-data).
 //
 // # Connections
 //
-// A Client owns one UDP socket and two pools of QUIC connections to one
+// A Client owns one UDP socket and three pools of QUIC connections to one
 // broker. Publish connections (Options.PublishConns, default 2) each carry
 // Options.PublishStreamsPerConn (default 2) long-lived bidirectional
-// streams, authenticated once (auth with client_flags = wire.KnownFlags).
-// Event connections (Options.EventConns, default 2) carry subscriptions,
-// assigned round-robin.
+// streams, authenticated once (auth with client_flags = wire.KnownFlags
+// plus the extension capabilities wire.ExtensionCaps). Event connections
+// (Options.EventConns, default 2) carry subscriptions and queue consumers,
+// assigned round-robin. Cache connections (Options.CacheConns, default 2,
+// dialed on first use) carry cache requests.
 //
 // # Publishing
 //
@@ -45,10 +54,35 @@
 // buffer: the reader calls a handler with each event, which is cheapest
 // when a process holds many busy subscriptions.
 //
+// # Caches
+//
+// Client.Cache returns a handle on one cache: Get, GetItem, MGet, Put,
+// Delete and TTL. Put returns the entry's new version; PutOptions add a TTL
+// (WithTTL), put-if-absent (IfAbsent) and compare-and-set (IfVersion). A
+// condition that does not hold fails with a *CacheError matching
+// ErrConditionFailed.
+//
+//	kv := c.Cache("default", "demo")
+//	v, err := kv.Put(ctx, "k", []byte("v"), client.WithTTL(time.Minute))
+//	_, err = kv.Put(ctx, "k", []byte("v2"), client.IfVersion(v))
+//	val, found, err := kv.Get(ctx, "k")
+//
+// # Queues
+//
+// Consume joins a consumer group on a durable stream and calls a handler
+// for each message until its context ends: a nil return acks the message,
+// an error nacks it. Consumer gives the same deliveries to read with Next
+// or C, to Ack or Nack yourself. QueueStats reads a group's counters.
+//
+//	err = c.Consume(ctx, "default", "jobs", "workers", func(ctx context.Context, m *client.Message) error {
+//		return process(m.Payload) // m.Offset, m.Attempt
+//	})
+//
 // # Failures
 //
 // Errors are typed: *ServerError (the broker's message), *CursorError,
-// *ConnectionError (matches ErrDisconnected), *ProtocolError, ErrClosed.
+// *CacheError, *ConnectionError (matches ErrDisconnected), *ProtocolError,
+// *TokenSourceError, ErrClosed.
 // When a connection is lost, requests in flight on it fail with a
 // *ConnectionError; later calls redial with exponential backoff
 // (Options.Reconnect). Subscriptions resubscribe by themselves: from the
