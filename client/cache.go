@@ -276,6 +276,15 @@ type cacheSession struct {
 	// are queued under q.mu too, so replies come back in queue order.
 	q *writeQueue
 
+	// Token rotation (see rotate.go and pubSession): life is the validity
+	// of the stream's token, rot schedules the move to a fresh token;
+	// once retiring is set, requests go to the lane's new session
+	// (errSessionGone) and this one ends when its replies are in.
+	life       tokenLife
+	rot        rotation
+	retiring   atomic.Bool
+	sendClosed atomic.Bool
+
 	mu      sync.Mutex
 	pending []pendingCache
 	err     error
@@ -290,12 +299,8 @@ type pendingCache struct {
 func (l *cacheLane) live() *cacheSession {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.sess != nil { // a failed session's done is closed (err is set first, under its own lock)
-		select {
-		case <-l.sess.done:
-		default:
-			return l.sess
-		}
+	if l.sess != nil && l.sess.alive() { // a failed session's done is closed (err is set first, under its own lock)
+		return l.sess
 	}
 	return nil
 }
@@ -312,7 +317,7 @@ func (l *cacheLane) session(ctx context.Context) (*cacheSession, error) {
 		if s := l.live(); s != nil {
 			return s, nil
 		}
-		s, err := l.openSession(ctx)
+		s, err := l.openSession(ctx, "")
 		if err == nil {
 			return s, nil
 		}
@@ -322,16 +327,18 @@ func (l *cacheLane) session(ctx context.Context) (*cacheSession, error) {
 	}
 }
 
-func (l *cacheLane) openSession(ctx context.Context) (*cacheSession, error) {
-	str, r, flags, err := l.c.openAuthedStream(ctx, l.slot, "cache")
+// openSession opens a session authenticated with token (empty: a token
+// from Client.token) and makes it the lane's.
+func (l *cacheLane) openSession(ctx context.Context, token string) (*cacheSession, error) {
+	as, err := l.c.openAuthedStream(ctx, l.slot, "cache", token)
 	if err != nil {
 		return nil, err
 	}
-	s := &cacheSession{c: l.c, str: str, r: r, done: make(chan struct{})}
-	s.q = newWriteQueue(str, s.done, l.c.ctx.Done())
-	if flags&wire.CapCacheBin != 0 && !l.c.opts.JSONCache {
+	s := &cacheSession{c: l.c, str: as.str, r: as.r, life: as.life, done: make(chan struct{})}
+	s.q = newWriteQueue(as.str, s.done, l.c.ctx.Done())
+	if as.flags&wire.CapCacheBin != 0 && !l.c.opts.JSONCache {
 		s.bin = true
-		r.AllowFlags(wire.FlagBinaryCache)
+		as.r.AllowFlags(wire.FlagBinaryCache)
 	}
 	flush := func() {
 		s.q.run(func(err error) { s.fail(&ConnectionError{Op: "cache", Err: fmt.Errorf("write: %w", err)}) })
@@ -343,7 +350,57 @@ func (l *cacheLane) openSession(ctx context.Context) (*cacheSession, error) {
 	l.mu.Lock()
 	l.sess = s
 	l.mu.Unlock()
+	d, ok := rotateDelay(time.Now(), s.life)
+	s.rot.schedule(l.c, d, ok, func() { l.rotate(s) })
 	return s, nil
+}
+
+// rotate moves the lane from old to a session authenticated with a fresh
+// token, before old's token expires (see rotate.go). Requests go to the
+// new session at once; old ends once it has its replies.
+func (l *cacheLane) rotate(old *cacheSession) {
+	ctx, cancel := l.c.rotateCtx()
+	defer cancel()
+	s, err := replaceSession(ctx, l.c, l.open, l.live, old, old.life.exp, l.openSession)
+	if s == nil {
+		if err != nil {
+			l.c.logRotation("cache", old.life.exp, err)
+			d, ok := retryDelay(time.Now(), old.life.exp)
+			old.rot.schedule(l.c, d, ok, func() { l.rotate(old) })
+		}
+		return
+	}
+	l.c.logRotation("cache", old.life.exp, nil)
+	old.retire(ctx)
+}
+
+// retire ends a session a rotation replaced: new requests go to the new
+// session, the send side is finished once what is queued has been written,
+// and the session ends when the broker, having answered every request,
+// ends its side. If that takes longer than ctx allows, the session fails.
+func (s *cacheSession) retire(ctx context.Context) {
+	s.rot.stop()
+	s.retiring.Store(true)
+	if err := endStream(ctx, s.q, s.alive, s.closeSend, s.done); err != nil && s.alive() {
+		s.fail(retireErr("cache", err))
+	}
+}
+
+func (s *cacheSession) alive() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (s *cacheSession) closeSend() error {
+	err := s.str.Close()
+	if err == nil {
+		s.sendClosed.Store(true)
+	}
+	return err
 }
 
 // send queues a reply slot and the request (see writeQueue).
@@ -353,6 +410,9 @@ func (s *cacheSession) send(ctx context.Context, build func(id uint64) wire.Mess
 	defer q.mu.Unlock()
 	if err := q.waitRoom(ctx); err != nil {
 		return nil, err
+	}
+	if s.retiring.Load() { // a rotation replaced the session
+		return nil, errSessionGone
 	}
 	id := s.nextID.Add(1)
 	start := len(q.buf)
@@ -499,8 +559,10 @@ func replyID(m wire.Message) (uint64, bool) {
 	return 0, false
 }
 
-// fail ends the session; every waiting request gets err.
+// fail ends the session; every waiting request gets err. The stream is
+// cancelled both ways, unless both sides had finished it (cleanEnd).
 func (s *cacheSession) fail(err error) {
+	clean := cleanEnd(s.sendClosed.Load(), err)
 	if s.c.isClosed() {
 		err = ErrClosed
 	}
@@ -514,9 +576,12 @@ func (s *cacheSession) fail(err error) {
 	s.pending = nil
 	close(s.done)
 	s.mu.Unlock()
+	s.rot.stop()
 	for _, p := range pending {
 		p.ch <- cacheReply{err: err}
 	}
 	s.str.CancelRead(streamCodeCancel)
-	s.str.CancelWrite(streamCodeCancel)
+	if !clean {
+		s.str.CancelWrite(streamCodeCancel)
+	}
 }

@@ -192,6 +192,17 @@ func (c *Client) finishLanes() {
 		if s := l.live(); s != nil && s.unconfirmed.Load() {
 			wg.Go(func() { s.finish(ctx) })
 		}
+		l.mu.Lock()
+		old := l.retiring
+		l.mu.Unlock()
+		if old != nil { // a rotation is ending it: let it finish
+			wg.Go(func() {
+				select {
+				case <-old.done:
+				case <-ctx.Done():
+				}
+			})
+		}
 	}
 	wg.Wait()
 }

@@ -3,12 +3,9 @@ package client
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -71,20 +68,14 @@ func readMessage(ctx context.Context, setDeadline func(time.Time) error, r *wire
 	return m, err
 }
 
-// authenticate sends auth on a fresh bidirectional stream and reads the
-// reply, returning the broker's capability flags. A legacy broker answers
-// `ok` (flags wire.OriginalV1Flags); a refusal is a *ServerError.
-func (c *Client) authenticate(ctx context.Context, str *quic.Stream, r *wire.Reader) (uint16, error) {
+// authenticate sends auth with token on a fresh bidirectional stream and
+// reads the reply, returning the broker's capability flags. A legacy
+// broker answers `ok` (flags wire.OriginalV1Flags); a refusal is a
+// *ServerError.
+func (c *Client) authenticate(ctx context.Context, str *quic.Stream, r *wire.Reader, token string) (uint16, error) {
 	offer := wire.KnownFlags | wire.ExtensionCaps
 	if c.opts.JSONCache {
 		offer &^= wire.CapCacheBin
-	}
-	token := c.opts.Token
-	if c.opts.TokenSource != nil {
-		var err error
-		if token, err = c.opts.TokenSource(ctx); err != nil {
-			return 0, fmt.Errorf("felix: token source: %w", err)
-		}
 	}
 	frame, err := wire.AppendMessageFrame(nil, &wire.Auth{
 		TenantID: c.opts.TenantID, Token: token, ClientFlags: wire.U16(offer),
@@ -118,27 +109,43 @@ func (c *Client) authenticate(ctx context.Context, str *quic.Stream, r *wire.Rea
 	return flags, nil
 }
 
+// authedStream is a bidirectional stream authenticated by openAuthedStream.
+type authedStream struct {
+	str   *quic.Stream
+	r     *wire.Reader
+	flags uint16 // the broker's capabilities on this stream
+	// life is the validity of the stream's token, for rotation: zero when
+	// the token is static (no TokenSource), opaque or has no exp.
+	life tokenLife
+}
+
 // openAuthedStream opens a bidirectional stream on slot's connection
-// (dialing it if needed) and authenticates it. op names it in errors.
-func (c *Client) openAuthedStream(ctx context.Context, slot *connSlot, op string) (*quic.Stream, *wire.Reader, uint16, error) {
+// (dialing it if needed) and authenticates it with token, or with
+// c.token's when token is empty. op names it in errors.
+func (c *Client) openAuthedStream(ctx context.Context, slot *connSlot, op, token string) (authedStream, error) {
 	sc, err := slot.get(ctx)
 	if err != nil {
-		return nil, nil, 0, err
+		return authedStream{}, err
+	}
+	if token == "" {
+		if token, err = c.token(ctx); err != nil {
+			return authedStream{}, c.streamErr(ctx, op+" auth", err)
+		}
 	}
 	str, err := sc.conn.OpenStreamSync(ctx)
 	if err != nil {
-		return nil, nil, 0, c.streamErr(ctx, "open "+op+" stream", err)
+		return authedStream{}, c.streamErr(ctx, "open "+op+" stream", err)
 	}
 	// Everything the stream brings is read through r, so it may buffer:
 	// one Read takes every reply that has arrived, instead of two per frame.
 	r := wire.NewReader(bufio.NewReaderSize(str, streamReadBuffer), c.opts.MaxFrameBytes)
-	flags, err := c.authenticate(ctx, str, r)
+	flags, err := c.authenticate(ctx, str, r, token)
 	if err != nil {
 		str.CancelRead(streamCodeCancel)
 		str.CancelWrite(streamCodeCancel)
-		return nil, nil, 0, c.streamErr(ctx, op+" auth", err)
+		return authedStream{}, c.streamErr(ctx, op+" auth", err)
 	}
-	return str, r, flags, nil
+	return authedStream{str: str, r: r, flags: flags, life: c.rotationLife(token)}, nil
 }
 
 // streamReadBuffer is the read buffer of a stream the SDK reads for its
@@ -162,26 +169,4 @@ func (c *Client) streamErr(ctx context.Context, op string, err error) error {
 		return err
 	}
 	return &ConnectionError{Op: op, Err: err}
-}
-
-// tokenExpired reports whether token is a JWT whose exp claim has passed.
-// It reads the claims without verifying them: only to tell the caller why
-// the broker refused the token (a Felix token's exp, see docs/security.md).
-func tokenExpired(token string, now time.Time) bool {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return false
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return false
-	}
-	var claims struct {
-		Exp *json.Number `json:"exp"`
-	}
-	if json.Unmarshal(raw, &claims) != nil || claims.Exp == nil {
-		return false
-	}
-	exp, err := claims.Exp.Float64()
-	return err == nil && now.After(time.Unix(int64(exp), 0))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,8 +23,9 @@ type lane struct {
 	idx  int
 	open gate // held while opening a session
 
-	mu   sync.Mutex
-	sess *pubSession
+	mu       sync.Mutex
+	sess     *pubSession
+	retiring *pubSession // the session a rotation is ending, if any
 }
 
 // pubSession is one authenticated bidirectional stream carrying publishes
@@ -46,6 +48,21 @@ type pubSession struct {
 	// resets the stream and discards the frames written before Close that
 	// QUIC has not yet sent.
 	finishing atomic.Bool
+
+	// Token rotation (see rotate.go). life is the validity of the
+	// stream's token (zero exp: never rotated); rot schedules the move to a fresh
+	// token before then. retiring: a newer session has taken over, so
+	// writes that take q.mu after it is set get errSessionGone (nothing
+	// was written; the publish goes to the new session) and the stream's
+	// send side is finished. ready is nil, or, for a session a rotation
+	// opened, closed once the session it replaces has ended: publishes
+	// wait for it, so that they are stored after every publish sent on
+	// the old stream, in the order of the calls.
+	life       tokenLife
+	rot        rotation
+	retiring   atomic.Bool
+	sendClosed atomic.Bool // the send side was finished (FIN)
+	ready      chan struct{}
 
 	mu      sync.Mutex
 	pending map[uint64]chan error
@@ -88,7 +105,7 @@ func (l *lane) session(ctx context.Context, retry bool) (*pubSession, error) {
 		if s := l.live(); s != nil {
 			return s, nil
 		}
-		s, err := l.openSession(ctx)
+		s, err := l.openSession(ctx, "", false)
 		if err == nil {
 			return s, nil
 		}
@@ -102,14 +119,20 @@ func (l *lane) session(ctx context.Context, retry bool) (*pubSession, error) {
 	}
 }
 
-// openSession opens and authenticates a new session.
-func (l *lane) openSession(ctx context.Context) (*pubSession, error) {
-	str, r, flags, err := l.c.openAuthedStream(ctx, l.slot, "publish")
+// openSession opens a new session, authenticated with token (empty: a
+// token from Client.token), and makes it the lane's. gated: the session
+// waits for ready to be closed before carrying publishes (rotation).
+func (l *lane) openSession(ctx context.Context, token string, gated bool) (*pubSession, error) {
+	as, err := l.c.openAuthedStream(ctx, l.slot, "publish", token)
 	if err != nil {
 		return nil, err
 	}
-	s := &pubSession{c: l.c, str: str, r: r, flags: flags, pending: map[uint64]chan error{}, done: make(chan struct{})}
-	s.q = newWriteQueue(str, s.done, l.c.ctx.Done())
+	s := &pubSession{c: l.c, str: as.str, r: as.r, flags: as.flags, life: as.life,
+		pending: map[uint64]chan error{}, done: make(chan struct{})}
+	if gated {
+		s.ready = make(chan struct{})
+	}
+	s.q = newWriteQueue(as.str, s.done, l.c.ctx.Done())
 	flush := func() {
 		s.q.run(func(err error) { s.fail(&ConnectionError{Op: "publish", Err: fmt.Errorf("write: %w", err)}) })
 	}
@@ -120,12 +143,80 @@ func (l *lane) openSession(ctx context.Context) (*pubSession, error) {
 	l.mu.Lock()
 	l.sess = s
 	l.mu.Unlock()
+	d, ok := rotateDelay(time.Now(), s.life)
+	s.rot.schedule(l.c, d, ok, func() { l.rotate(s) })
 	return s, nil
 }
 
+// rotate moves the lane from old to a session authenticated with a fresh
+// token, before old's token expires (see rotate.go): new publishes go to
+// the new session once old has ended, which it does after the broker has
+// answered every publish sent on it.
+func (l *lane) rotate(old *pubSession) {
+	ctx, cancel := l.c.rotateCtx()
+	defer cancel()
+	s, err := replaceSession(ctx, l.c, l.open, l.live, old, old.life.exp, func(ctx context.Context, token string) (*pubSession, error) {
+		return l.openSession(ctx, token, true)
+	})
+	if s == nil {
+		if err != nil {
+			l.c.logRotation("publish", old.life.exp, err)
+			d, ok := retryDelay(time.Now(), old.life.exp)
+			old.rot.schedule(l.c, d, ok, func() { l.rotate(old) })
+		}
+		return
+	}
+	l.c.logRotation("publish", old.life.exp, nil)
+	l.mu.Lock()
+	l.retiring = old
+	l.mu.Unlock()
+	old.retire(ctx)
+	close(s.ready)
+	l.mu.Lock()
+	l.retiring = nil
+	l.mu.Unlock()
+}
+
+// retire ends a session a rotation replaced: writes no longer go to it,
+// its send side is finished once what is queued has been written, and it
+// ends when the broker, having answered everything before, ends its side.
+// If that takes longer than ctx allows, the session fails.
+func (s *pubSession) retire(ctx context.Context) {
+	s.rot.stop()
+	s.retiring.Store(true)
+	if err := s.endSend(ctx); err != nil && s.alive() {
+		s.fail(retireErr("publish", err))
+	}
+}
+
+// waitReady waits until the session may carry publishes: at once, but for
+// a session a rotation opened, until the session it replaces has ended.
+func (s *pubSession) waitReady(ctx context.Context) error {
+	if s.ready == nil {
+		return nil
+	}
+	select {
+	case <-s.ready:
+		return nil
+	default:
+	}
+	select {
+	case <-s.ready:
+		return nil
+	case <-s.done:
+		return errSessionGone
+	case <-s.c.ctx.Done():
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // fail ends the session: every pending publish gets err (ErrClosed once
-// the client is closing) and the stream is cancelled both ways.
+// the client is closing) and the stream is cancelled both ways, unless
+// both sides had finished it (cleanEnd).
 func (s *pubSession) fail(err error) {
+	clean := cleanEnd(s.sendClosed.Load(), err)
 	if s.c.isClosed() {
 		err = ErrClosed
 	}
@@ -139,11 +230,14 @@ func (s *pubSession) fail(err error) {
 	s.pending = nil
 	close(s.done)
 	s.mu.Unlock()
+	s.rot.stop()
 	for _, ch := range pending {
 		ch <- err
 	}
 	s.str.CancelRead(streamCodeCancel)
-	s.str.CancelWrite(streamCodeCancel)
+	if !clean {
+		s.str.CancelWrite(streamCodeCancel)
+	}
 }
 
 // errSessionGone: the session ended before a frame was written, so the
@@ -198,6 +292,9 @@ func (s *pubSession) write(ctx context.Context, frame []byte, acked bool) error 
 	if s.finishing.Load() { // Client.Close is handing the stream over
 		return ErrClosed
 	}
+	if s.retiring.Load() { // a rotation replaced the session
+		return errSessionGone
+	}
 	s.mu.Lock()
 	inFlight := len(s.pending)
 	s.mu.Unlock()
@@ -233,48 +330,26 @@ func (s *pubSession) write(ctx context.Context, frame []byte, acked bool) error 
 // Client.Close closes the connection (closing it at once would discard
 // what QUIC has not yet sent).
 func (s *pubSession) finish(ctx context.Context) {
-	q := s.q
 	// From here on publishes get ErrClosed instead of being queued, so
 	// racing publishes can neither keep the queue from draining nor keep
 	// q.mu busy.
 	s.finishing.Store(true)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for {
-		// TryLock, not Lock: a publish alone on the lane writes a large
-		// frame directly while holding q.mu, and against a broker that
-		// stopped reading that write lasts as long as its caller's
-		// context, which may never end. Close must stay bounded by ctx.
-		if !q.mu.TryLock() {
-			select {
-			case <-tick.C:
-				continue
-			case <-ctx.Done():
-				return
-			}
-		}
-		if !s.alive() {
-			q.mu.Unlock()
-			return
-		}
-		// Nothing is being written (writes hold q.mu or set flushing), so
-		// the stream may be closed here.
-		if len(q.buf) == 0 && !q.flushing {
-			_ = s.str.Close()
-			q.mu.Unlock()
-			break
-		}
-		q.mu.Unlock()
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return
-		}
+	s.endSend(ctx)
+}
+
+// endSend finishes the send side once the queue is flushed (writes must
+// already be kept out: finishing or retiring) and waits for the session to
+// end (see endStream).
+func (s *pubSession) endSend(ctx context.Context) error {
+	return endStream(ctx, s.q, s.alive, s.closeSend, s.done)
+}
+
+func (s *pubSession) closeSend() error {
+	err := s.str.Close()
+	if err == nil {
+		s.sendClosed.Store(true)
 	}
-	select {
-	case <-s.done:
-	case <-ctx.Done():
-	}
+	return err
 }
 
 // readLoop reads acks until the stream fails.
@@ -330,4 +405,11 @@ func (s *pubSession) dispatch(f wire.Frame) error {
 		}
 	}
 	return &ProtocolError{Detail: fmt.Sprintf("unexpected frame flags %#04x on a publish stream", f.Flags)}
+}
+
+// cleanEnd reports whether a session that failed with err ended cleanly:
+// both sides finished (the client's send side, then the broker's at the
+// end of its replies), so the stream needs no reset.
+func cleanEnd(sendClosed bool, err error) bool {
+	return sendClosed && errors.Is(err, io.EOF)
 }

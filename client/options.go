@@ -24,14 +24,23 @@ type Options struct {
 	// (each new publish, cache, event or queue stream) instead of Token,
 	// for tokens that expire. A broker that verifies tokens resets the
 	// streams a token opened when it expires (errors.Is(err,
-	// ErrTokenExpired)); the client then opens new streams, calling
-	// TokenSource again: subscriptions resume (by offset on durable
-	// streams, at latest on in-memory ones), publish
-	// and cache lanes reconnect. So a TokenSource that returns a token
-	// valid for a while (caching it, and fetching a new one before it
-	// expires) keeps a long-lived client working. It is called
-	// concurrently; ctx bounds the call. Its error fails the operation
-	// that needed the stream. Default nil: Token.
+	// ErrTokenExpired)). So the client rotates its publish and cache
+	// streams first: a quarter of the token's lifetime (iat to exp, at most
+	// 30s) before the exp of a JWT, it calls TokenSource again, opens a new
+	// stream with the token and moves new requests to it, while the old
+	// stream finishes the requests in flight and is closed cleanly; no
+	// request fails because a token expired, and publish order holds. A
+	// token no fresher than the current one is asked for again halfway to
+	// exp; opaque tokens and tokens without exp are not rotated.
+	// Subscriptions and queue consumers are not rotated: when the broker
+	// resets them, subscriptions resume (by offset on durable streams, at
+	// latest on in-memory ones) and Consume rejoins, on a new stream with a
+	// fresh token (docs/security.md, token expiry). So a TokenSource that
+	// returns a token valid for a while (caching it, and fetching a new
+	// one once a quarter of its lifetime or 30s is left) keeps a
+	// long-lived client working. It is called concurrently; ctx bounds
+	// the call. Its error, wrapped in a *TokenSourceError, fails the
+	// operation that needed the stream. Default nil: Token, never rotated.
 	TokenSource func(ctx context.Context) (string, error)
 
 	// TLS is the client TLS configuration. When nil, one is built from
@@ -224,13 +233,13 @@ func FromEarliest() SubscribeOption {
 }
 
 // WithSubscriptionID asks the broker to use id for the subscription
-// (otherwise the broker assigns one). The id must be unique on the broker:
-// the client pairs each event stream the broker opens with its
-// subscription by id alone, so two subscriptions with one id on a
-// connection would receive each other's events. Subscribe refuses an id
-// that another subscription of the same client is using
-// (ErrSubscriptionIDInUse). The broker does not check: it assigns ids
-// counting up from 1, so pick ids far from that range.
+// (otherwise the broker assigns one; 0 means that too). The client pairs
+// each event stream the broker opens with its subscription by id alone, so
+// an id names one live subscription per connection: Subscribe refuses an
+// id that another subscription of the same client is using
+// (ErrSubscriptionIDInUse), and the broker refuses one live on the
+// connection ("subscription id N already in use on this connection") and
+// skips live ids when it assigns one.
 func WithSubscriptionID(id uint64) SubscribeOption {
 	return func(c *subscribeConfig) { c.id = &id }
 }

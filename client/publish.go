@@ -112,6 +112,9 @@ func (l *lane) send(ctx context.Context, ns, stream string, payloads [][]byte, m
 // sendOn encodes and writes the frame on one session.
 func (l *lane) sendOn(ctx context.Context, sess *pubSession, bp *[]byte, ns, stream string, payloads [][]byte, mode wire.AckMode) (pendingAck, error) {
 	c := l.c
+	if err := sess.waitReady(ctx); err != nil {
+		return pendingAck{}, err
+	}
 	var (
 		id    uint64
 		frame []byte

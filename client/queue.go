@@ -126,10 +126,11 @@ func (c *Client) Consumer(ctx context.Context, namespace, stream, group string, 
 	ctx, cancel := c.bind(ctx, true)
 	defer cancel()
 	slot := c.eventSlots[c.nextEvent.Add(1)%uint64(len(c.eventSlots))]
-	str, r, flags, err := c.openAuthedStream(ctx, slot, "queue")
+	as, err := c.openAuthedStream(ctx, slot, "queue", "")
 	if err != nil {
 		return nil, err
 	}
+	str, r, flags := as.str, as.r, as.flags
 	if flags&wire.CapQueue == 0 {
 		str.CancelRead(streamCodeCancel)
 		str.CancelWrite(streamCodeCancel)

@@ -207,13 +207,17 @@ func (c *Client) subscribeOnce(ctx context.Context, ns, stream string, start wir
 	if err != nil {
 		return nil, err
 	}
+	token, err := c.token(ctx)
+	if err != nil {
+		return nil, c.streamErr(ctx, "subscribe", err)
+	}
 	str, err := sc.conn.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, c.streamErr(ctx, "subscribe", err)
 	}
 	defer str.CancelRead(streamCodeCancel) // one reply is all we read
 	r := wire.NewReader(str, c.opts.MaxFrameBytes)
-	flags, err := c.authenticate(ctx, str, r)
+	flags, err := c.authenticate(ctx, str, r, token)
 	if err != nil {
 		str.CancelWrite(streamCodeCancel)
 		return nil, c.streamErr(ctx, "subscribe", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/felixmq/felix/transport"
 )
@@ -143,4 +144,40 @@ func (q *writeQueue) write(b []byte) error {
 	}
 	_, err := q.str.Write(b)
 	return err
+}
+
+// closeWhenFlushed calls closeSend (ending the stream's send side) once
+// every queued frame has been written and no write is under way, and
+// returns its error. It gives up with ctx's error when ctx ends, or with
+// errSessionGone when alive reports the session ended. The caller must
+// already keep new frames out of the queue (they would be written after
+// closeSend).
+func (q *writeQueue) closeWhenFlushed(ctx context.Context, alive func() bool, closeSend func() error) error {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		// TryLock, not Lock: a frame alone on an idle stream is written
+		// directly while holding mu, and against a broker that stopped
+		// reading that write lasts as long as its caller's context, which
+		// may never end. This must stay bounded by ctx.
+		if q.mu.TryLock() {
+			if !alive() {
+				q.mu.Unlock()
+				return errSessionGone
+			}
+			// Nothing is being written (writes hold mu or set flushing),
+			// so the send side may be closed here.
+			if len(q.buf) == 0 && !q.flushing {
+				err := closeSend()
+				q.mu.Unlock()
+				return err
+			}
+			q.mu.Unlock()
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
