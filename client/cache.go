@@ -235,7 +235,7 @@ func replyErr(m wire.Message) (wire.Message, error) {
 	case *wire.ErrorMessage:
 		return nil, &ServerError{Message: m.Message}
 	case *wire.QueueError:
-		return nil, &ServerError{Message: m.Message}
+		return nil, &ServerError{Message: m.Message, Code: m.Code}
 	case *wire.CacheError:
 		e := &CacheError{Code: m.Code, Message: m.Message}
 		if m.Version != nil {
@@ -550,6 +550,8 @@ func replyID(m wire.Message) (uint64, bool) {
 	case *wire.CacheError:
 		return m.RequestID, true
 	case *wire.QueueStatsValue:
+		return m.RequestID, true
+	case *wire.QueueOK:
 		return m.RequestID, true
 	case *wire.QueueError:
 		if m.RequestID != nil {

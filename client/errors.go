@@ -32,6 +32,10 @@ var (
 // broker's text, e.g. "stream not found: tenant=t namespace=ns stream=s".
 type ServerError struct {
 	Message string
+	// Code is the reply's code where it has one (queue_error:
+	// "not_in_flight", "not_found", "forbidden", "invalid", "internal");
+	// empty otherwise.
+	Code string
 }
 
 func (e *ServerError) Error() string { return "felix: server: " + e.Message }

@@ -585,10 +585,12 @@ func (co *Consumer) run(ctx context.Context, handler func(context.Context, *Mess
 	}
 }
 
-// GroupStats are a consumer group's counters (see queue.Stats).
+// GroupStats are a consumer group's counters (see queue.Stats). Released
+// and Lost are zero from a broker that does not report them.
 type GroupStats struct {
 	Members, InFlight, Pending, Lag, Cursor                       uint64
 	Delivered, Acked, Nacked, Redelivered, TimedOut, DeadLettered uint64
+	Released, Lost                                                uint64
 }
 
 // QueueStats returns the counters of group on namespace/stream. The
@@ -604,7 +606,39 @@ func (c *Client) QueueStats(ctx context.Context, namespace, stream, group string
 	if !ok {
 		return GroupStats{}, unexpected(reply, "queue_stats")
 	}
+	opt := func(p *uint64) uint64 {
+		if p == nil {
+			return 0
+		}
+		return *p
+	}
 	return GroupStats{Members: v.Members, InFlight: v.InFlight, Pending: v.Pending, Lag: v.Lag, Cursor: v.Cursor,
 		Delivered: v.Delivered, Acked: v.Acked, Nacked: v.Nacked, Redelivered: v.Redelivered, TimedOut: v.TimedOut,
-		DeadLettered: v.DeadLettered}, nil
+		DeadLettered: v.DeadLettered, Released: opt(v.Released), Lost: opt(v.Lost)}, nil
+}
+
+// ErrQueueGroupNotFound: DeleteQueueGroup found no such group.
+var ErrQueueGroupNotFound = errors.New("felix: queue group not found")
+
+// DeleteQueueGroup deletes group on namespace/stream, as `nats consumer rm`:
+// its consumers end (their Next returns an error saying "queue group
+// closed: group deleted"), its state (acks, attempt counts) is removed,
+// and the name then starts a new group at the stream's oldest record. It
+// needs the stream.manage permission. A group the broker does not know
+// returns an error matching ErrQueueGroupNotFound.
+func (c *Client) DeleteQueueGroup(ctx context.Context, namespace, stream, group string) error {
+	reply, err := c.cacheRequest(ctx, func(id uint64) wire.Message {
+		return &wire.QueueDelete{TenantID: c.opts.TenantID, Namespace: namespace, Stream: stream, Group: group, RequestID: id}
+	})
+	var se *ServerError
+	if errors.As(err, &se) && se.Code == "not_found" {
+		return fmt.Errorf("%w: %s", ErrQueueGroupNotFound, se.Message)
+	}
+	if err != nil {
+		return err
+	}
+	if _, ok := reply.(*wire.QueueOK); !ok {
+		return unexpected(reply, "queue_delete")
+	}
+	return nil
 }

@@ -391,3 +391,72 @@ func TestQueueGroupsPerStreamBounded(t *testing.T) {
 		t.Fatalf("stats of an existing group: %+v %v", st, err)
 	}
 }
+
+// DeleteQueueGroup ends the group's consumers, frees its place under
+// --queue-max-groups and forgets its state; an unknown group is
+// ErrQueueGroupNotFound. Stats report the deliveries a closing consumer
+// gave back unseen (Released).
+func TestQueueDeleteGroup(t *testing.T) {
+	tb := startQueueBroker(t, server.QueueOptions{MaxGroupsPerStream: 2}, "default/default/jobs")
+	c := dial(t, tb, client.Options{})
+	publishSeq(t, c, "jobs", 0, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g1, err := c.Consumer(ctx, "default", "jobs", "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g1.Close()
+	nextAck(t, ctx, g1)
+	g2, err := c.Consumer(ctx, "default", "jobs", "g2", client.WithPrefetch(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g2.Next(ctx); err != nil { // taken, not acked: the other 4 are unseen
+		t.Fatal(err)
+	}
+	g2.Close()
+	for st, _ := c.QueueStats(ctx, "default", "jobs", "g2"); st.Released != 4; st, _ = c.QueueStats(ctx, "default", "jobs", "g2") {
+		if ctx.Err() != nil {
+			t.Fatalf("g2 stats %+v: want 4 released", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	if err := c.DeleteQueueGroup(ctx, "default", "jobs", "g1"); err != nil {
+		t.Fatal(err)
+	}
+	// g1's consumer may still hand out what it had buffered (4 records);
+	// then it ends.
+	for i := 0; ; i++ {
+		_, err := g1.Next(ctx)
+		if err != nil {
+			if !strings.Contains(err.Error(), "group deleted") {
+				t.Fatalf("g1 consumer after delete: %v, want group deleted", err)
+			}
+			break
+		}
+		if i == 4 {
+			t.Fatal("g1 consumer goes on after its group was deleted")
+		}
+	}
+	if err := c.DeleteQueueGroup(ctx, "default", "jobs", "g1"); !errors.Is(err, client.ErrQueueGroupNotFound) {
+		t.Fatalf("second delete: %v, want ErrQueueGroupNotFound", err)
+	}
+	g3, err := c.Consumer(ctx, "default", "jobs", "g3") // the deleted group's place is free
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g3.Close()
+	// A group of the deleted name starts again at the oldest record.
+	st, err := c.QueueStats(ctx, "default", "jobs", "g1")
+	if err == nil || !strings.Contains(err.Error(), "too many consumer groups") {
+		t.Fatalf("stats of g1 re-created as a third group: %+v %v, want too many consumer groups", st, err)
+	}
+	if err := c.DeleteQueueGroup(ctx, "default", "jobs", "g3"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.QueueStats(ctx, "default", "jobs", "g1"); err != nil || st.Cursor != 0 || st.Acked != 0 {
+		t.Fatalf("g1 re-created: %+v %v, want a fresh group", st, err)
+	}
+}

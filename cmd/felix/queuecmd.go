@@ -95,12 +95,29 @@ func newQueueCmd() *cobra.Command {
 				return err
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(),
-				"members=%d in_flight=%d pending=%d lag=%d cursor=%d delivered=%d acked=%d nacked=%d redelivered=%d timed_out=%d dead_lettered=%d\n",
+				"members=%d in_flight=%d pending=%d lag=%d cursor=%d delivered=%d acked=%d nacked=%d redelivered=%d timed_out=%d dead_lettered=%d released=%d lost=%d\n",
 				st.Members, st.InFlight, st.Pending, st.Lag, st.Cursor, st.Delivered, st.Acked, st.Nacked,
-				st.Redelivered, st.TimedOut, st.DeadLettered)
+				st.Redelivered, st.TimedOut, st.DeadLettered, st.Released, st.Lost)
 			return err
 		}),
 	}
-	cmd.AddCommand(consume, stats)
+	del := &cobra.Command{
+		Use:   "delete STREAM",
+		Short: "Delete the consumer group: its consumers end, its acks and attempt counts are forgotten (needs stream.manage)",
+		Args:  cobra.ExactArgs(1),
+		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
+			c, err := f.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := c.DeleteQueueGroup(ctx, f.namespace, cmd.Flags().Arg(0), group); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "deleted group %s of %s\n", group, cmd.Flags().Arg(0))
+			return err
+		}),
+	}
+	cmd.AddCommand(consume, stats, del)
 	return clientCmd(cmd, &f)
 }

@@ -32,6 +32,18 @@ func TestQueueCLI(t *testing.T) {
 		!strings.Contains(err.Error(), "queue groups need a log-backed stream") {
 		t.Fatalf("consume on an in-memory stream: %v", err)
 	}
+	// Deleting the group forgets its acks: consuming again starts at a.
+	if out, err := runCLI(t, append([]string{"queue", "delete", "jobs", "-g", "w"}, conn...)...); err != nil || out != "deleted group w of jobs\n" {
+		t.Fatalf("delete: %q %v", out, err)
+	}
+	if _, err := runCLI(t, append([]string{"queue", "delete", "jobs", "-g", "w"}, conn...)...); err == nil ||
+		!strings.Contains(err.Error(), "queue group not found") {
+		t.Fatalf("deleting it again: %v, want queue group not found", err)
+	}
+	if out, err := runCLI(t, append([]string{"queue", "consume", "jobs", "-g", "w", "--count", "1"}, conn...)...); err != nil ||
+		out != "offset=0 attempt=1 a\n" {
+		t.Fatalf("consume after delete: %q %v", out, err)
+	}
 }
 
 // `queue consume --count 1`, run once per record, sees each record at its
