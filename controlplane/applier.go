@@ -77,6 +77,7 @@ type BrokerApplier struct {
 
 	mu      sync.Mutex
 	applied map[StreamKey]Stream // the configuration each stream was created with
+	caches  map[CacheKey]bool    // the caches the control plane declared (or adopted)
 }
 
 // NewBrokerApplier returns an applier for opts.Broker.
@@ -87,7 +88,7 @@ func NewBrokerApplier(opts BrokerApplierOptions) (*BrokerApplier, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &BrokerApplier{opts: opts, log: opts.Logger, applied: map[StreamKey]Stream{}}, nil
+	return &BrokerApplier{opts: opts, log: opts.Logger, applied: map[StreamKey]Stream{}, caches: map[CacheKey]bool{}}, nil
 }
 
 func (k StreamKey) broker() broker.StreamKey {
@@ -218,42 +219,57 @@ func (a *BrokerApplier) forget(keys []broker.StreamKey) {
 }
 
 // DeleteNamespace removes the namespace's streams (with their logs) and
-// caches.
+// caches: those the control plane declared or adopted. Streams and caches
+// declared by the broker's own flags stay, and so does the namespace
+// while it holds any.
 func (a *BrokerApplier) DeleteNamespace(k NamespaceKey) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	keys, err := a.opts.Broker.DeleteNamespace(k.TenantID, k.Namespace)
-	if err != nil && !errors.Is(err, broker.ErrNamespaceNotFound) && !errors.Is(err, broker.ErrTenantNotFound) {
-		return err
-	}
-	a.forget(keys)
-	return a.deleteCaches(func(s cache.Scope) bool { return s.Tenant == k.TenantID && s.Namespace == k.Namespace })
+	return a.deleteScope(func(tenant, ns string) bool { return tenant == k.TenantID && ns == k.Namespace },
+		func() error {
+			_, err := a.opts.Broker.DeleteNamespace(k.TenantID, k.Namespace)
+			return err
+		})
 }
 
-// DeleteTenant removes the tenant's streams (with their logs) and caches.
+// DeleteTenant removes the tenant's streams (with their logs) and caches,
+// as DeleteNamespace.
 func (a *BrokerApplier) DeleteTenant(tenant string) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	keys, err := a.opts.Broker.DeleteTenant(tenant)
-	if err != nil && !errors.Is(err, broker.ErrTenantNotFound) {
-		return err
-	}
-	a.forget(keys)
-	return a.deleteCaches(func(s cache.Scope) bool { return s.Tenant == tenant })
+	return a.deleteScope(func(t, _ string) bool { return t == tenant },
+		func() error {
+			_, err := a.opts.Broker.DeleteTenant(tenant)
+			return err
+		})
 }
 
-func (a *BrokerApplier) deleteCaches(match func(cache.Scope) bool) error {
-	if a.opts.Caches == nil {
-		return nil
-	}
-	for _, c := range a.opts.Caches.Caches() {
-		if match(c.Scope()) {
-			if err := a.opts.Caches.Delete(c.Scope()); err != nil && !errors.Is(err, cache.ErrNotFound) {
+// deleteScope deletes the applied streams and caches in scope, then, when
+// the broker has no stream left in scope, the scope itself (dropScope).
+func (a *BrokerApplier) deleteScope(in func(tenant, ns string) bool, dropScope func() error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k := range a.applied {
+		if in(k.TenantID, k.Namespace) {
+			if err := a.deleteStream(k); err != nil {
 				return err
 			}
 		}
 	}
-	return nil
+	for k := range a.caches {
+		if in(k.TenantID, k.Namespace) {
+			if err := a.deleteCache(k); err != nil {
+				return err
+			}
+		}
+	}
+	for _, st := range a.opts.Broker.Streams() {
+		if k := st.Key(); in(k.Tenant, k.Namespace) {
+			a.log.Info("kept a stream the broker's flags declared in a namespace the control plane deleted", "stream", k.String())
+			return nil
+		}
+	}
+	err := dropScope()
+	if errors.Is(err, broker.ErrNamespaceNotFound) || errors.Is(err, broker.ErrTenantNotFound) {
+		return nil
+	}
+	return err
 }
 
 func (k CacheKey) scope() cache.Scope {
@@ -268,6 +284,9 @@ func (a *BrokerApplier) EnsureCache(c Cache) error {
 	scope := c.Key().scope()
 	if cur, err := a.opts.Caches.Get(scope); err == nil {
 		if cur.Config().MaxBytes == c.CapacityBytes {
+			a.mu.Lock()
+			a.caches[c.Key()] = true // adopts a cache declared elsewhere (flags)
+			a.mu.Unlock()
 			return nil
 		}
 		if err := a.opts.Caches.Delete(scope); err != nil && !errors.Is(err, cache.ErrNotFound) {
@@ -277,11 +296,24 @@ func (a *BrokerApplier) EnsureCache(c Cache) error {
 			"from", cur.Config().MaxBytes, "to", c.CapacityBytes)
 	}
 	_, err := a.opts.Caches.Create(scope, cache.Config{MaxBytes: c.CapacityBytes})
+	if err == nil {
+		a.mu.Lock()
+		a.caches[c.Key()] = true
+		a.mu.Unlock()
+	}
 	return err
 }
 
 // DeleteCache removes the cache.
 func (a *BrokerApplier) DeleteCache(k CacheKey) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.deleteCache(k)
+}
+
+// deleteCache removes the cache. Called with a.mu held.
+func (a *BrokerApplier) deleteCache(k CacheKey) error {
+	delete(a.caches, k)
 	if a.opts.Caches == nil {
 		return nil
 	}

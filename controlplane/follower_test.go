@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -286,5 +287,59 @@ func TestApplierReportsRemovedStreams(t *testing.T) {
 	}
 	if got, want := took(), []broker.StreamKey{{Tenant: "acme", Namespace: "billing", Stream: "c"}}; !slices.Equal(got, want) {
 		t.Fatalf("after a tenant delete: %v, want %v", got, want)
+	}
+}
+
+// Deleting a namespace or tenant through the control plane removes what
+// the control plane declared, not the streams (and their logs) and caches
+// the broker's own flags declared there; the namespace stays while it
+// holds them.
+func TestApplierKeepsFlagDeclaredOnScopeDelete(t *testing.T) {
+	rig := newBrokerRig(t)
+	a := rig.applier
+	// Declared by flags: a durable stream with its log, and a cache.
+	flagDir := filepath.Join(rig.dataDir, "flag-log")
+	lg, err := commitlog.Open(flagDir, commitlog.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rig.b.DeclareLoggedStream("acme", "orders", "kept", broker.StreamOptions{Log: lg, Durable: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rig.caches.Create(cache.Scope{Tenant: "acme", Namespace: "orders", Cache: "kept"}, cache.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	// Declared by the control plane.
+	if err := a.EnsureStream(Stream{TenantID: "acme", Namespace: "orders", Stream: "cp", Durable: true, Fsync: "never"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.EnsureCache(Cache{TenantID: "acme", Namespace: "orders", Cache: "cp"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, del := range []func() error{
+		func() error { return a.DeleteNamespace(NamespaceKey{"acme", "orders"}) },
+		func() error { return a.DeleteTenant("acme") },
+	} {
+		if err := del(); err != nil {
+			t.Fatal(err)
+		}
+		if rig.stream("acme", "orders", "cp") != nil {
+			t.Fatal("the control plane's stream survived")
+		}
+		if _, err := rig.caches.Get(cache.Scope{Tenant: "acme", Namespace: "orders", Cache: "cp"}); err == nil {
+			t.Fatal("the control plane's cache survived")
+		}
+		if rig.stream("acme", "orders", "kept") == nil {
+			t.Fatal("the flag-declared stream was deleted")
+		}
+		if _, err := os.Stat(flagDir); err != nil {
+			t.Fatalf("the flag-declared stream's log: %v", err)
+		}
+		if _, err := rig.caches.Get(cache.Scope{Tenant: "acme", Namespace: "orders", Cache: "kept"}); err != nil {
+			t.Fatalf("the flag-declared cache: %v", err)
+		}
+	}
+	if _, err := os.Stat(StreamDir(rig.dataDir, broker.StreamKey{Tenant: "acme", Namespace: "orders", Stream: "cp"})); !os.IsNotExist(err) {
+		t.Fatalf("the control plane's stream log is still there: %v", err)
 	}
 }
