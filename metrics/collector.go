@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -8,9 +10,11 @@ import (
 	"github.com/felixmq/felix/server"
 )
 
-// Label sets. Every per-object series is keyed by names the operator
-// declared (streams, groups, caches), never by connection or subscription
-// ids, so the number of series is bounded by the number of declared objects.
+// Label sets. Every per-object series is keyed by the object's name
+// (streams, groups, caches), never by connection or subscription ids. With
+// auto-create (or a permissive control plane) clients choose those names,
+// so the objects exported one by one are capped at MaxMetricObjects per
+// kind; felix_metrics_objects_omitted says how many were left out.
 var (
 	streamLabels = []string{"tenant", "namespace", "stream"}
 	groupLabels  = []string{"tenant", "namespace", "stream", "group"}
@@ -144,7 +148,24 @@ var (
 	denialsDesc = prometheus.NewDesc("felix_auth_denials_total", "Requests refused by authorization.", nil, nil)
 	limitDesc   = prometheus.NewDesc("felix_tenant_limit_refused_total",
 		"Refusals by the per-tenant limits: connections, subscriptions, publishes and their payload bytes.", []string{"limit"}, nil)
+	omittedDesc = prometheus.NewDesc("felix_metrics_objects_omitted",
+		"Streams, consumer groups or caches beyond MaxMetricObjects whose per-object series are not exported.", []string{"kind"}, nil)
 )
+
+// MaxMetricObjects bounds the streams, the consumer groups and the caches
+// whose series /metrics exports, each (durable streams first, then by
+// name), so that clients creating objects with names of their choosing
+// cannot grow the scrape without bound.
+const MaxMetricObjects = 1000
+
+// capObjects keeps at most MaxMetricObjects of objs and says how many it
+// left out.
+func capObjects[T any](objs []T) ([]T, int) {
+	if len(objs) > MaxMetricObjects {
+		return objs[:MaxMetricObjects], len(objs) - MaxMetricObjects
+	}
+	return objs, 0
+}
 
 // collector reads the sources at every scrape.
 type collector struct{ src *Sources }
@@ -171,6 +192,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- streamsDesc
 	ch <- denialsDesc
 	ch <- limitDesc
+	ch <- omittedDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -198,19 +220,42 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(streamsDesc, prometheus.GaugeValue, float64(durable[d]), strconv.FormatBool(d))
 		}
 	}
-	for i := range s.streams {
-		st := &s.streams[i]
+	// Durable streams first (stable: by name within each kind).
+	slices.SortStableFunc(s.streams, func(a, b streamSnap) int {
+		return cmp.Compare(boolRank(!a.Durable), boolRank(!b.Durable))
+	})
+	streams, omittedStreams := capObjects(s.streams)
+	groups, omittedGroups := capObjects(s.groups)
+	caches, omittedCaches := capObjects(s.caches)
+	for i := range streams {
+		st := &streams[i]
 		emit(ch, streamMetrics, st, st.Key.Tenant, st.Key.Namespace, st.Key.Stream)
 		if st.Log != nil {
 			emit(ch, storageMetrics, st, st.Key.Tenant, st.Key.Namespace, st.Key.Stream)
 		}
 	}
-	for i := range s.groups {
-		g := &s.groups[i]
+	for i := range groups {
+		g := &groups[i]
 		emit(ch, groupMetrics, g, g.Stream.Tenant, g.Stream.Namespace, g.Stream.Stream, g.Group)
 	}
-	for i := range s.caches {
-		k := &s.caches[i]
+	for i := range caches {
+		k := &caches[i]
 		emit(ch, cacheMetrics, k, k.Scope.Tenant, k.Scope.Namespace, k.Scope.Cache)
 	}
+	for _, o := range []struct {
+		kind    string
+		present bool
+		n       int
+	}{{"stream", c.src.Broker != nil, omittedStreams}, {"group", c.src.Server != nil, omittedGroups}, {"cache", c.src.Caches != nil, omittedCaches}} {
+		if o.present {
+			ch <- prometheus.MustNewConstMetric(omittedDesc, prometheus.GaugeValue, float64(o.n), o.kind)
+		}
+	}
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -230,7 +230,7 @@ func configValue(fs *pflag.FlagSet, key string, v any) (string, string, error) {
 func scalarText(v any) (string, error) {
 	switch x := v.(type) {
 	case nil:
-		return "", nil
+		return "", errors.New("no value (remove the key to use the default)")
 	case string:
 		return x, nil
 	case bool:
@@ -238,7 +238,7 @@ func scalarText(v any) (string, error) {
 	case int:
 		return strconv.Itoa(x), nil
 	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64), nil
+		return strconv.FormatFloat(x, 'f', -1, 64), nil // 2.5e8 as 250000000
 	default:
 		return "", fmt.Errorf("want a scalar value, got %T", v)
 	}

@@ -187,7 +187,7 @@ a Felix token with the admin permission. Brokers follow it with
 			if err := os.MkdirAll(dataDir, 0o700); err != nil {
 				return fmt.Errorf("--data-dir: %w", err)
 			}
-			s, err := sec.setup(ctx, dataDir, true, log)
+			s, err := sec.setup(ctx, dataDir, true, true, log)
 			if err != nil {
 				return err
 			}

@@ -106,12 +106,15 @@ type security struct {
 }
 
 // setup builds the authenticator (and starts reloading an external key
-// set until ctx ends), the signing key and the admin credential.
-func (s securityFlags) setup(ctx context.Context, dataDir string, wantSigner bool, log *slog.Logger) (*security, error) {
+// set until ctx ends), the signing key and, when this process serves a
+// control-plane API (wantAdmin), the admin credential.
+func (s securityFlags) setup(ctx context.Context, dataDir string, wantSigner, wantAdmin bool, log *slog.Logger) (*security, error) {
 	sec := &security{authn: server.DevAuth{}}
 	var err error
-	if sec.admin, err = adminToken(s.adminToken, dataDir, log); err != nil {
-		return nil, fmt.Errorf("admin token: %w", err)
+	if wantAdmin {
+		if sec.admin, err = adminToken(s.adminToken, dataDir, log); err != nil {
+			return nil, fmt.Errorf("admin token: %w", err)
+		}
 	}
 	external := s.jwksFile != "" || s.jwksURL != ""
 	if wantSigner || (s.authMode == "token" && !external) {

@@ -319,3 +319,28 @@ func TestServeJWKSFileReload(t *testing.T) {
 		t.Fatal("token of the removed key still accepted")
 	}
 }
+
+// The admin token belongs to the control-plane API: a broker that serves
+// none (--controlplane-addr off, or a follower of --controlplane-url)
+// writes no admin-token file; one that serves it does.
+func TestAdminTokenOnlyWithControlPlaneAPI(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		want  bool
+	}{
+		{"api off", nil, false}, // startServeDir passes --controlplane-addr off
+		{"follower", []string{"--controlplane-url", "http://127.0.0.1:9", "--controlplane-token", "x"}, false},
+		{"api on", []string{"--controlplane-addr", "127.0.0.1:0"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, _, _, stop := startServeDir(t, dir, tc.extra...)
+			stop()
+			_, err := os.Stat(filepath.Join(dir, "admin-token"))
+			if got := err == nil; got != tc.want {
+				t.Fatalf("admin-token file exists: %v, want %v (%v)", got, tc.want, err)
+			}
+		})
+	}
+}

@@ -245,9 +245,14 @@ func (f serveFlags) validate() error {
 			bad("tls-client-ca", "unreadable: %v", err)
 		}
 	}
-	if f.limits.MaxConnections < 0 || f.limits.MaxSubscriptions < 0 || f.limits.PublishBytesPerSec < 0 {
-		bad("tenant-max-connections", "tenant limits must not be negative")
+	for key, n := range map[string]int64{"tenant-max-connections": int64(f.limits.MaxConnections),
+		"tenant-max-subscriptions": int64(f.limits.MaxSubscriptions), "tenant-publish-bytes-per-sec": f.limits.PublishBytesPerSec} {
+		if n < 0 {
+			bad(key, "must not be negative, got %d", n)
+		}
 	}
+	f.validateDeclarations(bad)
+	f.validateAddrs(bad)
 	f.sec.validate(bad)
 	f.cp.validate(bad)
 	if _, err := newLogger(io.Discard, "text", f.logLevel); err != nil {
@@ -271,6 +276,11 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 			return fmt.Errorf("%s: %w", f.sources.describe("data-dir"), err)
 		}
+		unlock, err := lockDataDir(f.dataDir)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.sources.describe("data-dir"), err)
+		}
+		defer unlock()
 	}
 	policy, _ := broker.ParseQueuePolicy(f.queuePolicy)
 	b := broker.New(broker.Options{
@@ -286,7 +296,8 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	store := cache.NewStore(cache.StoreOptions{})
 	defer store.Close()
 	syncPolicy, _ := commitlog.ParseSyncPolicy(f.fsync)
-	sec, err := f.sec.setup(ctx, f.dataDir, f.sec.oidcConfig != "", log)
+	servesAPI := f.cp.url == "" && f.cp.addr != "off" // a follower or no control plane needs no admin token
+	sec, err := f.sec.setup(ctx, f.dataDir, f.sec.oidcConfig != "", servesAPI, log)
 	if err != nil {
 		return err
 	}
@@ -349,6 +360,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutdown signal received", "budget", f.shutdownTimeout)
+	defer exitOnSecondSignal(log)()
 	if ms != nil {
 		ms.SetDraining()
 	}
@@ -415,11 +427,8 @@ func reloadOnSIGHUP(ctx context.Context, files *transport.TLSFiles, log *slog.Lo
 // declareStreams declares the in-memory and durable streams of the flags
 // (and the development defaults).
 func declareStreams(b *broker.Broker, f serveFlags, syncPolicy commitlog.SyncPolicy, onSync func(time.Duration), log *slog.Logger) error {
-	streams := f.streams
-	if !f.noDevDefaults {
-		streams = append([]string{"default/default/demo"}, streams...)
-	}
-	for _, k := range streams {
+	devMem, devDurable := f.devStreams()
+	for _, k := range append(devMem, f.streams...) {
 		parts := strings.Split(k, "/")
 		if len(parts) != 3 {
 			return fmt.Errorf("--stream %q: want tenant/namespace/name", k)
@@ -429,20 +438,14 @@ func declareStreams(b *broker.Broker, f serveFlags, syncPolicy commitlog.SyncPol
 		}
 		log.Info("stream declared", "stream", k)
 	}
-	if !f.noDevDefaults && f.dataDir != "" && !declares(f.durableStreams, "default/default/jobs") {
-		f.durableStreams = append([]string{"default/default/jobs"}, f.durableStreams...)
-	}
+	f.durableStreams = append(devDurable, f.durableStreams...)
 	return openDurableStreams(b, f, syncPolicy, onSync, log)
 }
 
 // declareCaches creates the caches of the flags (and the development
 // default).
 func declareCaches(store *cache.Store, f serveFlags, log *slog.Logger) error {
-	caches := f.caches
-	if !f.noDevDefaults {
-		caches = append([]string{"default/default/demo"}, caches...)
-	}
-	for _, k := range caches {
+	for _, k := range append(f.devCaches(), f.caches...) {
 		scope, cfg, err := parseCacheFlag(k, f.cacheMaxBytes)
 		if err != nil {
 			return fmt.Errorf("--cache %q: %w", k, err)
