@@ -37,8 +37,8 @@ func addControlPlaneFlags(fl *pflag.FlagSet, c *cpFlags) {
 }
 
 func (c cpFlags) validate(bad func(key, msg string, args ...any)) {
-	if c.syncInterval <= 0 {
-		bad("controlplane-sync-interval", "must be positive")
+	if c.syncInterval < 10*time.Millisecond { // less is a busy loop
+		bad("controlplane-sync-interval", "must be at least 10ms, got %v", c.syncInterval)
 	}
 }
 
@@ -199,6 +199,9 @@ a Felix token with the admin permission. Brokers follow it with
 			h, err := controlPlaneHandler(store, s, sec.oidcConfig, log)
 			if err != nil {
 				return err
+			}
+			if err := checkHostPort(addr); err != nil {
+				return fmt.Errorf("--listen: %w", err)
 			}
 			svc, err := startHTTP(addr, h, log)
 			if err != nil {

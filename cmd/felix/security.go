@@ -56,8 +56,8 @@ func (s securityFlags) validate(bad func(key, msg string, args ...any)) {
 	if s.jwksFile != "" && s.jwksURL != "" {
 		bad("jwks-file", "give --jwks-file or --jwks-url, not both")
 	}
-	if s.jwksRefresh <= 0 {
-		bad("jwks-refresh", "must be positive")
+	if s.jwksRefresh < 10*time.Millisecond { // less is a busy loop
+		bad("jwks-refresh", "must be at least 10ms, got %v", s.jwksRefresh)
 	}
 	if s.jwksFile != "" {
 		if _, err := auth.LoadJWKSFile(s.jwksFile); err != nil {

@@ -344,3 +344,12 @@ func TestAdminTokenOnlyWithControlPlaneAPI(t *testing.T) {
 		})
 	}
 }
+
+// `felix controlplane --listen ""` is refused: "" would be every
+// interface on a random port, for the admin API.
+func TestControlPlaneRefusesEmptyListen(t *testing.T) {
+	_, err := runCLI(t, "controlplane", "--listen", "", "--data-dir", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "--listen: empty address") {
+		t.Fatalf("controlplane --listen \"\": %v, want a refusal", err)
+	}
+}

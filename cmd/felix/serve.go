@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -167,8 +168,8 @@ func (f serveFlags) validate() error {
 	if f.queueCapacity <= 0 {
 		bad("queue-capacity", "must be positive, got %d", f.queueCapacity)
 	}
-	if f.maxFrameBytes <= 0 {
-		bad("max-frame-bytes", "must be positive, got %d", f.maxFrameBytes)
+	if f.maxFrameBytes <= 0 || f.maxFrameBytes > math.MaxUint32 {
+		bad("max-frame-bytes", "must be between 1 and %d (the frame length is 32 bits), got %d", uint32(math.MaxUint32), f.maxFrameBytes)
 	}
 	if f.batchMaxEvents <= 0 {
 		bad("event-batch-max-events", "must be positive, got %d", f.batchMaxEvents)
@@ -185,8 +186,8 @@ func (f serveFlags) validate() error {
 	if _, err := commitlog.ParseSyncPolicy(f.fsync); err != nil {
 		bad("fsync", "%v", err)
 	}
-	if f.fsyncInterval <= 0 {
-		bad("fsync-interval", "must be positive")
+	if f.fsyncInterval < time.Millisecond {
+		bad("fsync-interval", "must be at least 1ms, got %v", f.fsyncInterval)
 	}
 	if f.segmentBytes <= 0 {
 		bad("segment-bytes", "must be positive, got %d", f.segmentBytes)
