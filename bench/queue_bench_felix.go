@@ -48,6 +48,9 @@ type FelixQueueTarget struct {
 	// Storage describes the broker's durability for Describe, e.g.
 	// "durable stream, fsync interval".
 	Storage string
+	// AsyncAck acks with Message.AckAsync (fire-and-forget, as NATS's Ack)
+	// instead of Message.Ack (which waits for the broker).
+	AsyncAck bool
 
 	pub     *client.Client
 	clients []*client.Client
@@ -64,6 +67,9 @@ func (t *FelixQueueTarget) Name() string { return "felix" }
 // Describe implements QueueTarget.
 func (t *FelixQueueTarget) Describe() string {
 	d := "acks: Message.Ack, returns once the broker has recorded the ack under the stream's sync policy (fsynced, shared by concurrent acks, only under --fsync always)"
+	if t.AsyncAck {
+		d = "acks: Message.AckAsync, fire-and-forget (returns once written to the connection)"
+	}
 	if t.Storage != "" {
 		d += "; " + t.Storage
 	}
@@ -187,7 +193,11 @@ func (t *FelixQueueTarget) Consume(ctx context.Context, i int, acked func(payloa
 			}
 			return err
 		}
-		err = m.Ack(ctx)
+		if t.AsyncAck {
+			err = m.AckAsync()
+		} else {
+			err = m.Ack(ctx)
+		}
 		if err != nil && ctx.Err() != nil {
 			return nil
 		}

@@ -72,7 +72,11 @@
 // Consume joins a consumer group on a durable stream and calls a handler
 // for each message until its context ends: a nil return acks the message,
 // an error nacks it. Consumer gives the same deliveries to read with Next
-// or C, to Ack or Nack yourself. QueueStats reads a group's counters.
+// or C, to Ack or Nack yourself. Ack waits until the broker has recorded
+// the ack; AckAsync only hands it to the connection (as NATS's Ack and
+// AMQP's basic.ack), several times faster in a loop, at the price of not
+// knowing whether it arrived (if not, the record is redelivered).
+// QueueStats reads a group's counters; DeleteQueueGroup removes a group.
 //
 //	err = c.Consume(ctx, "default", "jobs", "workers", func(ctx context.Context, m *client.Message) error {
 //		return process(m.Payload) // m.Offset, m.Attempt

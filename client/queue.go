@@ -26,6 +26,16 @@ type Message struct {
 // (durably, for a durable stream), after which it is never redelivered.
 func (m *Message) Ack(ctx context.Context) error { return m.co.ack(ctx, m.Offset) }
 
+// AckAsync confirms the message without waiting for the broker: it returns
+// once the ack is handed to the connection, as NATS's Ack and AMQP's
+// basic.ack do. The broker records it as Ack would, but nothing tells the
+// caller: an ack lost with the connection (or refused because the ack
+// timeout had already taken the delivery back) leaves the record to be
+// redelivered, which at-least-once handlers tolerate anyway. It is many
+// times faster than Ack when one consumer acks in a loop. The error is the
+// consumer's, when the ack could not be written.
+func (m *Message) AckAsync() error { return m.co.ackAsync(m.Offset) }
+
 // Nack hands the message back for redelivery (to any consumer) after delay.
 func (m *Message) Nack(ctx context.Context, delay time.Duration) error {
 	return m.co.nack(ctx, m.Offset, delay)
@@ -345,20 +355,7 @@ func (co *Consumer) request(ctx context.Context, offset uint64, build func(id ui
 	}
 	co.wait[id] = ch
 	co.mu.Unlock()
-	co.wmu.Lock()
-	// Settled before the write: a nacked record can be redelivered to
-	// this consumer as soon as the broker reads the nack.
-	co.settled(offset)
-	var err error
-	co.buf, err = wire.AppendMessageFrame(co.buf[:0], build(id))
-	if err == nil {
-		err = writeAll(ctx, co.str, co.buf)
-	}
-	if err != nil {
-		co.unsettled(offset)
-	}
-	co.wmu.Unlock()
-	if err != nil {
+	if err := co.settle(ctx, offset, build(id)); err != nil {
 		co.resolve(id, nil)
 		return co.c.streamErr(ctx, "queue", err)
 	}
@@ -371,6 +368,42 @@ func (co *Consumer) request(ctx context.Context, offset uint64, build func(id ui
 		co.resolve(id, nil) // forget it; a late answer is dropped
 		return co.c.ctxErr(ctx)
 	}
+}
+
+// ackAsync writes a queue_ack of offset without a request id: the broker
+// does not answer it. Settled and written under wmu, as request does.
+func (co *Consumer) ackAsync(offset uint64) error {
+	co.mu.Lock()
+	closed := co.wait == nil
+	err := co.err
+	co.mu.Unlock()
+	if closed {
+		return err
+	}
+	ctx, cancel := co.c.bind(co.ctx, true) // a stalled broker holds the write for RequestTimeout at most
+	defer cancel()
+	if err := co.settle(ctx, offset, &wire.QueueAck{Offsets: []uint64{offset}}); err != nil {
+		return co.c.streamErr(ctx, "queue", err)
+	}
+	return nil
+}
+
+// settle writes m, the ack or nack of offset, under wmu, settling offset
+// first (a nacked record can be redelivered to this consumer as soon as
+// the broker reads the nack); if the write fails, offset is unsettled.
+func (co *Consumer) settle(ctx context.Context, offset uint64, m wire.Message) error {
+	co.wmu.Lock()
+	defer co.wmu.Unlock()
+	co.settled(offset)
+	var err error
+	co.buf, err = wire.AppendMessageFrame(co.buf[:0], m)
+	if err == nil {
+		err = writeAll(ctx, co.str, co.buf)
+	}
+	if err != nil {
+		co.unsettled(offset)
+	}
+	return err
 }
 
 func (co *Consumer) ack(ctx context.Context, offset uint64) error {

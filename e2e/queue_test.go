@@ -460,3 +460,51 @@ func TestQueueDeleteGroup(t *testing.T) {
 		t.Fatalf("g1 re-created: %+v %v, want a fresh group", st, err)
 	}
 }
+
+// AckAsync acks without waiting: every record acked that way is recorded
+// by the broker (stats reach Acked == n, lag 0) and never delivered again,
+// to this consumer or to a new one after it closed.
+func TestQueueAckAsync(t *testing.T) {
+	const n = 2000
+	tb := startQueueBroker(t, server.QueueOptions{}, "default/default/jobs")
+	c := dial(t, tb, client.Options{})
+	publishSeq(t, c, "jobs", 0, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	co, err := c.Consumer(ctx, "default", "jobs", "g", client.WithPrefetch(32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		m, err := co.Next(ctx)
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if m.Offset != uint64(i) || m.Attempt != 1 {
+			t.Fatalf("record %d: offset %d attempt %d", i, m.Offset, m.Attempt)
+		}
+		if err := m.AckAsync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for st, _ := c.QueueStats(ctx, "default", "jobs", "g"); st.Acked != n || st.Lag != 0; st, _ = c.QueueStats(ctx, "default", "jobs", "g") {
+		if ctx.Err() != nil {
+			t.Fatalf("stats %+v: want %d acked, lag 0", st, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	co.Close()
+	co2, err := c.Consumer(ctx, "default", "jobs", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co2.Close()
+	short, stop := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer stop()
+	if m, err := co2.Next(short); err == nil {
+		t.Fatalf("offset %d delivered again after its AckAsync", m.Offset)
+	}
+	if st, err := c.QueueStats(ctx, "default", "jobs", "g"); err != nil || st.Redelivered != 0 || st.Acked != n {
+		t.Fatalf("stats %+v %v: want no redelivery", st, err)
+	}
+}

@@ -14,13 +14,13 @@ import (
 
 type benchQueueFlags struct {
 	brokerTarget
-	compare                []string
-	records, warmup        int
-	consumers, payload     int
-	publishBatch, window   int
-	prefetch, rate, rounds int
-	fsync, natsAck         string
-	timeout                time.Duration
+	compare                  []string
+	records, warmup          int
+	consumers, payload       int
+	publishBatch, window     int
+	prefetch, rate, rounds   int
+	fsync, natsAck, felixAck string
+	timeout                  time.Duration
 	benchOutput
 }
 
@@ -64,6 +64,7 @@ with DoubleAck (--nats-ack single: fire-and-forget Ack). An external broker
 	fl.IntVar(&f.rounds, "rounds", 1, "repeat every system's run this many times, interleaved")
 	fl.StringVar(&f.fsync, "fsync", "interval", "Felix durable stream sync policy: always, interval or never (group state is always fsynced)")
 	fl.StringVar(&f.natsAck, "nats-ack", "double", "NATS consumer ack: double (DoubleAck, waits for the server) or single (Ack, fire-and-forget)")
+	fl.StringVar(&f.felixAck, "felix-ack", "sync", "Felix consumer ack: sync (Message.Ack, waits for the broker) or async (Message.AckAsync, fire-and-forget)")
 	fl.DurationVar(&f.timeout, "timeout", bench.DefaultQueueTimeout, "limit per system's run")
 	annotateEnv(fl)
 	return cmd
@@ -77,6 +78,9 @@ func runBenchQueue(ctx context.Context, cmd *cobra.Command, f benchQueueFlags) e
 	policy, err := commitlog.ParseSyncPolicy(f.fsync)
 	if err != nil {
 		return fmt.Errorf("--fsync: %w", err)
+	}
+	if f.felixAck != "sync" && f.felixAck != "async" {
+		return fmt.Errorf("--felix-ack: want sync or async, got %q", f.felixAck)
 	}
 	if f.natsAck != "double" && f.natsAck != "single" {
 		return fmt.Errorf("--nats-ack: want double or single, got %q", f.natsAck)
@@ -106,7 +110,7 @@ func runBenchQueue(ctx context.Context, cmd *cobra.Command, f benchQueueFlags) e
 	}
 	stop.add(fb.Stop)
 	prog.Logf("felix broker (%s) at %s", f.brokerMode, fb.Addr)
-	targets := []bench.QueueTarget{&bench.FelixQueueTarget{Addr: fb.Addr, TLS: fb.TLS, Storage: storage}}
+	targets := []bench.QueueTarget{&bench.FelixQueueTarget{Addr: fb.Addr, TLS: fb.TLS, Storage: storage, AsyncAck: f.felixAck == "async"}}
 	for _, peer := range peers {
 		if peer == "jetstream" {
 			url, stopNATS, err := bench.StartNATS(ctx, bench.NATSServerOptions{JetStream: true, Env: f.serverEnv()})

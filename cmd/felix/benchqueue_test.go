@@ -27,7 +27,7 @@ func TestBenchQueueCLIEmbedded(t *testing.T) {
 		r.Config.Consumers != 3 || r.Config.PublishBatch != 16 {
 		t.Fatalf("result: %+v", r)
 	}
-	for _, args := range [][]string{{"--fsync", "sometimes"}, {"--nats-ack", "triple"}, {"--compare", "kafka"}, {"--payload", "8"}} {
+	for _, args := range [][]string{{"--fsync", "sometimes"}, {"--nats-ack", "triple"}, {"--felix-ack", "maybe"}, {"--compare", "kafka"}, {"--payload", "8"}} {
 		if _, err := runCLI(t, append([]string{"bench", "queue", "--broker", "embedded", "--records", "10"}, args...)...); err == nil {
 			t.Errorf("bench queue accepted %v", args)
 		}
