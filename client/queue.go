@@ -48,6 +48,7 @@ type consumerConfig struct {
 	name      string
 	prefetch  uint64
 	nackDelay time.Duration
+	asyncAck  bool
 }
 
 // WithConsumerName names the consumer (unique among the group's live
@@ -64,6 +65,11 @@ func WithPrefetch(n int) ConsumerOption {
 func WithNackDelay(d time.Duration) ConsumerOption {
 	return func(c *consumerConfig) { c.nackDelay = d }
 }
+
+// WithAsyncAck makes Consume ack with Message.AckAsync (fire-and-forget)
+// instead of Message.Ack: several times the throughput, but an ack lost
+// with the connection redelivers its record unnoticed. Default: Ack.
+func WithAsyncAck() ConsumerOption { return func(c *consumerConfig) { c.asyncAck = true } }
 
 // Consumer is one member of a consumer group on a stream: every record of
 // the stream goes to exactly one member of the group. Read messages with
@@ -590,7 +596,7 @@ func (c *Client) Consume(ctx context.Context, namespace, stream, group string, h
 			continue
 		}
 		failures = 0
-		err = co.run(ctx, handler, cfg.nackDelay)
+		err = co.run(ctx, handler, cfg)
 		co.Close()
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -601,15 +607,18 @@ func (c *Client) Consume(ctx context.Context, namespace, stream, group string, h
 	}
 }
 
-func (co *Consumer) run(ctx context.Context, handler func(context.Context, *Message) error, nackDelay time.Duration) error {
+func (co *Consumer) run(ctx context.Context, handler func(context.Context, *Message) error, cfg consumerConfig) error {
 	for {
 		m, err := co.Next(ctx)
 		if err != nil {
 			return err
 		}
-		if herr := handler(ctx, m); herr != nil {
-			err = m.Nack(ctx, nackDelay)
-		} else {
+		switch herr := handler(ctx, m); {
+		case herr != nil:
+			err = m.Nack(ctx, cfg.nackDelay)
+		case cfg.asyncAck:
+			err = m.AckAsync()
+		default:
 			err = m.Ack(ctx)
 		}
 		if err != nil && !isServerReply(err) {

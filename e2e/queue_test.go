@@ -60,6 +60,10 @@ func TestQueueHundredThousandFourConsumers(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range 4 {
 		c := dial(t, tb, client.Options{EventConns: 1})
+		opts := []client.ConsumerOption{client.WithConsumerName("w" + string(rune('0'+w)))}
+		if w%2 == 1 {
+			opts = append(opts, client.WithAsyncAck()) // half ack fire-and-forget
+		}
 		wg.Go(func() {
 			err := c.Consume(ctx, "default", "jobs", "workers", func(_ context.Context, m *client.Message) error {
 				if got := binary.BigEndian.Uint64(m.Payload); got != m.Offset {
@@ -72,7 +76,7 @@ func TestQueueHundredThousandFourConsumers(t *testing.T) {
 					close(done)
 				}
 				return nil
-			}, client.WithConsumerName("w"+string(rune('0'+w))))
+			}, opts...)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				t.Errorf("consumer %d: %v", w, err)
 			}
