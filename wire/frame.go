@@ -55,7 +55,12 @@ func putLength(dst []byte, at int) {
 // the length against maxPayload (0 means DefaultMaxFrameBytes). Unknown flag
 // bits are reported as ErrUnknownFlags together with the parsed header, so
 // the caller can skip the payload and keep the stream in sync.
-func ParseHeader(b []byte, maxPayload int) (Header, error) {
+func ParseHeader(b []byte, maxPayload int) (Header, error) { return parseHeader(b, maxPayload, 0) }
+
+// parseHeader is ParseHeader with the extension flags in allow counted as
+// known (no error is built for them: frames of a negotiated extension
+// arrive on hot paths).
+func parseHeader(b []byte, maxPayload int, allow uint16) (Header, error) {
 	if len(b) < HeaderSize {
 		return Header{}, decodeErr("frame header", len(b), ErrTruncated, "")
 	}
@@ -76,7 +81,7 @@ func ParseHeader(b []byte, maxPayload int) (Header, error) {
 	if uint64(h.Length) > uint64(maxPayload) {
 		return h, decodeErr("frame header", 8, ErrFrameTooLarge, fmt.Sprintf("length %d exceeds limit %d", h.Length, maxPayload))
 	}
-	if HasUnknownFlags(h.Flags) {
+	if HasUnknownFlags(h.Flags &^ allow) {
 		return h, decodeErr("frame header", 6, ErrUnknownFlags, fmt.Sprintf("flags %#04x", h.Flags))
 	}
 	return h, nil

@@ -207,3 +207,21 @@ func TestReaderAllowFlags(t *testing.T) {
 		t.Fatalf("allowed extension: %+v %v", f, err)
 	}
 }
+
+// Frames of an allowed extension are read without building an error: they
+// arrive on hot paths (every queue delivery, every binary cache reply).
+func TestReaderAllowedFlagsDoNotAllocate(t *testing.T) {
+	frame := AppendQueueDeliveryFrame(nil, []QueueDelivery{{Offset: 1, Attempt: 1, Payload: []byte("x")}})
+	src := bytes.NewReader(frame)
+	r := NewReader(src, 0)
+	r.AllowFlags(FlagQueueDelivery)
+	allocs := testing.AllocsPerRun(100, func() {
+		src.Reset(frame)
+		if _, err := r.ReadFrame(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per frame", allocs)
+	}
+}

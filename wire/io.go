@@ -57,12 +57,9 @@ func (r *Reader) ReadFrame() (Frame, error) {
 		}
 		return Frame{}, err
 	}
-	h, herr := ParseHeader(r.hdr[:], r.max)
+	h, herr := parseHeader(r.hdr[:], r.max, r.allow) // an extension this reader accepts is no error
 	if herr != nil && !isUnknownFlags(herr) {
 		return Frame{}, herr
-	}
-	if herr != nil && !HasUnknownFlags(h.Flags&^r.allow) {
-		herr = nil // an extension this reader accepts
 	}
 	payload, err := r.readPayload(int(h.Length))
 	if err != nil {
