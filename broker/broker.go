@@ -17,6 +17,7 @@ type Broker struct {
 	mu        sync.RWMutex
 	tenants   map[string]map[string]map[string]*Stream // tenant → ns → stream
 	closed    bool
+	nstreams  int // streams in tenants
 	nextSubID atomic.Uint64
 }
 
@@ -115,6 +116,7 @@ func (b *Broker) createStreamLocked(k StreamKey, o StreamOptions) (*Stream, erro
 	}
 	s := newStream(b, k, o)
 	n[k.Stream] = s
+	b.nstreams++
 	return s, nil
 }
 
@@ -185,7 +187,24 @@ func (b *Broker) Stream(tenant, ns, name string) (*Stream, error) {
 	if err := ValidateName("stream", name); err != nil {
 		return nil, err
 	}
-	return b.DeclareStream(tenant, ns, name)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	if s := b.tenants[tenant][ns][name]; s != nil {
+		return s, nil // created meanwhile
+	}
+	if max := b.opts.MaxAutoCreatedStreams; max > 0 && b.nstreams >= max {
+		return nil, fmt.Errorf("auto-create stream %s: %w (limit %d)", k, ErrTooManyStreams, max)
+	}
+	if b.tenants[tenant] == nil {
+		b.tenants[tenant] = map[string]map[string]*Stream{}
+	}
+	if b.tenants[tenant][ns] == nil {
+		b.tenants[tenant][ns] = map[string]*Stream{}
+	}
+	return b.createStreamLocked(k, StreamOptions{})
 }
 
 // DeleteStream removes a stream. Its subscriptions end after their queued
@@ -196,6 +215,7 @@ func (b *Broker) DeleteStream(tenant, ns, name string) error {
 	s := b.tenants[tenant][ns][name]
 	if s != nil {
 		delete(b.tenants[tenant][ns], name)
+		b.nstreams--
 	}
 	b.mu.Unlock()
 	if s == nil {

@@ -10,6 +10,7 @@ func (b *Broker) DeleteNamespace(tenant, ns string) ([]StreamKey, error) {
 	n, ok := b.tenants[tenant][ns]
 	if ok {
 		delete(b.tenants[tenant], ns)
+		b.nstreams -= len(n)
 	}
 	b.mu.Unlock()
 	if !ok {
@@ -26,6 +27,9 @@ func (b *Broker) DeleteTenant(tenant string) ([]StreamKey, error) {
 	t, ok := b.tenants[tenant]
 	if ok {
 		delete(b.tenants, tenant)
+		for _, n := range t {
+			b.nstreams -= len(n)
+		}
 	}
 	b.mu.Unlock()
 	if !ok {

@@ -14,7 +14,10 @@
 // Slow subscribers. Each queue holds at most Options.QueueCapacity frames.
 // Its policy decides what happens when it is full: DropNew discards the new
 // frame, DropOld discards the oldest queued frame, Block makes the publisher
-// wait (throttling the whole stream, by design). Every dropped event is
+// wait (throttling the whole stream, by design) until the queue has room,
+// the subscription closes, the publish's context ends, or the stream is
+// deleted or the broker closes (then the publish fails with that reason and
+// the frame counts as dropped). Every dropped event is
 // counted per subscription (Subscription.Stats). Under the drop policies a
 // publisher never waits for a subscriber.
 package broker

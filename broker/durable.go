@@ -230,6 +230,10 @@ func (sub *Subscription) catchUpBatch() ([]byte, int, error) {
 		if errors.As(err, &too) {
 			return nil, 0, &CursorError{TooOld: true, Requested: too.Requested, Available: too.Oldest}
 		}
+		if reason := s.Err(); reason != nil {
+			// The stream ended (and closed its log) during the read.
+			return nil, 0, &endedError{reason: reason}
+		}
 		return nil, 0, fmt.Errorf("replay %s from %d: %w", s.key, sub.next, err)
 	}
 	payloads := make([][]byte, 0, len(recs))

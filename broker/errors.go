@@ -15,6 +15,7 @@ var (
 	ErrSubscriptionEnded = errors.New("subscription ended")
 	ErrInvalidName       = errors.New("invalid name")
 	ErrStreamExists      = errors.New("stream already exists")
+	ErrTooManyStreams    = errors.New("too many streams")
 )
 
 // StreamKey names a stream.

@@ -81,6 +81,13 @@ type Options struct {
 	RingCapacity int
 	// RingMaxBytes bounds the replay ring's payload bytes. Default 64 MiB.
 	RingMaxBytes int
+	// MaxAutoCreatedStreams bounds the broker's streams as far as
+	// AutoCreateStreams is concerned: a stream is auto-created only while
+	// the broker has fewer streams than this (else ErrTooManyStreams), so
+	// clients naming streams at will cannot grow the registry without
+	// limit. Declared streams are never refused. Default 10000; negative
+	// means no limit.
+	MaxAutoCreatedStreams int
 	// Logger receives storage errors. Default: none.
 	Logger *slog.Logger
 }
@@ -103,6 +110,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RingCapacity == 0 {
 		o.RingCapacity = 1024
+	}
+	if o.MaxAutoCreatedStreams == 0 {
+		o.MaxAutoCreatedStreams = 10000
 	}
 	if o.RingMaxBytes <= 0 {
 		o.RingMaxBytes = 64 << 20

@@ -22,6 +22,14 @@ type Stream struct {
 
 	lg *logState // nil for in-memory streams
 
+	// endCh is closed (once, endReason set first) as soon as the stream
+	// starts to end, before shutdown takes mu: a publisher blocked on a
+	// full Block queue holds mu and must let go of it (and Err must not
+	// wait for it).
+	endCh     chan struct{}
+	endOnce   sync.Once
+	endReason error
+
 	subs atomic.Pointer[[]*Subscription] // copy-on-write, replaced under mu
 
 	published      atomic.Uint64 // events
@@ -40,7 +48,7 @@ type Stream struct {
 }
 
 func newStream(b *Broker, k StreamKey, o StreamOptions) *Stream {
-	s := &Stream{b: b, key: k}
+	s := &Stream{b: b, key: k, endCh: make(chan struct{})}
 	if o.Log != nil {
 		s.lg = &logState{log: o.Log, durable: o.Durable, fanned: o.Log.Next(), turn: sync.NewCond(&s.mu)}
 		s.tail = s.lg.fanned
@@ -84,12 +92,9 @@ func (s *Stream) Publish(ctx context.Context, payloads [][]byte) (uint64, error)
 	return base, err
 }
 
-// Tail returns the next offset to be assigned.
-func (s *Stream) Tail() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tail
-}
+// Tail returns the next offset to be assigned. It never waits for a
+// publisher (not even one blocked by a full subscriber queue).
+func (s *Stream) Tail() uint64 { return s.tailNow.Load() }
 
 // Subscribe registers a subscription. With a start other than latest, the
 // retained events from the start offset are queued first (as per-
@@ -185,22 +190,30 @@ func (s *Stream) remove(sub *Subscription) {
 func (s *Stream) Subscriptions() []*Subscription { return *s.subs.Load() }
 
 // Err reports why the stream ended (ErrStreamDeleted, or ErrClosed when the
-// broker closed), or nil while it is live.
+// broker closed), or nil while it is live. It never waits for a publisher.
 func (s *Stream) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ended
+	select {
+	case <-s.endCh:
+		return s.endReason
+	default:
+		return nil
+	}
 }
 
 // shutdown ends the stream: new publishes fail with reason, and every
-// subscription ends once its queue is drained.
+// subscription ends once its queue is drained. The first reason wins.
 func (s *Stream) shutdown(reason error) {
+	// First release a publisher blocked on a full Block queue: it holds mu.
+	s.endOnce.Do(func() {
+		s.endReason = reason
+		close(s.endCh)
+	})
 	s.mu.Lock()
 	if s.ended != nil {
 		s.mu.Unlock()
 		return
 	}
-	s.ended = reason
+	s.ended = s.endReason
 	subs := *s.subs.Load()
 	empty := []*Subscription{}
 	s.statsMu.Lock()

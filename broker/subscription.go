@@ -52,6 +52,10 @@ type Subscription struct {
 
 	q       chan Delivery
 	backlog []Delivery // replay frames, delivered before q; owned by the consumer
+	// carry is a frame taken from q that did not fit in the previous
+	// NextBatch (WriteMaxBytes, WriteMaxEvents): it starts the next one.
+	// Owned by the consumer; still counted in pending.
+	carry Delivery
 
 	// mu orders direct writes against the queue: pending counts frames
 	// queued or handed to the consumer and not yet released; a frame goes
@@ -187,6 +191,11 @@ func (sub *Subscription) push(ctx context.Context, d Delivery) (bool, error) {
 		case <-ctx.Done():
 			sub.dropped.Add(uint64(d.Events))
 			return false, ctx.Err()
+		case <-sub.stream.endCh:
+			// The stream is being deleted or the broker closes: the frame
+			// will never fit (the subscription ends after its queue).
+			sub.dropped.Add(uint64(d.Events))
+			return false, sub.stream.endReason
 		}
 	}
 	sub.dropped.Add(uint64(d.Events))
@@ -244,21 +253,25 @@ func (sub *Subscription) NextBatch(ctx context.Context, buf []byte) ([]byte, int
 		return d.Frame, d.Events, nil
 	}
 	var first Delivery
-	select {
-	case first = <-sub.q:
-	default:
+	if sub.carry.Frame != nil {
+		first, sub.carry = sub.carry, Delivery{}
+	} else {
 		select {
 		case first = <-sub.q:
-		case <-sub.done:
-			return nil, 0, ErrSubscriptionEnded
-		case <-sub.ended:
+		default:
 			select {
 			case first = <-sub.q:
-			default:
-				return nil, 0, sub.endedErr()
+			case <-sub.done:
+				return nil, 0, ErrSubscriptionEnded
+			case <-sub.ended:
+				select {
+				case first = <-sub.q:
+				default:
+					return nil, 0, sub.endedErr()
+				}
+			case <-ctx.Done():
+				return nil, 0, ctx.Err()
 			}
-		case <-ctx.Done():
-			return nil, 0, ctx.Err()
 		}
 	}
 	events, frames := first.Events, 1
@@ -292,6 +305,10 @@ func (sub *Subscription) NextBatch(ctx context.Context, buf []byte) ([]byte, int
 			case <-sub.done:
 				goto done
 			}
+		}
+		if len(out)+len(d.Frame) > sub.opts.WriteMaxBytes || events+d.Events > sub.opts.WriteMaxEvents {
+			sub.carry = d // the next write starts with it
+			break
 		}
 		if !copied {
 			out = append(buf[:0], out...)
