@@ -120,6 +120,9 @@ func (st *Store) Caches() []*Cache {
 	return out
 }
 
+// Len returns how many caches are registered.
+func (st *Store) Len() int { return len(*st.list.Load()) }
+
 // Sweep runs one sweep tick by hand: it visits at most max slots across the
 // caches and returns how many expired entries it removed. Caches take turns:
 // a tick continues the pass over the cache where the previous tick ran out of

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/felixmq/felix/auth"
@@ -69,10 +71,20 @@ func (s *Server) cacheFor(tenant, ns, name string) (*cache.Cache, error) {
 				return nil, err
 			}
 		}
+		if limit := cmp.Or(s.opts.MaxAutoCreatedCaches, DefaultMaxAutoCreatedCaches); limit > 0 && s.opts.Caches.Len() >= limit {
+			return nil, fmt.Errorf("%w (%d; --auto-create-max-caches): %s", ErrTooManyCaches, limit, scope)
+		}
 		return s.opts.Caches.Create(scope, s.opts.DefaultCacheConfig)
 	}
 	return c, err
 }
+
+// DefaultMaxAutoCreatedCaches is Options.MaxAutoCreatedCaches's default.
+const DefaultMaxAutoCreatedCaches = 10000
+
+// ErrTooManyCaches refuses to auto-create a cache beyond
+// Options.MaxAutoCreatedCaches.
+var ErrTooManyCaches = errors.New("too many caches to auto-create another")
 
 // oneShot finishes a request that carried no request_id: the reference
 // replies and then closes the stream.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -95,4 +96,25 @@ func TestCacheExtensions(t *testing.T) {
 	s.expectJSON(`{"type":"cache_deleted","request_id":9,"deleted":false}`)
 	put(10, "big", string(make([]byte, 2<<20)), nil) // over the 1 MiB capacity
 	s.expectJSON(`{"type":"cache_error","request_id":10,"code":"too_large","message":"cache entry too large: 2097251 bytes exceeds capacity 1048576"}`)
+}
+
+// Auto-created caches are bounded (Options.MaxAutoCreatedCaches): past the
+// bound a new name is refused with a clear error and the stream goes on;
+// existing caches, declared or auto-created, keep working.
+func TestAutoCreatedCachesBounded(t *testing.T) {
+	tb := testbroker.Start(t, testbroker.WithCaches(cache.Config{}, "t1/default/primary"),
+		testbroker.WithServerOptions(server.Options{AutoCreateCaches: true, MaxAutoCreatedCaches: 2}))
+	s := dialRaw(t, tb).open()
+	s.auth("t1", wire.U16(wire.KnownFlags))
+	put := func(name string, id uint64) {
+		s.sendMsg(&wire.CachePut{TenantID: "t1", Namespace: "default", Cache: name, Key: "k", Value: []byte("v"), RequestID: wire.U64(id)})
+	}
+	put("auto1", 1) // the second cache: created
+	s.expectJSON(`{"type":"cache_ok","request_id":1}`)
+	put("auto2", 2) // would be the third
+	s.expectMsg(&wire.ErrorMessage{Message: "too many caches to auto-create another (2; --auto-create-max-caches): t1/default/auto2"})
+	put("auto1", 3)
+	s.expectJSON(`{"type":"cache_ok","request_id":3}`)
+	put("primary", 4)
+	s.expectJSON(`{"type":"cache_ok","request_id":4}`)
 }

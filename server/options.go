@@ -74,6 +74,11 @@ type Options struct {
 	Caches *cache.Store
 	// AutoCreateCaches creates unknown caches with DefaultCacheConfig.
 	AutoCreateCaches bool
+	// MaxAutoCreatedCaches: a cache is auto-created only while the store
+	// holds fewer caches than this (else ErrTooManyCaches), so clients
+	// naming caches at will cannot grow memory without limit. Declared
+	// caches are never refused. Default 10000; negative means no limit.
+	MaxAutoCreatedCaches int
 	// DefaultCacheConfig configures auto-created caches.
 	DefaultCacheConfig cache.Config
 	// Queues configures consumer groups.

@@ -43,6 +43,8 @@ type serveFlags struct {
 	queuePolicy                      string
 	queueCapacity                    int
 	maxFrameBytes                    int
+	autoCreateMaxStreams             int
+	autoCreateMaxCaches              int
 	batchMaxEvents, batchMaxBytes    int
 	writeMaxDelay                    time.Duration
 	ringCapacity                     int
@@ -134,6 +136,8 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.StringSliceVar(&f.caches, "cache", nil, "declare a cache tenant/namespace/name[:max-bytes] (repeatable or comma-separated)")
 	fl.Int64Var(&f.cacheMaxBytes, "cache-max-bytes", 0, "capacity of caches declared without one and of auto-created caches (0 = unbounded)")
 	fl.BoolVar(&f.autoCreate, "auto-create", false, "create unknown streams and caches on first use")
+	fl.IntVar(&f.autoCreateMaxStreams, "auto-create-max-streams", 10000, "with --auto-create, no stream is created while the broker has this many (-1: no limit)")
+	fl.IntVar(&f.autoCreateMaxCaches, "auto-create-max-caches", server.DefaultMaxAutoCreatedCaches, "with --auto-create, no cache is created while the broker has this many (-1: no limit)")
 	fl.BoolVar(&f.noDevDefaults, "no-dev-defaults", false, "do not declare the stream default/default/demo, the durable stream default/default/jobs and the cache default/default/demo")
 	fl.StringVar(&f.queuePolicy, "queue-policy", "drop_new", "full subscriber queue policy: drop_new, drop_old or block")
 	fl.IntVar(&f.queueCapacity, "queue-capacity", 512, "per-subscriber queue bound, in frames")
@@ -167,6 +171,11 @@ func (f serveFlags) validate() error {
 	}
 	if f.queueCapacity <= 0 {
 		bad("queue-capacity", "must be positive, got %d", f.queueCapacity)
+	}
+	for key, n := range map[string]int{"auto-create-max-streams": f.autoCreateMaxStreams, "auto-create-max-caches": f.autoCreateMaxCaches} {
+		if n == 0 || n < -1 {
+			bad(key, "must be positive, or -1 for no limit, got %d", n)
+		}
 	}
 	if f.maxFrameBytes <= 0 || f.maxFrameBytes > math.MaxUint32 {
 		bad("max-frame-bytes", "must be between 1 and %d (the frame length is 32 bits), got %d", uint32(math.MaxUint32), f.maxFrameBytes)
@@ -285,13 +294,14 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	}
 	policy, _ := broker.ParseQueuePolicy(f.queuePolicy)
 	b := broker.New(broker.Options{
-		AutoCreateStreams: f.autoCreate,
-		QueueCapacity:     f.queueCapacity,
-		QueuePolicy:       policy,
-		MaxEventsPerFrame: f.batchMaxEvents,
-		MaxBytesPerFrame:  f.batchMaxBytes,
-		WriteMaxDelay:     f.writeMaxDelay,
-		RingCapacity:      f.ringCapacity,
+		AutoCreateStreams:     f.autoCreate,
+		MaxAutoCreatedStreams: f.autoCreateMaxStreams,
+		QueueCapacity:         f.queueCapacity,
+		QueuePolicy:           policy,
+		MaxEventsPerFrame:     f.batchMaxEvents,
+		MaxBytesPerFrame:      f.batchMaxBytes,
+		WriteMaxDelay:         f.writeMaxDelay,
+		RingCapacity:          f.ringCapacity,
 	})
 	defer b.Close()
 	store := cache.NewStore(cache.StoreOptions{})
@@ -390,7 +400,7 @@ func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy co
 	}
 	srv, err := server.New(server.Options{
 		Broker: b, TLS: tlsConf, Transport: topts,
-		Caches: store, AutoCreateCaches: f.autoCreate, DefaultCacheConfig: cache.Config{MaxBytes: f.cacheMaxBytes},
+		Caches: store, AutoCreateCaches: f.autoCreate, MaxAutoCreatedCaches: f.autoCreateMaxCaches, DefaultCacheConfig: cache.Config{MaxBytes: f.cacheMaxBytes},
 		Queues: server.QueueOptions{AckTimeout: f.queueAckTimeout, MaxAttempts: f.queueMaxAttempts, MaxGroupsPerStream: f.queueMaxGroups,
 			BackoffMin: f.queueBackoffMin, BackoffMax: f.queueBackoffMax,
 			DefaultPrefetch: f.queuePrefetch, DeadLetterSuffix: f.queueDLQSuffix, StateDir: groupsDir(f.dataDir),
