@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -156,7 +157,12 @@ func (c *conn) spawn(f func()) {
 // client "error" closes it silently; anything else that is not JSON resets
 // it. A publish-only stream, as the reference's, checks no flags and ends
 // silently on anything but auth.
-func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer) (*Identity, uint16, error) {
+//
+// The auth frame must arrive within AuthTimeout of the stream's first
+// bytes (setDeadline sets the stream's read deadline), else the stream is
+// reset: an unauthenticated peer cannot hold streams open at no cost.
+func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer, setDeadline func(time.Time) error) (*Identity, uint16, error) {
+	_ = setDeadline(time.Now().Add(c.s.opts.AuthTimeout))
 	var a *wire.Auth
 	for a == nil {
 		f, err := r.ReadFrame()
@@ -167,6 +173,11 @@ func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer) (*Identity, uint
 			continue
 		}
 		if wire.IsFatal(err) {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.s.stats.AuthFailures.Add(1)
+				c.log.Info("auth timeout: no auth frame", "after", c.s.opts.AuthTimeout)
+			}
 			return nil, 0, err
 		}
 		if f.Flags&wire.FlagBinaryPublishBatch != 0 {
@@ -201,6 +212,7 @@ func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer) (*Identity, uint
 			return nil, 0, errNotNegotiated(m.Type())
 		}
 	}
+	_ = setDeadline(time.Time{})
 	ctx, cancel := context.WithTimeout(c.qc.Context(), c.s.opts.AuthTimeout)
 	defer cancel()
 	id, err := c.s.opts.Auth.Authenticate(ctx, a.TenantID, a.Token)
@@ -281,7 +293,7 @@ func isMalformed(err error) bool {
 func (c *conn) handleUni(rs *quic.ReceiveStream) {
 	defer rs.CancelRead(codeNoErrorStream)
 	r := wire.NewReader(bufio.NewReaderSize(rs, 16<<10), c.s.opts.MaxFrameBytes) // as a control stream's
-	id, _, err := c.authenticate(r, nil)
+	id, _, err := c.authenticate(r, nil, rs.SetReadDeadline)
 	if err != nil {
 		return
 	}

@@ -50,7 +50,7 @@ func (c *conn) handleControl(bs *quic.Stream) {
 var errSubscribed = errors.New("subscribed")
 
 func (ctl *control) run() error {
-	id, peer, err := ctl.c.authenticate(ctl.r, ctl.w)
+	id, peer, err := ctl.c.authenticate(ctl.r, ctl.w, ctl.bs.SetReadDeadline)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"testing"
+	"time"
 
+	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -36,5 +39,34 @@ func TestGarbageDatagramsOnSocket(t *testing.T) {
 	s.expectJSON(`{"type":"publish_ok","request_id":1}`)
 	c2 := dialRaw(t, tb) // and new connections are still accepted
 	s2 := c2.open()
+	s2.auth("t1", nil)
+}
+
+// A stream that starts a frame and never finishes its auth is reset after
+// AuthTimeout (and counted as an auth failure): an unauthenticated peer
+// cannot hold streams open. Control and publish-only streams alike.
+func TestStreamWithoutAuthTimesOut(t *testing.T) {
+	tb := testbroker.Start(t, testbroker.WithServerOptions(server.Options{AuthTimeout: 200 * time.Millisecond}))
+	c := dialRaw(t, tb)
+	s := c.open()
+	s.send([]byte{0x46, 0x4c, 0x58}) // part of a header, then nothing
+	s.expectEnd()
+
+	us, err := c.cc.Conn.OpenUniStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := us.Write([]byte{0x46, 0x4c}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for tb.Server.Stats().AuthFailures.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("auth failures %d, want both streams timed out", tb.Server.Stats().AuthFailures.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The connection is fine: a stream that authenticates works.
+	s2 := c.open()
 	s2.auth("t1", nil)
 }

@@ -89,7 +89,8 @@ type Options struct {
 	// Default 4096.
 	MaxSubscriptionsPerConn int
 	// AuthTimeout bounds how long a new stream may take to send its auth
-	// frame. Default 10s.
+	// frame (else it is reset and counted as an auth failure), and the
+	// token check. Default 10s.
 	AuthTimeout time.Duration
 	// DropReportInterval is how often subscriptions that dropped events are
 	// logged. Default 10s; negative disables.
