@@ -44,6 +44,8 @@ var serverMetrics = []metric[server.Counters]{
 		func(c *server.Counters) float64 { return float64(c.ConnectionsOpen.Load()) }),
 	counter("felix_connections_total", "QUIC connections accepted since start.", nil,
 		func(c *server.Counters) float64 { return u(c.ConnectionsTotal.Load()) }),
+	counter("felix_connections_refused_total", "QUIC connections closed at once because --max-connections were open.", nil,
+		func(c *server.Counters) float64 { return u(c.ConnectionsRefused.Load()) }),
 	gauge("felix_sub_active_subscriptions", "Subscriptions being served now, over all connections.", nil,
 		func(c *server.Counters) float64 { return float64(c.Subscriptions.Load()) }),
 	counter("felix_subscriber_disconnect_total", "Subscriptions ended by the client or by a write error.", nil,

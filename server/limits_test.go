@@ -1,9 +1,13 @@
 package server_test
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	"github.com/felixmq/felix/internal/testbroker"
 	"github.com/felixmq/felix/server"
@@ -118,4 +122,38 @@ func TestTenantPublishRateLimit(t *testing.T) {
 	if got := st.Stats().Published; got != 2 {
 		t.Fatalf("t1 published %d events, want 2", got)
 	}
+}
+
+// MaxConnections bounds the broker's open connections: one more is closed
+// at once with "too many connections" and counted; when one closes, a new
+// one is accepted again.
+func TestMaxConnections(t *testing.T) {
+	tb := testbroker.Start(t, testbroker.WithServerOptions(server.Options{MaxConnections: 2}))
+	first := dialRaw(t, tb)
+	first.open().auth("t1", nil)
+	dialRaw(t, tb).open().auth("t1", nil)
+
+	third := dialRaw(t, tb) // the handshake completes; then the broker closes it
+	select {
+	case <-third.cc.Conn.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a third connection stayed open")
+	}
+	var ae *quic.ApplicationError
+	if err := context.Cause(third.cc.Conn.Context()); !errors.As(err, &ae) || !strings.Contains(ae.ErrorMessage, "too many connections (2") {
+		t.Fatalf("third connection closed with %v", err)
+	}
+	if n := tb.Server.Stats().ConnectionsRefused.Load(); n != 1 {
+		t.Fatalf("refused %d, want 1", n)
+	}
+
+	first.cc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for tb.Server.Stats().ConnectionsOpen.Load() > 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the closed connection is still counted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	dialRaw(t, tb).open().auth("t1", nil)
 }

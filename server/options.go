@@ -85,6 +85,10 @@ type Options struct {
 	Queues QueueOptions
 	// MaxFrameBytes bounds an incoming frame payload. Default 16 MiB.
 	MaxFrameBytes int
+	// MaxConnections bounds the broker's open connections, all tenants
+	// together: one more is closed at once with "too many connections"
+	// (counted in Counters.ConnectionsRefused). Default 65536, as NATS.
+	MaxConnections int
 	// MaxSubscriptionsPerConn bounds live subscriptions per connection.
 	// Default 4096.
 	MaxSubscriptionsPerConn int
@@ -110,6 +114,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.Auth == nil {
 		o.Auth = DevAuth{}
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 65536
 	}
 	if o.MaxSubscriptionsPerConn <= 0 {
 		o.MaxSubscriptionsPerConn = 4096

@@ -53,14 +53,17 @@ type Server struct {
 
 // Counters are server-level counters (all cumulative except the gauges).
 type Counters struct {
-	ConnectionsOpen   atomic.Int64 // gauge
-	ConnectionsTotal  atomic.Uint64
-	Subscriptions     atomic.Int64 // gauge
-	ProtocolErrors    atomic.Uint64
-	AuthFailures      atomic.Uint64 // auth frames refused (bad token, tenant limits)
-	TokenExpiries     atomic.Uint64 // streams reset because their token expired
-	SubscriberResets  atomic.Uint64 // subscriptions ended by the client or a write error
-	UnknownStreamDrop atomic.Uint64 // unacked publishes to unknown streams, dropped
+	ConnectionsOpen  atomic.Int64 // gauge
+	ConnectionsTotal atomic.Uint64
+	// ConnectionsRefused counts connections closed at once because the
+	// broker had Options.MaxConnections open.
+	ConnectionsRefused atomic.Uint64
+	Subscriptions      atomic.Int64 // gauge
+	ProtocolErrors     atomic.Uint64
+	AuthFailures       atomic.Uint64 // auth frames refused (bad token, tenant limits)
+	TokenExpiries      atomic.Uint64 // streams reset because their token expired
+	SubscriberResets   atomic.Uint64 // subscriptions ended by the client or a write error
+	UnknownStreamDrop  atomic.Uint64 // unacked publishes to unknown streams, dropped
 }
 
 // New validates options and returns a server that is not yet listening.
@@ -143,6 +146,12 @@ func (s *Server) Serve() error {
 		if s.draining.Load() {
 			s.mu.Unlock()
 			qc.CloseWithError(codeNoError, "broker shutting down")
+			continue
+		}
+		if len(s.conns) >= s.opts.MaxConnections {
+			s.mu.Unlock()
+			s.stats.ConnectionsRefused.Add(1)
+			qc.CloseWithError(codeNoError, fmt.Sprintf("too many connections (%d; --max-connections)", s.opts.MaxConnections))
 			continue
 		}
 		s.conns[c] = struct{}{}

@@ -44,6 +44,7 @@ type serveFlags struct {
 	queueCapacity                    int
 	maxFrameBytes                    int
 	autoCreateMaxStreams             int
+	maxConnections                   int
 	autoCreateMaxCaches              int
 	batchMaxEvents, batchMaxBytes    int
 	writeMaxDelay                    time.Duration
@@ -154,6 +155,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.StringVar(&f.tlsClientCA, "tls-client-ca", "", "CA file (PEM) of client certificates: enables mTLS; clients presenting a certificate must chain to it")
 	fl.BoolVar(&f.tlsRequireClientCert, "tls-require-client-cert", false, "refuse clients without a valid certificate (needs --tls-client-ca)")
 	fl.IntVar(&f.limits.MaxConnections, "tenant-max-connections", 0, "connections per tenant (0 = unlimited)")
+	fl.IntVar(&f.maxConnections, "max-connections", 65536, "open connections, all tenants together; one more is closed at once")
 	fl.IntVar(&f.limits.MaxSubscriptions, "tenant-max-subscriptions", 0, "live subscriptions and queue consumers per tenant (0 = unlimited)")
 	fl.Int64Var(&f.limits.PublishBytesPerSec, "tenant-publish-bytes-per-sec", 0, "published payload bytes per second per tenant (0 = unlimited)")
 	addSecurityFlags(fl, &f.sec)
@@ -176,6 +178,9 @@ func (f serveFlags) validate() error {
 		if n == 0 || n < -1 {
 			bad(key, "must be positive, or -1 for no limit, got %d", n)
 		}
+	}
+	if f.maxConnections <= 0 {
+		bad("max-connections", "must be positive, got %d", f.maxConnections)
 	}
 	if f.maxFrameBytes <= 0 || f.maxFrameBytes > math.MaxUint32 {
 		bad("max-frame-bytes", "must be between 1 and %d (the frame length is 32 bits), got %d", uint32(math.MaxUint32), f.maxFrameBytes)
@@ -405,7 +410,7 @@ func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy co
 			BackoffMin: f.queueBackoffMin, BackoffMax: f.queueBackoffMax,
 			DefaultPrefetch: f.queuePrefetch, DeadLetterSuffix: f.queueDLQSuffix, StateDir: groupsDir(f.dataDir),
 			StateSync: syncPolicy}, MaxFrameBytes: f.maxFrameBytes,
-		MaxSubscriptionsPerConn: f.maxSubsPerConn, Logger: log, Auth: authn, Limits: f.limits,
+		MaxSubscriptionsPerConn: f.maxSubsPerConn, MaxConnections: f.maxConnections, Logger: log, Auth: authn, Limits: f.limits,
 	})
 	return srv, tlsFiles, err
 }
