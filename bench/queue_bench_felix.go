@@ -260,11 +260,7 @@ func StartEmbeddedQueueFelix(sync commitlog.SyncPolicy, streams ...string) (fb *
 			return nil, err
 		}
 	}
-	stls, err := transport.ServerTLSConfig(transport.TLSOptions{DataDir: dir}, nil)
-	if err != nil {
-		return nil, err
-	}
-	ctls, err := transport.ClientTLSConfig(transport.ClientTLSOptions{CAFile: filepath.Join(dir, transport.DevCertFile)})
+	stls, ctls, err := devTLS(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -297,4 +293,14 @@ func serveLoopback(opts server.Options) (addr string, stop func() error, err err
 		defer cancel()
 		return errors.Join(srv.Shutdown(ctx), <-served)
 	}, nil
+}
+
+// devTLS returns the server TLS of an embedded broker whose development
+// certificate lives in dir, and a client TLS that trusts it.
+func devTLS(dir string) (srv, cli *tls.Config, err error) {
+	if srv, err = transport.ServerTLSConfig(transport.TLSOptions{DataDir: dir}, nil); err != nil {
+		return nil, nil, err
+	}
+	cli, err = transport.ClientTLSConfig(transport.ClientTLSOptions{CAFile: filepath.Join(dir, transport.DevCertFile)})
+	return srv, cli, err
 }
