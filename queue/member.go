@@ -68,6 +68,9 @@ func (m *Member) Next(ctx context.Context, max int) ([]Delivery, error) {
 	m.busy = true
 	defer func() {
 		m.busy = false
+		if g.streamWaiter == m {
+			g.streamWaiter = nil // it watches the stream no more
+		}
 		g.passOnLocked()
 	}()
 	if err := ctx.Err(); err != nil {

@@ -17,6 +17,13 @@ import (
 // if work is left or if nobody watches the stream any more. So a record
 // wakes one member, not all of them, and no work is left with an idle
 // member asleep.
+//
+// Members take turns: when nobody watches the stream, the idle member
+// woken is made the stream waiter at once (before it runs), so the member
+// whose Next just returned, coming back first, queues behind the others
+// instead of taking the watch back. Records that arrive one at a time go
+// round the waiting members. A member holds the watch only while it is in
+// Next: Next clears it as it returns.
 
 // idleRef is a member's place in Group.idle; stale once the member was
 // woken (its idleGen moved on).
@@ -37,9 +44,12 @@ func (m *Member) block(ctx context.Context, room bool) error {
 	m.wake = cancel
 	onStream := false
 	if room {
-		if !g.refilling && g.streamWaiter == nil {
+		if !g.refilling && (g.streamWaiter == nil || g.streamWaiter == m) {
 			g.streamWaiter, onStream = m, true
 		} else {
+			if g.streamWaiter == m {
+				g.streamWaiter = nil // handed the watch during a refill: the refill's end passes it on
+			}
 			m.idle = true
 			m.idleGen++
 			g.idle.push(idleRef{m: m, gen: m.idleGen})
@@ -58,7 +68,7 @@ func (m *Member) block(ctx context.Context, room bool) error {
 	}
 	g.mu.Lock()
 	m.wake, m.idle = nil, false
-	if g.streamWaiter == m {
+	if onStream && g.streamWaiter == m {
 		g.streamWaiter = nil
 	}
 	if cerr := ctx.Err(); cerr != nil {
@@ -83,6 +93,9 @@ func (g *Group) wakeLocked(m *Member) {
 func (g *Group) wakeOneLocked() {
 	for g.idle.len() > 0 {
 		if r := g.idle.pop(); r.live() {
+			if g.streamWaiter == nil && !g.refilling {
+				g.streamWaiter = r.m // its turn to watch the stream (see above)
+			}
 			g.wakeLocked(r.m)
 			return
 		}

@@ -3,8 +3,11 @@ package queue
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 )
 
 // Idle members: a new record wakes one of them, not all; whoever stops
@@ -87,4 +90,62 @@ func TestIdleMembersWakeOneAtATime(t *testing.T) {
 			c()
 		}
 	})
+}
+
+// Records that arrive one at a time go round the members that wait for
+// work, as RabbitMQ round-robins a queue's consumers: a member that
+// returns to Next at once does not take the watch of the stream back from
+// the member its Next just handed it to.
+func TestIdleMembersTakeTurns(t *testing.T) {
+	stream := memStream(t, 0)
+	g := newGroupT(t, stream, Options{})
+	defer g.Close()
+	const k, n = 4, 400
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make([]int, k)
+	delivered := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for i := range k {
+		m := joinT(t, g, fmt.Sprint("m", i), 8)
+		wg.Go(func() {
+			for {
+				ds, err := m.Next(ctx, 0)
+				if err != nil {
+					return
+				}
+				for _, d := range ds {
+					if err := m.Ack(ctx, d.Offset); err != nil {
+						t.Error(err)
+					}
+					got[i]++
+					delivered <- struct{}{}
+				}
+			}
+		})
+	}
+	for waiting := 0; waiting < k; { // all four in Next: one on the stream, three idle
+		g.mu.Lock()
+		waiting = g.idle.len()
+		if g.streamWaiter != nil {
+			waiting++
+		}
+		g.mu.Unlock()
+		runtime.Gosched()
+	}
+	for range n {
+		fill(t, stream, 1)
+		select {
+		case <-delivered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a record was not delivered")
+		}
+	}
+	cancel()
+	wg.Wait()
+	for i, c := range got {
+		if c < n/k/2 {
+			t.Errorf("member %d got %d of %d records (all: %v)", i, c, n, got)
+		}
+	}
 }
