@@ -350,7 +350,7 @@ func (l *cacheLane) openSession(ctx context.Context, token string) (*cacheSessio
 	l.mu.Lock()
 	l.sess = s
 	l.mu.Unlock()
-	d, ok := rotateDelay(time.Now(), s.life)
+	d, ok := sessionRotateDelay(time.Now(), s.life)
 	s.rot.schedule(l.c, d, ok, func() { l.rotate(s) })
 	return s, nil
 }

@@ -105,7 +105,7 @@ func (l *lane) session(ctx context.Context, retry bool) (*pubSession, error) {
 		if s := l.live(); s != nil {
 			return s, nil
 		}
-		s, err := l.openSession(ctx, "", false)
+		s, err := l.openSession(ctx, "", nil)
 		if err == nil {
 			return s, nil
 		}
@@ -120,16 +120,20 @@ func (l *lane) session(ctx context.Context, retry bool) (*pubSession, error) {
 }
 
 // openSession opens a new session, authenticated with token (empty: a
-// token from Client.token), and makes it the lane's. gated: the session
-// waits for ready to be closed before carrying publishes (rotation).
-func (l *lane) openSession(ctx context.Context, token string, gated bool) (*pubSession, error) {
+// token from Client.token), and makes it the lane's. replaces: the session
+// a rotation is replacing, or nil; then the new session waits for ready to
+// be closed before carrying publishes, and replaces becomes the lane's
+// retiring session in the same step as the new one becomes its session,
+// so Client.Close (finishLanes) always sees one of them carrying the old
+// stream's fire-and-forget publishes.
+func (l *lane) openSession(ctx context.Context, token string, replaces *pubSession) (*pubSession, error) {
 	as, err := l.c.openAuthedStream(ctx, l.slot, "publish", token)
 	if err != nil {
 		return nil, err
 	}
 	s := &pubSession{c: l.c, str: as.str, r: as.r, flags: as.flags, life: as.life,
 		pending: map[uint64]chan error{}, done: make(chan struct{})}
-	if gated {
+	if replaces != nil {
 		s.ready = make(chan struct{})
 	}
 	s.q = newWriteQueue(as.str, s.done, l.c.ctx.Done())
@@ -142,8 +146,11 @@ func (l *lane) openSession(ctx context.Context, token string, gated bool) (*pubS
 	}
 	l.mu.Lock()
 	l.sess = s
+	if replaces != nil {
+		l.retiring = replaces
+	}
 	l.mu.Unlock()
-	d, ok := rotateDelay(time.Now(), s.life)
+	d, ok := sessionRotateDelay(time.Now(), s.life)
 	s.rot.schedule(l.c, d, ok, func() { l.rotate(s) })
 	return s, nil
 }
@@ -155,8 +162,18 @@ func (l *lane) openSession(ctx context.Context, token string, gated bool) (*pubS
 func (l *lane) rotate(old *pubSession) {
 	ctx, cancel := l.c.rotateCtx()
 	defer cancel()
+	// A session a rotation opened is not replaced before it carries
+	// publishes (the session it replaces has ended): its successor would
+	// carry them while that one may still be sending its own.
+	if err := old.waitReady(ctx); err != nil {
+		if ctx.Err() != nil && old.alive() {
+			d, ok := retryDelay(time.Now(), old.life.exp)
+			old.rot.schedule(l.c, d, ok, func() { l.rotate(old) })
+		}
+		return
+	}
 	s, err := replaceSession(ctx, l.c, l.open, l.live, old, old.life.exp, func(ctx context.Context, token string) (*pubSession, error) {
-		return l.openSession(ctx, token, true)
+		return l.openSession(ctx, token, old)
 	})
 	if s == nil {
 		if err != nil {
@@ -167,13 +184,12 @@ func (l *lane) rotate(old *pubSession) {
 		return
 	}
 	l.c.logRotation("publish", old.life.exp, nil)
-	l.mu.Lock()
-	l.retiring = old
-	l.mu.Unlock()
-	old.retire(ctx)
+	old.retire(ctx) // openSession made it the lane's retiring session
 	close(s.ready)
 	l.mu.Lock()
-	l.retiring = nil
+	if l.retiring == old {
+		l.retiring = nil
+	}
 	l.mu.Unlock()
 }
 

@@ -245,9 +245,14 @@ func (co *Consumer) read(r *wire.Reader) {
 			}
 		}
 	}()
-	if co.ctx.Err() != nil || co.c.isClosed() || co.closing.Load() {
+	var se *ServerError
+	switch {
+	case co.ctx.Err() != nil || co.c.isClosed() || co.closing.Load():
 		err = ErrClosed
-	} else {
+	case errors.As(err, &se) && se.Message == groupDeletedMessage:
+		// Not a lost connection: rejoining (Consume) would create the
+		// group again at the oldest record and hand everything over anew.
+	default:
 		err = &ConnectionError{Op: "queue", Err: err}
 	}
 	co.err = err
@@ -381,10 +386,9 @@ func (co *Consumer) request(ctx context.Context, offset uint64, build func(id ui
 func (co *Consumer) ackAsync(offset uint64) error {
 	co.mu.Lock()
 	closed := co.wait == nil
-	err := co.err
 	co.mu.Unlock()
 	if closed {
-		return err
+		return co.err // written before wait was cleared; read only then
 	}
 	ctx, cancel := co.c.bind(co.ctx, true) // a stalled broker holds the write for RequestTimeout at most
 	defer cancel()
@@ -518,6 +522,10 @@ func (co *Consumer) Close() error {
 	return nil
 }
 
+// groupDeletedMessage is the broker's queue_error (without request_id)
+// to the consumers of a group deleted with queue_delete.
+const groupDeletedMessage = "queue group closed: group deleted"
+
 // handBackTimeout bounds the write of Close's queue_leave.
 const handBackTimeout = time.Second
 
@@ -578,7 +586,8 @@ func (co *Consumer) release() []uint64 {
 // Consume runs handler for every message of group on namespace/stream
 // until ctx ends: a nil return acks the message, an error nacks it (it is
 // redelivered after the nack delay). A lost connection is rejoined with
-// backoff. It returns ctx's error, or the broker's refusal to join.
+// backoff. It returns ctx's error, the broker's refusal to join, or, when
+// the group is deleted (DeleteQueueGroup), a *ServerError saying so.
 func (c *Client) Consume(ctx context.Context, namespace, stream, group string, handler func(context.Context, *Message) error, opts ...ConsumerOption) error {
 	cfg := consumerConfig{nackDelay: time.Second}
 	for _, o := range opts {
@@ -663,9 +672,10 @@ func (c *Client) QueueStats(ctx context.Context, namespace, stream, group string
 var ErrQueueGroupNotFound = errors.New("felix: queue group not found")
 
 // DeleteQueueGroup deletes group on namespace/stream, as `nats consumer rm`:
-// its consumers end (their Next returns an error saying "queue group
-// closed: group deleted"), its state (acks, attempt counts) is removed,
-// and the name then starts a new group at the stream's oldest record. It
+// its consumers end (their Next returns a *ServerError saying "queue group
+// closed: group deleted", which is not ErrDisconnected, so Consume returns
+// it instead of rejoining and so re-creating the group), its state (acks,
+// attempt counts) is removed, and the name then starts a new group at the stream's oldest record. It
 // needs the stream.manage permission. A group the broker does not know
 // returns an error matching ErrQueueGroupNotFound.
 func (c *Client) DeleteQueueGroup(ctx context.Context, namespace, stream, group string) error {

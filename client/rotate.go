@@ -20,9 +20,10 @@ import (
 //     read (not verified: the broker does that); an opaque token or one
 //     without exp is never rotated, nor is a static Options.Token (it
 //     cannot change);
-//   - at exp minus a margin (rotateDelay) the lane asks TokenSource for a
-//     token, opens and authenticates a new stream on the same connection
-//     with it and routes new requests there;
+//   - at exp minus a margin (rotateDelay; halfway to exp when the token is
+//     already within its margin as the stream opens, sessionRotateDelay)
+//     the lane asks TokenSource for a token, opens and authenticates a new
+//     stream on the same connection with it and routes new requests there;
 //   - the old stream takes no new request: those queued on it are written,
 //     its send side is finished (FIN) and the broker, which answers every
 //     request it read before ending its side, ends it cleanly. Requests in
@@ -79,6 +80,24 @@ func rotateDelay(now time.Time, l tokenLife) (d time.Duration, ok bool) {
 		life = l.exp.Sub(l.iat)
 	}
 	return max(left-min(maxRotateMargin, life/rotateFraction), 0), true
+}
+
+// sessionRotateDelay returns how long after now a session just
+// authenticated with a token of life l should rotate: at rotateDelay's
+// instant, or, when that has already passed, at retryDelay's (halfway to
+// exp). TokenSource was asked for the token a moment ago, so asking it
+// again at once gains nothing; and with a source whose every token is due
+// as it is issued (a clock ahead of the issuer's by most of a token's
+// life, a long-past iat), each new session would be replaced as soon as it
+// opened, so fast that publishes ran out of sessions to go to
+// (errSessionGone) and a rotation opened sessions before the one they
+// replace had ended.
+func sessionRotateDelay(now time.Time, l tokenLife) (time.Duration, bool) {
+	d, ok := rotateDelay(now, l)
+	if ok && d == 0 {
+		return retryDelay(now, l.exp)
+	}
+	return d, ok
 }
 
 // retryDelay returns when to ask TokenSource again after it returned no

@@ -347,14 +347,23 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 		if m.Consumer != nil && *m.Consumer != "" {
 			name = *m.Consumer
 			member, err = g.Join(name, prefetch)
-			break
+		} else {
+			// A name we assign may have been chosen by another consumer:
+			// take the next number then.
+			name = "consumer-" + strconv.FormatUint(c.s.queues.consumer.Add(1), 10)
+			if member, err = g.Join(name, prefetch); errors.Is(err, queue.ErrMemberExists) {
+				continue
+			}
 		}
-		// A name we assign may have been chosen by another consumer:
-		// take the next number then.
-		name = "consumer-" + strconv.FormatUint(c.s.queues.consumer.Add(1), 10)
-		if member, err = g.Join(name, prefetch); !errors.Is(err, queue.ErrMemberExists) {
-			break
+		// Deleted (queue_delete) since it was looked up: join the group
+		// that takes the name afresh, as if the delete came first.
+		if errors.Is(err, queue.ErrClosed) && c.s.queues.removed(groupKey{st.Key(), m.Group}, g) {
+			if g, err = c.s.queues.group(st, m.Group); err != nil {
+				return ctl.fail(err.Error())
+			}
+			continue
 		}
+		break
 	}
 	if err != nil {
 		return ctl.fail(err.Error())
