@@ -193,31 +193,30 @@ func (q *queues) tick(interval time.Duration) {
 
 // forget closes the consumer groups of removed streams (their consumers'
 // streams end) and deletes the groups' durable state, so a stream created
-// again under the same name starts without groups.
+// again under the same name starts without groups. The lock is held
+// throughout, as in remove: a group of a stream re-created meanwhile
+// cannot open the old state, nor lose its own.
 func (q *queues) forget(keys []broker.StreamKey) {
 	gone := make(map[broker.StreamKey]bool, len(keys))
 	for _, k := range keys {
 		gone[k] = true
 	}
 	q.mu.Lock()
-	var closers []func() error
+	defer q.mu.Unlock()
 	for k, g := range q.groups {
 		if !gone[k.stream] {
 			continue
 		}
-		closers = append(closers, g.Close)
+		err := g.Close()
 		if sl := q.state[k]; sl != nil {
-			closers = append(closers, sl.Close)
+			err = errors.Join(err, sl.Close())
+		}
+		if err != nil {
+			q.s.opts.Logger.Error("closing a deleted stream's queue group", "stream", k.stream.String(), "group", k.group, "err", err)
 		}
 		delete(q.groups, k)
 		delete(q.state, k)
 		delete(q.perStream, k.stream)
-	}
-	q.mu.Unlock()
-	for _, c := range closers {
-		if err := c(); err != nil {
-			q.s.opts.Logger.Error("closing a deleted stream's queue group", "err", err)
-		}
 	}
 	if dir := q.s.opts.Queues.StateDir; dir != "" {
 		for k := range gone {
