@@ -270,3 +270,36 @@ func TestKeySourceOptions(t *testing.T) {
 		t.Error("missing file accepted")
 	}
 }
+
+// A file whose load failed is tried again at the next reload, not only
+// once its modification time or size changes: a fix that keeps both (a
+// chmod of a file the broker could not read, a same-size rewrite within
+// the file system's mtime resolution) is picked up.
+func TestKeySourceRetriesAFailedFile(t *testing.T) {
+	ctx := context.Background()
+	a, b := newSigner(t), newSigner(t)
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	writeJWKS(t, path, t0, a)
+	log, _ := testLogger()
+	src, err := NewKeySource(ctx, KeySourceOptions{File: path, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := json.Marshal(b.KeySet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Replace(good, []byte(`"keys"`), []byte(`"keyz"`), 1) // same size, unusable
+	writeFile(t, path, bad, t0.Add(time.Second))
+	if _, err := src.Reload(ctx); err == nil {
+		t.Fatal("broken file accepted")
+	}
+	writeFile(t, path, good, t0.Add(time.Second)) // fixed: same size, same mtime
+	if changed, err := src.Reload(ctx); !changed || err != nil {
+		t.Fatalf("fixed file: changed %v err %v", changed, err)
+	}
+	if _, err := (&Verifier{Keys: src}).Verify(mustIssue(t, b, Claims{Tenant: "t"}), "t"); err != nil {
+		t.Fatalf("key of the fixed file: %v", err)
+	}
+}

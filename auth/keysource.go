@@ -45,7 +45,7 @@ type KeySource struct {
 	current atomic.Pointer[KeySet]
 
 	mu      sync.Mutex // serializes reloads
-	modTime time.Time  // of File at the last load attempt
+	modTime time.Time  // of File at the last successful load
 	size    int64
 }
 
@@ -73,9 +73,10 @@ func NewKeySource(ctx context.Context, opts KeySourceOptions) (*KeySource, error
 // Current returns the keys in use.
 func (s *KeySource) Current() *KeySet { return s.current.Load() }
 
-// Reload loads the keys now (a file only when it changed since the last
-// attempt) and reports whether the key set was replaced. On error the
-// previous keys stay in use and the error is logged and returned.
+// Reload loads the keys now (a file only when it changed since it was
+// last loaded; after a failed load, at every Reload until one succeeds)
+// and reports whether the key set was replaced. On error the previous keys
+// stay in use and the error is logged and returned.
 func (s *KeySource) Reload(ctx context.Context) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -113,8 +114,16 @@ func (s *KeySource) load(ctx context.Context) (*KeySet, error) {
 	if s.current.Load() != nil && st.ModTime().Equal(s.modTime) && st.Size() == s.size {
 		return nil, nil
 	}
-	s.modTime, s.size = st.ModTime(), st.Size()
-	return LoadJWKSFile(s.opts.File)
+	// Remembered only once loaded: a file that failed (unreadable,
+	// half-written) is tried again at the next reload even if its fix
+	// keeps its modification time and size (a chmod, a same-size rewrite
+	// within the mtime resolution).
+	s.modTime, s.size = time.Time{}, -1
+	ks, err := LoadJWKSFile(s.opts.File)
+	if err == nil && ks.Len() > 0 {
+		s.modTime, s.size = st.ModTime(), st.Size()
+	}
+	return ks, err
 }
 
 func (s *KeySource) name() string {

@@ -1,5 +1,7 @@
 package auth
 
+import "strings"
+
 // Narrow restricts permissions to requested actions and resource patterns,
 // as the token exchange does with a client's optional "requested" and
 // "resources" lists. perms are expanded first (see Expand) so that an
@@ -46,6 +48,60 @@ func narrowTo(pattern string, requested []string) []string {
 			out = append(out, r)
 		case globMatch(r, pattern):
 			out = append(out, pattern)
+		}
+	}
+	return out
+}
+
+// ConfineToTenant cuts permissions down to what they grant inside tenant,
+// as a token exchanged for tenant must carry: "cluster" resources are
+// dropped, "*" becomes tenant:{t}, namespace:{t}/*, stream:{t}/* and
+// cache:{t}/*, and a kind:path pattern is kept with its first segment
+// fixed to the tenant when that is within the pattern (stream:*/orders/*
+// becomes stream:{t}/orders/*; stream:{t}/*/* stays; stream:t2/*/* is
+// dropped). The result never grants what perms did not; a pattern whose
+// part inside the tenant cannot be written so is dropped. Invalid strings
+// are dropped; the order is kept, without duplicates.
+func ConfineToTenant(perms []string, tenant string) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(action, resource string) {
+		q, err := ParsePermission(action + ":" + resource)
+		if s := q.String(); err == nil && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, s := range perms {
+		p, err := ParsePermission(s)
+		if err != nil {
+			continue
+		}
+		if p.Resource == "*" {
+			add(p.Action, TenantResource(tenant))
+			add(p.Action, KindNamespace+":"+tenant+"/*")
+			add(p.Action, KindStream+":"+tenant+"/*")
+			add(p.Action, KindCache+":"+tenant+"/*")
+			continue
+		}
+		kind, path, ok := strings.Cut(p.Resource, ":")
+		if !ok { // cluster
+			continue
+		}
+		first, rest, more := strings.Cut(path, "/")
+		var in string // the pattern's part inside the tenant
+		switch {
+		case kind == KindTenant:
+			in = tenant
+		case more:
+			in = tenant + "/" + rest
+		default: // one segment: it must cover every path of the tenant
+			in = tenant + "/*"
+		}
+		// in (read as text) matching the pattern proves in's paths are
+		// the pattern's; the first segment must admit the tenant.
+		if globMatch(first, tenant) && globMatch(path, in) {
+			add(p.Action, kind+":"+in)
 		}
 	}
 	return out

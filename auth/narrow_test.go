@@ -33,3 +33,32 @@ func TestNarrow(t *testing.T) {
 		}
 	}
 }
+
+func TestConfineToTenant(t *testing.T) {
+	got := ConfineToTenant([]string{
+		"*:*", "admin:cluster", "admin:tenant:t1", "admin:tenant:t10", "admin:tenant:*",
+		"stream.publish:stream:t2/*/*", "stream.publish:stream:t1/*/*", "stream.subscribe:stream:*/orders/*",
+		"cache.read:cache:t*", "ns.manage:namespace:t1*/x", "cache.write:cache:*x/y/z", "bogus",
+	}, "t1")
+	want := []string{
+		"*:tenant:t1", "*:namespace:t1/*", "*:stream:t1/*", "*:cache:t1/*",
+		"admin:tenant:t1", "stream.publish:stream:t1/*/*", "stream.subscribe:stream:t1/orders/*",
+		"cache.read:cache:t1/*", "ns.manage:namespace:t1/x",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %v\nwant %v", got, want)
+	}
+	for _, p := range got {
+		m, err := NewMatcher([]string{p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, res := range []string{ClusterResource, TenantResource("t10"), StreamResource("t2", "a", "b"), StreamResource("t10", "a", "b"), CacheResource("x", "y", "z")} {
+			for _, a := range Actions {
+				if m.Allows(a, res) {
+					t.Errorf("%s allows %s on %s", p, a, res)
+				}
+			}
+		}
+	}
+}

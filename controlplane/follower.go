@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -100,6 +101,11 @@ type Follower struct {
 	seeded  bool
 	storeID string
 	next    uint64
+	// last is the last change applied (its JSON), when it is the one
+	// just before next: the first page of each Sync re-reads it to check
+	// that the control plane's history still holds it (see sync).
+	last    []byte
+	lastSeq uint64
 
 	ready     atomic.Bool
 	readyOnce sync.Once
@@ -112,12 +118,17 @@ type Follower struct {
 
 // FollowerStats is a point-in-time view of a Follower.
 type FollowerStats struct {
-	Ready       bool      // the first full sync completed
-	StoreID     string    // the control plane store followed
-	NextSeq     uint64    // the next change to read
-	Syncs       uint64    // completed Sync calls
-	SyncErrors  uint64    // Sync calls that failed (source unreachable, ...)
-	Resyncs     uint64    // snapshots taken after the first (410 or store replaced)
+	Ready      bool   // the first full sync completed
+	StoreID    string // the control plane store followed
+	NextSeq    uint64 // the next change to read
+	Syncs      uint64 // completed Sync calls
+	SyncErrors uint64 // Sync calls that failed (source unreachable, ...)
+	Resyncs    uint64 // snapshots taken after the first (410 or store replaced)
+	// Kept counts objects a resync found missing from a control plane
+	// whose history changed (store replaced, restored from an older
+	// backup): they were left in the broker, with their data, not
+	// deleted (see sync).
+	Kept        uint64
 	Applied     uint64    // successful Applier calls
 	ApplyErrors uint64    // failed Applier calls, retries included
 	LastSync    time.Time // end of the last completed Sync
@@ -239,15 +250,32 @@ func (f *Follower) Sync(ctx context.Context) error {
 func (f *Follower) sync(ctx context.Context) error {
 	attempted := map[objRef]bool{}
 	if !f.seeded {
-		if err := f.resnapshot(ctx, attempted); err != nil {
+		if err := f.resnapshot(ctx, attempted, false); err != nil {
 			return err
 		}
 	}
 	resyncs := 0
-	for {
-		page, err := f.opts.Source.Changes(ctx, f.next, f.opts.PageLimit)
+	for first := true; ; first = false {
+		// The first page starts one change early, at the last change
+		// applied, when there is one: a control plane restored from an
+		// older backup that has taken new writes since serves other
+		// changes under the same seqs, and only this tells.
+		since, check := f.next, first && f.last != nil && f.lastSeq+1 == f.next
+		if check {
+			since = f.lastSeq
+		}
+		page, err := f.opts.Source.Changes(ctx, since, f.opts.PageLimit)
+		diverged := false
 		if err == nil && page.StoreID != f.storeID {
 			err = fmt.Errorf("%w: control plane store changed from %s to %s", ErrResyncRequired, f.storeID, page.StoreID)
+		}
+		if err == nil && check {
+			if len(page.Items) == 0 || page.Items[0].Seq != f.lastSeq || !bytes.Equal(changeJSON(page.Items[0]), f.last) {
+				diverged = true
+				err = fmt.Errorf("%w: the control plane no longer holds change %d as applied: its history changed (restored from a backup?)", ErrResyncRequired, f.lastSeq)
+			} else {
+				page.Items = page.Items[1:]
+			}
 		}
 		if errors.Is(err, ErrResyncRequired) {
 			if resyncs++; resyncs > maxResyncsPerSync {
@@ -255,13 +283,14 @@ func (f *Follower) sync(ctx context.Context) error {
 			}
 			f.log.Info("control plane feed asks for a resync", "since", f.next, "reason", err)
 			f.countResync()
-			if err := f.resnapshot(ctx, attempted); err != nil {
+			if err := f.resnapshot(ctx, attempted, diverged); err != nil {
 				return err
 			}
+			first = false // no overlap check right after a snapshot: nothing applied yet
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("changes since %d: %w", f.next, err)
+			return fmt.Errorf("changes since %d: %w", since, err)
 		}
 		for _, c := range page.Items {
 			f.applyChange(c, attempted)
@@ -269,12 +298,18 @@ func (f *Follower) sync(ctx context.Context) error {
 		if page.NextSeq > f.next {
 			f.next = page.NextSeq
 		}
-		if !page.More || len(page.Items) == 0 {
+		if !page.More || page.NextSeq <= since {
 			break
 		}
 	}
 	f.retryFailed(attempted)
 	return nil
+}
+
+// changeJSON is c's canonical JSON, to compare a change read twice.
+func changeJSON(c Change) []byte {
+	b, _ := json.Marshal(c) // a decoded Change always marshals
+	return b
 }
 
 func (f *Follower) countResync() {
@@ -285,11 +320,21 @@ func (f *Follower) countResync() {
 
 // resnapshot replaces the desired state with a snapshot: objects that are
 // gone are deleted (children first), then every object is ensured.
-func (f *Follower) resnapshot(ctx context.Context, attempted map[objRef]bool) error {
+//
+// Unless the control plane's history changed: when the snapshot comes from
+// another store (replaced, or started on an empty data dir), from the same
+// store further back than the follower already read (restored from an
+// older backup), or diverged says the feed no longer holds the changes
+// applied, an object missing from it is not evidence that anyone deleted
+// it. Such objects are kept in the broker with their data (logged and
+// counted in Stats.Kept), no longer followed: deleting a durable stream's
+// log on such a resync would lose data nobody asked to delete.
+func (f *Follower) resnapshot(ctx context.Context, attempted map[objRef]bool, diverged bool) error {
 	snap, err := f.opts.Source.Snapshot(ctx)
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
+	keep := f.seeded && (diverged || snap.StoreID != f.storeID || snap.NextSeq < f.next)
 	old, now := f.want, newDesired()
 	for _, t := range snap.Tenants {
 		now.tenants[t.TenantID] = t
@@ -325,6 +370,10 @@ func (f *Follower) resnapshot(ctx context.Context, attempted map[objRef]bool) er
 			refs = append(refs, objRef{ObjectTenant, Key{TenantID: k}})
 		}
 	}
+	if keep {
+		f.keep(refs, snap, diverged)
+		refs = refs[:0]
+	}
 	for _, t := range snap.Tenants {
 		refs = append(refs, objRef{ObjectTenant, Key{TenantID: t.TenantID}})
 	}
@@ -341,12 +390,54 @@ func (f *Follower) resnapshot(ctx context.Context, attempted map[objRef]bool) er
 		f.reconcile(ref, attempted)
 	}
 	f.seeded, f.storeID, f.next = true, snap.StoreID, snap.NextSeq
+	f.last, f.lastSeq = nil, 0
 	return nil
+}
+
+// keep leaves the objects of refs in the broker after a resync on a
+// changed history, and stops following them.
+func (f *Follower) keep(refs []objRef, snap *Snapshot, diverged bool) {
+	if len(refs) == 0 {
+		return
+	}
+	why := "the control plane store was replaced"
+	switch {
+	case diverged:
+		why = "the control plane's change history diverged from what was applied (restored from a backup?)"
+	case snap.StoreID == f.storeID:
+		why = "the control plane went back in time (restored from an older backup?)"
+	}
+	shown := make([]string, 0, min(len(refs), 20))
+	for _, r := range refs[:cap(shown)] {
+		shown = append(shown, r.kind+" "+r.String())
+	}
+	f.log.Error("control plane no longer declares objects this broker has; keeping them and their data instead of deleting them: delete them through the API once declared again, or by hand",
+		"reason", why, "store_id", snap.StoreID, "next_seq", snap.NextSeq, "previous_store_id", f.storeID, "previous_next_seq", f.next,
+		"count", len(refs), "objects", shown)
+	f.statsMu.Lock()
+	f.stats.Kept += uint64(len(refs))
+	for _, r := range refs {
+		delete(f.failed, r) // a retry would delete it
+	}
+	f.statsMu.Unlock()
+}
+
+func (r objRef) String() string {
+	switch {
+	case r.key.Stream != "":
+		return r.key.StreamKey().String()
+	case r.key.Cache != "":
+		return r.key.CacheKey().String()
+	case r.key.Namespace != "":
+		return r.key.NamespaceKey().String()
+	}
+	return r.key.TenantID
 }
 
 // applyChange updates the desired state with c and applies it.
 func (f *Follower) applyChange(c Change, attempted map[objRef]bool) {
 	ref := objRef{c.Kind, c.Key}
+	f.last, f.lastSeq = changeJSON(c), c.Seq
 	if err := f.want.update(c); err != nil {
 		f.log.Error("control plane change not understood; skipped", "seq", c.Seq, "kind", c.Kind, "err", err)
 		return

@@ -12,6 +12,10 @@ import (
 	"time"
 )
 
+// maxSourceBody bounds an answer HTTPSource reads (a snapshot of some
+// hundred thousand objects).
+var maxSourceBody int64 = 64 << 20
+
 // HTTPSource reads a control plane's snapshot and change feed over HTTP
 // with an admin bearer token. It is safe for concurrent use.
 type HTTPSource struct {
@@ -63,9 +67,12 @@ func (h *HTTPSource) get(ctx context.Context, path string, v any) error {
 		return fmt.Errorf("control plane GET %s: %w", path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSourceBody+1))
 	if err != nil {
 		return fmt.Errorf("control plane GET %s: %w", path, err)
+	}
+	if int64(len(body)) > maxSourceBody {
+		return fmt.Errorf("control plane GET %s: answer larger than %d bytes", path, maxSourceBody)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var eb errorBody

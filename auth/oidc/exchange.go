@@ -36,7 +36,8 @@ type ExchangeHandler struct {
 	// wrapping ErrTenantNotAllowed is a 403; other errors are a 500.
 	Issuers func(ctx context.Context, tenant string) ([]IssuerConfig, error)
 	// Permissions returns the permission strings ("action:resource") of a
-	// principal in a tenant. Invalid strings are dropped (and logged).
+	// principal in a tenant. Invalid strings are dropped (and logged); the
+	// rest are confined to the tenant (see auth.ConfineToTenant).
 	Permissions func(ctx context.Context, tenant string, p *Principal) ([]string, error)
 	// Signer signs the Felix tokens; its TTL is the token lifetime, cut
 	// short to the upstream token's exp.
@@ -158,7 +159,10 @@ func (h *ExchangeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal", "internal error")
 		return
 	}
-	perms = validPerms(perms, log)
+	// A token for tenant carries rights in tenant only: admin:cluster or
+	// another tenant's resources in a grant must not let a tenant's
+	// identity provider mint a cluster administrator.
+	perms = auth.ConfineToTenant(validPerms(perms, log), tenant)
 	if len(req.Requested) > 0 || len(req.Resources) > 0 {
 		perms, _ = auth.Narrow(perms, req.Requested, req.Resources) // perms are valid here
 	}

@@ -254,3 +254,45 @@ func TestExchangeTenantFromPath(t *testing.T) {
 		}
 	}
 }
+
+// A token exchanged for tenant t1 carries rights in t1 only: grants that
+// reach the cluster (admin:cluster, "*") or other tenants are cut down to
+// t1, so a tenant's identity provider cannot mint a control-plane cluster
+// administrator.
+func TestExchangeConfinesToTenant(t *testing.T) {
+	env := newExchangeEnv(t)
+	env.grants["alice"] = []string{"*:*", "admin:cluster", "stream.publish:stream:t2/*/*", "stream.subscribe:stream:*/orders/*"}
+	env.grants["bob"] = []string{"admin:cluster", "cache.read:cache:t2/ns/c"}
+	status, reply := env.post(t, "t1", "Bearer "+env.upstream(t, "alice"), "")
+	if status != http.StatusOK {
+		t.Fatalf("status %d: %v", status, reply)
+	}
+	claims, err := (&auth.Verifier{Keys: env.signer.KeySet()}).Verify(reply["felix_token"].(string), "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := auth.NewMatcher(claims.Perms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		action, resource string
+		want             bool
+	}{
+		{auth.ActionAdmin, auth.ClusterResource, false},
+		{auth.ActionAdmin, auth.TenantResource("t2"), false},
+		{auth.ActionStreamPublish, auth.StreamResource("t2", "a", "b"), false},
+		{auth.ActionAdmin, auth.TenantResource("t1"), true},
+		{auth.ActionStreamPublish, auth.StreamResource("t1", "a", "b"), true},
+		{auth.ActionStreamSubscribe, auth.StreamResource("t1", "orders", "x"), true},
+		{auth.ActionCacheWrite, auth.CacheResource("t1", "n", "c"), true},
+	} {
+		if got := m.Allows(c.action, c.resource); got != c.want {
+			t.Errorf("exchanged token (perms %v): Allows(%s, %s) = %v, want %v", claims.Perms, c.action, c.resource, got, c.want)
+		}
+	}
+	// Nothing of bob's grants is in t1.
+	if status, reply := env.post(t, "t1", "Bearer "+env.upstream(t, "bob"), ""); status != http.StatusForbidden || reply["message"] != "no permissions" {
+		t.Errorf("grants outside the tenant only: %d %v", status, reply)
+	}
+}

@@ -116,12 +116,22 @@ type Verifier struct {
 
 type cachedKeys struct {
 	keys    map[string]upstreamKey
-	fetched time.Time
+	fetched time.Time // of the keys
+	failed  time.Time // of the last failed fetch after fetched, or zero
 }
 
 type cachedURL struct {
 	url     string
 	fetched time.Time
+	failed  time.Time // of the last failed fetch after fetched, or zero
+}
+
+// lastTry is when the document was last asked for, with or without success.
+func lastTry(fetched, failed time.Time) time.Time {
+	if failed.After(fetched) {
+		return failed
+	}
+	return fetched
 }
 
 func (v *Verifier) now() time.Time {
@@ -262,6 +272,12 @@ func groups(v any) []string {
 // that another Verify needs: a token whose key is cached never waits for a
 // fetch, so a slow or hanging endpoint of one issuer (one tenant's
 // identity provider) stalls only the tokens that need that fetch.
+//
+// A fetch that fails (unreachable, an error status, a document that does
+// not parse or holds no usable key) keeps the cached keys: stale keys stay
+// in use until a fetch succeeds, and the endpoint is asked again at most
+// every MinRefetchInterval meanwhile. Only a successful fetch replaces the
+// keys, so a key the provider removed goes with the first one.
 func (v *Verifier) key(ctx context.Context, cfg IssuerConfig, kid string) (upstreamKey, error) {
 	url, err := v.jwksURL(ctx, cfg)
 	if err != nil {
@@ -279,17 +295,24 @@ func (v *Verifier) key(ctx context.Context, cfg IssuerConfig, kid string) (upstr
 	if k, done, err := v.cachedKey(url, kid); done {
 		return k, err
 	}
-	data, err := auth.HTTPGet(ctx, v.HTTPClient, url, maxDocBytes)
-	if err != nil {
-		return upstreamKey{}, fmt.Errorf("oidc: %w: %w", ErrKeysUnavailable, err)
-	}
-	keys, err := parseJWKS(data)
-	if err != nil {
-		return upstreamKey{}, fmt.Errorf("oidc: %w: %s: %w", ErrKeysUnavailable, url, err)
-	}
+	keys, err := v.fetchKeys(ctx, url)
 	v.mu.Lock()
 	if v.jwks == nil {
 		v.jwks = make(map[string]*cachedKeys)
+	}
+	c := v.jwks[url]
+	if err != nil {
+		var stale upstreamKey
+		ok := false
+		if c != nil {
+			c.failed = v.now()
+			stale, ok = c.keys[kid]
+		}
+		v.mu.Unlock()
+		if ok {
+			return stale, nil // the endpoint fails: the keys it served last stay in use
+		}
+		return upstreamKey{}, err
 	}
 	v.jwks[url] = &cachedKeys{keys: keys, fetched: v.now()}
 	v.mu.Unlock()
@@ -300,21 +323,42 @@ func (v *Verifier) key(ctx context.Context, cfg IssuerConfig, kid string) (upstr
 	return k, nil
 }
 
+// fetchKeys GETs and parses a JWKS; one without a usable key is an error.
+func (v *Verifier) fetchKeys(ctx context.Context, url string) (map[string]upstreamKey, error) {
+	data, err := auth.HTTPGet(ctx, v.HTTPClient, url, maxDocBytes)
+	if err != nil {
+		return nil, fmt.Errorf("oidc: %w: %w", ErrKeysUnavailable, err)
+	}
+	keys, err := parseJWKS(data)
+	if err == nil && len(keys) == 0 {
+		err = errors.New("jwks: no usable signing key")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("oidc: %w: %s: %w", ErrKeysUnavailable, url, err)
+	}
+	return keys, nil
+}
+
 // cachedKey answers from url's cached keys when it can; done is false when
 // they must be fetched (none, stale, or an unknown kid after
-// MinRefetchInterval).
+// MinRefetchInterval). Stale keys answer while the last fetch failed less
+// than MinRefetchInterval ago.
 func (v *Verifier) cachedKey(url, kid string) (k upstreamKey, done bool, err error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	now := v.now()
 	c := v.jwks[url]
-	if c == nil || now.Sub(c.fetched) >= orDefault(v.CacheTTL, DefaultCacheTTL) {
+	if c == nil {
 		return upstreamKey{}, false, nil
+	}
+	recent := now.Sub(lastTry(c.fetched, c.failed)) < orDefault(v.MinRefetchInterval, DefaultMinRefetchInterval)
+	if now.Sub(c.fetched) >= orDefault(v.CacheTTL, DefaultCacheTTL) && !(recent && c.failed.After(c.fetched)) {
+		return upstreamKey{}, false, nil // stale, and no failed fetch just now
 	}
 	if k, ok := c.keys[kid]; ok {
 		return k, true, nil
 	}
-	if now.Sub(c.fetched) < orDefault(v.MinRefetchInterval, DefaultMinRefetchInterval) {
+	if recent {
 		return upstreamKey{}, true, errors.New("unknown kid")
 	}
 	return upstreamKey{}, false, nil
@@ -360,6 +404,27 @@ func (v *Verifier) jwksURL(ctx context.Context, cfg IssuerConfig) (string, error
 	if u, ok := v.cachedDiscovery(discURL); ok {
 		return u, nil
 	}
+	u, err := v.discover(ctx, cfg, discURL)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.disc == nil {
+		v.disc = make(map[string]cachedURL)
+	}
+	c, had := v.disc[discURL]
+	if err != nil {
+		if had { // the document served last stays in use while this fails
+			c.failed = v.now()
+			v.disc[discURL] = c
+			return c.url, nil
+		}
+		return "", err
+	}
+	v.disc[discURL] = cachedURL{url: u, fetched: v.now()}
+	return u, nil
+}
+
+// discover fetches cfg's discovery document and returns its jwks_uri.
+func (v *Verifier) discover(ctx context.Context, cfg IssuerConfig, discURL string) (string, error) {
 	data, err := auth.HTTPGet(ctx, v.HTTPClient, discURL, maxDocBytes)
 	if err != nil {
 		return "", fmt.Errorf("oidc: %w: %w", ErrKeysUnavailable, err)
@@ -374,12 +439,6 @@ func (v *Verifier) jwksURL(ctx context.Context, cfg IssuerConfig) (string, error
 	if doc.Issuer != "" && doc.Issuer != cfg.Issuer {
 		return "", fmt.Errorf("oidc: %w: %s names issuer %q", ErrKeysUnavailable, discURL, doc.Issuer)
 	}
-	v.mu.Lock()
-	if v.disc == nil {
-		v.disc = make(map[string]cachedURL)
-	}
-	v.disc[discURL] = cachedURL{url: doc.JWKSURI, fetched: v.now()}
-	v.mu.Unlock()
 	return doc.JWKSURI, nil
 }
 
@@ -389,7 +448,12 @@ func (v *Verifier) cachedDiscovery(discURL string) (string, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	c, ok := v.disc[discURL]
-	if !ok || v.now().Sub(c.fetched) >= orDefault(v.CacheTTL, DefaultCacheTTL) {
+	if !ok {
+		return "", false
+	}
+	now := v.now()
+	failing := c.failed.After(c.fetched) && now.Sub(c.failed) < orDefault(v.MinRefetchInterval, DefaultMinRefetchInterval)
+	if now.Sub(c.fetched) >= orDefault(v.CacheTTL, DefaultCacheTTL) && !failing {
 		return "", false
 	}
 	return c.url, true

@@ -100,11 +100,18 @@ func TestVerifyRefetchOnUnknownKid(t *testing.T) {
 	if got := idp.JWKSFetches() - before; got != 1 {
 		t.Errorf("unknown kid caused %d fetches, want 1", got)
 	}
-	// Keys unavailable is its own error.
+	// With the JWKS down, a cached key stays usable past the TTL (see
+	// TestVerifyKeepsStaleKeysWhenJWKSFails); an unknown kid is keys
+	// unavailable.
 	idp.SetJWKSBroken(true)
 	clock.Advance(DefaultCacheTTL)
-	if _, err := v.Verify(ctx, tok2, []IssuerConfig{cfg}); !errors.Is(err, ErrKeysUnavailable) {
-		t.Errorf("jwks down: err = %v", err)
+	if _, err := v.Verify(ctx, tok2, []IssuerConfig{cfg}); err != nil {
+		t.Errorf("jwks down, cached key: err = %v", err)
+	}
+	clock.Advance(DefaultMinRefetchInterval)
+	idp.AddEC(t, "ec-3", elliptic.P256())
+	if _, err := v.Verify(ctx, idp.Token(t, "ec-3", idp.Claims(clock.Now(), "a")), []IssuerConfig{cfg}); !errors.Is(err, ErrKeysUnavailable) {
+		t.Errorf("jwks down, unknown kid: err = %v", err)
 	}
 }
 
@@ -197,4 +204,59 @@ func signWith(t *testing.T, m jwt.SigningMethod, kid string, idp *oidctest.Provi
 		t.Fatal(err)
 	}
 	return signing + "." + base64.RawURLEncoding.EncodeToString(s)
+}
+
+// A provider whose JWKS endpoint fails (or serves no usable key) when the
+// cached keys go stale must not lock everyone out: the cached keys stay in
+// use until a fetch succeeds, and the failing endpoint is asked at most
+// once per MinRefetchInterval, not once per exchange.
+func TestVerifyKeepsStaleKeysWhenJWKSFails(t *testing.T) {
+	idp := oidctest.New(t)
+	clock := testclock.New()
+	v := &Verifier{Now: clock.Now}
+	cfg := issuerConfig(idp) // via discovery
+	ctx := context.Background()
+	verify := func(what string) {
+		t.Helper()
+		if _, err := v.Verify(ctx, idp.Token(t, "ec-1", idp.Claims(clock.Now(), "a")), []IssuerConfig{cfg}); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	verify("first")
+	idp.SetJWKSBroken(true)
+	clock.Advance(DefaultCacheTTL)
+	before := idp.JWKSFetches()
+	verify("stale keys, jwks down")
+	verify("stale keys, jwks down, again")
+	if got := idp.JWKSFetches() - before; got != 1 {
+		t.Errorf("jwks fetched %d times while down within the refetch interval, want 1", got)
+	}
+	clock.Advance(DefaultMinRefetchInterval)
+	verify("stale keys, jwks still down")
+	if got := idp.JWKSFetches() - before; got != 2 {
+		t.Errorf("jwks fetched %d times, want 2", got)
+	}
+	// Back up: the next fetch replaces the keys (a rotated-out key goes).
+	idp.SetJWKSBroken(false)
+	idp.AddEC(t, "ec-2", elliptic.P256())
+	clock.Advance(DefaultMinRefetchInterval)
+	if _, err := v.Verify(ctx, idp.Token(t, "ec-2", idp.Claims(clock.Now(), "a")), []IssuerConfig{cfg}); err != nil {
+		t.Fatalf("new key after recovery: %v", err)
+	}
+	tok1 := idp.Token(t, "ec-1", idp.Claims(clock.Now(), "a"))
+	idp.RemoveKey("ec-1")
+	clock.Advance(DefaultCacheTTL)
+	if _, err := v.Verify(ctx, tok1, []IssuerConfig{cfg}); !errors.Is(err, ErrInvalidToken) {
+		t.Errorf("key removed by the provider still accepted: %v", err)
+	}
+}
+
+// Keys unavailable with nothing cached is its own error.
+func TestVerifyKeysUnavailableWithoutCache(t *testing.T) {
+	idp := oidctest.New(t)
+	idp.SetJWKSBroken(true)
+	v := &Verifier{}
+	if _, err := v.Verify(context.Background(), idp.Token(t, "ec-1", idp.Claims(time.Now(), "a")), []IssuerConfig{issuerConfig(idp)}); !errors.Is(err, ErrKeysUnavailable) {
+		t.Errorf("jwks down, nothing cached: err = %v", err)
+	}
 }
