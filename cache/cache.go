@@ -60,7 +60,8 @@ type Stats struct {
 	Entries         int64  // entries stored, live or expired but not yet removed
 }
 
-func newCache(scope Scope, cfg Config, clock Clock) *Cache {
+// newCache returns a cache whose first version is base+1.
+func newCache(scope Scope, cfg Config, clock Clock, base uint64) *Cache {
 	c := &Cache{
 		scope:  scope,
 		cfg:    cfg,
@@ -70,6 +71,7 @@ func newCache(scope Scope, cfg Config, clock Clock) *Cache {
 		mask:   uint64(cfg.Shards - 1),
 		shards: make([]shard, cfg.Shards),
 	}
+	c.version.Store(base)
 	return c
 }
 

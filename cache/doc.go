@@ -23,9 +23,14 @@
 // Put stores its own copy of the value and never mutates a stored value:
 // a write replaces the slice. Get therefore returns the stored slice itself,
 // without copying; callers must treat it as read-only. Every successful
-// write takes the next value of a per-cache version counter (starting at 1),
-// so versions are unique and increase monotonically within a cache and
-// within a key. PutOptions.IfVersion is a compare-and-set on that version
+// write takes the next value of a per-cache version counter, so versions
+// are unique and increase monotonically within a cache and within a key.
+// The counter of a new cache starts above the clock in microseconds since
+// the Unix epoch and above every version a deleted cache of the Store
+// handed out, so versions do not repeat when a scope is deleted and
+// created again, nor across a restart (unless a cache averaged over a
+// million writes per second): a version read earlier never matches an
+// unrelated later entry. PutOptions.IfVersion is a compare-and-set on that version
 // (0 meaning "the key must not exist"); PutOptions.IfAbsent writes only a
 // missing key. Keys are retained as given (Go strings are immutable).
 //

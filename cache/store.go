@@ -15,6 +15,10 @@ type Store struct {
 	mu     sync.RWMutex
 	caches map[Scope]*Cache
 	closed bool
+	// versionFloor is the highest version a deleted cache handed out: a
+	// cache created later starts above it, so a version read from a
+	// deleted cache never matches an entry of its successor.
+	versionFloor uint64 // guarded by mu
 
 	// list is the caches in creation order, replaced on Create and Delete,
 	// so the sweeper walks it without holding mu.
@@ -67,7 +71,7 @@ func (st *Store) Create(scope Scope, cfg Config) (*Cache, error) {
 		}
 		return c, nil
 	}
-	c := newCache(scope, cfg, st.opts.Clock)
+	c := newCache(scope, cfg, st.opts.Clock, max(st.versionFloor, clockVersion(st.opts.Clock)))
 	st.caches[scope] = c
 	old := *st.list.Load()
 	list := make([]*Cache, len(old), len(old)+1)
@@ -92,12 +96,22 @@ func (st *Store) Get(scope Scope) (*Cache, error) {
 // returns a *NotFoundError. Later Puts on a retained *Cache fail with
 // ErrDeleted and its Gets miss.
 func (st *Store) Delete(scope Scope) error {
-	st.mu.Lock()
+	st.mu.RLock()
 	c, ok := st.caches[scope]
+	st.mu.RUnlock()
 	if !ok {
+		return &NotFoundError{Scope: scope}
+	}
+	// Drop the entries first: once clear returns, no write is in progress
+	// on c and none will take a version, so c's last version is final
+	// before a successor can be created under scope.
+	c.clear()
+	st.mu.Lock()
+	if st.caches[scope] != c { // a concurrent Delete got there first
 		st.mu.Unlock()
 		return &NotFoundError{Scope: scope}
 	}
+	st.versionFloor = max(st.versionFloor, c.version.Load())
 	delete(st.caches, scope)
 	old := *st.list.Load()
 	list := make([]*Cache, 0, len(old))
@@ -108,8 +122,18 @@ func (st *Store) Delete(scope Scope) error {
 	}
 	st.list.Store(&list)
 	st.mu.Unlock()
-	c.clear()
 	return nil
+}
+
+// clockVersion is where the versions of a cache created now start: the
+// clock in microseconds since the Unix epoch (0 before it). A broker that
+// restarts thus hands out versions above those it handed out before, as
+// long as its caches took less than a million writes per second on average
+// since it started, so a version read before a restart does not match an
+// entry written after it. Microseconds keep versions below 2^53 (exact in
+// JSON numbers read as doubles) for two centuries.
+func clockVersion(clk Clock) uint64 {
+	return uint64(max(clk.Now().UnixMicro(), 0))
 }
 
 // Caches returns the registered caches in creation order.

@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -208,4 +209,64 @@ func TestCloseStopsBackgroundSweep(t *testing.T) {
 	}
 	mustPut(t, c, "k", "v", PutOptions{TTL: new(time.Nanosecond)})
 	st.Close()
+}
+
+// A cache deleted and created again under the same scope (as the control
+// plane does) never hands out a version the old one handed out, so a
+// compare-and-set with a version read from the old cache cannot match an
+// entry of the new one (ABA).
+func TestVersionsNeverRepeatAcrossRecreate(t *testing.T) {
+	clk := newFakeClock()
+	st := NewStore(StoreOptions{Clock: clk, SweepInterval: -1})
+	defer st.Close()
+	c, err := st.Create(testScope, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old uint64
+	for i := range 3 {
+		old = mustPut(t, c, "k", "old"+strconv.Itoa(i), PutOptions{})
+	}
+	if err := st.Delete(testScope); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := st.Create(testScope, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v uint64
+	for i := range 3 {
+		v = mustPut(t, c2, "k", "new"+strconv.Itoa(i), PutOptions{})
+		if v <= old {
+			t.Fatalf("recreated cache's write %d got version %d, not above the deleted cache's last %d", i, v, old)
+		}
+	}
+	if _, err := c2.Put("k", []byte("stale"), PutOptions{IfVersion: &old}); !errors.Is(err, ErrConditionFailed) {
+		t.Fatalf("CAS with the deleted cache's version %d: %v", old, err)
+	}
+	wantGet(t, c2, "k", "new2")
+}
+
+// A new Store (a broker restart) starts its versions above those of an
+// earlier Store: they follow the clock (microseconds), so a version read
+// before a restart does not match an entry written after it.
+func TestVersionsNeverRepeatAcrossStores(t *testing.T) {
+	clk := newFakeClock()
+	var last uint64
+	for round := range 3 {
+		st := NewStore(StoreOptions{Clock: clk, SweepInterval: -1})
+		c, err := st.Create(testScope, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := mustPut(t, c, "k", "v", PutOptions{})
+		if v <= last {
+			t.Fatalf("store %d: first version %d, not above the previous store's %d", round, v, last)
+		}
+		for range 100 {
+			last = mustPut(t, c, "k", "v", PutOptions{})
+		}
+		st.Close()
+		clk.Advance(time.Second) // a restart takes time
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -98,5 +99,90 @@ func TestWithTTLRoundsUpToMilliseconds(t *testing.T) {
 		if m.TTLMs == nil || *m.TTLMs != want {
 			t.Errorf("WithTTL(%v) = %v ms, want %d", d, m.TTLMs, want)
 		}
+	}
+}
+
+// A version read before a broker restart does not match an entry written
+// after it (the restarted broker's caches start their versions above the
+// old ones), so a compare-and-set across a restart fails instead of
+// silently overwriting another client's write. Requests after the restart
+// reconnect; one sent before the client noticed the restart may fail with
+// ErrDisconnected, nothing else.
+func TestCacheCASAcrossRestart(t *testing.T) {
+	tb := startBroker(t, testbroker.WithCaches(cache.Config{}, "default/default/c"))
+	for _, jsonCache := range []bool{false, true} {
+		t.Run(map[bool]string{false: "binary", true: "json"}[jsonCache], func(t *testing.T) {
+			a := dial(t, tb, Options{CacheConns: 1, CacheStreamsPerConn: 1, JSONCache: jsonCache})
+			ctx := testCtx(t)
+			key := "k-" + t.Name()
+			read, err := a.Cache("default", "c").Put(ctx, key, []byte("a's"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tb.Restart()
+			b := dial(t, tb, Options{CacheConns: 1, CacheStreamsPerConn: 1, JSONCache: jsonCache})
+			if _, err := b.Cache("default", "c").Put(ctx, key, []byte("b's")); err != nil {
+				t.Fatal(err)
+			}
+			var casErr error
+			for {
+				_, casErr = a.Cache("default", "c").Put(ctx, key, []byte("a's update"), IfVersion(read))
+				if !errors.Is(casErr, ErrDisconnected) {
+					break
+				}
+			}
+			if !errors.Is(casErr, ErrConditionFailed) {
+				t.Fatalf("CAS at version %d read before the restart: %v, want ErrConditionFailed", read, casErr)
+			}
+			if v, _, err := b.Cache("default", "c").Get(ctx, key); err != nil || string(v) != "b's" {
+				t.Fatalf("after the stale CAS: %q %v", v, err)
+			}
+		})
+	}
+}
+
+// A reply the frame limit cannot carry (a value stored from a binary put,
+// read as base64 JSON; an mget of large values) fails that request with
+// ErrValueTooLarge, instead of the broker sending a frame the client must
+// reject, which lost the session and every request in flight on it.
+func TestCacheReplyOverFrameLimit(t *testing.T) {
+	const limit = 1 << 20
+	tb := startBroker(t, testbroker.WithCaches(cache.Config{}, "default/default/c"),
+		testbroker.WithServerOptions(server.Options{MaxFrameBytes: limit}))
+	bin := dial(t, tb, Options{CacheConns: 1, CacheStreamsPerConn: 1, MaxFrameBytes: limit})
+	ctx := testCtx(t)
+	big := make([]byte, limit*7/8) // fits a binary frame, not its base64
+	if _, err := bin.Cache("default", "c").Put(ctx, "big", big); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bin.Cache("default", "c").Put(ctx, "half", big[:limit/2]); err != nil {
+		t.Fatal(err)
+	}
+	for _, jsonCache := range []bool{false, true} {
+		t.Run(map[bool]string{false: "binary", true: "json"}[jsonCache], func(t *testing.T) {
+			c := dial(t, tb, Options{CacheConns: 1, CacheStreamsPerConn: 1, MaxFrameBytes: limit, JSONCache: jsonCache})
+			kv := c.Cache("default", "c")
+			if v, found, err := kv.Get(ctx, "half"); err != nil || !found || len(v) != limit/2 {
+				t.Fatalf("get half: %d %v %v", len(v), found, err)
+			}
+			s := c.cacheLanes[0].live()
+			v, found, err := kv.Get(ctx, "big")
+			if jsonCache {
+				if !errors.Is(err, ErrValueTooLarge) {
+					t.Fatalf("JSON get of a value over the frame limit in base64: %v, want ErrValueTooLarge", err)
+				}
+			} else if err != nil || !found || len(v) != len(big) {
+				t.Fatalf("binary get: %d %v %v", len(v), found, err)
+			}
+			if _, err := kv.MGet(ctx, []string{"half", "half"}); !errors.Is(err, ErrValueTooLarge) {
+				t.Fatalf("mget over the frame limit: %v, want ErrValueTooLarge", err)
+			}
+			if items, err := kv.MGet(ctx, []string{"half", "nope"}); err != nil || len(items[0].Value) != limit/2 || items[1].Found {
+				t.Fatalf("mget under the limit: %v", err)
+			}
+			if c.cacheLanes[0].live() != s {
+				t.Fatal("the session did not survive")
+			}
+		})
 	}
 }

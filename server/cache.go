@@ -172,7 +172,44 @@ func (ctl *control) cacheGet(m *wire.CacheGet, bin bool) error {
 			reply.Version = &it.Version
 		}
 	}
-	return ctl.oneShot(m.RequestID, reply)
+	if err := ctl.cacheReply(m.RequestID, reply); err != nil {
+		return err
+	}
+	if m.RequestID == nil {
+		return errClose // the reference's one-shot request
+	}
+	return nil
+}
+
+// replyTooLargeError refuses a request whose JSON reply would exceed the
+// frame limit: a value stored from a binary put (or a JSON put near the
+// limit) grows by a third in base64, and an mget adds up many values.
+type replyTooLargeError struct {
+	Size, Limit int
+}
+
+func (e *replyTooLargeError) Error() string {
+	return fmt.Sprintf("cache reply too large: %d bytes exceeds the frame limit %d", e.Size, e.Limit)
+}
+
+// Unwrap returns cache.ErrTooLarge, so the reply's code is too_large.
+func (e *replyTooLargeError) Unwrap() error { return cache.ErrTooLarge }
+
+// cacheReply queues m, the reply to a cache request, unless its frame
+// would exceed the frame limit, which no peer accepts (the client would
+// have to drop the stream and every request in flight on it): the request
+// then fails with a *replyTooLargeError.
+func (ctl *control) cacheReply(reqID *uint64, m wire.Message) error {
+	at := len(ctl.out)
+	if err := ctl.reply(m); err != nil {
+		return err
+	}
+	limit := cmp.Or(ctl.c.s.opts.MaxFrameBytes, wire.DefaultMaxFrameBytes)
+	if n := len(ctl.out) - at - wire.HeaderSize; n > limit {
+		ctl.out = ctl.out[:at]
+		return ctl.cacheFailure(reqID, &replyTooLargeError{Size: n, Limit: limit})
+	}
+	return nil
 }
 
 // The extension requests below are only understood on streams that
@@ -234,5 +271,5 @@ func (ctl *control) cacheMGet(m *wire.CacheMGet) error {
 			}
 		}
 	}
-	return ctl.reply(&wire.CacheValues{RequestID: m.RequestID, Values: values})
+	return ctl.cacheReply(&m.RequestID, &wire.CacheValues{RequestID: m.RequestID, Values: values})
 }

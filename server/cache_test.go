@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/internal/testbroker"
@@ -10,7 +11,21 @@ import (
 )
 
 func startCacheTB(t *testing.T) *testbroker.Broker {
-	return testbroker.Start(t, testbroker.WithCaches(cache.Config{MaxBytes: 1 << 20}, "t1/default/primary"))
+	return testbroker.Start(t, testbroker.WithCaches(cache.Config{MaxBytes: 1 << 20}, "t1/default/primary"), smallVersions())
+}
+
+// smallVersions runs the caches on a clock that reads before the Unix
+// epoch, so their versions start at 1 (not at the clock in microseconds)
+// and the byte-exact replies below can spell them. The clock moves in
+// real time, so TTLs behave as with the system clock.
+func smallVersions() testbroker.Option {
+	return testbroker.WithCacheStore(cache.StoreOptions{Clock: preEpochClock{start: time.Now()}})
+}
+
+type preEpochClock struct{ start time.Time }
+
+func (c preEpochClock) Now() time.Time {
+	return time.Unix(0, 0).Add(-24 * time.Hour).Add(time.Since(c.start))
 }
 
 // The reference's cache flows, byte for byte: a client that knows nothing

@@ -124,7 +124,7 @@ func TestBinaryCacheNotNegotiated(t *testing.T) {
 // request in JSON (with a request_id) gets, with and without the JSON cache
 // extension, and the stream goes on or ends alike.
 func TestBinaryCacheFailuresMatchJSON(t *testing.T) {
-	tb := testbroker.Start(t, testbroker.WithCaches(cache.Config{MaxBytes: 1 << 20}, "t1/default/primary", "t1/default/secret"),
+	tb := testbroker.Start(t, testbroker.WithCaches(cache.Config{MaxBytes: 1 << 20}, "t1/default/primary", "t1/default/secret"), smallVersions(),
 		testbroker.WithServerOptions(server.Options{Auth: denySecret{}}))
 	c := dialRaw(t, tb)
 	setup := c.open()
