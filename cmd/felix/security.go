@@ -176,15 +176,32 @@ func (sec *security) authorizeAdmin(r *http.Request, tenant string) error {
 	if sec.verifier == nil {
 		return errors.New("not the admin token")
 	}
-	tid := tenant
-	if tid == "" { // cluster-wide route: the token's own tenant, then admin:cluster
+	ownTenant := func() (string, error) {
 		claims := jwt.MapClaims{}
 		if _, _, err := jwt.NewParser().ParseUnverified(tok, claims); err != nil {
-			return errors.New("not an admin token")
+			return "", errors.New("not an admin token")
 		}
-		tid, _ = claims["tid"].(string)
+		tid, _ := claims["tid"].(string)
+		return tid, nil
+	}
+	// A tenant's route takes a token of that tenant (admin:tenant:{t} or
+	// admin:cluster) or of any tenant with admin:cluster; a cluster-wide
+	// route, a token of its own tenant with admin:cluster.
+	tid, onlyCluster := tenant, tenant == ""
+	if onlyCluster {
+		var err error
+		if tid, err = ownTenant(); err != nil {
+			return err
+		}
 	}
 	claims, err := sec.verifier.Verify(tok, tid)
+	if errors.Is(err, auth.ErrWrongTenant) && !onlyCluster {
+		if tid, err = ownTenant(); err != nil {
+			return err
+		}
+		onlyCluster = true
+		claims, err = sec.verifier.Verify(tok, tid)
+	}
 	if err != nil {
 		return err
 	}
@@ -192,7 +209,7 @@ func (sec *security) authorizeAdmin(r *http.Request, tenant string) error {
 	if err != nil {
 		return err
 	}
-	if m.Allows(auth.ActionAdmin, auth.ClusterResource) || (tenant != "" && m.Allows(auth.ActionAdmin, auth.TenantResource(tenant))) {
+	if m.Allows(auth.ActionAdmin, auth.ClusterResource) || (!onlyCluster && m.Allows(auth.ActionAdmin, auth.TenantResource(tenant))) {
 		return nil
 	}
 	return errors.New("token lacks the admin permission")

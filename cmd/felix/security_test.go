@@ -187,6 +187,14 @@ func TestControlPlaneAdminTokens(t *testing.T) {
 	if code, _ := call(t, "GET", cp.base+"/v1/tenants", issue("stream.publish:stream:ops/*/*"), ""); code != http.StatusForbidden {
 		t.Fatalf("non-admin token: %d, want 403", code)
 	}
+	// admin:cluster reaches every tenant's routes; admin:tenant:ops only
+	// its own.
+	if code, body := call(t, "GET", cp.base+"/v1/tenants/acme/namespaces", issue("admin:cluster"), ""); code != http.StatusOK {
+		t.Fatalf("admin:cluster token on acme's route: %d %s", code, body)
+	}
+	if code, _ := call(t, "GET", cp.base+"/v1/tenants/acme/namespaces", issue("admin:tenant:ops"), ""); code != http.StatusForbidden {
+		t.Fatalf("admin:tenant:ops token on acme's route: %d, want 403", code)
+	}
 	// The JWKS endpoint is public and lists the signing key.
 	code, body := call(t, "GET", cp.base+"/v1/tenants/acme/.well-known/jwks.json", "", "")
 	if code != http.StatusOK || !strings.Contains(body, `"crv":"Ed25519"`) {
