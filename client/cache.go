@@ -66,7 +66,10 @@ type PutOption func(*wire.CachePut)
 func WithTTL(d time.Duration) PutOption {
 	ms := uint64(0)
 	if d > 0 {
-		ms = uint64((d + time.Millisecond - 1) / time.Millisecond)
+		ms = uint64(d / time.Millisecond) // rounded up below, without overflowing near MaxInt64
+		if d%time.Millisecond != 0 {
+			ms++
+		}
 	}
 	return func(m *wire.CachePut) { m.TTLMs = wire.U64(ms) }
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +94,7 @@ func TestWithTTLRoundsUpToMilliseconds(t *testing.T) {
 	for d, want := range map[time.Duration]uint64{
 		-time.Second: 0, 0: 0, time.Microsecond: 1, 500 * time.Microsecond: 1,
 		time.Millisecond: 1, 1500 * time.Microsecond: 2, 2 * time.Second: 2000,
+		math.MaxInt64: uint64(math.MaxInt64/time.Millisecond) + 1, // no overflow to a negative TTL
 	} {
 		var m wire.CachePut
 		WithTTL(d)(&m)
