@@ -24,16 +24,23 @@ func newQueueCmd() *cobra.Command {
 	var name string
 	var nack bool
 	var idle time.Duration
-	consume := &cobra.Command{
-		Use:   "consume STREAM",
-		Short: "Join the group, print each message (offset, attempt, payload) and ack it",
-		Args:  cobra.ExactArgs(1),
-		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
+	// withClient runs a subcommand with a client dialled from the shared
+	// connection flags, closed after it.
+	withClient := func(fn func(ctx context.Context, cmd *cobra.Command, c *client.Client) error) func(*cobra.Command, []string) error {
+		return withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			c, err := f.dial(ctx)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
+			return fn(ctx, cmd, c)
+		})
+	}
+	consume := &cobra.Command{
+		Use:   "consume STREAM",
+		Short: "Join the group, print each message (offset, attempt, payload) and ack it",
+		Args:  cobra.ExactArgs(1),
+		RunE: withClient(func(ctx context.Context, cmd *cobra.Command, c *client.Client) error {
 			var opts []client.ConsumerOption
 			if prefetch > 0 {
 				opts = append(opts, client.WithPrefetch(prefetch))
@@ -84,12 +91,7 @@ func newQueueCmd() *cobra.Command {
 		Use:   "stats STREAM",
 		Short: "Print the group's counters: members, in flight, lag, acked, redelivered, dead-lettered",
 		Args:  cobra.ExactArgs(1),
-		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
-			c, err := f.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: withClient(func(ctx context.Context, cmd *cobra.Command, c *client.Client) error {
 			st, err := c.QueueStats(ctx, f.namespace, cmd.Flags().Arg(0), group)
 			if err != nil {
 				return err
@@ -105,16 +107,11 @@ func newQueueCmd() *cobra.Command {
 		Use:   "delete STREAM",
 		Short: "Delete the consumer group: its consumers end, its acks and attempt counts are forgotten (needs stream.manage)",
 		Args:  cobra.ExactArgs(1),
-		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
-			c, err := f.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+		RunE: withClient(func(ctx context.Context, cmd *cobra.Command, c *client.Client) error {
 			if err := c.DeleteQueueGroup(ctx, f.namespace, cmd.Flags().Arg(0), group); err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "deleted group %s of %s\n", group, cmd.Flags().Arg(0))
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "deleted group %s of %s\n", group, cmd.Flags().Arg(0))
 			return err
 		}),
 	}
