@@ -17,7 +17,7 @@ func newQueueCmd() *cobra.Command {
 	var group string
 	cmd := &cobra.Command{
 		Use:   "queue",
-		Short: "Work queues: consume a stream as a member of a consumer group, or show a group's stats",
+		Short: "Work queues: consume a stream as a member of a consumer group, show a group's stats, or delete a group",
 	}
 	cmd.PersistentFlags().StringVarP(&group, "group", "g", "workers", "consumer group")
 	var count, prefetch int
