@@ -18,6 +18,7 @@ import (
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/client"
 	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/internal/syncbuf"
 	"github.com/felixmq/felix/internal/testbroker"
 	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/transport"
@@ -556,7 +557,7 @@ func TestExplore2WriteMaxDelayDurableCatchUp(t *testing.T) {
 // that has dropped fewer events than the previous holder of the id must
 // not be reported with a wrapped-around dropped count.
 func TestDropReportSurvivesIDReuse(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	tb := testbroker.Start(t, testbroker.WithStreams("default/default/d"),
 		testbroker.WithBrokerOptions(broker.Options{QueueCapacity: 1}),
 		testbroker.WithServerOptions(server.Options{DropReportInterval: 20 * time.Millisecond,

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/client"
+	"github.com/felixmq/felix/internal/syncbuf"
 	"github.com/felixmq/felix/internal/testbroker"
 	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/transport"
@@ -165,7 +165,7 @@ func TestThousandConcurrentSubscriptions(t *testing.T) {
 // full, and the slow one's drops are counted.
 func TestSlowSubscriberIsolation(t *testing.T) {
 	const capFrames = 256
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	tb := testbroker.Start(t, testbroker.WithStreams("default/default/iso"),
 		testbroker.WithBrokerOptions(broker.Options{QueueCapacity: capFrames}),
 		testbroker.WithServerOptions(server.Options{DropReportInterval: 20 * time.Millisecond,
@@ -244,23 +244,6 @@ func TestSlowSubscriberIsolation(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func subStats(s *broker.Stream, id uint64) broker.SubStats {

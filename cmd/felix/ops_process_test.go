@@ -13,12 +13,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/felixmq/felix/client"
+	"github.com/felixmq/felix/internal/syncbuf"
 )
 
 // asFelixEnv makes the test binary run main() instead of the tests, so
@@ -33,28 +33,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// syncBuffer collects a process's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // felixProc is `felix serve` running as a child process.
 type felixProc struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	err  error // the Wait result, once done is closed
 }
@@ -73,7 +55,7 @@ func startFelixProc(t *testing.T, args ...string) (p *felixProc, quicAddr, metri
 	}
 	quicAddr = udp.LocalAddr().String()
 	udp.Close()
-	p = &felixProc{out: &syncBuffer{}, done: make(chan struct{})}
+	p = &felixProc{out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0], append([]string{"serve", "--listen", quicAddr, "--metrics-addr", "127.0.0.1:0",
 		"--controlplane-addr", "off", "--log-level", "info"}, args...)...)
 	p.cmd.Env = append(os.Environ(), asFelixEnv+"=1")
