@@ -379,15 +379,25 @@ func (r *soakRun) drain(ctx context.Context) {
 	}
 }
 
-// readGroup reads the group's counters from the broker.
+// readGroup reads the group's counters from the broker. AckAsync acks
+// are not answered, so the last ones may still be on their way: it reads
+// again (for at most 5 s) until the broker has as many acks as the
+// consumers made.
 func (r *soakRun) readGroup(ctx context.Context) {
 	ns, qs := soakNames(SoakQueueStream)
-	g, err := r.kv.c.QueueStats(ctx, ns, qs, soakQueueGroup)
-	if err != nil {
-		r.errs.add("queue stats", err)
-		return
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g, err := r.kv.c.QueueStats(ctx, ns, qs, soakQueueGroup)
+		if err != nil {
+			r.errs.add("queue stats", err)
+			return
+		}
+		r.group = g
+		if int64(g.Acked) >= r.q.distinct.Load() || !time.Now().Before(deadline) || ctx.Err() != nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	r.group = g
 }
 
 // stopConsumers ends the queue consumers and waits for them.
