@@ -368,8 +368,7 @@ func (l *cacheLane) rotate(old *cacheSession) {
 	if s == nil {
 		if err != nil {
 			l.c.logRotation("cache", old.life.exp, err)
-			d, ok := retryDelay(time.Now(), old.life.exp)
-			old.rot.schedule(l.c, d, ok, func() { l.rotate(old) })
+			old.rot.retry(l.c, old.life.exp, func() { l.rotate(old) })
 		}
 		return
 	}

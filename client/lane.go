@@ -167,8 +167,7 @@ func (l *lane) rotate(old *pubSession) {
 	// carry them while that one may still be sending its own.
 	if err := old.waitReady(ctx); err != nil {
 		if ctx.Err() != nil && old.alive() {
-			d, ok := retryDelay(time.Now(), old.life.exp)
-			old.rot.schedule(l.c, d, ok, func() { l.rotate(old) })
+			old.rot.retry(l.c, old.life.exp, func() { l.rotate(old) })
 		}
 		return
 	}
@@ -178,8 +177,7 @@ func (l *lane) rotate(old *pubSession) {
 	if s == nil {
 		if err != nil {
 			l.c.logRotation("publish", old.life.exp, err)
-			d, ok := retryDelay(time.Now(), old.life.exp)
-			old.rot.schedule(l.c, d, ok, func() { l.rotate(old) })
+			old.rot.retry(l.c, old.life.exp, func() { l.rotate(old) })
 		}
 		return
 	}

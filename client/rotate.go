@@ -218,6 +218,12 @@ func (r *rotation) schedule(c *Client, d time.Duration, ok bool, rotate func()) 
 	}
 }
 
+// retry arms the timer again, halfway to exp (see retryDelay).
+func (r *rotation) retry(c *Client, exp time.Time, rotate func()) {
+	d, ok := retryDelay(time.Now(), exp)
+	r.schedule(c, d, ok, rotate)
+}
+
 // stop disarms the timer for good (the session ended or is retiring).
 func (r *rotation) stop() {
 	r.mu.Lock()

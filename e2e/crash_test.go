@@ -112,6 +112,19 @@ func killAndRestart(t *testing.T, p *brokerProc, c *client.Client, bin, addr, da
 	return p, c
 }
 
+// dialResuming dials a broker process with a client that reconnects
+// quickly (backoff at most 200 ms), closed when the test ends.
+func dialResuming(t *testing.T, ctx context.Context, addr, dataDir string) *client.Client {
+	t.Helper()
+	c, err := client.Dial(ctx, addr, client.Options{CAFile: filepath.Join(dataDir, "dev-cert.pem"),
+		Reconnect: client.ReconnectPolicy{MaxBackoff: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func dialProc(t *testing.T, addr, dataDir string) *client.Client {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)

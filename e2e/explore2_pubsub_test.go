@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -165,12 +164,7 @@ func TestExplore2SubscribeFuncAcrossSIGKILL(t *testing.T) {
 	pub := dialProc(t, addr, dataDir)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	sc, err := client.Dial(ctx, addr, client.Options{CAFile: filepath.Join(dataDir, "dev-cert.pem"),
-		Reconnect: client.ReconnectPolicy{MaxBackoff: 200 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
+	sc := dialResuming(t, ctx, addr, dataDir)
 	type rec struct{ off, seq uint64 }
 	var mu sync.Mutex
 	var got []rec

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -24,12 +23,7 @@ func TestSubscriberNoticesKilledBroker(t *testing.T) {
 	pub.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sc, err := client.Dial(ctx, addr, client.Options{CAFile: filepath.Join(dataDir, "dev-cert.pem"),
-		Reconnect: client.ReconnectPolicy{MaxBackoff: 200 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
+	sc := dialResuming(t, ctx, addr, dataDir)
 	got := make(chan string, 1024)
 	sub, err := sc.SubscribeFunc(ctx, "default", "demo", func(ev client.Event) error {
 		got <- string(ev.Payload)

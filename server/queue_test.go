@@ -27,13 +27,8 @@ func authQueue(t *testing.T, s *rawStream) {
 	t.Helper()
 	flags := wire.KnownFlags | wire.CapQueue
 	s.sendMsg(&wire.Auth{TenantID: "t1", Token: "dev", ClientFlags: &flags})
-	f, err := s.r.ReadFrame()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m, err := wire.DecodeMessage(f.Payload); err != nil {
-		t.Fatal(err)
-	} else if ok, _ := m.(*wire.AuthOK); ok == nil || ok.ServerFlags&wire.CapQueue == 0 {
+	m := s.readMsg()
+	if ok, _ := m.(*wire.AuthOK); ok == nil || ok.ServerFlags&wire.CapQueue == 0 {
 		t.Fatalf("auth reply %#v", m)
 	}
 }
@@ -54,14 +49,7 @@ func TestQueueUnrequestedAckGetsNoError(t *testing.T) {
 	s.sendMsg(&wire.QueueNack{Offset: 43})           // same, a nack
 	id := uint64(7)
 	s.sendMsg(&wire.QueueAck{Offsets: []uint64{44}, RequestID: &id}) // with a request id: answered
-	f, err := s.r.ReadFrame()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := wire.DecodeMessage(f.Payload)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := s.readMsg()
 	qe, ok := m.(*wire.QueueError)
 	if !ok || qe.RequestID == nil || *qe.RequestID != id || qe.Code != "not_in_flight" {
 		t.Fatalf("first reply %#v, want the not_in_flight answer to request %d and nothing for the unrequested ack and nack", m, id)
@@ -81,15 +69,7 @@ func TestQueueStatsNeedsPermission(t *testing.T) {
 	stats := func(s *rawStream, id uint64) wire.Message {
 		t.Helper()
 		s.sendMsg(&wire.QueueStats{TenantID: "b", Namespace: "ns", Stream: "q", Group: "g", RequestID: id})
-		f, err := s.r.ReadFrame()
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := wire.DecodeMessage(f.Payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
+		return s.readMsg()
 	}
 
 	s := c.open()

@@ -92,6 +92,20 @@ func (s *rawStream) expectMsg(m wire.Message) {
 	s.expect(b)
 }
 
+// readMsg reads the next frame and decodes it as a JSON message.
+func (s *rawStream) readMsg() wire.Message {
+	s.t.Helper()
+	f, err := s.r.ReadFrame()
+	if err != nil {
+		s.t.Fatalf("read reply: %v", err)
+	}
+	m, err := wire.DecodeMessage(f.Payload)
+	if err != nil {
+		s.t.Fatalf("decode reply: %v", err)
+	}
+	return m
+}
+
 func (s *rawStream) expectJSON(payload string) {
 	s.t.Helper()
 	s.expect(wire.AppendFrame(nil, 0, []byte(payload)))

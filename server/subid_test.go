@@ -19,14 +19,7 @@ func (c *rawConn) subscribeRaw(t *testing.T, stream string, id *uint64) wire.Mes
 	s.t = t
 	s.auth("t1", nil)
 	s.sendMsg(&wire.Subscribe{TenantID: "t1", Namespace: "default", Stream: stream, SubscriptionID: id})
-	f, err := s.r.ReadFrame()
-	if err != nil {
-		t.Fatalf("subscribe reply: %v", err)
-	}
-	m, err := wire.DecodeMessage(f.Payload)
-	if err != nil {
-		t.Fatalf("subscribe reply: %v", err)
-	}
+	m := s.readMsg()
 	if _, ok := m.(*wire.Subscribed); !ok {
 		s.expectEnd() // a refused subscribe ends its stream
 	}
