@@ -41,7 +41,7 @@ func TestPublishSubscribeRoundTrip(t *testing.T) {
 	}
 	select {
 	case ev := <-sub.C():
-		if string(ev.Payload) != "via-channel" || ev.Namespace != "default" || ev.Stream != "demo" || ev.HasOffset {
+		if string(ev.Payload) != "via-channel" || ev.Namespace != "default" || ev.Stream != "demo" || !ev.HasOffset {
 			t.Errorf("event = %+v", ev)
 		}
 	case <-ctx.Done():

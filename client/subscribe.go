@@ -19,7 +19,7 @@ type Event struct {
 	Stream    string
 	Payload   []byte // owned by the receiver
 	Offset    uint64 // valid when HasOffset
-	HasOffset bool   // the broker sent offsets (durable streams only)
+	HasOffset bool   // the broker sent offsets (see Client.Subscribe)
 }
 
 // Subscription receives the events of one stream. Read them with Next or
@@ -31,9 +31,10 @@ type Subscription struct {
 	stream    string
 	cfg       subscribeConfig
 
-	id    atomic.Uint64
-	queue *eventQueue
-	err   error // why the subscription ended; written before queue.close()
+	id     atomic.Uint64
+	missed atomic.Uint64 // events known skipped (gaps in offsets)
+	queue  *eventQueue
+	err    error // why the subscription ended; written before queue.close()
 
 	chOnce sync.Once     // C's forwarder
 	ch     chan Event    // C's channel, fed by the forwarder
@@ -71,10 +72,14 @@ type attachment struct {
 //
 // When the connection or event stream is lost, the subscription
 // resubscribes by itself (unless reconnection is disabled), on a new
-// connection if needed. Delivery is at-most-once across such a gap: events
-// published while no subscription existed are not delivered, except that
-// when the broker sent offsets (durable streams) the subscription resumes
-// from the next offset it expected, if the broker still retains it, and a
+// connection if needed. A subscription whose events carry offsets (every
+// stream of a Felix broker; durable streams only on a broker without the
+// in-memory offsets extension) resumes from the next offset it expected:
+// nothing is lost while the broker still retains that offset (on disk, or
+// in an in-memory stream's replay ring), and if it no longer does, it
+// resumes from the oldest offset retained and counts the events skipped in
+// Missed. Without offsets, delivery is at-most-once across such a gap:
+// events published while no subscription existed are not delivered. A
 // subscription that has received nothing yet starts again where it asked
 // to (FromOffset, FromEarliest). Next keeps working throughout.
 func (c *Client) Subscribe(ctx context.Context, namespace, stream string, opts ...SubscribeOption) (*Subscription, error) {
@@ -264,6 +269,14 @@ func (c *Client) subscribeOnce(ctx context.Context, ns, stream string, start wir
 // resubscribe).
 func (s *Subscription) ID() uint64 { return s.id.Load() }
 
+// Missed is the number of events this subscription is known to have
+// skipped: gaps in the offsets of the events delivered, whether the broker
+// dropped them (a slow subscriber under drop_new or drop_old) or no longer
+// retained them when the subscription resumed. It is a lower bound: events
+// without offsets, and those lost when a broker restart reset an in-memory
+// stream's offsets, cannot be counted.
+func (s *Subscription) Missed() uint64 { return s.missed.Load() }
+
 // Next returns the next event, waiting until one arrives or ctx ends. After
 // the subscription ends it returns Err's error (ErrClosed after Close).
 func (s *Subscription) Next(ctx context.Context) (Event, error) {
@@ -421,6 +434,15 @@ func (s *Subscription) resubscribe() (*attachment, error) {
 		}
 		att, err := s.c.subscribeOnce(s.ctx, s.namespace, s.stream, start, s.cfg.id)
 		var ce *CursorError
+		if errors.As(err, &ce) && ce.Reason == wire.CursorTooOld && s.haveOffset {
+			// The broker no longer retains where we stopped: go on from the
+			// oldest offset it has, and count the gap (emit does, from the
+			// offsets) rather than skipping to the tail.
+			s.c.log.Warn("felix: subscription resumes past a gap",
+				"stream", s.namespace+"/"+s.stream, "requested", ce.Requested, "resumed_at", ce.Available)
+			start = wire.StartPosition{Kind: wire.StartOffset, Offset: ce.Available}
+			att, err = s.c.subscribeOnce(s.ctx, s.namespace, s.stream, start, s.cfg.id)
+		}
 		if errors.As(err, &ce) || (errors.Is(err, ErrUnsupported) && start.Kind != wire.StartLatest) {
 			// The position we wanted is gone (or the broker lost offsets):
 			// continue from the tail.
@@ -534,6 +556,9 @@ func (s *Subscription) emit(evs ...Event) error {
 		return nil
 	}
 	s.received = true
+	if first := evs[0]; first.HasOffset && s.haveOffset && first.Offset > s.lastOffset+1 {
+		s.missed.Add(first.Offset - s.lastOffset - 1)
+	}
 	if last := evs[len(evs)-1]; last.HasOffset {
 		s.lastOffset, s.haveOffset = last.Offset, true
 	}

@@ -245,7 +245,8 @@ func TestExplore2SubscribeFuncAcrossSIGKILL(t *testing.T) {
 // One batching Publisher shared by many goroutines, against a subscriber
 // whose handler is stalled, under drop_new and block: no deadlock, every
 // goroutine's events arrive in its order, and under drop_new what is
-// missing is exactly what the broker counted as dropped.
+// missing is exactly what the broker counted as dropped, and the gaps the
+// subscriber saw in the offsets are what its Missed counts.
 func TestExplore2PublisherManyGoroutinesPolicies(t *testing.T) {
 	for _, policy := range []broker.QueuePolicy{broker.DropNew, broker.Block} {
 		t.Run(policy.String(), func(t *testing.T) {
@@ -261,12 +262,17 @@ func TestExplore2PublisherManyGoroutinesPolicies(t *testing.T) {
 			var mu sync.Mutex
 			next := make([]uint64, gor)
 			var received int
+			var lastOffset uint64
 			var orderErr error
 			sub, err := subc.SubscribeFunc(ctx, "default", "p", func(ev client.Event) error {
 				<-gate
 				g, i := binary.BigEndian.Uint64(ev.Payload), binary.BigEndian.Uint64(ev.Payload[8:])
 				mu.Lock()
 				defer mu.Unlock()
+				if !ev.HasOffset && orderErr == nil {
+					orderErr = errors.New("event without offset")
+				}
+				lastOffset = ev.Offset
 				if i < next[g] && orderErr == nil {
 					orderErr = fmt.Errorf("goroutine %d: event %d after %d", g, i, next[g]-1)
 				}
@@ -318,10 +324,12 @@ func TestExplore2PublisherManyGoroutinesPolicies(t *testing.T) {
 				t.Fatalf("Publisher.Close: %v", err)
 			}
 			total := gor * per
+			var n int
 			for deadline := time.Now().Add(30 * time.Second); ; {
 				ss = subStats(stream, sub.ID())
 				mu.Lock()
-				n, oe := received, orderErr
+				var oe error
+				n, oe = received, orderErr
 				mu.Unlock()
 				if oe != nil {
 					t.Fatal(oe)
@@ -334,12 +342,36 @@ func TestExplore2PublisherManyGoroutinesPolicies(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			t.Logf("after: received %d, dropped %d of %d", received, ss.Dropped, total)
+			t.Logf("after: received %d, dropped %d of %d", n, ss.Dropped, total)
 			if policy == broker.Block && ss.Dropped != 0 {
 				t.Fatalf("block dropped %d", ss.Dropped)
 			}
 			if policy == broker.DropNew && ss.Dropped == 0 {
 				t.Fatalf("drop_new dropped nothing with a stalled subscriber (test setup)")
+			}
+			// One more event after the drops: the subscriber now sees every
+			// dropped event as a gap in the offsets, and counts it.
+			b := make([]byte, 512)
+			binary.BigEndian.PutUint64(b[8:], per)
+			if err := pc.Publish(ctx, "default", "p", b); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				mu.Lock()
+				n := received
+				mu.Unlock()
+				if n == total+1-int(ss.Dropped) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the last event did not arrive (%d received)", n)
+				}
+			}
+			mu.Lock()
+			gaps := lastOffset + 1 - uint64(received)
+			mu.Unlock()
+			if m := sub.Missed(); m != gaps || m != ss.Dropped {
+				t.Fatalf("Missed = %d; the broker dropped %d, the offsets delivered (last %d, %d events) have %d gaps", m, ss.Dropped, lastOffset, received, gaps)
 			}
 		})
 	}
@@ -438,12 +470,11 @@ func TestExplore2PublisherAcrossTokenExpiry(t *testing.T) {
 	}
 }
 
-// An in-memory stream carries no offsets, so a subscription whose token
-// expires resubscribes at latest: what is published between the reset and
-// the new subscription is lost (security.md says subscriptions "resume
-// where they stopped", true only for durable streams). The test checks the
-// subscription outlives its tokens and logs how much it missed.
-func TestExplore2InMemorySubscriptionAcrossTokenExpiry(t *testing.T) {
+// A subscription to an in-memory stream outlives its expiring tokens
+// without a gap: the broker sends it offsets (CapMemOffsets), so after each
+// expiry reset it resumes at the next offset from the stream's replay ring.
+// Every event arrives exactly once, in order, with nothing counted missed.
+func TestInMemorySubscriptionResumesAcrossTokenExpiry(t *testing.T) {
 	sg, err := auth.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -458,11 +489,15 @@ func TestExplore2InMemorySubscriptionAcrossTokenExpiry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var mu sync.Mutex
-	seen := map[uint64]bool{}
+	var got []uint64
+	var bad error
 	sub, err := sc.SubscribeFunc(ctx, "ns", "jobs", func(ev client.Event) error {
 		mu.Lock()
-		seen[binary.BigEndian.Uint64(ev.Payload)] = true
-		mu.Unlock()
+		defer mu.Unlock()
+		if !ev.HasOffset && bad == nil {
+			bad = errors.New("event of an in-memory stream without offset")
+		}
+		got = append(got, binary.BigEndian.Uint64(ev.Payload))
 		return nil
 	})
 	if err != nil {
@@ -476,26 +511,38 @@ func TestExplore2InMemorySubscriptionAcrossTokenExpiry(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		mu.Lock()
-		last := seen[sent-1]
+		n := len(got)
 		mu.Unlock()
-		if last {
+		if uint64(n) >= sent {
 			break
 		}
 	}
+	resets := tb.Server.Stats().TokenExpiries.Load()
 	mu.Lock()
 	defer mu.Unlock()
-	var missing int
-	for s := range sent {
-		if !seen[s] {
-			missing++
+	if bad != nil {
+		t.Error(bad)
+	}
+	if resets == 0 {
+		t.Fatal("no token expired during the test: it checked nothing")
+	}
+	if uint64(len(got)) != sent {
+		t.Errorf("sent %d events, the subscriber got %d across %d expiry resets", sent, len(got), resets)
+	}
+	for i, v := range got {
+		if v != uint64(i) {
+			t.Fatalf("event %d carries seq %d (gap or duplicate) across %d expiry resets", i, v, resets)
 		}
 	}
-	t.Logf("sent %d, subscriber missed %d across %d expiry resets", sent, missing, tb.Server.Stats().TokenExpiries.Load())
-	if !seen[sent-1] || sub.Err() != nil {
-		t.Fatalf("the subscription did not outlive its tokens (last event seen %v, err %v)", seen[sent-1], sub.Err())
+	if m := sub.Missed(); m != 0 {
+		t.Errorf("Missed = %d, want 0", m)
 	}
+	if sub.Err() != nil {
+		t.Errorf("subscription ended: %v", sub.Err())
+	}
+	t.Logf("sent %d, all delivered once in order across %d expiry resets", sent, resets)
 }
 
 // A durable stream with a coalescing delay: a subscription that replays

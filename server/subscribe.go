@@ -62,8 +62,10 @@ func (ctl *control) subscribe(m *wire.Subscribe) error {
 		opts.Start = *m.Start
 	}
 	// Offsets go on the wire for durable streams when the peer negotiated
-	// them; in-memory streams carry none (as the reference).
-	opts.WantOffsets = s.IsDurable() && wire.Supports(ctl.peer, wire.FlagEventBatchOffsets)
+	// them; in-memory streams carry none (as the reference) unless the peer
+	// also negotiated our CapMemOffsets extension.
+	opts.WantOffsets = wire.Supports(ctl.peer, wire.FlagEventBatchOffsets) &&
+		(s.IsDurable() || ctl.peer&wire.CapMemOffsets != 0)
 	sub, err := s.Subscribe(opts)
 	if err != nil {
 		release()

@@ -63,8 +63,15 @@ const (
 	// CapCacheBin: binary cache GET and PUT (FlagBinaryCache frames, see
 	// cachebin.go). Failures are still answered in JSON.
 	CapCacheBin uint16 = 0x1000
+	// CapMemOffsets: live event frames of in-memory streams carry base
+	// offsets too (0x0024 / 0x0022), as those of durable streams do, when
+	// FlagEventBatchOffsets is also negotiated. The reference sends offsets
+	// for durable streams only; with them a client can resume an in-memory
+	// subscription exactly where it stopped while the replay ring still
+	// holds that offset.
+	CapMemOffsets uint16 = 0x0800
 	// ExtensionCaps is every extension this implementation speaks.
-	ExtensionCaps = CapCacheExt | CapQueue | CapCacheBin
+	ExtensionCaps = CapCacheExt | CapQueue | CapCacheBin | CapMemOffsets
 )
 
 // FlagQueueDelivery is an extension frame flag (capability CapQueue): a
