@@ -89,9 +89,11 @@
 // *TokenSourceError, ErrClosed.
 // When a connection is lost, requests in flight on it fail with a
 // *ConnectionError; later calls redial with exponential backoff
-// (Options.Reconnect). Subscriptions resubscribe by themselves: from the
-// tail (at-most-once: events published during the gap are lost), or, when
-// the broker sent offsets (durable streams), from the next expected offset
-// while the broker retains it. Close tears everything down and returns
-// after every goroutine of the client has exited.
+// (Options.Reconnect). Subscriptions resubscribe by themselves, from the
+// next expected offset while the broker retains it (a Felix broker sends
+// offsets on every stream; the reference only on durable ones), else from
+// the oldest retained offset, counting the gap in Subscription.Missed;
+// without offsets, from the tail (at-most-once: events published during
+// the gap are lost). Close tears everything down and returns after every
+// goroutine of the client has exited.
 package client
