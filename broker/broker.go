@@ -3,9 +3,9 @@ package broker
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -32,8 +32,14 @@ func (b *Broker) Options() Options { return b.opts }
 // NextSubscriptionID returns a fresh broker-wide subscription id, from 1.
 func (b *Broker) NextSubscriptionID() uint64 { return b.nextSubID.Add(1) }
 
-// ValidateName checks a tenant, namespace or stream name: non-empty UTF-8,
-// at most 255 bytes, no '/' and no control characters.
+// ValidateName checks a tenant, namespace, stream, cache or queue group
+// name (kind says which, for the error): non-empty UTF-8, at most 255
+// bytes, and none of '/' (the path separator), ':' (the permission
+// separator), '*' (the permission wildcard), whitespace (unicode.IsSpace)
+// or control characters (unicode.IsControl). Every valid name can thus be
+// granted exactly by an RBAC permission (see package auth), and a grant
+// naming one never turns into a wildcard. A refusal wraps ErrInvalidName
+// and names the kind, the name and the offending character.
 func ValidateName(kind, s string) error {
 	switch {
 	case s == "":
@@ -42,8 +48,24 @@ func ValidateName(kind, s string) error {
 		return fmt.Errorf("%w: %s longer than 255 bytes", ErrInvalidName, kind)
 	case !utf8.ValidString(s):
 		return fmt.Errorf("%w: %s is not UTF-8", ErrInvalidName, kind)
-	case strings.ContainsAny(s, "/\x00\r\n\t"):
-		return fmt.Errorf("%w: %s %q contains '/' or a control character", ErrInvalidName, kind, s)
+	}
+	for i, c := range s {
+		var what string
+		switch {
+		case c == '/':
+			what = "'/' (the path separator)"
+		case c == ':':
+			what = "':' (the permission separator)"
+		case c == '*':
+			what = "'*' (the permission wildcard)"
+		case unicode.IsControl(c):
+			what = fmt.Sprintf("control character %U", c)
+		case unicode.IsSpace(c):
+			what = fmt.Sprintf("whitespace %U", c)
+		default:
+			continue
+		}
+		return fmt.Errorf("%w: %s %q contains %s at byte %d", ErrInvalidName, kind, s, what, i)
 	}
 	return nil
 }

@@ -4,19 +4,28 @@ package broker
 // events, bounded by count and payload bytes. Entries alias the immutable
 // shared frames, so retaining an event costs no copy. Not safe for
 // concurrent use (the stream lock guards it).
+//
+// The slot array is allocated on demand: a stream that is never published
+// to holds none, and the array doubles (from ringMinSlots) only when it is
+// full and below capacity, so push stays O(1) amortised and a stream that
+// keeps few events (small capacity use or a byte bound) never pays for the
+// whole capacity. Eviction is by capacity and bytes exactly as if the
+// array had been allocated whole.
 type ring struct {
-	buf      [][]byte // circular; entry i holds offset start+i
+	buf      [][]byte // circular, len ≤ capacity; entry i holds offset start+i
 	head     int      // index of the oldest entry
 	n        int
 	start    uint64 // offset of the oldest entry
 	bytes    int
+	capacity int // bound in events; 0 disables the ring
 	maxBytes int
 }
 
+// ringMinSlots is the slot array's first size.
+const ringMinSlots = 8
+
 func (r *ring) init(capacity, maxBytes int) {
-	if capacity > 0 {
-		r.buf = make([][]byte, capacity)
-	}
+	r.capacity = max(capacity, 0)
 	r.maxBytes = maxBytes
 }
 
@@ -31,7 +40,7 @@ func (r *ring) oldest(tail uint64) uint64 {
 // pushAll records payloads (sub-slices of immutable shared frames) with
 // offsets from off.
 func (r *ring) pushAll(off uint64, payloads [][]byte) {
-	if len(r.buf) == 0 {
+	if r.capacity == 0 {
 		return
 	}
 	for i, p := range payloads {
@@ -39,19 +48,37 @@ func (r *ring) pushAll(off uint64, payloads [][]byte) {
 	}
 }
 
+// push appends p at offset off (the tail). The oldest entries go until p
+// fits both bounds; p itself is kept even if it alone exceeds maxBytes.
+// Evicting for bytes before taking a slot (rather than after) gives the
+// same entries, since both bounds evict from the oldest end, and keeps the
+// slot array from growing for an entry the byte bound would at once drop.
 func (r *ring) push(off uint64, p []byte) {
-	if r.n == 0 {
-		r.start = off
+	for r.n > 0 && r.bytes+len(p) > r.maxBytes {
+		r.evict()
 	}
 	if r.n == len(r.buf) {
-		r.evict()
+		if len(r.buf) < r.capacity {
+			r.grow()
+		} else {
+			r.evict()
+		}
+	}
+	if r.n == 0 {
+		r.start = off
 	}
 	r.buf[(r.head+r.n)%len(r.buf)] = p
 	r.n++
 	r.bytes += len(p)
-	for r.bytes > r.maxBytes && r.n > 1 {
-		r.evict()
-	}
+}
+
+// grow doubles the full slot array (up to capacity), oldest entry first.
+func (r *ring) grow() {
+	buf := make([][]byte, min(max(2*len(r.buf), ringMinSlots), r.capacity))
+	k := copy(buf, r.buf[r.head:])
+	copy(buf[k:], r.buf[:r.head])
+	r.buf = buf
+	r.head = 0
 }
 
 func (r *ring) evict() {

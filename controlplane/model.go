@@ -130,8 +130,9 @@ type CacheKey struct {
 
 func (k CacheKey) String() string { return k.TenantID + "/" + k.Namespace + "/" + k.Cache }
 
-// validateName applies the broker's name rules (non-empty UTF-8, at most
-// 255 bytes, no '/' and no control characters) and names the field.
+// validateName applies the broker's name rules (broker.ValidateName:
+// non-empty UTF-8, at most 255 bytes, no '/', ':', '*', whitespace or
+// control characters) and names the field.
 func validateName(field, s string) error {
 	if err := broker.ValidateName(field, s); err != nil {
 		return &ValidationError{Field: field, Message: err.Error()}

@@ -10,9 +10,9 @@ import (
 
 // Upper bounds of settings whose value is allocated up front, so that a typo
 // (an extra zero or three) is refused at start instead of running the
-// broker out of memory: --replay-ring is a slice per stream, allocated when
-// the stream is declared; --queue-capacity a channel per subscription,
-// allocated when a client subscribes.
+// broker out of memory: --replay-ring is a slice per stream, grown up to
+// that size as the stream is published to; --queue-capacity a channel per
+// subscription, allocated when a client subscribes.
 const (
 	maxReplayRing    = 1 << 20
 	maxQueueCapacity = 1 << 20
