@@ -82,7 +82,7 @@ func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte) (uint64, 
 		s.lg.turn.Wait()
 	}
 	if s.ended != nil {
-		return first, s.ended
+		return first, stored(s.ended)
 	}
 	ferr := s.fanout(ctx, first, chunks)
 	s.lg.fanned = first + uint64(len(all))
@@ -133,7 +133,8 @@ func (s *Stream) encodeChunks(payloads [][]byte) ([]chunk, [][]byte) {
 }
 
 // fanout hands encoded chunks (offsets from first) to every subscription.
-// Called with s.mu held.
+// Called with s.mu held, after the events are stored: an error matches
+// ErrStoredNotDelivered.
 func (s *Stream) fanout(ctx context.Context, first uint64, chunks []chunk) error {
 	subs := *s.subs.Load()
 	var err error
@@ -158,7 +159,7 @@ func (s *Stream) fanout(ctx context.Context, first uint64, chunks []chunk) error
 		off += uint64(c.events)
 	}
 	s.publishCalls.Add(1)
-	return err
+	return stored(err)
 }
 
 // subscribeLogged starts a subscription on a log-backed stream. A start

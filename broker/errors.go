@@ -16,7 +16,29 @@ var (
 	ErrInvalidName       = errors.New("invalid name")
 	ErrStreamExists      = errors.New("stream already exists")
 	ErrTooManyStreams    = errors.New("too many streams")
+	// ErrStoredNotDelivered matches a Publish error returned after the
+	// events were added to the stream: they have offsets (and are in the
+	// log of a durable stream), but not every subscription took them, for
+	// the error's other reason (ctx ended while a block-policy subscriber
+	// was full, or the stream ended). Publishing them again would store
+	// them twice.
+	ErrStoredNotDelivered = errors.New("stored, not delivered to every subscription")
 )
+
+// storedError is a Publish error after the events were stored. Its message
+// is its cause's; it matches both the cause and ErrStoredNotDelivered.
+type storedError struct{ err error }
+
+func (e *storedError) Error() string   { return e.err.Error() }
+func (e *storedError) Unwrap() []error { return []error{e.err, ErrStoredNotDelivered} }
+
+// stored marks err (if any) as coming after the events were stored.
+func stored(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &storedError{err}
+}
 
 // StreamKey names a stream.
 type StreamKey struct{ Tenant, Namespace, Stream string }

@@ -55,7 +55,11 @@
 //     the stream's retention before it was delivered is skipped and
 //     counted in Stats.Lost.
 //   - Lag. Stats.Lag is the number of stream records not done: in flight,
-//     waiting for redelivery, buffered, and not yet read.
+//     waiting for redelivery, buffered, and not yet read (of those, only
+//     the ones the stream still holds).
+//   - Attempt counts saturate at math.MaxInt32 (the largest the state
+//     log holds), so a record redelivered forever (MaxAttempts < 0) keeps
+//     a group whose state can be read back.
 //
 // # Durable state
 //
@@ -80,7 +84,10 @@
 // or pending) is read back from the stream and made ready for
 // redelivery with its attempt count (at-least-once); the group continues
 // with new records after the last one delivered. State beyond the
-// stream's end (a stream that lost its unsynced tail) is dropped.
+// stream's end (a stream that lost its unsynced tail) is dropped, and so
+// are pending records the stream no longer has (counted as lost); when
+// anything is dropped NewGroup writes a snapshot at once, so that acks of
+// lost records never apply to the new records that take their offsets.
 //
 // Restart cost is bounded: each ops record carries the state-log offset
 // of the latest snapshot, so NewGroup reads the last record, then

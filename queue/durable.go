@@ -118,7 +118,7 @@ func (g *Group) captureLocked() snapshot {
 func (g *Group) load() error {
 	sl := g.opts.StateLog
 	g.state = &stateWriter{log: sl, every: int64(g.opts.SnapshotEvery)}
-	r, err := replayState(g.name, sl)
+	r, err := replayState(g.name, sl, g.stream.Next())
 	if err != nil {
 		return err
 	}
@@ -135,16 +135,29 @@ func (g *Group) load() error {
 	}
 	g.state.ref = r.ref
 	g.state.since.Store(int64(r.records))
-	return g.restore(r)
+	dropped, err := g.restore(r)
+	if err != nil || !dropped {
+		return err
+	}
+	// The log holds state the group dropped: acks and attempt counts of
+	// offsets beyond the stream's end, which the stream will give to new
+	// records, or pending records the stream no longer has. A snapshot
+	// now makes the next replay start from what the group holds.
+	if err := g.snapshot(context.Background()); err != nil {
+		return err
+	}
+	return nil
 }
 
 // restore makes every pending offset of r ready for redelivery (or
 // doomed, out of attempts), reading the records back from the stream.
 // State beyond the stream's end (a stream that lost its tail) is dropped;
-// records the stream no longer has are counted as lost.
-func (g *Group) restore(r *rebuilt) error {
+// records the stream no longer has are counted as lost. dropped: some of
+// r's state was dropped so.
+func (g *Group) restore(r *rebuilt) (dropped bool, err error) {
 	end := g.stream.Next()
 	cursor := min(r.cursor, end)
+	dropped = cursor < r.cursor
 	offs := make([]uint64, 0, len(r.pending))
 	for off := range r.pending {
 		if off < cursor {
@@ -165,12 +178,14 @@ func (g *Group) restore(r *rebuilt) error {
 			case errors.As(err, &tooOld):
 				got = nil
 				g.stats.Lost++
+				dropped = true
 				continue
 			case err != nil:
-				return fmt.Errorf("read stream at %d: %w", off, err)
+				return false, fmt.Errorf("read stream at %d: %w", off, err)
 			case len(recs) == 0:
 				got = nil
 				g.stats.Lost++
+				dropped = true
 				continue
 			}
 			got = recs
@@ -185,7 +200,7 @@ func (g *Group) restore(r *rebuilt) error {
 	g.floor = min(r.floor, cursor)
 	g.readPos = cursor
 	g.advanceFloorLocked()
-	return nil
+	return dropped, nil
 }
 
 // rebuilt is a group's durable state after a replay: every offset below
@@ -203,8 +218,8 @@ type rebuilt struct {
 
 // replayState reads the state log from the latest snapshot (found through
 // the reference the last record carries) to its end. nil, nil: the log
-// is empty.
-func replayState(name string, sl commitlog.Log) (*rebuilt, error) {
+// is empty. streamEnd is the stream's Next: see finish.
+func replayState(name string, sl commitlog.Log, streamEnd uint64) (*rebuilt, error) {
 	next := sl.Next()
 	if next == sl.Oldest() {
 		return nil, nil
@@ -248,7 +263,7 @@ func replayState(name string, sl commitlog.Log) (*rebuilt, error) {
 		}
 		from = recs[len(recs)-1].Offset + 1
 	}
-	r.finish()
+	r.finish(streamEnd)
 	return r, nil
 }
 
@@ -307,9 +322,12 @@ func (r *rebuilt) apply(ops []op) {
 // finish folds the offsets seen beyond the snapshot's cursor into
 // pending: they were all delivered (deliveries go in offset order), so
 // each one not done is pending, with 0 attempts if its delivery did not
-// reach the log.
-func (r *rebuilt) finish() {
-	for off := r.cursor; off < r.end; off++ {
+// reach the log. Only offsets below streamEnd are made pending: the
+// others are beyond the stream's end (restore drops them), and the loop
+// and the pending map stay bounded by the stream whatever offsets the log
+// names.
+func (r *rebuilt) finish(streamEnd uint64) {
+	for off := r.cursor; off < min(r.end, streamEnd); off++ {
 		if !r.doneAbove[off] {
 			r.pending[off] = r.triedAbove[off]
 		}

@@ -167,7 +167,7 @@ func TestDurableConcurrentAcksAndSnapshots(t *testing.T) {
 		}
 	}
 
-	r, err := replayState("g", state)
+	r, err := replayState("g", state, stream.Next())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,11 +32,14 @@ type entry struct {
 }
 
 // fifo is a queue on a slice; popped slots are reclaimed when the live
-// part has moved far enough along.
+// part has moved far enough along, and an emptied array larger than
+// maxIdleFifo is dropped.
 type fifo[T any] struct {
 	items []T
 	head  int
 }
+
+const maxIdleFifo = 1024
 
 func (q *fifo[T]) len() int { return len(q.items) - q.head }
 
@@ -51,6 +54,9 @@ func (q *fifo[T]) pop() T {
 	q.head++
 	if q.head == len(q.items) {
 		q.items, q.head = q.items[:0], 0
+		if cap(q.items) > maxIdleFifo {
+			q.items = nil // a burst's array goes back to the runtime
+		}
 	} else if q.head >= 1024 && q.head*2 >= len(q.items) {
 		n := copy(q.items, q.items[q.head:])
 		clear(q.items[n:])

@@ -62,7 +62,9 @@ type Stats struct {
 	Pending int
 	// Lag is the number of stream records not done: from the oldest one
 	// not acked (Floor) to the stream's Next, minus those acked or
-	// dead-lettered above it. In flight and pending records count.
+	// dead-lettered above it. In flight and pending records count;
+	// records the stream dropped before the group read them do not
+	// (they count in Lost once the group reaches them).
 	Lag uint64
 
 	Delivered    uint64 // deliveries, first ones and redeliveries
@@ -128,7 +130,7 @@ func (g *Group) cursorLocked() uint64 {
 
 // Stats returns the group's gauges and counters.
 func (g *Group) Stats() Stats {
-	next := g.stream.Next()
+	next, oldest := g.stream.Next(), g.stream.Oldest()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	s := g.stats
@@ -140,8 +142,8 @@ func (g *Group) Stats() Stats {
 	s.Cursor = g.cursorLocked()
 	s.Floor = g.floor
 	s.Lag = uint64(len(g.entries)) + uint64(len(g.buf))
-	if next > g.readPos {
-		s.Lag += next - g.readPos
+	if from := max(g.readPos, oldest); next > from { // records the stream dropped are not lag, but lost
+		s.Lag += next - from
 	}
 	return s
 }
@@ -272,6 +274,10 @@ func (g *Group) takeLocked(out []Delivery, m *Member, n int, now time.Time) []De
 	return out
 }
 
+// maxFreeEntries bounds Group.free: beyond it, done entries are left to
+// the garbage collector, so a burst's entries do not outlive it.
+const maxFreeEntries = 1024
+
 func (g *Group) newEntryLocked(rec commitlog.Record, attempts int) *entry {
 	var e *entry
 	if n := len(g.free); n > 0 {
@@ -286,7 +292,9 @@ func (g *Group) newEntryLocked(rec commitlog.Record, attempts int) *entry {
 }
 
 func (g *Group) deliverLocked(out []Delivery, m *Member, e *entry, deadline time.Time) []Delivery {
-	e.attempts++
+	if e.attempts < maxAttemptsEncoded { // saturates: the state log holds no more
+		e.attempts++
+	}
 	e.state = stInFlight
 	e.member = m
 	e.gen++
@@ -329,7 +337,9 @@ func (g *Group) doneLocked(e *entry) {
 	off := e.rec.Offset
 	delete(g.entries, off)
 	*e = entry{gen: e.gen}
-	g.free = append(g.free, e)
+	if len(g.free) < maxFreeEntries {
+		g.free = append(g.free, e)
+	}
 	if off == g.floor {
 		g.advanceFloorLocked()
 	}

@@ -122,6 +122,9 @@ func (o Options) withDefaults() (Options, error) {
 func (o *Options) backoff(attempt int) time.Duration {
 	d := o.BackoffMin
 	for i := 1; i < attempt && d < o.BackoffMax; i++ {
+		if d > o.BackoffMax/2 { // doubling would pass BackoffMax (or overflow)
+			return o.BackoffMax
+		}
 		d *= 2
 	}
 	return min(d, o.BackoffMax)

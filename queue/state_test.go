@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"encoding/hex"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -84,7 +85,7 @@ func TestReplayOrderDoesNotMatter(t *testing.T) {
 		for _, i := range order {
 			r.apply(records[i])
 		}
-		r.finish()
+		r.finish(math.MaxUint64)
 		if r.floor != want.floor || r.cursor != want.cursor || !reflect.DeepEqual(r.pending, want.pending) {
 			t.Fatalf("order %v: floor %d cursor %d pending %v, want %d %d %v", order, r.floor, r.cursor, r.pending,
 				want.floor, want.cursor, want.pending)

@@ -74,13 +74,14 @@ type queues struct {
 	groups    map[groupKey]*queue.Group
 	perStream map[broker.StreamKey]int        // groups per stream
 	state     map[groupKey]*commitlog.DiskLog // state logs we opened (the groups do not close them)
+	ticking   map[*queue.Group]bool           // groups whose Tick runs (see tick)
 	consumer  atomic.Uint64                   // assigned consumer names
 	closed    bool
 }
 
 func newQueues(s *Server) *queues {
 	return &queues{s: s, groups: map[groupKey]*queue.Group{}, perStream: map[broker.StreamKey]int{},
-		state: map[groupKey]*commitlog.DiskLog{}}
+		state: map[groupKey]*commitlog.DiskLog{}, ticking: map[*queue.Group]bool{}}
 }
 
 // group returns the consumer group of st, creating (or, for durable
@@ -156,11 +157,36 @@ func (q *queues) deadLetter(k broker.StreamKey, group string) queue.DeadLetterFu
 				"offset", rec.Offset, "attempts", attempts, "reason", reason, "want_stream", k.Stream+suffix)
 			return nil
 		}
-		body, _ := json.Marshal(wire.DeadLetter{Stream: k.Stream, Group: group, Offset: rec.Offset, Attempts: attempts,
-			Reason: reason, Payload: rec.Payload})
-		_, err = dlq.Publish(ctx, [][]byte{body})
+		dl := wire.DeadLetter{Stream: k.Stream, Group: group, Offset: rec.Offset, Attempts: attempts,
+			Reason: reason, Payload: rec.Payload}
+		body, _ := json.Marshal(dl)
+		err = publishDeadLetter(ctx, dlq, body)
+		if !errors.Is(err, commitlog.ErrTooLarge) {
+			return err
+		}
+		// The payload in base64 does not fit the dead-letter stream's
+		// records, and never will: retrying would keep the record in the
+		// group for good. Send the dead letter without it.
+		q.s.opts.Logger.Warn("dead letter sent without its payload: too large for the dead-letter stream", "stream", k.String(),
+			"group", group, "offset", rec.Offset, "payload_bytes", len(rec.Payload), "dead_letter_stream", k.Stream+suffix)
+		dl.Payload = nil
+		dl.Reason += fmt.Sprintf("; payload of %d bytes omitted: too large for the dead-letter stream", len(rec.Payload))
+		body, _ = json.Marshal(dl)
+		return publishDeadLetter(ctx, dlq, body)
+	}
+}
+
+// publishDeadLetter publishes a dead letter. An error means it is not in
+// the stream (the group keeps the record and tries again at its next
+// tick), except when the stream says it stored it but could not hand it
+// to every subscription (ctx ended while a subscriber under the block
+// policy held up the publish): only that subscriber misses it, and trying
+// again would write it twice.
+func publishDeadLetter(ctx context.Context, dlq *broker.Stream, body []byte) error {
+	if _, err := dlq.Publish(ctx, [][]byte{body}); err != nil && !errors.Is(err, broker.ErrStoredNotDelivered) {
 		return err
 	}
+	return nil
 }
 
 func (q *queues) lookup(k groupKey) *queue.Group {
@@ -170,6 +196,11 @@ func (q *queues) lookup(k groupKey) *queue.Group {
 }
 
 // tick drives ack timeouts and delayed redeliveries until the server stops.
+// Each group ticks in a goroutine of its own, one Tick at a time: a Tick
+// can wait (a dead-letter publish to a stream whose subscriber under the
+// block policy stopped reading, a slow fsync of its state), and that must
+// hold up only its own group. A group whose last Tick still runs skips
+// this one.
 func (q *queues) tick(interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -179,14 +210,21 @@ func (q *queues) tick(interval time.Duration) {
 			return
 		case now := <-t.C:
 			q.mu.Lock()
-			gs := make([]*queue.Group, 0, len(q.groups))
 			for _, g := range q.groups {
-				gs = append(gs, g)
+				if q.ticking[g] {
+					continue
+				}
+				q.ticking[g] = true
+				q.s.handlers.Add(1)
+				go func() {
+					defer q.s.handlers.Done()
+					g.Tick(now)
+					q.mu.Lock()
+					delete(q.ticking, g)
+					q.mu.Unlock()
+				}()
 			}
 			q.mu.Unlock()
-			for _, g := range gs {
-				g.Tick(now)
-			}
 		}
 	}
 }
