@@ -2,8 +2,10 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/felixmq/felix/wire"
@@ -47,9 +49,16 @@ type Publisher struct {
 	cancel   context.CancelFunc
 	done     chan struct{} // both goroutines exited
 
-	closeMu sync.RWMutex // held shared while enqueuing, exclusively to close
-	closed  bool
-	closing chan struct{}
+	// Closing: closing is closed first, so that Publish calls blocked on
+	// a full queue give up; then closed is set under closeMu, held
+	// shared while enqueuing, and sealed is closed: from then on nothing
+	// enters the queue (see seal).
+	closeMu     sync.RWMutex
+	closed      bool
+	closing     chan struct{}
+	sealed      chan struct{}
+	sealOnce    sync.Once
+	closeCalled atomic.Bool // Close was called
 
 	errMu  sync.Mutex
 	err    error // first failure since the last Flush
@@ -59,15 +68,33 @@ type Publisher struct {
 // pubItem is a queued event, or a flush marker when flush is set.
 type pubItem struct {
 	payload []byte
-	flush   chan error
+	flush   *flushReq
 }
+
+// flushReq is a Flush waiting for its answer. The ackLoop claims it
+// before answering, and a Flush that gives up (its context ended)
+// abandons it first: an abandoned request is not answered, so the failure
+// it would have taken stays for the next Flush or Close.
+type flushReq struct {
+	ch    chan error // capacity 1
+	state atomic.Int32
+}
+
+const (
+	flushWaiting int32 = iota
+	flushClaimed
+	flushAbandoned
+)
+
+func (f *flushReq) claim() bool   { return f.state.CompareAndSwap(flushWaiting, flushClaimed) }
+func (f *flushReq) abandon() bool { return f.state.CompareAndSwap(flushWaiting, flushAbandoned) }
 
 // sentBatch is a batch on its way, handed from the sender to the acker.
 type sentBatch struct {
 	ack   pendingAck
 	n     int
-	err   error      // send failure
-	flush chan error // flush marker that follows the batch
+	err   error     // send failure
+	flush *flushReq // flush marker that follows the batch
 }
 
 // Publisher returns a batching publisher for namespace/stream. Close it to
@@ -91,13 +118,13 @@ func (c *Client) Publisher(namespace, stream string, opts PublisherOptions) *Pub
 		inflight: make(chan sentBatch, opts.MaxInFlight),
 		done:     make(chan struct{}),
 		closing:  make(chan struct{}),
+		sealed:   make(chan struct{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(c.ctx)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		p.closed = true
-		close(p.closing)
+		p.seal()
 		close(p.done)
 		p.err = ErrClosed
 		return p
@@ -140,51 +167,74 @@ func (p *Publisher) enqueue(ctx context.Context, it pubItem) error {
 		return nil
 	case <-p.ctx.Done():
 		return ErrClosed
+	case <-p.closing: // Close waits for enqueuers: do not hold it up
+		return ErrClosed
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %w", ErrQueueFull, ctx.Err())
 	}
+}
+
+// seal makes the publisher refuse new events: Publish calls blocked on a
+// full queue return ErrClosed, and once seal returns no event enters the
+// queue any more.
+func (p *Publisher) seal() {
+	p.sealOnce.Do(func() {
+		close(p.closing)
+		p.closeMu.Lock() // enqueuers hold it shared and leave promptly
+		p.closed = true
+		p.closeMu.Unlock()
+		close(p.sealed)
+	})
 }
 
 // Flush waits until every event published before it has been sent and
 // (unless NoAck) acknowledged, and returns the first failure since the
 // previous Flush (a *ServerError, a *ConnectionError...).
 func (p *Publisher) Flush(ctx context.Context) error {
-	marker := make(chan error, 1)
+	marker := &flushReq{ch: make(chan error, 1)}
 	if err := p.enqueue(ctx, pubItem{flush: marker}); err != nil {
 		return err
 	}
 	select {
-	case err := <-marker:
+	case err := <-marker.ch:
 		return err
 	case <-p.done:
 		select {
-		case err := <-marker:
+		case err := <-marker.ch:
 			return err
 		default:
 			return ErrClosed
 		}
 	case <-ctx.Done():
-		return ctx.Err()
+		if marker.abandon() {
+			return ctx.Err()
+		}
+		return <-marker.ch // claimed: the answer is on its way
 	}
 }
 
 // Close flushes, stops the publisher and returns the first failure since
-// the last Flush. If ctx ends first, events still queued are dropped and
-// ctx's error is returned. Safe to call more than once.
+// the last Flush, with the number of events not published. Publish calls
+// blocked on a full queue return ErrClosed. If ctx ends first, events
+// still queued are dropped and counted, and the error matches ctx's. Safe
+// to call more than once.
 func (p *Publisher) Close(ctx context.Context) error {
-	p.closeMu.Lock()
-	first := !p.closed
-	p.closed = true
-	if first {
-		close(p.closing)
-	}
-	p.closeMu.Unlock()
+	first := !p.closeCalled.Swap(true)
+	p.seal()
 	select {
 	case <-p.done:
 	case <-ctx.Done():
 		p.abort()
 		<-p.done
-		return ctx.Err()
+		n, err := p.takeFailure()
+		switch {
+		case n == 0:
+			return ctx.Err()
+		case err == nil, errors.Is(err, ErrClosed):
+			return fmt.Errorf("felix: %d events not published: %w", n, ctx.Err())
+		default:
+			return fmt.Errorf("felix: %d events not published: %w (first failure: %w)", n, ctx.Err(), err)
+		}
 	}
 	if !first {
 		return nil
@@ -192,18 +242,51 @@ func (p *Publisher) Close(ctx context.Context) error {
 	return p.takeErr()
 }
 
-// abort stops the goroutines without flushing.
+// abort stops the goroutines without flushing; the events they drop are
+// counted as failed.
 func (p *Publisher) abort() { p.cancel() }
 
+// dropped counts n events the publisher will not send because it was
+// aborted.
+func (p *Publisher) dropped(n int) {
+	if n == 0 {
+		return
+	}
+	p.errMu.Lock()
+	if p.err == nil {
+		p.err = ErrClosed
+	}
+	p.failed += n
+	p.errMu.Unlock()
+}
+
+// dropQueued counts the events of the queue once the publisher is aborted:
+// it seals the queue, so none can be added after, and drains it.
+func (p *Publisher) dropQueued(inHand int) {
+	p.seal()
+	n := inHand
+	for {
+		select {
+		case it := <-p.queue:
+			if it.flush == nil {
+				n++
+			}
+		default:
+			p.dropped(n)
+			return
+		}
+	}
+}
+
 // next returns the next queued item, blocking. It reports false when the
-// publisher is closing and the queue is empty, or aborted.
+// publisher is sealed and the queue is empty, or aborted.
 func (p *Publisher) next() (pubItem, bool) {
 	select {
 	case it := <-p.queue:
 		return it, true
 	case <-p.ctx.Done():
 		return pubItem{}, false
-	case <-p.closing:
+	case <-p.sealed:
 		select {
 		case it := <-p.queue:
 			return it, true
@@ -220,7 +303,7 @@ func (p *Publisher) sendLoop() {
 	var (
 		batch [][]byte
 		size  int
-		flush chan error
+		flush *flushReq
 	)
 	take := func(it pubItem) {
 		if it.flush != nil {
@@ -235,6 +318,9 @@ func (p *Publisher) sendLoop() {
 	for {
 		it, ok := p.next()
 		if !ok {
+			if p.ctx.Err() != nil {
+				p.dropQueued(0)
+			}
 			return
 		}
 		take(it)
@@ -268,6 +354,7 @@ func (p *Publisher) sendLoop() {
 			case <-p.closing:
 				break fill
 			case <-p.ctx.Done():
+				p.dropQueued(len(batch))
 				return
 			}
 		}
@@ -285,6 +372,7 @@ func (p *Publisher) sendLoop() {
 		select {
 		case p.inflight <- sb:
 		case <-p.ctx.Done():
+			p.dropQueued(sb.n)
 			return
 		}
 		clear(batch)
@@ -311,20 +399,27 @@ func (p *Publisher) ackLoop() {
 			p.failed += sb.n
 			p.errMu.Unlock()
 		}
-		if sb.flush != nil {
-			sb.flush <- p.takeErr()
+		if sb.flush != nil && sb.flush.claim() {
+			sb.flush.ch <- p.takeErr()
 		}
 	}
 }
 
 // takeErr returns and clears the failure recorded since the last call.
 func (p *Publisher) takeErr() error {
-	p.errMu.Lock()
-	defer p.errMu.Unlock()
-	err, n := p.err, p.failed
-	p.err, p.failed = nil, 0
+	n, err := p.takeFailure()
 	if err != nil && n > 0 {
 		return fmt.Errorf("felix: %d events not published: %w", n, err)
 	}
 	return err
+}
+
+// takeFailure returns and clears the first failure recorded since the
+// last call and the number of events that failed.
+func (p *Publisher) takeFailure() (int, error) {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	n, err := p.failed, p.err
+	p.err, p.failed = nil, 0
+	return n, err
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/felixmq/felix/transport"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -92,6 +93,10 @@ type Consumer struct {
 	nextID atomic.Uint64
 	mu     sync.Mutex
 	wait   map[uint64]chan error
+
+	// AckAsync's message, reused under wmu.
+	asyncAck    wire.QueueAck
+	asyncOffset [1]uint64
 
 	closeOnce sync.Once
 	closing   atomic.Bool // Close has begun
@@ -383,6 +388,9 @@ func (co *Consumer) request(ctx context.Context, offset uint64, build func(id ui
 
 // ackAsync writes a queue_ack of offset without a request id: the broker
 // does not answer it. Settled and written under wmu, as request does.
+// When flow control has room the ack is queued without blocking, which
+// costs no context, timer or stream deadline; only a stream short of
+// credit takes the blocking write, bounded by RequestTimeout.
 func (co *Consumer) ackAsync(offset uint64) error {
 	co.mu.Lock()
 	closed := co.wait == nil
@@ -390,12 +398,19 @@ func (co *Consumer) ackAsync(offset uint64) error {
 	if closed {
 		return co.err // written before wait was cleared; read only then
 	}
+	co.wmu.Lock()
+	defer co.wmu.Unlock()
+	if err := co.ctx.Err(); err != nil { // closed: write nothing, as the bound write would
+		return co.c.streamErr(co.ctx, "queue", err)
+	}
+	co.asyncOffset[0] = offset
+	co.asyncAck.Offsets = co.asyncOffset[:]
+	if queued, err := co.trySettle(offset, &co.asyncAck); queued || err != nil {
+		return co.c.streamErr(co.ctx, "queue", err)
+	}
 	ctx, cancel := co.c.bind(co.ctx, true) // a stalled broker holds the write for RequestTimeout at most
 	defer cancel()
-	if err := co.settle(ctx, offset, &wire.QueueAck{Offsets: []uint64{offset}}); err != nil {
-		return co.c.streamErr(ctx, "queue", err)
-	}
-	return nil
+	return co.c.streamErr(ctx, "queue", co.writeSettled(ctx, offset))
 }
 
 // settle writes m, the ack or nack of offset, under wmu, settling offset
@@ -404,12 +419,34 @@ func (co *Consumer) ackAsync(offset uint64) error {
 func (co *Consumer) settle(ctx context.Context, offset uint64, m wire.Message) error {
 	co.wmu.Lock()
 	defer co.wmu.Unlock()
-	co.settled(offset)
-	var err error
-	co.buf, err = wire.AppendMessageFrame(co.buf[:0], m)
-	if err == nil {
-		err = writeAll(ctx, co.str, co.buf)
+	if err := ctx.Err(); err != nil { // write nothing, as writeAll would
+		return err
 	}
+	if queued, err := co.trySettle(offset, m); queued || err != nil {
+		return err
+	}
+	return co.writeSettled(ctx, offset)
+}
+
+// trySettle settles offset, encodes m into buf and queues it on the stream
+// if that does not block (queued). Otherwise the frame stays in buf for
+// writeSettled, or, on an error, offset is unsettled. The caller holds
+// wmu, under which every write to the stream is made, so a frame queued
+// here never overtakes one still being written (quic-go's TryWriteAll
+// also refuses, with ErrWouldBlock, while a blocking Write is under way).
+func (co *Consumer) trySettle(offset uint64, m wire.Message) (queued bool, err error) {
+	co.settled(offset)
+	if co.buf, err = wire.AppendMessageFrame(co.buf[:0], m); err != nil {
+		co.unsettled(offset)
+		return false, err
+	}
+	return transport.TryWrite(co.str, co.buf), nil
+}
+
+// writeSettled writes the frame trySettle left in buf, until ctx ends; if
+// the write fails, offset is unsettled. The caller holds wmu.
+func (co *Consumer) writeSettled(ctx context.Context, offset uint64) error {
+	err := writeAll(ctx, co.str, co.buf)
 	if err != nil {
 		co.unsettled(offset)
 	}
