@@ -13,6 +13,7 @@ var (
 	ErrWrongAudience = errors.New("wrong audience")
 	ErrWrongTenant   = errors.New("wrong tenant")
 	ErrUnknownKey    = errors.New("unknown signing key")
+	ErrTokenTooLarge = errors.New("token too large")
 )
 
 // TokenError is the error of Verifier.Verify. Its text is short and never
@@ -21,9 +22,17 @@ var (
 type TokenError struct {
 	// Reason is one of the Err* sentinels of this package.
 	Reason error
+	// Detail, when set, says more (e.g. a too large token's length and the
+	// bound); it never contains the token.
+	Detail string
 }
 
-func (e *TokenError) Error() string { return "auth: " + e.Reason.Error() }
+func (e *TokenError) Error() string {
+	if e.Detail != "" {
+		return "auth: " + e.Reason.Error() + ": " + e.Detail
+	}
+	return "auth: " + e.Reason.Error()
+}
 
 // Unwrap makes errors.Is(err, ErrExpired) and the like work.
 func (e *TokenError) Unwrap() error { return e.Reason }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -28,7 +29,16 @@ type Verifier struct {
 	Leeway time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// MaxTokenBytes bounds a token's length, checked before it is parsed:
+	// a longer token is refused with ErrTokenTooLarge, so a client cannot
+	// make the broker decode and verify megabytes (frames may be up to
+	// 16 MiB). Zero or negative means DefaultMaxTokenBytes.
+	MaxTokenBytes int
 }
+
+// DefaultMaxTokenBytes is the default bound on a token's length (16 KiB):
+// Felix tokens are a few hundred bytes and real OIDC/JWT tokens a few KiB.
+const DefaultMaxTokenBytes = 16 << 10
 
 // Verify checks token, presented for tenant, and returns its claims.
 //
@@ -39,10 +49,14 @@ type Verifier struct {
 // *TokenError with the reasons of this package: ErrNoToken for an empty
 // token, ErrMalformed for what does not parse (or lacks exp), ErrUnknownKey
 // when no usable key verifies and the kid is not one of them (or there are
-// none), ErrBadSignature when the kid is known or the alg is not EdDSA.
+// none), ErrBadSignature when the kid is known or the alg is not EdDSA,
+// and, before any parsing, ErrTokenTooLarge for a token over MaxTokenBytes.
 func (v *Verifier) Verify(token, tenant string) (*Claims, error) {
 	if token == "" {
 		return nil, tokenErr(ErrNoToken)
+	}
+	if limit := v.maxTokenBytes(); len(token) > limit {
+		return nil, &TokenError{Reason: ErrTokenTooLarge, Detail: fmt.Sprintf("%d bytes, limit %d", len(token), limit)}
 	}
 	var keys *KeySet
 	if v.Keys != nil {
@@ -150,6 +164,14 @@ func (v *Verifier) leeway() time.Duration {
 // token opened at that instant, so rights end with the token.
 func (v *Verifier) ValidUntil(c *Claims) time.Time {
 	return c.ExpiresAt.Add(v.leeway())
+}
+
+// maxTokenBytes is MaxTokenBytes with its default applied.
+func (v *Verifier) maxTokenBytes() int {
+	if v.MaxTokenBytes <= 0 {
+		return DefaultMaxTokenBytes
+	}
+	return v.MaxTokenBytes
 }
 
 func (v *Verifier) audience() string {

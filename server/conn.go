@@ -306,6 +306,12 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 		if wire.IsFatal(err) {
 			return
 		}
+		if id.expired() {
+			// Read as the token expired, maybe before the expiry timer
+			// fired: serve nothing more (stop resets the stream as
+			// expired, as the timer would).
+			return
+		}
 		var ns, stream string
 		var payloads [][]byte
 		if f.Flags&wire.FlagBinaryPublishBatch != 0 {

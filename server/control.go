@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -99,9 +98,7 @@ func (ctl *control) run() error {
 
 // expired reports whether the token that authenticated the stream has
 // expired (by the clock, not waiting for the expiry timer).
-func (ctl *control) expired() bool {
-	return !ctl.id.Expires.IsZero() && !time.Now().Before(ctl.id.Expires)
-}
+func (ctl *control) expired() bool { return ctl.id.expired() }
 
 // flush writes the pending replies.
 func (ctl *control) flush() error {

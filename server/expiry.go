@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/quic-go/quic-go"
 )
@@ -16,23 +17,34 @@ var errTokenExpired = errors.New("token expired")
 // expiry reset is called with streamCodeTokenExpired to end the stream (a
 // blocked read or write does not watch a context), and the expiry is
 // counted and logged. stop releases the timer; call it when the stream is
-// done.
+// done. A stream whose handler returns at or after the expiry, before the
+// timer fired (it read a frame after the expiry and served nothing more),
+// is ended by stop as the timer would have: either way exactly once, and
+// before stop returns (so before the handler's own end of the stream).
 func (c *conn) untilExpiry(id *Identity, reset func(quic.StreamErrorCode)) (ctx context.Context, stop func()) {
 	parent := c.qc.Context()
 	if id.Expires.IsZero() {
 		return parent, func() {}
 	}
 	ctx, cancel := context.WithDeadlineCause(parent, id.Expires, errTokenExpired)
-	unwatch := context.AfterFunc(ctx, func() {
-		if !tokenExpired(ctx) {
-			return
-		}
+	expire := func() {
 		c.s.stats.TokenExpiries.Add(1)
 		c.log.Info("token expired: stream reset", "tenant", id.Tenant, "subject", id.Subject)
 		reset(streamCodeTokenExpired)
+	}
+	timerDone := make(chan struct{})
+	unwatch := context.AfterFunc(ctx, func() {
+		defer close(timerDone)
+		if tokenExpired(ctx) {
+			expire()
+		}
 	})
 	return ctx, func() {
-		unwatch()
+		if !unwatch() {
+			<-timerDone // it started: its reset comes before the handler's own
+		} else if parent.Err() == nil && id.expired() {
+			expire()
+		}
 		cancel()
 	}
 }
@@ -41,4 +53,12 @@ func (c *conn) untilExpiry(id *Identity, reset func(quic.StreamErrorCode)) (ctx 
 // token expired.
 func tokenExpired(ctx context.Context) bool {
 	return errors.Is(context.Cause(ctx), errTokenExpired)
+}
+
+// expired reports whether id's rights have ended: by the clock, not waiting
+// for the expiry timer, so a frame read at or after the expiry is not
+// served even if the timer has not fired yet. One clock read, and none for
+// an identity that never expires.
+func (id *Identity) expired() bool {
+	return !id.Expires.IsZero() && !time.Now().Before(id.Expires)
 }

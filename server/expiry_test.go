@@ -65,7 +65,7 @@ func TestExpiredTokenEndsItsStreams(t *testing.T) {
 	pub, _ := wire.AppendAckedPublishBatchFrame(nil, 1, wire.AckPerBatch, "a", "ns", "s", [][]byte{[]byte("before")})
 	ctl.send(pub)
 	ctl.expect(wire.AppendPublishAckFrame(nil, 1, true, ""))
-	ev.expect(wire.AppendEventBatchFrame(nil, false, 0, [][]byte{[]byte("before")}))
+	ev.expect(wire.AppendEventBatchFrame(nil, true, 0, [][]byte{[]byte("before")})) // allCaps has CapMemOffsets
 
 	// Then the control stream and the event stream are reset with code 3.
 	for name, s := range map[string]*rawStream{"control": ctl, "event": ev} {

@@ -53,14 +53,25 @@ func (p *publisher) lookup(ns, name string) (*broker.Stream, error) {
 	return s, nil
 }
 
-// publishUnacked is publish for a request nobody answers: a publish to an
-// unknown stream is dropped, and counted (UnknownStreamDrop).
+// publishUnacked is publish for a request nobody answers: a publish to a
+// stream that is not there and cannot be created (see unresolvable) is
+// dropped, counted (UnknownStreamDrop) and not an error.
 func (p *publisher) publishUnacked(ns, name string, payloads [][]byte) error {
 	err := p.publish(ns, name, payloads)
-	if errors.Is(err, broker.ErrStreamNotFound) {
+	if unresolvable(err) {
 		p.c.s.stats.UnknownStreamDrop.Add(1)
+		return nil
 	}
 	return err
+}
+
+// unresolvable reports whether err means the stream is not there and
+// cannot be created: unknown, or, with auto-create, a name the broker
+// refuses or one stream too many. An unanswered publish is dropped then
+// whether or not streams are auto-created (the reference drops one to an
+// unknown stream; a publish-only stream goes on).
+func unresolvable(err error) bool {
+	return errors.Is(err, broker.ErrStreamNotFound) || errors.Is(err, broker.ErrInvalidName) || errors.Is(err, broker.ErrTooManyStreams)
 }
 
 // publish appends payloads to tenant/ns/stream. Unknown streams return a
