@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -174,6 +175,16 @@ func (c *Client) reserveSubID(id *uint64) error {
 	return nil
 }
 
+// staleSubID reports whether the broker refused a subscribe because the
+// chosen id is live on the connection. Only the subscription that holds
+// the id in this client (reserveSubID) asks for it, so the broker's holder
+// is one this client has closed and the broker has not reaped yet: an
+// event stream cancelled by the client ends on the broker a moment later.
+func staleSubID(err error) bool {
+	var se *ServerError
+	return errors.As(err, &se) && strings.HasSuffix(se.Message, "already in use on this connection")
+}
+
 func (c *Client) releaseSubID(id *uint64) {
 	if id == nil {
 		return
@@ -184,15 +195,20 @@ func (c *Client) releaseSubID(id *uint64) {
 }
 
 // subscribeRetry runs subscribeOnce, retrying with backoff while the
-// connection is being re-established and ctx (bounded by the request
-// timeout) allows.
+// connection is being re-established, or the broker still holds a chosen
+// id this client has released, and ctx (bounded by the request timeout)
+// allows.
 func (c *Client) subscribeRetry(ctx context.Context, ns, stream string, cfg subscribeConfig) (*attachment, error) {
 	ctx, cancel := c.bind(ctx, true)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		att, err := c.subscribeOnce(ctx, ns, stream, cfg.start, cfg.id)
-		if err == nil || !errors.Is(err, ErrDisconnected) || c.opts.Reconnect.Disabled {
-			return att, err
+		switch {
+		case err == nil:
+			return att, nil
+		case staleSubID(err):
+		case !errors.Is(err, ErrDisconnected) || c.opts.Reconnect.Disabled:
+			return nil, err
 		}
 		if sleep(ctx, c.backoff(attempt+1)) != nil {
 			return nil, c.ctxErr(ctx)
@@ -468,7 +484,7 @@ func (s *Subscription) resubscribe() (*attachment, error) {
 		if s.ctx.Err() != nil || errors.Is(err, ErrClosed) {
 			return nil, ErrClosed
 		}
-		if isServerReply(err) {
+		if isServerReply(err) && !staleSubID(err) {
 			return nil, err
 		}
 	}
