@@ -347,16 +347,22 @@ func DecodeAckedPrefix(payload []byte) (requestID uint64, mode AckMode, body []b
 // ignores them (our decoders of broker-to-client layouts reject them).
 func DecodePublishBatchBody(body []byte, out *BinaryPublishBatch) error {
 	c := cursor{b: body, what: "publish batch"}
+	for _, f := range [...]struct {
+		field string
+		dst   *string
+	}{{"tenant_id", &out.TenantID}, {"namespace", &out.Namespace}, {"stream", &out.Stream}} {
+		b, err := c.nameBytes(f.field)
+		if err != nil {
+			return err
+		}
+		// A stream of publishes names the same stream again and again:
+		// keep the string decoded last time when it is equal (comparing
+		// does not allocate), so a reused out costs no allocation per name.
+		if *f.dst != string(b) {
+			*f.dst = string(b)
+		}
+	}
 	var err error
-	if out.TenantID, err = c.name("tenant_id"); err != nil {
-		return err
-	}
-	if out.Namespace, err = c.name("namespace"); err != nil {
-		return err
-	}
-	if out.Stream, err = c.name("stream"); err != nil {
-		return err
-	}
 	out.Payloads, err = c.payloads(out.Payloads)
 	return err
 }

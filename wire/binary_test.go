@@ -117,3 +117,29 @@ func TestBinaryEncodeErrors(t *testing.T) {
 		t.Fatalf("failed encode must leave dst intact: %q", out)
 	}
 }
+
+// Decoding publish frames into a reused BinaryPublishBatch keeps the names
+// decoded last time when they are unchanged: no allocation per frame.
+func TestDecodePublishBatchReusesNames(t *testing.T) {
+	f, err := AppendAckedPublishBatchFrame(nil, 1, AckPerBatch, "t1", "default", "demo", [][]byte{[]byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := f[HeaderSize:]
+	var out BinaryPublishBatch
+	if err := DecodePublishBatch(FlagBinaryPublishBatch|FlagBinaryPublishAcked, body, &out); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		_ = DecodePublishBatch(FlagBinaryPublishBatch|FlagBinaryPublishAcked, body, &out)
+	}); n != 0 {
+		t.Errorf("%v allocations per decode of the same stream's frame, want 0", n)
+	}
+	g, _ := AppendAckedPublishBatchFrame(nil, 2, AckPerBatch, "t1", "default", "other", [][]byte{[]byte("y")})
+	if err := DecodePublishBatch(FlagBinaryPublishBatch|FlagBinaryPublishAcked, g[HeaderSize:], &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.TenantID != "t1" || out.Namespace != "default" || out.Stream != "other" || string(out.Payloads[0]) != "y" || out.RequestID != 2 {
+		t.Fatalf("after a frame for another stream: %+v", out)
+	}
+}
