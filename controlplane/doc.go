@@ -19,7 +19,14 @@
 // snapshot, then pages the feed every SyncInterval, applying each change
 // through an Applier. BrokerApplier applies to a *broker.Broker and a
 // *cache.Store. A change that fails to apply is retried at the next sync
-// without holding back later ones, and is visible in Follower.Stats.
+// without holding back later ones, and is visible in Follower.Stats. An
+// object whose name the broker refuses (made under an older version's
+// looser name rules) is skipped, logged and counted in Stats.Skipped; the
+// API still lists, reads and deletes it but refuses to change it.
+//
+// Bounds. StoreOptions.MaxObjectBytes caps the JSON bytes of all objects
+// (what a snapshot and the unpaginated lists carry) at half of what an
+// HTTPSource reads, so a remote follower can always read the snapshot.
 //
 // Security. Every route except /v1/system/health and /v1/openapi.json
 // needs an admin bearer credential (Options.AdminToken or Authorize); the

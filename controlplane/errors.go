@@ -21,6 +21,8 @@ var (
 	ErrUnauthorized = errors.New("unauthorized")
 	// ErrForbidden: a credential that does not grant the request (HTTP 403).
 	ErrForbidden = errors.New("forbidden")
+	// ErrLimit: the store is full (StoreOptions.MaxObjectBytes).
+	ErrLimit = errors.New("control plane store full")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("control plane store closed")
 )
@@ -59,12 +61,27 @@ func (e *ExistsError) Unwrap() error { return ErrExists }
 type ValidationError struct {
 	Field   string // JSON name, dotted for nested fields ("retention.max_age_seconds")
 	Message string
+
+	reason string // for a refused name: the broker's words, without the advice
 }
 
 func (e *ValidationError) Error() string { return fmt.Sprintf("invalid %s: %s", e.Field, e.Message) }
 
 // Unwrap returns ErrValidation.
 func (e *ValidationError) Unwrap() error { return ErrValidation }
+
+// LimitError refuses a create or update that would take the objects past
+// StoreOptions.MaxObjectBytes.
+type LimitError struct {
+	Have, Want, Limit int64 // the objects' JSON bytes now, with the change, and the bound
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("control plane store full: its objects would take %d bytes of JSON, over the limit of %d (now %d): delete objects (or raise StoreOptions.MaxObjectBytes, keeping snapshots readable by followers)", e.Want, e.Limit, e.Have)
+}
+
+// Unwrap returns ErrLimit.
+func (e *LimitError) Unwrap() error { return ErrLimit }
 
 // ResyncError refuses a change-feed read from a position the feed no longer
 // holds (older than the oldest retained change, or past the head, as after
@@ -102,6 +119,8 @@ func (e *APIError) Unwrap() error {
 		return ErrNotFound
 	case codeExists, codeConflict:
 		return ErrExists
+	case codeLimit:
+		return ErrLimit
 	case codeValidation:
 		return ErrValidation
 	case codeUnauthorized:

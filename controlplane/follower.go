@@ -128,7 +128,13 @@ type FollowerStats struct {
 	// whose history changed (store replaced, restored from an older
 	// backup): they were left in the broker, with their data, not
 	// deleted (see sync).
-	Kept        uint64
+	Kept uint64
+	// Skipped counts objects the follower did not apply and will not
+	// retry: objects whose name (or a parent's) the broker refuses, made
+	// under an older version's looser name rules, and changes it does
+	// not understand. Each is logged at warn level (error for changes).
+	// Their deletes are applied.
+	Skipped     uint64
 	Applied     uint64    // successful Applier calls
 	ApplyErrors uint64    // failed Applier calls, retries included
 	LastSync    time.Time // end of the last completed Sync
@@ -440,6 +446,9 @@ func (f *Follower) applyChange(c Change, attempted map[objRef]bool) {
 	f.last, f.lastSeq = changeJSON(c), c.Seq
 	if err := f.want.update(c); err != nil {
 		f.log.Error("control plane change not understood; skipped", "seq", c.Seq, "kind", c.Kind, "err", err)
+		f.statsMu.Lock()
+		f.stats.Skipped++
+		f.statsMu.Unlock()
 		return
 	}
 	f.reconcile(ref, attempted)
@@ -481,6 +490,9 @@ func set[K comparable, V any](m map[K]V, k K, obj json.RawMessage, del bool) err
 func (f *Follower) reconcile(ref objRef, attempted map[objRef]bool) {
 	attempted[ref] = true
 	a, d, k := f.opts.Applier, f.want, ref.key
+	if f.refused(ref) {
+		return
+	}
 	var err error
 	switch ref.kind {
 	case ObjectTenant:
@@ -509,6 +521,45 @@ func (f *Follower) reconcile(ref objRef, attempted map[objRef]bool) {
 		}
 	}
 	f.track(ref, err)
+}
+
+// refused skips ref when the control plane declares it under a name the
+// broker refuses (made under an older version's looser name rules): it is
+// logged, counted in Stats.Skipped and not retried, so it neither holds
+// the feed nor fills Failed. Its delete still goes through: deletes take
+// any name, and remove what an older broker may have left (a log
+// directory).
+func (f *Follower) refused(ref objRef) bool {
+	if !f.want.has(ref) {
+		return false
+	}
+	err := ref.key.validateNames()
+	if err == nil {
+		return false
+	}
+	f.log.Warn("control plane object has a name this broker refuses (made by an older version?); skipped: create it again under a valid name and delete this one through the API",
+		"kind", ref.kind, "key", ref.String(), "err", err)
+	f.statsMu.Lock()
+	f.stats.Skipped++
+	delete(f.failed, ref)
+	f.statsMu.Unlock()
+	return true
+}
+
+// has reports whether the desired state declares ref.
+func (d *desired) has(ref objRef) bool {
+	var ok bool
+	switch k := ref.key; ref.kind {
+	case ObjectTenant:
+		_, ok = d.tenants[k.TenantID]
+	case ObjectNamespace:
+		_, ok = d.namespaces[k.NamespaceKey()]
+	case ObjectStream:
+		_, ok = d.streams[k.StreamKey()]
+	case ObjectCache:
+		_, ok = d.caches[k.CacheKey()]
+	}
+	return ok
 }
 
 // track records the outcome of applying ref.

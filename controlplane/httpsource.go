@@ -12,9 +12,10 @@ import (
 	"time"
 )
 
-// maxSourceBody bounds an answer HTTPSource reads (a snapshot of some
-// hundred thousand objects).
-var maxSourceBody int64 = 64 << 20
+// maxSourceBody bounds an answer HTTPSource reads: twice a store's
+// default MaxObjectBytes, so a snapshot of a store with the default bound
+// always fits.
+var maxSourceBody int64 = 2 * DefaultMaxObjectBytes
 
 // HTTPSource reads a control plane's snapshot and change feed over HTTP
 // with an admin bearer token. It is safe for concurrent use.

@@ -3,6 +3,8 @@ package controlplane
 import (
 	"fmt"
 	"slices"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/felixmq/felix/broker"
@@ -119,6 +121,20 @@ type StreamKey struct {
 	Stream    string `json:"stream"`
 }
 
+// validateNames checks every name of the key.
+func (k Key) validateNames() error {
+	fields := []struct{ field, v string }{{"tenant_id", k.TenantID}, {"namespace", k.Namespace}, {"stream", k.Stream}, {"cache", k.Cache}}
+	for i, f := range fields {
+		if f.v == "" && i > 0 {
+			continue
+		}
+		if err := validateName(f.field, f.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (k StreamKey) String() string { return k.TenantID + "/" + k.Namespace + "/" + k.Stream }
 
 // CacheKey names a cache.
@@ -130,14 +146,51 @@ type CacheKey struct {
 
 func (k CacheKey) String() string { return k.TenantID + "/" + k.Namespace + "/" + k.Cache }
 
+// nameRule is the rule told with a refused name.
+const nameRule = "at most 255 bytes of UTF-8 without '/', ':', '*', whitespace or control characters"
+
 // validateName applies the broker's name rules (broker.ValidateName:
 // non-empty UTF-8, at most 255 bytes, no '/', ':', '*', whitespace or
-// control characters) and names the field.
+// control characters) and names the field. The error tells the rule and,
+// when one is at hand, a valid name to use instead.
 func validateName(field, s string) error {
-	if err := broker.ValidateName(field, s); err != nil {
-		return &ValidationError{Field: field, Message: err.Error()}
+	err := broker.ValidateName(field, s)
+	if err == nil {
+		return nil
 	}
-	return nil
+	msg := err.Error() + ": use a name of " + nameRule
+	if alt := suggestName(s); alt != "" {
+		msg += fmt.Sprintf(", such as %q", alt)
+	}
+	return &ValidationError{Field: field, Message: msg, reason: err.Error()}
+}
+
+// suggestName replaces the characters a name may not hold with '-', or
+// returns "" when that does not make it valid.
+func suggestName(s string) string {
+	alt := strings.Map(func(r rune) rune {
+		if r == '/' || r == ':' || r == '*' || unicode.IsSpace(r) || unicode.IsControl(r) {
+			return '-'
+		}
+		return r
+	}, s)
+	if alt == s || broker.ValidateName("name", alt) != nil {
+		return ""
+	}
+	return alt
+}
+
+// legacyNameError refuses to change, or to create children under, an
+// existing object whose name (or a parent's) an older version accepted
+// and the broker now refuses. err is the name's *ValidationError.
+func legacyNameError(kind, key string, err error) error {
+	ve, ok := err.(*ValidationError)
+	if !ok || ve.reason == "" {
+		return err
+	}
+	return &ValidationError{Field: ve.Field, reason: ve.reason, Message: fmt.Sprintf(
+		"%s; %s %s was made by an older version with looser name rules: it can be listed, read and deleted, not changed or given new children. "+
+			"Create a replacement with a valid name (%s), move clients to it, then delete %s", ve.reason, kind, key, nameRule, key)}
 }
 
 func validateDisplayName(s string) error {

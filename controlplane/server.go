@@ -82,7 +82,10 @@ const (
 	codeUnauthorized = "unauthorized"
 	codeForbidden    = "forbidden"
 	codeResync       = "resync_required"
-	codeInternal     = "internal"
+	codeLimit        = "limit_exceeded"
+	// codeMethodNotAllowed answers a method no route of the path takes.
+	codeMethodNotAllowed = "method_not_allowed"
+	codeInternal         = "internal"
 )
 
 // errorBody is the reference's error shape.
@@ -122,8 +125,45 @@ func NewServer(opts Options) (srv *Server, err error) {
 	return s, nil
 }
 
-// ServeHTTP serves the API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the API. A request no route serves gets the JSON error
+// body too: 404 not_found, or 405 method_not_allowed with Allow.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		w = &unrouted{ResponseWriter: w, r: r}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// unrouted turns the ServeMux's plain-text 404 and 405 answers into the
+// API's JSON error body; other answers (redirects) pass through.
+type unrouted struct {
+	http.ResponseWriter
+	r        *http.Request
+	replaced bool
+}
+
+func (u *unrouted) WriteHeader(code int) {
+	var name, msg string
+	switch code {
+	case http.StatusNotFound:
+		name, msg = codeNotFound, fmt.Sprintf("no route %s", u.r.URL.Path)
+	case http.StatusMethodNotAllowed:
+		name, msg = codeMethodNotAllowed, fmt.Sprintf("%s not allowed on %s (allowed: %s)", u.r.Method, u.r.URL.Path, u.Header().Get("Allow"))
+	default:
+		u.ResponseWriter.WriteHeader(code)
+		return
+	}
+	u.replaced = true
+	u.Header().Del("X-Content-Type-Options")
+	httpx.WriteJSON(u.ResponseWriter, code, errorBody{Code: name, Message: msg})
+}
+
+func (u *unrouted) Write(b []byte) (int, error) {
+	if u.replaced {
+		return len(b), nil // the mux's plain-text body
+	}
+	return u.ResponseWriter.Write(b)
+}
 
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -161,6 +201,8 @@ func status(err error) (int, string) {
 		return http.StatusConflict, codeExists
 	case errors.Is(err, ErrResyncRequired):
 		return http.StatusGone, codeResync
+	case errors.Is(err, ErrLimit):
+		return http.StatusConflict, codeLimit
 	}
 	return http.StatusInternalServerError, codeInternal
 }
@@ -191,6 +233,8 @@ func decodeBody(r *http.Request, v any) error {
 			return &ValidationError{Field: te.Field, Message: fmt.Sprintf("want a JSON %s", te.Type)}
 		case errors.As(err, &mb):
 			return &ValidationError{Field: "body", Message: fmt.Sprintf("larger than %d bytes", mb.Limit)}
+		case errors.Is(err, io.EOF):
+			return &ValidationError{Field: "body", Message: "empty: want a JSON object"}
 		}
 		return &ValidationError{Field: "body", Message: err.Error()}
 	}

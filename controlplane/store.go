@@ -21,6 +21,13 @@ const FileName = "controlplane.db"
 // DefaultChangeRetention is StoreOptions.ChangeRetention's default.
 const DefaultChangeRetention = 10000
 
+// DefaultMaxObjectBytes is StoreOptions.MaxObjectBytes's default: half of
+// what an HTTPSource reads, so a broker following the store over HTTP can
+// always read its snapshot.
+const DefaultMaxObjectBytes = 32 << 20
+
+func defaultMaxObjectBytes() int64 { return maxSourceBody / 2 }
+
 // StoreOptions configure a Store. The zero value is valid; each field
 // documents its default.
 type StoreOptions struct {
@@ -31,6 +38,12 @@ type StoreOptions struct {
 	// OpenTimeout bounds the wait for the file lock when another process
 	// has the store open. Default 1s.
 	OpenTimeout time.Duration
+	// MaxObjectBytes bounds the JSON bytes of all objects together: what
+	// a snapshot, and the unpaginated lists, carry. A create or update
+	// that would pass it fails with a *LimitError (deletes never do).
+	// Default DefaultMaxObjectBytes (32 MiB, some 150000 objects of
+	// ordinary size).
+	MaxObjectBytes int64
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {
@@ -39,6 +52,9 @@ func (o StoreOptions) withDefaults() StoreOptions {
 	}
 	if o.OpenTimeout <= 0 {
 		o.OpenTimeout = time.Second
+	}
+	if o.MaxObjectBytes <= 0 {
+		o.MaxObjectBytes = defaultMaxObjectBytes()
 	}
 	return o
 }
@@ -56,6 +72,11 @@ var (
 
 	metaStoreID  = []byte("store_id")
 	metaFirstSeq = []byte("first_seq") // oldest retained change seq
+	// metaObjectBytes is the JSON bytes of all objects (MaxObjectBytes),
+	// counted at open when a store written before it lacks it.
+	metaObjectBytes = []byte("object_bytes")
+
+	objectBuckets = [][]byte{bucketTenants, bucketNamespaces, bucketStreams, bucketCaches}
 )
 
 // Store is the control plane's metadata: tenants, namespaces, streams and
@@ -87,6 +108,11 @@ func Open(path string, opts StoreOptions) (*Store, error) {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
+		if meta.Get(metaObjectBytes) == nil {
+			if err := countObjectBytes(tx); err != nil {
+				return err
+			}
+		}
 		if id := meta.Get(metaStoreID); id != nil {
 			s.id = string(id)
 			return nil
@@ -130,10 +156,22 @@ func (s *Store) notify() {
 	s.mu.Unlock()
 }
 
+// countObjectBytes records the JSON bytes of all objects.
+func countObjectBytes(tx *bolt.Tx) error {
+	var n uint64
+	for _, b := range objectBuckets {
+		if err := tx.Bucket(b).ForEach(func(_, v []byte) error { n += uint64(len(v)); return nil }); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketMeta).Put(metaObjectBytes, seqKey(n))
+}
+
 // wtx is a write transaction that records changes.
 type wtx struct {
 	tx      *bolt.Tx
 	changes int
+	delta   int64 // change of the objects' JSON bytes
 }
 
 // update runs fn in one write transaction, then trims the change log.
@@ -142,6 +180,9 @@ func (s *Store) update(fn func(w *wtx) error) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		w := &wtx{tx: tx}
 		if err := fn(w); err != nil {
+			return err
+		}
+		if err := s.account(tx, w.delta); err != nil {
 			return err
 		}
 		recorded = w.changes > 0
@@ -165,6 +206,24 @@ func (s *Store) view(fn func(tx *bolt.Tx) error) error {
 		return ErrClosed
 	}
 	return err
+}
+
+// account adds delta to the objects' bytes, refusing growth past
+// MaxObjectBytes.
+func (s *Store) account(tx *bolt.Tx, delta int64) error {
+	if delta == 0 {
+		return nil
+	}
+	meta := tx.Bucket(bucketMeta)
+	var cur int64
+	if v := meta.Get(metaObjectBytes); len(v) == 8 {
+		cur = int64(binary.BigEndian.Uint64(v))
+	}
+	next := max(cur+delta, 0)
+	if delta > 0 && next > s.opts.MaxObjectBytes {
+		return &LimitError{Have: cur, Want: next, Limit: s.opts.MaxObjectBytes}
+	}
+	return meta.Put(metaObjectBytes, seqKey(uint64(next)))
 }
 
 // trim drops the oldest changes beyond ChangeRetention.
@@ -222,7 +281,16 @@ func (w *wtx) put(bucket []byte, key string, v any) error {
 	if err != nil {
 		return err
 	}
-	return w.tx.Bucket(bucket).Put([]byte(key), b)
+	bk := w.tx.Bucket(bucket)
+	w.delta += int64(len(b)) - int64(len(bk.Get([]byte(key))))
+	return bk.Put([]byte(key), b)
+}
+
+// del removes the object under key in bucket.
+func (w *wtx) del(bucket []byte, key string) error {
+	bk := w.tx.Bucket(bucket)
+	w.delta -= int64(len(bk.Get([]byte(key))))
+	return bk.Delete([]byte(key))
 }
 
 // get decodes the object under key; it reports whether it exists.

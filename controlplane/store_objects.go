@@ -1,6 +1,8 @@
 package controlplane
 
 import (
+	"errors"
+
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -71,7 +73,7 @@ func (s *Store) DeleteTenant(id string) error {
 				return err
 			}
 		}
-		if err := w.tx.Bucket(bucketTenants).Delete([]byte(id)); err != nil {
+		if err := w.del(bucketTenants, id); err != nil {
 			return err
 		}
 		return w.record(OpDeleted, ObjectTenant, Key{TenantID: id}, nil)
@@ -81,7 +83,7 @@ func (s *Store) DeleteTenant(id string) error {
 // CreateNamespace adds a namespace to an existing tenant.
 func (s *Store) CreateNamespace(n Namespace) (Namespace, error) {
 	if err := n.validate(); err != nil {
-		return Namespace{}, err
+		return Namespace{}, s.legacyParent(err, n.TenantID, "")
 	}
 	err := s.update(func(w *wtx) error {
 		if err := requireTenant(w.tx, n.TenantID); err != nil {
@@ -144,7 +146,7 @@ func (w *wtx) deleteNamespace(k NamespaceKey) error {
 }
 
 func (w *wtx) deleteLeaf(bucket []byte, key, kind string, ck Key) error {
-	if err := w.tx.Bucket(bucket).Delete([]byte(key)); err != nil {
+	if err := w.del(bucket, key); err != nil {
 		return err
 	}
 	return w.record(OpDeleted, kind, ck, nil)
@@ -234,7 +236,7 @@ func (s *Store) deleteLeafObj(r leafRef) error {
 func (s *Store) CreateStream(st Stream) (Stream, error) {
 	st = st.withDefaults()
 	if err := st.validate(); err != nil {
-		return Stream{}, err
+		return Stream{}, s.legacyParent(err, st.TenantID, st.Namespace)
 	}
 	return createLeaf(s, st.Key().ref(), st)
 }
@@ -252,6 +254,9 @@ func (s *Store) Streams(k NamespaceKey) ([]Stream, error) {
 // UpdateStream applies p to a stream and returns the result.
 func (s *Store) UpdateStream(k StreamKey, p StreamPatch) (Stream, error) {
 	return updateLeaf(s, k.ref(), func(st Stream) (Stream, error) {
+		if err := k.changeKey().validateNames(); err != nil {
+			return st, legacyNameError(ObjectStream, k.String(), err)
+		}
 		st = p.apply(st)
 		return st, st.validate()
 	})
@@ -263,7 +268,7 @@ func (s *Store) DeleteStream(k StreamKey) error { return s.deleteLeafObj(k.ref()
 // CreateCache adds a cache to an existing namespace.
 func (s *Store) CreateCache(c Cache) (Cache, error) {
 	if err := c.validate(); err != nil {
-		return Cache{}, err
+		return Cache{}, s.legacyParent(err, c.TenantID, c.Namespace)
 	}
 	return createLeaf(s, c.Key().ref(), c)
 }
@@ -281,6 +286,9 @@ func (s *Store) Caches(k NamespaceKey) ([]Cache, error) {
 // UpdateCache applies p to a cache and returns the result.
 func (s *Store) UpdateCache(k CacheKey, p CachePatch) (Cache, error) {
 	return updateLeaf(s, k.ref(), func(c Cache) (Cache, error) {
+		if err := k.changeKey().validateNames(); err != nil {
+			return c, legacyNameError(ObjectCache, k.String(), err)
+		}
 		c = p.apply(c)
 		return c, c.validate()
 	})
@@ -300,4 +308,29 @@ func listChildren[T any](s *Store, bucket []byte, k NamespaceKey) ([]T, error) {
 		return err
 	})
 	return out, err
+}
+
+// legacyParent explains a create refused for its parent's name (err on
+// field tenant_id or namespace) when that parent exists: an older version
+// with looser name rules made it (see legacyNameError).
+func (s *Store) legacyParent(err error, tenant, ns string) error {
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		return err
+	}
+	var kind, key string
+	var bucket []byte
+	switch {
+	case ve.Field == "tenant_id":
+		kind, key, bucket = ObjectTenant, tenant, bucketTenants
+	case ve.Field == "namespace" && ns != "":
+		kind, key, bucket = ObjectNamespace, nsKey(tenant, ns), bucketNamespaces
+	default:
+		return err
+	}
+	found := false
+	if s.view(func(tx *bolt.Tx) error { found = exists(tx, bucket, key); return nil }) != nil || !found {
+		return err
+	}
+	return legacyNameError(kind, key, ve)
 }
