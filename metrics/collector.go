@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/felixmq/felix/controlplane"
 	"github.com/felixmq/felix/server"
 )
 
@@ -145,6 +146,29 @@ var cacheMetrics = []metric[cacheSnap]{
 		func(c *cacheSnap) float64 { return float64(c.Entries) }),
 }
 
+// followerMetrics are the control-plane follower's (a broker that follows
+// a control plane, embedded or remote).
+var followerMetrics = []metric[controlplane.FollowerStats]{
+	gauge("felix_controlplane_ready", "1 once the first full sync with the control plane completed.", nil,
+		func(s *controlplane.FollowerStats) float64 { return float64(boolRank(s.Ready)) }),
+	counter("felix_controlplane_syncs_total", "Completed syncs with the control plane.", nil,
+		func(s *controlplane.FollowerStats) float64 { return u(s.Syncs) }),
+	counter("felix_controlplane_sync_errors_total", "Syncs that failed (control plane unreachable, bad answer).", nil,
+		func(s *controlplane.FollowerStats) float64 { return u(s.SyncErrors) }),
+	counter("felix_controlplane_resyncs_total", "Full snapshots taken after the first (change feed trimmed, store replaced).", nil,
+		func(s *controlplane.FollowerStats) float64 { return u(s.Resyncs) }),
+	counter("felix_controlplane_applied_total", "Control-plane objects applied to the broker.", nil,
+		func(s *controlplane.FollowerStats) float64 { return u(s.Applied) }),
+	counter("felix_controlplane_apply_errors_total", "Failed attempts to apply a control-plane object (retries included).", nil,
+		func(s *controlplane.FollowerStats) float64 { return u(s.ApplyErrors) }),
+	gauge("felix_controlplane_failed_objects", "Control-plane objects the broker does not match yet (being retried).", nil,
+		func(s *controlplane.FollowerStats) float64 { return float64(len(s.Failed)) }),
+	counter("felix_controlplane_kept_objects_total", "Objects kept, with their data, that a control plane whose history changed no longer declares.", nil,
+		func(s *controlplane.FollowerStats) float64 { return u(s.Kept) }),
+	counter("felix_controlplane_skipped_objects_total", "Objects and changes skipped for good: names the broker refuses, changes not understood.", nil,
+		func(s *controlplane.FollowerStats) float64 { return u(s.Skipped) }),
+}
+
 var (
 	streamsDesc = prometheus.NewDesc("felix_streams", "Streams declared, by durability.", []string{"durable"}, nil)
 	denialsDesc = prometheus.NewDesc("felix_auth_denials_total", "Requests refused by authorization.", nil, nil)
@@ -191,6 +215,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, storageMetrics)
 	describe(ch, groupMetrics)
 	describe(ch, cacheMetrics)
+	describe(ch, followerMetrics)
 	ch <- streamsDesc
 	ch <- denialsDesc
 	ch <- limitDesc
@@ -208,6 +233,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			"publishes": l.Publishes.Load(), "publish_bytes": l.PublishBytes.Load(),
 		} {
 			ch <- prometheus.MustNewConstMetric(limitDesc, prometheus.CounterValue, u(n), name)
+		}
+	}
+	if c.src.Follower != nil {
+		if f := c.src.Follower(); f != nil {
+			st := f.Stats()
+			emit(ch, followerMetrics, &st)
 		}
 	}
 	if c.src.Denials != nil {

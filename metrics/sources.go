@@ -7,6 +7,7 @@ import (
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/controlplane"
 	"github.com/felixmq/felix/server"
 )
 
@@ -28,6 +29,10 @@ type Sources struct {
 	// Sync is the fsync latency histogram; pass its Observe as the
 	// commitlog.Options.OnSync of the logs to measure.
 	Sync *SyncHistogram
+	// Follower returns the control-plane follower whose counters are
+	// exported (felix_controlplane_*), or nil while there is none: a
+	// broker starts serving metrics before its control plane.
+	Follower func() *controlplane.Follower
 }
 
 // DenialCounter is a source of the number of requests refused by

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/controlplane"
 	"github.com/felixmq/felix/metrics"
 	"github.com/felixmq/felix/queue"
 	"github.com/felixmq/felix/server"
@@ -326,10 +328,11 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	// durable logs recover.
 	var ms *metrics.Server
 	syncHist := metrics.NewSyncHistogram()
+	var follower atomic.Pointer[controlplane.Follower] // set once the control plane runs
 	if f.metricsAddr != "off" {
 		ms = metrics.New(metrics.Options{Addr: f.metricsAddr, Logger: log, Sources: metrics.Sources{
 			Broker: b, Server: srv, Caches: store, Sync: syncHist,
-			Denials: srv,
+			Denials: srv, Follower: follower.Load,
 		}})
 		if err := ms.Start(); err != nil {
 			return fmt.Errorf("%s: %w", f.sources.describe("metrics-addr"), err)
@@ -352,6 +355,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	}
 	if cp != nil {
 		defer cp.close()
+		follower.Store(cp.follower)
 	}
 	if err := srv.Listen(f.addr); err != nil {
 		return fmt.Errorf("%s: %w", f.sources.describe("listen"), err)
