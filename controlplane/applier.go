@@ -220,8 +220,8 @@ func (a *BrokerApplier) forget(keys []broker.StreamKey) {
 
 // DeleteNamespace removes the namespace's streams (with their logs) and
 // caches: those the control plane declared or adopted. Streams and caches
-// declared by the broker's own flags stay, and so does the namespace
-// while it holds any.
+// it did not (declared by the broker's own flags, or auto-created by a
+// publish) stay, and so does the namespace while it holds any.
 func (a *BrokerApplier) DeleteNamespace(k NamespaceKey) error {
 	return a.deleteScope(func(tenant, ns string) bool { return tenant == k.TenantID && ns == k.Namespace },
 		func() error {
@@ -261,7 +261,7 @@ func (a *BrokerApplier) deleteScope(in func(tenant, ns string) bool, dropScope f
 	}
 	for _, st := range a.opts.Broker.Streams() {
 		if k := st.Key(); in(k.Tenant, k.Namespace) {
-			a.log.Info("kept a stream the broker's flags declared in a namespace the control plane deleted", "stream", k.String())
+			a.log.Info("kept a stream the control plane did not declare (the broker's flags did, or a publish auto-created it) in a scope the control plane deleted", "stream", k.String())
 			return nil
 		}
 	}
