@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/quic-go/quic-go"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/felixmq/felix/client"
 )
@@ -47,9 +52,78 @@ func caFor(caFile, addr string, insecure bool) string {
 	return caFile
 }
 
+// dial connects with the flags. A --token-file that cannot be read fails
+// first, naming the file; a failed connection says which address it was
+// and, where the cause is a usual one, what to do.
 func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
-	return client.Dial(ctx, f.addr, f.options())
+	if f.tokenFile != "" {
+		if _, err := readTokenFile(f.tokenFile); err != nil {
+			return nil, err
+		}
+	}
+	c, err := client.Dial(ctx, f.addr, f.options())
+	if err != nil {
+		return nil, f.dialError(ctx, err)
+	}
+	return c, nil
 }
+
+// dialError explains a failed client.Dial to a person at a terminal.
+func (f *clientFlags) dialError(ctx context.Context, err error) error {
+	addr := f.addr
+	var idle *quic.IdleTimeoutError
+	var hs *quic.HandshakeTimeoutError
+	var se *client.ServerError
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("interrupted while connecting to %s", addr)
+	case errors.As(err, &idle) || errors.As(err, &hs):
+		return &hintError{err, fmt.Sprintf("no broker answered at %s (is `felix serve` running there?)", addr)}
+	case strings.Contains(err.Error(), "certificate signed by unknown authority"):
+		return &hintError{err, fmt.Sprintf("the certificate of the broker at %s is not trusted: pass --ca-file (a local `felix serve` keeps it in DATA-DIR/dev-cert.pem)", addr)}
+	case errors.As(err, &se) && se.Message == "auth failed":
+		tok := f.token
+		if f.tokenFile != "" {
+			tok, _ = readTokenFile(f.tokenFile)
+		}
+		if tid := tokenTenant(tok); tid != "" && tid != f.tenant {
+			return fmt.Errorf("%w: the token is for tenant %q, not --tenant %q", err, tid, f.tenant)
+		}
+	}
+	return err
+}
+
+// tokenTenant is the tid claim of a Felix token (a JWT), read without
+// verifying it, or "" when token is not one.
+func tokenTenant(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Tid string `json:"tid"`
+	}
+	if json.Unmarshal(b, &c) != nil {
+		return ""
+	}
+	return c.Tid
+}
+
+// hintError is an error with a line of advice in front of it.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string {
+	return e.hint + ": " + strings.TrimPrefix(e.err.Error(), "felix: ")
+}
+
+func (e *hintError) Unwrap() error { return e.err }
 
 func (f *clientFlags) options() client.Options {
 	o := client.Options{
@@ -88,15 +162,17 @@ func isLoopback(addr string) bool {
 }
 
 // clientCmd builds a client subcommand group with the shared flags, whose
-// values may also come from FELIX_* variables.
+// values may also come from FELIX_* variables. Only the flags registered
+// on cmd so far (the connection flags, --group, --cache) read a variable,
+// as their help says; a subcommand's own flags (--count, --from, --ttl,
+// ...) do not, so a stray FELIX_COUNT or FELIX_TTL changes nothing.
 func clientCmd(cmd *cobra.Command, f *clientFlags) *cobra.Command {
 	f.register(cmd)
 	annotateEnv(cmd.PersistentFlags())
+	envFlags := map[string]bool{}
+	cmd.PersistentFlags().VisitAll(func(fl *pflag.Flag) { envFlags[fl.Name] = fl.Name != "help" })
 	cmd.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
-		if err := applyEnv(c.Flags()); err != nil {
-			return err
-		}
-		return applyEnv(c.InheritedFlags())
+		return applyEnvTo(c.Flags(), envFlags)
 	}
 	return cmd
 }

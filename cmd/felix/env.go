@@ -32,10 +32,14 @@ func envName(flag string) string {
 
 // applyEnv sets every flag that was not given on the command line from its
 // FELIX_* environment variable, if present (flag > env > default).
-func applyEnv(fs *pflag.FlagSet) error {
+func applyEnv(fs *pflag.FlagSet) error { return applyEnvTo(fs, nil) }
+
+// applyEnvTo is applyEnv for the flags named in only (every flag when only
+// is nil).
+func applyEnvTo(fs *pflag.FlagSet, only map[string]bool) error {
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed {
+		if err != nil || f.Changed || (only != nil && !only[f.Name]) {
 			return
 		}
 		v, ok := os.LookupEnv(envName(f.Name))

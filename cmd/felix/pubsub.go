@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os/signal"
 	"strconv"
 	"syscall"
@@ -18,17 +19,27 @@ import (
 	"github.com/felixmq/felix/wire"
 )
 
+// maxRawMessage bounds `felix pub --raw`: the broker's default frame limit.
+const maxRawMessage = 16 << 20
+
 func newPubCmd() *cobra.Command {
 	var f clientFlags
 	var repeat int
-	var noAck bool
+	var noAck, raw bool
 	cmd := &cobra.Command{
 		Use:   "pub STREAM [MESSAGE...]",
 		Short: "Publish messages to a stream (from arguments, or one per line of stdin)",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Publish messages to a stream: each MESSAGE argument is one message; with
+none, each line of stdin is one (without its line ending), or with --raw all
+of stdin is one message, byte for byte (binary data, newlines).
+Every message is acknowledged by the broker unless --no-ack.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if repeat < 1 {
 				return fmt.Errorf("--repeat must be at least 1")
+			}
+			if raw && len(args) > 1 {
+				return fmt.Errorf("--raw publishes stdin: give no MESSAGE arguments with it")
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -52,13 +63,25 @@ func newPubCmd() *cobra.Command {
 				}
 				return nil
 			}
-			if len(args) > 1 {
+			switch {
+			case raw:
+				msg, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), maxRawMessage+1))
+				if err != nil {
+					return fmt.Errorf("read stdin: %w", err)
+				}
+				if len(msg) > maxRawMessage {
+					return fmt.Errorf("stdin holds over %d bytes, more than one message may", maxRawMessage)
+				}
+				if err := send(msg); err != nil {
+					return err
+				}
+			case len(args) > 1:
 				for _, m := range args[1:] {
 					if err := send([]byte(m)); err != nil {
 						return err
 					}
 				}
-			} else {
+			default:
 				sc := bufio.NewScanner(cmd.InOrStdin())
 				sc.Buffer(make([]byte, 64<<10), 16<<20)
 				for sc.Scan() {
@@ -76,6 +99,7 @@ func newPubCmd() *cobra.Command {
 	}
 	cmd.Flags().IntVar(&repeat, "repeat", 1, "publish each message this many times")
 	cmd.Flags().BoolVar(&noAck, "no-ack", false, "fire and forget (do not wait for the broker's ack)")
+	cmd.Flags().BoolVar(&raw, "raw", false, "publish all of stdin as one message, byte for byte, instead of one message per line")
 	return clientCmd(cmd, &f)
 }
 
@@ -88,7 +112,17 @@ func newSubCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sub STREAM",
 		Short: "Subscribe to a stream and print (or count) its events",
-		Args:  cobra.ExactArgs(1),
+		Long: `Subscribe to a stream and print each event's payload on a line of its own,
+or with --json one JSON object per line: tenant, namespace, stream, offset,
+payload (as text, invalid UTF-8 replaced) and payload_b64 (the exact bytes).
+
+It runs until --count events, --idle-exit without one, or Ctrl-C / SIGTERM,
+and then exits 0 with everything received printed (--count-only: the number).
+Events it knows it missed (gaps in the offsets: dropped by the broker for a
+slow subscriber, or no longer retained when a lost connection resumed) are
+reported on stderr at exit as "felix: missed N events"; stdout and the exit
+status stay the same.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var sopts []client.SubscribeOption
 			switch from {
@@ -115,7 +149,13 @@ func newSubCmd() *cobra.Command {
 			}
 			defer sub.Close()
 			out := bufio.NewWriter(cmd.OutOrStdout())
-			defer out.Flush()
+			var gaps missedCounter
+			defer func() {
+				out.Flush()
+				if gaps.missed > 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "felix: missed %d events\n", gaps.missed)
+				}
+			}()
 			enc := json.NewEncoder(out)
 			n := 0
 			for count <= 0 || n < count {
@@ -132,6 +172,7 @@ func newSubCmd() *cobra.Command {
 					return err
 				}
 				n++
+				gaps.see(ev)
 				switch {
 				case countOnly:
 				case asJSON:
@@ -164,4 +205,25 @@ func newSubCmd() *cobra.Command {
 	fl.StringVar(&from, "from", "latest", "where to start: latest, earliest or an offset")
 	fl.DurationVar(&idle, "idle-exit", 0, "exit after this long without an event (0 = never)")
 	return clientCmd(cmd, &f)
+}
+
+// missedCounter adds up the gaps in the offsets of the events a command
+// printed: events the broker dropped for a slow subscriber, or no longer
+// retained when the subscription resumed after a lost connection (what
+// client.Subscription.Missed counts, but only up to the last event
+// printed, so --count does not report gaps among events left unread).
+type missedCounter struct {
+	last   uint64
+	seen   bool
+	missed uint64
+}
+
+func (m *missedCounter) see(ev client.Event) {
+	if !ev.HasOffset {
+		return
+	}
+	if m.seen && ev.Offset > m.last+1 {
+		m.missed += ev.Offset - m.last - 1
+	}
+	m.last, m.seen = ev.Offset, true
 }
