@@ -19,5 +19,14 @@
 // deleted or the broker closes (then the publish fails with that reason and
 // the frame counts as dropped). Every dropped event is
 // counted per subscription (Subscription.Stats). Under the drop policies a
-// publisher never waits for a subscriber.
+// publisher never waits for a subscriber. Closing a subscription never
+// waits for a publisher, even one blocked on another subscriber; a new
+// subscription does (it joins live delivery at a definite offset, under the
+// stream lock the waiting publish holds).
+//
+// Durable streams. A subscription that starts behind the live position
+// replays the log (without the stream lock) and joins live delivery under
+// the lock once it has read everything fanned out. If retention trims the
+// records it has yet to replay, it goes on from the oldest retained one and
+// counts the skipped events as dropped.
 package broker

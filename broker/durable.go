@@ -70,6 +70,12 @@ func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte) (uint64, 
 		return 0, err // refused whole before anything was written; the log is fine
 	}
 	if err != nil {
+		if reason := s.Err(); reason != nil {
+			// The stream was deleted (or the broker closed), closing its
+			// log, after the check above: report that, as any publish to
+			// an ended stream does.
+			return 0, reason
+		}
 		// The log refused or failed: it assigned no offsets we can fan out,
 		// and it may be broken. Fail the stream rather than stall later
 		// publishers waiting for a turn that never comes.
@@ -141,13 +147,13 @@ func (s *Stream) fanout(ctx context.Context, first uint64, chunks []chunk) error
 	off := first
 	for _, c := range chunks {
 		d := Delivery{Frame: c.frame, Events: c.events, BaseOffset: off}
-		var withOffsets Delivery
-		if s.offsetSubs > 0 {
-			withOffsets = Delivery{Frame: wire.AppendEventBatchFrame(nil, true, off, c.slices), Events: c.events, BaseOffset: off}
-		}
+		var withOffsets Delivery // encoded once, for the first subscription that wants it
 		for _, sub := range subs {
 			dd := d
 			if sub.wantOffsets {
+				if withOffsets.Frame == nil {
+					withOffsets = Delivery{Frame: wire.AppendEventBatchFrame(nil, true, off, c.slices), Events: c.events, BaseOffset: off}
+				}
 				dd = withOffsets
 			}
 			if e := sub.enqueue(ctx, dd); e != nil && err == nil {
@@ -171,18 +177,23 @@ func (s *Stream) subscribeLogged(opts SubscribeOptions) (*Subscription, error) {
 	if s.ended != nil {
 		return nil, s.ended
 	}
+	// Retention may already have trimmed records appended but not yet
+	// fanned out (their publishers wait for their turn): they still reach
+	// live subscribers, so a start at tail is always valid, and the oldest
+	// start is min(Oldest, tail).
 	tail := s.lg.fanned
+	oldest := min(s.lg.log.Oldest(), tail)
 	from := tail
 	switch opts.Start.Kind {
 	case wire.StartEarliest:
-		from = min(s.lg.log.Oldest(), tail)
+		from = oldest
 	case wire.StartOffset:
 		from = opts.Start.Offset
 	}
 	if from > tail {
 		return nil, &CursorError{Requested: from, Available: tail}
 	}
-	if oldest := s.lg.log.Oldest(); from < oldest {
+	if from < oldest {
 		return nil, &CursorError{TooOld: true, Requested: from, Available: oldest}
 	}
 	sub := newSubscription(s, opts, &s.b.opts)
@@ -194,61 +205,92 @@ func (s *Stream) subscribeLogged(opts SubscribeOptions) (*Subscription, error) {
 	return sub, nil
 }
 
-// register adds sub to the live fanout. Called with s.mu held.
+// register adds sub to the live fanout. Called with s.mu held (so sub
+// joins at a definite offset); it takes statsMu, which orders it with
+// remove: a subscription already closed is not added (its Close may have
+// run remove before this, and would leave it in the fanout for good).
 func (s *Stream) register(sub *Subscription) {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	select {
+	case <-sub.done:
+		return
+	default:
+	}
 	list := append(append(make([]*Subscription, 0, len(*s.subs.Load())+1), *s.subs.Load()...), sub)
 	s.subs.Store(&list)
-	if sub.wantOffsets {
-		s.offsetSubs++
-	}
 }
 
 // catchUpBatch returns the next replay frame of a subscription in catch-up,
 // or joins it to live delivery (returning nil) once it has read everything
 // fanned out so far. Only the subscription's consumer calls it.
+//
+// Retention may overtake a catch-up (its next record is trimmed): the
+// subscription then goes on from the oldest record retained, as a slow
+// subscriber would, counting the skipped events as dropped (with offsets,
+// the gap shows on the wire) rather than ending.
 func (sub *Subscription) catchUpBatch() ([]byte, int, error) {
 	s := sub.stream
-	s.mu.Lock()
-	if s.ended != nil {
-		reason := s.ended
-		s.mu.Unlock()
-		return nil, 0, &endedError{reason: reason}
-	}
-	tail := s.lg.fanned
-	if sub.next >= tail {
-		// Caught up: from now on the live fanout delivers, starting exactly
-		// at tail, because registration happens under the fanout lock.
-		s.register(sub)
-		sub.catchUp = false
-		s.mu.Unlock()
-		return nil, 0, nil
-	}
-	s.mu.Unlock()
-	opts := sub.opts
-	recs, err := s.lg.log.Read(sub.next, opts.MaxEventsPerFrame, opts.MaxBytesPerFrame)
-	if err != nil {
-		var too *commitlog.TooOldError
-		if errors.As(err, &too) {
-			return nil, 0, &CursorError{TooOld: true, Requested: too.Requested, Available: too.Oldest}
-		}
+	for {
 		if reason := s.Err(); reason != nil {
-			// The stream ended (and closed its log) during the read.
 			return nil, 0, &endedError{reason: reason}
 		}
-		return nil, 0, fmt.Errorf("replay %s from %d: %w", s.key, sub.next, err)
-	}
-	payloads := make([][]byte, 0, len(recs))
-	for _, r := range recs {
-		if r.Offset >= tail {
-			break // appended but not yet fanned out: live delivery will carry it
+		// Below the fanned-out position (mirrored in tailNow) the log is
+		// read without the stream lock, so catch-up goes on while a
+		// publisher holds it (blocked on a full Block queue). Only joining
+		// live delivery takes the lock.
+		tail := s.tailNow.Load()
+		if sub.next >= tail {
+			s.mu.Lock()
+			if s.ended != nil {
+				reason := s.ended
+				s.mu.Unlock()
+				return nil, 0, &endedError{reason: reason}
+			}
+			tail = s.lg.fanned
+			if sub.next >= tail {
+				// Caught up: from now on the live fanout delivers, starting
+				// exactly at tail, because registration happens under the
+				// fanout lock.
+				s.register(sub)
+				sub.catchUp = false
+				s.mu.Unlock()
+				return nil, 0, nil
+			}
+			s.mu.Unlock()
 		}
-		payloads = append(payloads, r.Payload)
+		opts := sub.opts
+		recs, err := s.lg.log.Read(sub.next, opts.MaxEventsPerFrame, opts.MaxBytesPerFrame)
+		if err != nil {
+			var too *commitlog.TooOldError
+			if errors.As(err, &too) && too.Oldest > sub.next {
+				// Trimmed under us: skip to the oldest retained record (or
+				// to tail, when retention passed it too: live delivery
+				// carries the records from there).
+				to := min(too.Oldest, tail)
+				sub.dropped.Add(to - sub.next)
+				sub.next = to
+				continue
+			}
+			if reason := s.Err(); reason != nil {
+				// The stream ended (and closed its log) during the read.
+				return nil, 0, &endedError{reason: reason}
+			}
+			return nil, 0, fmt.Errorf("replay %s from %d: %w", s.key, sub.next, err)
+		}
+		payloads := make([][]byte, 0, len(recs))
+		for _, r := range recs {
+			if r.Offset >= tail {
+				break // appended but not yet fanned out: live delivery will carry it
+			}
+			payloads = append(payloads, r.Payload)
+		}
+		if len(payloads) == 0 {
+			return nil, 0, fmt.Errorf("replay %s from %d: log returned nothing below %d", s.key, sub.next, tail)
+		}
+		frame := wire.AppendSubEventBatchFrame(nil, sub.id, sub.wantOffsets, sub.next, payloads)
+		sub.next += uint64(len(payloads))
+		sub.delivered.Add(uint64(len(payloads)))
+		return frame, len(payloads), nil
 	}
-	if len(payloads) == 0 {
-		return nil, 0, fmt.Errorf("replay %s from %d: log returned nothing below %d", s.key, sub.next, tail)
-	}
-	frame := wire.AppendSubEventBatchFrame(nil, sub.id, sub.wantOffsets, sub.next, payloads)
-	sub.next += uint64(len(payloads))
-	sub.delivered.Add(uint64(len(payloads)))
-	return frame, len(payloads), nil
 }

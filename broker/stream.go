@@ -14,11 +14,10 @@ type Stream struct {
 	b   *Broker
 	key StreamKey
 
-	mu         sync.Mutex
-	tail       uint64 // next offset
-	ring       ring
-	ended      error // non-nil once deleted or the broker closed
-	offsetSubs int   // subscriptions that want offsets on live frames
+	mu    sync.Mutex
+	tail  uint64 // next offset
+	ring  ring
+	ended error // non-nil once deleted or the broker closed
 
 	lg *logState // nil for in-memory streams
 
@@ -30,7 +29,12 @@ type Stream struct {
 	endOnce   sync.Once
 	endReason error
 
-	subs atomic.Pointer[[]*Subscription] // copy-on-write, replaced under mu
+	// subs is copy-on-write, replaced under statsMu. Additions also hold
+	// mu (a subscription joins the fanout at a definite offset); removal by
+	// Subscription.Close does not, so closing a subscription never waits
+	// for a publisher blocked on another subscriber's full Block queue. A
+	// publish fans out to the list it loaded and skips the closed ones.
+	subs atomic.Pointer[[]*Subscription]
 
 	published      atomic.Uint64 // events
 	publishedBytes atomic.Uint64
@@ -41,8 +45,9 @@ type Stream struct {
 	// lasts, and /metrics must not hang with it.
 	tailNow, oldestNow atomic.Uint64
 
-	// statsMu guards retired and orders it with changes to subs, so
-	// SubTotals reads a consistent sum without mu (see SubTotals).
+	// statsMu guards retired and every change to subs, and orders them,
+	// so SubTotals reads a consistent sum without mu (see SubTotals).
+	// Lock order: mu, then statsMu.
 	statsMu sync.Mutex
 	retired SubTotals // counters of removed subscriptions
 }
@@ -131,11 +136,7 @@ func (s *Stream) Subscribe(opts SubscribeOptions) (*Subscription, error) {
 	}
 	backlog := s.ring.since(from)
 	sub := newSubscription(s, opts, bo)
-	list := append(append(make([]*Subscription, 0, len(*s.subs.Load())+1), *s.subs.Load()...), sub)
-	s.subs.Store(&list)
-	if sub.wantOffsets {
-		s.offsetSubs++
-	}
+	s.register(sub)
 	s.mu.Unlock()
 	// Encoding the replay frames needs no lock: ring entries are immutable.
 	sub.backlog = encodeReplay(sub.id, sub.wantOffsets, from, backlog, bo.MaxEventsPerFrame, bo.MaxBytesPerFrame)
@@ -161,9 +162,13 @@ func encodeReplay(id uint64, withOffsets bool, from uint64, entries [][]byte, ma
 	return out
 }
 
+// remove takes sub out of the fanout. It does not take mu: a publisher
+// blocked on another subscriber's full Block queue holds mu, and closing a
+// subscription must not wait for it. A publish already fanning out may
+// still offer sub a frame; sub.done (closed before remove) makes it skip.
 func (s *Stream) remove(sub *Subscription) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
 	old := *s.subs.Load()
 	list := make([]*Subscription, 0, len(old))
 	found := false
@@ -174,15 +179,15 @@ func (s *Stream) remove(sub *Subscription) {
 		}
 		list = append(list, x)
 	}
-	if !found {
-		return
+	if found {
+		s.subs.Store(&list)
 	}
-	s.statsMu.Lock()
-	s.retired.add(sub)
-	s.subs.Store(&list)
-	s.statsMu.Unlock()
-	if sub.wantOffsets {
-		s.offsetSubs--
+	// A subscription that never joined the fanout (closed during its
+	// catch-up) is retired here too; one already retired (by shutdown) is
+	// not counted twice.
+	if !sub.retired {
+		sub.retired = true
+		s.retired.add(sub)
 	}
 }
 
@@ -218,11 +223,11 @@ func (s *Stream) shutdown(reason error) {
 	empty := []*Subscription{}
 	s.statsMu.Lock()
 	for _, sub := range subs {
+		sub.retired = true
 		s.retired.add(sub)
 	}
 	s.subs.Store(&empty)
 	s.statsMu.Unlock()
-	s.offsetSubs = 0
 	if s.lg != nil {
 		s.lg.turn.Broadcast() // publishers waiting for their turn give up
 	}

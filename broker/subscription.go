@@ -70,6 +70,10 @@ type Subscription struct {
 	catchUp bool
 	next    uint64
 
+	// retired is set (under the stream's statsMu) once the counters below
+	// are folded into the stream's retired totals.
+	retired bool
+
 	done      chan struct{} // closed by Close (consumer gone)
 	closeOnce sync.Once
 	ended     chan struct{} // closed when the stream ends (drain, then stop)
@@ -203,7 +207,9 @@ func (sub *Subscription) push(ctx context.Context, d Delivery) (bool, error) {
 }
 
 // Close ends the subscription from the consumer's side (for example when
-// its connection is gone). Queued frames are discarded. Idempotent.
+// its connection is gone). Queued frames are discarded. Idempotent. It
+// never waits for a publisher, not even one blocked on a full Block queue
+// (its own, which Close releases, or another subscription's).
 func (sub *Subscription) Close() {
 	sub.closeOnce.Do(func() {
 		close(sub.done) // first, so a publisher blocked on us lets go of the stream lock
