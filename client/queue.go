@@ -682,13 +682,15 @@ type GroupStats struct {
 }
 
 // QueueStats returns the counters of group on namespace/stream. The
-// request goes over the client's control (cache) streams.
+// request goes over the client's control (cache) streams. A group that does
+// not exist (never joined, or deleted) returns an error matching
+// ErrQueueGroupNotFound; asking does not create it.
 func (c *Client) QueueStats(ctx context.Context, namespace, stream, group string) (GroupStats, error) {
 	reply, err := c.cacheRequest(ctx, func(id uint64) wire.Message {
 		return &wire.QueueStats{TenantID: c.opts.TenantID, Namespace: namespace, Stream: stream, Group: group, RequestID: id}
 	})
 	if err != nil {
-		return GroupStats{}, err
+		return GroupStats{}, groupNotFound(err)
 	}
 	v, ok := reply.(*wire.QueueStatsValue)
 	if !ok {
@@ -705,8 +707,19 @@ func (c *Client) QueueStats(ctx context.Context, namespace, stream, group string
 		DeadLettered: v.DeadLettered, Released: opt(v.Released), Lost: opt(v.Lost)}, nil
 }
 
-// ErrQueueGroupNotFound: DeleteQueueGroup found no such group.
+// ErrQueueGroupNotFound: DeleteQueueGroup or QueueStats found no such
+// group.
 var ErrQueueGroupNotFound = errors.New("felix: queue group not found")
+
+// groupNotFound makes a broker's not_found answer match
+// ErrQueueGroupNotFound.
+func groupNotFound(err error) error {
+	var se *ServerError
+	if errors.As(err, &se) && se.Code == "not_found" {
+		return fmt.Errorf("%w: %s", ErrQueueGroupNotFound, se.Message)
+	}
+	return err
+}
 
 // DeleteQueueGroup deletes group on namespace/stream, as `nats consumer rm`:
 // its consumers end (their Next returns a *ServerError saying "queue group
@@ -719,12 +732,8 @@ func (c *Client) DeleteQueueGroup(ctx context.Context, namespace, stream, group 
 	reply, err := c.cacheRequest(ctx, func(id uint64) wire.Message {
 		return &wire.QueueDelete{TenantID: c.opts.TenantID, Namespace: namespace, Stream: stream, Group: group, RequestID: id}
 	})
-	var se *ServerError
-	if errors.As(err, &se) && se.Code == "not_found" {
-		return fmt.Errorf("%w: %s", ErrQueueGroupNotFound, se.Message)
-	}
 	if err != nil {
-		return err
+		return groupNotFound(err)
 	}
 	if _, ok := reply.(*wire.QueueOK); !ok {
 		return unexpected(reply, "queue_delete")

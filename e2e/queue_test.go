@@ -370,8 +370,8 @@ func nextAck(t *testing.T, ctx context.Context, co *client.Consumer) *client.Mes
 }
 
 // A stream's consumer groups are bounded (--queue-max-groups): one more
-// group, by joining or by asking its stats, is refused with a clear error;
-// the existing groups go on.
+// group is refused with a clear error; asking the stats of a group that
+// does not exist creates none; the existing groups go on.
 func TestQueueGroupsPerStreamBounded(t *testing.T) {
 	tb := startQueueBroker(t, server.QueueOptions{MaxGroupsPerStream: 2}, "default/default/jobs")
 	c := dial(t, tb, client.Options{})
@@ -388,8 +388,8 @@ func TestQueueGroupsPerStreamBounded(t *testing.T) {
 	if _, err := c.Consumer(ctx, "default", "jobs", "g3"); err == nil || !strings.Contains(err.Error(), "too many consumer groups") {
 		t.Fatalf("a third group: %v, want too many consumer groups", err)
 	}
-	if _, err := c.QueueStats(ctx, "default", "jobs", "g4"); err == nil || !strings.Contains(err.Error(), "too many consumer groups") {
-		t.Fatalf("stats of a new group: %v, want too many consumer groups", err)
+	if _, err := c.QueueStats(ctx, "default", "jobs", "g4"); !errors.Is(err, client.ErrQueueGroupNotFound) {
+		t.Fatalf("stats of a group never joined: %v, want ErrQueueGroupNotFound (and no group created)", err)
 	}
 	if st, err := c.QueueStats(ctx, "default", "jobs", "g1"); err != nil || st.Members != 1 {
 		t.Fatalf("stats of an existing group: %+v %v", st, err)
@@ -452,16 +452,21 @@ func TestQueueDeleteGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g3.Close()
-	// A group of the deleted name starts again at the oldest record.
-	st, err := c.QueueStats(ctx, "default", "jobs", "g1")
-	if err == nil || !strings.Contains(err.Error(), "too many consumer groups") {
-		t.Fatalf("stats of g1 re-created as a third group: %+v %v, want too many consumer groups", st, err)
+	// The deleted group is gone; a group of its name starts again at the
+	// oldest record.
+	if st, err := c.QueueStats(ctx, "default", "jobs", "g1"); !errors.Is(err, client.ErrQueueGroupNotFound) {
+		t.Fatalf("stats of the deleted g1: %+v %v, want ErrQueueGroupNotFound", st, err)
 	}
 	if err := c.DeleteQueueGroup(ctx, "default", "jobs", "g3"); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := c.QueueStats(ctx, "default", "jobs", "g1"); err != nil || st.Cursor != 0 || st.Acked != 0 {
-		t.Fatalf("g1 re-created: %+v %v, want a fresh group", st, err)
+	again, err := c.Consumer(ctx, "default", "jobs", "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if m := nextAck(t, ctx, again); m.Offset != 0 || m.Attempt != 1 {
+		t.Fatalf("g1 re-created delivered offset %d attempt %d, want offset 0 at attempt 1", m.Offset, m.Attempt)
 	}
 }
 
@@ -510,5 +515,33 @@ func TestQueueAckAsync(t *testing.T) {
 	}
 	if st, err := c.QueueStats(ctx, "default", "jobs", "g"); err != nil || st.Redelivered != 0 || st.Acked != n {
 		t.Fatalf("stats %+v %v: want no redelivery", st, err)
+	}
+}
+
+// Stats of a group with durable state are answered after a broker restart,
+// before any consumer joins it again (the group is opened from its state),
+// while a group that never existed is ErrQueueGroupNotFound.
+func TestQueueStatsOfAGroupKeptOnDisk(t *testing.T) {
+	tb := startQueueBroker(t, server.QueueOptions{StateDir: t.TempDir()}, "default/default/jobs")
+	c := dial(t, tb, client.Options{})
+	publishSeq(t, c, "jobs", 0, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	co, err := c.Consumer(ctx, "default", "jobs", "g", client.WithPrefetch(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		nextAck(t, ctx, co)
+	}
+	co.Close()
+	tb.Restart()
+	c2 := dial(t, tb, client.Options{})
+	st, err := c2.QueueStats(ctx, "default", "jobs", "g")
+	if err != nil || st.Cursor < 3 || st.Lag != 2 {
+		t.Fatalf("stats after restart: %+v %v, want the group's state (3 acked, lag 2)", st, err)
+	}
+	if _, err := c2.QueueStats(ctx, "default", "jobs", "nope"); !errors.Is(err, client.ErrQueueGroupNotFound) {
+		t.Fatalf("stats of a group that never existed: %v, want ErrQueueGroupNotFound", err)
 	}
 }

@@ -311,6 +311,28 @@ func (q *queues) remove(st *broker.Stream, name string) (bool, error) {
 	return found, nil
 }
 
+// existing returns st's group name if it exists: open in this server, or
+// with durable state on disk from an earlier run (it is opened then). ok
+// false: there is no such group, and none is created.
+func (q *queues) existing(st *broker.Stream, name string) (g *queue.Group, ok bool, err error) {
+	if err := broker.ValidateName("group", name); err != nil {
+		return nil, false, err
+	}
+	k := groupKey{st.Key(), name}
+	if g := q.lookup(k); g != nil {
+		return g, true, nil
+	}
+	dir := q.s.opts.Queues.StateDir
+	if dir == "" {
+		return nil, false, nil
+	}
+	if _, err := os.Stat(commitlog.DirFor(dir, k.stream.Tenant, k.stream.Namespace, k.stream.Stream, name)); err != nil {
+		return nil, false, nil
+	}
+	g, err = q.group(st, name)
+	return g, err == nil, err
+}
+
 // removed reports whether g, the group of k, was deleted by remove.
 func (q *queues) removed(k groupKey, g *queue.Group) bool {
 	q.mu.Lock()
@@ -536,8 +558,11 @@ func (ctl *control) consumeLoop(ctx context.Context, member *queue.Member, w *lo
 }
 
 // queueStats answers a group's counters. It needs the permission to
-// consume from the stream, as joining does: the group is opened (its
-// durable state loaded, or an empty group created) if it is not yet.
+// consume from the stream, as joining does. A group with durable state
+// not opened yet since the broker started is opened; a group that does
+// not exist is answered not_found and not created (a typo in a monitoring
+// script must not leave a group behind, holding a place under
+// --queue-max-groups).
 func (ctl *control) queueStats(m *wire.QueueStats) error {
 	if ctl.peer&wire.CapQueue == 0 {
 		return errNotNegotiated(m.Type())
@@ -552,9 +577,12 @@ func (ctl *control) queueStats(m *wire.QueueStats) error {
 	if err != nil {
 		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "invalid", Message: err.Error()})
 	}
-	g, err := ctl.c.s.queues.group(st, m.Group)
-	if err != nil {
+	g, ok, err := ctl.c.s.queues.existing(st, m.Group)
+	switch {
+	case err != nil:
 		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "invalid", Message: err.Error()})
+	case !ok:
+		return ctl.reply(noGroup(m.RequestID, m.Group, st))
 	}
 	s := g.Stats()
 	return ctl.reply(&wire.QueueStatsValue{RequestID: m.RequestID, Members: uint64(s.Members), InFlight: uint64(s.InFlight),
@@ -584,10 +612,14 @@ func (ctl *control) queueDelete(m *wire.QueueDelete) error {
 	case err != nil:
 		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "invalid", Message: err.Error()})
 	case !found:
-		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "not_found",
-			Message: fmt.Sprintf("no consumer group %q on %s", m.Group, st.Key())})
+		return ctl.reply(noGroup(m.RequestID, m.Group, st))
 	}
 	return ctl.reply(&wire.QueueOK{RequestID: m.RequestID})
+}
+
+// noGroup answers a request about a consumer group that does not exist.
+func noGroup(reqID uint64, group string, st *broker.Stream) *wire.QueueError {
+	return &wire.QueueError{RequestID: &reqID, Code: "not_found", Message: fmt.Sprintf("no consumer group %q on %s", group, st.Key())}
 }
 
 // GroupStats returns the counters of a consumer group opened since the

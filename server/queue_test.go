@@ -58,8 +58,9 @@ func TestQueueUnrequestedAckGetsNoError(t *testing.T) {
 
 // queue_stats needs the permission to consume from the stream, as joining
 // does: without it the answer is a correlated "forbidden" (the stream goes
-// on) and no consumer group is created by asking; with it the counters
-// come back.
+// on) and no consumer group is created by asking; with it, a group never
+// joined is not_found (and still not created), and an existing group's
+// counters come back.
 func TestQueueStatsNeedsPermission(t *testing.T) {
 	sg, _ := auth.GenerateKey()
 	tb := tokenBroker(t, sg)
@@ -90,7 +91,23 @@ func TestQueueStatsNeedsPermission(t *testing.T) {
 	if !s2.authWith("b", consumer) {
 		t.Fatal("consumer token refused")
 	}
-	if m := stats(s2, 7); m.Type() != "queue_stats_value" {
+	// Permitted, but no such group: not_found, and asking creates none.
+	if qe, ok := stats(s2, 7).(*wire.QueueError); !ok || qe.Code != "not_found" || *qe.RequestID != 7 ||
+		qe.Message != `no consumer group "g" on b/ns/q` {
+		t.Fatalf("queue_stats of a group never joined answered %#v, want not_found", qe)
+	}
+	if _, ok := tb.Server.GroupStats("b", "ns", "q", "g"); ok {
+		t.Fatal("queue_stats of a group never joined created it")
+	}
+	j := c.open()
+	if !j.authWith("b", consumer) {
+		t.Fatal("consumer token refused")
+	}
+	j.sendMsg(&wire.QueueJoin{TenantID: "b", Namespace: "ns", Stream: "q", Group: "g"})
+	if m := j.readMsg(); m.Type() != "queue_joined" {
+		t.Fatalf("join answered %#v", m)
+	}
+	if m := stats(s2, 8); m.Type() != "queue_stats_value" {
 		t.Fatalf("queue_stats with queue.consume answered %#v", m)
 	}
 }
