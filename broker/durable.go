@@ -201,6 +201,12 @@ func (s *Stream) subscribeLogged(opts SubscribeOptions) (*Subscription, error) {
 		s.register(sub)
 	} else {
 		sub.catchUp, sub.next = true, from
+		s.statsMu.Lock()
+		if s.catching == nil {
+			s.catching = map[*Subscription]struct{}{}
+		}
+		s.catching[sub] = struct{}{} // counted and listed while it replays
+		s.statsMu.Unlock()
 	}
 	return sub, nil
 }
@@ -212,6 +218,7 @@ func (s *Stream) subscribeLogged(opts SubscribeOptions) (*Subscription, error) {
 func (s *Stream) register(sub *Subscription) {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
+	delete(s.catching, sub)
 	select {
 	case <-sub.done:
 		return

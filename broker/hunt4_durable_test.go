@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/wire"
@@ -403,6 +404,13 @@ func TestSubTotalsCountCatchUpSubscriptions(t *testing.T) {
 			}
 			sub, _ := s.Subscribe(SubscribeOptions{Start: wire.StartPosition{Kind: wire.StartEarliest}})
 			checkSeq(t, drainN(t, sub, 4), 0, 4) // still replaying
+			// A replaying subscription is live: counted and listed.
+			if tot := s.SubTotals(); tot.Delivered != 4 || tot.Subscriptions != 1 {
+				t.Fatalf("totals while replaying %+v, want 1 subscription, 4 delivered", tot)
+			}
+			if subs := s.Stats().Subscriptions; len(subs) != 1 || !subs[0].CatchingUp || subs[0].ID != sub.ID() || subs[0].Delivered != 4 {
+				t.Fatalf("stats while replaying list %+v, want the one subscription, catching up", subs)
+			}
 			if how != "close" {
 				if err := b.DeleteStream("t", "ns", "s"); err != nil {
 					t.Fatal(err)
@@ -459,5 +467,46 @@ func TestLoggedPublishRacingDeleteReportsDeleted(t *testing.T) {
 				t.Fatalf("stream ended with %v, want %v", err, want)
 			}
 		})
+	}
+}
+
+// A replaying subscription is listed once, as catching up, and once it has
+// joined live delivery it is listed once more, not twice, as live.
+func TestCatchUpSubscriptionListedOnce(t *testing.T) {
+	_, s := newLoggedStream(t, Options{MaxEventsPerFrame: 2}, commitlog.NewMemory(1<<10, 1<<20))
+	for i := range uint64(4) {
+		if _, err := s.Publish(context.Background(), [][]byte{seqPayload(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, err := s.Subscribe(SubscribeOptions{Start: wire.StartPosition{Kind: wire.StartEarliest}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if subs := s.Stats().Subscriptions; len(subs) != 1 || !subs[0].CatchingUp {
+		t.Fatalf("before replaying: %+v", subs)
+	}
+	checkSeq(t, drainN(t, sub, 4), 0, 4)
+	got := make(chan []uint64, 1)
+	go func() { got <- drainN(t, sub, 1) }() // reaches the tail: joins, then waits live
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		subs := s.Stats().Subscriptions
+		if len(subs) != 1 || subs[0].ID != sub.ID() {
+			t.Fatalf("while joining live delivery: %+v, want it once", subs)
+		}
+		if !subs[0].CatchingUp {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the subscription never joined live delivery")
+		}
+	}
+	if _, err := s.Publish(context.Background(), [][]byte{seqPayload(4)}); err != nil {
+		t.Fatal(err)
+	}
+	checkSeq(t, <-got, 4, 1)
+	if tot := s.SubTotals(); tot.Subscriptions != 1 || tot.Delivered != 5 {
+		t.Fatalf("totals after joining %+v", tot)
 	}
 }

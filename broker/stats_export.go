@@ -6,7 +6,7 @@ package broker
 // live subscriptions. Events a subscription handles after it is removed
 // (the rest of its queue) are not counted.
 type SubTotals struct {
-	Subscriptions int    // live subscriptions
+	Subscriptions int    // live subscriptions, those replaying a log included
 	QueueLen      int    // frames waiting in the live subscriptions' queues
 	Enqueued      uint64 // events accepted into subscription queues
 	Dropped       uint64 // events dropped by queue policies
@@ -33,6 +33,10 @@ func (s *Stream) SubTotals() SubTotals {
 		t.add(sub)
 		t.Subscriptions++
 		t.QueueLen += len(sub.q)
+	}
+	for sub := range s.catching { // replaying the log: live, not yet in subs
+		t.add(sub)
+		t.Subscriptions++
 	}
 	return t
 }

@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -48,8 +50,9 @@ type Stream struct {
 	// statsMu guards retired and every change to subs, and orders them,
 	// so SubTotals reads a consistent sum without mu (see SubTotals).
 	// Lock order: mu, then statsMu.
-	statsMu sync.Mutex
-	retired SubTotals // counters of removed subscriptions
+	statsMu  sync.Mutex
+	retired  SubTotals                  // counters of removed subscriptions
+	catching map[*Subscription]struct{} // durable subscriptions replaying the log, not yet in subs
 }
 
 func newStream(b *Broker, k StreamKey, o StreamOptions) *Stream {
@@ -169,6 +172,7 @@ func encodeReplay(id uint64, withOffsets bool, from uint64, entries [][]byte, ma
 func (s *Stream) remove(sub *Subscription) {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
+	delete(s.catching, sub)
 	old := *s.subs.Load()
 	list := make([]*Subscription, 0, len(old))
 	found := false
@@ -267,5 +271,22 @@ func (s *Stream) Stats() StreamStats {
 	for _, sub := range *s.subs.Load() {
 		st.Subscriptions = append(st.Subscriptions, sub.Stats())
 	}
+	for _, sub := range s.catchingUp() {
+		ss := sub.Stats()
+		ss.CatchingUp = true
+		st.Subscriptions = append(st.Subscriptions, ss)
+	}
 	return st
+}
+
+// catchingUp returns the subscriptions replaying the log, by id.
+func (s *Stream) catchingUp() []*Subscription {
+	s.statsMu.Lock()
+	subs := make([]*Subscription, 0, len(s.catching))
+	for sub := range s.catching {
+		subs = append(subs, sub)
+	}
+	s.statsMu.Unlock()
+	slices.SortFunc(subs, func(a, b *Subscription) int { return cmp.Compare(a.id, b.id) })
+	return subs
 }

@@ -355,6 +355,9 @@ type SubStats struct {
 	Enqueued  uint64 // events accepted
 	Dropped   uint64 // events dropped
 	Delivered uint64 // events handed to the writer
+	// CatchingUp: a durable subscription still replaying the log; it
+	// joins live delivery (and its queue) when it reaches the tail.
+	CatchingUp bool
 }
 
 // Stats returns the subscription's counters.

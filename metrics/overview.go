@@ -64,6 +64,8 @@ type SubscriberView struct {
 	Enqueued  uint64 `json:"enqueued"`
 	Dropped   uint64 `json:"dropped"`
 	Delivered uint64 `json:"delivered"`
+	// CatchingUp: a durable subscription still replaying the log.
+	CatchingUp bool `json:"catching_up,omitempty"`
 }
 
 // GroupView is one consumer group.
@@ -177,7 +179,7 @@ func (s *Server) overview() Overview {
 			o.Subscribers = append(o.Subscribers, SubscriberView{
 				ID: sub.ID, Tenant: sub.Stream.Tenant, Namespace: sub.Stream.Namespace, Stream: sub.Stream.Stream,
 				Policy: sub.Policy.String(), QueueLen: sub.QueueLen, QueueCap: sub.QueueCap,
-				Enqueued: sub.Enqueued, Dropped: sub.Dropped, Delivered: sub.Delivered,
+				Enqueued: sub.Enqueued, Dropped: sub.Dropped, Delivered: sub.Delivered, CatchingUp: sub.CatchingUp,
 			})
 		}
 	}
