@@ -60,7 +60,7 @@ func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte) (uint64, 
 	}
 	// Encode the shared frames first: the log then keeps sub-slices of the
 	// same immutable bytes, so each payload is copied once.
-	chunks, all := s.encodeChunks(payloads)
+	chunks, all := s.encodeChunks(payloads, nil)
 	// The append itself is not cut short by ctx: a log may return a context
 	// error without having assigned offsets (DiskLog checks ctx first), and
 	// this publisher could not tell whether its records were written. Only
@@ -105,16 +105,23 @@ func (s *Stream) fail(err error) {
 
 // chunk is one shared frame of a publish and the payloads inside it.
 type chunk struct {
-	frame  []byte
-	events int
-	size   int
-	slices [][]byte // payload sub-slices of frame
+	frame   []byte
+	offsets bool // frame carries its base offset (0x0024)
+	events  int
+	size    int
+	slices  [][]byte // payload sub-slices of frame
 }
 
 // encodeChunks splits payloads into frames (MaxEventsPerFrame,
 // MaxBytesPerFrame) and returns them with every payload as a sub-slice of
 // its frame, in order.
-func (s *Stream) encodeChunks(payloads [][]byte) ([]chunk, [][]byte) {
+//
+// base is the offset of the first payload when it is known at encoding
+// (in-memory streams, under the stream lock): the frames then carry their
+// base offsets (flag 0x0020), which most subscribers (the Go SDK's) want,
+// and fanout encodes the plain variant only for those that do not. A
+// durable stream's offsets come from its log after encoding (nil base).
+func (s *Stream) encodeChunks(payloads [][]byte, base *uint64) ([]chunk, [][]byte) {
 	opts := &s.b.opts
 	var chunks []chunk
 	all := make([][]byte, len(payloads)) // one backing array; chunks share it
@@ -125,14 +132,20 @@ func (s *Stream) encodeChunks(payloads [][]byte) ([]chunk, [][]byte) {
 			j++
 		}
 		part := payloads[i:j]
-		frame := wire.AppendEventBatchFrame(make([]byte, 0, wire.HeaderSize+4+4*len(part)+size), false, 0, part)
+		var frame []byte
 		pos := wire.HeaderSize + 4
+		if base != nil {
+			frame = wire.AppendEventBatchFrame(make([]byte, 0, wire.HeaderSize+12+4*len(part)+size), true, *base+uint64(i), part)
+			pos += 8
+		} else {
+			frame = wire.AppendEventBatchFrame(make([]byte, 0, wire.HeaderSize+4+4*len(part)+size), false, 0, part)
+		}
 		for k, p := range part {
 			pos += 4
 			all[i+k] = frame[pos : pos+len(p) : pos+len(p)]
 			pos += len(p)
 		}
-		chunks = append(chunks, chunk{frame: frame, events: len(part), size: size, slices: all[i:j:j]})
+		chunks = append(chunks, chunk{frame: frame, offsets: base != nil, events: len(part), size: size, slices: all[i:j:j]})
 		i = j
 	}
 	return chunks, all
@@ -146,16 +159,16 @@ func (s *Stream) fanout(ctx context.Context, first uint64, chunks []chunk) error
 	var err error
 	off := first
 	for _, c := range chunks {
-		d := Delivery{Frame: c.frame, Events: c.events, BaseOffset: off}
-		var withOffsets Delivery // encoded once, for the first subscription that wants it
+		// The chunk's frame is one variant (with or without offsets); the
+		// other is encoded once, for the first subscription that wants it.
+		var variant [2]Delivery // [0] plain, [1] with offsets
+		variant[boolIndex(c.offsets)] = Delivery{Frame: c.frame, Events: c.events, BaseOffset: off}
 		for _, sub := range subs {
-			dd := d
-			if sub.wantOffsets {
-				if withOffsets.Frame == nil {
-					withOffsets = Delivery{Frame: wire.AppendEventBatchFrame(nil, true, off, c.slices), Events: c.events, BaseOffset: off}
-				}
-				dd = withOffsets
+			v := &variant[boolIndex(sub.wantOffsets)]
+			if v.Frame == nil {
+				*v = Delivery{Frame: wire.AppendEventBatchFrame(nil, sub.wantOffsets, off, c.slices), Events: c.events, BaseOffset: off}
 			}
+			dd := *v
 			if e := sub.enqueue(ctx, dd); e != nil && err == nil {
 				err = e
 			}
@@ -166,6 +179,13 @@ func (s *Stream) fanout(ctx context.Context, first uint64, chunks []chunk) error
 	}
 	s.publishCalls.Add(1)
 	return stored(err)
+}
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // subscribeLogged starts a subscription on a log-backed stream. A start

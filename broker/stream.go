@@ -89,7 +89,7 @@ func (s *Stream) Publish(ctx context.Context, payloads [][]byte) (uint64, error)
 	if len(payloads) == 0 {
 		return base, nil
 	}
-	chunks, all := s.encodeChunks(payloads)
+	chunks, all := s.encodeChunks(payloads, &base)
 	s.ring.pushAll(base, all)
 	s.tailNow.Store(base + uint64(len(payloads)))
 	s.oldestNow.Store(s.ring.oldest(base + uint64(len(payloads))))
