@@ -76,6 +76,12 @@ func newQueueCmd() *cobra.Command {
 					err = m.Ack(ctx)
 				}
 				if err != nil {
+					if ctx.Err() != nil {
+						// Interrupted during the ack: a normal end. If the
+						// ack did not reach the broker, the message is
+						// delivered again (at-least-once).
+						return nil
+					}
 					return err
 				}
 			}
