@@ -3,6 +3,7 @@ package transport
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -32,19 +33,38 @@ type CertReloaderOptions struct {
 // when the files change (new modification time or size), so certificates
 // can be renewed without a restart. A failed load (missing file, bad PEM,
 // key not matching the certificate, e.g. while the files are half
-// replaced) keeps the previous certificate and is logged; the files are
-// tried again when they change again. It is safe for concurrent use.
+// replaced, or a certificate already expired) keeps the previous
+// certificate and is logged with the reason; the files are tried again
+// when they change again. It is safe for concurrent use.
 type CertReloader struct {
 	w *fileWatch[tls.Certificate]
 }
 
 // NewCertReloader loads certFile and keyFile; failing that, it returns the
-// error.
+// error. A certificate that has already expired is accepted at this first
+// load, so that a broker whose renewal is late still starts and picks the
+// renewal up, but it is logged as an error: clients refuse it.
 func NewCertReloader(certFile, keyFile string, opts CertReloaderOptions) (*CertReloader, error) {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	var started atomic.Bool // after the first load, expired certificates are refused
 	w, err := newFileWatch(opts, "tls certificate", "certificate", []string{certFile, keyFile},
 		func() (*tls.Certificate, error) {
 			cert, err := loadKeyPair(certFile, keyFile)
-			return &cert, err
+			if err != nil {
+				return nil, err
+			}
+			if t := now(); !t.Before(cert.Leaf.NotAfter) {
+				err := fmt.Errorf("tls: certificate %s expired at %s", certFile, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+				if started.Load() {
+					return nil, err
+				}
+				orDiscard(opts.Log).Error("tls certificate in use has expired; clients will refuse it until it is renewed",
+					"err", err)
+			}
+			return &cert, nil
 		},
 		func(c *tls.Certificate) []any {
 			return append([]any{"cert", certFile, "key", keyFile}, certAttrs(*c)...)
@@ -52,6 +72,7 @@ func NewCertReloader(certFile, keyFile string, opts CertReloaderOptions) (*CertR
 	if err != nil {
 		return nil, err
 	}
+	started.Store(true)
 	return &CertReloader{w: w}, nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"time"
 )
 
@@ -75,13 +77,47 @@ func newDevCertPEM(now time.Time) (certPEM, keyPEM []byte, err error) {
 	return certPEM, keyPEM, nil
 }
 
+// dataDirMu serializes lockDataDirFiles within the process; lockDir does
+// it between processes.
+var dataDirMu sync.Mutex
+
+// lockDataDirFiles serializes the load-or-create of files in dir (the
+// development certificate, the reset key) among the callers in this
+// process and in others, so that starts at the same time on a fresh dir
+// agree on one file. The lock is held until unlock is called. When the
+// directory cannot be locked, err says why and only the in-process lock is
+// held; unlock must still be called.
+func lockDataDirFiles(dir string) (unlock func(), err error) {
+	dataDirMu.Lock()
+	release, err := lockDir(dir)
+	if err != nil {
+		release = func() {}
+	}
+	return func() { release(); dataDirMu.Unlock() }, err
+}
+
 // persistentDevCert loads the development certificate from dir, or creates
-// it (again) when it is missing, unreadable or expired. created reports
-// whether a new certificate was written.
+// it (again) when it is missing, unreadable, expired or not valid yet.
+// created reports whether a new certificate was written. Concurrent calls,
+// in this process or others, on the same dir end with one certificate:
+// each holds a lock on dir while it looks and writes, so none pairs its
+// key with another's certificate or serves a certificate that is not the
+// one in the file.
 func persistentDevCert(dir string, log *slog.Logger) (cert tls.Certificate, created bool, err error) {
 	certFile, keyFile := devCertPath(dir), devKeyPath(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return tls.Certificate{}, false, fmt.Errorf("tls: create data dir %s: %w", dir, err)
+	}
+	unlock, err := lockDataDirFiles(dir)
+	defer unlock()
+	if err != nil {
+		// Not fatal: only a concurrent first start on this dir needs it.
+		log.Warn("tls: cannot lock the data dir while loading the development certificate", "dir", dir, "err", err)
+	}
+
 	cert, reason := loadDevCert(certFile, keyFile, time.Now())
 	if reason == "" {
+		keepKeyPrivate(keyFile, log)
 		return cert, false, nil
 	}
 	if reason != "missing" {
@@ -90,9 +126,6 @@ func persistentDevCert(dir string, log *slog.Logger) (cert tls.Certificate, crea
 	certPEM, keyPEM, err := newDevCertPEM(time.Now())
 	if err != nil {
 		return tls.Certificate{}, false, err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return tls.Certificate{}, false, fmt.Errorf("tls: create data dir %s: %w", dir, err)
 	}
 	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
 		return tls.Certificate{}, false, err
@@ -104,8 +137,29 @@ func persistentDevCert(dir string, log *slog.Logger) (cert tls.Certificate, crea
 	return cert, true, err
 }
 
+// keepKeyPrivate makes a stored development key readable by its owner only
+// (0600, as it was written) when its mode lets others read it, and logs
+// that it did.
+func keepKeyPrivate(keyFile string, log *slog.Logger) {
+	if runtime.GOOS == "windows" {
+		return // no Unix modes
+	}
+	st, err := os.Stat(keyFile)
+	if err != nil || st.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	if err := os.Chmod(keyFile, 0o600); err != nil {
+		log.Warn("tls: development key is readable by other users; make it 0600", "key", keyFile,
+			"mode", st.Mode().Perm().String(), "err", err)
+		return
+	}
+	log.Warn("tls: development key was readable by other users; changed its mode to 0600", "key", keyFile,
+		"was", st.Mode().Perm().String())
+}
+
 // loadDevCert returns the stored development certificate, or a reason to
-// regenerate it ("missing", an error text, or "expired ...").
+// regenerate it ("missing", an error text, "expired ..." or "not valid
+// before ...").
 func loadDevCert(certFile, keyFile string, now time.Time) (tls.Certificate, string) {
 	_, errC := os.Stat(certFile)
 	_, errK := os.Stat(keyFile)
@@ -121,6 +175,9 @@ func loadDevCert(certFile, keyFile string, now time.Time) (tls.Certificate, stri
 	}
 	if !now.Before(cert.Leaf.NotAfter) {
 		return tls.Certificate{}, "expired at " + cert.Leaf.NotAfter.UTC().Format(time.RFC3339)
+	}
+	if now.Before(cert.Leaf.NotBefore) {
+		return tls.Certificate{}, "not valid before " + cert.Leaf.NotBefore.UTC().Format(time.RFC3339)
 	}
 	return cert, ""
 }

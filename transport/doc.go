@@ -12,6 +12,12 @@
 // certificate is written to DataDir/dev-cert.pem and DataDir/dev-key.pem on
 // first start and reused afterwards (clients can trust that PEM file as a CA);
 // without it the certificate lives in memory only and changes at every start.
+// A stored certificate that is unreadable, does not match its key, has
+// expired or is not valid yet is replaced (logged at Warn with the reason);
+// a stored key readable by other users is made 0600 (logged). Starts at the
+// same time on one data dir, in one process or several, hold a lock on the
+// directory while they look, so they end with one certificate, the one in
+// the file (the QUIC reset key of LoadOrCreateResetKey likewise).
 //
 // Clients name the server "localhost" by default (ClientTLSOptions.ServerName),
 // which matches the development certificate.
@@ -21,9 +27,13 @@
 // files' modification times and sizes and loads them again when they
 // changed; TLSFiles.Reload (from NewServerTLS) forces it, e.g. on SIGHUP.
 // A reload that fails (half-replaced files, a key not matching the
-// certificate) keeps the previous certificate and logs an error. The
-// client CA file (TLSOptions.ClientCAFile) is watched the same way, and
-// each handshake verifies client certificates against the CAs it holds.
+// certificate, a certificate that has already expired) keeps the previous
+// certificate and logs an error saying why. An expired certificate is
+// still served at start, logged as an error, so a late renewal is picked
+// up without a restart. The client CA file (TLSOptions.ClientCAFile) is
+// watched the same way, and each handshake verifies client certificates
+// against the CAs it holds. A CA bundle loads whole or not at all: a
+// certificate block that does not parse or is cut off is an error.
 //
 // # Mutual TLS
 //
@@ -55,10 +65,18 @@
 // with SO_RCVBUF/SO_SNDBUF, halving the request until the kernel accepts it.
 // The effective sizes are read back and logged once per socket: at Info when
 // the target was met, at Warn naming the sysctl to raise
-// (net.core.rmem_max / net.core.wmem_max) when the OS capped them. When our
+// (net.core.rmem_max and/or net.core.wmem_max, only those that capped a
+// buffer) when the OS capped them. When our
 // warning has been logged, quic-go's own buffer warning is silenced (by
 // setting QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING unless the environment
 // already sets it) so the condition is reported once.
+//
+// # Options
+//
+// Out-of-range Options are brought into range rather than handed to
+// quic-go, which panics on some: windows above MaxWindow (2^62-1) are
+// lowered to it, a negative MaxIdleTimeout means the default and a
+// negative KeepAlivePeriod none.
 //
 // # Lifetimes
 //

@@ -20,7 +20,13 @@ func newTestLogger() (*slog.Logger, *syncbuf.Buffer) {
 // bidirectional stream of every connection until the test ends.
 func startEcho(t *testing.T, tlsConf *tls.Config) *Listener {
 	t.Helper()
-	ln, err := Listen("127.0.0.1:0", tlsConf, Options{}, nil)
+	return startEchoOn(t, "127.0.0.1:0", tlsConf, Options{})
+}
+
+// startEchoOn is startEcho on addr with opts.
+func startEchoOn(t *testing.T, addr string, tlsConf *tls.Config, opts Options) *Listener {
+	t.Helper()
+	ln, err := Listen(addr, tlsConf, opts, nil)
 	if err != nil {
 		t.Fatalf("Listen: %v", err)
 	}
@@ -56,9 +62,15 @@ func startEcho(t *testing.T, tlsConf *tls.Config) *Listener {
 // roundTrip dials ln with clientConf and exchanges one byte on a stream.
 func roundTrip(t *testing.T, addr string, clientConf *tls.Config) error {
 	t.Helper()
+	return roundTripOpts(t, addr, clientConf, Options{})
+}
+
+// roundTripOpts is roundTrip with the client's Options.
+func roundTripOpts(t *testing.T, addr string, clientConf *tls.Config, opts Options) error {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := Dial(ctx, addr, clientConf, Options{}, nil)
+	conn, err := Dial(ctx, addr, clientConf, opts, nil)
 	if err != nil {
 		return err
 	}
@@ -79,4 +91,26 @@ func roundTrip(t *testing.T, addr string, clientConf *tls.Config) error {
 		t.Fatalf("echo returned %d, want 42", b[0])
 	}
 	return nil
+}
+
+// devListener listens on addr with an ephemeral development certificate
+// and opts, closed when the test ends.
+func devListener(t *testing.T, addr string, opts Options) *Listener {
+	t.Helper()
+	conf, err := ServerTLSConfig(TLSOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := Listen(addr, conf, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln
+}
+
+// insecureClient trusts any broker certificate, for tests about QUIC
+// rather than verification.
+func insecureClient() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true} //nolint:gosec // test
 }

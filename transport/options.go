@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/quicvarint"
 )
 
 // Defaults applied by Options.QUICConfig and by the socket setup for zero
@@ -35,7 +36,8 @@ type Options struct {
 
 	// InitialStreamReceiveWindow is the starting per-stream flow-control
 	// window in bytes; quic-go auto-tunes it up to MaxStreamReceiveWindow.
-	// Default 1 MiB.
+	// Default 1 MiB. Every window is capped at MaxWindow, the largest
+	// value QUIC can carry.
 	InitialStreamReceiveWindow uint64
 	// MaxStreamReceiveWindow caps the per-stream window in bytes. Default
 	// 16 MiB (the reference's stream window). Raised to the initial window
@@ -50,12 +52,14 @@ type Options struct {
 	MaxConnectionReceiveWindow uint64
 
 	// MaxIdleTimeout closes a connection after this long without any
-	// incoming packet. Default 30s (quinn's default, kept by the reference).
+	// incoming packet. Default 30s (quinn's default, kept by the reference);
+	// negative also means the default.
 	MaxIdleTimeout time.Duration
 	// KeepAlivePeriod sends a keep-alive packet this often. Default 0: none,
 	// as the reference broker. The Felix client SDK uses
 	// DefaultClientKeepAlivePeriod (10s) when this is zero, so an idle
 	// client connection (e.g. a quiet subscription) survives MaxIdleTimeout.
+	// Negative means none, as zero does for a broker.
 	KeepAlivePeriod time.Duration
 
 	// StatelessResetKey lets a broker that restarted (same key, same
@@ -74,17 +78,28 @@ type Options struct {
 	UDPSendBuffer int
 }
 
-// withDefaults returns o with every zero field set to its default.
+// MaxWindow is the largest flow-control window QUIC can announce (2^62-1
+// bytes, the largest variable-length integer); larger window options are
+// lowered to it. quic-go panics while encoding a larger initial window.
+const MaxWindow = quicvarint.Max
+
+// withDefaults returns o with every zero field set to its default and
+// every out-of-range field brought into range (see the field docs).
 func (o Options) withDefaults() Options {
 	o.MaxIncomingStreams = cmp.Or(o.MaxIncomingStreams, DefaultMaxIncomingStreams)
 	o.MaxIncomingUniStreams = cmp.Or(o.MaxIncomingUniStreams, DefaultMaxIncomingUniStreams)
-	o.InitialStreamReceiveWindow = cmp.Or(o.InitialStreamReceiveWindow, DefaultInitialStreamReceiveWindow)
-	o.MaxStreamReceiveWindow = max(cmp.Or(o.MaxStreamReceiveWindow, DefaultMaxStreamReceiveWindow),
-		o.InitialStreamReceiveWindow)
-	o.InitialConnectionReceiveWindow = cmp.Or(o.InitialConnectionReceiveWindow, DefaultInitialConnectionReceiveWindow)
-	o.MaxConnectionReceiveWindow = max(cmp.Or(o.MaxConnectionReceiveWindow, DefaultMaxConnectionReceiveWindow),
-		o.InitialConnectionReceiveWindow)
-	o.MaxIdleTimeout = cmp.Or(o.MaxIdleTimeout, DefaultMaxIdleTimeout)
+	o.InitialStreamReceiveWindow = min(cmp.Or(o.InitialStreamReceiveWindow, DefaultInitialStreamReceiveWindow), MaxWindow)
+	o.MaxStreamReceiveWindow = min(max(cmp.Or(o.MaxStreamReceiveWindow, DefaultMaxStreamReceiveWindow),
+		o.InitialStreamReceiveWindow), MaxWindow)
+	o.InitialConnectionReceiveWindow = min(cmp.Or(o.InitialConnectionReceiveWindow, DefaultInitialConnectionReceiveWindow), MaxWindow)
+	o.MaxConnectionReceiveWindow = min(max(cmp.Or(o.MaxConnectionReceiveWindow, DefaultMaxConnectionReceiveWindow),
+		o.InitialConnectionReceiveWindow), MaxWindow)
+	// quic-go encodes a negative idle timeout as a huge unsigned value and
+	// panics, and takes a negative keep-alive period as "every 1.5 PTO".
+	if o.MaxIdleTimeout <= 0 {
+		o.MaxIdleTimeout = DefaultMaxIdleTimeout
+	}
+	o.KeepAlivePeriod = max(o.KeepAlivePeriod, 0)
 	o.UDPReceiveBuffer = cmp.Or(o.UDPReceiveBuffer, DefaultUDPBuffer)
 	o.UDPSendBuffer = cmp.Or(o.UDPSendBuffer, DefaultUDPBuffer)
 	return o

@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 )
@@ -64,7 +66,11 @@ func ClientTLSConfig(opts ClientTLSOptions) (*tls.Config, error) {
 }
 
 // readCertPool reads a PEM bundle of CA certificates into a copy of base
-// (a new pool when base is nil). what names the file in errors.
+// (a new pool when base is nil). what names the file in errors. The whole
+// bundle must load: a CERTIFICATE block that does not parse, or one cut
+// off, is an error (naming the block) rather than a CA silently left out.
+// Blocks of other types and text between blocks are ignored, as by
+// x509.CertPool.AppendCertsFromPEM.
 func readCertPool(what, path string, base *x509.CertPool) (*x509.CertPool, error) {
 	pemBytes, err := os.ReadFile(path)
 	if err != nil {
@@ -74,7 +80,30 @@ func readCertPool(what, path string, base *x509.CertPool) (*x509.CertPool, error
 	if base != nil {
 		pool = base.Clone()
 	}
-	if !pool.AppendCertsFromPEM(pemBytes) {
+	n, added, rest := 0, 0, pemBytes
+	for {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		n++
+		if len(block.Headers) != 0 {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %s file %s: certificate %d: %w", what, path, n, err)
+		}
+		pool.AddCert(cert)
+		added++
+	}
+	if begins := bytes.Count(pemBytes, []byte("-----BEGIN CERTIFICATE-----")); begins > n {
+		return nil, fmt.Errorf("tls: %s file %s: %d of its %d certificate blocks are malformed or cut off", what, path, begins-n, begins)
+	}
+	if added == 0 {
 		return nil, fmt.Errorf("tls: %s file %s holds no PEM certificate", what, path)
 	}
 	return pool, nil

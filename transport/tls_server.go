@@ -179,6 +179,11 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("tls: load key pair %s / %s: %w", certFile, keyFile, err)
 	}
+	if cert.Leaf == nil { // GODEBUG=x509keypairleaf=0
+		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return tls.Certificate{}, fmt.Errorf("tls: parse cert file %s: %w", certFile, err)
+		}
+	}
 	return cert, nil
 }
 

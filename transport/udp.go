@@ -31,7 +31,8 @@ func listenUDP(addr string, opts Options, log *slog.Logger, role string) (*net.U
 	}
 	conn, err := net.ListenUDP("udp", udpAddr)
 	if err != nil {
-		return nil, fmt.Errorf("transport: listen udp %s: %w", addr, err)
+		// A *net.OpError already reads "listen udp ADDR: bind: ...".
+		return nil, fmt.Errorf("transport: %w", err)
 	}
 	sizeBuffers(conn, opts.withDefaults(), log, role)
 	return conn, nil
@@ -73,8 +74,15 @@ func sizeBuffers(conn *net.UDPConn, opts Options, log *slog.Logger, role string)
 	}
 	hint := "raise the OS limits"
 	if isLinux {
-		hint = fmt.Sprintf("sysctl -w net.core.rmem_max=%d net.core.wmem_max=%d (or run as root)",
-			max(opts.UDPReceiveBuffer, 0), max(opts.UDPSendBuffer, 0))
+		// Name only the limits that capped a buffer we sized.
+		hint = "sysctl -w"
+		if rcv != nil && rcv.short() {
+			hint += fmt.Sprintf(" net.core.rmem_max=%d", rcv.target)
+		}
+		if snd != nil && snd.short() {
+			hint += fmt.Sprintf(" net.core.wmem_max=%d", snd.target)
+		}
+		hint += " (or run as root)"
 	}
 	log.Warn("udp socket buffers capped by the OS; throughput may suffer under load",
 		append(attrs, "fix", hint)...)
@@ -87,16 +95,17 @@ func sizeBuffers(conn *net.UDPConn, opts Options, log *slog.Logger, role string)
 func (r bufferResult) short() bool { return r.effective >= 0 && r.effective < r.target }
 
 // setBuffer sizes one socket buffer: the privileged force option first
-// (Linux), then the normal option, halving the request until the kernel
+// (Linux), else the normal option, halving the request until the kernel
 // accepts it; the effective size is read back.
 func setBuffer(raw syscall.RawConn, set func(int) error, target int, send bool) bufferResult {
 	res := bufferResult{target: target, effective: -1}
 	if forceBuffer(raw, target, send) == nil {
+		// Forced, the kernel ignores the sysctl limits: what it granted
+		// (at most INT_MAX/2 bytes) is as much as the normal option could
+		// give, which would lower it to net.core.[rw]mem_max.
 		res.forced = true
-		if res.effective = readBuffer(raw, send); res.effective < 0 || res.effective >= target {
-			return res
-		}
-		res.forced = false
+		res.effective = readBuffer(raw, send)
+		return res
 	}
 	for size := target; size >= minBufferRequest; size /= 2 {
 		if set(size) == nil {
