@@ -491,9 +491,19 @@ func (c *Cache) sweep(budget int) (visited, removed int, passDone bool) {
 	return visited, removed, false
 }
 
-// clear marks the cache deleted and drops every entry.
-func (c *Cache) clear() {
+// closeWrites marks the cache deleted and waits for the writes in
+// progress: every write checks the mark under its shard's lock, so once
+// each lock has been taken no write will store an entry or take a version.
+func (c *Cache) closeWrites() {
 	c.deleted.Store(true)
+	for i := range c.shards {
+		c.shards[i].mu.Lock()
+		c.shards[i].mu.Unlock() // an empty critical section: a barrier
+	}
+}
+
+// clear drops every entry of a deleted cache.
+func (c *Cache) clear() {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()

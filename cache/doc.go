@@ -14,9 +14,12 @@
 //
 // A shard keeps its entries in a slot table (a slice) indexed by a map from
 // key to slot. The table gives eviction true random samples and gives the
-// sweeper a position to resume from; freed slots are reused. Like a Go map,
-// the table keeps its high-water length until the shard empties completely;
-// values and keys of removed entries are released at once.
+// sweeper a position to resume from; freed slots are reused. Values and
+// keys of removed entries are released at once. Once fewer than a quarter
+// of a table's slots are live (tables over 1024 slots), the shard compacts
+// it and rebuilds its map (a Go map never shrinks), so a burst of small
+// entries does not pin its high-water tables after they gave way to large
+// ones, nor leave eviction sampling mostly free slots.
 //
 // # Values and versions
 //

@@ -3,6 +3,8 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Sentinel errors; the typed errors below wrap them, so errors.Is works on
@@ -59,9 +61,27 @@ type ConditionError struct {
 
 func (e *ConditionError) Error() string {
 	if e.Current == 0 {
-		return fmt.Sprintf("cache condition failed: key %q does not exist", e.Key)
+		return fmt.Sprintf("cache condition failed: key %s does not exist", quoteKey(e.Key))
 	}
-	return fmt.Sprintf("cache condition failed: key %q is at version %d", e.Key, e.Current)
+	return fmt.Sprintf("cache condition failed: key %s is at version %d", quoteKey(e.Key), e.Current)
+}
+
+// maxQuotedKey bounds how much of a key an error message quotes.
+const maxQuotedKey = 64
+
+// quoteKey quotes key for an error message, cut to its first maxQuotedKey
+// bytes (on a rune boundary) with its length: a message is sent back in a
+// reply frame, and a key may be nearly as long as a frame, twice as long
+// once quoted and twice again once escaped as JSON.
+func quoteKey(key string) string {
+	if len(key) <= maxQuotedKey {
+		return strconv.Quote(key)
+	}
+	cut := maxQuotedKey
+	for cut > 0 && !utf8.RuneStart(key[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q… (%d bytes)", key[:cut], len(key))
 }
 
 // Unwrap returns ErrConditionFailed.

@@ -10,8 +10,10 @@ import (
 // never is the expiry of an entry without TTL: no clock reading reaches it.
 const never = math.MaxInt64
 
-// shrinkSlots: a shard that empties completely drops a slot table longer than
-// this, so a burst does not pin its high-water memory.
+// shrinkSlots: a shard compacts a slot table longer than this once fewer
+// than a quarter of its slots are live (see compact), so a burst does not
+// pin its high-water memory and eviction's random samples keep finding
+// live slots.
 const shrinkSlots = 1024
 
 // sweepChunk bounds how many slots the sweeper visits per hold of a shard's
@@ -41,6 +43,9 @@ type shard struct {
 	slots    []slot
 	free     []uint32
 	sweepPos int
+	// compactions counts compact calls, so a loop over slot indexes
+	// notices that they were renumbered under it.
+	compactions uint64
 
 	entries                        atomic.Int64
 	hits, misses                   atomic.Uint64
@@ -71,19 +76,52 @@ func (s *shard) insert(key string, value []byte, expires int64, version uint64) 
 }
 
 // remove frees slot i and returns the size it accounted. Caller holds mu
-// and subtracts the size from the cache's byte counter.
+// and subtracts the size from the cache's byte counter. It may compact the
+// table, renumbering every slot: a caller that goes on using slot indexes
+// after it checks s.compactions.
 func (s *shard) remove(i uint32) int64 {
 	sl := &s.slots[i]
 	size := sl.size()
 	delete(s.index, sl.key)
 	sl.key, sl.value, sl.expires, sl.version = "", nil, 0, 0
 	sl.access.Store(0)
-	if s.entries.Add(-1) == 0 && len(s.slots) > shrinkSlots {
-		s.reset()
-	} else {
-		s.free = append(s.free, i)
+	s.free = append(s.free, i)
+	if live := s.entries.Add(-1); len(s.slots) > shrinkSlots && live < int64(len(s.slots)/4) {
+		s.compact()
 	}
 	return size
+}
+
+// compact moves the live entries, in order, into a table of their size
+// and rebuilds the index, releasing the high-water table and map (a Go map
+// never shrinks). The sweep position moves with the entries. Removals
+// between two compactions outnumber three quarters of the table, so the
+// copying costs O(1) per removal. Caller holds mu.
+func (s *shard) compact() {
+	s.compactions++
+	live := int(s.entries.Load())
+	if live == 0 {
+		s.index, s.slots, s.free, s.sweepPos = nil, nil, nil, 0
+		return
+	}
+	slots := make([]slot, live)
+	index := make(map[string]uint32, live)
+	pos, j := live, 0
+	for i := range s.slots {
+		if i == s.sweepPos {
+			pos = j
+		}
+		sl := &s.slots[i]
+		if sl.version == 0 {
+			continue
+		}
+		d := &slots[j]
+		d.key, d.value, d.expires, d.version = sl.key, sl.value, sl.expires, sl.version
+		d.access.Store(sl.access.Load())
+		index[sl.key] = uint32(j)
+		j++
+	}
+	s.index, s.slots, s.free, s.sweepPos = index, slots, nil, pos
 }
 
 // reset empties the shard and drops its tables, returning the bytes its
@@ -96,6 +134,7 @@ func (s *shard) reset() int64 {
 		}
 	}
 	s.index, s.slots, s.free, s.sweepPos = nil, nil, nil, 0
+	s.compactions++
 	s.entries.Store(0)
 	return size
 }
@@ -146,19 +185,21 @@ func (s *shard) sweep(now int64, budget int, bytes *atomic.Int64) (visited, remo
 		s.mu.Lock()
 		var freed int64
 		end := min(len(s.slots), s.sweepPos+min(sweepChunk, budget-visited))
-		for i := s.sweepPos; i < end; i++ {
+		gen := s.compactions
+		for s.sweepPos < end {
+			i := s.sweepPos
+			s.sweepPos++ // before remove, so a compaction carries it along
 			visited++
 			sl := &s.slots[i]
 			if sl.version != 0 && sl.expires <= now {
 				freed += s.remove(uint32(i))
 				removed++
-				if s.slots == nil { // the shard emptied and dropped its table
+				if s.compactions != gen { // slots renumbered: end is stale
 					break
 				}
 			}
 		}
 		bytes.Add(-freed)
-		s.sweepPos = end
 		if s.sweepPos >= len(s.slots) {
 			s.sweepPos = 0
 			wrapped = true

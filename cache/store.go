@@ -96,21 +96,17 @@ func (st *Store) Get(scope Scope) (*Cache, error) {
 // returns a *NotFoundError. Later Puts on a retained *Cache fail with
 // ErrDeleted and its Gets miss.
 func (st *Store) Delete(scope Scope) error {
-	st.mu.RLock()
-	c, ok := st.caches[scope]
-	st.mu.RUnlock()
-	if !ok {
-		return &NotFoundError{Scope: scope}
-	}
-	// Drop the entries first: once clear returns, no write is in progress
-	// on c and none will take a version, so c's last version is final
-	// before a successor can be created under scope.
-	c.clear()
 	st.mu.Lock()
-	if st.caches[scope] != c { // a concurrent Delete got there first
+	c, ok := st.caches[scope]
+	if !ok {
 		st.mu.Unlock()
 		return &NotFoundError{Scope: scope}
 	}
+	// Under mu, so that Get and Create never hand out a deleted cache:
+	// stop c's writes (once closeWrites returns, no write is in progress on
+	// c and none will take a version, so c's last version is final before
+	// a successor can be created under scope), then unregister it.
+	c.closeWrites()
 	st.versionFloor = max(st.versionFloor, c.version.Load())
 	delete(st.caches, scope)
 	old := *st.list.Load()
@@ -122,6 +118,7 @@ func (st *Store) Delete(scope Scope) error {
 	}
 	st.list.Store(&list)
 	st.mu.Unlock()
+	c.clear() // the entries' memory, outside mu: O(entries)
 	return nil
 }
 

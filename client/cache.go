@@ -145,8 +145,9 @@ func (k *Cache) Delete(ctx context.Context, key string) (bool, error) {
 	return d.Deleted, nil
 }
 
-// TTL returns the remaining time to live of key: found is false for a
-// missing key, hasExpiry false for an entry that never expires.
+// TTL returns the remaining time to live of key, in whole milliseconds
+// rounded up (at least 1 ms for a live entry): found is false for a
+// missing or expired key, hasExpiry false for an entry that never expires.
 func (k *Cache) TTL(ctx context.Context, key string) (ttl time.Duration, hasExpiry, found bool, err error) {
 	reply, err := k.c.cacheRequest(ctx, func(id uint64) wire.Message {
 		return &wire.CacheTTL{TenantID: k.c.opts.TenantID, Namespace: k.namespace, Cache: k.name, Key: key, RequestID: id}

@@ -105,7 +105,18 @@ func (ctl *control) cachePut(m *wire.CachePut, bin bool) error {
 	if done {
 		return err
 	}
-	version, err := c.Put(m.Key, m.Value, cache.PutOptions{TTL: ttlFromMs(m.TTLMs), IfAbsent: m.IfAbsent, IfVersion: m.IfVersion})
+	opt := cache.PutOptions{TTL: ttlFromMs(m.TTLMs), IfAbsent: m.IfAbsent, IfVersion: m.IfVersion}
+	version, err := c.Put(m.Key, m.Value, opt)
+	// The cache was deleted after it was resolved (a capacity change
+	// deletes it and creates it again): resolve the scope again, as for a
+	// request arriving now, so the write goes to the cache that holds the
+	// name, or fails as any request on a missing scope does.
+	for retries := 0; errors.Is(err, cache.ErrDeleted) && retries < 3; retries++ {
+		if c, done, err = ctl.cacheScope(m.TenantID, m.Namespace, m.Cache, ActionCacheWrite, m.RequestID); done {
+			return err
+		}
+		version, err = c.Put(m.Key, m.Value, opt)
+	}
 	if err != nil {
 		return ctl.cacheFailure(m.RequestID, err)
 	}
@@ -241,7 +252,13 @@ func (ctl *control) cacheTTL(m *wire.CacheTTL) error {
 	rem, hasExpiry, ok := c.TTL(m.Key)
 	reply := &wire.CacheTTLValue{RequestID: m.RequestID, Found: ok}
 	if ok && hasExpiry {
-		ms := uint64(max(rem, 0) / time.Millisecond)
+		// Rounded up: a live entry never reads as ttl_ms 0, which as a
+		// put's ttl_ms means "expired at once".
+		rem = max(rem, 0)
+		ms := uint64(rem / time.Millisecond)
+		if rem%time.Millisecond != 0 {
+			ms++
+		}
 		reply.TTLMs = &ms
 	}
 	return ctl.reply(reply)
