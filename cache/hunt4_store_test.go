@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -65,4 +66,59 @@ func TestHunt4StoreNeverHandsOutDeletedCaches(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d live lookups", seen)
+}
+
+// Replace swaps a cache for a new one with another configuration in one
+// step: a Get racing it finds the old cache or the new one, never none,
+// and the old one is deleted (its writes fail, its versions stay below the
+// new one's).
+func TestReplaceNeverLeavesTheScopeEmpty(t *testing.T) {
+	st := NewStore(StoreOptions{SweepInterval: -1})
+	defer st.Close()
+	scope := Scope{"t", "ns", "c"}
+	old, err := st.Create(scope, Config{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := old.Put("k", []byte("v"), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	missing := make(chan Scope, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				close(missing)
+				return
+			default:
+			}
+			if _, err := st.Get(scope); err != nil {
+				missing <- scope
+				close(missing)
+				return
+			}
+		}
+	}()
+	var c *Cache
+	for i := range 200 {
+		if c, err = st.Replace(scope, Config{MaxBytes: int64(2+i%2) << 20}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if _, ok := <-missing; ok {
+		t.Fatal("a Get found no cache while Replace swapped it")
+	}
+	if got, _ := st.Get(scope); got != c || c.Config().MaxBytes != 3<<20 {
+		t.Fatalf("after the replaces Get = %p (config %+v), want the last one %p", got, got.Config(), c)
+	}
+	if _, err := old.Put("k", []byte("w"), PutOptions{}); !errors.Is(err, ErrDeleted) {
+		t.Fatalf("write to the replaced cache: %v, want ErrDeleted", err)
+	}
+	nv, err := c.Put("k", []byte("x"), PutOptions{})
+	if err != nil || nv <= v {
+		t.Fatalf("put on the new cache: version %d (%v), want above the old cache's %d", nv, err, v)
+	}
 }

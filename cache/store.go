@@ -71,6 +71,41 @@ func (st *Store) Create(scope Scope, cfg Config) (*Cache, error) {
 		}
 		return c, nil
 	}
+	return st.addLocked(scope, cfg), nil
+}
+
+// Replace registers a new, empty cache with cfg under scope in place of
+// the existing one (if any) in one step, for a configuration change: no
+// request sees the scope without a cache in between (which, with
+// auto-creation, would create one with the default configuration). The
+// old cache is deleted as by Delete.
+func (st *Store) Replace(scope Scope, cfg Config) (*Cache, error) {
+	if err := scope.validate(); err != nil {
+		return nil, err
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return nil, ErrClosed
+	}
+	old := st.caches[scope]
+	if old != nil {
+		st.removeLocked(old)
+	}
+	c := st.addLocked(scope, cfg)
+	st.mu.Unlock()
+	if old != nil {
+		old.clear()
+	}
+	return c, nil
+}
+
+// addLocked registers a new cache under scope. Called with mu held.
+func (st *Store) addLocked(scope Scope, cfg Config) *Cache {
 	c := newCache(scope, cfg, st.opts.Clock, max(st.versionFloor, clockVersion(st.opts.Clock)))
 	st.caches[scope] = c
 	old := *st.list.Load()
@@ -78,7 +113,26 @@ func (st *Store) Create(scope Scope, cfg Config) (*Cache, error) {
 	copy(list, old)
 	list = append(list, c)
 	st.list.Store(&list)
-	return c, nil
+	return c
+}
+
+// removeLocked stops c's writes and unregisters it; the caller clears its
+// entries after releasing mu. Called with mu held, so that Get and Create
+// never hand out a deleted cache: once closeWrites returns, no write is in
+// progress on c and none will take a version, so c's last version is
+// final before a successor can be created under its scope.
+func (st *Store) removeLocked(c *Cache) {
+	c.closeWrites()
+	st.versionFloor = max(st.versionFloor, c.version.Load())
+	delete(st.caches, c.scope)
+	old := *st.list.Load()
+	list := make([]*Cache, 0, len(old))
+	for _, x := range old {
+		if x != c {
+			list = append(list, x)
+		}
+	}
+	st.list.Store(&list)
 }
 
 // Get returns the cache registered under scope, or a *NotFoundError.
@@ -102,21 +156,7 @@ func (st *Store) Delete(scope Scope) error {
 		st.mu.Unlock()
 		return &NotFoundError{Scope: scope}
 	}
-	// Under mu, so that Get and Create never hand out a deleted cache:
-	// stop c's writes (once closeWrites returns, no write is in progress on
-	// c and none will take a version, so c's last version is final before
-	// a successor can be created under scope), then unregister it.
-	c.closeWrites()
-	st.versionFloor = max(st.versionFloor, c.version.Load())
-	delete(st.caches, scope)
-	old := *st.list.Load()
-	list := make([]*Cache, 0, len(old))
-	for _, x := range old {
-		if x != c {
-			list = append(list, x)
-		}
-	}
-	st.list.Store(&list)
+	st.removeLocked(c)
 	st.mu.Unlock()
 	c.clear() // the entries' memory, outside mu: O(entries)
 	return nil

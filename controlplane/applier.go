@@ -289,11 +289,17 @@ func (a *BrokerApplier) EnsureCache(c Cache) error {
 			a.mu.Unlock()
 			return nil
 		}
-		if err := a.opts.Caches.Delete(scope); err != nil && !errors.Is(err, cache.ErrNotFound) {
+		// In one step: a request in between must not find the scope
+		// empty (with auto-create it would make a default cache).
+		if _, err := a.opts.Caches.Replace(scope, cache.Config{MaxBytes: c.CapacityBytes}); err != nil {
 			return err
 		}
 		a.log.Warn("cache recreated for a capacity change; its entries were dropped", "cache", scope.String(),
 			"from", cur.Config().MaxBytes, "to", c.CapacityBytes)
+		a.mu.Lock()
+		a.caches[c.Key()] = true
+		a.mu.Unlock()
+		return nil
 	}
 	_, err := a.opts.Caches.Create(scope, cache.Config{MaxBytes: c.CapacityBytes})
 	if err == nil {
