@@ -74,7 +74,10 @@ type Options struct {
 	// is how long a subscriber takes to notice a broker that died without
 	// closing (a killed process, a lost host) and resubscribe. A publisher
 	// notices at its next publish. Default 6s; negative keeps Transport's
-	// MaxIdleTimeout and KeepAlivePeriod for event connections too.
+	// MaxIdleTimeout and KeepAlivePeriod for event connections too. The
+	// broker's side of a connection applies at least 5 s (quic-go's floor
+	// on a peer's idle timeout), so a shorter value makes the client give
+	// up sooner than the broker does.
 	EventIdleTimeout time.Duration
 
 	// CacheConns is the number of QUIC connections carrying cache requests,

@@ -140,6 +140,21 @@ const maxTracked = 1 << 16
 // Consumer joins group on namespace/stream (which must be a durable stream
 // on the broker). It needs a broker that speaks the queue extension.
 func (c *Client) Consumer(ctx context.Context, namespace, stream, group string, opts ...ConsumerOption) (*Consumer, error) {
+	co, err := c.consumer(ctx, namespace, stream, group, opts)
+	if err != nil && ctx.Err() == nil && !c.isClosed() && errors.Is(err, context.DeadlineExceeded) {
+		// RequestTimeout ran out, not the caller's context: the broker
+		// did not answer in time (an outage, a redial that is still
+		// failing). That is a lost connection to the caller, whatever
+		// step was under way, so Consume rejoins.
+		var ce *ConnectionError
+		if !errors.As(err, &ce) {
+			err = &ConnectionError{Op: "queue join", Err: err}
+		}
+	}
+	return co, err
+}
+
+func (c *Client) consumer(ctx context.Context, namespace, stream, group string, opts []ConsumerOption) (*Consumer, error) {
 	var cfg consumerConfig
 	for _, o := range opts {
 		o(&cfg)
