@@ -103,6 +103,10 @@ var expectedMessages = map[string]Message{
 	// Ours (wire/testdata/vectors).
 	"auth_legacy":         &Auth{TenantID: "acme", Token: "tok"},
 	"auth_ok_known_flags": &AuthOK{ServerFlags: KnownFlags},
+	// In-memory offsets (0x0800, docs/protocol.md §6.5): offered with the
+	// reference's flags, granted back.
+	"ext_auth_mem_offsets":    &Auth{TenantID: "t1", Token: "tok", ClientFlags: U16(KnownFlags | CapMemOffsets)},
+	"ext_auth_ok_mem_offsets": &AuthOK{ServerFlags: ServerFlagsFor(KnownFlags | CapMemOffsets)},
 	"publish_acked": &Publish{TenantID: "t1", Namespace: "default", Stream: "orders",
 		Payload: []byte{0, 0xff, 0x10}, RequestID: U64(42), Ack: Ack(AckPerMessage)},
 	"publish_batch": &PublishBatch{TenantID: "t1", Namespace: "default", Stream: "orders",
