@@ -70,7 +70,7 @@ Every message is acknowledged by the broker unless --no-ack.`,
 					return fmt.Errorf("read stdin: %w", err)
 				}
 				if len(msg) > maxRawMessage {
-					return fmt.Errorf("stdin holds over %d bytes, more than one message may", maxRawMessage)
+					return fmt.Errorf("--raw: stdin holds more than %d bytes, the most one message may hold; split it into several messages (or drop --raw to send one per line)", maxRawMessage)
 				}
 				if err := send(msg); err != nil {
 					return err
