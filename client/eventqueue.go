@@ -95,6 +95,15 @@ func (q *eventQueue) pop(ctx context.Context) (ev Event, ok bool, err error) {
 	}
 }
 
+// discard drops the events queued, waking a full queue's pusher.
+func (q *eventQueue) discard() {
+	q.mu.Lock()
+	clear(q.items)
+	q.items, q.head = q.items[:0], 0
+	q.mu.Unlock()
+	signal(q.notFull)
+}
+
 // close wakes waiters; events already queued can still be popped.
 func (q *eventQueue) close() {
 	q.mu.Lock()

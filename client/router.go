@@ -40,21 +40,40 @@ func newRouter(c *Client, conn *quic.Conn) *router {
 	}
 }
 
-// run accepts event streams until the connection ends.
+// run accepts event streams until the connection ends. Each stream's
+// hello is read on a goroutine of its own, so one whose hello is slow to
+// come (for at most helloTimeout) does not hold up the streams behind it;
+// at most maxParked hellos are read at once, and a stream beyond that is
+// dropped.
 func (r *router) run() {
-	defer r.shutdown()
+	var hellos sync.WaitGroup
+	defer func() {
+		hellos.Wait() // the connection is gone: their reads fail at once
+		r.shutdown()
+	}()
+	pending := make(chan struct{}, maxParked)
 	for {
 		rs, err := r.conn.AcceptUniStream(r.conn.Context())
 		if err != nil {
 			return
 		}
-		id, err := readHello(rs, r.c.opts.MaxFrameBytes)
-		if err != nil {
-			r.c.log.Warn("felix: dropping event stream without a valid hello", "err", err)
+		select {
+		case pending <- struct{}{}:
+		default:
+			r.c.log.Warn("felix: too many event streams without a hello yet; dropping one")
 			rs.CancelRead(streamCodeCancel)
 			continue
 		}
-		r.deliver(id, rs)
+		hellos.Go(func() {
+			defer func() { <-pending }()
+			id, err := readHello(rs, r.c.opts.MaxFrameBytes)
+			if err != nil {
+				r.c.log.Warn("felix: dropping event stream without a valid hello", "err", err)
+				rs.CancelRead(streamCodeCancel)
+				return
+			}
+			r.deliver(id, rs)
+		})
 	}
 }
 
@@ -128,6 +147,11 @@ func (r *router) claim(ctx context.Context, id uint64) (*quic.ReceiveStream, err
 	case rs := <-ch:
 		return rs, nil
 	case <-r.done:
+		select {
+		case rs := <-ch: // delivered as the connection ended
+			rs.CancelRead(streamCodeCancel)
+		default:
+		}
 		return nil, errRouterClosed
 	case <-ctx.Done():
 		r.mu.Lock()

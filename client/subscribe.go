@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -50,10 +52,11 @@ type Subscription struct {
 	rs *quic.ReceiveStream // current event stream, for Close to cancel
 
 	// Owned by the reader goroutine.
-	lastOffset uint64 // offset of the last event delivered, when haveOffset
-	haveOffset bool
-	received   bool    // some event has been delivered
-	scratch    []Event // one frame's events, reused
+	next     uint64  // the offset expected next (resume point), when haveNext
+	haveNext bool    // events carry offsets, or the subscription started at one
+	received bool    // some event has been delivered
+	emitted  uint64  // events delivered, to tell a productive attachment
+	scratch  []Event // one frame's events, reused
 }
 
 // attachment is a subscription established on the broker.
@@ -140,6 +143,11 @@ func (c *Client) subscribe(ctx context.Context, namespace, stream string, handle
 	}
 	s.ctx, s.cancel = context.WithCancel(c.ctx)
 	s.id.Store(att.id)
+	if cfg.start.Kind == wire.StartOffset {
+		// The first event is expected there: one past it is a known gap
+		// (records the broker no longer retained when it replayed).
+		s.next, s.haveNext = cfg.start.Offset, true
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -288,7 +296,8 @@ func (s *Subscription) ID() uint64 { return s.id.Load() }
 // Missed is the number of events this subscription is known to have
 // skipped: gaps in the offsets of the events delivered, whether the broker
 // dropped them (a slow subscriber under drop_new or drop_old) or no longer
-// retained them when the subscription resumed. It is a lower bound: events
+// retained them when the subscription started (FromOffset) or resumed.
+// Offsets delivered again are not gaps. It is a lower bound: events
 // without offsets, and those lost when a broker restart reset an in-memory
 // stream's offsets, cannot be counted.
 func (s *Subscription) Missed() uint64 { return s.missed.Load() }
@@ -357,11 +366,16 @@ func (s *Subscription) Done() <-chan struct{} { return s.done }
 
 // Close ends the subscription: its event stream is cancelled (so the
 // broker reaps it) and its goroutine has exited when Close returns.
-// Buffered events are discarded. Safe to call more than once.
+// Buffered events are discarded: Next then returns Err's error, and C is
+// closed. Safe to call more than once.
 func (s *Subscription) Close() error {
 	s.cancelReader()
 	<-s.done
-	s.chOnce.Do(func() {}) // no forwarder may start after Close
+	s.queue.discard()
+	s.chOnce.Do(func() { // no forwarder may start after Close: C is closed
+		s.ch = make(chan Event)
+		close(s.ch)
+	})
 	if s.chDone != nil {
 		<-s.chDone
 	}
@@ -394,11 +408,22 @@ func (s *Subscription) run(att *attachment) {
 			delete(s.c.subIDs, *s.cfg.id)
 		}
 		s.c.mu.Unlock()
+		if s.err == ErrClosed {
+			s.queue.discard() // Close or Client.Close: buffered events go
+		}
 		s.queue.close()
 		close(s.done)
 	}()
+	failures := 0 // consecutive attachments that delivered nothing
 	for {
+		emitted, attached := s.emitted, time.Now()
 		err := s.pump(att)
+		// Whatever ended the reading (a bad frame too), the broker must
+		// reap this subscription: it is not read again.
+		att.rs.CancelRead(streamCodeCancel)
+		if s.emitted != emitted || time.Since(attached) >= s.c.opts.Reconnect.MaxBackoff {
+			failures = 0 // a working attachment: resubscribe at once
+		}
 		if s.handlerErr != nil {
 			s.err = s.handlerErr
 			return
@@ -413,7 +438,7 @@ func (s *Subscription) run(att *attachment) {
 			s.err = &ConnectionError{Op: "subscription", Err: cmpErr(err, errNoReconnect)}
 			return
 		}
-		att, err = s.resubscribe()
+		att, failures, err = s.resubscribe(failures)
 		if err != nil {
 			if s.ctx.Err() != nil {
 				err = ErrClosed
@@ -432,25 +457,32 @@ func cmpErr(err, def error) error {
 	return def
 }
 
+// resubscribeWait waits out a resubscribe's backoff (replaced in tests).
+var resubscribeWait = sleep
+
 // resubscribe re-establishes the subscription with backoff until it
-// succeeds, the broker refuses it, or the subscription is closed.
-func (s *Subscription) resubscribe() (*attachment, error) {
-	for failures := 0; ; failures++ {
-		if err := sleep(s.ctx, s.c.backoff(failures)); err != nil {
-			return nil, ErrClosed
+// succeeds, the broker refuses it, or the subscription is closed. failures
+// counts the attempts (and attachments that delivered nothing) before this
+// one, so that a broker which accepts the subscription and ends its stream
+// at once is not asked again in a tight loop; the count to carry over is
+// returned.
+func (s *Subscription) resubscribe(failures int) (*attachment, int, error) {
+	for ; ; failures++ {
+		if err := resubscribeWait(s.ctx, s.c.backoff(failures)); err != nil {
+			return nil, failures, ErrClosed
 		}
 		start := wire.StartPosition{Kind: wire.StartLatest}
 		switch {
-		case s.haveOffset:
-			start = wire.StartPosition{Kind: wire.StartOffset, Offset: s.lastOffset + 1}
+		case s.haveNext:
+			start = wire.StartPosition{Kind: wire.StartOffset, Offset: s.next}
 		case !s.received:
-			// Nothing delivered yet: the start asked for (an offset, or the
-			// earliest) is still where the subscription should begin.
+			// Nothing delivered yet: the start asked for (the earliest) is
+			// still where the subscription should begin.
 			start = s.cfg.start
 		}
 		att, err := s.c.subscribeOnce(s.ctx, s.namespace, s.stream, start, s.cfg.id)
 		var ce *CursorError
-		if errors.As(err, &ce) && ce.Reason == wire.CursorTooOld && s.haveOffset {
+		if errors.As(err, &ce) && ce.Reason == wire.CursorTooOld && start.Kind == wire.StartOffset && ce.Available > start.Offset {
 			// The broker no longer retains where we stopped: go on from the
 			// oldest offset it has, and count the gap (emit does, from the
 			// offsets) rather than skipping to the tail.
@@ -464,7 +496,7 @@ func (s *Subscription) resubscribe() (*attachment, error) {
 			// continue from the tail.
 			s.c.log.Warn("felix: cannot resume subscription where it stopped; continuing from latest",
 				"stream", s.namespace+"/"+s.stream, "err", err)
-			s.haveOffset = false
+			s.haveNext = false
 			s.cfg.start = wire.StartPosition{}
 			att, err = s.c.subscribeOnce(s.ctx, s.namespace, s.stream, wire.StartPosition{}, s.cfg.id)
 		}
@@ -473,19 +505,19 @@ func (s *Subscription) resubscribe() (*attachment, error) {
 			if s.ctx.Err() != nil {
 				s.mu.Unlock()
 				att.rs.CancelRead(streamCodeCancel)
-				return nil, ErrClosed
+				return nil, failures, ErrClosed
 			}
 			s.rs = att.rs
 			s.mu.Unlock()
 			s.id.Store(att.id)
 			s.c.log.Info("felix resubscribed", "stream", s.namespace+"/"+s.stream, "subscription_id", att.id)
-			return att, nil
+			return att, failures + 1, nil
 		}
 		if s.ctx.Err() != nil || errors.Is(err, ErrClosed) {
-			return nil, ErrClosed
+			return nil, failures, ErrClosed
 		}
 		if isServerReply(err) && !staleSubID(err) {
-			return nil, err
+			return nil, failures, err
 		}
 	}
 }
@@ -508,6 +540,9 @@ func (s *Subscription) pump(att *attachment) error {
 			// One copy per frame; the events' payloads alias it.
 			if err := wire.DecodeEventBatch(f.Flags, append([]byte(nil), f.Payload...), &batch); err != nil {
 				return &ProtocolError{Detail: err.Error()}
+			}
+			if batch.HasOffsets && offsetsWrap(batch.BaseOffset, len(batch.Payloads)) {
+				return &ProtocolError{Detail: fmt.Sprintf("event batch of %d events at offset %d passes the largest offset", len(batch.Payloads), batch.BaseOffset)}
 			}
 			if !batch.Shared && batch.SubscriptionID != att.id {
 				return &ProtocolError{Detail: fmt.Sprintf("event batch for subscription %d on the stream of %d", batch.SubscriptionID, att.id)}
@@ -551,6 +586,9 @@ func (s *Subscription) emitJSON(payload []byte) error {
 		}
 		return s.emit(ev)
 	case *wire.EventBatch:
+		if m.BaseOffset != nil && offsetsWrap(*m.BaseOffset, len(m.Payloads)) {
+			return &ProtocolError{Detail: fmt.Sprintf("event batch of %d events at offset %d passes the largest offset", len(m.Payloads), *m.BaseOffset)}
+		}
 		evs := make([]Event, 0, len(m.Payloads))
 		for i, p := range m.Payloads {
 			ev := Event{Namespace: s.namespace, Stream: s.stream, Payload: p}
@@ -564,6 +602,31 @@ func (s *Subscription) emitJSON(payload []byte) error {
 	return nil
 }
 
+// offsetsWrap reports whether n events numbered from base would pass the
+// largest uint64.
+func offsetsWrap(base uint64, n int) bool {
+	return n > 1 && base > math.MaxUint64-uint64(n-1)
+}
+
+// track follows the offsets of one frame's events (first to last, which
+// are consecutive): a first offset past the one expected is a known gap,
+// counted in Missed; offsets at or below it (a repeat) count nothing and
+// never move the resume point back. Events without offsets make the
+// resume point unknown: resuming from an older one would replay them.
+func (s *Subscription) track(first, last Event) {
+	if !first.HasOffset || !last.HasOffset {
+		s.haveNext = false
+		return
+	}
+	if s.haveNext && first.Offset > s.next {
+		s.missed.Add(first.Offset - s.next)
+	}
+	if !s.haveNext || last.Offset >= s.next {
+		// Nothing follows the largest offset: resume from the tail then.
+		s.next, s.haveNext = last.Offset+1, last.Offset != math.MaxUint64
+	}
+}
+
 // emit hands events on in order: to the handler of a SubscribeFunc, or
 // into the buffer, blocking while it is full (QUIC flow control then slows
 // the broker down). Either way the stream is not read meanwhile.
@@ -572,12 +635,8 @@ func (s *Subscription) emit(evs ...Event) error {
 		return nil
 	}
 	s.received = true
-	if first := evs[0]; first.HasOffset && s.haveOffset && first.Offset > s.lastOffset+1 {
-		s.missed.Add(first.Offset - s.lastOffset - 1)
-	}
-	if last := evs[len(evs)-1]; last.HasOffset {
-		s.lastOffset, s.haveOffset = last.Offset, true
-	}
+	s.emitted += uint64(len(evs))
+	s.track(evs[0], evs[len(evs)-1])
 	if h := s.cfg.handler; h != nil {
 		for _, ev := range evs {
 			if s.ctx.Err() != nil {
