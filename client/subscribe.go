@@ -94,8 +94,9 @@ func (c *Client) Subscribe(ctx context.Context, namespace, stream string, opts .
 // handler with every event, in order, on the subscription's own goroutine.
 // It returns once the broker has confirmed the subscription. A non-nil
 // error from handler ends the subscription: Done is closed and Err returns
-// that error. Close waits for a running handler to return, so calling it
-// from inside handler would wait forever: return an error instead. Do not
+// that error. Close (and Client.Close) waits for a running handler to
+// return, so calling either from inside handler would wait forever: return
+// an error instead, or close from another goroutine. Do not
 // use Next or C on such a subscription.
 //
 // It is the cheapest way to receive: each event goes from the stream
