@@ -25,6 +25,7 @@ type conn struct {
 
 	tmu     sync.Mutex
 	tenants map[string]*tenantUse // tenants this connection counts against
+	ended   bool                  // releaseTenants ran: count nothing more
 
 	// subIDs are the ids of this connection's live subscriptions. The
 	// client pairs each event stream with its subscription by id alone, so
@@ -74,6 +75,11 @@ func (c *conn) useTenant(tenant string) (*tenantUse, error) {
 	if u := c.tenants[tenant]; u != nil {
 		return u, nil
 	}
+	if c.ended {
+		// A stream's auth finished after the connection ended: nothing
+		// would release a count taken now.
+		return nil, errConnEnded
+	}
 	u, err := c.s.tenants.acquireConn(tenant)
 	if err != nil {
 		return nil, err
@@ -92,7 +98,10 @@ func (c *conn) releaseTenants() {
 		c.s.tenants.releaseConn(u)
 	}
 	c.tenants = nil
+	c.ended = true
 }
+
+var errConnEnded = errors.New("connection ended")
 
 func newConn(s *Server, qc *quic.Conn) *conn {
 	return &conn{s: s, qc: qc, log: s.opts.Logger.With("remote", qc.RemoteAddr().String())}
@@ -225,7 +234,11 @@ func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer, setDeadline func
 		return nil, 0, errClose
 	}
 	use, err := c.useTenant(id.Tenant)
+	if errors.Is(err, errConnEnded) {
+		return nil, 0, errClose
+	}
 	if err != nil {
+		c.s.stats.AuthFailures.Add(1)
 		c.log.Warn("auth refused by tenant limit", "tenant", a.TenantID, "err", err)
 		if reply != nil {
 			reply.WriteMessage(&wire.ErrorMessage{Message: err.Error()})

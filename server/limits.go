@@ -46,8 +46,11 @@ var (
 	ErrTenantRateLimit = errors.New("tenant publish rate exceeded")
 )
 
-// tenantUse is the live usage of one tenant.
+// tenantUse is the live usage of one tenant. A record with nothing live
+// (no connection, no subscription, a full publish bucket) is dropped, so
+// tenants named at will cannot grow the map without bound.
 type tenantUse struct {
+	tenant string
 	limits TenantLimits
 	conns  int // guarded by tenants.mu
 	subs   atomic.Int64
@@ -82,7 +85,7 @@ func (t *tenants) getLocked(tenant string) *tenantUse {
 	if !ok {
 		l = t.def
 	}
-	u = &tenantUse{limits: l}
+	u = &tenantUse{tenant: tenant, limits: l}
 	if l.PublishBytesPerSec > 0 {
 		burst := l.PublishBurstBytes
 		if burst <= 0 {
@@ -110,7 +113,21 @@ func (t *tenants) acquireConn(tenant string) (*tenantUse, error) {
 func (t *tenants) releaseConn(u *tenantUse) {
 	t.mu.Lock()
 	u.conns--
+	t.dropIdleLocked(u)
 	t.mu.Unlock()
+}
+
+// dropIdleLocked forgets u if nothing of its tenant is live and its
+// publish bucket is full (a new record would start the same). A record
+// already replaced is left alone. Called with t.mu held.
+func (t *tenants) dropIdleLocked(u *tenantUse) {
+	if u.conns > 0 || u.subs.Load() > 0 || t.use[u.tenant] != u {
+		return
+	}
+	if u.bucket != nil && u.bucket.TokensAt(t.now()) < float64(u.bucket.Burst()) {
+		return
+	}
+	delete(t.use, u.tenant)
 }
 
 // acquireSub counts a subscription; release it with releaseSub.
@@ -124,7 +141,13 @@ func (t *tenants) acquireSub(u *tenantUse) error {
 	return nil
 }
 
-func (t *tenants) releaseSub(u *tenantUse) { u.subs.Add(-1) }
+func (t *tenants) releaseSub(u *tenantUse) {
+	if u.subs.Add(-1) == 0 {
+		t.mu.Lock()
+		t.dropIdleLocked(u)
+		t.mu.Unlock()
+	}
+}
 
 // allowPublish takes the payloads' bytes from the tenant's bucket. An
 // unlimited tenant costs nothing here (the publish hot path).

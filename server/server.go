@@ -45,6 +45,12 @@ type Server struct {
 	busy     atomic.Int64 // control streams in the middle of a request
 	writers  atomic.Int64 // live subscription writers
 	draining atomic.Bool
+	// stopped is closed when the first Shutdown has stopped the server;
+	// cut is closed by a later Shutdown whose context ended first, to end
+	// the drain at once.
+	stopped chan struct{}
+	cut     chan struct{}
+	cutOnce sync.Once
 
 	stats   Counters
 	limits  LimitCounters
@@ -75,7 +81,8 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("server: Options.TLS is required")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{opts: opts.withDefaults(), ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}}
+	s := &Server{opts: opts.withDefaults(), ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{},
+		stopped: make(chan struct{}), cut: make(chan struct{})}
 	s.queues = newQueues(s)
 	s.tenants = newTenants(s.opts, &s.limits)
 	return s, nil
@@ -171,10 +178,24 @@ func (s *Server) Serve() error {
 // ends every subscription after its queued events are written, waits (until
 // ctx ends) for requests in progress, then closes the connections with
 // "broker shutting down" and the socket. It closes the broker.
+//
+// A second call (from another goroutine) returns once the server has
+// stopped, as the first does. If its ctx ends before that, it cuts the
+// drain short, as a second signal does for the process: the connections
+// are closed at once (queued events are not delivered) and it returns
+// ctx's error once the server has stopped.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.draining.CompareAndSwap(false, true) {
-		return nil
+		select {
+		case <-s.stopped:
+			return nil
+		case <-ctx.Done():
+		}
+		s.cutOnce.Do(func() { close(s.cut) })
+		<-s.stopped
+		return ctx.Err()
 	}
+	defer close(s.stopped)
 	s.opts.Logger.Info("felix draining")
 	// Ending the broker makes every subscription writer flush its queue,
 	// finish its event stream and exit; closing the groups ends consumers
@@ -188,6 +209,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			s.opts.Logger.Warn("drain budget exhausted", "busy_requests", s.busy.Load(), "subscription_writers", s.writers.Load())
 			goto closeAll
+		case <-s.cut:
+			s.opts.Logger.Warn("drain cut short by a second shutdown", "busy_requests", s.busy.Load(), "subscription_writers", s.writers.Load())
+			goto closeAll
 		case <-tick.C:
 		}
 	}
@@ -195,6 +219,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// connection drops data still in its send buffers.
 	select {
 	case <-ctx.Done():
+	case <-s.cut:
 	case <-time.After(drainLinger):
 	}
 closeAll:

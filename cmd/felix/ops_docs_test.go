@@ -81,7 +81,9 @@ func TestOperationsDocListsEveryServeFlag(t *testing.T) {
 	}
 	compareNames(t, "serve flag", table, flagNames(newServeCmd().Flags()))
 
-	_, para, _ := strings.Cut(conf, "Client commands (")
+	// The shared flags are named in the first paragraph of "Client
+	// commands".
+	_, para, _ := strings.Cut(docSection(t, doc, "Client commands"), "They share\nthe connection flags")
 	para, _, _ = strings.Cut(para, "\n\n")
 	var documented []string
 	for _, m := range flagRe.FindAllStringSubmatch(para, -1) {
