@@ -53,10 +53,7 @@ func NewStore(opts StoreOptions) *Store {
 // scope with the same Config (after defaults) returns the existing cache;
 // with another Config it fails with a *ConfigConflictError.
 func (st *Store) Create(scope Scope, cfg Config) (*Cache, error) {
-	if err := scope.validate(); err != nil {
-		return nil, err
-	}
-	cfg, err := cfg.withDefaults()
+	cfg, err := checked(scope, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -80,10 +77,7 @@ func (st *Store) Create(scope Scope, cfg Config) (*Cache, error) {
 // auto-creation, would create one with the default configuration). The
 // old cache is deleted as by Delete.
 func (st *Store) Replace(scope Scope, cfg Config) (*Cache, error) {
-	if err := scope.validate(); err != nil {
-		return nil, err
-	}
-	cfg, err := cfg.withDefaults()
+	cfg, err := checked(scope, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +96,14 @@ func (st *Store) Replace(scope Scope, cfg Config) (*Cache, error) {
 		old.clear()
 	}
 	return c, nil
+}
+
+// checked validates scope and returns cfg with its defaults applied.
+func checked(scope Scope, cfg Config) (Config, error) {
+	if err := scope.validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg.withDefaults()
 }
 
 // addLocked registers a new cache under scope. Called with mu held.

@@ -30,21 +30,9 @@ func startCLIProc(t *testing.T, args ...string) *cliProc {
 	}
 	p := &cliProc{out: &syncbuf.Buffer{}, err: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0], args...)
-	p.cmd.Env = append(os.Environ(), asFelixEnv+"=1")
 	p.cmd.Dir = t.TempDir()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.err
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.waitErr = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	runSelf(t, p.cmd, &p.waitErr, p.done)
 	return p
 }
 

@@ -58,20 +58,8 @@ func startFelixProc(t *testing.T, args ...string) (p *felixProc, quicAddr, metri
 	p = &felixProc{out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0], append([]string{"serve", "--listen", quicAddr, "--metrics-addr", "127.0.0.1:0",
 		"--controlplane-addr", "off", "--log-level", "info"}, args...)...)
-	p.cmd.Env = append(os.Environ(), asFelixEnv+"=1")
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	runSelf(t, p.cmd, &p.err, p.done)
 	metricsRe := regexp.MustCompile(`msg="metrics listening" addr=(\S+)`)
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(p.out.String(), `msg="felix listening"`) {
@@ -185,4 +173,24 @@ func TestSecondSignalEndsTheDrain(t *testing.T) {
 	if !strings.Contains(p.out.String(), "second signal: exiting without finishing the drain") {
 		t.Errorf("no log line for the second signal:\n%s", p.out)
 	}
+}
+
+// runSelf starts cmd, this test binary acting as felix, records its exit
+// in *waitErr and closes done when it ends, and kills it at the test's end
+// if it still runs.
+func runSelf(t *testing.T, cmd *exec.Cmd, waitErr *error, done chan struct{}) {
+	t.Helper()
+	cmd.Env = append(os.Environ(), asFelixEnv+"=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { *waitErr = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			cmd.Process.Kill()
+			<-done
+		}
+	})
 }
