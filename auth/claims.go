@@ -91,3 +91,21 @@ func timeOf(d *jwt.NumericDate) time.Time {
 	}
 	return d.Time
 }
+
+// PeekClaims reads the claims of a JWT without verifying it: for a client
+// that wants to know when its own token expires, or which tenant it names,
+// to say why a broker refused it or to renew it in time. Nothing read so
+// may grant anything. ok is false for an opaque token or one that does not
+// parse. Audience is the first aud value.
+func PeekClaims(token string) (c Claims, ok bool) {
+	var wc wireClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &wc); err != nil {
+		return Claims{}, false
+	}
+	c = Claims{Issuer: wc.Iss, Subject: wc.Sub, Tenant: wc.Tid, Perms: wc.Perms,
+		ExpiresAt: timeOf(wc.Exp), IssuedAt: timeOf(wc.Iat)}
+	if len(wc.Aud) > 0 {
+		c.Audience = wc.Aud[0]
+	}
+	return c, true
+}

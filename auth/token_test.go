@@ -318,3 +318,27 @@ func TestSignerPEMRoundTrip(t *testing.T) {
 		t.Error("explicit kid ignored")
 	}
 }
+
+// PeekClaims reads a token's claims without verifying it: an issued token
+// (or one with a bad signature) gives its tenant and times; an opaque or
+// malformed token gives nothing.
+func TestPeekClaims(t *testing.T) {
+	sg, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Unix(1800000000, 0)
+	tok, err := sg.Issue(Claims{Tenant: "t1", Subject: "s", IssuedAt: time.Unix(1700000000, 0), ExpiresAt: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := PeekClaims(tok[:len(tok)-2] + "AA") // signature spoiled: still read
+	if !ok || c.Tenant != "t1" || c.Subject != "s" || !c.ExpiresAt.Equal(exp) || c.IssuedAt.Unix() != 1700000000 || c.Audience != DefaultAudience {
+		t.Fatalf("PeekClaims = %+v, %v", c, ok)
+	}
+	for _, bad := range []string{"", "dev", "a.!!!.c", "a.b"} {
+		if c, ok := PeekClaims(bad); ok {
+			t.Errorf("PeekClaims(%q) = %+v, true", bad, c)
+		}
+	}
+}

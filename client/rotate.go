@@ -2,13 +2,12 @@ package client
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/felixmq/felix/auth"
 )
 
 // Token rotation. A broker that verifies tokens resets every stream a token
@@ -111,33 +110,11 @@ func retryDelay(now, exp time.Time) (d time.Duration, ok bool) {
 // tokenTimes returns the iat and exp claims of a JWT, read without
 // verifying it. ok is false for an opaque token or one without exp.
 func tokenTimes(token string) (l tokenLife, ok bool) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
+	c, ok := auth.PeekClaims(token)
+	if !ok || c.ExpiresAt.IsZero() {
 		return tokenLife{}, false
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return tokenLife{}, false
-	}
-	var claims struct {
-		Exp *json.Number `json:"exp"`
-		Iat *json.Number `json:"iat"`
-	}
-	if json.Unmarshal(raw, &claims) != nil || claims.Exp == nil {
-		return tokenLife{}, false
-	}
-	seconds := func(n *json.Number) (time.Time, bool) {
-		if n == nil {
-			return time.Time{}, false
-		}
-		f, err := n.Float64()
-		return time.Unix(int64(f), 0), err == nil
-	}
-	if l.exp, ok = seconds(claims.Exp); !ok {
-		return tokenLife{}, false
-	}
-	l.iat, _ = seconds(claims.Iat)
-	return l, true
+	return tokenLife{iat: c.IssuedAt, exp: c.ExpiresAt}, true
 }
 
 // tokenExpired reports whether token is a JWT whose exp claim has passed.

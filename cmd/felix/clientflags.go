@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/felixmq/felix/auth"
 	"github.com/felixmq/felix/client"
 )
 
@@ -86,31 +85,11 @@ func (f *clientFlags) dialError(ctx context.Context, err error) error {
 		if f.tokenFile != "" {
 			tok, _ = readTokenFile(f.tokenFile)
 		}
-		if tid := tokenTenant(tok); tid != "" && tid != f.tenant {
-			return fmt.Errorf("%w: the token is for tenant %q, not --tenant %q", err, tid, f.tenant)
+		if c, ok := auth.PeekClaims(tok); ok && c.Tenant != "" && c.Tenant != f.tenant {
+			return fmt.Errorf("%w: the token is for tenant %q, not --tenant %q", err, c.Tenant, f.tenant)
 		}
 	}
 	return err
-}
-
-// tokenTenant is the tid claim of a Felix token (a JWT), read without
-// verifying it, or "" when token is not one.
-func tokenTenant(token string) string {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return ""
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return ""
-	}
-	var c struct {
-		Tid string `json:"tid"`
-	}
-	if json.Unmarshal(b, &c) != nil {
-		return ""
-	}
-	return c.Tid
 }
 
 // hintError is an error with a line of advice in front of it.
