@@ -135,10 +135,7 @@ func BenchmarkAckAsync(b *testing.B) {
 // queue_ack on acks, then ends the stream at the queue_leave.
 func startGatedQueueBroker(t *testing.T, gate <-chan struct{}, acks chan<- []uint64) string {
 	t.Helper()
-	authOK, err := wire.AppendMessageFrame(nil, &wire.AuthOK{ServerFlags: wire.KnownFlags | wire.ExtensionCaps})
-	if err != nil {
-		t.Fatal(err)
-	}
+	authOK := authOKFrame(t)
 	return startFakeBroker(t, transport.Options{
 		InitialStreamReceiveWindow: 64 << 10, MaxStreamReceiveWindow: 64 << 10,
 	}, func(ctx context.Context, _ *quic.Conn, str *quic.Stream) {

@@ -67,6 +67,7 @@ func startScriptBroker(t *testing.T, opts Options, script func(sc subCall)) *Cli
 	t.Helper()
 	var mu sync.Mutex
 	n := 0
+	authOK := authOKFrame(t)
 	addr := startFakeBroker(t, transport.Options{}, func(ctx context.Context, qc *quic.Conn, str *quic.Stream) {
 		defer str.CancelRead(0)
 		r := wire.NewReader(str, 1<<20)
@@ -74,8 +75,7 @@ func startScriptBroker(t *testing.T, opts Options, script func(sc subCall)) *Cli
 		if _, err := r.ReadFrame(); err != nil { // auth
 			return
 		}
-		ok, _ := wire.AppendMessageFrame(nil, &wire.AuthOK{ServerFlags: wire.KnownFlags | wire.ExtensionCaps})
-		if _, err := str.Write(ok); err != nil {
+		if _, err := str.Write(authOK); err != nil {
 			return
 		}
 		f, err := r.ReadFrame()

@@ -19,10 +19,7 @@ import (
 // full. It stops when the test ends.
 func startStalledBroker(t *testing.T) string {
 	t.Helper()
-	authOK, err := wire.AppendMessageFrame(nil, &wire.AuthOK{ServerFlags: wire.KnownFlags | wire.ExtensionCaps})
-	if err != nil {
-		t.Fatal(err)
-	}
+	authOK := authOKFrame(t)
 	return startFakeBroker(t, transport.Options{
 		InitialStreamReceiveWindow: 64 << 10, MaxStreamReceiveWindow: 64 << 10,
 		InitialConnectionReceiveWindow: 256 << 10, MaxConnectionReceiveWindow: 256 << 10,
@@ -149,4 +146,15 @@ func TestPublishQueueBoundedWhenBrokerStopsReading(t *testing.T) {
 		t.Fatal("no publish waited for room in the full queue")
 	}
 	t.Logf("%d publishes timed out waiting for room; at most %d bytes queued", timedOut, maxQueued)
+}
+
+// authOKFrame is a fake broker's auth_ok granting every capability this
+// SDK speaks.
+func authOKFrame(t testing.TB) []byte {
+	t.Helper()
+	f, err := wire.AppendMessageFrame(nil, &wire.AuthOK{ServerFlags: wire.KnownFlags | wire.ExtensionCaps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
