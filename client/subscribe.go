@@ -191,7 +191,7 @@ func (c *Client) reserveSubID(id *uint64) error {
 // event stream cancelled by the client ends on the broker a moment later.
 func staleSubID(err error) bool {
 	var se *ServerError
-	return errors.As(err, &se) && strings.HasSuffix(se.Message, "already in use on this connection")
+	return errors.As(err, &se) && strings.HasSuffix(se.Message, wire.SubscriptionIDInUse)
 }
 
 func (c *Client) releaseSubID(id *uint64) {

@@ -40,7 +40,7 @@ func (ctl *control) subscribe(m *wire.Subscribe) error {
 	subID, ok := c.reserveSubID(chosen)
 	if !ok {
 		atomic.AddInt64(&c.subs, -1)
-		return ctl.fail(fmt.Sprintf("subscription id %d already in use on this connection", subID))
+		return ctl.fail(fmt.Sprintf("subscription id %d %s", subID, wire.SubscriptionIDInUse))
 	}
 	if err := c.s.tenants.acquireSub(ctl.id.use); err != nil {
 		atomic.AddInt64(&c.subs, -1)

@@ -93,6 +93,13 @@ func ServerFlagsFor(clientFlags uint16) uint16 {
 	return KnownFlags | clientFlags&ExtensionCaps
 }
 
+// SubscriptionIDInUse ends the error a broker answers a subscribe whose
+// chosen subscription_id is live on the connection (ours; the reference
+// never checks): "subscription id N already in use on this connection". A
+// client that holds the id itself knows the broker is still reaping the
+// subscription that held it, and may ask again.
+const SubscriptionIDInUse = "already in use on this connection"
+
 // Stream reset codes: the QUIC application error code a broker puts on
 // RESET_STREAM and STOP_SENDING says why it ended a stream.
 const (
