@@ -2,10 +2,14 @@ package client
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/felixmq/felix/wire"
 )
 
 // Application error code the client closes connections and cancels
@@ -69,9 +73,17 @@ func (s *connSlot) get(ctx context.Context) (*slotConn, error) {
 		return sc, nil
 	}
 	s.mu.Lock()
-	ever, failures, lastFail := s.ever, s.failures, s.lastFail
+	ever, failures, lastFail, prev := s.ever, s.failures, s.lastFail, s.cur
 	s.mu.Unlock()
-	if ever && s.c.opts.Reconnect.Disabled {
+	// A connection the broker closed because no stream authenticated on
+	// it carried nothing (an event connection dialed at Dial and not used
+	// within the broker's auth timeout): dialing a new one loses nothing,
+	// so it is not a reconnection, even when reconnection is disabled.
+	unused := prev != nil && closedUnauthenticated(prev.conn)
+	if unused {
+		s.c.log.Debug("felix: broker closed a connection before its first use; dialing a new one", "conn", s.kind, "index", s.index,
+			"reason", context.Cause(prev.conn.Context()))
+	} else if ever && s.c.opts.Reconnect.Disabled {
 		return nil, &ConnectionError{Op: s.kind + " connection", Err: errNoReconnect}
 	}
 	if wait := time.Until(lastFail.Add(s.c.backoff(failures))); wait > 0 {
@@ -96,11 +108,23 @@ func (s *connSlot) get(ctx context.Context) (*slotConn, error) {
 		s.c.log.Debug("felix dial failed", "conn", s.kind, "index", s.index, "failures", n, "err", err)
 		return nil, &ConnectionError{Op: "dial", Err: err}
 	}
-	return s.install(conn)
+	return s.install(conn, unused)
 }
 
-// install makes conn the slot's connection and starts its router.
-func (s *connSlot) install(conn *quic.Conn) (*slotConn, error) {
+// closedUnauthenticated reports whether the broker closed conn because no
+// stream authenticated on it within its auth timeout: code 0 with the
+// reason "no stream authenticated within <timeout> (auth timeout)"
+// (wire.ConnAuthTimeout). The broker never closes a connection so
+// once a stream has authenticated on it.
+func closedUnauthenticated(conn *quic.Conn) bool {
+	var ae *quic.ApplicationError
+	return errors.As(context.Cause(conn.Context()), &ae) && ae.Remote && ae.ErrorCode == 0 &&
+		strings.HasSuffix(ae.ErrorMessage, wire.ConnAuthTimeout)
+}
+
+// install makes conn the slot's connection and starts its router. unused:
+// it replaces a connection that carried nothing (no reconnection to log).
+func (s *connSlot) install(conn *quic.Conn, unused bool) (*slotConn, error) {
 	sc := &slotConn{conn: conn}
 	if s.events {
 		sc.router = newRouter(s.c, conn)
@@ -115,7 +139,7 @@ func (s *connSlot) install(conn *quic.Conn) (*slotConn, error) {
 		_ = conn.CloseWithError(codeClientClosed, "client closed")
 		return nil, ErrClosed
 	}
-	if s.ever {
+	if s.ever && !unused {
 		s.c.log.Info("felix reconnected", "conn", s.kind, "index", s.index, "after_failures", s.failures)
 	}
 	s.cur, s.ever, s.failures = sc, true, 0

@@ -119,6 +119,9 @@ type Options struct {
 type ReconnectPolicy struct {
 	// Disabled turns reconnection off: once a connection is lost, calls
 	// that need it fail with a *ConnectionError and subscriptions end.
+	// A connection the broker closed before any stream authenticated on
+	// it (an event connection unused past the broker's auth
+	// timeout) is not a loss: it is dialed again even when Disabled.
 	Disabled bool
 	// MinBackoff is the wait after the first failed dial. Default 50ms.
 	MinBackoff time.Duration

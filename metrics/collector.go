@@ -9,6 +9,7 @@ import (
 
 	"github.com/felixmq/felix/controlplane"
 	"github.com/felixmq/felix/server"
+	"github.com/felixmq/felix/transport"
 )
 
 // Label sets. Every per-object series is keyed by the object's name
@@ -47,6 +48,8 @@ var serverMetrics = []metric[server.Counters]{
 		func(c *server.Counters) float64 { return u(c.ConnectionsTotal.Load()) }),
 	counter("felix_connections_refused_total", "QUIC connections closed at once because --max-connections were open.", nil,
 		func(c *server.Counters) float64 { return u(c.ConnectionsRefused.Load()) }),
+	counter("felix_connections_unauthenticated_total", "QUIC connections closed because none of their streams authenticated within the auth timeout (10s by default) of their accept.", nil,
+		func(c *server.Counters) float64 { return u(c.ConnectionsUnauthenticated.Load()) }),
 	gauge("felix_sub_active_subscriptions", "Subscriptions being served now, over all connections.", nil,
 		func(c *server.Counters) float64 { return float64(c.Subscriptions.Load()) }),
 	counter("felix_subscriber_disconnect_total", "Subscriptions ended by the client or by a write error.", nil,
@@ -174,6 +177,8 @@ var (
 	denialsDesc = prometheus.NewDesc("felix_auth_denials_total", "Requests refused by authorization.", nil, nil)
 	limitDesc   = prometheus.NewDesc("felix_tenant_limit_refused_total",
 		"Refusals by the per-tenant limits: connections, subscriptions, publishes and their payload bytes.", []string{"limit"}, nil)
+	handshakeDesc = prometheus.NewDesc("felix_tls_handshake_failures_total",
+		"TLS handshakes the broker refused, by reason (client certificate refused, or other).", []string{"reason"}, nil)
 	omittedDesc = prometheus.NewDesc("felix_metrics_objects_omitted",
 		"Streams, consumer groups or caches beyond MaxMetricObjects whose per-object series are not exported.", []string{"kind"}, nil)
 )
@@ -219,6 +224,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- streamsDesc
 	ch <- denialsDesc
 	ch <- limitDesc
+	ch <- handshakeDesc
 	ch <- omittedDesc
 }
 
@@ -243,6 +249,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.src.Denials != nil {
 		ch <- prometheus.MustNewConstMetric(denialsDesc, prometheus.CounterValue, u(c.src.Denials.Denials()))
+	}
+	if c.src.HandshakeFailures != nil {
+		n := c.src.HandshakeFailures.Counts()
+		for _, reason := range transport.HandshakeFailureReasons() {
+			ch <- prometheus.MustNewConstMetric(handshakeDesc, prometheus.CounterValue, u(n.ByReason(reason)), reason)
+		}
 	}
 	if c.src.Broker != nil {
 		durable := map[bool]int{}

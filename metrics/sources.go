@@ -9,6 +9,7 @@ import (
 	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/controlplane"
 	"github.com/felixmq/felix/server"
+	"github.com/felixmq/felix/transport"
 )
 
 // Sources are the components whose counters are read at every scrape and
@@ -33,6 +34,10 @@ type Sources struct {
 	// exported (felix_controlplane_*), or nil while there is none: a
 	// broker starts serving metrics before its control plane.
 	Follower func() *controlplane.Follower
+	// HandshakeFailures counts the TLS handshakes the broker refused
+	// (felix_tls_handshake_failures_total); pass it as the
+	// transport.Options.HandshakeFailures of the broker's listener.
+	HandshakeFailures *transport.HandshakeFailures
 }
 
 // DenialCounter is a source of the number of requests refused by

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -32,6 +34,50 @@ type conn struct {
 	// an id names at most one live subscription per connection.
 	smu    sync.Mutex
 	subIDs map[uint64]struct{}
+
+	// authState says whether a stream of the connection has
+	// authenticated (authDone) or the connection is past its auth
+	// deadline (authExpired); authTimer enforces the deadline (see
+	// authDeadline). authTimer is set before any stream is served.
+	authState atomic.Int32
+	authTimer *time.Timer
+}
+
+// Values of conn.authState.
+const (
+	authPending int32 = iota
+	authDone
+	authExpired
+)
+
+// authenticated records that a stream of the connection authenticated,
+// which lifts the connection's auth deadline for good. It reports false
+// when the deadline passed first: the connection is being closed.
+func (c *conn) authenticated() bool {
+	if c.authState.CompareAndSwap(authPending, authDone) {
+		c.authTimer.Stop()
+		return true
+	}
+	return c.authState.Load() == authDone
+}
+
+// authDeadline runs AuthTimeout after the connection was accepted: a
+// connection none of whose streams has authenticated by then is closed,
+// so unauthenticated peers (which may keep a connection alive with PINGs
+// forever) cannot hold the MaxConnections slots. Once a stream has
+// authenticated the rule no longer applies; idleness is then the idle
+// timeout's business.
+func (c *conn) authDeadline() {
+	if !c.authState.CompareAndSwap(authPending, authExpired) || c.qc.Context().Err() != nil {
+		return
+	}
+	c.s.stats.ConnectionsUnauthenticated.Add(1)
+	c.log.Info("closing connection: no stream authenticated in time", "auth_timeout", c.s.opts.AuthTimeout)
+	// Code 0 with a reason, as the broker's other connection closes: the
+	// peer broke no protocol rule, and felix-wire has no connection codes.
+	// The Go SDK knows this close by the reason's suffix
+	// wire.ConnAuthTimeout and dials again without a word.
+	c.qc.CloseWithError(codeNoError, fmt.Sprintf("no stream authenticated within %v %s", c.s.opts.AuthTimeout, wire.ConnAuthTimeout))
 }
 
 // reserveSubID claims a subscription id on this connection: the one the
@@ -112,6 +158,8 @@ func (c *conn) serve() {
 	st.ConnectionsOpen.Add(1)
 	st.ConnectionsTotal.Add(1)
 	opened := time.Now()
+	c.authTimer = time.AfterFunc(c.s.opts.AuthTimeout, c.authDeadline)
+	defer c.authTimer.Stop()
 	c.log.Info("connection open")
 	defer func() {
 		st.ConnectionsOpen.Add(-1)
@@ -169,7 +217,9 @@ func (c *conn) spawn(f func()) {
 //
 // The auth frame must arrive within AuthTimeout of the stream's first
 // bytes (setDeadline sets the stream's read deadline), else the stream is
-// reset: an unauthenticated peer cannot hold streams open at no cost.
+// reset: an unauthenticated peer cannot hold streams open at no cost. The
+// first stream to authenticate lifts the connection's own deadline (see
+// authDeadline); a refused auth does not.
 func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer, setDeadline func(time.Time) error) (*Identity, uint16, error) {
 	_ = setDeadline(time.Now().Add(c.s.opts.AuthTimeout))
 	var a *wire.Auth
@@ -244,6 +294,9 @@ func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer, setDeadline func
 			reply.WriteMessage(&wire.ErrorMessage{Message: err.Error()})
 		}
 		return nil, 0, errClose
+	}
+	if !c.authenticated() {
+		return nil, 0, errClose // past the connection's auth deadline: it is closing
 	}
 	withUse := *id
 	withUse.use = use

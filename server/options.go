@@ -94,7 +94,11 @@ type Options struct {
 	MaxSubscriptionsPerConn int
 	// AuthTimeout bounds how long a new stream may take to send its auth
 	// frame (else it is reset and counted as an auth failure), and the
-	// token check. Default 10s.
+	// token check. It also bounds a connection's first authenticated
+	// stream: a connection none of whose streams has authenticated
+	// within AuthTimeout of its accept (a refused auth does not count) is
+	// closed with "no stream authenticated within … (auth timeout)" and
+	// counted in Counters.ConnectionsUnauthenticated. Default 10s.
 	AuthTimeout time.Duration
 	// DropReportInterval is how often subscriptions that dropped events are
 	// logged. Default 10s; negative disables.

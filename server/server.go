@@ -70,6 +70,11 @@ type Counters struct {
 	TokenExpiries      atomic.Uint64 // streams reset because their token expired
 	SubscriberResets   atomic.Uint64 // subscriptions ended by the client or a write error
 	UnknownStreamDrop  atomic.Uint64 // unacked publishes to unknown streams, dropped
+
+	// ConnectionsUnauthenticated counts connections closed because none
+	// of their streams authenticated within Options.AuthTimeout of the
+	// connection's accept.
+	ConnectionsUnauthenticated atomic.Uint64
 }
 
 // New validates options and returns a server that is not yet listening.

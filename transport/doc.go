@@ -43,7 +43,11 @@
 // refused during the handshake. Clients show one with
 // ClientTLSOptions.CertFile and KeyFile. ClientCertIdentity names a client by
 // its certificate (subject CN, else the first SAN). The default (no files)
-// asks for no client certificate.
+// asks for no client certificate. crypto/tls alone verifies client
+// certificates; Listen only observes the handshakes it refuses (a
+// quic.Transport.ConnContext hook reads the TLS error a connection closed
+// with), logging them rate-limited and counting them by reason in
+// Options.HandshakeFailures.
 //
 // # ALPN
 //

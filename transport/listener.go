@@ -23,7 +23,9 @@ type Listener struct {
 // Listen opens a UDP socket on addr (host:port; port 0 picks one), sizes its
 // buffers (see the package doc) and listens for QUIC connections with
 // tlsConf and opts. A tlsConf without NextProtos or GetConfigForClient gets
-// the ALPN echo hook (EchoALPN). A nil log discards.
+// the ALPN echo hook (EchoALPN). A nil log discards. TLS handshakes that
+// fail on the listener's side are logged and counted (see
+// HandshakeFailures).
 func Listen(addr string, tlsConf *tls.Config, opts Options, log *slog.Logger) (*Listener, error) {
 	if tlsConf == nil {
 		return nil, errors.New("transport: listen: nil tls config")
@@ -33,7 +35,12 @@ func Listen(addr string, tlsConf *tls.Config, opts Options, log *slog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	tr := &quic.Transport{Conn: udp, StatelessResetKey: opts.StatelessResetKey}
+	failures := opts.HandshakeFailures
+	if failures == nil {
+		failures = new(HandshakeFailures) // logged all the same
+	}
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: opts.StatelessResetKey,
+		ConnContext: failures.connContext(log)}
 	ln, err := tr.Listen(EchoALPN(tlsConf), opts.QUICConfig())
 	if err != nil {
 		_ = tr.Close()

@@ -26,6 +26,8 @@ const (
 
 // Options are the QUIC and socket knobs shared by brokers and clients. The
 // zero value is valid: every zero field takes the documented default.
+// Every configuration built from them also offers RESET_STREAM_AT
+// (reliable stream resets; see QUICConfig), which has no knob.
 type Options struct {
 	// MaxIncomingStreams bounds the concurrent bidirectional streams the peer
 	// may open. Default 1024 (as the reference). Negative allows none.
@@ -69,6 +71,13 @@ type Options struct {
 	// (e.g. derived from a file in the data dir). Default nil: no resets.
 	// Used by Listen only.
 	StatelessResetKey *quic.StatelessResetKey
+	// HandshakeFailures, when not nil, counts the TLS handshakes the
+	// broker refused (a client certificate refused, a malformed handshake
+	// message, ...), by reason: felix_tls_handshake_failures_total. Each
+	// is also logged at Warn ("tls handshake failed", at most 10 lines a
+	// minute), whether or not this is set. Default nil. Used by Listen
+	// only.
+	HandshakeFailures *HandshakeFailures
 
 	// UDPReceiveBuffer is the target kernel receive buffer of the UDP socket
 	// in bytes. Default 8 MiB. Negative leaves the OS default alone.
@@ -107,6 +116,15 @@ func (o Options) withDefaults() Options {
 
 // QUICConfig returns a quic-go configuration with the defaults applied.
 // Each call returns a new value the caller may modify.
+//
+// It offers RESET_STREAM_AT (draft-ietf-quic-reliable-stream-reset,
+// EnableStreamResetPartialDelivery), brokers and clients alike. Where both
+// peers offer it, a stream reset after quic.Stream.SetReliableBoundary
+// still delivers the data written before the boundary, then the reset
+// code; a broker uses it to deliver its replies to the requests it served
+// before it resets a stream whose token expired (docs/protocol.md). A
+// reset without a boundary discards unsent data as before, and a peer that
+// does not offer the extension gets plain resets.
 func (o Options) QUICConfig() *quic.Config {
 	o = o.withDefaults()
 	return &quic.Config{
@@ -118,5 +136,7 @@ func (o Options) QUICConfig() *quic.Config {
 		MaxConnectionReceiveWindow:     o.MaxConnectionReceiveWindow,
 		MaxIdleTimeout:                 o.MaxIdleTimeout,
 		KeepAlivePeriod:                o.KeepAlivePeriod,
+
+		EnableStreamResetPartialDelivery: true, // RESET_STREAM_AT, see above
 	}
 }

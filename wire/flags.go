@@ -108,3 +108,9 @@ const (
 	ResetClosing      uint64 = 2 // the broker is shutting down, or the subscription ended
 	ResetTokenExpired uint64 = 3 // the token that authenticated the stream expired (ours)
 )
+
+// ConnAuthTimeout ends the reason of a broker's connection close (code 0)
+// when no stream authenticated on the connection within its auth timeout
+// (ours): "no stream authenticated within 10s (auth timeout)". Such a
+// connection carried nothing, so a client may dial again without loss.
+const ConnAuthTimeout = "(auth timeout)"

@@ -187,3 +187,17 @@ func TestConfigWholeFloatIsAnInteger(t *testing.T) {
 		t.Errorf("segment_bytes = %v", m["segment_bytes"])
 	}
 }
+
+// --auth-timeout refuses values that would close every connection before
+// its client could authenticate, and accepts short ones above the floor.
+func TestServeAuthTimeoutBounds(t *testing.T) {
+	for _, bad := range []string{"0s", "-1s", "1ms"} {
+		err := printConfigErr(t, "--auth-timeout", bad)
+		if err == nil || !strings.Contains(err.Error(), "--auth-timeout: must be at least 10ms") {
+			t.Errorf("--auth-timeout %s: err %v", bad, err)
+		}
+	}
+	if err := printConfigErr(t, "--auth-timeout", "250ms"); err != nil {
+		t.Errorf("--auth-timeout 250ms refused: %v", err)
+	}
+}

@@ -53,6 +53,7 @@ type serveFlags struct {
 	ringCapacity                     int
 	maxSubsPerConn                   int
 	shutdownTimeout                  time.Duration
+	authTimeout                      time.Duration
 	logFormat, logLevel              string
 	configFile, metricsAddr          string
 	printConfig                      bool
@@ -158,6 +159,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.BoolVar(&f.tlsRequireClientCert, "tls-require-client-cert", false, "refuse clients without a valid certificate (needs --tls-client-ca)")
 	fl.IntVar(&f.limits.MaxConnections, "tenant-max-connections", 0, "connections per tenant (0 = unlimited)")
 	fl.IntVar(&f.maxConnections, "max-connections", 65536, "open connections, all tenants together; one more is closed at once")
+	fl.DurationVar(&f.authTimeout, "auth-timeout", 10*time.Second, "a new stream must send its auth frame within this, and a connection must authenticate a stream within this of its accept")
 	fl.IntVar(&f.limits.MaxSubscriptions, "tenant-max-subscriptions", 0, "live subscriptions and queue consumers per tenant (0 = unlimited)")
 	fl.Int64Var(&f.limits.PublishBytesPerSec, "tenant-publish-bytes-per-sec", 0, "published payload bytes per second per tenant (0 = unlimited)")
 	addSecurityFlags(fl, &f.sec)
@@ -183,6 +185,9 @@ func (f serveFlags) validate() error {
 	}
 	if f.maxConnections <= 0 {
 		bad("max-connections", "must be positive, got %d", f.maxConnections)
+	}
+	if f.authTimeout < 10*time.Millisecond {
+		bad("auth-timeout", "must be at least 10ms, got %v", f.authTimeout)
 	}
 	if f.maxFrameBytes <= 0 || f.maxFrameBytes > math.MaxUint32 {
 		bad("max-frame-bytes", "must be between 1 and %d (the frame length is 32 bits), got %d", uint32(math.MaxUint32), f.maxFrameBytes)
@@ -319,7 +324,8 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	srv, tlsFiles, err := newServer(f, b, store, syncPolicy, sec.authn, log)
+	handshakeFailures := new(transport.HandshakeFailures) // felix_tls_handshake_failures_total
+	srv, tlsFiles, err := newServer(f, b, store, syncPolicy, sec.authn, handshakeFailures, log)
 	if err != nil {
 		return err
 	}
@@ -332,7 +338,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if f.metricsAddr != "off" {
 		ms = metrics.New(metrics.Options{Addr: f.metricsAddr, Logger: log, Sources: metrics.Sources{
 			Broker: b, Server: srv, Caches: store, Sync: syncHist,
-			Denials: srv, Follower: follower.Load,
+			Denials: srv, Follower: follower.Load, HandshakeFailures: handshakeFailures,
 		}})
 		if err := ms.Start(); err != nil {
 			return fmt.Errorf("%s: %w", f.sources.describe("metrics-addr"), err)
@@ -395,13 +401,14 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 }
 
 // newServer builds the QUIC server (not yet listening) from the flags.
-func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy commitlog.SyncPolicy, authn server.Authenticator, log *slog.Logger) (*server.Server, *transport.TLSFiles, error) {
+func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy commitlog.SyncPolicy, authn server.Authenticator,
+	handshakeFailures *transport.HandshakeFailures, log *slog.Logger) (*server.Server, *transport.TLSFiles, error) {
 	tlsConf, tlsFiles, err := transport.NewServerTLS(transport.TLSOptions{CertFile: f.tlsCert, KeyFile: f.tlsKey, DataDir: f.dataDir,
 		ClientCAFile: f.tlsClientCA, RequireClientCert: f.tlsRequireClientCert}, log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", f.sources.describe("tls-cert"), err)
 	}
-	var topts transport.Options
+	topts := transport.Options{HandshakeFailures: handshakeFailures}
 	if f.dataDir != "" {
 		if topts.StatelessResetKey, err = transport.LoadOrCreateResetKey(f.dataDir); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", f.sources.describe("data-dir"), err)
@@ -414,7 +421,7 @@ func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy co
 			BackoffMin: f.queueBackoffMin, BackoffMax: f.queueBackoffMax,
 			DefaultPrefetch: f.queuePrefetch, DeadLetterSuffix: f.queueDLQSuffix, StateDir: groupsDir(f.dataDir),
 			StateSync: syncPolicy}, MaxFrameBytes: f.maxFrameBytes,
-		MaxSubscriptionsPerConn: f.maxSubsPerConn, MaxConnections: f.maxConnections, Logger: log, Auth: authn, Limits: f.limits,
+		MaxSubscriptionsPerConn: f.maxSubsPerConn, MaxConnections: f.maxConnections, AuthTimeout: f.authTimeout, Logger: log, Auth: authn, Limits: f.limits,
 	})
 	return srv, tlsFiles, err
 }
