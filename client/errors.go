@@ -23,7 +23,18 @@ var (
 	ErrQueueFull = errors.New("felix: publisher queue full")
 	// ErrTokenExpired is matched (errors.Is) by a *ConnectionError whose
 	// stream the broker reset because the token that opened it expired
-	// (see Options.TokenSource).
+	// (see Options.TokenSource). A request (publish, cache request,
+	// queue ack) that fails with it was not served, by a broker that
+	// delivers its replies before that reset (RESET_STREAM_AT, as this
+	// module's broker does; it serves nothing it reads after the
+	// expiry): every request it served gets its reply first, so sending
+	// the request again (with a fresh token) makes no duplicate. The
+	// exception is a broker that could not write its replies within a
+	// short grace after the expiry (the client was not reading them, or
+	// a publish was held up by a subscriber under the block policy).
+	// Against a broker without the extension a reply may be lost in the
+	// reset, so the request may or may not have taken effect, as for any
+	// ConnectionError.
 	ErrTokenExpired = errors.New("felix: token expired")
 )
 
@@ -54,7 +65,7 @@ func (e *CursorError) Error() string {
 
 // ConnectionError says that the QUIC connection or stream carrying a
 // request failed before the request completed; the request may or may not
-// have taken effect. It matches ErrDisconnected.
+// have taken effect (but see ErrTokenExpired). It matches ErrDisconnected.
 type ConnectionError struct {
 	Op  string // what was under way, e.g. "publish", "subscribe"
 	Err error  // the transport error

@@ -2,9 +2,12 @@ package client
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	"github.com/felixmq/felix/transport"
 )
@@ -105,8 +108,9 @@ func (q *writeQueue) commit(start int, alone bool) {
 
 // run is the flusher: it writes queued frames until the session ends or a
 // write fails, which it reports to fail (part of a frame may be on the
-// stream then, so the session is unusable). A write waiting for
-// flow-control credit blocks until it gets it or the stream is cancelled.
+// stream then, so the session is unusable; see awaitBrokerEnd for when).
+// A write waiting for flow-control credit blocks until it gets it or the
+// stream is cancelled.
 func (q *writeQueue) run(fail func(error)) {
 	for {
 		select {
@@ -125,6 +129,7 @@ func (q *writeQueue) run(fail func(error)) {
 			}
 			q.mu.Unlock()
 			if err := q.write(buf); err != nil {
+				q.awaitBrokerEnd(err)
 				fail(err)
 				return
 			}
@@ -135,6 +140,35 @@ func (q *writeQueue) run(fail func(error)) {
 		}
 		q.flushing = false
 		q.mu.Unlock()
+	}
+}
+
+// brokerEndGrace bounds how long a session whose broker stopped reading
+// waits for the broker's end of the stream (see awaitBrokerEnd).
+const brokerEndGrace = 5 * time.Second
+
+// awaitBrokerEnd, after a write failed with err, waits until the session
+// ends (its read loop sees the broker's end of the stream), the client
+// closes or brokerEndGrace passes, when err says the broker stopped
+// reading the stream (STOP_SENDING). The broker may still be sending the
+// replies to the requests it read before: one that stops reading because
+// the stream's token expired writes them, then resets the stream with
+// code 3, and with RESET_STREAM_AT they arrive before the reset. Failing
+// the session at once would cut them off (its read side is cancelled),
+// and requests the broker served would get the reset's error. Meanwhile
+// new frames stay queued, unwritten, and their requests get the error the
+// session ends with.
+func (q *writeQueue) awaitBrokerEnd(err error) {
+	var se *quic.StreamError
+	if !errors.As(err, &se) || !se.Remote {
+		return
+	}
+	t := time.NewTimer(brokerEndGrace)
+	defer t.Stop()
+	select {
+	case <-q.done:
+	case <-q.closed:
+	case <-t.C:
 	}
 }
 

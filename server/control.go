@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -31,6 +32,9 @@ type control struct {
 	out []byte
 	// bin holds the state of binary cache requests (see cachebin.go).
 	bin binCache
+	// grace, armed by expire when the token expires, resets the write
+	// side if the handler has not done so within expiryWriteGrace.
+	grace *time.Timer
 }
 
 // maxPendingReplies bounds the replies held back for one write.
@@ -54,46 +58,96 @@ func (ctl *control) run() error {
 		return err
 	}
 	var stop func()
-	ctl.ctx, stop = ctl.c.untilExpiry(id, func(code quic.StreamErrorCode) {
-		// Write side first: cancelling the read wakes the handler, whose
-		// own reset (finish) must find the stream already reset with code.
-		ctl.bs.CancelWrite(code)
-		ctl.bs.CancelRead(code)
-	})
-	defer stop()
+	ctl.ctx, stop = ctl.c.untilExpiry(id, ctl.expire)
+	defer func() {
+		stop() // counts an expiry that is due and runs expire first
+		ctl.endExpiry()
+	}()
 	ctl.id, ctl.peer, ctl.pub = id, peer, newPublisher(ctl.c, id)
 	if ctl.binCache() {
 		ctl.r.AllowFlags(wire.FlagBinaryCache)
 	}
 	for {
 		f, err := ctl.r.ReadFrame()
-		if errors.Is(err, wire.ErrUnknownFlags) {
+		switch {
+		case errors.Is(err, wire.ErrUnknownFlags):
 			err = ctl.unsupportedFlags()
-		} else if err != nil {
-			ctl.flush()
-			return err
-		} else if ctl.expired() {
-			// Read as the token expired, before the expiry timer reset
-			// the stream: serve nothing more on it, and reset it as the
-			// timer would (the first reset's code is the one sent).
-			ctl.bs.CancelWrite(streamCodeTokenExpired)
-			ctl.bs.CancelRead(streamCodeTokenExpired)
-			return errTokenExpired
-		} else {
+		case err != nil:
+			return ctl.end(err) // at the expiry: expire stopped the read
+		case ctl.expired():
+			// Read as the token expired, before the expiry timer stopped
+			// the read (or from the read buffer): serve nothing more.
+			return ctl.end(errTokenExpired)
+		default:
 			ctl.c.s.busy.Add(1)
 			err = ctl.handle(f)
 			ctl.c.s.busy.Add(-1)
 		}
 		if err != nil {
-			ctl.flush()
-			return err
+			return ctl.end(err)
 		}
 		if ctl.br.Buffered() == 0 || len(ctl.out) >= maxPendingReplies {
 			if err := ctl.flush(); err != nil {
-				return err
+				return ctl.end(err)
 			}
 		}
 	}
+}
+
+// expiryWriteGrace bounds how long after its token's expiry a control
+// stream's handler has to write its pending replies and reset the stream
+// (see control.end); a handler blocked longer (a client that does not read
+// its replies, a publish held by a block-policy subscriber) gets its write
+// side reset by expire's timer, which ends the blocked write.
+const expiryWriteGrace = 2 * time.Second
+
+// expire is the control stream's part of its token's expiry (see
+// untilExpiry; it runs once, before the handler's own end of the stream):
+// it stops reading, which wakes a handler waiting for a request, and arms
+// the grace timer. Writing is the handler's: it delivers the replies to
+// the requests it served, then resets the stream (end).
+func (ctl *control) expire(code quic.StreamErrorCode) {
+	ctl.bs.CancelRead(code)
+	ctl.grace = time.AfterFunc(expiryWriteGrace, func() { ctl.bs.CancelWrite(code) })
+}
+
+// end flushes the pending replies and returns err, why the handler stops.
+// At or after the token's expiry it also ends the stream as the expiry
+// does: the replies written so far are marked reliable, then the stream is
+// reset both ways with streamCodeTokenExpired (before finish, whose own
+// reset is then a no-op). With a client that offers RESET_STREAM_AT the reset
+// arrives after every reply to a request the broker served (the client
+// may take a request left without a reply as not served); without it the
+// reset discards what the client has not received yet, as a plain reset
+// does.
+func (ctl *control) end(err error) error {
+	if errors.Is(err, errSubscribed) {
+		return err // the subscription ended; the stream was finished then
+	}
+	flushed := ctl.flush() == nil
+	if !ctl.expired() && !tokenExpired(ctl.ctx) {
+		return err
+	}
+	if flushed { // not after half a write: a reply would arrive cut short
+		ctl.bs.SetReliableBoundary()
+	}
+	ctl.bs.CancelWrite(streamCodeTokenExpired)
+	ctl.bs.CancelRead(streamCodeTokenExpired)
+	return err
+}
+
+// endExpiry completes an expiry after the handler returned (and stop ran
+// expire if the expiry was due): it stops the grace timer and resets the
+// write side after everything written, as end does; both are no-ops when
+// end or the grace timer already did it. So the first reset's code is
+// streamCodeTokenExpired whichever came first, before finish.
+func (ctl *control) endExpiry() {
+	if ctl.grace == nil {
+		return
+	}
+	ctl.grace.Stop()
+	ctl.bs.SetReliableBoundary()
+	ctl.bs.CancelWrite(streamCodeTokenExpired)
 }
 
 // expired reports whether the token that authenticated the stream has

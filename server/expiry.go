@@ -14,13 +14,18 @@ var errTokenExpired = errors.New("token expired")
 
 // untilExpiry returns a context for a stream authenticated as id: it ends
 // with the connection, or at id.Expires with cause errTokenExpired. At
-// expiry reset is called with streamCodeTokenExpired to end the stream (a
-// blocked read or write does not watch a context), and the expiry is
-// counted and logged. stop releases the timer; call it when the stream is
-// done. A stream whose handler returns at or after the expiry, before the
-// timer fired (it read a frame after the expiry and served nothing more),
-// is ended by stop as the timer would have: either way exactly once, and
-// before stop returns (so before the handler's own end of the stream).
+// expiry reset is called with streamCodeTokenExpired (a blocked read or
+// write does not watch a context), and the expiry is counted and logged.
+// reset ends the stream, or starts its end: a publish-only stream's reset
+// stops reading; a control stream's (control.expire) stops reading and
+// leaves the write side to the handler, which writes the replies it owes
+// and then resets it with the same code, bounded by a grace timer.
+// stop releases the timer; call it when the stream is done. A stream whose
+// handler returns at or after the expiry, before the timer fired (it read
+// a frame after the expiry and served nothing more), gets reset from stop
+// as from the timer: either way exactly once, and before stop returns (so
+// before the handler's own end of the stream, whose reset code then is
+// not the first).
 func (c *conn) untilExpiry(id *Identity, reset func(quic.StreamErrorCode)) (ctx context.Context, stop func()) {
 	parent := c.qc.Context()
 	if id.Expires.IsZero() {
