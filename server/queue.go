@@ -507,6 +507,13 @@ func (ctl *control) consumeLoop(ctx context.Context, member *queue.Member, w *lo
 		if err != nil {
 			return err // io.EOF: the consumer finished its side and leaves
 		}
+		if ctl.expired() {
+			// Read as the token expired, before its timer stopped the
+			// read: record nothing more with the token's rights, as
+			// control streams (run). The ack is not recorded and its
+			// request fails with the expiry; the delivery comes again.
+			return errTokenExpired
+		}
 		if f.Flags != 0 {
 			return &wire.DecodeError{What: "queue stream", Err: wire.ErrWrongFlags, Detail: fmt.Sprintf("flags %#04x", f.Flags)}
 		}
