@@ -68,8 +68,9 @@ const (
 // It only observes: crypto/tls makes every decision (client certificates
 // included, per TLSOptions), and a failure is seen once quic-go closes the
 // connection with a TLS error of our side. Failures the client detects
-// (e.g. it does not trust the broker's certificate) and handshakes that
-// time out or are abandoned are not counted.
+// (e.g. it does not trust the broker's certificate), handshakes that
+// time out or are abandoned, and TLS errors on a connection the listener
+// had accepted (its handshake completed) are not counted.
 //
 // The zero value is ready; it is safe for concurrent use. A nil
 // *HandshakeFailures reads as zero.
@@ -130,20 +131,42 @@ func (h *HandshakeFailures) Counts() HandshakeFailureCounts {
 // cancels the context of a connection, with the close error as its cause,
 // when the connection ends, including when its handshake fails. Each
 // connection gets a context.AfterFunc, which starts no goroutine until
-// then.
+// then, and a connState in its context, which Listener.Accept marks.
 func (h *HandshakeFailures) connContext(log *slog.Logger) func(context.Context, *quic.ClientInfo) (context.Context, error) {
 	return func(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
 		remote := info.RemoteAddr
-		context.AfterFunc(ctx, func() { h.ended(context.Cause(ctx), remote, log) })
+		st := new(connState)
+		ctx = context.WithValue(ctx, connStateKey{}, st)
+		context.AfterFunc(ctx, func() { h.ended(context.Cause(ctx), st.accepted.Load(), remote, log) })
 		return ctx, nil
 	}
 }
 
+// connState is kept in the context of each connection of a listener.
+// accepted: Listener.Accept returned the connection, so its handshake
+// completed. A local CRYPTO_ERROR after that (the peer sent a TLS message
+// crypto/tls refuses in a 1-RTT CRYPTO frame, say) is no refused handshake.
+type connState struct{ accepted atomic.Bool }
+
+type connStateKey struct{}
+
+// markAccepted records in the context of a connection of the listener that
+// it was accepted (see connState); a no-op for any other context.
+func markAccepted(ctx context.Context) {
+	if st, ok := ctx.Value(connStateKey{}).(*connState); ok {
+		st.accepted.Store(true)
+	}
+}
+
 // ended looks at why a connection ended and counts and logs a handshake
-// failure of our side.
-func (h *HandshakeFailures) ended(cause error, remote net.Addr, log *slog.Logger) {
+// failure of our side. accepted: the connection's handshake had completed
+// (see connState), so nothing is counted.
+func (h *HandshakeFailures) ended(cause error, accepted bool, remote net.Addr, log *slog.Logger) {
 	if h.checked != nil {
 		defer h.checked()
+	}
+	if accepted {
+		return
 	}
 	f, ok := classifyHandshakeFailure(cause)
 	if !ok {

@@ -50,9 +50,15 @@ func Listen(addr string, tlsConf *tls.Config, opts Options, log *slog.Logger) (*
 	return &Listener{ln: ln, tr: tr, udp: udp}, nil
 }
 
-// Accept waits for the next connection. After Close it returns an error
-// wrapping net.ErrClosed.
-func (l *Listener) Accept(ctx context.Context) (*quic.Conn, error) { return l.ln.Accept(ctx) }
+// Accept waits for the next connection (its handshake completed). After
+// Close it returns an error wrapping net.ErrClosed.
+func (l *Listener) Accept(ctx context.Context) (*quic.Conn, error) {
+	qc, err := l.ln.Accept(ctx)
+	if err == nil {
+		markAccepted(qc.Context()) // a later TLS error is no refused handshake
+	}
+	return qc, err
+}
 
 // Addr is the local UDP address (with the port chosen for port 0).
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
