@@ -103,19 +103,18 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	return c, nil
 }
 
-// connectAll dials every connection and authenticates every publish lane,
-// in parallel, returning the first error.
+// connectAll dials the publish connections and authenticates every
+// publish lane, in parallel, returning the first error. Event connections
+// are dialed at their first subscription or queue consumer, as cache
+// connections at their first request: a broker closes a connection on
+// which no stream authenticates within its auth timeout, so one dialed
+// here and used later would only be closed and dialed again.
 func (c *Client) connectAll(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errs := make([]error, len(c.lanes)+len(c.eventSlots))
+	errs := make([]error, len(c.lanes))
 	for i, l := range c.lanes {
 		wg.Go(func() {
 			_, errs[i] = l.session(ctx, false)
-		})
-	}
-	for i, s := range c.eventSlots {
-		wg.Go(func() {
-			_, errs[len(c.lanes)+i] = s.get(ctx)
 		})
 	}
 	wg.Wait()

@@ -22,8 +22,8 @@
 // Options.PublishStreamsPerConn (default 2) long-lived bidirectional
 // streams, authenticated once (auth with client_flags = wire.KnownFlags
 // plus the extension capabilities wire.ExtensionCaps). Event connections
-// (Options.EventConns, default 2) carry subscriptions and queue consumers,
-// assigned round-robin. Cache connections (Options.CacheConns, default 2,
+// (Options.EventConns, default 2, each dialed at its first use) carry
+// subscriptions and queue consumers, assigned round-robin. Cache connections (Options.CacheConns, default 2,
 // dialed on first use) carry cache requests.
 //
 // # Publishing

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/internal/testbroker"
 	"github.com/felixmq/felix/server"
@@ -65,12 +67,56 @@ func pollUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// dialUnused opens a QUIC connection to b that opens no stream: the
+// broker closes it AuthTimeout after its accept. It is closed when the
+// test ends.
+func dialUnused(t *testing.T, b *testbroker.Broker) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := quic.DialAddr(ctx, b.Addr, b.ClientTLS, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.CloseWithError(0, "") })
+}
+
+// Dial leaves no connection the broker's auth rule would close: event and
+// cache connections are dialed at their first use. A connection dialed
+// after the client's, with no stream, is closed by the rule; the client's
+// are not, and the first Subscribe afterwards logs nothing above debug.
+func TestDialLeavesNoUnusedConnection(t *testing.T) {
+	const authTimeout = 200 * time.Millisecond
+	b := startBroker(t, testbroker.WithServerOptions(server.Options{AuthTimeout: authTimeout}))
+	rec := &logRecorder{}
+	c := dial(t, b, Options{EventConns: 2, Logger: slog.New(rec)})
+	afterDial := rec.mark()
+	ctx := testCtx(t)
+	stats := b.Server.Stats()
+	dialUnused(t, b)
+	pollUntil(t, "the broker closed the unused connection dialed after the client", func() bool {
+		return stats.ConnectionsUnauthenticated.Load() >= 1
+	})
+	if n := stats.ConnectionsUnauthenticated.Load(); n != 1 {
+		t.Errorf("connections closed unauthenticated = %d, want 1 (only the witness)", n)
+	}
+	sub := subscribe(t, ctx, c, "default", "demo")
+	if err := c.Publish(ctx, "default", "demo", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	expectEvents(t, ctx, sub, []string{"x"})
+	if l := rec.lines(afterDial, slog.LevelInfo); len(l) > 0 {
+		t.Errorf("logged above debug: %q", l)
+	}
+}
+
 // The broker closes a connection on which no stream authenticated within
-// its AuthTimeout. The event connections Dial opens carry no stream until
-// the first Subscribe, so a client that waits longer than that finds them
-// closed: the next Subscribe dials again, without an error and with
-// nothing logged above debug, even with reconnection disabled (nothing was
-// lost). Cache calls, whose connections are dialed on first use, work too.
+// its AuthTimeout. The SDK dials event connections at their first use and
+// opens a stream at once, but should one sit unused (here dialed by hand,
+// as a first stream slower than the timeout would leave it) and be closed,
+// the next Subscribe dials again, without an error and with nothing logged
+// above debug, even with reconnection disabled (nothing was lost). Cache
+// calls work too.
 func TestIdleEventConnsClosedByBrokerAreRedialedQuietly(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -93,6 +139,11 @@ func TestIdleEventConnsClosedByBrokerAreRedialedQuietly(t *testing.T) {
 			c := dial(t, b, Options{EventConns: 2, CacheConns: 1, CacheStreamsPerConn: 1,
 				Reconnect: ReconnectPolicy{Disabled: tc.disabled}, Logger: slog.New(rec)})
 			ctx := testCtx(t)
+			for _, s := range c.eventSlots {
+				if _, err := s.get(ctx); err != nil {
+					t.Fatalf("dial event connection: %v", err)
+				}
+			}
 			afterDial := rec.mark() // Dial logs the socket's buffer sizes at info
 
 			// Both event connections (and only they: the publish streams
@@ -160,8 +211,8 @@ func TestUsedEventConnOutlivesAuthTimeout(t *testing.T) {
 	// A connection dialed now is closed by the rule AuthTimeout later,
 	// which is past the subscribed connection's deadline.
 	before := b.Server.Stats().ConnectionsUnauthenticated.Load()
-	dial(t, b, Options{EventConns: 1})
-	pollUntil(t, "the broker closed the second client's unused event connection", func() bool {
+	dialUnused(t, b)
+	pollUntil(t, "the broker closed the unused connection dialed after the subscription", func() bool {
 		return b.Server.Stats().ConnectionsUnauthenticated.Load() > before
 	})
 	for i := range 3 {
