@@ -148,6 +148,32 @@ func (g *Group) Stats() Stats {
 	return s
 }
 
+// Due reports whether Tick at now would have anything to do: an ack
+// deadline or a delayed redelivery due, records to dead-letter or ready
+// to hand out, attempt counts or a snapshot to write. A caller ticking
+// many groups can skip the idle ones. It drops the timeouts of deliveries
+// settled since, as Tick would. It does not wait for the group's lock: a
+// group busy elsewhere is reported due (Tick will wait for it).
+func (g *Group) Due(now time.Time) bool {
+	if !g.mu.TryLock() {
+		return true
+	}
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	for g.timeouts.len() > 0 && !g.timeouts.front().live() {
+		g.timeouts.pop() // acked or nacked since: what Tick would drop
+	}
+	if g.timeouts.len() > 0 && !g.timeouts.front().e.deadline.After(now) {
+		return true
+	}
+	if len(g.delayed) > 0 && !g.delayed[0].due.After(now) {
+		return true
+	}
+	return len(g.doomed) > 0 || g.ready.len() > 0 || len(g.dirty) > 0 || g.resnap
+}
+
 // Tick takes back the deliveries whose ack deadline has passed (they are
 // redelivered after the timeout backoff, or dead-lettered when out of
 // attempts), makes due redeliveries ready, calls DeadLetter for dead

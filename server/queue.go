@@ -200,7 +200,8 @@ func (q *queues) lookup(k groupKey) *queue.Group {
 // can wait (a dead-letter publish to a stream whose subscriber under the
 // block policy stopped reading, a slow fsync of its state), and that must
 // hold up only its own group. A group whose last Tick still runs skips
-// this one.
+// this one, and so does a group with nothing due (queue.Group.Due): idle
+// groups cost a check per tick, not a goroutine.
 func (q *queues) tick(interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -211,8 +212,8 @@ func (q *queues) tick(interval time.Duration) {
 		case now := <-t.C:
 			q.mu.Lock()
 			for _, g := range q.groups {
-				if q.ticking[g] {
-					continue
+				if q.ticking[g] || !g.Due(now) {
+					continue // idle groups cost a check, not a goroutine
 				}
 				q.ticking[g] = true
 				q.s.handlers.Add(1)
