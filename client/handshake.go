@@ -123,18 +123,36 @@ type authedStream struct {
 // (dialing it if needed) and authenticates it with token, or with
 // c.token's when token is empty. op names it in errors.
 func (c *Client) openAuthedStream(ctx context.Context, slot *connSlot, op, token string) (authedStream, error) {
+	return retryUnused(func() (authedStream, *slotConn, error) { return c.openAuthedStreamOnce(ctx, slot, op, token) })
+}
+
+// retryUnused runs try, and once more if it failed on a connection the
+// broker closed before any stream authenticated on it (its auth deadline
+// passed as try opened the first one): nothing was lost, so connSlot.get
+// dials a new connection quietly, even with reconnection disabled.
+func retryUnused[T any](try func() (T, *slotConn, error)) (T, error) {
+	v, sc, err := try()
+	if err != nil && sc != nil && closedUnauthenticated(sc.conn) {
+		v, _, err = try()
+	}
+	return v, err
+}
+
+// openAuthedStreamOnce is one attempt of openAuthedStream; it also
+// returns the connection it tried, if it got one.
+func (c *Client) openAuthedStreamOnce(ctx context.Context, slot *connSlot, op, token string) (authedStream, *slotConn, error) {
 	sc, err := slot.get(ctx)
 	if err != nil {
-		return authedStream{}, err
+		return authedStream{}, nil, err
 	}
 	if token == "" {
 		if token, err = c.token(ctx); err != nil {
-			return authedStream{}, c.streamErr(ctx, op+" auth", err)
+			return authedStream{}, sc, c.streamErr(ctx, op+" auth", err)
 		}
 	}
 	str, err := sc.conn.OpenStreamSync(ctx)
 	if err != nil {
-		return authedStream{}, c.streamErr(ctx, "open "+op+" stream", err)
+		return authedStream{}, sc, c.streamErr(ctx, "open "+op+" stream", err)
 	}
 	// Everything the stream brings is read through r, so it may buffer:
 	// one Read takes every reply that has arrived, instead of two per frame.
@@ -143,9 +161,9 @@ func (c *Client) openAuthedStream(ctx context.Context, slot *connSlot, op, token
 	if err != nil {
 		str.CancelRead(streamCodeCancel)
 		str.CancelWrite(streamCodeCancel)
-		return authedStream{}, c.streamErr(ctx, op+" auth", err)
+		return authedStream{}, sc, c.streamErr(ctx, op+" auth", err)
 	}
-	return authedStream{str: str, r: r, flags: flags, life: c.rotationLife(token)}, nil
+	return authedStream{str: str, r: r, flags: flags, life: c.rotationLife(token)}, sc, nil
 }
 
 // streamReadBuffer is the read buffer of a stream the SDK reads for its

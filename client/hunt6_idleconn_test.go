@@ -123,13 +123,16 @@ func TestIdleEventConnsClosedByBrokerAreRedialedQuietly(t *testing.T) {
 		disabled bool
 		// seen waits until the client has seen both closes before it
 		// subscribes. Without it Subscribe may race the broker's close
-		// and open its stream on the closing connection; it then retries,
-		// which a client with reconnection disabled does not.
+		// and open its stream on the closing connection.
 		seen bool
 	}{
 		{name: "reconnect", disabled: false, seen: false},
 		{name: "reconnect_seen", disabled: false, seen: true},
 		{name: "reconnect_disabled", disabled: true, seen: true},
+		// Subscribe may open its stream on a connection the broker is
+		// closing: the SDK tries once more on a new one, even with
+		// reconnection disabled.
+		{name: "reconnect_disabled_racing", disabled: true, seen: false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const authTimeout = 200 * time.Millisecond

@@ -233,10 +233,18 @@ func (c *Client) subscribeOnce(ctx context.Context, ns, stream string, start wir
 	ctx, cancel := c.bind(ctx, true)
 	defer cancel()
 	slot := c.eventSlots[c.nextEvent.Add(1)%uint64(len(c.eventSlots))]
-	sc, err := slot.get(ctx)
-	if err != nil {
-		return nil, err
-	}
+	return retryUnused(func() (*attachment, *slotConn, error) {
+		sc, err := slot.get(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		att, err := c.subscribeOn(ctx, sc, ns, stream, start, id)
+		return att, sc, err
+	})
+}
+
+// subscribeOn is subscribeOnce on the connection sc.
+func (c *Client) subscribeOn(ctx context.Context, sc *slotConn, ns, stream string, start wire.StartPosition, id *uint64) (*attachment, error) {
 	token, err := c.token(ctx)
 	if err != nil {
 		return nil, c.streamErr(ctx, "subscribe", err)
