@@ -254,7 +254,7 @@ func (co *Consumer) read(r *wire.Reader) {
 					if m.RequestID == nil {
 						return &ServerError{Message: m.Message}
 					}
-					co.resolve(*m.RequestID, &ServerError{Message: m.Message})
+					co.resolve(*m.RequestID, &ServerError{Code: m.Code, Message: m.Message})
 				case *wire.ErrorMessage:
 					return &ServerError{Message: m.Message}
 				default:

@@ -492,7 +492,7 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 			}
 		}
 	}()
-	err = ctl.consumeLoop(ctx, member, w)
+	err = ctl.consumeLoop(member, w)
 	cancel()
 	<-writerDone
 	if groupEnded.Load() {
@@ -502,7 +502,13 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 }
 
 // consumeLoop reads acks and nacks until the consumer goes away.
-func (ctl *control) consumeLoop(ctx context.Context, member *queue.Member, w *lockedWriter) error {
+func (ctl *control) consumeLoop(member *queue.Member, w *lockedWriter) error {
+	// An ack or nack read before the token's expiry is settled under the
+	// connection's context, not the stream's, which ends at the expiry: under
+	// SyncAlways its state record may still wait for the fsync then, and
+	// a context error would report an ack that holds as failed. Frames
+	// read at or after the expiry are refused below.
+	settle := ctl.c.qc.Context()
 	for {
 		f, err := ctl.r.ReadFrame()
 		if err != nil {
@@ -526,7 +532,7 @@ func (ctl *control) consumeLoop(ctx context.Context, member *queue.Member, w *lo
 		switch m := msg.(type) {
 		case *wire.QueueAck:
 			reqID = m.RequestID
-			err = member.Ack(ctx, m.Offsets...)
+			err = member.Ack(settle, m.Offsets...)
 		case *wire.QueueLeave:
 			member.LeaveSeen(m.Offsets...) // the consumer finishes the stream next
 			continue
@@ -536,7 +542,7 @@ func (ctl *control) consumeLoop(ctx context.Context, member *queue.Member, w *lo
 			if m.DelayMs != nil {
 				delay = time.Duration(min(*m.DelayMs, uint64(maxTTL/time.Millisecond))) * time.Millisecond
 			}
-			err = member.Nack(ctx, m.Offset, delay)
+			err = member.Nack(settle, m.Offset, delay)
 		default:
 			return ctl.fail("unexpected message type")
 		}
