@@ -71,8 +71,10 @@ type Options struct {
 	// (subscriptions, queue consumers), which send a keep-alive every
 	// third of it. A connection that only receives sends nothing a broker
 	// restarted after a crash could answer with a stateless reset, so this
-	// is how long a subscriber takes to notice a broker that died without
-	// closing (a killed process, a lost host) and resubscribe. A publisher
+	// is about how long a subscriber takes to notice a broker that died
+	// without closing (a killed process, a lost host) and resubscribe: up
+	// to a keep-alive period more, as the timer runs from the last
+	// keep-alive acknowledged. A publisher
 	// notices at its next publish. Default 6s; negative keeps Transport's
 	// MaxIdleTimeout and KeepAlivePeriod for event connections too. The
 	// broker's side of a connection applies at least 5 s (quic-go's floor
