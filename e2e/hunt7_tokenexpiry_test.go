@@ -21,14 +21,8 @@ import (
 // hunt7Token is a token for t1/ns/jobs (streams and queues) and the cache
 // t1/ns/kv, expiring at exp (whole seconds).
 func hunt7Token(t *testing.T, sg *auth.Signer, exp time.Time) string {
-	t.Helper()
-	tok, err := sg.Issue(auth.Claims{Tenant: "t1", Subject: "hunt7",
-		Perms:     []string{"stream.*:stream:t1/ns/jobs", "queue.consume:stream:t1/ns/jobs", "cache.*:cache:t1/ns/kv"},
-		ExpiresAt: exp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return tenantToken(t, sg, "hunt7", exp,
+		"stream.*:stream:t1/ns/jobs", "queue.consume:stream:t1/ns/jobs", "cache.*:cache:t1/ns/kv")
 }
 
 // One client WITHOUT a TokenSource uses everything at once across its

@@ -21,9 +21,14 @@ import (
 // rotationToken is a token for every stream and the cache of t1/ns,
 // expiring at exp (whole seconds: earlier by the fraction).
 func rotationToken(t *testing.T, sg *auth.Signer, exp time.Time) string {
+	return tenantToken(t, sg, "svc", exp, "stream.*:stream:t1/ns/*", "cache.*:cache:t1/ns/kv")
+}
+
+// tenantToken is a token of tenant t1 for subject with perms, expiring at
+// exp (whole seconds: earlier by the fraction).
+func tenantToken(t *testing.T, sg *auth.Signer, subject string, exp time.Time, perms ...string) string {
 	t.Helper()
-	tok, err := sg.Issue(auth.Claims{Tenant: "t1", Subject: "svc",
-		Perms: []string{"stream.*:stream:t1/ns/*", "cache.*:cache:t1/ns/kv"}, ExpiresAt: exp})
+	tok, err := sg.Issue(auth.Claims{Tenant: "t1", Subject: subject, Perms: perms, ExpiresAt: exp})
 	if err != nil {
 		t.Fatal(err)
 	}
