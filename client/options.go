@@ -73,8 +73,8 @@ type Options struct {
 	// restarted after a crash could answer with a stateless reset, so this
 	// is about how long a subscriber takes to notice a broker that died
 	// without closing (a killed process, a lost host) and resubscribe: up
-	// to a keep-alive period more, as the timer runs from the last
-	// keep-alive acknowledged. A publisher
+	// to a keep-alive period more, as quic-go's timer then runs from the
+	// first keep-alive that gets no answer. A publisher
 	// notices at its next publish. Default 6s; negative keeps Transport's
 	// MaxIdleTimeout and KeepAlivePeriod for event connections too. The
 	// broker's side of a connection applies at least 5 s (quic-go's floor

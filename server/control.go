@@ -102,7 +102,9 @@ func (ctl *control) run() error {
 const expiryWriteGrace = 2 * time.Second
 
 // expire is the control stream's part of its token's expiry (see
-// untilExpiry; it runs once, before the handler's own end of the stream):
+// untilExpiry; it runs once, from the timer, or from stop after a handler
+// that read a frame past the expiry already ended the stream, which
+// leaves it nothing to do):
 // it stops reading, which wakes a handler waiting for a request, and arms
 // the grace timer. Writing is the handler's: it delivers the replies to
 // the requests it served, then resets the stream (end).
