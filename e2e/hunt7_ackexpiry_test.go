@@ -27,10 +27,12 @@ import (
 // ErrTokenExpired (not recorded: delivered again to a fresh consumer).
 //
 // Found by TestHunt7StaticTokenExpiryMixed/always: an ack read just before
-// the expiry whose state fsync is still pending at the expiry fails with
+// the expiry whose state fsync was still pending at the expiry failed with
 // the broker's queue_error "queue: group "g": write state: context
-// deadline exceeded", although the ack took effect (the record is never
-// delivered again). See the report for the diagnosis.
+// deadline exceeded", although the ack took effect (the record was never
+// delivered again): the broker settled acks under the stream's context,
+// which ends at the expiry, instead of the connection's (server/queue.go,
+// consumeLoop).
 func TestHunt7QueueAckAcrossTokenExpirySyncAlways(t *testing.T) {
 	sg, err := auth.GenerateKey()
 	if err != nil {

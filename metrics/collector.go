@@ -253,7 +253,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if c.src.HandshakeFailures != nil {
 		n := c.src.HandshakeFailures.Counts()
 		for _, reason := range transport.HandshakeFailureReasons() {
-			ch <- prometheus.MustNewConstMetric(handshakeDesc, prometheus.CounterValue, u(n.ByReason(reason)), reason)
+			ch <- prometheus.MustNewConstMetric(handshakeDesc, prometheus.CounterValue, u(n[reason]), reason)
 		}
 	}
 	if c.src.Broker != nil {

@@ -85,46 +85,30 @@ type HandshakeFailures struct {
 	checked func()
 }
 
-// HandshakeFailureCounts is a snapshot of HandshakeFailures.
-type HandshakeFailureCounts struct {
-	ClientCertMissing, ClientCertUnknownAuthority, ClientCertExpired, ClientCertInvalid, Other uint64
-}
+// HandshakeFailureCounts is a snapshot of HandshakeFailures: the count
+// of every reason (HandshakeFailureReasons), zeros included.
+type HandshakeFailureCounts map[string]uint64
 
 // Total is the sum over the reasons.
 func (c HandshakeFailureCounts) Total() uint64 {
-	return c.ClientCertMissing + c.ClientCertUnknownAuthority + c.ClientCertExpired + c.ClientCertInvalid + c.Other
-}
-
-// ByReason is the count of one reason (a Handshake* constant); 0 for an
-// unknown reason.
-func (c HandshakeFailureCounts) ByReason(reason string) uint64 {
-	switch reason {
-	case HandshakeClientCertMissing:
-		return c.ClientCertMissing
-	case HandshakeClientCertUnknownAuthority:
-		return c.ClientCertUnknownAuthority
-	case HandshakeClientCertExpired:
-		return c.ClientCertExpired
-	case HandshakeClientCertInvalid:
-		return c.ClientCertInvalid
-	case HandshakeOther:
-		return c.Other
+	var t uint64
+	for _, n := range c {
+		t += n
 	}
-	return 0
+	return t
 }
 
 // Counts reads the counters.
 func (h *HandshakeFailures) Counts() HandshakeFailureCounts {
-	if h == nil {
-		return HandshakeFailureCounts{}
+	c := make(HandshakeFailureCounts, len(handshakeReasons))
+	for i, reason := range handshakeReasons {
+		var n uint64
+		if h != nil {
+			n = h.n[i].Load()
+		}
+		c[reason] = n
 	}
-	return HandshakeFailureCounts{
-		ClientCertMissing:          h.n[reasonMissing].Load(),
-		ClientCertUnknownAuthority: h.n[reasonUnknownAuthority].Load(),
-		ClientCertExpired:          h.n[reasonExpired].Load(),
-		ClientCertInvalid:          h.n[reasonInvalid].Load(),
-		Other:                      h.n[reasonOther].Load(),
-	}
+	return c
 }
 
 // connContext is the quic.Transport.ConnContext of a listener: quic-go

@@ -50,7 +50,7 @@ func TestHunt7PostHandshakeCryptoErrorNotAHandshakeFailure(t *testing.T) {
 	}
 	cancel(postHandshakeCryptoError())
 	wait(1)
-	if n := h.Counts().Other; n != 1 {
+	if n := h.Counts()[HandshakeOther]; n != 1 {
 		t.Errorf("a handshake's crypto error counted %d, want 1 (other)", n)
 	}
 	if l := failureLines(t, logs); len(l) != 1 {
