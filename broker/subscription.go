@@ -191,6 +191,15 @@ func (sub *Subscription) push(ctx context.Context, d Delivery) (bool, error) {
 			sub.enqueued.Add(uint64(d.Events))
 			return true, nil
 		case <-sub.done:
+			select {
+			case <-sub.stream.endCh:
+				// Ended by the stream's deletion or the broker's close
+				// (endCh closes first): counted as below, whichever case
+				// select picked.
+				sub.dropped.Add(uint64(d.Events))
+				return false, sub.stream.endReason
+			default:
+			}
 			return false, nil
 		case <-ctx.Done():
 			sub.dropped.Add(uint64(d.Events))
