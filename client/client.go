@@ -39,6 +39,8 @@ type Client struct {
 
 	serverFlags atomic.Uint32 // flags from the most recent auth; 0 until known
 
+	closing atomic.Bool // Close has started (before it waits for the publish lanes)
+
 	mu     sync.Mutex
 	closed bool
 	subs   map[*Subscription]struct{}
@@ -145,6 +147,7 @@ func (c *Client) TenantID() string { return c.opts.TenantID }
 // Publisher first.
 func (c *Client) Close() error {
 	c.once.Do(func() {
+		c.closing.Store(true)
 		c.mu.Lock()
 		c.closed = true
 		subs := make([]*Subscription, 0, len(c.subs))
@@ -218,8 +221,10 @@ func (c *Client) goTracked(f func()) bool {
 	return true
 }
 
-// isClosed reports whether Close has started.
-func (c *Client) isClosed() bool { return c.ctx.Err() != nil }
+// isClosed reports whether Close has started: from its first step, while
+// it still waits for the broker to read fire-and-forget publishes (a call
+// that gives up meanwhile reports ErrClosed, not its own timeout).
+func (c *Client) isClosed() bool { return c.closing.Load() || c.ctx.Err() != nil }
 
 // bind returns a context that ends with ctx, with the client's Close, and
 // after the request timeout (if any).

@@ -74,8 +74,11 @@ func (p pendingAck) wait(ctx context.Context) error {
 	case ackErr := <-p.ch: // the ack won the race
 		return ackErr
 	default:
-		return err
 	}
+	if p.c.isClosed() { // Close began while this waited
+		return ErrClosed
+	}
+	return err
 }
 
 var framePool = sync.Pool{New: func() any { return new([]byte) }}
