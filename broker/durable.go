@@ -69,6 +69,12 @@ func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte) (uint64, 
 	if errors.Is(err, commitlog.ErrTooLarge) {
 		return 0, err // refused whole before anything was written; the log is fine
 	}
+	if _, ok := errors.AsType[*commitlog.WriteError](err); ok {
+		// Not written, the log as it was (a full disk): this publish
+		// fails, the stream and its subscribers go on, and the next
+		// publish is stored once the disk has room.
+		return 0, &StorageError{Key: s.key, Err: err}
+	}
 	if err != nil {
 		if reason := s.Err(); reason != nil {
 			// The stream was deleted (or the broker closed), closing its

@@ -3,7 +3,11 @@ package broker
 import (
 	"context"
 	"errors"
+	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -192,4 +196,62 @@ func TestLoggedAppendFailureFailsStream(t *testing.T) {
 	if _, _, err := sub.NextBatch(context.Background(), nil); !errors.Is(err, ErrSubscriptionEnded) {
 		t.Fatalf("subscription of a failed stream: %v", err)
 	}
+}
+
+// fullLog refuses appends as a DiskLog on a full disk does (a
+// *commitlog.WriteError: nothing stored, the log goes on) while full is set.
+type fullLog struct {
+	commitlog.Log
+	full atomic.Bool
+}
+
+func (l *fullLog) Append(ctx context.Context, p [][]byte) (uint64, error) {
+	if l.full.Load() {
+		return 0, &commitlog.WriteError{Err: &os.PathError{Op: "write", Path: "/data/streams/t/ns/s/0.log", Err: syscall.ENOSPC}}
+	}
+	return l.Log.Append(ctx, p)
+}
+
+// A durable append refused by a full disk fails that publish only, with
+// ErrStorage naming the stream and the OS reason (not the server's
+// paths): the stream goes on, its subscribers and readers are served, and
+// the first publish once the disk has room is stored at the next offset.
+func TestLoggedWriteErrorKeepsStream(t *testing.T) {
+	lg := &fullLog{Log: commitlog.NewMemory(1<<20, 1<<30)}
+	_, s := newLoggedStream(t, Options{}, lg)
+	sub, _ := s.Subscribe(SubscribeOptions{WantOffsets: true})
+	ctx := context.Background()
+	for i := range uint64(2) {
+		if _, err := s.Publish(ctx, [][]byte{seqPayload(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lg.full.Store(true)
+	for range 3 {
+		_, err := s.Publish(ctx, [][]byte{seqPayload(99)})
+		if !errors.Is(err, ErrStorage) || !errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrStoredNotDelivered) {
+			t.Fatalf("publish on a full disk: %v, want ErrStorage wrapping ENOSPC", err)
+		}
+		for _, want := range []string{"not stored", "t/ns/s", "no space left on device"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %q does not say %q", err, want)
+			}
+		}
+		if strings.Contains(err.Error(), "/data/") {
+			t.Fatalf("error %q shows a server path", err)
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("stream ended by a full disk: %v", err)
+	}
+	rd, err := s.Subscribe(SubscribeOptions{Start: wire.StartPosition{Kind: wire.StartEarliest}})
+	if err != nil {
+		t.Fatalf("subscribe from earliest while the disk is full: %v", err)
+	}
+	checkSeq(t, drainN(t, rd, 2), 0, 2)
+	lg.full.Store(false)
+	if first, err := s.Publish(ctx, [][]byte{seqPayload(2)}); err != nil || first != 2 {
+		t.Fatalf("publish once the disk has room: offset %d, %v; want 2", first, err)
+	}
+	checkSeq(t, drainN(t, sub, 3), 0, 3)
 }

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // Sentinel errors; the typed errors below wrap them.
@@ -23,6 +24,12 @@ var (
 	// was full, or the stream ended). Publishing them again would store
 	// them twice.
 	ErrStoredNotDelivered = errors.New("stored, not delivered to every subscription")
+	// ErrStorage matches a Publish error of a log-backed stream whose log
+	// could not write the events (a *StorageError: a full disk, a file
+	// too large, an I/O error). Nothing of the publish was stored and the
+	// stream goes on: publishing again is safe, and succeeds once the log
+	// can write.
+	ErrStorage = errors.New("storage write failed")
 )
 
 // storedError is a Publish error after the events were stored. Its message
@@ -39,6 +46,26 @@ func stored(err error) error {
 	}
 	return &storedError{err}
 }
+
+// StorageError is a Publish error of a log-backed stream whose log could
+// not write the events and left itself as it was (a
+// *commitlog.WriteError). It matches ErrStorage and the log's error (so
+// errors.Is(err, syscall.ENOSPC) works). Its message, sent to publishers,
+// names the stream and the OS's reason, not the server's files.
+type StorageError struct {
+	Key StreamKey
+	Err error
+}
+
+func (e *StorageError) Error() string {
+	reason := e.Err.Error()
+	if errno, ok := errors.AsType[syscall.Errno](e.Err); ok {
+		reason = errno.Error()
+	}
+	return fmt.Sprintf("%s, publish not stored: stream %s: %s", ErrStorage, e.Key, reason)
+}
+
+func (e *StorageError) Unwrap() []error { return []error{ErrStorage, e.Err} }
 
 // StreamKey names a stream.
 type StreamKey struct{ Tenant, Namespace, Stream string }

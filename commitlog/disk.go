@@ -48,9 +48,11 @@ type DiskLog struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 
+	writeFail writeFailures // under mu
+
 	stats struct {
-		appends, records, bytes, fsyncs, deleted atomic.Uint64
-		truncated                                int64 // by recovery, set in Open
+		appends, records, bytes, fsyncs, deleted, writeErrors atomic.Uint64
+		truncated                                             int64 // by recovery, set in Open
 	}
 }
 
@@ -66,6 +68,7 @@ type Stats struct {
 	Fsyncs          uint64 // fsync calls on segment files and the directory
 	Segments        int    // segment files in the log now
 	SegmentsDeleted uint64 // segments removed by retention
+	WriteErrors     uint64 // appends not written (WriteError: disk full, file too large, I/O error)
 	Oldest          uint64
 	Next            uint64
 	Synced          uint64 // every record below this offset is fsynced
@@ -247,13 +250,15 @@ func (l *DiskLog) writeLocked(n int, ts func(int) int64, payload func(int) []byt
 	if cap(b) <= 4<<20 {
 		l.buf = b
 	}
-	if _, err := active.f.WriteAt(b, active.size); err != nil {
+	if _, err := writeAt(active.f, b, active.size); err != nil {
 		// Leave no partial batch behind: later records would follow garbage.
 		if terr := active.f.Truncate(active.size); terr != nil {
-			l.fail(fmt.Errorf("write %s: %w (and truncating the partial write: %v)", active.path, err, terr))
+			l.fail(fmt.Errorf("%w (and truncating the partial write: %v)", err, terr))
+			return 0, 0, fmt.Errorf("commitlog: %w", err)
 		}
-		return 0, 0, fmt.Errorf("commitlog: write %s: %w", active.path, err)
+		return 0, 0, l.writeFailedLocked(err)
 	}
+	l.writtenLocked()
 	end = first + uint64(n)
 	l.segMu.Lock()
 	active.index.entries = append(active.index.entries, entries...)
@@ -285,21 +290,26 @@ func (l *DiskLog) afterWrite(ctx context.Context, end uint64) error {
 }
 
 // rollLocked seals the active segment (fsynced, index file written) and
-// starts a new one at its next offset.
+// starts a new one at its next offset. A roll that cannot create the new
+// segment (disk full) is a WriteError: the old segment stays active, and
+// the next roll seals it again only if it was written to meanwhile.
 func (l *DiskLog) rollLocked(old *segment) (*segment, error) {
-	if err := l.timedSync(old.f); err != nil {
-		err = fmt.Errorf("commitlog: sync %s: %w", old.path, err)
-		l.fail(err)
-		return nil, err
-	}
-	l.stats.fsyncs.Add(1)
-	l.markSynced(old.next)
-	if err := writeIndexFile(old.indexPath(), old.base, old.index.entries); err != nil {
-		l.log.Warn("commitlog: index not written; it will be rebuilt on open", "file", old.indexPath(), "err", err)
+	if old.sealed != old.next {
+		if err := l.timedSync(old.f); err != nil {
+			err = fmt.Errorf("commitlog: sync %s: %w", old.path, err)
+			l.fail(err)
+			return nil, err
+		}
+		l.stats.fsyncs.Add(1)
+		l.markSynced(old.next)
+		if err := writeIndexFile(old.indexPath(), old.base, old.index.entries); err != nil {
+			l.log.Warn("commitlog: index not written; it will be rebuilt on open", "file", old.indexPath(), "err", err)
+		}
+		old.sealed = old.next
 	}
 	seg, err := createSegment(l.dir, old.next, l.opts.Clock().UnixMicro())
 	if err != nil {
-		return nil, fmt.Errorf("commitlog: roll: %w", err)
+		return nil, l.writeFailedLocked(fmt.Errorf("roll: %w", err))
 	}
 	l.stats.fsyncs.Add(2) // the new file and the directory
 	l.segMu.Lock()
@@ -609,6 +619,7 @@ func (l *DiskLog) Stats() Stats {
 		Fsyncs:                 l.stats.fsyncs.Load(),
 		Segments:               segments,
 		SegmentsDeleted:        l.stats.deleted.Load(),
+		WriteErrors:            l.stats.writeErrors.Load(),
 		Oldest:                 l.Oldest(),
 		Next:                   l.Next(),
 		Synced:                 l.synced.Load(),

@@ -76,9 +76,12 @@
 // fsynced, index file written — and a new one created (header fsynced,
 // directory fsynced). A batch larger than a segment gets a segment of its
 // own. Readers see a record only once the write holding it has completed.
-// If a write fails the partial batch is truncated away; if that or an
-// fsync fails, the log refuses all further writes (an fsync error leaves
-// the file's contents unknown).
+// If a write fails (a full disk, a file over the size limit) the partial
+// batch is truncated away and the append returns a *WriteError: nothing of
+// it is stored, and the next append is tried as usual (so appends succeed
+// again once the disk has room; a roll that cannot create its segment is
+// a WriteError too). If the truncation or an fsync fails, the log refuses
+// all further writes (an fsync error leaves the file's contents unknown).
 //
 // # Durability
 //

@@ -60,3 +60,16 @@ func (e *OffsetMismatchError) Error() string {
 }
 
 func (e *OffsetMismatchError) Unwrap() error { return ErrOffsetMismatch }
+
+// WriteError is an append that could not be written (a full disk, a file
+// over the process's size limit, an I/O error) and left the log as it
+// was: no offsets were assigned and no partial record remains, so the log
+// takes later appends, which succeed once the disk can write them. It
+// unwraps to the OS error (errors.Is(err, syscall.ENOSPC)). An error the
+// log cannot undo is not a WriteError: the log then refuses every write
+// until it is reopened.
+type WriteError struct{ Err error }
+
+func (e *WriteError) Error() string { return "commitlog: " + e.Err.Error() }
+
+func (e *WriteError) Unwrap() error { return e.Err }

@@ -26,7 +26,8 @@ type Log interface {
 	// with ctx's error and the records may or may not be durable. An empty
 	// batch returns Next() and writes nothing. Payloads must not be
 	// modified after Append: a log may keep them. A closed log returns
-	// ErrClosed, also for an empty batch.
+	// ErrClosed, also for an empty batch. A *WriteError (a full disk)
+	// means nothing was stored and the log takes the next appends.
 	Append(ctx context.Context, payloads [][]byte) (first uint64, err error)
 
 	// AppendAt writes records at the offsets they carry, keeping their

@@ -25,6 +25,8 @@ type segment struct {
 	lastTS int64  // timestamp of the last record (0 when empty)
 	index  sparseIndex
 
+	sealed uint64 // next when a roll last sealed it (0: never); under DiskLog.mu
+
 	refs      atomic.Int32 // 1 for the log's list, +1 per reader or syncer
 	closeOnce sync.Once
 }
@@ -91,10 +93,10 @@ var dirSync = syncDir
 func writeHeader(f *os.File, base uint64, created int64) error {
 	hdr := appendSegmentHeader(make([]byte, 0, segmentHeaderSize), segmentHeader{Base: base, Created: created})
 	if _, err := f.WriteAt(hdr, 0); err != nil {
-		return fmt.Errorf("write segment header %s: %w", f.Name(), err)
+		return fmt.Errorf("write segment header: %w", err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync segment %s: %w", f.Name(), err)
+		return fmt.Errorf("sync segment: %w", err)
 	}
 	return nil
 }

@@ -103,6 +103,8 @@ var storageMetrics = []metric[streamSnap]{
 		func(s *streamSnap) float64 { return float64(s.Log.Segments) }),
 	counter("felix_storage_retention_segments_deleted_total", "Segments of the stream's log deleted by retention.", streamLabels,
 		func(s *streamSnap) float64 { return u(s.Log.SegmentsDeleted) }),
+	counter("felix_storage_write_errors_total", "Appends to the stream's log not written (disk full, file too large, I/O error): publishes refused, nothing of them stored.", streamLabels,
+		func(s *streamSnap) float64 { return u(s.Log.WriteErrors) }),
 }
 
 var groupMetrics = []metric[server.GroupInfo]{
@@ -128,6 +130,8 @@ var groupMetrics = []metric[server.GroupInfo]{
 		func(g *server.GroupInfo) float64 { return u(g.Stats.DeadLettered) }),
 	counter("felix_queue_lost_total", "Records the stream dropped (retention) before the group finished them.", groupLabels,
 		func(g *server.GroupInfo) float64 { return u(g.Stats.Lost) }),
+	counter("felix_queue_state_errors_total", "Writes of the group's durable state (acks, attempt counts, snapshots) that failed, e.g. on a full disk.", groupLabels,
+		func(g *server.GroupInfo) float64 { return u(g.Stats.StateErrors) }),
 }
 
 var cacheMetrics = []metric[cacheSnap]{

@@ -137,6 +137,7 @@ func TestScrapeAfterWorkload(t *testing.T) {
 		{"felix_storage_append_bytes_total", jobs, 5 * (24 + 8)},
 		{"felix_storage_unsynced_records", jobs, 0},
 		{"felix_storage_segment_count", jobs, 1},
+		{"felix_storage_write_errors_total", jobs, 0},
 
 		{"felix_queue_members", group, 1},
 		{"felix_queue_delivered_total", group, 5},
@@ -145,6 +146,7 @@ func TestScrapeAfterWorkload(t *testing.T) {
 		{"felix_queue_in_flight", group, 0},
 		{"felix_queue_redelivered_total", group, 0},
 		{"felix_queue_dead_lettered_total", group, 0},
+		{"felix_queue_state_errors_total", group, 0},
 
 		{"felix_cache_puts_total", kvLabels, 3},
 		{"felix_cache_hits_total", kvLabels, 3},
