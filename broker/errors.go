@@ -3,7 +3,8 @@ package broker
 import (
 	"errors"
 	"fmt"
-	"syscall"
+
+	"github.com/felixmq/felix/commitlog"
 )
 
 // Sentinel errors; the typed errors below wrap them.
@@ -59,8 +60,8 @@ type StorageError struct {
 
 func (e *StorageError) Error() string {
 	reason := e.Err.Error()
-	if errno, ok := errors.AsType[syscall.Errno](e.Err); ok {
-		reason = errno.Error()
+	if we, ok := errors.AsType[*commitlog.WriteError](e.Err); ok {
+		reason = we.Reason()
 	}
 	return fmt.Sprintf("%s, publish not stored: stream %s: %s", ErrStorage, e.Key, reason)
 }

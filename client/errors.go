@@ -44,7 +44,8 @@ var (
 type ServerError struct {
 	Message string
 	// Code is the reply's code where it has one (queue_error:
-	// "not_in_flight", "not_found", "forbidden", "invalid", "internal");
+	// "not_in_flight", "not_found", "forbidden", "invalid", "storage",
+	// "internal");
 	// empty otherwise.
 	Code string
 }

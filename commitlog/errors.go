@@ -3,6 +3,7 @@ package commitlog
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // Sentinel errors. The typed errors below wrap them, so errors.Is works on
@@ -71,5 +72,14 @@ func (e *OffsetMismatchError) Unwrap() error { return ErrOffsetMismatch }
 type WriteError struct{ Err error }
 
 func (e *WriteError) Error() string { return "commitlog: " + e.Err.Error() }
+
+// Reason is the OS's reason alone ("no space left on device"), without
+// the file's path: what a client may be told.
+func (e *WriteError) Reason() string {
+	if errno, ok := errors.AsType[syscall.Errno](e.Err); ok {
+		return errno.Error()
+	}
+	return e.Err.Error()
+}
 
 func (e *WriteError) Unwrap() error { return e.Err }

@@ -44,7 +44,7 @@ func (g *Group) persist(ctx context.Context, ops []op) error {
 	s.gate.RUnlock()
 	if err != nil {
 		g.stateFailed()
-		return fmt.Errorf("queue: group %q: write state: %w", g.name, err)
+		return &StateWriteError{Group: g.name, What: "state", Err: err}
 	}
 	if s.since.Add(1) >= s.every && s.snapping.CompareAndSwap(false, true) {
 		defer s.snapping.Store(false)
@@ -77,7 +77,7 @@ func (g *Group) snapshot(ctx context.Context) error {
 		}
 		g.stats.StateErrors++
 		g.mu.Unlock()
-		return fmt.Errorf("queue: group %q: write state snapshot: %w", g.name, err)
+		return &StateWriteError{Group: g.name, What: "state snapshot", Err: err}
 	}
 	s.ref = off
 	s.since.Store(0)

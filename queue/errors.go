@@ -3,6 +3,8 @@ package queue
 import (
 	"errors"
 	"fmt"
+
+	"github.com/felixmq/felix/commitlog"
 )
 
 // Sentinel errors. The typed errors below wrap them, so errors.Is works on
@@ -53,3 +55,26 @@ func (e *CorruptStateError) Error() string {
 }
 
 func (e *CorruptStateError) Unwrap() error { return ErrCorruptState }
+
+// StateWriteError is a failed write of a group's durable state (an ack, a
+// nack, attempt counts, a snapshot; e.g. a full disk). The change holds in
+// memory but is not durable until a later state write (a snapshot) carries
+// it: after a restart before then, an acked record is delivered again. Its
+// message names the group
+// and, for a log that could not write, the OS's reason without the server's
+// file paths (it is sent to consumers); it unwraps to the log's error.
+type StateWriteError struct {
+	Group string
+	What  string // "state" or "state snapshot"
+	Err   error
+}
+
+func (e *StateWriteError) Error() string {
+	reason := e.Err.Error()
+	if we, ok := errors.AsType[*commitlog.WriteError](e.Err); ok {
+		reason = "storage write failed: " + we.Reason()
+	}
+	return fmt.Sprintf("queue: group %q: write %s: %s", e.Group, e.What, reason)
+}
+
+func (e *StateWriteError) Unwrap() error { return e.Err }

@@ -549,8 +549,12 @@ func (ctl *control) consumeLoop(member *queue.Member, w *lockedWriter) error {
 		if err != nil {
 			code := "internal"
 			var nif *queue.NotInFlightError
-			if errors.As(err, &nif) {
+			var we *commitlog.WriteError
+			switch {
+			case errors.As(err, &nif):
 				code = "not_in_flight"
+			case errors.As(err, &we):
+				code = "storage" // a full disk: the ack holds, not durably
 			}
 			if reqID == nil {
 				// Not asked for an answer. A queue_error without a

@@ -1,0 +1,59 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/felixmq/felix/commitlog"
+)
+
+// fullStateLog refuses appends as a DiskLog on a full disk does (a
+// *commitlog.WriteError: nothing written, the log goes on) while full is set.
+type fullStateLog struct {
+	commitlog.Log
+	full atomic.Bool
+}
+
+func (l *fullStateLog) Append(ctx context.Context, p [][]byte) (uint64, error) {
+	if l.full.Load() {
+		return 0, &commitlog.WriteError{Err: &os.PathError{Op: "write", Path: "/srv/felix/queues/g/0.log", Err: syscall.ENOSPC}}
+	}
+	return l.Log.Append(ctx, p)
+}
+
+// An ack whose state write fails on a full disk returns a StateWriteError
+// that names the group and the OS reason but not the server's files (the
+// message goes to consumers), matches ENOSPC, and is counted; the ack holds
+// in memory (no redelivery while the group runs), and acks are written
+// again once the disk has room.
+func TestStateWriteErrorOnFullDisk(t *testing.T) {
+	stream := memStream(t, 3)
+	state := &fullStateLog{Log: commitlog.NewMemory(0, 0)}
+	g := newGroupT(t, stream, Options{StateLog: state, Clock: newFakeClock()})
+	m := joinT(t, g, "m", 0)
+	nextT(t, m, 0)
+	state.full.Store(true)
+	err := m.Ack(context.Background(), 0)
+	var swe *StateWriteError
+	if !errors.As(err, &swe) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Ack on a full disk: %v, want a StateWriteError wrapping ENOSPC", err)
+	}
+	want := `queue: group "g": write state: storage write failed: no space left on device`
+	if err.Error() != want {
+		t.Fatalf("Ack on a full disk: %q, want %q", err, want)
+	}
+	if s := g.Stats(); s.StateErrors != 1 || s.Acked != 1 || s.InFlight != 2 {
+		t.Fatalf("stats after the failed write: %+v", s)
+	}
+	state.full.Store(false)
+	if err := m.Ack(context.Background(), 1, 2); err != nil {
+		t.Fatalf("Ack once the disk has room: %v", err)
+	}
+	if s := g.Stats(); s.StateErrors != 1 || s.Acked != 3 || s.InFlight != 0 {
+		t.Fatalf("stats: %+v", s)
+	}
+}
