@@ -15,13 +15,7 @@ import (
 // newBlockTestStream returns an in-memory or a log-backed stream whose
 // subscriber queues hold one frame.
 func newBlockTestStream(t *testing.T, logged bool) *Stream {
-	o := Options{QueueCapacity: 1}
-	if logged {
-		_, s := newLoggedStream(t, o, commitlog.NewMemory(1<<20, 1<<30))
-		return s
-	}
-	b, s := newTestStream(t, o)
-	t.Cleanup(b.Close)
+	_, s := newStreamOf(t, logged, Options{QueueCapacity: 1})
 	return s
 }
 

@@ -56,6 +56,12 @@ type Options struct {
 	// QueueCapacity is the per-subscription queue bound, in frames.
 	// Default 512.
 	QueueCapacity int
+	// QueueMaxBytes is the per-subscription queue bound, in bytes (of the
+	// frames queued or being written; frames are shared, so this bounds
+	// each subscription on its own). A frame that would go beyond it meets
+	// the queue policy, as one beyond QueueCapacity does; a single frame
+	// larger than the bound is still queued alone. Default 64 MiB.
+	QueueMaxBytes int
 	// QueuePolicy applies to subscriptions that do not choose one.
 	// Default DropNew.
 	QueuePolicy QueuePolicy
@@ -95,6 +101,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.QueueCapacity <= 0 {
 		o.QueueCapacity = 512
+	}
+	if o.QueueMaxBytes <= 0 {
+		o.QueueMaxBytes = 64 << 20
 	}
 	if o.MaxEventsPerFrame <= 0 {
 		o.MaxEventsPerFrame = 64

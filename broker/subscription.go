@@ -32,6 +32,8 @@ type SubscribeOptions struct {
 	Policy *QueuePolicy
 	// QueueCapacity overrides the broker's queue bound (frames) when > 0.
 	QueueCapacity int
+	// QueueMaxBytes overrides the broker's queue bound (bytes) when > 0.
+	QueueMaxBytes int
 }
 
 // Sink lets a subscription deliver a frame straight from the publisher's
@@ -59,11 +61,21 @@ type Subscription struct {
 
 	// mu orders direct writes against the queue: pending counts frames
 	// queued or handed to the consumer and not yet released; a frame goes
-	// straight to sink only when pending is 0.
-	mu         sync.Mutex
-	sink       Sink
-	pending    int
+	// straight to sink only when pending is 0. bytes is the length of
+	// those same frames, the measure of the byte bound (maxBytes): a frame
+	// is reserved (pending, bytes) only while it fits, or when pending is 0.
+	mu      sync.Mutex
+	sink    Sink
+	pending int
+	bytes   int
+	// room wakes a Block publisher waiting for bytes (waiting set, under
+	// mu): release signals it. Made on the first such wait.
+	room     chan struct{}
+	waiting  bool
+	maxBytes int
+
 	lastFrames int // frames of the previous NextBatch, released on the next call
+	lastBytes  int // their bytes
 
 	// Catch-up (log-backed streams): the consumer replays the log from next
 	// until it reaches the fanout position, then joins live delivery.
@@ -98,8 +110,12 @@ func newSubscription(s *Stream, o SubscribeOptions, bo *Options) *Subscription {
 	if o.QueueCapacity > 0 {
 		capacity = o.QueueCapacity
 	}
+	maxBytes := bo.QueueMaxBytes
+	if o.QueueMaxBytes > 0 {
+		maxBytes = o.QueueMaxBytes
+	}
 	return &Subscription{
-		id: id, stream: s, policy: policy, wantOffsets: o.WantOffsets, opts: bo,
+		id: id, stream: s, policy: policy, wantOffsets: o.WantOffsets, opts: bo, maxBytes: maxBytes,
 		q: make(chan Delivery, capacity), done: make(chan struct{}), ended: make(chan struct{}),
 	}
 }
@@ -124,22 +140,130 @@ func (sub *Subscription) enqueue(ctx context.Context, d Delivery) error {
 		sub.delivered.Add(uint64(d.Events))
 		return nil
 	}
-	sub.pending++ // reserve before the frame can be seen by the consumer
-	sub.mu.Unlock()
+	n := len(d.Frame)
+	if sub.pending > 0 && sub.bytes+n > sub.maxBytes {
+		sub.mu.Unlock()
+		if ok, err := sub.makeRoom(ctx, d); !ok {
+			return err
+		}
+	} else {
+		// Reserve before the frame can be seen by the consumer.
+		sub.pending++
+		sub.bytes += n
+		sub.mu.Unlock()
+	}
 	queued, err := sub.push(ctx, d)
 	if !queued {
-		sub.release(1)
+		sub.release(1, n)
 	}
 	return err
 }
 
-func (sub *Subscription) release(frames int) {
+// release gives back frames (and their bytes) reserved by enqueue, once
+// they are written or dropped, and wakes a Block publisher waiting for
+// bytes.
+func (sub *Subscription) release(frames, bytes int) {
 	if frames == 0 {
 		return
 	}
 	sub.mu.Lock()
 	sub.pending -= frames
+	sub.bytes -= bytes
+	if sub.waiting {
+		sub.waiting = false
+		select {
+		case sub.room <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
 	sub.mu.Unlock()
+}
+
+// makeRoom applies the policy to frame d, which does not fit the byte
+// bound, and reports whether it may be queued: then it is reserved, as in
+// enqueue. DropNew drops it; DropOld drops the oldest queued frames until
+// it fits (or drops d when what holds the bytes is with the consumer, the
+// frames it is writing); Block waits for the consumer to release enough,
+// bounded as push's wait for a slot. Only the stream's publisher (under
+// the stream lock) calls it, so no other reservation races it.
+func (sub *Subscription) makeRoom(ctx context.Context, d Delivery) (bool, error) {
+	n := len(d.Frame)
+	for {
+		sub.mu.Lock()
+		if sub.pending == 0 || sub.bytes+n <= sub.maxBytes {
+			sub.pending++
+			sub.bytes += n
+			sub.mu.Unlock()
+			return true, nil
+		}
+		if sub.policy == Block {
+			// Set under the lock that release takes, so no release after
+			// the check above can miss us.
+			if sub.room == nil {
+				sub.room = make(chan struct{}, 1)
+			}
+			sub.waiting = true
+		}
+		room := sub.room
+		sub.mu.Unlock()
+		switch sub.policy {
+		case DropOld:
+			select {
+			case old := <-sub.q:
+				sub.dropped.Add(uint64(old.Events))
+				sub.release(1, len(old.Frame))
+				continue
+			default:
+			}
+		case Block:
+			if ok, err := sub.blockWait(ctx, d, nil, room); !ok {
+				return false, err
+			}
+			continue
+		}
+		sub.dropped.Add(uint64(d.Events))
+		return false, nil
+	}
+}
+
+// blockWait is a Block publisher's wait for room for d: until q takes d
+// (then counted as enqueued) or room is signalled (the caller checks
+// again), whichever is non-nil, and reports true; or until the
+// subscription or the stream ends or ctx does (see abandon).
+func (sub *Subscription) blockWait(ctx context.Context, d Delivery, q chan<- Delivery, room <-chan struct{}) (bool, error) {
+	select {
+	case q <- d:
+		sub.enqueued.Add(uint64(d.Events))
+		return true, nil
+	case <-room:
+		return true, nil
+	case <-sub.done:
+		return sub.abandon(d, nil)
+	case <-ctx.Done():
+		return sub.abandon(d, ctx.Err())
+	case <-sub.stream.endCh:
+		// The stream is being deleted or the broker closes: the frame
+		// will never fit (the subscription ends after its queue).
+		return sub.abandon(d, sub.stream.endReason)
+	}
+}
+
+// abandon settles a Block publisher's wait for d that ended without room,
+// for cause (nil: the consumer closed the subscription). d counts as
+// dropped unless only the consumer went away: when the stream's deletion
+// or the broker's close ended the subscription (endCh closes first), it is
+// counted whichever ready case select picked.
+func (sub *Subscription) abandon(d Delivery, cause error) (bool, error) {
+	if cause == nil {
+		select {
+		case <-sub.stream.endCh:
+			cause = sub.stream.endReason
+		default:
+			return false, nil
+		}
+	}
+	sub.dropped.Add(uint64(d.Events))
+	return false, cause
 }
 
 // SetSink enables direct delivery (see Sink). The consumer calls it once it
@@ -175,7 +299,7 @@ func (sub *Subscription) push(ctx context.Context, d Delivery) (bool, error) {
 			select {
 			case old := <-sub.q:
 				sub.dropped.Add(uint64(old.Events))
-				sub.release(1)
+				sub.release(1, len(old.Frame))
 			default:
 			}
 			select {
@@ -186,30 +310,7 @@ func (sub *Subscription) push(ctx context.Context, d Delivery) (bool, error) {
 			}
 		}
 	case Block:
-		select {
-		case sub.q <- d:
-			sub.enqueued.Add(uint64(d.Events))
-			return true, nil
-		case <-sub.done:
-			select {
-			case <-sub.stream.endCh:
-				// Ended by the stream's deletion or the broker's close
-				// (endCh closes first): counted as below, whichever case
-				// select picked.
-				sub.dropped.Add(uint64(d.Events))
-				return false, sub.stream.endReason
-			default:
-			}
-			return false, nil
-		case <-ctx.Done():
-			sub.dropped.Add(uint64(d.Events))
-			return false, ctx.Err()
-		case <-sub.stream.endCh:
-			// The stream is being deleted or the broker closes: the frame
-			// will never fit (the subscription ends after its queue).
-			sub.dropped.Add(uint64(d.Events))
-			return false, sub.stream.endReason
-		}
+		return sub.blockWait(ctx, d, sub.q, nil)
 	}
 	sub.dropped.Add(uint64(d.Events))
 	return false, nil
@@ -244,8 +345,8 @@ func (sub *Subscription) Done() <-chan struct{} { return sub.done }
 // returns ErrSubscriptionEnded (wrapped reason) after the stream ended and
 // the queue is drained, or ctx.Err(). Only one goroutine may call it.
 func (sub *Subscription) NextBatch(ctx context.Context, buf []byte) ([]byte, int, error) {
-	sub.release(sub.lastFrames) // the previous batch has been written
-	sub.lastFrames = 0
+	sub.release(sub.lastFrames, sub.lastBytes) // the previous batch has been written
+	sub.lastFrames, sub.lastBytes = 0, 0
 	if sub.catchUp {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
@@ -289,7 +390,10 @@ func (sub *Subscription) NextBatch(ctx context.Context, buf []byte) ([]byte, int
 			}
 		}
 	}
-	events, frames := first.Events, 1
+	// frames and size count exactly the reserved frames this batch takes
+	// (carry included), released by the next call; a frame taken from q
+	// into carry is counted by the batch that writes it.
+	events, frames, size := first.Events, 1, len(first.Frame)
 	out := first.Frame
 	copied := false
 	var timer *time.Timer
@@ -332,9 +436,10 @@ func (sub *Subscription) NextBatch(ctx context.Context, buf []byte) ([]byte, int
 		out = append(out, d.Frame...)
 		events += d.Events
 		frames++
+		size += len(d.Frame)
 	}
 done:
-	sub.lastFrames = frames
+	sub.lastFrames, sub.lastBytes = frames, size
 	sub.delivered.Add(uint64(events))
 	return out, events, nil
 }
@@ -356,14 +461,16 @@ func (e *endedError) Is(t error) bool {
 // SubStats are a subscription's counters. Dropped counts events discarded
 // by the queue policy (or a blocked publish that gave up).
 type SubStats struct {
-	ID        uint64
-	Stream    StreamKey
-	Policy    QueuePolicy
-	QueueLen  int // frames waiting
-	QueueCap  int
-	Enqueued  uint64 // events accepted
-	Dropped   uint64 // events dropped
-	Delivered uint64 // events handed to the writer
+	ID            uint64
+	Stream        StreamKey
+	Policy        QueuePolicy
+	QueueLen      int // frames waiting
+	QueueCap      int
+	QueueBytes    int    // bytes of the frames queued or being written (the byte bound's measure)
+	QueueMaxBytes int    // the byte bound
+	Enqueued      uint64 // events accepted
+	Dropped       uint64 // events dropped
+	Delivered     uint64 // events handed to the writer
 	// CatchingUp: a durable subscription still replaying the log; it
 	// joins live delivery (and its queue) when it reaches the tail.
 	CatchingUp bool
@@ -371,9 +478,12 @@ type SubStats struct {
 
 // Stats returns the subscription's counters.
 func (sub *Subscription) Stats() SubStats {
+	sub.mu.Lock() // never held across a wait
+	queued := sub.bytes
+	sub.mu.Unlock()
 	return SubStats{
 		ID: sub.id, Stream: sub.stream.key, Policy: sub.policy,
-		QueueLen: len(sub.q), QueueCap: cap(sub.q),
+		QueueLen: len(sub.q), QueueCap: cap(sub.q), QueueBytes: queued, QueueMaxBytes: sub.maxBytes,
 		Enqueued: sub.enqueued.Load(), Dropped: sub.dropped.Load(), Delivered: sub.delivered.Load(),
 	}
 }

@@ -38,7 +38,8 @@ func (s *Server) reportDrops(interval time.Duration) {
 				if d > 0 {
 					s.opts.Logger.Warn("subscriber queue full: events dropped",
 						"subscription", sub.ID, "stream", sub.Stream.String(), "policy", sub.Policy.String(),
-						"dropped", d, "dropped_total", sub.Dropped, "queue_len", sub.QueueLen, "queue_cap", sub.QueueCap)
+						"dropped", d, "dropped_total", sub.Dropped, "queue_len", sub.QueueLen, "queue_cap", sub.QueueCap,
+						"queue_bytes", sub.QueueBytes, "queue_max_bytes", sub.QueueMaxBytes)
 				}
 			}
 		}

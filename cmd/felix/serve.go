@@ -44,6 +44,7 @@ type serveFlags struct {
 	autoCreate, noDevDefaults        bool
 	queuePolicy                      string
 	queueCapacity                    int
+	queueMaxBytes                    int
 	maxFrameBytes                    int
 	autoCreateMaxStreams             int
 	maxConnections                   int
@@ -145,6 +146,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.BoolVar(&f.noDevDefaults, "no-dev-defaults", false, "do not declare the stream default/default/demo, the durable stream default/default/jobs and the cache default/default/demo")
 	fl.StringVar(&f.queuePolicy, "queue-policy", "drop_new", "full subscriber queue policy: drop_new, drop_old or block")
 	fl.IntVar(&f.queueCapacity, "queue-capacity", 512, "per-subscriber queue bound, in frames")
+	fl.IntVar(&f.queueMaxBytes, "queue-max-bytes", 64<<20, "per-subscriber queue bound, in bytes (a single larger frame is still queued alone)")
 	fl.IntVar(&f.maxFrameBytes, "max-frame-bytes", 16<<20, "largest accepted frame payload, in bytes")
 	fl.IntVar(&f.batchMaxEvents, "event-batch-max-events", 64, "events per delivered frame")
 	fl.IntVar(&f.batchMaxBytes, "event-batch-max-bytes", 64<<10, "payload bytes per delivered frame")
@@ -177,6 +179,9 @@ func (f serveFlags) validate() error {
 	}
 	if f.queueCapacity <= 0 {
 		bad("queue-capacity", "must be positive, got %d", f.queueCapacity)
+	}
+	if f.queueMaxBytes <= 0 {
+		bad("queue-max-bytes", "must be positive, got %d", f.queueMaxBytes)
 	}
 	for key, n := range map[string]int{"auto-create-max-streams": f.autoCreateMaxStreams, "auto-create-max-caches": f.autoCreateMaxCaches} {
 		if n == 0 || n < -1 {
@@ -309,6 +314,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		AutoCreateStreams:     f.autoCreate,
 		MaxAutoCreatedStreams: f.autoCreateMaxStreams,
 		QueueCapacity:         f.queueCapacity,
+		QueueMaxBytes:         f.queueMaxBytes,
 		QueuePolicy:           policy,
 		MaxEventsPerFrame:     f.batchMaxEvents,
 		MaxBytesPerFrame:      f.batchMaxBytes,
