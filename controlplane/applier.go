@@ -66,7 +66,9 @@ type BrokerApplierOptions struct {
 // stream's fsync or retention, takes a new stream: it is applied as delete
 // and create only while the stream has no data (tail offset 0); otherwise
 // EnsureStream fails with a *RecreateRequiredError and the follower keeps
-// it as failed. Deleting a stream removes its log directory. Shards, kind,
+// it as failed. Deleting a stream removes its log directory, but an
+// in-memory stream made durable opens the directory of its name as it is:
+// a durable log from before a restart keeps its records. Shards, kind,
 // consistency and delivery are not acted on by the single-node broker.
 //
 // Caches: a capacity change recreates the cache, dropping its entries (a
@@ -135,11 +137,29 @@ func (a *BrokerApplier) EnsureStream(s Stream) error {
 	if cur.Tail() != 0 {
 		return &RecreateRequiredError{Key: k, Reason: reason}
 	}
-	if err := a.deleteStream(k); err != nil {
+	if cur.IsDurable() {
+		err = a.deleteStream(k)
+	} else {
+		err = a.dropInMemory(k)
+	}
+	if err != nil {
 		return err
 	}
 	a.log.Info("stream recreated for a control plane change", "stream", k.String(), "change", reason)
 	return a.create(s)
+}
+
+// dropInMemory removes an in-memory stream from the broker for its
+// durable replacement. The log directory of its name is not its own: it
+// belongs to the durable stream (records and queue group state from
+// before a restart, when a flag or an auto-create made the name in memory
+// first), which create opens again. Called with a.mu held.
+func (a *BrokerApplier) dropInMemory(k StreamKey) error {
+	if err := a.opts.Broker.DeleteStream(k.TenantID, k.Namespace, k.Stream); err != nil && !errors.Is(err, broker.ErrStreamNotFound) {
+		return err
+	}
+	delete(a.applied, k)
+	return nil
 }
 
 func sameRetention(a, b Retention) bool {
@@ -176,6 +196,11 @@ func (a *BrokerApplier) create(s Stream) error {
 	lg, err := commitlog.Open(dir, lo)
 	if err != nil {
 		return fmt.Errorf("stream %s: open log in %s: %w", k, dir, err)
+	}
+	// A retention lowered while the broker was down applies now, not at
+	// the log's first background pass a minute later.
+	if err := lg.EnforceRetention(); err != nil {
+		a.log.Error("durable stream: retention at open", "stream", k.String(), "err", err)
 	}
 	if _, err := a.opts.Broker.DeclareLoggedStream(k.TenantID, k.Namespace, k.Stream, broker.StreamOptions{Log: lg, Durable: true}); err != nil {
 		lg.Close()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,7 +52,9 @@ type QueueOptions struct {
 	// MaxGroupsPerStream bounds the consumer groups of one stream (each
 	// holds its state, on disk for a durable stream, until the stream is
 	// deleted): joining, or asking the stats of, one more group fails.
-	// Default DefaultMaxGroupsPerStream.
+	// Groups with state in StateDir count, opened yet or not, and always
+	// open again, so a limit lowered across a restart refuses new groups
+	// only. Default DefaultMaxGroupsPerStream.
 	MaxGroupsPerStream int
 }
 
@@ -108,7 +111,11 @@ func (q *queues) group(st *broker.Stream, name string) (*queue.Group, error) {
 		return g, nil
 	}
 	o := q.s.opts.Queues
-	if limit := cmp.Or(o.MaxGroupsPerStream, DefaultMaxGroupsPerStream); q.perStream[k.stream] >= limit {
+	stateDir := "" // the group's durable state, kept from an earlier run or made now
+	if st.IsDurable() && o.StateDir != "" {
+		stateDir = commitlog.DirFor(o.StateDir, k.stream.Tenant, k.stream.Namespace, k.stream.Stream, name)
+	}
+	if limit := cmp.Or(o.MaxGroupsPerStream, DefaultMaxGroupsPerStream); q.groupCount(k.stream, stateDir) >= limit && !exists(stateDir) {
 		return nil, fmt.Errorf("%w (%d; --queue-max-groups)", ErrTooManyGroups, limit)
 	}
 	opts := queue.Options{
@@ -116,14 +123,13 @@ func (q *queues) group(st *broker.Stream, name string) (*queue.Group, error) {
 		DefaultPrefetch: o.DefaultPrefetch, DeadLetter: q.deadLetter(st.Key(), name),
 	}
 	var stateLog *commitlog.DiskLog
-	if st.IsDurable() && o.StateDir != "" {
-		dir := commitlog.DirFor(o.StateDir, k.stream.Tenant, k.stream.Namespace, k.stream.Stream, name)
+	if stateDir != "" {
 		var err error
 		policy := o.StateSync
 		if p, ok := st.Log().(interface{ SyncPolicy() commitlog.SyncPolicy }); ok {
 			policy = p.SyncPolicy() // acks are as durable as the stream's own records
 		}
-		stateLog, err = commitlog.Open(dir, commitlog.Options{Sync: policy, Logger: q.s.opts.Logger})
+		stateLog, err = commitlog.Open(stateDir, commitlog.Options{Sync: policy, Logger: q.s.opts.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("open state of group %s on %s: %w", name, st.Key(), err)
 		}
@@ -143,6 +149,28 @@ func (q *queues) group(st *broker.Stream, name string) (*queue.Group, error) {
 	}
 	q.s.opts.Logger.Info("queue group opened", "stream", st.Key().String(), "group", name, "durable_state", stateLog != nil)
 	return g, nil
+}
+
+// groupCount is how many groups stream k has: those open, or, when its
+// groups keep state on disk (stateDir is one group's), those with state
+// there, opened since the start or not yet. So a limit lowered across a
+// restart still counts every group kept. Called with q.mu held.
+func (q *queues) groupCount(k broker.StreamKey, stateDir string) int {
+	n := q.perStream[k]
+	if stateDir != "" {
+		entries, _ := os.ReadDir(filepath.Dir(stateDir))
+		n = max(n, len(entries))
+	}
+	return n
+}
+
+// exists reports whether path exists ("" does not).
+func exists(path string) bool {
+	if path == "" {
+		return false
+	}
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func (q *queues) deadLetter(k broker.StreamKey, group string) queue.DeadLetterFunc {
@@ -327,7 +355,7 @@ func (q *queues) existing(st *broker.Stream, name string) (g *queue.Group, ok bo
 	if dir == "" {
 		return nil, false, nil
 	}
-	if _, err := os.Stat(commitlog.DirFor(dir, k.stream.Tenant, k.stream.Namespace, k.stream.Stream, name)); err != nil {
+	if !exists(commitlog.DirFor(dir, k.stream.Tenant, k.stream.Namespace, k.stream.Stream, name)) {
 		return nil, false, nil
 	}
 	g, err = q.group(st, name)

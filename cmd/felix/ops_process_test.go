@@ -132,33 +132,7 @@ func metricValue(t *testing.T, metricsAddr, prefix string) float64 {
 // out the whole --shutdown-timeout (it was ignored: the broker kept
 // draining for the full budget whatever the operator did).
 func TestSecondSignalEndsTheDrain(t *testing.T) {
-	dir := t.TempDir()
-	p, addr, maddr := startFelixProc(t, "--data-dir", dir, "--no-dev-defaults", "--stream", "default/default/s",
-		"--shutdown-timeout", "1h")
-	eventually(t, "/ready 200", func() bool { code, _ := get(t, "http://"+maddr+"/ready"); return code == 200 })
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, addr, client.Options{CAFile: filepath.Join(dir, "dev-cert.pem"), SubscriptionBuffer: 1,
-		Reconnect: client.ReconnectPolicy{Disabled: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Subscribe(ctx, "default", "s"); err != nil { // never read
-		t.Fatal(err)
-	}
-	payload := bytes.Repeat([]byte("x"), 64<<10)
-	queued := `felix_sub_queue_len{namespace="default",stream="s",tenant="default"} `
-	eventually(t, "a subscriber writer stuck on flow control", func() bool {
-		if err := c.Publish(ctx, "default", "s", payload); err != nil {
-			t.Fatal(err)
-		}
-		return metricValue(t, maddr, queued) > 0
-	})
-
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	eventually(t, "the drain", func() bool { return strings.Contains(p.out.String(), `msg="felix draining"`) })
+	p, maddr, _ := startHeldDrain(t)
 	if code, body := get(t, "http://"+maddr+"/ready"); code != http.StatusServiceUnavailable || body != "draining" {
 		t.Errorf("/ready during the drain: %d %q, want 503 draining", code, body)
 	}
@@ -173,6 +147,41 @@ func TestSecondSignalEndsTheDrain(t *testing.T) {
 	if !strings.Contains(p.out.String(), "second signal: exiting without finishing the drain") {
 		t.Errorf("no log line for the second signal:\n%s", p.out)
 	}
+}
+
+// startHeldDrain runs `felix serve` (with a 1h --shutdown-timeout), fills
+// the queue of a subscriber that does not read, so that its events cannot
+// leave the broker, and sends SIGTERM: it returns once the process is
+// draining, held up by that subscriber until its client c is closed.
+func startHeldDrain(t *testing.T) (p *felixProc, metricsAddr string, c *client.Client) {
+	t.Helper()
+	dir := t.TempDir()
+	p, addr, maddr := startFelixProc(t, "--data-dir", dir, "--no-dev-defaults", "--stream", "default/default/s",
+		"--shutdown-timeout", "1h")
+	eventually(t, "/ready 200", func() bool { code, _ := get(t, "http://"+maddr+"/ready"); return code == 200 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, addr, client.Options{CAFile: filepath.Join(dir, "dev-cert.pem"), SubscriptionBuffer: 1,
+		Reconnect: client.ReconnectPolicy{Disabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Subscribe(ctx, "default", "s"); err != nil { // never read
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("x"), 64<<10)
+	queued := `felix_sub_queue_len{namespace="default",stream="s",tenant="default"} `
+	eventually(t, "a subscriber writer stuck on flow control", func() bool {
+		if err := c.Publish(ctx, "default", "s", payload); err != nil {
+			t.Fatal(err)
+		}
+		return metricValue(t, maddr, queued) > 0
+	})
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	eventually(t, "the drain", func() bool { return strings.Contains(p.out.String(), `msg="felix draining"`) })
+	return p, maddr, c
 }
 
 // runSelf starts cmd, this test binary acting as felix, records its exit

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/internal/syncbuf"
 )
 
 // startServe runs `felix serve` in-process on a free port.
@@ -25,13 +27,20 @@ func startServe(t *testing.T, extra ...string) (string, *broker.Broker, string) 
 // stop ends it (SIGTERM-like drain) and may be called more than once.
 func startServeDir(t *testing.T, dataDir string, extra ...string) (string, *broker.Broker, string, func()) {
 	t.Helper()
+	return startServeLogs(t, dataDir, &syncbuf.Buffer{}, extra...)
+}
+
+// startServeLogs is startServeDir writing the broker's log (warnings and
+// errors) to logs.
+func startServeLogs(t *testing.T, dataDir string, logs io.Writer, extra ...string) (string, *broker.Broker, string, func()) {
+	t.Helper()
 	ready := make(chan struct{})
 	var addr string
 	var b *broker.Broker
 	cmd := newServeCmd()
 	cmd.SetArgs(append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn", "--metrics-addr", "127.0.0.1:0", "--controlplane-addr", "off"}, extra...))
 	cmd.SetOut(&bytes.Buffer{})
-	cmd.SetErr(&bytes.Buffer{})
+	cmd.SetErr(logs)
 	ctx, cancel := context.WithCancel(context.Background())
 	serveReadyHook = func(a string, br *broker.Broker) { addr, b = a, br; close(ready) }
 	done := make(chan error, 1)

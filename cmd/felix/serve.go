@@ -267,9 +267,9 @@ func (f serveFlags) validate() error {
 	if f.tlsRequireClientCert && f.tlsClientCA == "" {
 		bad("tls-require-client-cert", "needs --tls-client-ca")
 	}
-	if f.tlsClientCA != "" {
-		if _, err := os.ReadFile(f.tlsClientCA); err != nil {
-			bad("tls-client-ca", "unreadable: %v", err)
+	if f.tlsClientCA != "" { // read as the broker will, so a bad bundle is named by its own setting
+		if _, err := transport.ClientTLSConfig(transport.ClientTLSOptions{CAFile: f.tlsClientCA}); err != nil {
+			bad("tls-client-ca", "%v", err)
 		}
 	}
 	for key, n := range map[string]int64{"tenant-max-connections": int64(f.limits.MaxConnections),
@@ -292,6 +292,13 @@ func (f serveFlags) validate() error {
 }
 
 func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
+	// SIGHUP is ours from the start to the end, drain included: Go's
+	// default for it ends the process, and a log rotation or certificate
+	// deployment must not cut a drain short or kill a broker that is
+	// still recovering its logs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer func() { signal.Stop(hup); close(hup) }()
 	if err := f.validate(); err != nil {
 		return err
 	}
@@ -335,7 +342,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	go reloadOnSIGHUP(ctx, tlsFiles, log)
+	go reloadOnSIGHUP(hup, tlsFiles, log)
 	// Health and metrics come first, so /ready says "starting" while the
 	// durable logs recover.
 	var ms *metrics.Server
@@ -355,6 +362,9 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 			ms.Shutdown(sctx)
 		}()
 	}
+	if err := dropOrphanGroupStates(f.dataDir, log); err != nil {
+		return fmt.Errorf("%s: %w", f.sources.describe("data-dir"), err)
+	}
 	if err := declareStreams(b, f, syncPolicy, syncHist.Observe, log); err != nil {
 		return err
 	}
@@ -368,6 +378,15 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if cp != nil {
 		defer cp.close()
 		follower.Store(cp.follower)
+		go func() { // once the control plane's streams are declared too
+			select {
+			case <-ctx.Done():
+			case <-cp.follower.ReadyC():
+				reportUnservedLogs(b, f.dataDir, log)
+			}
+		}()
+	} else {
+		reportUnservedLogs(b, f.dataDir, log)
 	}
 	if err := srv.Listen(f.addr); err != nil {
 		return fmt.Errorf("%s: %w", f.sources.describe("listen"), err)
@@ -433,27 +452,20 @@ func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy co
 }
 
 // reloadOnSIGHUP reloads the TLS files (certificate, key, client CAs) at
-// every SIGHUP until ctx ends. Between signals they are still reloaded when
-// they change, at most every 10 s.
-func reloadOnSIGHUP(ctx context.Context, files *transport.TLSFiles, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			if files == nil {
-				log.Info("SIGHUP: nothing to reload (development certificate)")
-				continue
-			}
-			if err := files.Reload(); err != nil {
-				log.Error("SIGHUP: tls reload failed; the previous certificate or CAs stay in use", "err", err)
-				continue
-			}
-			log.Info("SIGHUP: tls files reloaded")
+// every SIGHUP until hup is closed (at the end of serve, drain included).
+// Between signals they are still reloaded when they change, at most every
+// 10 s.
+func reloadOnSIGHUP(hup <-chan os.Signal, files *transport.TLSFiles, log *slog.Logger) {
+	for range hup {
+		if files == nil {
+			log.Info("SIGHUP: nothing to reload (development certificate)")
+			continue
 		}
+		if err := files.Reload(); err != nil {
+			log.Error("SIGHUP: tls reload failed; the previous certificate or CAs stay in use", "err", err)
+			continue
+		}
+		log.Info("SIGHUP: tls files reloaded")
 	}
 }
 
