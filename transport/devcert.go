@@ -8,7 +8,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/big"
 	"net"
@@ -115,6 +117,9 @@ func persistentDevCert(dir string, log *slog.Logger) (cert tls.Certificate, crea
 		log.Warn("tls: cannot lock the data dir while loading the development certificate", "dir", dir, "err", err)
 	}
 
+	if err := readableDevCert(certFile, keyFile); err != nil {
+		return tls.Certificate{}, false, err
+	}
 	cert, reason := loadDevCert(certFile, keyFile, time.Now())
 	if reason == "" {
 		keepKeyPrivate(keyFile, log)
@@ -135,6 +140,24 @@ func persistentDevCert(dir string, log *slog.Logger) (cert tls.Certificate, crea
 	}
 	cert, err = tls.X509KeyPair(certPEM, keyPEM)
 	return cert, true, err
+}
+
+// readableDevCert refuses a stored development certificate or key that
+// exists but this process may not read (a data dir first used as root,
+// then by a service user): replacing it would break every client that
+// pinned the certificate, and the operator's fix is a chown or chmod.
+func readableDevCert(certFile, keyFile string) error {
+	for _, f := range []string{certFile, keyFile} {
+		fh, err := os.Open(f)
+		if err == nil {
+			fh.Close()
+			continue
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("tls: development certificate: %w (give the broker's user read access, or remove the file to generate a new certificate, which clients must then trust again)", err)
+		}
+	}
+	return nil
 }
 
 // keepKeyPrivate makes a stored development key readable by its owner only
