@@ -252,8 +252,15 @@ func (l *DiskLog) writeLocked(n int, ts func(int) int64, payload func(int) []byt
 	}
 	if _, err := writeAt(active.f, b, active.size); err != nil {
 		// Leave no partial batch behind: later records would follow garbage.
-		if terr := active.f.Truncate(active.size); terr != nil {
-			l.fail(fmt.Errorf("%w (and truncating the partial write: %v)", err, terr))
+		// The cut is fsynced too: records of the refused batch that
+		// reached the disk must not come back after a crash.
+		terr := active.f.Truncate(active.size)
+		if terr == nil {
+			terr = l.timedSync(active.f)
+			l.stats.fsyncs.Add(1)
+		}
+		if terr != nil {
+			l.fail(fmt.Errorf("%w (and cutting off the partial write: %v)", err, terr))
 			return 0, 0, fmt.Errorf("commitlog: %w", err)
 		}
 		return 0, 0, l.writeFailedLocked(err)

@@ -77,11 +77,14 @@
 // directory fsynced). A batch larger than a segment gets a segment of its
 // own. Readers see a record only once the write holding it has completed.
 // If a write fails (a full disk, a file over the size limit) the partial
-// batch is truncated away and the append returns a *WriteError: nothing of
-// it is stored, and the next append is tried as usual (so appends succeed
-// again once the disk has room; a roll that cannot create its segment is
-// a WriteError too). If the truncation or an fsync fails, the log refuses
-// all further writes (an fsync error leaves the file's contents unknown).
+// batch is truncated away (and the cut fsynced) and the append returns a
+// *WriteError: nothing of it is stored, and the next append is tried as
+// usual (so appends succeed again once the disk has room). A roll that
+// cannot create its new segment is a WriteError too, even when it is the
+// new file's or the directory's fsync that failed: that file is removed,
+// and the old segment stays active. If the cut, or an fsync of written
+// records, fails, the log refuses all further writes (an fsync error leaves
+// the file's contents unknown).
 //
 // # Durability
 //

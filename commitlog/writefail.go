@@ -11,12 +11,16 @@ var writeAt = (*os.File).WriteAt
 // writeWarnInterval spaces the warnings about appends not written.
 const writeWarnInterval = 10 * time.Second
 
-// writeFailures tracks appends not written (WriteError) since the last
-// one written, for the warnings; under DiskLog.mu.
+// writeFailures tracks appends not written (WriteError), for the
+// warnings; under DiskLog.mu. warned survives appends written in between,
+// so a disk that fails every other append (small writes fit its last
+// blocks, larger ones do not) still gets at most one warning per
+// writeWarnInterval.
 type writeFailures struct {
 	since    uint64    // appends not written since the last one written
-	unwarned uint64    // of those, failures since the last warning
+	unwarned uint64    // failures since the last warning
 	warned   time.Time // when the last warning was logged
+	told     bool      // a warning was logged since the last "written again"
 }
 
 // writeFailedLocked counts an append that was not written and left the log
@@ -29,10 +33,10 @@ func (l *DiskLog) writeFailedLocked(err error) error {
 	w := &l.writeFail
 	w.since++
 	w.unwarned++
-	if now := l.opts.Clock(); w.since == 1 || now.Sub(w.warned) >= writeWarnInterval {
+	if now := l.opts.Clock(); w.warned.IsZero() || now.Sub(w.warned) >= writeWarnInterval {
 		l.log.Warn("commitlog: append not written (nothing of it stored; the log takes the next appends)",
 			"err", werr.Err, "not_written", w.unwarned)
-		w.warned, w.unwarned = now, 0
+		w.warned, w.unwarned, w.told = now, 0, true
 	}
 	return werr
 }
@@ -40,8 +44,13 @@ func (l *DiskLog) writeFailedLocked(err error) error {
 // writtenLocked notes an append written: after failures, it says that
 // appends are written again. l.mu is held.
 func (l *DiskLog) writtenLocked() {
-	if w := &l.writeFail; w.since > 0 {
-		l.log.Info("commitlog: appends written again", "not_written", w.since)
-		*w = writeFailures{}
+	w := &l.writeFail
+	if w.since == 0 {
+		return
 	}
+	if w.told { // one line per warning, so both are rate-limited
+		l.log.Info("commitlog: appends written again", "not_written", w.since)
+		w.told = false
+	}
+	w.since = 0
 }

@@ -151,3 +151,38 @@ func TestFailedRollRetriesWithoutResealing(t *testing.T) {
 		t.Fatalf("reopened with %d records, want %d", got, ok+1)
 	}
 }
+
+// A disk that refuses every other append (small writes still fit its last
+// blocks) gets one warning and one "written again" per writeWarnInterval,
+// not a pair per append (before: 50 of each for 100 appends).
+func TestFlappingWritesWarnOncePerInterval(t *testing.T) {
+	opts := testOptions()
+	clock := newFakeClock()
+	opts.Clock = clock.Now
+	logger, logs := capturedLogger()
+	opts.Logger = logger
+	l := openT(t, t.TempDir(), opts)
+	full := false
+	failWrites(t, &full)
+	for i := range 100 {
+		full = i%2 == 1
+		_, err := l.Append(context.Background(), [][]byte{payload(uint64(i))})
+		if full != (err != nil) {
+			t.Fatalf("append %d (disk full %v): %v", i, full, err)
+		}
+	}
+	warns := strings.Count(logs.String(), "commitlog: append not written")
+	again := strings.Count(logs.String(), "commitlog: appends written again")
+	if warns != 1 || again != 1 {
+		t.Fatalf("%d warnings and %d 'written again' for 50 failures within an interval, want 1 and 1:\n%s", warns, again, logs)
+	}
+	clock.Advance(writeWarnInterval)
+	full = true
+	l.Append(context.Background(), [][]byte{payload(100)})
+	if n := strings.Count(logs.String(), "commitlog: append not written"); n != 2 {
+		t.Fatalf("%d warnings once the interval passed, want 2", n)
+	}
+	if st := l.Stats(); st.WriteErrors != 51 {
+		t.Fatalf("WriteErrors %d, want 51", st.WriteErrors)
+	}
+}

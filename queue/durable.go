@@ -48,14 +48,20 @@ func (g *Group) persist(ctx context.Context, ops []op) error {
 	}
 	if s.since.Add(1) >= s.every && s.snapping.CompareAndSwap(false, true) {
 		defer s.snapping.Store(false)
-		return g.snapshot(context.WithoutCancel(ctx))
+		// ops are written: a failed snapshot (counted, and tried again
+		// by the next one) is not this call's failure.
+		_ = g.snapshot(context.WithoutCancel(ctx))
 	}
 	return nil
 }
 
+// stateFailed counts a state record not written and has the next Tick (or
+// Close) write a snapshot, which carries the change that record held: so
+// an ack refused by a full disk becomes durable as soon as there is room.
 func (g *Group) stateFailed() {
 	g.mu.Lock()
 	g.stats.StateErrors++
+	g.resnap = true
 	g.mu.Unlock()
 }
 
@@ -99,7 +105,9 @@ type headTruncater interface {
 // stays longer.
 func (g *Group) truncateState(off uint64) {
 	if t, ok := g.state.log.(headTruncater); ok && t.TruncateBefore(off) != nil {
-		g.stateFailed()
+		g.mu.Lock()
+		g.stats.StateErrors++ // nothing lost: no snapshot needed
+		g.mu.Unlock()
 	}
 }
 

@@ -46,7 +46,7 @@ type Group struct {
 	inflight int
 	doomed   []*entry       // to be dead-lettered
 	dirty    map[uint64]int // durable groups: attempt counts not yet in the state log
-	resnap   bool           // durable groups: a count was lowered below the log's (LeaveSeen); Tick or Close writes a snapshot
+	resnap   bool           // durable groups: a count was lowered below the log's (LeaveSeen), or a state record was not written; Tick or Close writes a snapshot
 	free     []*entry       // recycled entries
 	stats    Stats          // the counters; Stats() fills in the gauges
 }

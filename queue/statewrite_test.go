@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/felixmq/felix/commitlog"
 )
@@ -50,10 +52,39 @@ func TestStateWriteErrorOnFullDisk(t *testing.T) {
 		t.Fatalf("stats after the failed write: %+v", s)
 	}
 	state.full.Store(false)
-	if err := m.Ack(context.Background(), 1, 2); err != nil {
+	if err := m.Ack(context.Background(), 1); err != nil {
 		t.Fatalf("Ack once the disk has room: %v", err)
 	}
-	if s := g.Stats(); s.StateErrors != 1 || s.Acked != 3 || s.InFlight != 0 {
+	if s := g.Stats(); s.StateErrors != 1 || s.Acked != 2 || s.InFlight != 1 {
 		t.Fatalf("stats: %+v", s)
+	}
+}
+
+// An ack whose state record a full disk refused becomes durable at the
+// next Tick once the disk has room (a snapshot carries it): a restart then
+// redelivers only what was not acked (before: the refused ack stayed in
+// memory only until some later snapshot, and a restart redelivered it).
+func TestRefusedAckDurableAfterNextTick(t *testing.T) {
+	stream := memStream(t, 3)
+	state := &fullStateLog{Log: commitlog.NewMemory(0, 0)}
+	clock := newFakeClock()
+	opts := Options{StateLog: state, Clock: clock}
+	g := newGroupT(t, stream, opts)
+	m := joinT(t, g, "m", 0)
+	if got := offsets(nextT(t, m, 0)); len(got) != 3 {
+		t.Fatalf("delivered %v, want 3 records", got)
+	}
+	state.full.Store(true)
+	if err := m.Ack(context.Background(), 0); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Ack on a full disk: %v", err)
+	}
+	g.Tick(clock.Advance(time.Second)) // still full: the snapshot fails too
+	state.full.Store(false)
+	g.Tick(clock.Advance(time.Second))
+	// The broker crashes (the group is never closed) and starts again.
+	g2 := newGroupT(t, stream, opts)
+	m2 := joinT(t, g2, "m2", 0)
+	if got := offsets(nextT(t, m2, 0)); !slices.Equal(got, []uint64{1, 2}) {
+		t.Fatalf("after a restart the group delivers %v, want [1 2] (0 was acked)", got)
 	}
 }

@@ -413,7 +413,8 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 
 // droppable reports whether an unanswered publish that failed with err is
 // dropped (and counted) with the stream going on: an unknown stream, as in
-// the reference, and the tenant's publish rate.
+// the reference, the tenant's publish rate, and a durable stream's log
+// that could not write it (a full disk; counted by the log).
 func droppable(err error) bool {
-	return errors.Is(err, broker.ErrStreamNotFound) || errors.Is(err, ErrTenantRateLimit)
+	return errors.Is(err, broker.ErrStreamNotFound) || errors.Is(err, ErrTenantRateLimit) || errors.Is(err, broker.ErrStorage)
 }
