@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -383,6 +384,61 @@ func TestQueueBytesCounterNeverDrifts(t *testing.T) {
 					t.Logf("published %d: received %d (+%d direct), dropped %d", published, len(got), len(direct), st.Dropped)
 				})
 			}
+		}
+	}
+}
+
+// drop_old when most of the byte bound is held by the batch the consumer
+// is writing: a new frame that could not fit even with the queue empty is
+// dropped alone, and the queued frames are kept (before: every queued
+// frame was dropped, and the new one too). Once that batch is written, a
+// frame of the same size fits. The held count is back to zero at the end.
+func TestQueueBytesDropOldKeepsQueueWhenWriterHoldsTheBytes(t *testing.T) {
+	for _, logged := range []bool{false, true} {
+		_, s := newStreamOf(t, logged, Options{})
+		pol := DropOld
+		sub, err := s.Subscribe(SubscribeOptions{Policy: &pol, QueueMaxBytes: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		publish := func(seq uint64, size int) {
+			t.Helper()
+			if _, err := s.Publish(ctx, [][]byte{bigPayload(seq, size)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		publish(0, 600)
+		b, _, err := sub.NextBatch(ctx, nil) // being written
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := decodeFrames(t, b)
+		for i := range uint64(3) {
+			publish(1+i, 30)
+		}
+		publish(4, 450)
+		if st := sub.Stats(); st.Dropped != 1 || st.QueueLen != 3 {
+			t.Fatalf("logged=%v: dropped %d, queued %d frames; want 1 and 3", logged, st.Dropped, st.QueueLen)
+		}
+		b, _, err = sub.NextBatch(ctx, nil) // the 600 are written; the small ones are now
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, decodeFrames(t, b)...)
+		publish(5, 450)
+		if st := sub.Stats(); st.Dropped != 1 {
+			t.Fatalf("logged=%v: dropped %d once the batch was written, want 1", logged, st.Dropped)
+		}
+		got = append(got, drainNow(t, sub)...)
+		if want := []uint64{0, 1, 2, 3, 5}; !slices.Equal(got, want) {
+			t.Fatalf("logged=%v: delivered %v, want %v", logged, got, want)
+		}
+		sub.mu.Lock()
+		held := sub.held
+		sub.mu.Unlock()
+		if held != 0 {
+			t.Fatalf("logged=%v: drained queue holds %d bytes as written", logged, held)
 		}
 	}
 }

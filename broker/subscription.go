@@ -76,6 +76,9 @@ type Subscription struct {
 
 	lastFrames int // frames of the previous NextBatch, released on the next call
 	lastBytes  int // their bytes
+	// held is the part of bytes the consumer has taken out of q (the
+	// batch it is writing and carry), under mu: drop_old cannot free it.
+	held int
 
 	// Catch-up (log-backed streams): the consumer replays the log from next
 	// until it reaches the fanout position, then joins live delivery.
@@ -162,13 +165,18 @@ func (sub *Subscription) enqueue(ctx context.Context, d Delivery) error {
 // release gives back frames (and their bytes) reserved by enqueue, once
 // they are written or dropped, and wakes a Block publisher waiting for
 // bytes.
-func (sub *Subscription) release(frames, bytes int) {
+func (sub *Subscription) release(frames, bytes int) { sub.releaseHeld(frames, bytes, 0) }
+
+// releaseHeld is release for frames of which held bytes were the
+// consumer's (the batch it wrote).
+func (sub *Subscription) releaseHeld(frames, bytes, held int) {
 	if frames == 0 {
 		return
 	}
 	sub.mu.Lock()
 	sub.pending -= frames
 	sub.bytes -= bytes
+	sub.held -= held
 	if sub.waiting {
 		sub.waiting = false
 		select {
@@ -195,6 +203,14 @@ func (sub *Subscription) makeRoom(ctx context.Context, d Delivery) (bool, error)
 			sub.bytes += n
 			sub.mu.Unlock()
 			return true, nil
+		}
+		if sub.policy == DropOld && sub.held > 0 && sub.held+n > sub.maxBytes {
+			// What holds the bytes is being written, not queued:
+			// dropping the queued frames could not make room (with
+			// nothing held, d fits alone once they are gone).
+			sub.mu.Unlock()
+			sub.dropped.Add(uint64(d.Events))
+			return false, nil
 		}
 		if sub.policy == Block {
 			// Set under the lock that release takes, so no release after
@@ -345,7 +361,7 @@ func (sub *Subscription) Done() <-chan struct{} { return sub.done }
 // returns ErrSubscriptionEnded (wrapped reason) after the stream ended and
 // the queue is drained, or ctx.Err(). Only one goroutine may call it.
 func (sub *Subscription) NextBatch(ctx context.Context, buf []byte) ([]byte, int, error) {
-	sub.release(sub.lastFrames, sub.lastBytes) // the previous batch has been written
+	sub.releaseHeld(sub.lastFrames, sub.lastBytes, sub.lastBytes) // the previous batch has been written
 	sub.lastFrames, sub.lastBytes = 0, 0
 	if sub.catchUp {
 		if err := ctx.Err(); err != nil {
@@ -440,6 +456,9 @@ func (sub *Subscription) NextBatch(ctx context.Context, buf []byte) ([]byte, int
 	}
 done:
 	sub.lastFrames, sub.lastBytes = frames, size
+	sub.mu.Lock()
+	sub.held = size + len(sub.carry.Frame)
+	sub.mu.Unlock()
 	sub.delivered.Add(uint64(events))
 	return out, events, nil
 }

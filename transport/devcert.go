@@ -99,7 +99,8 @@ func lockDataDirFiles(dir string) (unlock func(), err error) {
 }
 
 // persistentDevCert loads the development certificate from dir, or creates
-// it (again) when it is missing, unreadable, expired or not valid yet.
+// it (again) when it is missing, corrupt, expired or not valid yet; one
+// this process may not read is an error (see readableDevCert).
 // created reports whether a new certificate was written. Concurrent calls,
 // in this process or others, on the same dir end with one certificate:
 // each holds a lock on dir while it looks and writes, so none pairs its
