@@ -3,15 +3,14 @@ package broker
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/internal/fulldisk"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -198,26 +197,12 @@ func TestLoggedAppendFailureFailsStream(t *testing.T) {
 	}
 }
 
-// fullLog refuses appends as a DiskLog on a full disk does (a
-// *commitlog.WriteError: nothing stored, the log goes on) while full is set.
-type fullLog struct {
-	commitlog.Log
-	full atomic.Bool
-}
-
-func (l *fullLog) Append(ctx context.Context, p [][]byte) (uint64, error) {
-	if l.full.Load() {
-		return 0, &commitlog.WriteError{Err: &os.PathError{Op: "write", Path: "/data/streams/t/ns/s/0.log", Err: syscall.ENOSPC}}
-	}
-	return l.Log.Append(ctx, p)
-}
-
 // A durable append refused by a full disk fails that publish only, with
 // ErrStorage naming the stream and the OS reason (not the server's
 // paths): the stream goes on, its subscribers and readers are served, and
 // the first publish once the disk has room is stored at the next offset.
 func TestLoggedWriteErrorKeepsStream(t *testing.T) {
-	lg := &fullLog{Log: commitlog.NewMemory(1<<20, 1<<30)}
+	lg := fulldisk.New(commitlog.NewMemory(1<<20, 1<<30))
 	_, s := newLoggedStream(t, Options{}, lg)
 	sub, _ := s.Subscribe(SubscribeOptions{WantOffsets: true})
 	ctx := context.Background()
@@ -226,7 +211,7 @@ func TestLoggedWriteErrorKeepsStream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	lg.full.Store(true)
+	lg.Full.Store(true)
 	for range 3 {
 		_, err := s.Publish(ctx, [][]byte{seqPayload(99)})
 		if !errors.Is(err, ErrStorage) || !errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrStoredNotDelivered) {
@@ -249,7 +234,7 @@ func TestLoggedWriteErrorKeepsStream(t *testing.T) {
 		t.Fatalf("subscribe from earliest while the disk is full: %v", err)
 	}
 	checkSeq(t, drainN(t, rd, 2), 0, 2)
-	lg.full.Store(false)
+	lg.Full.Store(false)
 	if first, err := s.Publish(ctx, [][]byte{seqPayload(2)}); err != nil || first != 2 {
 		t.Fatalf("publish once the disk has room: offset %d, %v; want 2", first, err)
 	}

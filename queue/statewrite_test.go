@@ -3,29 +3,14 @@ package queue
 import (
 	"context"
 	"errors"
-	"os"
 	"slices"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/internal/fulldisk"
 )
-
-// fullStateLog refuses appends as a DiskLog on a full disk does (a
-// *commitlog.WriteError: nothing written, the log goes on) while full is set.
-type fullStateLog struct {
-	commitlog.Log
-	full atomic.Bool
-}
-
-func (l *fullStateLog) Append(ctx context.Context, p [][]byte) (uint64, error) {
-	if l.full.Load() {
-		return 0, &commitlog.WriteError{Err: &os.PathError{Op: "write", Path: "/srv/felix/queues/g/0.log", Err: syscall.ENOSPC}}
-	}
-	return l.Log.Append(ctx, p)
-}
 
 // An ack whose state write fails on a full disk returns a StateWriteError
 // that names the group and the OS reason but not the server's files (the
@@ -34,11 +19,11 @@ func (l *fullStateLog) Append(ctx context.Context, p [][]byte) (uint64, error) {
 // again once the disk has room.
 func TestStateWriteErrorOnFullDisk(t *testing.T) {
 	stream := memStream(t, 3)
-	state := &fullStateLog{Log: commitlog.NewMemory(0, 0)}
+	state := fulldisk.New(commitlog.NewMemory(0, 0))
 	g := newGroupT(t, stream, Options{StateLog: state, Clock: newFakeClock()})
 	m := joinT(t, g, "m", 0)
 	nextT(t, m, 0)
-	state.full.Store(true)
+	state.Full.Store(true)
 	err := m.Ack(context.Background(), 0)
 	var swe *StateWriteError
 	if !errors.As(err, &swe) || !errors.Is(err, syscall.ENOSPC) {
@@ -51,7 +36,7 @@ func TestStateWriteErrorOnFullDisk(t *testing.T) {
 	if s := g.Stats(); s.StateErrors != 1 || s.Acked != 1 || s.InFlight != 2 {
 		t.Fatalf("stats after the failed write: %+v", s)
 	}
-	state.full.Store(false)
+	state.Full.Store(false)
 	if err := m.Ack(context.Background(), 1); err != nil {
 		t.Fatalf("Ack once the disk has room: %v", err)
 	}
@@ -66,7 +51,7 @@ func TestStateWriteErrorOnFullDisk(t *testing.T) {
 // memory only until some later snapshot, and a restart redelivered it).
 func TestRefusedAckDurableAfterNextTick(t *testing.T) {
 	stream := memStream(t, 3)
-	state := &fullStateLog{Log: commitlog.NewMemory(0, 0)}
+	state := fulldisk.New(commitlog.NewMemory(0, 0))
 	clock := newFakeClock()
 	opts := Options{StateLog: state, Clock: clock}
 	g := newGroupT(t, stream, opts)
@@ -74,12 +59,12 @@ func TestRefusedAckDurableAfterNextTick(t *testing.T) {
 	if got := offsets(nextT(t, m, 0)); len(got) != 3 {
 		t.Fatalf("delivered %v, want 3 records", got)
 	}
-	state.full.Store(true)
+	state.Full.Store(true)
 	if err := m.Ack(context.Background(), 0); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Ack on a full disk: %v", err)
 	}
 	g.Tick(clock.Advance(time.Second)) // still full: the snapshot fails too
-	state.full.Store(false)
+	state.Full.Store(false)
 	g.Tick(clock.Advance(time.Second))
 	// The broker crashes (the group is never closed) and starts again.
 	g2 := newGroupT(t, stream, opts)

@@ -3,31 +3,15 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"os"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/internal/fulldisk"
 	"github.com/felixmq/felix/internal/testbroker"
 	"github.com/felixmq/felix/wire"
 )
-
-// refusingLog refuses its next `refuse` appends as a DiskLog on a full
-// disk does (a *commitlog.WriteError: nothing stored, the log goes on).
-type refusingLog struct {
-	commitlog.Log
-	refuse atomic.Int32
-}
-
-func (l *refusingLog) Append(ctx context.Context, p [][]byte) (uint64, error) {
-	if l.refuse.Add(-1) >= 0 {
-		return 0, &commitlog.WriteError{Err: &os.PathError{Op: "write", Path: "/srv/felix/x.log", Err: syscall.ENOSPC}}
-	}
-	return l.Log.Append(ctx, p)
-}
 
 // A fire-and-forget publish refused by a full disk on a publish-only (uni)
 // stream is dropped (and counted by the log) and the stream goes on: the
@@ -35,8 +19,8 @@ func (l *refusingLog) Append(ctx context.Context, p [][]byte) (uint64, error) {
 // reading the stream, losing every later publish on it).
 func TestUniStreamGoesOnAfterDiskFullPublish(t *testing.T) {
 	tb := testbroker.Start(t)
-	lg := &refusingLog{Log: commitlog.NewMemory(0, 0)}
-	lg.refuse.Store(1)
+	lg := fulldisk.New(commitlog.NewMemory(0, 0))
+	lg.Refuse.Store(1)
 	st, err := tb.Broker.DeclareLoggedStream("t1", "default", "d", broker.StreamOptions{Log: lg, Durable: true})
 	if err != nil {
 		t.Fatal(err)
