@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/wire"
 )
 
 // Sentinel errors; the typed errors below wrap them.
@@ -30,7 +31,7 @@ var (
 	// too large, an I/O error). Nothing of the publish was stored and the
 	// stream goes on: publishing again is safe, and succeeds once the log
 	// can write.
-	ErrStorage = errors.New("storage write failed")
+	ErrStorage = errors.New(wire.StorageWriteFailed)
 )
 
 // storedError is a Publish error after the events were stored. Its message

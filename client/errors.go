@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/quic-go/quic-go"
 
@@ -36,6 +37,13 @@ var (
 	// reset, so the request may or may not have taken effect, as for any
 	// ConnectionError.
 	ErrTokenExpired = errors.New("felix: token expired")
+	// ErrStorage is matched (errors.Is) by a *ServerError of a broker that
+	// could not write to a durable stream's disk (full, or failing): a
+	// publish that fails with it was not stored, so publishing it again
+	// (once there is room) makes no duplicate; a queue ack or nack that
+	// fails with it holds in the running broker but may be redelivered
+	// after a restart.
+	ErrStorage = errors.New("felix: broker storage write failed")
 )
 
 // ServerError is an error reported by the broker: an `error` frame, a
@@ -51,6 +59,11 @@ type ServerError struct {
 }
 
 func (e *ServerError) Error() string { return "felix: server: " + e.Message }
+
+// Is matches ErrStorage for a broker's storage failure.
+func (e *ServerError) Is(target error) bool {
+	return target == ErrStorage && (e.Code == wire.QueueCodeStorage || strings.HasPrefix(e.Message, wire.StorageWriteFailed))
+}
 
 // CursorError rejects a subscription whose start offset is out of range.
 // Available is the oldest retained offset (too_old) or the tail (in_future).

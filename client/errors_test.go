@@ -3,6 +3,7 @@ package client
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,24 @@ func TestTokenExpiredReadsJWTExp(t *testing.T) {
 	} {
 		if got := tokenExpired(tok, now); got != want {
 			t.Errorf("tokenExpired(%q) = %v, want %v", tok, got, want)
+		}
+	}
+}
+
+// A broker's storage failure, for a publish (by its message) or a queue
+// ack (by its code), matches ErrStorage; other server errors do not.
+func TestServerErrorMatchesErrStorage(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&ServerError{Message: wire.StorageWriteFailed + ", publish not stored: stream t/ns/s: no space left on device"}, true},
+		{fmt.Errorf("publish: %w", &ServerError{Message: `queue: group "g": write state: storage write failed: file too large`, Code: wire.QueueCodeStorage}), true},
+		{&ServerError{Message: "stream not found: tenant=t namespace=ns stream=s"}, false},
+		{&ServerError{Message: "not in flight", Code: "not_in_flight"}, false},
+	} {
+		if got := errors.Is(c.err, ErrStorage); got != c.want {
+			t.Errorf("errors.Is(%v, ErrStorage) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }

@@ -151,8 +151,8 @@ func TestDiskFullEFBIGRefusesAndRecovers(t *testing.T) {
 func checkStorageError(t *testing.T, err error, dataDir string) {
 	t.Helper()
 	var se *client.ServerError
-	if !errors.As(err, &se) {
-		t.Fatalf("publish past RLIMIT_FSIZE: %v, want the broker's error", err)
+	if !errors.As(err, &se) || !errors.Is(err, client.ErrStorage) {
+		t.Fatalf("publish past RLIMIT_FSIZE: %v, want the broker's error matching client.ErrStorage", err)
 	}
 	for _, want := range []string{"not stored", "default/default/df", "file too large"} {
 		if !strings.Contains(se.Message, want) {

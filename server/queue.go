@@ -582,7 +582,7 @@ func (ctl *control) consumeLoop(member *queue.Member, w *lockedWriter) error {
 			case errors.As(err, &nif):
 				code = "not_in_flight"
 			case errors.As(err, &we):
-				code = "storage" // a full disk: the ack holds, not durably
+				code = wire.QueueCodeStorage // a full disk: the ack holds, not durably
 			}
 			if reqID == nil {
 				// Not asked for an answer. A queue_error without a

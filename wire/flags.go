@@ -114,3 +114,15 @@ const (
 // (ours): "no stream authenticated within 10s (auth timeout)". Such a
 // connection carried nothing, so a client may dial again without loss.
 const ConnAuthTimeout = "(auth timeout)"
+
+// StorageWriteFailed starts the message of a publish_error (or binary
+// publish ack) when a durable stream's log could not write the publish (a
+// full disk; ours): "storage write failed, publish not stored: stream
+// t/ns/s: no space left on device". Nothing of it was stored, so sending
+// it again makes no duplicate. A queue_error says the same with code
+// QueueCodeStorage.
+const StorageWriteFailed = "storage write failed"
+
+// QueueCodeStorage is the queue_error code of an ack or nack whose group
+// state could not be written (a full disk; ours).
+const QueueCodeStorage = "storage"
