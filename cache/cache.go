@@ -470,8 +470,9 @@ func (c *Cache) Sweep(max int) int {
 	return removed
 }
 
-// sweep reports the slots it visited, the entries it removed and whether it
-// finished a pass.
+// sweep reports the slots it visited (a shard with none counting one, so
+// that a budget bounds the work however many caches and shards there
+// are), the entries it removed and whether it finished a pass.
 func (c *Cache) sweep(budget int) (visited, removed int, passDone bool) {
 	c.sweepMu.Lock()
 	defer c.sweepMu.Unlock()
@@ -479,7 +480,7 @@ func (c *Cache) sweep(budget int) (visited, removed int, passDone bool) {
 	for visited < budget {
 		s := &c.shards[c.sweepShard]
 		v, r, wrapped := s.sweep(now, budget-visited, &c.bytes)
-		visited += v
+		visited += max(v, 1)
 		removed += r
 		if wrapped {
 			c.sweepShard = (c.sweepShard + 1) & int(c.mask)

@@ -44,10 +44,13 @@
 // replaces any previous value, but a Get right after misses; nothing is
 // kept). Expiry is lazy on access — an expired entry is removed by the
 // operation that finds it and counted in Stats.Expirations — plus a bounded
-// background sweep: every StoreOptions.SweepInterval the Store visits at most
+// background sweep: every StoreOptions.SweepInterval the Store visits
 // StoreOptions.SweepMaxPerTick slots across its caches, round-robin across
-// caches and shards, resuming where the previous tick stopped, so expired
-// entries do not hold memory. Cache.Sweep and Store.Sweep run the same work
+// caches and shards, resuming where the previous tick stopped, and more
+// while a quarter or more of the slots it visits held expired entries (as
+// Redis's active expiry; at most a tenth of the interval), so expired
+// entries do not hold memory even when short-lived keys are written faster
+// than one budget a tick. Cache.Sweep and Store.Sweep run the same work
 // synchronously. All expiry decisions use StoreOptions.Clock, so tests use
 // a fake clock instead of sleeping. Deadlines are kept relative to the
 // cache's creation time, so with the real clock they follow the monotonic

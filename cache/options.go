@@ -42,8 +42,10 @@ type StoreOptions struct {
 	// Negative disables the background sweep (expiry is then lazy only,
 	// unless Store.Sweep or Cache.Sweep is called).
 	SweepInterval time.Duration
-	// SweepMaxPerTick bounds the slots one sweep tick visits across all
-	// caches. Default 10_000.
+	// SweepMaxPerTick is the slots a sweep tick visits across all caches
+	// (its budget; a shard with no slots counts as one). A tick goes on with more budgets while a quarter or
+	// more of the slots visited held expired entries, for at most a tenth
+	// of SweepInterval. Default 10_000.
 	SweepMaxPerTick int
 }
 

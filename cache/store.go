@@ -186,15 +186,21 @@ func (st *Store) Caches() []*Cache {
 // Len returns how many caches are registered.
 func (st *Store) Len() int { return len(*st.list.Load()) }
 
-// Sweep runs one sweep tick by hand: it visits at most max slots across the
-// caches and returns how many expired entries it removed. Caches take turns:
-// a tick continues the pass over the cache where the previous tick ran out of
-// budget, then moves to the next caches, each at most once per tick.
+// Sweep runs one sweep budget by hand: it visits at most max slots across
+// the caches and returns how many expired entries it removed. Caches take
+// turns: a call continues the pass over the cache where the previous one
+// ran out of budget, then moves to the next caches, each at most once per
+// call. (A background tick may run several budgets: see sweepTick.)
 func (st *Store) Sweep(max int) int {
+	_, removed := st.sweep(max)
+	return removed
+}
+
+// sweep is Sweep; it also reports the slots it visited.
+func (st *Store) sweep(max int) (visited, removed int) {
 	st.sweepMu.Lock()
 	defer st.sweepMu.Unlock()
 	list := *st.list.Load()
-	removed := 0
 	for range len(list) {
 		if max <= 0 {
 			break
@@ -202,15 +208,31 @@ func (st *Store) Sweep(max int) int {
 		if st.sweepNext >= len(list) {
 			st.sweepNext = 0
 		}
-		visited, r, passDone := list[st.sweepNext].sweep(max)
-		max -= visited
+		v, r, passDone := list[st.sweepNext].sweep(max)
+		max -= v
+		visited += v
 		removed += r
 		if !passDone {
 			break // out of budget mid-pass: the next tick resumes here
 		}
 		st.sweepNext++
 	}
-	return removed
+	return visited, removed
+}
+
+// sweepTick runs one background tick: a budget of SweepMaxPerTick slots,
+// then more while a quarter or more of the slots visited held expired
+// entries, as Redis's active expiry does: keys with short TTLs written
+// faster than the budget a tick must not pile up. A tick sweeps for at
+// most a tenth of SweepInterval.
+func (st *Store) sweepTick() {
+	start := time.Now()
+	for {
+		visited, removed := st.sweep(st.opts.SweepMaxPerTick)
+		if visited == 0 || removed*4 < visited || time.Since(start) >= st.opts.SweepInterval/10 {
+			return
+		}
+	}
 }
 
 func (st *Store) sweepLoop() {
@@ -222,7 +244,7 @@ func (st *Store) sweepLoop() {
 		case <-st.stop:
 			return
 		case <-t.C:
-			st.Sweep(st.opts.SweepMaxPerTick)
+			st.sweepTick()
 		}
 	}
 }

@@ -55,7 +55,11 @@ type Options struct {
 	ServerName string
 
 	// Transport holds the QUIC knobs. KeepAlivePeriod defaults to 10s for
-	// clients (transport.DefaultClientKeepAlivePeriod).
+	// clients (transport.DefaultClientKeepAlivePeriod), and
+	// MaxIncomingUniStreams to DefaultMaxSubscriptionsPerConn: the broker
+	// opens one event stream per subscription, so this bounds the
+	// subscriptions of one event connection (a broker whose
+	// --max-subscriptions-per-conn is higher needs it raised to match).
 	Transport transport.Options
 
 	// PublishConns is the number of QUIC connections carrying publishes.
@@ -147,6 +151,11 @@ const (
 	DefaultMaxBackoff            = 2 * time.Second
 )
 
+// DefaultMaxSubscriptionsPerConn is the default of
+// Options.Transport.MaxIncomingUniStreams: the broker's default
+// --max-subscriptions-per-conn.
+const DefaultMaxSubscriptionsPerConn = 4096
+
 // Internal bounds of the event router.
 const (
 	// helloTimeout bounds reading the hello of a new event stream.
@@ -163,6 +172,7 @@ func (o Options) withDefaults() Options {
 	o.TenantID = cmp.Or(o.TenantID, DefaultTenantID)
 	o.Token = cmp.Or(o.Token, DefaultToken)
 	o.Transport.KeepAlivePeriod = cmp.Or(o.Transport.KeepAlivePeriod, transport.DefaultClientKeepAlivePeriod)
+	o.Transport.MaxIncomingUniStreams = cmp.Or(o.Transport.MaxIncomingUniStreams, DefaultMaxSubscriptionsPerConn)
 	o.PublishConns = max(cmp.Or(o.PublishConns, DefaultPublishConns), 1)
 	o.PublishStreamsPerConn = max(cmp.Or(o.PublishStreamsPerConn, DefaultPublishStreamsPerConn), 1)
 	o.EventConns = max(cmp.Or(o.EventConns, DefaultEventConns), 1)

@@ -8,14 +8,19 @@ import (
 	"time"
 )
 
+// openIntervalLog opens a log under SyncInterval with a 100ms interval.
+func openIntervalLog(t *testing.T) (*DiskLog, Options) {
+	opts := testOptions()
+	opts.Sync = SyncInterval
+	opts.SyncInterval = 100 * time.Millisecond
+	return openT(t, t.TempDir(), opts), opts
+}
+
 // TestSyncIntervalBackground: under SyncInterval appends return unsynced and
 // the background fsync catches up within one interval (fake time).
 func TestSyncIntervalBackground(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		opts := testOptions()
-		opts.Sync = SyncInterval
-		opts.SyncInterval = 100 * time.Millisecond
-		l := openT(t, t.TempDir(), opts)
+		l, opts := openIntervalLog(t)
 		appendN(t, l, 5, 1)
 		if st := l.Stats(); st.Synced != 0 {
 			t.Fatalf("synced %d right after the appends; want the fsync left to the interval", st.Synced)
@@ -26,6 +31,36 @@ func TestSyncIntervalBackground(t *testing.T) {
 			t.Fatalf("synced %d one interval later, want 5", st.Synced)
 		}
 		l.Close()
+	})
+}
+
+// TestSyncIntervalIdleLogSleeps: under SyncInterval an idle log's syncer
+// sleeps until something is appended, instead of waking every interval to
+// find nothing to fsync: a broker with thousands of idle durable streams
+// (or consumer groups' state logs) must idle at ~0% CPU. Appends are
+// still fsynced within one interval.
+func TestSyncIntervalIdleLogSleeps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l, opts := openIntervalLog(t)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if w := l.syncerWakeups.Load(); w != 0 {
+			t.Fatalf("the syncer of a log with nothing appended woke %d times in an hour", w)
+		}
+		for round := range 3 {
+			appendN(t, l, 2, 1)
+			time.Sleep(opts.SyncInterval + time.Millisecond)
+			synctest.Wait()
+			if st := l.Stats(); st.Synced != st.Next {
+				t.Fatalf("round %d: synced %d one interval after the appends, want %d", round, st.Synced, st.Next)
+			}
+			w := l.syncerWakeups.Load()
+			time.Sleep(time.Hour)
+			synctest.Wait()
+			if got := l.syncerWakeups.Load() - w; got > 1 {
+				t.Fatalf("round %d: the syncer woke %d times in an idle hour after an fsync", round, got)
+			}
+		}
 	})
 }
 

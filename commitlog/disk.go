@@ -48,6 +48,8 @@ type DiskLog struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 
+	syncerWakeups atomic.Uint64 // times runSyncer woke to fsync (tests: an idle log's stays 0)
+
 	writeFail writeFailures // under mu
 
 	stats struct {
@@ -80,6 +82,11 @@ type Stats struct {
 // package documentation for the rules. A log that is not valid is refused
 // with a *CorruptionError naming the file and byte position.
 func Open(dir string, opts Options) (*DiskLog, error) {
+	l, err := open(dir, opts)
+	return l, explainFDs(err)
+}
+
+func open(dir string, opts Options) (*DiskLog, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -280,14 +287,17 @@ func (l *DiskLog) writeLocked(n int, ts func(int) int64, payload func(int) []byt
 	return first, end, nil
 }
 
-// afterWrite wakes readers and, under SyncAlways, waits until the records
-// below end are fsynced.
+// afterWrite wakes readers and the syncer (SyncAlways, SyncInterval) and,
+// under SyncAlways, waits until the records below end are fsynced.
 func (l *DiskLog) afterWrite(ctx context.Context, end uint64) error {
 	l.appendNote.broadcast()
-	if l.opts.Sync != SyncAlways {
+	if l.opts.Sync == SyncNever {
 		return nil
 	}
 	l.kickSyncer()
+	if l.opts.Sync != SyncAlways {
+		return nil
+	}
 	return waitUntil(ctx, &l.syncNote, func() (bool, error) {
 		if f := l.failed.Load(); f != nil {
 			return false, f.err
@@ -316,7 +326,7 @@ func (l *DiskLog) rollLocked(old *segment) (*segment, error) {
 	}
 	seg, err := createSegment(l.dir, old.next, l.opts.Clock().UnixMicro())
 	if err != nil {
-		return nil, l.writeFailedLocked(fmt.Errorf("roll: %w", err))
+		return nil, l.writeFailedLocked(fmt.Errorf("roll: %w", explainFDs(err)))
 	}
 	l.stats.fsyncs.Add(2) // the new file and the directory
 	l.segMu.Lock()
@@ -353,24 +363,35 @@ func (l *DiskLog) kickSyncer() {
 	}
 }
 
-// runSyncer fsyncs on every kick (SyncAlways) or tick (SyncInterval). A
-// kick that arrives during an fsync is kept (the channel holds one), so the
-// next fsync covers every append written meanwhile: group commit.
+// runSyncer fsyncs on every kick: at once under SyncAlways, one
+// SyncInterval later under SyncInterval (so the appends of an interval
+// share the fsync). A kick that arrives during the wait or an fsync is
+// kept (the channel holds one), so the next fsync covers every append
+// written meanwhile: group commit. A log nothing is appended to sleeps: a
+// broker with thousands of idle durable logs does no work for them.
 func (l *DiskLog) runSyncer() {
 	defer l.wg.Done()
-	var tick <-chan time.Time
+	var wait *time.Timer
 	if l.opts.Sync == SyncInterval {
-		t := time.NewTicker(l.opts.SyncInterval)
-		defer t.Stop()
-		tick = t.C
+		wait = time.NewTimer(l.opts.SyncInterval)
+		wait.Stop()
+		defer wait.Stop()
 	}
 	for {
 		select {
 		case <-l.stop:
 			return
 		case <-l.kick:
-		case <-tick:
 		}
+		if wait != nil {
+			wait.Reset(l.opts.SyncInterval)
+			select {
+			case <-l.stop:
+				return // Close fsyncs what was written
+			case <-wait.C:
+			}
+		}
+		l.syncerWakeups.Add(1)
 		l.syncActive()
 	}
 }

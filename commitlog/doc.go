@@ -95,9 +95,10 @@
 //     append that fsync covered, so concurrent appends share fsyncs (group
 //     commit). Nothing acknowledged is lost.
 //   - SyncInterval (default, 100ms): Append returns once written to the OS;
-//     a background fsync runs every interval. A process crash loses
-//     nothing; a machine crash loses at most the records of the last
-//     interval.
+//     a background fsync runs one interval after an append, covering
+//     every append of that interval (an idle log does no periodic work).
+//     A process crash loses nothing; a machine crash loses at most the
+//     records of the last interval.
 //   - SyncNever: the OS writes back when it likes; segment seals and Close
 //     still fsync.
 //

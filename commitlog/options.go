@@ -10,8 +10,9 @@ import (
 type SyncPolicy int
 
 const (
-	// SyncInterval (the default) fsyncs in the background every
-	// Options.SyncInterval. Append returns once the records are written to
+	// SyncInterval (the default) fsyncs in the background one
+	// Options.SyncInterval after an append (covering every append of the
+	// interval; a log with nothing new does not wake). Append returns once the records are written to
 	// the OS: a process crash loses nothing, a machine crash loses at most
 	// the records appended in the last interval (plus one fsync's time).
 	SyncInterval SyncPolicy = iota

@@ -33,9 +33,13 @@ type scanner struct {
 	buf    []byte
 }
 
+// scanBuffer is the most a scanner reads at once; a smaller region gets a
+// buffer of its size (a broker reopens thousands of small logs at start).
+const scanBuffer = 256 << 10
+
 func newScanner(f io.ReaderAt, pos, end int64, expect uint64, limit uint32) *scanner {
 	return &scanner{
-		r:      bufio.NewReaderSize(io.NewSectionReader(f, pos, end-pos), 256<<10),
+		r:      bufio.NewReaderSize(io.NewSectionReader(f, pos, end-pos), int(min(end-pos, scanBuffer))),
 		pos:    pos,
 		end:    end,
 		expect: expect,

@@ -149,11 +149,12 @@ func (g *Group) Stats() Stats {
 }
 
 // Due reports whether Tick at now would have anything to do: an ack
-// deadline or a delayed redelivery due, records to dead-letter or ready
-// to hand out, attempt counts or a snapshot to write. A caller ticking
-// many groups can skip the idle ones. It drops the timeouts of deliveries
-// settled since, as Tick would. It does not wait for the group's lock: a
-// group busy elsewhere is reported due (Tick will wait for it).
+// deadline or a delayed redelivery due, records to dead-letter, records
+// ready to hand out while a member waits for work, attempt counts or a
+// snapshot to write. A caller ticking many groups can skip the idle ones.
+// It drops the timeouts of deliveries settled since, as Tick would. It
+// does not wait for the group's lock: a group busy elsewhere is reported
+// due (Tick will wait for it).
 func (g *Group) Due(now time.Time) bool {
 	if !g.mu.TryLock() {
 		return true
@@ -171,7 +172,12 @@ func (g *Group) Due(now time.Time) bool {
 	if len(g.delayed) > 0 && !g.delayed[0].due.After(now) {
 		return true
 	}
-	return len(g.doomed) > 0 || g.ready.len() > 0 || len(g.dirty) > 0 || g.resnap
+	// Records ready to hand out need Tick only to wake a member waiting
+	// for work; with none waiting, the next Next takes them.
+	if g.ready.len() > 0 && (g.streamWaiter != nil || g.idle.len() > 0) {
+		return true
+	}
+	return len(g.doomed) > 0 || len(g.dirty) > 0 || g.resnap
 }
 
 // Tick takes back the deliveries whose ack deadline has passed (they are

@@ -66,6 +66,9 @@ type Options struct {
 	Broker *broker.Broker
 	TLS    *tls.Config
 	// Transport holds the QUIC knobs (windows, stream limits, UDP buffers).
+	// Its MaxIncomingStreams defaults to MaxSubscriptionsPerConn plus
+	// transport.DefaultMaxIncomingStreams, so that a connection holds as
+	// many queue consumers (one stream each) as subscriptions.
 	Transport transport.Options
 	// Auth verifies tokens. Nil means DevAuth: any token is accepted.
 	Auth Authenticator
@@ -124,6 +127,11 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxSubscriptionsPerConn <= 0 {
 		o.MaxSubscriptionsPerConn = 4096
+	}
+	if o.Transport.MaxIncomingStreams == 0 {
+		// A queue consumer holds a stream its client opened: a connection
+		// may have as many as subscriptions, beside its other streams.
+		o.Transport.MaxIncomingStreams = int64(o.MaxSubscriptionsPerConn) + transport.DefaultMaxIncomingStreams
 	}
 	if o.AuthTimeout <= 0 {
 		o.AuthTimeout = 10 * time.Second

@@ -14,6 +14,10 @@ import (
 	"github.com/felixmq/felix/wire"
 )
 
+// eventStreamTimeout bounds the wait for the client to let the broker open
+// a subscription's event stream.
+const eventStreamTimeout = 5 * time.Second
+
 // subscribe serves one subscribe request: register, open the event
 // stream with its hello, reply subscribed, then this goroutine becomes the
 // subscription's writer. The control stream is not read again.
@@ -82,12 +86,21 @@ func (ctl *control) subscribe(m *wire.Subscribe) error {
 		}
 		return ctl.fail(err.Error())
 	}
-	ctx, cancel := context.WithTimeout(c.qc.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(c.qc.Context(), eventStreamTimeout)
 	us, err := c.qc.OpenUniStreamSync(ctx)
 	cancel()
 	if err != nil {
+		open := atomic.LoadInt64(&c.subs) - 1
 		sub.Close()
 		release()
+		if errors.Is(err, context.DeadlineExceeded) && c.qc.Context().Err() == nil {
+			// The peer's limit of concurrent unidirectional streams (one
+			// per subscription) is reached: say so, not "context deadline
+			// exceeded".
+			return ctl.fail(fmt.Sprintf("no event stream within %v: the client allows no more streams on this connection "+
+				"(subscriptions on it: %d); subscribe on another connection or raise the client's limit of concurrent unidirectional streams",
+				eventStreamTimeout, open))
+		}
 		return ctl.fail(err.Error())
 	}
 	hello, _ := wire.AppendMessageFrame(nil, &wire.EventStreamHello{SubscriptionID: sub.ID()})
