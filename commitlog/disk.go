@@ -130,6 +130,11 @@ func open(dir string, opts Options) (*DiskLog, error) {
 		go l.runSyncer()
 	}
 	if (opts.RetentionBytes > 0 || opts.RetentionAge > 0) && opts.RetentionInterval > 0 {
+		// A retention lowered since the log was last open applies now,
+		// not at the first background pass an interval later.
+		if err := l.EnforceRetention(); err != nil {
+			l.log.Error("commitlog: retention at open", "err", err)
+		}
 		l.wg.Add(1)
 		go l.runRetention()
 	}

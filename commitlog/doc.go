@@ -132,7 +132,7 @@
 // # Retention
 //
 // With Options.RetentionBytes or RetentionAge set, EnforceRetention (run
-// every Options.RetentionInterval in the background) deletes whole sealed
+// at Open and every Options.RetentionInterval in the background) deletes whole sealed
 // segments from the head while the log exceeds RetentionBytes or the head
 // segment's newest record is older than RetentionAge. The active segment
 // is never deleted. Oldest advances; reads below it return *TooOldError.

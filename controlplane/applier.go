@@ -197,11 +197,6 @@ func (a *BrokerApplier) create(s Stream) error {
 	if err != nil {
 		return fmt.Errorf("stream %s: open log in %s: %w", k, dir, err)
 	}
-	// A retention lowered while the broker was down applies now, not at
-	// the log's first background pass a minute later.
-	if err := lg.EnforceRetention(); err != nil {
-		a.log.Error("durable stream: retention at open", "stream", k.String(), "err", err)
-	}
 	if _, err := a.opts.Broker.DeclareLoggedStream(k.TenantID, k.Namespace, k.Stream, broker.StreamOptions{Log: lg, Durable: true}); err != nil {
 		lg.Close()
 		return fmt.Errorf("stream %s: %w", k, err)

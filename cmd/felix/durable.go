@@ -61,11 +61,6 @@ func openDurableStreams(b *broker.Broker, f serveFlags, policy commitlog.SyncPol
 		if err != nil {
 			return fmt.Errorf("--durable-stream %q: open log in %s: %w", v, dir, err)
 		}
-		// A retention lowered since the last run applies now, not at the
-		// first background pass a minute later.
-		if err := lg.EnforceRetention(); err != nil {
-			log.Error("durable stream: retention at start", "stream", k.String(), "err", err)
-		}
 		if _, err := b.DeclareLoggedStream(k.Tenant, k.Namespace, k.Stream, broker.StreamOptions{Log: lg, Durable: true}); err != nil {
 			lg.Close()
 			return fmt.Errorf("--durable-stream %q: %w", v, err)
