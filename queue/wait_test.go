@@ -103,11 +103,12 @@ func TestIdleMembersTakeTurns(t *testing.T) {
 	const k, n = 4, 400
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	got := make([]int, k)
-	delivered := make(chan struct{}, n)
+	members := make([]*Member, k)
+	delivered := make(chan int, n) // the index of the member each record went to
 	var wg sync.WaitGroup
 	for i := range k {
 		m := joinT(t, g, fmt.Sprint("m", i), 8)
+		members[i] = m
 		wg.Go(func() {
 			for {
 				ds, err := m.Next(ctx, 0)
@@ -118,34 +119,52 @@ func TestIdleMembersTakeTurns(t *testing.T) {
 					if err := m.Ack(ctx, d.Offset); err != nil {
 						t.Error(err)
 					}
-					got[i]++
-					delivered <- struct{}{}
+					delivered <- i
 				}
 			}
 		})
 	}
-	for waiting := 0; waiting < k; { // all four in Next: one on the stream, three idle
-		g.mu.Lock()
-		waiting = g.idle.len()
-		if g.streamWaiter != nil {
-			waiting++
+	// Each record is appended once every member is back in Next with room
+	// (one watching the stream, the others idle), so the turns do not
+	// depend on how the Go scheduler runs the member goroutines: a member
+	// not yet back in Next would rightly be passed over.
+	allWaiting := func() {
+		for {
+			g.mu.Lock()
+			waiting := 0
+			for _, m := range members {
+				if m.idle || g.streamWaiter == m {
+					waiting++
+				}
+			}
+			g.mu.Unlock()
+			if waiting == k {
+				return
+			}
+			runtime.Gosched()
 		}
-		g.mu.Unlock()
-		runtime.Gosched()
 	}
+	seq := make([]int, 0, n)
 	for range n {
+		allWaiting()
 		fill(t, stream, 1)
 		select {
-		case <-delivered:
+		case i := <-delivered:
+			seq = append(seq, i)
 		case <-time.After(10 * time.Second):
 			t.Fatal("a record was not delivered")
 		}
 	}
 	cancel()
 	wg.Wait()
-	for i, c := range got {
-		if c < n/k/2 {
-			t.Errorf("member %d got %d of %d records (all: %v)", i, c, n, got)
+	// Round robin: every k consecutive records went to k different members.
+	for j := k; j <= n; j++ {
+		seen := map[int]bool{}
+		for _, i := range seq[j-k : j] {
+			seen[i] = true
+		}
+		if len(seen) != k {
+			t.Fatalf("records %d..%d went to %v, not to each of the %d members in turn (all: %v)", j-k, j-1, seq[j-k:j], k, seq)
 		}
 	}
 }
