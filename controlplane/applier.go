@@ -56,6 +56,12 @@ type BrokerApplierOptions struct {
 	// state kept elsewhere: serve passes the server's ForgetStreams, which
 	// drops the streams' consumer groups.
 	StreamsRemoved func([]broker.StreamKey)
+	// LogOpened, when set, is called with a durable stream's log once it
+	// is opened and before the stream is declared (so before anything is
+	// published to it); an error fails the stream's creation and the log
+	// is closed. serve passes server.ReconcileGroupStates, which makes the
+	// stream's queue group state agree with the log's end.
+	LogOpened func(broker.StreamKey, commitlog.Log) error
 }
 
 // BrokerApplier applies control-plane objects to a broker and a cache
@@ -196,6 +202,12 @@ func (a *BrokerApplier) create(s Stream) error {
 	lg, err := commitlog.Open(dir, lo)
 	if err != nil {
 		return fmt.Errorf("stream %s: open log in %s: %w", k, dir, err)
+	}
+	if a.opts.LogOpened != nil {
+		if err := a.opts.LogOpened(k.broker(), lg); err != nil {
+			lg.Close()
+			return fmt.Errorf("stream %s: %w", k, err)
+		}
 	}
 	if _, err := a.opts.Broker.DeclareLoggedStream(k.TenantID, k.Namespace, k.Stream, broker.StreamOptions{Log: lg, Durable: true}); err != nil {
 		lg.Close()

@@ -88,6 +88,10 @@ func Start(o Options) (_ *Broker, err error) {
 			return nil, err
 		}
 	}
+	q := o.Queues
+	if q.StateDir == "" {
+		q.StateDir = commitlog.DirFor(o.DataDir, "groups")
+	}
 	for _, k := range o.DurableStreams {
 		t, ns, s, err := split(k)
 		if err != nil {
@@ -95,6 +99,10 @@ func Start(o Options) (_ *Broker, err error) {
 		}
 		lg, err := commitlog.Open(commitlog.DirFor(o.DataDir, "streams", t, ns, s), commitlog.Options{Sync: o.Sync, Logger: o.Logger})
 		if err != nil {
+			return nil, err
+		}
+		if err := server.ReconcileGroupStates(q.StateDir, broker.StreamKey{Tenant: t, Namespace: ns, Stream: s}, lg, o.Logger); err != nil {
+			lg.Close()
 			return nil, err
 		}
 		if _, err := b.Engine.DeclareLoggedStream(t, ns, s, broker.StreamOptions{Log: lg, Durable: true}); err != nil {
@@ -124,10 +132,6 @@ func Start(o Options) (_ *Broker, err error) {
 	pool.AddCert(leaf)
 	if b.ClientTLS, err = transport.ClientTLSConfig(transport.ClientTLSOptions{RootCAs: pool}); err != nil {
 		return nil, err
-	}
-	q := o.Queues
-	if q.StateDir == "" {
-		q.StateDir = commitlog.DirFor(o.DataDir, "groups")
 	}
 	b.Server, err = server.New(server.Options{Broker: b.Engine, TLS: stls, Caches: b.caches, Queues: q, Logger: o.Logger})
 	if err != nil {

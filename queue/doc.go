@@ -84,10 +84,15 @@
 // or pending) is read back from the stream and made ready for
 // redelivery with its attempt count (at-least-once); the group continues
 // with new records after the last one delivered. State beyond the
-// stream's end (a stream that lost its unsynced tail) is dropped, and so
-// are pending records the stream no longer has (counted as lost); when
-// anything is dropped NewGroup writes a snapshot at once, so that acks of
-// lost records never apply to the new records that take their offsets.
+// stream's end (a stream that lost its unsynced tail, or restored from an
+// older copy) is dropped, and so are pending records the stream no longer
+// has (counted as lost); when anything is dropped NewGroup writes a
+// snapshot at once, so that acks of lost records never apply to the new
+// records that take their offsets. NewGroup can only do so for records
+// appended after it runs: an owner that opens groups lazily calls
+// ClampState on every group's state log when it opens the stream's log,
+// before appending to it, which drops the same state without opening the
+// group.
 //
 // Restart cost is bounded: each ops record carries the state-log offset
 // of the latest snapshot, so NewGroup reads the last record, then

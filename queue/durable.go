@@ -215,6 +215,7 @@ func (g *Group) restore(r *rebuilt) (dropped bool, err error) {
 // floor is done; in [floor, cursor) the offsets in pending (with their
 // attempt counts) are not; none from cursor on was delivered.
 type rebuilt struct {
+	name          string // the group's name, as its snapshot holds it
 	floor, cursor uint64
 	pending       map[uint64]int
 	ref           uint64 // state-log offset of the snapshot replayed from
@@ -226,7 +227,8 @@ type rebuilt struct {
 
 // replayState reads the state log from the latest snapshot (found through
 // the reference the last record carries) to its end. nil, nil: the log
-// is empty. streamEnd is the stream's Next: see finish.
+// is empty. streamEnd is the stream's Next: see finish. An empty name
+// accepts the snapshots of any group.
 func replayState(name string, sl commitlog.Log, streamEnd uint64) (*rebuilt, error) {
 	next := sl.Next()
 	if next == sl.Oldest() {
@@ -259,7 +261,7 @@ func replayState(name string, sl commitlog.Log, streamEnd uint64) (*rebuilt, err
 			}
 			switch {
 			case sr.kind == recSnapshot:
-				if sr.snap.name != name {
+				if name != "" && sr.snap.name != name {
 					return nil, &CorruptStateError{Offset: rec.Offset, Reason: fmt.Sprintf("snapshot of group %q, not %q", sr.snap.name, name)}
 				}
 				r = newRebuilt(&sr.snap, rec.Offset)
@@ -291,7 +293,7 @@ func readState(sl commitlog.Log, off uint64) (stateRecord, error) {
 }
 
 func newRebuilt(s *snapshot, at uint64) *rebuilt {
-	r := &rebuilt{floor: s.floor, cursor: s.cursor, end: s.cursor, ref: at,
+	r := &rebuilt{name: s.name, floor: s.floor, cursor: s.cursor, end: s.cursor, ref: at,
 		pending: make(map[uint64]int, len(s.pending)), doneAbove: map[uint64]bool{}, triedAbove: map[uint64]int{}}
 	for _, p := range s.pending {
 		r.pending[p.off] = p.attempts

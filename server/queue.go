@@ -35,7 +35,8 @@ type QueueOptions struct {
 	// StateDir keeps the state of groups on durable streams (one log per
 	// group; an ack is confirmed once its state satisfies StateSync).
 	// Empty: group state is in memory and a restart redelivers everything
-	// not yet acked.
+	// not yet acked. Whoever opens a durable stream's log calls
+	// ReconcileGroupStates with it before declaring the stream.
 	StateDir string
 	// StateSync is the sync policy of group state logs when the stream's
 	// log does not say its own (a disk log does: its policy is used, so

@@ -118,7 +118,10 @@ func startControlPlane(ctx context.Context, f serveFlags, sec *security, b *brok
 	}
 	applier, err := controlplane.NewBrokerApplier(controlplane.BrokerApplierOptions{Broker: b, Caches: caches, DataDir: f.dataDir, Logger: log,
 		Log:            commitlog.Options{SyncInterval: f.fsyncInterval, SegmentBytes: f.segmentBytes, Logger: log, OnSync: onSync},
-		StreamsRemoved: srv.ForgetStreams})
+		StreamsRemoved: srv.ForgetStreams,
+		LogOpened: func(k broker.StreamKey, lg commitlog.Log) error {
+			return server.ReconcileGroupStates(groupsDir(f.dataDir), k, lg, log)
+		}})
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/server"
 )
 
 // streamDir is where a durable stream's log lives: one escaped directory
@@ -30,8 +31,9 @@ func groupsDir(dataDir string) string {
 	return commitlog.DirFor(dataDir, "groups")
 }
 
-// openDurableStreams opens (or creates) the log of every durable stream and
-// declares the streams. Logs already opened are closed on failure.
+// openDurableStreams opens (or creates) the log of every durable stream,
+// reconciles its queue groups' state with the log's end, and declares the
+// streams. Logs already opened are closed on failure.
 func openDurableStreams(b *broker.Broker, f serveFlags, policy commitlog.SyncPolicy, onSync func(time.Duration), log *slog.Logger) error {
 	for _, v := range f.durableStreams {
 		name, pol, hasPol := strings.Cut(v, ":")
@@ -60,6 +62,11 @@ func openDurableStreams(b *broker.Broker, f serveFlags, policy commitlog.SyncPol
 		})
 		if err != nil {
 			return fmt.Errorf("--durable-stream %q: open log in %s: %w", v, dir, err)
+		}
+		// Before the stream takes publishes: see server.ReconcileGroupStates.
+		if err := server.ReconcileGroupStates(groupsDir(f.dataDir), k, lg, log); err != nil {
+			lg.Close()
+			return fmt.Errorf("--durable-stream %q: %w", v, err)
 		}
 		if _, err := b.DeclareLoggedStream(k.Tenant, k.Namespace, k.Stream, broker.StreamOptions{Log: lg, Durable: true}); err != nil {
 			lg.Close()
