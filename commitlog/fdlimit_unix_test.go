@@ -27,7 +27,7 @@ func TestOpenOutOfFileDescriptorsSaysWhy(t *testing.T) {
 		t.Skip(err)
 	}
 	low := old
-	low.Cur = uint64(len(fds) + 9) // room for four logs of one segment, not forty
+	setRlimitCur(&low.Cur, len(fds)+9) // room for four logs of one segment, not forty
 	if low.Cur > old.Cur {
 		t.Skipf("open-files limit %d is already below %d", old.Cur, low.Cur)
 	}
@@ -49,3 +49,7 @@ func TestOpenOutOfFileDescriptorsSaysWhy(t *testing.T) {
 	}
 	t.Fatalf("40 logs opened with a limit of %d open files", low.Cur)
 }
+
+// setRlimitCur sets a limit whose type differs between systems (uint64 on
+// Linux and macOS, int64 on the BSDs).
+func setRlimitCur[T int64 | uint64](cur *T, n int) { *cur = T(n) }

@@ -1,16 +1,13 @@
+//go:build unix
+
 package main
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/felixmq/felix/broker"
 )
 
 // A second broker on a data dir in use stops at start with an error that
@@ -43,33 +40,5 @@ func TestSecondBrokerOnDataDirIsRefused(t *testing.T) {
 	stop2()
 	if _, err := os.Stat(filepath.Join(dir, dataDirLockFile)); err != nil {
 		t.Errorf("lock file: %v", err)
-	}
-}
-
-// runServeUntilReady runs the CLI in-process and returns its error if it
-// fails before listening, or nil (after stopping it) if it started.
-func runServeUntilReady(t *testing.T, args ...string) error {
-	t.Helper()
-	started := make(chan struct{})
-	serveReadyHook = func(string, *broker.Broker) { close(started) }
-	defer func() { serveReadyHook = nil }()
-	cmd := newRootCmd()
-	cmd.SetArgs(args)
-	cmd.SetOut(&bytes.Buffer{})
-	cmd.SetErr(&bytes.Buffer{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	select {
-	case err := <-done:
-		if err == nil {
-			return errors.New("exited without an error before listening")
-		}
-		return err
-	case <-started:
-		cancel()
-		<-done
-		return nil
 	}
 }

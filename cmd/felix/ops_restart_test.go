@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -263,5 +266,33 @@ func TestRestartLoweredMaxGroupsKeepsExistingGroups(t *testing.T) {
 		if out, err := runCLI(t, append([]string{"queue", "consume", "s", "-g", g, "--count", "1"}, conn...)...); err != nil || out != "offset=1 attempt=1 b\n" {
 			t.Errorf("consume %s after the restart: %q %v, want b", g, out, err)
 		}
+	}
+}
+
+// runServeUntilReady runs the CLI in-process and returns its error if it
+// fails before listening, or nil (after stopping it) if it started.
+func runServeUntilReady(t *testing.T, args ...string) error {
+	t.Helper()
+	started := make(chan struct{})
+	serveReadyHook = func(string, *broker.Broker) { close(started) }
+	defer func() { serveReadyHook = nil }()
+	cmd := newRootCmd()
+	cmd.SetArgs(args)
+	cmd.SetOut(&bytes.Buffer{})
+	cmd.SetErr(&bytes.Buffer{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			return errors.New("exited without an error before listening")
+		}
+		return err
+	case <-started:
+		cancel()
+		<-done
+		return nil
 	}
 }
