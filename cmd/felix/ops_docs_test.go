@@ -123,3 +123,32 @@ func TestOperationsDocReferenceNames(t *testing.T) {
 		}
 	}
 }
+
+// Every flag docs/coming-from.md names exists on some felix command, so
+// the page a newcomer follows does not drift from the CLI.
+func TestComingFromDocFlagsExist(t *testing.T) {
+	b, err := os.ReadFile("../../docs/coming-from.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := map[string]bool{}
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.Flags(), c.PersistentFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) { real[f.Name] = true })
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd())
+	named := flagRe.FindAllStringSubmatch(string(b), -1)
+	if len(named) < 10 {
+		t.Fatalf("found %d flags in coming-from.md; the pattern no longer matches the page", len(named))
+	}
+	for _, m := range named {
+		if !real[m[1]] {
+			t.Errorf("coming-from.md names --%s, which no felix command has", m[1])
+		}
+	}
+}
