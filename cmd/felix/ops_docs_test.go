@@ -132,16 +132,7 @@ func TestComingFromDocFlagsExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	real := map[string]bool{}
-	var walk func(*cobra.Command)
-	walk = func(c *cobra.Command) {
-		for _, fs := range []*pflag.FlagSet{c.Flags(), c.PersistentFlags()} {
-			fs.VisitAll(func(f *pflag.Flag) { real[f.Name] = true })
-		}
-		for _, sub := range c.Commands() {
-			walk(sub)
-		}
-	}
-	walk(newRootCmd())
+	eachFlag(newRootCmd(), func(f *pflag.Flag) { real[f.Name] = true })
 	named := flagRe.FindAllStringSubmatch(string(b), -1)
 	if len(named) < 10 {
 		t.Fatalf("found %d flags in coming-from.md; the pattern no longer matches the page", len(named))

@@ -306,6 +306,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	reportUnknownEnv(log, newRootCmd(), os.Environ())
 	if f.dataDir != "" {
 		if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 			return fmt.Errorf("%s: %w", f.sources.describe("data-dir"), err)
