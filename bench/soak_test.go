@@ -55,8 +55,18 @@ func TestRunSoakEmbedded(t *testing.T) {
 		t.Errorf("errors %v %v, failures %v", res.Errors, res.FirstErrors, res.Failures)
 	}
 	m, d, q, c := res.Mem, res.Durable, res.Queue, res.Cache
-	if m.Published == 0 || m.Received == 0 || m.SlowDropped == 0 || m.StreamDropped < m.SlowDropped {
+	if m.Published == 0 || m.Received == 0 || m.StreamDropped < m.SlowDropped {
 		t.Errorf("in-memory stream: %+v", m)
+	}
+	// The never-reading subscriber must drop once more was published than
+	// its window and queue hold (about 170 events, above). A machine so
+	// loaded that the load generator published only a few of its 2,000
+	// events cannot show that; it is said instead of failing.
+	switch {
+	case m.Published >= 400 && m.SlowDropped == 0:
+		t.Errorf("the subscriber that never reads dropped nothing of %d events: %+v", m.Published, m)
+	case m.Published < 400:
+		t.Logf("only %d in-memory events published (machine busy): too few to require drops", m.Published)
 	}
 	if d.Published == 0 || d.Received != d.Published || d.Lost != 0 {
 		t.Errorf("durable stream: %+v", d)
