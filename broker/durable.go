@@ -43,7 +43,7 @@ func (s *Stream) Log() commitlog.Log {
 func (s *Stream) IsDurable() bool { return s.lg != nil && s.lg.durable }
 
 // publishLogged appends to the log, then fans out in offset order.
-func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte) (uint64, error) {
+func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte, framed *Framed) (uint64, error) {
 	s.mu.Lock()
 	if s.ended != nil {
 		s.mu.Unlock()
@@ -60,7 +60,7 @@ func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte) (uint64, 
 	}
 	// Encode the shared frames first: the log then keeps sub-slices of the
 	// same immutable bytes, so each payload is copied once.
-	chunks, all := s.encodeChunks(payloads, nil)
+	chunks, all := s.encodeChunks(payloads, nil, framed)
 	// The append itself is not cut short by ctx: a log may return a context
 	// error without having assigned offsets (DiskLog checks ctx first), and
 	// this publisher could not tell whether its records were written. Only
@@ -127,8 +127,16 @@ type chunk struct {
 // base offsets (flag 0x0020), which most subscribers (the Go SDK's) want,
 // and fanout encodes the plain variant only for those that do not. A
 // durable stream's offsets come from its log after encoding (nil base).
-func (s *Stream) encodeChunks(payloads [][]byte, base *uint64) ([]chunk, [][]byte) {
+//
+// framed, when not nil, holds the payloads already encoded (see
+// PublishFramed): a batch that makes one frame becomes that frame in place.
+func (s *Stream) encodeChunks(payloads [][]byte, base *uint64, framed *Framed) ([]chunk, [][]byte) {
 	opts := &s.b.opts
+	if framed != nil {
+		if c, ok := framedChunk(payloads, base, framed, opts); ok {
+			return []chunk{c}, c.slices
+		}
+	}
 	var chunks []chunk
 	all := make([][]byte, len(payloads)) // one backing array; chunks share it
 	for i := 0; i < len(payloads); {
@@ -155,6 +163,36 @@ func (s *Stream) encodeChunks(payloads [][]byte, base *uint64) ([]chunk, [][]byt
 		i = j
 	}
 	return chunks, all
+}
+
+// framedChunk makes the one frame of a batch whose payloads f holds
+// encoded (see PublishFramed) by writing its header in front of them, and
+// reports false when the batch needs more than one frame or f leaves no
+// room for the header.
+func framedChunk(payloads [][]byte, base *uint64, f *Framed, opts *Options) (chunk, bool) {
+	n := len(payloads)
+	if n == 0 || n > opts.MaxEventsPerFrame || f.At < FramedHeadroom {
+		return chunk{}, false
+	}
+	size, body := 0, 4
+	for _, p := range payloads {
+		size += len(p)
+		body += 4 + len(p)
+	}
+	if n > 1 && size > opts.MaxBytesPerFrame || f.At+body > len(f.Buf) {
+		return chunk{}, false
+	}
+	var frame []byte
+	slices := payloads
+	if base != nil {
+		frame = wire.PrefixEventBatchFrame(f.Buf[:f.At+body], f.At, true, *base)
+	} else {
+		frame = wire.PrefixEventBatchFrame(f.Buf[:f.At+body], f.At, false, 0)
+		// A log may keep the slice it is given: not the caller's, which
+		// it reuses.
+		slices = append([][]byte(nil), payloads...)
+	}
+	return chunk{frame: frame, offsets: base != nil, events: n, size: size, slices: slices}, true
 }
 
 // fanout hands encoded chunks (offsets from first) to every subscription.

@@ -77,8 +77,38 @@ func (s *Stream) Key() StreamKey { return s.key }
 // An empty batch is a no-op. Only subscriptions with the Block policy can
 // make Publish wait; ctx bounds that wait.
 func (s *Stream) Publish(ctx context.Context, payloads [][]byte) (uint64, error) {
+	return s.publish(ctx, payloads, nil)
+}
+
+// FramedHeadroom is the least Framed.At: the room a frame header and base
+// offset take in front of the body.
+const FramedHeadroom = wire.HeaderSize + 8
+
+// Framed says where a batch's payloads already lie encoded as the body of
+// an event batch: Buf[At:] begins with the u32 count, then each payload as
+// a u32 length and its bytes, and Buf[:At] is free. A server that reads a
+// binary publish into a buffer of its own has exactly that after the
+// names (see wire.BinaryPublishBatch.PayloadsAt).
+type Framed struct {
+	Buf []byte
+	At  int
+}
+
+// PublishFramed is Publish for payloads that lie in f as an event batch
+// body (payload i is the bytes of the i-th entry there). The caller hands
+// f.Buf over: neither it nor the payloads may be modified afterwards, and
+// the broker keeps them as long as it needs them. A batch that fits one
+// frame (MaxEventsPerFrame, MaxBytesPerFrame) is then delivered without
+// copying its payloads: the frame header is written into f.Buf in front of
+// the body. Any other batch, or an At below FramedHeadroom, is copied as
+// Publish copies it.
+func (s *Stream) PublishFramed(ctx context.Context, payloads [][]byte, f Framed) (uint64, error) {
+	return s.publish(ctx, payloads, &f)
+}
+
+func (s *Stream) publish(ctx context.Context, payloads [][]byte, framed *Framed) (uint64, error) {
 	if s.lg != nil {
-		return s.publishLogged(ctx, payloads)
+		return s.publishLogged(ctx, payloads, framed)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -89,7 +119,7 @@ func (s *Stream) Publish(ctx context.Context, payloads [][]byte) (uint64, error)
 	if len(payloads) == 0 {
 		return base, nil
 	}
-	chunks, all := s.encodeChunks(payloads, &base)
+	chunks, all := s.encodeChunks(payloads, &base, framed)
 	s.ring.pushAll(base, all)
 	s.tailNow.Store(base + uint64(len(payloads)))
 	s.oldestNow.Store(s.ring.oldest(base + uint64(len(payloads))))

@@ -14,15 +14,19 @@ import (
 )
 
 // withDeadline runs op, a blocking read or write on a stream whose
-// deadline setter is set, so that it returns when ctx ends: ctx's deadline
-// becomes the stream deadline and a cancellation moves it to the past. The
-// deadline is cleared afterwards.
+// deadline setter is set, so that it returns when ctx ends: when ctx is
+// done (cancelled, or its deadline passed) the stream deadline moves to the
+// past, and is cleared again after op. A ctx already done fails at once.
+//
+// ctx's deadline is not copied onto the stream: ctx's Done fires at that
+// deadline anyway, and a stream deadline makes every blocking quic-go
+// write and read arm a timer of its own (a cost on each batch published).
 func withDeadline(ctx context.Context, set func(time.Time) error, op func() error) error {
 	if ctx.Done() == nil {
 		return op()
 	}
-	if d, ok := ctx.Deadline(); ok {
-		_ = set(d)
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
@@ -32,8 +36,8 @@ func withDeadline(ctx context.Context, set func(time.Time) error, op func() erro
 	err := op()
 	if !stop() {
 		<-fired
+		_ = set(time.Time{})
 	}
-	_ = set(time.Time{})
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
 		return ctx.Err()
 	}

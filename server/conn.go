@@ -359,6 +359,7 @@ func isMalformed(err error) bool {
 func (c *conn) handleUni(rs *quic.ReceiveStream) {
 	defer rs.CancelRead(codeNoErrorStream)
 	r := wire.NewReader(bufio.NewReaderSize(rs, 16<<10), c.s.opts.MaxFrameBytes) // as a control stream's
+	r.SetDirect(rs)
 	id, _, err := c.authenticate(r, nil, rs.SetReadDeadline)
 	if err != nil {
 		return
@@ -368,7 +369,7 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 	p := newPublisher(c, id)
 	var batch wire.BinaryPublishBatch
 	for {
-		f, err := r.ReadFrame()
+		f, owned, err := r.ReadFrameOwned(wire.FlagBinaryPublishBatch, broker.FramedHeadroom)
 		if wire.IsFatal(err) {
 			return
 		}
@@ -380,6 +381,7 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 		}
 		var ns, stream string
 		var payloads [][]byte
+		var framed broker.Framed
 		if f.Flags&wire.FlagBinaryPublishBatch != 0 {
 			// An acked prefix is not expected here: the reference reads the
 			// body from the first byte, and so do we.
@@ -387,6 +389,7 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 				return
 			}
 			ns, stream, payloads = batch.Namespace, batch.Stream, batch.Payloads
+			framed = framedBody(owned, f.Payload, &batch)
 		} else {
 			m, err := wire.DecodeMessage(f.Payload)
 			if err != nil {
@@ -405,7 +408,7 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 				return
 			}
 		}
-		if err := p.publishUnacked(ns, stream, payloads); err != nil && !droppable(err) {
+		if err := p.publishUnacked(ns, stream, payloads, framed); err != nil && !droppable(err) {
 			return
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -25,6 +26,9 @@ type control struct {
 	peer  uint16 // negotiated client capabilities
 	pub   *publisher
 	batch wire.BinaryPublishBatch
+	// owned is the buffer of its own the current frame's payload was read
+	// into (binary publishes), or nil; see framedBody.
+	owned []byte
 	// br buffers the stream's input; out holds replies not yet written.
 	// Replies are written when no further request is already buffered, so
 	// pipelined requests get their replies in one stream write.
@@ -43,6 +47,7 @@ const maxPendingReplies = 64 << 10
 func (c *conn) handleControl(bs *quic.Stream) {
 	br := bufio.NewReaderSize(bs, 16<<10)
 	ctl := &control{c: c, bs: bs, br: br, r: wire.NewReader(br, c.s.opts.MaxFrameBytes), w: wire.NewWriter(bs)}
+	ctl.r.SetDirect(bs)
 	err := ctl.run()
 	if errors.Is(err, errSubscribed) {
 		return // the subscription owns the stream now
@@ -68,7 +73,10 @@ func (ctl *control) run() error {
 		ctl.r.AllowFlags(wire.FlagBinaryCache)
 	}
 	for {
-		f, err := ctl.r.ReadFrame()
+		// A binary publish is read into a buffer of its own, which the
+		// stream then keeps as the event frame (no copy of the payloads).
+		f, owned, err := ctl.r.ReadFrameOwned(wire.FlagBinaryPublishBatch, broker.FramedHeadroom)
+		ctl.owned = owned
 		switch {
 		case errors.Is(err, wire.ErrUnknownFlags):
 			err = ctl.unsupportedFlags()
@@ -272,12 +280,12 @@ func (ctl *control) jsonPublish(tenant, ns, stream string, payloads [][]byte, re
 		return ctl.reply(&wire.ErrorMessage{Message: missing})
 	}
 	if mode == wire.AckNone {
-		if err := ctl.pub.publishUnacked(ns, stream, payloads); errors.Is(err, errForbidden) {
+		if err := ctl.pub.publishUnacked(ns, stream, payloads, broker.Framed{}); errors.Is(err, errForbidden) {
 			return ctl.fail("forbidden")
 		}
 		return nil
 	}
-	if err := ctl.pub.publish(ns, stream, payloads); err != nil {
+	if err := ctl.pub.publish(ns, stream, payloads, broker.Framed{}); err != nil {
 		return ctl.reply(&wire.PublishError{RequestID: *reqID, Message: err.Error()})
 	}
 	return ctl.reply(&wire.PublishOK{RequestID: *reqID})
@@ -294,7 +302,7 @@ func (ctl *control) binaryPublish(payload []byte) error {
 	if ctl.batch.TenantID != ctl.id.Tenant {
 		return &wire.DecodeError{What: "publish batch", Err: errTenantMismatch}
 	}
-	err := ctl.pub.publishUnacked(ctl.batch.Namespace, ctl.batch.Stream, ctl.batch.Payloads)
+	err := ctl.pub.publishUnacked(ctl.batch.Namespace, ctl.batch.Stream, ctl.batch.Payloads, framedBody(ctl.owned, payload, &ctl.batch))
 	if errors.Is(err, errForbidden) {
 		return ctl.fail("forbidden") // as an unacked JSON publish
 	}
@@ -317,7 +325,7 @@ func (ctl *control) ackedBinaryPublish(payload []byte) error {
 	case ctl.batch.TenantID != ctl.id.Tenant:
 		msg = "tenant mismatch"
 	default:
-		if err := ctl.pub.publish(ctl.batch.Namespace, ctl.batch.Stream, ctl.batch.Payloads); err != nil {
+		if err := ctl.pub.publish(ctl.batch.Namespace, ctl.batch.Stream, ctl.batch.Payloads, framedBody(ctl.owned, body, &ctl.batch)); err != nil {
 			msg = err.Error()
 		}
 	}

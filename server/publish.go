@@ -5,6 +5,7 @@ import (
 
 	"github.com/felixmq/felix/auth"
 	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/wire"
 )
 
 // Permission actions checked by the server (the strings of package auth).
@@ -56,8 +57,8 @@ func (p *publisher) lookup(ns, name string) (*broker.Stream, error) {
 // publishUnacked is publish for a request nobody answers: a publish to a
 // stream that is not there and cannot be created (see unresolvable) is
 // dropped, counted (UnknownStreamDrop) and not an error.
-func (p *publisher) publishUnacked(ns, name string, payloads [][]byte) error {
-	err := p.publish(ns, name, payloads)
+func (p *publisher) publishUnacked(ns, name string, payloads [][]byte, framed broker.Framed) error {
+	err := p.publish(ns, name, payloads, framed)
 	if unresolvable(err) {
 		p.c.s.stats.UnknownStreamDrop.Add(1)
 		return nil
@@ -76,7 +77,10 @@ func unresolvable(err error) bool {
 
 // publish appends payloads to tenant/ns/stream. Unknown streams return a
 // *broker.NotFoundError; a deleted cached stream is looked up once more.
-func (p *publisher) publish(ns, name string, payloads [][]byte) error {
+// framed, when its Buf is not nil, is the buffer of the binary publish that
+// holds the payloads, handed over to the stream (see
+// broker.Stream.PublishFramed).
+func (p *publisher) publish(ns, name string, payloads [][]byte, framed broker.Framed) error {
 	for attempt := 0; ; attempt++ {
 		s, err := p.lookup(ns, name)
 		if err != nil {
@@ -87,7 +91,11 @@ func (p *publisher) publish(ns, name string, payloads [][]byte) error {
 				return err
 			}
 		}
-		_, err = s.Publish(p.c.qc.Context(), payloads)
+		if framed.Buf != nil {
+			_, err = s.PublishFramed(p.c.qc.Context(), payloads, framed)
+		} else {
+			_, err = s.Publish(p.c.qc.Context(), payloads)
+		}
 		if errors.Is(err, broker.ErrStreamDeleted) && attempt == 0 {
 			delete(p.cache, s.Key())
 			continue
@@ -97,4 +105,17 @@ func (p *publisher) publish(ns, name string, payloads [][]byte) error {
 		// delivery could be promised, so it is not an ok.
 		return err
 	}
+}
+
+// framedBody returns where the payloads of a binary publish lie in owned,
+// the buffer its frame payload was read into (wire.Reader.ReadFrameOwned
+// with headroom broker.FramedHeadroom): body is the publish-batch body
+// within that payload, decoded into batch. It returns the zero Framed when
+// the payload was not read into a buffer of its own.
+func framedBody(owned, body []byte, batch *wire.BinaryPublishBatch) broker.Framed {
+	if owned == nil {
+		return broker.Framed{}
+	}
+	// body ends where owned ends (the frame payload is owned's tail).
+	return broker.Framed{Buf: owned, At: len(owned) - len(body) + batch.PayloadsAt}
 }

@@ -21,6 +21,10 @@ type BinaryPublishBatch struct {
 	Namespace string
 	Stream    string
 	Payloads  [][]byte
+	// PayloadsAt is where the payloads begin in the decoded body (the
+	// offset of the u32 count after the names): from there on the body is
+	// laid out as an event batch's (see PrefixEventBatchFrame).
+	PayloadsAt int
 }
 
 // PublishAck is a decoded binary publish ack (flags 0x0010).
@@ -171,6 +175,37 @@ func AppendEventBatchFrame(dst []byte, withOffsets bool, baseOffset uint64, payl
 		flags |= FlagEventBatchOffsets
 	}
 	return appendEventBatch(dst, flags, 0, baseOffset, payloads)
+}
+
+// EventBatchPrefixSize is how many bytes a shared event batch frame has
+// before its payload count: the frame header, and the base offset with
+// withOffsets.
+func EventBatchPrefixSize(withOffsets bool) int {
+	if withOffsets {
+		return HeaderSize + 8
+	}
+	return HeaderSize
+}
+
+// PrefixEventBatchFrame makes a shared event batch frame (flags 0x0004, or
+// 0x0024 with withOffsets) of an event batch body that is already encoded
+// at buf[at:] (the u32 count, then each payload as a u32 length and its
+// bytes, up to the end of buf), by writing the frame header and base
+// offset into the EventBatchPrefixSize(withOffsets) bytes before at. It
+// returns the frame, buf[at-EventBatchPrefixSize(withOffsets):], the same
+// bytes AppendEventBatchFrame would produce for those payloads, without
+// copying them. It panics if at leaves too little room.
+func PrefixEventBatchFrame(buf []byte, at int, withOffsets bool, baseOffset uint64) []byte {
+	flags := FlagBinaryEventBatchShared
+	if withOffsets {
+		flags |= FlagEventBatchOffsets
+	}
+	start := at - EventBatchPrefixSize(withOffsets)
+	frame := AppendHeader(buf[start:start], flags, len(buf)-start-HeaderSize)
+	if withOffsets {
+		frame = binary.BigEndian.AppendUint64(frame, baseOffset)
+	}
+	return buf[start:]
 }
 
 // AppendSubEventBatchFrame appends a per-subscriber event batch (flags
@@ -362,6 +397,7 @@ func DecodePublishBatchBody(body []byte, out *BinaryPublishBatch) error {
 			*f.dst = string(b)
 		}
 	}
+	out.PayloadsAt = c.off
 	var err error
 	out.Payloads, err = c.payloads(out.Payloads)
 	return err

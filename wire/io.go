@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 // safe for concurrent use.
 type Reader struct {
 	r      io.Reader
+	br     *bufio.Reader // r, when it is a bufio.Reader over direct (SetDirect)
+	direct io.Reader
 	max    int
 	allow  uint16 // extension frame flags accepted besides KnownFlags
 	hdr    [HeaderSize]byte
@@ -35,8 +38,21 @@ func NewReader(r io.Reader, maxPayload int) *Reader {
 // FlagQueueDelivery) as known, for a peer that negotiated them.
 func (r *Reader) AllowFlags(mask uint16) { r.allow = mask }
 
-// Reset points the Reader at a new source, keeping its buffer.
-func (r *Reader) Reset(src io.Reader) { r.r = src; r.frames = 0 }
+// Reset points the Reader at a new source, keeping its buffer (and
+// forgetting SetDirect).
+func (r *Reader) Reset(src io.Reader) { r.r, r.br, r.direct = src, nil, nil; r.frames = 0 }
+
+// SetDirect tells a Reader whose source is a *bufio.Reader that this
+// bufio.Reader reads src (and nothing else reads src): ReadFrameOwned then
+// takes what the bufio.Reader has buffered of an owned payload and reads
+// the rest from src straight into the payload, sparing a copy through the
+// bufio.Reader's buffer. It does nothing when the source is not a
+// *bufio.Reader.
+func (r *Reader) SetDirect(src io.Reader) {
+	if br, ok := r.r.(*bufio.Reader); ok {
+		r.br, r.direct = br, src
+	}
+}
 
 // MaxPayload returns the payload limit this Reader enforces.
 func (r *Reader) MaxPayload() int { return r.max }
@@ -47,26 +63,68 @@ func (r *Reader) MaxPayload() int { return r.max }
 // with an error wrapping ErrUnknownFlags (non-fatal, see IsFatal) together
 // with the frame itself.
 func (r *Reader) ReadFrame() (Frame, error) {
+	f, _, err := r.ReadFrameOwned(0, 0)
+	return f, err
+}
+
+// MaxOwnedFrame bounds the buffer ReadFrameOwned allocates for one frame
+// (headroom and payload): a larger payload is read as ReadFrame reads it,
+// growing the reused buffer no faster than its bytes arrive.
+const MaxOwnedFrame = readChunk
+
+// ReadFrameOwned is ReadFrame for a caller that keeps some payloads: the
+// payload of a frame whose flags share a bit with mask, when headroom plus
+// its length is at most MaxOwnedFrame, is read into a fresh buffer of
+// headroom+length bytes, returned as owned, with Frame.Payload =
+// owned[headroom:]. The caller owns that buffer: the payload stays valid
+// after the next read, and the headroom is free for the caller to write (a
+// header in front of the payload, say). For any other frame owned is nil
+// and the frame is as ReadFrame returns it. Errors are ReadFrame's.
+func (r *Reader) ReadFrameOwned(mask uint16, headroom int) (f Frame, owned []byte, err error) {
 	n, err := io.ReadFull(r.r, r.hdr[:])
 	if err != nil {
 		if errors.Is(err, io.EOF) && n == 0 {
-			return Frame{}, io.EOF
+			return Frame{}, nil, io.EOF
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return Frame{}, decodeErr("frame header", n, ErrTruncated, "stream ended inside header")
+			return Frame{}, nil, decodeErr("frame header", n, ErrTruncated, "stream ended inside header")
 		}
-		return Frame{}, err
+		return Frame{}, nil, err
 	}
 	h, herr := parseHeader(r.hdr[:], r.max, r.allow) // an extension this reader accepts is no error
 	if herr != nil && !isUnknownFlags(herr) {
-		return Frame{}, herr
+		return Frame{}, nil, herr
 	}
-	payload, err := r.readPayload(int(h.Length))
-	if err != nil {
-		return Frame{}, err
+	var payload []byte
+	if h.Flags&mask != 0 && headroom >= 0 && headroom+int(h.Length) <= MaxOwnedFrame {
+		// Straight into the new buffer: no copy through the reused one.
+		owned = make([]byte, headroom+int(h.Length))
+		payload = owned[headroom:]
+		if got, err := r.readOwned(payload); err != nil {
+			return Frame{}, nil, r.payloadErr(got, len(payload), err)
+		}
+	} else if payload, err = r.readPayload(int(h.Length)); err != nil {
+		return Frame{}, nil, err
 	}
 	r.frames++
-	return Frame{Flags: h.Flags, Payload: payload}, herr
+	return Frame{Flags: h.Flags, Payload: payload}, owned, herr
+}
+
+// readOwned fills p, the payload of an owned frame: with SetDirect, what
+// the bufio.Reader holds is copied and the rest read from its source
+// directly (its buffer is then empty, so the stream stays in order).
+func (r *Reader) readOwned(p []byte) (int, error) {
+	if r.br == nil {
+		return io.ReadFull(r.r, p)
+	}
+	k := min(r.br.Buffered(), len(p))
+	if k > 0 {
+		if got, err := io.ReadFull(r.br, p[:k]); err != nil { // buffered: no read from the source
+			return got, err
+		}
+	}
+	got, err := io.ReadFull(r.direct, p[k:])
+	return k + got, err
 }
 
 // readPayload reads exactly n bytes (n already validated against the limit),
