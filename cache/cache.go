@@ -21,6 +21,7 @@ type Cache struct {
 	mask    uint64
 	shards  []shard
 	deleted atomic.Bool // set once by Store.Delete
+	dur     *durable    // the log of a durable cache; nil in memory
 
 	_ [64]byte
 
@@ -58,6 +59,11 @@ type Stats struct {
 	ConditionFailed uint64 // Puts refused by IfAbsent or IfVersion
 	Bytes           int64  // accounted bytes (see EntryOverhead), ≤ MaxBytes when bounded
 	Entries         int64  // entries stored, live or expired but not yet removed
+
+	// Of a durable cache only (zero in memory):
+	LogBytes       int64  // about the size of its log on disk
+	LogWriteErrors uint64 // writes (and compactions) its log refused: the write failed
+	Compactions    uint64 // compactions of its log completed
 }
 
 // newCache returns a cache whose first version is base+1.
@@ -198,22 +204,49 @@ func (c *Cache) TTL(key string) (remaining time.Duration, hasExpiry bool, ok boo
 
 // Delete removes key and reports whether a live entry was removed. An
 // expired entry is removed too (counted as an expiration) and reports false.
+//
+// A durable cache's Delete whose log write fails leaves the entry and
+// reports false; Remove reports why.
 func (c *Cache) Delete(key string) bool {
+	ok, _ := c.Remove(key)
+	return ok
+}
+
+// Remove is Delete, also reporting a durable cache's *StorageError (the
+// entry was then left in place).
+func (c *Cache) Remove(key string) (bool, error) {
+	removed, end, err := c.remove(key)
+	if end != 0 {
+		if err := c.durableWait("delete", key, end); err != nil {
+			return false, err
+		}
+	}
+	return removed, err
+}
+
+// remove is Remove under the shard's lock; end is the offset after the
+// delete record of a durable cache (0: none).
+func (c *Cache) remove(key string) (removed bool, end uint64, err error) {
 	s := c.shardFor(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i, ok := s.index[key]
 	if !ok {
-		return false
+		return false, 0, nil
 	}
 	expired := s.slots[i].expires != never && s.slots[i].expires <= c.now()
+	if !expired && c.dur != nil {
+		if end, err = c.logDel(s, "delete", key, s.slots[i].version); err != nil {
+			return false, 0, err
+		}
+	}
 	c.bytes.Add(-s.remove(i))
 	if expired {
 		s.expirations.Add(1)
-		return false
+		return false, 0, nil
 	}
 	s.deletes.Add(1)
-	return true
+	return true, end, nil
 }
 
 // Put writes value under key and returns the write's version. The cache
@@ -244,13 +277,20 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 		copy(stored, value)
 	}
 	for {
-		ver, retry, err := c.write(s, key, stored, size, immediate, conditional, opt)
+		ver, end, retry, err := c.write(s, key, stored, size, immediate, conditional, opt)
 		if !retry {
+			if end != 0 && err == nil {
+				err = c.durableWait("put", key, end)
+			}
 			return ver, err
 		}
 		// Out of room: evict one entry (never key itself, whose bytes the
 		// write reuses) and try again.
-		if !c.evictOne(key) {
+		found, err := c.evictOne(key)
+		if err != nil {
+			return 0, err
+		}
+		if !found {
 			runtime.Gosched() // nothing else stored at that instant: writes are arriving
 		}
 	}
@@ -260,12 +300,14 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 // expired entry under key, checks the condition, reserves the difference
 // between the new entry's size and the size of the entry it replaces, and
 // stores. retry is true, with nothing changed but an expired entry removed,
-// when the reservation does not fit under MaxBytes.
-func (c *Cache) write(s *shard, key string, stored []byte, size int64, immediate, conditional bool, opt PutOptions) (ver uint64, retry bool, err error) {
+// when the reservation does not fit under MaxBytes. A durable cache's write
+// appends its record before it changes anything but the reservation, which
+// it gives back if the append fails; end is the offset after the record.
+func (c *Cache) write(s *shard, key string, stored []byte, size int64, immediate, conditional bool, opt PutOptions) (ver, end uint64, retry bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c.deleted.Load() {
-		return 0, false, ErrDeleted
+		return 0, 0, false, ErrDeleted
 	}
 	var (
 		now     int64
@@ -287,16 +329,16 @@ func (c *Cache) write(s *shard, key string, stored []byte, size int64, immediate
 		}
 		if conditionFails(opt, cur) {
 			s.conditionFailed.Add(1)
-			return 0, false, &ConditionError{Key: key, Current: cur}
+			return 0, 0, false, &ConditionError{Key: key, Current: cur}
 		}
 	}
+	var old int64
 	if !immediate {
-		var old int64
 		if exists {
 			old = s.slots[i].size()
 		}
 		if !c.tryReserve(size - old) {
-			return 0, true, nil
+			return 0, 0, true, nil
 		}
 	}
 
@@ -308,6 +350,20 @@ func (c *Cache) write(s *shard, key string, stored []byte, size int64, immediate
 		expires = deadline(now, *opt.TTL)
 	}
 	ver = c.version.Add(1)
+	if c.dur != nil {
+		if immediate {
+			// Recorded even for a missing key: its version stays in the log.
+			end, err = c.logDel(s, "put", key, ver)
+		} else {
+			end, err = c.logPut(s, key, stored, ver, expires)
+		}
+		if err != nil {
+			if !immediate {
+				c.bytes.Add(old - size)
+			}
+			return 0, 0, false, err
+		}
+	}
 	s.puts.Add(1)
 	switch {
 	case immediate:
@@ -322,7 +378,7 @@ func (c *Cache) write(s *shard, key string, stored []byte, size int64, immediate
 	default:
 		s.insert(key, stored, expires, ver)
 	}
-	return ver, false, nil
+	return ver, end, false, nil
 }
 
 // conditionFails reports whether opt's condition fails on a key at version
@@ -386,8 +442,9 @@ type sample struct {
 // entries, each from a random shard under that shard's read lock, and
 // removes the least recently used one — or the first expired one — if it
 // is still in place. Sampling across shards approximates LRU over the whole
-// cache, whatever the shards' sizes.
-func (c *Cache) evictOne(skip string) bool {
+// cache, whatever the shards' sizes. A durable cache logs the eviction
+// first; if its log refuses, nothing is evicted and the error returned.
+func (c *Cache) evictOne(skip string) (bool, error) {
 	var (
 		best    sample
 		found   bool
@@ -420,11 +477,20 @@ func (c *Cache) evictOne(skip string) bool {
 		}
 	}
 	if !found && !c.anyEntry(skip, &best) {
-		return false
+		return false, nil
 	}
 	s := best.s
 	s.mu.Lock()
 	if int(best.i) < len(s.slots) && s.slots[best.i].version == best.version {
+		if !best.expired && c.dur != nil {
+			// Logged, or the entry would come back after a restart. The
+			// put that needs the room waits for its own record, which
+			// follows this one.
+			if _, err := c.logDel(s, "evict", s.slots[best.i].key, best.version); err != nil {
+				s.mu.Unlock()
+				return false, err
+			}
+		}
 		c.bytes.Add(-s.remove(best.i))
 		if best.expired {
 			s.expirations.Add(1)
@@ -435,7 +501,7 @@ func (c *Cache) evictOne(skip string) bool {
 	// Else a writer replaced or removed it meanwhile: that was progress too,
 	// and the caller tries again.
 	s.mu.Unlock()
-	return true
+	return true, nil
 }
 
 // anyEntry finds some entry other than skip's when random samples found
@@ -529,5 +595,10 @@ func (c *Cache) Stats() Stats {
 		st.Entries += s.entries.Load()
 	}
 	st.Bytes = c.bytes.Load()
+	if d := c.dur; d != nil {
+		st.LogBytes = d.baseBytes.Load() + d.appended.Load()
+		st.LogWriteErrors = d.writeErrors.Load()
+		st.Compactions = d.compactions.Load()
+	}
 	return st
 }

@@ -83,9 +83,93 @@
 // line on every read. A value that can never fit (size > MaxBytes) is
 // refused with a *TooLargeError (ErrTooLarge).
 //
+// # Durability
+//
+// A cache created with Store.CreateDurable is backed by a commitlog.DiskLog
+// (DurableOptions.Dir); one created with Create lives in memory only. Every
+// write that changes a durable cache appends one record to its log: a put,
+// a delete, the removal of an entry by capacity eviction (else it would
+// come back after a restart), and a TTL ≤ 0 put (logged as a delete
+// carrying its version). Entries that expire need no record: a put record
+// carries the absolute expiry. A record's payload (integers big-endian):
+//
+//	put:    0x01 | u64 version | i64 expiry, unix ms by the wall clock (0: never) | u32 key length | key | value
+//	delete: 0x02 | u64 version (the removed entry's, or the TTL ≤ 0 put's) | u32 key length | key
+//	floor:  0x03 | u64 version (the version counter when a compaction started)
+//
+// The record is appended under the shard's write lock, before the entry
+// changes in memory, so the log's order of a key's records is the order
+// its writes took effect. If the append fails (a full disk: a
+// commitlog.WriteError) the write fails with a *StorageError (ErrStorage,
+// counted in Stats.LogWriteErrors) and the entry stays as it was; an
+// eviction that cannot be logged is not done, and the put needing the room
+// fails. Under commitlog.SyncAlways a write returns once its record is
+// fsynced, waiting after it released the shard's lock; concurrent writers
+// share fsyncs (the first to wait syncs the log for all written so far).
+// Under SyncInterval and SyncNever a write returns once its record is
+// written to the OS (a process crash loses nothing; a machine crash loses
+// the last interval, or what the OS had not written back).
+//
+// CreateDurable replays the log in order: a key's last record decides its
+// state; a put whose expiry has passed by the wall clock is not loaded. A
+// deadline is kept as before, relative to the new epoch, computed from the
+// wall-clock expiry, so a TTL counts the time the broker was down, and a
+// wall clock stepped while it was down moves expiries with it. The
+// version counter continues above every version in the log (and above
+// the clock in microseconds, as for any new cache), so versions read
+// before a restart stay valid for compare-and-set and never match a later
+// write. If the cache holds more than Config.MaxBytes (a capacity lowered
+// since), it evicts down to it, logging the evictions.
+//
+// # Compaction
+//
+// Once the record bytes appended since the last compaction exceed
+// max(DurableOptions.CompactMinBytes, 2 × the cache's accounted bytes), a
+// background goroutine compacts the log (Cache.Compact runs it by hand):
+//
+//  1. it appends a floor record (the version counter); its offset S is
+//     where the snapshot starts;
+//  2. shard by shard, holding that shard's read lock (its writers wait; the
+//     other shards and all readers go on), it appends a put record of
+//     every live entry of the shard, as it is at that moment;
+//  3. it calls TruncateBefore(S), which fsyncs the log and then deletes the
+//     sealed segments whose records all lie below S.
+//
+// Why a crash at any point leaves a log that loads the right state: replay
+// is "a key's last record wins". Take a key k of shard s, whose snapshot
+// records were written at T while s was locked. (a) A snapshot record
+// repeats k's state at T, and no record of k can fall between that state
+// and the record (s's writers append under s's lock), so appending it
+// changes no key's replayed state: a crash during steps 1–2 leaves the old
+// log plus harmless records, and loads what the old log would. (b) After
+// step 3 the log has lost only records below S ≤ T. If k was live at T,
+// its snapshot record sets its state at T, and later records follow as
+// before. If k was absent at T (deleted, evicted or expired), either some
+// record of k remains between the cut and T — the last of them is k's
+// last record before T, which said absent (a delete, or a put whose
+// absolute expiry has passed) — or none does and replay starts from
+// absent. Either way every key replays to its state at T and then through
+// its later records, as without the cut. Deletes are only dropped with
+// the state they deleted. The floor record keeps the versions of dropped
+// deletes: versions continue above it. Segments are deleted only after
+// the fsync, so a machine crash cannot leave the old records deleted and
+// the snapshot lost; a deletion cut short leaves the oldest segments, and
+// the log is just longer. A compaction that fails (disk full) stops where
+// it is, by (a) harmlessly, and the next one starts over.
+//
+// The log after a compaction is the live entries plus at most a segment
+// of older records (the one S falls in; segments are deleted whole) plus
+// what was written since, so it stays within about
+// max(CompactMinBytes, 2 × live) + live + a segment.
+//
+// Store.Replace and Store.Delete refuse a durable cache (ErrDurable): its
+// declaration defines it. Store.Close closes the logs.
+//
 // # Hot path
 //
 // Get, GetWithMeta, TTL and Delete do not allocate. Put allocates only the
-// stored copy of the value (plus amortized growth of a shard's table).
+// stored copy of the value (plus amortized growth of a shard's table). An
+// in-memory cache pays one nil check for durability; a durable one encodes
+// its record into a buffer its shard keeps.
 // Counters (Stats) are per-shard atomics summed on demand.
 package cache

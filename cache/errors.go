@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/felixmq/felix/commitlog"
 )
 
 // Sentinel errors; the typed errors below wrap them, so errors.Is works on
@@ -26,7 +28,57 @@ var (
 	ErrDeleted = errors.New("cache deleted")
 	// ErrClosed: the Store was closed.
 	ErrClosed = errors.New("cache store closed")
+	// ErrStorage matches a write of a durable cache whose log could not
+	// store it (a *StorageError). Its text is the wire's
+	// StorageWriteFailed, as for streams.
+	ErrStorage = errors.New("storage write failed")
+	// ErrDurable: Replace or Delete of a durable cache, which only its
+	// declaration (and the files of its log) define.
+	ErrDurable = errors.New("cache is durable")
+	// ErrCompacting: Compact while a compaction of the cache runs.
+	ErrCompacting = errors.New("cache log compaction already running")
 )
+
+// StorageError is a write of a durable cache that its log did not store
+// (a full disk: a *commitlog.WriteError; a closed or failed log) or, under
+// the SyncAlways policy, could not fsync. A put or delete failing so left
+// the entry in memory as it was, unless the fsync failed (the record was
+// written, its durability is unknown). It matches ErrStorage and the log's
+// error. Its message names the cache, the key and the OS's reason, not the
+// server's files.
+type StorageError struct {
+	Scope Scope
+	Op    string // put, delete, evict, compact
+	Key   string
+	Err   error
+}
+
+func (e *StorageError) Error() string {
+	reason := e.Err.Error()
+	if we, ok := errors.AsType[*commitlog.WriteError](e.Err); ok {
+		reason = we.Reason()
+	}
+	if e.Key == "" {
+		return fmt.Sprintf("%s, cache %s not stored: cache %s: %s", ErrStorage, e.Op, e.Scope, reason)
+	}
+	return fmt.Sprintf("%s, cache %s not stored: cache %s key %s: %s", ErrStorage, e.Op, e.Scope, quoteKey(e.Key), reason)
+}
+
+// Unwrap returns ErrStorage and the log's error.
+func (e *StorageError) Unwrap() []error { return []error{ErrStorage, e.Err} }
+
+// DurableError refuses Replace or Delete of a durable cache.
+type DurableError struct {
+	Scope Scope
+	Op    string
+}
+
+func (e *DurableError) Error() string {
+	return fmt.Sprintf("cache %s is durable (--durable-cache): %s refused", e.Scope, e.Op)
+}
+
+// Unwrap returns ErrDurable.
+func (e *DurableError) Unwrap() error { return ErrDurable }
 
 // NotFoundError reports an unknown scope. Its message is the reference
 // broker's, so the server can send it in an error frame as is.

@@ -46,6 +46,9 @@ type shard struct {
 	// compactions counts compact calls, so a loop over slot indexes
 	// notices that they were renumbered under it.
 	compactions uint64
+	// scratch holds a durable cache's record being appended (a one-record
+	// batch, so an append allocates neither).
+	scratch [1][]byte
 
 	entries                        atomic.Int64
 	hits, misses                   atomic.Uint64

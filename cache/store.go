@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +88,10 @@ func (st *Store) Replace(scope Scope, cfg Config) (*Cache, error) {
 		return nil, ErrClosed
 	}
 	old := st.caches[scope]
+	if old != nil && old.dur != nil {
+		st.mu.Unlock()
+		return nil, &DurableError{Scope: scope, Op: "replace"}
+	}
 	if old != nil {
 		st.removeLocked(old)
 	}
@@ -109,13 +114,18 @@ func checked(scope Scope, cfg Config) (Config, error) {
 // addLocked registers a new cache under scope. Called with mu held.
 func (st *Store) addLocked(scope Scope, cfg Config) *Cache {
 	c := newCache(scope, cfg, st.opts.Clock, max(st.versionFloor, clockVersion(st.opts.Clock)))
-	st.caches[scope] = c
+	st.registerLocked(c)
+	return c
+}
+
+// registerLocked adds c to the registry. Called with mu held.
+func (st *Store) registerLocked(c *Cache) {
+	st.caches[c.scope] = c
 	old := *st.list.Load()
 	list := make([]*Cache, len(old), len(old)+1)
 	copy(list, old)
 	list = append(list, c)
 	st.list.Store(&list)
-	return c
 }
 
 // removeLocked stops c's writes and unregisters it; the caller clears its
@@ -157,6 +167,10 @@ func (st *Store) Delete(scope Scope) error {
 	if !ok {
 		st.mu.Unlock()
 		return &NotFoundError{Scope: scope}
+	}
+	if c.dur != nil {
+		st.mu.Unlock()
+		return &DurableError{Scope: scope, Op: "delete"}
 	}
 	st.removeLocked(c)
 	st.mu.Unlock()
@@ -249,13 +263,77 @@ func (st *Store) sweepLoop() {
 	}
 }
 
-// Close stops the background sweep and waits for it to return. Later
-// Creates fail with ErrClosed; existing caches keep working (expiry is then
-// lazy only). Close is idempotent.
+// Close stops the background sweep and waits for it to return, then
+// closes the logs of the durable caches (after any compaction running).
+// Later Creates fail with ErrClosed; existing caches keep working (expiry
+// is then lazy only), but writes to durable ones fail with a
+// *StorageError. Close is idempotent.
 func (st *Store) Close() {
 	st.mu.Lock()
 	st.closed = true
 	st.mu.Unlock()
-	st.stopOnce.Do(func() { close(st.stop) })
+	st.stopOnce.Do(func() {
+		close(st.stop)
+		<-st.done
+		for _, c := range *st.list.Load() {
+			if c.dur == nil {
+				continue
+			}
+			if err := c.dur.close(); err != nil {
+				c.dur.logger.Error("cache log close", "cache", c.scope.String(), "err", err)
+			}
+		}
+	})
 	<-st.done
+}
+
+// CreateDurable opens (creating if needed) the log in opts.Dir, loads the
+// cache it holds (see the package documentation) and registers it under
+// scope. The scope must not be registered yet. Its writes are logged;
+// Store.Close closes the log. Replace and Delete refuse a durable cache.
+func (st *Store) CreateDurable(scope Scope, cfg Config, opts DurableOptions) (*Cache, error) {
+	cfg, err := checked(scope, cfg)
+	if err != nil {
+		return nil, err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return nil, ErrClosed
+	}
+	if c, ok := st.caches[scope]; ok {
+		return nil, &ConfigConflictError{Scope: scope, Existing: c.cfg, Requested: cfg}
+	}
+	d, err := openDurable(opts)
+	if err != nil {
+		return nil, fmt.Errorf("cache %s: %w", scope, err)
+	}
+	c := newCache(scope, cfg, st.opts.Clock, 0)
+	c.dur = d
+	maxVer, err := c.replay()
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	c.version.Store(max(st.versionFloor, clockVersion(st.opts.Clock), maxVer))
+	// A capacity lowered since the log was written: evict (and log it)
+	// down to it now.
+	for cfg.MaxBytes > 0 && c.bytes.Load() > cfg.MaxBytes {
+		found, err := c.evictOne("")
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("cache %s: evict to capacity at load: %w", scope, err)
+		}
+		if !found {
+			break
+		}
+	}
+	// The log as opened counts as appended: a log much larger than the
+	// live entries (compacted too little before a restart) is compacted.
+	d.appended.Store(logSize(opts.Dir))
+	if d.appended.Load() > max(d.compactMin, 2*c.bytes.Load()) {
+		c.startCompaction()
+	}
+	st.registerLocked(c)
+	return c, nil
 }

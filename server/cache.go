@@ -238,7 +238,13 @@ func (ctl *control) cacheDelete(m *wire.CacheDelete) error {
 	if done {
 		return err
 	}
-	return ctl.reply(&wire.CacheDeleted{RequestID: m.RequestID, Deleted: c.Delete(m.Key)})
+	// A durable cache's delete fails (the entry stays) when its log cannot
+	// store the record: "storage write failed, …", as a put's.
+	deleted, err := c.Remove(m.Key)
+	if err != nil {
+		return ctl.cacheFailure(&m.RequestID, err)
+	}
+	return ctl.reply(&wire.CacheDeleted{RequestID: m.RequestID, Deleted: deleted})
 }
 
 func (ctl *control) cacheTTL(m *wire.CacheTTL) error {

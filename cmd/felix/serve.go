@@ -32,6 +32,7 @@ type serveFlags struct {
 	addr, dataDir, tlsCert, tlsKey   string
 	streams, caches                  []string
 	durableStreams                   []string
+	durableCaches                    []string
 	fsync                            string
 	fsyncInterval, retentionAge      time.Duration
 	segmentBytes, retentionBytes     int64
@@ -121,12 +122,12 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.addr, "listen", "127.0.0.1:5000", "QUIC (UDP) listen address; use 0.0.0.0:5000 to accept remote clients")
-	fl.StringVar(&f.dataDir, "data-dir", "felix-data", "data directory: development certificate, durable stream logs, queue group state, keys and the admin token")
+	fl.StringVar(&f.dataDir, "data-dir", "felix-data", "data directory: development certificate, durable stream and cache logs, queue group state, keys and the admin token")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate PEM file (default: a development certificate)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key PEM file")
 	fl.StringSliceVar(&f.streams, "stream", nil, "declare a stream tenant/namespace/name (repeatable or comma-separated)")
 	fl.StringSliceVar(&f.durableStreams, "durable-stream", nil, "declare a durable (disk-logged) stream tenant/namespace/name[:fsync-policy], kept in --data-dir (repeatable); the policy overrides --fsync for that stream")
-	fl.StringVar(&f.fsync, "fsync", "interval", "durable streams' sync policy: always (ack after fsync, group commit), interval or never")
+	fl.StringVar(&f.fsync, "fsync", "interval", "durable streams' and durable caches' sync policy: always (ack after fsync, group commit), interval or never")
 	fl.DurationVar(&f.fsyncInterval, "fsync-interval", 100*time.Millisecond, "fsync period for --fsync interval (its loss window on power failure)")
 	fl.Int64Var(&f.segmentBytes, "segment-bytes", 64<<20, "durable log segment size")
 	fl.Int64Var(&f.retentionBytes, "retention-bytes", 0, "durable streams keep at most this many bytes (whole segments; 0 = no limit)")
@@ -139,6 +140,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.IntVar(&f.queuePrefetch, "queue-prefetch", 64, "default unacked deliveries per queue consumer")
 	fl.StringVar(&f.queueDLQSuffix, "queue-dead-letter-suffix", ".dlq", "dead letters of stream S go to stream S<suffix> when it exists")
 	fl.StringSliceVar(&f.caches, "cache", nil, "declare a cache tenant/namespace/name[:max-bytes] (repeatable or comma-separated)")
+	fl.StringSliceVar(&f.durableCaches, "durable-cache", nil, "declare a durable cache tenant/namespace/name[:max-bytes], logged in --data-dir and reloaded at start (repeatable); it follows --fsync and --fsync-interval")
 	fl.Int64Var(&f.cacheMaxBytes, "cache-max-bytes", 0, "capacity of caches declared without one and of auto-created caches (0 = unbounded)")
 	fl.BoolVar(&f.autoCreate, "auto-create", false, "create unknown streams and caches on first use")
 	fl.IntVar(&f.autoCreateMaxStreams, "auto-create-max-streams", 10000, "with --auto-create, no stream is created while the broker has this many (-1: no limit)")
@@ -279,6 +281,7 @@ func (f serveFlags) validate() error {
 		}
 	}
 	f.validateDeclarations(bad)
+	f.validateDurableCaches(bad)
 	f.validateAddrs(bad)
 	f.sec.validate(bad)
 	f.cp.validate(bad)
@@ -369,7 +372,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err := declareStreams(b, f, syncPolicy, syncHist.Observe, log); err != nil {
 		return err
 	}
-	if err := declareCaches(store, f, log); err != nil {
+	if err := declareCaches(store, f, syncPolicy, syncHist.Observe, log); err != nil {
 		return err
 	}
 	cp, err := startControlPlane(ctx, f, sec, b, store, srv, syncHist.Observe, log)
@@ -491,9 +494,16 @@ func declareStreams(b *broker.Broker, f serveFlags, syncPolicy commitlog.SyncPol
 }
 
 // declareCaches creates the caches of the flags (and the development
-// default).
-func declareCaches(store *cache.Store, f serveFlags, log *slog.Logger) error {
-	for _, k := range append(f.devCaches(), f.caches...) {
+// default), and opens the durable caches.
+func declareCaches(store *cache.Store, f serveFlags, syncPolicy commitlog.SyncPolicy, onSync func(time.Duration), log *slog.Logger) error {
+	if err := openDurableCaches(store, f, syncPolicy, onSync, log); err != nil {
+		return err
+	}
+	dev := f.devCaches()
+	if declares(f.durableCaches, devCache) {
+		dev = nil
+	}
+	for _, k := range append(dev, f.caches...) {
 		scope, cfg, err := parseCacheFlag(k, f.cacheMaxBytes)
 		if err != nil {
 			return fmt.Errorf("--cache %q: %w", k, err)

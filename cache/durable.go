@@ -1,0 +1,305 @@
+package cache
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/felixmq/felix/commitlog"
+)
+
+// DefaultCompactMinBytes is DurableOptions.CompactMinBytes's default floor.
+const DefaultCompactMinBytes = 64 << 20
+
+// DurableOptions configure the log of a durable cache (Store.CreateDurable).
+// The zero value of every field but Dir is valid.
+type DurableOptions struct {
+	// Dir is the log's directory (created if missing). Required.
+	Dir string
+	// Sync is the fsync policy: under SyncAlways a write returns once its
+	// record is fsynced (concurrent writes share fsyncs); under
+	// SyncInterval (default) and SyncNever once it is written to the OS.
+	Sync commitlog.SyncPolicy
+	// SyncInterval is the fsync period under SyncInterval. Default 100ms.
+	SyncInterval time.Duration
+	// SegmentBytes is the log's segment size. Default 64 MiB.
+	SegmentBytes int64
+	// CompactMinBytes: the log is compacted once the bytes appended since
+	// the last compaction exceed max(CompactMinBytes, 2 × the cache's
+	// accounted bytes). Default max(64 MiB, SegmentBytes).
+	CompactMinBytes int64
+	// Logger receives recovery, compaction and failure messages. Default
+	// slog.Default().
+	Logger *slog.Logger
+	// OnSync, when set, observes every fsync of the log (see
+	// commitlog.Options.OnSync).
+	OnSync func(time.Duration)
+}
+
+// Record kinds of a durable cache's log (see the package documentation).
+const (
+	recPut   byte = 1
+	recDel   byte = 2
+	recFloor byte = 3
+
+	putHeader   = 1 + 8 + 8 + 4 // kind, version, expiry, key length
+	delHeader   = 1 + 8 + 4     // kind, version, key length
+	floorRecord = 1 + 8         // kind, version
+	// keepScratch bounds the encode buffer a shard keeps between writes.
+	keepScratch = 64 << 10
+)
+
+// durable is the log behind a durable cache.
+type durable struct {
+	log        *commitlog.DiskLog
+	always     bool  // a write waits for the fsync of its record
+	compactMin int64 // the floor of the compaction threshold
+	logger     *slog.Logger
+
+	appended    atomic.Int64 // record bytes appended since the last compaction started
+	baseBytes   atomic.Int64 // the log's size at open or after the last compaction
+	writeErrors atomic.Uint64
+	compactions atomic.Uint64
+	compacting  atomic.Bool
+
+	// Group commit under SyncAlways: the first waiter fsyncs for all.
+	syncMu  sync.Mutex
+	syncC   *sync.Cond
+	synced  uint64 // every record below this offset is fsynced
+	syncing bool
+	syncErr error // sticky: the log refuses writes after a failed fsync
+
+	bgMu   sync.Mutex
+	closed bool // under bgMu: no compaction starts
+	bg     sync.WaitGroup
+
+	// compactHook, set by tests, runs after each shard's snapshot records
+	// are written, without a lock held; an error stops the compaction
+	// there, as a crash would.
+	compactHook func(shard int) error
+}
+
+// recordSize is the bytes a payload of n bytes takes in the log.
+func recordSize(n int) int64 { return int64(24 + n) }
+
+func appendPutRecord(b []byte, key string, value []byte, version uint64, expiresMs int64) []byte {
+	b = append(b, recPut)
+	b = binary.BigEndian.AppendUint64(b, version)
+	b = binary.BigEndian.AppendUint64(b, uint64(expiresMs))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(key)))
+	b = append(b, key...)
+	return append(b, value...)
+}
+
+func appendDelRecord(b []byte, key string, version uint64) []byte {
+	b = append(b, recDel)
+	b = binary.BigEndian.AppendUint64(b, version)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(key)))
+	return append(b, key...)
+}
+
+func appendFloorRecord(b []byte, version uint64) []byte {
+	b = append(b, recFloor)
+	return binary.BigEndian.AppendUint64(b, version)
+}
+
+// logRecord is a decoded record; key and value alias the payload.
+type logRecord struct {
+	kind      byte
+	version   uint64
+	expiresMs int64
+	key       []byte
+	value     []byte
+}
+
+func decodeRecord(p []byte) (logRecord, error) {
+	if len(p) == 0 {
+		return logRecord{}, fmt.Errorf("empty record")
+	}
+	r := logRecord{kind: p[0]}
+	switch r.kind {
+	case recFloor:
+		if len(p) != floorRecord {
+			return r, fmt.Errorf("version floor record of %d bytes, want %d", len(p), floorRecord)
+		}
+		r.version = binary.BigEndian.Uint64(p[1:])
+		return r, nil
+	case recPut, recDel:
+		h := putHeader
+		if r.kind == recDel {
+			h = delHeader
+		}
+		if len(p) < h {
+			return r, fmt.Errorf("record of kind %d too short: %d bytes", r.kind, len(p))
+		}
+		r.version = binary.BigEndian.Uint64(p[1:])
+		if r.kind == recPut {
+			r.expiresMs = int64(binary.BigEndian.Uint64(p[9:]))
+		}
+		n := uint64(binary.BigEndian.Uint32(p[h-4:]))
+		if uint64(len(p)-h) < n || (r.kind == recDel && uint64(len(p)-h) != n) {
+			return r, fmt.Errorf("key length %d does not fit a record of %d bytes", n, len(p))
+		}
+		r.key = p[h : h+int(n)]
+		r.value = p[h+int(n):]
+		return r, nil
+	}
+	return r, fmt.Errorf("unknown record kind %d", r.kind)
+}
+
+// expiresMs is an entry's expiry as wall-clock unix milliseconds (0: never).
+func (c *Cache) expiresMs(expires int64) int64 {
+	if expires == never {
+		return 0
+	}
+	return max(c.epoch.Add(time.Duration(expires)).UnixMilli(), 1)
+}
+
+// fromExpiresMs is expiresMs's inverse: the deadline relative to the
+// cache's epoch, by the wall clock.
+func (c *Cache) fromExpiresMs(ms int64) int64 {
+	if ms == 0 {
+		return never
+	}
+	return min(int64(time.UnixMilli(ms).Sub(c.epoch)), never-1)
+}
+
+// appendLocked appends the record in s.scratch[0] to the log. Called with
+// s.mu held for writing, so the log's order of a key's records is the
+// order its writes took effect. It returns the offset after the record.
+func (c *Cache) appendLocked(s *shard, op string, key string) (uint64, error) {
+	d := c.dur
+	rec := s.scratch[0]
+	first, err := d.log.Append(context.Background(), s.scratch[:])
+	if cap(rec) > keepScratch {
+		s.scratch[0] = nil
+	}
+	if err != nil {
+		d.writeErrors.Add(1)
+		return 0, &StorageError{Scope: c.scope, Op: op, Key: key, Err: err}
+	}
+	if n := d.appended.Add(recordSize(len(rec))); n > max(d.compactMin, 2*c.bytes.Load()) {
+		c.startCompaction()
+	}
+	return first + 1, nil
+}
+
+// logPut appends a put record of key. Caller holds s.mu for writing.
+func (c *Cache) logPut(s *shard, key string, value []byte, version uint64, expires int64) (uint64, error) {
+	s.scratch[0] = appendPutRecord(s.scratch[0][:0], key, value, version, c.expiresMs(expires))
+	return c.appendLocked(s, "put", key)
+}
+
+// logDel appends a delete record of key. Caller holds s.mu for writing.
+func (c *Cache) logDel(s *shard, op, key string, version uint64) (uint64, error) {
+	s.scratch[0] = appendDelRecord(s.scratch[0][:0], key, version)
+	return c.appendLocked(s, op, key)
+}
+
+// waitDurable returns once every record below end is as durable as the
+// policy promises: under SyncAlways, fsynced. Concurrent waiters share
+// fsyncs: one of them syncs the log for all written so far, the others wait
+// for it.
+func (d *durable) waitDurable(end uint64) error {
+	if !d.always {
+		return nil
+	}
+	d.syncMu.Lock()
+	defer d.syncMu.Unlock()
+	for d.synced < end {
+		if d.syncErr != nil {
+			return d.syncErr
+		}
+		if d.syncing {
+			d.syncC.Wait()
+			continue
+		}
+		d.syncing = true
+		d.syncMu.Unlock()
+		target := d.log.Next()
+		err := d.log.Sync()
+		d.syncMu.Lock()
+		d.syncing = false
+		if err != nil {
+			d.syncErr = fmt.Errorf("fsync: %w", err)
+		} else {
+			d.synced = max(d.synced, target)
+		}
+		d.syncC.Broadcast()
+	}
+	return nil
+}
+
+// durableWait finishes a write of a durable cache whose record ends at
+// end: it waits for the fsync (SyncAlways).
+func (c *Cache) durableWait(op, key string, end uint64) error {
+	if err := c.dur.waitDurable(end); err != nil {
+		return &StorageError{Scope: c.scope, Op: op, Key: key, Err: err}
+	}
+	return nil
+}
+
+// openDurable opens the log of a durable cache.
+func openDurable(opts DurableOptions) (*durable, error) {
+	if opts.Dir == "" {
+		return nil, fmt.Errorf("%w: durable cache without a directory", ErrInvalidConfig)
+	}
+	logger := cmp.Or(opts.Logger, slog.Default())
+	policy := opts.Sync
+	always := policy == commitlog.SyncAlways
+	if always {
+		// Writes append under their shard's lock and wait for the fsync
+		// after releasing it (waitDurable), so the log itself must not
+		// wait in Append.
+		policy = commitlog.SyncNever
+	}
+	lg, err := commitlog.Open(opts.Dir, commitlog.Options{
+		Sync: policy, SyncInterval: opts.SyncInterval, SegmentBytes: opts.SegmentBytes,
+		// A record holds a whole key and value, which the cache bounds
+		// (MaxBytes, the server's frame limit): the log must not refuse it.
+		MaxRecordBytes: commitlog.MaxRecordLimit,
+		Logger:         logger, OnSync: opts.OnSync,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d := &durable{
+		log: lg, always: always, logger: logger,
+		compactMin: cmp.Or(opts.CompactMinBytes, max(DefaultCompactMinBytes, cmp.Or(opts.SegmentBytes, commitlog.DefaultSegmentBytes))),
+	}
+	d.syncC = sync.NewCond(&d.syncMu)
+	d.synced = lg.Next() // Open fsyncs what it recovered
+	return d, nil
+}
+
+// logSize is the size of the log's segment files.
+func logSize(dir string) int64 {
+	entries, _ := os.ReadDir(dir)
+	var n int64
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".log") {
+			continue
+		}
+		if fi, err := os.Stat(filepath.Join(dir, e.Name())); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// close waits for a running compaction and closes the log.
+func (d *durable) close() error {
+	d.bgMu.Lock()
+	d.closed = true
+	d.bgMu.Unlock()
+	d.bg.Wait()
+	return d.log.Close()
+}
