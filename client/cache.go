@@ -41,10 +41,11 @@ var ErrConditionFailed = errors.New("felix: cache condition failed")
 // cache refused it (larger than its capacity).
 var ErrValueTooLarge = errors.New("felix: cache value too large")
 
-// CacheError is a cache_error reply. It matches ErrConditionFailed or
-// ErrValueTooLarge with errors.Is when its code says so.
+// CacheError is a cache_error reply. It matches ErrConditionFailed,
+// ErrValueTooLarge or ErrStorage (a durable cache's log could not store
+// the write; the entry is unchanged) with errors.Is when its code says so.
 type CacheError struct {
-	Code    string // condition_failed, too_large, invalid
+	Code    string // condition_failed, too_large, storage, invalid
 	Message string
 	Version uint64 // current version, for condition_failed (0: absent)
 }
@@ -54,7 +55,8 @@ func (e *CacheError) Error() string { return "felix: cache: " + e.Message }
 // Is maps the reply codes onto the sentinel errors.
 func (e *CacheError) Is(target error) bool {
 	return (target == ErrConditionFailed && e.Code == "condition_failed") ||
-		(target == ErrValueTooLarge && e.Code == "too_large")
+		(target == ErrValueTooLarge && e.Code == "too_large") ||
+		(target == ErrStorage && e.Code == wire.CacheCodeStorage)
 }
 
 // PutOption modifies a Put.

@@ -147,6 +147,8 @@ func (ctl *control) cacheFailure(reqID *uint64, err error) error {
 		cur = &v
 	case errors.Is(err, cache.ErrTooLarge):
 		code = "too_large"
+	case errors.Is(err, cache.ErrStorage):
+		code = wire.CacheCodeStorage
 	}
 	if reqID == nil {
 		return ctl.fail(err.Error())

@@ -126,3 +126,8 @@ const StorageWriteFailed = "storage write failed"
 // QueueCodeStorage is the queue_error code of an ack or nack whose group
 // state could not be written (a full disk; ours).
 const QueueCodeStorage = "storage"
+
+// CacheCodeStorage is the cache_error code of a write to a durable cache
+// whose log could not store it (a full disk; ours); the message starts
+// with StorageWriteFailed and the entry is unchanged.
+const CacheCodeStorage = "storage"

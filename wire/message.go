@@ -249,7 +249,7 @@ type CacheValues struct {
 
 // CacheError reports a failed extension request or a conditional put that
 // did not apply. Code is "condition_failed" (Version is the current version,
-// 0 if absent), "too_large" or "invalid".
+// 0 if absent), "too_large", "storage" (CacheCodeStorage) or "invalid".
 type CacheError struct {
 	RequestID uint64
 	Code      string
