@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/binary"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,14 +33,36 @@ func TestInMemorySubscriptionResumesPastAGap(t *testing.T) {
 
 	// The subscriber's first token expires soon; the next one is handed out
 	// only when the test opens the gate, so the subscription stays away
-	// while the ring moves past where it stopped.
+	// while the ring moves past where it stopped. Until then the streams
+	// (the publish streams Dial opens, the subscription) share a token
+	// while it has half a second left, and the test waits for the last
+	// token handed out to expire: tokens fetched a moment apart can
+	// straddle a whole second (a JWT's exp) and expire a second apart, and
+	// the test used to take the publish streams' expiry for the
+	// subscription's while the subscription was still up, receiving.
+	var (
+		mu   sync.Mutex
+		hold bool         // under mu: TokenSource waits at the gate
+		tok  string       // under mu: the token before the gate
+		exp  time.Time    // under mu: tok's exp
+		held atomic.Int32 // token requests waiting at the gate
+	)
 	gate := make(chan struct{})
-	var hold atomic.Bool
-	var held atomic.Int32 // token requests waiting at the gate
 	sc := dial(t, tb, client.Options{TenantID: "t1", TokenSource: func(ctx context.Context) (string, error) {
-		if !hold.Load() {
-			return shortToken(t, sg, 1500*time.Millisecond), nil
+		mu.Lock()
+		if !hold {
+			defer mu.Unlock()
+			if tok == "" || time.Until(exp) < 500*time.Millisecond {
+				exp = time.Now().Add(1500 * time.Millisecond).Truncate(time.Second) // as the JWT will say
+				var err error
+				if tok, err = sg.Issue(auth.Claims{Tenant: "t1", Subject: "svc", Perms: []string{"stream.*:stream:t1/ns/jobs"},
+					ExpiresAt: exp}); err != nil {
+					return "", err
+				}
+			}
+			return tok, nil
 		}
+		mu.Unlock()
 		held.Add(1)
 		select {
 		case <-gate:
@@ -76,10 +99,20 @@ func TestInMemorySubscriptionResumesPastAGap(t *testing.T) {
 	for i := range uint64(5) {
 		next(i)
 	}
-	hold.Store(true)
-	for tb.Server.Stats().TokenExpiries.Load() == 0 || held.Load() == 0 {
+	mu.Lock()
+	hold = true
+	last := exp // the latest exp handed out: no token is valid past it
+	mu.Unlock()
+	// The subscription is down once every token handed out has expired
+	// and the broker has dropped it: it cannot come back before the gate.
+	stream, err := tb.Broker.Stream("t1", "ns", "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for time.Now().Before(last) || len(stream.Subscriptions()) != 0 || held.Load() == 0 {
 		if ctx.Err() != nil {
-			t.Fatal("the subscription's token never expired")
+			t.Fatalf("the subscription's token never expired (%d subscriptions, %d token requests held)",
+				len(stream.Subscriptions()), held.Load())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -110,6 +110,12 @@ func (ctl *control) subscribe(m *wire.Subscribe) error {
 		us.CancelWrite(streamCodeClosing)
 		return ctl.fail(err.Error())
 	}
+	// A reset from here on (the token expiring, the subscription ending)
+	// still delivers the hello where the client offered RESET_STREAM_AT: a
+	// plain reset could discard it unread, and the client, unable to pair
+	// the stream with its subscription, left Subscribe waiting out its
+	// request timeout.
+	us.SetReliableBoundary()
 	err = ctl.reply(&wire.Subscribed{SubscriptionID: sub.ID()})
 	if err == nil {
 		err = ctl.flush() // the stream is not read again: nothing else is pending
