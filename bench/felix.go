@@ -11,11 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/client"
+	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/transport"
 	"github.com/felixmq/felix/wire"
@@ -167,15 +169,50 @@ type FelixBroker struct {
 	Addr string
 	TLS  *tls.Config // trusts the broker's certificate
 	Stop func() error
+	// DataDir is the broker's temporary data directory, removed by Stop
+	// ("" when the broker has none: an embedded one without a durable
+	// cache, an external one).
+	DataDir string
 }
 
 // BenchCache is the cache every benchmark broker declares.
 var BenchCache = cache.Scope{Tenant: "default", Namespace: "default", Cache: "bench"}
 
+// DefaultDurableCacheFsync is the fsync period of a durable BenchCache
+// (BenchBrokerOptions.DurableCache): once a second, as Redis's
+// appendfsync everysec.
+const DefaultDurableCacheFsync = time.Second
+
+// BenchBrokerOptions are what a benchmark broker declares besides its
+// streams.
+type BenchBrokerOptions struct {
+	// DurableCache declares BenchCache durable: every write is logged in
+	// the broker's data directory (felix serve --durable-cache) under the
+	// interval fsync policy, fsynced every FsyncInterval. Otherwise
+	// BenchCache is in memory.
+	DurableCache bool
+	// FsyncInterval is the durable cache's fsync period. Default
+	// DefaultDurableCacheFsync.
+	FsyncInterval time.Duration
+}
+
+func (o BenchBrokerOptions) fsyncInterval() time.Duration {
+	if o.FsyncInterval <= 0 {
+		return DefaultDurableCacheFsync
+	}
+	return o.FsyncInterval
+}
+
 // StartEmbeddedFelix runs a broker in this process on 127.0.0.1 with an
 // ephemeral certificate, the given streams ("tenant/ns/name") declared, and
 // the unbounded cache BenchCache.
 func StartEmbeddedFelix(opts broker.Options, streams ...string) (*FelixBroker, error) {
+	return StartEmbeddedFelixWith(opts, BenchBrokerOptions{}, streams...)
+}
+
+// StartEmbeddedFelixWith is StartEmbeddedFelix with BenchCache declared as
+// bo says; a durable one's log is in a temporary directory removed by Stop.
+func StartEmbeddedFelixWith(opts broker.Options, bo BenchBrokerOptions, streams ...string) (_ *FelixBroker, err error) {
 	b := broker.New(opts)
 	for _, k := range streams {
 		p := strings.Split(k, "/")
@@ -191,7 +228,27 @@ func StartEmbeddedFelix(opts broker.Options, streams ...string) (*FelixBroker, e
 		return nil, err
 	}
 	store := cache.NewStore(cache.StoreOptions{})
-	if _, err := store.Create(BenchCache, cache.Config{}); err != nil {
+	var dir string // a durable cache's data directory
+	defer func() {
+		if err != nil {
+			store.Close()
+			if dir != "" {
+				os.RemoveAll(dir)
+			}
+		}
+	}()
+	if bo.DurableCache {
+		if dir, err = os.MkdirTemp("", "felix-bench-"); err != nil {
+			return nil, err
+		}
+		_, err = store.CreateDurable(BenchCache, cache.Config{}, cache.DurableOptions{
+			Dir:  commitlog.DirFor(dir, "caches", BenchCache.Tenant, BenchCache.Namespace, BenchCache.Cache),
+			Sync: commitlog.SyncInterval, SyncInterval: bo.fsyncInterval(), Logger: slog.New(slog.DiscardHandler),
+		})
+	} else {
+		_, err = store.Create(BenchCache, cache.Config{})
+	}
+	if err != nil {
 		return nil, err
 	}
 	srv, err := server.New(server.Options{Broker: b, TLS: stls, Caches: store, Logger: slog.New(slog.DiscardHandler)})
@@ -213,13 +270,18 @@ func StartEmbeddedFelix(opts broker.Options, streams ...string) (*FelixBroker, e
 	if err != nil {
 		return nil, err
 	}
-	return &FelixBroker{Addr: srv.Addr().String(), TLS: ctls, Stop: func() error {
+	// Stop may be called more than once (a deferred one after a checked
+	// one): it stops the broker once and returns that result.
+	return &FelixBroker{Addr: srv.Addr().String(), TLS: ctls, DataDir: dir, Stop: sync.OnceValue(func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		err := errors.Join(srv.Shutdown(ctx), <-served)
 		store.Close()
+		if dir != "" {
+			err = errors.Join(err, os.RemoveAll(dir))
+		}
 		return err
-	}}, nil
+	})}, nil
 }
 
 // StartFelixProcess runs `binary serve` as a separate process (as NATS runs)
@@ -227,6 +289,14 @@ func StartEmbeddedFelix(opts broker.Options, streams ...string) (*FelixBroker, e
 // env added to this process's environment, and the given streams declared.
 // Stop ends it with SIGTERM (by PID).
 func StartFelixProcess(ctx context.Context, binary string, extra, env []string, streams ...string) (*FelixBroker, error) {
+	return StartFelixProcessWith(ctx, binary, extra, env, BenchBrokerOptions{}, streams...)
+}
+
+// StartFelixProcessWith is StartFelixProcess with BenchCache declared as bo
+// says: a durable one with --durable-cache --fsync interval
+// --fsync-interval, before extra (so a --fsync-interval there wins), its
+// log in the temporary data dir.
+func StartFelixProcessWith(ctx context.Context, binary string, extra, env []string, bo BenchBrokerOptions, streams ...string) (*FelixBroker, error) {
 	dir, err := os.MkdirTemp("", "felix-bench-")
 	if err != nil {
 		return nil, err
@@ -236,8 +306,12 @@ func StartFelixProcess(ctx context.Context, binary string, extra, env []string, 
 		return nil, err
 	}
 	args := []string{"serve", "--listen", addr, "--data-dir", dir, "--log-level", "warn", "--no-dev-defaults",
-		"--metrics-addr", "off", "--controlplane-addr", "off",
-		"--cache", BenchCache.String()}
+		"--metrics-addr", "off", "--controlplane-addr", "off"}
+	if bo.DurableCache {
+		args = append(args, "--durable-cache", BenchCache.String(), "--fsync", "interval", "--fsync-interval", bo.fsyncInterval().String())
+	} else {
+		args = append(args, "--cache", BenchCache.String())
+	}
 	for _, s := range streams {
 		args = append(args, "--stream", s)
 	}
@@ -250,7 +324,7 @@ func StartFelixProcess(ctx context.Context, binary string, extra, env []string, 
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	stop := func() error {
+	stop := sync.OnceValue(func() error { // once: a second call returns the first result
 		cmd.Process.Signal(os.Interrupt)
 		var err error
 		select {
@@ -261,7 +335,7 @@ func StartFelixProcess(ctx context.Context, binary string, extra, env []string, 
 		}
 		os.RemoveAll(dir)
 		return err
-	}
+	})
 	certPath := filepath.Join(dir, transport.DevCertFile)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -273,7 +347,7 @@ func StartFelixProcess(ctx context.Context, binary string, extra, env []string, 
 				cancel()
 				if derr == nil {
 					c.Close()
-					return &FelixBroker{Addr: addr, TLS: ctls, Stop: stop}, nil
+					return &FelixBroker{Addr: addr, TLS: ctls, Stop: stop, DataDir: dir}, nil
 				}
 			}
 		}

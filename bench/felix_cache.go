@@ -19,13 +19,21 @@ type FelixCacheTarget struct {
 	Cache          string // default "bench"
 	Conns          int    // default 2
 	StreamsPerConn int    // default 4
+	// Label is Name's answer. Default "felix"; felix bench cache
+	// --durable labels a durable cache "felix-durable".
+	Label string
 
 	c  *client.Client
 	kv *client.Cache
 }
 
-// Name implements CacheTarget.
-func (t *FelixCacheTarget) Name() string { return "felix" }
+// Name implements CacheTarget: Label, default "felix".
+func (t *FelixCacheTarget) Name() string {
+	if t.Label == "" {
+		return "felix"
+	}
+	return t.Label
+}
 
 // Setup implements CacheTarget.
 func (t *FelixCacheTarget) Setup(ctx context.Context, _ int) error {

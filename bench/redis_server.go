@@ -20,14 +20,20 @@ type RedisServerOptions struct {
 	Binary string
 	// StartTimeout bounds the wait for the port to accept. Default 10 s.
 	StartTimeout time.Duration
+	// AppendOnly persists every write in an append-only file, fsynced
+	// once a second (--appendonly yes --appendfsync everysec, Redis's
+	// recommended durability), in the server's temporary directory; RDB
+	// snapshots stay off. The AOF is rewritten by Redis's defaults (once
+	// it doubled and is at least 64 MB).
+	AppendOnly bool
 }
 
 // StartRedis starts a redis-server owned by the caller on 127.0.0.1 and
 // returns its address (host:port) and a stop function (SIGTERM, then
 // SIGKILL after 5 s; safe to call more than once). The server is a pure
 // in-memory cache, as scripts/peers.sh starts it: no RDB snapshots
-// (--save ""), no AOF, protected mode on, its working directory a
-// temporary one removed by stop. ctx bounds only the start-up. The error
+// (--save ""), no AOF unless opts.AppendOnly, protected mode on, its
+// working directory (where an AOF goes) a temporary one removed by stop. ctx bounds only the start-up. The error
 // wraps ErrPeerNotInstalled when there is no redis-server: install one
 // with scripts/peers.sh install redis.
 func StartRedis(ctx context.Context, opts RedisServerOptions) (addr string, stop func() error, err error) {
@@ -38,14 +44,14 @@ func StartRedis(ctx context.Context, opts RedisServerOptions) (addr string, stop
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 10 * time.Second
 	}
-	// Nothing is written there (no persistence), but never the caller's
-	// working directory either.
+	// Nothing is written there without AppendOnly, but never the
+	// caller's working directory either.
 	dir, err := os.MkdirTemp("", "felix-bench-redis-")
 	if err != nil {
 		return "", nil, fmt.Errorf("bench: start redis: %w", err)
 	}
 	p, port, err := startPeerOnPort(ctx, "redis-server", bin, opts.Port, opts.StartTimeout,
-		func(port int) []string { return redisArgs(port, dir) })
+		func(port int) []string { return redisArgs(port, dir, opts.AppendOnly) })
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return "", nil, fmt.Errorf("bench: %w", err)
@@ -86,17 +92,24 @@ func startPeerOnPort(ctx context.Context, name, bin string, port int, timeout ti
 	return nil, 0, err
 }
 
-// redisArgs is redis-server's command line: loopback only, in memory only,
+// redisArgs is redis-server's command line: loopback only, in memory only
+// unless appendOnly (then with an AOF in dir fsynced every second),
 // logging to stdout (the harness keeps its tail for errors).
-func redisArgs(port int, dir string) []string {
-	return []string{
+func redisArgs(port int, dir string, appendOnly bool) []string {
+	aof := []string{"--appendonly", "no"}
+	if appendOnly {
+		aof = []string{"--appendonly", "yes", "--appendfsync", "everysec"}
+	}
+	args := []string{
 		"--bind", "127.0.0.1",
 		"--port", strconv.Itoa(port),
 		"--save", "",
-		"--appendonly", "no",
+	}
+	args = append(args, aof...)
+	return append(args,
 		"--protected-mode", "yes",
 		"--daemonize", "no",
 		"--dir", dir,
 		"--logfile", "",
-	}
+	)
 }

@@ -25,12 +25,20 @@ type RedisTarget struct {
 	// concurrency when smaller, so no worker waits for a connection.
 	// Default: the concurrency.
 	PoolSize int
+	// Label is Name's answer. Default "redis"; felix bench cache
+	// --durable labels a server with an AOF "redis-aof".
+	Label string
 
 	client *redis.Client
 }
 
-// Name implements CacheTarget: "redis".
-func (t *RedisTarget) Name() string { return "redis" }
+// Name implements CacheTarget: Label, default "redis".
+func (t *RedisTarget) Name() string {
+	if t.Label == "" {
+		return "redis"
+	}
+	return t.Label
+}
 
 func (t *RedisTarget) addr() string {
 	if t.Addr == "" {

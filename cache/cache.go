@@ -26,6 +26,7 @@ type Cache struct {
 	_ [64]byte
 
 	// Written by every Put.
+	maxBytes  atomic.Int64  // Config.MaxBytes; Store.Resize changes it
 	version   atomic.Uint64 // last version handed out; also the recency clock
 	bytes     atomic.Int64  // accounted bytes of the stored entries, changed only under their shard's lock
 	evictNext atomic.Uint64 // eviction's rotating shard cursor
@@ -78,14 +79,23 @@ func newCache(scope Scope, cfg Config, clock Clock, base uint64) *Cache {
 		shards: make([]shard, cfg.Shards),
 	}
 	c.version.Store(base)
+	c.maxBytes.Store(cfg.MaxBytes)
 	return c
 }
 
 // Scope returns the cache's scope.
 func (c *Cache) Scope() Scope { return c.scope }
 
-// Config returns the cache's configuration, defaults applied.
-func (c *Cache) Config() Config { return c.cfg }
+// Config returns the cache's configuration, defaults applied (MaxBytes as
+// Store.Resize last set it).
+func (c *Cache) Config() Config {
+	cfg := c.cfg
+	cfg.MaxBytes = c.maxBytes.Load()
+	return cfg
+}
+
+// Durable reports whether the cache is backed by a log (Store.CreateDurable).
+func (c *Cache) Durable() bool { return c.dur != nil }
 
 func (c *Cache) shardFor(key string) *shard {
 	return &c.shards[maphash.String(c.seed, key)&c.mask]
@@ -256,8 +266,8 @@ func (c *Cache) remove(key string) (removed bool, end uint64, err error) {
 // and conditions.
 func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 	size := entrySize(key, len(value))
-	if c.cfg.MaxBytes > 0 && size > c.cfg.MaxBytes {
-		return 0, &TooLargeError{Size: size, MaxBytes: c.cfg.MaxBytes}
+	if limit := c.maxBytes.Load(); limit > 0 && size > limit {
+		return 0, &TooLargeError{Size: size, MaxBytes: limit}
 	}
 	if c.deleted.Load() {
 		return 0, ErrDeleted
@@ -412,7 +422,7 @@ func (c *Cache) precheck(s *shard, key string, opt PutOptions) error {
 // byte counter if the result stays within MaxBytes, and reports whether it
 // did. The compare-and-swap never lets the counter exceed MaxBytes.
 func (c *Cache) tryReserve(n int64) bool {
-	limit := c.cfg.MaxBytes
+	limit := c.maxBytes.Load()
 	if limit == 0 || n <= 0 {
 		c.bytes.Add(n)
 		return true

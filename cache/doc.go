@@ -162,8 +162,12 @@
 // what was written since, so it stays within about
 // max(CompactMinBytes, 2 × live) + live + a segment.
 //
-// Store.Replace and Store.Delete refuse a durable cache (ErrDurable): its
-// declaration defines it. Store.Close closes the logs.
+// Store.Replace and Store.Delete refuse a durable cache (ErrDurable), so
+// that nothing drops its log by accident: Store.Resize changes its
+// capacity in place (as any cache's), Store.DeleteDurable deletes it
+// (closing its log; the caller removes the directory), and
+// Store.ReplaceDurable puts a durable cache in place of an in-memory one.
+// Store.Close closes the logs.
 //
 // # Hot path
 //

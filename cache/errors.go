@@ -74,7 +74,7 @@ type DurableError struct {
 }
 
 func (e *DurableError) Error() string {
-	return fmt.Sprintf("cache %s is durable (--durable-cache): %s refused", e.Scope, e.Op)
+	return fmt.Sprintf("cache %s is durable: %s refused (Resize or DeleteDurable)", e.Scope, e.Op)
 }
 
 // Unwrap returns ErrDurable.

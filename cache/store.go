@@ -64,8 +64,8 @@ func (st *Store) Create(scope Scope, cfg Config) (*Cache, error) {
 		return nil, ErrClosed
 	}
 	if c, ok := st.caches[scope]; ok {
-		if c.cfg != cfg {
-			return nil, &ConfigConflictError{Scope: scope, Existing: c.cfg, Requested: cfg}
+		if cur := c.Config(); cur != cfg {
+			return nil, &ConfigConflictError{Scope: scope, Existing: cur, Requested: cfg}
 		}
 		return c, nil
 	}
@@ -290,30 +290,56 @@ func (st *Store) Close() {
 // CreateDurable opens (creating if needed) the log in opts.Dir, loads the
 // cache it holds (see the package documentation) and registers it under
 // scope. The scope must not be registered yet. Its writes are logged;
-// Store.Close closes the log. Replace and Delete refuse a durable cache.
+// Store.Close closes the log. Replace and Delete refuse a durable cache:
+// Resize changes its capacity, DeleteDurable deletes it.
 func (st *Store) CreateDurable(scope Scope, cfg Config, opts DurableOptions) (*Cache, error) {
+	c, _, err := st.createDurable(scope, cfg, opts, false)
+	return c, err
+}
+
+// ReplaceDurable is CreateDurable in place of the in-memory cache under
+// scope, if any, in one step as Replace: the in-memory cache is deleted
+// (its entries dropped) once the log is loaded, and no request sees the
+// scope without a cache in between. A durable cache under scope is
+// refused with a *DurableError.
+func (st *Store) ReplaceDurable(scope Scope, cfg Config, opts DurableOptions) (*Cache, error) {
+	c, old, err := st.createDurable(scope, cfg, opts, true)
+	if old != nil {
+		old.clear() // the entries' memory, outside mu: O(entries)
+	}
+	return c, err
+}
+
+// createDurable is CreateDurable, or ReplaceDurable when replace is set:
+// then old is the in-memory cache it unregistered, for the caller to
+// clear.
+func (st *Store) createDurable(scope Scope, cfg Config, opts DurableOptions, replace bool) (_, old *Cache, _ error) {
 	cfg, err := checked(scope, cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.closed {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
-	if c, ok := st.caches[scope]; ok {
-		return nil, &ConfigConflictError{Scope: scope, Existing: c.cfg, Requested: cfg}
+	old = st.caches[scope]
+	switch {
+	case old != nil && !replace:
+		return nil, nil, &ConfigConflictError{Scope: scope, Existing: old.Config(), Requested: cfg}
+	case old != nil && old.dur != nil:
+		return nil, nil, &DurableError{Scope: scope, Op: "replace"}
 	}
 	d, err := openDurable(opts)
 	if err != nil {
-		return nil, fmt.Errorf("cache %s: %w", scope, err)
+		return nil, nil, fmt.Errorf("cache %s: %w", scope, err)
 	}
 	c := newCache(scope, cfg, st.opts.Clock, 0)
 	c.dur = d
 	maxVer, err := c.replay()
 	if err != nil {
 		d.close()
-		return nil, err
+		return nil, nil, err
 	}
 	c.version.Store(max(st.versionFloor, clockVersion(st.opts.Clock), maxVer))
 	// A capacity lowered since the log was written: evict (and log it)
@@ -322,11 +348,16 @@ func (st *Store) CreateDurable(scope Scope, cfg Config, opts DurableOptions) (*C
 		found, err := c.evictOne("")
 		if err != nil {
 			d.close()
-			return nil, fmt.Errorf("cache %s: evict to capacity at load: %w", scope, err)
+			return nil, nil, fmt.Errorf("cache %s: evict to capacity at load: %w", scope, err)
 		}
 		if !found {
 			break
 		}
+	}
+	if old != nil {
+		// Its writes stop here; versions continue above its last one.
+		st.removeLocked(old)
+		c.version.Store(max(c.version.Load(), st.versionFloor))
 	}
 	// The log as opened counts as appended: a log much larger than the
 	// live entries (compacted too little before a restart) is compacted.
@@ -335,5 +366,5 @@ func (st *Store) CreateDurable(scope Scope, cfg Config, opts DurableOptions) (*C
 		c.startCompaction()
 	}
 	st.registerLocked(c)
-	return c, nil
+	return c, old, nil
 }

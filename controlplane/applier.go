@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,8 +14,8 @@ import (
 	"github.com/felixmq/felix/commitlog"
 )
 
-// ErrRecreateRequired: a stream change needs the stream deleted and
-// created again, which the applier does only for a stream with no data.
+// ErrRecreateRequired: a stream (or cache) change needs it deleted and
+// created again, which the applier does only while it holds no data.
 var ErrRecreateRequired = errors.New("change requires recreating the stream")
 
 // RecreateRequiredError refuses a durability flip, or a durable stream's
@@ -30,6 +31,27 @@ func (e *RecreateRequiredError) Error() string {
 
 // Unwrap returns ErrRecreateRequired.
 func (e *RecreateRequiredError) Unwrap() error { return ErrRecreateRequired }
+
+// CacheRecreateRequiredError refuses a durability flip of a cache that
+// holds entries, as RecreateRequiredError does a stream's.
+type CacheRecreateRequiredError struct {
+	Key    CacheKey
+	Reason string
+}
+
+func (e *CacheRecreateRequiredError) Error() string {
+	return fmt.Sprintf("cache %s: %s needs the cache recreated, and it holds entries: delete and create it", e.Key, e.Reason)
+}
+
+// Unwrap returns ErrRecreateRequired.
+func (e *CacheRecreateRequiredError) Unwrap() error { return ErrRecreateRequired }
+
+// CacheDir is where a durable cache's log lives: one escaped directory
+// level per name part under <dataDir>/caches (the layout of felix serve
+// --durable-cache).
+func CacheDir(dataDir string, s cache.Scope) string {
+	return commitlog.DirFor(dataDir, "caches", s.Tenant, s.Namespace, s.Cache)
+}
 
 // StreamDir is where a durable stream's log lives: one escaped directory
 // level per name part under <dataDir>/streams (the layout of felix serve).
@@ -47,7 +69,9 @@ type BrokerApplierOptions struct {
 	// durable streams fail to apply.
 	DataDir string
 	// Log is the base of durable logs' options; each stream's fsync policy
-	// and retention replace Sync, RetentionAge and RetentionBytes.
+	// and retention replace Sync, RetentionAge and RetentionBytes. Durable
+	// caches take Sync (the broker's fsync policy), SyncInterval,
+	// SegmentBytes, Logger and OnSync from it.
 	Log commitlog.Options
 	// Logger reports recreated streams and caches. Default slog.Default().
 	Logger *slog.Logger
@@ -77,8 +101,17 @@ type BrokerApplierOptions struct {
 // a durable log from before a restart keeps its records. Shards, kind,
 // consistency and delivery are not acted on by the single-node broker.
 //
-// Caches: a capacity change recreates the cache, dropping its entries (a
-// cache may lose entries at any time; its capacity is fixed at creation).
+// Caches: a new cache is created in memory, or — durable — loaded from
+// its log in DataDir (CacheDir, the directory felix serve
+// --durable-cache uses) synced by Log's policy. A capacity change resizes
+// a durable cache in place, keeping its entries (a lowered capacity evicts,
+// logged, down to it), and recreates an in-memory one, dropping its
+// entries (a cache may lose entries at any time). A durability flip
+// recreates the cache only while it holds no entry, as for streams;
+// otherwise EnsureCache fails with a *CacheRecreateRequiredError. An
+// in-memory cache made durable opens the directory of its name as it is,
+// so a log from before a restart keeps its entries. Deleting a cache
+// closes a durable one's log and removes its log directory.
 type BrokerApplier struct {
 	opts BrokerApplierOptions
 	log  *slog.Logger
@@ -308,55 +341,130 @@ func (k CacheKey) scope() cache.Scope {
 	return cache.Scope{Tenant: k.TenantID, Namespace: k.Namespace, Cache: k.Cache}
 }
 
-// EnsureCache creates the cache, or recreates it when its capacity changed.
+// EnsureCache creates the cache, or makes the live one match: a capacity
+// change resizes it in place (its entries kept, evicted down to a lowered
+// capacity);
+// a durability flip recreates it while it holds no entry, and fails with
+// a *CacheRecreateRequiredError otherwise.
 func (a *BrokerApplier) EnsureCache(c Cache) error {
 	if a.opts.Caches == nil {
 		return fmt.Errorf("cache %s: no cache store", c.Key())
 	}
-	scope := c.Key().scope()
-	if cur, err := a.opts.Caches.Get(scope); err == nil {
-		if cur.Config().MaxBytes == c.CapacityBytes {
-			a.mu.Lock()
-			a.caches[c.Key()] = true // adopts a cache declared elsewhere (flags)
-			a.mu.Unlock()
-			return nil
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k, scope := c.Key(), c.Key().scope()
+	cur, err := a.opts.Caches.Get(scope)
+	if err != nil {
+		return a.createCache(c, false)
+	}
+	if cur.Durable() != c.Durable {
+		reason := fmt.Sprintf("durable %v → %v", cur.Durable(), c.Durable)
+		if n := cur.Stats().Entries; n != 0 {
+			return &CacheRecreateRequiredError{Key: k, Reason: reason}
 		}
-		// In one step: a request in between must not find the scope
-		// empty (with auto-create it would make a default cache).
-		if _, err := a.opts.Caches.Replace(scope, cache.Config{MaxBytes: c.CapacityBytes}); err != nil {
+		if cur.Durable() {
+			if err := a.deleteCache(k); err != nil {
+				return err
+			}
+			err = a.createCache(c, false)
+		} else {
+			// In one step (a request in between must not find the scope
+			// empty), and the log directory of its name is opened as it
+			// is: a durable log from before a restart keeps its entries
+			// (the in-memory cache was declared by a flag, or
+			// auto-created, before the control plane was followed).
+			err = a.createCache(c, true)
+		}
+		if err != nil {
 			return err
 		}
-		a.log.Warn("cache recreated for a capacity change; its entries were dropped", "cache", scope.String(),
-			"from", cur.Config().MaxBytes, "to", c.CapacityBytes)
-		a.mu.Lock()
-		a.caches[c.Key()] = true
-		a.mu.Unlock()
+		a.log.Info("cache recreated for a control plane change", "cache", scope.String(), "change", reason)
 		return nil
 	}
-	_, err := a.opts.Caches.Create(scope, cache.Config{MaxBytes: c.CapacityBytes})
-	if err == nil {
-		a.mu.Lock()
-		a.caches[c.Key()] = true
-		a.mu.Unlock()
+	from := cur.Config().MaxBytes
+	switch {
+	case from == c.CapacityBytes:
+		// Adopts a cache declared elsewhere (flags).
+	default:
+		// In place, durable or not: the entries stay (a lowered capacity
+		// evicts down to it, logged for a durable cache), as Redis's
+		// CONFIG SET maxmemory keeps the data.
+		after, err := a.opts.Caches.Resize(scope, c.CapacityBytes)
+		if err != nil {
+			return fmt.Errorf("cache %s: resize: %w", k, err)
+		}
+		a.log.Info("cache resized; its entries were kept", "cache", scope.String(),
+			"from", from, "to", c.CapacityBytes, "entries", after.Stats().Entries)
 	}
-	return err
+	a.caches[k] = true
+	return nil
 }
 
-// DeleteCache removes the cache.
+// createCache creates c in memory, or loads it from its log in DataDir
+// when durable; replace puts it in place of the in-memory cache under its
+// scope (Store.ReplaceDurable). Called with a.mu held.
+func (a *BrokerApplier) createCache(c Cache, replace bool) error {
+	k, scope, cfg := c.Key(), c.Key().scope(), cache.Config{MaxBytes: c.CapacityBytes}
+	if !c.Durable {
+		if _, err := a.opts.Caches.Create(scope, cfg); err != nil {
+			return err
+		}
+		a.caches[k] = true
+		return nil
+	}
+	if a.opts.DataDir == "" {
+		return fmt.Errorf("cache %s: durable caches need a data directory", k)
+	}
+	lo := a.opts.Log
+	opts := cache.DurableOptions{Dir: CacheDir(a.opts.DataDir, scope), Sync: lo.Sync, SyncInterval: lo.SyncInterval,
+		SegmentBytes: lo.SegmentBytes, Logger: cmp.Or(lo.Logger, a.log), OnSync: lo.OnSync}
+	create := a.opts.Caches.CreateDurable
+	if replace {
+		create = a.opts.Caches.ReplaceDurable
+	}
+	start := time.Now()
+	lc, err := create(scope, cfg, opts)
+	if err != nil {
+		return fmt.Errorf("cache %s: %w", k, err)
+	}
+	st := lc.Stats()
+	a.log.Info("durable cache opened", "cache", scope.String(), "dir", opts.Dir, "max_bytes", cfg.MaxBytes,
+		"entries", st.Entries, "log_bytes", st.LogBytes, "fsync", lo.Sync.String(),
+		"load", time.Since(start).Round(time.Millisecond))
+	a.caches[k] = true
+	return nil
+}
+
+// DeleteCache removes the cache, and a durable one's log directory.
 func (a *BrokerApplier) DeleteCache(k CacheKey) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.deleteCache(k)
 }
 
-// deleteCache removes the cache. Called with a.mu held.
+// deleteCache removes the cache and the log directory of its name (as a
+// deleted stream's), closing a durable cache's log first. Called with a.mu
+// held.
 func (a *BrokerApplier) deleteCache(k CacheKey) error {
 	delete(a.caches, k)
 	if a.opts.Caches == nil {
 		return nil
 	}
-	if err := a.opts.Caches.Delete(k.scope()); err != nil && !errors.Is(err, cache.ErrNotFound) {
-		return err
+	scope := k.scope()
+	err := a.opts.Caches.DeleteDurable(scope)
+	switch {
+	case err == nil, errors.Is(err, cache.ErrNotFound):
+	case errors.Is(err, cache.ErrClosed):
+		return err // shutting down: the store closes the log; its files stay
+	default:
+		// Unregistered; only closing its log failed.
+		a.log.Error("closing a deleted cache's log", "cache", scope.String(), "err", err)
+	}
+	if a.opts.DataDir == "" {
+		return nil
+	}
+	if err := os.RemoveAll(CacheDir(a.opts.DataDir, scope)); err != nil {
+		a.log.Error("removing a deleted cache's log", "cache", scope.String(), "err", err)
 	}
 	return nil
 }

@@ -88,13 +88,16 @@ type StreamPatch struct {
 }
 
 // Cache is a cache's declared configuration. CapacityBytes bounds its
-// accounted size; 0 means unbounded.
+// accounted size; 0 means unbounded. Durable (default false) keeps its
+// entries in a log under the broker's data directory, as
+// `felix serve --durable-cache` does, synced by the broker's fsync policy.
 type Cache struct {
 	TenantID      string `json:"tenant_id"`
 	Namespace     string `json:"namespace"`
 	Cache         string `json:"cache"`
 	DisplayName   string `json:"display_name"`
 	CapacityBytes int64  `json:"capacity_bytes"`
+	Durable       bool   `json:"durable"`
 }
 
 // Key returns the cache's key.
@@ -104,6 +107,7 @@ func (c Cache) Key() CacheKey { return CacheKey{c.TenantID, c.Namespace, c.Cache
 type CachePatch struct {
 	DisplayName   *string `json:"display_name,omitempty"`
 	CapacityBytes *int64  `json:"capacity_bytes,omitempty"`
+	Durable       *bool   `json:"durable,omitempty"`
 }
 
 // NamespaceKey names a namespace.
@@ -317,6 +321,9 @@ func (p CachePatch) apply(c Cache) Cache {
 	}
 	if p.CapacityBytes != nil {
 		c.CapacityBytes = *p.CapacityBytes
+	}
+	if p.Durable != nil {
+		c.Durable = *p.Durable
 	}
 	return c
 }

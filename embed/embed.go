@@ -1,6 +1,6 @@
 // Package embed runs a complete Felix broker inside a Go program: engine,
 // QUIC server on 127.0.0.1, development certificate, durable streams,
-// caches and queue groups. It is what the demos and examples use; a real
+// caches (durable ones too) and queue groups. It is what the demos and examples use; a real
 // deployment runs `felix serve`.
 package embed
 
@@ -28,11 +28,17 @@ import (
 type Options struct {
 	Streams        []string // "tenant/ns/name", in memory
 	DurableStreams []string // "tenant/ns/name", logs under DataDir
-	Caches         []string // "tenant/ns/name"
-	// DataDir keeps durable streams and queue state. Default: a temporary
-	// directory removed by Close.
+	Caches         []string // "tenant/ns/name", in memory
+	// DurableCaches are "tenant/ns/name", each logged under
+	// DataDir/caches/tenant/ns/name (the directory felix serve
+	// --durable-cache uses) and reloaded by Start. A name must not be in
+	// Caches too.
+	DurableCaches []string
+	// DataDir keeps durable streams, durable caches and queue state.
+	// Default: a temporary directory removed by Close.
 	DataDir string
-	// Sync is the durable streams' sync policy. Default SyncInterval.
+	// Sync is the durable streams' and durable caches' sync policy.
+	// Default SyncInterval.
 	Sync   commitlog.SyncPolicy
 	Queues server.QueueOptions
 	Broker broker.Options
@@ -73,6 +79,9 @@ func Start(o Options) (_ *Broker, err error) {
 	b.Engine = broker.New(o.Broker)
 	defer func() {
 		if err != nil {
+			if b.caches != nil {
+				b.caches.Close() // closes the durable caches' logs
+			}
 			b.Engine.Close()
 			if b.tmp != "" {
 				os.RemoveAll(b.tmp)
@@ -111,12 +120,30 @@ func Start(o Options) (_ *Broker, err error) {
 		}
 	}
 	b.caches = cache.NewStore(cache.StoreOptions{})
+	durable := map[cache.Scope]bool{}
+	for _, k := range o.DurableCaches {
+		t, ns, c, err := split(k)
+		if err != nil {
+			return nil, err
+		}
+		scope := cache.Scope{Tenant: t, Namespace: ns, Cache: c}
+		if _, err := b.caches.CreateDurable(scope, cache.Config{}, cache.DurableOptions{
+			Dir: commitlog.DirFor(o.DataDir, "caches", t, ns, c), Sync: o.Sync, Logger: o.Logger,
+		}); err != nil {
+			return nil, err
+		}
+		durable[scope] = true
+	}
 	for _, k := range o.Caches {
 		t, ns, c, err := split(k)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := b.caches.Create(cache.Scope{Tenant: t, Namespace: ns, Cache: c}, cache.Config{}); err != nil {
+		scope := cache.Scope{Tenant: t, Namespace: ns, Cache: c}
+		if durable[scope] {
+			return nil, fmt.Errorf("cache %s is in both Caches and DurableCaches", scope)
+		}
+		if _, err := b.caches.Create(scope, cache.Config{}); err != nil {
 			return nil, err
 		}
 	}
@@ -151,7 +178,8 @@ func (b *Broker) Dial(ctx context.Context, o client.Options) (*client.Client, er
 	return client.Dial(ctx, b.Addr, o)
 }
 
-// Close drains and stops the broker and removes a temporary data dir.
+// Close drains and stops the broker, closes the caches (and the durable
+// caches' logs) and removes a temporary data dir.
 func (b *Broker) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

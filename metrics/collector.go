@@ -153,6 +153,19 @@ var cacheMetrics = []metric[cacheSnap]{
 		func(c *cacheSnap) float64 { return float64(c.Entries) }),
 }
 
+// cacheLogMetrics are exported for durable caches (cache.Store.CreateDurable)
+// only. Their log's write failures are counted here, not in
+// felix_storage_write_errors_total: that family is labelled by stream, and
+// a family keeps one label set.
+var cacheLogMetrics = []metric[cacheSnap]{
+	gauge("felix_cache_log_bytes", "About the size of the durable cache's log on disk: its size at start or after the last compaction plus the record bytes appended since.", cacheLabels,
+		func(c *cacheSnap) float64 { return float64(c.LogBytes) }),
+	counter("felix_cache_log_write_errors_total", "Writes to the durable cache's log that failed (disk full, file too large, I/O error): the put or delete was refused with storage write failed and the entry left as it was; a failed compaction also counts.", cacheLabels,
+		func(c *cacheSnap) float64 { return u(c.LogWriteErrors) }),
+	counter("felix_cache_log_compactions_total", "Compactions of the durable cache's log completed.", cacheLabels,
+		func(c *cacheSnap) float64 { return u(c.Compactions) }),
+}
+
 // followerMetrics are the control-plane follower's (a broker that follows
 // a control plane, embedded or remote).
 var followerMetrics = []metric[controlplane.FollowerStats]{
@@ -188,7 +201,7 @@ var (
 )
 
 // MaxMetricObjects bounds the streams, the consumer groups and the caches
-// whose series /metrics exports, each (durable streams first, then by
+// whose series /metrics exports, each (durable streams and caches first, then by
 // name), so that clients creating objects with names of their choosing
 // cannot grow the scrape without bound.
 const MaxMetricObjects = 1000
@@ -224,6 +237,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, storageMetrics)
 	describe(ch, groupMetrics)
 	describe(ch, cacheMetrics)
+	describe(ch, cacheLogMetrics)
 	describe(ch, followerMetrics)
 	ch <- streamsDesc
 	ch <- denialsDesc
@@ -269,8 +283,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(streamsDesc, prometheus.GaugeValue, float64(durable[d]), strconv.FormatBool(d))
 		}
 	}
-	// Durable streams first (stable: by name within each kind).
+	// Durable streams and caches first (stable: by name within each kind).
 	slices.SortStableFunc(s.streams, func(a, b streamSnap) int {
+		return cmp.Compare(boolRank(!a.Durable), boolRank(!b.Durable))
+	})
+	slices.SortStableFunc(s.caches, func(a, b cacheSnap) int {
 		return cmp.Compare(boolRank(!a.Durable), boolRank(!b.Durable))
 	})
 	streams, omittedStreams := capObjects(s.streams)
@@ -290,6 +307,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for i := range caches {
 		k := &caches[i]
 		emit(ch, cacheMetrics, k, k.Scope.Tenant, k.Scope.Namespace, k.Scope.Cache)
+		if k.Durable {
+			emit(ch, cacheLogMetrics, k, k.Scope.Tenant, k.Scope.Namespace, k.Scope.Cache)
+		}
 	}
 	for _, o := range []struct {
 		kind    string

@@ -62,7 +62,8 @@ type streamSnap struct {
 
 // cacheSnap is one cache at one moment.
 type cacheSnap struct {
-	Scope cache.Scope
+	Scope   cache.Scope
+	Durable bool // backed by a log: the cacheLogMetrics are exported
 	cache.Stats
 }
 
@@ -101,7 +102,7 @@ func (src *Sources) take() snapshot {
 	}
 	if src.Caches != nil {
 		for _, c := range src.Caches.Caches() {
-			s.caches = append(s.caches, cacheSnap{Scope: c.Scope(), Stats: c.Stats()})
+			s.caches = append(s.caches, cacheSnap{Scope: c.Scope(), Durable: c.Durable(), Stats: c.Stats()})
 		}
 		slices.SortFunc(s.caches, func(a, b cacheSnap) int {
 			return cmp.Or(cmp.Compare(a.Scope.Tenant, b.Scope.Tenant), cmp.Compare(a.Scope.Namespace, b.Scope.Namespace),

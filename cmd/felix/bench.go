@@ -90,12 +90,22 @@ func (b brokerTarget) serverEnv() []string {
 // startBenchBroker starts (or names) the broker under test, with stream
 // default/default/bench and the cache bench.BenchCache.
 func startBenchBroker(ctx context.Context, b brokerTarget) (*bench.FelixBroker, error) {
+	return startBenchBrokerWith(ctx, b, bench.BenchBrokerOptions{})
+}
+
+// startBenchBrokerWith is startBenchBroker with bench.BenchCache declared
+// as bo says (durable or not). An external broker's cache is what it is:
+// a durable one is refused there.
+func startBenchBrokerWith(ctx context.Context, b brokerTarget, bo bench.BenchBrokerOptions) (*bench.FelixBroker, error) {
 	const stream = "default/default/bench"
 	if b.serverProcs < 0 {
 		return nil, fmt.Errorf("--server-gomaxprocs: want 0 or more, got %d", b.serverProcs)
 	}
 	if b.addr != "" {
 		b.brokerMode = "external"
+	}
+	if bo.DurableCache && b.brokerMode == "external" {
+		return nil, errors.New("--durable needs a broker this command starts (--broker process or embedded): declare the cache of an external broker with --durable-cache yourself and leave --durable out")
 	}
 	var fb *bench.FelixBroker
 	var err error
@@ -105,9 +115,9 @@ func startBenchBroker(ctx context.Context, b brokerTarget) (*bench.FelixBroker, 
 		if e != nil {
 			return nil, e
 		}
-		fb, err = bench.StartFelixProcess(ctx, exe, append([]string{"--queue-policy", "block"}, b.brokerFlags...), b.serverEnv(), stream)
+		fb, err = bench.StartFelixProcessWith(ctx, exe, append([]string{"--queue-policy", "block"}, b.brokerFlags...), b.serverEnv(), bo, stream)
 	case "embedded":
-		fb, err = bench.StartEmbeddedFelix(broker.Options{QueuePolicy: broker.Block}, stream)
+		fb, err = bench.StartEmbeddedFelixWith(broker.Options{QueuePolicy: broker.Block}, bo, stream)
 	case "external":
 		if b.addr == "" {
 			return nil, errors.New("--broker external needs --addr")

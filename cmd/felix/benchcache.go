@@ -19,6 +19,7 @@ type benchCacheFlags struct {
 	duration, warmup      time.Duration
 	conns, streamsPerConn int
 	rounds                int
+	durable               bool
 	benchOutput
 }
 
@@ -33,7 +34,14 @@ key first, so they hit. --compare redis starts a private redis-server on
 127.0.0.1 (scripts/peers.sh install) driven by go-redis with the same
 concurrency. Cases are interleaved per round; --warmup of each case is not
 measured. Drops count failed operations, wrong values and GET misses (every
-key is preloaded, so a miss is a lost value).`,
+key is preloaded, so a miss is a lost value).
+
+--durable measures both with persistence: Felix's bench cache is declared
+with --durable-cache (every write logged, --fsync interval with
+--fsync-interval 1s) and redis-server runs with --appendonly yes
+--appendfsync everysec, its AOF in a temporary directory removed at the
+end. Both lose at most about the last second on a machine crash, nothing on
+a process crash. Rows are labelled felix-durable and redis-aof.`,
 		Args:    cobra.NoArgs,
 		PreRunE: envPreRun,
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
@@ -53,6 +61,7 @@ key is preloaded, so a miss is a lost value).`,
 	fl.IntVar(&f.conns, "conns", 1, "Felix SDK cache connections")
 	fl.IntVar(&f.streamsPerConn, "streams-per-conn", 2, "Felix SDK cache streams per connection (requests are pipelined on each)")
 	fl.IntVar(&f.rounds, "rounds", 1, "repeat every case this many times, interleaved")
+	fl.BoolVar(&f.durable, "durable", false, "persist both: Felix's cache durable (--durable-cache, fsync every 1s), Redis with --appendonly yes --appendfsync everysec")
 	annotateEnv(fl)
 	return cmd
 }
@@ -68,25 +77,37 @@ func runBenchCache(ctx context.Context, cmd *cobra.Command, f benchCacheFlags) e
 	var stop cleanups
 	defer stop.run()
 	prog := f.progress(cmd, 0)
-	fb, err := startBenchBroker(ctx, f.brokerTarget)
+	felixLabel, redisLabel := "felix", "redis"
+	if f.durable {
+		felixLabel, redisLabel = "felix-durable", "redis-aof"
+	}
+	fb, err := startBenchBrokerWith(ctx, f.brokerTarget, bench.BenchBrokerOptions{DurableCache: f.durable})
 	if err != nil {
 		return err
 	}
 	stop.add(fb.Stop)
-	prog.Logf("felix broker (%s) at %s", f.brokerMode, fb.Addr)
+	if f.durable {
+		prog.Logf("felix broker (%s) at %s, cache %s durable (fsync every %v)", f.brokerMode, fb.Addr, bench.BenchCache, bench.DefaultDurableCacheFsync)
+	} else {
+		prog.Logf("felix broker (%s) at %s", f.brokerMode, fb.Addr)
+	}
 	targets := []func() bench.CacheTarget{func() bench.CacheTarget {
 		return &bench.FelixCacheTarget{Addr: fb.Addr, TLS: fb.TLS, Namespace: bench.BenchCache.Namespace,
-			Cache: bench.BenchCache.Cache, Conns: f.conns, StreamsPerConn: f.streamsPerConn}
+			Cache: bench.BenchCache.Cache, Conns: f.conns, StreamsPerConn: f.streamsPerConn, Label: felixLabel}
 	}}
 	for _, peer := range peers {
 		if peer == "redis" {
-			addr, stopRedis, err := bench.StartRedis(ctx, bench.RedisServerOptions{})
+			addr, stopRedis, err := bench.StartRedis(ctx, bench.RedisServerOptions{AppendOnly: f.durable})
 			if err != nil {
 				return err
 			}
 			stop.add(stopRedis)
-			prog.Logf("redis-server at %s", addr)
-			targets = append(targets, func() bench.CacheTarget { return &bench.RedisTarget{Addr: addr} })
+			if f.durable {
+				prog.Logf("redis-server at %s (appendonly yes, appendfsync everysec)", addr)
+			} else {
+				prog.Logf("redis-server at %s", addr)
+			}
+			targets = append(targets, func() bench.CacheTarget { return &bench.RedisTarget{Addr: addr, Label: redisLabel} })
 		}
 	}
 	rounds := max(f.rounds, 1)

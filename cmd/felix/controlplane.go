@@ -116,8 +116,10 @@ func startControlPlane(ctx context.Context, f serveFlags, sec *security, b *brok
 	if c.url == "" && c.addr == "off" {
 		return nil, nil
 	}
+	syncPolicy, _ := commitlog.ParseSyncPolicy(f.fsync) // validated at start
 	applier, err := controlplane.NewBrokerApplier(controlplane.BrokerApplierOptions{Broker: b, Caches: caches, DataDir: f.dataDir, Logger: log,
-		Log:            commitlog.Options{SyncInterval: f.fsyncInterval, SegmentBytes: f.segmentBytes, Logger: log, OnSync: onSync},
+		// Sync is --fsync, for durable caches; each stream says its own.
+		Log:            commitlog.Options{Sync: syncPolicy, SyncInterval: f.fsyncInterval, SegmentBytes: f.segmentBytes, Logger: log, OnSync: onSync},
 		StreamsRemoved: srv.ForgetStreams,
 		LogOpened: func(k broker.StreamKey, lg commitlog.Log) error {
 			return server.ReconcileGroupStates(groupsDir(f.dataDir), k, lg, log)

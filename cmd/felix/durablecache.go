@@ -1,19 +1,21 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/controlplane"
 )
 
 // cacheDir is where a durable cache's log lives: one escaped directory
-// level per name part under <data-dir>/caches.
-func cacheDir(dataDir string, s cache.Scope) string {
-	return commitlog.DirFor(dataDir, "caches", s.Tenant, s.Namespace, s.Cache)
-}
+// level per name part under <data-dir>/caches, the directory the control
+// plane's durable caches use too.
+func cacheDir(dataDir string, s cache.Scope) string { return controlplane.CacheDir(dataDir, s) }
 
 // validateDurableCaches refuses a malformed --durable-cache, one declared
 // twice (in it or in --cache), and durable caches without a data directory.
@@ -63,4 +65,31 @@ func openDurableCaches(store *cache.Store, f serveFlags, policy commitlog.SyncPo
 			"loss_window", lossWindow(policy, f), "load", time.Since(start).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// reportUnservedCacheLogs warns about every log directory under
+// <data-dir>/caches that no durable cache of the store serves: a cache
+// taken out of the flags (or declared in memory now, or under another
+// name) keeps its log, unserved. Called once the caches are declared (the
+// control plane's after its first sync), as reportUnservedLogs is.
+func reportUnservedCacheLogs(store *cache.Store, dataDir string, log *slog.Logger) {
+	if dataDir == "" {
+		return
+	}
+	declared := map[string]string{} // log dir → how its cache is declared
+	for _, c := range store.Caches() {
+		how := "in-memory"
+		if c.Durable() {
+			how = "durable"
+		}
+		declared[cacheDir(dataDir, c.Scope())] = how
+	}
+	eachStreamDir(filepath.Join(dataDir, "caches"), func(dir string, parts ...string) error {
+		if how := cmp.Or(declared[dir], "no"); how != "durable" {
+			log.Warn("durable cache log not served: no durable cache of its name is declared; its entries stay on disk",
+				"cache", streamName(parts...), "dir", dir, "declared", how,
+				"fix", "declare the cache durable (--durable-cache or the control plane) to serve them, or remove the directory")
+		}
+		return nil
+	})
 }

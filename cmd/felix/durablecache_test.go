@@ -10,6 +10,7 @@ import (
 
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/client"
+	"github.com/felixmq/felix/internal/syncbuf"
 )
 
 // A cache declared with --durable-cache keeps, across a broker restart on
@@ -97,5 +98,68 @@ func TestDurableCacheDeclaredTwiceRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "durable-cache") {
 			t.Fatalf("serve %v: %v, want a --durable-cache error", args, err)
 		}
+	}
+}
+
+// A durable cache's log that no --durable-cache declares after a restart
+// (the cache declared in memory now, or not at all, or under another
+// namespace) stays on disk, and the broker says so at start, naming the
+// cache and the directory; declared durable again, it serves the entries.
+func TestRestartReportsDurableCacheLogsNotServed(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	addr, _, ca, stop := startServeDir(t, dir, "--no-dev-defaults", "--durable-cache", "t/n/c")
+	c, err := client.Dial(ctx, addr, client.Options{CAFile: ca, TenantID: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Cache("n", "c").Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	stop()
+	logDir := cacheDir(dir, cache.Scope{Tenant: "t", Namespace: "n", Cache: "c"})
+	const warning = "durable cache log not served"
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"in memory", []string{"--cache", "t/n/c"}, "declared=in-memory"},
+		{"removed", nil, "declared=no"},
+		{"another namespace", []string{"--durable-cache", "t/other/c"}, "declared=no"},
+	} {
+		logs := &syncbuf.Buffer{}
+		_, _, _, stop := startServeLogs(t, dir, logs, append([]string{"--no-dev-defaults"}, tc.args...)...)
+		stop()
+		line := ""
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, warning) {
+				line = l
+			}
+		}
+		if !strings.Contains(line, "cache=t/n/c") || !strings.Contains(line, "dir="+logDir) || !strings.Contains(line, tc.want) {
+			t.Errorf("%s: no warning naming t/n/c, %s and %s; log:\n%s", tc.name, logDir, tc.want, logs)
+		}
+		if strings.Count(logs.String(), warning) != 1 {
+			t.Errorf("%s: want one warning (only t/n/c is not served); log:\n%s", tc.name, logs)
+		}
+	}
+
+	logs := &syncbuf.Buffer{}
+	addr, _, ca, stop = startServeLogs(t, dir, logs, "--no-dev-defaults", "--durable-cache", "t/n/c", "--durable-cache", "t/other/c")
+	defer stop()
+	if strings.Contains(logs.String(), warning) {
+		t.Errorf("a warning while every cache log is served:\n%s", logs)
+	}
+	c, err = client.Dial(ctx, addr, client.Options{CAFile: ca, TenantID: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if v, ok, err := c.Cache("n", "c").Get(ctx, "k"); err != nil || !ok || string(v) != "v" {
+		t.Fatalf("declared durable again: k = %q, %v, %v; want v", v, ok, err)
 	}
 }

@@ -387,11 +387,13 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 			case <-ctx.Done():
 			case <-cp.follower.ReadyC():
 				reportUnservedLogs(b, f.dataDir, log)
+				reportUnservedCacheLogs(store, f.dataDir, log)
 				reportOpenFiles(log)
 			}
 		}()
 	} else {
 		reportUnservedLogs(b, f.dataDir, log)
+		reportUnservedCacheLogs(store, f.dataDir, log)
 		reportOpenFiles(log)
 	}
 	if err := srv.Listen(f.addr); err != nil {

@@ -1,0 +1,77 @@
+package cache
+
+import "fmt"
+
+// Resize sets the MaxBytes of the cache under scope and keeps its entries
+// (and a durable cache's log): unlike Replace, nothing is dropped and the
+// same *Cache stays registered. A capacity lowered below the cache's
+// bytes evicts entries, least recently used first as for a Put that needs
+// room (logged for a durable cache), until the cache fits or Resize
+// fails; writes go on meanwhile and evict too. It returns the cache, or a
+// *NotFoundError.
+func (st *Store) Resize(scope Scope, maxBytes int64) (*Cache, error) {
+	if err := scope.validate(); err != nil {
+		return nil, err
+	}
+	if maxBytes < 0 {
+		return nil, fmt.Errorf("%w: negative MaxBytes %d", ErrInvalidConfig, maxBytes)
+	}
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c, ok := st.caches[scope]
+	if !ok {
+		st.mu.Unlock()
+		return nil, &NotFoundError{Scope: scope}
+	}
+	c.maxBytes.Store(maxBytes)
+	st.mu.Unlock()
+	for {
+		// Against the capacity now: a later Resize may have raised it.
+		if limit := c.maxBytes.Load(); limit == 0 || c.bytes.Load() <= limit {
+			break
+		}
+		if c.deleted.Load() {
+			return c, ErrDeleted
+		}
+		found, err := c.evictOne("")
+		if err != nil {
+			return c, fmt.Errorf("cache %s: evict to the new capacity %d: %w", scope, maxBytes, err)
+		}
+		if !found {
+			break
+		}
+	}
+	return c, nil
+}
+
+// DeleteDurable deletes the cache under scope, durable or in memory, or
+// returns a *NotFoundError. It is Delete for an in-memory cache; a durable
+// one is unregistered, its writes stopped and its log closed (once a
+// running compaction ends) before its entries are dropped. The log's files
+// stay: the caller removes its directory (DurableOptions.Dir), so that a
+// cache created again under the scope does not load them.
+func (st *Store) DeleteDurable(scope Scope) error {
+	st.mu.Lock()
+	c, ok := st.caches[scope]
+	if !ok {
+		st.mu.Unlock()
+		return &NotFoundError{Scope: scope}
+	}
+	if c.dur != nil && st.closed {
+		st.mu.Unlock() // Close closes the log
+		return ErrClosed
+	}
+	st.removeLocked(c)
+	st.mu.Unlock()
+	var err error
+	if c.dur != nil {
+		if err = c.dur.close(); err != nil {
+			err = fmt.Errorf("cache %s: close log: %w", scope, err)
+		}
+	}
+	c.clear()
+	return err
+}
