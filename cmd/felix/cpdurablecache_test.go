@@ -1,11 +1,9 @@
 package main
 
 import (
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/felixmq/felix/internal/syncbuf"
 )
@@ -15,18 +13,7 @@ import (
 // across a restart of the broker.
 func TestControlPlaneDurableCacheFollowsFsync(t *testing.T) {
 	dir := t.TempDir()
-	cps := make(chan cpInfo, 4)
-	cpReadyHook = func(a net.Addr, tok string) { cps <- cpInfo{base: "http://" + a.String(), admin: tok} }
-	t.Cleanup(func() { cpReadyHook = nil })
-	nextCP := func() cpInfo {
-		select {
-		case cp := <-cps:
-			return cp
-		case <-time.After(10 * time.Second):
-			t.Fatal("the control plane did not start")
-		}
-		return cpInfo{}
-	}
+	nextCP := watchControlPlanes(t)
 	args := []string{"--no-dev-defaults", "--fsync", "always", "--log-level", "info",
 		"--controlplane-addr", "127.0.0.1:0", "--controlplane-sync-interval", "20ms"}
 	logs := &syncbuf.Buffer{}

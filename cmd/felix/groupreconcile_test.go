@@ -1,13 +1,11 @@
 package main
 
 import (
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/internal/syncbuf"
@@ -97,19 +95,8 @@ func TestRestartOlderLogCopyKeepsNewRecordsForGroups(t *testing.T) {
 // reconcile the groups' state before the stream takes publishes.
 func TestControlPlaneOlderLogCopyKeepsNewRecordsForGroups(t *testing.T) {
 	dir := t.TempDir()
-	cps := make(chan cpInfo, 4)
-	cpReadyHook = func(a net.Addr, tok string) { cps <- cpInfo{base: "http://" + a.String(), admin: tok} }
-	t.Cleanup(func() { cpReadyHook = nil })
+	nextCP := watchControlPlanes(t)
 	args := []string{"--no-dev-defaults", "--controlplane-addr", "127.0.0.1:0", "--controlplane-sync-interval", "20ms"}
-	nextCP := func() cpInfo {
-		select {
-		case cp := <-cps:
-			return cp
-		case <-time.After(10 * time.Second):
-			t.Fatal("the control plane did not start")
-		}
-		return cpInfo{}
-	}
 	durable := func(b *broker.Broker) {
 		eventually(t, "the durable stream in the broker", func() bool {
 			st, err := b.Stream("acme", "orders", "s")

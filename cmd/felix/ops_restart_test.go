@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -37,20 +36,9 @@ func pubCLI(t *testing.T, addr, ca, tenant, ns, stream string, msgs ...string) {
 // from before the restart is opened instead.
 func TestRestartInMemoryFlagKeepsControlPlaneDurableLog(t *testing.T) {
 	dir := t.TempDir()
-	cps := make(chan cpInfo, 2)
-	cpReadyHook = func(a net.Addr, tok string) { cps <- cpInfo{base: "http://" + a.String(), admin: tok} }
-	t.Cleanup(func() { cpReadyHook = nil })
+	nextCP := watchControlPlanes(t)
 	cpArgs := []string{"--no-dev-defaults", "--controlplane-addr", "127.0.0.1:0", "--controlplane-sync-interval", "20ms"}
 
-	nextCP := func() cpInfo {
-		select {
-		case cp := <-cps:
-			return cp
-		case <-time.After(10 * time.Second):
-			t.Fatal("the control plane did not start")
-		}
-		return cpInfo{}
-	}
 	addr, b, ca, stop := startServeDir(t, dir, cpArgs...)
 	defer stop()
 	cp := nextCP()

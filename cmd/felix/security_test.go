@@ -21,24 +21,36 @@ type cpInfo struct {
 	base, admin string
 }
 
+// watchControlPlanes captures the control planes the test's in-process
+// commands start (serve's embedded one, or `felix controlplane`): next
+// waits for the next one and returns its base URL and admin token.
+func watchControlPlanes(t *testing.T) (next func() cpInfo) {
+	t.Helper()
+	cps := make(chan cpInfo, 4)
+	cpReadyHook = func(a net.Addr, tok string) { cps <- cpInfo{base: "http://" + a.String(), admin: tok} }
+	t.Cleanup(func() { cpReadyHook = nil })
+	return func() cpInfo {
+		t.Helper()
+		select {
+		case cp := <-cps:
+			return cp
+		case <-time.After(10 * time.Second):
+			t.Fatal("the control plane did not start")
+		}
+		return cpInfo{}
+	}
+}
+
 // startSecureServe runs serve with --auth token and the embedded control
 // plane on a free port.
 func startSecureServe(t *testing.T, dir string, extra ...string) (string, *broker.Broker, string, cpInfo) {
 	t.Helper()
-	got := make(chan cpInfo, 1)
-	cpReadyHook = func(a net.Addr, tok string) { got <- cpInfo{base: "http://" + a.String(), admin: tok} }
-	t.Cleanup(func() { cpReadyHook = nil })
+	nextCP := watchControlPlanes(t)
 	args := append([]string{"--auth", "token", "--controlplane-addr", "127.0.0.1:0",
 		"--controlplane-sync-interval", "20ms", "--no-dev-defaults"}, extra...)
 	addr, b, ca, stop := startServeDir(t, dir, args...)
 	t.Cleanup(stop)
-	select {
-	case info := <-got:
-		return addr, b, ca, info
-	case <-time.After(10 * time.Second):
-		t.Fatal("control plane did not start")
-	}
-	return "", nil, "", cpInfo{}
+	return addr, b, ca, nextCP()
 }
 
 func call(t *testing.T, method, url, token, body string) (int, string) {
