@@ -242,7 +242,7 @@ func StartEmbeddedFelixWith(opts broker.Options, bo BenchBrokerOptions, streams 
 			return nil, err
 		}
 		_, err = store.CreateDurable(BenchCache, cache.Config{}, cache.DurableOptions{
-			Dir:  commitlog.DirFor(dir, "caches", BenchCache.Tenant, BenchCache.Namespace, BenchCache.Cache),
+			Dir:  cache.Dir(dir, BenchCache),
 			Sync: commitlog.SyncInterval, SyncInterval: bo.fsyncInterval(), Logger: slog.New(slog.DiscardHandler),
 		})
 	} else {

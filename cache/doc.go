@@ -104,8 +104,9 @@
 // counted in Stats.LogWriteErrors) and the entry stays as it was; an
 // eviction that cannot be logged is not done, and the put needing the room
 // fails. Under commitlog.SyncAlways a write returns once its record is
-// fsynced, waiting after it released the shard's lock; concurrent writers
-// share fsyncs (the first to wait syncs the log for all written so far).
+// fsynced, waiting after it released the shard's lock
+// (commitlog.DiskLog.AppendNoWait, then WaitDurable); concurrent writers
+// share fsyncs through the log's group commit.
 // Under SyncInterval and SyncNever a write returns once its record is
 // written to the OS (a process crash loses nothing; a machine crash loses
 // the last interval, or what the OS had not written back).

@@ -60,7 +60,6 @@ const (
 // durable is the log behind a durable cache.
 type durable struct {
 	log        *commitlog.DiskLog
-	always     bool  // a write waits for the fsync of its record
 	compactMin int64 // the floor of the compaction threshold
 	logger     *slog.Logger
 
@@ -69,13 +68,6 @@ type durable struct {
 	writeErrors atomic.Uint64
 	compactions atomic.Uint64
 	compacting  atomic.Bool
-
-	// Group commit under SyncAlways: the first waiter fsyncs for all.
-	syncMu  sync.Mutex
-	syncC   *sync.Cond
-	synced  uint64 // every record below this offset is fsynced
-	syncing bool
-	syncErr error // sticky: the log refuses writes after a failed fsync
 
 	bgMu   sync.Mutex
 	closed bool // under bgMu: no compaction starts
@@ -178,7 +170,9 @@ func (c *Cache) fromExpiresMs(ms int64) int64 {
 func (c *Cache) appendLocked(s *shard, op string, key string) (uint64, error) {
 	d := c.dur
 	rec := s.scratch[0]
-	first, err := d.log.Append(context.Background(), s.scratch[:])
+	// Not waiting for the fsync (SyncAlways) under the lock: durableWait
+	// does, after the caller released it.
+	_, end, err := d.log.AppendNoWait(s.scratch[:])
 	if cap(rec) > keepScratch {
 		s.scratch[0] = nil
 	}
@@ -189,7 +183,7 @@ func (c *Cache) appendLocked(s *shard, op string, key string) (uint64, error) {
 	if n := d.appended.Add(recordSize(len(rec))); n > max(d.compactMin, 2*c.bytes.Load()) {
 		c.startCompaction()
 	}
-	return first + 1, nil
+	return end, nil
 }
 
 // logPut appends a put record of key. Caller holds s.mu for writing.
@@ -204,47 +198,21 @@ func (c *Cache) logDel(s *shard, op, key string, version uint64) (uint64, error)
 	return c.appendLocked(s, op, key)
 }
 
-// waitDurable returns once every record below end is as durable as the
-// policy promises: under SyncAlways, fsynced. Concurrent waiters share
-// fsyncs: one of them syncs the log for all written so far, the others wait
-// for it.
-func (d *durable) waitDurable(end uint64) error {
-	if !d.always {
-		return nil
-	}
-	d.syncMu.Lock()
-	defer d.syncMu.Unlock()
-	for d.synced < end {
-		if d.syncErr != nil {
-			return d.syncErr
-		}
-		if d.syncing {
-			d.syncC.Wait()
-			continue
-		}
-		d.syncing = true
-		d.syncMu.Unlock()
-		target := d.log.Next()
-		err := d.log.Sync()
-		d.syncMu.Lock()
-		d.syncing = false
-		if err != nil {
-			d.syncErr = fmt.Errorf("fsync: %w", err)
-		} else {
-			d.synced = max(d.synced, target)
-		}
-		d.syncC.Broadcast()
+// durableWait finishes a write of a durable cache whose record ends at
+// end: it waits for the fsync (SyncAlways).
+func (c *Cache) durableWait(op, key string, end uint64) error {
+	if err := c.dur.log.WaitDurable(context.Background(), end); err != nil {
+		return &StorageError{Scope: c.scope, Op: op, Key: key, Err: err}
 	}
 	return nil
 }
 
-// durableWait finishes a write of a durable cache whose record ends at
-// end: it waits for the fsync (SyncAlways).
-func (c *Cache) durableWait(op, key string, end uint64) error {
-	if err := c.dur.waitDurable(end); err != nil {
-		return &StorageError{Scope: c.scope, Op: op, Key: key, Err: err}
-	}
-	return nil
+// Dir is where a broker keeps the log of the durable cache scope under
+// its data directory: <dataDir>/caches/<tenant>/<namespace>/<cache>, one
+// escaped level per name part (commitlog.DirFor). felix serve
+// --durable-cache, the control plane's durable caches and embed use it.
+func Dir(dataDir string, scope Scope) string {
+	return commitlog.DirFor(dataDir, "caches", scope.Tenant, scope.Namespace, scope.Cache)
 }
 
 // openDurable opens the log of a durable cache.
@@ -253,16 +221,8 @@ func openDurable(opts DurableOptions) (*durable, error) {
 		return nil, fmt.Errorf("%w: durable cache without a directory", ErrInvalidConfig)
 	}
 	logger := cmp.Or(opts.Logger, slog.Default())
-	policy := opts.Sync
-	always := policy == commitlog.SyncAlways
-	if always {
-		// Writes append under their shard's lock and wait for the fsync
-		// after releasing it (waitDurable), so the log itself must not
-		// wait in Append.
-		policy = commitlog.SyncNever
-	}
 	lg, err := commitlog.Open(opts.Dir, commitlog.Options{
-		Sync: policy, SyncInterval: opts.SyncInterval, SegmentBytes: opts.SegmentBytes,
+		Sync: opts.Sync, SyncInterval: opts.SyncInterval, SegmentBytes: opts.SegmentBytes,
 		// A record holds a whole key and value, which the cache bounds
 		// (MaxBytes, the server's frame limit): the log must not refuse it.
 		MaxRecordBytes: commitlog.MaxRecordLimit,
@@ -272,11 +232,9 @@ func openDurable(opts DurableOptions) (*durable, error) {
 		return nil, err
 	}
 	d := &durable{
-		log: lg, always: always, logger: logger,
+		log: lg, logger: logger,
 		compactMin: cmp.Or(opts.CompactMinBytes, max(DefaultCompactMinBytes, cmp.Or(opts.SegmentBytes, commitlog.DefaultSegmentBytes))),
 	}
-	d.syncC = sync.NewCond(&d.syncMu)
-	d.synced = lg.Next() // Open fsyncs what it recovered
 	return d, nil
 }
 

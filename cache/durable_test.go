@@ -408,8 +408,8 @@ func TestDurableSyncAlwaysConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if d := c.dur; d.synced < d.log.Next() {
-		t.Fatalf("synced %d below next %d after every write returned", d.synced, d.log.Next())
+	if st := c.dur.log.Stats(); st.Synced < st.Next {
+		t.Fatalf("synced %d below next %d after every write returned", st.Synced, st.Next)
 	}
 	want := contents(c)
 	c = e.open()

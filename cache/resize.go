@@ -28,21 +28,8 @@ func (st *Store) Resize(scope Scope, maxBytes int64) (*Cache, error) {
 	}
 	c.maxBytes.Store(maxBytes)
 	st.mu.Unlock()
-	for {
-		// Against the capacity now: a later Resize may have raised it.
-		if limit := c.maxBytes.Load(); limit == 0 || c.bytes.Load() <= limit {
-			break
-		}
-		if c.deleted.Load() {
-			return c, ErrDeleted
-		}
-		found, err := c.evictOne("")
-		if err != nil {
-			return c, fmt.Errorf("cache %s: evict to the new capacity %d: %w", scope, maxBytes, err)
-		}
-		if !found {
-			break
-		}
+	if err := c.evictToCapacity(); err != nil {
+		return c, fmt.Errorf("cache %s: evict to the new capacity %d: %w", scope, maxBytes, err)
 	}
 	return c, nil
 }
@@ -74,4 +61,24 @@ func (st *Store) DeleteDurable(scope Scope) error {
 	}
 	c.clear()
 	return err
+}
+
+// evictToCapacity evicts entries (logged for a durable cache), least
+// recently used first as for a Put that needs room, until the cache fits
+// its capacity as it is now (a later Resize may have raised it) or
+// nothing is left to evict. It fails with ErrDeleted once the cache is
+// deleted, or with the error of an eviction its log refused.
+func (c *Cache) evictToCapacity() error {
+	for {
+		if limit := c.maxBytes.Load(); limit == 0 || c.bytes.Load() <= limit {
+			return nil
+		}
+		if c.deleted.Load() {
+			return ErrDeleted
+		}
+		found, err := c.evictOne("")
+		if err != nil || !found {
+			return err
+		}
+	}
 }

@@ -344,15 +344,9 @@ func (st *Store) createDurable(scope Scope, cfg Config, opts DurableOptions, rep
 	c.version.Store(max(st.versionFloor, clockVersion(st.opts.Clock), maxVer))
 	// A capacity lowered since the log was written: evict (and log it)
 	// down to it now.
-	for cfg.MaxBytes > 0 && c.bytes.Load() > cfg.MaxBytes {
-		found, err := c.evictOne("")
-		if err != nil {
-			d.close()
-			return nil, nil, fmt.Errorf("cache %s: evict to capacity at load: %w", scope, err)
-		}
-		if !found {
-			break
-		}
+	if err := c.evictToCapacity(); err != nil {
+		d.close()
+		return nil, nil, fmt.Errorf("cache %s: evict to capacity at load: %w", scope, err)
 	}
 	if old != nil {
 		// Its writes stop here; versions continue above its last one.

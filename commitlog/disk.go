@@ -151,25 +151,41 @@ func (l *DiskLog) Append(ctx context.Context, payloads [][]byte) (uint64, error)
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	first, end, err := l.AppendNoWait(payloads)
+	if err != nil || end == first {
+		return first, err
+	}
+	return first, l.WaitDurable(ctx, end)
+}
+
+// AppendNoWait is Append without its wait for the fsync under SyncAlways:
+// it writes the records, wakes readers and the syncer, and returns the
+// first offset and the offset after the last record, which WaitDurable
+// takes. A caller that appends under a lock of its own (so that its log
+// order is the order its writes take effect) waits after releasing it,
+// and its concurrent writers share the fsync (a durable cache's shards).
+func (l *DiskLog) AppendNoWait(payloads [][]byte) (first, end uint64, err error) {
 	for _, p := range payloads {
 		if err := l.checkSize(len(p)); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	if len(payloads) == 0 {
 		if l.isClosed.Load() {
-			return 0, ErrClosed
+			return 0, 0, ErrClosed
 		}
-		return l.Next(), nil
+		next := l.Next()
+		return next, next, nil
 	}
 	l.mu.Lock()
 	ts := l.opts.Clock().UnixMicro()
-	first, end, err := l.writeLocked(len(payloads), func(int) int64 { return ts }, func(i int) []byte { return payloads[i] })
+	first, end, err = l.writeLocked(len(payloads), func(int) int64 { return ts }, func(i int) []byte { return payloads[i] })
 	l.mu.Unlock()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return first, l.afterWrite(ctx, end)
+	l.notifyWrite()
+	return first, end, nil
 }
 
 // AppendAt writes records at their own offsets; see Log.AppendAt.
@@ -295,11 +311,23 @@ func (l *DiskLog) writeLocked(n int, ts func(int) int64, payload func(int) []byt
 // afterWrite wakes readers and the syncer (SyncAlways, SyncInterval) and,
 // under SyncAlways, waits until the records below end are fsynced.
 func (l *DiskLog) afterWrite(ctx context.Context, end uint64) error {
+	l.notifyWrite()
+	return l.WaitDurable(ctx, end)
+}
+
+// notifyWrite wakes readers and, but under SyncNever, the syncer.
+func (l *DiskLog) notifyWrite() {
 	l.appendNote.broadcast()
-	if l.opts.Sync == SyncNever {
-		return nil
+	if l.opts.Sync != SyncNever {
+		l.kickSyncer()
 	}
-	l.kickSyncer()
+}
+
+// WaitDurable returns once the records below end are as durable as the
+// log's policy promises before an append returns: under SyncAlways,
+// fsynced (or the log failed: its error); under the other policies at
+// once. See AppendNoWait.
+func (l *DiskLog) WaitDurable(ctx context.Context, end uint64) error {
 	if l.opts.Sync != SyncAlways {
 		return nil
 	}
@@ -311,10 +339,6 @@ func (l *DiskLog) afterWrite(ctx context.Context, end uint64) error {
 	})
 }
 
-// rollLocked seals the active segment (fsynced, index file written) and
-// starts a new one at its next offset. A roll that cannot create the new
-// segment (disk full) is a WriteError: the old segment stays active, and
-// the next roll seals it again only if it was written to meanwhile.
 func (l *DiskLog) rollLocked(old *segment) (*segment, error) {
 	if old.sealed != old.next {
 		if err := l.timedSync(old.f); err != nil {

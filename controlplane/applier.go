@@ -46,12 +46,8 @@ func (e *CacheRecreateRequiredError) Error() string {
 // Unwrap returns ErrRecreateRequired.
 func (e *CacheRecreateRequiredError) Unwrap() error { return ErrRecreateRequired }
 
-// CacheDir is where a durable cache's log lives: one escaped directory
-// level per name part under <dataDir>/caches (the layout of felix serve
-// --durable-cache).
-func CacheDir(dataDir string, s cache.Scope) string {
-	return commitlog.DirFor(dataDir, "caches", s.Tenant, s.Namespace, s.Cache)
-}
+// CacheDir is where a durable cache's log lives (cache.Dir).
+func CacheDir(dataDir string, s cache.Scope) string { return cache.Dir(dataDir, s) }
 
 // StreamDir is where a durable stream's log lives: one escaped directory
 // level per name part under <dataDir>/streams (the layout of felix serve).

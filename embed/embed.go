@@ -128,7 +128,7 @@ func Start(o Options) (_ *Broker, err error) {
 		}
 		scope := cache.Scope{Tenant: t, Namespace: ns, Cache: c}
 		if _, err := b.caches.CreateDurable(scope, cache.Config{}, cache.DurableOptions{
-			Dir: commitlog.DirFor(o.DataDir, "caches", t, ns, c), Sync: o.Sync, Logger: o.Logger,
+			Dir: cache.Dir(o.DataDir, scope), Sync: o.Sync, Logger: o.Logger,
 		}); err != nil {
 			return nil, err
 		}

@@ -9,13 +9,12 @@ import (
 
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/commitlog"
-	"github.com/felixmq/felix/controlplane"
 )
 
 // cacheDir is where a durable cache's log lives: one escaped directory
 // level per name part under <data-dir>/caches, the directory the control
 // plane's durable caches use too.
-func cacheDir(dataDir string, s cache.Scope) string { return controlplane.CacheDir(dataDir, s) }
+func cacheDir(dataDir string, s cache.Scope) string { return cache.Dir(dataDir, s) }
 
 // validateDurableCaches refuses a malformed --durable-cache, one declared
 // twice (in it or in --cache), and durable caches without a data directory.
