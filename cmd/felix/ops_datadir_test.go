@@ -34,6 +34,15 @@ func TestSecondBrokerOnDataDirIsRefused(t *testing.T) {
 			t.Errorf("%v: err %q, want %q", extra, err, want)
 		}
 	}
+	// Deleting the pid file by hand (a "stale lock" clean-up) does not
+	// free the data dir: the lock is on the directory.
+	if err := os.Remove(filepath.Join(dir, dataDirLockFile)); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"serve", "--data-dir", dir, "--listen", "127.0.0.1:0", "--metrics-addr", "off", "--controlplane-addr", "off"}
+	if err := runServeUntilReady(t, args...); err == nil || !strings.Contains(err.Error(), dir+" is in use by another process") {
+		t.Fatalf("after felix.lock was deleted: err %v, want the data dir in use", err)
+	}
 	// Once the first one stopped, the data dir is free again.
 	stop()
 	_, _, _, stop2 := startServeDir(t, dir)
