@@ -42,6 +42,16 @@ func (s *Stream) Log() commitlog.Log {
 // IsDurable reports whether the stream is backed by a durable log.
 func (s *Stream) IsDurable() bool { return s.lg != nil && s.lg.durable }
 
+// CheckStorage asks Options.StorageGuard whether durable writes may go on
+// (nil without a guard): the free disk space floor, which refuses them
+// before the disk is full.
+func (b *Broker) CheckStorage() error {
+	if g := b.opts.StorageGuard; g != nil {
+		return g()
+	}
+	return nil
+}
+
 // publishLogged appends to the log, then fans out in offset order.
 func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte, framed *Framed) (uint64, error) {
 	s.mu.Lock()
@@ -57,6 +67,11 @@ func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte, framed *F
 	// refused before anything is written.
 	if err := ctx.Err(); err != nil {
 		return 0, err
+	}
+	if s.lg.durable {
+		if err := s.b.CheckStorage(); err != nil {
+			return 0, &StorageError{Key: s.key, Err: err}
+		}
 	}
 	// Encode the shared frames first: the log then keeps sub-slices of the
 	// same immutable bytes, so each payload is copied once.

@@ -96,6 +96,12 @@ type Options struct {
 	MaxAutoCreatedStreams int
 	// Logger receives storage errors. Default: none.
 	Logger *slog.Logger
+	// StorageGuard, when set, is asked before every publish to a durable
+	// stream is appended: an error refuses the publish with a
+	// *StorageError wrapping it, nothing of it stored (the broker's free
+	// disk space floor, diskfree.Guard.Check). The server asks it before
+	// writes to durable caches too (Broker.CheckStorage). Default: none.
+	StorageGuard func() error
 }
 
 func (o Options) withDefaults() Options {

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/felixmq/felix/controlplane"
+	"github.com/felixmq/felix/diskfree"
 	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/transport"
 )
@@ -168,6 +169,21 @@ var cacheLogMetrics = []metric[cacheSnap]{
 
 // followerMetrics are the control-plane follower's (a broker that follows
 // a control plane, embedded or remote).
+// diskMetrics are exported when the broker watches its data dir's free
+// space (--disk-free-limit).
+var diskMetrics = []metric[diskfree.Stats]{
+	gauge("felix_disk_free_bytes", "Bytes free on the data dir's file system at the last look (every second, more often near the limit).", nil,
+		func(s *diskfree.Stats) float64 { return float64(s.Free) }),
+	gauge("felix_disk_free_limit_bytes", "The --disk-free-limit floor: below it durable writes are refused.", nil,
+		func(s *diskfree.Stats) float64 { return float64(s.Limit) }),
+	gauge("felix_disk_alarm", "1 while the free space is below --disk-free-limit: publishes to durable streams and puts to durable caches are refused with storage write failed.", nil,
+		func(s *diskfree.Stats) float64 { return float64(boolRank(s.Low)) }),
+	counter("felix_disk_alarms_total", "Times the free space fell below --disk-free-limit.", nil,
+		func(s *diskfree.Stats) float64 { return u(s.Alarms) }),
+	counter("felix_disk_alarm_refusals_total", "Durable publishes and cache puts refused because the free space was below --disk-free-limit.", nil,
+		func(s *diskfree.Stats) float64 { return u(s.Refused) }),
+}
+
 var followerMetrics = []metric[controlplane.FollowerStats]{
 	gauge("felix_controlplane_ready", "1 once the first full sync with the control plane completed.", nil,
 		func(s *controlplane.FollowerStats) float64 { return float64(boolRank(s.Ready)) }),
@@ -239,6 +255,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, cacheMetrics)
 	describe(ch, cacheLogMetrics)
 	describe(ch, followerMetrics)
+	describe(ch, diskMetrics)
 	ch <- streamsDesc
 	ch <- denialsDesc
 	ch <- limitDesc
@@ -264,6 +281,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			st := f.Stats()
 			emit(ch, followerMetrics, &st)
 		}
+	}
+	if c.src.Disk != nil {
+		st := c.src.Disk.Stats()
+		emit(ch, diskMetrics, &st)
 	}
 	if c.src.Denials != nil {
 		ch <- prometheus.MustNewConstMetric(denialsDesc, prometheus.CounterValue, u(c.src.Denials.Denials()))

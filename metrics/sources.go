@@ -8,6 +8,7 @@ import (
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/controlplane"
+	"github.com/felixmq/felix/diskfree"
 	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/transport"
 )
@@ -38,6 +39,8 @@ type Sources struct {
 	// (felix_tls_handshake_failures_total); pass it as the
 	// transport.Options.HandshakeFailures of the broker's listener.
 	HandshakeFailures *transport.HandshakeFailures
+	// Disk is the broker's free-space watch (felix_disk_*), or nil.
+	Disk *diskfree.Guard
 }
 
 // DenialCounter is a source of the number of requests refused by

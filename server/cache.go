@@ -105,6 +105,9 @@ func (ctl *control) cachePut(m *wire.CachePut, bin bool) error {
 	if done {
 		return err
 	}
+	if err := ctl.checkCacheStorage(c, m.Key); err != nil {
+		return ctl.cacheFailure(m.RequestID, err)
+	}
 	opt := cache.PutOptions{TTL: ttlFromMs(m.TTLMs), IfAbsent: m.IfAbsent, IfVersion: m.IfVersion}
 	version, err := c.Put(m.Key, m.Value, opt)
 	// The cache was deleted after it was resolved (a capacity change
@@ -132,6 +135,21 @@ func (ctl *control) cachePut(m *wire.CachePut, bin bool) error {
 		ok.Version = &version
 	}
 	return ctl.reply(ok)
+}
+
+// checkCacheStorage refuses a put to a durable cache while the broker's
+// free disk space is below its floor (broker.Broker.CheckStorage), as the
+// cache refuses one its log cannot write: "storage write failed, cache put
+// not stored: …", code storage, the entry as it was. Deletes are not
+// checked: they free space, as Redis takes DEL past maxmemory.
+func (ctl *control) checkCacheStorage(c *cache.Cache, key string) error {
+	if !c.Durable() {
+		return nil
+	}
+	if err := ctl.c.s.opts.Broker.CheckStorage(); err != nil {
+		return &cache.StorageError{Scope: c.Scope(), Op: "put", Key: key, Err: err}
+	}
+	return nil
 }
 
 // cacheFailure answers an engine error: cache_error for clients that speak

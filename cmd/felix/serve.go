@@ -22,6 +22,7 @@ import (
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/controlplane"
+	"github.com/felixmq/felix/diskfree"
 	"github.com/felixmq/felix/metrics"
 	"github.com/felixmq/felix/queue"
 	"github.com/felixmq/felix/server"
@@ -36,6 +37,7 @@ type serveFlags struct {
 	fsync                            string
 	fsyncInterval, retentionAge      time.Duration
 	segmentBytes, retentionBytes     int64
+	diskFreeLimit                    int64
 	queueAckTimeout                  time.Duration
 	queueBackoffMin, queueBackoffMax time.Duration
 	queueMaxAttempts, queuePrefetch  int
@@ -132,6 +134,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.Int64Var(&f.segmentBytes, "segment-bytes", 64<<20, "durable log segment size")
 	fl.Int64Var(&f.retentionBytes, "retention-bytes", 0, "durable streams keep at most this many bytes (whole segments; 0 = no limit)")
 	fl.DurationVar(&f.retentionAge, "retention-age", 0, "durable streams drop segments older than this (0 = no limit)")
+	fl.Int64Var(&f.diskFreeLimit, "disk-free-limit", diskfree.DefaultLimit, "refuse publishes to durable streams and puts to durable caches while the data dir's file system has less than this many bytes free (storage write failed; cleared once there is room; 0 = off)")
 	fl.DurationVar(&f.queueAckTimeout, "queue-ack-timeout", 30*time.Second, "queue deliveries not acked within this are redelivered")
 	fl.IntVar(&f.queueMaxAttempts, "queue-max-attempts", 5, "deliveries of a queue record before it is dead-lettered (-1: no limit, never dead-letter)")
 	fl.DurationVar(&f.queueBackoffMin, "queue-backoff-min", queue.DefaultBackoffMin, "redelivery delay after a queue delivery's first ack timeout, doubling with each attempt")
@@ -225,6 +228,9 @@ func (f serveFlags) validate() error {
 	}
 	if f.retentionAge < 0 {
 		bad("retention-age", "must not be negative")
+	}
+	if f.diskFreeLimit < 0 {
+		bad("disk-free-limit", "must not be negative, got %d (0 turns it off)", f.diskFreeLimit)
 	}
 	if len(f.durableStreams) > 0 && f.dataDir == "" {
 		bad("data-dir", "durable streams need a data directory")
@@ -320,8 +326,14 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		}
 		defer unlock()
 	}
+	guard, err := startDiskGuard(&f, log)
+	if err != nil {
+		return err
+	}
+	defer guard.Close()
 	policy, _ := broker.ParseQueuePolicy(f.queuePolicy)
 	b := broker.New(broker.Options{
+		StorageGuard:          guard.Check,
 		AutoCreateStreams:     f.autoCreate,
 		MaxAutoCreatedStreams: f.autoCreateMaxStreams,
 		QueueCapacity:         f.queueCapacity,
@@ -355,7 +367,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if f.metricsAddr != "off" {
 		ms = metrics.New(metrics.Options{Addr: f.metricsAddr, Logger: log, Sources: metrics.Sources{
 			Broker: b, Server: srv, Caches: store, Sync: syncHist,
-			Denials: srv, Follower: follower.Load, HandshakeFailures: handshakeFailures,
+			Denials: srv, Follower: follower.Load, HandshakeFailures: handshakeFailures, Disk: guard,
 		}})
 		if err := ms.Start(); err != nil {
 			return fmt.Errorf("%s: %w", f.sources.describe("metrics-addr"), err)
@@ -476,6 +488,24 @@ func reloadOnSIGHUP(hup <-chan os.Signal, files *transport.TLSFiles, log *slog.L
 		log.Info("SIGHUP: tls files reloaded")
 	}
 }
+
+// startDiskGuard watches the free space of the data dir's file system for
+// --disk-free-limit (nil, which passes every check, without a data dir or
+// with the limit 0).
+func startDiskGuard(f *serveFlags, log *slog.Logger) (*diskfree.Guard, error) {
+	if f.dataDir == "" || f.diskFreeLimit == 0 {
+		return nil, nil
+	}
+	g, err := diskfree.Start(diskfree.Options{Dir: f.dataDir, Limit: f.diskFreeLimit, Free: diskFreeHook, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.sources.describe("disk-free-limit"), err)
+	}
+	return g, nil
+}
+
+// diskFreeHook replaces the operating system's free space reading in tests
+// (nil: the real one).
+var diskFreeHook func(dir string) (uint64, error)
 
 // declareStreams declares the in-memory and durable streams of the flags
 // (and the development defaults).
