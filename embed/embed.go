@@ -41,6 +41,9 @@ type Options struct {
 	// Default SyncInterval.
 	Sync   commitlog.SyncPolicy
 	Queues server.QueueOptions
+	// Broker configures the engine. Unlike felix serve, an embedded
+	// broker has no free-space floor unless one is set here: start a
+	// diskfree.Guard on DataDir and pass its Check as StorageGuard.
 	Broker broker.Options
 	Logger *slog.Logger // default: discard
 }
