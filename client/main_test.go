@@ -32,7 +32,7 @@ func startBroker(t testing.TB, opts ...testbroker.Option) *testbroker.Broker {
 }
 
 // dial connects a client to b; it is closed when the test ends.
-func dial(t *testing.T, b *testbroker.Broker, opts Options) *Client {
+func dial(t testing.TB, b *testbroker.Broker, opts Options) *Client {
 	t.Helper()
 	opts.TLS = b.ClientTLS
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -46,14 +46,14 @@ func dial(t *testing.T, b *testbroker.Broker, opts Options) *Client {
 }
 
 // testCtx is a context bounded well below the test binary's timeout.
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
 // expectEvents reads len(want) events and compares their payloads in order.
-func expectEvents(t *testing.T, ctx context.Context, sub *Subscription, want []string) {
+func expectEvents(t testing.TB, ctx context.Context, sub *Subscription, want []string) {
 	t.Helper()
 	for i, w := range want {
 		ev, err := sub.Next(ctx)
@@ -89,7 +89,7 @@ func isServerError(err error, prefix string) bool {
 
 // subscribe subscribes or fails the test; the subscription is closed when
 // the test ends.
-func subscribe(t *testing.T, ctx context.Context, c *Client, ns, stream string, opts ...SubscribeOption) *Subscription {
+func subscribe(t testing.TB, ctx context.Context, c *Client, ns, stream string, opts ...SubscribeOption) *Subscription {
 	t.Helper()
 	sub, err := c.Subscribe(ctx, ns, stream, opts...)
 	if err != nil {

@@ -307,7 +307,15 @@ func TestExplore2PublisherManyGoroutinesPolicies(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			fctx, fcancel := context.WithTimeout(ctx, time.Second)
+			// drop_new: Flush must not wait for the stalled subscriber; the
+			// deadline only bounds a Flush that does (generous: a loaded
+			// machine may take a while to write 2400 publishes). block:
+			// Flush is expected to wait, so a short deadline ends it.
+			flushWait := 10 * time.Second
+			if policy == broker.Block {
+				flushWait = time.Second
+			}
+			fctx, fcancel := context.WithTimeout(ctx, flushWait)
 			ferr := p.Flush(fctx)
 			fcancel()
 			t.Logf("Flush with the subscriber stalled: %v", ferr)

@@ -65,7 +65,7 @@ func hunt7TokenExpiry(t *testing.T, policy commitlog.SyncPolicy) {
 	c := dial(t, tb, client.Options{TenantID: "t1", Token: hunt7Token(t, sg, exp), RequestTimeout: requestTimeout,
 		Reconnect: client.ReconnectPolicy{MaxBackoff: 50 * time.Millisecond}})
 	var calls hunt7Calls
-	limit := requestTimeout + time.Second
+	limit := requestTimeout + 4*time.Second // far from RequestTimeout and from a hung call's context (hunt7Calls.do)
 	end := exp.Add(1500 * time.Millisecond)
 
 	var mu sync.Mutex
@@ -250,7 +250,10 @@ func hunt7TokenExpiry(t *testing.T, policy commitlog.SyncPolicy) {
 	}
 	closeStart := time.Now()
 	c.Close()
-	if took := time.Since(closeStart); took > 5*time.Second {
+	// Close waits at most 5 s for the fire-and-forget flush (less here:
+	// the streams are reset at the expiry); 10 s leaves a loaded machine
+	// room and still catches a Close that waited for something unbounded.
+	if took := time.Since(closeStart); took > 10*time.Second {
 		t.Errorf("Client.Close took %v", took)
 	}
 	for _, f := range failures {

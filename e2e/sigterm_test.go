@@ -94,7 +94,7 @@ func TestSIGTERMDrainsAckedPublishes(t *testing.T) {
 	var exitErr error
 	select {
 	case exitErr = <-p.done:
-	case <-time.After(drainBound + 10*time.Second):
+	case <-time.After(drainBound + 20*time.Second):
 		p.cmd.Process.Kill()
 		t.Fatalf("broker did not exit after SIGTERM; logs:\n%s", p.logs.String())
 	}
@@ -103,7 +103,9 @@ func TestSIGTERMDrainsAckedPublishes(t *testing.T) {
 	if exitErr != nil {
 		t.Fatalf("broker exited with %v after SIGTERM; logs:\n%s", exitErr, p.logs.String())
 	}
-	if took > drainBound+2*time.Second {
+	// The drain bound plus room for a loaded machine; a broker that does
+	// not honour the bound is killed at drainBound+20s above.
+	if took > drainBound+5*time.Second {
 		t.Errorf("exit took %v, drain bound %v", took, drainBound)
 	}
 	if err := <-subDone; err == nil || errors.Is(err, context.DeadlineExceeded) {

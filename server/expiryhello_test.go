@@ -28,61 +28,68 @@ import (
 // after 30 s in TestInMemorySubscriptionResumesPastAGap on a loaded
 // machine, where the token expired during the subscribe.
 func TestExpiryBeforeHelloReadKeepsHello(t *testing.T) {
-	sg, _ := auth.GenerateKey()
-	v := &auth.Verifier{Keys: sg.KeySet(), Leeway: -1}
-	tb := testbroker.Start(t, testbroker.WithStreams("a/ns/s"),
-		testbroker.WithServerOptions(server.Options{Auth: server.TokenAuth{Verifier: v}}))
-	perms := []string{"stream.*:stream:a/ns/s"}
-	short := issue(t, sg, auth.Claims{Tenant: "a", Subject: "short", Perms: perms, ExpiresAt: time.Now().Add(2 * time.Second)})
-	long := issue(t, sg, auth.Claims{Tenant: "a", Subject: "long", Perms: perms, ExpiresAt: time.Now().Add(time.Hour)})
-	c := dialRaw(t, tb)
-	if !c.cc.Conn.ConnectionState().SupportsStreamResetPartialDelivery.Remote {
-		t.Fatal("the broker does not offer RESET_STREAM_AT")
-	}
-	keep := c.open()
-	if !keep.authWith("a", long) {
-		t.Fatal("long-lived token refused")
-	}
-	sub := c.open()
-	if !sub.authWith("a", short) {
-		t.Fatal("short-lived token refused")
-	}
-	sub.sendMsg(&wire.Subscribe{TenantID: "a", Namespace: "ns", Stream: "s"})
-	sub.expectJSON(`{"type":"subscribed","subscription_id":1}`)
-
-	// The event stream is not read until the broker has reset it: its
-	// subscription is gone (the reset comes first), and a round trip on
-	// another stream afterwards brings the reset along.
-	deadline := time.Now().Add(20 * time.Second)
-	for tb.Server.Stats().TokenExpiries.Load() == 0 || tb.Server.Stats().Subscriptions.Load() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no expiry 20 s after a 2 s token (expiries %d, subscriptions %d)",
-				tb.Server.Stats().TokenExpiries.Load(), tb.Server.Stats().Subscriptions.Load())
+	// The subscription must be made before the token expires; a try whose
+	// set-up the token did not outlast is tried again with a longer one.
+	testbroker.Retry(t, expiryFirstLifetime, expiryTries, func(a *testbroker.Attempt) {
+		sg, _ := auth.GenerateKey()
+		v := &auth.Verifier{Keys: sg.KeySet(), Leeway: -1}
+		tb := testbroker.Start(a, testbroker.WithStreams("a/ns/s"),
+			testbroker.WithServerOptions(server.Options{Auth: server.TokenAuth{Verifier: v}}))
+		perms := []string{"stream.*:stream:a/ns/s"}
+		long := issue(a, sg, auth.Claims{Tenant: "a", Subject: "long", Perms: perms, ExpiresAt: time.Now().Add(time.Hour)})
+		c := dialRaw(a, tb)
+		if !c.cc.Conn.ConnectionState().SupportsStreamResetPartialDelivery.Remote {
+			a.Fatal("the broker does not offer RESET_STREAM_AT")
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	pub, _ := wire.AppendAckedPublishBatchFrame(nil, 1, wire.AckPerBatch, "a", "ns", "s", [][]byte{[]byte("x")})
-	keep.send(pub)
-	keep.expect(wire.AppendPublishAckFrame(nil, 1, true, ""))
+		keep := c.open()
+		if !keep.authWith("a", long) {
+			a.Fatal("long-lived token refused")
+		}
+		// The set-up: the subscription is made before the token expires.
+		short, exp := shortLived(a, sg, auth.Claims{Tenant: "a", Subject: "short", Perms: perms})
+		a.SetupBy(exp)
+		sub := c.open()
+		if !sub.authWith("a", short) {
+			a.Fatal("short-lived token refused")
+		}
+		sub.sendMsg(&wire.Subscribe{TenantID: "a", Namespace: "ns", Stream: "s"})
+		sub.expectJSON(`{"type":"subscribed","subscription_id":1}`)
+		a.SetupDone()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	us, err := c.cc.Conn.AcceptUniStream(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	us.SetReadDeadline(time.Now().Add(10 * time.Second))
-	ev := &rawStream{t: t, r: wire.NewReader(us, 0)}
-	f, err := ev.r.ReadFrame()
-	if err != nil {
-		t.Fatalf("event stream reset at expiry before its hello was read: %v; want the hello, then the reset", err)
-	}
-	if got, want := string(f.Payload), `{"type":"event_stream_hello","subscription_id":1}`; got != want {
-		t.Fatalf("first frame %q, want %q", got, want)
-	}
-	_, err = ev.r.ReadFrame()
-	var se *quic.StreamError
-	if !errors.As(err, &se) || se.ErrorCode != 3 {
-		t.Fatalf("after the hello: %v, want a reset with code 3", err)
-	}
+		// The event stream is not read until the broker has reset it: its
+		// subscription is gone (the reset comes first), and a round trip on
+		// another stream afterwards brings the reset along.
+		deadline := time.Now().Add(20 * time.Second)
+		for tb.Server.Stats().TokenExpiries.Load() == 0 || tb.Server.Stats().Subscriptions.Load() != 0 {
+			if time.Now().After(deadline) {
+				a.Fatalf("no expiry 20 s after a %v token (expiries %d, subscriptions %d)", a.Limit,
+					tb.Server.Stats().TokenExpiries.Load(), tb.Server.Stats().Subscriptions.Load())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		pub, _ := wire.AppendAckedPublishBatchFrame(nil, 1, wire.AckPerBatch, "a", "ns", "s", [][]byte{[]byte("x")})
+		keep.send(pub)
+		keep.expect(wire.AppendPublishAckFrame(nil, 1, true, ""))
+
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		us, err := c.cc.Conn.AcceptUniStream(ctx)
+		if err != nil {
+			a.Fatal(err)
+		}
+		us.SetReadDeadline(time.Now().Add(10 * time.Second))
+		ev := &rawStream{t: a, r: wire.NewReader(us, 0)}
+		f, err := ev.r.ReadFrame()
+		if err != nil {
+			a.Fatalf("event stream reset at expiry before its hello was read: %v; want the hello, then the reset", err)
+		}
+		if got, want := string(f.Payload), `{"type":"event_stream_hello","subscription_id":1}`; got != want {
+			a.Fatalf("first frame %q, want %q", got, want)
+		}
+		_, err = ev.r.ReadFrame()
+		var se *quic.StreamError
+		if !errors.As(err, &se) || se.ErrorCode != 3 {
+			a.Fatalf("after the hello: %v, want a reset with code 3", err)
+		}
+	})
 }

@@ -45,32 +45,41 @@ func TestGarbageDatagramsOnSocket(t *testing.T) {
 // A stream that starts a frame and never finishes its auth is reset after
 // AuthTimeout (and counted as an auth failure): an unauthenticated peer
 // cannot hold streams open. Control and publish-only streams alike.
+//
+// The connection's first stream must authenticate within AuthTimeout of
+// the dial (else the connection's own deadline ends everything): on a
+// loaded machine that set-up may overrun, and testbroker.Retry then tries
+// again with twice the timeout.
 func TestStreamWithoutAuthTimesOut(t *testing.T) {
-	tb := testbroker.Start(t, testbroker.WithServerOptions(server.Options{AuthTimeout: 200 * time.Millisecond}))
-	c := dialRaw(t, tb)
-	// One stream authenticates first: a connection with none is closed at
-	// its own AuthTimeout deadline (hunt6_connauth_test.go), which would
-	// end the streams below with it.
-	c.open().auth("t1", nil)
-	s := c.open()
-	s.send([]byte{0x46, 0x4c, 0x58}) // part of a header, then nothing
-	s.expectEnd()
+	testbroker.Retry(t, 200*time.Millisecond, 5, func(a *testbroker.Attempt) {
+		tb := testbroker.Start(a, testbroker.WithServerOptions(server.Options{AuthTimeout: a.Limit}))
+		// One stream authenticates first: a connection with none is closed
+		// at its own AuthTimeout deadline (hunt6_connauth_test.go), which
+		// would end the streams below with it.
+		a.SetupBy(time.Now().Add(a.Limit))
+		c := dialRaw(a, tb)
+		c.open().auth("t1", nil)
+		a.SetupDone()
+		s := c.open()
+		s.send([]byte{0x46, 0x4c, 0x58}) // part of a header, then nothing
+		s.expectEnd()
 
-	us, err := c.cc.Conn.OpenUniStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := us.Write([]byte{0x46, 0x4c}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for tb.Server.Stats().AuthFailures.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("auth failures %d, want both streams timed out", tb.Server.Stats().AuthFailures.Load())
+		us, err := c.cc.Conn.OpenUniStream()
+		if err != nil {
+			a.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	// The connection is fine: a stream that authenticates works.
-	s2 := c.open()
-	s2.auth("t1", nil)
+		if _, err := us.Write([]byte{0x46, 0x4c}); err != nil {
+			a.Fatal(err)
+		}
+		deadline := time.Now().Add(a.Limit + 10*time.Second)
+		for tb.Server.Stats().AuthFailures.Load() < 2 {
+			if time.Now().After(deadline) {
+				a.Fatalf("auth failures %d, want both streams timed out", tb.Server.Stats().AuthFailures.Load())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		// The connection is fine: a stream that authenticates works.
+		s2 := c.open()
+		s2.auth("t1", nil)
+	})
 }

@@ -66,7 +66,7 @@ func TestUniStreamServesNoFrameAfterExpiry(t *testing.T) {
 
 // waitNoGoroutine waits until no goroutine runs fn (a server handler, so
 // that what it did is done), or fails after 10 s.
-func waitNoGoroutine(t *testing.T, fn string) {
+func waitNoGoroutine(t testing.TB, fn string) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
 	deadline := time.Now().Add(10 * time.Second)

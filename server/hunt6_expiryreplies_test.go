@@ -22,7 +22,7 @@ import (
 
 // expiryBroker starts a token-verifying broker with durable streams
 // a/ns/<name> and returns it with its signer.
-func expiryBroker(t *testing.T, names ...string) (*testbroker.Broker, *auth.Signer) {
+func expiryBroker(t testing.TB, names ...string) (*testbroker.Broker, *auth.Signer) {
 	t.Helper()
 	sg, _ := auth.GenerateKey()
 	v := &auth.Verifier{Keys: sg.KeySet(), Leeway: -1}
@@ -37,14 +37,15 @@ func expiryBroker(t *testing.T, names ...string) (*testbroker.Broker, *auth.Sign
 }
 
 // shortToken issues a token for tenant a, allowed to publish to
-// a/ns/<names>, that expires in 1 to 2 s (exp has whole seconds).
-func shortToken(t *testing.T, sg *auth.Signer, names ...string) string {
-	t.Helper()
+// a/ns/<names>, that expires at least a.Limit from now (see shortLived),
+// and returns it with its expiry.
+func shortToken(a *testbroker.Attempt, sg *auth.Signer, names ...string) (string, time.Time) {
+	a.Helper()
 	perms := make([]string, len(names))
 	for i, n := range names {
 		perms[i] = "stream.publish:stream:a/ns/" + n
 	}
-	return issue(t, sg, auth.Claims{Tenant: "a", Subject: "short", Perms: perms, ExpiresAt: time.Now().Add(2 * time.Second)})
+	return shortLived(a, sg, auth.Claims{Tenant: "a", Subject: "short", Perms: perms})
 }
 
 // expiryRun is the outcome of pipelineUntilExpiry.
@@ -52,6 +53,19 @@ type expiryRun struct {
 	sent  uint64              // requests written in full
 	acked map[uint64]struct{} // request ids acked ok
 	end   error               // what ended the stream for the reader
+	// late: the auth came after the token's expiry (the set-up overran
+	// it): the run tested nothing.
+	late bool
+}
+
+// overran makes try a inconclusive when a run was late, or stored
+// nothing before the token expired: its set-up overran the token.
+func overran(a *testbroker.Attempt, tb *testbroker.Broker, names []string, runs []expiryRun) {
+	for i, r := range runs {
+		if r.late || len(r.acked) == 0 && len(stored(a, tb, names[i])) == 0 {
+			a.Inconclusive("%s: the token expired before the stream served anything (%v)", names[i], r.end)
+		}
+	}
 }
 
 // pipelineUntilExpiry opens a control stream on conn, authenticates it
@@ -60,9 +74,16 @@ type expiryRun struct {
 // fast as the stream takes them, until the broker ends the stream. The
 // record's payload is its request id. Replies are read as they come. It
 // may run on a goroutine of its own: it reports failures with t.Errorf.
-func pipelineUntilExpiry(t *testing.T, conn *quic.Conn, tok, name string, json bool) expiryRun {
+// A run whose auth is refused after the token's expiry (the set-up
+// overran the token: nothing to check) is marked late.
+func pipelineUntilExpiry(t testing.TB, conn *quic.Conn, tok, name string, json bool) expiryRun {
 	t.Helper()
 	run := expiryRun{acked: map[uint64]struct{}{}}
+	exp, ok := auth.PeekClaims(tok)
+	if !ok {
+		t.Errorf("token without claims: %q", tok)
+		return run
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s, err := conn.OpenStreamSync(ctx)
@@ -78,6 +99,10 @@ func pipelineUntilExpiry(t *testing.T, conn *quic.Conn, tok, name string, json b
 		return run
 	}
 	if f, err := r.ReadFrame(); err != nil || !strings.Contains(string(f.Payload), `"auth_ok"`) {
+		if !time.Now().Before(exp.ExpiresAt) {
+			run.late, run.end = true, fmt.Errorf("auth: %q %v", f.Payload, err)
+			return run
+		}
 		t.Errorf("auth: %q %v", f.Payload, err)
 		return run
 	}
@@ -125,6 +150,7 @@ func pipelineUntilExpiry(t *testing.T, conn *quic.Conn, tok, name string, json b
 	s.CancelWrite(0) // ends the writer if the broker ended the stream otherwise
 	wg.Wait()
 	run.sent = sent
+
 	return run
 }
 
@@ -148,7 +174,7 @@ func decodeAck(f wire.Frame, json bool) (wire.PublishAck, error) {
 }
 
 // stored returns the request ids of the records of a/ns/name.
-func stored(t *testing.T, tb *testbroker.Broker, name string) []uint64 {
+func stored(t testing.TB, tb *testbroker.Broker, name string) []uint64 {
 	t.Helper()
 	st, err := tb.Broker.Stream("a", "ns", name)
 	if err != nil {
@@ -173,7 +199,7 @@ func stored(t *testing.T, tb *testbroker.Broker, name string) []uint64 {
 // every ack must arrive, that exactly the stored records were acked;
 // otherwise only that no ack names a record that is not stored. It returns
 // how many stored records got no ack.
-func checkExpiryRun(t *testing.T, tb *testbroker.Broker, name string, run expiryRun, everyAck bool) int {
+func checkExpiryRun(t testing.TB, tb *testbroker.Broker, name string, run expiryRun, everyAck bool) int {
 	t.Helper()
 	var se *quic.StreamError
 	if !errors.As(run.end, &se) || se.ErrorCode != 3 || !se.Remote {
@@ -219,56 +245,67 @@ func TestExpiryDeliversEveryServedReply(t *testing.T) {
 			all = append(all, fmt.Sprintf("%s-%d", k, round))
 		}
 	}
-	tb, sg := expiryBroker(t, all...)
-	for round := range rounds {
-		names := all[round*len(kinds) : (round+1)*len(kinds)]
-		tok := shortToken(t, sg, names...)
-		runs := make([]expiryRun, len(names))
-		var wg sync.WaitGroup
-		for i, name := range names {
-			c := dialRaw(t, tb)
-			if !c.cc.Conn.ConnectionState().SupportsStreamResetPartialDelivery.Remote {
-				t.Fatal("the broker does not offer RESET_STREAM_AT")
+	// A try in which a stream served nothing before the token expired
+	// (its set-up overran the token) is tried again with a longer token.
+	testbroker.Retry(t, expiryFirstLifetime, expiryTries, func(a *testbroker.Attempt) {
+		tb, sg := expiryBroker(a, all...)
+		for round := range rounds {
+			names := all[round*len(kinds) : (round+1)*len(kinds)]
+			conns := make([]*rawConn, len(names))
+			for i := range names {
+				conns[i] = dialRaw(a, tb)
+				if !conns[i].cc.Conn.ConnectionState().SupportsStreamResetPartialDelivery.Remote {
+					a.Fatal("the broker does not offer RESET_STREAM_AT")
+				}
 			}
-			wg.Go(func() { runs[i] = pipelineUntilExpiry(t, c.cc.Conn, tok, name, strings.HasPrefix(name, "json")) })
+			tok, _ := shortToken(a, sg, names...) // after the dials: only the auth and the first publishes must beat it
+			runs := make([]expiryRun, len(names))
+			var wg sync.WaitGroup
+			for i, name := range names {
+				wg.Go(func() { runs[i] = pipelineUntilExpiry(a, conns[i].cc.Conn, tok, name, strings.HasPrefix(name, "json")) })
+			}
+			wg.Wait()
+			waitNoGoroutine(a, "server.(*conn).handleControl") // every publish it started is done
+			overran(a, tb, names, runs)
+			for i, name := range names {
+				checkExpiryRun(a, tb, name, runs[i], true)
+			}
+			if a.Failed() {
+				a.Fatalf("round %d failed", round)
+			}
 		}
-		wg.Wait()
-		waitNoGoroutine(t, "server.(*conn).handleControl") // every publish it started is done
-		for i, name := range names {
-			checkExpiryRun(t, tb, name, runs[i], true)
+		if n := tb.Server.Stats().TokenExpiries.Load(); n != uint64(len(all)) {
+			a.Errorf("token expiries counted %d, want %d", n, len(all))
 		}
-		if t.Failed() {
-			t.Fatalf("round %d failed", round)
-		}
-	}
-	if n := tb.Server.Stats().TokenExpiries.Load(); n != uint64(len(all)) {
-		t.Errorf("token expiries counted %d, want %d", n, len(all))
-	}
+	})
 }
 
 // A client without RESET_STREAM_AT (as the reference's) gets what it got
 // before: the reset with code 3 at the expiry, no ack for a record not
 // stored, and the broker's handler ends.
 func TestExpiryResetWithoutResetStreamAt(t *testing.T) {
-	tb, sg := expiryBroker(t, "s")
-	tok := shortToken(t, sg, "s")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := quic.DialAddr(ctx, tb.Addr, tb.ClientTLS, &quic.Config{}) // no EnableStreamResetPartialDelivery
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.CloseWithError(0, "")
-	if st := conn.ConnectionState().SupportsStreamResetPartialDelivery; !st.Remote || st.Local {
-		t.Fatalf("RESET_STREAM_AT support %+v, want offered by the broker only", st)
-	}
-	run := pipelineUntilExpiry(t, conn, tok, "s", false)
-	waitNoGoroutine(t, "server.(*conn).handleControl")
-	lost := checkExpiryRun(t, tb, "s", run, false)
-	t.Logf("%d records stored, %d acks lost in the plain reset", len(stored(t, tb, "s")), lost)
-	if n := tb.Server.Stats().TokenExpiries.Load(); n != 1 {
-		t.Errorf("token expiries counted %d, want 1", n)
-	}
+	testbroker.Retry(t, expiryFirstLifetime, expiryTries, func(a *testbroker.Attempt) {
+		tb, sg := expiryBroker(a, "s")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := quic.DialAddr(ctx, tb.Addr, tb.ClientTLS, &quic.Config{}) // no EnableStreamResetPartialDelivery
+		if err != nil {
+			a.Fatal(err)
+		}
+		defer conn.CloseWithError(0, "")
+		if st := conn.ConnectionState().SupportsStreamResetPartialDelivery; !st.Remote || st.Local {
+			a.Fatalf("RESET_STREAM_AT support %+v, want offered by the broker only", st)
+		}
+		tok, _ := shortToken(a, sg, "s")
+		run := pipelineUntilExpiry(a, conn, tok, "s", false)
+		waitNoGoroutine(a, "server.(*conn).handleControl")
+		overran(a, tb, []string{"s"}, []expiryRun{run})
+		lost := checkExpiryRun(a, tb, "s", run, false)
+		a.Logf("%d records stored, %d acks lost in the plain reset", len(stored(a, tb, "s")), lost)
+		if n := tb.Server.Stats().TokenExpiries.Load(); n != 1 {
+			a.Errorf("token expiries counted %d, want 1", n)
+		}
+	})
 }
 
 // A client that stops reading replies (its stream window full) when its
@@ -276,54 +313,59 @@ func TestExpiryResetWithoutResetStreamAt(t *testing.T) {
 // ends the stream (reset with code 3) within a bounded grace after the
 // expiry, and goes away.
 func TestExpiryClientNotReading(t *testing.T) {
-	tb, sg := expiryBroker(t, "s")
-	tok := shortToken(t, sg, "s")
-	exp, _ := auth.PeekClaims(tok)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	cc, err := transport.Dial(ctx, tb.Addr, tb.ClientTLS, transport.Options{
-		InitialStreamReceiveWindow: 4 << 10, MaxStreamReceiveWindow: 4 << 10}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	c := &rawConn{t: t, cc: cc}
-	s := c.open()
-	if !s.authWith("a", tok) {
-		t.Fatal("token refused")
-	}
-	// Far more acks than the 4 KiB window holds; none is read.
-	var b []byte
-	for id := range uint64(2000) {
-		b, _ = wire.AppendAckedPublishBatchFrame(b, id+1, wire.AckPerBatch, "a", "ns", "s", [][]byte{[]byte(fmt.Sprint(id))})
-	}
-	s.send(b)
-	if time.Now().After(exp.ExpiresAt) {
-		t.Fatal("the token expired before the publishes were written")
-	}
-	waitNoGoroutine(t, "server.(*conn).handleControl") // bounded: 10 s
-	if n := tb.Server.Stats().TokenExpiries.Load(); n != 1 {
-		t.Errorf("token expiries counted %d, want 1", n)
-	}
-	// The reader now sees at most the replies the window held, then the
-	// reset.
-	acks := 0
-	for {
-		f, err := s.r.ReadFrame()
-		if err == nil {
-			if _, err := wire.DecodePublishAck(f.Payload); err != nil {
-				t.Fatal(err)
+	testbroker.Retry(t, expiryFirstLifetime, expiryTries, func(a *testbroker.Attempt) {
+		tb, sg := expiryBroker(a, "s")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		cc, err := transport.Dial(ctx, tb.Addr, tb.ClientTLS, transport.Options{
+			InitialStreamReceiveWindow: 4 << 10, MaxStreamReceiveWindow: 4 << 10}, nil)
+		if err != nil {
+			a.Fatal(err)
+		}
+		defer cc.Close()
+		c := &rawConn{t: a, cc: cc}
+		tok, exp := shortToken(a, sg, "s")
+		// The set-up: authenticated, and the publishes written, before the
+		// token expires.
+		a.SetupBy(exp)
+		s := c.open()
+		if !s.authWith("a", tok) {
+			a.Fatal("token refused")
+		}
+		// Far more acks than the 4 KiB window holds; none is read.
+		var b []byte
+		for id := range uint64(2000) {
+			b, _ = wire.AppendAckedPublishBatchFrame(b, id+1, wire.AckPerBatch, "a", "ns", "s", [][]byte{[]byte(fmt.Sprint(id))})
+		}
+		s.send(b)
+		if time.Now().After(exp) {
+			a.Inconclusive("the token expired before the publishes were written")
+		}
+		a.SetupDone()
+		waitNoGoroutine(a, "server.(*conn).handleControl") // bounded: 10 s
+		if n := tb.Server.Stats().TokenExpiries.Load(); n != 1 {
+			a.Errorf("token expiries counted %d, want 1", n)
+		}
+		// The reader now sees at most the replies the window held, then the
+		// reset.
+		acks := 0
+		for {
+			f, err := s.r.ReadFrame()
+			if err == nil {
+				if _, err := wire.DecodePublishAck(f.Payload); err != nil {
+					a.Fatal(err)
+				}
+				acks++
+				continue
 			}
-			acks++
-			continue
+			var se *quic.StreamError
+			if !errors.As(err, &se) || se.ErrorCode != 3 {
+				a.Fatalf("stream ended with %v, want a reset with code 3", err)
+			}
+			break
 		}
-		var se *quic.StreamError
-		if !errors.As(err, &se) || se.ErrorCode != 3 {
-			t.Fatalf("stream ended with %v, want a reset with code 3", err)
+		if acks == 2000 {
+			a.Fatal("every ack arrived: the window did not hold the broker's writes up")
 		}
-		break
-	}
-	if acks == 2000 {
-		t.Fatal("every ack arrived: the window did not hold the broker's writes up")
-	}
+	})
 }

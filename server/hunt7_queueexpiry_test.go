@@ -21,8 +21,9 @@ import (
 // acks every delivery (one acked request per delivery frame) until the
 // broker ends the stream, or until done (when not nil) reports true of
 // the offsets delivered so far. It returns the offsets delivered, those whose ack
-// got queue_ok, and what ended the stream.
-func consumeRaw(t *testing.T, c *rawConn, tok, consumer string, done func(delivered map[uint64]bool) bool) (delivered, okd map[uint64]bool, end error) {
+// got queue_ok, and what ended the stream. When t is a try
+// (*testbroker.Attempt), joining the group ends its set-up.
+func consumeRaw(t testing.TB, c *rawConn, tok, consumer string, done func(delivered map[uint64]bool) bool) (delivered, okd map[uint64]bool, end error) {
 	t.Helper()
 	delivered, okd = map[uint64]bool{}, map[uint64]bool{}
 	s := c.open()
@@ -35,6 +36,9 @@ func consumeRaw(t *testing.T, c *rawConn, tok, consumer string, done func(delive
 	s.sendMsg(&wire.QueueJoin{TenantID: "a", Namespace: "ns", Stream: "jobs", Group: "g", Consumer: &consumer, Prefetch: &pf})
 	if _, ok := s.readMsg().(*wire.QueueJoined); !ok {
 		t.Fatal("join refused")
+	}
+	if a, ok := t.(*testbroker.Attempt); ok {
+		a.SetupDone()
 	}
 	var mu sync.Mutex
 	reqs := map[uint64][]uint64{} // request id -> offsets
@@ -129,47 +133,52 @@ func TestHunt7QueueConsumerExpiryAcks(t *testing.T) {
 				batch = batch[:0]
 			}
 		}
-		short := issue(t, sg, auth.Claims{Tenant: "a", Subject: "short", Perms: perms, ExpiresAt: time.Now().Add(2 * time.Second)})
-		c := dialRaw(t, tb)
-		delivered, okd, end := consumeRaw(t, c, short, "short", nil)
-		var se *quic.StreamError
-		if !errors.As(end, &se) || se.ErrorCode != 3 || !se.Remote {
-			t.Fatalf("round %d: consumer stream ended with %v, want the broker's reset with code 3", round, end)
-		}
-		waitNoGoroutine(t, "server.(*conn).handleControl")
-		if len(okd) == len(delivered) {
-			t.Logf("round %d: every delivery acked ok before the expiry (%d): the race was not met", round, len(okd))
-		}
-		// Whatever was delivered and not acked ok comes again, and nothing
-		// acked ok does.
-		var missing []uint64
-		for o := range delivered {
-			if !okd[o] {
-				missing = append(missing, o)
+		testbroker.Retry(t, expiryFirstLifetime, expiryTries, func(a *testbroker.Attempt) {
+			c := dialRaw(a, tb)
+			// The set-up, joining the group, must beat the token's expiry; a
+			// try whose set-up did not is tried again with a longer token.
+			short, exp := shortLived(a, sg, auth.Claims{Tenant: "a", Subject: "short", Perms: perms})
+			a.SetupBy(exp)
+			delivered, okd, end := consumeRaw(a, c, short, "short", nil)
+			var se *quic.StreamError
+			if !errors.As(end, &se) || se.ErrorCode != 3 || !se.Remote {
+				a.Fatalf("round %d: consumer stream ended with %v, want the broker's reset with code 3", round, end)
 			}
-		}
-		again, _, err := consumeRaw(t, dialRaw(t, tb), long, "long", func(got map[uint64]bool) bool {
-			for _, o := range missing {
-				if !got[o] {
-					return false
+			waitNoGoroutine(a, "server.(*conn).handleControl")
+			if len(okd) == len(delivered) {
+				a.Logf("round %d: every delivery acked ok before the expiry (%d): the race was not met", round, len(okd))
+			}
+			// Whatever was delivered and not acked ok comes again, and nothing
+			// acked ok does.
+			var missing []uint64
+			for o := range delivered {
+				if !okd[o] {
+					missing = append(missing, o)
 				}
 			}
-			return true
+			again, _, err := consumeRaw(a, dialRaw(a, tb), long, "long", func(got map[uint64]bool) bool {
+				for _, o := range missing {
+					if !got[o] {
+						return false
+					}
+				}
+				return true
+			})
+			if err != nil {
+				a.Fatalf("round %d: second consumer: %v", round, err)
+			}
+			for o := range again {
+				if okd[o] {
+					a.Errorf("round %d: offset %d acked ok, but delivered again", round, o)
+				}
+			}
+			for o := range delivered {
+				if !okd[o] && !again[o] {
+					a.Errorf("round %d: offset %d acked without queue_ok, but not delivered again (recorded)", round, o)
+				}
+			}
+			a.Logf("round %d: %d delivered, %d acked ok, %d redelivered", round, len(delivered), len(okd), len(again))
 		})
-		if err != nil {
-			t.Fatalf("round %d: second consumer: %v", round, err)
-		}
-		for o := range again {
-			if okd[o] {
-				t.Errorf("round %d: offset %d acked ok, but delivered again", round, o)
-			}
-		}
-		for o := range delivered {
-			if !okd[o] && !again[o] {
-				t.Errorf("round %d: offset %d acked without queue_ok, but not delivered again (recorded)", round, o)
-			}
-		}
-		t.Logf("round %d: %d delivered, %d acked ok, %d redelivered", round, len(delivered), len(okd), len(again))
 		if t.Failed() {
 			return
 		}

@@ -19,11 +19,11 @@ import (
 
 // rawConn is a test client that speaks raw felix-wire frames (no SDK).
 type rawConn struct {
-	t  *testing.T
+	t  testing.TB
 	cc *transport.ClientConn
 }
 
-func dialRaw(t *testing.T, tb *testbroker.Broker) *rawConn {
+func dialRaw(t testing.TB, tb *testbroker.Broker) *rawConn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -36,7 +36,7 @@ func dialRaw(t *testing.T, tb *testbroker.Broker) *rawConn {
 }
 
 type rawStream struct {
-	t  *testing.T
+	t  testing.TB
 	s  *quic.Stream
 	r  *wire.Reader
 	rc *rawConn

@@ -27,7 +27,7 @@ func tokenBroker(t *testing.T, sg *auth.Signer) *testbroker.Broker {
 		testbroker.WithServerOptions(server.Options{Auth: server.TokenAuth{Verifier: v}}))
 }
 
-func issue(t *testing.T, sg *auth.Signer, c auth.Claims) string {
+func issue(t testing.TB, sg *auth.Signer, c auth.Claims) string {
 	t.Helper()
 	tok, err := sg.Issue(c)
 	if err != nil {
