@@ -28,10 +28,17 @@ func expiringCacheBroker(t *testing.T) (*testbroker.Broker, *auth.Signer) {
 	return tb, sg
 }
 
-func cacheToken(t *testing.T, sg *auth.Signer, ttl time.Duration) string {
+func cacheToken(t testing.TB, sg *auth.Signer, ttl time.Duration) string {
+	t.Helper()
+	return cacheTokenUntil(t, sg, time.Now().Add(ttl))
+}
+
+// cacheTokenUntil is a cache token that expires at exp (exp has whole
+// seconds: it is rounded down).
+func cacheTokenUntil(t testing.TB, sg *auth.Signer, exp time.Time) string {
 	t.Helper()
 	tok, err := sg.Issue(auth.Claims{Tenant: "t1", Subject: "svc", Perms: []string{"cache.*:cache:t1/ns/kv"},
-		ExpiresAt: time.Now().Add(ttl)})
+		ExpiresAt: exp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,44 +87,56 @@ func TestExplore2CacheTokenSourceAcrossExpiries(t *testing.T) {
 
 // Without a TokenSource, once the token expires the cache fails with an
 // error that says so, and keeps failing (it never serves an expired token).
+//
+// The set-up (Dial, a first Put) must finish before the token expires, or
+// nothing is tested: a try whose set-up the token did not outlast (a
+// loaded machine) is tried again with a longer-lived token
+// (testbroker.Retry).
 func TestExplore2CacheStaticTokenFailsClearly(t *testing.T) {
 	tb, sg := expiringCacheBroker(t)
-	c := dial(t, tb, client.Options{TenantID: "t1", Token: cacheToken(t, sg, 2*time.Second), RequestTimeout: 5 * time.Second,
-		Reconnect: client.ReconnectPolicy{MaxBackoff: 50 * time.Millisecond}})
-	kv := c.Cache("ns", "kv")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
-		t.Fatal(err)
-	}
-	var firstErr error
-	deadline := time.Now().Add(6 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, _, err := kv.Get(ctx, "k"); err != nil {
-			firstErr = err
-			break
+	testbroker.Retry(t, time.Second, 4, func(a *testbroker.Attempt) {
+		// At least a.Limit away, at most a second more: exp has whole
+		// seconds (1 to 2 s on the first try).
+		exp := time.Now().Add(a.Limit + time.Second).Truncate(time.Second)
+		tok := cacheTokenUntil(a, sg, exp)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second+a.Limit)
+		defer cancel()
+		a.SetupBy(exp)
+		c := retryDial(a, tb, client.Options{TenantID: "t1", Token: tok, RequestTimeout: 5 * time.Second,
+			Reconnect: client.ReconnectPolicy{MaxBackoff: 50 * time.Millisecond}})
+		kv := c.Cache("ns", "kv")
+		if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+			a.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if firstErr == nil {
-		t.Fatal("the cache kept answering after its token expired")
-	}
-	t.Logf("first error after expiry: %v (ErrTokenExpired %v, ErrDisconnected %v)", firstErr,
-		errors.Is(firstErr, client.ErrTokenExpired), errors.Is(firstErr, client.ErrDisconnected))
-	// The next requests: the client reconnects with the same, expired token.
-	var errs []string
-	for range 3 {
-		_, err := kv.Put(ctx, "k", []byte("v2"))
-		if err == nil {
-			t.Fatal("a put with an expired token succeeded")
+		a.SetupDone()
+		var firstErr error
+		for deadline := exp.Add(4 * time.Second); time.Now().Before(deadline); {
+			if _, _, err := kv.Get(ctx, "k"); err != nil {
+				firstErr = err
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		errs = append(errs, err.Error())
-		if !strings.Contains(err.Error(), "auth failed") && !errors.Is(err, client.ErrTokenExpired) {
-			t.Errorf("put after expiry: %v; want an error naming the token or auth", err)
+		if firstErr == nil {
+			a.Fatal("the cache kept answering after its token expired")
 		}
-	}
-	t.Logf("later errors: %q", errs)
-	if ctx.Err() != nil {
-		t.Fatal("requests after expiry waited for the context instead of failing")
-	}
+		a.Logf("first error after expiry: %v (ErrTokenExpired %v, ErrDisconnected %v)", firstErr,
+			errors.Is(firstErr, client.ErrTokenExpired), errors.Is(firstErr, client.ErrDisconnected))
+		// The next requests: the client reconnects with the same, expired token.
+		var errs []string
+		for range 3 {
+			_, err := kv.Put(ctx, "k", []byte("v2"))
+			if err == nil {
+				a.Fatal("a put with an expired token succeeded")
+			}
+			errs = append(errs, err.Error())
+			if !strings.Contains(err.Error(), "auth failed") && !errors.Is(err, client.ErrTokenExpired) {
+				a.Errorf("put after expiry: %v; want an error naming the token or auth", err)
+			}
+		}
+		a.Logf("later errors: %q", errs)
+		if ctx.Err() != nil {
+			a.Fatal("requests after expiry waited for the context instead of failing")
+		}
+	})
 }
