@@ -102,7 +102,7 @@ func TestExplore2CacheStaticTokenFailsClearly(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second+a.Limit)
 		defer cancel()
 		a.SetupBy(exp)
-		c := retryDial(a, tb, client.Options{TenantID: "t1", Token: tok, RequestTimeout: 5 * time.Second,
+		c := dial(a, tb, client.Options{TenantID: "t1", Token: tok, RequestTimeout: 5 * time.Second,
 			Reconnect: client.ReconnectPolicy{MaxBackoff: 50 * time.Millisecond}})
 		kv := c.Cache("ns", "kv")
 		if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {

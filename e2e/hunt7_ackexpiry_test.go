@@ -49,7 +49,7 @@ func TestHunt7QueueAckAcrossTokenExpirySyncAlways(t *testing.T) {
 	defer cancel()
 	token := func(exp time.Time) string { return hunt7Token(t, sg, exp) }
 	fresh := func(t testing.TB) *client.Client {
-		return retryDial(t, tb, client.Options{TenantID: "t1", Token: token(time.Now().Add(time.Minute)), RequestTimeout: 5 * time.Second})
+		return dial(t, tb, client.Options{TenantID: "t1", Token: token(time.Now().Add(time.Minute)), RequestTimeout: 5 * time.Second})
 	}
 	pub := fresh(t)
 	n := 0
@@ -112,7 +112,7 @@ func hunt7AckExpiryRound(a *testbroker.Attempt, ctx context.Context, tb *testbro
 	exp := time.Now().Add(a.Limit + time.Second).Truncate(time.Second)
 	tok := token(exp)
 	a.SetupBy(exp)
-	c := retryDial(a, tb, client.Options{TenantID: "t1", Token: tok, RequestTimeout: 5 * time.Second})
+	c := dial(a, tb, client.Options{TenantID: "t1", Token: tok, RequestTimeout: 5 * time.Second})
 	co, err := c.Consumer(ctx, "ns", "jobs", group, client.WithPrefetch(256))
 	if err != nil {
 		a.Fatal(err)

@@ -18,7 +18,7 @@ import (
 	"github.com/felixmq/felix/transport"
 )
 
-func dial(t *testing.T, tb *testbroker.Broker, opts client.Options) *client.Client {
+func dial(t testing.TB, tb *testbroker.Broker, opts client.Options) *client.Client {
 	t.Helper()
 	opts.TLS = tb.ClientTLS
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -47,23 +47,6 @@ func jobsToken(t testing.TB, sg *auth.Signer, exp time.Time) string {
 	return tok
 }
 
-// retryDial is dial taking any testing.TB, for a try of testbroker.Retry
-// (a *testbroker.Attempt): a Dial that fails in a set-up (Attempt.SetupBy)
-// after the try's token expired makes the try inconclusive instead of
-// failing the test.
-func retryDial(t testing.TB, tb *testbroker.Broker, opts client.Options) *client.Client {
-	t.Helper()
-	opts.TLS = tb.ClientTLS
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Dial(ctx, tb.Addr, opts)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 // With a TokenSource, a client outlives its tokens: its publish streams
 // move to a fresh token before each expires, so no publish fails, and when
 // the broker resets the subscription's stream at expiry, the subscription
@@ -141,7 +124,7 @@ func TestStaticTokenEndsAtExpiry(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		a.SetupBy(exp)
-		c := retryDial(a, tb, client.Options{TenantID: "t1", Token: tok,
+		c := dial(a, tb, client.Options{TenantID: "t1", Token: tok,
 			Reconnect: client.ReconnectPolicy{MaxBackoff: 50 * time.Millisecond}})
 		sub, err := c.Subscribe(ctx, "ns", "jobs")
 		if err != nil {
