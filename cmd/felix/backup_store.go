@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/felixmq/felix/controlplane"
+)
+
+// backupStoreWait is how long `felix backup` waits for the store file's
+// lock before taking the broker for running and asking its API.
+var backupStoreWait = 500 * time.Millisecond
+
+// backupFetchTimeout bounds the request for a running broker's store.
+const backupFetchTimeout = time.Minute
+
+// backupStorePath is the control plane API route that answers a copy of
+// the store (controlplane.Server).
+const backupStorePath = "/v1/admin/backup/store"
+
+// backupStore copies the control-plane store of src into dst, if there is
+// one: from the file when no process has it open, else from the API of
+// the running broker that has. The copy is checked (bbolt's consistency
+// check, the store's ID) before it counts.
+func backupStore(ctx context.Context, f backupFlags, src, dst string, sum *backupSummary) error {
+	path := filepath.Join(src, controlplane.FileName)
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	out := filepath.Join(dst, controlplane.FileName)
+	from, err := writeStoreCopy(out, func(w io.Writer) (string, error) {
+		if backupHook != nil {
+			if err := backupHook(path); err != nil {
+				return "", err
+			}
+		}
+		_, err := controlplane.BackupFile(path, w, backupStoreWait)
+		return "file", err
+	})
+	if errors.Is(err, controlplane.ErrStoreInUse) {
+		from, err = writeStoreCopy(out, func(w io.Writer) (string, error) { return fetchStore(ctx, f, src, w) })
+		if err != nil {
+			return fmt.Errorf("control-plane store %s is in use (a running broker or control plane has it open), and asking its API for a copy failed: %w", path, err)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	info, err := controlplane.CheckStoreFile(out)
+	if err != nil {
+		return fmt.Errorf("the copy of the control-plane store (from %s): %w", from, err)
+	}
+	sum.store, sum.storeFrom = &info, from
+	return nil
+}
+
+// writeStoreCopy creates path (mode 0600, as the broker makes the store),
+// fills it with write, and fsyncs it. A failed copy is removed.
+func writeStoreCopy(path string, write func(io.Writer) (string, error)) (string, error) {
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	from, err := write(out)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return "", err
+	}
+	return from, nil
+}
+
+// fetchStore asks the control plane API of the running broker for a copy
+// of its store and writes it to w. It returns the API's base URL.
+func fetchStore(ctx context.Context, f backupFlags, src string, w io.Writer) (string, error) {
+	base := strings.TrimRight(f.cpURL, "/")
+	if base == "" {
+		if f.cpAddr == "" || f.cpAddr == "off" {
+			return "", errors.New("no control-plane API to ask (--controlplane-addr off): give --controlplane-url, or stop the broker")
+		}
+		base = "http://" + f.cpAddr
+	}
+	token := f.cpToken
+	if token == "" {
+		b, err := os.ReadFile(filepath.Join(src, "admin-token"))
+		if err != nil {
+			return base, fmt.Errorf("no --controlplane-token, and the data dir's admin token: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	ctx, cancel := context.WithTimeout(ctx, backupFetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+backupStorePath, nil)
+	if err != nil {
+		return base, fmt.Errorf("--controlplane-url: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return base, fmt.Errorf("no answer from the control plane (--controlplane-addr, --controlplane-url): %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var eb struct{ Code, Message string }
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(body, &eb) != nil || eb.Message == "" {
+			eb.Message = strings.TrimSpace(string(body))
+		}
+		hint := ""
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			hint = " (is it the broker of this data dir? give its admin token with --controlplane-token)"
+		}
+		return base, fmt.Errorf("GET %s%s: %s: %s%s", base, backupStorePath, resp.Status, eb.Message, hint)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return base, fmt.Errorf("GET %s%s: the copy was cut short after %d bytes: %w", base, backupStorePath, n, err)
+	}
+	return base, nil
+}
