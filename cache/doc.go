@@ -99,7 +99,10 @@
 //
 // The record is appended under the shard's write lock, before the entry
 // changes in memory, so the log's order of a key's records is the order
-// its writes took effect. If the append fails (a full disk: a
+// its writes took effect. The writes of other shards that reach the log
+// while it is writing share its next write call
+// (commitlog.DiskLog.AppendNoWait's group write), each applying its entry
+// only once its own record is written. If the append fails (a full disk: a
 // commitlog.WriteError) the write fails with a *StorageError (ErrStorage,
 // counted in Stats.LogWriteErrors) and the entry stays as it was; an
 // eviction that cannot be logged is not done, and the put needing the room
@@ -109,7 +112,10 @@
 // share fsyncs through the log's group commit.
 // Under SyncInterval and SyncNever a write returns once its record is
 // written to the OS (a process crash loses nothing; a machine crash loses
-// the last interval, or what the OS had not written back).
+// the last interval, or what the OS had not written back). A write whose
+// group write fails fails as any write that cannot be logged: every
+// write of the group gets its *StorageError and leaves its entry as it
+// was.
 //
 // CreateDurable replays the log in order: a key's last record decides its
 // state; a put whose expiry has passed by the wall clock is not loaded. A

@@ -42,6 +42,10 @@ type DurableOptions struct {
 	// OnSync, when set, observes every fsync of the log (see
 	// commitlog.Options.OnSync).
 	OnSync func(time.Duration)
+	// OnWrite, when set, observes every write call of the log: the records
+	// and bytes it wrote, which concurrent writes share (see
+	// commitlog.Options.OnWrite).
+	OnWrite func(records, bytes int)
 }
 
 // Record kinds of a durable cache's log (see the package documentation).
@@ -166,7 +170,10 @@ func (c *Cache) fromExpiresMs(ms int64) int64 {
 
 // appendLocked appends the record in s.scratch[0] to the log. Called with
 // s.mu held for writing, so the log's order of a key's records is the
-// order its writes took effect. It returns the offset after the record.
+// order its writes took effect. It returns the offset after the record,
+// once the record is written: the writes of other shards that arrive
+// meanwhile share its write call (the log's group write), so the caller
+// applies its entry only if its own record was stored.
 func (c *Cache) appendLocked(s *shard, op string, key string) (uint64, error) {
 	d := c.dur
 	rec := s.scratch[0]
@@ -226,7 +233,7 @@ func openDurable(opts DurableOptions) (*durable, error) {
 		// A record holds a whole key and value, which the cache bounds
 		// (MaxBytes, the server's frame limit): the log must not refuse it.
 		MaxRecordBytes: commitlog.MaxRecordLimit,
-		Logger:         logger, OnSync: opts.OnSync,
+		Logger:         logger, OnSync: opts.OnSync, OnWrite: opts.OnWrite,
 	})
 	if err != nil {
 		return nil, err

@@ -5,8 +5,10 @@ package cache
 import (
 	"errors"
 	"os/signal"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -68,4 +70,89 @@ func TestDurableWriteFailureLeavesEntry(t *testing.T) {
 	mustPut(t, c, "k", "new", PutOptions{})
 	c = e.open()
 	wantGet(t, c, "k", "new")
+}
+
+// A group write that fails (past the file size limit, as a full disk)
+// fails every put of the group with a StorageError over the log's
+// WriteError and leaves each of their entries as it was; the write before
+// it, and the writes after room is back, are kept across a restart.
+func TestDurableGroupWriteFailureLeavesEntries(t *testing.T) {
+	e := newDurableEnv(t, Config{Shards: 16})
+	e.opts.SegmentBytes = 1 << 20
+	arm, entered, release := stallWrite(e)
+	defer release()
+	c := e.open()
+	keys := keysInShards(c, "k", 6, "first")
+	for _, k := range keys {
+		mustPut(t, c, k, "old", PutOptions{})
+	}
+	lg := c.dur.log
+	signal.Ignore(syscall.SIGXFSZ)
+	defer signal.Reset(syscall.SIGXFSZ)
+	var orig unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &orig); err != nil {
+		t.Skip(err)
+	}
+	if orig.Cur != unix.RLIM_INFINITY {
+		t.Skipf("RLIMIT_FSIZE already %d", orig.Cur)
+	}
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &orig); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer restore()
+
+	arm()
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.Put("first", []byte("v"), PutOptions{})
+		first <- err
+	}()
+	select {
+	case <-entered:
+	case <-time.After(liveness):
+		t.Fatal("the first write did not happen")
+	}
+	// The first write is done (its hook holds the log's write lock): the
+	// file may not grow much past it.
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: uint64(logSize(e.dir) + 100), Max: orig.Max}); err != nil {
+		t.Skip(err)
+	}
+	before := lg.Stats()
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		wg.Go(func() { _, errs[i] = c.Put(k, make([]byte, 200), PutOptions{}) })
+	}
+	eventually(t, "6 puts queued behind the stalled write", func() bool { return lg.Stats().Queued == len(keys) })
+	release()
+	wg.Wait()
+	if err := <-first; err != nil {
+		t.Fatalf("the write before the failure: %v", err)
+	}
+	for i, err := range errs {
+		var we *commitlog.WriteError
+		if !errors.Is(err, ErrStorage) || !errors.As(err, &we) {
+			t.Fatalf("put %s of the failed group: %v, want a StorageError over a commitlog.WriteError", keys[i], err)
+		}
+		wantGet(t, c, keys[i], "old")
+	}
+	st, lst := c.Stats(), lg.Stats()
+	if st.LogWriteErrors != uint64(len(keys)) || lst.WriteErrors-before.WriteErrors != uint64(len(keys)) || lst.Writes != before.Writes {
+		t.Fatalf("after the failed group write: cache %+v, log %+v (before %+v)", st, lst, before)
+	}
+	checkInvariants(t, c)
+	restore()
+	mustPut(t, c, keys[0], "new", PutOptions{})
+	want := contents(c)
+	c = e.open()
+	sameContents(t, "after a restart", contents(c), want)
+	wantGet(t, c, "first", "v")
+	wantGet(t, c, keys[0], "new")
+	wantGet(t, c, keys[1], "old")
 }

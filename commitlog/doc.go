@@ -84,7 +84,17 @@
 // new file's or the directory's fsync that failed: that file is removed,
 // and the old segment stays active. If the cut, or an fsync of written
 // records, fails, the log refuses all further writes (an fsync error leaves
-// the file's contents unknown).
+// the file's contents unknown). The append that will seal the segment
+// fsyncs it first without the write lock, so appends that still fit go on
+// and the seal has little left to flush.
+//
+// Concurrent AppendNoWait calls share write calls (group write): the calls
+// that arrive while the log is writing form a group, whose first call
+// writes every record of the group with one write call once the log is
+// free, and hands the outcome to the others. Each call's records are
+// consecutive; each returns once they are written; a failed write fails
+// every call of its group and stores none of their records. Stats.Writes
+// counts write calls, Options.OnWrite observes them.
 //
 // # Durability
 //
@@ -136,4 +146,6 @@
 // segments from the head while the log exceeds RetentionBytes or the head
 // segment's newest record is older than RetentionAge. The active segment
 // is never deleted. Oldest advances; reads below it return *TooOldError.
+// TruncateBefore deletes the head segments below an offset (after an
+// fsync). Both delete files without holding the write lock: appends go on.
 package commitlog

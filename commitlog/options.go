@@ -109,6 +109,12 @@ type Options struct {
 	// for concurrent use (e.g. a Prometheus histogram's Observe). Default
 	// nil: not measured.
 	OnSync func(time.Duration)
+	// OnWrite, when set, is called after every write call that stored
+	// records, with the records and bytes it wrote (several appends'
+	// when they shared it: see DiskLog.AppendNoWait), from the writing
+	// goroutine while it holds the log's write lock: it must be fast
+	// (e.g. a histogram's Observe of the group size). Default nil.
+	OnWrite func(records, bytes int)
 }
 
 // withDefaults validates o and fills in the defaults.

@@ -14,14 +14,17 @@ import (
 // record of the head segment is older than Options.RetentionAge (by
 // Options.Clock). The active segment is never deleted. Oldest advances to
 // the base of the first remaining segment. Reads in flight on a deleted
-// segment finish normally; its file is closed after them.
+// segment finish normally; its file is closed after them. Appends go on
+// while the files are deleted.
 func (l *DiskLog) EnforceRetention() error {
 	if l.opts.RetentionBytes == 0 && l.opts.RetentionAge == 0 {
 		return nil
 	}
+	l.dropMu.Lock()
+	defer l.dropMu.Unlock()
 	l.mu.Lock() // no roll or write changes the segment list or sizes meanwhile
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return ErrClosed
 	}
 	segs := l.segs
@@ -44,7 +47,8 @@ func (l *DiskLog) EnforceRetention() error {
 		}
 		total -= s.size
 	}
-	return l.dropHeadLocked(drop, "retention")
+	l.mu.Unlock()
+	return l.dropHead(segs[:drop], "retention")
 }
 
 // TruncateBefore deletes the sealed segments at the head of the log whose
@@ -54,39 +58,51 @@ func (l *DiskLog) EnforceRetention() error {
 // never leaves the older records gone and the record at offset lost; when
 // nothing is to be deleted it does no I/O. A log that keeps its own
 // checkpoints (a queue group's state log, whose latest snapshot makes
-// older records useless) uses it to stay bounded.
+// older records useless) uses it to stay bounded. Appends go on during
+// the fsync and the deletion (a durable cache's compaction ends with
+// one: before, its writes waited up to 100 ms for it).
 func (l *DiskLog) TruncateBefore(offset uint64) error {
+	l.dropMu.Lock()
+	defer l.dropMu.Unlock()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return ErrClosed
 	}
+	segs := l.segs
 	drop := 0
-	for drop < len(l.segs)-1 && l.segs[drop].next <= offset {
+	for drop < len(segs)-1 && segs[drop].next <= offset {
 		drop++
 	}
+	l.mu.Unlock()
 	if drop == 0 {
 		return nil
 	}
+	// Segments below the active one were fsynced when they were sealed;
+	// the active one may hold the record at offset.
 	if err := l.syncActive(); err != nil {
 		return err
 	}
-	return l.dropHeadLocked(drop, "truncation")
+	return l.dropHead(segs[:drop], "truncation")
 }
 
-// dropHeadLocked deletes the first n segments (l.mu held; n < len(segs)),
-// oldest first. It stops at the first segment file it cannot remove: that
+// dropHead deletes the segments drop, the head of the log (never its
+// active segment), oldest first, then takes them out of the segment list.
+// The caller holds dropMu, so nothing else removes segments meanwhile;
+// l.mu is held only to change the list, so appends go on while the files
+// are deleted. It stops at the first segment file it cannot remove: that
 // segment and the later ones stay in the log, so the files on disk never
 // have a gap (Open would refuse it) and Oldest never moves back after a
-// restart. A leftover index file is harmless (Open removes it).
-func (l *DiskLog) dropHeadLocked(n int, why string) error {
-	if n == 0 {
+// restart. A leftover index file is harmless (Open removes it). Readers
+// that found a segment before it left the list read it to the end: its
+// file stays open until they release it.
+func (l *DiskLog) dropHead(drop []*segment, why string) error {
+	if len(drop) == 0 {
 		return nil
 	}
-	segs := l.segs
 	var errs []error
 	removed := 0
-	for _, s := range segs[:n] {
+	for _, s := range drop {
 		if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 			break
@@ -96,12 +112,22 @@ func (l *DiskLog) dropHeadLocked(n int, why string) error {
 		}
 		removed++
 	}
-	l.segMu.Lock()
-	l.segs = slices.Clone(segs[removed:])
-	l.oldest.Store(l.segs[0].base)
-	l.segMu.Unlock()
-	for _, s := range segs[:removed] {
+	l.mu.Lock()
+	closed := l.closed // then Close released every segment; Open starts from the first file left
+	if !closed {
+		l.segMu.Lock()
+		l.segs = slices.Clone(l.segs[removed:])
+		l.oldest.Store(l.segs[0].base)
+		l.segMu.Unlock()
+	}
+	l.mu.Unlock()
+	if closed {
+		removed = 0
+	}
+	for _, s := range drop[:removed] {
 		l.log.Info("commitlog: "+why+" deleted a segment", "file", s.path, "first", s.base, "next", s.next, "bytes", s.size)
+		// The last reference closes the file, which is when the file
+		// system frees its blocks: without l.mu too.
 		s.release()
 		l.stats.deleted.Add(1)
 	}

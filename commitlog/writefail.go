@@ -23,16 +23,16 @@ type writeFailures struct {
 	told     bool      // a warning was logged since the last "written again"
 }
 
-// writeFailedLocked counts an append that was not written and left the log
-// as it was, warns (at the first failure, then at most once per
-// writeWarnInterval, with the count since the last warning), and returns
-// the append's *WriteError. l.mu is held.
-func (l *DiskLog) writeFailedLocked(err error) error {
+// writeFailedLocked counts the appends (calls of them: a group write's)
+// of a write that failed and left the log as it was, warns (at the first
+// failure, then at most once per writeWarnInterval, with the count since
+// the last warning), and returns their *WriteError. l.mu is held.
+func (l *DiskLog) writeFailedLocked(err error, calls int) error {
 	werr := &WriteError{Err: err}
-	l.stats.writeErrors.Add(1)
+	l.stats.writeErrors.Add(uint64(calls))
 	w := &l.writeFail
-	w.since++
-	w.unwarned++
+	w.since += uint64(calls)
+	w.unwarned += uint64(calls)
 	if now := l.opts.Clock(); w.warned.IsZero() || now.Sub(w.warned) >= writeWarnInterval {
 		l.log.Warn("commitlog: append not written (nothing of it stored; the log takes the next appends)",
 			"err", werr.Err, "not_written", w.unwarned)
