@@ -55,7 +55,7 @@ type Stats struct {
 	Misses          uint64 // those that did not (missing or expired)
 	Expirations     uint64 // expired entries removed: lazily, by the sweep, by eviction, and TTL ≤ 0 writes
 	Evictions       uint64 // live entries removed to make room under MaxBytes
-	Puts            uint64 // successful writes
+	Puts            uint64 // successful writes (puts and increments)
 	Deletes         uint64 // Delete calls that removed a live entry
 	ConditionFailed uint64 // Puts refused by IfAbsent or IfVersion
 	Bytes           int64  // accounted bytes (see EntryOverhead), ≤ MaxBytes when bounded
@@ -319,19 +319,7 @@ func (c *Cache) write(s *shard, key string, stored []byte, size int64, immediate
 	if c.deleted.Load() {
 		return 0, 0, false, ErrDeleted
 	}
-	var (
-		now     int64
-		haveNow bool
-	)
-	i, exists := s.index[key]
-	if exists && s.slots[i].expires != never {
-		now, haveNow = c.now(), true
-		if s.slots[i].expires <= now {
-			c.bytes.Add(-s.remove(i))
-			s.expirations.Add(1)
-			exists = false
-		}
-	}
+	i, exists, now, haveNow := c.lookupLive(s, key)
 	if conditional {
 		var cur uint64
 		if exists {
@@ -611,4 +599,20 @@ func (c *Cache) Stats() Stats {
 		st.Compactions = d.compactions.Load()
 	}
 	return st
+}
+
+// lookupLive finds key's slot in s (s.mu held for writing), removing an
+// expired entry (counted) as if it were not there. now is the clock's
+// reading, taken (haveNow) only for an entry with an expiry.
+func (c *Cache) lookupLive(s *shard, key string) (i uint32, exists bool, now int64, haveNow bool) {
+	i, exists = s.index[key]
+	if exists && s.slots[i].expires != never {
+		now, haveNow = c.now(), true
+		if s.slots[i].expires <= now {
+			c.bytes.Add(-s.remove(i))
+			s.expirations.Add(1)
+			exists = false
+		}
+	}
+	return i, exists, now, haveNow
 }

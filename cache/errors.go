@@ -37,6 +37,12 @@ var (
 	ErrDurable = errors.New("cache is durable")
 	// ErrCompacting: Compact while a compaction of the cache runs.
 	ErrCompacting = errors.New("cache log compaction already running")
+	// ErrNotInteger: Incr on a value that is not the decimal text of a
+	// signed 64-bit integer (a *NotIntegerError).
+	ErrNotInteger = errors.New("cache value is not an integer or out of range")
+	// ErrOverflow: Incr whose result would not fit in an int64 (a
+	// *OverflowError).
+	ErrOverflow = errors.New("cache increment or decrement would overflow")
 )
 
 // StorageError is a write of a durable cache that its log did not store
@@ -152,3 +158,29 @@ func (e *ConfigConflictError) Error() string {
 
 // Unwrap returns ErrConfigConflict.
 func (e *ConfigConflictError) Unwrap() error { return ErrConfigConflict }
+
+// NotIntegerError refuses Incr on a key whose value is not the canonical
+// decimal text of an int64 ("42", "-7"; not "+1", "007", " 1" or "1.5"),
+// as Redis refuses INCR. The entry is unchanged.
+type NotIntegerError struct{ Key string }
+
+func (e *NotIntegerError) Error() string {
+	return fmt.Sprintf("%s: key %s", ErrNotInteger, quoteKey(e.Key))
+}
+
+// Unwrap returns ErrNotInteger.
+func (e *NotIntegerError) Unwrap() error { return ErrNotInteger }
+
+// OverflowError refuses Incr whose result would leave the int64 range, as
+// Redis refuses INCRBY. The entry is unchanged.
+type OverflowError struct {
+	Key          string
+	Value, Delta int64
+}
+
+func (e *OverflowError) Error() string {
+	return fmt.Sprintf("%s: key %s holds %d, delta %d", ErrOverflow, quoteKey(e.Key), e.Value, e.Delta)
+}
+
+// Unwrap returns ErrOverflow.
+func (e *OverflowError) Unwrap() error { return ErrOverflow }

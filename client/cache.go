@@ -41,11 +41,21 @@ var ErrConditionFailed = errors.New("felix: cache condition failed")
 // cache refused it (larger than its capacity).
 var ErrValueTooLarge = errors.New("felix: cache value too large")
 
+// ErrNotInteger: Incr on a key whose value is not the decimal text of a
+// signed 64-bit integer (Redis: "value is not an integer or out of
+// range"). The entry is unchanged.
+var ErrNotInteger = errors.New("felix: cache value is not an integer")
+
+// ErrOverflow: Incr whose result would not fit in an int64 (Redis:
+// "increment or decrement would overflow"). The entry is unchanged.
+var ErrOverflow = errors.New("felix: cache increment would overflow")
+
 // CacheError is a cache_error reply. It matches ErrConditionFailed,
-// ErrValueTooLarge or ErrStorage (a durable cache's log could not store
-// the write; the entry is unchanged) with errors.Is when its code says so.
+// ErrValueTooLarge, ErrStorage (a durable cache's log could not store
+// the write; the entry is unchanged), ErrNotInteger or ErrOverflow with
+// errors.Is when its code says so.
 type CacheError struct {
-	Code    string // condition_failed, too_large, storage, invalid
+	Code    string // condition_failed, too_large, storage, not_integer, overflow, invalid
 	Message string
 	Version uint64 // current version, for condition_failed (0: absent)
 }
@@ -56,7 +66,9 @@ func (e *CacheError) Error() string { return "felix: cache: " + e.Message }
 func (e *CacheError) Is(target error) bool {
 	return (target == ErrConditionFailed && e.Code == "condition_failed") ||
 		(target == ErrValueTooLarge && e.Code == "too_large") ||
-		(target == ErrStorage && e.Code == wire.CacheCodeStorage)
+		(target == ErrStorage && e.Code == wire.CacheCodeStorage) ||
+		(target == ErrNotInteger && e.Code == wire.CacheCodeNotInteger) ||
+		(target == ErrOverflow && e.Code == wire.CacheCodeOverflow)
 }
 
 // PutOption modifies a Put.
@@ -105,6 +117,41 @@ func (k *Cache) Put(ctx context.Context, key string, value []byte, opts ...PutOp
 	}
 	return 0, nil
 }
+
+// Incr atomically adds delta (negative to decrement) to the integer
+// stored under key and returns the new value: Redis's INCRBY. The value
+// is stored as decimal text ("42"), so Get reads it and a Put of "10"
+// can be incremented; a missing or expired key counts as 0. WithTTL sets
+// the expiry of a key the increment creates; an existing key keeps its
+// own (as Redis's INCR does). The other put options do not apply to it.
+//
+// It fails with a *CacheError matching ErrNotInteger when the value is
+// not an integer, ErrOverflow when the result would leave the int64
+// range, ErrStorage when a durable cache cannot log it (the entry is then
+// unchanged), and with ErrUnsupported, without sending anything, when the
+// broker did not grant the cache extension (wire.CapCacheExt).
+func (k *Cache) Incr(ctx context.Context, key string, delta int64, opts ...PutOption) (int64, error) {
+	var p wire.CachePut
+	for _, o := range opts {
+		o(&p)
+	}
+	if p.IfAbsent || p.IfVersion != nil {
+		return 0, errIncrCondition
+	}
+	m := &wire.CacheIncr{TenantID: k.c.opts.TenantID, Namespace: k.namespace, Cache: k.name, Key: key,
+		Delta: wire.I64(delta), TTLMs: p.TTLMs}
+	reply, err := k.c.cacheRequest(ctx, func(id uint64) wire.Message { m.RequestID = id; return m })
+	if err != nil {
+		return 0, err
+	}
+	v, ok := reply.(*wire.CacheIncrValue)
+	if !ok {
+		return 0, unexpected(reply, "cache_incr")
+	}
+	return v.Value, nil
+}
+
+var errIncrCondition = errors.New("felix: cache incr: IfAbsent and IfVersion do not apply to an increment (only WithTTL)")
 
 // Get returns the value under key and whether it was found (a live,
 // unexpired entry).
@@ -277,6 +324,7 @@ type cacheSession struct {
 	r      *wire.Reader
 	nextID atomic.Uint64
 	bin    bool // gets and puts go as binary frames (CapCacheBin granted)
+	ext    bool // the broker granted CapCacheExt (cache_incr needs it)
 
 	// q carries the requests to the stream (see writeQueue); reply slots
 	// are queued under q.mu too, so replies come back in queue order.
@@ -340,7 +388,8 @@ func (l *cacheLane) openSession(ctx context.Context, token string) (*cacheSessio
 	if err != nil {
 		return nil, err
 	}
-	s := &cacheSession{c: l.c, str: as.str, r: as.r, life: as.life, done: make(chan struct{})}
+	s := &cacheSession{c: l.c, str: as.str, r: as.r, life: as.life, done: make(chan struct{}),
+		ext: as.flags&wire.CapCacheExt != 0}
 	s.q = newWriteQueue(as.str, s.done, l.c.ctx.Done())
 	if as.flags&wire.CapCacheBin != 0 && !l.c.opts.JSONCache {
 		s.bin = true
@@ -451,6 +500,11 @@ func (s *cacheSession) send(ctx context.Context, build func(id uint64) wire.Mess
 // cannot carry (a name or key over 64 KiB) goes as JSON too, whose encoder
 // reports whatever is really wrong with it.
 func (s *cacheSession) appendRequest(dst []byte, id uint64, m wire.Message) ([]byte, error) {
+	if _, incr := m.(*wire.CacheIncr); incr && !s.ext {
+		// A broker without the extension would reset the stream, failing
+		// every request in flight on it.
+		return dst, fmt.Errorf("%w: cache_incr needs the cache extension (capability %#04x)", ErrUnsupported, wire.CapCacheExt)
+	}
 	if s.bin {
 		var b []byte
 		err := errors.ErrUnsupported
@@ -551,6 +605,8 @@ func replyID(m wire.Message) (uint64, bool) {
 	case *wire.CacheTTLValue:
 		return m.RequestID, true
 	case *wire.CacheValues:
+		return m.RequestID, true
+	case *wire.CacheIncrValue:
 		return m.RequestID, true
 	case *wire.CacheError:
 		return m.RequestID, true

@@ -43,8 +43,8 @@ var (
 	// (once there is room) makes no duplicate; a queue ack or nack that
 	// fails with it holds in the running broker but may be redelivered
 	// after a restart. A *CacheError (or *ServerError) matches it when a
-	// durable cache's log could not store a put or delete: the entry is
-	// unchanged.
+	// durable cache's log could not store a put, increment or delete: the
+	// entry is unchanged.
 	ErrStorage = errors.New("felix: broker storage write failed")
 )
 

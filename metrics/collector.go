@@ -180,7 +180,7 @@ var diskMetrics = []metric[diskfree.Stats]{
 		func(s *diskfree.Stats) float64 { return float64(boolRank(s.Low)) }),
 	counter("felix_disk_alarms_total", "Times the free space fell below --disk-free-limit.", nil,
 		func(s *diskfree.Stats) float64 { return u(s.Alarms) }),
-	counter("felix_disk_alarm_refusals_total", "Durable publishes and cache puts refused because the free space was below --disk-free-limit.", nil,
+	counter("felix_disk_alarm_refusals_total", "Durable publishes and cache puts and increments refused because the free space was below --disk-free-limit.", nil,
 		func(s *diskfree.Stats) float64 { return u(s.Refused) }),
 }
 

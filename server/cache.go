@@ -105,7 +105,7 @@ func (ctl *control) cachePut(m *wire.CachePut, bin bool) error {
 	if done {
 		return err
 	}
-	if err := ctl.checkCacheStorage(c, m.Key); err != nil {
+	if err := ctl.checkCacheStorage(c, "put", m.Key); err != nil {
 		return ctl.cacheFailure(m.RequestID, err)
 	}
 	opt := cache.PutOptions{TTL: ttlFromMs(m.TTLMs), IfAbsent: m.IfAbsent, IfVersion: m.IfVersion}
@@ -137,17 +137,18 @@ func (ctl *control) cachePut(m *wire.CachePut, bin bool) error {
 	return ctl.reply(ok)
 }
 
-// checkCacheStorage refuses a put to a durable cache while the broker's
-// free disk space is below its floor (broker.Broker.CheckStorage), as the
-// cache refuses one its log cannot write: "storage write failed, cache put
-// not stored: …", code storage, the entry as it was. Deletes are not
-// checked: they free space, as Redis takes DEL past maxmemory.
-func (ctl *control) checkCacheStorage(c *cache.Cache, key string) error {
+// checkCacheStorage refuses a put (or an increment, op "incr") to a
+// durable cache while the broker's free disk space is below its floor
+// (broker.Broker.CheckStorage), as the cache refuses one its log cannot
+// write: "storage write failed, cache put not stored: …", code storage,
+// the entry as it was. Deletes are not checked: they free space, as Redis
+// takes DEL past maxmemory.
+func (ctl *control) checkCacheStorage(c *cache.Cache, op, key string) error {
 	if !c.Durable() {
 		return nil
 	}
 	if err := ctl.c.s.opts.Broker.CheckStorage(); err != nil {
-		return &cache.StorageError{Scope: c.Scope(), Op: "put", Key: key, Err: err}
+		return &cache.StorageError{Scope: c.Scope(), Op: op, Key: key, Err: err}
 	}
 	return nil
 }
@@ -167,6 +168,10 @@ func (ctl *control) cacheFailure(reqID *uint64, err error) error {
 		code = "too_large"
 	case errors.Is(err, cache.ErrStorage):
 		code = wire.CacheCodeStorage
+	case errors.Is(err, cache.ErrNotInteger):
+		code = wire.CacheCodeNotInteger
+	case errors.Is(err, cache.ErrOverflow):
+		code = wire.CacheCodeOverflow
 	}
 	if reqID == nil {
 		return ctl.fail(err.Error())
@@ -315,4 +320,38 @@ func (ctl *control) cacheMGet(m *wire.CacheMGet) error {
 		}
 	}
 	return ctl.cacheReply(&m.RequestID, &wire.CacheValues{RequestID: m.RequestID, Values: values})
+}
+
+// cacheIncr serves cache_incr: an atomic increment (cache.Cache.Incr),
+// authorized and checked as a put is (cache write permission, the disk's
+// free-space floor for a durable cache).
+func (ctl *control) cacheIncr(m *wire.CacheIncr) error {
+	if !ctl.ext() {
+		return errNotNegotiated(m.Type())
+	}
+	c, done, err := ctl.cacheScope(m.TenantID, m.Namespace, m.Cache, ActionCacheWrite, &m.RequestID)
+	if done {
+		return err
+	}
+	if err := ctl.checkCacheStorage(c, "incr", m.Key); err != nil {
+		return ctl.cacheFailure(&m.RequestID, err)
+	}
+	delta := int64(1)
+	if m.Delta != nil {
+		delta = *m.Delta
+	}
+	ttl := ttlFromMs(m.TTLMs)
+	value, version, err := c.Incr(m.Key, delta, ttl)
+	// As for a put: a cache deleted and created again under the name
+	// meanwhile (a capacity change) takes the increment.
+	for retries := 0; errors.Is(err, cache.ErrDeleted) && retries < 3; retries++ {
+		if c, done, err = ctl.cacheScope(m.TenantID, m.Namespace, m.Cache, ActionCacheWrite, &m.RequestID); done {
+			return err
+		}
+		value, version, err = c.Incr(m.Key, delta, ttl)
+	}
+	if err != nil {
+		return ctl.cacheFailure(&m.RequestID, err)
+	}
+	return ctl.reply(&wire.CacheIncrValue{RequestID: m.RequestID, Value: value, Version: version})
 }

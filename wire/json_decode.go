@@ -105,10 +105,15 @@ const (
 	fDeadLettered
 	fReleased
 	fLost
+	fDelta    // cache_incr.delta: a signed integer
+	fIntValue // cache_incr_value.value: "value" as a signed integer, not base64
 	numFields
 )
 
 type fieldMask uint64
+
+// Every field must have a bit in a fieldMask: this fails to compile past 64.
+var _ [64 - numFields]struct{}
 
 func bit(fs ...field) fieldMask {
 	var m fieldMask
@@ -141,12 +146,16 @@ var fieldNames = [numFields + 1]string{
 	fMembers: "members", fInFlight: "in_flight", fPending: "pending", fLag: "lag", fCursor: "cursor",
 	fDelivered: "delivered", fAcked: "acked", fNacked: "nacked", fRedelivered: "redelivered",
 	fTimedOut: "timed_out", fDeadLettered: "dead_lettered", fReleased: "released", fLost: "lost",
+	fDelta: "delta", fIntValue: "value",
 	numFields: "?",
 }
 
-func fieldByName(name []byte) (field, bool) {
+// fieldByName finds the field named name among allowed: a name may stand
+// for fields of different types in different messages ("value" is base64
+// in cache_put, an integer in cache_incr_value).
+func fieldByName(name []byte, allowed fieldMask) (field, bool) {
 	for i, n := range fieldNames[:numFields] {
-		if string(name) == n {
+		if allowed&(1<<i) != 0 && string(name) == n {
 			return field(i), true
 		}
 	}
@@ -175,6 +184,14 @@ func (f *fields) optU64(id field) *uint64 {
 		return nil
 	}
 	v := f.num[id]
+	return &v
+}
+
+func (f *fields) optI64(id field) *int64 {
+	if f.present&^f.null&(1<<id) == 0 {
+		return nil
+	}
+	v := int64(f.num[id])
 	return &v
 }
 
@@ -408,8 +425,8 @@ func (d *jsonDecoder) readObject(allowed fieldMask, f *fields) error {
 		if err != nil {
 			return err
 		}
-		id, known := fieldByName(raw)
-		if !known || allowed&(1<<id) == 0 {
+		id, known := fieldByName(raw, allowed)
+		if !known {
 			if string(raw) == "type" {
 				if types++; types > 1 {
 					return jsonErr(int(d.dec.InputOffset()), `duplicate field "type"`)
@@ -498,6 +515,12 @@ func (d *jsonDecoder) readField(id field, f *fields) error {
 			return err
 		}
 		f.num[id] = v
+	case fDelta, fIntValue:
+		v, err := d.readInt(id)
+		if err != nil {
+			return err
+		}
+		f.num[id] = uint64(v)
 	case fPayload, fValue:
 		b, err := d.readBase64(id)
 		if err != nil {
@@ -548,6 +571,28 @@ func (d *jsonDecoder) readUint(id field) (uint64, error) {
 		return 0, jsonErr(int(d.dec.InputOffset()), fmt.Sprintf("%s must be an unsigned integer, got %.32s", fieldNames[id], v))
 	}
 	return n, nil
+}
+
+// readInt accepts only a JSON integer literal that fits in an i64.
+func (d *jsonDecoder) readInt(id field) (int64, error) {
+	v, err := d.dec.ReadValue()
+	if err != nil {
+		return 0, d.wrap(err)
+	}
+	neg := len(v) > 0 && v[0] == '-'
+	digits := v
+	if neg {
+		digits = v[1:]
+	}
+	n, ok := parseUint(digits)
+	switch {
+	case !ok:
+	case neg && n <= 1<<63:
+		return int64(-n), nil // -(1<<63) wraps to itself: math.MinInt64
+	case !neg && n < 1<<63:
+		return int64(n), nil
+	}
+	return 0, jsonErr(int(d.dec.InputOffset()), fmt.Sprintf("%s must be a signed 64-bit integer, got %.32s", fieldNames[id], v))
 }
 
 func parseUint(v []byte) (uint64, bool) {

@@ -34,6 +34,9 @@ const (
 	TypeCacheMGet     MsgType = "cache_mget"
 	TypeCacheValues   MsgType = "cache_values"
 	TypeCacheError    MsgType = "cache_error"
+	// cache_incr came after the others, under the same capability.
+	TypeCacheIncr      MsgType = "cache_incr"
+	TypeCacheIncrValue MsgType = "cache_incr_value"
 
 	// Felix queue extension (capability CapQueue).
 	TypeQueueJoin       MsgType = "queue_join"
@@ -249,7 +252,8 @@ type CacheValues struct {
 
 // CacheError reports a failed extension request or a conditional put that
 // did not apply. Code is "condition_failed" (Version is the current version,
-// 0 if absent), "too_large", "storage" (CacheCodeStorage) or "invalid".
+// 0 if absent), "too_large", "storage" (CacheCodeStorage), "not_integer"
+// (CacheCodeNotInteger), "overflow" (CacheCodeOverflow) or "invalid".
 type CacheError struct {
 	RequestID uint64
 	Code      string

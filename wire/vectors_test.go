@@ -151,6 +151,12 @@ var expectedMessages = map[string]Message{
 	"ext_cache_ttl_value_none": &CacheTTLValue{RequestID: 13},
 	"ext_cache_mget":           &CacheMGet{TenantID: "t1", Namespace: "default", Cache: "c", Keys: []string{"a", "b"}, RequestID: 14},
 	"ext_cache_values":         &CacheValues{RequestID: 14, Values: [][]byte{[]byte("x"), nil}},
+	"ext_cache_incr": &CacheIncr{TenantID: "t1", Namespace: "default", Cache: "c", Key: "hits", RequestID: 15,
+		Delta: I64(-5), TTLMs: U64(60000)},
+	"ext_cache_incr_default": &CacheIncr{TenantID: "t1", Namespace: "default", Cache: "c", Key: "hits", RequestID: 16},
+	"ext_cache_incr_value":   &CacheIncrValue{RequestID: 15, Value: -3, Version: 7},
+	"ext_cache_error_not_integer": &CacheError{RequestID: 17, Code: CacheCodeNotInteger,
+		Message: `cache value is not an integer or out of range: key "name"`},
 	// Our queue extension.
 	"ext_queue_join": &QueueJoin{TenantID: "t1", Namespace: "default", Stream: "orders", Group: "workers",
 		Consumer: ptr("w1"), Prefetch: U64(16)},

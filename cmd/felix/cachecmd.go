@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -17,7 +19,7 @@ func newCacheCmd() *cobra.Command {
 	var cacheName string
 	cmd := &cobra.Command{
 		Use:   "cache",
-		Short: "Read and write a cache: get, put, del, ttl",
+		Short: "Read and write a cache: get, put, del, ttl, incr, decr",
 	}
 	cmd.PersistentFlags().StringVarP(&cacheName, "cache", "c", "demo", "cache name")
 	run := func(fn func(cmd *cobra.Command, kv *client.Cache, args []string) error) func(*cobra.Command, []string) error {
@@ -114,8 +116,54 @@ func newCacheCmd() *cobra.Command {
 			return err
 		}),
 	}
-	cmd.AddCommand(put, get, del, ttlCmd)
+	incr, decr := newIncrCmds(run)
+	cmd.AddCommand(put, get, del, ttlCmd, incr, decr)
 	return clientCmd(cmd, &f)
+}
+
+// newIncrCmds returns `cache incr KEY [DELTA]` and `cache decr KEY
+// [DELTA]` (Redis's INCR/INCRBY and DECR/DECRBY), which print the new
+// value. run wraps a subcommand with the client and the cache.
+func newIncrCmds(run func(func(*cobra.Command, *client.Cache, []string) error) func(*cobra.Command, []string) error) (incr, decr *cobra.Command) {
+	mk := func(name, short, example string, sign int64) *cobra.Command {
+		var ttl time.Duration
+		cmd := &cobra.Command{
+			Use:     name + " KEY [DELTA]",
+			Short:   short,
+			Example: example,
+			Args:    cobra.RangeArgs(1, 2),
+			RunE: run(func(cmd *cobra.Command, kv *client.Cache, args []string) error {
+				delta := int64(1)
+				if len(args) == 2 {
+					d, err := strconv.ParseInt(args[1], 10, 64)
+					if err != nil || (sign < 0 && d == math.MinInt64) {
+						return fmt.Errorf("invalid DELTA %q: want a signed 64-bit integer", args[1])
+					}
+					delta = d
+				}
+				if ttl < 0 {
+					return fmt.Errorf("invalid --ttl %v: want a positive duration, or 0 for no expiry", ttl)
+				}
+				var opts []client.PutOption
+				if ttl > 0 {
+					opts = append(opts, client.WithTTL(ttl))
+				}
+				v, err := kv.Incr(cmd.Context(), args[0], sign*delta, opts...)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), v)
+				return err
+			}),
+		}
+		cmd.Flags().DurationVar(&ttl, "ttl", 0, "expire a key the command creates after this long (0 = never); an existing key keeps its expiry")
+		return cmd
+	}
+	incr = mk("incr", "Add DELTA (default 1) to the integer under KEY, atomically, and print the new value; a missing key counts as 0",
+		"  felix cache incr hits\n  felix cache incr hits 10 --ttl 1m\n  felix cache incr hits -- -3   (a negative DELTA after --)", 1)
+	decr = mk("decr", "Subtract DELTA (default 1) from the integer under KEY, atomically, and print the new value",
+		"  felix cache decr stock\n  felix cache decr stock 5", -1)
+	return incr, decr
 }
 
 // errMissing makes `felix cache get` exit non-zero on a miss.

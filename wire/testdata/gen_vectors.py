@@ -95,6 +95,14 @@ jvec("ext_cache_ttl_value_none", {"type": "cache_ttl_value", "request_id": 13, "
 jvec("ext_cache_mget", {"type": "cache_mget", "tenant_id": "t1", "namespace": "default", "cache": "c",
                         "keys": ["a", "b"], "request_id": 14})
 jvec("ext_cache_values", {"type": "cache_values", "request_id": 14, "values": [b64(b"x"), None]})
+# cache_incr (same capability): delta and ttl_ms optional, value an i64.
+jvec("ext_cache_incr", {"type": "cache_incr", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                        "key": "hits", "request_id": 15, "delta": -5, "ttl_ms": 60000})
+jvec("ext_cache_incr_default", {"type": "cache_incr", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                                "key": "hits", "request_id": 16})
+jvec("ext_cache_incr_value", {"type": "cache_incr_value", "request_id": 15, "value": -3, "version": 7})
+jvec("ext_cache_error_not_integer", {"type": "cache_error", "request_id": 17, "code": "not_integer",
+                                     "message": "cache value is not an integer or out of range: key \"name\""})
 
 # Felix queue extension (capability 0x2000).
 jvec("ext_queue_join", {"type": "queue_join", "tenant_id": "t1", "namespace": "default", "stream": "orders",
