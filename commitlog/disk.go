@@ -159,7 +159,7 @@ func (l *DiskLog) Append(ctx context.Context, payloads [][]byte) (uint64, error)
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	first, end, err := l.appendDirect(payloads)
+	first, end, err := l.appendRecords(payloads, false)
 	if err != nil || end == first {
 		return first, err
 	}
@@ -180,26 +180,24 @@ func (l *DiskLog) Append(ctx context.Context, payloads [][]byte) (uint64, error)
 // written: a write that fails fails every call of its group, and stores
 // none of their records. The payloads are not retained after it returns.
 func (l *DiskLog) AppendNoWait(payloads [][]byte) (first, end uint64, err error) {
-	if err := l.checkPayloads(payloads); err != nil || len(payloads) == 0 {
-		if err == nil {
-			next := l.Next()
-			return next, next, nil
-		}
-		return 0, 0, err
-	}
-	return l.appendGrouped(payloads)
+	return l.appendRecords(payloads, true)
 }
 
-// appendDirect writes the records with a write call of their own
+// appendRecords checks the payloads, answers an empty batch with the next
+// offset, and writes the records: in a write shared with concurrent
+// callers when grouped (AppendNoWait), else with a write call of their own
 // (Append: a stream's publishes are serialized before they reach the log,
 // so they would find no one to share a write with).
-func (l *DiskLog) appendDirect(payloads [][]byte) (first, end uint64, err error) {
-	if err := l.checkPayloads(payloads); err != nil || len(payloads) == 0 {
-		if err == nil {
-			next := l.Next()
-			return next, next, nil
-		}
+func (l *DiskLog) appendRecords(payloads [][]byte, grouped bool) (first, end uint64, err error) {
+	if err := l.checkPayloads(payloads); err != nil {
 		return 0, 0, err
+	}
+	if len(payloads) == 0 {
+		next := l.Next()
+		return next, next, nil
+	}
+	if grouped {
+		return l.appendGrouped(payloads)
 	}
 	l.lockForWrite(func() int64 { return payloadsSize(payloads) })
 	ts := l.opts.Clock().UnixMicro()

@@ -2,8 +2,10 @@ package commitlog
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +38,29 @@ func indexName(base uint64) string   { return fmt.Sprintf("%020d.index", base) }
 
 // parseName returns the base offset of a segment or index file name, or
 // ok=false for a name that is neither.
+// SegmentFileName is the name of the segment file with base offset base
+// in a log directory; IndexFileName that of its index (the format is in
+// the package documentation). For tools that handle a log's files, such
+// as felix backup.
+func SegmentFileName(base uint64) string { return segmentName(base) }
+
+// IndexFileName is the name of the index file of the segment with base
+// offset base.
+func IndexFileName(base uint64) string { return indexName(base) }
+
+// SegmentBases returns the base offsets of the segment files among the
+// entries of a log directory, in offset order.
+func SegmentBases(ents []fs.DirEntry) []uint64 {
+	var bases []uint64
+	for _, e := range ents {
+		if base, ok := parseName(e.Name(), ".log"); ok && !e.IsDir() {
+			bases = append(bases, base)
+		}
+	}
+	slices.Sort(bases)
+	return bases
+}
+
 func parseName(name, ext string) (uint64, bool) {
 	stem, found := strings.CutSuffix(name, ext)
 	if !found || len(stem) != 20 {

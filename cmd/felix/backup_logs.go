@@ -8,9 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/felixmq/felix/commitlog"
 )
@@ -40,27 +37,6 @@ import (
 // Index files of the complete segments are copied (Open checks them, and
 // rebuilds one that is missing or wrong); LOCK is not: it holds nothing,
 // Open makes it.
-
-// segmentName is the file name of the segment (ext ".log") or index
-// (".index") with this base offset.
-func segmentName(base uint64, ext string) string { return fmt.Sprintf("%020d%s", base, ext) }
-
-// segmentBases returns the bases of the segment files among ents, in
-// order.
-func segmentBases(ents []fs.DirEntry) []uint64 {
-	var bases []uint64
-	for _, e := range ents {
-		digits, ok := strings.CutSuffix(e.Name(), ".log")
-		if !ok || len(digits) != 20 || e.IsDir() {
-			continue
-		}
-		if base, err := strconv.ParseUint(digits, 10, 64); err == nil {
-			bases = append(bases, base)
-		}
-	}
-	slices.Sort(bases)
-	return bases
-}
 
 // logCopy is what copyLog copied.
 type logCopy struct {
@@ -94,7 +70,7 @@ func backupLogTree(ctx context.Context, src, dst, kind, rel string, sum *backupS
 	if err != nil {
 		return err
 	}
-	if len(segmentBases(ents)) > 0 {
+	if len(commitlog.SegmentBases(ents)) > 0 {
 		c, err := copyLog(ctx, src, dst)
 		if err != nil {
 			return err
@@ -180,7 +156,7 @@ func copyLogOnce(ctx context.Context, src, dst string) (logCopy, error) {
 	if err != nil {
 		return c, err
 	}
-	bases := segmentBases(ents)
+	bases := commitlog.SegmentBases(ents)
 	if err := mkdirLike(src, dst); err != nil {
 		return c, err
 	}
@@ -189,12 +165,12 @@ func copyLogOnce(ctx context.Context, src, dst string) (logCopy, error) {
 		if err := ctx.Err(); err != nil {
 			return c, err
 		}
-		in, err := openForBackup(filepath.Join(src, segmentName(base, ".log")))
+		in, err := openForBackup(filepath.Join(src, commitlog.SegmentFileName(base)))
 		if errors.Is(err, fs.ErrNotExist) {
 			// Deleted from the head, with every older segment.
 			for _, b := range copied {
-				for _, ext := range []string{".log", ".index"} {
-					if err := os.Remove(filepath.Join(dst, segmentName(b, ext))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				for _, name := range []string{commitlog.SegmentFileName(b), commitlog.IndexFileName(b)} {
+					if err := os.Remove(filepath.Join(dst, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 						return c, err
 					}
 				}
@@ -209,14 +185,14 @@ func copyLogOnce(ctx context.Context, src, dst string) (logCopy, error) {
 		if st, err := in.Stat(); err == nil {
 			perm = st.Mode().Perm()
 		}
-		_, err = copyOpened(in, filepath.Join(dst, segmentName(base, ".log")), perm)
+		_, err = copyOpened(in, filepath.Join(dst, commitlog.SegmentFileName(base)), perm)
 		in.Close()
 		if err != nil {
 			return c, err
 		}
 		copied = append(copied, base)
 		if i < len(bases)-1 { // complete, and so is its index
-			idx := segmentName(base, ".index")
+			idx := commitlog.IndexFileName(base)
 			if _, err := copyFile(filepath.Join(src, idx), filepath.Join(dst, idx)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return c, err
 			}
@@ -233,7 +209,7 @@ func copyLogOnce(ctx context.Context, src, dst string) (logCopy, error) {
 		}
 		return c, fmt.Errorf("copy the log %s: %w", src, errSegmentsDeleted)
 	}
-	last := filepath.Join(dst, segmentName(copied[len(copied)-1], ".log"))
+	last := filepath.Join(dst, commitlog.SegmentFileName(copied[len(copied)-1]))
 	before, err := fileSize(last)
 	if err != nil {
 		return c, err

@@ -355,7 +355,7 @@ func TestBackupStoppedBrokerIdentical(t *testing.T) {
 			return err
 		}
 		ents, err := os.ReadDir(path)
-		if err != nil || len(segmentBases(ents)) == 0 {
+		if err != nil || len(commitlog.SegmentBases(ents)) == 0 {
 			return err
 		}
 		logs++
@@ -520,7 +520,7 @@ func TestBackupFailureLeavesNoDest(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "admin-token"), []byte("x\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	victim := filepath.Join(src, "streams", "t", "ns", "b", segmentName(0, ".log"))
+	victim := filepath.Join(src, "streams", "t", "ns", "b", commitlog.SegmentFileName(0))
 
 	injected := errors.New("injected read failure")
 	backupHook = func(path string) error {
@@ -565,17 +565,17 @@ func TestBackupLogSegmentDeletedDuringCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bases := segmentBases(ents)
+	bases := commitlog.SegmentBases(ents)
 	if len(bases) < 5 {
 		t.Fatalf("only %d segments", len(bases))
 	}
 	// When the third segment is about to be read, "retention" deletes it
 	// and the two before it.
 	backupHook = func(path string) error {
-		if path == filepath.Join(src, segmentName(bases[2], ".log")) {
+		if path == filepath.Join(src, commitlog.SegmentFileName(bases[2])) {
 			for _, b := range bases[:3] {
-				os.Remove(filepath.Join(src, segmentName(b, ".log")))
-				os.Remove(filepath.Join(src, segmentName(b, ".index")))
+				os.Remove(filepath.Join(src, commitlog.SegmentFileName(b)))
+				os.Remove(filepath.Join(src, commitlog.IndexFileName(b)))
 			}
 		}
 		return nil
@@ -590,7 +590,7 @@ func TestBackupLogSegmentDeletedDuringCopy(t *testing.T) {
 	if err != nil || rep.Oldest != bases[3] || rep.Next != 300 || c.records != int64(300-bases[3]) || c.segments != len(bases)-3 {
 		t.Fatalf("copy: %+v, report oldest %d next %d: %v (bases %v)", c, rep.Oldest, rep.Next, err, bases)
 	}
-	if _, err := os.Stat(filepath.Join(dst, segmentName(bases[0], ".log"))); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dst, commitlog.SegmentFileName(bases[0]))); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("an older segment stayed in the copy: %v", err)
 	}
 }
@@ -603,8 +603,8 @@ func TestBackupCutsTornTail(t *testing.T) {
 	src := filepath.Join(root, "log")
 	makeLog(t, src, 50)
 	ents, _ := os.ReadDir(src)
-	bases := segmentBases(ents)
-	active := filepath.Join(src, segmentName(bases[len(bases)-1], ".log"))
+	bases := commitlog.SegmentBases(ents)
+	active := filepath.Join(src, commitlog.SegmentFileName(bases[len(bases)-1]))
 	f, err := os.OpenFile(active, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -633,8 +633,8 @@ func TestBackupLogRelistedWhenAllListedSegmentsDeleted(t *testing.T) {
 	src := filepath.Join(root, "log")
 	makeLog(t, src, 100)
 	ents, _ := os.ReadDir(src)
-	bases := segmentBases(ents)
-	last := filepath.Join(src, segmentName(bases[len(bases)-1], ".log"))
+	bases := commitlog.SegmentBases(ents)
+	last := filepath.Join(src, commitlog.SegmentFileName(bases[len(bases)-1]))
 	var once sync.Once
 	backupHook = func(path string) error {
 		if path != last {
