@@ -349,13 +349,9 @@ func (c *Cache) write(s *shard, key string, stored []byte, size int64, immediate
 	}
 	ver = c.version.Add(1)
 	if c.dur != nil {
-		if immediate {
-			// Recorded even for a missing key: its version stays in the log.
-			end, err = c.logDel(s, "put", key, ver)
-		} else {
-			end, err = c.logPut(s, key, stored, ver, expires)
-		}
-		if err != nil {
+		// An immediate expiry is recorded even for a missing key: its
+		// version stays in the log.
+		if end, err = c.logWrite(s, "put", key, stored, ver, expires, immediate); err != nil {
 			if !immediate {
 				c.bytes.Add(old - size)
 			}

@@ -193,10 +193,22 @@ func (c *Cache) appendLocked(s *shard, op string, key string) (uint64, error) {
 	return end, nil
 }
 
-// logPut appends a put record of key. Caller holds s.mu for writing.
-func (c *Cache) logPut(s *shard, key string, value []byte, version uint64, expires int64) (uint64, error) {
+// logPut appends a put record of key for the write op (put, incr).
+// Caller holds s.mu for writing.
+func (c *Cache) logPut(s *shard, op, key string, value []byte, version uint64, expires int64) (uint64, error) {
 	s.scratch[0] = appendPutRecord(s.scratch[0][:0], key, value, version, c.expiresMs(expires))
-	return c.appendLocked(s, "put", key)
+	return c.appendLocked(s, op, key)
+}
+
+// logWrite appends the record of a write op (put, incr) of key taking
+// effect: a delete record for a key that expires at once (immediate: its
+// version stays in the log), else a put of value. Caller holds s.mu for
+// writing.
+func (c *Cache) logWrite(s *shard, op, key string, value []byte, version uint64, expires int64, immediate bool) (uint64, error) {
+	if immediate {
+		return c.logDel(s, op, key, version)
+	}
+	return c.logPut(s, op, key, value, version, expires)
 }
 
 // logDel appends a delete record of key. Caller holds s.mu for writing.

@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"errors"
 	"runtime"
 	"strconv"
 	"time"
@@ -117,18 +116,9 @@ func (c *Cache) incr(s *shard, key string, delta int64, ttl *time.Duration) (val
 	}
 	ver = c.version.Add(1)
 	if c.dur != nil {
-		if immediate {
-			// As a TTL ≤ 0 put: a delete record keeps the version.
-			end, err = c.logDel(s, "incr", key, ver)
-		} else {
-			end, err = c.logPut(s, key, stored, ver, expires)
-		}
-		if err != nil {
+		if end, err = c.logWrite(s, "incr", key, stored, ver, expires, immediate); err != nil {
 			if !immediate {
 				c.bytes.Add(old - size)
-			}
-			if se, ok := errors.AsType[*StorageError](err); ok {
-				se.Op = "incr"
 			}
 			return 0, 0, 0, false, err
 		}
