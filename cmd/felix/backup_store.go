@@ -98,7 +98,7 @@ func fetchStore(ctx context.Context, f backupFlags, src string, w io.Writer) (st
 	}
 	token := f.cpToken
 	if token == "" {
-		b, err := os.ReadFile(filepath.Join(src, "admin-token"))
+		b, err := os.ReadFile(filepath.Join(src, adminTokenFile))
 		if err != nil {
 			return base, fmt.Errorf("no --controlplane-token, and the data dir's admin token: %w", err)
 		}

@@ -142,6 +142,10 @@ func (s securityFlags) setup(ctx context.Context, dataDir string, wantSigner, wa
 	return sec, nil
 }
 
+// adminTokenFile is the file in a data dir that keeps the generated admin
+// credential of the control-plane API.
+const adminTokenFile = "admin-token"
+
 // adminToken returns the static admin credential: the flag's, or one kept
 // in <data-dir>/admin-token (created with mode 0600 on first start).
 func adminToken(flag, dataDir string, log *slog.Logger) (string, error) {
@@ -151,7 +155,7 @@ func adminToken(flag, dataDir string, log *slog.Logger) (string, error) {
 	if dataDir == "" {
 		return "", nil // no static credential: only admin Felix tokens
 	}
-	path := filepath.Join(dataDir, "admin-token")
+	path := filepath.Join(dataDir, adminTokenFile)
 	if b, err := os.ReadFile(path); err == nil {
 		return strings.TrimSpace(string(b)), nil
 	} else if !errors.Is(err, os.ErrNotExist) {
