@@ -1,0 +1,528 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/felixmq/felix/controlplane"
+)
+
+// `felix admin` declares tenants, namespaces, streams and caches through
+// the control plane's HTTP API (docs/controlplane.md): what `nats stream
+// add` or `rabbitmqadmin declare queue` do, without curl and a token by
+// hand. Each subcommand is one call of controlplane.Client.
+
+// cpAPIFlags reach a control plane's API: the URL wins over the address;
+// the token defaults to the admin token in the data dir.
+type cpAPIFlags struct {
+	dataDir, addr, url, token string
+}
+
+// register adds the flags of cpAPIFlags to fl, with dataDirUsage as the
+// help of --data-dir.
+func (f *cpAPIFlags) register(fl *pflag.FlagSet, dataDirUsage string) {
+	fl.StringVar(&f.dataDir, "data-dir", "felix-data", dataDirUsage)
+	fl.StringVar(&f.addr, "controlplane-addr", "127.0.0.1:8443", "address of the control-plane API (as felix serve's --controlplane-addr)")
+	fl.StringVar(&f.url, "controlplane-url", "", "base URL of the control-plane API (http:// or https://); overrides --controlplane-addr")
+	fl.StringVar(&f.token, "controlplane-token", "", "admin credential (Bearer) of that API (default: the token in <data-dir>/admin-token)")
+}
+
+// baseURL is the API's base URL: --controlplane-url, else http:// and
+// --controlplane-addr.
+func (f cpAPIFlags) baseURL() (string, error) {
+	if u := strings.TrimRight(f.url, "/"); u != "" {
+		return u, nil
+	}
+	if f.addr == "" || f.addr == "off" {
+		return "", errors.New("no control-plane API to ask (--controlplane-addr off): give --controlplane-url")
+	}
+	return "http://" + f.addr, nil
+}
+
+// adminToken is --controlplane-token, else the data dir's admin token.
+func (f cpAPIFlags) adminToken() (string, error) {
+	if f.token != "" {
+		return f.token, nil
+	}
+	b, err := os.ReadFile(filepath.Join(f.dataDir, adminTokenFile))
+	if err != nil {
+		return "", fmt.Errorf("no --controlplane-token, and the data dir's admin token: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// client returns a controlplane.Client for the flags.
+func (f cpAPIFlags) client() (*controlplane.Client, error) {
+	base, err := f.baseURL()
+	if err != nil {
+		return nil, err
+	}
+	token, err := f.adminToken()
+	if err != nil {
+		return nil, err
+	}
+	return controlplane.NewClient(base, token, nil), nil
+}
+
+// adminFlags are the flags every `felix admin` subcommand takes.
+type adminFlags struct {
+	cp                cpAPIFlags
+	tenant, namespace string
+	json              bool
+	timeout           time.Duration
+}
+
+func newAdminCmd() *cobra.Command {
+	var f adminFlags
+	cmd := &cobra.Command{
+		Use:   "admin",
+		Short: "Declare tenants, namespaces, streams and caches through the control-plane API",
+		Long: `Declare, list, change and delete tenants, namespaces, streams and caches
+through the control-plane API of a running broker (felix serve embeds one on
+--controlplane-addr, 127.0.0.1:8443) or of a standalone felix controlplane.
+The credential is --controlplane-token, or the admin token in
+<data-dir>/admin-token when run beside the broker's data dir.
+
+Objects declared here are the control plane's: a broker applies them within
+moments, and deleting a stream deletes its log. Streams and caches declared
+by felix serve flags (including the development defaults) are not listed
+here and cannot be deleted here (docs/controlplane.md).
+
+  felix admin tenant add acme
+  felix admin namespace add shop --tenant acme
+  felix admin stream add orders --tenant acme -n shop --durable --retention-age 168h
+  felix admin stream ls --tenant acme -n shop
+  felix admin cache add sessions --tenant acme -n shop --capacity-bytes 67108864`,
+	}
+	pf := cmd.PersistentFlags()
+	f.cp.register(pf, "data directory whose admin-token file is the default credential")
+	pf.StringVar(&f.tenant, "tenant", "default", "tenant of the namespace, stream or cache")
+	pf.StringVarP(&f.namespace, "namespace", "n", "default", "namespace of the stream or cache")
+	// Only the flags that say where and as whom read FELIX_* variables
+	// (shared with serve and the client commands), not --json or
+	// --timeout.
+	annotateEnv(pf)
+	envFlags := map[string]bool{}
+	pf.VisitAll(func(fl *pflag.Flag) { envFlags[fl.Name] = fl.Name != "help" })
+	pf.BoolVar(&f.json, "json", false, "print JSON (the objects as the API returns them)")
+	pf.DurationVar(&f.timeout, "timeout", 10*time.Second, "give up on the API after this long")
+	cmd.PersistentPreRunE = func(c *cobra.Command, _ []string) error { return applyEnvTo(c.Flags(), envFlags) }
+	cmd.AddCommand(newAdminTenantCmd(&f), newAdminNamespaceCmd(&f), newAdminStreamCmd(&f), newAdminCacheCmd(&f))
+	return cmd
+}
+
+// run returns a RunE that calls fn with a client of the API and a context
+// bounded by --timeout and cancelled by SIGINT or SIGTERM.
+func (f *adminFlags) run(fn func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		return withSignals(func(ctx context.Context, cmd *cobra.Command) error {
+			c, err := f.cp.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctx, f.timeout)
+			defer cancel()
+			if err := fn(ctx, c, cmd.OutOrStdout(), args); err != nil {
+				return adminError(c, err)
+			}
+			return nil
+		})(cmd, args)
+	}
+}
+
+// adminError adds what to do to the API's refusals of the credential.
+func adminError(c *controlplane.Client, err error) error {
+	switch {
+	case errors.Is(err, controlplane.ErrUnauthorized), errors.Is(err, controlplane.ErrForbidden):
+		return fmt.Errorf("%w (at %s: give the admin token with --controlplane-token, or run beside the broker's data dir, --data-dir)", err, c.BaseURL())
+	}
+	return err
+}
+
+// print writes v as indented JSON with --json, else calls text.
+func (f *adminFlags) print(w io.Writer, v any, text func(w io.Writer) error) error {
+	if !f.json {
+		return text(w)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table writes a header and rows through a tabwriter.
+func table(w io.Writer, header string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// adminLs is an `ls` subcommand: list, then a table of row(item) under
+// header (or the list as JSON).
+func adminLs[T any](f *adminFlags, short, header string, list func(context.Context, *controlplane.Client) ([]T, error), row func(T) []string) *cobra.Command {
+	return &cobra.Command{
+		Use: "ls", Short: short, Args: cobra.NoArgs,
+		RunE: f.run(func(ctx context.Context, c *controlplane.Client, w io.Writer, _ []string) error {
+			items, err := list(ctx, c)
+			if err != nil {
+				return err
+			}
+			return f.print(w, items, func(w io.Writer) error {
+				rows := make([][]string, 0, len(items))
+				for _, it := range items {
+					rows = append(rows, row(it))
+				}
+				return table(w, header, rows)
+			})
+		}),
+	}
+}
+
+// adminInfo is an `info NAME` subcommand: get, printed as JSON.
+func adminInfo[T any](f *adminFlags, use, short string, get func(context.Context, *controlplane.Client, string) (T, error)) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Args: cobra.ExactArgs(1),
+		RunE: f.run(func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error {
+			v, err := get(ctx, c, args[0])
+			if err != nil {
+				return err
+			}
+			g := *f
+			g.json = true
+			return g.print(w, v, nil)
+		}),
+	}
+}
+
+// adminRm is an `rm NAME` subcommand: del deletes and names what it
+// deleted ("stream t/ns/s").
+func adminRm(f *adminFlags, use, short string, del func(context.Context, *controlplane.Client, string) (string, error)) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Args: cobra.ExactArgs(1),
+		RunE: f.run(func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error {
+			what, err := del(ctx, c, args[0])
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(w, "deleted %s\n", what)
+			return err
+		}),
+	}
+}
+
+func (f *adminFlags) nsKey() controlplane.NamespaceKey {
+	return controlplane.NamespaceKey{TenantID: f.tenant, Namespace: f.namespace}
+}
+
+func newAdminTenantCmd(f *adminFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "tenant", Short: "Add, list or delete tenants"}
+	var display string
+	add := &cobra.Command{
+		Use: "add TENANT", Short: "Declare a tenant", Args: cobra.ExactArgs(1),
+		RunE: f.run(func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error {
+			t, err := c.CreateTenant(ctx, controlplane.Tenant{TenantID: args[0], DisplayName: display})
+			if err != nil {
+				return err
+			}
+			return f.print(w, t, func(w io.Writer) error { _, err := fmt.Fprintf(w, "created tenant %s\n", t.TenantID); return err })
+		}),
+	}
+	add.Flags().StringVar(&display, "display-name", "", "display name")
+	ls := adminLs(f, "List the tenants", "TENANT\tDISPLAY NAME",
+		func(ctx context.Context, c *controlplane.Client) ([]controlplane.Tenant, error) {
+			return c.Tenants(ctx)
+		},
+		func(t controlplane.Tenant) []string { return []string{t.TenantID, t.DisplayName} })
+	rm := adminRm(f, "rm TENANT", "Delete a tenant with its namespaces, streams (and their logs) and caches",
+		func(ctx context.Context, c *controlplane.Client, name string) (string, error) {
+			return "tenant " + name, c.DeleteTenant(ctx, name)
+		})
+	cmd.AddCommand(add, ls, rm)
+	return cmd
+}
+
+func newAdminNamespaceCmd(f *adminFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "namespace", Short: "Add, list or delete the namespaces of --tenant"}
+	var display string
+	add := &cobra.Command{
+		Use: "add NAMESPACE", Short: "Declare a namespace in --tenant", Args: cobra.ExactArgs(1),
+		RunE: f.run(func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error {
+			n, err := c.CreateNamespace(ctx, controlplane.Namespace{TenantID: f.tenant, Namespace: args[0], DisplayName: display})
+			if err != nil {
+				return err
+			}
+			return f.print(w, n, func(w io.Writer) error { _, err := fmt.Fprintf(w, "created namespace %s\n", n.Key()); return err })
+		}),
+	}
+	add.Flags().StringVar(&display, "display-name", "", "display name")
+	ls := adminLs(f, "List the namespaces of --tenant", "NAMESPACE\tDISPLAY NAME",
+		func(ctx context.Context, c *controlplane.Client) ([]controlplane.Namespace, error) {
+			return c.Namespaces(ctx, f.tenant)
+		},
+		func(n controlplane.Namespace) []string { return []string{n.Namespace, n.DisplayName} })
+	rm := adminRm(f, "rm NAMESPACE", "Delete a namespace of --tenant with its streams (and their logs) and caches",
+		func(ctx context.Context, c *controlplane.Client, name string) (string, error) {
+			k := controlplane.NamespaceKey{TenantID: f.tenant, Namespace: name}
+			return "namespace " + k.String(), c.DeleteNamespace(ctx, k)
+		})
+	cmd.AddCommand(add, ls, rm)
+	return cmd
+}
+
+// streamFlags are the settings `stream add` and `stream edit` take.
+type streamFlags struct {
+	durable        bool
+	fsync          string
+	retentionAge   time.Duration
+	retentionBytes int64
+}
+
+func (s *streamFlags) register(fl *pflag.FlagSet) {
+	fl.BoolVar(&s.durable, "durable", false, "keep the stream in a log on disk (else in memory)")
+	fl.StringVar(&s.fsync, "fsync", "", "durable log's sync policy: always, interval or never (default interval)")
+	fl.DurationVar(&s.retentionAge, "retention-age", 0, "drop whole segments older than this (whole seconds; 0 = no limit)")
+	fl.Int64Var(&s.retentionBytes, "retention-bytes", 0, "keep at most this many bytes (whole segments; 0 = no limit)")
+}
+
+// retention returns r with the limits the flags that were given set (0
+// clears a limit).
+func (s *streamFlags) retention(fl *pflag.FlagSet, r controlplane.Retention) (controlplane.Retention, error) {
+	if fl.Changed("retention-age") {
+		switch {
+		case s.retentionAge < 0:
+			return r, errors.New("--retention-age must not be negative")
+		case s.retentionAge%time.Second != 0:
+			return r, fmt.Errorf("--retention-age %s: give whole seconds", s.retentionAge)
+		case s.retentionAge == 0:
+			r.MaxAgeSeconds = nil
+		default:
+			sec := int64(s.retentionAge / time.Second)
+			r.MaxAgeSeconds = &sec
+		}
+	}
+	if fl.Changed("retention-bytes") {
+		switch {
+		case s.retentionBytes < 0:
+			return r, errors.New("--retention-bytes must not be negative")
+		case s.retentionBytes == 0:
+			r.MaxSizeBytes = nil
+		default:
+			n := s.retentionBytes
+			r.MaxSizeBytes = &n
+		}
+	}
+	return r, nil
+}
+
+// streamLine is a stream's settings in words.
+func streamLine(s controlplane.Stream) []string {
+	where := "memory"
+	if s.Durable {
+		where = "durable, fsync " + s.Fsync
+	}
+	ret := []string{}
+	if a := s.Retention.MaxAgeSeconds; a != nil {
+		ret = append(ret, "age "+(time.Duration(*a)*time.Second).String())
+	}
+	if b := s.Retention.MaxSizeBytes; b != nil {
+		ret = append(ret, fmt.Sprintf("bytes %d", *b))
+	}
+	if len(ret) == 0 {
+		ret = append(ret, "none")
+	}
+	return []string{s.Stream, where, strings.Join(ret, ", ")}
+}
+
+func newAdminStreamCmd(f *adminFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "stream", Short: "Add, list, show, change or delete the streams of --tenant / --namespace"}
+	key := func(name string) controlplane.StreamKey {
+		return controlplane.StreamKey{TenantID: f.tenant, Namespace: f.namespace, Stream: name}
+	}
+	var sf streamFlags
+	add := &cobra.Command{Use: "add STREAM", Short: "Declare a stream (in memory unless --durable)", Args: cobra.ExactArgs(1)}
+	add.RunE = f.run(func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error {
+		ret, err := sf.retention(add.Flags(), controlplane.Retention{})
+		if err != nil {
+			return err
+		}
+		s, err := c.CreateStream(ctx, controlplane.Stream{TenantID: f.tenant, Namespace: f.namespace, Stream: args[0], Durable: sf.durable, Fsync: sf.fsync, Retention: ret})
+		if err != nil {
+			return err
+		}
+		return f.print(w, s, func(w io.Writer) error {
+			l := streamLine(s)
+			_, err := fmt.Fprintf(w, "created stream %s (%s; retention %s)\n", s.Key(), l[1], l[2])
+			return err
+		})
+	})
+	sf.register(add.Flags())
+
+	var ef streamFlags
+	edit := &cobra.Command{
+		Use:   "edit STREAM",
+		Short: "Change a stream's durability, fsync or retention (only the flags given; 0 clears a retention limit)",
+		Args:  cobra.ExactArgs(1),
+	}
+	edit.RunE = f.run(func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error {
+		k := key(args[0])
+		fl := edit.Flags()
+		var p controlplane.StreamPatch
+		if fl.Changed("durable") {
+			p.Durable = &ef.durable
+		}
+		if fl.Changed("fsync") {
+			p.Fsync = &ef.fsync
+		}
+		if fl.Changed("retention-age") || fl.Changed("retention-bytes") {
+			// The API replaces the whole retention object: start from the
+			// stream's, so a limit not named here stays.
+			cur, err := c.Stream(ctx, k)
+			if err != nil {
+				return err
+			}
+			ret, err := ef.retention(fl, cur.Retention)
+			if err != nil {
+				return err
+			}
+			p.Retention = &ret
+		}
+		if p == (controlplane.StreamPatch{}) {
+			return errors.New("nothing to change: give --durable, --fsync, --retention-age or --retention-bytes")
+		}
+		s, err := c.UpdateStream(ctx, k, p)
+		if err != nil {
+			return err
+		}
+		return f.print(w, s, func(w io.Writer) error {
+			l := streamLine(s)
+			_, err := fmt.Fprintf(w, "changed stream %s (%s; retention %s)\n", s.Key(), l[1], l[2])
+			return err
+		})
+	})
+	ef.register(edit.Flags())
+
+	ls := adminLs(f, "List the streams the control plane declares in the namespace", "STREAM\tSTORAGE\tRETENTION",
+		func(ctx context.Context, c *controlplane.Client) ([]controlplane.Stream, error) {
+			return c.Streams(ctx, f.nsKey())
+		},
+		streamLine)
+	info := adminInfo(f, "info STREAM", "Print a stream's declaration as JSON",
+		func(ctx context.Context, c *controlplane.Client, name string) (controlplane.Stream, error) {
+			return c.Stream(ctx, key(name))
+		})
+	rm := adminRm(f, "rm STREAM", "Delete a stream; a broker that follows deletes its log and its queue groups",
+		func(ctx context.Context, c *controlplane.Client, name string) (string, error) {
+			return "stream " + key(name).String(), c.DeleteStream(ctx, key(name))
+		})
+	cmd.AddCommand(add, ls, info, edit, rm)
+	return cmd
+}
+
+// cacheFlags are the settings `cache add` and `cache edit` take.
+type cacheFlags struct {
+	display  string
+	capacity int64
+	durable  bool
+}
+
+func (cf *cacheFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&cf.display, "display-name", "", "display name")
+	fl.Int64Var(&cf.capacity, "capacity-bytes", 0, "bound on the cache's accounted size; least recently used entries are evicted past it (0 = unbounded)")
+	fl.BoolVar(&cf.durable, "durable", false, "keep the entries in a log on disk, reloaded at a restart (else in memory)")
+}
+
+func cacheLine(cc controlplane.Cache) []string {
+	where, capacity := "memory", "unbounded"
+	if cc.Durable {
+		where = "durable"
+	}
+	if cc.CapacityBytes > 0 {
+		capacity = fmt.Sprint(cc.CapacityBytes)
+	}
+	return []string{cc.Cache, where, capacity, cc.DisplayName}
+}
+
+func newAdminCacheCmd(f *adminFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "cache", Short: "Add, list, show, change or delete the caches of --tenant / --namespace"}
+	key := func(name string) controlplane.CacheKey {
+		return controlplane.CacheKey{TenantID: f.tenant, Namespace: f.namespace, Cache: name}
+	}
+	var af cacheFlags
+	add := &cobra.Command{Use: "add CACHE", Short: "Declare a cache", Args: cobra.ExactArgs(1)}
+	add.RunE = f.run(func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error {
+		if af.capacity < 0 {
+			return errors.New("--capacity-bytes must not be negative")
+		}
+		cc, err := c.CreateCache(ctx, controlplane.Cache{TenantID: f.tenant, Namespace: f.namespace, Cache: args[0], DisplayName: af.display, CapacityBytes: af.capacity, Durable: af.durable})
+		if err != nil {
+			return err
+		}
+		return f.print(w, cc, func(w io.Writer) error {
+			l := cacheLine(cc)
+			_, err := fmt.Fprintf(w, "created cache %s (%s, capacity %s)\n", cc.Key(), l[1], l[2])
+			return err
+		})
+	})
+	af.register(add.Flags())
+
+	var ef cacheFlags
+	edit := &cobra.Command{Use: "edit CACHE", Short: "Change a cache's display name, capacity or durability (only the flags given)", Args: cobra.ExactArgs(1)}
+	edit.RunE = f.run(func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error {
+		fl := edit.Flags()
+		var p controlplane.CachePatch
+		if fl.Changed("display-name") {
+			p.DisplayName = &ef.display
+		}
+		if fl.Changed("capacity-bytes") {
+			if ef.capacity < 0 {
+				return errors.New("--capacity-bytes must not be negative")
+			}
+			p.CapacityBytes = &ef.capacity
+		}
+		if fl.Changed("durable") {
+			p.Durable = &ef.durable
+		}
+		if p == (controlplane.CachePatch{}) {
+			return errors.New("nothing to change: give --display-name, --capacity-bytes or --durable")
+		}
+		cc, err := c.UpdateCache(ctx, key(args[0]), p)
+		if err != nil {
+			return err
+		}
+		return f.print(w, cc, func(w io.Writer) error {
+			l := cacheLine(cc)
+			_, err := fmt.Fprintf(w, "changed cache %s (%s, capacity %s)\n", cc.Key(), l[1], l[2])
+			return err
+		})
+	})
+	ef.register(edit.Flags())
+
+	ls := adminLs(f, "List the caches the control plane declares in the namespace", "CACHE\tSTORAGE\tCAPACITY BYTES\tDISPLAY NAME",
+		func(ctx context.Context, c *controlplane.Client) ([]controlplane.Cache, error) {
+			return c.Caches(ctx, f.nsKey())
+		},
+		cacheLine)
+	info := adminInfo(f, "info CACHE", "Print a cache's declaration as JSON",
+		func(ctx context.Context, c *controlplane.Client, name string) (controlplane.Cache, error) {
+			return c.Cache(ctx, key(name))
+		})
+	rm := adminRm(f, "rm CACHE", "Delete a cache and its entries",
+		func(ctx context.Context, c *controlplane.Client, name string) (string, error) {
+			return "cache " + key(name).String(), c.DeleteCache(ctx, key(name))
+		})
+	cmd.AddCommand(add, ls, info, edit, rm)
+	return cmd
+}

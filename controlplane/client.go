@@ -1,0 +1,196 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client calls a control plane's HTTP API (Server) with an admin bearer
+// token: the typed side of the routes in docs/controlplane.md, used by
+// `felix admin` and by HTTPSource. Errors the API answers are *APIError,
+// which unwraps to the package's sentinels (ErrNotFound, ErrExists,
+// ErrValidation, ErrUnauthorized, ...). It is safe for concurrent use.
+type Client struct {
+	base   string
+	token  string
+	client *http.Client
+}
+
+// NewClient returns a Client for the control plane at baseURL (e.g.
+// "http://127.0.0.1:8443", without /v1). client nil means an http.Client
+// with a 10 s timeout.
+func NewClient(baseURL, token string, client *http.Client) *Client {
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, client: client}
+}
+
+// BaseURL returns the API's base URL, as given to NewClient without a
+// trailing slash.
+func (c *Client) BaseURL() string { return c.base }
+
+// Tenants lists the tenants.
+func (c *Client) Tenants(ctx context.Context) ([]Tenant, error) {
+	return apiList[Tenant](ctx, c, "/v1/tenants")
+}
+
+// CreateTenant creates t and returns it as stored.
+func (c *Client) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
+	return apiCall[Tenant](ctx, c, http.MethodPost, "/v1/tenants", t)
+}
+
+// DeleteTenant deletes a tenant with everything in it.
+func (c *Client) DeleteTenant(ctx context.Context, tenant string) error {
+	return c.do(ctx, http.MethodDelete, tenantPath(tenant), nil, nil)
+}
+
+// Namespaces lists a tenant's namespaces.
+func (c *Client) Namespaces(ctx context.Context, tenant string) ([]Namespace, error) {
+	return apiList[Namespace](ctx, c, tenantPath(tenant)+"/namespaces")
+}
+
+// CreateNamespace creates n and returns it as stored.
+func (c *Client) CreateNamespace(ctx context.Context, n Namespace) (Namespace, error) {
+	return apiCall[Namespace](ctx, c, http.MethodPost, tenantPath(n.TenantID)+"/namespaces", n)
+}
+
+// DeleteNamespace deletes a namespace with its streams and caches.
+func (c *Client) DeleteNamespace(ctx context.Context, k NamespaceKey) error {
+	return c.do(ctx, http.MethodDelete, nsAPIPath(k), nil, nil)
+}
+
+// Streams lists the streams the control plane declares in a namespace.
+func (c *Client) Streams(ctx context.Context, k NamespaceKey) ([]Stream, error) {
+	return apiList[Stream](ctx, c, nsAPIPath(k)+"/streams")
+}
+
+// Stream returns one stream.
+func (c *Client) Stream(ctx context.Context, k StreamKey) (Stream, error) {
+	return apiCall[Stream](ctx, c, http.MethodGet, streamAPIPath(k), nil)
+}
+
+// CreateStream creates s (empty fields get the API's defaults) and
+// returns it as stored.
+func (c *Client) CreateStream(ctx context.Context, s Stream) (Stream, error) {
+	return apiCall[Stream](ctx, c, http.MethodPost, nsAPIPath(NamespaceKey{s.TenantID, s.Namespace})+"/streams", s)
+}
+
+// UpdateStream applies p (PATCH) and returns the stream as stored.
+func (c *Client) UpdateStream(ctx context.Context, k StreamKey, p StreamPatch) (Stream, error) {
+	return apiCall[Stream](ctx, c, http.MethodPatch, streamAPIPath(k), p)
+}
+
+// DeleteStream deletes a stream (a broker that follows deletes its log).
+func (c *Client) DeleteStream(ctx context.Context, k StreamKey) error {
+	return c.do(ctx, http.MethodDelete, streamAPIPath(k), nil, nil)
+}
+
+// Caches lists the caches the control plane declares in a namespace.
+func (c *Client) Caches(ctx context.Context, k NamespaceKey) ([]Cache, error) {
+	return apiList[Cache](ctx, c, nsAPIPath(k)+"/caches")
+}
+
+// Cache returns one cache.
+func (c *Client) Cache(ctx context.Context, k CacheKey) (Cache, error) {
+	return apiCall[Cache](ctx, c, http.MethodGet, cacheAPIPath(k), nil)
+}
+
+// CreateCache creates cc and returns it as stored.
+func (c *Client) CreateCache(ctx context.Context, cc Cache) (Cache, error) {
+	return apiCall[Cache](ctx, c, http.MethodPost, nsAPIPath(NamespaceKey{cc.TenantID, cc.Namespace})+"/caches", cc)
+}
+
+// UpdateCache applies p (PATCH) and returns the cache as stored.
+func (c *Client) UpdateCache(ctx context.Context, k CacheKey, p CachePatch) (Cache, error) {
+	return apiCall[Cache](ctx, c, http.MethodPatch, cacheAPIPath(k), p)
+}
+
+// DeleteCache deletes a cache.
+func (c *Client) DeleteCache(ctx context.Context, k CacheKey) error {
+	return c.do(ctx, http.MethodDelete, cacheAPIPath(k), nil, nil)
+}
+
+func tenantPath(t string) string { return "/v1/tenants/" + url.PathEscape(t) }
+
+func nsAPIPath(k NamespaceKey) string {
+	return tenantPath(k.TenantID) + "/namespaces/" + url.PathEscape(k.Namespace)
+}
+
+func streamAPIPath(k StreamKey) string {
+	return nsAPIPath(NamespaceKey{k.TenantID, k.Namespace}) + "/streams/" + url.PathEscape(k.Stream)
+}
+
+func cacheAPIPath(k CacheKey) string {
+	return nsAPIPath(NamespaceKey{k.TenantID, k.Namespace}) + "/caches/" + url.PathEscape(k.Cache)
+}
+
+// apiCall sends in (nil: no body) and decodes the answer into a T.
+func apiCall[T any](ctx context.Context, c *Client, method, path string, in any) (T, error) {
+	var out T
+	err := c.do(ctx, method, path, in, &out)
+	return out, err
+}
+
+// apiList decodes a list answer ({"items":[...]}).
+func apiList[T any](ctx context.Context, c *Client, path string) ([]T, error) {
+	v, err := apiCall[items[T]](ctx, c, http.MethodGet, path, nil)
+	return v.Items, err
+}
+
+// do sends one request: in as its JSON body (none when nil), out decoded
+// from a 2xx answer (ignored when nil). An answer is read up to
+// maxSourceBody bytes; a larger one is an error, not a truncated value.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("control plane %s %s: encode: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("control plane %s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("control plane %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxSourceBody+1))
+	if err != nil {
+		return fmt.Errorf("control plane %s %s: %w", method, path, err)
+	}
+	if int64(len(b)) > maxSourceBody {
+		return fmt.Errorf("control plane %s %s: answer larger than %d bytes", method, path, maxSourceBody)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		var eb errorBody
+		if json.Unmarshal(b, &eb) != nil || eb.Code == "" {
+			eb.Code, eb.Message = codeInternal, strings.TrimSpace(string(b))
+		}
+		return &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Message}
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("control plane %s %s: decode: %w", method, path, err)
+	}
+	return nil
+}
