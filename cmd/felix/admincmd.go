@@ -223,6 +223,38 @@ func adminRm(f *adminFlags, use, short string, del func(context.Context, *contro
 	}
 }
 
+// ensureNamespace declares --tenant and --namespace when the control
+// plane does not have them, saying so on w (unless --json), so that
+// `stream add` and `cache add` work on a fresh broker, whose development
+// namespace default/default is declared by flags, not in the store.
+func (f *adminFlags) ensureNamespace(ctx context.Context, c *controlplane.Client, w io.Writer) error {
+	say := func(format string, args ...any) {
+		if !f.json {
+			fmt.Fprintf(w, format, args...)
+		}
+	}
+	// The namespace first: a credential for one tenant may not create
+	// tenants, and needs to only when the tenant is missing.
+	ns := controlplane.Namespace{TenantID: f.tenant, Namespace: f.namespace}
+	_, err := c.CreateNamespace(ctx, ns)
+	if errors.Is(err, controlplane.ErrNotFound) {
+		if _, err = c.CreateTenant(ctx, controlplane.Tenant{TenantID: f.tenant}); err != nil && !errors.Is(err, controlplane.ErrExists) {
+			return err
+		}
+		if err == nil {
+			say("created tenant %s\n", f.tenant)
+		}
+		_, err = c.CreateNamespace(ctx, ns)
+	}
+	switch {
+	case err == nil:
+		say("created namespace %s\n", f.nsKey())
+	case !errors.Is(err, controlplane.ErrExists):
+		return err
+	}
+	return nil
+}
+
 func (f *adminFlags) nsKey() controlplane.NamespaceKey {
 	return controlplane.NamespaceKey{TenantID: f.tenant, Namespace: f.namespace}
 }
@@ -358,6 +390,9 @@ func newAdminStreamCmd(f *adminFlags) *cobra.Command {
 		if err != nil {
 			return err
 		}
+		if err := f.ensureNamespace(ctx, c, w); err != nil {
+			return err
+		}
 		s, err := c.CreateStream(ctx, controlplane.Stream{TenantID: f.tenant, Namespace: f.namespace, Stream: args[0], Durable: sf.durable, Fsync: sf.fsync, Retention: ret})
 		if err != nil {
 			return err
@@ -465,6 +500,9 @@ func newAdminCacheCmd(f *adminFlags) *cobra.Command {
 	add.RunE = f.run(func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error {
 		if af.capacity < 0 {
 			return errors.New("--capacity-bytes must not be negative")
+		}
+		if err := f.ensureNamespace(ctx, c, w); err != nil {
+			return err
 		}
 		cc, err := c.CreateCache(ctx, controlplane.Cache{TenantID: f.tenant, Namespace: f.namespace, Cache: args[0], DisplayName: af.display, CapacityBytes: af.capacity, Durable: af.durable})
 		if err != nil {

@@ -93,6 +93,16 @@ func TestAdminDeclaresWhatTheBrokerServes(t *testing.T) {
 		t.Fatalf("cache ls --json = %+v", cs)
 	}
 
+	// A stream in a tenant and namespace the control plane lacks declares
+	// them first, and says so; once only.
+	out = must("stream", "add", "clicks", "--tenant", "beta", "-n", "web")
+	if !strings.Contains(out, "created tenant beta\ncreated namespace beta/web\ncreated stream beta/web/clicks") {
+		t.Fatalf("stream add in a new namespace printed %q", out)
+	}
+	if out = must("cache", "add", "hits", "--tenant", "beta", "-n", "web"); strings.Contains(out, "created tenant") || strings.Contains(out, "created namespace") {
+		t.Fatalf("cache add in an existing namespace printed %q", out)
+	}
+
 	// A wrong credential is refused with what to do.
 	if _, err := admin("tenant", "ls", "--controlplane-token", "wrong"); err == nil ||
 		!strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "--controlplane-token") {

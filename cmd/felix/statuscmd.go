@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/felixmq/felix/metrics"
+)
+
+// `felix status` prints what a running broker serves, from the JSON the
+// dashboard reads (GET /api/overview on --metrics-addr): connections,
+// streams with their rates, subscriptions, consumer groups and caches.
+// It is what `nats server report`, `rabbitmqctl list_queues` and
+// `redis-cli info` tell their users.
+
+// maxOverviewBytes bounds the answer read: an overview holds at most
+// metrics.MaxOverviewRows rows per list (some 200 KB at a thousand).
+const maxOverviewBytes = 64 << 20
+
+func newStatusCmd() *cobra.Command {
+	var (
+		addr     string
+		asJSON   bool
+		interval time.Duration
+		timeout  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Print what a running broker serves: connections, streams and their rates, subscriptions, groups, caches",
+		Long: `Print what a running broker serves, read from its dashboard's JSON
+(GET /api/overview on --metrics-addr): connections; every stream (declared
+by flags or by the control plane) with its next offset, events published
+and delivered, rates, drops and subscriptions; subscriptions with their
+queue and drops; consumer groups with their lag; caches with their entries
+and hit rate.
+
+Rates are measured between two reads --interval apart (0: one read, no
+rates). Each list holds at most 1000 rows (the broker's bound); a cut list
+is said so. --json prints the overview as the broker sent it.`,
+		Args: cobra.NoArgs,
+		// Only --metrics-addr reads its variable (shared with serve).
+		PreRunE: func(c *cobra.Command, _ []string) error {
+			return applyEnvTo(c.Flags(), map[string]bool{"metrics-addr": true})
+		},
+		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
+			ctx, cancel := context.WithTimeout(ctx, timeout+interval)
+			defer cancel()
+			url := "http://" + addr + "/api/overview"
+			ov, err := fetchOverview(ctx, url)
+			if err == nil && interval > 0 {
+				// The first read starts the broker's rate measurement
+				// (unless the dashboard is open); the second reads rates.
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(interval):
+				}
+				ov, err = fetchOverview(ctx, url)
+			}
+			if err != nil {
+				return fmt.Errorf("%w (is the broker running with --metrics-addr %s?)", err, addr)
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(ov)
+			}
+			return printOverview(cmd.OutOrStdout(), ov, interval > 0)
+		}),
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&addr, "metrics-addr", metrics.DefaultAddr, "the broker's --metrics-addr")
+	annotateEnv(fl)
+	fl.BoolVar(&asJSON, "json", false, "print the overview as JSON")
+	fl.DurationVar(&interval, "interval", time.Second, "measure rates over this long (0 = one read, no rates)")
+	fl.DurationVar(&timeout, "timeout", 10*time.Second, "give up on the broker after this long")
+	return cmd
+}
+
+// fetchOverview reads and decodes one overview.
+func fetchOverview(ctx context.Context, url string) (*metrics.Overview, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("status: GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(b)))
+	}
+	var ov metrics.Overview
+	dec := json.NewDecoder(io.LimitReader(resp.Body, maxOverviewBytes))
+	if err := dec.Decode(&ov); err != nil {
+		return nil, fmt.Errorf("status: GET %s: decode: %w", url, err)
+	}
+	return &ov, nil
+}
+
+// printOverview writes ov as a header line and one table per non-empty
+// list.
+func printOverview(w io.Writer, ov *metrics.Overview, withRates bool) error {
+	up := time.Duration(ov.UptimeSeconds * float64(time.Second)).Round(time.Second)
+	fmt.Fprintf(w, "broker %s, up %s; connections: %d open (%d since start); subscriptions: %d\n",
+		ov.Status, up, ov.Connections.Open, ov.Connections.Total, ov.Connections.Subscriptions)
+	if ov.Truncated {
+		fmt.Fprintf(w, "(a list had more than %d rows: only the first are shown)\n", metrics.MaxOverviewRows)
+	}
+	rate := func(v float64) string {
+		if !withRates {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f", v)
+	}
+	section := func(title string, n int, header string, row func(i int) []string) error {
+		if n == 0 {
+			_, err := fmt.Fprintf(w, "\n%s: none\n", title)
+			return err
+		}
+		fmt.Fprintf(w, "\n%s (%d)\n", title, n)
+		rows := make([][]string, n)
+		for i := range n {
+			rows[i] = row(i)
+		}
+		return table(w, header, rows)
+	}
+	name := func(parts ...string) string { return strings.Join(parts, "/") }
+	err := section("streams", len(ov.Streams), "STREAM\tSTORAGE\tNEXT OFFSET\tPUBLISHED\tPUBLISHED/S\tDELIVERED\tDELIVERED/S\tDROPPED\tSUBS", func(i int) []string {
+		s := ov.Streams[i]
+		storage := "memory"
+		if s.Durable {
+			storage = "durable"
+		}
+		return []string{name(s.Tenant, s.Namespace, s.Stream), storage, fmt.Sprint(s.NextOffset), fmt.Sprint(s.Published),
+			rate(s.PublishRate), fmt.Sprint(s.Delivered), rate(s.DeliverRate), fmt.Sprint(s.Dropped), fmt.Sprint(s.Subscriptions)}
+	})
+	if err != nil {
+		return err
+	}
+	err = section("subscriptions", len(ov.Subscribers), "ID\tSTREAM\tPOLICY\tQUEUED\tDELIVERED\tDROPPED", func(i int) []string {
+		s := ov.Subscribers[i]
+		queued := fmt.Sprintf("%d/%d", s.QueueLen, s.QueueCap)
+		if s.CatchingUp {
+			queued += " (replaying)"
+		}
+		return []string{fmt.Sprint(s.ID), name(s.Tenant, s.Namespace, s.Stream), s.Policy, queued, fmt.Sprint(s.Delivered), fmt.Sprint(s.Dropped)}
+	})
+	if err != nil {
+		return err
+	}
+	err = section("consumer groups", len(ov.Groups), "STREAM\tGROUP\tMEMBERS\tLAG\tIN FLIGHT\tPENDING\tDELIVERED\tACKED\tREDELIVERED\tDEAD-LETTERED", func(i int) []string {
+		g := ov.Groups[i]
+		return []string{name(g.Tenant, g.Namespace, g.Stream), g.Group, fmt.Sprint(g.Members), fmt.Sprint(g.Lag), fmt.Sprint(g.InFlight),
+			fmt.Sprint(g.Pending), fmt.Sprint(g.Delivered), fmt.Sprint(g.Acked), fmt.Sprint(g.Redelivered), fmt.Sprint(g.DeadLettered)}
+	})
+	if err != nil {
+		return err
+	}
+	return section("caches", len(ov.Caches), "CACHE\tENTRIES\tBYTES\tHITS\tMISSES\tHIT RATE\tEVICTIONS\tEXPIRATIONS", func(i int) []string {
+		c := ov.Caches[i]
+		return []string{name(c.Tenant, c.Namespace, c.Cache), fmt.Sprint(c.Entries), fmt.Sprint(c.Bytes), fmt.Sprint(c.Hits),
+			fmt.Sprint(c.Misses), fmt.Sprintf("%.1f%%", 100*c.HitRate), fmt.Sprint(c.Evictions), fmt.Sprint(c.Expirations)}
+	})
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/felixmq/felix/internal/syncbuf"
+	"github.com/felixmq/felix/metrics"
+)
+
+// metricsAddrIn returns the address the broker's log says its metrics
+// server listens on.
+func metricsAddrIn(t *testing.T, logs *syncbuf.Buffer) string {
+	t.Helper()
+	re := regexp.MustCompile(`metrics listening"? addr=(\S+)`)
+	var addr string
+	eventually(t, "the metrics address in the log", func() bool {
+		m := re.FindStringSubmatch(logs.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return m != nil
+	})
+	return addr
+}
+
+// `felix status` shows what the broker serves: the streams with the
+// events published to them, the cache with its entries, the group with
+// its lag; --json is the overview itself; a broker that is not there is
+// a clear error.
+func TestStatusShowsWhatTheBrokerServes(t *testing.T) {
+	dir := t.TempDir()
+	logs := &syncbuf.Buffer{}
+	addr, _, ca, stop := startServeLogs(t, dir, logs, "--log-level", "info")
+	defer stop()
+	maddr := metricsAddrIn(t, logs)
+	conn := []string{"--addr", addr, "--ca-file", ca}
+	if out, err := runCLI(t, append([]string{"pub", "jobs", "j1", "j2", "j3"}, conn...)...); err != nil {
+		t.Fatalf("pub: %v %s", err, out)
+	}
+	if out, err := runCLI(t, append([]string{"cache", "put", "greeting", "hi"}, conn...)...); err != nil {
+		t.Fatalf("cache put: %v %s", err, out)
+	}
+	if out, err := runCLI(t, append([]string{"queue", "consume", "jobs", "--group", "workers", "--count", "1"}, conn...)...); err != nil {
+		t.Fatalf("queue consume: %v %s", err, out)
+	}
+
+	out, err := runCLI(t, "status", "--metrics-addr", maddr, "--interval", "600ms")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^broker ready, up \S+; connections: \d+ open`),
+		regexp.MustCompile(`(?m)^default/default/jobs\s+durable\s+3\s+3\s+\d+\s`), // next offset 3, 3 published
+		regexp.MustCompile(`(?m)^default/default/demo\s+memory\s+0\s+0\s`),
+		regexp.MustCompile(`(?m)^default/default/jobs\s+workers\s+\d+\s+2\s`), // lag 2 after one of three acked
+		regexp.MustCompile(`(?m)^default/default/demo\s+1\s+\d+\s`),           // the cache's one entry
+		regexp.MustCompile(`(?m)^subscriptions: none$`),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("status output lacks %s:\n%s", want, out)
+		}
+	}
+
+	out, err = runCLI(t, "status", "--metrics-addr", maddr, "--interval", "0", "--json")
+	if err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	var ov metrics.Overview
+	if err := json.Unmarshal([]byte(out), &ov); err != nil {
+		t.Fatalf("status --json is not an overview: %v\n%s", err, out)
+	}
+	found := false
+	for _, s := range ov.Streams {
+		if s.Stream == "jobs" {
+			found = s.Published == 3 && s.Durable
+		}
+	}
+	if !found || ov.Status != "ready" {
+		t.Fatalf("overview: status %q, streams %+v", ov.Status, ov.Streams)
+	}
+
+	stop()
+	if _, err := runCLI(t, "status", "--metrics-addr", maddr, "--interval", "0", "--timeout", "2s"); err == nil ||
+		!strings.Contains(err.Error(), "is the broker running") {
+		t.Fatalf("status of a stopped broker: %v", err)
+	}
+}
