@@ -211,3 +211,19 @@ func orDiscard(log *slog.Logger) *slog.Logger {
 	}
 	return log
 }
+
+// HTTPSConfig returns a TLS configuration for an HTTPS server that shows
+// the same certificate as the broker's configuration conf (from
+// NewServerTLS: files reloaded on change, or the development
+// certificate), with TLS 1.3 minimum, HTTP/2 and HTTP/1.1 offered by
+// ALPN, and no client certificates asked for (HTTP APIs authenticate
+// with bearer tokens). conf's other settings (ALPN echo, client CAs) are
+// the broker's alone and not copied.
+func HTTPSConfig(conf *tls.Config) *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS13,
+		Certificates:   conf.Certificates,
+		GetCertificate: conf.GetCertificate,
+		NextProtos:     []string{"h2", "http/1.1"},
+	}
+}

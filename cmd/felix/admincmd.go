@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +29,7 @@ import (
 // cpAPIFlags reach a control plane's API: the URL wins over the address;
 // the token defaults to the admin token in the data dir.
 type cpAPIFlags struct {
-	dataDir, addr, url, token string
+	dataDir, addr, url, token, caFile string
 }
 
 // register adds the flags of cpAPIFlags to fl, with dataDirUsage as the
@@ -36,6 +39,7 @@ func (f *cpAPIFlags) register(fl *pflag.FlagSet, dataDirUsage string) {
 	fl.StringVar(&f.addr, "controlplane-addr", "127.0.0.1:8443", "address of the control-plane API (as felix serve's --controlplane-addr)")
 	fl.StringVar(&f.url, "controlplane-url", "", "base URL of the control-plane API (http:// or https://); overrides --controlplane-addr")
 	fl.StringVar(&f.token, "controlplane-token", "", "admin credential (Bearer) of that API (default: the token in <data-dir>/admin-token)")
+	fl.StringVar(&f.caFile, "controlplane-ca-file", "", "PEM file of the CA that signs an https API's certificate, trusted besides the system's (default: <data-dir>/dev-cert.pem when it exists and the API is local)")
 }
 
 // baseURL is the API's base URL: --controlplane-url, else http:// and
@@ -62,6 +66,29 @@ func (f cpAPIFlags) adminToken() (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// httpClient is the HTTP client for base: with --controlplane-ca-file,
+// or for a local https API the data dir's development certificate when it
+// is there (as the QUIC commands trust it), trusted besides the system's
+// CAs.
+func (f cpAPIFlags) httpClient(base string) (*http.Client, error) {
+	ca := f.caFile
+	if u, err := url.Parse(base); ca == "" && err == nil && u.Scheme == "https" && isLoopback(net.JoinHostPort(u.Hostname(), "0")) {
+		if dev := filepath.Join(f.dataDir, "dev-cert.pem"); fileExists(dev) {
+			ca = dev
+		}
+	}
+	hc, err := cpHTTPClient(ca)
+	if err != nil {
+		return nil, fmt.Errorf("--controlplane-ca-file: %w", err)
+	}
+	return hc, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 // client returns a controlplane.Client for the flags.
 func (f cpAPIFlags) client() (*controlplane.Client, error) {
 	base, err := f.baseURL()
@@ -72,7 +99,21 @@ func (f cpAPIFlags) client() (*controlplane.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return controlplane.NewClient(base, token, nil), nil
+	hc, err := f.httpClient(base)
+	if err != nil {
+		return nil, err
+	}
+	return controlplane.NewClient(base, token, hc), nil
+}
+
+// explain adds what to do to the errors a usual mistake gives: plain
+// HTTP to an API served over HTTPS (felix serve --controlplane-tls).
+func (f cpAPIFlags) explain(base string, err error) error {
+	var apiErr *controlplane.APIError
+	if errors.As(err, &apiErr) && apiErr.Status == http.StatusBadRequest && strings.Contains(apiErr.Message, "HTTP request to an HTTPS server") {
+		return fmt.Errorf("%w (the API is served over HTTPS: give --controlplane-url %s)", err, "https://"+strings.TrimPrefix(base, "http://"))
+	}
+	return err
 }
 
 // adminFlags are the flags every `felix admin` subcommand takes.
@@ -134,20 +175,21 @@ func (f *adminFlags) run(fn func(ctx context.Context, c *controlplane.Client, w 
 			ctx, cancel := context.WithTimeout(ctx, f.timeout)
 			defer cancel()
 			if err := fn(ctx, c, cmd.OutOrStdout(), args); err != nil {
-				return adminError(c, err)
+				return f.adminError(c, err)
 			}
 			return nil
 		})(cmd, args)
 	}
 }
 
-// adminError adds what to do to the API's refusals of the credential.
-func adminError(c *controlplane.Client, err error) error {
+// adminError adds what to do to the API's refusals of the credential and
+// to plain HTTP sent to HTTPS.
+func (f *adminFlags) adminError(c *controlplane.Client, err error) error {
 	switch {
 	case errors.Is(err, controlplane.ErrUnauthorized), errors.Is(err, controlplane.ErrForbidden):
 		return fmt.Errorf("%w (at %s: give the admin token with --controlplane-token, or run beside the broker's data dir, --data-dir)", err, c.BaseURL())
 	}
-	return err
+	return f.cp.explain(c.BaseURL(), err)
 }
 
 // print writes v as indented JSON with --json, else calls text.

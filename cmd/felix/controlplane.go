@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/controlplane"
 	"github.com/felixmq/felix/server"
+	"github.com/felixmq/felix/transport"
 )
 
 // cpFlags choose how the broker gets its metadata: an embedded control
@@ -27,6 +29,11 @@ import (
 type cpFlags struct {
 	addr, url, token string
 	syncInterval     time.Duration
+	// tls serves the embedded API over HTTPS with the broker's
+	// certificate; caFile verifies an external one's (--controlplane-url
+	// https://).
+	tls    bool
+	caFile string
 }
 
 func addControlPlaneFlags(fl *pflag.FlagSet, c *cpFlags) {
@@ -34,11 +41,23 @@ func addControlPlaneFlags(fl *pflag.FlagSet, c *cpFlags) {
 	fl.StringVar(&c.url, "controlplane-url", "", "follow an external control plane at this URL instead of embedding one")
 	fl.StringVar(&c.token, "controlplane-token", "", "admin credential (Bearer) for --controlplane-url")
 	fl.DurationVar(&c.syncInterval, "controlplane-sync-interval", 2*time.Second, "how often the broker polls the control plane's change feed")
+	fl.BoolVar(&c.tls, "controlplane-tls", false, "serve the embedded control plane's API over HTTPS with the broker's certificate (--tls-cert/--tls-key, reloaded on change, or the development certificate)")
+	fl.StringVar(&c.caFile, "controlplane-ca-file", "", "PEM file of the CA that signs an https --controlplane-url's certificate, trusted besides the system's")
 }
 
 func (c cpFlags) validate(bad func(key, msg string, args ...any)) {
 	if c.syncInterval < 10*time.Millisecond { // less is a busy loop
 		bad("controlplane-sync-interval", "must be at least 10ms, got %v", c.syncInterval)
+	}
+	if c.tls && (c.url != "" || c.addr == "off") {
+		bad("controlplane-tls", "serves the embedded control plane, and there is none with --controlplane-url or --controlplane-addr off")
+	}
+	if c.caFile != "" {
+		if c.url == "" {
+			bad("controlplane-ca-file", "verifies the control plane of --controlplane-url, which is not set")
+		} else if _, err := transport.CertPoolFromFile(c.caFile); err != nil {
+			bad("controlplane-ca-file", "%v", err)
+		}
 	}
 }
 
@@ -49,10 +68,31 @@ type httpService struct {
 	ln  net.Listener
 }
 
-func startHTTP(addr string, h http.Handler, log *slog.Logger) (*httpService, error) {
+// cpHTTPClient is the HTTP client of a control plane's API: the
+// default's timeout, and with caFile its CAs trusted besides the system's.
+func cpHTTPClient(caFile string) (*http.Client, error) {
+	hc := &http.Client{Timeout: 10 * time.Second}
+	if caFile == "" {
+		return hc, nil
+	}
+	pool, err := transport.CertPoolFromFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+	hc.Transport = tr
+	return hc, nil
+}
+
+// startHTTP serves h on addr, over TLS with tlsConf when it is not nil.
+func startHTTP(addr string, h http.Handler, tlsConf *tls.Config, log *slog.Logger) (*httpService, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
 	}
 	s := &httpService{ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}}
@@ -111,7 +151,10 @@ func controlPlaneHandler(store *controlplane.Store, sec *security, oidcPath stri
 // metadata to the broker. The first sync runs before it returns (an
 // external control plane that cannot be reached is retried in the
 // background); Run continues until ctx ends.
-func startControlPlane(ctx context.Context, f serveFlags, sec *security, b *broker.Broker, caches *cache.Store, srv *server.Server, onSync func(time.Duration), log *slog.Logger) (*runningControlPlane, error) {
+//
+// With --controlplane-tls the embedded API is served over HTTPS with the
+// certificate of brokerTLS, the QUIC server's configuration.
+func startControlPlane(ctx context.Context, f serveFlags, sec *security, b *broker.Broker, caches *cache.Store, srv *server.Server, brokerTLS *tls.Config, onSync func(time.Duration), log *slog.Logger) (*runningControlPlane, error) {
 	c := f.cp
 	if c.url == "" && c.addr == "off" {
 		return nil, nil
@@ -130,7 +173,11 @@ func startControlPlane(ctx context.Context, f serveFlags, sec *security, b *brok
 	r := &runningControlPlane{}
 	var src controlplane.Source
 	if c.url != "" {
-		src = controlplane.NewHTTPSource(c.url, c.token, nil)
+		hc, err := cpHTTPClient(c.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.sources.describe("controlplane-ca-file"), err)
+		}
+		src = controlplane.NewHTTPSource(c.url, c.token, hc)
 	} else {
 		if r.store, err = openControlPlaneStore(f.dataDir); err != nil {
 			return nil, fmt.Errorf("%s: %w", f.sources.describe("controlplane-addr"), err)
@@ -140,11 +187,16 @@ func startControlPlane(ctx context.Context, f serveFlags, sec *security, b *brok
 			r.close()
 			return nil, err
 		}
-		if r.http, err = startHTTP(c.addr, h, log); err != nil {
+		var httpsConf *tls.Config
+		scheme := "http"
+		if c.tls {
+			httpsConf, scheme = transport.HTTPSConfig(brokerTLS), "https"
+		}
+		if r.http, err = startHTTP(c.addr, h, httpsConf, log); err != nil {
 			r.close()
 			return nil, fmt.Errorf("%s: %w", f.sources.describe("controlplane-addr"), err)
 		}
-		log.Info("control plane listening", "addr", r.http.ln.Addr().String(), "api", "/v1", "openapi", "/v1/openapi.json")
+		log.Info("control plane listening", "addr", r.http.ln.Addr().String(), "scheme", scheme, "api", "/v1", "openapi", "/v1/openapi.json")
 		src = r.store
 	}
 	r.follower, err = controlplane.NewFollower(controlplane.FollowerOptions{Source: src, Applier: applier, SyncInterval: c.syncInterval, Logger: log})
@@ -164,6 +216,7 @@ func startControlPlane(ctx context.Context, f serveFlags, sec *security, b *brok
 func newControlPlaneCmd() *cobra.Command {
 	var (
 		addr, dataDir, logFormat, logLevel string
+		tlsCert, tlsKey                    string
 		sec                                securityFlags
 	)
 	cmd := &cobra.Command{
@@ -208,11 +261,20 @@ a Felix token with the admin permission. Brokers follow it with
 			if err := checkHostPort(addr); err != nil {
 				return fmt.Errorf("--listen: %w", err)
 			}
-			svc, err := startHTTP(addr, h, log)
+			var httpsConf *tls.Config
+			scheme := "http"
+			if tlsCert != "" || tlsKey != "" {
+				conf, _, err := transport.NewServerTLS(transport.TLSOptions{CertFile: tlsCert, KeyFile: tlsKey}, log)
+				if err != nil {
+					return fmt.Errorf("--tls-cert: %w", err)
+				}
+				httpsConf, scheme = transport.HTTPSConfig(conf), "https"
+			}
+			svc, err := startHTTP(addr, h, httpsConf, log)
 			if err != nil {
 				return fmt.Errorf("--listen: %w", err)
 			}
-			log.Info("control plane listening", "addr", svc.ln.Addr().String(), "api", "/v1")
+			log.Info("control plane listening", "addr", svc.ln.Addr().String(), "scheme", scheme, "api", "/v1")
 			if cpReadyHook != nil {
 				cpReadyHook(svc.ln.Addr(), s.admin)
 			}
@@ -223,6 +285,8 @@ a Felix token with the admin permission. Brokers follow it with
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&addr, "listen", "127.0.0.1:8443", "HTTP listen address of the /v1 API")
+	fl.StringVar(&tlsCert, "tls-cert", "", "PEM certificate chain: serve the API over HTTPS (with --tls-key; both reloaded when they change)")
+	fl.StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fl.StringVar(&dataDir, "data-dir", "felix-controlplane", "directory of the metadata store, the admin token and the token signing key")
 	fl.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -240,32 +240,7 @@ func TestServeRequiresClientCertificate(t *testing.T) {
 // started with --controlplane-url: a stream created over its API appears in
 // the broker.
 func TestStandaloneControlPlaneDrivesBroker(t *testing.T) {
-	cpDir := t.TempDir()
-	got := make(chan cpInfo, 1)
-	cpReadyHook = func(a net.Addr, tok string) { got <- cpInfo{base: "http://" + a.String(), admin: tok} }
-	t.Cleanup(func() { cpReadyHook = nil })
-	cmd := newControlPlaneCmd()
-	cmd.SetArgs([]string{"--listen", "127.0.0.1:0", "--data-dir", cpDir, "--log-level", "warn"})
-	cmd.SetOut(io.Discard)
-	cmd.SetErr(io.Discard)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("controlplane: %v", err)
-		}
-	})
-	var cp cpInfo
-	select {
-	case cp = <-got:
-	case err := <-done:
-		t.Fatalf("controlplane exited: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("controlplane did not start")
-	}
-	cpReadyHook = nil
+	cp := startStandaloneCP(t, "http", t.TempDir())
 
 	_, b, _, stop := startServeDir(t, t.TempDir(), "--controlplane-url", cp.base, "--controlplane-token", cp.admin,
 		"--controlplane-sync-interval", "20ms")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -354,7 +355,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		return err
 	}
 	handshakeFailures := new(transport.HandshakeFailures) // felix_tls_handshake_failures_total
-	srv, tlsFiles, err := newServer(f, b, store, syncPolicy, sec.authn, handshakeFailures, log)
+	srv, tlsConf, tlsFiles, err := newServer(f, b, store, syncPolicy, sec.authn, handshakeFailures, log)
 	if err != nil {
 		return err
 	}
@@ -387,7 +388,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	if err := declareCaches(store, f, syncPolicy, syncHist.Observe, log); err != nil {
 		return err
 	}
-	cp, err := startControlPlane(ctx, f, sec, b, store, srv, syncHist.Observe, log)
+	cp, err := startControlPlane(ctx, f, sec, b, store, srv, tlsConf, syncHist.Observe, log)
 	if err != nil {
 		return err
 	}
@@ -445,18 +446,19 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	return err
 }
 
-// newServer builds the QUIC server (not yet listening) from the flags.
+// newServer builds the QUIC server (not yet listening) from the flags. It
+// also returns the server's TLS configuration and the files behind it.
 func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy commitlog.SyncPolicy, authn server.Authenticator,
-	handshakeFailures *transport.HandshakeFailures, log *slog.Logger) (*server.Server, *transport.TLSFiles, error) {
+	handshakeFailures *transport.HandshakeFailures, log *slog.Logger) (*server.Server, *tls.Config, *transport.TLSFiles, error) {
 	tlsConf, tlsFiles, err := transport.NewServerTLS(transport.TLSOptions{CertFile: f.tlsCert, KeyFile: f.tlsKey, DataDir: f.dataDir,
 		ClientCAFile: f.tlsClientCA, RequireClientCert: f.tlsRequireClientCert}, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", f.sources.describe("tls-cert"), err)
+		return nil, nil, nil, fmt.Errorf("%s: %w", f.sources.describe("tls-cert"), err)
 	}
 	topts := transport.Options{HandshakeFailures: handshakeFailures}
 	if f.dataDir != "" {
 		if topts.StatelessResetKey, err = transport.LoadOrCreateResetKey(f.dataDir); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", f.sources.describe("data-dir"), err)
+			return nil, nil, nil, fmt.Errorf("%s: %w", f.sources.describe("data-dir"), err)
 		}
 	}
 	srv, err := server.New(server.Options{
@@ -468,7 +470,7 @@ func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy co
 			StateSync: syncPolicy}, MaxFrameBytes: f.maxFrameBytes,
 		MaxSubscriptionsPerConn: f.maxSubsPerConn, MaxConnections: f.maxConnections, AuthTimeout: f.authTimeout, Logger: log, Auth: authn, Limits: f.limits,
 	})
-	return srv, tlsFiles, err
+	return srv, tlsConf, tlsFiles, err
 }
 
 // reloadOnSIGHUP reloads the TLS files (certificate, key, client CAs) at
