@@ -15,21 +15,34 @@ import (
 
 const crashDirEnv = "FELIX_COMMITLOG_CRASH_DIR"
 
-// TestCrashHelperProcess is the child of TestCrashRecovery, not a test on
-// its own: it appends under SyncAlways from several goroutines and prints
-// one line per acknowledged append until it is killed.
+// TestCrashHelperProcess is the child of TestCrashRecovery and
+// TestCrashRecoveryGroupWrites, not a test on its own: it appends under
+// SyncAlways from several goroutines and prints one line per acknowledged
+// append ("ack FIRST N RUN W S") until it is killed. In mode "group" the
+// appends are group writes (AppendNoWait, then WaitDurable) and another
+// goroutine truncates the head as the log grows (TruncateBefore, which
+// deletes without the write lock), printing "trunc OFF" before each.
 func TestCrashHelperProcess(t *testing.T) {
 	dir := os.Getenv(crashDirEnv)
 	if dir == "" {
 		t.Skip("helper process for TestCrashRecovery")
 	}
-	run := os.Getenv("FELIX_COMMITLOG_CRASH_RUN")
-	l, err := Open(dir, Options{Sync: SyncAlways, SegmentBytes: 8 << 10, Logger: quietLogger()})
+	run, group := os.Getenv("FELIX_COMMITLOG_CRASH_RUN"), os.Getenv("FELIX_COMMITLOG_CRASH_MODE") == "group"
+	segBytes := int64(8 << 10)
+	if group {
+		segBytes = 4 << 10
+	}
+	l, err := Open(dir, Options{Sync: SyncAlways, SegmentBytes: segBytes, Logger: quietLogger()})
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(2)
 	}
 	var mu sync.Mutex
+	say := func(format string, args ...any) {
+		mu.Lock()
+		fmt.Printf(format, args...)
+		mu.Unlock()
+	}
 	deadline := time.Now().Add(20 * time.Second) // never outlive a lost parent by much
 	var wg sync.WaitGroup
 	for w := range 8 {
@@ -40,14 +53,35 @@ func TestCrashHelperProcess(t *testing.T) {
 				for i := range ps {
 					ps[i] = []byte(crashPayload(run, w, s, i))
 				}
-				first, err := l.Append(context.Background(), ps)
+				var first uint64
+				var err error
+				if group {
+					var end uint64
+					if first, end, err = l.AppendNoWait(ps); err == nil {
+						err = l.WaitDurable(context.Background(), end)
+					}
+				} else {
+					first, err = l.Append(context.Background(), ps)
+				}
 				if err != nil {
 					fmt.Println("append:", err)
 					os.Exit(2)
 				}
-				mu.Lock()
-				fmt.Printf("ack %d %d %s %d %d\n", first, n, run, w, s)
-				mu.Unlock()
+				say("ack %d %d %s %d %d\n", first, n, run, w, s)
+			}
+		})
+	}
+	if group {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				if next := l.Next(); next > 60 {
+					say("trunc %d\n", next-60)
+					if err := l.TruncateBefore(next - 60); err != nil {
+						fmt.Println("truncate:", err)
+						os.Exit(2)
+					}
+				}
+				time.Sleep(time.Millisecond)
 			}
 		})
 	}
@@ -63,7 +97,18 @@ func crashPayload(run string, w, s, i int) string {
 // at random moments, several times over one log, and checks after each
 // kill that every acknowledged record is there exactly once, in order, and
 // that the directory verifies.
-func TestCrashRecovery(t *testing.T) {
+func TestCrashRecovery(t *testing.T) { crashRecovery(t, "append", 5, 1, 150) }
+
+// TestCrashRecoveryGroupWrites is TestCrashRecovery with group writes and
+// the head truncated meanwhile: the log also never starts past a
+// truncation that was asked for, and holds every acknowledged record at or
+// above its oldest offset.
+func TestCrashRecoveryGroupWrites(t *testing.T) { crashRecovery(t, "group", 3, 20, 400) }
+
+// crashRecovery runs the helper process in mode runs times over one log,
+// killing it after between minKill and minKill+spread acknowledged
+// appends, and checks the log after each kill.
+func crashRecovery(t *testing.T, mode string, runs, minKill, spread int) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
@@ -76,11 +121,12 @@ func TestCrashRecovery(t *testing.T) {
 		killedAt int
 	}
 	var acks []ack
+	maxTrunc := uint64(0)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	for run := range 5 {
-		killAfter := 1 + rng.IntN(150)
+	for run := range runs {
+		killAfter := minKill + rng.IntN(spread)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelperProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, fmt.Sprintf("FELIX_COMMITLOG_CRASH_RUN=%d", run))
+		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, fmt.Sprintf("FELIX_COMMITLOG_CRASH_RUN=%d", run), "FELIX_COMMITLOG_CRASH_MODE="+mode)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -93,9 +139,18 @@ func TestCrashRecovery(t *testing.T) {
 		sc := bufio.NewScanner(out)
 		seen := 0
 		for sc.Scan() {
+			line := sc.Text()
+			if x, ok := strings.CutPrefix(line, "trunc "); ok {
+				var off uint64
+				if _, err := fmt.Sscanf(x, "%d", &off); err != nil {
+					t.Fatalf("run %d: helper said %q", run, line)
+				}
+				maxTrunc = max(maxTrunc, off)
+				continue
+			}
 			var a ack
-			if _, err := fmt.Sscanf(sc.Text(), "ack %d %d %s %d %d", &a.first, &a.n, &a.run, &a.w, &a.s); err != nil {
-				t.Fatalf("run %d: helper said %q", run, sc.Text())
+			if _, err := fmt.Sscanf(line, "ack %d %d %s %d %d", &a.first, &a.n, &a.run, &a.w, &a.s); err != nil {
+				t.Fatalf("run %d: helper said %q", run, line)
 			}
 			a.killedAt = run
 			acks = append(acks, a)
@@ -117,11 +172,15 @@ func TestCrashRecovery(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run %d: Open after SIGKILL: %v", run, err)
 		}
-		rs := readAll(t, l, 0)
+		oldest := l.Oldest()
+		rs := readAll(t, l, oldest)
 		l.Close()
+		if oldest > maxTrunc {
+			t.Fatalf("run %d: oldest offset %d, beyond every truncation asked for (up to %d)", run, oldest, maxTrunc)
+		}
 		seenPayload := map[string]uint64{}
 		for i, r := range rs {
-			if r.Offset != uint64(i) {
+			if r.Offset != oldest+uint64(i) {
 				t.Fatalf("run %d: record %d has offset %d", run, i, r.Offset)
 			}
 			if prev, dup := seenPayload[string(r.Payload)]; dup {
@@ -129,18 +188,22 @@ func TestCrashRecovery(t *testing.T) {
 			}
 			seenPayload[string(r.Payload)] = r.Offset
 		}
+		end := oldest + uint64(len(rs))
 		for _, a := range acks {
 			for i := range a.n {
 				off := a.first + uint64(i)
+				if off < oldest {
+					continue // truncated, as asked
+				}
 				want := crashPayload(a.run, a.w, a.s, i)
-				if off >= uint64(len(rs)) || string(rs[off].Payload) != want {
-					t.Fatalf("run %d: acknowledged record %q (offset %d, acked in run %d) is missing; log has %d records", run, want, off, a.killedAt, len(rs))
+				if off >= end || string(rs[off-oldest].Payload) != want {
+					t.Fatalf("run %d: acknowledged record %q (offset %d, acked in run %d) is missing; log [%d, %d)", run, want, off, a.killedAt, oldest, end)
 				}
 			}
 		}
 		if _, err := Verify(dir); err != nil {
 			t.Fatalf("run %d: Verify after recovery: %v", run, err)
 		}
-		t.Logf("run %d: killed after %d acks; log holds %d records in %d segments", run, killAfter, len(rs), len(segments(t, dir)))
+		t.Logf("run %d: killed after %d acks; log [%d, %d) in %d segments", run, killAfter, oldest, end, len(segments(t, dir)))
 	}
 }

@@ -710,7 +710,8 @@ func (l *DiskLog) readFrom(v segView, pos int64, off, cur uint64, out []Record, 
 	return out, size, nil
 }
 
-// Close stops the background work, fsyncs what was written (under every
+// Close stops the background work, waits for a retention pass or
+// TruncateBefore under way, fsyncs what was written (under every
 // policy), and closes the files once in-flight reads finish. Appends
 // waiting for an fsync are released by the final one. Waiters get
 // ErrClosed.
@@ -725,6 +726,13 @@ func (l *DiskLog) Close() error {
 	l.mu.Unlock()
 	close(l.stop)
 	l.wg.Wait()
+	// A retention pass or truncation under way (it holds dropMu, and
+	// deletes files without l.mu) ends before Close returns: a closed log
+	// touches no file, so its directory can be reused at once (a stream
+	// deleted and declared again) without the old pass deleting the new
+	// log's segments by name. Later ones see closed and do nothing.
+	l.dropMu.Lock()
+	l.dropMu.Unlock() //nolint:staticcheck // an empty critical section: waits for the holder
 	err := l.syncActive()
 	l.segMu.Lock()
 	segs := l.segs

@@ -148,4 +148,5 @@
 // is never deleted. Oldest advances; reads below it return *TooOldError.
 // TruncateBefore deletes the head segments below an offset (after an
 // fsync). Both delete files without holding the write lock: appends go on.
+// Close waits for a deletion under way: a closed log changes no file.
 package commitlog

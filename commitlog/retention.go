@@ -113,7 +113,7 @@ func (l *DiskLog) dropHead(drop []*segment, why string) error {
 		removed++
 	}
 	l.mu.Lock()
-	closed := l.closed // then Close released every segment; Open starts from the first file left
+	closed := l.closed // then Close (waiting for dropMu) releases every segment of the list; Open starts from the first file left
 	if !closed {
 		l.segMu.Lock()
 		l.segs = slices.Clone(l.segs[removed:])
