@@ -84,8 +84,8 @@ type Stats struct {
 // Guard is a running watch; see the package documentation.
 type Guard struct {
 	opts    Options
-	free    atomic.Int64
-	low     atomic.Bool
+	free    atomic.Int64 // the last reading (-1: none); Check and Stats derive the alarm from it
+	low     atomic.Bool  // the alarm as the watch last saw it, to log and count its changes
 	refused atomic.Uint64
 	alarms  atomic.Uint64
 	errs    atomic.Uint64
@@ -134,12 +134,23 @@ func Start(opts Options) (*Guard, error) {
 // Check returns nil while the free space was at least the limit at the
 // last look, else a *LowSpaceError (counted). A nil Guard passes.
 func (g *Guard) Check() error {
-	if g == nil || !g.low.Load() {
+	if g == nil {
+		return nil
+	}
+	// One load: the refusal reports the reading it was made on (the alarm
+	// flag and the reading, loaded apart, could pair an old alarm with a
+	// newer reading above the limit).
+	free := g.free.Load()
+	if !g.lowAt(free) {
 		return nil
 	}
 	g.refused.Add(1)
-	return &LowSpaceError{Free: g.free.Load(), Limit: g.opts.Limit}
+	return &LowSpaceError{Free: free, Limit: g.opts.Limit}
 }
+
+// lowAt reports whether the reading free (-1: none yet) is below the
+// limit (0: the guard is off).
+func (g *Guard) lowAt(free int64) bool { return free >= 0 && free < g.opts.Limit }
 
 // Stats returns the readings and counters. A nil Guard reports a guard
 // that is off.
@@ -147,8 +158,9 @@ func (g *Guard) Stats() Stats {
 	if g == nil {
 		return Stats{Free: -1}
 	}
+	free := g.free.Load()
 	return Stats{
-		Free: g.free.Load(), Limit: g.opts.Limit, Low: g.low.Load(),
+		Free: free, Limit: g.opts.Limit, Low: g.lowAt(free),
 		Refused: g.refused.Load(), Alarms: g.alarms.Load(), LookErrs: g.errs.Load(),
 	}
 }
@@ -166,7 +178,7 @@ func (g *Guard) run(ctx context.Context) {
 	defer g.wg.Done()
 	for {
 		d := g.opts.Interval
-		if g.free.Load() < nearFactor*g.opts.Limit {
+		if g.free.Load()/nearFactor < g.opts.Limit { // free < nearFactor*Limit, which could overflow
 			d /= nearFactor
 		}
 		select {
@@ -192,7 +204,7 @@ func (g *Guard) look() error {
 	}
 	free := int64(min(n, uint64(1<<63-1)))
 	g.free.Store(free)
-	low := free < g.opts.Limit
+	low := g.lowAt(free)
 	if g.low.Swap(low) == low {
 		return nil
 	}
