@@ -106,14 +106,14 @@ func (f cpAPIFlags) client() (*controlplane.Client, error) {
 	return controlplane.NewClient(base, token, hc), nil
 }
 
-// explain adds what to do to the errors a usual mistake gives: plain
-// HTTP to an API served over HTTPS (felix serve --controlplane-tls).
-func (f cpAPIFlags) explain(base string, err error) error {
-	var apiErr *controlplane.APIError
-	if errors.As(err, &apiErr) && apiErr.Status == http.StatusBadRequest && strings.Contains(apiErr.Message, "HTTP request to an HTTPS server") {
-		return fmt.Errorf("%w (the API is served over HTTPS: give --controlplane-url %s)", err, "https://"+strings.TrimPrefix(base, "http://"))
+// httpsHint is what to do when an answer (status, message) says that
+// plain HTTP reached an API served over HTTPS (felix serve
+// --controlplane-tls); "" for any other answer.
+func httpsHint(base string, status int, message string) string {
+	if status != http.StatusBadRequest || !strings.Contains(message, "HTTP request to an HTTPS server") {
+		return ""
 	}
-	return err
+	return " (the API is served over HTTPS: give --controlplane-url https://" + strings.TrimPrefix(base, "http://") + ")"
 }
 
 // adminFlags are the flags every `felix admin` subcommand takes.
@@ -189,7 +189,13 @@ func (f *adminFlags) adminError(c *controlplane.Client, err error) error {
 	case errors.Is(err, controlplane.ErrUnauthorized), errors.Is(err, controlplane.ErrForbidden):
 		return fmt.Errorf("%w (at %s: give the admin token with --controlplane-token, or run beside the broker's data dir, --data-dir)", err, c.BaseURL())
 	}
-	return f.cp.explain(c.BaseURL(), err)
+	var apiErr *controlplane.APIError
+	if errors.As(err, &apiErr) {
+		if hint := httpsHint(c.BaseURL(), apiErr.Status, apiErr.Message); hint != "" {
+			return fmt.Errorf("%w%s", err, hint)
+		}
+	}
+	return err
 }
 
 // print writes v as indented JSON with --json, else calls text.

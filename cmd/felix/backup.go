@@ -40,11 +40,9 @@ import (
 
 // backupFlags are the flags of `felix backup`.
 type backupFlags struct {
-	dataDir string
-	// cpAddr, cpURL and cpToken reach a running broker's control plane
-	// for its store: the URL wins over the address; the token defaults to
-	// <data-dir>/admin-token.
-	cpAddr, cpURL, cpToken string
+	// The data dir to back up, and how to reach a running broker's
+	// control plane for its store.
+	cpAPIFlags
 }
 
 // Files of the data dir's top level that are not copied: the lock files
@@ -95,10 +93,7 @@ on any failure.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.dataDir, "data-dir", "felix-data", "data directory to back up (as felix serve's --data-dir)")
-	fl.StringVar(&f.cpAddr, "controlplane-addr", "127.0.0.1:8443", "address of the running broker's control-plane API (as felix serve's --controlplane-addr), asked for the store when the broker holds it")
-	fl.StringVar(&f.cpURL, "controlplane-url", "", "base URL of the running broker's control-plane API (http:// or https://); overrides --controlplane-addr")
-	fl.StringVar(&f.cpToken, "controlplane-token", "", "admin credential (Bearer) of that API (default: the token in <data-dir>/admin-token)")
+	f.register(fl, "data directory to back up (as felix serve's --data-dir); the running broker's control-plane API is asked for the store, which the broker holds")
 	annotateEnv(fl)
 	return cmd
 }

@@ -58,6 +58,12 @@ func copyFile(src, dst string) (int64, error) {
 	return copyOpened(in, dst, st.Mode().Perm())
 }
 
+// isDir reports whether path is a directory or a link to one.
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
+}
+
 // mkdirLike makes dst with the permissions of the directory src.
 func mkdirLike(src, dst string) error {
 	perm := fs.FileMode(0o700)
@@ -81,8 +87,8 @@ func backupFiles(ctx context.Context, src, dst string, sum *backupSummary) error
 	}
 	for _, e := range ents {
 		name := e.Name()
-		if slices.Contains(backupSkipFiles, name) || (e.IsDir() && slices.Contains(backupLogKinds, name)) {
-			continue
+		if slices.Contains(backupSkipFiles, name) || (slices.Contains(backupLogKinds, name) && isDir(filepath.Join(src, name))) {
+			continue // the logs were copied (backupLogs), through a link too
 		}
 		if err := copyTree(ctx, filepath.Join(src, name), filepath.Join(dst, name), name, sum); err != nil {
 			return err

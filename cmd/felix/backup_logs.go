@@ -50,22 +50,37 @@ type logCopy struct {
 // into dst, adding them to the summary as kind.
 func backupLogs(ctx context.Context, root, dst, kind string, sum *backupSummary) error {
 	if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return danglingLink(root)
 	}
 	if sum.logs[kind] == nil {
 		sum.logs[kind] = &logTotals{}
 	}
-	return backupLogTree(ctx, root, dst, kind, "", sum)
+	return backupLogTree(ctx, root, dst, kind, "", sum, nil)
 }
 
-// backupLogTree copies the log in src, or the logs below it.
-func backupLogTree(ctx context.Context, src, dst, kind, rel string, sum *backupSummary) error {
+// backupLogTree copies the log in src, or the logs below it. Symbolic
+// links to directories are followed (the broker follows them: a log moved
+// to another disk) and copied as directories; above is the directories
+// src lies in, to refuse a link loop.
+func backupLogTree(ctx context.Context, src, dst, kind, rel string, sum *backupSummary, above []fs.FileInfo) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	st, err := os.Stat(src)
+	if errors.Is(err, fs.ErrNotExist) && rel != "" {
+		return danglingLink(src) // else deleted meanwhile (a stream, its groups or a cache)
+	}
+	if err != nil {
+		return err
+	}
+	for _, a := range above {
+		if os.SameFile(a, st) {
+			return fmt.Errorf("%s: a symbolic link loop (a directory it lies in)", src)
+		}
+	}
 	ents, err := os.ReadDir(src)
 	if errors.Is(err, fs.ErrNotExist) && rel != "" {
-		return nil // deleted meanwhile (a stream, its groups or a cache)
+		return nil // deleted meanwhile
 	}
 	if err != nil {
 		return err
@@ -93,7 +108,7 @@ func backupLogTree(ctx context.Context, src, dst, kind, rel string, sum *backupS
 	}
 	var subdirs []string
 	for _, e := range ents {
-		if e.IsDir() {
+		if e.IsDir() || (e.Type()&fs.ModeSymlink != 0 && !isLinkToFile(filepath.Join(src, e.Name()))) {
 			subdirs = append(subdirs, e.Name())
 		}
 	}
@@ -103,12 +118,30 @@ func backupLogTree(ctx context.Context, src, dst, kind, rel string, sum *backupS
 	if err := mkdirLike(src, dst); err != nil {
 		return err
 	}
+	above = append(above[:len(above):len(above)], st)
 	for _, d := range subdirs {
-		if err := backupLogTree(ctx, filepath.Join(src, d), filepath.Join(dst, d), kind, filepath.Join(rel, d), sum); err != nil {
+		if err := backupLogTree(ctx, filepath.Join(src, d), filepath.Join(dst, d), kind, filepath.Join(rel, d), sum, above); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// danglingLink is the error for a path that is a symbolic link to nothing
+// (a log directory on a disk that is not mounted must not be left out of
+// the backup unsaid); nil when path does not exist at all.
+func danglingLink(path string) error {
+	if st, err := os.Lstat(path); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("%s is a symbolic link to a directory that does not exist (is its disk mounted?)", path)
+	}
+	return nil
+}
+
+// isLinkToFile reports whether the symbolic link path leads to something
+// that is not a directory (a link that leads nowhere is not).
+func isLinkToFile(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.IsDir()
 }
 
 // copyLog copies the log in src to the new directory dst and checks the

@@ -89,21 +89,20 @@ func writeStoreCopy(path string, write func(io.Writer) (string, error)) (string,
 // fetchStore asks the control plane API of the running broker for a copy
 // of its store and writes it to w. It returns the API's base URL.
 func fetchStore(ctx context.Context, f backupFlags, src string, w io.Writer) (string, error) {
-	base := strings.TrimRight(f.cpURL, "/")
-	if base == "" {
-		if f.cpAddr == "" || f.cpAddr == "off" {
-			return "", errors.New("no control-plane API to ask (--controlplane-addr off): give --controlplane-url, or stop the broker")
-		}
-		base = "http://" + f.cpAddr
+	base, err := f.baseURL()
+	if err != nil {
+		return "", fmt.Errorf("%w, or stop the broker", err)
 	}
-	token := f.cpToken
-	if token == "" {
-		b, err := os.ReadFile(filepath.Join(src, adminTokenFile))
-		if err != nil {
-			return base, fmt.Errorf("no --controlplane-token, and the data dir's admin token: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
+	f.dataDir = src
+	token, err := f.adminToken()
+	if err != nil {
+		return base, err
 	}
+	hc, err := f.httpClient(base)
+	if err != nil {
+		return base, err
+	}
+	hc.Timeout = 0 // the store may be large: backupFetchTimeout bounds the whole fetch
 	ctx, cancel := context.WithTimeout(ctx, backupFetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+backupStorePath, nil)
@@ -111,7 +110,7 @@ func fetchStore(ctx context.Context, f backupFlags, src string, w io.Writer) (st
 		return base, fmt.Errorf("--controlplane-url: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return base, fmt.Errorf("no answer from the control plane (--controlplane-addr, --controlplane-url): %w", err)
 	}
@@ -122,7 +121,7 @@ func fetchStore(ctx context.Context, f backupFlags, src string, w io.Writer) (st
 		if json.Unmarshal(body, &eb) != nil || eb.Message == "" {
 			eb.Message = strings.TrimSpace(string(body))
 		}
-		hint := ""
+		hint := httpsHint(base, resp.StatusCode, eb.Message)
 		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			hint = " (is it the broker of this data dir? give its admin token with --controlplane-token)"
 		}

@@ -485,7 +485,7 @@ func TestBackupRefusesNonEmptyDest(t *testing.T) {
 		file:                         "is not a directory",
 		filepath.Join(src, "inside"): "inside the data directory",
 	} {
-		if _, err := runBackup(context.Background(), backupFlags{dataDir: src}, dest); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := runBackup(context.Background(), backupFlags{cpAPIFlags{dataDir: src}}, dest); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("backup to %s: %v, want %q", dest, err, want)
 		}
 	}
@@ -499,11 +499,11 @@ func TestBackupRefusesNonEmptyDest(t *testing.T) {
 	if err := os.Mkdir(empty, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	sum, err := runBackup(context.Background(), backupFlags{dataDir: src}, empty)
+	sum, err := runBackup(context.Background(), backupFlags{cpAPIFlags{dataDir: src}}, empty)
 	if err != nil || sum.logs["streams"].records != 10 || sum.store != nil {
 		t.Fatalf("backup to an empty directory: %+v %v", sum, err)
 	}
-	if _, err := runBackup(context.Background(), backupFlags{dataDir: filepath.Join(root, "nope")}, filepath.Join(root, "x")); err == nil {
+	if _, err := runBackup(context.Background(), backupFlags{cpAPIFlags{dataDir: filepath.Join(root, "nope")}}, filepath.Join(root, "x")); err == nil {
 		t.Fatal("backup of a missing data dir")
 	}
 	assertNoBackup(t, filepath.Join(root, "x"))
@@ -530,7 +530,7 @@ func TestBackupFailureLeavesNoDest(t *testing.T) {
 		return nil
 	}
 	dst := filepath.Join(root, "backup")
-	_, err := runBackup(context.Background(), backupFlags{dataDir: src}, dst)
+	_, err := runBackup(context.Background(), backupFlags{cpAPIFlags{dataDir: src}}, dst)
 	backupHook = nil
 	if !errors.Is(err, injected) || !strings.Contains(err.Error(), "nothing written to "+dst) {
 		t.Fatalf("backup with a failing read: %v", err)
@@ -546,7 +546,7 @@ func TestBackupFailureLeavesNoDest(t *testing.T) {
 			f.Close()
 			t.Skip("file permissions are not enforced (running as root)")
 		}
-		_, err := runBackup(context.Background(), backupFlags{dataDir: src}, dst)
+		_, err := runBackup(context.Background(), backupFlags{cpAPIFlags{dataDir: src}}, dst)
 		if !errors.Is(err, fs.ErrPermission) {
 			t.Fatalf("backup with an unreadable segment: %v", err)
 		}

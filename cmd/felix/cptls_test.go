@@ -76,6 +76,17 @@ func TestEmbeddedControlPlaneOverHTTPS(t *testing.T) {
 		t.Fatalf("plain http to the https API: %v; want a hint to use https", err)
 	}
 
+	// felix backup fetches the running broker's store over https too.
+	dest := filepath.Join(t.TempDir(), "copy")
+	if out, err := runCLI(t, "backup", "--data-dir", dir, "--controlplane-url", "https://"+host, dest); err != nil ||
+		!strings.Contains(out, "https://"+host) {
+		t.Fatalf("backup over https: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "backup", "--data-dir", dir, "--controlplane-url", "http://"+host, dest+"2"); err == nil ||
+		!strings.Contains(err.Error(), "--controlplane-url https://"+host) {
+		t.Fatalf("backup over plain http to the https API: %v; want a hint to use https", err)
+	}
+
 	// The development certificate of another data dir is another CA.
 	other := t.TempDir()
 	if _, err := transport.ServerTLSConfig(transport.TLSOptions{DataDir: other}, nil); err != nil {
