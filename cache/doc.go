@@ -42,7 +42,9 @@
 // PutOptions.TTL follows the wire's ttl_ms: nil never expires; zero or
 // negative is expired immediately (the write succeeds, takes a version and
 // replaces any previous value, but a Get right after misses; nothing is
-// kept). Expiry is lazy on access — an expired entry is removed by the
+// kept). Cache.Expire sets an existing key's expiry from now and
+// Cache.Persist removes it (Redis PEXPIRE and PERSIST); neither creates a
+// key nor changes its version, which names the value. Expiry is lazy on access — an expired entry is removed by the
 // operation that finds it and counted in Stats.Expirations — plus a bounded
 // background sweep: every StoreOptions.SweepInterval the Store visits
 // StoreOptions.SweepMaxPerTick slots across its caches, round-robin across
@@ -55,6 +57,15 @@
 // a fake clock instead of sleeping. Deadlines are kept relative to the
 // cache's creation time, so with the real clock they follow the monotonic
 // clock and are immune to wall-clock steps.
+//
+// # Scans
+//
+// Cache.Scan pages through the keys in byte order (Redis SCAN with MATCH
+// prefix*): a page is the smallest live keys after a cursor, the last key
+// of the previous page, gathered shard by shard under each shard's read
+// lock in a bounded heap. There is no ordered index to keep up on writes,
+// so a page costs a pass over the keys; in exchange the guarantee is
+// simple: a key live for a whole scan is returned exactly once.
 //
 // # Capacity and eviction
 //
@@ -89,8 +100,10 @@
 // (DurableOptions.Dir); one created with Create lives in memory only. Every
 // write that changes a durable cache appends one record to its log: a put,
 // a delete, the removal of an entry by capacity eviction (else it would
-// come back after a restart), and a TTL ≤ 0 put (logged as a delete
-// carrying its version). Entries that expire need no record: a put record
+// come back after a restart), a TTL ≤ 0 put (logged as a delete
+// carrying its version), an increment (a put of the new value) and a
+// change of expiry (Expire, Persist: a put of the entry with its value
+// and version and the new expiry). Entries that expire need no record: a put record
 // carries the absolute expiry. A record's payload (integers big-endian):
 //
 //	put:    0x01 | u64 version | i64 expiry, unix ms by the wall clock (0: never) | u32 key length | key | value

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/felixmq/felix/commitlog"
@@ -43,6 +44,8 @@ var (
 	// ErrOverflow: Incr whose result would not fit in an int64 (a
 	// *OverflowError).
 	ErrOverflow = errors.New("cache increment or decrement would overflow")
+	// ErrInvalidTTL: Expire with a TTL that is not positive (a *TTLError).
+	ErrInvalidTTL = errors.New("invalid cache TTL")
 )
 
 // StorageError is a write of a durable cache that its log did not store
@@ -54,7 +57,7 @@ var (
 // server's files.
 type StorageError struct {
 	Scope Scope
-	Op    string // put, delete, evict, compact
+	Op    string // put, incr, expire, delete, evict, compact
 	Key   string
 	Err   error
 }
@@ -184,3 +187,35 @@ func (e *OverflowError) Error() string {
 
 // Unwrap returns ErrOverflow.
 func (e *OverflowError) Unwrap() error { return ErrOverflow }
+
+// TTLError refuses Expire with a TTL that is not positive. Redis's EXPIRE
+// deletes a key given one; Felix refuses it, so that a mistaken TTL never
+// loses a key: Persist removes an expiry, Delete deletes.
+type TTLError struct {
+	Key string
+	TTL time.Duration
+}
+
+func (e *TTLError) Error() string {
+	return fmt.Sprintf("%s: key %s: %v is not positive (persist, ttl_ms 0, removes an expiry; delete deletes a key)",
+		ErrInvalidTTL, quoteKey(e.Key), e.TTL)
+}
+
+// Unwrap returns ErrInvalidTTL.
+func (e *TTLError) Unwrap() error { return ErrInvalidTTL }
+
+// ScanKeyTooLargeError refuses a Scan page whose next key alone (with the
+// cursor that repeats it) exceeds ScanOptions.MaxBytes: the page cannot
+// hold it, and skipping it would break the scan's promise.
+type ScanKeyTooLargeError struct {
+	Key            string
+	Size, MaxBytes int
+}
+
+func (e *ScanKeyTooLargeError) Error() string {
+	return fmt.Sprintf("%s: key %s needs %d bytes in a scan page, over the page's limit of %d",
+		ErrTooLarge, quoteKey(e.Key), e.Size, e.MaxBytes)
+}
+
+// Unwrap returns ErrTooLarge.
+func (e *ScanKeyTooLargeError) Unwrap() error { return ErrTooLarge }

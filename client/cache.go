@@ -324,7 +324,7 @@ type cacheSession struct {
 	r      *wire.Reader
 	nextID atomic.Uint64
 	bin    bool // gets and puts go as binary frames (CapCacheBin granted)
-	ext    bool // the broker granted CapCacheExt (cache_incr needs it)
+	ext    bool // the broker granted CapCacheExt (cache_incr, cache_expire, cache_scan need it)
 
 	// q carries the requests to the stream (see writeQueue); reply slots
 	// are queued under q.mu too, so replies come back in queue order.
@@ -500,10 +500,10 @@ func (s *cacheSession) send(ctx context.Context, build func(id uint64) wire.Mess
 // cannot carry (a name or key over 64 KiB) goes as JSON too, whose encoder
 // reports whatever is really wrong with it.
 func (s *cacheSession) appendRequest(dst []byte, id uint64, m wire.Message) ([]byte, error) {
-	if _, incr := m.(*wire.CacheIncr); incr && !s.ext {
+	if laterExt(m) && !s.ext {
 		// A broker without the extension would reset the stream, failing
 		// every request in flight on it.
-		return dst, fmt.Errorf("%w: cache_incr needs the cache extension (capability %#04x)", ErrUnsupported, wire.CapCacheExt)
+		return dst, fmt.Errorf("%w: %s needs the cache extension (capability %#04x)", ErrUnsupported, m.Type(), wire.CapCacheExt)
 	}
 	if s.bin {
 		var b []byte
@@ -519,6 +519,17 @@ func (s *cacheSession) appendRequest(dst []byte, id uint64, m wire.Message) ([]b
 		}
 	}
 	return wire.AppendMessageFrame(dst, m)
+}
+
+// laterExt reports whether m is a request of the cache extension that
+// came after the capability itself (cache_incr, cache_expire,
+// cache_scan), which the SDK checks the broker granted before sending.
+func laterExt(m wire.Message) bool {
+	switch m.(type) {
+	case *wire.CacheIncr, *wire.CacheExpire, *wire.CacheScan:
+		return true
+	}
+	return false
 }
 
 func (s *cacheSession) readLoop() {
@@ -607,6 +618,10 @@ func replyID(m wire.Message) (uint64, bool) {
 	case *wire.CacheValues:
 		return m.RequestID, true
 	case *wire.CacheIncrValue:
+		return m.RequestID, true
+	case *wire.CacheExpireResult:
+		return m.RequestID, true
+	case *wire.CacheScanPage:
 		return m.RequestID, true
 	case *wire.CacheError:
 		return m.RequestID, true

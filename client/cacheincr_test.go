@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -130,13 +131,8 @@ func TestCacheIncrConcurrentClients(t *testing.T) {
 // A durable cache whose log cannot store an increment: ErrStorage, the
 // count unchanged.
 func TestCacheIncrStorage(t *testing.T) {
-	tb := startBroker(t)
-	scope := cache.Scope{Tenant: "default", Namespace: "default", Cache: "kept"}
-	if _, err := tb.Caches.CreateDurable(scope, cache.Config{}, cache.DurableOptions{Dir: t.TempDir()}); err != nil {
-		t.Fatal(err)
-	}
+	tb, kv := durableCache(t)
 	ctx := testCtx(t)
-	kv := dial(t, tb, Options{}).Cache("default", "kept")
 	if v, err := kv.Incr(ctx, "n", 3); err != nil || v != 3 {
 		t.Fatalf("Incr: %d %v", v, err)
 	}
@@ -154,6 +150,27 @@ func TestCacheIncrStorage(t *testing.T) {
 // broker that does not know cache_incr would reset the stream and fail
 // every request in flight on it.
 func TestCacheIncrUnsupported(t *testing.T) {
+	kv, received := dialReferenceCache(t)
+	ctx := testCtx(t)
+	if _, found, err := kv.Get(ctx, "k"); err != nil || found {
+		t.Fatalf("Get: %v %v", found, err)
+	}
+	if _, err := kv.Incr(ctx, "k", 1); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("Incr without the extension: %v, want ErrUnsupported", err)
+	}
+	if _, _, err := kv.Get(ctx, "k"); err != nil {
+		t.Fatalf("Get after the refused Incr (same session): %v", err)
+	}
+	if got := received(); len(got) != 2 || got[0] != wire.TypeCacheGet || got[1] != wire.TypeCacheGet {
+		t.Fatalf("the broker received %v, want only the two gets", got)
+	}
+}
+
+// dialReferenceCache returns a handle on a cache of a fake broker that,
+// as the reference, grants no extension, answers cache_get with a miss
+// and resets the stream on any other message; received lists the message
+// types it got.
+func dialReferenceCache(t *testing.T) (kv *Cache, received func() []wire.MsgType) {
 	authOK, err := wire.AppendMessageFrame(nil, &wire.AuthOK{ServerFlags: wire.KnownFlags})
 	if err != nil {
 		t.Fatal(err)
@@ -198,25 +215,25 @@ func TestCacheIncrUnsupported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := testCtx(t)
-	c, err := Dial(ctx, addr, Options{TLS: tlsConf, CacheConns: 1, CacheStreamsPerConn: 1})
+	c, err := Dial(testCtx(t), addr, Options{TLS: tlsConf, CacheConns: 1, CacheStreamsPerConn: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	kv := c.Cache("default", "c")
-	if _, found, err := kv.Get(ctx, "k"); err != nil || found {
-		t.Fatalf("Get: %v %v", found, err)
+	t.Cleanup(func() { c.Close() })
+	return c.Cache("default", "c"), func() []wire.MsgType {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
 	}
-	if _, err := kv.Incr(ctx, "k", 1); !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("Incr without the extension: %v, want ErrUnsupported", err)
+}
+
+// durableCache starts a broker with the durable cache default/default/kept
+// and returns a handle on it.
+func durableCache(t *testing.T) (*testbroker.Broker, *Cache) {
+	tb := startBroker(t)
+	scope := cache.Scope{Tenant: "default", Namespace: "default", Cache: "kept"}
+	if _, err := tb.Caches.CreateDurable(scope, cache.Config{}, cache.DurableOptions{Dir: t.TempDir()}); err != nil {
+		t.Fatal(err)
 	}
-	if _, _, err := kv.Get(ctx, "k"); err != nil {
-		t.Fatalf("Get after the refused Incr (same session): %v", err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) != 2 || got[0] != wire.TypeCacheGet || got[1] != wire.TypeCacheGet {
-		t.Fatalf("the broker received %v, want only the two gets", got)
-	}
+	return tb, dial(t, tb, Options{}).Cache("default", "kept")
 }

@@ -109,16 +109,12 @@ func (ctl *control) cachePut(m *wire.CachePut, bin bool) error {
 		return ctl.cacheFailure(m.RequestID, err)
 	}
 	opt := cache.PutOptions{TTL: ttlFromMs(m.TTLMs), IfAbsent: m.IfAbsent, IfVersion: m.IfVersion}
-	version, err := c.Put(m.Key, m.Value, opt)
-	// The cache was deleted after it was resolved (a capacity change
-	// deletes it and creates it again): resolve the scope again, as for a
-	// request arriving now, so the write goes to the cache that holds the
-	// name, or fails as any request on a missing scope does.
-	for retries := 0; errors.Is(err, cache.ErrDeleted) && retries < 3; retries++ {
-		if c, done, err = ctl.cacheScope(m.TenantID, m.Namespace, m.Cache, ActionCacheWrite, m.RequestID); done {
-			return err
-		}
+	var version uint64
+	if done, err = ctl.writeCache(c, m.TenantID, m.Namespace, m.Cache, m.RequestID, func(c *cache.Cache) (err error) {
 		version, err = c.Put(m.Key, m.Value, opt)
+		return err
+	}); done {
+		return err
 	}
 	if err != nil {
 		return ctl.cacheFailure(m.RequestID, err)
@@ -137,12 +133,29 @@ func (ctl *control) cachePut(m *wire.CachePut, bin bool) error {
 	return ctl.reply(ok)
 }
 
-// checkCacheStorage refuses a put (or an increment, op "incr") to a
-// durable cache while the broker's free disk space is below its floor
-// (broker.Broker.CheckStorage), as the cache refuses one its log cannot
-// write: "storage write failed, cache put not stored: …", code storage,
-// the entry as it was. Deletes are not checked: they free space, as Redis
-// takes DEL past maxmemory.
+// writeCache runs write on c, the cache a write request resolved. If c
+// was deleted after it was resolved (a capacity change deletes it and
+// creates it again), it resolves the scope again, as for a request
+// arriving now, and runs write on the cache that holds the name (up to 3
+// times), or fails as any request on a missing scope does: done and err
+// are then cacheScope's. Otherwise err is write's.
+func (ctl *control) writeCache(c *cache.Cache, tenant, ns, name string, reqID *uint64, write func(*cache.Cache) error) (done bool, err error) {
+	err = write(c)
+	for retries := 0; errors.Is(err, cache.ErrDeleted) && retries < 3; retries++ {
+		if c, done, err = ctl.cacheScope(tenant, ns, name, ActionCacheWrite, reqID); done {
+			return true, err
+		}
+		err = write(c)
+	}
+	return false, err
+}
+
+// checkCacheStorage refuses a put (or an increment, op "incr", or a
+// change of expiry, op "expire") to a durable cache while the broker's
+// free disk space is below its floor (broker.Broker.CheckStorage), as the
+// cache refuses one its log cannot write: "storage write failed, cache
+// put not stored: …", code storage, the entry as it was. Deletes are not
+// checked: they free space, as Redis takes DEL past maxmemory.
 func (ctl *control) checkCacheStorage(c *cache.Cache, op, key string) error {
 	if !c.Durable() {
 		return nil
@@ -341,14 +354,13 @@ func (ctl *control) cacheIncr(m *wire.CacheIncr) error {
 		delta = *m.Delta
 	}
 	ttl := ttlFromMs(m.TTLMs)
-	value, version, err := c.Incr(m.Key, delta, ttl)
-	// As for a put: a cache deleted and created again under the name
-	// meanwhile (a capacity change) takes the increment.
-	for retries := 0; errors.Is(err, cache.ErrDeleted) && retries < 3; retries++ {
-		if c, done, err = ctl.cacheScope(m.TenantID, m.Namespace, m.Cache, ActionCacheWrite, &m.RequestID); done {
-			return err
-		}
+	var value int64
+	var version uint64
+	if done, err = ctl.writeCache(c, m.TenantID, m.Namespace, m.Cache, &m.RequestID, func(c *cache.Cache) (err error) {
 		value, version, err = c.Incr(m.Key, delta, ttl)
+		return err
+	}); done {
+		return err
 	}
 	if err != nil {
 		return ctl.cacheFailure(&m.RequestID, err)

@@ -142,19 +142,7 @@ func TestCacheIncrNeedsWritePermission(t *testing.T) {
 // refused as a put is (code storage, the count unchanged); an in-memory
 // cache's is not; once there is room again increments go on.
 func TestCacheIncrDiskFloor(t *testing.T) {
-	var full atomic.Bool
-	floor := errors.New("free disk space 1.0 MiB is below the broker's limit of 50.0 MiB (--disk-free-limit)")
-	tb := testbroker.Start(t, testbroker.WithCaches(cache.Config{}, "t1/default/primary"), smallVersions(),
-		testbroker.WithBrokerOptions(broker.Options{StorageGuard: func() error {
-			if full.Load() {
-				return floor
-			}
-			return nil
-		}}))
-	scope := cache.Scope{Tenant: "t1", Namespace: "default", Cache: "kept"}
-	if _, err := tb.Caches.CreateDurable(scope, cache.Config{}, cache.DurableOptions{Dir: t.TempDir()}); err != nil {
-		t.Fatal(err)
-	}
+	tb, full, floor := startDiskFloorTB(t)
 	s := dialRaw(t, tb).open()
 	s.authExt()
 	kept := func(id uint64) *wire.CacheIncr {
@@ -181,4 +169,24 @@ func TestCacheIncrDiskFloor(t *testing.T) {
 	if m, ok := s.readMsg().(*wire.CacheIncrValue); !ok || m.Value != 2 {
 		t.Fatalf("increment after room came back: %#v, want 2 (the refused one not counted)", m)
 	}
+}
+
+// startDiskFloorTB starts a broker with the in-memory cache t1/default/primary
+// and the durable cache t1/default/kept, whose disk is below the
+// free-space floor (failing with floor) while full is set.
+func startDiskFloorTB(t *testing.T) (tb *testbroker.Broker, full *atomic.Bool, floor error) {
+	full = new(atomic.Bool)
+	floor = errors.New("free disk space 1.0 MiB is below the broker's limit of 50.0 MiB (--disk-free-limit)")
+	tb = testbroker.Start(t, testbroker.WithCaches(cache.Config{}, "t1/default/primary"), smallVersions(),
+		testbroker.WithBrokerOptions(broker.Options{StorageGuard: func() error {
+			if full.Load() {
+				return floor
+			}
+			return nil
+		}}))
+	scope := cache.Scope{Tenant: "t1", Namespace: "default", Cache: "kept"}
+	if _, err := tb.Caches.CreateDurable(scope, cache.Config{}, cache.DurableOptions{Dir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	return tb, full, floor
 }

@@ -250,6 +250,10 @@ func (ctl *control) handleMessage(m wire.Message) error {
 		return ctl.cacheMGet(m)
 	case *wire.CacheIncr:
 		return ctl.cacheIncr(m)
+	case *wire.CacheExpire:
+		return ctl.cacheExpire(m)
+	case *wire.CacheScan:
+		return ctl.cacheScan(m)
 	case *wire.QueueJoin:
 		return ctl.queueJoin(m)
 	case *wire.QueueStats:
@@ -260,7 +264,7 @@ func (ctl *control) handleMessage(m wire.Message) error {
 		return ctl.fail("subscribe_cursor_error is a server-to-client message")
 	case *wire.ErrorMessage:
 		return errClose
-	default: // auth_ok, subscribed, event*, cache_value, cache_ok, cache_incr_value, publish_ok, publish_error, ok
+	default: // auth_ok, subscribed, event*, cache_value, cache_ok, cache_incr_value, cache_expire_result, cache_scan_page, publish_ok, publish_error, ok
 		return ctl.fail("unexpected message type")
 	}
 }

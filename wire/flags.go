@@ -55,8 +55,9 @@ func PeerFlags(advertised *uint16) uint16 {
 // reference client sees exactly KnownFlags.
 const (
 	// CapCacheExt: cache_put if_absent/if_version, versions on cache_ok and
-	// cache_value, cache_delete, cache_ttl, cache_mget, cache_incr (added
-	// later under the same bit) and cache_error.
+	// cache_value, cache_delete, cache_ttl, cache_mget, cache_incr,
+	// cache_expire and cache_scan (added later under the same bit) and
+	// cache_error.
 	CapCacheExt uint16 = 0x4000
 	// CapQueue: consumer groups (queue_* messages and FlagQueueDelivery
 	// frames).

@@ -105,8 +105,12 @@ const (
 	fDeadLettered
 	fReleased
 	fLost
-	fDelta    // cache_incr.delta: a signed integer
-	fIntValue // cache_incr_value.value: "value" as a signed integer, not base64
+	fDelta      // cache_incr.delta: a signed integer
+	fIntValue   // cache_incr_value.value: "value" as a signed integer, not base64
+	fIntTTLMs   // cache_expire.ttl_ms: "ttl_ms" as a signed integer (a negative one is refused by the broker, not the decoder)
+	fPrefix     // cache_scan.prefix
+	fScanCursor // cache_scan.cursor, cache_scan_page.cursor: "cursor" as a string (a key), not a u64
+	fLimit      // cache_scan.limit
 	numFields
 )
 
@@ -146,13 +150,14 @@ var fieldNames = [numFields + 1]string{
 	fMembers: "members", fInFlight: "in_flight", fPending: "pending", fLag: "lag", fCursor: "cursor",
 	fDelivered: "delivered", fAcked: "acked", fNacked: "nacked", fRedelivered: "redelivered",
 	fTimedOut: "timed_out", fDeadLettered: "dead_lettered", fReleased: "released", fLost: "lost",
-	fDelta: "delta", fIntValue: "value",
+	fDelta: "delta", fIntValue: "value", fIntTTLMs: "ttl_ms", fPrefix: "prefix", fScanCursor: "cursor", fLimit: "limit",
 	numFields: "?",
 }
 
 // fieldByName finds the field named name among allowed: a name may stand
 // for fields of different types in different messages ("value" is base64
-// in cache_put, an integer in cache_incr_value).
+// in cache_put, an integer in cache_incr_value; "cursor" a u64 in
+// queue_stats_value, a string in cache_scan).
 func fieldByName(name []byte, allowed fieldMask) (field, bool) {
 	for i, n := range fieldNames[:numFields] {
 		if allowed&(1<<i) != 0 && string(name) == n {
@@ -477,7 +482,7 @@ func (d *jsonDecoder) readField(id field, f *fields) error {
 		return nil
 	}
 	switch id {
-	case fTenantID, fToken, fNamespace, fStream, fCache, fKey, fMessage, fReason, fCode, fGroup, fConsumer:
+	case fTenantID, fToken, fNamespace, fStream, fCache, fKey, fMessage, fReason, fCode, fGroup, fConsumer, fPrefix, fScanCursor:
 		s, err := d.readString(id)
 		if err != nil {
 			return err
@@ -509,13 +514,13 @@ func (d *jsonDecoder) readField(id field, f *fields) error {
 		return d.readUintList(f)
 	case fRequestID, fSubscriptionID, fOffset, fBaseOffset, fTTLMs, fRequested, fAvailable, fIfVersion, fVersion,
 		fPrefetch, fDelayMs, fMembers, fInFlight, fPending, fLag, fCursor, fDelivered, fAcked, fNacked,
-		fRedelivered, fTimedOut, fDeadLettered, fReleased, fLost:
+		fRedelivered, fTimedOut, fDeadLettered, fReleased, fLost, fLimit:
 		v, err := d.readUint(id)
 		if err != nil {
 			return err
 		}
 		f.num[id] = v
-	case fDelta, fIntValue:
+	case fDelta, fIntValue, fIntTTLMs:
 		v, err := d.readInt(id)
 		if err != nil {
 			return err

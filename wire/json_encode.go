@@ -282,19 +282,7 @@ func (m *CacheMGet) appendFields(e *encoder) {
 	e.str("tenant_id", m.TenantID)
 	e.str("namespace", m.Namespace)
 	e.str("cache", m.Cache)
-	e.key("keys")
-	e.buf = append(e.buf, '[')
-	for i, k := range m.Keys {
-		if i > 0 {
-			e.buf = append(e.buf, ',')
-		}
-		b, err := jsontext.AppendQuote(e.buf, k)
-		if err != nil && e.err == nil {
-			e.err = fmt.Errorf("field keys: %w", ErrInvalidUTF8)
-		}
-		e.buf = b
-	}
-	e.buf = append(e.buf, ']')
+	e.strList("keys", m.Keys)
 	e.u64("request_id", m.RequestID)
 }
 

@@ -37,6 +37,11 @@ const (
 	// cache_incr came after the others, under the same capability.
 	TypeCacheIncr      MsgType = "cache_incr"
 	TypeCacheIncrValue MsgType = "cache_incr_value"
+	// cache_expire and cache_scan came later still, under the same capability.
+	TypeCacheExpire       MsgType = "cache_expire"
+	TypeCacheExpireResult MsgType = "cache_expire_result"
+	TypeCacheScan         MsgType = "cache_scan"
+	TypeCacheScanPage     MsgType = "cache_scan_page"
 
 	// Felix queue extension (capability CapQueue).
 	TypeQueueJoin       MsgType = "queue_join"

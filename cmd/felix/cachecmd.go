@@ -19,7 +19,7 @@ func newCacheCmd() *cobra.Command {
 	var cacheName string
 	cmd := &cobra.Command{
 		Use:   "cache",
-		Short: "Read and write a cache: get, put, del, ttl, incr, decr",
+		Short: "Read and write a cache: get, put, del, ttl, incr, decr, expire, persist, keys",
 	}
 	cmd.PersistentFlags().StringVarP(&cacheName, "cache", "c", "demo", "cache name")
 	run := func(fn func(cmd *cobra.Command, kv *client.Cache, args []string) error) func(*cobra.Command, []string) error {
@@ -117,7 +117,8 @@ func newCacheCmd() *cobra.Command {
 		}),
 	}
 	incr, decr := newIncrCmds(run)
-	cmd.AddCommand(put, get, del, ttlCmd, incr, decr)
+	expire, persist, keys := newKeyCmds(run)
+	cmd.AddCommand(put, get, del, ttlCmd, incr, decr, expire, persist, keys)
 	return clientCmd(cmd, &f)
 }
 

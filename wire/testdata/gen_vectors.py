@@ -103,6 +103,21 @@ jvec("ext_cache_incr_default", {"type": "cache_incr", "tenant_id": "t1", "namesp
 jvec("ext_cache_incr_value", {"type": "cache_incr_value", "request_id": 15, "value": -3, "version": 7})
 jvec("ext_cache_error_not_integer", {"type": "cache_error", "request_id": 17, "code": "not_integer",
                                      "message": "cache value is not an integer or out of range: key \"name\""})
+# cache_expire and cache_scan (same capability): ttl_ms an i64 (0 removes
+# the expiry), prefix/cursor/limit optional, a page's cursor always written.
+jvec("ext_cache_expire", {"type": "cache_expire", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                          "key": "session", "request_id": 18, "ttl_ms": 30000})
+jvec("ext_cache_expire_persist", {"type": "cache_expire", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                                  "key": "session", "request_id": 19, "ttl_ms": 0})
+jvec("ext_cache_expire_result", {"type": "cache_expire_result", "request_id": 18, "found": True, "version": 7})
+jvec("ext_cache_expire_result_missing", {"type": "cache_expire_result", "request_id": 19, "found": False, "version": 0})
+jvec("ext_cache_scan", {"type": "cache_scan", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                        "request_id": 20, "prefix": "user:", "cursor": "user:1", "limit": 2})
+jvec("ext_cache_scan_start", {"type": "cache_scan", "tenant_id": "t1", "namespace": "default", "cache": "c",
+                              "request_id": 21})
+jvec("ext_cache_scan_page", {"type": "cache_scan_page", "request_id": 20, "keys": ["user:2", "user:\"3\""],
+                             "cursor": "user:\"3\""})
+jvec("ext_cache_scan_page_done", {"type": "cache_scan_page", "request_id": 21, "keys": [], "cursor": ""})
 
 # Felix queue extension (capability 0x2000).
 jvec("ext_queue_join", {"type": "queue_join", "tenant_id": "t1", "namespace": "default", "stream": "orders",

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// felix cache expire / persist print 1 or 0 as Redis's EXPIRE and
+// PERSIST; a TTL that is not positive is refused; felix cache keys prints
+// every key (with a prefix, only its keys) in order, across pages.
+func TestCacheExpireKeysCLI(t *testing.T) {
+	addr, _, ca := startServe(t)
+	conn := []string{"--addr", addr, "--ca-file", ca}
+	run := func(args ...string) (string, error) {
+		return runCLI(t, append(args, conn...)...)
+	}
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"cache", "put", "session", "x"}, ""},
+		{[]string{"cache", "expire", "session", "1h"}, "1\n"},
+		{[]string{"cache", "expire", "missing", "1h"}, "0\n"},
+		{[]string{"cache", "get", "session"}, "x\n"},
+		{[]string{"cache", "persist", "session"}, "1\n"},
+		{[]string{"cache", "ttl", "session"}, "-1\n"},
+		{[]string{"cache", "persist", "missing"}, "0\n"},
+		{[]string{"cache", "ttl", "missing"}, "-2\n"},           // not created
+		{[]string{"cache", "expire", "session", "7200"}, "1\n"}, // seconds, as Redis
+	}
+	for _, s := range steps {
+		out, err := run(s.args...)
+		if err != nil || (s.want != "" && out != s.want) {
+			t.Fatalf("%v: %q %v, want %q", s.args, out, err, s.want)
+		}
+	}
+	if out, err := run("cache", "ttl", "session"); err != nil || !strings.HasPrefix(out, "1h59m") {
+		t.Fatalf("ttl after expire 7200: %q %v", out, err)
+	}
+	for _, ttl := range []string{"0", "-1", "-5s", "0s", "soon"} {
+		// A negative TTL after "--", as flags go before it.
+		args := append(append([]string{"cache", "expire"}, conn...), "--", "session", ttl)
+		if _, err := runCLI(t, args...); err == nil || !strings.Contains(err.Error(), "invalid TTL") {
+			t.Fatalf("expire with TTL %s: %v, want refused", ttl, err)
+		}
+	}
+	if out, err := run("cache", "get", "session"); err != nil || out != "x\n" {
+		t.Fatalf("session after the refused expires: %q %v", out, err)
+	}
+
+	var want []string
+	for i := range 1203 { // over a page of 1000
+		want = append(want, fmt.Sprintf("user:%04d", i))
+	}
+	for _, k := range want {
+		if _, err := run("cache", "put", k, "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := run("cache", "keys", "user:")
+	if err != nil || out != strings.Join(want, "\n")+"\n" {
+		t.Fatalf("keys user: printed %d lines, %v; want the %d keys in order", strings.Count(out, "\n"), err, len(want))
+	}
+	out, err = run("cache", "keys")
+	if err != nil || !strings.HasPrefix(out, "session\nuser:0000\n") || !strings.HasSuffix(out, "user:1202\n") {
+		t.Fatalf("keys: %.60q… %v", out, err)
+	}
+	if out, err := run("cache", "keys", "nothing"); err != nil || out != "" {
+		t.Fatalf("keys of an unused prefix: %q %v", out, err)
+	}
+}
