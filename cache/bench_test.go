@@ -105,3 +105,26 @@ func BenchmarkMixed90Get10Put(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkScanPage measures one cache_scan page of 1,000 keys from the
+// middle of caches of 10k and 100k keys: a page passes over every key.
+func BenchmarkScanPage(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			c, _ := newTestCache(b, Config{})
+			for i := range n {
+				if _, err := c.Put(fmt.Sprintf("key-%06d", i), []byte("v"), PutOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cursor := fmt.Sprintf("key-%06d", n/2)
+			b.ReportAllocs()
+			for b.Loop() {
+				p, err := c.Scan(ScanOptions{Cursor: cursor, Limit: 1000})
+				if err != nil || len(p.Keys) != 1000 {
+					b.Fatalf("page of %d keys, %v", len(p.Keys), err)
+				}
+			}
+		})
+	}
+}
