@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/felixmq/felix/client"
+	"github.com/felixmq/felix/diskfree"
 	"github.com/felixmq/felix/internal/testbroker"
 )
 
@@ -65,7 +66,16 @@ func TestDashboardInBrowser(t *testing.T) {
 	if _, err := tb.Broker.DeclareStream("default", "browser", "ticks"); err != nil {
 		t.Fatal(err)
 	}
-	ms := startServer(t, Options{Sources: Sources{Broker: tb.Broker, Server: tb.Server, Caches: tb.Caches}})
+	// A free-space watch in alarm: 10 MiB free under a 50 MiB floor.
+	disk, err := diskfree.Start(diskfree.Options{Dir: "/data", Limit: 50 << 20, Logger: quiet,
+		Free: func(string) (uint64, error) { return 10 << 20, nil },
+		Tick: func(time.Duration) <-chan time.Time { return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disk.Close()
+	ms := startServer(t, Options{Sources: Sources{Broker: tb.Broker, Server: tb.Server, Caches: tb.Caches, Disk: disk}})
 	ms.SetReady(true)
 
 	c, err := client.Dial(ctx, tb.Addr, client.Options{TLS: tb.ClientTLS, PublishConns: 1, EventConns: 1})
@@ -136,5 +146,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	if status != "ready" {
 		t.Errorf("status badge %q, want ready", status)
+	}
+	diskText, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("#disk.alert")))
+	if err != nil {
+		t.Fatalf("the disk card flagged as an alarm: %v", err)
+	}
+	if diskText != "10.0 MiB (50.0 MiB) ALARM: durable writes refused" {
+		t.Errorf("disk card %q", diskText)
 	}
 }

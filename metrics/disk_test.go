@@ -39,3 +39,24 @@ func TestScrapeDiskAlarm(t *testing.T) {
 		t.Error("felix_disk_alarm exported without a disk guard")
 	}
 }
+
+// The overview carries the free-space watch's reading, floor, alarm and
+// refusals, and leaves it out when there is no watch.
+func TestOverviewDisk(t *testing.T) {
+	g, err := diskfree.Start(diskfree.Options{Dir: "/data", Limit: 50 << 20, Logger: quiet,
+		Free: func(string) (uint64, error) { return 10 << 20, nil },
+		Tick: func(time.Duration) <-chan time.Time { return nil }, // one look, at start
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	g.Check()
+	o := overviewOf(t, startServer(t, Options{Sources: Sources{Disk: g}}))
+	if o.Disk == nil || *o.Disk != (DiskView{FreeBytes: 10 << 20, LimitBytes: 50 << 20, Alarm: true, Refused: 1}) {
+		t.Fatalf("overview disk = %+v", o.Disk)
+	}
+	if o := overviewOf(t, startServer(t, Options{Sources: Sources{}})); o.Disk != nil {
+		t.Fatalf("overview without a disk guard has disk %+v", o.Disk)
+	}
+}

@@ -26,6 +26,17 @@ type Overview struct {
 	Groups        []GroupView      `json:"groups"`
 	Caches        []CacheView      `json:"caches"`
 	Truncated     bool             `json:"truncated"` // a list was longer than MaxOverviewRows
+	// Disk is the free-space watch of the data dir (--disk-free-limit);
+	// absent when the broker has none.
+	Disk *DiskView `json:"disk,omitempty"`
+}
+
+// DiskView is the data dir's free space against the broker's floor.
+type DiskView struct {
+	FreeBytes  int64  `json:"free_bytes"`  // at the last look; -1 before the first
+	LimitBytes int64  `json:"limit_bytes"` // the floor
+	Alarm      bool   `json:"alarm"`       // below the floor: durable writes are refused
+	Refused    uint64 `json:"refused"`     // writes refused by the floor since start
 }
 
 // ConnectionsView counts QUIC connections.
@@ -161,6 +172,10 @@ func (s *Server) overview() Overview {
 	o := Overview{
 		Time: now, UptimeSeconds: now.Sub(s.started).Seconds(), Status: s.status().String(),
 		Streams: []StreamView{}, Subscribers: []SubscriberView{}, Groups: []GroupView{}, Caches: []CacheView{},
+	}
+	if d := s.opts.Sources.Disk; d != nil {
+		st := d.Stats()
+		o.Disk = &DiskView{FreeBytes: st.Free, LimitBytes: st.Limit, Alarm: st.Low, Refused: st.Refused}
 	}
 	if c := snap.server; c != nil {
 		o.Connections = ConnectionsView{Open: c.ConnectionsOpen.Load(), Total: c.ConnectionsTotal.Load(), Subscriptions: c.Subscriptions.Load()}

@@ -137,6 +137,13 @@ function show(o) {
   setText("conns-total", fmtInt(o.connections.total));
   setText("subs-open", fmtInt(o.connections.subscriptions));
   setText("stream-count", fmtInt(o.streams.length));
+  const disk = o.disk;
+  document.getElementById("disk-card").hidden = !disk;
+  if (disk) {
+    const free = disk.free_bytes < 0 ? "–" : fmtBytes(disk.free_bytes);
+    setText("disk", free + " (" + fmtBytes(disk.limit_bytes) + ")" + (disk.alarm ? " ALARM: durable writes refused" : ""));
+    document.getElementById("disk").classList.toggle("alert", disk.alarm);
+  }
   for (const name of Object.keys(tables)) render(name, o[name] || []);
   document.getElementById("truncated").hidden = !o.truncated;
 }
