@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strings"
 	"time"
 
 	"github.com/felixmq/felix/wire"
@@ -67,7 +68,9 @@ func (k *Cache) setExpiry(ctx context.Context, key string, ttlMs int64) (bool, e
 //
 // A page costs the broker a pass over the cache's keys: page through a
 // large cache with a large limit. It fails with ErrUnsupported, without
-// sending anything, when the broker did not grant the cache extension.
+// sending anything, when the broker did not grant the cache extension,
+// and with an error when the broker's page does not follow the cursor
+// (keys out of order, not after the cursor, or without the prefix).
 func (k *Cache) Scan(ctx context.Context, prefix, cursor string, limit int) (keys []string, next string, err error) {
 	m := &wire.CacheScan{TenantID: k.c.opts.TenantID, Namespace: k.namespace, Cache: k.name, Prefix: prefix, Cursor: cursor}
 	if limit > 0 {
@@ -78,10 +81,24 @@ func (k *Cache) Scan(ctx context.Context, prefix, cursor string, limit int) (key
 		return nil, "", err
 	}
 	p, ok := reply.(*wire.CacheScanPage)
-	if !ok || (p.Cursor != "" && (len(p.Keys) == 0 || p.Keys[len(p.Keys)-1] != p.Cursor)) {
+	if !ok || (p.Cursor != "" && (len(p.Keys) == 0 || p.Keys[len(p.Keys)-1] != p.Cursor)) || !pageFollows(p.Keys, prefix, cursor) {
 		return nil, "", unexpected(reply, "cache_scan")
 	}
 	return p.Keys, p.Cursor, nil
+}
+
+// pageFollows reports whether keys can be a page of the scan of prefix
+// after cursor: keys with the prefix, in increasing byte order, after the
+// cursor. A page that goes back would make Keys loop forever.
+func pageFollows(keys []string, prefix, cursor string) bool {
+	prev, first := cursor, cursor == ""
+	for _, k := range keys {
+		if !strings.HasPrefix(k, prefix) || (!first && k <= prev) {
+			return false
+		}
+		prev, first = k, false
+	}
+	return true
 }
 
 // Keys iterates over every live key that starts with prefix, in byte

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Client calls a control plane's HTTP API (Server) with an admin bearer
@@ -30,7 +33,24 @@ func NewClient(baseURL, token string, client *http.Client) *Client {
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, client: client}
+	// A copy, so the caller's client is not changed: a redirect that
+	// would turn a write into a GET (301, 302, 303) is answered as it is,
+	// an error, rather than followed to a success that did nothing (the
+	// API never redirects; a proxy sending http to https does).
+	hc := *client
+	follow := client.CheckRedirect
+	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		switch {
+		case req.Method != via[0].Method:
+			return http.ErrUseLastResponse
+		case follow != nil:
+			return follow(req, via)
+		case len(via) >= 10:
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, client: &hc}
 }
 
 // BaseURL returns the API's base URL, as given to NewClient without a
@@ -118,18 +138,29 @@ func (c *Client) DeleteCache(ctx context.Context, k CacheKey) error {
 	return c.do(ctx, http.MethodDelete, cacheAPIPath(k), nil, nil)
 }
 
-func tenantPath(t string) string { return "/v1/tenants/" + url.PathEscape(t) }
+func tenantPath(t string) string { return "/v1/tenants/" + pathSegment(t) }
 
 func nsAPIPath(k NamespaceKey) string {
-	return tenantPath(k.TenantID) + "/namespaces/" + url.PathEscape(k.Namespace)
+	return tenantPath(k.TenantID) + "/namespaces/" + pathSegment(k.Namespace)
 }
 
 func streamAPIPath(k StreamKey) string {
-	return nsAPIPath(NamespaceKey{k.TenantID, k.Namespace}) + "/streams/" + url.PathEscape(k.Stream)
+	return nsAPIPath(NamespaceKey{k.TenantID, k.Namespace}) + "/streams/" + pathSegment(k.Stream)
 }
 
 func cacheAPIPath(k CacheKey) string {
-	return nsAPIPath(NamespaceKey{k.TenantID, k.Namespace}) + "/caches/" + url.PathEscape(k.Cache)
+	return nsAPIPath(NamespaceKey{k.TenantID, k.Namespace}) + "/caches/" + pathSegment(k.Cache)
+}
+
+// pathSegment escapes a name as one segment of a path. The names "." and
+// ".." (valid names) are escaped as %2E too: as they are, the server's
+// path cleaning would read them as the segments that move in the path,
+// and another route would answer.
+func pathSegment(name string) string {
+	if name == "." || name == ".." {
+		return strings.ReplaceAll(name, ".", "%2E")
+	}
+	return url.PathEscape(name)
 }
 
 // apiCall sends in (nil: no body) and decodes the answer into a T.
@@ -147,7 +178,8 @@ func apiList[T any](ctx context.Context, c *Client, path string) ([]T, error) {
 
 // do sends one request: in as its JSON body (none when nil), out decoded
 // from a 2xx answer (ignored when nil). An answer is read up to
-// maxSourceBody bytes; a larger one is an error, not a truncated value.
+// maxSourceBody bytes; a larger one is an error, not a truncated value
+// (an error answer keeps its status, and the start of its body).
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -172,19 +204,29 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("control plane %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxSourceBody+1))
+	failed := resp.StatusCode < 200 || resp.StatusCode > 299
+	limit := maxSourceBody + 1
+	if failed {
+		// An error answer of any size keeps its status; its start says
+		// what went wrong.
+		limit = min(limit, maxErrorBody)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
 		return fmt.Errorf("control plane %s %s: %w", method, path, err)
 	}
-	if int64(len(b)) > maxSourceBody {
-		return fmt.Errorf("control plane %s %s: answer larger than %d bytes", method, path, maxSourceBody)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	if failed {
 		var eb errorBody
 		if json.Unmarshal(b, &eb) != nil || eb.Code == "" {
-			eb.Code, eb.Message = codeInternal, strings.TrimSpace(string(b))
+			eb.Code, eb.Message = codeInternal, plainMessage(b)
+			if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+				eb.Message = strings.TrimSpace("redirected to " + plainMessage([]byte(loc)) + " (not followed: give the API's own URL) " + eb.Message)
+			}
 		}
 		return &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Message}
+	}
+	if int64(len(b)) > maxSourceBody {
+		return fmt.Errorf("control plane %s %s: answer larger than %d bytes", method, path, maxSourceBody)
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
@@ -193,4 +235,32 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("control plane %s %s: decode: %w", method, path, err)
 	}
 	return nil
+}
+
+// maxErrorBody bounds what is read of an error answer.
+const maxErrorBody = 64 << 10
+
+// maxPlainMessage bounds the message taken from an error answer that is
+// not the API's JSON (a proxy's HTML page, say).
+const maxPlainMessage = 512
+
+// plainMessage is the message of an error answer that is not the API's:
+// its text with control characters as spaces (it is printed to
+// terminals), cut to maxPlainMessage bytes.
+func plainMessage(b []byte) string {
+	s := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return ' '
+		}
+		return r
+	}, string(b))
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > maxPlainMessage {
+		cut := maxPlainMessage
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + " …"
+	}
+	return s
 }

@@ -89,8 +89,9 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
-// client returns a controlplane.Client for the flags.
-func (f cpAPIFlags) client() (*controlplane.Client, error) {
+// client returns a controlplane.Client for the flags whose requests give
+// up after timeout (0: the HTTP client's default, 10 s).
+func (f cpAPIFlags) client(timeout time.Duration) (*controlplane.Client, error) {
 	base, err := f.baseURL()
 	if err != nil {
 		return nil, err
@@ -102,6 +103,9 @@ func (f cpAPIFlags) client() (*controlplane.Client, error) {
 	hc, err := f.httpClient(base)
 	if err != nil {
 		return nil, err
+	}
+	if timeout > 0 {
+		hc.Timeout = timeout
 	}
 	return controlplane.NewClient(base, token, hc), nil
 }
@@ -168,7 +172,7 @@ here and cannot be deleted here (docs/controlplane.md).
 func (f *adminFlags) run(fn func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		return withSignals(func(ctx context.Context, cmd *cobra.Command) error {
-			c, err := f.cp.client()
+			c, err := f.cp.client(f.timeout)
 			if err != nil {
 				return err
 			}

@@ -50,10 +50,8 @@ is said so. --json prints the overview as the broker sent it.`,
 			return applyEnvTo(c.Flags(), map[string]bool{"metrics-addr": true})
 		},
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
-			ctx, cancel := context.WithTimeout(ctx, timeout+interval)
-			defer cancel()
 			url := "http://" + addr + "/api/overview"
-			ov, err := fetchOverview(ctx, url)
+			ov, err := fetchOverview(ctx, url, timeout)
 			if err == nil && interval > 0 {
 				// The first read starts the broker's rate measurement
 				// (unless the dashboard is open); the second reads rates.
@@ -62,7 +60,7 @@ is said so. --json prints the overview as the broker sent it.`,
 					return ctx.Err()
 				case <-time.After(interval):
 				}
-				ov, err = fetchOverview(ctx, url)
+				ov, err = fetchOverview(ctx, url, timeout)
 			}
 			if err != nil {
 				return fmt.Errorf("%w (is the broker running with --metrics-addr %s?)", err, addr)
@@ -80,12 +78,15 @@ is said so. --json prints the overview as the broker sent it.`,
 	annotateEnv(fl)
 	fl.BoolVar(&asJSON, "json", false, "print the overview as JSON")
 	fl.DurationVar(&interval, "interval", time.Second, "measure rates over this long (0 = one read, no rates)")
-	fl.DurationVar(&timeout, "timeout", 10*time.Second, "give up on the broker after this long")
+	fl.DurationVar(&timeout, "timeout", 10*time.Second, "give up on a read of the broker after this long")
 	return cmd
 }
 
-// fetchOverview reads and decodes one overview.
-func fetchOverview(ctx context.Context, url string) (*metrics.Overview, error) {
+// fetchOverview reads and decodes one overview, giving up after timeout.
+// An answer without a status is not an overview.
+func fetchOverview(ctx context.Context, url string, timeout time.Duration) (*metrics.Overview, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -103,6 +104,9 @@ func fetchOverview(ctx context.Context, url string) (*metrics.Overview, error) {
 	dec := json.NewDecoder(io.LimitReader(resp.Body, maxOverviewBytes))
 	if err := dec.Decode(&ov); err != nil {
 		return nil, fmt.Errorf("status: GET %s: decode: %w", url, err)
+	}
+	if ov.Status == "" {
+		return nil, fmt.Errorf("status: GET %s: the answer is not a broker's overview (no status)", url)
 	}
 	return &ov, nil
 }
