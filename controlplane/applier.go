@@ -222,7 +222,9 @@ func (a *BrokerApplier) create(s Stream) error {
 	}
 	lo.RetentionAge, lo.RetentionBytes = 0, 0
 	if r := s.Retention.MaxAgeSeconds; r != nil {
-		lo.RetentionAge = time.Duration(*r) * time.Second
+		// A store written before MaxRetentionAgeSeconds was checked may
+		// hold more: that is no limit, never a wrapped-around tiny one.
+		lo.RetentionAge = time.Duration(min(*r, MaxRetentionAgeSeconds)) * time.Second
 	}
 	if r := s.Retention.MaxSizeBytes; r != nil {
 		lo.RetentionBytes = *r

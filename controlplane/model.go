@@ -2,8 +2,10 @@ package controlplane
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -272,9 +274,18 @@ func (s Stream) validate() error {
 	return oneOf("fsync", s.Fsync, FsyncAlways, FsyncInterval, FsyncNever)
 }
 
+// MaxRetentionAgeSeconds bounds Retention.MaxAgeSeconds: the longest age
+// a time.Duration holds (some 292 years). A larger one would wrap around
+// when the broker turns it into a duration, into a tiny age that deletes
+// the stream's records.
+const MaxRetentionAgeSeconds = int64(math.MaxInt64 / int64(time.Second))
+
 func (r Retention) validate() error {
 	if r.MaxAgeSeconds != nil && *r.MaxAgeSeconds < 0 {
 		return &ValidationError{Field: "retention.max_age_seconds", Message: "must not be negative"}
+	}
+	if r.MaxAgeSeconds != nil && *r.MaxAgeSeconds > MaxRetentionAgeSeconds {
+		return &ValidationError{Field: "retention.max_age_seconds", Message: fmt.Sprintf("must be at most %d (about 292 years; omit it for no age limit)", MaxRetentionAgeSeconds)}
 	}
 	if r.MaxSizeBytes != nil && *r.MaxSizeBytes < 0 {
 		return &ValidationError{Field: "retention.max_size_bytes", Message: "must not be negative"}

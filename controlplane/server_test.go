@@ -168,6 +168,9 @@ func TestAPIValidationNamesTheField(t *testing.T) {
 		{"/v1/tenants", `{"tenant_id": 7}`, "tenant_id"},
 		{"/v1/tenants", `{"tenant_id": "x"} {}`, "body"},
 		{streams, map[string]any{"stream": "s", "retention": map[string]any{"max_age_seconds": -1}}, "retention.max_age_seconds"},
+		// 2^64 ns in seconds: as a time.Duration it wraps to 0.29 s, which
+		// would delete nearly every record of the stream.
+		{streams, map[string]any{"stream": "s", "retention": map[string]any{"max_age_seconds": 18446744074}}, "retention.max_age_seconds"},
 		{streams, map[string]any{"stream": "s", "fsync": "sometimes"}, "fsync"},
 		{streams, map[string]any{"stream": "s", "tenant_id": "other"}, "tenant_id"},
 		{"/v1/tenants/t/namespaces/n/caches", map[string]any{"cache": "c", "capacity_bytes": -1}, "capacity_bytes"},
