@@ -251,6 +251,19 @@ func boolIndex(b bool) int {
 // behind the fanned-out position begins in catch-up: the subscription reads
 // the log (see catchUp) and joins live delivery when it reaches it.
 func (s *Stream) subscribeLogged(opts SubscribeOptions) (*Subscription, error) {
+	var atTime uint64
+	if opts.Start.Kind == wire.StartTime {
+		// Looked up before the stream lock is taken: it reads the log,
+		// and publishers wait for that lock.
+		off, err := s.lg.log.OffsetForTime(opts.Start.Time())
+		if err != nil {
+			if reason := s.Err(); reason != nil {
+				return nil, reason // the stream ended, closing its log
+			}
+			return nil, &StartTimeError{Key: s.key, TimeMs: opts.Start.TimeMs, Err: err}
+		}
+		atTime = off
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended != nil {
@@ -268,6 +281,11 @@ func (s *Stream) subscribeLogged(opts SubscribeOptions) (*Subscription, error) {
 		from = oldest
 	case wire.StartOffset:
 		from = opts.Start.Offset
+	case wire.StartTime:
+		// Never out of range: retention may have passed the record since
+		// the lookup (go on from the oldest), and one appended but not yet
+		// fanned out reaches the subscription live (from the tail).
+		from = min(max(atTime, oldest), tail)
 	}
 	if from > tail {
 		return nil, &CursorError{Requested: from, Available: tail}

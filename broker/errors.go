@@ -98,3 +98,18 @@ func (e *CursorError) Error() string {
 	}
 	return fmt.Sprintf("cursor in future: requested %d, tail %d", e.Requested, e.Available)
 }
+
+// StartTimeError is a subscription start by time (wire.StartTime) whose
+// record the stream's log could not look up (a read error, a damaged
+// segment). The subscription is not made.
+type StartTimeError struct {
+	Key    StreamKey
+	TimeMs uint64 // the time asked for, unix milliseconds
+	Err    error
+}
+
+func (e *StartTimeError) Error() string {
+	return fmt.Sprintf("subscribe to %s from time %d (unix ms): %v", e.Key, e.TimeMs, e.Err)
+}
+
+func (e *StartTimeError) Unwrap() error { return e.Err }

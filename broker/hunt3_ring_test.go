@@ -80,7 +80,7 @@ func (h *ringHarness) push(sizes ...int) {
 	for i, n := range sizes {
 		batch[i] = ringPayload(n)
 	}
-	h.got.pushAll(h.tail, batch)
+	h.got.pushAll(h.tail, int64(h.tail), batch)
 	for i, p := range batch { // one at a time, for the peak
 		h.want.push(h.tail+uint64(i), p)
 		h.peak = max(h.peak, h.want.n)
@@ -213,13 +213,13 @@ func TestRingGrowsOnDemand(t *testing.T) {
 	r.init(1000, 1<<20)
 	p := []byte("p")
 	for i := range 5000 {
-		r.push(uint64(i), p)
+		r.push(uint64(i), int64(i), p)
 	}
 	if len(r.buf) != 1000 || r.n != 1000 {
 		t.Fatalf("full ring: %d slots, %d events; want 1000, 1000", len(r.buf), r.n)
 	}
 	off := uint64(5000)
-	if a := testing.AllocsPerRun(100, func() { r.push(off, p); off++ }); a != 0 {
+	if a := testing.AllocsPerRun(100, func() { r.push(off, 0, p); off++ }); a != 0 {
 		t.Fatalf("push into a full ring allocates %v times", a)
 	}
 }

@@ -96,6 +96,11 @@ type Options struct {
 	MaxAutoCreatedStreams int
 	// Logger receives storage errors. Default: none.
 	Logger *slog.Logger
+	// Clock stamps the events of in-memory streams as they are published
+	// (once per publish call), for subscriptions that start at a time
+	// (wire.StartTime). Log-backed streams are stamped by their log's
+	// clock. Default time.Now.
+	Clock func() time.Time
 	// StorageGuard, when set, is asked before every publish to a durable
 	// stream is appended: an error refuses the publish with a
 	// *StorageError wrapping it, nothing of it stored (the broker's free
@@ -131,6 +136,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RingMaxBytes <= 0 {
 		o.RingMaxBytes = 64 << 20
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
 	}
 	return o
 }

@@ -1,9 +1,12 @@
 package broker
 
+import "sort"
+
 // ring is the bounded in-memory replay buffer of a stream: the newest
-// events, bounded by count and payload bytes. Entries alias the immutable
-// shared frames, so retaining an event costs no copy. Not safe for
-// concurrent use (the stream lock guards it).
+// events, bounded by count and payload bytes, each with the time it was
+// published (unix microseconds, 8 bytes a slot) for starts by time.
+// Entries alias the immutable shared frames, so retaining an event costs
+// no copy. Not safe for concurrent use (the stream lock guards it).
 //
 // The slot array is allocated on demand: a stream that is never published
 // to holds none, and the array doubles (from ringMinSlots) only when it is
@@ -13,6 +16,7 @@ package broker
 // array had been allocated whole.
 type ring struct {
 	buf      [][]byte // circular, len ≤ capacity; entry i holds offset start+i
+	ts       []int64  // publish time of buf's entries (same slots), unix microseconds
 	head     int      // index of the oldest entry
 	n        int
 	start    uint64 // offset of the oldest entry
@@ -38,13 +42,13 @@ func (r *ring) oldest(tail uint64) uint64 {
 }
 
 // pushAll records payloads (sub-slices of immutable shared frames) with
-// offsets from off.
-func (r *ring) pushAll(off uint64, payloads [][]byte) {
+// offsets from off, published at ts (unix microseconds).
+func (r *ring) pushAll(off uint64, ts int64, payloads [][]byte) {
 	if r.capacity == 0 {
 		return
 	}
 	for i, p := range payloads {
-		r.push(off+uint64(i), p)
+		r.push(off+uint64(i), ts, p)
 	}
 }
 
@@ -53,7 +57,7 @@ func (r *ring) pushAll(off uint64, payloads [][]byte) {
 // Evicting for bytes before taking a slot (rather than after) gives the
 // same entries, since both bounds evict from the oldest end, and keeps the
 // slot array from growing for an entry the byte bound would at once drop.
-func (r *ring) push(off uint64, p []byte) {
+func (r *ring) push(off uint64, ts int64, p []byte) {
 	for r.n > 0 && r.bytes+len(p) > r.maxBytes {
 		r.evict()
 	}
@@ -67,7 +71,8 @@ func (r *ring) push(off uint64, p []byte) {
 	if r.n == 0 {
 		r.start = off
 	}
-	r.buf[(r.head+r.n)%len(r.buf)] = p
+	slot := (r.head + r.n) % len(r.buf)
+	r.buf[slot], r.ts[slot] = p, ts
 	r.n++
 	r.bytes += len(p)
 }
@@ -75,9 +80,12 @@ func (r *ring) push(off uint64, p []byte) {
 // grow doubles the full slot array (up to capacity), oldest entry first.
 func (r *ring) grow() {
 	buf := make([][]byte, min(max(2*len(r.buf), ringMinSlots), r.capacity))
+	ts := make([]int64, len(buf))
 	k := copy(buf, r.buf[r.head:])
 	copy(buf[k:], r.buf[:r.head])
-	r.buf = buf
+	copy(ts, r.ts[r.head:])
+	copy(ts[k:], r.ts[:r.head])
+	r.buf, r.ts = buf, ts
 	r.head = 0
 }
 
@@ -100,4 +108,16 @@ func (r *ring) since(from uint64) [][]byte {
 		out = append(out, r.buf[(r.head+i)%len(r.buf)])
 	}
 	return out
+}
+
+// offsetForTime returns the offset of the first retained event published
+// at or after ts (unix microseconds) by a binary search over the ring, or
+// tail when every retained event is older. Stamps that do not increase (a
+// clock stepped back) make it one such event, not necessarily the first.
+func (r *ring) offsetForTime(ts int64, tail uint64) uint64 {
+	i := sort.Search(r.n, func(i int) bool { return r.ts[(r.head+i)%len(r.buf)] >= ts })
+	if i == r.n {
+		return tail
+	}
+	return r.start + uint64(i)
 }

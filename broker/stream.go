@@ -120,7 +120,9 @@ func (s *Stream) publish(ctx context.Context, payloads [][]byte, framed *Framed)
 		return base, nil
 	}
 	chunks, all := s.encodeChunks(payloads, &base, framed)
-	s.ring.pushAll(base, all)
+	if s.ring.capacity > 0 {
+		s.ring.pushAll(base, s.b.opts.Clock().UnixMicro(), all)
+	}
 	s.tailNow.Store(base + uint64(len(payloads)))
 	s.oldestNow.Store(s.ring.oldest(base + uint64(len(payloads))))
 	err := s.fanout(ctx, base, chunks)
@@ -135,10 +137,11 @@ func (s *Stream) publish(ctx context.Context, payloads [][]byte, framed *Framed)
 func (s *Stream) Tail() uint64 { return s.tailNow.Load() }
 
 // Subscribe registers a subscription. With a start other than latest, the
-// retained events from the start offset are queued first (as per-
-// subscription replay frames), then live events follow with no gap and no
-// duplicate: registration and the backlog snapshot happen under the same
-// lock as publishes.
+// retained events from the start offset (for a start by time, that of the
+// first event published at or after it: see SubscribeOptions.Start) are
+// queued first (as per-subscription replay frames), then live events
+// follow with no gap and no duplicate: registration and the backlog
+// snapshot happen under the same lock as publishes.
 func (s *Stream) Subscribe(opts SubscribeOptions) (*Subscription, error) {
 	if s.lg != nil {
 		return s.subscribeLogged(opts)
@@ -157,6 +160,10 @@ func (s *Stream) Subscribe(opts SubscribeOptions) (*Subscription, error) {
 			from = oldest
 		case wire.StartOffset:
 			from = opts.Start.Offset
+		case wire.StartTime:
+			// Always in range: the oldest retained event for a time
+			// before it, the tail for a time after the newest.
+			from = s.ring.offsetForTime(opts.Start.UnixMicro(), s.tail)
 		}
 		if from > s.tail {
 			s.mu.Unlock()

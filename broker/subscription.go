@@ -24,7 +24,13 @@ type SubscribeOptions struct {
 	// ID is the subscription id; 0 means the broker assigns one.
 	ID uint64
 	// Start is where delivery begins: latest (default), earliest retained,
-	// or an exact offset.
+	// an exact offset, or the first event published at or after a time
+	// (wire.StartTime), resolved to its offset when subscribing and then
+	// replayed as an offset start. A time before the oldest retained event
+	// starts at the oldest, one after the newest at the tail: a start by
+	// time is never out of range. In-memory streams look the time up in
+	// their replay ring (stamped by Options.Clock; a disabled ring starts
+	// at the tail), log-backed ones in their log (Log.OffsetForTime).
 	Start wire.StartPosition
 	// WantOffsets selects frames carrying base offsets (flag 0x0020).
 	WantOffsets bool

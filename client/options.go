@@ -250,6 +250,21 @@ func FromEarliest() SubscribeOption {
 	return func(c *subscribeConfig) { c.start = wire.StartPosition{Kind: wire.StartEarliest} }
 }
 
+// FromTime starts the subscription at the first event published at or
+// after t (to the millisecond): "everything since 10:00", or with
+// time.Now().Add(-5*time.Minute) the last five minutes. A t older than the
+// oldest event the stream retains starts at the oldest, one in the future
+// at the tail (as latest); it is never refused as out of range. The
+// stream's own clock stamped its events (docs/semantics.md says what a
+// clock stepped back does). Needs a broker that grants the start-time
+// extension (wire.CapStartTime) and EVENT_BATCH_OFFSETS; Subscribe fails
+// with ErrUnsupported otherwise, without sending the subscribe. Once an
+// event has arrived, a resubscribe continues from the offset after the
+// last one, not from t again.
+func FromTime(t time.Time) SubscribeOption {
+	return func(c *subscribeConfig) { c.start = wire.StartAt(t) }
+}
+
 // WithSubscriptionID asks the broker to use id for the subscription
 // (otherwise the broker assigns one; 0 means that too). The client pairs
 // each event stream the broker opens with its subscription by id alone, so

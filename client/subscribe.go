@@ -72,7 +72,8 @@ type attachment struct {
 //
 // Errors: a broker refusal is a *ServerError (e.g. "stream not found: …"),
 // an out-of-range start a *CursorError, FromOffset/FromEarliest against a
-// broker without offsets ErrUnsupported.
+// broker without offsets ErrUnsupported, as FromTime against one without
+// the start-time extension.
 //
 // When the connection or event stream is lost, the subscription
 // resubscribes by itself (unless reconnection is disabled), on a new
@@ -85,7 +86,9 @@ type attachment struct {
 // Missed. Without offsets, delivery is at-most-once across such a gap:
 // events published while no subscription existed are not delivered. A
 // subscription that has received nothing yet starts again where it asked
-// to (FromOffset, FromEarliest). Next keeps working throughout.
+// to (FromOffset, FromEarliest, FromTime: the same time, which names the
+// same events as long as none was delivered). Next keeps working
+// throughout.
 func (c *Client) Subscribe(ctx context.Context, namespace, stream string, opts ...SubscribeOption) (*Subscription, error) {
 	return c.subscribe(ctx, namespace, stream, nil, opts)
 }
@@ -265,6 +268,11 @@ func (c *Client) subscribeOn(ctx context.Context, sc *slotConn, ns, stream strin
 		if !wire.Supports(flags, wire.FlagEventBatchOffsets) {
 			str.CancelWrite(streamCodeCancel)
 			return nil, fmt.Errorf("%w: subscribe from an offset needs EVENT_BATCH_OFFSETS (0x0020); broker flags %#04x", ErrUnsupported, flags)
+		}
+		if start.Kind == wire.StartTime && flags&wire.CapStartTime == 0 {
+			str.CancelWrite(streamCodeCancel)
+			return nil, fmt.Errorf("%w: subscribe from a time needs the start-time extension (%#04x); broker flags %#04x",
+				ErrUnsupported, wire.CapStartTime, flags)
 		}
 		req.Start = &start
 	}
@@ -485,8 +493,9 @@ func (s *Subscription) resubscribe(failures int) (*attachment, int, error) {
 		case s.haveNext:
 			start = wire.StartPosition{Kind: wire.StartOffset, Offset: s.next}
 		case !s.received:
-			// Nothing delivered yet: the start asked for (the earliest) is
-			// still where the subscription should begin.
+			// Nothing delivered yet: the start asked for (the earliest, a
+			// time) is still where the subscription should begin. Once
+			// events arrive their offsets say where to go on (haveNext).
 			start = s.cfg.start
 		}
 		att, err := s.c.subscribeOnce(s.ctx, s.namespace, s.stream, start, s.cfg.id)

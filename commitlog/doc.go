@@ -139,6 +139,17 @@
 // position; nothing is silently skipped. Open is idempotent: opening a
 // recovered log again changes nothing.
 //
+// # Finding a time
+//
+// OffsetForTime finds the first record stamped at or after a time without
+// reading the log: a binary search over the segments by the stamp of
+// their last record (kept in memory, known from writing or recovery),
+// then a binary search over that segment's sparse index reading one
+// record header per step, then a scan from the entry found (about an
+// index spacing when stamps increase). Stamps come from Options.Clock and
+// need not increase: Log.OffsetForTime says what a clock stepped back
+// does. The format has nothing for it.
+//
 // # Retention
 //
 // With Options.RetentionBytes or RetentionAge set, EnforceRetention (run

@@ -1,6 +1,9 @@
 package commitlog
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Record is one entry of a log.
 type Record struct {
@@ -50,6 +53,17 @@ type Log interface {
 
 	// Next is the offset the next appended record gets.
 	Next() uint64
+
+	// OffsetForTime returns the offset of the first record whose timestamp
+	// is at or after t: Oldest() for a t older than every retained
+	// record, Next() (the tail) when every retained record is older than
+	// t. Timestamps need not increase (a clock stepped back): the record
+	// is found by a binary search by timestamp and then a scan (see the
+	// implementations), so a step back can make it an earlier record than
+	// the first at or after t in log order, never a later one past a
+	// record published after t that follows it. An empty log returns
+	// Next(); a closed one ErrClosed.
+	OffsetForTime(t time.Time) (uint64, error)
 
 	// Wait blocks until Next() > after (the record at offset after exists),
 	// ctx ends (ctx's error) or the log closes (ErrClosed).

@@ -23,6 +23,12 @@ const eventStreamTimeout = 5 * time.Second
 // subscription's writer. The control stream is not read again.
 func (ctl *control) subscribe(m *wire.Subscribe) error {
 	c := ctl.c
+	if m.Start != nil && m.Start.Kind == wire.StartTime && ctl.peer&wire.CapStartTime == 0 {
+		// Without the capability the time form is an unknown start, as
+		// for the reference: malformed JSON, the stream is reset.
+		return &wire.DecodeError{What: "json message", Err: wire.ErrInvalidJSON,
+			Detail: "subscribe start time_ms without the start-time capability"}
+	}
 	// The reference's order: tenant, permission, the connection's
 	// subscription cap, then the stream.
 	if m.TenantID != ctl.id.Tenant {

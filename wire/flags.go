@@ -72,8 +72,13 @@ const (
 	// subscription exactly where it stopped while the replay ring still
 	// holds that offset.
 	CapMemOffsets uint16 = 0x0800
+	// CapStartTime: a subscribe may start at a point in time,
+	// start {"time_ms":N} (StartTime): delivery begins at the first record
+	// published at or after unix millisecond N. Without the bit such a
+	// start is refused as any unknown start is (the stream is reset).
+	CapStartTime uint16 = 0x0400
 	// ExtensionCaps is every extension this implementation speaks.
-	ExtensionCaps = CapCacheExt | CapQueue | CapCacheBin | CapMemOffsets
+	ExtensionCaps = CapCacheExt | CapQueue | CapCacheBin | CapMemOffsets | CapStartTime
 )
 
 // FlagQueueDelivery is an extension frame flag (capability CapQueue): a

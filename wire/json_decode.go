@@ -566,14 +566,18 @@ func (d *jsonDecoder) readString(id field) (string, error) {
 }
 
 // readUint accepts only a JSON integer literal that fits in a u64.
-func (d *jsonDecoder) readUint(id field) (uint64, error) {
+func (d *jsonDecoder) readUint(id field) (uint64, error) { return d.readUintNamed(fieldNames[id]) }
+
+// readUintNamed is readUint for a member that is not a field of its own
+// (a start variant's value); name is for the error.
+func (d *jsonDecoder) readUintNamed(name string) (uint64, error) {
 	v, err := d.dec.ReadValue()
 	if err != nil {
 		return 0, d.wrap(err)
 	}
 	n, ok := parseUint(v)
 	if !ok {
-		return 0, jsonErr(int(d.dec.InputOffset()), fmt.Sprintf("%s must be an unsigned integer, got %.32s", fieldNames[id], v))
+		return 0, jsonErr(int(d.dec.InputOffset()), fmt.Sprintf("%s must be an unsigned integer, got %.32s", name, v))
 	}
 	return n, nil
 }
@@ -669,7 +673,8 @@ func (d *jsonDecoder) readBase64List(f *fields) error {
 	return nil
 }
 
-// readStart decodes "latest", "earliest" or {"offset":N}.
+// readStart decodes "latest", "earliest", {"offset":N} or {"time_ms":N}
+// (our extension; whether the stream negotiated it is the broker's check).
 func (d *jsonDecoder) readStart(f *fields) error {
 	switch d.dec.PeekKind() {
 	case '"':
@@ -704,6 +709,12 @@ func (d *jsonDecoder) readStart(f *fields) error {
 				return err
 			}
 			f.start = StartPosition{Kind: StartOffset, Offset: n}
+		case "time_ms":
+			n, err := d.readUintNamed("start.time_ms")
+			if err != nil {
+				return err
+			}
+			f.start = StartPosition{Kind: StartTime, TimeMs: n}
 		case "latest", "earliest":
 			if err := d.expect('n'); err != nil {
 				return err
@@ -717,7 +728,7 @@ func (d *jsonDecoder) readStart(f *fields) error {
 		}
 		return d.expect('}')
 	}
-	return jsonErr(int(d.dec.InputOffset()), "start must be \"latest\", \"earliest\" or {\"offset\":N}")
+	return jsonErr(int(d.dec.InputOffset()), "start must be \"latest\", \"earliest\", {\"offset\":N} or {\"time_ms\":N}")
 }
 
 func (d *jsonDecoder) readStringList(f *fields) error {

@@ -178,6 +178,10 @@ func (m *Subscribe) appendFields(e *encoder) {
 			e.buf = append(e.buf, `{"offset":`...)
 			e.buf = strconv.AppendUint(e.buf, m.Start.Offset, 10)
 			e.buf = append(e.buf, '}')
+		case StartTime:
+			e.buf = append(e.buf, `{"time_ms":`...)
+			e.buf = strconv.AppendUint(e.buf, m.Start.TimeMs, 10)
+			e.buf = append(e.buf, '}')
 		default:
 			if e.err == nil {
 				e.err = fmt.Errorf("field start: unknown kind %d", m.Start.Kind)

@@ -1,6 +1,10 @@
 package wire
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+	"time"
+)
 
 // MsgType is the "type" tag of a JSON message.
 type MsgType string
@@ -103,18 +107,46 @@ func ParseAckMode(s string) (AckMode, bool) {
 // StartKind selects where a subscription starts.
 type StartKind uint8
 
-// Start positions: the tail (default), the oldest retained record, or an
-// exact offset.
+// Start positions: the tail (default), the oldest retained record, an
+// exact offset, or (extension CapStartTime) a point in time.
 const (
 	StartLatest StartKind = iota
 	StartEarliest
 	StartOffset
+	StartTime
 )
 
-// StartPosition is subscribe.start: "latest", "earliest" or {"offset":N}.
+// StartPosition is subscribe.start: "latest", "earliest", {"offset":N} or,
+// with CapStartTime, {"time_ms":N}.
 type StartPosition struct {
 	Kind   StartKind
 	Offset uint64 // used when Kind == StartOffset
+	// TimeMs is a time in unix milliseconds, used when Kind == StartTime:
+	// delivery starts at the first record published at or after it.
+	TimeMs uint64
+}
+
+// StartAt returns the start position of the first record published at or
+// after t (CapStartTime). Times before 1970 are 0: every record is after
+// them.
+func StartAt(t time.Time) StartPosition {
+	return StartPosition{Kind: StartTime, TimeMs: uint64(max(t.UnixMilli(), 0))}
+}
+
+// UnixMicro is the time of a StartTime position in unix microseconds
+// (the unit records are stamped in), math.MaxInt64 when it is beyond it.
+func (p StartPosition) UnixMicro() int64 {
+	if p.TimeMs > math.MaxInt64/1000 {
+		return math.MaxInt64
+	}
+	return int64(p.TimeMs) * 1000
+}
+
+// Time is the time of a StartTime position. A TimeMs beyond what a
+// time.Time holds in unix milliseconds (above 2^63-1) is that largest
+// time: later than any record.
+func (p StartPosition) Time() time.Time {
+	return time.UnixMilli(int64(min(p.TimeMs, math.MaxInt64)))
 }
 
 // CursorErrorReason is subscribe_cursor_error.reason.

@@ -107,6 +107,13 @@ var expectedMessages = map[string]Message{
 	// reference's flags, granted back.
 	"ext_auth_mem_offsets":    &Auth{TenantID: "t1", Token: "tok", ClientFlags: U16(KnownFlags | CapMemOffsets)},
 	"ext_auth_ok_mem_offsets": &AuthOK{ServerFlags: ServerFlagsFor(KnownFlags | CapMemOffsets)},
+	// Start by time (0x0400, docs/protocol.md §6.6).
+	"ext_auth_start_time":    &Auth{TenantID: "t1", Token: "tok", ClientFlags: U16(KnownFlags | CapStartTime)},
+	"ext_auth_ok_start_time": &AuthOK{ServerFlags: ServerFlagsFor(KnownFlags | CapStartTime)},
+	"ext_subscribe_time": &Subscribe{TenantID: "t1", Namespace: "default", Stream: "demo",
+		SubscriptionID: U64(9), Start: &StartPosition{Kind: StartTime, TimeMs: 1796032800000}},
+	"ext_subscribe_time_epoch": &Subscribe{TenantID: "t1", Namespace: "default", Stream: "demo",
+		Start: &StartPosition{Kind: StartTime}},
 	"publish_acked": &Publish{TenantID: "t1", Namespace: "default", Stream: "orders",
 		Payload: []byte{0, 0xff, 0x10}, RequestID: U64(42), Ack: Ack(AckPerMessage)},
 	"publish_batch": &PublishBatch{TenantID: "t1", Namespace: "default", Stream: "orders",

@@ -121,20 +121,30 @@ and then exits 0 with everything received printed (--count-only: the number).
 Events it knows it missed (gaps in the offsets: dropped by the broker for a
 slow subscriber, or no longer retained when a lost connection resumed) are
 reported on stderr at exit as "felix: missed N events"; stdout and the exit
-status stay the same.`,
+status stay the same.
+
+--from says where to start: latest (the default: only new events),
+earliest (the oldest event the stream retains), an offset (1234), a time
+in RFC 3339 (2026-11-30T10:00:00Z, 2026-11-30T11:00:00+01:00) or a negative
+duration back from now (-5m, -1h30m): the first event published at or
+after that time, and everything after it. A time before the oldest
+retained event starts at the oldest; one in the future waits for new
+events. Times are to the millisecond and need a broker with the
+start-time extension.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			start, err := parseFrom(from, time.Now())
+			if err != nil {
+				return err
+			}
 			var sopts []client.SubscribeOption
-			switch from {
-			case "", "latest":
-			case "earliest":
+			switch start.Kind {
+			case wire.StartEarliest:
 				sopts = append(sopts, client.FromEarliest())
-			default:
-				off, err := strconv.ParseUint(from, 10, 64)
-				if err != nil {
-					return fmt.Errorf("--from: want latest, earliest or an offset, got %q", from)
-				}
-				sopts = append(sopts, client.FromOffset(off))
+			case wire.StartOffset:
+				sopts = append(sopts, client.FromOffset(start.Offset))
+			case wire.StartTime:
+				sopts = append(sopts, client.FromTime(start.Time()))
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -202,9 +212,33 @@ status stay the same.`,
 	fl.IntVar(&count, "count", 0, "exit after this many events (0 = run until interrupted)")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON object per event")
 	fl.BoolVar(&countOnly, "count-only", false, "print only the number of events received, at exit")
-	fl.StringVar(&from, "from", "latest", "where to start: latest, earliest or an offset")
+	fl.StringVar(&from, "from", "latest", "where to start: latest, earliest, an offset, an RFC 3339 time (2026-11-30T10:00:00Z) or a negative duration back from now (-5m)")
 	fl.DurationVar(&idle, "idle-exit", 0, "exit after this long without an event (0 = never)")
 	return clientCmd(cmd, &f)
+}
+
+// parseFrom reads `felix sub --from`: latest (or empty), earliest, an
+// offset, an RFC 3339 time, or a negative duration before now.
+func parseFrom(s string, now time.Time) (wire.StartPosition, error) {
+	switch s {
+	case "", "latest":
+		return wire.StartPosition{Kind: wire.StartLatest}, nil
+	case "earliest":
+		return wire.StartPosition{Kind: wire.StartEarliest}, nil
+	}
+	if off, err := strconv.ParseUint(s, 10, 64); err == nil {
+		return wire.StartPosition{Kind: wire.StartOffset, Offset: off}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return wire.StartAt(t), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d >= 0 {
+			return wire.StartPosition{}, fmt.Errorf("--from %q: a duration goes back from now: write it negative, as -5m", s)
+		}
+		return wire.StartAt(now.Add(d)), nil
+	}
+	return wire.StartPosition{}, fmt.Errorf("--from %q: want latest, earliest, an offset, an RFC 3339 time (2026-11-30T10:00:00Z) or a negative duration (-5m)", s)
 }
 
 // missedCounter adds up the gaps in the offsets of the events a command

@@ -119,6 +119,20 @@ jvec("ext_cache_scan_page", {"type": "cache_scan_page", "request_id": 20, "keys"
                              "cursor": "user:\"3\""})
 jvec("ext_cache_scan_page_done", {"type": "cache_scan_page", "request_id": 21, "keys": [], "cursor": ""})
 
+# In-memory offsets extension (capability 0x0800): offered with the
+# reference's flags (63), granted back.
+jvec("ext_auth_mem_offsets", {"type": "auth", "tenant_id": "t1", "token": "tok", "client_flags": 63 | 0x0800})
+jvec("ext_auth_ok_mem_offsets", {"type": "auth_ok", "server_flags": 63 | 0x0800})
+
+# Start-by-time extension (capability 0x0400): subscribe.start {"time_ms":N},
+# N in unix milliseconds (here 2026-11-30T10:00:00Z).
+jvec("ext_auth_start_time", {"type": "auth", "tenant_id": "t1", "token": "tok", "client_flags": 63 | 0x0400})
+jvec("ext_auth_ok_start_time", {"type": "auth_ok", "server_flags": 63 | 0x0400})
+jvec("ext_subscribe_time", {"type": "subscribe", "tenant_id": "t1", "namespace": "default", "stream": "demo",
+                            "subscription_id": 9, "start": {"time_ms": 1796032800000}})
+jvec("ext_subscribe_time_epoch", {"type": "subscribe", "tenant_id": "t1", "namespace": "default", "stream": "demo",
+                                  "start": {"time_ms": 0}})
+
 # Felix queue extension (capability 0x2000).
 jvec("ext_queue_join", {"type": "queue_join", "tenant_id": "t1", "namespace": "default", "stream": "orders",
                         "group": "workers", "consumer": "w1", "prefetch": 16})
