@@ -77,7 +77,7 @@ func (f cpAPIFlags) httpClient(base string) (*http.Client, error) {
 			ca = dev
 		}
 	}
-	hc, err := cpHTTPClient(ca)
+	hc, err := httpClientWithCA(ca)
 	if err != nil {
 		return nil, fmt.Errorf("--controlplane-ca-file: %w", err)
 	}

@@ -68,9 +68,10 @@ type httpService struct {
 	ln  net.Listener
 }
 
-// cpHTTPClient is the HTTP client of a control plane's API: the
-// default's timeout, and with caFile its CAs trusted besides the system's.
-func cpHTTPClient(caFile string) (*http.Client, error) {
+// httpClientWithCA is the HTTP client of a control plane's API and of a
+// JWKS URL: a 10 s timeout, and with caFile its CAs trusted besides the
+// system's.
+func httpClientWithCA(caFile string) (*http.Client, error) {
 	hc := &http.Client{Timeout: 10 * time.Second}
 	if caFile == "" {
 		return hc, nil
@@ -173,7 +174,7 @@ func startControlPlane(ctx context.Context, f serveFlags, sec *security, b *brok
 	r := &runningControlPlane{}
 	var src controlplane.Source
 	if c.url != "" {
-		hc, err := cpHTTPClient(c.caFile)
+		hc, err := httpClientWithCA(c.caFile)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.sources.describe("controlplane-ca-file"), err)
 		}

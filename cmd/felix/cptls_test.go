@@ -122,7 +122,7 @@ func TestStandaloneControlPlaneOverHTTPS(t *testing.T) {
 		"--controlplane-sync-interval", "20ms")
 	defer stop2()
 
-	hc, err := cpHTTPClient(cert)
+	hc, err := httpClientWithCA(cert)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,5 +144,42 @@ func TestStandaloneControlPlaneOverHTTPS(t *testing.T) {
 	// The broker that does not trust the certificate has had as long.
 	if _, err := untrusting.Stream("acme", "web", "clicks"); err == nil {
 		t.Fatal("a broker without --controlplane-ca-file took metadata from a control plane whose certificate it cannot verify")
+	}
+}
+
+// A broker verifies Felix tokens with the keys a standalone control plane
+// serves over HTTPS (--jwks-url) when --jwks-ca-file names the CA of its
+// certificate; without it the broker does not start on that URL.
+func TestJWKSURLOverHTTPSWithCAFile(t *testing.T) {
+	certDir := t.TempDir()
+	if _, err := transport.ServerTLSConfig(transport.TLSOptions{DataDir: certDir}, nil); err != nil {
+		t.Fatal(err)
+	}
+	cert, key := filepath.Join(certDir, "dev-cert.pem"), filepath.Join(certDir, "dev-key.pem")
+	cpDir := t.TempDir()
+	cp := startStandaloneCP(t, "https", cpDir, "--tls-cert", cert, "--tls-key", key)
+	jwksURL := cp.base + "/v1/tenants/default/.well-known/jwks.json"
+
+	if _, err := runCLI(t, "serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--metrics-addr", "off",
+		"--controlplane-addr", "off", "--auth", "token", "--jwks-url", jwksURL); err == nil {
+		t.Fatal("serve took an https --jwks-url whose certificate it cannot verify")
+	}
+
+	addr, _, ca, stop := startServeDir(t, t.TempDir(), "--auth", "token", "--jwks-url", jwksURL, "--jwks-ca-file", cert)
+	defer stop()
+	out, err := runCLI(t, "token", "issue", "--key", filepath.Join(cpDir, "token-key.pem"), "--tenant", "default", "--sub", "svc",
+		"--perm", "stream.publish:stream:default/*/*")
+	if err != nil {
+		t.Fatalf("token issue: %v %s", err, out)
+	}
+	if out, err := runCLI(t, "pub", "demo", "x", "--addr", addr, "--ca-file", ca, "--token", strings.TrimSpace(out)); err != nil {
+		t.Fatalf("publish with a token of the control plane's key: %v %s", err, out)
+	}
+	if _, err := runCLI(t, "pub", "demo", "x", "--addr", addr, "--ca-file", ca, "--token", "not-a-token"); err == nil {
+		t.Fatal("publish with a bad token accepted")
+	}
+
+	if _, err := runCLI(t, "serve", "--data-dir", t.TempDir(), "--jwks-ca-file", cert); err == nil || !strings.Contains(err.Error(), "--jwks-ca-file") {
+		t.Fatalf("--jwks-ca-file without --jwks-url: %v", err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/felixmq/felix/auth/oidc"
 	"github.com/felixmq/felix/internal/httpx"
 	"github.com/felixmq/felix/server"
+	"github.com/felixmq/felix/transport"
 )
 
 // securityFlags are the authentication, admin and control-plane settings
@@ -28,6 +29,7 @@ import (
 type securityFlags struct {
 	authMode                   string
 	jwksFile, jwksURL          string
+	jwksCAFile                 string
 	jwksRefresh                time.Duration
 	tokenKey                   string
 	tokenIssuer, tokenAudience string
@@ -40,6 +42,7 @@ func addSecurityFlags(fl *pflag.FlagSet, s *securityFlags) {
 	fl.StringVar(&s.jwksFile, "jwks-file", "", "JWKS file of the keys that sign Felix tokens, reloaded when it changes (--auth token)")
 	fl.StringVar(&s.jwksURL, "jwks-url", "", "JWKS URL of the keys that sign Felix tokens, fetched every --jwks-refresh (--auth token)")
 	fl.DurationVar(&s.jwksRefresh, "jwks-refresh", time.Minute, "how often --jwks-url is fetched and --jwks-file checked")
+	fl.StringVar(&s.jwksCAFile, "jwks-ca-file", "", "PEM file of the CA that signs an https --jwks-url's certificate (a control plane served over HTTPS with a private CA), trusted besides the system's")
 	fl.StringVar(&s.tokenKey, "token-key", "", "Ed25519 signing key (PEM) for Felix tokens; created on first start; default <data-dir>/token-key.pem. Its public key verifies tokens when no --jwks-file/--jwks-url is given")
 	fl.StringVar(&s.tokenIssuer, "token-issuer", auth.DefaultIssuer, "required iss of Felix tokens")
 	fl.StringVar(&s.tokenAudience, "token-audience", auth.DefaultAudience, "required aud of Felix tokens")
@@ -62,6 +65,13 @@ func (s securityFlags) validate(bad func(key, msg string, args ...any)) {
 	if s.jwksFile != "" {
 		if _, err := auth.LoadJWKSFile(s.jwksFile); err != nil {
 			bad("jwks-file", "%v", err)
+		}
+	}
+	if s.jwksCAFile != "" {
+		if s.jwksURL == "" {
+			bad("jwks-ca-file", "verifies the server of --jwks-url, which is not set")
+		} else if _, err := transport.CertPoolFromFile(s.jwksCAFile); err != nil {
+			bad("jwks-ca-file", "%v", err)
 		}
 	}
 	if s.oidcConfig != "" {
@@ -130,7 +140,11 @@ func (s securityFlags) setup(ctx context.Context, dataDir string, wantSigner, wa
 		keys = sec.signer.KeySet()
 	}
 	if external {
-		src, err := auth.NewKeySource(ctx, auth.KeySourceOptions{File: s.jwksFile, URL: s.jwksURL, Interval: s.jwksRefresh, Log: log})
+		hc, err := httpClientWithCA(s.jwksCAFile) // a 10 s timeout per fetch, and the CA
+		if err != nil {
+			return nil, fmt.Errorf("--jwks-ca-file: %w", err)
+		}
+		src, err := auth.NewKeySource(ctx, auth.KeySourceOptions{File: s.jwksFile, URL: s.jwksURL, Interval: s.jwksRefresh, Log: log, HTTPClient: hc})
 		if err != nil {
 			return nil, fmt.Errorf("jwks: %w", err)
 		}
