@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -62,7 +64,9 @@ func newKeyCmds(run func(func(*cobra.Command, *client.Cache, []string) error) fu
 		Short: "Print every live key (that starts with PREFIX), one a line, in byte order",
 		Long: "Print every live key of the cache (that starts with PREFIX), one a line, in byte order,\n" +
 			"paging through the cache with cache_scan as Redis's SCAN does: a key that exists for\n" +
-			"the whole listing is printed exactly once; keys written or deleted meanwhile may or may not be.",
+			"the whole listing is printed exactly once; keys written or deleted meanwhile may or may not be.\n" +
+			"A key with a character that is not printable (a newline, a control character) or that starts\n" +
+			"with a double quote is printed as a double-quoted Go string (\"a\\nb\"), so each key stays one line.",
 		Example: "  felix cache keys\n  felix cache keys user:",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: run(func(cmd *cobra.Command, kv *client.Cache, args []string) error {
@@ -75,7 +79,7 @@ func newKeyCmds(run func(func(*cobra.Command, *client.Cache, []string) error) fu
 				if err != nil {
 					return err
 				}
-				if _, err := fmt.Fprintln(w, key); err != nil {
+				if _, err := fmt.Fprintln(w, printableKey(key)); err != nil {
 					return err
 				}
 			}
@@ -105,3 +109,14 @@ func parseExpireTTL(s string) (time.Duration, error) {
 // maxExpireSeconds keeps a TTL given in seconds within a time.Duration
 // (the broker cuts TTLs to 100 years anyway).
 const maxExpireSeconds = 100 * 365 * 24 * 3600
+
+// printableKey is key as `cache keys` prints it: as it is, or quoted
+// (strconv.Quote) when it holds a character that is not printable (which
+// could break the one-key-a-line output or drive the terminal) or starts
+// with a double quote (which would read as quoted).
+func printableKey(key string) string {
+	if strings.HasPrefix(key, `"`) || strings.ContainsFunc(key, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return strconv.Quote(key)
+	}
+	return key
+}

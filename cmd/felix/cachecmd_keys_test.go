@@ -69,4 +69,18 @@ func TestCacheExpireKeysCLI(t *testing.T) {
 	if out, err := run("cache", "keys", "nothing"); err != nil || out != "" {
 		t.Fatalf("keys of an unused prefix: %q %v", out, err)
 	}
+	// Keys that would break the one-a-line output, or read as quoted, are
+	// printed quoted; printable ones (spaces and non-ASCII too) as they are.
+	for _, k := range []string{"odd:a\nb", "odd:\x1b[31m", "odd:tab\there", `"odd:quoted"`, "odd:ünï code"} {
+		if _, err := run("cache", "put", k, "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err = run("cache", "keys", "odd:")
+	if want := "\"odd:\\x1b[31m\"\n\"odd:a\\nb\"\n\"odd:tab\\there\"\nodd:ünï code\n"; err != nil || out != want {
+		t.Fatalf("keys odd: printed %q %v, want %q", out, err, want)
+	}
+	if out, err := run("cache", "keys", `"`); err != nil || out != "\"\\\"odd:quoted\\\"\"\n" {
+		t.Fatalf("keys of a quoted key: %q %v", out, err)
+	}
 }
