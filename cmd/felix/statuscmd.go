@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -28,6 +30,8 @@ func newStatusCmd() *cobra.Command {
 	var (
 		addr     string
 		asJSON   bool
+		watch    bool
+		count    int
 		interval time.Duration
 		timeout  time.Duration
 	)
@@ -43,13 +47,21 @@ and hit rate.
 
 Rates are measured between two reads --interval apart (0: one read, no
 rates). Each list holds at most 1000 rows (the broker's bound); a cut list
-is said so. --json prints the overview as the broker sent it.`,
+is said so. --json prints the overview as the broker sent it.
+
+--watch prints a new report every --interval until interrupted (or
+--count reports), clearing the terminal before each when the output is
+one, like top; a broker that does not answer meanwhile is reported and
+asked again.`,
 		Args: cobra.NoArgs,
 		// Only --metrics-addr reads its variable (shared with serve).
 		PreRunE: func(c *cobra.Command, _ []string) error {
 			return applyEnvTo(c.Flags(), map[string]bool{"metrics-addr": true})
 		},
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
+			if watch && interval <= 0 {
+				return errors.New("--watch needs an --interval above 0")
+			}
 			url := "http://" + addr + "/api/overview"
 			ov, err := fetchOverview(ctx, url, timeout)
 			if err == nil && interval > 0 {
@@ -65,19 +77,52 @@ is said so. --json prints the overview as the broker sent it.`,
 			if err != nil {
 				return fmt.Errorf("%w (is the broker running with --metrics-addr %s?)", err, addr)
 			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(ov)
+			w := cmd.OutOrStdout()
+			show := func(ov *metrics.Overview) error {
+				if asJSON {
+					enc := json.NewEncoder(w)
+					enc.SetIndent("", "  ")
+					return enc.Encode(ov)
+				}
+				return printOverview(w, ov, interval > 0)
 			}
-			return printOverview(cmd.OutOrStdout(), ov, interval > 0)
+			if err := show(ov); err != nil || !watch {
+				return err
+			}
+			clear := isTerminal(w) && !asJSON
+			for n := 1; count <= 0 || n < count; n++ {
+				select {
+				case <-ctx.Done():
+					return nil // interrupted: a normal end
+				case <-time.After(interval):
+				}
+				ov, err := fetchOverview(ctx, url, timeout)
+				if ctx.Err() != nil {
+					return nil
+				}
+				if clear {
+					fmt.Fprint(w, "\033[H\033[2J")
+				} else if !asJSON {
+					fmt.Fprintln(w)
+				}
+				if err != nil {
+					fmt.Fprintf(w, "%s: %v (asking again in %s)\n", time.Now().Format(time.TimeOnly), err, interval)
+					continue
+				}
+				if err := show(ov); err != nil {
+					return err
+				}
+			}
+			return nil
 		}),
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&addr, "metrics-addr", metrics.DefaultAddr, "the broker's --metrics-addr")
 	annotateEnv(fl)
 	fl.BoolVar(&asJSON, "json", false, "print the overview as JSON")
-	fl.DurationVar(&interval, "interval", time.Second, "measure rates over this long (0 = one read, no rates)")
+	fl.DurationVar(&interval, "interval", time.Second, "measure rates over this long (0 = one read, no rates); with --watch, the time between reports")
+	fl.BoolVar(&watch, "watch", false, "print a new report every --interval until interrupted")
+	fl.IntVar(&count, "count", 0, "with --watch, stop after this many reports (0 = until interrupted)")
 	fl.DurationVar(&timeout, "timeout", 10*time.Second, "give up on a read of the broker after this long")
 	return cmd
 }
@@ -175,4 +220,14 @@ func printOverview(w io.Writer, ov *metrics.Overview, withRates bool) error {
 		return []string{name(c.Tenant, c.Namespace, c.Cache), fmt.Sprint(c.Entries), fmt.Sprint(c.Bytes), fmt.Sprint(c.Hits),
 			fmt.Sprint(c.Misses), fmt.Sprintf("%.1f%%", 100*c.HitRate), fmt.Sprint(c.Evictions), fmt.Sprint(c.Expirations)}
 	})
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -82,6 +82,16 @@ func TestStatusShowsWhatTheBrokerServes(t *testing.T) {
 		t.Fatalf("overview: status %q, streams %+v", ov.Status, ov.Streams)
 	}
 
+	// --watch: --count reports, each whole, separated by a blank line when
+	// the output is not a terminal (no screen clearing).
+	out, err = runCLI(t, "status", "--metrics-addr", maddr, "--interval", "100ms", "--watch", "--count", "3")
+	if err != nil || strings.Count(out, "broker ready, up") != 3 || strings.Count(out, "\nstreams (") != 3 || strings.Contains(out, "\033") {
+		t.Fatalf("status --watch --count 3: %v\n%s", err, out)
+	}
+	if _, err := runCLI(t, "status", "--metrics-addr", maddr, "--interval", "0", "--watch"); err == nil || !strings.Contains(err.Error(), "--interval") {
+		t.Fatalf("status --watch --interval 0: %v", err)
+	}
+
 	stop()
 	if _, err := runCLI(t, "status", "--metrics-addr", maddr, "--interval", "0", "--timeout", "2s"); err == nil ||
 		!strings.Contains(err.Error(), "is the broker running") {
