@@ -37,6 +37,8 @@ type Client struct {
 	nextCache  atomic.Uint64
 	seed       maphash.Seed
 
+	rq requests // the request/reply requester stream (service.go)
+
 	serverFlags atomic.Uint32 // flags from the most recent auth; 0 until known
 
 	closing atomic.Bool // Close has started (before it waits for the publish lanes)

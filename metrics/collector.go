@@ -10,6 +10,7 @@ import (
 	"github.com/felixmq/felix/controlplane"
 	"github.com/felixmq/felix/diskfree"
 	"github.com/felixmq/felix/server"
+	"github.com/felixmq/felix/service"
 	"github.com/felixmq/felix/transport"
 )
 
@@ -63,6 +64,30 @@ var serverMetrics = []metric[server.Counters]{
 		func(c *server.Counters) float64 { return u(c.TokenExpiries.Load()) }),
 	counter("felix_publish_unknown_stream_dropped_total", "Unacknowledged publishes to unknown streams, dropped.", nil,
 		func(c *server.Counters) float64 { return u(c.UnknownStreamDrop.Load()) }),
+}
+
+// serviceMetrics are request/reply's counters (server.ServiceStats).
+var serviceMetrics = []metric[service.Stats]{
+	counter("felix_service_requests_total", "Requests sent to a responder.", nil,
+		func(s *service.Stats) float64 { return u(s.Requests) }),
+	counter("felix_service_replies_total", "Responder replies passed to requesters.", nil,
+		func(s *service.Stats) float64 { return u(s.Replies) }),
+	counter("felix_service_responder_errors_total", "Responder errors (service_error) passed to requesters.", nil,
+		func(s *service.Stats) float64 { return u(s.ResponderErrors) }),
+	counter("felix_service_no_responders_total", "Requests refused at once: nobody serving the service with room.", nil,
+		func(s *service.Stats) float64 { return u(s.NoResponders) }),
+	counter("felix_service_limited_total", "Requests refused: the requesting connection's pending requests were at their bound.", nil,
+		func(s *service.Stats) float64 { return u(s.Limited) }),
+	counter("felix_service_timeouts_total", "Requests that got no answer within their timeout.", nil,
+		func(s *service.Stats) float64 { return u(s.Timeouts) }),
+	counter("felix_service_responder_gone_total", "Requests in flight to a responder that went away.", nil,
+		func(s *service.Stats) float64 { return u(s.ResponderGone) }),
+	counter("felix_service_late_replies_dropped_total", "Answers that came after their request timed out or its requester went away, dropped.", nil,
+		func(s *service.Stats) float64 { return u(s.LateReplies) }),
+	counter("felix_service_unknown_replies_dropped_total", "Answers to ids not in flight at that responder, dropped.", nil,
+		func(s *service.Stats) float64 { return u(s.UnknownReplies) }),
+	gauge("felix_service_responders", "Responders serving now, over all services.", nil,
+		func(s *service.Stats) float64 { return float64(s.Responders) }),
 }
 
 var streamMetrics = []metric[streamSnap]{
@@ -249,6 +274,7 @@ func emit[T any](ch chan<- prometheus.Metric, ms []metric[T], obj *T, labels ...
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, serverMetrics)
+	describe(ch, serviceMetrics)
 	describe(ch, streamMetrics)
 	describe(ch, storageMetrics)
 	describe(ch, groupMetrics)
@@ -268,6 +294,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.src.take()
 	if s.server != nil {
 		emit(ch, serverMetrics, s.server)
+		st := c.src.Server.ServiceStats()
+		emit(ch, serviceMetrics, &st)
 		l := c.src.Server.LimitStats()
 		for name, n := range map[string]uint64{
 			"connections": l.Connections.Load(), "subscriptions": l.Subscriptions.Load(),

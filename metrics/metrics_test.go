@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -100,6 +101,22 @@ func TestScrapeAfterWorkload(t *testing.T) {
 		}
 	}
 
+	// Request/reply: 3 requests answered by one responder, 1 to a service
+	// nobody serves.
+	svc, err := c.Serve(ctx, "default", "echo", func(_ context.Context, req []byte) ([]byte, error) { return req, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	for i := range 3 {
+		if out, err := c.Request(ctx, "default", "echo", []byte{byte(i)}); err != nil || len(out) != 1 || out[0] != byte(i) {
+			t.Fatalf("request %d: %v %v", i, out, err)
+		}
+	}
+	if _, err := c.Request(ctx, "default", "nobody", nil); !errors.Is(err, client.ErrNoResponders) {
+		t.Fatalf("request to nobody: %v", err)
+	}
+
 	f := scrape(t, ms)
 	orders := []string{"tenant", "default", "namespace", "default", "stream", "orders"}
 	jobs := []string{"tenant", "default", "namespace", "default", "stream", "jobs"}
@@ -119,6 +136,12 @@ func TestScrapeAfterWorkload(t *testing.T) {
 		{"felix_protocol_errors_total", nil, 0},
 		{"felix_tenant_limit_refused_total", []string{"limit", "connections"}, 0},
 		{"felix_tenant_limit_refused_total", []string{"limit", "publish_bytes"}, 0},
+		{"felix_service_requests_total", nil, 3},
+		{"felix_service_replies_total", nil, 3},
+		{"felix_service_no_responders_total", nil, 1},
+		{"felix_service_timeouts_total", nil, 0},
+		{"felix_service_late_replies_dropped_total", nil, 0},
+		{"felix_service_responders", nil, 1},
 
 		{"felix_stream_published_events_total", orders, 100},
 		{"felix_stream_publish_requests_total", orders, 100},

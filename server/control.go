@@ -260,6 +260,10 @@ func (ctl *control) handleMessage(m wire.Message) error {
 		return ctl.queueStats(m)
 	case *wire.QueueDelete:
 		return ctl.queueDelete(m)
+	case *wire.Serve:
+		return ctl.serve(m)
+	case *wire.Request:
+		return ctl.requests(m)
 	case *wire.SubscribeCursorError:
 		return ctl.fail("subscribe_cursor_error is a server-to-client message")
 	case *wire.ErrorMessage:

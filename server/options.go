@@ -9,6 +9,7 @@ import (
 	"github.com/felixmq/felix/auth"
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/cache"
+	"github.com/felixmq/felix/service"
 	"github.com/felixmq/felix/transport"
 )
 
@@ -86,6 +87,10 @@ type Options struct {
 	DefaultCacheConfig cache.Config
 	// Queues configures consumer groups.
 	Queues QueueOptions
+	// Services configures request/reply: requests pending per connection
+	// (default 1024), requests in flight per responder (default and cap
+	// 64), timeouts (default 5s, cap 60s) and the clock.
+	Services service.Options
 	// MaxFrameBytes bounds an incoming frame payload. Default 16 MiB.
 	MaxFrameBytes int
 	// MaxConnections bounds the broker's open connections, all tenants

@@ -42,6 +42,7 @@ type Server struct {
 
 	handlers sync.WaitGroup // connection, stream and writer goroutines
 	queues   *queues
+	services *services    // request/reply (service.go)
 	busy     atomic.Int64 // control streams in the middle of a request
 	writers  atomic.Int64 // live subscription writers
 	draining atomic.Bool
@@ -89,6 +90,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts.withDefaults(), ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{},
 		stopped: make(chan struct{}), cut: make(chan struct{})}
 	s.queues = newQueues(s)
+	s.services = newServices(s.opts.Services)
 	s.tenants = newTenants(s.opts, &s.limits)
 	return s, nil
 }
@@ -110,6 +112,7 @@ func (s *Server) Listen(addr string) error {
 		defer s.handlers.Done()
 		s.queues.tick(tick)
 	}()
+	s.handlers.Go(func() { s.services.reg.RunTimers(s.ctx) })
 	if d := s.opts.DropReportInterval; d > 0 {
 		s.handlers.Add(1)
 		go func() {

@@ -77,8 +77,13 @@ const (
 	// published at or after unix millisecond N. Without the bit such a
 	// start is refused as any unknown start is (the stream is reset).
 	CapStartTime uint16 = 0x0400
+	// CapRequest: request/reply services (serve, serving,
+	// service_request, service_reply, service_error, request, reply,
+	// request_error; see service.go). Without the bit these messages are
+	// refused as unknown ones are (the stream is reset).
+	CapRequest uint16 = 0x0200
 	// ExtensionCaps is every extension this implementation speaks.
-	ExtensionCaps = CapCacheExt | CapQueue | CapCacheBin | CapMemOffsets | CapStartTime
+	ExtensionCaps = CapCacheExt | CapQueue | CapCacheBin | CapMemOffsets | CapStartTime | CapRequest
 )
 
 // FlagQueueDelivery is an extension frame flag (capability CapQueue): a

@@ -105,12 +105,15 @@ const (
 	fDeadLettered
 	fReleased
 	fLost
-	fDelta      // cache_incr.delta: a signed integer
-	fIntValue   // cache_incr_value.value: "value" as a signed integer, not base64
-	fIntTTLMs   // cache_expire.ttl_ms: "ttl_ms" as a signed integer (a negative one is refused by the broker, not the decoder)
-	fPrefix     // cache_scan.prefix
-	fScanCursor // cache_scan.cursor, cache_scan_page.cursor: "cursor" as a string (a key), not a u64
-	fLimit      // cache_scan.limit
+	fDelta       // cache_incr.delta: a signed integer
+	fIntValue    // cache_incr_value.value: "value" as a signed integer, not base64
+	fIntTTLMs    // cache_expire.ttl_ms: "ttl_ms" as a signed integer (a negative one is refused by the broker, not the decoder)
+	fPrefix      // cache_scan.prefix
+	fScanCursor  // cache_scan.cursor, cache_scan_page.cursor: "cursor" as a string (a key), not a u64
+	fLimit       // cache_scan.limit
+	fService     // serve, request: the service name
+	fMaxInFlight // serve.max_in_flight
+	fTimeoutMs   // request.timeout_ms
 	numFields
 )
 
@@ -151,6 +154,7 @@ var fieldNames = [numFields + 1]string{
 	fDelivered: "delivered", fAcked: "acked", fNacked: "nacked", fRedelivered: "redelivered",
 	fTimedOut: "timed_out", fDeadLettered: "dead_lettered", fReleased: "released", fLost: "lost",
 	fDelta: "delta", fIntValue: "value", fIntTTLMs: "ttl_ms", fPrefix: "prefix", fScanCursor: "cursor", fLimit: "limit",
+	fService: "service", fMaxInFlight: "max_in_flight", fTimeoutMs: "timeout_ms",
 	numFields: "?",
 }
 
@@ -482,7 +486,7 @@ func (d *jsonDecoder) readField(id field, f *fields) error {
 		return nil
 	}
 	switch id {
-	case fTenantID, fToken, fNamespace, fStream, fCache, fKey, fMessage, fReason, fCode, fGroup, fConsumer, fPrefix, fScanCursor:
+	case fTenantID, fToken, fNamespace, fStream, fCache, fKey, fMessage, fReason, fCode, fGroup, fConsumer, fPrefix, fScanCursor, fService:
 		s, err := d.readString(id)
 		if err != nil {
 			return err
@@ -514,7 +518,7 @@ func (d *jsonDecoder) readField(id field, f *fields) error {
 		return d.readUintList(f)
 	case fRequestID, fSubscriptionID, fOffset, fBaseOffset, fTTLMs, fRequested, fAvailable, fIfVersion, fVersion,
 		fPrefetch, fDelayMs, fMembers, fInFlight, fPending, fLag, fCursor, fDelivered, fAcked, fNacked,
-		fRedelivered, fTimedOut, fDeadLettered, fReleased, fLost, fLimit:
+		fRedelivered, fTimedOut, fDeadLettered, fReleased, fLost, fLimit, fMaxInFlight, fTimeoutMs:
 		v, err := d.readUint(id)
 		if err != nil {
 			return err

@@ -58,6 +58,16 @@ const (
 	TypeQueueStats      MsgType = "queue_stats"
 	TypeQueueStatsValue MsgType = "queue_stats_value"
 	TypeQueueDelete     MsgType = "queue_delete"
+
+	// Felix request/reply extension (capability CapRequest).
+	TypeServe          MsgType = "serve"
+	TypeServing        MsgType = "serving"
+	TypeServiceRequest MsgType = "service_request"
+	TypeServiceReply   MsgType = "service_reply"
+	TypeServiceError   MsgType = "service_error"
+	TypeRequest        MsgType = "request"
+	TypeReply          MsgType = "reply"
+	TypeRequestError   MsgType = "request_error"
 )
 
 // Message is one JSON message. The concrete types are the structs below;

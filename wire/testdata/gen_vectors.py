@@ -151,6 +151,22 @@ jvec("ext_queue_stats_value_released", {"type": "queue_stats_value", "request_id
                                         "redelivered": 4, "timed_out": 1, "dead_lettered": 1, "released": 16, "lost": 0})
 jvec("ext_queue_delete", {"type": "queue_delete", "tenant_id": "t1", "namespace": "default", "stream": "orders",
                           "group": "workers", "request_id": 9})
+# Felix request/reply extension (capability 0x0200).
+jvec("ext_auth_request", {"type": "auth", "tenant_id": "t1", "token": "tok", "client_flags": 63 | 0x0200})
+jvec("ext_auth_ok_request", {"type": "auth_ok", "server_flags": 63 | 0x0200})
+jvec("ext_serve", {"type": "serve", "tenant_id": "t1", "namespace": "default", "service": "time", "max_in_flight": 8})
+jvec("ext_serve_default", {"type": "serve", "tenant_id": "t1", "namespace": "default", "service": "time"})
+jvec("ext_serving", {"type": "serving"})
+jvec("ext_service_request", {"type": "service_request", "request_id": 77, "payload": b64(b"now?")})
+jvec("ext_service_reply", {"type": "service_reply", "request_id": 77, "payload": b64(b"\x00\xff")})
+jvec("ext_service_error", {"type": "service_error", "request_id": 78, "message": "db down"})
+jvec("ext_request", {"type": "request", "request_id": 5, "tenant_id": "t1", "namespace": "default", "service": "time",
+                     "payload": b64(b"now?"), "timeout_ms": 250})
+jvec("ext_request_default", {"type": "request", "request_id": 6, "tenant_id": "t1", "namespace": "default",
+                             "service": "time", "payload": ""})
+jvec("ext_reply", {"type": "reply", "request_id": 5, "payload": b64(b"12:00")})
+jvec("ext_request_error", {"type": "request_error", "request_id": 6, "code": "no_responders",
+                           "message": "no responders for t1/default/time"})
 qd = struct.pack(">I", 2) + struct.pack(">QHI", 7, 1, 5) + b"order" + struct.pack(">QHI", 8, 3, 0)
 write("ext_queue_delivery", kind="queue_delivery", flags=0x40, deliveries=[
       {"offset": 7, "attempt": 1, "payload_hex": b"order".hex()}, {"offset": 8, "attempt": 3, "payload_hex": ""}],

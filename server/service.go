@@ -1,0 +1,412 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/service"
+	"github.com/felixmq/felix/wire"
+)
+
+// This file binds package service (request/reply routing) to streams:
+// a `serve` turns a control stream into a responder, a `request` turns
+// one into a requester stream (docs/protocol.md §6.7). Each such stream
+// has one writer goroutine; requests have none of their own.
+
+// services is the server's request/reply state: the registry and the
+// requester of each connection that sent requests (all its request
+// streams share its bound of pending requests).
+type services struct {
+	reg *service.Registry
+
+	mu    sync.Mutex
+	conns map[*conn]*connRequester
+}
+
+func newServices(o service.Options) *services {
+	return &services{reg: service.New(o), conns: map[*conn]*connRequester{}}
+}
+
+// ServiceStats returns the request/reply counters.
+func (s *Server) ServiceStats() service.Stats { return s.services.reg.Stats() }
+
+// connRequester is a connection's requester. Requests are registered
+// under tokens of the connection's own, mapped back to the stream and the
+// client's request id (ids are per stream).
+type connRequester struct {
+	q       *service.Requester
+	streams int // request streams using it
+
+	mu    sync.Mutex
+	next  uint64
+	route map[uint64]routed
+}
+
+type routed struct {
+	rs    *reqStream
+	reqID uint64
+}
+
+// Result routes a result to its stream (service.Sink).
+func (cr *connRequester) Result(token uint64, r service.Result) {
+	cr.mu.Lock()
+	to, ok := cr.route[token]
+	delete(cr.route, token)
+	cr.mu.Unlock()
+	if !ok || !to.rs.push(to.reqID, r) {
+		cr.q.Release(1) // the stream is gone: nobody to tell
+	}
+}
+
+// requester returns c's requester, counting one more stream on it.
+func (sv *services) requester(c *conn) *connRequester {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	cr := sv.conns[c]
+	if cr == nil {
+		cr = &connRequester{route: map[uint64]routed{}}
+		cr.q = sv.reg.NewRequester(cr)
+		sv.conns[c] = cr
+	}
+	cr.streams++
+	return cr
+}
+
+// done ends one stream's use of c's requester; the last one closes it.
+func (sv *services) done(c *conn, cr *connRequester) {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	if cr.streams--; cr.streams == 0 {
+		delete(sv.conns, c)
+		cr.q.Close()
+	}
+}
+
+// serviceKey checks a serve or request's tenant and names and returns
+// its key; msg is the refusal's text when not ok.
+func (ctl *control) serviceKey(tenant, ns, name string) (service.Key, string) {
+	if tenant != ctl.id.Tenant {
+		return service.Key{}, "tenant mismatch"
+	}
+	if err := broker.ValidateName("namespace", ns); err != nil {
+		return service.Key{}, err.Error()
+	}
+	if err := broker.ValidateName("service", name); err != nil {
+		return service.Key{}, err.Error()
+	}
+	return service.Key{Tenant: tenant, Namespace: ns, Service: name}, ""
+}
+
+// serve makes the stream a responder until it or the connection ends.
+func (ctl *control) serve(m *wire.Serve) error {
+	c := ctl.c
+	if ctl.peer&wire.CapRequest == 0 {
+		return errNotNegotiated(m.Type())
+	}
+	k, msg := ctl.serviceKey(m.TenantID, m.Namespace, m.Service)
+	if msg != "" {
+		return ctl.fail(msg)
+	}
+	if !ctl.authorize(ActionSubscribe, StreamResource(k.Tenant, k.Namespace, k.Service)) {
+		return ctl.fail("forbidden")
+	}
+	if err := c.s.tenants.acquireSub(ctl.id.use); err != nil {
+		return ctl.fail(err.Error())
+	}
+	defer c.s.tenants.releaseSub(ctl.id.use)
+	if err := ctl.reply(&wire.Serving{}); err != nil {
+		return err
+	}
+	if err := ctl.flush(); err != nil {
+		return err
+	}
+	c.s.busy.Add(-1) // a responder is not a request in progress
+	defer c.s.busy.Add(1)
+	bound := c.s.services.reg.Bound(0)
+	if m.MaxInFlight != nil {
+		bound = c.s.services.reg.Bound(int(max(min(*m.MaxInFlight, 1<<20), 1)))
+	}
+	ctx, cancel := context.WithCancel(ctl.ctx)
+	defer cancel()
+	rs := &responder{ch: make(chan wire.ServiceRequest, bound), ctx: ctx}
+	sv := c.s.services.reg.Serve(k, rs, bound)
+	defer sv.Close() // before the writer stops: requests in flight fail as responder_gone
+	w := &lockedWriter{w: ctl.w}
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		defer cancel()
+		rs.write(w)
+	}()
+	err := ctl.serveLoop(sv)
+	cancel()
+	<-writerDone
+	return err
+}
+
+// responder is a serving stream's side of service.Responder: requests
+// wait in ch (room for the registry's bound of requests in flight) for
+// the stream's writer.
+type responder struct {
+	ch  chan wire.ServiceRequest
+	ctx context.Context
+}
+
+func (r *responder) Send(id uint64, payload []byte) bool {
+	if r.ctx.Err() != nil {
+		return false
+	}
+	select {
+	case r.ch <- wire.ServiceRequest{RequestID: id, Payload: payload}:
+		return true
+	default: // only a responder answering ids it was not sent
+		return false
+	}
+}
+
+// write sends the requests, several per stream write when they queue up.
+func (r *responder) write(w *lockedWriter) {
+	var buf []byte
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case m := <-r.ch:
+			buf, _ = wire.AppendMessageFrame(buf[:0], &m)
+		}
+		for more := true; more; {
+			select {
+			case m := <-r.ch:
+				buf, _ = wire.AppendMessageFrame(buf, &m)
+			default:
+				more = false
+			}
+		}
+		if w.raw(buf) != nil {
+			return
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil
+		}
+	}
+}
+
+// serveLoop reads a responder's answers until its stream ends.
+func (ctl *control) serveLoop(sv *service.Serving) error {
+	for {
+		msg, err := ctl.readSession("serve stream")
+		if err != nil {
+			return err
+		}
+		switch m := msg.(type) {
+		case *wire.ServiceReply:
+			sv.Reply(m.RequestID, m.Payload)
+		case *wire.ServiceError:
+			sv.Fail(m.RequestID, m.Message)
+		default:
+			return errUnexpected
+		}
+	}
+}
+
+var errUnexpected = &wire.DecodeError{What: "json message", Err: wire.ErrInvalidJSON, Detail: "unexpected message type on this stream"}
+
+// reqStream is a requester stream: results wait in out for its writer.
+type reqStream struct {
+	cr     *connRequester
+	maxLen int // the frame limit: a larger reply becomes too_large
+
+	mu     sync.Mutex
+	out    []wire.Message
+	closed bool
+	more   chan struct{} // capacity 1: out grew
+}
+
+// push queues a result for the stream; false when it has ended.
+func (rs *reqStream) push(reqID uint64, r service.Result) bool {
+	var m wire.Message
+	switch r.Code {
+	case "":
+		m = &wire.Reply{RequestID: reqID, Payload: r.Payload}
+	default:
+		m = &wire.RequestError{RequestID: reqID, Code: r.Code, Message: r.Message}
+	}
+	rs.mu.Lock()
+	if rs.closed {
+		rs.mu.Unlock()
+		return false
+	}
+	rs.out = append(rs.out, m)
+	rs.mu.Unlock()
+	select {
+	case rs.more <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// write sends the queued results until ctx ends or a write fails, and
+// releases their places in the connection's bound.
+func (rs *reqStream) write(ctx context.Context, w *lockedWriter) {
+	var buf []byte
+	var batch []wire.Message
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-rs.more:
+		}
+		rs.mu.Lock()
+		batch, rs.out = rs.out, batch[:0]
+		rs.mu.Unlock()
+		buf = buf[:0]
+		for _, m := range batch {
+			buf = rs.appendResult(buf, m)
+		}
+		clear(batch)
+		err := w.raw(buf)
+		rs.cr.q.Release(len(batch))
+		if err != nil {
+			return
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil
+		}
+	}
+}
+
+// appendResult appends m's frame, or a too_large error in its place when
+// the reply does not fit a frame.
+func (rs *reqStream) appendResult(buf []byte, m wire.Message) []byte {
+	at := len(buf)
+	out, err := wire.AppendMessageFrame(buf, m)
+	if err == nil && len(out)-at-wire.HeaderSize <= rs.maxLen {
+		return out
+	}
+	id := uint64(0)
+	if r, ok := m.(*wire.Reply); ok {
+		id = r.RequestID
+	}
+	out, _ = wire.AppendMessageFrame(buf[:at], &wire.RequestError{RequestID: id, Code: wire.RequestCodeTooLarge,
+		Message: fmt.Sprintf("reply larger than the frame limit (%d bytes)", rs.maxLen)})
+	return out
+}
+
+// close ends the stream's results: those queued are dropped.
+func (rs *reqStream) close() {
+	rs.mu.Lock()
+	rs.closed = true
+	n := len(rs.out)
+	rs.out = nil
+	rs.mu.Unlock()
+	rs.cr.q.Release(n)
+}
+
+// requests makes the stream a requester stream, starting with first: it
+// serves request messages until the stream ends.
+func (ctl *control) requests(first *wire.Request) error {
+	c := ctl.c
+	if ctl.peer&wire.CapRequest == 0 {
+		return errNotNegotiated(first.Type())
+	}
+	if err := ctl.flush(); err != nil { // replies queued before go first
+		return err
+	}
+	c.s.busy.Add(-1)
+	defer c.s.busy.Add(1)
+	cr := c.s.services.requester(c)
+	defer c.s.services.done(c, cr)
+	rs := &reqStream{cr: cr, maxLen: c.s.maxFrame(), more: make(chan struct{}, 1)}
+	defer rs.close()
+	w := &lockedWriter{w: ctl.w}
+	ctx, cancel := context.WithCancel(ctl.ctx)
+	defer cancel()
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		defer cancel()
+		rs.write(ctx, w)
+	}()
+	err := ctl.request(first, cr, rs, w)
+	for err == nil {
+		err = ctl.nextRequest(cr, rs, w)
+	}
+	cancel()
+	<-writerDone
+	return err
+}
+
+func (ctl *control) nextRequest(cr *connRequester, rs *reqStream, w *lockedWriter) error {
+	msg, err := ctl.readSession("request stream")
+	if err != nil {
+		return err
+	}
+	m, ok := msg.(*wire.Request)
+	if !ok {
+		return errUnexpected
+	}
+	return ctl.request(m, cr, rs, w)
+}
+
+// request routes one request; a refusal is answered at once.
+func (ctl *control) request(m *wire.Request, cr *connRequester, rs *reqStream, w *lockedWriter) error {
+	refuse := func(code, msg string) error {
+		return w.message(&wire.RequestError{RequestID: m.RequestID, Code: code, Message: msg})
+	}
+	k, msg := ctl.serviceKey(m.TenantID, m.Namespace, m.Service)
+	switch {
+	case msg == "tenant mismatch":
+		return refuse(wire.RequestCodeForbidden, msg)
+	case msg != "":
+		return refuse(wire.RequestCodeInvalid, msg)
+	case !ctl.authorize(ActionPublish, StreamResource(k.Tenant, k.Namespace, k.Service)):
+		return refuse(wire.RequestCodeForbidden, "forbidden")
+	}
+	timeout := time.Duration(0)
+	if m.TimeoutMs != nil {
+		timeout = time.Duration(min(*m.TimeoutMs, wire.MaxRequestTimeoutMs)) * time.Millisecond
+		if timeout == 0 {
+			timeout = time.Nanosecond // 0 ms: answered or timed out at once, not the default
+		}
+	}
+	cr.mu.Lock()
+	cr.next++
+	token := cr.next
+	cr.route[token] = routed{rs: rs, reqID: m.RequestID}
+	cr.mu.Unlock()
+	if err := cr.q.Request(token, k, m.Payload, timeout); err != nil {
+		cr.mu.Lock()
+		delete(cr.route, token)
+		cr.mu.Unlock()
+		e := err.(*service.Error)
+		return refuse(e.Code, e.Message)
+	}
+	return nil
+}
+
+// maxFrame is the frame limit the server reads with.
+func (s *Server) maxFrame() int {
+	if s.opts.MaxFrameBytes > 0 {
+		return s.opts.MaxFrameBytes
+	}
+	return wire.DefaultMaxFrameBytes
+}
+
+// readSession reads the next JSON message of a responder or requester
+// stream; nothing read at or after the token's expiry is served.
+func (ctl *control) readSession(what string) (wire.Message, error) {
+	f, err := ctl.r.ReadFrame()
+	if err != nil {
+		return nil, err
+	}
+	if ctl.expired() {
+		return nil, errTokenExpired
+	}
+	if f.Flags != 0 {
+		return nil, &wire.DecodeError{What: what, Err: wire.ErrWrongFlags, Detail: fmt.Sprintf("flags %#04x", f.Flags)}
+	}
+	return wire.DecodeMessage(f.Payload)
+}

@@ -1,0 +1,470 @@
+// Package service routes request/reply calls (NATS request/reply with
+// queue groups) between requesters and the responders that serve a
+// service. It is transport-free: the server binds Responders and Sinks to
+// QUIC streams; tests drive a Registry with fake ones and a fake clock.
+//
+// # Semantics
+//
+//   - Routing. A service is named by a Key (tenant, namespace, service);
+//     it needs no declaration: it exists while a responder serves it.
+//     Requests go round-robin to the responders of their key that have
+//     room: a responder holds at most its bound (Serve's maxInFlight,
+//     capped by Options.MaxInFlight) of requests sent and not answered;
+//     one at its bound is skipped. With none serving, or all at their
+//     bound, a request fails at once with CodeNoResponders.
+//   - At most once. A request is sent to one responder, once; nothing is
+//     stored or retried.
+//   - Results. Each accepted request gets exactly one result on its
+//     requester's Sink: the responder's reply, its error
+//     (CodeResponderError), CodeTimeout when no answer came before the
+//     deadline, or CodeResponderGone when the responder went away
+//     (Serving.Close) with the request in flight.
+//   - Late answers. A timed-out request (or one whose requester went
+//     away) still holds its place at the responder until the responder
+//     answers or goes away, so the bound is what the responder really
+//     holds; that answer is dropped and counted (Stats.LateReplies).
+//   - Bounds. A Requester holds at most Options.MaxPending requests,
+//     from Request until its result is Released (so results not yet
+//     written to a slow requester count); one more fails with CodeLimit.
+//   - Time. Deadlines use Options.Now. Timeouts happen when the owner
+//     calls Expire (RunTimers does, at each deadline; tests call it with a
+//     fake time). No goroutine per request.
+//
+// Responder.Send and Sink.Result are called without the registry's lock
+// held and must not block.
+package service
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Key names a service.
+type Key struct{ Tenant, Namespace, Service string }
+
+func (k Key) String() string { return k.Tenant + "/" + k.Namespace + "/" + k.Service }
+
+// Result codes (the wire's request_error codes).
+const (
+	CodeNoResponders   = "no_responders"
+	CodeTimeout        = "timeout"
+	CodeResponderGone  = "responder_gone"
+	CodeResponderError = "responder_error"
+	CodeLimit          = "limit"
+)
+
+// Result is the outcome of a request: a reply (Code empty) or a failure.
+type Result struct {
+	Payload []byte
+	Code    string
+	Message string
+}
+
+// Error is an immediate refusal of Request.
+type Error struct{ Code, Message string }
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Responder is the transport side of a serving responder.
+type Responder interface {
+	// Send hands request id to the responder. It must not block; false
+	// means it could not (the responder is gone), and the request fails
+	// with CodeResponderGone.
+	Send(id uint64, payload []byte) bool
+}
+
+// Sink receives the results of a Requester's requests, by the
+// requester's own request id. It must not block.
+type Sink interface {
+	Result(reqID uint64, r Result)
+}
+
+// Options configure a Registry. The zero value is usable.
+type Options struct {
+	// MaxPending bounds a Requester's requests from Request until
+	// Release. Default 1024.
+	MaxPending int
+	// MaxInFlight is the default and the cap of a responder's bound of
+	// requests in flight. Default 64.
+	MaxInFlight int
+	// DefaultTimeout is a request's timeout when it gives none (0).
+	// Default 5s. MaxTimeout caps timeouts; default 60s.
+	DefaultTimeout, MaxTimeout time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	o.MaxPending = cmp.Or(max(o.MaxPending, 0), 1024)
+	o.MaxInFlight = cmp.Or(max(o.MaxInFlight, 0), 64)
+	o.DefaultTimeout = cmp.Or(max(o.DefaultTimeout, 0), 5*time.Second)
+	o.MaxTimeout = cmp.Or(max(o.MaxTimeout, 0), 60*time.Second)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Stats are a registry's cumulative counters.
+type Stats struct {
+	Requests        uint64 // accepted and sent to a responder
+	Replies         uint64 // replies passed to requesters
+	ResponderErrors uint64 // service errors passed to requesters
+	NoResponders    uint64 // refused: nobody serving with room
+	Limited         uint64 // refused: the requester's MaxPending
+	Timeouts        uint64
+	ResponderGone   uint64
+	LateReplies     uint64 // answers after the timeout or requester: dropped
+	UnknownReplies  uint64 // answers to ids not in flight at that responder: dropped
+	Responders      int    // gauge: serving now
+}
+
+// Registry maps services to their responders. It is safe for concurrent
+// use.
+type Registry struct {
+	opts Options
+	wake chan struct{} // capacity 1: the earliest deadline changed
+
+	mu       sync.Mutex
+	services map[Key]*group
+	nextID   uint64
+	timers   deadlines
+	stats    Stats
+}
+
+type group struct {
+	list []*Serving
+	next int // round-robin cursor
+}
+
+// call is one request in flight.
+type call struct {
+	id       uint64 // the registry's, as sent to the responder
+	reqID    uint64 // the requester's
+	from     *Requester
+	to       *Serving
+	deadline time.Time
+	index    int  // in the timer heap; -1 when not in it
+	answered bool // the requester got its result (or went away)
+}
+
+// New returns an empty registry.
+func New(o Options) *Registry {
+	return &Registry{opts: o.withDefaults(), wake: make(chan struct{}, 1), services: map[Key]*group{}}
+}
+
+// Stats returns a snapshot of the counters.
+func (r *Registry) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+// Responders is how many responders serve k.
+func (r *Registry) Responders(k Key) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g := r.services[k]; g != nil {
+		return len(g.list)
+	}
+	return 0
+}
+
+// Bound is the bound of requests in flight of a responder that asks for
+// maxInFlight (0: Options.MaxInFlight, which also caps it).
+func (r *Registry) Bound(maxInFlight int) int {
+	if maxInFlight > 0 {
+		return min(maxInFlight, r.opts.MaxInFlight)
+	}
+	return r.opts.MaxInFlight
+}
+
+// Serving is one responder's registration.
+type Serving struct {
+	r        *Registry
+	key      Key
+	resp     Responder
+	max      int
+	inflight map[uint64]*call
+	closed   bool
+}
+
+// MaxInFlight is the responder's bound.
+func (s *Serving) MaxInFlight() int { return s.max }
+
+// Serve registers resp as a responder of k, with at most maxInFlight
+// requests in flight (0: Options.MaxInFlight, which also caps it).
+func (r *Registry) Serve(k Key, resp Responder, maxInFlight int) *Serving {
+	s := &Serving{r: r, key: k, resp: resp, max: r.Bound(maxInFlight), inflight: map[uint64]*call{}}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g := r.services[k]
+	if g == nil {
+		g = &group{}
+		r.services[k] = g
+	}
+	g.list = append(g.list, s)
+	r.stats.Responders++
+	return s
+}
+
+// Reply answers request id with payload.
+func (s *Serving) Reply(id uint64, payload []byte) {
+	s.answer(id, Result{Payload: payload})
+}
+
+// Fail answers request id with the responder's error message.
+func (s *Serving) Fail(id uint64, msg string) {
+	s.answer(id, Result{Code: CodeResponderError, Message: msg})
+}
+
+func (s *Serving) answer(id uint64, res Result) {
+	r := s.r
+	r.mu.Lock()
+	c := s.inflight[id]
+	switch {
+	case c == nil:
+		r.stats.UnknownReplies++
+		r.mu.Unlock()
+		return
+	case c.answered:
+		delete(s.inflight, id)
+		r.stats.LateReplies++
+		r.mu.Unlock()
+		return
+	}
+	delete(s.inflight, id)
+	r.settle(c)
+	if res.Code == "" {
+		r.stats.Replies++
+	} else {
+		r.stats.ResponderErrors++
+	}
+	r.mu.Unlock()
+	c.from.sink.Result(c.reqID, res)
+}
+
+// settle marks c answered and stops its timer. Called with r.mu held.
+func (r *Registry) settle(c *call) {
+	c.answered = true
+	if c.index >= 0 {
+		heap.Remove(&r.timers, c.index)
+	}
+	delete(c.from.calls, c)
+}
+
+// Close ends the registration: the requests in flight to it fail with
+// CodeResponderGone. It may be called more than once.
+func (s *Serving) Close() {
+	r := s.r
+	r.mu.Lock()
+	if s.closed {
+		r.mu.Unlock()
+		return
+	}
+	s.closed = true
+	r.stats.Responders--
+	if g := r.services[s.key]; g != nil {
+		for i, x := range g.list {
+			if x == s {
+				g.list = append(g.list[:i], g.list[i+1:]...)
+				break
+			}
+		}
+		if len(g.list) == 0 {
+			delete(r.services, s.key)
+		}
+	}
+	var gone []*call
+	for id, c := range s.inflight {
+		delete(s.inflight, id)
+		if !c.answered {
+			r.settle(c)
+			gone = append(gone, c)
+		}
+	}
+	r.stats.ResponderGone += uint64(len(gone))
+	r.mu.Unlock()
+	for _, c := range gone {
+		c.from.sink.Result(c.reqID, Result{Code: CodeResponderGone,
+			Message: fmt.Sprintf("the responder of %s went away with the request in flight", s.key)})
+	}
+}
+
+// Requester is one requester's registration (a connection, say): its
+// requests, their bound and where their results go.
+type Requester struct {
+	r       *Registry
+	sink    Sink
+	pending int // accepted and not released
+	calls   map[*call]struct{}
+	closed  bool
+}
+
+// NewRequester registers a requester whose results go to sink.
+func (r *Registry) NewRequester(sink Sink) *Requester {
+	return &Requester{r: r, sink: sink, calls: map[*call]struct{}{}}
+}
+
+// Request sends payload to a responder of k, to be answered on the sink
+// under reqID within timeout (0: the default; capped). A refusal is an
+// *Error (CodeNoResponders, CodeLimit) and nothing reaches the sink.
+func (q *Requester) Request(reqID uint64, k Key, payload []byte, timeout time.Duration) error {
+	r := q.r
+	if timeout <= 0 {
+		timeout = r.opts.DefaultTimeout
+	}
+	timeout = min(timeout, r.opts.MaxTimeout)
+	r.mu.Lock()
+	if q.closed || q.pending >= r.opts.MaxPending {
+		r.stats.Limited++
+		r.mu.Unlock()
+		return &Error{Code: CodeLimit, Message: fmt.Sprintf("too many requests pending on this connection (%d)", r.opts.MaxPending)}
+	}
+	to := r.pick(k)
+	if to == nil {
+		r.stats.NoResponders++
+		r.mu.Unlock()
+		return &Error{Code: CodeNoResponders, Message: "no responders for " + k.String()}
+	}
+	r.nextID++
+	c := &call{id: r.nextID, reqID: reqID, from: q, to: to, deadline: r.opts.Now().Add(timeout)}
+	to.inflight[c.id] = c
+	q.calls[c] = struct{}{}
+	q.pending++
+	heap.Push(&r.timers, c)
+	r.stats.Requests++
+	first := c.index == 0
+	r.mu.Unlock()
+	if first {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+	if !to.resp.Send(c.id, payload) {
+		to.Close() // fails c (and the others in flight to it) with CodeResponderGone
+	}
+	return nil
+}
+
+// pick returns the next responder of k with room, round-robin. Called
+// with r.mu held.
+func (r *Registry) pick(k Key) *Serving {
+	g := r.services[k]
+	if g == nil {
+		return nil
+	}
+	n := len(g.list)
+	for i := range n {
+		s := g.list[(g.next+i)%n]
+		if len(s.inflight) < s.max {
+			g.next = (g.next + i + 1) % n
+			return s
+		}
+	}
+	return nil
+}
+
+// Release gives back the places of n results the requester's transport
+// has delivered (or dropped), for further requests.
+func (q *Requester) Release(n int) {
+	q.r.mu.Lock()
+	q.pending = max(q.pending-n, 0)
+	q.r.mu.Unlock()
+}
+
+// Pending is how many of the requester's requests hold a place.
+func (q *Requester) Pending() int {
+	q.r.mu.Lock()
+	defer q.r.mu.Unlock()
+	return q.pending
+}
+
+// Close ends the requester: its requests get no result; their responders
+// keep them in flight until they answer (the answer is dropped).
+func (q *Requester) Close() {
+	r := q.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	q.closed = true
+	for c := range q.calls {
+		r.settle(c)
+	}
+}
+
+// Expire fails the requests whose deadline is at or before now with
+// CodeTimeout.
+func (r *Registry) Expire(now time.Time) {
+	r.mu.Lock()
+	var due []*call
+	for len(r.timers) > 0 && !r.timers[0].deadline.After(now) {
+		c := r.timers[0]
+		r.settle(c)
+		due = append(due, c)
+	}
+	r.stats.Timeouts += uint64(len(due))
+	r.mu.Unlock()
+	for _, c := range due {
+		c.from.sink.Result(c.reqID, Result{Code: CodeTimeout,
+			Message: fmt.Sprintf("no reply from %s within the timeout", c.to.key)})
+	}
+}
+
+// NextDeadline is the earliest deadline of a request in flight.
+func (r *Registry) NextDeadline() (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.timers) == 0 {
+		return time.Time{}, false
+	}
+	return r.timers[0].deadline, true
+}
+
+// RunTimers calls Expire at each deadline, on a real timer, until ctx
+// ends. Run it once per registry.
+func (r *Registry) RunTimers(ctx context.Context) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		r.Expire(r.opts.Now())
+		wait := time.Hour
+		if d, ok := r.NextDeadline(); ok {
+			wait = max(d.Sub(r.opts.Now()), 0)
+		}
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-r.wake:
+		}
+	}
+}
+
+// deadlines is a min-heap of calls by deadline.
+type deadlines []*call
+
+func (h deadlines) Len() int           { return len(h) }
+func (h deadlines) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h deadlines) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *deadlines) Push(x any) {
+	c := x.(*call)
+	c.index = len(*h)
+	*h = append(*h, c)
+}
+func (h *deadlines) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	old[len(old)-1] = nil
+	c.index = -1
+	*h = old[:len(old)-1]
+	return c
+}
