@@ -124,6 +124,16 @@ func (c *Client) Request(ctx context.Context, namespace, service string, payload
 	}
 }
 
+// requestError is the broker's own words for a failure that errors.Is
+// matches to a sentinel (ErrNoResponders, ErrRequestTimeout).
+type requestError struct {
+	msg string
+	is  error
+}
+
+func (e *requestError) Error() string { return "felix: " + e.msg }
+func (e *requestError) Unwrap() error { return e.is }
+
 // requestResult maps a reply or request_error to Request's result.
 func requestResult(m wire.Message) ([]byte, error) {
 	switch m := m.(type) {
@@ -132,9 +142,9 @@ func requestResult(m wire.Message) ([]byte, error) {
 	case *wire.RequestError:
 		switch m.Code {
 		case wire.RequestCodeNoResponders:
-			return nil, fmt.Errorf("%w: %s", ErrNoResponders, m.Message)
+			return nil, &requestError{msg: m.Message, is: ErrNoResponders}
 		case wire.RequestCodeTimeout:
-			return nil, fmt.Errorf("%w: %s", ErrRequestTimeout, m.Message)
+			return nil, &requestError{msg: m.Message, is: ErrRequestTimeout}
 		case wire.RequestCodeResponderError:
 			return nil, &ResponderError{Message: m.Message}
 		}
