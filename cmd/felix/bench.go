@@ -30,7 +30,7 @@ columns Felix/peer. --json prints the same rows and every case's full result
 as JSON, --chart-dir writes SVG and PNG charts, and a progress bar shows on
 stderr when it is a terminal (--quiet: nothing on stderr).`,
 	}
-	cmd.AddCommand(newBenchPubSubCmd(), newBenchMatrixCmd(), newBenchCacheCmd(), newBenchQueueCmd(), newBenchLogCmd(), newBenchSoakCmd(), newBenchQUICPeerCmd())
+	cmd.AddCommand(newBenchPubSubCmd(), newBenchMatrixCmd(), newBenchCacheCmd(), newBenchQueueCmd(), newBenchRequestCmd(), newBenchLogCmd(), newBenchSoakCmd(), newBenchQUICPeerCmd())
 	return cmd
 }
 
