@@ -8,28 +8,44 @@ import (
 	"github.com/felixmq/felix/controlplane"
 )
 
-// `felix admin` against a real broker's embedded control plane: what it
-// declares is served on QUIC, edits keep what they do not name, refusals
-// are clear, and deletes take effect.
-func TestAdminDeclaresWhatTheBrokerServes(t *testing.T) {
+// adminBroker is a broker with its embedded control plane for `felix
+// admin` tests: run calls felix admin with args against it (the
+// credential from the data dir's admin-token file), must does and fails
+// the test on an error.
+type adminBroker struct {
+	addr, ca string
+	run      func(args ...string) (string, error)
+	must     func(args ...string) string
+}
+
+func startAdminBroker(t *testing.T) adminBroker {
+	t.Helper()
 	dir := t.TempDir()
 	nextCP := watchControlPlanes(t)
 	addr, _, ca, stop := startServeDir(t, dir, "--no-dev-defaults",
 		"--controlplane-addr", "127.0.0.1:0", "--controlplane-sync-interval", "20ms")
-	defer stop()
+	t.Cleanup(stop)
 	cp := nextCP()
-	// The credential comes from the data dir's admin-token file.
-	admin := func(args ...string) (string, error) {
+	run := func(args ...string) (string, error) {
 		return runCLI(t, append(append([]string{"admin"}, args...), "--controlplane-url", cp.base, "--data-dir", dir)...)
 	}
 	must := func(args ...string) string {
 		t.Helper()
-		out, err := admin(args...)
+		out, err := run(args...)
 		if err != nil {
 			t.Fatalf("felix admin %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 		return out
 	}
+	return adminBroker{addr: addr, ca: ca, run: run, must: must}
+}
+
+// `felix admin` against a real broker's embedded control plane: what it
+// declares is served on QUIC, edits keep what they do not name, refusals
+// are clear, and deletes take effect.
+func TestAdminDeclaresWhatTheBrokerServes(t *testing.T) {
+	ab := startAdminBroker(t)
+	addr, ca, admin, must := ab.addr, ab.ca, ab.run, ab.must
 	in := []string{"--tenant", "acme", "-n", "shop"}
 
 	if out := must("tenant", "add", "acme", "--display-name", "Acme Inc"); out != "created tenant acme\n" {

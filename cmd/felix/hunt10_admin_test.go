@@ -18,23 +18,8 @@ import (
 // namespace as a GET; `stream info ..` printed the namespace); the
 // namespace is declared on the way; `ls --json` of nothing is [].
 func TestHunt10AdminNamesNeedingEscapes(t *testing.T) {
-	dir := t.TempDir()
-	nextCP := watchControlPlanes(t)
-	_, _, _, stop := startServeDir(t, dir, "--no-dev-defaults",
-		"--controlplane-addr", "127.0.0.1:0", "--controlplane-sync-interval", "20ms")
-	defer stop()
-	cp := nextCP()
-	admin := func(args ...string) (string, error) {
-		return runCLI(t, append(append([]string{"admin"}, args...), "--controlplane-url", cp.base, "--data-dir", dir)...)
-	}
-	must := func(args ...string) string {
-		t.Helper()
-		out, err := admin(args...)
-		if err != nil {
-			t.Fatalf("felix admin %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	ab := startAdminBroker(t)
+	admin, must := ab.run, ab.must
 	for _, scope := range [][2]string{{"..", "."}, {"ünï", "日本"}} {
 		in := []string{"--tenant", scope[0], "-n", scope[1]}
 		must("tenant", "add", scope[0])
