@@ -211,15 +211,11 @@ func RunCache(ctx context.Context, target CacheTarget, cfg CacheConfig) (res Cac
 		fmt.Errorf("cache run timeout (config Timeout %s)", cfg.Timeout))
 	defer cancel()
 
-	if err := target.Setup(ctx, cfg.Concurrency); err != nil {
-		_ = target.Close()
-		return res, fmt.Errorf("bench: set up %s: %w", target.Name(), err)
+	closeTarget, err := setUp(target, func() error { return target.Setup(ctx, cfg.Concurrency) })
+	if err != nil {
+		return res, err
 	}
-	defer func() {
-		if cerr := target.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("bench: close %s: %w", target.Name(), cerr)
-		}
-	}()
+	defer closeTarget(&err)
 
 	r := newCacheRun(target, cfg)
 	if cfg.Op == CacheGet {

@@ -168,15 +168,11 @@ func RunPubSub(ctx context.Context, target PubSubTarget, cfg PubSubConfig) (res 
 	clk := newClock()
 	published := uint64(cfg.Warmup + cfg.Total)
 	tr := newTracker(clk, cfg.Fanout, uint64(cfg.Warmup), published)
-	if err := target.Setup(ctx, cfg.Fanout, tr.deliver); err != nil {
-		_ = target.Close()
-		return res, fmt.Errorf("bench: set up %s: %w", target.Name(), err)
+	closeTarget, err := setUp(target, func() error { return target.Setup(ctx, cfg.Fanout, tr.deliver) })
+	if err != nil {
+		return res, err
 	}
-	defer func() {
-		if cerr := target.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("bench: close %s: %w", target.Name(), cerr)
-		}
-	}()
+	defer closeTarget(&err)
 
 	p := &publisher{target: target, cfg: cfg, clk: clk, tr: tr, payloads: newPayloads(cfg.Batch, cfg.PayloadSize), lag: NewHistogram()}
 	fanout := int64(cfg.Fanout)

@@ -186,15 +186,11 @@ func RunQueue(ctx context.Context, target QueueTarget, cfg QueueConfig) (res Que
 	defer cancel()
 	total := cfg.Warmup + cfg.Records
 	tr := newQueueTracker(newClock(), cfg)
-	if err := target.Setup(ctx, cfg); err != nil {
-		_ = target.Close()
-		return res, fmt.Errorf("bench: set up %s: %w", target.Name(), err)
+	closeTarget, err := setUp(target, func() error { return target.Setup(ctx, cfg) })
+	if err != nil {
+		return res, err
 	}
-	defer func() {
-		if cerr := target.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("bench: close %s: %w", target.Name(), cerr)
-		}
-	}()
+	defer closeTarget(&err)
 
 	cctx, stopConsumers := context.WithCancel(ctx)
 	failed := make(chan error, cfg.Consumers)

@@ -227,15 +227,11 @@ func RunRequest(ctx context.Context, target RequestTarget, cfg RequestConfig) (r
 	ctx, cancel := context.WithTimeoutCause(ctx, cfg.Timeout,
 		fmt.Errorf("request run timeout (config Timeout %s)", cfg.Timeout))
 	defer cancel()
-	if err := target.Setup(ctx, cfg.Concurrency); err != nil {
-		_ = target.Close()
-		return res, fmt.Errorf("bench: set up %s: %w", target.Name(), err)
+	closeTarget, err := setUp(target, func() error { return target.Setup(ctx, cfg.Concurrency) })
+	if err != nil {
+		return res, err
 	}
-	defer func() {
-		if cerr := target.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("bench: close %s: %w", target.Name(), cerr)
-		}
-	}()
+	defer closeTarget(&err)
 	r := &requestRun{target: target, cfg: cfg}
 	check := func(st phaseStats, what string) error {
 		switch {

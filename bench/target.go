@@ -1,6 +1,9 @@
 package bench
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // PubSubTarget is a publish/subscribe system under test: Felix, NATS core,
 // or anything that can fan one publisher's messages out to subscribers.
@@ -26,4 +29,22 @@ type PubSubTarget interface {
 	// Close releases everything Setup created. The harness ignores
 	// deliveries that race with Close.
 	Close() error
+}
+
+// setUp runs setup, target's Setup: on failure it closes target and
+// returns the error, naming it. Otherwise it returns the close to defer,
+// which folds a failed Close into *err when nothing else failed.
+func setUp(target interface {
+	Name() string
+	Close() error
+}, setup func() error) (closeInto func(err *error), err error) {
+	if err := setup(); err != nil {
+		_ = target.Close()
+		return nil, fmt.Errorf("bench: set up %s: %w", target.Name(), err)
+	}
+	return func(err *error) {
+		if cerr := target.Close(); cerr != nil && *err == nil {
+			*err = fmt.Errorf("bench: close %s: %w", target.Name(), cerr)
+		}
+	}, nil
 }

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/felixmq/felix/client"
 )
 
 // felix cache expire / persist print 1 or 0 as Redis's EXPIRE and
@@ -49,12 +53,20 @@ func TestCacheExpireKeysCLI(t *testing.T) {
 		t.Fatalf("session after the refused expires: %q %v", out, err)
 	}
 
-	var want []string
-	for i := range 1203 { // over a page of 1000
-		want = append(want, fmt.Sprintf("user:%04d", i))
+	// Over a page of 1000, written through one SDK client (a CLI run per
+	// key would dial 1203 times).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, addr, client.Options{CAFile: ca})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, k := range want {
-		if _, err := run("cache", "put", k, "v"); err != nil {
+	defer c.Close()
+	kv := c.Cache("default", "demo")
+	var want []string
+	for i := range 1203 {
+		want = append(want, fmt.Sprintf("user:%04d", i))
+		if _, err := kv.Put(ctx, want[i], []byte("v")); err != nil {
 			t.Fatal(err)
 		}
 	}

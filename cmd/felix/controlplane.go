@@ -68,11 +68,14 @@ type httpService struct {
 	ln  net.Listener
 }
 
+// httpFetchTimeout is httpClientWithCA's timeout (a variable for tests).
+var httpFetchTimeout = 10 * time.Second
+
 // httpClientWithCA is the HTTP client of a control plane's API and of a
 // JWKS URL: a 10 s timeout, and with caFile its CAs trusted besides the
 // system's.
 func httpClientWithCA(caFile string) (*http.Client, error) {
-	hc := &http.Client{Timeout: 10 * time.Second}
+	hc := &http.Client{Timeout: httpFetchTimeout}
 	if caFile == "" {
 		return hc, nil
 	}
