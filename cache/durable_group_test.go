@@ -8,22 +8,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/felixmq/felix/internal/testwait"
 )
 
-// liveness bounds how long a test waits for something that must happen;
-// reaching it fails the test. A bound against hangs, not a measure.
-const liveness = 30 * time.Second
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(liveness)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting after %v: %s", liveness, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+// eventually waits for something that must happen, bounded against hangs.
+var eventually = testwait.Eventually
 
 // keysInShards returns n keys with prefix, each in a shard of its own and
 // none in the shards of avoid.
@@ -78,11 +68,7 @@ func TestDurableGroupWrite(t *testing.T) {
 		_, err := c.Put("first", []byte("v"), PutOptions{})
 		first <- err
 	}()
-	select {
-	case <-entered:
-	case <-time.After(liveness):
-		t.Fatal("the first write did not happen")
-	}
+	testwait.Within(t, "the first write", entered)
 	keys := keysInShards(c, "k", 8, "first")
 	var wg sync.WaitGroup
 	for _, k := range keys {

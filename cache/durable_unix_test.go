@@ -8,11 +8,11 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/internal/testwait"
 )
 
 // A write the log cannot store (the file size limit, as a full disk)
@@ -113,11 +113,7 @@ func TestDurableGroupWriteFailureLeavesEntries(t *testing.T) {
 		_, err := c.Put("first", []byte("v"), PutOptions{})
 		first <- err
 	}()
-	select {
-	case <-entered:
-	case <-time.After(liveness):
-		t.Fatal("the first write did not happen")
-	}
+	testwait.Within(t, "the first write", entered)
 	// The first write is done (its hook holds the log's write lock): the
 	// file may not grow much past it.
 	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: uint64(logSize(e.dir) + 100), Max: orig.Max}); err != nil {

@@ -166,17 +166,17 @@ func TestCacheIncrUnsupported(t *testing.T) {
 	}
 }
 
-// dialReferenceCache returns a handle on a cache of a fake broker that,
-// as the reference, grants no extension, answers cache_get with a miss
-// and resets the stream on any other message; received lists the message
-// types it got.
-func dialReferenceCache(t *testing.T) (kv *Cache, received func() []wire.MsgType) {
-	authOK, err := wire.AppendMessageFrame(nil, &wire.AuthOK{ServerFlags: wire.KnownFlags})
+// dialFakeCacheBroker returns a handle on cache default/default/c of a
+// fake broker that grants flags at auth and answers each message of the
+// cache stream with serve's reply; when serve says !ok (or a message does
+// not decode) it resets the stream, as the reference does for an unknown
+// message.
+func dialFakeCacheBroker(t *testing.T, flags uint16, serve func(m wire.Message) (reply wire.Message, ok bool)) *Cache {
+	t.Helper()
+	authOK, err := wire.AppendMessageFrame(nil, &wire.AuthOK{ServerFlags: flags})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var got []wire.MsgType
 	addr := startFakeBroker(t, transport.Options{}, func(ctx context.Context, qc *quic.Conn, str *quic.Stream) {
 		defer str.CancelRead(0)
 		r := wire.NewReader(str, 1<<20)
@@ -192,21 +192,21 @@ func dialReferenceCache(t *testing.T) (kv *Cache, received func() []wire.MsgType
 				return
 			}
 			m, err := wire.DecodeMessage(f.Payload)
-			if err != nil {
+			var reply wire.Message
+			ok := err == nil
+			if ok {
+				reply, ok = serve(m)
+			}
+			if !ok {
 				str.CancelWrite(1)
 				return
 			}
-			mu.Lock()
-			got = append(got, m.Type())
-			mu.Unlock()
-			g, ok := m.(*wire.CacheGet)
-			if !ok {
-				str.CancelWrite(1) // the reference: an unknown message resets the stream
+			b, err := wire.AppendMessageFrame(nil, reply)
+			if err != nil {
+				t.Error(err)
 				return
 			}
-			reply, _ := wire.AppendMessageFrame(nil, &wire.CacheValue{TenantID: g.TenantID, Namespace: g.Namespace,
-				Cache: g.Cache, Key: g.Key, RequestID: g.RequestID})
-			if _, err := str.Write(reply); err != nil {
+			if _, err := str.Write(b); err != nil {
 				return
 			}
 		}
@@ -220,7 +220,27 @@ func dialReferenceCache(t *testing.T) (kv *Cache, received func() []wire.MsgType
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return c.Cache("default", "c"), func() []wire.MsgType {
+	return c.Cache("default", "c")
+}
+
+// dialReferenceCache returns a handle on a cache of a fake broker that,
+// as the reference, grants no extension, answers cache_get with a miss
+// and resets the stream on any other message; received lists the message
+// types it got.
+func dialReferenceCache(t *testing.T) (kv *Cache, received func() []wire.MsgType) {
+	var mu sync.Mutex
+	var got []wire.MsgType
+	kv = dialFakeCacheBroker(t, wire.KnownFlags, func(m wire.Message) (wire.Message, bool) {
+		mu.Lock()
+		got = append(got, m.Type())
+		mu.Unlock()
+		g, ok := m.(*wire.CacheGet)
+		if !ok {
+			return nil, false // the reference: an unknown message resets the stream
+		}
+		return &wire.CacheValue{TenantID: g.TenantID, Namespace: g.Namespace, Cache: g.Cache, Key: g.Key, RequestID: g.RequestID}, true
+	})
+	return kv, func() []wire.MsgType {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Clone(got)

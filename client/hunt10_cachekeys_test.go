@@ -5,9 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/quic-go/quic-go"
-
-	"github.com/felixmq/felix/transport"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -15,52 +12,15 @@ import (
 // answers every cache_scan with page(request).
 func dialScanBroker(t *testing.T, page func(*wire.CacheScan) *wire.CacheScanPage) *Cache {
 	t.Helper()
-	authOK, err := wire.AppendMessageFrame(nil, &wire.AuthOK{ServerFlags: wire.KnownFlags | wire.CapCacheExt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := startFakeBroker(t, transport.Options{}, func(ctx context.Context, qc *quic.Conn, str *quic.Stream) {
-		defer str.CancelRead(0)
-		r := wire.NewReader(str, 1<<20)
-		if _, err := r.ReadFrame(); err != nil { // auth
-			return
+	return dialFakeCacheBroker(t, wire.KnownFlags|wire.CapCacheExt, func(m wire.Message) (wire.Message, bool) {
+		sc, ok := m.(*wire.CacheScan)
+		if !ok {
+			return nil, false
 		}
-		if _, err := str.Write(authOK); err != nil {
-			return
-		}
-		for {
-			f, err := r.ReadFrame()
-			if err != nil {
-				return
-			}
-			m, err := wire.DecodeMessage(f.Payload)
-			sc, ok := m.(*wire.CacheScan)
-			if err != nil || !ok {
-				str.CancelWrite(1)
-				return
-			}
-			p := page(sc)
-			p.RequestID = sc.RequestID
-			reply, err := wire.AppendMessageFrame(nil, p)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if _, err := str.Write(reply); err != nil {
-				return
-			}
-		}
+		p := page(sc)
+		p.RequestID = sc.RequestID
+		return p, true
 	})
-	tlsConf, err := transport.ClientTLSConfig(transport.ClientTLSOptions{Insecure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Dial(testCtx(t), addr, Options{TLS: tlsConf, CacheConns: 1, CacheStreamsPerConn: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c.Cache("default", "c")
 }
 
 // A broker whose pages go back (the same page again, keys before the

@@ -11,34 +11,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/felixmq/felix/internal/testwait"
 )
 
-// liveness bounds how long a test waits for something that must happen
-// (a goroutine to queue, an append to return); reaching it fails the test.
-// It is a bound against hangs, never a measure of speed.
-const liveness = 30 * time.Second
-
-// eventually waits until cond holds, failing the test after liveness.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(liveness)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting after %v: %s", liveness, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// within fails the test if done is not closed within liveness.
-func within(t *testing.T, what string, done <-chan struct{}) {
-	t.Helper()
-	select {
-	case <-done:
-	case <-time.After(liveness):
-		t.Fatalf("%s: did not happen within %v", what, liveness)
-	}
-}
+// eventually and within wait for something that must happen (a
+// goroutine to queue, an append to return), bounded against hangs.
+var (
+	eventually = testwait.Eventually
+	within     = testwait.Within
+)
 
 // stallWrites makes the next segment write block, once it has written,
 // until the returned release is called; entered is closed once it blocks.
@@ -65,6 +47,21 @@ func stallWrites(t *testing.T) (entered <-chan struct{}, release func(), fail *a
 	}
 	t.Cleanup(func() { writeAt = (*os.File).WriteAt })
 	return in, sync.OnceFunc(func() { close(out) }), fail
+}
+
+// stallNextSync makes opts.OnSync stall the first fsync after stall is
+// called: entered is closed when that fsync has run, and it returns once
+// release is called (release may be called more than once).
+func stallNextSync(opts *Options) (stall func(), entered <-chan struct{}, release func()) {
+	var armed atomic.Bool
+	in, out := make(chan struct{}), make(chan struct{})
+	opts.OnSync = func(time.Duration) {
+		if armed.CompareAndSwap(true, false) {
+			close(in)
+			<-out
+		}
+	}
+	return func() { armed.Store(true) }, in, sync.OnceFunc(func() { close(out) })
 }
 
 type appended struct {
@@ -313,15 +310,7 @@ func TestTruncateDoesNotBlockAppends(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions()
 	opts.Sync = SyncNever // only the calls under test fsync
-	var stall atomic.Bool
-	entered, out := make(chan struct{}), make(chan struct{})
-	opts.OnSync = func(time.Duration) {
-		if stall.CompareAndSwap(true, false) {
-			close(entered)
-			<-out
-		}
-	}
-	release := sync.OnceFunc(func() { close(out) })
+	stall, entered, release := stallNextSync(&opts)
 	l := openT(t, dir, opts)
 	defer release()      // before the Close of openT's cleanup, also on failure
 	appendN(t, l, 40, 1) // several 1 KiB segments
@@ -329,7 +318,7 @@ func TestTruncateDoesNotBlockAppends(t *testing.T) {
 		t.Fatalf("%d segments", l.Stats().Segments)
 	}
 	cut := l.Next() - 1 // in the active segment
-	stall.Store(true)
+	stall()
 	truncated := make(chan error, 1)
 	go func() { truncated <- l.TruncateBefore(cut) }()
 	within(t, "TruncateBefore's fsync", entered)
@@ -367,21 +356,13 @@ func TestRollFsyncsBeforeTakingTheLock(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions()
 	opts.Sync = SyncNever
-	var stall atomic.Bool
-	entered, out := make(chan struct{}), make(chan struct{})
-	opts.OnSync = func(time.Duration) {
-		if stall.CompareAndSwap(true, false) {
-			close(entered)
-			<-out
-		}
-	}
-	release := sync.OnceFunc(func() { close(out) })
+	stall, entered, release := stallNextSync(&opts)
 	l := openT(t, dir, opts)
 	defer release() // before the Close of openT's cleanup, also on failure
 	if _, err := l.Append(context.Background(), [][]byte{bytes.Repeat([]byte{'a'}, 700)}); err != nil {
 		t.Fatal(err)
 	}
-	stall.Store(true)
+	stall()
 	rolled := make(chan error, 1)
 	go func() { // 700 more bytes do not fit the 1 KiB segment
 		_, err := l.Append(context.Background(), [][]byte{bytes.Repeat([]byte{'b'}, 700)})

@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -23,15 +21,7 @@ func TestHunt9CloseWaitsForTruncationInFlight(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions()
 	opts.Sync = SyncNever // only the calls under test fsync
-	var stall atomic.Bool
-	entered, out := make(chan struct{}), make(chan struct{})
-	opts.OnSync = func(time.Duration) {
-		if stall.CompareAndSwap(true, false) {
-			close(entered)
-			<-out
-		}
-	}
-	release := sync.OnceFunc(func() { close(out) })
+	stall, entered, release := stallNextSync(&opts)
 	defer release()
 	l, err := Open(dir, opts)
 	if err != nil {
@@ -41,7 +31,7 @@ func TestHunt9CloseWaitsForTruncationInFlight(t *testing.T) {
 	if l.Stats().Segments < 3 {
 		t.Fatalf("%d segments", l.Stats().Segments)
 	}
-	stall.Store(true)
+	stall()
 	truncated := make(chan error, 1)
 	go func() { truncated <- l.TruncateBefore(l.Next() - 1) }()
 	within(t, "TruncateBefore's fsync", entered)

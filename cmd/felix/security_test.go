@@ -14,6 +14,7 @@ import (
 
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/client"
+	"github.com/felixmq/felix/internal/testwait"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -74,17 +75,8 @@ func call(t *testing.T, method, url, token, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// eventually polls cond until it holds, bounded against hangs.
+var eventually = testwait.Eventually
 
 // The embedded control plane: the admin API refuses requests without the
 // admin credential; a stream and cache created over it reach the running
