@@ -204,26 +204,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("control plane %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	failed := resp.StatusCode < 200 || resp.StatusCode > 299
-	limit := maxSourceBody + 1
-	if failed {
-		// An error answer of any size keeps its status; its start says
-		// what went wrong.
-		limit = min(limit, maxErrorBody)
+	if err := answerError(resp); err != nil {
+		return err
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxSourceBody+1))
 	if err != nil {
 		return fmt.Errorf("control plane %s %s: %w", method, path, err)
-	}
-	if failed {
-		var eb errorBody
-		if json.Unmarshal(b, &eb) != nil || eb.Code == "" {
-			eb.Code, eb.Message = codeInternal, plainMessage(b)
-			if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
-				eb.Message = strings.TrimSpace("redirected to " + plainMessage([]byte(loc)) + " (not followed: give the API's own URL) " + eb.Message)
-			}
-		}
-		return &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Message}
 	}
 	if int64(len(b)) > maxSourceBody {
 		return fmt.Errorf("control plane %s %s: answer larger than %d bytes", method, path, maxSourceBody)
@@ -235,6 +221,54 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("control plane %s %s: decode: %w", method, path, err)
 	}
 	return nil
+}
+
+// BackupStore writes a copy of the control plane's store (GET
+// /v1/admin/backup/store, a bbolt file; admin only) to w and returns the
+// bytes written. A copy shorter than the answer's Content-Length (the
+// control plane cut it after a failure) fails with io.ErrUnexpectedEOF.
+func (c *Client) BackupStore(ctx context.Context, w io.Writer) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+BackupStorePath, nil)
+	if err != nil {
+		return 0, fmt.Errorf("control plane GET %s: %w", BackupStorePath, err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("control plane GET %s: %w", BackupStorePath, err)
+	}
+	defer resp.Body.Close()
+	if err := answerError(resp); err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+// BackupStorePath is the route that answers a copy of the store.
+const BackupStorePath = "/v1/admin/backup/store"
+
+// answerError returns nil for a 2xx answer, else the *APIError it says
+// (reading at most maxErrorBody of its body: an error answer of any size
+// keeps its status, and its start says what went wrong).
+func answerError(resp *http.Response) error {
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		return nil
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	var eb errorBody
+	if json.Unmarshal(b, &eb) != nil || eb.Code == "" {
+		eb.Code, eb.Message = codeInternal, plainMessage(b)
+		if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			eb.Message = strings.TrimSpace("redirected to " + plainMessage([]byte(loc)) + " (not followed: give the API's own URL) " + eb.Message)
+		}
+	}
+	return &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Message}
 }
 
 // maxErrorBody bounds what is read of an error answer.

@@ -21,7 +21,7 @@ var routes = []route{
 	{method: "GET", path: "/v1/regions/{region_id}", h: (*Server).region},
 	{method: "GET", path: "/v1/snapshot", h: (*Server).snapshot},
 	{method: "GET", path: "/v1/changes", h: (*Server).changes},
-	{method: "GET", path: "/v1/admin/backup/store", h: (*Server).backupStore},
+	{method: "GET", path: BackupStorePath, h: (*Server).backupStore},
 	{method: "GET", path: "/v1/tenants", h: (*Server).listTenants},
 	{method: "POST", path: "/v1/tenants", h: (*Server).createTenant},
 	{method: "GET", path: "/v1/tenants/{tenant_id}", h: (*Server).getTenant},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/felixmq/felix/controlplane"
@@ -22,10 +20,6 @@ var backupStoreWait = 500 * time.Millisecond
 
 // backupFetchTimeout bounds the request for a running broker's store.
 const backupFetchTimeout = time.Minute
-
-// backupStorePath is the control plane API route that answers a copy of
-// the store (controlplane.Server).
-const backupStorePath = "/v1/admin/backup/store"
 
 // backupStore copies the control-plane store of src into dst, if there is
 // one: from the file when no process has it open, else from the API of
@@ -105,34 +99,19 @@ func fetchStore(ctx context.Context, f backupFlags, src string, w io.Writer) (st
 	hc.Timeout = 0 // the store may be large: backupFetchTimeout bounds the whole fetch
 	ctx, cancel := context.WithTimeout(ctx, backupFetchTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+backupStorePath, nil)
-	if err != nil {
-		return base, fmt.Errorf("--controlplane-url: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return base, fmt.Errorf("no answer from the control plane (--controlplane-addr, --controlplane-url): %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var eb struct{ Code, Message string }
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(body, &eb) != nil || eb.Message == "" {
-			eb.Message = strings.TrimSpace(string(body))
-		}
-		hint := httpsHint(base, resp.StatusCode, eb.Message)
-		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+	n, err := controlplane.NewClient(base, token, hc).BackupStore(ctx, w)
+	var apiErr *controlplane.APIError
+	switch {
+	case errors.As(err, &apiErr):
+		hint := httpsHint(base, apiErr.Status, apiErr.Message)
+		if apiErr.Status == http.StatusUnauthorized || apiErr.Status == http.StatusForbidden {
 			hint = " (is it the broker of this data dir? give its admin token with --controlplane-token)"
 		}
-		return base, fmt.Errorf("GET %s%s: %s: %s%s", base, backupStorePath, resp.Status, eb.Message, hint)
-	}
-	n, err := io.Copy(w, resp.Body)
-	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
-		err = io.ErrUnexpectedEOF
-	}
-	if err != nil {
-		return base, fmt.Errorf("GET %s%s: the copy was cut short after %d bytes: %w", base, backupStorePath, n, err)
+		return base, fmt.Errorf("GET %s%s: %d %s: %s%s", base, controlplane.BackupStorePath, apiErr.Status, http.StatusText(apiErr.Status), apiErr.Message, hint)
+	case err != nil && n == 0 && !errors.Is(err, io.ErrUnexpectedEOF):
+		return base, fmt.Errorf("no answer from the control plane (--controlplane-addr, --controlplane-url): %w", err)
+	case err != nil:
+		return base, fmt.Errorf("GET %s%s: the copy was cut short after %d bytes: %w", base, controlplane.BackupStorePath, n, err)
 	}
 	return base, nil
 }
