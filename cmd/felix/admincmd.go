@@ -229,13 +229,24 @@ func adminLs[T any](f *adminFlags, short, header string, list func(context.Conte
 		Use: "ls", Short: short, Args: cobra.NoArgs,
 		RunE: f.run(func(ctx context.Context, c *controlplane.Client, w io.Writer, _ []string) error {
 			items, err := list(ctx, c)
-			if err != nil {
+			// A tenant or namespace the control plane lacks holds nothing
+			// it declared (a fresh broker's default/default is declared by
+			// flags): an empty list, said so, not a failure.
+			missing := errors.Is(err, controlplane.ErrNotFound)
+			if err != nil && !missing {
 				return err
+			}
+			if items == nil {
+				items = []T{}
 			}
 			return f.print(w, items, func(w io.Writer) error {
 				rows := make([][]string, 0, len(items))
 				for _, it := range items {
 					rows = append(rows, row(it))
+				}
+				if missing {
+					_, err := fmt.Fprintf(w, "none: %v (streams and caches declared by felix serve flags are not listed here)\n", err)
+					return err
 				}
 				return table(w, header, rows)
 			})

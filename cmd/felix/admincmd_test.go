@@ -48,6 +48,14 @@ func TestAdminDeclaresWhatTheBrokerServes(t *testing.T) {
 	addr, ca, admin, must := ab.addr, ab.ca, ab.run, ab.must
 	in := []string{"--tenant", "acme", "-n", "shop"}
 
+	// Before anything is declared, a list is empty, not an error.
+	if out := must("stream", "ls"); !strings.HasPrefix(out, "none: control plane: 404 not_found: namespace default/default not found") {
+		t.Fatalf("stream ls on a fresh broker printed %q", out)
+	}
+	if out := must("cache", "ls", "--json", "--tenant", "ghost"); out != "[]\n" {
+		t.Fatalf("cache ls --json of a missing tenant printed %q", out)
+	}
+
 	if out := must("tenant", "add", "acme", "--display-name", "Acme Inc"); out != "created tenant acme\n" {
 		t.Fatalf("tenant add printed %q", out)
 	}
