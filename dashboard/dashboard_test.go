@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -28,6 +29,27 @@ func TestHandlerServesAssets(t *testing.T) {
 		}
 		if got := resp.Header.Get("Content-Security-Policy"); got != "default-src 'self'" {
 			t.Errorf("GET %s: Content-Security-Policy %q", path, got)
+		}
+	}
+}
+
+// Every list of the overview (package metrics' Overview) has its table
+// in the page and its row definition in the script.
+func TestEveryListHasATable(t *testing.T) {
+	page, err := fs.ReadFile(static, "static/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := fs.ReadFile(static, "static/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, list := range []string{"streams", "subscribers", "groups", "caches", "services"} {
+		if !strings.Contains(string(page), `<table id="`+list+`">`) {
+			t.Errorf("index.html has no table %q", list)
+		}
+		if !strings.Contains(string(script), "\n  "+list+": {") {
+			t.Errorf("app.js does not render %q", list)
 		}
 	}
 }

@@ -55,6 +55,20 @@ func browser(t *testing.T, ctx context.Context) context.Context {
 	return bctx
 }
 
+// cellValue reads the raw value (data-value) of the page's cell at css.
+func cellValue(t *testing.T, bctx context.Context, css string) uint64 {
+	t.Helper()
+	v, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.CSS(css), "data-value"))
+	if err != nil {
+		t.Fatalf("read %s: %v", css, err)
+	}
+	n, err := strconv.ParseUint(v.Value, 10, 64)
+	if !v.Exists || err != nil {
+		t.Fatalf("%s: data-value %q (present %v)", css, v.Value, v.Exists)
+	}
+	return n
+}
+
 // The dashboard in a real browser shows a stream created by the test, and
 // its published count rises while a publisher runs.
 func TestDashboardInBrowser(t *testing.T) {
@@ -111,18 +125,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}()
 
 	const cell = `tr[data-stream="default/browser/ticks"] td.published`
-	read := func() uint64 {
-		t.Helper()
-		v, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.CSS(cell), "data-value"))
-		if err != nil {
-			t.Fatalf("read the stream's row: %v", err)
-		}
-		n, err := strconv.ParseUint(v.Value, 10, 64)
-		if !v.Exists || err != nil {
-			t.Fatalf("published cell data-value %q (present %v)", v.Value, v.Exists)
-		}
-		return n
-	}
+	read := func() uint64 { t.Helper(); return cellValue(t, bctx, cell) }
 	url := fmt.Sprintf("http://%s/", ms.Addr())
 	if err := chromedp.Do(bctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(cell))); err != nil {
 		t.Fatalf("open the dashboard: %v", err)
@@ -153,5 +156,47 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	if diskText != "10.0 MiB (50.0 MiB) ALARM: durable writes refused" {
 		t.Errorf("disk card %q", diskText)
+	}
+}
+
+// The dashboard in a real browser shows the request/reply services: one
+// served by an SDK client with its responder and answered requests, and
+// one nobody serves, flagged with its refused request.
+func TestDashboardServicesInBrowser(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bctx := browser(t, ctx)
+
+	tb := testbroker.Start(t)
+	ms := startServer(t, Options{Sources: Sources{Broker: tb.Broker, Server: tb.Server}})
+	ms.SetReady(true)
+	c, err := client.Dial(ctx, tb.Addr, client.Options{TLS: tb.ClientTLS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	defer askEcho(t, ctx, c, "browser", 3).Close()
+
+	const echo, nobody = `tr[data-service="default/browser/echo"]`, `tr[data-service="default/browser/nobody"]`
+	if err := chromedp.Do(bctx, chromedp.Navigate(fmt.Sprintf("http://%s/", ms.Addr())),
+		chromedp.WaitVisible(chromedp.CSS(echo)), chromedp.WaitVisible(chromedp.CSS(nobody))); err != nil {
+		t.Fatalf("open the dashboard: %v", err)
+	}
+	for css, want := range map[string]uint64{
+		echo + " td.responders": 1, echo + " td.requests": 3, echo + " td.replies": 3, echo + " td.in-flight": 0,
+		echo + " td.no-responders": 0, nobody + " td.responders": 0, nobody + " td.no-responders": 1,
+	} {
+		if got := cellValue(t, bctx, css); got != want {
+			t.Errorf("%s = %d, want %d", css, got, want)
+		}
+	}
+	name, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(nobody+" td.name")))
+	if err != nil || name != "default/browser/nobody" {
+		t.Errorf("nobody's name cell %q: %v", name, err)
+	}
+	// The refused request and the missing responder are flagged.
+	if err := chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS(nobody+" td.no-responders.alert")),
+		chromedp.WaitVisible(chromedp.CSS(nobody+" td.responders.alert"))); err != nil {
+		t.Errorf("nobody's row not flagged: %v", err)
 	}
 }

@@ -19,7 +19,8 @@
 // aggregated per stream and per broker, never labelled by id, so the
 // series count is about 10 per stream, 7 more per durable stream, 11 per
 // group and 8 per cache, 3 more per durable cache, plus a fixed set. The dashboard's JSON lists
-// subscriptions individually, capped at MaxOverviewRows per list.
+// subscriptions and request/reply services (whose names are the clients')
+// individually, capped at MaxOverviewRows per list.
 //
 // docs/metrics.md lists every metric with its type and labels.
 package metrics

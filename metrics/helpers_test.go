@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/felixmq/felix/client"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -114,4 +117,26 @@ func (f families) value(t *testing.T, name string, labels ...string) float64 {
 	}
 	t.Fatalf("%s%v is neither a counter nor a gauge", name, labels)
 	return 0
+}
+
+// askEcho serves an echo service "echo" in namespace ns with c, sends it
+// n requests, and one to "nobody", which nobody serves. The caller closes
+// the service.
+func askEcho(t *testing.T, ctx context.Context, c *client.Client, ns string, n int) *client.Service {
+	t.Helper()
+	svc, err := c.Serve(ctx, ns, "echo", func(_ context.Context, req []byte) ([]byte, error) { return req, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if out, err := c.Request(ctx, ns, "echo", []byte{byte(i)}); err != nil || len(out) != 1 || out[0] != byte(i) {
+			svc.Close()
+			t.Fatalf("request %d: %v %v", i, out, err)
+		}
+	}
+	if _, err := c.Request(ctx, ns, "nobody", nil); !errors.Is(err, client.ErrNoResponders) {
+		svc.Close()
+		t.Fatalf("request to nobody: %v", err)
+	}
+	return svc
 }

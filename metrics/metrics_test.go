@@ -3,7 +3,6 @@ package metrics
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -103,19 +102,7 @@ func TestScrapeAfterWorkload(t *testing.T) {
 
 	// Request/reply: 3 requests answered by one responder, 1 to a service
 	// nobody serves.
-	svc, err := c.Serve(ctx, "default", "echo", func(_ context.Context, req []byte) ([]byte, error) { return req, nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	for i := range 3 {
-		if out, err := c.Request(ctx, "default", "echo", []byte{byte(i)}); err != nil || len(out) != 1 || out[0] != byte(i) {
-			t.Fatalf("request %d: %v %v", i, out, err)
-		}
-	}
-	if _, err := c.Request(ctx, "default", "nobody", nil); !errors.Is(err, client.ErrNoResponders) {
-		t.Fatalf("request to nobody: %v", err)
-	}
+	defer askEcho(t, ctx, c, "default", 3).Close()
 
 	f := scrape(t, ms)
 	orders := []string{"tenant", "default", "namespace", "default", "stream", "orders"}

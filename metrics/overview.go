@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/service"
 )
 
 // MaxOverviewRows bounds each list of an Overview; longer lists are cut
@@ -25,6 +26,7 @@ type Overview struct {
 	Subscribers   []SubscriberView `json:"subscribers"`
 	Groups        []GroupView      `json:"groups"`
 	Caches        []CacheView      `json:"caches"`
+	Services      []ServiceView    `json:"services"`
 	Truncated     bool             `json:"truncated"` // a list was longer than MaxOverviewRows
 	// Disk is the free-space watch of the data dir (--disk-free-limit);
 	// absent when the broker has none.
@@ -110,40 +112,86 @@ type CacheView struct {
 	Bytes       int64   `json:"bytes"`
 }
 
-// rates turns the streams' counters into per-second rates between two
-// measurements at least rateInterval apart.
+// ServiceView is one request/reply service: served now, or kept by the
+// broker for its counters after its last responder left or when it was
+// asked while nobody served it (service.Options.MaxIdleServices of those,
+// 1000 by default). RequestRate is requests per second, measured like a
+// stream's rates.
+type ServiceView struct {
+	Tenant          string  `json:"tenant"`
+	Namespace       string  `json:"namespace"`
+	Service         string  `json:"service"`
+	Responders      int     `json:"responders"`
+	InFlight        int     `json:"in_flight"` // held by its responders, timed-out ones included
+	Requests        uint64  `json:"requests"`  // sent to a responder
+	Replies         uint64  `json:"replies"`
+	ResponderErrors uint64  `json:"responder_errors"`
+	Timeouts        uint64  `json:"timeouts"`
+	NoResponders    uint64  `json:"no_responders"` // refused: nobody serving with room
+	ResponderGone   uint64  `json:"responder_gone"`
+	RequestRate     float64 `json:"request_rate"`
+}
+
+// rates turns counters into per-second rates between two measurements at
+// least rateInterval apart.
 type rates struct {
-	mu     sync.Mutex
-	at     time.Time                      // time of the last measurement
-	counts map[broker.StreamKey][2]uint64 // published, delivered then
-	rates  map[broker.StreamKey][2]float64
+	mu                   sync.Mutex
+	at                   time.Time // time of the last measurement
+	measured             bool
+	published, delivered meter[broker.StreamKey]
+	requests             meter[service.Key]
+}
+
+// meter is one counter's rate per object.
+type meter[K comparable] struct {
+	counts map[K]uint64 // at the last measurement
+	rates  map[K]float64
+}
+
+// measure takes counts, dt after the last measurement, and rates the
+// objects that were there then.
+func (m *meter[K]) measure(counts map[K]uint64, dt time.Duration) {
+	rs := make(map[K]float64, len(counts))
+	for k, c := range counts {
+		if prev, ok := m.counts[k]; ok && dt > 0 {
+			rs[k] = perSecond(prev, c, dt)
+		}
+	}
+	m.counts, m.rates = counts, rs
+}
+
+// rateView is the rates of one measurement (read-only).
+type rateView struct {
+	published, delivered map[broker.StreamKey]float64
+	requests             map[service.Key]float64
 }
 
 // update measures at now if the last measurement is old enough, and
-// returns the current rates (read-only for the caller).
-func (r *rates) update(now time.Time, streams []streamSnap) map[broker.StreamKey][2]float64 {
+// returns the current rates.
+func (r *rates) update(now time.Time, snap *snapshot) rateView {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	dt := now.Sub(r.at)
-	if r.counts != nil && dt < rateInterval {
-		return r.rates
-	}
-	counts := make(map[broker.StreamKey][2]uint64, len(streams))
-	rs := make(map[broker.StreamKey][2]float64, len(streams))
-	for i := range streams {
-		s := &streams[i]
-		c := [2]uint64{s.Published, s.Totals.Delivered}
-		counts[s.Key] = c
-		if prev, ok := r.counts[s.Key]; ok && dt > 0 {
-			rs[s.Key] = [2]float64{perSecond(prev[0], c[0], dt), perSecond(prev[1], c[1], dt)}
+	if dt := now.Sub(r.at); !r.measured || dt >= rateInterval {
+		pub := make(map[broker.StreamKey]uint64, len(snap.streams))
+		del := make(map[broker.StreamKey]uint64, len(snap.streams))
+		for i := range snap.streams {
+			s := &snap.streams[i]
+			pub[s.Key], del[s.Key] = s.Published, s.Totals.Delivered
 		}
+		req := make(map[service.Key]uint64, len(snap.services))
+		for _, sv := range snap.services {
+			req[sv.Key] = sv.Requests
+		}
+		r.published.measure(pub, dt)
+		r.delivered.measure(del, dt)
+		r.requests.measure(req, dt)
+		r.at, r.measured = now, true
 	}
-	r.at, r.counts, r.rates = now, counts, rs
-	return rs
+	return rateView{published: r.published.rates, delivered: r.delivered.rates, requests: r.requests.rates}
 }
 
 func perSecond(from, to uint64, dt time.Duration) float64 {
-	if to < from { // a stream deleted and declared again
+	if to < from { // a stream deleted and declared again, a service forgotten
 		return 0
 	}
 	return float64(to-from) / dt.Seconds()
@@ -172,6 +220,7 @@ func (s *Server) overview() Overview {
 	o := Overview{
 		Time: now, UptimeSeconds: now.Sub(s.started).Seconds(), Status: s.status().String(),
 		Streams: []StreamView{}, Subscribers: []SubscriberView{}, Groups: []GroupView{}, Caches: []CacheView{},
+		Services: []ServiceView{},
 	}
 	if d := s.opts.Sources.Disk; d != nil {
 		st := d.Stats()
@@ -180,15 +229,14 @@ func (s *Server) overview() Overview {
 	if c := snap.server; c != nil {
 		o.Connections = ConnectionsView{Open: c.ConnectionsOpen.Load(), Total: c.ConnectionsTotal.Load(), Subscriptions: c.Subscriptions.Load()}
 	}
-	rs := s.rates.update(now, snap.streams)
+	rs := s.rates.update(now, &snap)
 	for i := range snap.streams {
 		st := &snap.streams[i]
-		r := rs[st.Key]
 		o.Streams = append(o.Streams, StreamView{
 			Tenant: st.Key.Tenant, Namespace: st.Key.Namespace, Stream: st.Key.Stream, Durable: st.Durable,
 			NextOffset: st.Tail, Published: st.Published, PublishedBytes: st.PublishedBytes,
 			Delivered: st.Totals.Delivered, Dropped: st.Totals.Dropped, Subscriptions: st.Totals.Subscriptions,
-			PublishRate: r[0], DeliverRate: r[1],
+			PublishRate: rs.published[st.Key], DeliverRate: rs.delivered[st.Key],
 		})
 		for _, sub := range st.Subscriptions {
 			o.Subscribers = append(o.Subscribers, SubscriberView{
@@ -212,9 +260,18 @@ func (s *Server) overview() Overview {
 			Expirations: c.Expirations, Entries: c.Entries, Bytes: c.Bytes,
 		})
 	}
+	for _, sv := range snap.services {
+		o.Services = append(o.Services, ServiceView{
+			Tenant: sv.Tenant, Namespace: sv.Namespace, Service: sv.Service,
+			Responders: sv.Responders, InFlight: sv.InFlight, Requests: sv.Requests, Replies: sv.Replies,
+			ResponderErrors: sv.ResponderErrors, Timeouts: sv.Timeouts, NoResponders: sv.NoResponders,
+			ResponderGone: sv.ResponderGone, RequestRate: rs.requests[sv.Key],
+		})
+	}
 	o.Streams = capRows(o.Streams, &o.Truncated)
 	o.Subscribers = capRows(o.Subscribers, &o.Truncated)
 	o.Groups = capRows(o.Groups, &o.Truncated)
 	o.Caches = capRows(o.Caches, &o.Truncated)
+	o.Services = capRows(o.Services, &o.Truncated)
 	return o
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/felixmq/felix/controlplane"
 	"github.com/felixmq/felix/diskfree"
 	"github.com/felixmq/felix/server"
+	"github.com/felixmq/felix/service"
 	"github.com/felixmq/felix/transport"
 )
 
@@ -21,8 +22,8 @@ type Sources struct {
 	// subscriber queues and, for streams on a commitlog.DiskLog, the log's
 	// counters.
 	Broker *broker.Broker
-	// Server gives connections, consumer groups and protocol and auth
-	// failure counters.
+	// Server gives connections, consumer groups, request/reply services
+	// and protocol and auth failure counters.
 	Server *server.Server
 	// Caches gives every cache's counters.
 	Caches *cache.Store
@@ -72,10 +73,11 @@ type cacheSnap struct {
 
 // snapshot is everything the sources say at one moment, sorted by name.
 type snapshot struct {
-	streams []streamSnap
-	groups  []server.GroupInfo
-	caches  []cacheSnap
-	server  *server.Counters
+	streams  []streamSnap
+	groups   []server.GroupInfo
+	caches   []cacheSnap
+	services []service.Info
+	server   *server.Counters
 }
 
 func compareKeys(a, b broker.StreamKey) int {
@@ -99,6 +101,7 @@ func (src *Sources) take() snapshot {
 	if src.Server != nil {
 		s.server = src.Server.Stats()
 		s.groups = src.Server.Groups()
+		s.services = src.Server.Services() // sorted
 		slices.SortFunc(s.groups, func(a, b server.GroupInfo) int {
 			return cmp.Or(compareKeys(a.Stream, b.Stream), cmp.Compare(a.Group, b.Group))
 		})

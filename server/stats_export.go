@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/queue"
+	"github.com/felixmq/felix/service"
 )
 
 // GroupInfo names a consumer group and holds its counters.
@@ -29,3 +30,7 @@ func (s *Server) Groups() []GroupInfo {
 	}
 	return out
 }
+
+// Services returns every request/reply service the server knows: served
+// now, or kept for its counters (service.Registry.Services), sorted by key.
+func (s *Server) Services() []service.Info { return s.services.reg.Services() }

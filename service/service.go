@@ -26,6 +26,16 @@
 //   - Bounds. A Requester holds at most Options.MaxPending requests,
 //     from Request until its result is Released (so results not yet
 //     written to a slow requester count); one more fails with CodeLimit.
+//   - Per-service counters. Each service has its own counters (Counts)
+//     beside the registry's (Stats); Services reads them with the
+//     responders and requests in flight of every service. A service is
+//     kept while a responder serves it; after its last responder left
+//     (or when nobody ever served it and a request found no responders)
+//     it is kept only while it has something to show (a counter above 0),
+//     for its counters, and at most Options.MaxIdleServices of those,
+//     the least recently used dropped first. So the registry holds at
+//     most one entry per responder's service plus that bound, whatever
+//     names requesters make up.
 //   - Time. Deadlines use Options.Now. Timeouts happen when the owner
 //     calls Expire (RunTimers does, at each deadline; tests call it with a
 //     fake time). No goroutine per request.
@@ -37,8 +47,10 @@ package service
 import (
 	"cmp"
 	"container/heap"
+	"container/list"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -47,6 +59,11 @@ import (
 type Key struct{ Tenant, Namespace, Service string }
 
 func (k Key) String() string { return k.Tenant + "/" + k.Namespace + "/" + k.Service }
+
+// Compare orders keys by tenant, namespace, then service.
+func (k Key) Compare(o Key) int {
+	return cmp.Or(cmp.Compare(k.Tenant, o.Tenant), cmp.Compare(k.Namespace, o.Namespace), cmp.Compare(k.Service, o.Service))
+}
 
 // Result codes (the wire's request_error codes).
 const (
@@ -96,6 +113,11 @@ type Options struct {
 	DefaultTimeout, MaxTimeout time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// MaxIdleServices bounds the services kept with no responder, for
+	// their counters (see the package doc); the least recently used
+	// goes first. Default 1000; negative: none is kept (a service's
+	// counters go with its last responder).
+	MaxIdleServices int
 }
 
 func (o Options) withDefaults() Options {
@@ -103,6 +125,7 @@ func (o Options) withDefaults() Options {
 	o.MaxInFlight = cmp.Or(max(o.MaxInFlight, 0), 64)
 	o.DefaultTimeout = cmp.Or(max(o.DefaultTimeout, 0), 5*time.Second)
 	o.MaxTimeout = cmp.Or(max(o.MaxTimeout, 0), 60*time.Second)
+	o.MaxIdleServices = max(cmp.Or(o.MaxIdleServices, 1000), 0)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -123,6 +146,28 @@ type Stats struct {
 	Responders      int    // gauge: serving now
 }
 
+// Counts are one service's cumulative counters: the results of the
+// requests to it, as in Stats.
+type Counts struct {
+	Requests        uint64 // accepted and sent to a responder
+	Replies         uint64
+	ResponderErrors uint64
+	NoResponders    uint64 // refused: nobody serving with room
+	Timeouts        uint64
+	ResponderGone   uint64
+}
+
+// Info is one service at one moment.
+type Info struct {
+	Key
+	Responders int // serving now
+	// InFlight is how many requests its responders hold now: sent and
+	// not answered, timed-out ones included (they hold a place until the
+	// responder answers, see the package doc).
+	InFlight int
+	Counts
+}
+
 // Registry maps services to their responders. It is safe for concurrent
 // use.
 type Registry struct {
@@ -131,14 +176,21 @@ type Registry struct {
 
 	mu       sync.Mutex
 	services map[Key]*group
+	idle     list.List // of *group: no responder, kept for counts; least recently used first
 	nextID   uint64
 	timers   deadlines
 	stats    Stats
 }
 
+// group is a service: its responders and counters. It stays in services
+// while it has a responder; then, while its counts are not all 0, as an
+// idle entry (see retire).
 type group struct {
-	list []*Serving
-	next int // round-robin cursor
+	key    Key
+	list   []*Serving
+	next   int           // round-robin cursor
+	counts Counts        // under Registry.mu, which every counted event holds
+	idle   *list.Element // in Registry.idle while list is empty, else nil
 }
 
 // call is one request in flight.
@@ -155,6 +207,58 @@ type call struct {
 // New returns an empty registry.
 func New(o Options) *Registry {
 	return &Registry{opts: o.withDefaults(), wake: make(chan struct{}, 1), services: map[Key]*group{}}
+}
+
+// Services returns every service the registry holds (served now, or
+// kept for its counters), sorted by key.
+func (r *Registry) Services() []Info {
+	r.mu.Lock()
+	out := make([]Info, 0, len(r.services))
+	for _, g := range r.services {
+		in := Info{Key: g.key, Responders: len(g.list), Counts: g.counts}
+		for _, s := range g.list {
+			in.InFlight += len(s.inflight)
+		}
+		out = append(out, in)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b Info) int { return a.Key.Compare(b.Key) })
+	return out
+}
+
+// retire keeps g, which has just lost its last responder or been made for
+// a refused request, as an idle entry if it has counts to show, within
+// Options.MaxIdleServices, and forgets it otherwise. Called with r.mu
+// held.
+func (r *Registry) retire(g *group) {
+	if g.counts == (Counts{}) || r.opts.MaxIdleServices == 0 {
+		delete(r.services, g.key)
+		return
+	}
+	g.idle = r.idle.PushBack(g)
+	for r.idle.Len() > r.opts.MaxIdleServices {
+		old := r.idle.Remove(r.idle.Front()).(*group)
+		old.idle = nil
+		delete(r.services, old.key)
+	}
+}
+
+// refused counts a request to k that found no responder with room.
+// Called with r.mu held.
+func (r *Registry) refused(k Key) {
+	r.stats.NoResponders++
+	g := r.services[k]
+	switch {
+	case g == nil:
+		g = &group{key: k, counts: Counts{NoResponders: 1}}
+		r.services[k] = g
+		r.retire(g)
+	case g.idle != nil:
+		g.counts.NoResponders++
+		r.idle.MoveToBack(g.idle)
+	default:
+		g.counts.NoResponders++
+	}
 }
 
 // Stats returns a snapshot of the counters.
@@ -187,6 +291,7 @@ func (r *Registry) Bound(maxInFlight int) int {
 type Serving struct {
 	r        *Registry
 	key      Key
+	g        *group
 	resp     Responder
 	max      int
 	inflight map[uint64]*call
@@ -203,11 +308,16 @@ func (r *Registry) Serve(k Key, resp Responder, maxInFlight int) *Serving {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	g := r.services[k]
-	if g == nil {
-		g = &group{}
+	switch {
+	case g == nil:
+		g = &group{key: k}
 		r.services[k] = g
+	case g.idle != nil:
+		r.idle.Remove(g.idle)
+		g.idle = nil
 	}
 	g.list = append(g.list, s)
+	s.g = g
 	r.stats.Responders++
 	return s
 }
@@ -241,8 +351,10 @@ func (s *Serving) answer(id uint64, res Result) {
 	r.settle(c)
 	if res.Code == "" {
 		r.stats.Replies++
+		s.g.counts.Replies++
 	} else {
 		r.stats.ResponderErrors++
+		s.g.counts.ResponderErrors++
 	}
 	r.mu.Unlock()
 	c.from.sink.Result(c.reqID, res)
@@ -268,17 +380,6 @@ func (s *Serving) Close() {
 	}
 	s.closed = true
 	r.stats.Responders--
-	if g := r.services[s.key]; g != nil {
-		for i, x := range g.list {
-			if x == s {
-				g.list = append(g.list[:i], g.list[i+1:]...)
-				break
-			}
-		}
-		if len(g.list) == 0 {
-			delete(r.services, s.key)
-		}
-	}
 	var gone []*call
 	for id, c := range s.inflight {
 		delete(s.inflight, id)
@@ -288,6 +389,14 @@ func (s *Serving) Close() {
 		}
 	}
 	r.stats.ResponderGone += uint64(len(gone))
+	g := s.g
+	g.counts.ResponderGone += uint64(len(gone))
+	if i := slices.Index(g.list, s); i >= 0 {
+		g.list = slices.Delete(g.list, i, i+1)
+	}
+	if len(g.list) == 0 {
+		r.retire(g)
+	}
 	r.mu.Unlock()
 	for _, c := range gone {
 		c.from.sink.Result(c.reqID, Result{Code: CodeResponderGone,
@@ -327,7 +436,7 @@ func (q *Requester) Request(reqID uint64, k Key, payload []byte, timeout time.Du
 	}
 	to := r.pick(k)
 	if to == nil {
-		r.stats.NoResponders++
+		r.refused(k)
 		r.mu.Unlock()
 		return &Error{Code: CodeNoResponders, Message: "no responders for " + k.String()}
 	}
@@ -338,6 +447,7 @@ func (q *Requester) Request(reqID uint64, k Key, payload []byte, timeout time.Du
 	q.pending++
 	heap.Push(&r.timers, c)
 	r.stats.Requests++
+	to.g.counts.Requests++
 	first := c.index == 0
 	r.mu.Unlock()
 	if first {
@@ -405,6 +515,7 @@ func (r *Registry) Expire(now time.Time) {
 	for len(r.timers) > 0 && !r.timers[0].deadline.After(now) {
 		c := r.timers[0]
 		r.settle(c)
+		c.to.g.counts.Timeouts++
 		due = append(due, c)
 	}
 	r.stats.Timeouts += uint64(len(due))

@@ -18,7 +18,8 @@ import (
 
 // `felix status` prints what a running broker serves, from the JSON the
 // dashboard reads (GET /api/overview on --metrics-addr): connections,
-// streams with their rates, subscriptions, consumer groups and caches.
+// streams with their rates, subscriptions, consumer groups, caches and
+// request/reply services.
 // It is what `nats server report`, `rabbitmqctl list_queues` and
 // `redis-cli info` tell their users.
 
@@ -37,13 +38,16 @@ func newStatusCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Print what a running broker serves: connections, streams and their rates, subscriptions, groups, caches",
+		Short: "Print what a running broker serves: connections, streams and their rates, subscriptions, groups, caches, services",
 		Long: `Print what a running broker serves, read from its dashboard's JSON
 (GET /api/overview on --metrics-addr): connections; every stream (declared
 by flags or by the control plane) with its next offset, events published
 and delivered, rates, drops and subscriptions; subscriptions with their
 queue and drops; consumer groups with their lag; caches with their entries
-and hit rate.
+and hit rate; request/reply services with their responders, requests in
+flight, request rate, replies, responder errors, timeouts and requests
+refused for want of a responder (a service whose responders left is kept
+for its counters, as is one asked while nobody served it).
 
 Rates are measured between two reads --interval apart (0: one read, no
 rates). Each list holds at most 1000 rows (the broker's bound); a cut list
@@ -215,10 +219,19 @@ func printOverview(w io.Writer, ov *metrics.Overview, withRates bool) error {
 	if err != nil {
 		return err
 	}
-	return section("caches", len(ov.Caches), "CACHE\tENTRIES\tBYTES\tHITS\tMISSES\tHIT RATE\tEVICTIONS\tEXPIRATIONS", func(i int) []string {
+	err = section("caches", len(ov.Caches), "CACHE\tENTRIES\tBYTES\tHITS\tMISSES\tHIT RATE\tEVICTIONS\tEXPIRATIONS", func(i int) []string {
 		c := ov.Caches[i]
 		return []string{name(c.Tenant, c.Namespace, c.Cache), fmt.Sprint(c.Entries), fmt.Sprint(c.Bytes), fmt.Sprint(c.Hits),
 			fmt.Sprint(c.Misses), fmt.Sprintf("%.1f%%", 100*c.HitRate), fmt.Sprint(c.Evictions), fmt.Sprint(c.Expirations)}
+	})
+	if err != nil {
+		return err
+	}
+	return section("services", len(ov.Services), "SERVICE\tRESPONDERS\tIN FLIGHT\tREQUESTS\tREQUESTS/S\tREPLIES\tERRORS\tTIMEOUTS\tNO RESPONDERS\tGONE", func(i int) []string {
+		s := ov.Services[i]
+		return []string{name(s.Tenant, s.Namespace, s.Service), fmt.Sprint(s.Responders), fmt.Sprint(s.InFlight), fmt.Sprint(s.Requests),
+			rate(s.RequestRate), fmt.Sprint(s.Replies), fmt.Sprint(s.ResponderErrors), fmt.Sprint(s.Timeouts), fmt.Sprint(s.NoResponders),
+			fmt.Sprint(s.ResponderGone)}
 	})
 }
 

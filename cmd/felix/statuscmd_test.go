@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/felixmq/felix/client"
 	"github.com/felixmq/felix/internal/syncbuf"
 	"github.com/felixmq/felix/metrics"
 )
@@ -24,6 +28,30 @@ func metricsAddrIn(t *testing.T, logs *syncbuf.Buffer) string {
 		return m != nil
 	})
 	return addr
+}
+
+// wantLines fails the test for each of res that out does not match.
+func wantLines(t *testing.T, out string, res ...*regexp.Regexp) {
+	t.Helper()
+	for _, want := range res {
+		if !want.MatchString(out) {
+			t.Errorf("status output lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+// statusJSON runs `felix status --json` (one read) against maddr.
+func statusJSON(t *testing.T, maddr string) metrics.Overview {
+	t.Helper()
+	out, err := runCLI(t, "status", "--metrics-addr", maddr, "--interval", "0", "--json")
+	if err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	var ov metrics.Overview
+	if err := json.Unmarshal([]byte(out), &ov); err != nil {
+		t.Fatalf("status --json is not an overview: %v\n%s", err, out)
+	}
+	return ov
 }
 
 // `felix status` shows what the broker serves: the streams with the
@@ -51,27 +79,16 @@ func TestStatusShowsWhatTheBrokerServes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
-	for _, want := range []*regexp.Regexp{
+	wantLines(t, out,
 		regexp.MustCompile(`(?m)^broker ready, up \S+; connections: \d+ open`),
 		regexp.MustCompile(`(?m)^default/default/jobs\s+durable\s+3\s+3\s+\d+\s`), // next offset 3, 3 published
 		regexp.MustCompile(`(?m)^default/default/demo\s+memory\s+0\s+0\s`),
 		regexp.MustCompile(`(?m)^default/default/jobs\s+workers\s+\d+\s+2\s`), // lag 2 after one of three acked
 		regexp.MustCompile(`(?m)^default/default/demo\s+1\s+\d+\s`),           // the cache's one entry
 		regexp.MustCompile(`(?m)^subscriptions: none$`),
-	} {
-		if !want.MatchString(out) {
-			t.Errorf("status output lacks %s:\n%s", want, out)
-		}
-	}
+	)
 
-	out, err = runCLI(t, "status", "--metrics-addr", maddr, "--interval", "0", "--json")
-	if err != nil {
-		t.Fatalf("status --json: %v\n%s", err, out)
-	}
-	var ov metrics.Overview
-	if err := json.Unmarshal([]byte(out), &ov); err != nil {
-		t.Fatalf("status --json is not an overview: %v\n%s", err, out)
-	}
+	ov := statusJSON(t, maddr)
 	found := false
 	for _, s := range ov.Streams {
 		if s.Stream == "jobs" {
@@ -96,5 +113,58 @@ func TestStatusShowsWhatTheBrokerServes(t *testing.T) {
 	if _, err := runCLI(t, "status", "--metrics-addr", maddr, "--interval", "0", "--timeout", "2s"); err == nil ||
 		!strings.Contains(err.Error(), "is the broker running") {
 		t.Fatalf("status of a stopped broker: %v", err)
+	}
+}
+
+// `felix status` lists the request/reply services: one served by an SDK
+// client with its responder and answered requests, one nobody serves
+// with its refused request; --json carries the same.
+func TestStatusShowsServices(t *testing.T) {
+	logs := &syncbuf.Buffer{}
+	addr, _, ca, stop := startServeLogs(t, t.TempDir(), logs, "--log-level", "info")
+	defer stop()
+	maddr := metricsAddrIn(t, logs)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, addr, client.Options{CAFile: ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	svc, err := c.Serve(ctx, "default", "echo", func(_ context.Context, req []byte) ([]byte, error) { return req, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	for range 3 {
+		if _, err := c.Request(ctx, "default", "echo", []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Request(ctx, "default", "nobody", nil); !errors.Is(err, client.ErrNoResponders) {
+		t.Fatalf("request to nobody: %v", err)
+	}
+
+	out, err := runCLI(t, "status", "--metrics-addr", maddr, "--interval", "0")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	wantLines(t, out,
+		regexp.MustCompile(`(?m)^services \(2\)\nSERVICE\s+RESPONDERS\s+IN FLIGHT\s+REQUESTS\s+REQUESTS/S\s+REPLIES\s+ERRORS\s+TIMEOUTS\s+NO RESPONDERS\s+GONE$`),
+		// 1 responder, 0 in flight, 3 requests, no rate (one read), 3 replies, no failures
+		regexp.MustCompile(`(?m)^default/default/echo\s+1\s+0\s+3\s+-\s+3\s+0\s+0\s+0\s+0$`),
+		// nobody serving: 1 request refused
+		regexp.MustCompile(`(?m)^default/default/nobody\s+0\s+0\s+0\s+-\s+0\s+0\s+0\s+1\s+0$`),
+	)
+
+	ov := statusJSON(t, maddr)
+	if len(ov.Services) != 2 {
+		t.Fatalf("services %+v", ov.Services)
+	}
+	if e := ov.Services[0]; e.Service != "echo" || e.Responders != 1 || e.Requests != 3 || e.Replies != 3 || e.NoResponders != 0 {
+		t.Errorf("echo: %+v", e)
+	}
+	if n := ov.Services[1]; n.Service != "nobody" || n.Responders != 0 || n.Requests != 0 || n.NoResponders != 1 {
+		t.Errorf("nobody: %+v", n)
 	}
 }

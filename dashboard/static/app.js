@@ -1,7 +1,8 @@
 // Felix dashboard: polls /api/overview every second and updates the
-// tables in place. Rows are keyed (streams by tenant/namespace/stream) so
-// they keep their elements between refreshes; all text is set with
-// textContent (names come from clients and are never parsed as HTML).
+// tables in place. Rows are keyed (streams by tenant/namespace/stream,
+// services by tenant/namespace/service) so they keep their elements
+// between refreshes; all text is set with textContent (names come from
+// clients and are never parsed as HTML).
 "use strict";
 
 const POLL_MS = 1000;
@@ -89,6 +90,22 @@ const tables = {
       col("bytes", (r) => r.bytes, fmtBytes),
       col("evictions", (r) => r.evictions, fmtInt),
       col("expirations", (r) => r.expirations, fmtInt),
+    ],
+  },
+  services: {
+    key: (r) => key3(r, "service"),
+    attr: "data-service",
+    cols: [
+      col("name text", (r) => key3(r, "service")),
+      col("responders", (r) => r.responders, fmtInt, (r) => r.responders === 0),
+      col("in-flight", (r) => r.in_flight, fmtInt),
+      col("requests", (r) => r.requests, fmtInt),
+      col("request-rate", (r) => r.request_rate, fmtRate),
+      col("replies", (r) => r.replies, fmtInt),
+      col("responder-errors", (r) => r.responder_errors, fmtInt, (r) => r.responder_errors > 0),
+      col("timeouts", (r) => r.timeouts, fmtInt, (r) => r.timeouts > 0),
+      col("no-responders", (r) => r.no_responders, fmtInt, (r) => r.no_responders > 0),
+      col("responder-gone", (r) => r.responder_gone, fmtInt, (r) => r.responder_gone > 0),
     ],
   },
 };
