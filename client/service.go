@@ -39,8 +39,11 @@ type requests struct {
 
 type reqConn struct {
 	str *quic.Stream
-	wmu sync.Mutex
-	mu  sync.Mutex
+	// q coalesces the request frames of concurrent callers into shared
+	// stream writes (and packets); its flusher ends with done.
+	q    *writeQueue
+	done chan struct{} // closed when the stream failed
+	mu   sync.Mutex
 	// wait holds the requests in flight; nil once the stream failed.
 	wait map[uint64]chan reqAnswer
 	err  error
@@ -82,6 +85,7 @@ func (c *Client) Request(ctx context.Context, namespace, service string, payload
 		return nil, err
 	}
 	rc.wait[m.RequestID] = ch
+	alone := len(rc.wait) == 1
 	rc.mu.Unlock()
 	forget := func() {
 		rc.mu.Lock()
@@ -95,12 +99,7 @@ func (c *Client) Request(ctx context.Context, namespace, service string, payload
 		err = c.checkFrame(frame)
 	}
 	if err == nil {
-		rc.wmu.Lock()
-		err = writeAll(c.ctx, rc.str, frame)
-		rc.wmu.Unlock()
-		if err != nil {
-			err = c.streamErr(ctx, "request", err)
-		}
+		err = rc.write(ctx, frame, alone)
 	}
 	if err != nil {
 		forget()
@@ -177,8 +176,17 @@ func (c *Client) reqConn(ctx context.Context) (*reqConn, error) {
 		as.str.CancelWrite(streamCodeCancel)
 		return nil, fmt.Errorf("felix: broker does not offer request/reply: %w", ErrUnsupported)
 	}
-	rc := &reqConn{str: as.str, wait: map[uint64]chan reqAnswer{}}
-	if !c.goTracked(func() { rc.read(c, as.r) }) {
+	rc := &reqConn{str: as.str, wait: map[uint64]chan reqAnswer{}, done: make(chan struct{})}
+	rc.q = newWriteQueue(as.str, rc.done, c.ctx.Done())
+	flush := func() {
+		rc.q.run(func(err error) {
+			rc.fail(c.streamErr(context.Background(), "request", err))
+			rc.str.CancelRead(streamCodeCancel)
+			rc.str.CancelWrite(streamCodeCancel)
+		})
+	}
+	if !c.goTracked(func() { rc.read(c, as.r) }) || !c.goTracked(flush) {
+		rc.fail(ErrClosed)
 		as.str.CancelRead(streamCodeCancel)
 		as.str.CancelWrite(streamCodeCancel)
 		return nil, ErrClosed
@@ -222,12 +230,47 @@ func (rc *reqConn) read(c *Client, r *wire.Reader) {
 	}
 }
 
-// fail ends the requests in flight with err; the next Request opens a
-// new stream.
+// write queues one request frame (see writeQueue): frames of concurrent
+// requests share stream writes and packets; a request alone in flight is
+// written at once. A write that fails later fails the stream, and every
+// request in flight gets the error.
+func (rc *reqConn) write(ctx context.Context, frame []byte, alone bool) error {
+	q := rc.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	err := q.waitRoom(ctx)
+	if err == nil {
+		select {
+		case <-rc.done:
+			err = errSessionGone
+		default:
+		}
+	}
+	if errors.Is(err, errSessionGone) {
+		rc.mu.Lock()
+		err = rc.err
+		rc.mu.Unlock()
+	}
+	if err != nil {
+		return err
+	}
+	start := len(q.buf)
+	q.buf = append(q.buf, frame...)
+	q.commit(start, alone)
+	return nil
+}
+
+// fail ends the requests in flight with err (the first failure's); the
+// next Request opens a new stream.
 func (rc *reqConn) fail(err error) {
 	rc.mu.Lock()
 	wait := rc.wait
+	if wait == nil {
+		rc.mu.Unlock()
+		return
+	}
 	rc.wait, rc.err = nil, err
+	close(rc.done)
 	rc.mu.Unlock()
 	for _, ch := range wait {
 		ch <- reqAnswer{err: err}

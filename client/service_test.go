@@ -8,6 +8,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/felixmq/felix/auth"
+	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/server"
 )
 
 func TestRequestServe(t *testing.T) {
@@ -108,4 +112,134 @@ func TestRequestTimeoutFromContext(t *testing.T) {
 			t.Fatalf("after Close: %v", err)
 		}
 	}
+}
+
+// echoHandler answers every request with its payload.
+func echoHandler(_ context.Context, p []byte) ([]byte, error) { return p, nil }
+
+func TestServeAgainAfterRestart(t *testing.T) {
+	b := startBroker(t)
+	ctx := testCtx(t)
+	resp := dial(t, b, Options{})
+	s, err := resp.Serve(ctx, "default", "echo", echoHandler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := dial(t, b, Options{})
+	if got, err := req.Request(ctx, "default", "echo", []byte("before")); err != nil || string(got) != "before" {
+		t.Fatalf("before the restart: %q %v", got, err)
+	}
+	b.Restart()
+	// The service serves again by itself; until it has, requests find
+	// nobody (or lose their connection).
+	for {
+		got, err := req.Request(ctx, "default", "echo", []byte("after"))
+		if err == nil {
+			if string(got) != "after" {
+				t.Fatalf("after the restart: %q", got)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no answer after the restart: %v (service err %v)", err, s.Err())
+		}
+		select {
+		case <-s.Done():
+			t.Fatalf("the service ended: %v", s.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if n := s.reserved.Load(); n < 1 {
+		t.Fatalf("served again %d times", n)
+	}
+	if err := s.Close(); err != nil || s.Err() != nil {
+		t.Fatalf("Close: %v, Err %v", err, s.Err())
+	}
+}
+
+func TestServeEndsOnLossWithoutReconnect(t *testing.T) {
+	b := startBroker(t)
+	ctx := testCtx(t)
+	resp := dial(t, b, Options{Reconnect: ReconnectPolicy{Disabled: true}})
+	s, err := resp.Serve(ctx, "default", "echo", echoHandler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Restart()
+	select {
+	case <-s.Done():
+	case <-ctx.Done():
+		t.Fatal("the service did not end")
+	}
+	if !errors.Is(s.Err(), ErrDisconnected) {
+		t.Fatalf("Err = %v, want ErrDisconnected", s.Err())
+	}
+	if n := s.reserved.Load(); n != 0 {
+		t.Fatalf("served again %d times with reconnection off", n)
+	}
+}
+
+// A service whose token expires: the broker ends its stream at the
+// expiry, and the service serves again with a fresh token from the
+// TokenSource; a static token's service ends with ErrTokenExpired, since
+// serving again with the same token would be refused.
+func TestServeAcrossTokenExpiry(t *testing.T) {
+	sg, err := auth.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := testbroker.Start(t, testbroker.WithServerOptions(server.Options{Auth: server.TokenAuth{Verifier: &auth.Verifier{Keys: sg.KeySet(), Leeway: -1}}}))
+	issue := func(life time.Duration) string {
+		tok, err := sg.Issue(auth.Claims{Tenant: "a", Subject: "svc", ExpiresAt: time.Now().Add(life),
+			Perms: []string{"stream.subscribe:stream:a/ns/*", "stream.publish:stream:a/ns/*"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	ctx := testCtx(t)
+	rotating := dial(t, b, Options{TenantID: "a", TokenSource: func(context.Context) (string, error) { return issue(1500 * time.Millisecond), nil }})
+	s, err := rotating.Serve(ctx, "ns", "echo", echoHandler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	static := dial(t, b, Options{TenantID: "a", Token: issue(1500 * time.Millisecond)})
+	st, err := static.Serve(ctx, "ns", "other", echoHandler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := dial(t, b, Options{TenantID: "a", TokenSource: func(context.Context) (string, error) { return issue(time.Minute), nil }})
+	for s.reserved.Load() < 1 {
+		select {
+		case <-s.Done():
+			t.Fatalf("the rotating service ended: %v", s.Err())
+		case <-ctx.Done():
+			t.Fatal("the rotating service was not served again")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	for {
+		got, err := req.Request(ctx, "ns", "echo", []byte("x"))
+		if err == nil && string(got) == "x" {
+			break
+		}
+		if ctx.Err() != nil || (err != nil && !errors.Is(err, ErrNoResponders) && !isCode(err, "responder_gone")) {
+			t.Fatalf("after the expiry: %q %v", got, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case <-st.Done():
+	case <-ctx.Done():
+		t.Fatal("the static token's service did not end")
+	}
+	if !errors.Is(st.Err(), ErrTokenExpired) {
+		t.Fatalf("static token's service: Err = %v, want ErrTokenExpired", st.Err())
+	}
+}
+
+// isCode reports whether err is a *ServerError with code.
+func isCode(err error, code string) bool {
+	var se *ServerError
+	return errors.As(err, &se) && se.Code == code
 }
