@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -242,4 +243,30 @@ func TestServeAcrossTokenExpiry(t *testing.T) {
 func isCode(err error, code string) bool {
 	var se *ServerError
 	return errors.As(err, &se) && se.Code == code
+}
+
+// An answer larger than the frame limit reaches its requester as a
+// responder error, and the service goes on.
+func TestServeAnswerTooLarge(t *testing.T) {
+	b := startBroker(t)
+	ctx := testCtx(t)
+	resp := dial(t, b, Options{MaxFrameBytes: 4096})
+	s, err := resp.Serve(ctx, "default", "big", func(_ context.Context, p []byte) ([]byte, error) {
+		if string(p) == "big" {
+			return make([]byte, 8192), nil
+		}
+		return p, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := dial(t, b, Options{})
+	_, err = req.Request(ctx, "default", "big", []byte("big"))
+	var re *ResponderError
+	if !errors.As(err, &re) || !strings.Contains(re.Message, "answer not sent") {
+		t.Fatalf("oversized answer: %v", err)
+	}
+	if got, err := req.Request(ctx, "default", "big", []byte("small")); err != nil || string(got) != "small" {
+		t.Fatalf("after it: %q %v (service err %v)", got, err, s.Err())
+	}
 }
