@@ -89,7 +89,8 @@ type Options struct {
 	Queues QueueOptions
 	// Services configures request/reply: requests pending per connection
 	// (default 1024), requests in flight per responder (default and cap
-	// 64), timeouts (default 5s, cap 60s) and the clock.
+	// 64), timeouts (default 5s, cap 60s), services kept for their
+	// counters without a responder (default 1000) and the clock.
 	Services service.Options
 	// MaxFrameBytes bounds an incoming frame payload. Default 16 MiB.
 	MaxFrameBytes int
