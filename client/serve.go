@@ -85,16 +85,23 @@ func (c *Client) Serve(ctx context.Context, namespace, service string, handler H
 	sctx, scancel := context.WithCancel(ctx)
 	s.cancel = scancel
 	stop := context.AfterFunc(c.ctx, scancel)
+	beforeServeRun()
 	if !c.goTracked(func() {
 		defer stop()
 		s.run(sctx, ss, handler, limit)
 	}) {
+		stop()
 		scancel()
 		ss.abort()
+		close(ss.ended) // ends the stream's flusher, which Close waits for
 		return nil, ErrClosed
 	}
 	return s, nil
 }
+
+// beforeServeRun runs as Serve starts serving its first stream (replaced
+// in tests, to close the client right then).
+var beforeServeRun = func() {}
 
 // open opens a stream, asks the broker to serve on it and starts its
 // writer.

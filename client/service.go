@@ -103,6 +103,9 @@ func (c *Client) Request(ctx context.Context, namespace, service string, payload
 	}
 	if err != nil {
 		forget()
+		if err == ctx.Err() { // its deadline passed while it waited for room
+			err = requestCtxErr(err)
+		}
 		return nil, err
 	}
 	select {
@@ -113,14 +116,20 @@ func (c *Client) Request(ctx context.Context, namespace, service string, payload
 		return requestResult(a.m)
 	case <-ctx.Done():
 		forget()
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("%w: %w", ErrRequestTimeout, ctx.Err())
-		}
-		return nil, ctx.Err()
+		return nil, requestCtxErr(ctx.Err())
 	case <-c.ctx.Done():
 		forget()
 		return nil, ErrClosed
 	}
+}
+
+// requestCtxErr is Request's error when its context ended: a deadline
+// is the request's timeout.
+func requestCtxErr(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrRequestTimeout, err)
+	}
+	return err
 }
 
 // requestError is the broker's own words for a failure that errors.Is

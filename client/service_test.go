@@ -9,10 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/felixmq/felix/auth"
-	"github.com/felixmq/felix/internal/testbroker"
-	"github.com/felixmq/felix/server"
 )
 
 func TestRequestServe(t *testing.T) {
@@ -185,19 +181,7 @@ func TestServeEndsOnLossWithoutReconnect(t *testing.T) {
 // TokenSource; a static token's service ends with ErrTokenExpired, since
 // serving again with the same token would be refused.
 func TestServeAcrossTokenExpiry(t *testing.T) {
-	sg, err := auth.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := testbroker.Start(t, testbroker.WithServerOptions(server.Options{Auth: server.TokenAuth{Verifier: &auth.Verifier{Keys: sg.KeySet(), Leeway: -1}}}))
-	issue := func(life time.Duration) string {
-		tok, err := sg.Issue(auth.Claims{Tenant: "a", Subject: "svc", ExpiresAt: time.Now().Add(life),
-			Perms: []string{"stream.subscribe:stream:a/ns/*", "stream.publish:stream:a/ns/*"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	b, issue := startServiceTokenBroker(t)
 	ctx := testCtx(t)
 	rotating := dial(t, b, Options{TenantID: "a", TokenSource: func(context.Context) (string, error) { return issue(1500 * time.Millisecond), nil }})
 	s, err := rotating.Serve(ctx, "ns", "echo", echoHandler)

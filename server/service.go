@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -223,6 +225,35 @@ type reqStream struct {
 	out    []wire.Message
 	closed bool
 	more   chan struct{} // capacity 1: out grew
+	// owed counts the requests accepted whose result is not written yet;
+	// settled is closed once it is 0 after the requester's last request
+	// (see drain).
+	owed     int
+	finished bool
+	settled  chan struct{}
+}
+
+// owe adds n (negative: n results written or refused) to the results
+// the stream owes.
+func (rs *reqStream) owe(n int) {
+	rs.mu.Lock()
+	rs.owed += n
+	if rs.finished && rs.owed <= 0 && rs.settled != nil {
+		close(rs.settled)
+		rs.settled = nil
+	}
+	rs.mu.Unlock()
+}
+
+// drain returns a channel closed once every request read has its result
+// written: the requester sent its last one (it ended its send side).
+func (rs *reqStream) drain() <-chan struct{} {
+	ch := make(chan struct{})
+	rs.mu.Lock()
+	rs.finished, rs.settled = true, ch
+	rs.mu.Unlock()
+	rs.owe(0)
+	return ch
 }
 
 // push queues a result for the stream; false when it has ended.
@@ -248,8 +279,8 @@ func (rs *reqStream) push(reqID uint64, r service.Result) bool {
 	return true
 }
 
-// write sends the queued results until ctx ends or a write fails, and
-// releases their places in the connection's bound.
+// write sends the queued results until ctx ends or a write fails,
+// releasing their places in the connection's bound as it takes them.
 func (rs *reqStream) write(ctx context.Context, w *lockedWriter) {
 	var buf []byte
 	var batch []wire.Message
@@ -267,27 +298,35 @@ func (rs *reqStream) write(ctx context.Context, w *lockedWriter) {
 			buf = rs.appendResult(buf, m)
 		}
 		clear(batch)
-		err := w.raw(buf)
+		// Their places are given back as they go to the stream, not
+		// after: the requester may read them (and send more requests)
+		// before the write returns. While it lasts, the connection's
+		// results still waiting for this stream stay within the bound.
 		rs.cr.q.Release(len(batch))
+		err := w.raw(buf)
 		if err != nil {
 			return
 		}
+		rs.owe(-len(batch))
 		if cap(buf) > 1<<20 {
 			buf = nil
 		}
 	}
 }
 
-// appendResult appends m's frame, or a too_large error in its place when
-// the reply does not fit a frame.
+// appendResult appends m's frame, or a too_large error for the same
+// request in its place when the result does not fit a frame.
 func (rs *reqStream) appendResult(buf []byte, m wire.Message) []byte {
 	at := len(buf)
 	out, err := wire.AppendMessageFrame(buf, m)
 	if err == nil && len(out)-at-wire.HeaderSize <= rs.maxLen {
 		return out
 	}
-	id := uint64(0)
-	if r, ok := m.(*wire.Reply); ok {
+	var id uint64
+	switch r := m.(type) {
+	case *wire.Reply:
+		id = r.RequestID
+	case *wire.RequestError: // a responder's long message, plus the code
 		id = r.RequestID
 	}
 	out, _ = wire.AppendMessageFrame(buf[:at], &wire.RequestError{RequestID: id, Code: wire.RequestCodeTooLarge,
@@ -334,6 +373,15 @@ func (ctl *control) requests(first *wire.Request) error {
 	for err == nil {
 		err = ctl.nextRequest(cr, rs, w)
 	}
+	if errors.Is(err, io.EOF) {
+		// The requester sent its last request (FIN): it still gets the
+		// result of each one read, at the latest their timeouts', unless
+		// the connection or the token's validity ends first.
+		select {
+		case <-rs.drain():
+		case <-ctx.Done():
+		}
+	}
 	cancel()
 	<-writerDone
 	return err
@@ -377,7 +425,9 @@ func (ctl *control) request(m *wire.Request, cr *connRequester, rs *reqStream, w
 	token := cr.next
 	cr.route[token] = routed{rs: rs, reqID: m.RequestID}
 	cr.mu.Unlock()
+	rs.owe(1)
 	if err := cr.q.Request(token, k, m.Payload, timeout); err != nil {
+		rs.owe(-1)
 		cr.mu.Lock()
 		delete(cr.route, token)
 		cr.mu.Unlock()
