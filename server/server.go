@@ -212,13 +212,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.opts.Broker.Close()
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
-	for s.busy.Load() > 0 || s.writers.Load() > 0 {
+	// Requests to services in flight get their replies (new ones are
+	// refused, see control.request) as publishes in progress get acks.
+	for s.busy.Load() > 0 || s.writers.Load() > 0 || s.services.reg.Pending() > 0 {
 		select {
 		case <-ctx.Done():
-			s.opts.Logger.Warn("drain budget exhausted", "busy_requests", s.busy.Load(), "subscription_writers", s.writers.Load())
+			s.opts.Logger.Warn("drain budget exhausted", "busy_requests", s.busy.Load(), "subscription_writers", s.writers.Load(),
+				"service_requests", s.services.reg.Pending())
 			goto closeAll
 		case <-s.cut:
-			s.opts.Logger.Warn("drain cut short by a second shutdown", "busy_requests", s.busy.Load(), "subscription_writers", s.writers.Load())
+			s.opts.Logger.Warn("drain cut short by a second shutdown", "busy_requests", s.busy.Load(), "subscription_writers", s.writers.Load(),
+				"service_requests", s.services.reg.Pending())
 			goto closeAll
 		case <-tick.C:
 		}

@@ -412,6 +412,10 @@ func (ctl *control) request(m *wire.Request, cr *connRequester, rs *reqStream, w
 		return refuse(wire.RequestCodeInvalid, msg)
 	case !ctl.authorize(ActionPublish, StreamResource(k.Tenant, k.Namespace, k.Service)):
 		return refuse(wire.RequestCodeForbidden, "forbidden")
+	case ctl.c.s.draining.Load():
+		// Not delivered, as no_responders promises; those in flight are
+		// answered before the connections close (Shutdown).
+		return refuse(wire.RequestCodeNoResponders, "broker shutting down")
 	}
 	timeout := time.Duration(0)
 	if m.TimeoutMs != nil {

@@ -180,6 +180,7 @@ type Registry struct {
 	nextID   uint64
 	timers   deadlines
 	stats    Stats
+	pending  int // sum of the open requesters' pending
 }
 
 // group is a service: its responders and counters. It stays in services
@@ -445,6 +446,7 @@ func (q *Requester) Request(reqID uint64, k Key, payload []byte, timeout time.Du
 	to.inflight[c.id] = c
 	q.calls[c] = struct{}{}
 	q.pending++
+	r.pending++
 	heap.Push(&r.timers, c)
 	r.stats.Requests++
 	to.g.counts.Requests++
@@ -484,8 +486,19 @@ func (r *Registry) pick(k Key) *Serving {
 // has delivered (or dropped), for further requests.
 func (q *Requester) Release(n int) {
 	q.r.mu.Lock()
-	q.pending = max(q.pending-n, 0)
+	n = min(max(n, 0), q.pending)
+	q.pending -= n
+	q.r.pending -= n
 	q.r.mu.Unlock()
+}
+
+// Pending is how many requests of open requesters hold a place: accepted
+// and their result not yet handed to the requester's transport. A broker
+// shutting down waits for it to reach 0.
+func (r *Registry) Pending() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending
 }
 
 // Pending is how many of the requester's requests hold a place.
@@ -502,6 +515,8 @@ func (q *Requester) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	q.closed = true
+	r.pending -= q.pending
+	q.pending = 0
 	for c := range q.calls {
 		r.settle(c)
 	}

@@ -262,11 +262,26 @@ func TestRequesterLimitAndClose(t *testing.T) {
 	if err := q.Request(3, key, nil, 0); !errors.As(err, &e) || e.Code != CodeLimit {
 		t.Fatalf("a result not released still counts: %v", err)
 	}
-	q.Release(1)
+	q2 := r.NewRequester(&fakeSink{})
+	q2.Request(9, key, nil, 0)
+	if n := r.Pending(); n != 3 {
+		t.Fatalf("registry pending %d, want 3", n)
+	}
+	q.Release(5) // more than it holds: only its own 2 go
+	if n := r.Pending(); n != 1 {
+		t.Fatalf("registry pending %d after the release, want 1", n)
+	}
+	q2.Close()
+	if n := r.Pending(); n != 0 {
+		t.Fatalf("registry pending %d after the other requester closed, want 0", n)
+	}
 	if err := q.Request(3, key, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	q.Close()
+	if n := r.Pending(); n != 0 {
+		t.Fatalf("registry pending %d after the requester closed, want 0", n)
+	}
 	sa.Reply(a.ids()[1], nil)
 	if sink.count() != 1 {
 		t.Fatalf("results after the requester closed: %d", sink.count())
