@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -58,6 +57,10 @@ type DiskLog struct {
 
 	writeFail writeFailures // under mu
 
+	spare       spareState  // the next segment file, prepared ahead (roll.go); under mu
+	sealedIndex sealedIndex // index file left by the roll of the write under way; under mu
+	indexMu     sync.Mutex  // index writes of sealed segments take turns
+
 	stats struct {
 		appends, records, bytes, writes, fsyncs, deleted, writeErrors atomic.Uint64
 		truncated                                                     int64 // by recovery, set in Open
@@ -75,7 +78,7 @@ type Stats struct {
 	Bytes           uint64 // record bytes written (headers and payloads)
 	Writes          uint64 // write calls that wrote records: ≤ Appends, as concurrent AppendNoWait calls share one
 	Queued          int    // AppendNoWait calls waiting now to join a write (the next group write)
-	Fsyncs          uint64 // fsync calls on segment files and the directory
+	Fsyncs          uint64 // fsync calls on segment files and the directory (not the two that make a spare segment in the background)
 	Segments        int    // segment files in the log now
 	SegmentsDeleted uint64 // segments removed by retention
 	WriteErrors     uint64 // appends not written (WriteError: disk full, file too large, I/O error)
@@ -202,7 +205,7 @@ func (l *DiskLog) appendRecords(payloads [][]byte, grouped bool) (first, end uin
 	l.lockForWrite(func() int64 { return payloadsSize(payloads) })
 	ts := l.opts.Clock().UnixMicro()
 	first, end, err = l.writeLocked(len(payloads), 1, func(int) int64 { return ts }, func(i int) []byte { return payloads[i] })
-	l.mu.Unlock()
+	l.unlockWrite()
 	if err != nil {
 		return 0, 0, err
 	}
@@ -258,7 +261,7 @@ func (l *DiskLog) AppendAt(ctx context.Context, records []Record) error {
 		return err
 	}
 	_, end, err := l.writeLocked(len(records), 1, func(i int) int64 { return records[i].Timestamp }, func(i int) []byte { return records[i].Payload })
-	l.mu.Unlock()
+	l.unlockWrite()
 	if err != nil {
 		return err
 	}
@@ -373,6 +376,7 @@ func (l *DiskLog) writeLocked(n, calls int, ts func(int) int64, payload func(int
 	active.lastTS = ts(n - 1)
 	l.next.Store(end)
 	l.segMu.Unlock()
+	l.prepareSpareLocked(active)
 	l.stats.appends.Add(uint64(calls))
 	l.stats.writes.Add(1)
 	l.stats.records.Add(uint64(n))
@@ -412,37 +416,6 @@ func (l *DiskLog) WaitDurable(ctx context.Context, end uint64) error {
 		}
 		return l.synced.Load() >= end, nil
 	})
-}
-
-// rollLocked seals old (fsyncing what it holds unsynced, and writing its
-// index) and starts the next segment. calls is the appends waiting for
-// it, counted as not written if the new segment cannot be created.
-func (l *DiskLog) rollLocked(old *segment, calls int) (*segment, error) {
-	if old.sealed != old.next {
-		// lockForWrite fsynced it just before, unless records came since.
-		if l.synced.Load() < old.next {
-			if err := l.timedSync(old.f); err != nil {
-				err = fmt.Errorf("commitlog: sync %s: %w", old.path, err)
-				l.fail(err)
-				return nil, err
-			}
-			l.stats.fsyncs.Add(1)
-			l.markSynced(old.next)
-		}
-		if err := writeIndexFile(old.indexPath(), old.base, old.index.entries); err != nil {
-			l.log.Warn("commitlog: index not written; it will be rebuilt on open", "file", old.indexPath(), "err", err)
-		}
-		old.sealed = old.next
-	}
-	seg, err := createSegment(l.dir, old.next, l.opts.Clock().UnixMicro())
-	if err != nil {
-		return nil, l.writeFailedLocked(fmt.Errorf("roll: %w", explainFDs(err)), calls)
-	}
-	l.stats.fsyncs.Add(2) // the new file and the directory
-	l.segMu.Lock()
-	l.segs = append(slices.Clip(l.segs), seg)
-	l.segMu.Unlock()
-	return seg, nil
 }
 
 // fail makes err sticky: every later write and sync wait returns it. After
@@ -711,10 +684,11 @@ func (l *DiskLog) readFrom(v segView, pos int64, off, cur uint64, out []Record, 
 }
 
 // Close stops the background work, waits for a retention pass or
-// TruncateBefore under way, fsyncs what was written (under every
-// policy), and closes the files once in-flight reads finish. Appends
-// waiting for an fsync are released by the final one. Waiters get
-// ErrClosed.
+// TruncateBefore under way (and for the making of a spare segment and the
+// writing of an index file), fsyncs what was written (under every
+// policy), removes the spare segment, and closes the files once in-flight
+// reads finish. Appends waiting for an fsync are released by the final
+// one. Waiters get ErrClosed.
 func (l *DiskLog) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -741,6 +715,7 @@ func (l *DiskLog) Close() error {
 	for _, s := range segs {
 		s.release()
 	}
+	l.removeSpare()
 	l.unlock()
 	l.appendNote.broadcast()
 	l.syncNote.broadcast()

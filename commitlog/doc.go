@@ -13,11 +13,12 @@
 //	00000000000000004711.log     the next segment: its first offset is 4711
 //
 // plus a LOCK file, held with flock(2) by the DiskLog that has the
-// directory open, so a second Open (in any process) fails. Names are the
-// segment's base offset (the offset of its first record) as 20 zero-padded
-// decimal digits. The segment with the highest base is the active one, the
-// only one written to; the others are sealed and immutable. Other files are
-// ignored.
+// directory open, so a second Open (in any process) fails, and at times a
+// file segment.next: the next segment, prepared ahead of a roll (see
+// Writing), not part of the log. Names are the segment's base offset (the
+// offset of its first record) as 20 zero-padded decimal digits. The
+// segment with the highest base is the active one, the only one written
+// to; the others are sealed and immutable. Other files are ignored.
 //
 // # Segment file
 //
@@ -59,7 +60,8 @@
 // The first entry is the segment's first record (position 32); after it an
 // entry is added for the first record that starts at least
 // Options.IndexSpacingBytes after the previous entry. Index files are
-// written (not fsynced) when a segment is sealed; the active segment's
+// written (not fsynced) when a segment is sealed, by the append that
+// sealed it once it has released the write lock; the active segment's
 // index is kept in memory and rebuilt by scanning on Open. An index is an
 // accelerator, never the truth: Open checks its structure and the records
 // after its last entry and rebuilds it from the segment on any doubt; a
@@ -73,10 +75,26 @@
 // at the end of the active segment. A batch is never split across
 // segments: if it would take the active segment past Options.SegmentBytes
 // (and the segment already holds records) the segment is sealed first —
-// fsynced, index file written — and a new one created (header fsynced,
-// directory fsynced). A batch larger than a segment gets a segment of its
-// own. Readers see a record only once the write holding it has completed.
-// If a write fails (a full disk, a file over the size limit) the partial
+// fsynced, index file written — and a new one started (header fsynced,
+// directory fsynced, before any record is written to it). A batch larger
+// than a segment gets a segment of its own.
+//
+// The new segment is prepared ahead: once the active segment is half
+// full, a background goroutine creates segment.next, 32 zero bytes,
+// fsynced with the directory. The roll writes the header into it, links
+// it under the segment's name (a link never replaces a file), removes the
+// name segment.next, and fsyncs the file and the directory concurrently:
+// about half the cost of creating the file there, under the write lock
+// every appender waits for. Without a spare ready (none asked yet, still
+// being made, or its making failed: a full disk, no descriptors left), or
+// if using it fails, the roll creates the segment file itself, as before
+// (it too fsyncs the file and the directory concurrently). A log has at
+// most one spare, asked for at most once per segment, kept closed until
+// the roll opens it (no descriptor held between rolls); Close waits for
+// one being made and removes it, Open removes one left by a crash.
+//
+// Readers see a record only once the write holding it has completed. If a
+// write fails (a full disk, a file over the size limit) the partial
 // batch is truncated away (and the cut fsynced) and the append returns a
 // *WriteError: nothing of it is stored, and the next append is tried as
 // usual (so appends succeed again once the disk has room). A roll that
@@ -131,9 +149,9 @@
 //     disappear, like a torn write would. If a valid record follows, the
 //     damage is in the middle and Open refuses (unless Options.RepairTail).
 //     A checksum-valid record with the wrong offset is always corruption;
-//   - an active segment with an incomplete header and no records (a roll
-//     cut short) gets a fresh header; index files without a segment are
-//     deleted.
+//   - an active segment with no valid header and no records (a roll cut
+//     short) gets a fresh header; index files without a segment, and a
+//     spare segment.next, are deleted.
 //
 // Everything Open refuses is a *CorruptionError naming the file and byte
 // position; nothing is silently skipped. Open is idempotent: opening a

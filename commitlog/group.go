@@ -133,7 +133,7 @@ func (l *DiskLog) appendGrouped(payloads [][]byte) (first, end uint64, err error
 	// The group is closed: g.payloads and g.calls no longer change.
 	ts := l.opts.Clock().UnixMicro()
 	gfirst, _, werr := l.writeLocked(len(g.payloads), g.calls, func(int) int64 { return ts }, func(i int) []byte { return g.payloads[i] })
-	l.mu.Unlock()
+	l.unlockWrite()
 	if werr == nil {
 		l.notifyWrite()
 	}

@@ -69,13 +69,18 @@ func cmpUint(a, b uint64) int {
 //     (an incomplete record, or a bad length or checksum with no valid
 //     record anywhere after it) is truncated, with a warning naming the
 //     file, position and bytes dropped. A bad record followed by a valid
-//     one is corruption unless RepairTail is set. An active segment whose
-//     header is incomplete and that holds no records (a roll cut short) is
-//     given a fresh header.
-//   - Index files with no segment are deleted.
+//     one is corruption unless RepairTail is set. An active segment with
+//     no valid header and no records (a roll cut short: the header
+//     incomplete, or the zeros of a spare whose header had not reached
+//     the disk) is given a fresh header.
+//   - Index files with no segment, and a spare segment file (roll.go),
+//     are deleted.
 func (l *DiskLog) recover() error {
 	files, orphans, err := listDir(l.dir)
 	if err != nil {
+		return err
+	}
+	if err := l.removeLeftoverSpare(); err != nil {
 		return err
 	}
 	// Orphans go first, also from a directory with no segment left: the

@@ -1,6 +1,7 @@
 package commitlog
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -27,7 +28,8 @@ type segment struct {
 	lastTS int64  // timestamp of the last record (0 when empty)
 	index  sparseIndex
 
-	sealed uint64 // next when a roll last sealed it (0: never); under DiskLog.mu
+	sealed  uint64 // next when a roll last sealed it (0: never); under DiskLog.mu
+	indexed uint64 // next when its index file was last written by a roll; under DiskLog.indexMu
 
 	refs      atomic.Int32 // 1 for the log's list, +1 per reader or syncer
 	closeOnce sync.Once
@@ -89,26 +91,60 @@ func (s *segment) release() {
 // and fsyncs the directory so the file survives a crash.
 func createSegment(dir string, base uint64, created int64) (*segment, error) {
 	path := filepath.Join(dir, segmentName(base))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := createSynced(path, segmentHeaderBytes(base, created), dirSync)
 	if err != nil {
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
+	return newSegment(base, path, created, f), nil
+}
+
+// newSegment is the segment of the new file f, holding only its header.
+func newSegment(base uint64, path string, created int64, f *os.File) *segment {
 	s := &segment{base: base, path: path, created: created, f: f, size: segmentHeaderSize, next: base}
 	s.refs.Store(1)
-	if err := writeHeader(f, base, created); err != nil {
+	return s
+}
+
+func segmentHeaderBytes(base uint64, created int64) []byte {
+	return appendSegmentHeader(make([]byte, 0, segmentHeaderSize), segmentHeader{Base: base, Created: created})
+}
+
+// createSynced creates the file path, which must not exist, writes b at
+// its start and fsyncs it and its directory (with syncD), so that it
+// survives a crash with b. If anything fails the file is removed: it may
+// or may not survive a crash, and must never lie on disk beside files
+// written after it (a segment would overlap the next one).
+func createSynced(path string, b []byte, syncD func(string) error) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	_, err = f.WriteAt(b, 0)
+	if err != nil {
+		err = fmt.Errorf("write %s: %w", path, err)
+	} else {
+		err = syncFileAndDir(f, filepath.Dir(path), syncD)
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(path)
 		return nil, err
 	}
-	if err := dirSync(dir); err != nil {
-		// The file may or may not survive a crash: remove it, so that it
-		// never lies on disk beside segments written after it (Open
-		// would refuse the overlap).
-		f.Close()
-		os.Remove(path)
-		return nil, err
+	return f, nil
+}
+
+// syncFileAndDir fsyncs f and, with syncD, the directory dir holding
+// it, concurrently: a new (or newly named) file is durable once both are,
+// in whatever order, and the two waits overlap. It returns once both are
+// done.
+func syncFileAndDir(f *os.File, dir string, syncD func(string) error) error {
+	dirErr := make(chan error, 1)
+	go func() { dirErr <- syncD(dir) }()
+	var err error
+	if serr := f.Sync(); serr != nil {
+		err = fmt.Errorf("sync %s: %w", f.Name(), serr)
 	}
-	return s, nil
+	return errors.Join(err, <-dirErr)
 }
 
 // dirSync is syncDir; a test replaces it to make it fail.
@@ -116,8 +152,7 @@ var dirSync = syncDir
 
 // writeHeader writes a fresh header at the start of f and fsyncs it.
 func writeHeader(f *os.File, base uint64, created int64) error {
-	hdr := appendSegmentHeader(make([]byte, 0, segmentHeaderSize), segmentHeader{Base: base, Created: created})
-	if _, err := f.WriteAt(hdr, 0); err != nil {
+	if _, err := f.WriteAt(segmentHeaderBytes(base, created), 0); err != nil {
 		return fmt.Errorf("write segment header: %w", err)
 	}
 	if err := f.Sync(); err != nil {

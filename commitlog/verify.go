@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -55,6 +56,9 @@ func Verify(dir string) (Report, error) {
 	}
 	for _, p := range orphans {
 		rep.Notes = append(rep.Notes, p+": index file with no segment (Open deletes it)")
+	}
+	if spare := filepath.Join(dir, spareName); fileExists(spare) {
+		rep.Notes = append(rep.Notes, spare+": a segment file prepared for the next roll, not part of the log (Open deletes it)")
 	}
 	if len(files) > 0 {
 		rep.Oldest, rep.Next = files[0].base, files[0].base
@@ -285,4 +289,9 @@ func writeRecord(w io.Writer, r Record, format DumpFormat) error {
 	}
 	_, err := fmt.Fprintf(w, "offset=%d time=%s size=%d payload=%s%s\n", r.Offset, ts.Format(time.RFC3339Nano), len(r.Payload), strconv.Quote(string(p)), more)
 	return err
+}
+
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
