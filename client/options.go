@@ -24,16 +24,17 @@ type Options struct {
 	// (each new publish, cache, event or queue stream) instead of Token,
 	// for tokens that expire. A broker that verifies tokens resets the
 	// streams a token opened when it expires (errors.Is(err,
-	// ErrTokenExpired)). So the client rotates its publish and cache
-	// streams first: a quarter of the token's lifetime (iat to exp, at most
+	// ErrTokenExpired)). So the client rotates its publish, cache and
+	// request (Client.Request) streams first: a quarter of the token's lifetime (iat to exp, at most
 	// 30s) before the exp of a JWT, it calls TokenSource again, opens a new
 	// stream with the token and moves new requests to it, while the old
 	// stream finishes the requests in flight and is closed cleanly; no
 	// request fails because a token expired, and publish order holds. A
 	// token no fresher than the current one is asked for again halfway to
 	// exp; opaque tokens and tokens without exp are not rotated.
-	// Subscriptions and queue consumers are not rotated: when the broker
-	// resets them, subscriptions resume (by offset on durable streams, at
+	// Subscriptions, queue consumers and services (Serve) are not
+	// rotated: when the broker resets them, services serve again,
+	// subscriptions resume (by offset on durable streams, at
 	// latest on in-memory ones) and Consume rejoins, on a new stream with a
 	// fresh token (docs/security.md, token expiry). So a TokenSource that
 	// returns a token valid for a while (caching it, and fetching a new

@@ -12,7 +12,7 @@ import (
 
 // Token rotation. A broker that verifies tokens resets every stream a token
 // authenticated when the token expires, failing the requests in flight on
-// it. So a publish or cache stream opened with a token from
+// it. So a publish, cache or requester stream opened with a token from
 // Options.TokenSource is moved to a fresh token before its token's exp:
 //
 //   - when the stream authenticates, the token's iat and exp claims are
@@ -41,7 +41,7 @@ import (
 // the broker resets it at expiry, and the lane reconnects then, as without
 // rotation.
 //
-// Subscriptions and queue consumers are not rotated (docs/security.md
+// Subscriptions, queue consumers and services are not rotated (docs/security.md
 // says what they see at expiry): their streams carry what the broker
 // pushes, which cannot move to a new stream without gaps or duplicates in
 // general.

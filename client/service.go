@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -42,8 +43,15 @@ type reqConn struct {
 	// q coalesces the request frames of concurrent callers into shared
 	// stream writes (and packets); its flusher ends with done.
 	q    *writeQueue
-	done chan struct{} // closed when the stream failed
-	mu   sync.Mutex
+	done chan struct{} // closed when the stream failed or ended
+	// Token rotation (rotate.go): life is the validity of the stream's
+	// token; a rotation opens a new stream and retires this one, which
+	// takes no request from then on (set under q.mu) and ends once the
+	// broker has answered those it carries.
+	life     tokenLife
+	rot      rotation
+	retiring atomic.Bool
+	mu       sync.Mutex
 	// wait holds the requests in flight; nil once the stream failed.
 	wait map[uint64]chan reqAnswer
 	err  error
@@ -65,28 +73,23 @@ func (c *Client) Request(ctx context.Context, namespace, service string, payload
 	if f := c.ServerFlags(); f != 0 && f&wire.CapRequest == 0 {
 		return nil, fmt.Errorf("felix: broker does not offer request/reply: %w", ErrUnsupported)
 	}
-	rc, err := c.reqConn(ctx)
-	if err != nil {
-		return nil, err
-	}
 	m := &wire.Request{TenantID: c.opts.TenantID, Namespace: namespace, Service: service, Payload: payload}
 	if d, ok := ctx.Deadline(); ok {
 		m.TimeoutMs = wire.U64(uint64(max(time.Until(d).Milliseconds(), 1)))
 	}
-	ch := make(chan reqAnswer, 1)
 	c.rq.mu.Lock()
 	c.rq.next++
 	m.RequestID = c.rq.next
 	c.rq.mu.Unlock()
-	rc.mu.Lock()
-	if rc.wait == nil {
-		err := rc.err
-		rc.mu.Unlock()
+	frame, err := wire.AppendMessageFrame(nil, m)
+	if err == nil {
+		err = c.checkFrame(frame)
+	}
+	if err != nil {
 		return nil, err
 	}
-	rc.wait[m.RequestID] = ch
-	alone := len(rc.wait) == 1
-	rc.mu.Unlock()
+	ch := make(chan reqAnswer, 1)
+	var rc *reqConn
 	forget := func() {
 		rc.mu.Lock()
 		if rc.wait != nil {
@@ -94,15 +97,27 @@ func (c *Client) Request(ctx context.Context, namespace, service string, payload
 		}
 		rc.mu.Unlock()
 	}
-	frame, err := wire.AppendMessageFrame(nil, m)
-	if err == nil {
-		err = c.checkFrame(frame)
-	}
-	if err == nil {
+	for {
+		if rc, err = c.reqConn(ctx); err != nil {
+			return nil, err
+		}
+		rc.mu.Lock()
+		if rc.wait == nil {
+			err := rc.err
+			rc.mu.Unlock()
+			return nil, err
+		}
+		rc.wait[m.RequestID] = ch
+		alone := len(rc.wait) == 1
+		rc.mu.Unlock()
 		err = rc.write(ctx, frame, alone)
-	}
-	if err != nil {
+		if err == nil {
+			break
+		}
 		forget()
+		if errors.Is(err, errRetired) {
+			continue // a token rotation replaced the stream: take the new one
+		}
 		if err == ctx.Err() { // its deadline passed while it waited for room
 			err = requestCtxErr(err)
 		}
@@ -167,7 +182,7 @@ func (c *Client) reqConn(ctx context.Context) (*reqConn, error) {
 	defer c.rq.mu.Unlock()
 	if rc := c.rq.cur; rc != nil {
 		rc.mu.Lock()
-		ok := rc.wait != nil
+		ok := rc.wait != nil && !rc.retiring.Load()
 		rc.mu.Unlock()
 		if ok {
 			return rc, nil
@@ -175,8 +190,27 @@ func (c *Client) reqConn(ctx context.Context) (*reqConn, error) {
 	}
 	bctx, cancel := c.bind(ctx, true)
 	defer cancel()
+	rc, err := c.openReqConn(bctx, "")
+	if err != nil {
+		return nil, err
+	}
+	c.useReqConn(rc)
+	return rc, nil
+}
+
+// useReqConn makes rc the client's requester stream and schedules its
+// rotation; c.rq.mu is held.
+func (c *Client) useReqConn(rc *reqConn) {
+	c.rq.cur = rc
+	d, ok := sessionRotateDelay(time.Now(), rc.life)
+	rc.rot.schedule(c, d, ok, func() { c.rotateRequests(rc) })
+}
+
+// openReqConn opens a requester stream authenticated with token (empty:
+// c.token's) and starts its reader and writer.
+func (c *Client) openReqConn(ctx context.Context, token string) (*reqConn, error) {
 	slot := c.cacheSlots[c.nextCache.Add(1)%uint64(len(c.cacheSlots))]
-	as, err := c.openAuthedStream(bctx, slot, "request", "")
+	as, err := c.openAuthedStream(ctx, slot, "request", token)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +219,7 @@ func (c *Client) reqConn(ctx context.Context) (*reqConn, error) {
 		as.str.CancelWrite(streamCodeCancel)
 		return nil, fmt.Errorf("felix: broker does not offer request/reply: %w", ErrUnsupported)
 	}
-	rc := &reqConn{str: as.str, wait: map[uint64]chan reqAnswer{}, done: make(chan struct{})}
+	rc := &reqConn{str: as.str, wait: map[uint64]chan reqAnswer{}, done: make(chan struct{}), life: as.life}
 	rc.q = newWriteQueue(as.str, rc.done, c.ctx.Done())
 	flush := func() {
 		rc.q.run(func(err error) {
@@ -200,8 +234,77 @@ func (c *Client) reqConn(ctx context.Context) (*reqConn, error) {
 		as.str.CancelWrite(streamCodeCancel)
 		return nil, ErrClosed
 	}
-	c.rq.cur = rc
 	return rc, nil
+}
+
+// errRetired: the requester stream was replaced by a token rotation
+// before the request was queued on it; the request goes to the new one.
+var errRetired = errors.New("request stream retired")
+
+// rotateRequests moves requests from old to a stream authenticated with a
+// fresh token before old's token expires (rotate.go): new requests go to
+// the new stream at once; old finishes its send side and ends once the
+// broker has answered every request on it.
+func (c *Client) rotateRequests(old *reqConn) {
+	ctx, cancel := c.rotateCtx()
+	defer cancel()
+	live := func() bool { return c.rq.cur == old && old.alive() }
+	err := func() error {
+		// Requests go on meanwhile (on old): the token source and the
+		// new stream's handshake are waited for without c.rq.mu.
+		c.rq.mu.Lock()
+		ok := live()
+		c.rq.mu.Unlock()
+		if !ok {
+			return nil
+		}
+		token, err := c.freshToken(ctx, old.life.exp)
+		if err != nil {
+			return err
+		}
+		rc, err := c.openReqConn(ctx, token)
+		if err != nil {
+			return err
+		}
+		c.rq.mu.Lock()
+		defer c.rq.mu.Unlock()
+		if !live() { // old failed meanwhile: the next Request opens one
+			rc.fail(ErrClosed)
+			rc.str.CancelRead(streamCodeCancel)
+			rc.str.CancelWrite(streamCodeCancel)
+			return nil
+		}
+		c.useReqConn(rc)
+		old.q.mu.Lock()
+		old.retiring.Store(true)
+		old.q.mu.Unlock()
+		return nil
+	}()
+	if err != nil {
+		c.logRotation("request", old.life.exp, err)
+		old.rot.retry(c, old.life.exp, func() { c.rotateRequests(old) })
+		return
+	}
+	if !old.retiring.Load() {
+		return // old is no longer the client's stream
+	}
+	c.logRotation("request", old.life.exp, nil)
+	old.rot.stop()
+	if err := endStream(ctx, old.q, old.alive, old.str.Close, old.done); err != nil && old.alive() {
+		old.fail(retireErr("request", err))
+		old.str.CancelRead(streamCodeCancel)
+		old.str.CancelWrite(streamCodeCancel)
+	}
+}
+
+// alive reports whether the stream has neither failed nor ended.
+func (rc *reqConn) alive() bool {
+	select {
+	case <-rc.done:
+		return false
+	default:
+		return true
+	}
 }
 
 // read hands replies to their requests until the stream ends.
@@ -260,6 +363,9 @@ func (rc *reqConn) write(ctx context.Context, frame []byte, alone bool) error {
 		err = rc.err
 		rc.mu.Unlock()
 	}
+	if err == nil && rc.retiring.Load() {
+		err = errRetired
+	}
 	if err != nil {
 		return err
 	}
@@ -281,6 +387,7 @@ func (rc *reqConn) fail(err error) {
 	rc.wait, rc.err = nil, err
 	close(rc.done)
 	rc.mu.Unlock()
+	rc.rot.stop()
 	for _, ch := range wait {
 		ch <- reqAnswer{err: err}
 	}

@@ -254,3 +254,55 @@ func TestServeAnswerTooLarge(t *testing.T) {
 		t.Fatalf("after it: %q %v (service err %v)", got, err, s.Err())
 	}
 }
+
+// A requester whose tokens come from a TokenSource moves its request
+// stream to a fresh token before the old one expires, as publish and
+// cache streams do: requests made all along, across two expiries, never
+// fail, and the stream was replaced.
+func TestRequestStreamRotatesBeforeExpiry(t *testing.T) {
+	b, issue := startServiceTokenBroker(t)
+	ctx := testCtx(t)
+	resp := dial(t, b, Options{TenantID: "a", TokenSource: func(context.Context) (string, error) { return issue(time.Minute), nil }})
+	if _, err := resp.Serve(ctx, "ns", "echo", echoHandler); err != nil {
+		t.Fatal(err)
+	}
+	// exp has whole seconds: 2s tokens live 1-2s, and rotate a quarter
+	// of their life (0.5s) before it ends.
+	req := dial(t, b, Options{TenantID: "a", TokenSource: func(context.Context) (string, error) { return issue(2 * time.Second), nil }})
+	var mu sync.Mutex
+	streams := map[*reqConn]bool{}
+	stop := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-ctx.Done():
+					t.Error("no two rotations in time")
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+				p := fmt.Sprint(w, "-", i)
+				got, err := req.Request(ctx, "ns", "echo", []byte(p))
+				if err != nil || string(got) != p {
+					t.Errorf("request %s: %q %v", p, got, err)
+					once.Do(func() { close(stop) })
+					return
+				}
+				req.rq.mu.Lock()
+				cur := req.rq.cur
+				req.rq.mu.Unlock()
+				mu.Lock()
+				streams[cur] = true
+				if len(streams) >= 3 { // two rotations: past the first token's expiry
+					once.Do(func() { close(stop) })
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}
