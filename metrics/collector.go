@@ -82,6 +82,8 @@ var serviceMetrics = []metric[service.Stats]{
 		func(s *service.Stats) float64 { return u(s.Timeouts) }),
 	counter("felix_service_responder_gone_total", "Requests in flight to a responder that went away.", nil,
 		func(s *service.Stats) float64 { return u(s.ResponderGone) }),
+	counter("felix_service_abandoned_total", "Requests whose requester went away before their result.", nil,
+		func(s *service.Stats) float64 { return u(s.Abandoned) }),
 	counter("felix_service_late_replies_dropped_total", "Answers that came after their request timed out or its requester went away, dropped.", nil,
 		func(s *service.Stats) float64 { return u(s.LateReplies) }),
 	counter("felix_service_unknown_replies_dropped_total", "Answers to ids not in flight at that responder, dropped.", nil,

@@ -129,6 +129,7 @@ type ServiceView struct {
 	Timeouts        uint64  `json:"timeouts"`
 	NoResponders    uint64  `json:"no_responders"` // refused: nobody serving with room
 	ResponderGone   uint64  `json:"responder_gone"`
+	Abandoned       uint64  `json:"abandoned"` // the requester went away first
 	RequestRate     float64 `json:"request_rate"`
 }
 
@@ -265,7 +266,7 @@ func (s *Server) overview() Overview {
 			Tenant: sv.Tenant, Namespace: sv.Namespace, Service: sv.Service,
 			Responders: sv.Responders, InFlight: sv.InFlight, Requests: sv.Requests, Replies: sv.Replies,
 			ResponderErrors: sv.ResponderErrors, Timeouts: sv.Timeouts, NoResponders: sv.NoResponders,
-			ResponderGone: sv.ResponderGone, RequestRate: rs.requests[sv.Key],
+			ResponderGone: sv.ResponderGone, Abandoned: sv.Abandoned, RequestRate: rs.requests[sv.Key],
 		})
 	}
 	o.Streams = capRows(o.Streams, &o.Truncated)

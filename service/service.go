@@ -35,7 +35,12 @@
 //     for its counters, and at most Options.MaxIdleServices of those,
 //     the least recently used dropped first. So the registry holds at
 //     most one entry per responder's service plus that bound, whatever
-//     names requesters make up.
+//     names requesters make up. Every request sent to a responder ends
+//     in exactly one of Replies, ResponderErrors, Timeouts, ResponderGone
+//     and Abandoned (its requester went away first), so Requests is their
+//     sum plus the requests still awaiting a result. (InFlight counts the
+//     places responders hold, which timed-out and abandoned requests keep
+//     until answered: it can be above that remainder.)
 //   - Time. Deadlines use Options.Now. Timeouts happen when the owner
 //     calls Expire (RunTimers does, at each deadline; tests call it with a
 //     fake time). No goroutine per request.
@@ -141,6 +146,7 @@ type Stats struct {
 	Limited         uint64 // refused: the requester's MaxPending
 	Timeouts        uint64
 	ResponderGone   uint64
+	Abandoned       uint64 // their requester went away first: no result sent
 	LateReplies     uint64 // answers after the timeout or requester: dropped
 	UnknownReplies  uint64 // answers to ids not in flight at that responder: dropped
 	Responders      int    // gauge: serving now
@@ -155,6 +161,7 @@ type Counts struct {
 	NoResponders    uint64 // refused: nobody serving with room
 	Timeouts        uint64
 	ResponderGone   uint64
+	Abandoned       uint64 // their requester went away first
 }
 
 // Info is one service at one moment.
@@ -519,6 +526,8 @@ func (q *Requester) Close() {
 	q.pending = 0
 	for c := range q.calls {
 		r.settle(c)
+		r.stats.Abandoned++
+		c.to.g.counts.Abandoned++
 	}
 }
 

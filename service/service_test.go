@@ -289,8 +289,12 @@ func TestRequesterLimitAndClose(t *testing.T) {
 	if _, ok := r.NextDeadline(); ok {
 		t.Fatal("closed requester's timers left")
 	}
-	if st := r.Stats(); st.Limited != 2 || st.LateReplies != 1 {
+	// Abandoned: q2's request 9, q's 2 and 3 (1 was answered).
+	if st := r.Stats(); st.Limited != 2 || st.LateReplies != 1 || st.Abandoned != 3 {
 		t.Fatalf("stats %+v", st)
+	}
+	if sv := r.Services(); len(sv) != 1 || sv[0].Abandoned != 3 || sv[0].Requests != 4 || sv[0].Replies != 1 {
+		t.Fatalf("services %+v", sv)
 	}
 }
 

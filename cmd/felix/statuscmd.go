@@ -227,11 +227,11 @@ func printOverview(w io.Writer, ov *metrics.Overview, withRates bool) error {
 	if err != nil {
 		return err
 	}
-	return section("services", len(ov.Services), "SERVICE\tRESPONDERS\tIN FLIGHT\tREQUESTS\tREQUESTS/S\tREPLIES\tERRORS\tTIMEOUTS\tNO RESPONDERS\tGONE", func(i int) []string {
+	return section("services", len(ov.Services), "SERVICE\tRESPONDERS\tIN FLIGHT\tREQUESTS\tREQUESTS/S\tREPLIES\tERRORS\tTIMEOUTS\tNO RESPONDERS\tGONE\tABANDONED", func(i int) []string {
 		s := ov.Services[i]
 		return []string{name(s.Tenant, s.Namespace, s.Service), fmt.Sprint(s.Responders), fmt.Sprint(s.InFlight), fmt.Sprint(s.Requests),
 			rate(s.RequestRate), fmt.Sprint(s.Replies), fmt.Sprint(s.ResponderErrors), fmt.Sprint(s.Timeouts), fmt.Sprint(s.NoResponders),
-			fmt.Sprint(s.ResponderGone)}
+			fmt.Sprint(s.ResponderGone), fmt.Sprint(s.Abandoned)}
 	})
 }
 

@@ -150,11 +150,11 @@ func TestStatusShowsServices(t *testing.T) {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
 	wantLines(t, out,
-		regexp.MustCompile(`(?m)^services \(2\)\nSERVICE\s+RESPONDERS\s+IN FLIGHT\s+REQUESTS\s+REQUESTS/S\s+REPLIES\s+ERRORS\s+TIMEOUTS\s+NO RESPONDERS\s+GONE$`),
+		regexp.MustCompile(`(?m)^services \(2\)\nSERVICE\s+RESPONDERS\s+IN FLIGHT\s+REQUESTS\s+REQUESTS/S\s+REPLIES\s+ERRORS\s+TIMEOUTS\s+NO RESPONDERS\s+GONE\s+ABANDONED$`),
 		// 1 responder, 0 in flight, 3 requests, no rate (one read), 3 replies, no failures
-		regexp.MustCompile(`(?m)^default/default/echo\s+1\s+0\s+3\s+-\s+3\s+0\s+0\s+0\s+0$`),
+		regexp.MustCompile(`(?m)^default/default/echo\s+1\s+0\s+3\s+-\s+3\s+0\s+0\s+0\s+0\s+0$`),
 		// nobody serving: 1 request refused
-		regexp.MustCompile(`(?m)^default/default/nobody\s+0\s+0\s+0\s+-\s+0\s+0\s+0\s+1\s+0$`),
+		regexp.MustCompile(`(?m)^default/default/nobody\s+0\s+0\s+0\s+-\s+0\s+0\s+0\s+1\s+0\s+0$`),
 	)
 
 	ov := statusJSON(t, maddr)

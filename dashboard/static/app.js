@@ -106,6 +106,7 @@ const tables = {
       col("timeouts", (r) => r.timeouts, fmtInt, (r) => r.timeouts > 0),
       col("no-responders", (r) => r.no_responders, fmtInt, (r) => r.no_responders > 0),
       col("responder-gone", (r) => r.responder_gone, fmtInt, (r) => r.responder_gone > 0),
+      col("abandoned", (r) => r.abandoned, fmtInt),
     ],
   },
 };
