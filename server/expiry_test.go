@@ -23,10 +23,7 @@ func TestExpiredTokenEndsItsStreams(t *testing.T) {
 	// The token must outlast the set-up below (a few round trips); a try
 	// whose set-up it did not outlast is tried again with a longer one.
 	testbroker.Retry(t, expiryFirstLifetime, expiryTries, func(a *testbroker.Attempt) {
-		sg, _ := auth.GenerateKey()
-		v := &auth.Verifier{Keys: sg.KeySet(), Leeway: -1}
-		tb := testbroker.Start(a, testbroker.WithStreams("a/ns/s"),
-			testbroker.WithServerOptions(server.Options{Auth: server.TokenAuth{Verifier: v}}))
+		tb, sg := startTokenBroker(a, auth.Verifier{Leeway: -1}, server.Options{}, testbroker.WithStreams("a/ns/s"))
 		perms := []string{"stream.*:stream:a/ns/s"}
 		long := issue(a, sg, auth.Claims{Tenant: "a", Subject: "long", Perms: perms, ExpiresAt: time.Now().Add(time.Hour)})
 		c := dialRaw(a, tb)

@@ -11,8 +11,7 @@ import (
 // answered as any bad token, "auth failed", and counted as an auth
 // failure; a long token under the bound still authenticates.
 func TestOversizedTokenAuthFails(t *testing.T) {
-	sg, _ := auth.GenerateKey()
-	tb := tokenBroker(t, sg)
+	tb, sg := tokenBroker(t)
 	c := dialRaw(t, tb)
 	perms := []string{"stream.publish:stream:a/ns/s"}
 	long := issue(t, sg, auth.Claims{Tenant: "a", Subject: strings.Repeat("x", auth.DefaultMaxTokenBytes/2), Perms: perms})

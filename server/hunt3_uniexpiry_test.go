@@ -25,11 +25,9 @@ import (
 // in one write and so buffered by the broker with it, is read after the
 // expiry.
 func TestUniStreamServesNoFrameAfterExpiry(t *testing.T) {
-	sg, _ := auth.GenerateKey()
 	now := time.Now()
-	v := &auth.Verifier{Keys: sg.KeySet(), Leeway: -1, Now: func() time.Time { return time.Now().Add(-time.Hour) }}
-	tb := testbroker.Start(t, testbroker.WithStreams("a/default/demo"),
-		testbroker.WithServerOptions(server.Options{Auth: server.TokenAuth{Verifier: v}}))
+	v := auth.Verifier{Leeway: -1, Now: func() time.Time { return time.Now().Add(-time.Hour) }}
+	tb, sg := startTokenBroker(t, v, server.Options{}, testbroker.WithStreams("a/default/demo"))
 	tok := issue(t, sg, auth.Claims{Tenant: "a", Subject: "late", Perms: []string{"stream.publish:stream:a/default/demo"},
 		IssuedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-30 * time.Minute)})
 

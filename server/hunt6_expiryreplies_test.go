@@ -24,16 +24,12 @@ import (
 // a/ns/<name> and returns it with its signer.
 func expiryBroker(t testing.TB, names ...string) (*testbroker.Broker, *auth.Signer) {
 	t.Helper()
-	sg, _ := auth.GenerateKey()
-	v := &auth.Verifier{Keys: sg.KeySet(), Leeway: -1}
 	keys := make([]string, len(names))
 	for i, n := range names {
 		keys[i] = "a/ns/" + n
 	}
-	tb := testbroker.Start(t,
-		testbroker.WithDurableStreams(t.TempDir(), commitlog.Options{Sync: commitlog.SyncNever}, keys...),
-		testbroker.WithServerOptions(server.Options{Auth: server.TokenAuth{Verifier: v}}))
-	return tb, sg
+	return startTokenBroker(t, auth.Verifier{Leeway: -1}, server.Options{},
+		testbroker.WithDurableStreams(t.TempDir(), commitlog.Options{Sync: commitlog.SyncNever}, keys...))
 }
 
 // shortToken issues a token for tenant a, allowed to publish to

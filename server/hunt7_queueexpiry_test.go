@@ -109,12 +109,9 @@ func consumeRaw(t testing.TB, c *rawConn, tok, consumer string, done func(delive
 // recorded (its records are delivered again to the next consumer), as
 // docs/security.md says. Two rounds, to catch the race at the expiry.
 func TestHunt7QueueConsumerExpiryAcks(t *testing.T) {
-	sg, _ := auth.GenerateKey()
-	v := &auth.Verifier{Keys: sg.KeySet(), Leeway: -1}
-	tb := testbroker.Start(t,
-		testbroker.WithDurableStreams(t.TempDir(), commitlog.Options{Sync: commitlog.SyncNever}, "a/ns/jobs"),
-		testbroker.WithServerOptions(server.Options{Auth: server.TokenAuth{Verifier: v},
-			Queues: server.QueueOptions{TickInterval: 10 * time.Millisecond}}))
+	tb, sg := startTokenBroker(t, auth.Verifier{Leeway: -1},
+		server.Options{Queues: server.QueueOptions{TickInterval: 10 * time.Millisecond}},
+		testbroker.WithDurableStreams(t.TempDir(), commitlog.Options{Sync: commitlog.SyncNever}, "a/ns/jobs"))
 	st, err := tb.Broker.Stream("a", "ns", "jobs")
 	if err != nil {
 		t.Fatal(err)

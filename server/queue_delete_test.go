@@ -109,8 +109,7 @@ func TestQueueDeleteEndsConsumersAndForgetsState(t *testing.T) {
 
 // Deleting a group needs stream.manage: consuming from it is not enough.
 func TestQueueDeleteNeedsManage(t *testing.T) {
-	sg, _ := auth.GenerateKey()
-	tb := tokenBroker(t, sg)
+	tb, sg := tokenBroker(t)
 	c := dialRaw(t, tb)
 	consumer := issue(t, sg, auth.Claims{Tenant: "b", Subject: "worker", Perms: []string{"queue.consume:stream:b/ns/q"}})
 	manager := issue(t, sg, auth.Claims{Tenant: "b", Subject: "ops", Perms: []string{"stream.manage:stream:b/ns/q"}})

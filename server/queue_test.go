@@ -62,8 +62,7 @@ func TestQueueUnrequestedAckGetsNoError(t *testing.T) {
 // joined is not_found (and still not created), and an existing group's
 // counters come back.
 func TestQueueStatsNeedsPermission(t *testing.T) {
-	sg, _ := auth.GenerateKey()
-	tb := tokenBroker(t, sg)
+	tb, sg := tokenBroker(t)
 	c := dialRaw(t, tb)
 	nobody := issue(t, sg, auth.Claims{Tenant: "b", Subject: "nobody", Perms: []string{"cache.read:cache:b/ns/c"}})
 	consumer := issue(t, sg, auth.Claims{Tenant: "b", Subject: "worker", Perms: []string{"queue.consume:stream:b/ns/q"}})

@@ -8,33 +8,9 @@ import (
 
 	"github.com/felixmq/felix/auth"
 	"github.com/felixmq/felix/cache"
-	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/internal/testbroker"
-	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/wire"
 )
-
-// tokenBroker runs a broker that requires Felix tokens signed by sg, with
-// the same streams, durable streams (for queues) and caches in tenants a
-// and b.
-func tokenBroker(t *testing.T, sg *auth.Signer) *testbroker.Broker {
-	t.Helper()
-	v := &auth.Verifier{Keys: sg.KeySet()}
-	return testbroker.Start(t,
-		testbroker.WithStreams("a/ns/s", "b/ns/s"),
-		testbroker.WithDurableStreams(t.TempDir(), commitlog.Options{}, "a/ns/q", "b/ns/q"),
-		testbroker.WithCaches(cache.Config{}, "a/ns/c", "b/ns/c"),
-		testbroker.WithServerOptions(server.Options{Auth: server.TokenAuth{Verifier: v}}))
-}
-
-func issue(t testing.TB, sg *auth.Signer, c auth.Claims) string {
-	t.Helper()
-	tok, err := sg.Issue(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
 
 const allCaps = wire.KnownFlags | wire.ExtensionCaps
 
@@ -135,9 +111,8 @@ func nothingReached(t *testing.T, tb *testbroker.Broker, subsAllowed bool) {
 // another tenant are refused with "auth failed" before any operation, on
 // every operation type; nothing reaches the broker.
 func TestTokenFailuresRefuseEveryOperation(t *testing.T) {
-	sg, _ := auth.GenerateKey()
+	tb, sg := tokenBroker(t)
 	other, _ := auth.GenerateKey()
-	tb := tokenBroker(t, sg)
 	c := dialRaw(t, tb)
 	full := []string{"tenant.manage:tenant:b"}
 	bad := map[string]string{
@@ -197,8 +172,7 @@ func pubUni(t *testing.T, c *rawConn, tenant, tok string) {
 // and the stream ends; acked binary gets a "tenant mismatch" ack; unacked
 // binary resets the stream.
 func TestCrossTenantEveryOperationEveryPath(t *testing.T) {
-	sg, _ := auth.GenerateKey()
-	tb := tokenBroker(t, sg)
+	tb, sg := tokenBroker(t)
 	c := dialRaw(t, tb)
 	tokA := issue(t, sg, auth.Claims{Tenant: "a", Subject: "alice", Perms: []string{"tenant.manage:tenant:a"}})
 	for _, o := range ops() {
@@ -239,8 +213,7 @@ func TestCrossTenantEveryOperationEveryPath(t *testing.T) {
 // the answer to a denied operation is "forbidden", the same on JSON and
 // binary (see TestForbiddenSameOnJSONAndBinary for the per-path rules).
 func TestTokenPermissionsPerOperation(t *testing.T) {
-	sg, _ := auth.GenerateKey()
-	tb := tokenBroker(t, sg)
+	tb, sg := tokenBroker(t)
 	c := dialRaw(t, tb)
 	// Reader: subscribe and read the cache, nothing else.
 	reader := issue(t, sg, auth.Claims{Tenant: "b", Subject: "reader", Perms: []string{
