@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +39,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock gives the time for uptime and rates. Default time.Now.
 	Clock func() time.Time
+	// TLS, when set, serves everything over HTTPS with it (felix serve
+	// --metrics-tls: the broker's certificate). Default nil: plain HTTP.
+	TLS *tls.Config
 }
 
 func (o Options) withDefaults() Options {
@@ -178,6 +182,10 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("metrics: listen %s: %w", s.opts.Addr, err)
 	}
+	scheme := "http"
+	if s.opts.TLS != nil {
+		ln, scheme = tls.NewListener(ln, s.opts.TLS), "https"
+	}
 	s.ln = ln
 	s.http = &http.Server{
 		Handler:           s.handler,
@@ -191,7 +199,7 @@ func (s *Server) Start() error {
 			s.opts.Logger.Error("metrics server stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
-	s.opts.Logger.Info("metrics listening", "addr", ln.Addr().String(),
+	s.opts.Logger.Info("metrics listening", "addr", ln.Addr().String(), "scheme", scheme,
 		"endpoints", "/metrics /live /ready /api/overview /")
 	return nil
 }

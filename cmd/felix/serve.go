@@ -61,6 +61,7 @@ type serveFlags struct {
 	authTimeout                      time.Duration
 	logFormat, logLevel              string
 	configFile, metricsAddr          string
+	metricsTLS                       bool
 	printConfig                      bool
 	tlsClientCA                      string
 	tlsRequireClientCert             bool
@@ -173,6 +174,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	addSecurityFlags(fl, &f.sec)
 	addControlPlaneFlags(fl, &f.cp)
 	fl.StringVar(&f.metricsAddr, "metrics-addr", metrics.DefaultAddr, "HTTP address of /metrics, /live, /ready and the dashboard; \"off\" disables it")
+	fl.BoolVar(&f.metricsTLS, "metrics-tls", false, "serve --metrics-addr over HTTPS with the broker's certificate (--tls-cert/--tls-key, reloaded on change, or the development certificate)")
 	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration as YAML (with where each value came from) and exit")
 	annotateEnv(fl)
 	return cmd
@@ -292,6 +294,9 @@ func (f serveFlags) validate() error {
 	f.validateAddrs(bad)
 	f.sec.validate(bad)
 	f.cp.validate(bad)
+	if f.metricsTLS && f.metricsAddr == "off" {
+		bad("metrics-tls", "serves --metrics-addr over HTTPS, which is off")
+	}
 	if _, err := newLogger(io.Discard, "text", f.logLevel); err != nil {
 		bad("log-level", "unknown level %q (want debug, info, warn or error)", f.logLevel)
 	}
@@ -366,7 +371,11 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	syncHist := metrics.NewSyncHistogram()
 	var follower atomic.Pointer[controlplane.Follower] // set once the control plane runs
 	if f.metricsAddr != "off" {
-		ms = metrics.New(metrics.Options{Addr: f.metricsAddr, Logger: log, Sources: metrics.Sources{
+		var mtls *tls.Config
+		if f.metricsTLS {
+			mtls = transport.HTTPSConfig(tlsConf)
+		}
+		ms = metrics.New(metrics.Options{Addr: f.metricsAddr, Logger: log, TLS: mtls, Sources: metrics.Sources{
 			Broker: b, Server: srv, Caches: store, Sync: syncHist,
 			Denials: srv, Follower: follower.Load, HandshakeFailures: handshakeFailures, Disk: guard,
 		}})

@@ -30,6 +30,8 @@ const maxOverviewBytes = 64 << 20
 func newStatusCmd() *cobra.Command {
 	var (
 		addr     string
+		caFile   string
+		useTLS   bool
 		asJSON   bool
 		watch    bool
 		count    int
@@ -66,8 +68,16 @@ asked again.`,
 			if watch && interval <= 0 {
 				return errors.New("--watch needs an --interval above 0")
 			}
-			url := "http://" + addr + "/api/overview"
-			ov, err := fetchOverview(ctx, url, timeout)
+			scheme, ca := "http", ""
+			if useTLS {
+				scheme, ca = "https", caFor(caFile, addr, false)
+			}
+			hc, err := httpClientWithCA(ca)
+			if err != nil {
+				return fmt.Errorf("--ca-file: %w", err)
+			}
+			url := scheme + "://" + addr + "/api/overview"
+			ov, err := fetchOverview(ctx, hc, url, timeout)
 			if err == nil && interval > 0 {
 				// The first read starts the broker's rate measurement
 				// (unless the dashboard is open); the second reads rates.
@@ -76,9 +86,12 @@ asked again.`,
 					return ctx.Err()
 				case <-time.After(interval):
 				}
-				ov, err = fetchOverview(ctx, url, timeout)
+				ov, err = fetchOverview(ctx, hc, url, timeout)
 			}
 			if err != nil {
+				if !useTLS && strings.Contains(err.Error(), "HTTP request to an HTTPS server") {
+					return fmt.Errorf("%w (the broker serves --metrics-addr %s over HTTPS: pass --metrics-tls)", err, addr)
+				}
 				return fmt.Errorf("%w (is the broker running with --metrics-addr %s?)", err, addr)
 			}
 			w := cmd.OutOrStdout()
@@ -100,7 +113,7 @@ asked again.`,
 					return nil // interrupted: a normal end
 				case <-time.After(interval):
 				}
-				ov, err := fetchOverview(ctx, url, timeout)
+				ov, err := fetchOverview(ctx, hc, url, timeout)
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -122,6 +135,8 @@ asked again.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&addr, "metrics-addr", metrics.DefaultAddr, "the broker's --metrics-addr")
+	fl.BoolVar(&useTLS, "metrics-tls", false, "read it over HTTPS (a broker with --metrics-tls)")
+	fl.StringVar(&caFile, "ca-file", "", "with --metrics-tls, PEM file of the CA to trust besides the system's (default: "+devCertPath+" when it exists and the broker is local)")
 	annotateEnv(fl)
 	fl.BoolVar(&asJSON, "json", false, "print the overview as JSON")
 	fl.DurationVar(&interval, "interval", time.Second, "measure rates over this long (0 = one read, no rates); with --watch, the time between reports")
@@ -133,14 +148,14 @@ asked again.`,
 
 // fetchOverview reads and decodes one overview, giving up after timeout.
 // An answer without a status is not an overview.
-func fetchOverview(ctx context.Context, url string, timeout time.Duration) (*metrics.Overview, error) {
+func fetchOverview(ctx context.Context, hc *http.Client, url string, timeout time.Duration) (*metrics.Overview, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("status: %w", err)
 	}

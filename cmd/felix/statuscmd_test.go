@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -166,5 +168,46 @@ func TestStatusShowsServices(t *testing.T) {
 	}
 	if n := ov.Services[1]; n.Service != "nobody" || n.Responders != 0 || n.Requests != 0 || n.NoResponders != 1 {
 		t.Errorf("nobody: %+v", n)
+	}
+}
+
+// --metrics-tls serves metrics, health, the overview and the dashboard
+// over HTTPS with the broker's certificate; felix status --metrics-tls
+// reads it with the CA given (plain HTTP gets a hint to use it), and a
+// client that does not trust the certificate gets nothing.
+func TestMetricsOverHTTPS(t *testing.T) {
+	logs := &syncbuf.Buffer{}
+	_, _, ca, stop := startServeLogs(t, t.TempDir(), logs, "--log-level", "info", "--metrics-tls")
+	defer stop()
+	maddr := metricsAddrIn(t, logs)
+	if !strings.Contains(logs.String(), "scheme=https") {
+		t.Fatalf("the metrics server does not say https:\n%s", logs.String())
+	}
+	out, err := runCLI(t, "status", "--metrics-addr", maddr, "--interval", "0", "--metrics-tls", "--ca-file", ca)
+	if err != nil || !strings.Contains(out, "broker ready") {
+		t.Fatalf("status over https: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, "status", "--metrics-addr", maddr, "--interval", "0"); err == nil || !strings.Contains(err.Error(), "pass --metrics-tls") {
+		t.Fatalf("status over plain http: %v\n%s", err, out)
+	}
+	hc, err := httpClientWithCA(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/live", "/ready", "/metrics", "/"} {
+		resp, err := hc.Get("https://" + maddr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.TLS == nil || resp.TLS.Version != tls.VersionTLS13 {
+			t.Fatalf("GET %s: %s, TLS %+v", path, resp.Status, resp.TLS)
+		}
+	}
+	if _, err := http.Get("https://" + maddr + "/live"); err == nil {
+		t.Fatal("a client without the CA read the metrics over https")
+	}
+	if _, err := runCLI(t, "serve", "--metrics-addr", "off", "--metrics-tls", "--data-dir", t.TempDir()); err == nil || !strings.Contains(err.Error(), "metrics-tls") {
+		t.Fatalf("--metrics-tls with --metrics-addr off: %v", err)
 	}
 }
