@@ -647,7 +647,7 @@ func (d *jsonDecoder) readBase64(id field) ([]byte, error) {
 		raw = d.tmp
 	}
 	// Go's decoder skips \r and \n; the reference rejects them.
-	if bytes.IndexAny(raw, "\r\n") >= 0 {
+	if bytes.IndexByte(raw, '\n') >= 0 || bytes.IndexByte(raw, '\r') >= 0 { // IndexByte is vectorized, IndexAny is not
 		return nil, jsonErr(int(d.dec.InputOffset()), fieldNames[id]+": invalid base64")
 	}
 	out := make([]byte, strictB64.DecodedLen(len(raw)))

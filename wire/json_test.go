@@ -29,6 +29,7 @@ func TestDecodeMessageRejects(t *testing.T) {
 		"bad base64":           `{"type":"publish","tenant_id":"t","namespace":"n","stream":"s","payload":"***"}`,
 		"unpadded base64":      `{"type":"publish","tenant_id":"t","namespace":"n","stream":"s","payload":"aGk"}`,
 		"base64 newline":       `{"type":"publish","tenant_id":"t","namespace":"n","stream":"s","payload":"aG\nk="}`,
+		"base64 return":        `{"type":"publish","tenant_id":"t","namespace":"n","stream":"s","payload":"aG\rk="}`,
 		"bad ack":              `{"type":"publish","tenant_id":"t","namespace":"n","stream":"s","payload":"","ack":"always"}`,
 		"bad start":            `{"type":"subscribe","tenant_id":"t","namespace":"n","stream":"s","start":"middle"}`,
 		"bad start object":     `{"type":"subscribe","tenant_id":"t","namespace":"n","stream":"s","start":{"offset":"1"}}`,
