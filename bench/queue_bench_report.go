@@ -30,7 +30,7 @@ func (t QueueTable) Format(results []QueueResult) string {
 	header = append(header, latencyHeader...)
 	rows := [][]string{append(header, "p50 vs "+base, "dups", "lost", "redelivered")}
 	var notes []string
-	described := map[string]bool{}
+	described := describedSystems{}
 	for i, r := range results {
 		c := r.Config
 		b := nearestMatch(i, len(results), func(j int) bool {
@@ -41,10 +41,7 @@ func (t QueueTable) Format(results []QueueResult) string {
 		row = append(row, latencyCells(r.Latency)...)
 		rows = append(rows, append(row, queueRatio(b, results, r, func(q QueueResult) float64 { return float64(q.Latency.P50) }),
 			strconv.FormatInt(r.Duplicates, 10), strconv.FormatInt(r.Lost, 10), strconv.FormatInt(r.Redelivered, 10)))
-		if !described[r.Target] && r.Describe != "" {
-			described[r.Target] = true
-			notes = append(notes, fmt.Sprintf("%s: %s", r.Target, r.Describe))
-		}
+		notes = described.note(notes, r.Target, r.Describe)
 		if r.AckErrors != 0 || r.Invalid != 0 {
 			notes = append(notes, fmt.Sprintf("note: %s: %d ack errors (first: %s), %d deliveries not from this run",
 				r.Target, r.AckErrors, cmp.Or(r.FirstAckError, "none"), r.Invalid))

@@ -281,12 +281,9 @@ func RequestRows(results []RequestResult) []Row {
 // failed requests and wrong replies.
 func RequestNotes(results []RequestResult) []string {
 	var notes []string
-	described := map[string]bool{}
+	described := describedSystems{}
 	for _, r := range results {
-		if !described[r.Target] && r.Describe != "" {
-			described[r.Target] = true
-			notes = append(notes, fmt.Sprintf("%s: %s", r.Target, r.Describe))
-		}
+		notes = described.note(notes, r.Target, r.Describe)
 		if r.Errors != 0 || r.BadReplies != 0 {
 			notes = append(notes, fmt.Sprintf("note: %s %s: %d failed requests (first: %s), %d wrong replies",
 				r.Target, RequestCase(r.Config), r.Errors, r.FirstError, r.BadReplies))

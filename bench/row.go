@@ -146,12 +146,9 @@ func QueueRows(results []QueueResult) []Row {
 // duplicates, redeliveries, ack errors and foreign records.
 func QueueNotes(results []QueueResult) []string {
 	var notes []string
-	described := map[string]bool{}
+	described := describedSystems{}
 	for _, r := range results {
-		if !described[r.Target] && r.Describe != "" {
-			described[r.Target] = true
-			notes = append(notes, fmt.Sprintf("%s: %s", r.Target, r.Describe))
-		}
+		notes = described.note(notes, r.Target, r.Describe)
 		if r.Duplicates != 0 || r.Redelivered != 0 || r.AckErrors != 0 || r.Invalid != 0 {
 			first := r.FirstAckError
 			if first == "" {
@@ -162,6 +159,20 @@ func QueueNotes(results []QueueResult) []string {
 		}
 	}
 	return notes
+}
+
+// describedSystems remembers which systems' notes told how they are
+// connected, so that each is told once.
+type describedSystems map[string]bool
+
+// note appends "system: describe" to notes the first time system comes
+// with a description.
+func (d describedSystems) note(notes []string, system, describe string) []string {
+	if d[system] || describe == "" {
+		return notes
+	}
+	d[system] = true
+	return append(notes, fmt.Sprintf("%s: %s", system, describe))
 }
 
 // numberRounds sets each row's Round: the n-th row of a (case, system)

@@ -19,6 +19,12 @@ const (
 	streamCodeCancel quic.StreamErrorCode      = 0
 )
 
+// abortStream cancels both directions of str (code streamCodeCancel).
+func abortStream(str *quic.Stream) {
+	str.CancelRead(streamCodeCancel)
+	str.CancelWrite(streamCodeCancel)
+}
+
 // connSlot is one pooled QUIC connection that is redialed on demand
 // (with backoff) after it is lost.
 type connSlot struct {

@@ -163,8 +163,7 @@ func (c *Client) openAuthedStreamOnce(ctx context.Context, slot *connSlot, op, t
 	r := wire.NewReader(bufio.NewReaderSize(str, streamReadBuffer), c.opts.MaxFrameBytes)
 	flags, err := c.authenticate(ctx, str, r, token)
 	if err != nil {
-		str.CancelRead(streamCodeCancel)
-		str.CancelWrite(streamCodeCancel)
+		abortStream(str)
 		return authedStream{}, sc, c.streamErr(ctx, op+" auth", err)
 	}
 	return authedStream{str: str, r: r, flags: flags, life: c.rotationLife(token)}, sc, nil

@@ -168,8 +168,7 @@ func (c *Client) consumer(ctx context.Context, namespace, stream, group string, 
 	}
 	str, r, flags := as.str, as.r, as.flags
 	if flags&wire.CapQueue == 0 {
-		str.CancelRead(streamCodeCancel)
-		str.CancelWrite(streamCodeCancel)
+		abortStream(str)
 		return nil, fmt.Errorf("felix: broker does not offer queues: %w", ErrUnsupported)
 	}
 	r.AllowFlags(wire.FlagQueueDelivery)
@@ -189,14 +188,12 @@ func (c *Client) consumer(ctx context.Context, namespace, stream, group string, 
 		reply, err = readMessage(ctx, str.SetReadDeadline, r)
 	}
 	if err != nil {
-		str.CancelRead(streamCodeCancel)
-		str.CancelWrite(streamCodeCancel)
+		abortStream(str)
 		return nil, c.streamErr(ctx, "queue join", err)
 	}
 	joined, ok := reply.(*wire.QueueJoined)
 	if !ok {
-		str.CancelRead(streamCodeCancel)
-		str.CancelWrite(streamCodeCancel)
+		abortStream(str)
 		if e, isErr := reply.(*wire.ErrorMessage); isErr {
 			return nil, &ServerError{Message: e.Message}
 		}
@@ -208,8 +205,7 @@ func (c *Client) consumer(ctx context.Context, namespace, stream, group string, 
 	co.ctx, co.cancel = context.WithCancel(c.ctx)
 	if !c.goTracked(func() { co.read(r) }) || !c.goTracked(co.pump) {
 		co.cancel()
-		str.CancelRead(streamCodeCancel)
-		str.CancelWrite(streamCodeCancel)
+		abortStream(str)
 		return nil, ErrClosed
 	}
 	return co, nil

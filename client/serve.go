@@ -152,8 +152,7 @@ func (s *Service) open(ctx context.Context) (*serveStream, error) {
 
 // abort cancels both directions of the stream.
 func (ss *serveStream) abort() {
-	ss.str.CancelRead(streamCodeCancel)
-	ss.str.CancelWrite(streamCodeCancel)
+	abortStream(ss.str)
 }
 
 // run serves on ss, and on a new stream each time one is lost, until the

@@ -35,7 +35,7 @@ func (e *ResponderError) Error() string { return "felix: responder error: " + e.
 type requests struct {
 	mu   sync.Mutex
 	cur  *reqConn
-	next uint64
+	next atomic.Uint64 // request ids
 }
 
 type reqConn struct {
@@ -77,10 +77,7 @@ func (c *Client) Request(ctx context.Context, namespace, service string, payload
 	if d, ok := ctx.Deadline(); ok {
 		m.TimeoutMs = wire.U64(uint64(max(time.Until(d).Milliseconds(), 1)))
 	}
-	c.rq.mu.Lock()
-	c.rq.next++
-	m.RequestID = c.rq.next
-	c.rq.mu.Unlock()
+	m.RequestID = c.rq.next.Add(1)
 	frame, err := wire.AppendMessageFrame(nil, m)
 	if err == nil {
 		err = c.checkFrame(frame)
@@ -215,8 +212,7 @@ func (c *Client) openReqConn(ctx context.Context, token string) (*reqConn, error
 		return nil, err
 	}
 	if as.flags&wire.CapRequest == 0 {
-		as.str.CancelRead(streamCodeCancel)
-		as.str.CancelWrite(streamCodeCancel)
+		abortStream(as.str)
 		return nil, fmt.Errorf("felix: broker does not offer request/reply: %w", ErrUnsupported)
 	}
 	rc := &reqConn{str: as.str, wait: map[uint64]chan reqAnswer{}, done: make(chan struct{}), life: as.life}
@@ -224,14 +220,12 @@ func (c *Client) openReqConn(ctx context.Context, token string) (*reqConn, error
 	flush := func() {
 		rc.q.run(func(err error) {
 			rc.fail(c.streamErr(context.Background(), "request", err))
-			rc.str.CancelRead(streamCodeCancel)
-			rc.str.CancelWrite(streamCodeCancel)
+			abortStream(rc.str)
 		})
 	}
 	if !c.goTracked(func() { rc.read(c, as.r) }) || !c.goTracked(flush) {
 		rc.fail(ErrClosed)
-		as.str.CancelRead(streamCodeCancel)
-		as.str.CancelWrite(streamCodeCancel)
+		abortStream(as.str)
 		return nil, ErrClosed
 	}
 	return rc, nil
@@ -270,8 +264,7 @@ func (c *Client) rotateRequests(old *reqConn) {
 		defer c.rq.mu.Unlock()
 		if !live() { // old failed meanwhile: the next Request opens one
 			rc.fail(ErrClosed)
-			rc.str.CancelRead(streamCodeCancel)
-			rc.str.CancelWrite(streamCodeCancel)
+			abortStream(rc.str)
 			return nil
 		}
 		c.useReqConn(rc)
@@ -292,8 +285,7 @@ func (c *Client) rotateRequests(old *reqConn) {
 	old.rot.stop()
 	if err := endStream(ctx, old.q, old.alive, old.str.Close, old.done); err != nil && old.alive() {
 		old.fail(retireErr("request", err))
-		old.str.CancelRead(streamCodeCancel)
-		old.str.CancelWrite(streamCodeCancel)
+		abortStream(old.str)
 	}
 }
 
@@ -310,8 +302,7 @@ func (rc *reqConn) alive() bool {
 // read hands replies to their requests until the stream ends.
 func (rc *reqConn) read(c *Client, r *wire.Reader) {
 	stop := context.AfterFunc(c.ctx, func() {
-		rc.str.CancelRead(streamCodeCancel)
-		rc.str.CancelWrite(streamCodeCancel)
+		abortStream(rc.str)
 	})
 	defer stop()
 	for {
@@ -328,8 +319,7 @@ func (rc *reqConn) read(c *Client, r *wire.Reader) {
 			id = m.RequestID
 		default:
 			rc.fail(&ProtocolError{Detail: fmt.Sprintf("unexpected %q on a request stream", m.Type())})
-			rc.str.CancelRead(streamCodeCancel)
-			rc.str.CancelWrite(streamCodeCancel)
+			abortStream(rc.str)
 			return
 		}
 		rc.mu.Lock()
