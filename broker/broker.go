@@ -229,6 +229,22 @@ func (b *Broker) Stream(tenant, ns, name string) (*Stream, error) {
 	return b.createStreamLocked(k, StreamOptions{})
 }
 
+// LookupStream looks a stream up without creating it, even with
+// AutoCreateStreams: an unknown stream is a *NotFoundError.
+func (b *Broker) LookupStream(tenant, ns, name string) (*Stream, error) {
+	b.mu.RLock()
+	s := b.tenants[tenant][ns][name]
+	closed := b.closed
+	b.mu.RUnlock()
+	switch {
+	case s != nil:
+		return s, nil
+	case closed:
+		return nil, ErrClosed
+	}
+	return nil, &NotFoundError{Key: StreamKey{tenant, ns, name}}
+}
+
 // DeleteStream removes a stream. Its subscriptions end after their queued
 // frames are delivered; later publishes through a held *Stream fail with
 // ErrStreamDeleted.

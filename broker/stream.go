@@ -41,6 +41,7 @@ type Stream struct {
 	published      atomic.Uint64 // events
 	publishedBytes atomic.Uint64
 	publishCalls   atomic.Uint64
+	purged         atomic.Uint64 // events removed by Purge
 	// tailNow and oldestNow mirror tail and the ring's oldest offset for
 	// Stats, which must not wait for mu: a publisher blocked on a full
 	// subscriber queue (the Block policy) holds mu for as long as that
@@ -292,6 +293,7 @@ type StreamStats struct {
 	Published      uint64 // events
 	PublishedBytes uint64
 	PublishCalls   uint64
+	Purged         uint64 // events removed by Purge
 	Subscriptions  []SubStats
 }
 
@@ -305,6 +307,7 @@ func (s *Stream) Stats() StreamStats {
 	st.Published = s.published.Load()
 	st.PublishedBytes = s.publishedBytes.Load()
 	st.PublishCalls = s.publishCalls.Load()
+	st.Purged = s.purged.Load()
 	for _, sub := range *s.subs.Load() {
 		st.Subscriptions = append(st.Subscriptions, sub.Stats())
 	}

@@ -289,6 +289,8 @@ func replyErr(m wire.Message) (wire.Message, error) {
 		return nil, &ServerError{Message: m.Message}
 	case *wire.QueueError:
 		return nil, &ServerError{Message: m.Message, Code: m.Code}
+	case *wire.StreamError:
+		return nil, &ServerError{Message: m.Message, Code: m.Code}
 	case *wire.CacheError:
 		e := &CacheError{Code: m.Code, Message: m.Message}
 		if m.Version != nil {
@@ -628,6 +630,10 @@ func replyID(m wire.Message) (uint64, bool) {
 	case *wire.QueueStatsValue:
 		return m.RequestID, true
 	case *wire.QueueOK:
+		return m.RequestID, true
+	case *wire.StreamPurged:
+		return m.RequestID, true
+	case *wire.StreamError:
 		return m.RequestID, true
 	case *wire.QueueError:
 		if m.RequestID != nil {

@@ -21,13 +21,16 @@ const crashDirEnv = "FELIX_COMMITLOG_CRASH_DIR"
 // append ("ack FIRST N RUN W S") until it is killed. In mode "group" the
 // appends are group writes (AppendNoWait, then WaitDurable) and another
 // goroutine truncates the head as the log grows (TruncateBefore, which
-// deletes without the write lock), printing "trunc OFF" before each.
+// deletes without the write lock), printing "trunc OFF" before each. Mode
+// "purge" is mode "group" with the log purged instead of truncated:
+// "purge" before each Purge, "purged OFF" once it returned the purge point.
 func TestCrashHelperProcess(t *testing.T) {
 	dir := os.Getenv(crashDirEnv)
 	if dir == "" {
 		t.Skip("helper process for TestCrashRecovery")
 	}
-	run, group := os.Getenv("FELIX_COMMITLOG_CRASH_RUN"), os.Getenv("FELIX_COMMITLOG_CRASH_MODE") == "group"
+	run, mode := os.Getenv("FELIX_COMMITLOG_CRASH_RUN"), os.Getenv("FELIX_COMMITLOG_CRASH_MODE")
+	group := mode == "group" || mode == "purge"
 	segBytes := int64(8 << 10)
 	if group {
 		segBytes = 4 << 10
@@ -71,7 +74,25 @@ func TestCrashHelperProcess(t *testing.T) {
 			}
 		})
 	}
-	if group {
+	if mode == "purge" {
+		wg.Go(func() {
+			last := uint64(0)
+			for time.Now().Before(deadline) {
+				if l.Next() >= last+100 { // a few segments each time
+					say("purge\n")
+					p, err := l.Purge()
+					if err != nil {
+						fmt.Println("purge:", err)
+						os.Exit(2)
+					}
+					say("purged %d\n", p)
+					last = p
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	if mode == "group" {
 		wg.Go(func() {
 			for time.Now().Before(deadline) {
 				if next := l.Next(); next > 60 {
@@ -105,6 +126,14 @@ func TestCrashRecovery(t *testing.T) { crashRecovery(t, "append", 5, 1, 150) }
 // above its oldest offset.
 func TestCrashRecoveryGroupWrites(t *testing.T) { crashRecovery(t, "group", 3, 20, 400) }
 
+// TestCrashRecoveryPurge is TestCrashRecoveryGroupWrites with the log
+// purged instead of truncated: a kill in the middle of a Purge (its roll,
+// its deletions) leaves a log that verifies and opens, with no gap; a
+// purge that returned is never undone; with no purge under way at the
+// kill, the log starts exactly at the last purge point; and every
+// acknowledged record from the oldest offset on is there.
+func TestCrashRecoveryPurge(t *testing.T) { crashRecovery(t, "purge", 4, 20, 600) }
+
 // crashRecovery runs the helper process in mode runs times over one log,
 // killing it after between minKill and minKill+spread acknowledged
 // appends, and checks the log after each kill.
@@ -122,6 +151,9 @@ func crashRecovery(t *testing.T, mode string, runs, minKill, spread int) {
 	}
 	var acks []ack
 	maxTrunc := uint64(0)
+	// Mode purge: the last purge point returned, whether a purge was under
+	// way at the kill, and the oldest offset the last recovery found.
+	purgedTo, purging, floor := uint64(0), false, uint64(0)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	for run := range runs {
 		killAfter := minKill + rng.IntN(spread)
@@ -146,6 +178,18 @@ func crashRecovery(t *testing.T, mode string, runs, minKill, spread int) {
 					t.Fatalf("run %d: helper said %q", run, line)
 				}
 				maxTrunc = max(maxTrunc, off)
+				continue
+			}
+			if line == "purge" {
+				purging = true
+				continue
+			}
+			if x, ok := strings.CutPrefix(line, "purged "); ok {
+				var off uint64
+				if _, err := fmt.Sscanf(x, "%d", &off); err != nil {
+					t.Fatalf("run %d: helper said %q", run, line)
+				}
+				purgedTo, purging = max(purgedTo, off), false
 				continue
 			}
 			var a ack
@@ -175,9 +219,18 @@ func crashRecovery(t *testing.T, mode string, runs, minKill, spread int) {
 		oldest := l.Oldest()
 		rs := readAll(t, l, oldest)
 		l.Close()
-		if oldest > maxTrunc {
+		switch want := max(purgedTo, floor); {
+		case mode != "purge" && oldest > maxTrunc:
 			t.Fatalf("run %d: oldest offset %d, beyond every truncation asked for (up to %d)", run, oldest, maxTrunc)
+		case mode == "purge" && oldest < want:
+			t.Fatalf("run %d: oldest offset %d, below the last purge point returned (%d) or the last oldest (%d)", run, oldest, purgedTo, floor)
+		case mode == "purge" && !purging && oldest != want:
+			t.Fatalf("run %d: oldest offset %d with no purge under way at the kill, want %d", run, oldest, want)
 		}
+		if purging {
+			t.Logf("run %d: killed with a purge under way", run)
+		}
+		floor, purging = oldest, false
 		seenPayload := map[string]uint64{}
 		for i, r := range rs {
 			if r.Offset != oldest+uint64(i) {

@@ -80,7 +80,7 @@ type Stats struct {
 	Queued          int    // AppendNoWait calls waiting now to join a write (the next group write)
 	Fsyncs          uint64 // fsync calls on segment files and the directory (not the two that make a spare segment in the background)
 	Segments        int    // segment files in the log now
-	SegmentsDeleted uint64 // segments removed by retention
+	SegmentsDeleted uint64 // segments removed by retention, TruncateBefore and Purge
 	WriteErrors     uint64 // appends not written (WriteError: disk full, file too large, I/O error)
 	Oldest          uint64
 	Next            uint64

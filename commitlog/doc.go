@@ -178,4 +178,18 @@
 // TruncateBefore deletes the head segments below an offset (after an
 // fsync). Both delete files without holding the write lock: appends go on.
 // Close waits for a deletion under way: a closed log changes no file.
+//
+// # Purge
+//
+// Purge removes every record below Next: offsets are not reused, Oldest
+// becomes Next, and appends go on from it. It rolls the active segment
+// if that holds records (a roll as above: the segment sealed and
+// fsynced, then the new, empty segment at Next made durable with its
+// directory entry; an empty active segment needs none), then deletes
+// every segment before the new active one as retention does, oldest
+// first, and fsyncs the directory. A crash before the roll leaves the
+// log as it was; during the roll, a roll cut short; during the
+// deletions, the segments not yet deleted, followed by the new one:
+// never a gap, Oldest somewhere up to the purge point, Next at least
+// the purge point. Once Purge has returned, its deletions are durable.
 package commitlog

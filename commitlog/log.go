@@ -69,6 +69,23 @@ type Log interface {
 	// ctx ends (ctx's error) or the log closes (ErrClosed).
 	Wait(ctx context.Context, after uint64) error
 
+	// Purge removes every record below the Next() it observes (the purge
+	// point) and returns that offset, which is then Oldest(): the log is
+	// empty unless appends followed. Offsets are not reused: Next() is
+	// unchanged, and later appends continue from it. Appends concurrent
+	// with Purge are either wholly below the purge point (and removed) or
+	// wholly at or after it (and kept); none that starts after Purge
+	// returns is removed. Reads in flight on the removed records finish
+	// normally, as with retention; later reads below the new Oldest()
+	// return a *TooOldError, and OffsetForTime on a log left empty
+	// returns Next(). Wait is not woken: Next() does not move. A closed
+	// log returns ErrClosed; a log that refuses writes after a failed
+	// fsync returns that error. A durable log may leave part of the old
+	// records in place when Purge returns an error or the process dies
+	// during it (see the implementation); once Purge has returned the
+	// purge point without error, the removal is durable.
+	Purge() (first uint64, err error)
+
 	// Close releases the log. A durable log syncs what it has written first.
 	Close() error
 }

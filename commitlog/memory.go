@@ -172,6 +172,21 @@ func (m *Memory) Wait(ctx context.Context, after uint64) error {
 	})
 }
 
+// Purge drops every record held; see Log.Purge. Oldest becomes Next, and
+// appends continue from it. Records already returned by Read stay valid
+// (a Read never shares the ring's slots).
+func (m *Memory) Purge() (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, ErrClosed
+	}
+	clear(m.buf) // do not pin the payloads
+	m.head, m.n, m.bytes = 0, 0, 0
+	m.start = m.next
+	return m.next, nil
+}
+
 // Close drops the records and wakes waiters with ErrClosed.
 func (m *Memory) Close() error {
 	m.mu.Lock()

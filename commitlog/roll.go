@@ -77,7 +77,9 @@ var writeIndex = writeIndexFile
 // rollLocked seals old (fsyncing what it holds unsynced; its index file
 // is written once l.mu is released, see unlockWrite) and starts the next
 // segment. calls is the appends waiting for it, counted as not written if
-// the new segment cannot be created.
+// the new segment cannot be created; 0 for a purge (purge.go), which no
+// append waits for: its *WriteError is then neither counted nor warned
+// about here.
 func (l *DiskLog) rollLocked(old *segment, calls int) (*segment, error) {
 	if old.sealed != old.next {
 		// lockForWrite fsynced it just before, unless records came since.
@@ -99,7 +101,11 @@ func (l *DiskLog) rollLocked(old *segment, calls int) (*segment, error) {
 	if seg == nil {
 		var err error
 		if seg, err = createSegment(l.dir, old.next, created); err != nil {
-			return nil, l.writeFailedLocked(fmt.Errorf("roll: %w", explainFDs(err)), calls)
+			err = fmt.Errorf("roll: %w", explainFDs(err))
+			if calls == 0 {
+				return nil, &WriteError{Err: err}
+			}
+			return nil, l.writeFailedLocked(err, calls)
 		}
 	}
 	l.stats.fsyncs.Add(2) // the new file and the directory
@@ -182,7 +188,7 @@ func (l *DiskLog) prepareSpare(open func(path string) (*os.File, error)) {
 	var f *os.File
 	if err == nil {
 		// Its two fsyncs are not counted in Stats.Fsyncs, which then
-		// moves only with appends, Sync, TruncateBefore and Close.
+		// moves only with appends, Sync, TruncateBefore, Purge and Close.
 		f, err = open(path)
 	}
 	if err == nil {

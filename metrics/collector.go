@@ -99,6 +99,8 @@ var streamMetrics = []metric[streamSnap]{
 		func(s *streamSnap) float64 { return u(s.PublishedBytes) }),
 	counter("felix_stream_publish_requests_total", "Publish requests (single or batch) to the stream.", streamLabels,
 		func(s *streamSnap) float64 { return u(s.PublishCalls) }),
+	counter("felix_stream_purged_events_total", "Events removed from the stream by purges (felix purge).", streamLabels,
+		func(s *streamSnap) float64 { return u(s.Purged) }),
 	counter("felix_stream_delivered_events_total", "Events handed to subscription writers, summed over the stream's subscriptions (ended ones included).", streamLabels,
 		func(s *streamSnap) float64 { return u(s.Totals.Delivered) }),
 	gauge("felix_stream_next_offset", "The offset the stream's next event gets.", streamLabels,

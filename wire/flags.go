@@ -82,8 +82,12 @@ const (
 	// request_error; see service.go). Without the bit these messages are
 	// refused as unknown ones are (the stream is reset).
 	CapRequest uint16 = 0x0200
+	// CapPurge: stream purge (stream_purge, stream_purged, stream_error;
+	// see purge.go). Without the bit stream_purge is refused as unknown
+	// messages are.
+	CapPurge uint16 = 0x0100
 	// ExtensionCaps is every extension this implementation speaks.
-	ExtensionCaps = CapCacheExt | CapQueue | CapCacheBin | CapMemOffsets | CapStartTime | CapRequest
+	ExtensionCaps = CapCacheExt | CapQueue | CapCacheBin | CapMemOffsets | CapStartTime | CapRequest | CapPurge
 )
 
 // FlagQueueDelivery is an extension frame flag (capability CapQueue): a

@@ -114,6 +114,7 @@ const (
 	fService     // serve, request: the service name
 	fMaxInFlight // serve.max_in_flight
 	fTimeoutMs   // request.timeout_ms
+	fPurged      // stream_purged.purged
 	numFields
 )
 
@@ -154,7 +155,7 @@ var fieldNames = [numFields + 1]string{
 	fDelivered: "delivered", fAcked: "acked", fNacked: "nacked", fRedelivered: "redelivered",
 	fTimedOut: "timed_out", fDeadLettered: "dead_lettered", fReleased: "released", fLost: "lost",
 	fDelta: "delta", fIntValue: "value", fIntTTLMs: "ttl_ms", fPrefix: "prefix", fScanCursor: "cursor", fLimit: "limit",
-	fService: "service", fMaxInFlight: "max_in_flight", fTimeoutMs: "timeout_ms",
+	fService: "service", fMaxInFlight: "max_in_flight", fTimeoutMs: "timeout_ms", fPurged: "purged",
 	numFields: "?",
 }
 
@@ -518,7 +519,7 @@ func (d *jsonDecoder) readField(id field, f *fields) error {
 		return d.readUintList(f)
 	case fRequestID, fSubscriptionID, fOffset, fBaseOffset, fTTLMs, fRequested, fAvailable, fIfVersion, fVersion,
 		fPrefetch, fDelayMs, fMembers, fInFlight, fPending, fLag, fCursor, fDelivered, fAcked, fNacked,
-		fRedelivered, fTimedOut, fDeadLettered, fReleased, fLost, fLimit, fMaxInFlight, fTimeoutMs:
+		fRedelivered, fTimedOut, fDeadLettered, fReleased, fLost, fLimit, fMaxInFlight, fTimeoutMs, fPurged:
 		v, err := d.readUint(id)
 		if err != nil {
 			return err

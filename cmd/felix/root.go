@@ -21,7 +21,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newServeCmd(), newBackupCmd(), newAdminCmd(), newStatusCmd(), newPubCmd(), newRequestCmd(), newReplyCmd(), newSubCmd(), newCacheCmd(), newQueueCmd(), newBenchCmd(), newLogCmd(), newTokenCmd(), newControlPlaneCmd(), newDemoCmd())
+	root.AddCommand(newVersionCmd(), newServeCmd(), newBackupCmd(), newAdminCmd(), newStatusCmd(), newPubCmd(), newRequestCmd(), newReplyCmd(), newSubCmd(), newCacheCmd(), newQueueCmd(), newPurgeCmd(), newBenchCmd(), newLogCmd(), newTokenCmd(), newControlPlaneCmd(), newDemoCmd())
 	return root
 }
 

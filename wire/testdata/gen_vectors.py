@@ -167,6 +167,14 @@ jvec("ext_request_default", {"type": "request", "request_id": 6, "tenant_id": "t
 jvec("ext_reply", {"type": "reply", "request_id": 5, "payload": b64(b"12:00")})
 jvec("ext_request_error", {"type": "request_error", "request_id": 6, "code": "no_responders",
                            "message": "no responders for t1/default/time"})
+# Felix stream purge extension (capability 0x0100).
+jvec("ext_auth_purge", {"type": "auth", "tenant_id": "t1", "token": "tok", "client_flags": 63 | 0x0100})
+jvec("ext_auth_ok_purge", {"type": "auth_ok", "server_flags": 63 | 0x0100})
+jvec("ext_stream_purge", {"type": "stream_purge", "tenant_id": "t1", "namespace": "default", "stream": "orders",
+                          "request_id": 12})
+jvec("ext_stream_purged", {"type": "stream_purged", "request_id": 12, "purged": 4711, "offset": 9000})
+jvec("ext_stream_error", {"type": "stream_error", "request_id": 13, "code": "not_found",
+                          "message": "stream not found: t1/default/nope"})
 qd = struct.pack(">I", 2) + struct.pack(">QHI", 7, 1, 5) + b"order" + struct.pack(">QHI", 8, 3, 0)
 write("ext_queue_delivery", kind="queue_delivery", flags=0x40, deliveries=[
       {"offset": 7, "attempt": 1, "payload_hex": b"order".hex()}, {"offset": 8, "attempt": 3, "payload_hex": ""}],

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// `felix purge` asks for --yes, then removes what a durable stream holds:
+// the group consuming it skips the purged records and the next record
+// keeps its offset.
+func TestPurgeCLI(t *testing.T) {
+	addr, b, ca := startServe(t, "--durable-stream", "default/default/jobs")
+	conn := []string{"--addr", addr, "--ca-file", ca}
+	if _, err := runCLI(t, append([]string{"pub", "jobs", "a", "b", "c"}, conn...)...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCLI(t, append([]string{"purge", "jobs"}, conn...)...); err == nil || !strings.Contains(err.Error(), "--yes") {
+		t.Fatalf("purge without --yes: %v, want a refusal naming --yes", err)
+	}
+	st, err := b.Stream("default", "default", "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Stats(); got.Oldest != 0 {
+		t.Fatalf("a refused purge removed events: oldest %d", got.Oldest)
+	}
+	out, err := runCLI(t, append([]string{"purge", "jobs", "--yes"}, conn...)...)
+	if err != nil || out != "purged 3 events from jobs; the next event gets offset 3\n" {
+		t.Fatalf("purge: %q %v", out, err)
+	}
+	if _, err := runCLI(t, append([]string{"pub", "jobs", "d"}, conn...)...); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCLI(t, append([]string{"queue", "consume", "jobs", "-g", "w", "--count", "1"}, conn...)...)
+	if err != nil || out != "offset=3 attempt=1 d\n" {
+		t.Fatalf("consume after the purge: %q %v", out, err)
+	}
+	if _, err := runCLI(t, append([]string{"purge", "nope", "--yes"}, conn...)...); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("purge of an unknown stream: %v", err)
+	}
+}

@@ -1,0 +1,88 @@
+package commitlog
+
+import "fmt"
+
+// Purge removes every record below the Next() it observes and returns
+// that offset, the purge point, which becomes Oldest(); see Log.Purge.
+//
+// Only whole sealed segments can be deleted, so Purge first makes the
+// purge point a segment boundary: under the write lock, if the active
+// segment holds records, it rolls it (the roll appends do: the segment is
+// sealed, fsynced, and a new empty segment is started at the purge point,
+// its header and directory entry fsynced, from the spare prepared ahead
+// when there is one). An active segment that is empty is already such a
+// boundary: no roll, no new file. Appends that take the write lock after
+// the roll go to the new segment and are kept. Then, without the write
+// lock (appends go on), it deletes every segment before the new active
+// one as retention does (oldest first, each segment file before its
+// index), and fsyncs the directory so that the deletion is durable
+// before Purge returns. It holds the lock retention and TruncateBefore
+// hold, so it runs alone among them, and Close waits for it. Before the
+// roll it fsyncs the active segment without the write lock, as an append
+// that rolls does, so the seal under the lock has little left to flush.
+// Stats counts the roll's and the directory's fsyncs and the deleted
+// segments (SegmentsDeleted). A roll that cannot create the new segment
+// (a full disk) returns its *WriteError, not counted in Stats.WriteErrors:
+// nothing is removed, and the log takes appends as before.
+//
+// Crashes: the segment sealed by the roll is complete on disk (fsynced)
+// before the new segment exists, and the new segment (base = the purge
+// point) is on disk, with its directory entry, before any file is
+// deleted. So a crash at any moment leaves segments that follow each
+// other with no gap, which Open accepts: before the roll, the log as it
+// was (the purge has not happened); during the roll, a roll cut short,
+// which Open repairs as after any roll's; during the deletions, the old
+// segments not yet deleted, then the new one. Oldest after such a crash
+// is the first segment left, between the old Oldest and the purge point,
+// and Next is at least the purge point: a purge that had not returned
+// may have removed only part of the records, never more, and never a
+// record at or above the purge point. Once it has returned it stays done:
+// it fsyncs the directory after the deletions. (Like retention, this
+// relies on the deletions reaching the disk in the order they were made:
+// journaling file systems such as ext4 and XFS commit a directory's
+// changes in order.) A file that cannot be deleted stops the deletion
+// there, as for retention: Purge returns the error, Oldest is the base
+// of that segment, and a later Purge (or retention) goes on from it.
+//
+// Readers that found a deleted segment before it left the list read it
+// to the end (its file stays open until they release it); records
+// already returned are never touched.
+func (l *DiskLog) Purge() (uint64, error) {
+	l.dropMu.Lock()
+	defer l.dropMu.Unlock()
+	// As an append that will roll does (lockForWrite): the seal under the
+	// write lock then has little left to fsync. It also returns ErrClosed
+	// once Close has finished, and a failed log's error.
+	if err := l.syncActive(); err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	if err := l.writableLocked(); err != nil {
+		l.mu.Unlock()
+		return 0, err
+	}
+	active := l.segs[len(l.segs)-1]
+	if active.next > active.base {
+		var err error
+		if active, err = l.rollLocked(active, 0); err != nil {
+			l.unlockWrite() // the index of the segment it sealed, if it did
+			return 0, err   // a *WriteError (nothing removed, the log goes on), or the log failed
+		}
+	}
+	first := active.base
+	// Only a holder of dropMu removes segments: l.segs starts with these
+	// until dropHead takes them out.
+	drop := l.segs[:len(l.segs)-1]
+	l.unlockWrite() // writes the sealed segment's index, which dropHead then deletes
+	if len(drop) == 0 {
+		return first, nil
+	}
+	if err := l.dropHead(drop, "purge"); err != nil {
+		return 0, err
+	}
+	if err := dirSync(l.dir); err != nil {
+		return 0, fmt.Errorf("commitlog: purge: %w", err)
+	}
+	l.stats.fsyncs.Add(1)
+	return first, nil
+}

@@ -1,0 +1,136 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+
+	"github.com/felixmq/felix/auth"
+	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/wire"
+)
+
+// authPurge authenticates s offering the purge extension only.
+func (s *rawStream) authPurge(tenant string) {
+	s.t.Helper()
+	s.sendMsg(&wire.Auth{TenantID: tenant, Token: "x", ClientFlags: wire.U16(wire.KnownFlags | wire.CapPurge)})
+	s.expectJSON(`{"type":"auth_ok","server_flags":` + strconv.Itoa(int(wire.KnownFlags|wire.CapPurge)) + `}`)
+}
+
+func publishN(t *testing.T, st *broker.Stream, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := st.Publish(context.Background(), [][]byte{[]byte("e" + strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// stream_purge removes what an in-memory and a durable stream hold and
+// answers with the count and the next offset; offsets go on; an unknown
+// stream is not_found (and not created, even under auto-create); a second
+// purge removes nothing.
+func TestStreamPurgeRaw(t *testing.T) {
+	tb := testbroker.Start(t,
+		testbroker.WithBrokerOptions(broker.Options{AutoCreateStreams: true}),
+		testbroker.WithStreams("t1/default/mem"),
+		testbroker.WithDurableStreams(t.TempDir(), commitlog.Options{Sync: commitlog.SyncNever, SegmentBytes: 256}, "t1/default/disk"))
+	s := dialRaw(t, tb).open()
+	s.authPurge("t1")
+	for i, name := range []string{"mem", "disk"} {
+		st, err := tb.Broker.Stream("t1", "default", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		publishN(t, st, 20)
+		id := uint64(10 * (i + 1))
+		s.sendMsg(&wire.StreamPurge{TenantID: "t1", Namespace: "default", Stream: name, RequestID: id})
+		s.expectMsg(&wire.StreamPurged{RequestID: id, Purged: 20, Offset: 20})
+		if got := st.Stats(); got.Oldest != 20 || got.Tail != 20 || got.Purged != 20 {
+			t.Fatalf("%s after the purge: oldest %d tail %d purged %d, want 20 20 20", name, got.Oldest, got.Tail, got.Purged)
+		}
+		first, err := st.Publish(context.Background(), [][]byte{[]byte("after")})
+		if err != nil || first != 20 {
+			t.Fatalf("%s: publish after the purge got offset %d, %v; want 20", name, first, err)
+		}
+		_, err = st.Subscribe(broker.SubscribeOptions{Start: wire.StartPosition{Kind: wire.StartOffset, Offset: 5}})
+		if ce, ok := errors.AsType[*broker.CursorError](err); !ok || !ce.TooOld || ce.Available != 20 {
+			t.Fatalf("%s: subscribe at a purged offset: %v, want too old with 20 available", name, err)
+		}
+		s.sendMsg(&wire.StreamPurge{TenantID: "t1", Namespace: "default", Stream: name, RequestID: id + 1})
+		s.expectMsg(&wire.StreamPurged{RequestID: id + 1, Purged: 1, Offset: 21})
+		s.sendMsg(&wire.StreamPurge{TenantID: "t1", Namespace: "default", Stream: name, RequestID: id + 2})
+		s.expectMsg(&wire.StreamPurged{RequestID: id + 2, Purged: 0, Offset: 21})
+	}
+	s.sendMsg(&wire.StreamPurge{TenantID: "t1", Namespace: "default", Stream: "nope", RequestID: 99})
+	m, ok := s.readMsg().(*wire.StreamError)
+	if !ok || m.RequestID != 99 || m.Code != wire.StreamCodeNotFound {
+		t.Fatalf("purge of an unknown stream: %#v, want stream_error not_found for 99", m)
+	}
+	if _, err := tb.Broker.LookupStream("t1", "default", "nope"); !errors.Is(err, broker.ErrStreamNotFound) {
+		t.Fatalf("the purge created the stream: %v", err)
+	}
+	// The stream goes on serving after a refusal.
+	s.sendMsg(&wire.StreamPurge{TenantID: "t1", Namespace: "default", Stream: "mem", RequestID: 100})
+	s.expectMsg(&wire.StreamPurged{RequestID: 100, Purged: 0, Offset: 21})
+}
+
+// Without the capability stream_purge is an unknown message (the stream
+// is reset) and nothing is purged; another tenant's stream is refused
+// with tenant mismatch.
+func TestStreamPurgeNotNegotiatedOrWrongTenant(t *testing.T) {
+	tb := testbroker.Start(t, testbroker.WithStreams("t1/default/mem"))
+	st, err := tb.Broker.Stream("t1", "default", "mem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, st, 3)
+	c := dialRaw(t, tb)
+	s := c.open()
+	s.auth("t1", wire.U16(wire.KnownFlags))
+	s.sendMsg(&wire.StreamPurge{TenantID: "t1", Namespace: "default", Stream: "mem", RequestID: 1})
+	s.expectReset()
+	s = c.open()
+	s.authPurge("t2")
+	s.sendMsg(&wire.StreamPurge{TenantID: "t1", Namespace: "default", Stream: "mem", RequestID: 2})
+	s.expectMsg(&wire.ErrorMessage{Message: "tenant mismatch"})
+	if got := st.Stats(); got.Oldest != 0 || got.Purged != 0 {
+		t.Fatalf("refused purges removed events: %+v", got)
+	}
+}
+
+// A purge needs stream.manage on the stream: publish and subscribe rights
+// are not enough.
+func TestStreamPurgeNeedsStreamManage(t *testing.T) {
+	tb, sg := tokenBroker(t)
+	st, err := tb.Broker.Stream("a", "ns", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, st, 4)
+	c := dialRaw(t, tb)
+	try := func(perms []string, id uint64) wire.Message {
+		s := c.open()
+		tok := issue(t, sg, auth.Claims{Subject: "u", Tenant: "a", Perms: perms})
+		s.sendMsg(&wire.Auth{TenantID: "a", Token: tok, ClientFlags: wire.U16(wire.KnownFlags | wire.CapPurge)})
+		if _, ok := s.readMsg().(*wire.AuthOK); !ok {
+			t.Fatal("auth refused")
+		}
+		s.sendMsg(&wire.StreamPurge{TenantID: "a", Namespace: "ns", Stream: "s", RequestID: id})
+		return s.readMsg()
+	}
+	m := try([]string{"stream.publish:stream:a/ns/s", "stream.subscribe:stream:a/ns/s", "stream.manage:stream:a/ns/other"}, 1)
+	if e, ok := m.(*wire.StreamError); !ok || e.Code != wire.StreamCodeForbidden || e.RequestID != 1 {
+		t.Fatalf("without stream.manage: %#v, want stream_error forbidden", m)
+	}
+	if st.Stats().Purged != 0 {
+		t.Fatal("a forbidden purge removed events")
+	}
+	m = try([]string{"stream.manage:stream:a/ns/*"}, 2)
+	if p, ok := m.(*wire.StreamPurged); !ok || p.Purged != 4 || p.Offset != 4 {
+		t.Fatalf("with stream.manage: %#v, want 4 purged", m)
+	}
+}

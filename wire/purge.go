@@ -1,0 +1,88 @@
+package wire
+
+// Stream purge (extension, capability CapPurge; `nats stream purge`,
+// RabbitMQ's queue.purge). A client sends StreamPurge on a control stream
+// and gets StreamPurged or StreamError, matched by request id. A purge
+// removes every event the stream holds when the broker handles it; offsets
+// are not reused (the next event gets the offset it would have had).
+
+// StreamPurge asks the broker to remove every event the stream holds.
+// It needs the stream.manage permission.
+type StreamPurge struct {
+	TenantID, Namespace, Stream string
+	RequestID                   uint64
+}
+
+// StreamPurged answers StreamPurge. Purged is the number of events removed
+// (retained events only: a stream that had already dropped older events
+// by retention or its replay ring's bound counts only what it still held).
+// Offset is the first offset the stream now keeps: the offset its next
+// event gets, events published concurrently with the purge aside.
+type StreamPurged struct {
+	RequestID uint64
+	Purged    uint64
+	Offset    uint64
+}
+
+// StreamError fails a StreamPurge. Code is one of the StreamCode
+// constants; Message says why.
+type StreamError struct {
+	RequestID uint64
+	Code      string
+	Message   string
+}
+
+// Codes of StreamError.
+const (
+	StreamCodeForbidden   = "forbidden"   // no stream.manage permission on the stream
+	StreamCodeNotFound    = "not_found"   // no such stream
+	StreamCodeStorage     = "storage"     // the log could not be purged (nothing acknowledged is lost)
+	StreamCodeInvalid     = "invalid"     // a malformed request (an invalid name)
+	StreamCodeUnavailable = "unavailable" // the broker is shutting down
+)
+
+// Message types of the purge extension.
+const (
+	TypeStreamPurge  MsgType = "stream_purge"
+	TypeStreamPurged MsgType = "stream_purged"
+	TypeStreamError  MsgType = "stream_error"
+)
+
+func (*StreamPurge) Type() MsgType  { return TypeStreamPurge }
+func (*StreamPurged) Type() MsgType { return TypeStreamPurged }
+func (*StreamError) Type() MsgType  { return TypeStreamError }
+
+func (m *StreamPurge) appendFields(e *encoder) {
+	e.scope3(m.TenantID, m.Namespace, m.Stream)
+	e.u64("request_id", m.RequestID)
+}
+
+func (m *StreamPurged) appendFields(e *encoder) {
+	e.u64("request_id", m.RequestID)
+	e.u64("purged", m.Purged)
+	e.u64("offset", m.Offset)
+}
+
+func (m *StreamError) appendFields(e *encoder) {
+	e.u64("request_id", m.RequestID)
+	e.str("code", m.Code)
+	e.str("message", m.Message)
+}
+
+func init() {
+	specs[TypeStreamPurge] = msgSpec{allowed: scope3 | bit(fRequestID), required: scope3 | bit(fRequestID),
+		build: func(f *fields) Message {
+			return &StreamPurge{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Stream: f.str[fStream],
+				RequestID: f.num[fRequestID]}
+		}}
+	purged := bit(fRequestID, fPurged, fOffset)
+	specs[TypeStreamPurged] = msgSpec{allowed: purged, required: purged,
+		build: func(f *fields) Message {
+			return &StreamPurged{RequestID: f.num[fRequestID], Purged: f.num[fPurged], Offset: f.num[fOffset]}
+		}}
+	streamErr := bit(fRequestID, fCode, fMessage)
+	specs[TypeStreamError] = msgSpec{allowed: streamErr, required: streamErr,
+		build: func(f *fields) Message {
+			return &StreamError{RequestID: f.num[fRequestID], Code: f.str[fCode], Message: f.str[fMessage]}
+		}}
+}
