@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"net/url"
 	"strings"
@@ -57,9 +58,22 @@ func NewClient(baseURL, token string, client *http.Client) *Client {
 // trailing slash.
 func (c *Client) BaseURL() string { return c.base }
 
-// Tenants lists the tenants.
+// Tenants lists the tenants: the whole list in one answer (one
+// consistent read of the store, but as large as the list). AllTenants
+// reads it page by page.
 func (c *Client) Tenants(ctx context.Context) ([]Tenant, error) {
 	return apiList[Tenant](ctx, c, "/v1/tenants")
+}
+
+// TenantsPage reads one page of the tenants (GET /v1/tenants?limit=&after=).
+func (c *Client) TenantsPage(ctx context.Context, o ListOptions) (Page[Tenant], error) {
+	return apiPage[Tenant](ctx, c, "/v1/tenants", o)
+}
+
+// AllTenants iterates over the tenants a page of pageSize at a time (see
+// allPages).
+func (c *Client) AllTenants(ctx context.Context, pageSize int) iter.Seq2[Tenant, error] {
+	return allPages(ctx, pageSize, func(o ListOptions) (Page[Tenant], error) { return c.TenantsPage(ctx, o) })
 }
 
 // CreateTenant creates t and returns it as stored.
@@ -72,9 +86,21 @@ func (c *Client) DeleteTenant(ctx context.Context, tenant string) error {
 	return c.do(ctx, http.MethodDelete, tenantPath(tenant), nil, nil)
 }
 
-// Namespaces lists a tenant's namespaces.
+// Namespaces lists a tenant's namespaces, the whole list in one answer
+// (AllNamespaces reads it page by page).
 func (c *Client) Namespaces(ctx context.Context, tenant string) ([]Namespace, error) {
 	return apiList[Namespace](ctx, c, tenantPath(tenant)+"/namespaces")
+}
+
+// NamespacesPage reads one page of a tenant's namespaces.
+func (c *Client) NamespacesPage(ctx context.Context, tenant string, o ListOptions) (Page[Namespace], error) {
+	return apiPage[Namespace](ctx, c, tenantPath(tenant)+"/namespaces", o)
+}
+
+// AllNamespaces iterates over a tenant's namespaces a page of pageSize at
+// a time (see allPages).
+func (c *Client) AllNamespaces(ctx context.Context, tenant string, pageSize int) iter.Seq2[Namespace, error] {
+	return allPages(ctx, pageSize, func(o ListOptions) (Page[Namespace], error) { return c.NamespacesPage(ctx, tenant, o) })
 }
 
 // CreateNamespace creates n and returns it as stored.
@@ -87,9 +113,21 @@ func (c *Client) DeleteNamespace(ctx context.Context, k NamespaceKey) error {
 	return c.do(ctx, http.MethodDelete, nsAPIPath(k), nil, nil)
 }
 
-// Streams lists the streams the control plane declares in a namespace.
+// Streams lists the streams the control plane declares in a namespace,
+// the whole list in one answer (AllStreams reads it page by page).
 func (c *Client) Streams(ctx context.Context, k NamespaceKey) ([]Stream, error) {
 	return apiList[Stream](ctx, c, nsAPIPath(k)+"/streams")
+}
+
+// StreamsPage reads one page of a namespace's streams.
+func (c *Client) StreamsPage(ctx context.Context, k NamespaceKey, o ListOptions) (Page[Stream], error) {
+	return apiPage[Stream](ctx, c, nsAPIPath(k)+"/streams", o)
+}
+
+// AllStreams iterates over a namespace's streams a page of pageSize at a
+// time (see allPages).
+func (c *Client) AllStreams(ctx context.Context, k NamespaceKey, pageSize int) iter.Seq2[Stream, error] {
+	return allPages(ctx, pageSize, func(o ListOptions) (Page[Stream], error) { return c.StreamsPage(ctx, k, o) })
 }
 
 // Stream returns one stream.
@@ -113,9 +151,21 @@ func (c *Client) DeleteStream(ctx context.Context, k StreamKey) error {
 	return c.do(ctx, http.MethodDelete, streamAPIPath(k), nil, nil)
 }
 
-// Caches lists the caches the control plane declares in a namespace.
+// Caches lists the caches the control plane declares in a namespace, the
+// whole list in one answer (AllCaches reads it page by page).
 func (c *Client) Caches(ctx context.Context, k NamespaceKey) ([]Cache, error) {
 	return apiList[Cache](ctx, c, nsAPIPath(k)+"/caches")
+}
+
+// CachesPage reads one page of a namespace's caches.
+func (c *Client) CachesPage(ctx context.Context, k NamespaceKey, o ListOptions) (Page[Cache], error) {
+	return apiPage[Cache](ctx, c, nsAPIPath(k)+"/caches", o)
+}
+
+// AllCaches iterates over a namespace's caches a page of pageSize at a
+// time (see allPages).
+func (c *Client) AllCaches(ctx context.Context, k NamespaceKey, pageSize int) iter.Seq2[Cache, error] {
+	return allPages(ctx, pageSize, func(o ListOptions) (Page[Cache], error) { return c.CachesPage(ctx, k, o) })
 }
 
 // Cache returns one cache.
@@ -174,6 +224,63 @@ func apiCall[T any](ctx context.Context, c *Client, method, path string, in any)
 func apiList[T any](ctx context.Context, c *Client, path string) ([]T, error) {
 	v, err := apiCall[items[T]](ctx, c, http.MethodGet, path, nil)
 	return v.Items, err
+}
+
+// apiPage reads one page of the list at path.
+func apiPage[T any](ctx context.Context, c *Client, path string, o ListOptions) (Page[T], error) {
+	p, err := apiCall[Page[T]](ctx, c, http.MethodGet, path+o.query(), nil)
+	if err == nil && p.Items == nil {
+		p.Items = []T{}
+	}
+	return p, err
+}
+
+// DefaultPageSize is the page size of the Client's iterators (AllTenants,
+// AllNamespaces, AllStreams, AllCaches) when given 0.
+const DefaultPageSize = 500
+
+// allPages iterates over a list page by page: it reads a page of pageSize
+// items (DefaultPageSize when <= 0, at most MaxListLimit), yields them,
+// and reads the page after its Next, until a page without Next. A failed
+// read is yielded once as (zero, err) and ends the iteration; so does a
+// Next that does not move forward (a misbehaving server would loop). Each
+// page is its own read: objects created or deleted meanwhile may or may
+// not be seen, but no item is yielded twice and none that exists all
+// along is missed (the cursor is a name, not an offset). A server without
+// paging (the reference) answers everything in the first page.
+func allPages[T any](ctx context.Context, pageSize int, page func(ListOptions) (Page[T], error)) iter.Seq2[T, error] {
+	if pageSize <= 0 {
+		pageSize = DefaultPageSize
+	}
+	pageSize = min(pageSize, MaxListLimit)
+	return func(yield func(T, error) bool) {
+		var zero T
+		o := ListOptions{Limit: pageSize}
+		for {
+			if err := ctx.Err(); err != nil {
+				yield(zero, err)
+				return
+			}
+			p, err := page(o)
+			if err != nil {
+				yield(zero, err)
+				return
+			}
+			for _, it := range p.Items {
+				if !yield(it, nil) {
+					return
+				}
+			}
+			if p.Next == "" {
+				return
+			}
+			if len(p.Items) == 0 || p.Next <= o.After {
+				yield(zero, fmt.Errorf("control plane list: page after %q answered next %q with %d items: not moving forward", o.After, p.Next, len(p.Items)))
+				return
+			}
+			o.After = p.Next
+		}
+	}
 }
 
 // do sends one request: in as its JSON body (none when nil), out decoded

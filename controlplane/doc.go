@@ -25,8 +25,14 @@
 // API still lists, reads and deletes it but refuses to change it.
 //
 // Bounds. StoreOptions.MaxObjectBytes caps the JSON bytes of all objects
-// (what a snapshot and the unpaginated lists carry) at half of what an
-// HTTPSource reads, so a remote follower can always read the snapshot.
+// (what a snapshot and a list read without paging carry) at half of what
+// an HTTPSource reads, so a remote follower can always read the snapshot.
+//
+// Lists. The tenants, namespaces, streams and caches lists are in byte
+// order of the name. Without parameters they answer the reference's
+// {"items":[...]}, everything; ?limit=N (at most MaxListLimit) pages them
+// and ?after=NAME resumes after a name: a page's "next" (ListOptions,
+// Page, Client.AllStreams and the like).
 //
 // Security. Every route except /v1/system/health and /v1/openapi.json
 // needs an admin bearer credential (Options.AdminToken or Authorize); the

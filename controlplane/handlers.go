@@ -42,7 +42,8 @@ var routes = []route{
 	{method: "DELETE", path: "/v1/tenants/{tenant_id}/namespaces/{namespace}/caches/{cache}", h: (*Server).deleteCache},
 }
 
-// items is the list shape of the reference.
+// items is the list shape of the reference. The lists of objects answer
+// a Page, the same shape plus "next" when paged.
 type items[T any] struct {
 	Items []T `json:"items"`
 }
@@ -179,8 +180,12 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) error {
-	v, err := s.opts.Store.Tenants()
-	return listed(w, v, err)
+	o, err := listOptions(r)
+	if err != nil {
+		return err
+	}
+	p, err := s.opts.Store.TenantsPage(o)
+	return ok(w, p, err)
 }
 
 func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
@@ -202,8 +207,12 @@ func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listNamespaces(w http.ResponseWriter, r *http.Request) error {
-	v, err := s.opts.Store.Namespaces(r.PathValue("tenant_id"))
-	return listed(w, v, err)
+	o, err := listOptions(r)
+	if err != nil {
+		return err
+	}
+	p, err := s.opts.Store.NamespacesPage(r.PathValue("tenant_id"), o)
+	return ok(w, p, err)
 }
 
 func (s *Server) createNamespace(w http.ResponseWriter, r *http.Request) error {
@@ -229,8 +238,12 @@ func (s *Server) deleteNamespace(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listStreams(w http.ResponseWriter, r *http.Request) error {
-	v, err := s.opts.Store.Streams(nsPath(r))
-	return listed(w, v, err)
+	o, err := listOptions(r)
+	if err != nil {
+		return err
+	}
+	p, err := s.opts.Store.StreamsPage(nsPath(r), o)
+	return ok(w, p, err)
 }
 
 func (s *Server) createStream(w http.ResponseWriter, r *http.Request) error {
@@ -264,8 +277,12 @@ func (s *Server) deleteStream(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listCaches(w http.ResponseWriter, r *http.Request) error {
-	v, err := s.opts.Store.Caches(nsPath(r))
-	return listed(w, v, err)
+	o, err := listOptions(r)
+	if err != nil {
+		return err
+	}
+	p, err := s.opts.Store.CachesPage(nsPath(r), o)
+	return ok(w, p, err)
 }
 
 func (s *Server) createCache(w http.ResponseWriter, r *http.Request) error {

@@ -39,7 +39,7 @@ type StoreOptions struct {
 	// has the store open. Default 1s.
 	OpenTimeout time.Duration
 	// MaxObjectBytes bounds the JSON bytes of all objects together: what
-	// a snapshot, and the unpaginated lists, carry. A create or update
+	// a snapshot, and a list read without paging, carry. A create or update
 	// that would pass it fails with a *LimitError (deletes never do).
 	// Default DefaultMaxObjectBytes (32 MiB, some 150000 objects of
 	// ordinary size).
@@ -311,17 +311,8 @@ func exists(tx *bolt.Tx, bucket []byte, key string) bool {
 
 // list decodes every object whose key starts with prefix, in key order.
 func list[T any](tx *bolt.Tx, bucket []byte, prefix string) ([]T, error) {
-	out := []T{}
-	c := tx.Bucket(bucket).Cursor()
-	p := []byte(prefix)
-	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-		var x T
-		if err := json.Unmarshal(v, &x); err != nil {
-			return nil, fmt.Errorf("decode %s %q: %w", bucket, k, err)
-		}
-		out = append(out, x)
-	}
-	return out, nil
+	p, err := listPage[T](tx, bucket, prefix, ListOptions{})
+	return p.Items, err
 }
 
 // keysWithPrefix returns the keys under prefix (copied: they outlive

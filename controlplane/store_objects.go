@@ -53,12 +53,18 @@ func (s *Store) Tenant(id string) (Tenant, error) {
 
 // Tenants lists every tenant, by id.
 func (s *Store) Tenants() ([]Tenant, error) {
-	var out []Tenant
+	p, err := s.TenantsPage(ListOptions{})
+	return p.Items, err
+}
+
+// TenantsPage lists the tenants o selects, by id (byte order).
+func (s *Store) TenantsPage(o ListOptions) (Page[Tenant], error) {
+	var p Page[Tenant]
 	err := s.view(func(tx *bolt.Tx) (err error) {
-		out, err = list[Tenant](tx, bucketTenants, "")
+		p, err = listPage[Tenant](tx, bucketTenants, "", o)
 		return err
 	})
-	return out, err
+	return p, err
 }
 
 // DeleteTenant removes a tenant with its namespaces, streams and caches,
@@ -108,15 +114,22 @@ func (s *Store) Namespace(k NamespaceKey) (Namespace, error) {
 
 // Namespaces lists a tenant's namespaces.
 func (s *Store) Namespaces(tenant string) ([]Namespace, error) {
-	var out []Namespace
+	p, err := s.NamespacesPage(tenant, ListOptions{})
+	return p.Items, err
+}
+
+// NamespacesPage lists the namespaces of a tenant o selects, by name
+// (byte order). The tenant must exist.
+func (s *Store) NamespacesPage(tenant string, o ListOptions) (Page[Namespace], error) {
+	var p Page[Namespace]
 	err := s.view(func(tx *bolt.Tx) (err error) {
 		if err := requireTenant(tx, tenant); err != nil {
 			return err
 		}
-		out, err = list[Namespace](tx, bucketNamespaces, tenant+"/")
+		p, err = listPage[Namespace](tx, bucketNamespaces, tenant+"/", o)
 		return err
 	})
-	return out, err
+	return p, err
 }
 
 // DeleteNamespace removes a namespace with its streams and caches,
@@ -171,19 +184,22 @@ func (k CacheKey) ref() leafRef {
 
 // createLeaf stores a new stream or cache in an existing namespace.
 func createLeaf[T any](s *Store, r leafRef, v T) (T, error) {
-	err := s.update(func(w *wtx) error {
-		if err := require(w.tx, bucketNamespaces, ObjectNamespace, r.parent); err != nil {
-			return err
-		}
-		if exists(w.tx, r.bucket, r.key) {
-			return existsErr(r.kind, r.key)
-		}
-		if err := w.put(r.bucket, r.key, v); err != nil {
-			return err
-		}
-		return w.record(OpCreated, r.kind, r.change, v)
-	})
+	err := s.update(func(w *wtx) error { return w.createLeaf(r, v) })
 	return v, err
+}
+
+// createLeaf stores v, a new stream or cache, in an existing namespace.
+func (w *wtx) createLeaf(r leafRef, v any) error {
+	if err := require(w.tx, bucketNamespaces, ObjectNamespace, r.parent); err != nil {
+		return err
+	}
+	if exists(w.tx, r.bucket, r.key) {
+		return existsErr(r.kind, r.key)
+	}
+	if err := w.put(r.bucket, r.key, v); err != nil {
+		return err
+	}
+	return w.record(OpCreated, r.kind, r.change, v)
 }
 
 // getObj reads one object.
@@ -248,7 +264,14 @@ func (s *Store) Stream(k StreamKey) (Stream, error) {
 
 // Streams lists a namespace's streams.
 func (s *Store) Streams(k NamespaceKey) ([]Stream, error) {
-	return listChildren[Stream](s, bucketStreams, k)
+	p, err := s.StreamsPage(k, ListOptions{})
+	return p.Items, err
+}
+
+// StreamsPage lists the streams of a namespace o selects, by name (byte
+// order). The namespace must exist.
+func (s *Store) StreamsPage(k NamespaceKey, o ListOptions) (Page[Stream], error) {
+	return listChildren[Stream](s, bucketStreams, k, o)
 }
 
 // UpdateStream applies p to a stream and returns the result.
@@ -280,7 +303,14 @@ func (s *Store) Cache(k CacheKey) (Cache, error) {
 
 // Caches lists a namespace's caches.
 func (s *Store) Caches(k NamespaceKey) ([]Cache, error) {
-	return listChildren[Cache](s, bucketCaches, k)
+	p, err := s.CachesPage(k, ListOptions{})
+	return p.Items, err
+}
+
+// CachesPage lists the caches of a namespace o selects, by name (byte
+// order). The namespace must exist.
+func (s *Store) CachesPage(k NamespaceKey, o ListOptions) (Page[Cache], error) {
+	return listChildren[Cache](s, bucketCaches, k, o)
 }
 
 // UpdateCache applies p to a cache and returns the result.
@@ -297,17 +327,18 @@ func (s *Store) UpdateCache(k CacheKey, p CachePatch) (Cache, error) {
 // DeleteCache removes a cache.
 func (s *Store) DeleteCache(k CacheKey) error { return s.deleteLeafObj(k.ref()) }
 
-// listChildren lists the objects of a namespace, which must exist.
-func listChildren[T any](s *Store, bucket []byte, k NamespaceKey) ([]T, error) {
-	var out []T
+// listChildren lists the objects of a namespace, which must exist, that
+// o selects.
+func listChildren[T any](s *Store, bucket []byte, k NamespaceKey, o ListOptions) (Page[T], error) {
+	var p Page[T]
 	err := s.view(func(tx *bolt.Tx) (err error) {
 		if err := require(tx, bucketNamespaces, ObjectNamespace, k.String()); err != nil {
 			return err
 		}
-		out, err = list[T](tx, bucket, k.String()+"/")
+		p, err = listPage[T](tx, bucket, k.String()+"/", o)
 		return err
 	})
-	return out, err
+	return p, err
 }
 
 // legacyParent explains a create refused for its parent's name (err on

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"net/http"
 	"net/url"
@@ -161,7 +162,7 @@ here and cannot be deleted here (docs/controlplane.md).
 	envFlags := map[string]bool{}
 	pf.VisitAll(func(fl *pflag.Flag) { envFlags[fl.Name] = fl.Name != "help" })
 	pf.BoolVar(&f.json, "json", false, "print JSON (the objects as the API returns them)")
-	pf.DurationVar(&f.timeout, "timeout", 10*time.Second, "give up on the API after this long")
+	pf.DurationVar(&f.timeout, "timeout", 10*time.Second, "give up on the API after this long (ls: on each page's request)")
 	cmd.PersistentPreRunE = func(c *cobra.Command, _ []string) error { return applyEnvTo(c.Flags(), envFlags) }
 	cmd.AddCommand(newAdminTenantCmd(&f), newAdminNamespaceCmd(&f), newAdminStreamCmd(&f), newAdminCacheCmd(&f))
 	return cmd
@@ -170,14 +171,28 @@ here and cannot be deleted here (docs/controlplane.md).
 // run returns a RunE that calls fn with a client of the API and a context
 // bounded by --timeout and cancelled by SIGINT or SIGTERM.
 func (f *adminFlags) run(fn func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error) func(*cobra.Command, []string) error {
+	return f.runWith(true, fn)
+}
+
+// runEach is run for commands of many requests (ls, page by page):
+// --timeout bounds each request (the HTTP client's timeout), not the
+// whole command, so a long list is not cut short.
+func (f *adminFlags) runEach(fn func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error) func(*cobra.Command, []string) error {
+	return f.runWith(false, fn)
+}
+
+func (f *adminFlags) runWith(deadline bool, fn func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		return withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			c, err := f.cp.client(f.timeout)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(ctx, f.timeout)
-			defer cancel()
+			if deadline {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, f.timeout)
+				defer cancel()
+			}
 			if err := fn(ctx, c, cmd.OutOrStdout(), args); err != nil {
 				return f.adminError(c, err)
 			}
@@ -222,36 +237,143 @@ func table(w io.Writer, header string, rows [][]string) error {
 	return tw.Flush()
 }
 
-// adminLs is an `ls` subcommand: list, then a table of row(item) under
-// header (or the list as JSON).
-func adminLs[T any](f *adminFlags, short, header string, list func(context.Context, *controlplane.Client) ([]T, error), row func(T) []string) *cobra.Command {
-	return &cobra.Command{
+// adminPageSize is the page size `ls` asks for.
+const adminPageSize = 500
+
+// adminLs is an `ls` subcommand: all(pageSize) iterates over the list page
+// by page; each item is printed as it comes, as a row(item) of a table
+// under header (flushed after each page, so columns are aligned within a
+// page), or with --json as an element of one JSON array (the shape of
+// before paging, written as it comes). --limit N stops after N items.
+func adminLs[T any](f *adminFlags, short, header string, all func(ctx context.Context, c *controlplane.Client, pageSize int) iter.Seq2[T, error], row func(T) []string) *cobra.Command {
+	var limit int
+	cmd := &cobra.Command{
 		Use: "ls", Short: short, Args: cobra.NoArgs,
-		RunE: f.run(func(ctx context.Context, c *controlplane.Client, w io.Writer, _ []string) error {
-			items, err := list(ctx, c)
-			// A tenant or namespace the control plane lacks holds nothing
-			// it declared (a fresh broker's default/default is declared by
-			// flags): an empty list, said so, not a failure.
-			missing := errors.Is(err, controlplane.ErrNotFound)
-			if err != nil && !missing {
-				return err
+		RunE: f.runEach(func(ctx context.Context, c *controlplane.Client, w io.Writer, _ []string) error {
+			if limit < 0 {
+				return errors.New("--limit must not be negative")
 			}
-			if items == nil {
-				items = []T{}
+			pageSize := adminPageSize
+			if limit > 0 {
+				pageSize = min(pageSize, limit)
 			}
-			return f.print(w, items, func(w io.Writer) error {
-				rows := make([][]string, 0, len(items))
-				for _, it := range items {
-					rows = append(rows, row(it))
-				}
-				if missing {
-					_, err := fmt.Fprintf(w, "none: %v (streams and caches declared by felix serve flags are not listed here)\n", err)
+			out := lsWriter[T]{json: f.json, w: w, header: header, row: row, flushEvery: pageSize}
+			n := 0
+			for it, err := range all(ctx, c, pageSize) {
+				if err != nil {
+					// A tenant or namespace the control plane lacks holds
+					// nothing it declared (a fresh broker's default/default
+					// is declared by flags): an empty list, said so, not a
+					// failure.
+					if !out.started && errors.Is(err, controlplane.ErrNotFound) {
+						return out.missing(err)
+					}
+					// What was printed stays; with --json the array is
+					// left open, so that it does not parse as the whole list.
+					out.flush()
 					return err
 				}
-				return table(w, header, rows)
-			})
+				if err := out.item(it); err != nil {
+					return err
+				}
+				if n++; limit > 0 && n >= limit {
+					break
+				}
+			}
+			return out.end()
 		}),
 	}
+	cmd.Flags().IntVar(&limit, "limit", 0, fmt.Sprintf("print only the first N (0: all); the list is read %d at a time", adminPageSize))
+	return cmd
+}
+
+// lsWriter prints a list as it is read: a table (header, then a row per
+// item) or one indented JSON array, the same bytes as the whole list
+// encoded at once.
+type lsWriter[T any] struct {
+	json       bool
+	w          io.Writer
+	header     string
+	row        func(T) []string
+	flushEvery int
+
+	tw      *tabwriter.Writer
+	started bool
+	n       int
+}
+
+func (l *lsWriter[T]) start() error {
+	if l.started {
+		return nil
+	}
+	l.started = true
+	if l.json {
+		_, err := io.WriteString(l.w, "[\n")
+		return err
+	}
+	l.tw = tabwriter.NewWriter(l.w, 0, 0, 2, ' ', 0)
+	_, err := fmt.Fprintln(l.tw, l.header)
+	return err
+}
+
+func (l *lsWriter[T]) item(it T) error {
+	if err := l.start(); err != nil {
+		return err
+	}
+	l.n++
+	if l.json {
+		b, err := json.MarshalIndent(it, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		sep := "  "
+		if l.n > 1 {
+			sep = ",\n  "
+		}
+		_, err = io.WriteString(l.w, sep+string(b))
+		return err
+	}
+	if _, err := fmt.Fprintln(l.tw, strings.Join(l.row(it), "\t")); err != nil {
+		return err
+	}
+	if l.n%l.flushEvery == 0 {
+		return l.tw.Flush()
+	}
+	return nil
+}
+
+// flush writes out the table rows buffered so far.
+func (l *lsWriter[T]) flush() {
+	if l.tw != nil {
+		l.tw.Flush()
+	}
+}
+
+// end closes the list: the table, or the JSON array ("[]" when empty).
+func (l *lsWriter[T]) end() error {
+	if l.json && !l.started {
+		_, err := io.WriteString(l.w, "[]\n")
+		return err
+	}
+	if err := l.start(); err != nil {
+		return err
+	}
+	if l.json {
+		_, err := io.WriteString(l.w, "\n]\n")
+		return err
+	}
+	return l.tw.Flush()
+}
+
+// missing says that the list's tenant or namespace does not exist: [] with
+// --json, else a line.
+func (l *lsWriter[T]) missing(err error) error {
+	if l.json {
+		_, werr := io.WriteString(l.w, "[]\n")
+		return werr
+	}
+	_, werr := fmt.Fprintf(l.w, "none: %v (streams and caches declared by felix serve flags are not listed here)\n", err)
+	return werr
 }
 
 // adminInfo is an `info NAME` subcommand: get, printed as JSON.
@@ -337,8 +459,8 @@ func newAdminTenantCmd(f *adminFlags) *cobra.Command {
 	}
 	add.Flags().StringVar(&display, "display-name", "", "display name")
 	ls := adminLs(f, "List the tenants", "TENANT\tDISPLAY NAME",
-		func(ctx context.Context, c *controlplane.Client) ([]controlplane.Tenant, error) {
-			return c.Tenants(ctx)
+		func(ctx context.Context, c *controlplane.Client, pageSize int) iter.Seq2[controlplane.Tenant, error] {
+			return c.AllTenants(ctx, pageSize)
 		},
 		func(t controlplane.Tenant) []string { return []string{t.TenantID, t.DisplayName} })
 	rm := adminRm(f, "rm TENANT", "Delete a tenant with its namespaces, streams (and their logs) and caches",
@@ -364,8 +486,8 @@ func newAdminNamespaceCmd(f *adminFlags) *cobra.Command {
 	}
 	add.Flags().StringVar(&display, "display-name", "", "display name")
 	ls := adminLs(f, "List the namespaces of --tenant", "NAMESPACE\tDISPLAY NAME",
-		func(ctx context.Context, c *controlplane.Client) ([]controlplane.Namespace, error) {
-			return c.Namespaces(ctx, f.tenant)
+		func(ctx context.Context, c *controlplane.Client, pageSize int) iter.Seq2[controlplane.Namespace, error] {
+			return c.AllNamespaces(ctx, f.tenant, pageSize)
 		},
 		func(n controlplane.Namespace) []string { return []string{n.Namespace, n.DisplayName} })
 	rm := adminRm(f, "rm NAMESPACE", "Delete a namespace of --tenant with its streams (and their logs) and caches",
@@ -513,8 +635,8 @@ func newAdminStreamCmd(f *adminFlags) *cobra.Command {
 	ef.register(edit.Flags())
 
 	ls := adminLs(f, "List the streams the control plane declares in the namespace", "STREAM\tSTORAGE\tRETENTION",
-		func(ctx context.Context, c *controlplane.Client) ([]controlplane.Stream, error) {
-			return c.Streams(ctx, f.nsKey())
+		func(ctx context.Context, c *controlplane.Client, pageSize int) iter.Seq2[controlplane.Stream, error] {
+			return c.AllStreams(ctx, f.nsKey(), pageSize)
 		},
 		streamLine)
 	info := adminInfo(f, "info STREAM", "Print a stream's declaration as JSON",
@@ -612,8 +734,8 @@ func newAdminCacheCmd(f *adminFlags) *cobra.Command {
 	ef.register(edit.Flags())
 
 	ls := adminLs(f, "List the caches the control plane declares in the namespace", "CACHE\tSTORAGE\tCAPACITY BYTES\tDISPLAY NAME",
-		func(ctx context.Context, c *controlplane.Client) ([]controlplane.Cache, error) {
-			return c.Caches(ctx, f.nsKey())
+		func(ctx context.Context, c *controlplane.Client, pageSize int) iter.Seq2[controlplane.Cache, error] {
+			return c.AllCaches(ctx, f.nsKey(), pageSize)
 		},
 		cacheLine)
 	info := adminInfo(f, "info CACHE", "Print a cache's declaration as JSON",

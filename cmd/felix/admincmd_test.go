@@ -14,13 +14,20 @@ import (
 // the test on an error.
 type adminBroker struct {
 	addr, ca string
+	dir      string // the broker's data dir
+	cp       cpInfo // its control plane
 	run      func(args ...string) (string, error)
 	must     func(args ...string) string
 }
 
 func startAdminBroker(t *testing.T) adminBroker {
 	t.Helper()
-	dir := t.TempDir()
+	return startAdminBrokerDir(t, t.TempDir())
+}
+
+// startAdminBrokerDir is startAdminBroker on the data dir dir.
+func startAdminBrokerDir(t *testing.T, dir string) adminBroker {
+	t.Helper()
 	nextCP := watchControlPlanes(t)
 	addr, _, ca, stop := startServeDir(t, dir, "--no-dev-defaults",
 		"--controlplane-addr", "127.0.0.1:0", "--controlplane-sync-interval", "20ms")
@@ -37,7 +44,7 @@ func startAdminBroker(t *testing.T) adminBroker {
 		}
 		return out
 	}
-	return adminBroker{addr: addr, ca: ca, run: run, must: must}
+	return adminBroker{addr: addr, ca: ca, dir: dir, cp: cp, run: run, must: must}
 }
 
 // `felix admin` against a real broker's embedded control plane: what it
