@@ -57,6 +57,7 @@ type Stats struct {
 	Evictions       uint64 // live entries removed to make room under MaxBytes
 	Puts            uint64 // successful writes (puts and increments)
 	Deletes         uint64 // Delete calls that removed a live entry
+	Flushed         uint64 // live entries removed by Flush (the expired ones it drops count as Expirations)
 	ConditionFailed uint64 // Puts refused by IfAbsent or IfVersion
 	Bytes           int64  // accounted bytes (see EntryOverhead), ≤ MaxBytes when bounded
 	Entries         int64  // entries stored, live or expired but not yet removed
@@ -585,6 +586,7 @@ func (c *Cache) Stats() Stats {
 		st.Evictions += s.evictions.Load()
 		st.Puts += s.puts.Load()
 		st.Deletes += s.deletes.Load()
+		st.Flushed += s.flushed.Load()
 		st.ConditionFailed += s.conditionFailed.Load()
 		st.Entries += s.entries.Load()
 	}

@@ -33,7 +33,7 @@
 // handed out, so versions do not repeat when a scope is deleted and
 // created again, nor across a restart (unless a cache averaged over a
 // million writes per second): a version read earlier never matches an
-// unrelated later entry. PutOptions.IfVersion is a compare-and-set on that version
+// unrelated later entry. Cache.Flush does not reset the counter either. PutOptions.IfVersion is a compare-and-set on that version
 // (0 meaning "the key must not exist"); PutOptions.IfAbsent writes only a
 // missing key. Keys are retained as given (Go strings are immutable).
 //
@@ -108,7 +108,7 @@
 //
 //	put:    0x01 | u64 version | i64 expiry, unix ms by the wall clock (0: never) | u32 key length | key | value
 //	delete: 0x02 | u64 version (the removed entry's, or the TTL ≤ 0 put's) | u32 key length | key
-//	floor:  0x03 | u64 version (the version counter when a compaction started)
+//	floor:  0x03 | u64 version (the version counter when a compaction started or ended, or a flush ran)
 //
 // The record is appended under the shard's write lock, before the entry
 // changes in memory, so the log's order of a key's records is the order
@@ -152,7 +152,11 @@
 //  2. shard by shard, holding that shard's read lock (its writers wait; the
 //     other shards and all readers go on), it appends a put record of
 //     every live entry of the shard, as it is at that moment;
-//  3. it calls TruncateBefore(S), which fsyncs the log and then deletes the
+//  3. it appends a second floor record (the version counter again: every
+//     record below S took its version before S was appended, so before
+//     this, while the first floor's counter may have been read before
+//     some of them);
+//  4. it calls TruncateBefore(S), which fsyncs the log and then deletes the
 //     sealed segments whose records all lie below S.
 //
 // Why a crash at any point leaves a log that loads the right state: replay
@@ -160,9 +164,9 @@
 // records were written at T while s was locked. (a) A snapshot record
 // repeats k's state at T, and no record of k can fall between that state
 // and the record (s's writers append under s's lock), so appending it
-// changes no key's replayed state: a crash during steps 1–2 leaves the old
+// changes no key's replayed state: a crash during steps 1–3 leaves the old
 // log plus harmless records, and loads what the old log would. (b) After
-// step 3 the log has lost only records below S ≤ T. If k was live at T,
+// step 4 the log has lost only records below S ≤ T. If k was live at T,
 // its snapshot record sets its state at T, and later records follow as
 // before. If k was absent at T (deleted, evicted or expired), either some
 // record of k remains between the cut and T — the last of them is k's
@@ -170,8 +174,8 @@
 // absolute expiry has passed) — or none does and replay starts from
 // absent. Either way every key replays to its state at T and then through
 // its later records, as without the cut. Deletes are only dropped with
-// the state they deleted. The floor record keeps the versions of dropped
-// deletes: versions continue above it. Segments are deleted only after
+// the state they deleted. The second floor record keeps the versions of
+// dropped deletes: versions continue above it. Segments are deleted only after
 // the fsync, so a machine crash cannot leave the old records deleted and
 // the snapshot lost; a deletion cut short leaves the oldest segments, and
 // the log is just longer. A compaction that fails (disk full) stops where
@@ -181,6 +185,51 @@
 // of older records (the one S falls in; segments are deleted whole) plus
 // what was written since, so it stays within about
 // max(CompactMinBytes, 2 × live) + live + a segment.
+//
+// # Flush
+//
+// Cache.Flush (Redis FLUSHDB) removes every entry: it takes every shard's
+// write lock, in index order, so that no write is half before and half
+// after it, drops the shards' tables and maps, and counts the live
+// entries in Stats.Flushed. The version counter goes on: a version read
+// before a flush fails a compare-and-set after it. On a durable cache,
+// with the locks held, it appends a floor record (the version counter,
+// which no writer can move meanwhile), purges the log
+// (commitlog.DiskLog.Purge: every record below the log's end goes;
+// offsets are not reused) and appends a second floor record, the first
+// record of the purged log, before it empties the shards; under
+// SyncAlways it returns once that record is fsynced. A write is either
+// appended before the purge point, by a writer that held its shard's
+// lock before Flush took it (purged, and its entry removed), or after
+// the second floor, by a writer that took the lock after Flush (kept,
+// with a version above the floor). So once Flush returns, a restart loads
+// what was written after it, with versions above every version handed
+// out before it.
+//
+// A crash during Flush: before the purge it leaves the old log (plus a
+// floor record, harmless), which loads the old state; after the purge,
+// an empty log, or one holding the second floor. During the purge, the
+// log's crash safety leaves a suffix of its old segments (it deletes them
+// oldest first, after the purge point is a segment boundary on disk).
+// Replay is "a key's last record wins", and a key's last record is in
+// the suffix unless none of its records is: so every key the suffix
+// loads has its latest value, never an older one, and the other keys are
+// absent. The first floor, in the last segment deleted, keeps the
+// versions; only a crash after that deletion and before the second floor
+// is written leaves versions to restart above the clock alone, as for a
+// new cache (and, under SyncInterval or SyncNever, a machine crash soon
+// after Flush returns, which may lose the second floor as any write). A
+// compaction running meanwhile writes each shard's snapshot under that
+// shard's read lock, which Flush's write lock excludes: its
+// records are wholly below the purge point (and purged) or written after
+// the flush, as the state since then; its TruncateBefore point is below
+// the purge point (nothing left to drop) or after it. A compaction that
+// started before the flush therefore never writes an entry the flush
+// removed after the purge point. If the log refuses the first floor or
+// the purge, Flush fails with a *StorageError and memory is untouched (a
+// purge that failed after deleting part of the log is repaired by writing
+// the entries again); once the purge has succeeded the entries are
+// removed even if the second floor then fails.
 //
 // Store.Replace and Store.Delete refuse a durable cache (ErrDurable), so
 // that nothing drops its log by accident: Store.Resize changes its

@@ -73,6 +73,13 @@ type durable struct {
 	compactions atomic.Uint64
 	compacting  atomic.Bool
 
+	// acctMu orders a compaction's accounting (it reads appended when it
+	// starts and subtracts that when it ends) with a Flush, which resets
+	// appended: a compaction running across a flush must not subtract
+	// what was counted before the flush from what was appended since.
+	acctMu  sync.Mutex
+	flushes uint64 // under acctMu: flushes that purged the log
+
 	bgMu   sync.Mutex
 	closed bool // under bgMu: no compaction starts
 	bg     sync.WaitGroup
@@ -81,6 +88,9 @@ type durable struct {
 	// are written, without a lock held; an error stops the compaction
 	// there, as a crash would.
 	compactHook func(shard int) error
+	// purgeHook, set by tests, runs in place of the log's Purge when a
+	// Flush purges it (under every shard's write lock).
+	purgeHook func() (uint64, error)
 }
 
 // recordSize is the bytes a payload of n bytes takes in the log.

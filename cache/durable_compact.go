@@ -53,57 +53,31 @@ func (c *Cache) Compact() error {
 // compact runs one compaction; the caller owns d.compacting.
 func (c *Cache) compact() error {
 	d := c.dur
-	started := d.appended.Load()
+	d.acctMu.Lock()
+	started, flushes := d.appended.Load(), d.flushes
+	d.acctMu.Unlock()
 	ctx := context.Background()
 	fail := func(what string, err error) error {
 		d.writeErrors.Add(1)
 		return &StorageError{Scope: c.scope, Op: "compact", Err: fmt.Errorf("%s: %w", what, err)}
 	}
-	// The version floor: every version handed out so far is at most this,
-	// so versions continue above it even once the records that carried
-	// them (of deleted keys) are dropped. Its offset is where the
-	// snapshot starts: every record below it may go.
+	// The version floor: its offset is where the snapshot starts: every
+	// record below it may go.
 	start, err := d.log.Append(ctx, [][]byte{appendFloorRecord(nil, c.version.Load())})
 	if err != nil {
 		return fail("version floor", err)
 	}
-	var (
-		buf   []byte
-		batch [][]byte
-	)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		_, err := d.log.Append(ctx, batch)
-		buf, batch = buf[:0], batch[:0] // the log copied them
-		return err
-	}
+	var snap snapshot
 	for i := range c.shards {
 		s := &c.shards[i]
 		// The read lock keeps the shard's writers (who append under the
 		// write lock) out, so no record of these keys falls between the
-		// snapshot of their state and the records that state is written as.
+		// snapshot of their state and the records that state is written
+		// as. It keeps a Flush out too: the shard's records are written
+		// wholly before the flush's purge point (and purged) or wholly
+		// after the flush (its state since).
 		s.mu.RLock()
-		now := c.now()
-		var err error
-		for j := range s.slots {
-			sl := &s.slots[j]
-			if sl.version == 0 || sl.expires <= now {
-				continue
-			}
-			at := len(buf)
-			buf = appendPutRecord(buf, sl.key, sl.value, sl.version, c.expiresMs(sl.expires))
-			batch = append(batch, buf[at:len(buf):len(buf)])
-			if len(buf) >= compactBatchBytes {
-				if err = flush(); err != nil {
-					break
-				}
-			}
-		}
-		if err == nil {
-			err = flush()
-		}
+		err := c.appendSnapshot(s, &snap)
 		s.mu.RUnlock()
 		if err != nil {
 			return fail("snapshot", err)
@@ -114,12 +88,63 @@ func (c *Cache) compact() error {
 			}
 		}
 	}
+	// The closing floor keeps the versions of the records dropped below
+	// start, deletes' included: each took its version before it was
+	// appended, before start was, before this load. (The first floor's
+	// load may precede writes appended below start.)
+	if _, err := d.log.Append(ctx, [][]byte{appendFloorRecord(nil, c.version.Load())}); err != nil {
+		return fail("version floor", err)
+	}
 	// TruncateBefore fsyncs the log before it deletes a segment.
 	if err := d.log.TruncateBefore(start); err != nil {
 		return fmt.Errorf("cache %s: compaction: drop old segments: %w", c.scope, err)
 	}
-	d.appended.Add(-started)
+	d.acctMu.Lock()
+	if d.flushes == flushes { // else a flush reset appended since started was read
+		d.appended.Add(-started)
+	}
 	d.baseBytes.Store(logSize(d.log.Dir()))
+	d.acctMu.Unlock()
 	d.compactions.Add(1)
 	return nil
+}
+
+// snapshot is the buffer of the put records being written by
+// appendSnapshot.
+type snapshot struct {
+	buf   []byte
+	batch [][]byte
+}
+
+// appendSnapshot appends a put record of every live entry of s to the
+// log, as it is now, in batches of about compactBatchBytes (each appended
+// as Append does: durable per the sync policy when it returns). Caller
+// holds s.mu, for reading or writing, throughout.
+func (c *Cache) appendSnapshot(s *shard, sn *snapshot) error {
+	now := c.now()
+	for j := range s.slots {
+		sl := &s.slots[j]
+		if sl.version == 0 || sl.expires <= now {
+			continue
+		}
+		at := len(sn.buf)
+		sn.buf = appendPutRecord(sn.buf, sl.key, sl.value, sl.version, c.expiresMs(sl.expires))
+		sn.batch = append(sn.batch, sn.buf[at:len(sn.buf):len(sn.buf)])
+		if len(sn.buf) >= compactBatchBytes {
+			if err := c.appendBatch(sn); err != nil {
+				return err
+			}
+		}
+	}
+	return c.appendBatch(sn)
+}
+
+// appendBatch appends the records sn holds and empties it.
+func (c *Cache) appendBatch(sn *snapshot) error {
+	if len(sn.batch) == 0 {
+		return nil
+	}
+	_, err := c.dur.log.Append(context.Background(), sn.batch)
+	sn.buf, sn.batch = sn.buf[:0], sn.batch[:0] // the log copied them
+	return err
 }

@@ -57,7 +57,7 @@ var (
 // server's files.
 type StorageError struct {
 	Scope Scope
-	Op    string // put, incr, expire, delete, evict, compact
+	Op    string // put, incr, expire, delete, evict, compact, flush
 	Key   string
 	Err   error
 }

@@ -54,6 +54,7 @@ type shard struct {
 	hits, misses                   atomic.Uint64
 	expirations, evictions         atomic.Uint64
 	puts, deletes, conditionFailed atomic.Uint64
+	flushed                        atomic.Uint64
 
 	_ [64]byte // keep the next shard's lock off this shard's cache lines
 }
@@ -130,16 +131,33 @@ func (s *shard) compact() {
 // reset empties the shard and drops its tables, returning the bytes its
 // entries accounted. Caller holds mu.
 func (s *shard) reset() int64 {
-	var size int64
+	_, _, size := s.empty(never)
+	return size
+}
+
+// empty removes every entry and drops the tables and map (to nil, as
+// compact does when no entry is left, so they take no memory until the
+// next insert). It returns how many entries were live at now and how many
+// had expired, and the bytes they all accounted, which the caller
+// subtracts from the cache's byte counter. Slot indexes are renumbered:
+// compactions counts it. Caller holds mu.
+func (s *shard) empty(now int64) (live, expired uint64, size int64) {
 	for i := range s.slots {
-		if s.slots[i].version != 0 {
-			size += s.slots[i].size()
+		sl := &s.slots[i]
+		switch {
+		case sl.version == 0:
+			continue
+		case sl.expires != never && sl.expires <= now:
+			expired++
+		default:
+			live++
 		}
+		size += sl.size()
 	}
 	s.index, s.slots, s.free, s.sweepPos = nil, nil, nil, 0
 	s.compactions++
 	s.entries.Store(0)
-	return size
+	return live, expired, size
 }
 
 // pick returns a random live slot; ok is false if the shard is empty.

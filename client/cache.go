@@ -633,6 +633,8 @@ func replyID(m wire.Message) (uint64, bool) {
 		return m.RequestID, true
 	case *wire.StreamPurged:
 		return m.RequestID, true
+	case *wire.CacheFlushed:
+		return m.RequestID, true
 	case *wire.StreamError:
 		return m.RequestID, true
 	case *wire.QueueError:

@@ -46,3 +46,32 @@ func (c *Client) PurgeStream(ctx context.Context, namespace, stream string) (Pur
 	}
 	return PurgeResult{Purged: v.Purged, Offset: v.Offset}, nil
 }
+
+// Flush removes every entry of the cache (Redis FLUSHDB, for this one
+// cache) and returns how many live entries it removed. Versions keep
+// growing across it, so a compare-and-set with a version read before
+// never matches a later entry. On a durable cache the flush is on disk
+// when Flush returns. It needs the cache.manage permission and never
+// creates a cache. A refusal is a *CacheError whose Code is "forbidden",
+// "not_found", or "storage" (matching ErrStorage: a durable cache whose
+// log failed during the flush; the entries were kept, unless the log had
+// already been purged and only its closing record failed: flush again
+// once the log works); a broker
+// without the extension (capability wire.CapPurge) gives ErrUnsupported
+// without anything being sent.
+func (k *Cache) Flush(ctx context.Context) (removed uint64, err error) {
+	if k.c.ServerFlags()&wire.CapPurge == 0 {
+		return 0, fmt.Errorf("felix: broker does not offer cache flush (capability %#04x): %w", wire.CapPurge, ErrUnsupported)
+	}
+	reply, err := k.c.cacheRequest(ctx, func(id uint64) wire.Message {
+		return &wire.CacheFlush{TenantID: k.c.opts.TenantID, Namespace: k.namespace, Cache: k.name, RequestID: id}
+	})
+	if err != nil {
+		return 0, err
+	}
+	v, ok := reply.(*wire.CacheFlushed)
+	if !ok {
+		return 0, unexpected(reply, "cache_flush")
+	}
+	return v.Removed, nil
+}

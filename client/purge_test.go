@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+
+	"github.com/felixmq/felix/cache"
+	"github.com/felixmq/felix/internal/testbroker"
 )
 
 // PurgeStream on a durable stream: the result counts what was held, a live
@@ -108,4 +111,40 @@ func TestPurgeStreamInMemory(t *testing.T) {
 	}
 	defer sub.Close()
 	expectEvents(t, ctx, sub, []string{"after"})
+}
+
+// Cache.Flush removes every entry; a compare-and-set with a version read
+// before the flush fails afterwards; an unknown cache is not_found.
+func TestCacheFlush(t *testing.T) {
+	b := startBroker(t, testbroker.WithCaches(cache.Config{}, "default/default/c"))
+	c := dial(t, b, Options{})
+	ctx := testCtx(t)
+	kv := c.Cache("default", "c")
+	var v0 uint64
+	for i, k := range []string{"a", "b", "c"} {
+		v, err := kv.Put(ctx, k, []byte("1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			v0 = v
+		}
+	}
+	n, err := kv.Flush(ctx)
+	if err != nil || n != 3 {
+		t.Fatalf("flush: %d, %v; want 3", n, err)
+	}
+	if _, ok, err := kv.Get(ctx, "a"); err != nil || ok {
+		t.Fatalf("get after the flush: found %v, %v", ok, err)
+	}
+	if _, err := kv.Put(ctx, "a", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "a", []byte("3"), IfVersion(v0)); !errors.Is(err, ErrConditionFailed) {
+		t.Fatalf("CAS with a version from before the flush: %v, want ErrConditionFailed", err)
+	}
+	_, err = c.Cache("default", "nope").Flush(ctx)
+	if ce, ok := errors.AsType[*CacheError](err); !ok || ce.Code != "not_found" {
+		t.Fatalf("flush of an unknown cache: %v, want not_found", err)
+	}
 }

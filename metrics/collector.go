@@ -177,6 +177,8 @@ var cacheMetrics = []metric[cacheSnap]{
 		func(c *cacheSnap) float64 { return u(c.Puts) }),
 	counter("felix_cache_deletes_total", "Deletes that removed a live entry.", cacheLabels,
 		func(c *cacheSnap) float64 { return u(c.Deletes) }),
+	counter("felix_cache_flushed_total", "Live entries removed by flushes (felix cache flush).", cacheLabels,
+		func(c *cacheSnap) float64 { return u(c.Flushed) }),
 	gauge("felix_cache_bytes", "Bytes accounted to the cache's entries.", cacheLabels,
 		func(c *cacheSnap) float64 { return float64(c.Bytes) }),
 	gauge("felix_cache_entries", "Entries stored, live or expired and not yet removed.", cacheLabels,

@@ -262,6 +262,8 @@ func (ctl *control) handleMessage(m wire.Message) error {
 		return ctl.queueDelete(m)
 	case *wire.StreamPurge:
 		return ctl.streamPurge(m)
+	case *wire.CacheFlush:
+		return ctl.cacheFlush(m)
 	case *wire.Serve:
 		return ctl.serve(m)
 	case *wire.Request:
@@ -270,7 +272,7 @@ func (ctl *control) handleMessage(m wire.Message) error {
 		return ctl.fail("subscribe_cursor_error is a server-to-client message")
 	case *wire.ErrorMessage:
 		return errClose
-	default: // auth_ok, subscribed, event*, cache_value, cache_ok, cache_incr_value, cache_expire_result, cache_scan_page, publish_ok, publish_error, ok, stream_purged, stream_error
+	default: // auth_ok, subscribed, event*, cache_value, cache_ok, cache_incr_value, cache_expire_result, cache_scan_page, publish_ok, publish_error, ok, stream_purged, stream_error, cache_flushed
 		return ctl.fail("unexpected message type")
 	}
 }

@@ -5,8 +5,12 @@ import (
 
 	"github.com/felixmq/felix/auth"
 	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/wire"
 )
+
+// Purge and flush answers share their codes: forbidden, not_found,
+// storage, invalid, unavailable (wire.StreamCode*).
 
 // streamPurge removes every event a stream holds (extension CapPurge). It
 // needs stream.manage on the stream, as deleting a consumer group does;
@@ -48,4 +52,40 @@ func purgeCode(err error) string {
 		return wire.StreamCodeUnavailable
 	}
 	return wire.StreamCodeStorage
+}
+
+// cacheFlush removes every entry of a cache (extension CapPurge; Redis
+// FLUSHDB for one cache). It needs cache.manage on the cache; it never
+// creates a cache, even under auto-create.
+func (ctl *control) cacheFlush(m *wire.CacheFlush) error {
+	if ctl.peer&wire.CapPurge == 0 {
+		return errNotNegotiated(m.Type())
+	}
+	if m.TenantID != ctl.id.Tenant {
+		return ctl.fail("tenant mismatch")
+	}
+	fail := func(code, msg string) error {
+		return ctl.reply(&wire.CacheError{RequestID: m.RequestID, Code: code, Message: msg})
+	}
+	if !ctl.authorize(auth.ActionCacheManage, CacheResource(m.TenantID, m.Namespace, m.Cache)) {
+		return fail(wire.StreamCodeForbidden, "forbidden")
+	}
+	scope := cache.Scope{Tenant: m.TenantID, Namespace: m.Namespace, Cache: m.Cache}
+	var c *cache.Cache
+	err := cache.ErrNotFound
+	if caches := ctl.c.s.opts.Caches; caches != nil {
+		c, err = caches.Get(scope)
+	}
+	if err != nil {
+		return fail(wire.StreamCodeNotFound, err.Error())
+	}
+	removed, err := c.Flush()
+	switch {
+	case errors.Is(err, cache.ErrDeleted):
+		return fail(wire.StreamCodeNotFound, err.Error())
+	case err != nil:
+		return fail(wire.CacheCodeStorage, err.Error())
+	}
+	ctl.c.s.opts.Logger.Info("cache flushed", "cache", scope.String(), "removed", removed, "subject", ctl.id.Subject)
+	return ctl.reply(&wire.CacheFlushed{RequestID: m.RequestID, Removed: removed})
 }

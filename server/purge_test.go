@@ -3,13 +3,16 @@ package server_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strconv"
 	"testing"
 
 	"github.com/felixmq/felix/auth"
 	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -132,5 +135,80 @@ func TestStreamPurgeNeedsStreamManage(t *testing.T) {
 	m = try([]string{"stream.manage:stream:a/ns/*"}, 2)
 	if p, ok := m.(*wire.StreamPurged); !ok || p.Purged != 4 || p.Offset != 4 {
 		t.Fatalf("with stream.manage: %#v, want 4 purged", m)
+	}
+}
+
+// cache_flush removes every entry and answers with the count; versions
+// keep growing; an unknown cache is not_found and is not created, even
+// under auto-create; it needs cache.manage.
+func TestCacheFlushRaw(t *testing.T) {
+	tb := testbroker.Start(t, testbroker.WithCaches(cache.Config{}, "t1/default/c"),
+		testbroker.WithServerOptions(server.Options{AutoCreateCaches: true}))
+	c, err := tb.Caches.Get(cache.Scope{Tenant: "t1", Namespace: "default", Cache: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last uint64
+	for i := range 30 {
+		if last, err = c.Put("k"+strconv.Itoa(i), []byte("v"), cache.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := dialRaw(t, tb).open()
+	s.authPurge("t1")
+	s.sendMsg(&wire.CacheFlush{TenantID: "t1", Namespace: "default", Cache: "c", RequestID: 7})
+	s.expectMsg(&wire.CacheFlushed{RequestID: 7, Removed: 30})
+	if st := c.Stats(); st.Entries != 0 {
+		t.Fatalf("%d entries after the flush", st.Entries)
+	}
+	if v, err := c.Put("k0", []byte("w"), cache.PutOptions{}); err != nil || v <= last {
+		t.Fatalf("put after the flush: version %d (last before %d), %v", v, last, err)
+	}
+	s.sendMsg(&wire.CacheFlush{TenantID: "t1", Namespace: "default", Cache: "nope", RequestID: 8})
+	if m, ok := s.readMsg().(*wire.CacheError); !ok || m.RequestID != 8 || m.Code != wire.StreamCodeNotFound {
+		t.Fatalf("flush of an unknown cache: %#v, want cache_error not_found", m)
+	}
+	if _, err := tb.Caches.Get(cache.Scope{Tenant: "t1", Namespace: "default", Cache: "nope"}); err == nil {
+		t.Fatal("the flush created the cache")
+	}
+	// Without the capability: an unknown message.
+	s = dialRaw(t, tb).open()
+	s.authExt()
+	s.sendMsg(&wire.CacheFlush{TenantID: "t1", Namespace: "default", Cache: "c", RequestID: 9})
+	s.expectReset()
+	if st := c.Stats(); st.Entries != 1 {
+		t.Fatalf("a refused flush removed entries: %d left, want 1", st.Entries)
+	}
+}
+
+func TestCacheFlushNeedsCacheManage(t *testing.T) {
+	tb, sg := tokenBroker(t)
+	c, err := tb.Caches.Get(cache.Scope{Tenant: "a", Namespace: "ns", Cache: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put("k", []byte("v"), cache.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	conn := dialRaw(t, tb)
+	try := func(perms []string, id uint64) wire.Message {
+		s := conn.open()
+		tok := issue(t, sg, auth.Claims{Subject: "u", Tenant: "a", Perms: perms})
+		s.sendMsg(&wire.Auth{TenantID: "a", Token: tok, ClientFlags: wire.U16(wire.KnownFlags | wire.CapPurge)})
+		if _, ok := s.readMsg().(*wire.AuthOK); !ok {
+			t.Fatal("auth refused")
+		}
+		s.sendMsg(&wire.CacheFlush{TenantID: "a", Namespace: "ns", Cache: "c", RequestID: id})
+		return s.readMsg()
+	}
+	m := try([]string{"cache.read:cache:a/ns/c", "cache.write:cache:a/ns/c"}, 1)
+	if e, ok := m.(*wire.CacheError); !ok || e.Code != wire.StreamCodeForbidden || e.RequestID != 1 {
+		t.Fatalf("without cache.manage: %#v, want cache_error forbidden", m)
+	}
+	if c.Stats().Entries != 1 {
+		t.Fatal("a forbidden flush removed entries")
+	}
+	if m := try([]string{"cache.manage:cache:a/ns/*"}, 2); !reflect.DeepEqual(m, &wire.CacheFlushed{RequestID: 2, Removed: 1}) {
+		t.Fatalf("with cache.manage: %#v", m)
 	}
 }

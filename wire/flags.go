@@ -82,9 +82,10 @@ const (
 	// request_error; see service.go). Without the bit these messages are
 	// refused as unknown ones are (the stream is reset).
 	CapRequest uint16 = 0x0200
-	// CapPurge: stream purge (stream_purge, stream_purged, stream_error;
-	// see purge.go). Without the bit stream_purge is refused as unknown
-	// messages are.
+	// CapPurge: stream purge and cache flush (stream_purge,
+	// stream_purged, stream_error, cache_flush, cache_flushed; see
+	// purge.go). Without the bit stream_purge and cache_flush are refused
+	// as unknown messages are.
 	CapPurge uint16 = 0x0100
 	// ExtensionCaps is every extension this implementation speaks.
 	ExtensionCaps = CapCacheExt | CapQueue | CapCacheBin | CapMemOffsets | CapStartTime | CapRequest | CapPurge

@@ -115,6 +115,7 @@ const (
 	fMaxInFlight // serve.max_in_flight
 	fTimeoutMs   // request.timeout_ms
 	fPurged      // stream_purged.purged
+	fRemoved     // cache_flushed.removed
 	numFields
 )
 
@@ -155,7 +156,7 @@ var fieldNames = [numFields + 1]string{
 	fDelivered: "delivered", fAcked: "acked", fNacked: "nacked", fRedelivered: "redelivered",
 	fTimedOut: "timed_out", fDeadLettered: "dead_lettered", fReleased: "released", fLost: "lost",
 	fDelta: "delta", fIntValue: "value", fIntTTLMs: "ttl_ms", fPrefix: "prefix", fScanCursor: "cursor", fLimit: "limit",
-	fService: "service", fMaxInFlight: "max_in_flight", fTimeoutMs: "timeout_ms", fPurged: "purged",
+	fService: "service", fMaxInFlight: "max_in_flight", fTimeoutMs: "timeout_ms", fPurged: "purged", fRemoved: "removed",
 	numFields: "?",
 }
 
@@ -519,7 +520,7 @@ func (d *jsonDecoder) readField(id field, f *fields) error {
 		return d.readUintList(f)
 	case fRequestID, fSubscriptionID, fOffset, fBaseOffset, fTTLMs, fRequested, fAvailable, fIfVersion, fVersion,
 		fPrefetch, fDelayMs, fMembers, fInFlight, fPending, fLag, fCursor, fDelivered, fAcked, fNacked,
-		fRedelivered, fTimedOut, fDeadLettered, fReleased, fLost, fLimit, fMaxInFlight, fTimeoutMs, fPurged:
+		fRedelivered, fTimedOut, fDeadLettered, fReleased, fLost, fLimit, fMaxInFlight, fTimeoutMs, fPurged, fRemoved:
 		v, err := d.readUint(id)
 		if err != nil {
 			return err

@@ -1,10 +1,12 @@
 package wire
 
-// Stream purge (extension, capability CapPurge; `nats stream purge`,
-// RabbitMQ's queue.purge). A client sends StreamPurge on a control stream
-// and gets StreamPurged or StreamError, matched by request id. A purge
-// removes every event the stream holds when the broker handles it; offsets
-// are not reused (the next event gets the offset it would have had).
+// Stream purge and cache flush (extension, capability CapPurge; `nats
+// stream purge`, RabbitMQ's queue.purge, Redis's FLUSHDB). A client sends
+// StreamPurge on a control stream and gets StreamPurged or StreamError,
+// matched by request id. A purge removes every event the stream holds when
+// the broker handles it; offsets are not reused (the next event gets the
+// offset it would have had). CacheFlush removes every entry of one cache
+// and is answered by CacheFlushed or CacheError.
 
 // StreamPurge asks the broker to remove every event the stream holds.
 // It needs the stream.manage permission.
@@ -41,16 +43,50 @@ const (
 	StreamCodeUnavailable = "unavailable" // the broker is shutting down
 )
 
+// CacheFlush removes every entry of a cache (Redis FLUSHDB for one
+// cache). It needs the cache.manage permission and never creates a cache.
+// Answered by CacheFlushed, or CacheError with code "forbidden",
+// "not_found" or "storage" (a durable cache whose log failed during the
+// flush: the entries were kept, unless the log had already been purged
+// and only its closing record failed; flush again once the log works).
+type CacheFlush struct {
+	TenantID, Namespace, Cache string
+	RequestID                  uint64
+}
+
+// CacheFlushed answers CacheFlush: Removed is the number of live entries
+// removed.
+type CacheFlushed struct {
+	RequestID uint64
+	Removed   uint64
+}
+
 // Message types of the purge extension.
 const (
 	TypeStreamPurge  MsgType = "stream_purge"
 	TypeStreamPurged MsgType = "stream_purged"
 	TypeStreamError  MsgType = "stream_error"
+	TypeCacheFlush   MsgType = "cache_flush"
+	TypeCacheFlushed MsgType = "cache_flushed"
 )
 
 func (*StreamPurge) Type() MsgType  { return TypeStreamPurge }
 func (*StreamPurged) Type() MsgType { return TypeStreamPurged }
 func (*StreamError) Type() MsgType  { return TypeStreamError }
+func (*CacheFlush) Type() MsgType   { return TypeCacheFlush }
+func (*CacheFlushed) Type() MsgType { return TypeCacheFlushed }
+
+func (m *CacheFlush) appendFields(e *encoder) {
+	e.str("tenant_id", m.TenantID)
+	e.str("namespace", m.Namespace)
+	e.str("cache", m.Cache)
+	e.u64("request_id", m.RequestID)
+}
+
+func (m *CacheFlushed) appendFields(e *encoder) {
+	e.u64("request_id", m.RequestID)
+	e.u64("removed", m.Removed)
+}
 
 func (m *StreamPurge) appendFields(e *encoder) {
 	e.scope3(m.TenantID, m.Namespace, m.Stream)
@@ -80,6 +116,15 @@ func init() {
 		build: func(f *fields) Message {
 			return &StreamPurged{RequestID: f.num[fRequestID], Purged: f.num[fPurged], Offset: f.num[fOffset]}
 		}}
+	flush := bit(fTenantID, fNamespace, fCache, fRequestID)
+	specs[TypeCacheFlush] = msgSpec{allowed: flush, required: flush,
+		build: func(f *fields) Message {
+			return &CacheFlush{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Cache: f.str[fCache],
+				RequestID: f.num[fRequestID]}
+		}}
+	flushed := bit(fRequestID, fRemoved)
+	specs[TypeCacheFlushed] = msgSpec{allowed: flushed, required: flushed,
+		build: func(f *fields) Message { return &CacheFlushed{RequestID: f.num[fRequestID], Removed: f.num[fRemoved]} }}
 	streamErr := bit(fRequestID, fCode, fMessage)
 	specs[TypeStreamError] = msgSpec{allowed: streamErr, required: streamErr,
 		build: func(f *fields) Message {

@@ -14,6 +14,8 @@ func init() {
 		"ext_stream_purge":  &StreamPurge{TenantID: "t1", Namespace: "default", Stream: "orders", RequestID: 12},
 		"ext_stream_purged": &StreamPurged{RequestID: 12, Purged: 4711, Offset: 9000},
 		"ext_stream_error":  &StreamError{RequestID: 13, Code: StreamCodeNotFound, Message: "stream not found: t1/default/nope"},
+		"ext_cache_flush":   &CacheFlush{TenantID: "t1", Namespace: "default", Cache: "sessions", RequestID: 14},
+		"ext_cache_flushed": &CacheFlushed{RequestID: 14, Removed: 250},
 	} {
 		expectedMessages[name] = m
 	}
@@ -36,6 +38,8 @@ func TestPurgeMessagesRoundTripAndStrict(t *testing.T) {
 		&StreamPurge{TenantID: "t", Namespace: "n", Stream: "s", RequestID: ^uint64(0)},
 		&StreamPurged{RequestID: 1, Purged: 0, Offset: ^uint64(0)},
 		&StreamError{RequestID: 2, Code: StreamCodeStorage, Message: "q\" \\ \n é"},
+		&CacheFlush{TenantID: "t", Namespace: "n", Cache: "c", RequestID: 3},
+		&CacheFlushed{RequestID: 4, Removed: ^uint64(0)},
 	} {
 		b, err := EncodeMessage(m)
 		if err != nil {
@@ -52,6 +56,8 @@ func TestPurgeMessagesRoundTripAndStrict(t *testing.T) {
 		{`{"type":"stream_purged","request_id":1,"purged":-1,"offset":0}`, "purged must be an unsigned integer"},
 		{`{"type":"stream_purged","request_id":1,"offset":0}`, `missing field "purged"`},
 		{`{"type":"stream_error","request_id":1,"code":"x"}`, `missing field "message"`},
+		{`{"type":"cache_flush","tenant_id":"t","namespace":"n","request_id":1}`, `missing field "cache"`},
+		{`{"type":"cache_flushed","request_id":1}`, `missing field "removed"`},
 	} {
 		_, err := DecodeMessage([]byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

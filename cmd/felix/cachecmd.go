@@ -19,7 +19,7 @@ func newCacheCmd() *cobra.Command {
 	var cacheName string
 	cmd := &cobra.Command{
 		Use:   "cache",
-		Short: "Read and write a cache: get, put, del, ttl, incr, decr, expire, persist, keys",
+		Short: "Read and write a cache: get, put, del, ttl, incr, decr, expire, persist, keys, flush",
 	}
 	cmd.PersistentFlags().StringVarP(&cacheName, "cache", "c", "demo", "cache name")
 	run := func(fn func(cmd *cobra.Command, kv *client.Cache, args []string) error) func(*cobra.Command, []string) error {
@@ -118,7 +118,7 @@ func newCacheCmd() *cobra.Command {
 	}
 	incr, decr := newIncrCmds(run)
 	expire, persist, keys := newKeyCmds(run)
-	cmd.AddCommand(put, get, del, ttlCmd, incr, decr, expire, persist, keys)
+	cmd.AddCommand(put, get, del, ttlCmd, incr, decr, expire, persist, keys, newCacheFlushCmd(run))
 	return clientCmd(cmd, &f)
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/felixmq/felix/client"
 )
 
 // newPurgeCmd is `felix purge STREAM`: remove every event a stream holds
@@ -43,4 +45,32 @@ so it asks for --yes.`,
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "really purge (required)")
 	return clientCmd(cmd, &f)
+}
+
+// newCacheFlushCmd is `felix cache flush --yes` (Redis FLUSHDB for one
+// cache). run wraps a subcommand with the client and the cache.
+func newCacheFlushCmd(run func(func(*cobra.Command, *client.Cache, []string) error) func(*cobra.Command, []string) error) *cobra.Command {
+	var yes bool
+	flush := run(func(cmd *cobra.Command, kv *client.Cache, _ []string) error {
+		n, err := kv.Flush(cmd.Context())
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(cmd.OutOrStdout(), "removed %d entries\n", n)
+		return err
+	})
+	cmd := &cobra.Command{
+		Use:   "flush",
+		Short: "Remove every entry of the cache, as Redis FLUSHDB (needs cache.manage and --yes)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !yes {
+				name, _ := cmd.Flags().GetString("cache")
+				return errors.New("flush removes every entry of cache " + name + " for good: pass --yes to do it")
+			}
+			return flush(cmd, args)
+		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "really flush (required)")
+	return cmd
 }

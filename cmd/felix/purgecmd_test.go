@@ -39,3 +39,26 @@ func TestPurgeCLI(t *testing.T) {
 		t.Fatalf("purge of an unknown stream: %v", err)
 	}
 }
+
+// `felix cache flush` asks for --yes, then empties the cache.
+func TestCacheFlushCLI(t *testing.T) {
+	addr, _, ca := startServe(t)
+	conn := []string{"--addr", addr, "--ca-file", ca}
+	for _, k := range []string{"a", "b"} {
+		if _, err := runCLI(t, append([]string{"cache", "put", k, "v"}, conn...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := runCLI(t, append([]string{"cache", "flush"}, conn...)...); err == nil || !strings.Contains(err.Error(), "--yes") {
+		t.Fatalf("flush without --yes: %v, want a refusal naming --yes", err)
+	}
+	if out, err := runCLI(t, append([]string{"cache", "get", "a"}, conn...)...); err != nil || out != "v\n" {
+		t.Fatalf("a refused flush removed a key: %q %v", out, err)
+	}
+	if out, err := runCLI(t, append([]string{"cache", "flush", "--yes"}, conn...)...); err != nil || out != "removed 2 entries\n" {
+		t.Fatalf("flush: %q %v", out, err)
+	}
+	if out, err := runCLI(t, append([]string{"cache", "get", "a"}, conn...)...); err == nil {
+		t.Fatalf("get after the flush: %q, want a miss", out)
+	}
+}

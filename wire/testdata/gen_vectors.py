@@ -175,6 +175,9 @@ jvec("ext_stream_purge", {"type": "stream_purge", "tenant_id": "t1", "namespace"
 jvec("ext_stream_purged", {"type": "stream_purged", "request_id": 12, "purged": 4711, "offset": 9000})
 jvec("ext_stream_error", {"type": "stream_error", "request_id": 13, "code": "not_found",
                           "message": "stream not found: t1/default/nope"})
+jvec("ext_cache_flush", {"type": "cache_flush", "tenant_id": "t1", "namespace": "default", "cache": "sessions",
+                         "request_id": 14})
+jvec("ext_cache_flushed", {"type": "cache_flushed", "request_id": 14, "removed": 250})
 qd = struct.pack(">I", 2) + struct.pack(">QHI", 7, 1, 5) + b"order" + struct.pack(">QHI", 8, 3, 0)
 write("ext_queue_delivery", kind="queue_delivery", flags=0x40, deliveries=[
       {"offset": 7, "attempt": 1, "payload_hex": b"order".hex()}, {"offset": 8, "attempt": 3, "payload_hex": ""}],
