@@ -33,9 +33,13 @@ func (e *ResponderError) Error() string { return "felix: responder error: " + e.
 // requests is a client's requester stream, opened at the first Request
 // and again after it failed.
 type requests struct {
-	mu   sync.Mutex
-	cur  *reqConn
-	next atomic.Uint64 // request ids
+	mu  sync.Mutex
+	cur *reqConn
+	// opening is closed when the open under way ends; nil when none is.
+	// One Request opens the stream, without mu; the others wait for it
+	// by their own contexts.
+	opening chan struct{}
+	next    atomic.Uint64 // request ids
 }
 
 type reqConn struct {
@@ -96,6 +100,9 @@ func (c *Client) Request(ctx context.Context, namespace, service string, payload
 	}
 	for {
 		if rc, err = c.reqConn(ctx); err != nil {
+			if err == context.DeadlineExceeded { // it passed while the stream was opened
+				err = requestCtxErr(err)
+			}
 			return nil, err
 		}
 		rc.mu.Lock()
@@ -173,26 +180,48 @@ func requestResult(m wire.Message) ([]byte, error) {
 	return nil, &ProtocolError{Detail: fmt.Sprintf("unexpected %q on a request stream", m.Type())}
 }
 
-// reqConn returns the requester stream, opening it if needed.
+// reqConn returns the requester stream, opening it if needed. While
+// another caller opens it, it waits for that open, bounded by ctx: the
+// open lasts as long as the opener's context allows.
 func (c *Client) reqConn(ctx context.Context) (*reqConn, error) {
-	c.rq.mu.Lock()
-	defer c.rq.mu.Unlock()
-	if rc := c.rq.cur; rc != nil {
-		rc.mu.Lock()
-		ok := rc.wait != nil && !rc.retiring.Load()
-		rc.mu.Unlock()
-		if ok {
-			return rc, nil
-		}
-	}
 	bctx, cancel := c.bind(ctx, true)
 	defer cancel()
-	rc, err := c.openReqConn(bctx, "")
-	if err != nil {
-		return nil, err
+	for {
+		c.rq.mu.Lock()
+		if rc := c.rq.cur; rc != nil {
+			rc.mu.Lock()
+			ok := rc.wait != nil && !rc.retiring.Load()
+			rc.mu.Unlock()
+			if ok {
+				c.rq.mu.Unlock()
+				return rc, nil
+			}
+		}
+		if opening := c.rq.opening; opening != nil {
+			c.rq.mu.Unlock()
+			select {
+			case <-opening: // opened, or failed: look again
+				continue
+			case <-bctx.Done():
+				return nil, c.ctxErr(bctx)
+			}
+		}
+		done := make(chan struct{})
+		c.rq.opening = done
+		c.rq.mu.Unlock()
+		rc, err := c.openReqConn(bctx, "")
+		c.rq.mu.Lock()
+		c.rq.opening = nil
+		close(done)
+		if err == nil {
+			c.useReqConn(rc)
+		}
+		c.rq.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		return rc, nil
 	}
-	c.useReqConn(rc)
-	return rc, nil
 }
 
 // useReqConn makes rc the client's requester stream and schedules its
