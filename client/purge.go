@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/felixmq/felix/wire"
 )
@@ -26,13 +27,13 @@ type PurgeResult struct {
 // client's control (cache) streams. A refusal is a *ServerError whose
 // Code is "forbidden", "not_found" (an unknown stream: a purge never
 // creates one) or "storage" (matching ErrStorage: the log could not be
-// purged); a broker without the extension (capability wire.CapPurge)
+// purged); a broker without the extension (capability wire.CapManage)
 // gives ErrUnsupported without anything being sent. A purge that fails
 // with a *ConnectionError may or may not have happened; purging again is
 // harmless.
 func (c *Client) PurgeStream(ctx context.Context, namespace, stream string) (PurgeResult, error) {
-	if c.ServerFlags()&wire.CapPurge == 0 {
-		return PurgeResult{}, fmt.Errorf("felix: broker does not offer stream purge (capability %#04x): %w", wire.CapPurge, ErrUnsupported)
+	if c.ServerFlags()&wire.CapManage == 0 {
+		return PurgeResult{}, fmt.Errorf("felix: broker does not offer stream purge (capability %#04x): %w", wire.CapManage, ErrUnsupported)
 	}
 	reply, err := c.cacheRequest(ctx, func(id uint64) wire.Message {
 		return &wire.StreamPurge{TenantID: c.opts.TenantID, Namespace: namespace, Stream: stream, RequestID: id}
@@ -57,11 +58,11 @@ func (c *Client) PurgeStream(ctx context.Context, namespace, stream string) (Pur
 // log failed during the flush; the entries were kept, unless the log had
 // already been purged and only its closing record failed: flush again
 // once the log works); a broker
-// without the extension (capability wire.CapPurge) gives ErrUnsupported
+// without the extension (capability wire.CapManage) gives ErrUnsupported
 // without anything being sent.
 func (k *Cache) Flush(ctx context.Context) (removed uint64, err error) {
-	if k.c.ServerFlags()&wire.CapPurge == 0 {
-		return 0, fmt.Errorf("felix: broker does not offer cache flush (capability %#04x): %w", wire.CapPurge, ErrUnsupported)
+	if k.c.ServerFlags()&wire.CapManage == 0 {
+		return 0, fmt.Errorf("felix: broker does not offer cache flush (capability %#04x): %w", wire.CapManage, ErrUnsupported)
 	}
 	reply, err := k.c.cacheRequest(ctx, func(id uint64) wire.Message {
 		return &wire.CacheFlush{TenantID: k.c.opts.TenantID, Namespace: k.namespace, Cache: k.name, RequestID: id}
@@ -74,4 +75,36 @@ func (k *Cache) Flush(ctx context.Context) (removed uint64, err error) {
 		return 0, unexpected(reply, "cache_flush")
 	}
 	return v.Removed, nil
+}
+
+// NewGroupFromLatest makes a consumer group that this join creates start
+// at the stream's end: its members get only the records published from
+// then on (JetStream's DeliverPolicy new), not the stream's history. A
+// group that already exists (it had members, or kept state on disk)
+// keeps its position; to move one, DeleteQueueGroup it and join again.
+// Needs a broker that grants the management extension (wire.CapManage):
+// Consumer fails with ErrUnsupported otherwise, without joining.
+func NewGroupFromLatest() ConsumerOption {
+	return NewGroupAt(wire.StartPosition{Kind: wire.StartLatest})
+}
+
+// NewGroupFromOffset makes a group this join creates start at offset n
+// (the stream's oldest record if n is older; an n beyond the stream's end
+// is refused). See NewGroupFromLatest.
+func NewGroupFromOffset(n uint64) ConsumerOption {
+	return NewGroupAt(wire.StartPosition{Kind: wire.StartOffset, Offset: n})
+}
+
+// NewGroupFromTime makes a group this join creates start at the first
+// record published at or after t (the oldest for an older t, the end for
+// a future one). See NewGroupFromLatest.
+func NewGroupFromTime(t time.Time) ConsumerOption {
+	return NewGroupAt(wire.StartAt(t))
+}
+
+// NewGroupAt makes a group this join creates start at p: latest,
+// earliest (the default), an offset or a time, as the three options above
+// (it is their common form, e.g. for a command-line flag).
+func NewGroupAt(p wire.StartPosition) ConsumerOption {
+	return func(c *consumerConfig) { c.start = &p }
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/internal/testbroker"
@@ -146,5 +147,56 @@ func TestCacheFlush(t *testing.T) {
 	_, err = c.Cache("default", "nope").Flush(ctx)
 	if ce, ok := errors.AsType[*CacheError](err); !ok || ce.Code != "not_found" {
 		t.Fatalf("flush of an unknown cache: %v, want not_found", err)
+	}
+}
+
+// A consumer group created with NewGroupFromLatest gets only what is
+// published after it; NewGroupFromTime starts at the first record at or
+// after the time; an existing group ignores the option.
+func TestNewGroupStart(t *testing.T) {
+	b := startQueueTestBroker(t)
+	c := dial(t, b, Options{})
+	ctx := testCtx(t)
+	publishJobs(t, ctx, c, 4)
+	// Starts by time are to the millisecond: mid is 5 ms clear of both
+	// batches' stamps.
+	time.Sleep(5 * time.Millisecond)
+	mid := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	publishJobs(t, ctx, c, 2) // offsets 4, 5 (payloads 0, 1)
+	first := func(group string, opts ...ConsumerOption) uint64 {
+		t.Helper()
+		co, err := c.Consumer(ctx, "default", "jobs", group, append(opts, WithPrefetch(1))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer co.Close()
+		m, err := co.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Offset
+	}
+	co, err := c.Consumer(ctx, "default", "jobs", "new", NewGroupFromLatest(), WithPrefetch(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	publishJobs(t, ctx, c, 1) // offset 6
+	if m, err := co.Next(ctx); err != nil || m.Offset != 6 {
+		t.Fatalf("group from latest: first delivery %+v, %v; want offset 6", m, err)
+	}
+	if got := first("since", NewGroupFromTime(mid)); got != 4 {
+		t.Fatalf("group from a time: first offset %d, want 4", got)
+	}
+	if got := first("default"); got != 0 {
+		t.Fatalf("group without a start: first offset %d, want 0", got)
+	}
+	// "since" exists and holds nothing in flight now: a start is ignored.
+	if got := first("since", NewGroupFromOffset(0)); got != 4 {
+		t.Fatalf("existing group with a start: first offset %d, want 4 (redelivered)", got)
+	}
+	if _, err := c.Consumer(ctx, "default", "jobs", "far", NewGroupFromOffset(1000)); err == nil {
+		t.Fatal("a start beyond the stream's end was accepted")
 	}
 }

@@ -50,6 +50,7 @@ type consumerConfig struct {
 	prefetch  uint64
 	nackDelay time.Duration
 	asyncAck  bool
+	start     *wire.StartPosition // where the group starts if this join creates it
 }
 
 // WithConsumerName names the consumer (unique among the group's live
@@ -178,6 +179,13 @@ func (c *Client) consumer(ctx context.Context, namespace, stream, group string, 
 	}
 	if cfg.prefetch > 0 {
 		join.Prefetch = &cfg.prefetch
+	}
+	if cfg.start != nil {
+		if flags&wire.CapManage == 0 {
+			abortStream(str)
+			return nil, fmt.Errorf("felix: broker cannot start a new group elsewhere than its oldest record (capability %#04x): %w", wire.CapManage, ErrUnsupported)
+		}
+		join.Start = cfg.start
 	}
 	frame, err := wire.AppendMessageFrame(nil, join)
 	if err == nil {

@@ -122,7 +122,7 @@ func (g *Group) captureLocked() snapshot {
 }
 
 // load rebuilds the group from its StateLog, or starts a new group at
-// the stream's Oldest and writes its first snapshot.
+// the stream's Oldest (or Options.StartAt) and writes its first snapshot.
 func (g *Group) load() error {
 	sl := g.opts.StateLog
 	g.state = &stateWriter{log: sl, every: int64(g.opts.SnapshotEvery)}
@@ -131,7 +131,7 @@ func (g *Group) load() error {
 		return err
 	}
 	if r == nil {
-		start := g.stream.Oldest()
+		start := g.startOffset()
 		g.floor, g.readPos = start, start
 		snap := snapshot{name: g.name, floor: start, cursor: start}
 		off, err := sl.Append(context.Background(), [][]byte{appendSnapshot(nil, &snap)})

@@ -106,7 +106,7 @@ func NewGroup(name string, stream commitlog.Log, opts Options) (*Group, error) {
 		entries: make(map[uint64]*entry),
 	}
 	if opts.StateLog == nil {
-		g.floor = stream.Oldest()
+		g.floor = g.startOffset()
 		g.readPos = g.floor
 		return g, nil
 	}
@@ -115,6 +115,16 @@ func NewGroup(name string, stream commitlog.Log, opts Options) (*Group, error) {
 		return nil, fmt.Errorf("queue: group %q: %w", name, err)
 	}
 	return g, nil
+}
+
+// startOffset is where a new group starts: Options.StartAt kept within
+// the stream's retained range, or its oldest record.
+func (g *Group) startOffset() uint64 {
+	oldest := g.stream.Oldest()
+	if g.opts.StartAt == nil {
+		return oldest
+	}
+	return min(max(*g.opts.StartAt, oldest), g.stream.Next())
 }
 
 // Name is the group's name.

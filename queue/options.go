@@ -61,8 +61,16 @@ type Options struct {
 	// group, used by nothing else; never apply retention to it. Its sync
 	// policy decides what "durable" means for Ack (SyncAlways: fsynced).
 	// Default nil: state lives in memory only and a new Group starts at
-	// the stream's Oldest().
+	// the stream's Oldest() (or StartAt).
 	StateLog commitlog.Log
+	// StartAt is the offset a new group starts at: one with no StateLog,
+	// or whose StateLog holds no state yet. It is kept within the stream's
+	// retained range: below Oldest() means Oldest(), above Next() means
+	// Next(). Records below the start are not the group's: they are
+	// neither delivered nor counted as lost or as lag. A group rebuilt
+	// from its state ignores it. Default nil: Oldest(), every record the
+	// stream holds.
+	StartAt *uint64
 	// SnapshotEvery: after this many state records since the last
 	// snapshot, a snapshot of the whole group state is appended, so a
 	// restart replays at most about this many records. Default 1024.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/felixmq/felix/auth"
 	"github.com/felixmq/felix/broker"
@@ -12,11 +13,11 @@ import (
 // Purge and flush answers share their codes: forbidden, not_found,
 // storage, invalid, unavailable (wire.StreamCode*).
 
-// streamPurge removes every event a stream holds (extension CapPurge). It
+// streamPurge removes every event a stream holds (extension CapManage). It
 // needs stream.manage on the stream, as deleting a consumer group does;
 // it never creates a stream, even under auto-create.
 func (ctl *control) streamPurge(m *wire.StreamPurge) error {
-	if ctl.peer&wire.CapPurge == 0 {
+	if ctl.peer&wire.CapManage == 0 {
 		return errNotNegotiated(m.Type())
 	}
 	if m.TenantID != ctl.id.Tenant {
@@ -54,11 +55,11 @@ func purgeCode(err error) string {
 	return wire.StreamCodeStorage
 }
 
-// cacheFlush removes every entry of a cache (extension CapPurge; Redis
+// cacheFlush removes every entry of a cache (extension CapManage; Redis
 // FLUSHDB for one cache). It needs cache.manage on the cache; it never
 // creates a cache, even under auto-create.
 func (ctl *control) cacheFlush(m *wire.CacheFlush) error {
-	if ctl.peer&wire.CapPurge == 0 {
+	if ctl.peer&wire.CapManage == 0 {
 		return errNotNegotiated(m.Type())
 	}
 	if m.TenantID != ctl.id.Tenant {
@@ -88,4 +89,43 @@ func (ctl *control) cacheFlush(m *wire.CacheFlush) error {
 	}
 	ctl.c.s.opts.Logger.Info("cache flushed", "cache", scope.String(), "removed", removed, "subject", ctl.id.Subject)
 	return ctl.reply(&wire.CacheFlushed{RequestID: m.RequestID, Removed: removed})
+}
+
+// groupStart resolves the start a queue_join asks for (extension
+// CapManage) to the offset a group it creates starts at: nil without one.
+// Latest is the stream's next offset (only records published from now
+// on), earliest its oldest, a time the first record at or after it; an
+// offset beyond the stream's end is refused, one below its oldest starts
+// at the oldest (queue.Options.StartAt keeps it in range).
+func (ctl *control) groupStart(st *broker.Stream, p *wire.StartPosition) (*uint64, error) {
+	if p == nil {
+		return nil, nil
+	}
+	if ctl.peer&wire.CapManage == 0 {
+		return nil, fmt.Errorf("queue_join start needs the management extension (capability %#04x)", wire.CapManage)
+	}
+	lg := st.Log()
+	if lg == nil {
+		return nil, nil // not a log-backed stream: the join is refused for that
+	}
+	var off uint64
+	switch p.Kind {
+	case wire.StartLatest:
+		off = lg.Next()
+	case wire.StartEarliest:
+		off = lg.Oldest()
+	case wire.StartOffset:
+		if next := lg.Next(); p.Offset > next {
+			return nil, fmt.Errorf("queue_join start offset %d is beyond the end of %s (%d)", p.Offset, st.Key(), next)
+		}
+		off = p.Offset
+	case wire.StartTime:
+		var err error
+		if off, err = lg.OffsetForTime(p.Time()); err != nil {
+			return nil, fmt.Errorf("queue_join start time %d ms on %s: %w", p.TimeMs, st.Key(), err)
+		}
+	default:
+		return nil, fmt.Errorf("queue_join start: unknown kind %d", p.Kind)
+	}
+	return &off, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/felixmq/felix/auth"
@@ -19,8 +20,8 @@ import (
 // authPurge authenticates s offering the purge extension only.
 func (s *rawStream) authPurge(tenant string) {
 	s.t.Helper()
-	s.sendMsg(&wire.Auth{TenantID: tenant, Token: "x", ClientFlags: wire.U16(wire.KnownFlags | wire.CapPurge)})
-	s.expectJSON(`{"type":"auth_ok","server_flags":` + strconv.Itoa(int(wire.KnownFlags|wire.CapPurge)) + `}`)
+	s.sendMsg(&wire.Auth{TenantID: tenant, Token: "x", ClientFlags: wire.U16(wire.KnownFlags | wire.CapManage)})
+	s.expectJSON(`{"type":"auth_ok","server_flags":` + strconv.Itoa(int(wire.KnownFlags|wire.CapManage)) + `}`)
 }
 
 func publishN(t *testing.T, st *broker.Stream, n int) {
@@ -118,7 +119,7 @@ func TestStreamPurgeNeedsStreamManage(t *testing.T) {
 	try := func(perms []string, id uint64) wire.Message {
 		s := c.open()
 		tok := issue(t, sg, auth.Claims{Subject: "u", Tenant: "a", Perms: perms})
-		s.sendMsg(&wire.Auth{TenantID: "a", Token: tok, ClientFlags: wire.U16(wire.KnownFlags | wire.CapPurge)})
+		s.sendMsg(&wire.Auth{TenantID: "a", Token: tok, ClientFlags: wire.U16(wire.KnownFlags | wire.CapManage)})
 		if _, ok := s.readMsg().(*wire.AuthOK); !ok {
 			t.Fatal("auth refused")
 		}
@@ -194,7 +195,7 @@ func TestCacheFlushNeedsCacheManage(t *testing.T) {
 	try := func(perms []string, id uint64) wire.Message {
 		s := conn.open()
 		tok := issue(t, sg, auth.Claims{Subject: "u", Tenant: "a", Perms: perms})
-		s.sendMsg(&wire.Auth{TenantID: "a", Token: tok, ClientFlags: wire.U16(wire.KnownFlags | wire.CapPurge)})
+		s.sendMsg(&wire.Auth{TenantID: "a", Token: tok, ClientFlags: wire.U16(wire.KnownFlags | wire.CapManage)})
 		if _, ok := s.readMsg().(*wire.AuthOK); !ok {
 			t.Fatal("auth refused")
 		}
@@ -210,5 +211,64 @@ func TestCacheFlushNeedsCacheManage(t *testing.T) {
 	}
 	if m := try([]string{"cache.manage:cache:a/ns/*"}, 2); !reflect.DeepEqual(m, &wire.CacheFlushed{RequestID: 2, Removed: 1}) {
 		t.Fatalf("with cache.manage: %#v", m)
+	}
+}
+
+// A queue_join with a start (management extension) starts the group it
+// creates there: latest skips the stream's history, an offset starts at
+// it; a group that exists keeps its position; without the capability, or
+// with an offset beyond the end, the join is refused.
+func TestQueueJoinStart(t *testing.T) {
+	tb := testbroker.Start(t,
+		testbroker.WithDurableStreams(t.TempDir(), commitlog.Options{Sync: commitlog.SyncNever}, "t1/default/jobs"))
+	st, err := tb.Broker.Stream("t1", "default", "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, st, 5)
+	c := dialRaw(t, tb)
+	join := func(flags uint16, group string, start *wire.StartPosition) *rawStream {
+		s := c.open()
+		s.sendMsg(&wire.Auth{TenantID: "t1", Token: "dev", ClientFlags: &flags})
+		if _, ok := s.readMsg().(*wire.AuthOK); !ok {
+			t.Fatal("auth refused")
+		}
+		s.r.AllowFlags(wire.FlagQueueDelivery)
+		one := uint64(1)
+		s.sendMsg(&wire.QueueJoin{TenantID: "t1", Namespace: "default", Stream: "jobs", Group: group, Prefetch: &one, Start: start})
+		return s
+	}
+	all := wire.KnownFlags | wire.CapQueue | wire.CapManage
+	latest := &wire.StartPosition{Kind: wire.StartLatest}
+	s := join(all, "new", latest)
+	if _, ok := s.readMsg().(*wire.QueueJoined); !ok {
+		t.Fatal("join with start latest refused")
+	}
+	publishN(t, st, 1) // offset 5
+	if d := nextDelivery(t, s); d.Offset != 5 {
+		t.Fatalf("a group started at latest got offset %d first, want 5", d.Offset)
+	}
+	s = join(all, "mid", &wire.StartPosition{Kind: wire.StartOffset, Offset: 3})
+	if _, ok := s.readMsg().(*wire.QueueJoined); !ok {
+		t.Fatal("join with start offset refused")
+	}
+	if d := nextDelivery(t, s); d.Offset != 3 {
+		t.Fatalf("a group started at offset 3 got offset %d first", d.Offset)
+	}
+	// The group exists: a start does not move it.
+	s = join(all, "mid", latest)
+	if _, ok := s.readMsg().(*wire.QueueJoined); !ok {
+		t.Fatal("second join refused")
+	}
+	if d := nextDelivery(t, s); d.Offset != 4 {
+		t.Fatalf("an existing group's second member got offset %d, want 4 (the group's position)", d.Offset)
+	}
+	s = join(wire.KnownFlags|wire.CapQueue, "x", latest)
+	if m, ok := s.readMsg().(*wire.ErrorMessage); !ok || !strings.Contains(m.Message, "management extension") {
+		t.Fatalf("start without the capability: %#v", m)
+	}
+	s = join(all, "y", &wire.StartPosition{Kind: wire.StartOffset, Offset: 99})
+	if m, ok := s.readMsg().(*wire.ErrorMessage); !ok || !strings.Contains(m.Message, "beyond the end") {
+		t.Fatalf("start beyond the end: %#v", m)
 	}
 }

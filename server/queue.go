@@ -89,8 +89,9 @@ func newQueues(s *Server) *queues {
 }
 
 // group returns the consumer group of st, creating (or, for durable
-// streams, reloading) it on first use.
-func (q *queues) group(st *broker.Stream, name string) (*queue.Group, error) {
+// streams, reloading) it on first use. A group it creates with no state
+// starts at startAt (nil: the stream's oldest record).
+func (q *queues) group(st *broker.Stream, name string, startAt *uint64) (*queue.Group, error) {
 	if err := broker.ValidateName("group", name); err != nil {
 		return nil, err
 	}
@@ -121,7 +122,7 @@ func (q *queues) group(st *broker.Stream, name string) (*queue.Group, error) {
 	}
 	opts := queue.Options{
 		AckTimeout: o.AckTimeout, MaxAttempts: o.MaxAttempts, BackoffMin: o.BackoffMin, BackoffMax: o.BackoffMax,
-		DefaultPrefetch: o.DefaultPrefetch, DeadLetter: q.deadLetter(st.Key(), name),
+		DefaultPrefetch: o.DefaultPrefetch, DeadLetter: q.deadLetter(st.Key(), name), StartAt: startAt,
 	}
 	var stateLog *commitlog.DiskLog
 	if stateDir != "" {
@@ -359,7 +360,7 @@ func (q *queues) existing(st *broker.Stream, name string) (g *queue.Group, ok bo
 	if !exists(commitlog.DirFor(dir, k.stream.Tenant, k.stream.Namespace, k.stream.Stream, name)) {
 		return nil, false, nil
 	}
-	g, err = q.group(st, name)
+	g, err = q.group(st, name, nil) // it has state: a start would not apply
 	return g, err == nil, err
 }
 
@@ -418,7 +419,11 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 	if err != nil {
 		return err
 	}
-	g, err := c.s.queues.group(st, m.Group)
+	startAt, err := ctl.groupStart(st, m.Start)
+	if err != nil {
+		return ctl.fail(err.Error())
+	}
+	g, err := c.s.queues.group(st, m.Group, startAt)
 	if err != nil {
 		return ctl.fail(err.Error())
 	}
@@ -447,7 +452,7 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 		// Deleted (queue_delete) since it was looked up: join the group
 		// that takes the name afresh, as if the delete came first.
 		if errors.Is(err, queue.ErrClosed) && c.s.queues.removed(groupKey{st.Key(), m.Group}, g) {
-			if g, err = c.s.queues.group(st, m.Group); err != nil {
+			if g, err = c.s.queues.group(st, m.Group, startAt); err != nil {
 				return ctl.fail(err.Error())
 			}
 			continue

@@ -82,13 +82,15 @@ const (
 	// request_error; see service.go). Without the bit these messages are
 	// refused as unknown ones are (the stream is reset).
 	CapRequest uint16 = 0x0200
-	// CapPurge: stream purge and cache flush (stream_purge,
-	// stream_purged, stream_error, cache_flush, cache_flushed; see
-	// purge.go). Without the bit stream_purge and cache_flush are refused
-	// as unknown messages are.
-	CapPurge uint16 = 0x0100
+	// CapManage: management requests (see purge.go): stream purge
+	// (stream_purge, stream_purged, stream_error), cache flush
+	// (cache_flush, cache_flushed), and the start of a consumer group that
+	// a queue_join creates (QueueJoin.Start). Without the bit stream_purge
+	// and cache_flush are refused as unknown messages are, and a
+	// queue_join with a start fails.
+	CapManage uint16 = 0x0100
 	// ExtensionCaps is every extension this implementation speaks.
-	ExtensionCaps = CapCacheExt | CapQueue | CapCacheBin | CapMemOffsets | CapStartTime | CapRequest | CapPurge
+	ExtensionCaps = CapCacheExt | CapQueue | CapCacheBin | CapMemOffsets | CapStartTime | CapRequest | CapManage
 )
 
 // FlagQueueDelivery is an extension frame flag (capability CapQueue): a

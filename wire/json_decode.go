@@ -813,10 +813,15 @@ var queueStatsFields = bit(fRequestID, fMembers, fInFlight, fPending, fLag, fCur
 	fRedelivered, fTimedOut, fDeadLettered)
 
 func init() {
-	specs[TypeQueueJoin] = msgSpec{allowed: scope3 | bit(fGroup, fConsumer, fPrefetch), required: scope3 | bit(fGroup),
+	specs[TypeQueueJoin] = msgSpec{allowed: scope3 | bit(fGroup, fConsumer, fPrefetch, fStart), required: scope3 | bit(fGroup),
 		build: func(f *fields) Message {
-			return &QueueJoin{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Stream: f.str[fStream],
+			m := &QueueJoin{TenantID: f.str[fTenantID], Namespace: f.str[fNamespace], Stream: f.str[fStream],
 				Group: f.str[fGroup], Consumer: f.optStr(fConsumer), Prefetch: f.optU64(fPrefetch)}
+			if f.present&^f.null&bit(fStart) != 0 {
+				s := f.start
+				m.Start = &s
+			}
+			return m
 		}}
 	specs[TypeQueueJoined] = msgSpec{allowed: bit(fGroup, fConsumer, fPrefetch), required: bit(fGroup, fConsumer, fPrefetch),
 		build: func(f *fields) Message {

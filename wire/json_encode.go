@@ -167,24 +167,30 @@ func (m *PublishBatch) appendFields(e *encoder) {
 func (m *Subscribe) appendFields(e *encoder) {
 	e.scope3(m.TenantID, m.Namespace, m.Stream)
 	e.optU64("subscription_id", m.SubscriptionID)
-	if m.Start != nil {
+	e.start(m.Start)
+}
+
+// start writes an optional start position ("latest", "earliest",
+// {"offset":N} or {"time_ms":N}).
+func (e *encoder) start(p *StartPosition) {
+	if p != nil {
 		e.key("start")
-		switch m.Start.Kind {
+		switch p.Kind {
 		case StartLatest:
 			e.buf = append(e.buf, `"latest"`...)
 		case StartEarliest:
 			e.buf = append(e.buf, `"earliest"`...)
 		case StartOffset:
 			e.buf = append(e.buf, `{"offset":`...)
-			e.buf = strconv.AppendUint(e.buf, m.Start.Offset, 10)
+			e.buf = strconv.AppendUint(e.buf, p.Offset, 10)
 			e.buf = append(e.buf, '}')
 		case StartTime:
 			e.buf = append(e.buf, `{"time_ms":`...)
-			e.buf = strconv.AppendUint(e.buf, m.Start.TimeMs, 10)
+			e.buf = strconv.AppendUint(e.buf, p.TimeMs, 10)
 			e.buf = append(e.buf, '}')
 		default:
 			if e.err == nil {
-				e.err = fmt.Errorf("field start: unknown kind %d", m.Start.Kind)
+				e.err = fmt.Errorf("field start: unknown kind %d", p.Kind)
 			}
 		}
 	}
@@ -321,6 +327,7 @@ func (m *QueueJoin) appendFields(e *encoder) {
 		e.str("consumer", *m.Consumer)
 	}
 	e.optU64("prefetch", m.Prefetch)
+	e.start(m.Start)
 }
 
 func (m *QueueJoined) appendFields(e *encoder) {

@@ -384,6 +384,10 @@ type QueueJoin struct {
 	Group                       string
 	Consumer                    *string
 	Prefetch                    *uint64
+	// Start is where the group starts when this join creates it (nil:
+	// the oldest record); a group that exists keeps its position. Only
+	// for a peer that negotiated CapManage.
+	Start *StartPosition
 }
 
 // QueueJoined answers QueueJoin.

@@ -1,6 +1,6 @@
 package wire
 
-// Stream purge and cache flush (extension, capability CapPurge; `nats
+// Stream purge and cache flush (extension, capability CapManage; `nats
 // stream purge`, RabbitMQ's queue.purge, Redis's FLUSHDB). A client sends
 // StreamPurge on a control stream and gets StreamPurged or StreamError,
 // matched by request id. A purge removes every event the stream holds when

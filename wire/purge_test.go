@@ -9,8 +9,8 @@ import (
 func init() {
 	// The purge extension's vectors (gen_vectors.py), by hand.
 	for name, m := range map[string]Message{
-		"ext_auth_purge":    &Auth{TenantID: "t1", Token: "tok", ClientFlags: U16(KnownFlags | CapPurge)},
-		"ext_auth_ok_purge": &AuthOK{ServerFlags: ServerFlagsFor(KnownFlags | CapPurge)},
+		"ext_auth_purge":    &Auth{TenantID: "t1", Token: "tok", ClientFlags: U16(KnownFlags | CapManage)},
+		"ext_auth_ok_purge": &AuthOK{ServerFlags: ServerFlagsFor(KnownFlags | CapManage)},
 		"ext_stream_purge":  &StreamPurge{TenantID: "t1", Namespace: "default", Stream: "orders", RequestID: 12},
 		"ext_stream_purged": &StreamPurged{RequestID: 12, Purged: 4711, Offset: 9000},
 		"ext_stream_error":  &StreamError{RequestID: 13, Code: StreamCodeNotFound, Message: "stream not found: t1/default/nope"},
@@ -21,14 +21,14 @@ func init() {
 	}
 }
 
-func TestCapPurgeNegotiation(t *testing.T) {
-	if ExtensionCaps&CapPurge == 0 || CapPurge&KnownFlags != 0 {
-		t.Fatalf("CapPurge %#x: not an extension bit of its own", CapPurge)
+func TestCapManageNegotiation(t *testing.T) {
+	if ExtensionCaps&CapManage == 0 || CapManage&KnownFlags != 0 {
+		t.Fatalf("CapManage %#x: not an extension bit of its own", CapManage)
 	}
-	if got := ServerFlagsFor(KnownFlags); got&CapPurge != 0 {
+	if got := ServerFlagsFor(KnownFlags); got&CapManage != 0 {
 		t.Fatalf("granted to a client that did not offer it: %#x", got)
 	}
-	if got := ServerFlagsFor(KnownFlags | CapPurge); got&CapPurge == 0 {
+	if got := ServerFlagsFor(KnownFlags | CapManage); got&CapManage == 0 {
 		t.Fatalf("not granted to a client that offered it: %#x", got)
 	}
 }

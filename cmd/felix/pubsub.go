@@ -220,6 +220,11 @@ start-time extension.`,
 // parseFrom reads `felix sub --from`: latest (or empty), earliest, an
 // offset, an RFC 3339 time, or a negative duration before now.
 func parseFrom(s string, now time.Time) (wire.StartPosition, error) {
+	return parseStart("--from", s, now)
+}
+
+// parseStart is parseFrom for the flag named flag (errors name it).
+func parseStart(flag, s string, now time.Time) (wire.StartPosition, error) {
 	switch s {
 	case "", "latest":
 		return wire.StartPosition{Kind: wire.StartLatest}, nil
@@ -234,11 +239,11 @@ func parseFrom(s string, now time.Time) (wire.StartPosition, error) {
 	}
 	if d, err := time.ParseDuration(s); err == nil {
 		if d >= 0 {
-			return wire.StartPosition{}, fmt.Errorf("--from %q: a duration goes back from now: write it negative, as -5m", s)
+			return wire.StartPosition{}, fmt.Errorf("%s %q: a duration goes back from now: write it negative, as -5m", flag, s)
 		}
 		return wire.StartAt(now.Add(d)), nil
 	}
-	return wire.StartPosition{}, fmt.Errorf("--from %q: want latest, earliest, an offset, an RFC 3339 time (2026-11-30T10:00:00Z) or a negative duration (-5m)", s)
+	return wire.StartPosition{}, fmt.Errorf("%s %q: want latest, earliest, an offset, an RFC 3339 time (2026-11-30T10:00:00Z) or a negative duration (-5m)", flag, s)
 }
 
 // missedCounter adds up the gaps in the offsets of the events a command

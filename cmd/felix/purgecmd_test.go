@@ -62,3 +62,28 @@ func TestCacheFlushCLI(t *testing.T) {
 		t.Fatalf("get after the flush: %q, want a miss", out)
 	}
 }
+
+// `felix queue consume --group-start latest` creates the group at the
+// stream's end: the records published before it are not the group's.
+func TestQueueGroupStartCLI(t *testing.T) {
+	addr, _, ca := startServe(t, "--durable-stream", "default/default/jobs")
+	conn := []string{"--addr", addr, "--ca-file", ca}
+	if _, err := runCLI(t, append([]string{"pub", "jobs", "a", "b"}, conn...)...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCLI(t, append([]string{"queue", "consume", "jobs", "-g", "w", "--group-start", "soon"}, conn...)...); err == nil ||
+		!strings.Contains(err.Error(), "--group-start") {
+		t.Fatalf("a bad --group-start: %v", err)
+	}
+	out, err := runCLI(t, append([]string{"queue", "consume", "jobs", "-g", "w", "--group-start", "latest", "--idle-exit", "500ms"}, conn...)...)
+	if err != nil || out != "" {
+		t.Fatalf("consume from latest before anything new: %q %v", out, err)
+	}
+	if _, err := runCLI(t, append([]string{"pub", "jobs", "c"}, conn...)...); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCLI(t, append([]string{"queue", "consume", "jobs", "-g", "w", "--count", "1"}, conn...)...)
+	if err != nil || out != "offset=2 attempt=1 c\n" {
+		t.Fatalf("the group made at latest: %q %v", out, err)
+	}
+}

@@ -24,6 +24,7 @@ func newQueueCmd() *cobra.Command {
 	var name string
 	var nack bool
 	var idle time.Duration
+	var groupStart string
 	// withClient runs a subcommand with a client dialled from the shared
 	// connection flags, closed after it.
 	withClient := func(fn func(ctx context.Context, cmd *cobra.Command, c *client.Client) error) func(*cobra.Command, []string) error {
@@ -47,6 +48,13 @@ func newQueueCmd() *cobra.Command {
 			}
 			if name != "" {
 				opts = append(opts, client.WithConsumerName(name))
+			}
+			if groupStart != "" {
+				start, err := parseStart("--group-start", groupStart, time.Now())
+				if err != nil {
+					return err
+				}
+				opts = append(opts, client.NewGroupAt(start))
 			}
 			co, err := c.Consumer(ctx, f.namespace, cmd.Flags().Arg(0), group, opts...)
 			if err != nil {
@@ -93,6 +101,7 @@ func newQueueCmd() *cobra.Command {
 	consume.Flags().StringVar(&name, "name", "", "consumer name (default: assigned by the broker)")
 	consume.Flags().BoolVar(&nack, "nack", false, "nack every message instead of acking (redelivered after 1s; tests dead letters)")
 	consume.Flags().DurationVar(&idle, "idle-exit", 0, "exit after this long without a message (0 = never)")
+	consume.Flags().StringVar(&groupStart, "group-start", "", "where the group starts if this command creates it: earliest (default), latest (only new records), an offset, an RFC 3339 time or -5m; an existing group keeps its position")
 	stats := &cobra.Command{
 		Use:   "stats STREAM",
 		Short: "Print the group's counters: members, in flight, lag, acked, redelivered, dead-lettered",
