@@ -24,29 +24,9 @@ func TestDurableWriteFailureLeavesEntry(t *testing.T) {
 	c := e.open()
 	mustPut(t, c, "k", "old", PutOptions{})
 	mustPut(t, c, "other", "x", PutOptions{})
-	limit := uint64(logSize(e.dir) + 64)
-	signal.Ignore(syscall.SIGXFSZ)
-	defer signal.Reset(syscall.SIGXFSZ)
-	var orig unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &orig); err != nil {
-		t.Skip(err)
-	}
-	if orig.Cur != unix.RLIM_INFINITY && orig.Cur < limit {
-		t.Skipf("RLIMIT_FSIZE already %d", orig.Cur)
-	}
-	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: limit, Max: orig.Max}); err != nil {
-		t.Skip(err)
-	}
-	restored := false
-	restore := func() {
-		if !restored {
-			restored = true
-			if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &orig); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	defer restore()
+	fsize := limitFileSize(t)
+	fsize.set(uint64(logSize(e.dir) + 64))
+	restore := fsize.restore
 	big := make([]byte, 200)
 	_, err := c.Put("k", big, PutOptions{})
 	var we *commitlog.WriteError
@@ -87,25 +67,8 @@ func TestDurableGroupWriteFailureLeavesEntries(t *testing.T) {
 		mustPut(t, c, k, "old", PutOptions{})
 	}
 	lg := c.dur.log
-	signal.Ignore(syscall.SIGXFSZ)
-	defer signal.Reset(syscall.SIGXFSZ)
-	var orig unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &orig); err != nil {
-		t.Skip(err)
-	}
-	if orig.Cur != unix.RLIM_INFINITY {
-		t.Skipf("RLIMIT_FSIZE already %d", orig.Cur)
-	}
-	restored := false
-	restore := func() {
-		if !restored {
-			restored = true
-			if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &orig); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	defer restore()
+	fsize := limitFileSize(t)
+	restore := fsize.restore
 
 	arm()
 	first := make(chan error, 1)
@@ -116,9 +79,7 @@ func TestDurableGroupWriteFailureLeavesEntries(t *testing.T) {
 	testwait.Within(t, "the first write", entered)
 	// The first write is done (its hook holds the log's write lock): the
 	// file may not grow much past it.
-	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: uint64(logSize(e.dir) + 100), Max: orig.Max}); err != nil {
-		t.Skip(err)
-	}
+	fsize.set(uint64(logSize(e.dir) + 100))
 	before := lg.Stats()
 	errs := make([]error, len(keys))
 	var wg sync.WaitGroup
@@ -151,4 +112,49 @@ func TestDurableGroupWriteFailureLeavesEntries(t *testing.T) {
 	wantGet(t, c, "first", "v")
 	wantGet(t, c, keys[0], "new")
 	wantGet(t, c, keys[1], "old")
+}
+
+// fileSizeLimit sets this process's RLIMIT_FSIZE so that writes past it
+// fail (EFBIG), as on a full disk, with SIGXFSZ ignored.
+type fileSizeLimit struct {
+	t        *testing.T
+	orig     unix.Rlimit
+	restored bool
+}
+
+// limitFileSize prepares a file size limit, skipping the test where one
+// is already set; the limit is lifted when the test ends (or by restore).
+func limitFileSize(t *testing.T) *fileSizeLimit {
+	t.Helper()
+	l := &fileSizeLimit{t: t}
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &l.orig); err != nil {
+		t.Skip(err)
+	}
+	if l.orig.Cur != unix.RLIM_INFINITY {
+		t.Skipf("RLIMIT_FSIZE already %d", l.orig.Cur)
+	}
+	signal.Ignore(syscall.SIGXFSZ)
+	t.Cleanup(func() {
+		l.restore()
+		signal.Reset(syscall.SIGXFSZ)
+	})
+	return l
+}
+
+// set limits the size of files written from now on to limit bytes.
+func (l *fileSizeLimit) set(limit uint64) {
+	l.t.Helper()
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: limit, Max: l.orig.Max}); err != nil {
+		l.t.Skip(err)
+	}
+}
+
+// restore lifts the limit; safe to call more than once.
+func (l *fileSizeLimit) restore() {
+	if !l.restored {
+		l.restored = true
+		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &l.orig); err != nil {
+			l.t.Fatal(err)
+		}
+	}
 }

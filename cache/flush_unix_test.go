@@ -5,11 +5,7 @@ package cache
 import (
 	"errors"
 	"fmt"
-	"os/signal"
-	"syscall"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/felixmq/felix/commitlog"
 )
@@ -26,29 +22,9 @@ func TestFlushWriteFailureKeepsEntries(t *testing.T) {
 		mustPut(t, c, fmt.Sprintf("k%02d", i), "value", PutOptions{})
 	}
 	want := contents(c)
-	signal.Ignore(syscall.SIGXFSZ)
-	defer signal.Reset(syscall.SIGXFSZ)
-	var orig unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &orig); err != nil {
-		t.Skip(err)
-	}
-	limit := uint64(logSize(e.dir) + 8) // less than a floor record
-	if orig.Cur != unix.RLIM_INFINITY && orig.Cur < limit {
-		t.Skipf("RLIMIT_FSIZE already %d", orig.Cur)
-	}
-	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: limit, Max: orig.Max}); err != nil {
-		t.Skip(err)
-	}
-	restored := false
-	restore := func() {
-		if !restored {
-			restored = true
-			if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &orig); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	defer restore()
+	fsize := limitFileSize(t)
+	fsize.set(uint64(logSize(e.dir) + 8)) // less than a floor record
+	restore := fsize.restore
 
 	removed, err := c.Flush()
 	var we *commitlog.WriteError

@@ -24,6 +24,25 @@ func (s *rawStream) authPurge(tenant string) {
 	s.expectJSON(`{"type":"auth_ok","server_flags":` + strconv.Itoa(int(wire.KnownFlags|wire.CapManage)) + `}`)
 }
 
+// askWith sends m on a new stream authenticated for tenant a with a
+// token granting perms (and the management extension) and returns the
+// reply.
+func (c *rawConn) askWith(sg *auth.Signer, perms []string, m wire.Message) wire.Message {
+	t := c.t
+	t.Helper()
+	s := c.open()
+	tok, err := sg.Issue(auth.Claims{Subject: "u", Tenant: "a", Perms: perms})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.sendMsg(&wire.Auth{TenantID: "a", Token: tok, ClientFlags: wire.U16(wire.KnownFlags | wire.CapManage)})
+	if _, ok := s.readMsg().(*wire.AuthOK); !ok {
+		t.Fatal("auth refused")
+	}
+	s.sendMsg(m)
+	return s.readMsg()
+}
+
 func publishN(t *testing.T, st *broker.Stream, n int) {
 	t.Helper()
 	for i := range n {
@@ -117,14 +136,7 @@ func TestStreamPurgeNeedsStreamManage(t *testing.T) {
 	publishN(t, st, 4)
 	c := dialRaw(t, tb)
 	try := func(perms []string, id uint64) wire.Message {
-		s := c.open()
-		tok := issue(t, sg, auth.Claims{Subject: "u", Tenant: "a", Perms: perms})
-		s.sendMsg(&wire.Auth{TenantID: "a", Token: tok, ClientFlags: wire.U16(wire.KnownFlags | wire.CapManage)})
-		if _, ok := s.readMsg().(*wire.AuthOK); !ok {
-			t.Fatal("auth refused")
-		}
-		s.sendMsg(&wire.StreamPurge{TenantID: "a", Namespace: "ns", Stream: "s", RequestID: id})
-		return s.readMsg()
+		return c.askWith(sg, perms, &wire.StreamPurge{TenantID: "a", Namespace: "ns", Stream: "s", RequestID: id})
 	}
 	m := try([]string{"stream.publish:stream:a/ns/s", "stream.subscribe:stream:a/ns/s", "stream.manage:stream:a/ns/other"}, 1)
 	if e, ok := m.(*wire.StreamError); !ok || e.Code != wire.StreamCodeForbidden || e.RequestID != 1 {
@@ -193,14 +205,7 @@ func TestCacheFlushNeedsCacheManage(t *testing.T) {
 	}
 	conn := dialRaw(t, tb)
 	try := func(perms []string, id uint64) wire.Message {
-		s := conn.open()
-		tok := issue(t, sg, auth.Claims{Subject: "u", Tenant: "a", Perms: perms})
-		s.sendMsg(&wire.Auth{TenantID: "a", Token: tok, ClientFlags: wire.U16(wire.KnownFlags | wire.CapManage)})
-		if _, ok := s.readMsg().(*wire.AuthOK); !ok {
-			t.Fatal("auth refused")
-		}
-		s.sendMsg(&wire.CacheFlush{TenantID: "a", Namespace: "ns", Cache: "c", RequestID: id})
-		return s.readMsg()
+		return conn.askWith(sg, perms, &wire.CacheFlush{TenantID: "a", Namespace: "ns", Cache: "c", RequestID: id})
 	}
 	m := try([]string{"cache.read:cache:a/ns/c", "cache.write:cache:a/ns/c"}, 1)
 	if e, ok := m.(*wire.CacheError); !ok || e.Code != wire.StreamCodeForbidden || e.RequestID != 1 {
