@@ -1,6 +1,10 @@
 package broker
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/felixmq/felix/commitlog"
+)
 
 // PurgeResult says what a Purge removed.
 type PurgeResult struct {
@@ -36,15 +40,14 @@ func (s *Stream) Purge() (PurgeResult, error) {
 		if err := s.Err(); err != nil {
 			return PurgeResult{}, err
 		}
-		before := s.lg.log.Oldest()
-		first, err := s.lg.log.Purge()
+		first, purged, err := purgeCount(s.lg.log)
 		if err != nil {
 			if reason := s.Err(); reason != nil {
 				return PurgeResult{}, reason // deleted (its log closed) meanwhile
 			}
 			return PurgeResult{}, &StorageError{Key: s.key, Err: fmt.Errorf("purge: %w", err)}
 		}
-		res := PurgeResult{Offset: first, Purged: first - min(before, first)}
+		res := PurgeResult{Offset: first, Purged: purged}
 		s.purged.Add(res.Purged)
 		return res, nil
 	}
@@ -58,6 +61,24 @@ func (s *Stream) Purge() (PurgeResult, error) {
 	s.oldestNow.Store(s.tail)
 	s.purged.Add(res.Purged)
 	return res, nil
+}
+
+// purgeCount purges lg and reports how many records that removed. A log
+// that counts them itself (commitlog.DiskLog) counts each record once
+// when purges overlap (each would otherwise take the Oldest it saw before
+// the others removed the records); for another log the count is the
+// difference of Oldest before and the purge point.
+func purgeCount(lg commitlog.Log) (first, removed uint64, err error) {
+	if c, ok := lg.(interface {
+		PurgeCount() (first, removed uint64, err error)
+	}); ok {
+		return c.PurgeCount()
+	}
+	before := lg.Oldest()
+	if first, err = lg.Purge(); err != nil {
+		return 0, 0, err
+	}
+	return first, first - min(before, first), nil
 }
 
 // reset empties the ring and frees its slot array (it grows again on

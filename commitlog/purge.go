@@ -48,8 +48,29 @@ import "fmt"
 // to the end (its file stays open until they release it); records
 // already returned are never touched.
 func (l *DiskLog) Purge() (uint64, error) {
+	first, _, err := l.PurgeCount()
+	return first, err
+}
+
+// PurgeCount is Purge, also reporting how many records it removed: those
+// from the Oldest it found, once retention, TruncateBefore and other
+// purges were held off, to the purge point. So purges at the same time
+// count each record once (the later ones find nothing left), and records
+// retention deleted just before are not counted. On an error it reports
+// nothing removed.
+func (l *DiskLog) PurgeCount() (first, removed uint64, err error) {
 	l.dropMu.Lock()
 	defer l.dropMu.Unlock()
+	oldest := l.oldest.Load() // only a holder of dropMu moves it
+	first, err = l.purgeLocked()
+	if err != nil {
+		return 0, 0, err
+	}
+	return first, first - min(oldest, first), nil
+}
+
+// purgeLocked is Purge; the caller holds dropMu.
+func (l *DiskLog) purgeLocked() (uint64, error) {
 	// As an append that will roll does (lockForWrite): the seal under the
 	// write lock then has little left to fsync. It also returns ErrClosed
 	// once Close has finished, and a failed log's error.

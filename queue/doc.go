@@ -141,5 +141,9 @@
 // snapshot's cursor that appears in an op was delivered, and so were all
 // below it (deliveries are in offset order): after the replay, each such
 // offset not acked or dead is pending, with 0 attempts if its delivery
-// count was not written.
+// count was not written. Records the group skips because the stream no
+// longer holds them (retention, a purge) were not delivered: after such a
+// skip the group writes a snapshot (its cursor past them) in place of its
+// next ops record, or at the next Tick or Close, so no op lies beyond
+// them with only an older snapshot before it.
 package queue

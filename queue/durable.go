@@ -28,6 +28,14 @@ type stateWriter struct {
 	ref      uint64 // offset of the latest snapshot; under gate
 	since    atomic.Int64
 	snapping atomic.Bool
+	// gap: the group skipped records the stream no longer holds (refill)
+	// since the latest snapshot was captured. Until a snapshot records the
+	// cursor past them, persist writes snapshots, not ops: a replay takes
+	// every offset between a snapshot's cursor and an op's as delivered,
+	// and would make each skipped record pending again (one entry per
+	// record: a purge of millions of records would be read back one by
+	// one at a restart, and counted as lost once more).
+	gap atomic.Bool
 }
 
 // persist appends ops as one record (nothing without a StateLog or ops),
@@ -39,6 +47,11 @@ func (g *Group) persist(ctx context.Context, ops []op) error {
 		return nil
 	}
 	s.gate.RLock()
+	if s.gap.Load() {
+		// A snapshot holds what ops hold: they were applied in memory.
+		s.gate.RUnlock()
+		return g.resnapshot(ctx)
+	}
 	payload := appendOps(nil, s.ref, ops)
 	_, err := s.log.Append(ctx, [][]byte{payload})
 	s.gate.RUnlock()
@@ -72,11 +85,15 @@ func (g *Group) snapshot(ctx context.Context) error {
 	defer s.gate.Unlock()
 	g.mu.Lock()
 	snap := g.captureLocked()
+	gap := s.gap.Swap(false) // the capture's cursor is past the records skipped
 	dirty := maps.Clone(g.dirty)
 	clear(g.dirty)
 	g.mu.Unlock()
 	off, err := s.log.Append(ctx, [][]byte{appendSnapshot(nil, &snap)})
 	if err != nil {
+		if gap {
+			s.gap.Store(true)
+		}
 		g.mu.Lock()
 		for o, a := range dirty { // not written after all
 			g.dirty[o] = max(g.dirty[o], a)

@@ -454,6 +454,12 @@ func (g *Group) refill() error {
 		g.stats.Lost += tooOld.Oldest - from
 		g.readPos = tooOld.Oldest
 		g.advanceFloorLocked()
+		if g.state != nil {
+			// The state log must say so before anything beyond: see
+			// stateWriter.gap. Tick or Close writes it if nothing else does.
+			g.state.gap.Store(true)
+			g.resnap = true
+		}
 		return nil
 	case err != nil:
 		return fmt.Errorf("queue: group %q: read stream at %d: %w", g.name, from, err)
