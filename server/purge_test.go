@@ -17,7 +17,7 @@ import (
 	"github.com/felixmq/felix/wire"
 )
 
-// authPurge authenticates s offering the purge extension only.
+// authPurge authenticates s offering the management extension only.
 func (s *rawStream) authPurge(tenant string) {
 	s.t.Helper()
 	s.sendMsg(&wire.Auth{TenantID: tenant, Token: "x", ClientFlags: wire.U16(wire.KnownFlags | wire.CapManage)})

@@ -1,7 +1,9 @@
 package wire
 
-// Stream purge and cache flush (extension, capability CapManage; `nats
-// stream purge`, RabbitMQ's queue.purge, Redis's FLUSHDB). A client sends
+// Management requests (extension, capability CapManage): stream purge and
+// cache flush (`nats stream purge`, RabbitMQ's queue.purge, Redis's
+// FLUSHDB), and the start of a new consumer group (QueueJoin.Start,
+// message.go). A client sends
 // StreamPurge on a control stream and gets StreamPurged or StreamError,
 // matched by request id. A purge removes every event the stream holds when
 // the broker handles it; offsets are not reused (the next event gets the
@@ -61,7 +63,7 @@ type CacheFlushed struct {
 	Removed   uint64
 }
 
-// Message types of the purge extension.
+// Message types of the management extension.
 const (
 	TypeStreamPurge  MsgType = "stream_purge"
 	TypeStreamPurged MsgType = "stream_purged"

@@ -7,13 +7,17 @@ import (
 )
 
 func init() {
-	// The purge extension's vectors (gen_vectors.py), by hand.
+	// The management extension's vectors (gen_vectors.py), by hand.
 	for name, m := range map[string]Message{
 		"ext_auth_purge":    &Auth{TenantID: "t1", Token: "tok", ClientFlags: U16(KnownFlags | CapManage)},
 		"ext_auth_ok_purge": &AuthOK{ServerFlags: ServerFlagsFor(KnownFlags | CapManage)},
 		"ext_stream_purge":  &StreamPurge{TenantID: "t1", Namespace: "default", Stream: "orders", RequestID: 12},
 		"ext_stream_purged": &StreamPurged{RequestID: 12, Purged: 4711, Offset: 9000},
 		"ext_stream_error":  &StreamError{RequestID: 13, Code: StreamCodeNotFound, Message: "stream not found: t1/default/nope"},
+		"ext_queue_join_start": &QueueJoin{TenantID: "t1", Namespace: "default", Stream: "orders", Group: "audit",
+			Start: &StartPosition{Kind: StartLatest}},
+		"ext_queue_join_start_time": &QueueJoin{TenantID: "t1", Namespace: "default", Stream: "orders", Group: "audit",
+			Prefetch: U64(8), Start: &StartPosition{Kind: StartTime, TimeMs: 1796083200000}},
 		"ext_cache_flush":   &CacheFlush{TenantID: "t1", Namespace: "default", Cache: "sessions", RequestID: 14},
 		"ext_cache_flushed": &CacheFlushed{RequestID: 14, Removed: 250},
 	} {

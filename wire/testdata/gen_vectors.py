@@ -167,7 +167,7 @@ jvec("ext_request_default", {"type": "request", "request_id": 6, "tenant_id": "t
 jvec("ext_reply", {"type": "reply", "request_id": 5, "payload": b64(b"12:00")})
 jvec("ext_request_error", {"type": "request_error", "request_id": 6, "code": "no_responders",
                            "message": "no responders for t1/default/time"})
-# Felix stream purge extension (capability 0x0100).
+# Felix management extension (capability 0x0100): purge, flush.
 jvec("ext_auth_purge", {"type": "auth", "tenant_id": "t1", "token": "tok", "client_flags": 63 | 0x0100})
 jvec("ext_auth_ok_purge", {"type": "auth_ok", "server_flags": 63 | 0x0100})
 jvec("ext_stream_purge", {"type": "stream_purge", "tenant_id": "t1", "namespace": "default", "stream": "orders",
@@ -175,6 +175,11 @@ jvec("ext_stream_purge", {"type": "stream_purge", "tenant_id": "t1", "namespace"
 jvec("ext_stream_purged", {"type": "stream_purged", "request_id": 12, "purged": 4711, "offset": 9000})
 jvec("ext_stream_error", {"type": "stream_error", "request_id": 13, "code": "not_found",
                           "message": "stream not found: t1/default/nope"})
+jvec("ext_queue_join_start", {"type": "queue_join", "tenant_id": "t1", "namespace": "default", "stream": "orders",
+                              "group": "audit", "start": "latest"})
+jvec("ext_queue_join_start_time", {"type": "queue_join", "tenant_id": "t1", "namespace": "default",
+                                   "stream": "orders", "group": "audit", "prefetch": 8,
+                                   "start": {"time_ms": 1796083200000}})
 jvec("ext_cache_flush", {"type": "cache_flush", "tenant_id": "t1", "namespace": "default", "cache": "sessions",
                          "request_id": 14})
 jvec("ext_cache_flushed", {"type": "cache_flushed", "request_id": 14, "removed": 250})
