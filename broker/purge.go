@@ -25,9 +25,9 @@ type PurgeResult struct {
 // Live subscriptions go on and receive every event published after the
 // purge; a subscription replaying the log (catching up) skips to the purge
 // point and counts the events it skipped as dropped, as when retention
-// overtakes it. Consumer groups skip the purged records they had not read
-// and count them as lost (queue.Stats.Lost); records they had already read
-// ahead or hold in flight are still delivered and acked as usual.
+// overtakes it. Consumer groups deliver no purged record again (those
+// not read, read ahead or awaiting a redelivery count as lost in
+// queue.Stats.Lost); one a member holds in flight may still be acked.
 //
 // On a log-backed stream, events appended concurrently with the purge
 // (their publish calls overlapping it) may be kept or removed, but an

@@ -52,8 +52,11 @@
 //     Beyond the buffer it holds the records in flight and the ones
 //     waiting for redelivery (one entry each, with the payload) and,
 //     per member blocked in Next, one waiter. A stream record dropped by
-//     the stream's retention before it was delivered is skipped and
-//     counted in Stats.Lost.
+//     the stream (retention, a purge) before it was delivered is skipped
+//     and counted in Stats.Lost; so is one dropped after the group read it
+//     ahead, or while it waits for a redelivery or its dead letter: the
+//     group never hands out a record the stream no longer holds (a member
+//     may still ack one it holds in flight).
 //   - Lag. Stats.Lag is the number of stream records not done: in flight,
 //     waiting for redelivery, buffered, and not yet read (of those, only
 //     the ones the stream still holds).

@@ -79,8 +79,9 @@ type Stats struct {
 	Cursor   uint64 // the next never-delivered offset
 	Floor    uint64 // every offset below is done
 	Buffered int    // records read from the stream, not delivered yet
-	// Lost counts records the stream dropped (retention, a memory ring's
-	// bound) before they were done; they are skipped.
+	// Lost counts records the stream dropped (retention, a purge, a
+	// memory ring's bound) before they were done; they are skipped, and
+	// never delivered again even if the group had read them.
 	Lost uint64
 	// DeadLetterErrors counts DeadLetter calls that failed (retried at
 	// the next Tick); StateErrors counts failed state-log appends.
@@ -303,17 +304,62 @@ func (g *Group) takeLocked(out []Delivery, m *Member, n int, now time.Time) []De
 	}
 	out = slices.Grow(out, k)
 	deadline := now.Add(g.opts.AckTimeout)
-	for range k {
+	// Records the stream no longer holds (a purge, or retention, removed
+	// them after the group read them) are not delivered: see goneLocked.
+	oldest := g.stream.Oldest()
+	for delivered := 0; delivered < n; {
 		if g.ready.len() > 0 {
-			out = g.deliverLocked(out, m, g.ready.pop(), deadline)
+			if e := g.ready.pop(); !g.goneLocked(e, oldest) {
+				out = g.deliverLocked(out, m, e, deadline)
+				delivered++
+			}
 			continue
 		}
-		e := g.newEntryLocked(g.buf[0], 0)
+		if len(g.buf) == 0 {
+			break
+		}
+		rec := g.buf[0]
 		g.buf[0] = commitlog.Record{}
 		g.buf = g.buf[1:]
-		out = g.deliverLocked(out, m, e, deadline)
+		if rec.Offset < oldest {
+			g.stats.Lost++
+			g.skippedLocked()
+			continue
+		}
+		out = g.deliverLocked(out, m, g.newEntryLocked(rec, 0), deadline)
+		delivered++
+	}
+	if len(g.buf) == 0 {
+		g.advanceFloorLocked() // past records skipped at the end of the buffer
 	}
 	return out
+}
+
+// goneLocked drops e, not in flight, when the stream no longer holds its
+// record (offset below oldest): a purge or retention removed it after
+// the group had read it. Such a record is neither redelivered nor
+// dead-lettered: it is done, counted lost, as the records the group
+// skips when it reads past them (refill), and the group's next state
+// write is a snapshot that says so.
+func (g *Group) goneLocked(e *entry, oldest uint64) bool {
+	if e.rec.Offset >= oldest {
+		return false
+	}
+	g.stats.Lost++
+	g.doneLocked(e)
+	g.skippedLocked()
+	return true
+}
+
+// skippedLocked notes that the group skipped records the stream no
+// longer holds: the state log must record that (with a snapshot) before
+// anything beyond them; see stateWriter.gap. Tick or Close writes it if
+// nothing else does.
+func (g *Group) skippedLocked() {
+	if g.state != nil {
+		g.state.gap.Store(true)
+		g.resnap = true
+	}
 }
 
 // maxFreeEntries bounds Group.free: beyond it, done entries are left to
@@ -413,6 +459,9 @@ func (g *Group) delayLocked(e *entry, due time.Time) {
 }
 
 func (g *Group) doomLocked(e *entry, why string) {
+	if g.goneLocked(e, g.stream.Oldest()) {
+		return // not dead-lettered: its record is gone from the stream
+	}
 	e.state = stDoomed
 	e.reason = fmt.Sprintf("max attempts (%d) exceeded: %s", g.opts.MaxAttempts, why)
 	g.doomed = append(g.doomed, e)
@@ -454,12 +503,7 @@ func (g *Group) refill() error {
 		g.stats.Lost += tooOld.Oldest - from
 		g.readPos = tooOld.Oldest
 		g.advanceFloorLocked()
-		if g.state != nil {
-			// The state log must say so before anything beyond: see
-			// stateWriter.gap. Tick or Close writes it if nothing else does.
-			g.state.gap.Store(true)
-			g.resnap = true
-		}
+		g.skippedLocked()
 		return nil
 	case err != nil:
 		return fmt.Errorf("queue: group %q: read stream at %d: %w", g.name, from, err)

@@ -14,6 +14,11 @@ func TestPurgeCLI(t *testing.T) {
 	if _, err := runCLI(t, append([]string{"pub", "jobs", "a", "b", "c"}, conn...)...); err != nil {
 		t.Fatal(err)
 	}
+	// The group reads ahead: b and c were sent to this consumer and given
+	// back when it left. The purge must not let them come again.
+	if out, err := runCLI(t, append([]string{"queue", "consume", "jobs", "-g", "w", "--count", "1"}, conn...)...); err != nil || out != "offset=0 attempt=1 a\n" {
+		t.Fatalf("consume before the purge: %q %v", out, err)
+	}
 	if _, err := runCLI(t, append([]string{"purge", "jobs"}, conn...)...); err == nil || !strings.Contains(err.Error(), "--yes") {
 		t.Fatalf("purge without --yes: %v, want a refusal naming --yes", err)
 	}
