@@ -1,10 +1,6 @@
 package broker
 
-import (
-	"fmt"
-
-	"github.com/felixmq/felix/commitlog"
-)
+import "fmt"
 
 // PurgeResult says what a Purge removed.
 type PurgeResult struct {
@@ -40,7 +36,7 @@ func (s *Stream) Purge() (PurgeResult, error) {
 		if err := s.Err(); err != nil {
 			return PurgeResult{}, err
 		}
-		first, purged, err := purgeCount(s.lg.log)
+		first, purged, err := s.lg.log.Purge()
 		if err != nil {
 			if reason := s.Err(); reason != nil {
 				return PurgeResult{}, reason // deleted (its log closed) meanwhile
@@ -61,24 +57,6 @@ func (s *Stream) Purge() (PurgeResult, error) {
 	s.oldestNow.Store(s.tail)
 	s.purged.Add(res.Purged)
 	return res, nil
-}
-
-// purgeCount purges lg and reports how many records that removed. A log
-// that counts them itself (commitlog.DiskLog) counts each record once
-// when purges overlap (each would otherwise take the Oldest it saw before
-// the others removed the records); for another log the count is the
-// difference of Oldest before and the purge point.
-func purgeCount(lg commitlog.Log) (first, removed uint64, err error) {
-	if c, ok := lg.(interface {
-		PurgeCount() (first, removed uint64, err error)
-	}); ok {
-		return c.PurgeCount()
-	}
-	before := lg.Oldest()
-	if first, err = lg.Purge(); err != nil {
-		return 0, 0, err
-	}
-	return first, first - min(before, first), nil
 }
 
 // reset empties the ring and frees its slot array (it grows again on

@@ -118,7 +118,10 @@ func (c *Cache) purgeLocked() (end uint64, purged bool, err error) {
 		return 0, false, c.flushError("version floor", err)
 	}
 	oldest := d.log.Oldest()
-	purge := d.log.Purge
+	purge := func() (uint64, error) {
+		first, _, err := d.log.Purge()
+		return first, err
+	}
 	if d.purgeHook != nil {
 		purge = d.purgeHook
 	}

@@ -335,7 +335,7 @@ func TestFlushPartialPurgeRewritesEntries(t *testing.T) {
 	want := contents(c)
 	last := c.version.Load()
 	c.dur.purgeHook = func() (uint64, error) {
-		if _, err := c.dur.log.Purge(); err != nil {
+		if _, _, err := c.dur.log.Purge(); err != nil {
 			return 0, err
 		}
 		return 0, errors.New("injected: a segment could not be removed")
@@ -364,7 +364,7 @@ func TestFlushFloorAfterPurgeFails(t *testing.T) {
 		mustPut(t, c, fmt.Sprintf("k%02d", i), "v", PutOptions{})
 	}
 	c.dur.purgeHook = func() (uint64, error) {
-		first, err := c.dur.log.Purge()
+		first, _, err := c.dur.log.Purge()
 		if err == nil {
 			err = c.dur.log.Close()
 		}

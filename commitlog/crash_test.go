@@ -80,7 +80,7 @@ func TestCrashHelperProcess(t *testing.T) {
 			for time.Now().Before(deadline) {
 				if l.Next() >= last+100 { // a few segments each time
 					say("purge\n")
-					p, err := l.Purge()
+					p, _, err := l.Purge()
 					if err != nil {
 						fmt.Println("purge:", err)
 						os.Exit(2)

@@ -70,7 +70,9 @@ type Log interface {
 	Wait(ctx context.Context, after uint64) error
 
 	// Purge removes every record below the Next() it observes (the purge
-	// point) and returns that offset, which is then Oldest(): the log is
+	// point) and returns that offset, which is then Oldest(), and how many
+	// records it removed (each counted by one purge only, however many
+	// run at once; those retention removed first are not): the log is
 	// empty unless appends followed. Offsets are not reused: Next() is
 	// unchanged, and later appends continue from it. Appends concurrent
 	// with Purge are either wholly below the purge point (and removed) or
@@ -84,7 +86,7 @@ type Log interface {
 	// records in place when Purge returns an error or the process dies
 	// during it (see the implementation); once Purge has returned the
 	// purge point without error, the removal is durable.
-	Purge() (first uint64, err error)
+	Purge() (first, removed uint64, err error)
 
 	// Close releases the log. A durable log syncs what it has written first.
 	Close() error

@@ -175,16 +175,17 @@ func (m *Memory) Wait(ctx context.Context, after uint64) error {
 // Purge drops every record held; see Log.Purge. Oldest becomes Next, and
 // appends continue from it. Records already returned by Read stay valid
 // (a Read never shares the ring's slots).
-func (m *Memory) Purge() (uint64, error) {
+func (m *Memory) Purge() (first, removed uint64, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return 0, ErrClosed
+		return 0, 0, ErrClosed
 	}
+	removed = uint64(m.n)
 	clear(m.buf) // do not pin the payloads
 	m.head, m.n, m.bytes = 0, 0, 0
 	m.start = m.next
-	return m.next, nil
+	return m.next, removed, nil
 }
 
 // Close drops the records and wakes waiters with ErrClosed.

@@ -47,18 +47,13 @@ import "fmt"
 // Readers that found a deleted segment before it left the list read it
 // to the end (its file stays open until they release it); records
 // already returned are never touched.
-func (l *DiskLog) Purge() (uint64, error) {
-	first, _, err := l.PurgeCount()
-	return first, err
-}
-
-// PurgeCount is Purge, also reporting how many records it removed: those
-// from the Oldest it found, once retention, TruncateBefore and other
-// purges were held off, to the purge point. So purges at the same time
-// count each record once (the later ones find nothing left), and records
-// retention deleted just before are not counted. On an error it reports
-// nothing removed.
-func (l *DiskLog) PurgeCount() (first, removed uint64, err error) {
+//
+// removed counts the records it removed: those from the Oldest it found,
+// once retention, TruncateBefore and other purges were held off, to the
+// purge point. So purges at the same time count each record once (the
+// later ones find nothing left), and records retention deleted just
+// before are not counted. On an error it reports nothing removed.
+func (l *DiskLog) Purge() (first, removed uint64, err error) {
 	l.dropMu.Lock()
 	defer l.dropMu.Unlock()
 	oldest := l.oldest.Load() // only a holder of dropMu moves it

@@ -70,7 +70,7 @@ func TestPurgeSealedAndActive(t *testing.T) {
 		t.Fatalf("want several segments, have %v", before)
 	}
 	next := l.Next()
-	first, err := l.Purge()
+	first, _, err := l.Purge()
 	if err != nil || first != next {
 		t.Fatalf("Purge = %d, %v; want %d", first, err, next)
 	}
@@ -131,7 +131,7 @@ func TestPurgeRollUsesSpare(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := l.Next()
-	if first, err := l.Purge(); err != nil || first != next {
+	if first, _, err := l.Purge(); err != nil || first != next {
 		t.Fatalf("Purge = %d, %v; want %d", first, err, next)
 	}
 	seg, err := os.Stat(segPath(dir, next))
@@ -161,7 +161,7 @@ func TestPurgeEmptyActiveSegment(t *testing.T) {
 		dir := t.TempDir()
 		l := openT(t, dir, testOptions())
 		files, fsyncs := dirFiles(t, dir), l.Stats().Fsyncs
-		if first, err := l.Purge(); err != nil || first != 0 {
+		if first, _, err := l.Purge(); err != nil || first != 0 {
 			t.Fatalf("Purge = %d, %v", first, err)
 		}
 		checkPurged(t, l, 0)
@@ -195,7 +195,7 @@ func TestPurgeEmptyActiveSegment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if first, err := l.Purge(); err != nil || first != next {
+		if first, _, err := l.Purge(); err != nil || first != next {
 			t.Fatalf("Purge = %d, %v; want %d", first, err, next)
 		}
 		checkPurged(t, l, next)
@@ -210,7 +210,7 @@ func TestPurgeEmptyActiveSegment(t *testing.T) {
 		}
 		// Purged again at once: nothing to do, no I/O.
 		fsyncs := l.Stats().Fsyncs
-		if first, err := l.Purge(); err != nil || first != next || l.Stats().Fsyncs != fsyncs {
+		if first, _, err := l.Purge(); err != nil || first != next || l.Stats().Fsyncs != fsyncs {
 			t.Fatalf("second Purge = %d, %v; fsyncs %d → %d", first, err, fsyncs, l.Stats().Fsyncs)
 		}
 		appendN(t, l, 10, 2)
@@ -281,7 +281,7 @@ func TestPurgeConcurrentAppends(t *testing.T) {
 				continue
 			}
 		}
-		first, err := l.Purge()
+		first, _, err := l.Purge()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -360,7 +360,7 @@ func TestPurgeKeepsInFlightReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer v.seg.release()
-	if _, err := l.Purge(); err != nil {
+	if _, _, err := l.Purge(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(v.seg.path); !errors.Is(err, os.ErrNotExist) {
@@ -391,7 +391,7 @@ func TestPurgeSyncPolicies(t *testing.T) {
 				t.Fatalf("want unsynced records: synced %d, next %d", l.Stats().Synced, l.Next())
 			}
 			next := l.Next()
-			first, err := l.Purge()
+			first, _, err := l.Purge()
 			if err != nil || first != next {
 				t.Fatalf("Purge = %d, %v; want %d", first, err, next)
 			}
@@ -427,7 +427,7 @@ func TestPurgeRollFailureRemovesNothing(t *testing.T) {
 	files := segments(t, dir)
 	dirSync = func(string) error { return errors.New("injected dir fsync failure") }
 	defer func() { dirSync = syncDir }()
-	_, err := l.Purge()
+	_, _, err := l.Purge()
 	var werr *WriteError
 	if !errors.As(err, &werr) {
 		t.Fatalf("Purge with a failing roll: %v, want a *WriteError", err)
@@ -442,7 +442,7 @@ func TestPurgeRollFailureRemovesNothing(t *testing.T) {
 	checkRecords(t, readAll(t, l, 0), 0)
 	appendN(t, l, 5, 1)
 	next := l.Next()
-	if first, err := l.Purge(); err != nil || first != next {
+	if first, _, err := l.Purge(); err != nil || first != next {
 		t.Fatalf("Purge = %d, %v; want %d", first, err, next)
 	}
 	checkPurged(t, l, next)
@@ -458,7 +458,7 @@ func TestPurgeWithRetentionAndTruncate(t *testing.T) {
 	l := openT(t, dir, opts)
 	appendN(t, l, 100, 3)
 	next := l.Next()
-	if _, err := l.Purge(); err != nil {
+	if _, _, err := l.Purge(); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.EnforceRetention(); err != nil {
@@ -509,7 +509,7 @@ func TestPurgeWithRetentionAndTruncate(t *testing.T) {
 				return
 			default:
 			}
-			first, err := l.Purge()
+			first, _, err := l.Purge()
 			if err != nil {
 				t.Errorf("purge: %v", err)
 				return
@@ -545,7 +545,7 @@ func TestPurgeClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := dirFiles(t, dir)
-	if _, err := l.Purge(); !errors.Is(err, ErrClosed) {
+	if _, _, err := l.Purge(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Purge of a closed log: %v", err)
 	}
 	if got := dirFiles(t, dir); !slices.Equal(got, files) {
@@ -553,7 +553,7 @@ func TestPurgeClosed(t *testing.T) {
 	}
 	m := NewMemory(0, 0)
 	m.Close()
-	if _, err := m.Purge(); !errors.Is(err, ErrClosed) {
+	if _, _, err := m.Purge(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Purge of a closed memory log: %v", err)
 	}
 }
@@ -568,13 +568,13 @@ func TestMemoryPurge(t *testing.T) {
 	if err != nil || len(read) != 3 {
 		t.Fatalf("Read: %d records, %v", len(read), err)
 	}
-	first, err := m.Purge()
+	first, _, err := m.Purge()
 	if err != nil || first != 20 {
 		t.Fatalf("Purge = %d, %v; want 20", first, err)
 	}
 	checkPurged(t, m, 20)
 	checkRecords(t, read, 14)
-	if first, err := m.Purge(); err != nil || first != 20 {
+	if first, _, err := m.Purge(); err != nil || first != 20 {
 		t.Fatalf("second Purge = %d, %v", first, err)
 	}
 	appendN(t, m, 8, 2)

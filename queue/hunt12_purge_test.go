@@ -30,7 +30,7 @@ func TestHunt12PurgeUnderWorkingGroup(t *testing.T) {
 		t.Fatalf("after a nack %v", got)
 	}
 	// 1 is at its last attempt; 4..7 are read ahead; 8..19 are not read.
-	if _, err := logs.stream.Purge(); err != nil {
+	if _, _, err := logs.stream.Purge(); err != nil {
 		t.Fatal(err)
 	}
 	if s := g.Stats(); s.Lag != 8 || s.InFlight != 4 || s.Buffered != 4 {
@@ -77,7 +77,7 @@ func TestHunt12DurableGroupRestartAfterPurge(t *testing.T) {
 	a := joinT(t, g, "a", 6)
 	nextT(t, a, 0) // 0..5
 	ackT(t, a, 0, 2)
-	if _, err := logs.stream.Purge(); err != nil {
+	if _, _, err := logs.stream.Purge(); err != nil {
 		t.Fatal(err)
 	}
 	fill(t, logs.stream, 3) // 20 21 22
@@ -118,7 +118,7 @@ func TestHunt12DurableGroupSkipIsRecorded(t *testing.T) {
 		g := newGroupT(t, logs.stream, opts(logs))
 		a := joinT(t, g, "a", 6)
 		ackT(t, a, offsets(nextT(t, a, 0))...) // 0..5; 6 7 are buffered
-		if _, err := logs.stream.Purge(); err != nil {
+		if _, _, err := logs.stream.Purge(); err != nil {
 			t.Fatal(err)
 		}
 		fill(t, logs.stream, 3) // 20 21 22

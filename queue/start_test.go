@@ -31,7 +31,7 @@ func TestStartAt(t *testing.T) {
 		g.Close()
 	}
 	// Below the oldest retained record: the oldest.
-	if _, err := stream.Purge(); err != nil {
+	if _, _, err := stream.Purge(); err != nil {
 		t.Fatal(err)
 	}
 	fill(t, stream, 2)

@@ -17,17 +17,11 @@ import (
 // needs stream.manage on the stream, as deleting a consumer group does;
 // it never creates a stream, even under auto-create.
 func (ctl *control) streamPurge(m *wire.StreamPurge) error {
-	if ctl.peer&wire.CapManage == 0 {
-		return errNotNegotiated(m.Type())
-	}
-	if m.TenantID != ctl.id.Tenant {
-		return ctl.fail("tenant mismatch")
-	}
 	fail := func(code, msg string) error {
 		return ctl.reply(&wire.StreamError{RequestID: m.RequestID, Code: code, Message: msg})
 	}
-	if !ctl.authorize(auth.ActionStreamManage, StreamResource(m.TenantID, m.Namespace, m.Stream)) {
-		return fail(wire.StreamCodeForbidden, "forbidden")
+	if done, err := ctl.admitManage(m.Type(), m.TenantID, auth.ActionStreamManage, StreamResource(m.TenantID, m.Namespace, m.Stream), fail); done {
+		return err
 	}
 	st, err := ctl.c.s.opts.Broker.LookupStream(m.TenantID, m.Namespace, m.Stream)
 	if err != nil {
@@ -40,6 +34,23 @@ func (ctl *control) streamPurge(m *wire.StreamPurge) error {
 	ctl.c.s.opts.Logger.Info("stream purged", "stream", st.Key().String(), "purged", res.Purged, "offset", res.Offset,
 		"subject", ctl.id.Subject)
 	return ctl.reply(&wire.StreamPurged{RequestID: m.RequestID, Purged: res.Purged, Offset: res.Offset})
+}
+
+// admitManage runs the checks a management request starts with: the
+// extension negotiated (else it is an unknown message), its tenant (else
+// the stream ends with "tenant mismatch") and action on resource (else
+// refuse answers forbidden). done reports that a check failed; err is
+// then what the handler returns.
+func (ctl *control) admitManage(t wire.MsgType, tenant, action, resource string, refuse func(code, msg string) error) (done bool, err error) {
+	switch {
+	case ctl.peer&wire.CapManage == 0:
+		return true, errNotNegotiated(t)
+	case tenant != ctl.id.Tenant:
+		return true, ctl.fail("tenant mismatch")
+	case !ctl.authorize(action, resource):
+		return true, refuse(wire.StreamCodeForbidden, "forbidden")
+	}
+	return false, nil
 }
 
 // purgeCode is the stream_error code of a purge that failed with err.
@@ -59,17 +70,11 @@ func purgeCode(err error) string {
 // FLUSHDB for one cache). It needs cache.manage on the cache; it never
 // creates a cache, even under auto-create.
 func (ctl *control) cacheFlush(m *wire.CacheFlush) error {
-	if ctl.peer&wire.CapManage == 0 {
-		return errNotNegotiated(m.Type())
-	}
-	if m.TenantID != ctl.id.Tenant {
-		return ctl.fail("tenant mismatch")
-	}
 	fail := func(code, msg string) error {
 		return ctl.reply(&wire.CacheError{RequestID: m.RequestID, Code: code, Message: msg})
 	}
-	if !ctl.authorize(auth.ActionCacheManage, CacheResource(m.TenantID, m.Namespace, m.Cache)) {
-		return fail(wire.StreamCodeForbidden, "forbidden")
+	if done, err := ctl.admitManage(m.Type(), m.TenantID, auth.ActionCacheManage, CacheResource(m.TenantID, m.Namespace, m.Cache), fail); done {
+		return err
 	}
 	scope := cache.Scope{Tenant: m.TenantID, Namespace: m.Namespace, Cache: m.Cache}
 	var c *cache.Cache

@@ -30,38 +30,15 @@ func TestHunt12BackupRacesPurge(t *testing.T) {
 		Sync:              commitlog.SyncNever,
 		Logger:            slog.New(slog.DiscardHandler),
 	}
-	logs := map[string]*hunt9LiveLog{}
-	for _, rel := range []string{"streams/t/ns/a", "caches/t/ns/kv"} {
-		lg, err := commitlog.Open(filepath.Join(src, filepath.FromSlash(rel)), opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { lg.Close() })
-		logs[rel] = &hunt9LiveLog{lg: lg, acked: map[uint64]string{}}
-	}
+	logs := openLiveLogs(t, src, opts, "streams/t/ns/a", "caches/t/ns/kv")
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for rel, h := range logs {
 		name := strings.ReplaceAll(rel, "/", ".")
-		for w := range 2 {
-			wg.Go(func() {
-				for i := 0; i < 5000 && ctx.Err() == nil; i++ {
-					ps := [][]byte{fmt.Appendf(nil, "%s-w%d-%d-%s", name, w, i, strings.Repeat("p", i%100))}
-					first, err := h.lg.Append(context.Background(), ps)
-					if err != nil {
-						t.Errorf("%s writer %d: %v", name, w, err)
-						return
-					}
-					h.mu.Lock()
-					h.acked[first] = string(ps[0])
-					h.end = max(h.end, first+1)
-					h.mu.Unlock()
-				}
-			})
-		}
+		h.runWriters(ctx, t, name, &wg)
 		wg.Go(func() {
 			for i := 0; i < 2000 && ctx.Err() == nil; i++ {
-				if _, err := h.lg.Purge(); err != nil {
+				if _, _, err := h.lg.Purge(); err != nil {
 					t.Errorf("%s purge: %v", name, err)
 					return
 				}

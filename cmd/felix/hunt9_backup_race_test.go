@@ -31,7 +31,46 @@ func (h *hunt9LiveLog) ackedEnd() uint64 {
 	return h.end
 }
 
+// openLiveLogs opens a log for each rel (a path under src) with opts,
+// closed when the test ends.
+func openLiveLogs(t *testing.T, src string, opts commitlog.Options, rels ...string) map[string]*hunt9LiveLog {
+	t.Helper()
+	logs := map[string]*hunt9LiveLog{}
+	for _, rel := range rels {
+		lg, err := commitlog.Open(filepath.Join(src, filepath.FromSlash(rel)), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { lg.Close() })
+		logs[rel] = &hunt9LiveLog{lg: lg, acked: map[uint64]string{}}
+	}
+	return logs
+}
+
+// run starts the writers (runWriters) and a goroutine that deletes the
+// log's head by retention and TruncateBefore, until ctx ends.
 func (h *hunt9LiveLog) run(ctx context.Context, t *testing.T, name string, wg *sync.WaitGroup) {
+	h.runWriters(ctx, t, name, wg)
+	wg.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			var err error
+			if i%2 == 0 {
+				err = h.lg.EnforceRetention()
+			} else if next := h.lg.Next(); next > 200 {
+				err = h.lg.TruncateBefore(next - 200)
+			}
+			if err != nil {
+				t.Errorf("%s retention: %v", name, err)
+				return
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	})
+}
+
+// runWriters starts three writers (group writes and Append) that record
+// every acknowledged record in acked, until ctx ends or 5000 writes each.
+func (h *hunt9LiveLog) runWriters(ctx context.Context, t *testing.T, name string, wg *sync.WaitGroup) {
 	for w := range 3 {
 		wg.Go(func() {
 			for i := 0; i < 5000 && ctx.Err() == nil; i++ {
@@ -60,21 +99,6 @@ func (h *hunt9LiveLog) run(ctx context.Context, t *testing.T, name string, wg *s
 			}
 		})
 	}
-	wg.Go(func() {
-		for i := 0; ctx.Err() == nil; i++ {
-			var err error
-			if i%2 == 0 {
-				err = h.lg.EnforceRetention()
-			} else if next := h.lg.Next(); next > 200 {
-				err = h.lg.TruncateBefore(next - 200)
-			}
-			if err != nil {
-				t.Errorf("%s retention: %v", name, err)
-				return
-			}
-			time.Sleep(200 * time.Microsecond)
-		}
-	})
 }
 
 // check checks the copy of the log in dir: it verifies, its records
@@ -131,15 +155,7 @@ func TestHunt9BackupRacesRetentionAndRolls(t *testing.T) {
 		Sync:              commitlog.SyncNever,
 		Logger:            slog.New(slog.DiscardHandler),
 	}
-	logs := map[string]*hunt9LiveLog{}
-	for _, rel := range []string{"streams/t/ns/a", "streams/t/ns/b", "caches/t/ns/kv", "groups/t/ns/a/g"} {
-		lg, err := commitlog.Open(filepath.Join(src, filepath.FromSlash(rel)), opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { lg.Close() })
-		logs[rel] = &hunt9LiveLog{lg: lg, acked: map[uint64]string{}}
-	}
+	logs := openLiveLogs(t, src, opts, "streams/t/ns/a", "streams/t/ns/b", "caches/t/ns/kv", "groups/t/ns/a/g")
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for rel, h := range logs {
