@@ -184,18 +184,19 @@ func requestResult(m wire.Message) ([]byte, error) {
 // another caller opens it, it waits for that open, bounded by ctx: the
 // open lasts as long as the opener's context allows.
 func (c *Client) reqConn(ctx context.Context) (*reqConn, error) {
+	c.rq.mu.Lock()
+	rc := c.liveReqConnLocked()
+	c.rq.mu.Unlock()
+	if rc != nil {
+		return rc, nil // the usual case: no bound context (a timer) needed
+	}
 	bctx, cancel := c.bind(ctx, true)
 	defer cancel()
 	for {
 		c.rq.mu.Lock()
-		if rc := c.rq.cur; rc != nil {
-			rc.mu.Lock()
-			ok := rc.wait != nil && !rc.retiring.Load()
-			rc.mu.Unlock()
-			if ok {
-				c.rq.mu.Unlock()
-				return rc, nil
-			}
+		if rc := c.liveReqConnLocked(); rc != nil {
+			c.rq.mu.Unlock()
+			return rc, nil
 		}
 		if opening := c.rq.opening; opening != nil {
 			c.rq.mu.Unlock()
@@ -222,6 +223,22 @@ func (c *Client) reqConn(ctx context.Context) (*reqConn, error) {
 		}
 		return rc, nil
 	}
+}
+
+// liveReqConnLocked returns the requester stream if it takes requests
+// (nil otherwise). The caller holds c.rq.mu.
+func (c *Client) liveReqConnLocked() *reqConn {
+	rc := c.rq.cur
+	if rc == nil {
+		return nil
+	}
+	rc.mu.Lock()
+	ok := rc.wait != nil && !rc.retiring.Load()
+	rc.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return rc
 }
 
 // useReqConn makes rc the client's requester stream and schedules its
