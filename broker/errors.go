@@ -51,12 +51,15 @@ func stored(err error) error {
 
 // StorageError is a Publish error of a log-backed stream whose log could
 // not write the events and left itself as it was (a
-// *commitlog.WriteError). It matches ErrStorage and the log's error (so
-// errors.Is(err, syscall.ENOSPC) works). Its message, sent to publishers,
-// names the stream and the OS's reason, not the server's files.
+// *commitlog.WriteError), or a Purge error. It matches ErrStorage and the
+// log's error (so errors.Is(err, syscall.ENOSPC) works). Its message,
+// sent to clients, names the stream and the OS's reason, not the server's
+// files.
 type StorageError struct {
 	Key StreamKey
-	Err error
+	// Outcome says what did not happen; "" is "publish not stored".
+	Outcome string
+	Err     error
 }
 
 func (e *StorageError) Error() string {
@@ -64,7 +67,11 @@ func (e *StorageError) Error() string {
 	if we, ok := errors.AsType[*commitlog.WriteError](e.Err); ok {
 		reason = we.Reason()
 	}
-	return fmt.Sprintf("%s, publish not stored: stream %s: %s", ErrStorage, e.Key, reason)
+	outcome := e.Outcome
+	if outcome == "" {
+		outcome = "publish not stored"
+	}
+	return fmt.Sprintf("%s, %s: stream %s: %s", ErrStorage, outcome, e.Key, reason)
 }
 
 func (e *StorageError) Unwrap() []error { return []error{ErrStorage, e.Err} }

@@ -37,15 +37,18 @@ func (s *Stream) Purge() (PurgeResult, error) {
 			return PurgeResult{}, err
 		}
 		first, purged, err := s.lg.log.Purge()
+		s.purged.Add(purged) // on an error, what it deleted to make room on a full disk
 		if err != nil {
 			if reason := s.Err(); reason != nil {
 				return PurgeResult{}, reason // deleted (its log closed) meanwhile
 			}
-			return PurgeResult{}, &StorageError{Key: s.key, Err: fmt.Errorf("purge: %w", err)}
+			outcome := "purge not done"
+			if purged > 0 {
+				outcome = fmt.Sprintf("purge cut short after removing %d events", purged)
+			}
+			return PurgeResult{}, &StorageError{Key: s.key, Outcome: outcome, Err: err}
 		}
-		res := PurgeResult{Offset: first, Purged: purged}
-		s.purged.Add(res.Purged)
-		return res, nil
+		return PurgeResult{Offset: first, Purged: purged}, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

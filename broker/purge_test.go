@@ -2,11 +2,15 @@ package broker
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/internal/fulldisk"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -161,5 +165,40 @@ func TestPurgeInMemoryRing(t *testing.T) {
 	b.Close()
 	if _, err := s.Purge(); err == nil {
 		t.Fatal("purge of a closed stream succeeded")
+	}
+}
+
+// A purge the log cannot do (a full disk with no segment to delete for
+// room) fails with ErrStorage saying the purge was not done, naming the
+// stream and the OS reason, not a publish or a server path; the stream
+// keeps its events and a purge once there is room removes them.
+func TestPurgeStorageErrorSaysPurge(t *testing.T) {
+	lg := fulldisk.New(commitlog.NewMemory(1<<20, 1<<30))
+	_, s := newLoggedStream(t, Options{}, lg)
+	ctx := context.Background()
+	for i := range uint64(3) {
+		if _, err := s.Publish(ctx, [][]byte{seqPayload(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lg.Full.Store(true)
+	_, err := s.Purge()
+	if !errors.Is(err, ErrStorage) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("purge on a full disk: %v, want ErrStorage wrapping ENOSPC", err)
+	}
+	for _, want := range []string{"purge not done", "t/ns/s", "no space left on device"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "publish") || strings.Contains(err.Error(), "/data/") {
+		t.Fatalf("error %q speaks of a publish or shows a server path", err)
+	}
+	if got := s.Stats().Purged; got != 0 {
+		t.Fatalf("purged %d after a purge that removed nothing", got)
+	}
+	lg.Full.Store(false)
+	if res, err := s.Purge(); err != nil || res.Purged != 3 || res.Offset != 3 {
+		t.Fatalf("purge once there is room = %+v, %v; want 3 purged, offset 3", res, err)
 	}
 }

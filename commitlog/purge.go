@@ -1,6 +1,9 @@
 package commitlog
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Purge removes every record below the Next() it observes and returns
 // that offset, the purge point, which becomes Oldest(); see Log.Purge.
@@ -21,9 +24,21 @@ import "fmt"
 // roll it fsyncs the active segment without the write lock, as an append
 // that rolls does, so the seal under the lock has little left to flush.
 // Stats counts the roll's and the directory's fsyncs and the deleted
-// segments (SegmentsDeleted). A roll that cannot create the new segment
-// (a full disk) returns its *WriteError, not counted in Stats.WriteErrors:
-// nothing is removed, and the log takes appends as before.
+// segments (SegmentsDeleted).
+//
+// A full disk. A roll that cannot create the new segment (no space, no
+// inode, no file descriptor) returns a *WriteError, not counted in
+// Stats.WriteErrors. A purge is what an operator runs to free space, so
+// Purge then makes room itself: it deletes the sealed segments first (all
+// below the purge point; the active segment stays, and with it the log's
+// end), fsyncs the directory, and tries the roll again, once. If that
+// works the purge is complete, as above. If it fails, or there was no
+// sealed segment to delete, Purge returns the roll's *WriteError: the
+// records of the active segment are kept, the log takes appends as
+// before, and removed counts the records of the sealed segments it
+// deleted. Deleting before the roll is as crash-safe as the usual order:
+// what is deleted is a prefix of the log, oldest first, so a crash leaves
+// a suffix of it.
 //
 // Crashes: the segment sealed by the roll is complete on disk (fsynced)
 // before the new segment exists, and the new segment (base = the purge
@@ -52,14 +67,16 @@ import "fmt"
 // once retention, TruncateBefore and other purges were held off, to the
 // purge point. So purges at the same time count each record once (the
 // later ones find nothing left), and records retention deleted just
-// before are not counted. On an error it reports nothing removed.
+// before are not counted. On an error removed counts what was deleted
+// before it (segments deleted to make room on a full disk, or before a
+// file that could not be deleted).
 func (l *DiskLog) Purge() (first, removed uint64, err error) {
 	l.dropMu.Lock()
 	defer l.dropMu.Unlock()
 	oldest := l.oldest.Load() // only a holder of dropMu moves it
 	first, err = l.purgeLocked()
 	if err != nil {
-		return 0, 0, err
+		return 0, l.oldest.Load() - oldest, err
 	}
 	return first, first - min(oldest, first), nil
 }
@@ -72,33 +89,60 @@ func (l *DiskLog) purgeLocked() (uint64, error) {
 	if err := l.syncActive(); err != nil {
 		return 0, err
 	}
+	for retried := false; ; retried = true {
+		first, drop, err := l.purgeRoll()
+		var werr *WriteError
+		if err == nil || retried || len(drop) == 0 || !errors.As(err, &werr) {
+			if err != nil {
+				return 0, err
+			}
+			return first, l.dropPurged(drop)
+		}
+		// No room for the new segment: free the sealed segments' space.
+		l.log.Warn("commitlog: purge cannot start a new segment; deleting the sealed segments first to make room",
+			"segments", len(drop), "err", err)
+		if derr := l.dropPurged(drop); derr != nil {
+			return 0, errors.Join(err, derr)
+		}
+	}
+}
+
+// purgeRoll makes the purge point a segment boundary under the write lock
+// (rolling the active segment unless it is empty) and returns it with the
+// segments below it, which only a holder of dropMu removes: l.segs starts
+// with them until dropHead takes them out. On an error drop is the sealed
+// segments below the active one, which stays.
+func (l *DiskLog) purgeRoll() (first uint64, drop []*segment, err error) {
 	l.mu.Lock()
 	if err := l.writableLocked(); err != nil {
 		l.mu.Unlock()
-		return 0, err
+		return 0, nil, err
 	}
+	drop = l.segs[:len(l.segs)-1]
 	active := l.segs[len(l.segs)-1]
 	if active.next > active.base {
-		var err error
 		if active, err = l.rollLocked(active, 0); err != nil {
-			l.unlockWrite() // the index of the segment it sealed, if it did
-			return 0, err   // a *WriteError (nothing removed, the log goes on), or the log failed
+			l.unlockWrite()     // the index of the segment it sealed, if it did
+			return 0, drop, err // a *WriteError (the log goes on), or the log failed
 		}
+		drop = l.segs[:len(l.segs)-1]
 	}
-	first := active.base
-	// Only a holder of dropMu removes segments: l.segs starts with these
-	// until dropHead takes them out.
-	drop := l.segs[:len(l.segs)-1]
 	l.unlockWrite() // writes the sealed segment's index, which dropHead then deletes
+	return active.base, drop, nil
+}
+
+// dropPurged deletes drop, the segments at the head of the log, and
+// fsyncs the directory so that the deletion is durable.
+func (l *DiskLog) dropPurged(drop []*segment) error {
 	if len(drop) == 0 {
-		return first, nil
+		return nil
 	}
 	if err := l.dropHead(drop, "purge"); err != nil {
-		return 0, err
+		return err
 	}
 	if err := dirSync(l.dir); err != nil {
-		return 0, fmt.Errorf("commitlog: purge: %w", err)
+		return fmt.Errorf("commitlog: purge: %w", err)
 	}
 	l.stats.fsyncs.Add(1)
-	return first, nil
+	return nil
 }

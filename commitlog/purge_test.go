@@ -413,24 +413,26 @@ func TestPurgeSyncPolicies(t *testing.T) {
 	}
 }
 
-// A purge whose roll cannot create the new segment removes nothing: it
-// returns a *WriteError (not counted as an append not written), the log
-// keeps its records and takes appends, and a later purge succeeds.
+// A purge whose roll cannot create the new segment, on a log with no
+// sealed segment to delete, removes nothing: it returns a *WriteError
+// (not counted as an append not written), the log keeps its records and
+// takes appends, and a later purge succeeds.
 func TestPurgeRollFailureRemovesNothing(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions()
+	opts.SegmentBytes = 1 << 20
 	l := openT(t, dir, opts)
 	appendN(t, l, 100, 3)
-	if activeSize(l) == segmentHeaderSize {
-		appendN(t, l, 1, 1)
-	}
 	files := segments(t, dir)
+	if len(files) != 1 {
+		t.Fatalf("segments %v, want only the active one", files)
+	}
 	dirSync = func(string) error { return errors.New("injected dir fsync failure") }
 	defer func() { dirSync = syncDir }()
-	_, _, err := l.Purge()
+	_, removed, err := l.Purge()
 	var werr *WriteError
-	if !errors.As(err, &werr) {
-		t.Fatalf("Purge with a failing roll: %v, want a *WriteError", err)
+	if !errors.As(err, &werr) || removed != 0 {
+		t.Fatalf("Purge with a failing roll: removed %d, %v; want 0 and a *WriteError", removed, err)
 	}
 	dirSync = syncDir
 	if got := segments(t, dir); !slices.Equal(got, files) {
@@ -442,10 +444,83 @@ func TestPurgeRollFailureRemovesNothing(t *testing.T) {
 	checkRecords(t, readAll(t, l, 0), 0)
 	appendN(t, l, 5, 1)
 	next := l.Next()
-	if first, _, err := l.Purge(); err != nil || first != next {
-		t.Fatalf("Purge = %d, %v; want %d", first, err, next)
+	if first, removed, err := l.Purge(); err != nil || first != next || removed != next {
+		t.Fatalf("Purge = %d, %d, %v; want %d, %d", first, removed, err, next, next)
 	}
 	checkPurged(t, l, next)
+}
+
+// On a full disk, where the roll cannot create the new segment until
+// space is freed, a purge deletes the sealed segments first, then rolls:
+// the purge completes, the log takes appends, and it opens again purged.
+// With no room even then, it keeps the active segment's records and
+// reports the sealed ones removed, with the roll's *WriteError.
+func TestPurgeFullDiskDeletesSealedFirst(t *testing.T) {
+	for _, roomAfter := range []bool{true, false} {
+		t.Run(fmt.Sprintf("room_after_delete=%v", roomAfter), func(t *testing.T) {
+			dir := t.TempDir()
+			l := openT(t, dir, testOptions())
+			appendN(t, l, 100, 3)
+			if activeSize(l) == segmentHeaderSize {
+				appendN(t, l, 1, 1)
+			}
+			files := segments(t, dir)
+			if len(files) < 3 {
+				t.Fatalf("segments %v, want sealed ones", files)
+			}
+			active := files[len(files)-1]
+			next := l.Next()
+			// No new file can be made while the oldest segment is on disk
+			// (or at all): the roll's fsync of the directory fails.
+			oldest := segPath(dir, files[0])
+			full := errors.New("injected: no space left on device")
+			dirSync = func(d string) error {
+				if _, err := os.Stat(oldest); err == nil || !roomAfter {
+					return full
+				}
+				return syncDir(d)
+			}
+			defer func() { dirSync = syncDir }()
+			first, removed, err := l.Purge()
+			dirSync = syncDir
+			if !roomAfter {
+				var werr *WriteError
+				if !errors.As(err, &werr) || !errors.Is(err, full) || removed != active {
+					t.Fatalf("Purge with no room at all = %d, %d, %v; want removed %d and a *WriteError", first, removed, err, active)
+				}
+				if got := segments(t, dir); !slices.Equal(got, []uint64{active}) {
+					t.Fatalf("segments %v after a purge with no room, want [%d]", got, active)
+				}
+				if l.Oldest() != active || l.Next() != next {
+					t.Fatalf("log [%d, %d), want [%d, %d)", l.Oldest(), l.Next(), active, next)
+				}
+				checkRecords(t, readAll(t, l, active), active)
+				appendN(t, l, 5, 2)
+				checkRecords(t, readAll(t, l, active), active)
+				if s := l.Stats(); s.WriteErrors != 0 || s.SegmentsDeleted != uint64(len(files)-1) {
+					t.Fatalf("stats after the failed purge: %+v", s)
+				}
+				return
+			}
+			if err != nil || first != next || removed != next {
+				t.Fatalf("Purge on a full disk = %d, %d, %v; want %d, %d", first, removed, err, next, next)
+			}
+			checkPurged(t, l, next)
+			if got := segments(t, dir); !slices.Equal(got, []uint64{next}) {
+				t.Fatalf("segments %v after the purge, want [%d]", got, next)
+			}
+			appendN(t, l, 10, 3)
+			checkRecords(t, readAll(t, l, next), next)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l2 := openT(t, dir, testOptions())
+			if l2.Oldest() != next || l2.Next() != next+10 {
+				t.Fatalf("reopened [%d, %d), want [%d, %d)", l2.Oldest(), l2.Next(), next, next+10)
+			}
+			checkRecords(t, readAll(t, l2, next), next)
+		})
+	}
 }
 
 // Retention and TruncateBefore after a purge see its log: nothing below

@@ -119,10 +119,8 @@ func createSynced(path string, b []byte, syncD func(string) error) (*os.File, er
 	if err != nil {
 		return nil, err
 	}
-	_, err = f.WriteAt(b, 0)
-	if err != nil {
-		err = fmt.Errorf("write %s: %w", path, err)
-	} else {
+	_, err = f.WriteAt(b, 0) // an *os.PathError naming path
+	if err == nil {
 		err = syncFileAndDir(f, filepath.Dir(path), syncD)
 	}
 	if err != nil {

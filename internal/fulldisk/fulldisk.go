@@ -17,7 +17,9 @@ import (
 const Path = "/var/lib/felix/data/streams/t/ns/s/00000000000000000000.log"
 
 // Log wraps a log. Its appends are refused while Full is set, and the
-// next Refuse ones (a count that goes down with each append).
+// next Refuse ones (a count that goes down with each append); so are its
+// purges while Full is set, as a DiskLog's whose new segment cannot be
+// made, with nothing removed.
 type Log struct {
 	commitlog.Log
 	Full   atomic.Bool
@@ -30,7 +32,20 @@ func New(l commitlog.Log) *Log { return &Log{Log: l} }
 // Append refuses p (see Log) or appends it to the wrapped log.
 func (l *Log) Append(ctx context.Context, p [][]byte) (uint64, error) {
 	if l.Full.Load() || l.Refuse.Add(-1) >= 0 {
-		return 0, &commitlog.WriteError{Err: &os.PathError{Op: "write", Path: Path, Err: syscall.ENOSPC}}
+		return 0, full()
 	}
 	return l.Log.Append(ctx, p)
+}
+
+// Purge refuses while Full is set, removing nothing, or purges the
+// wrapped log.
+func (l *Log) Purge() (first, removed uint64, err error) {
+	if l.Full.Load() {
+		return 0, 0, full()
+	}
+	return l.Log.Purge()
+}
+
+func full() error {
+	return &commitlog.WriteError{Err: &os.PathError{Op: "write", Path: Path, Err: syscall.ENOSPC}}
 }
