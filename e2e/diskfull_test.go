@@ -83,12 +83,12 @@ func TestDiskFullEFBIGRefusesAndRecovers(t *testing.T) {
 			acked = append(acked, next)
 		}
 	}
-	checkStorageError(t, full, dataDir)
+	checkStorageError(t, full, dataDir, "default/default/df", "file too large")
 	for range 3 { // still full: refused at once, each one
 		if err := publish(next); err == nil {
 			t.Fatal("publish acked past RLIMIT_FSIZE")
 		} else {
-			checkStorageError(t, err, dataDir)
+			checkStorageError(t, err, dataDir, "default/default/df", "file too large")
 		}
 		next++
 	}
@@ -148,13 +148,13 @@ func TestDiskFullEFBIGRefusesAndRecovers(t *testing.T) {
 
 // checkStorageError: a publish refused by a failed write says so, names
 // the stream and the OS reason, and shows no server path.
-func checkStorageError(t *testing.T, err error, dataDir string) {
+func checkStorageError(t *testing.T, err error, dataDir, stream, reason string) {
 	t.Helper()
 	var se *client.ServerError
 	if !errors.As(err, &se) || !errors.Is(err, client.ErrStorage) {
-		t.Fatalf("publish past RLIMIT_FSIZE: %v, want the broker's error matching client.ErrStorage", err)
+		t.Fatalf("publish refused by the disk: %v, want the broker's error matching client.ErrStorage", err)
 	}
-	for _, want := range []string{"not stored", "default/default/df", "file too large"} {
+	for _, want := range []string{"not stored", stream, reason} {
 		if !strings.Contains(se.Message, want) {
 			t.Fatalf("publish error %q does not say %q", se.Message, want)
 		}
