@@ -100,9 +100,8 @@ type BrokerApplierOptions struct {
 // Caches: a new cache is created in memory, or — durable — loaded from
 // its log in DataDir (CacheDir, the directory felix serve
 // --durable-cache uses) synced by Log's policy. A capacity change resizes
-// a durable cache in place, keeping its entries (a lowered capacity evicts,
-// logged, down to it), and recreates an in-memory one, dropping its
-// entries (a cache may lose entries at any time). A durability flip
+// the cache in place, durable or not, keeping its entries (a lowered
+// capacity evicts down to it, logged for a durable cache). A durability flip
 // recreates the cache only while it holds no entry, as for streams;
 // otherwise EnsureCache fails with a *CacheRecreateRequiredError. An
 // in-memory cache made durable opens the directory of its name as it is,
@@ -357,7 +356,7 @@ func (a *BrokerApplier) EnsureCache(c Cache) error {
 	}
 	if cur.Durable() != c.Durable {
 		reason := fmt.Sprintf("durable %v → %v", cur.Durable(), c.Durable)
-		if n := cur.Stats().Entries; n != 0 {
+		if holdsLiveEntry(cur) {
 			return &CacheRecreateRequiredError{Key: k, Reason: reason}
 		}
 		if cur.Durable() {
@@ -396,6 +395,19 @@ func (a *BrokerApplier) EnsureCache(c Cache) error {
 	}
 	a.caches[k] = true
 	return nil
+}
+
+// holdsLiveEntry reports whether c holds an entry that has not expired.
+// Stats.Entries also counts the expired entries the sweep has not
+// removed yet, which are never returned again: a cache holding only
+// those is as empty for a durability flip. (A scan's first page of one
+// key answers it: a pass over the keys, only when some are stored.)
+func holdsLiveEntry(c *cache.Cache) bool {
+	if c.Stats().Entries == 0 {
+		return false
+	}
+	p, err := c.Scan(cache.ScanOptions{Limit: 1})
+	return err != nil || len(p.Keys) > 0
 }
 
 // createCache creates c in memory, or loads it from its log in DataDir

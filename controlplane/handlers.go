@@ -155,10 +155,14 @@ func (s *Server) snapshot(w http.ResponseWriter, r *http.Request) error {
 	return ok(w, snap, err)
 }
 
-// changes serves ?since=N&limit=M. next_seq in the answer is one past the
-// last returned change, so paging with it never skips.
+// changes serves ?since=N&limit=M, read strictly (readQuery: a since that
+// does not parse is refused, never read as 0). next_seq in the answer is
+// one past the last returned change, so paging with it never skips.
 func (s *Server) changes(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
+	q, err := readQuery(r, "since", "limit")
+	if err != nil {
+		return err
+	}
 	var since uint64
 	if v := q.Get("since"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)

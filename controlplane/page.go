@@ -63,14 +63,9 @@ type Page[T any] struct {
 // cursor half read would restart the list).
 func listOptions(r *http.Request) (ListOptions, error) {
 	var o ListOptions
-	q, err := url.ParseQuery(r.URL.RawQuery)
+	q, err := readQuery(r, "limit", "after")
 	if err != nil {
-		return o, &ValidationError{Field: "query", Message: err.Error()}
-	}
-	for _, name := range []string{"limit", "after"} {
-		if len(q[name]) > 1 {
-			return o, &ValidationError{Field: name, Message: "given more than once"}
-		}
+		return o, err
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -81,6 +76,25 @@ func listOptions(r *http.Request) (ListOptions, error) {
 	}
 	o.After = q.Get("after")
 	return o, nil
+}
+
+// readQuery parses a request's query strictly, for the parameters that
+// are cursors or bounds (a list's limit and after, the change feed's
+// since and limit): a query that does not parse, or one of names given
+// more than once, is a validation error naming it. url.Values of
+// r.URL.Query() would drop the pair that does not parse, so a cursor
+// half read would restart the list or replay the feed from its start.
+func readQuery(r *http.Request, names ...string) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, &ValidationError{Field: "query", Message: err.Error()}
+	}
+	for _, name := range names {
+		if len(q[name]) > 1 {
+			return nil, &ValidationError{Field: name, Message: "given more than once"}
+		}
+	}
+	return q, nil
 }
 
 // listPage decodes objects whose key starts with prefix, in key order:

@@ -94,10 +94,9 @@ func newKeyCmds(run func(func(*cobra.Command, *client.Cache, []string) error) fu
 func parseExpireTTL(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if n, nerr := strconv.ParseInt(s, 10, 64); nerr == nil {
-		d, err = time.Duration(n)*time.Second, nil
-		if n > int64(maxExpireSeconds) {
-			d = maxExpireSeconds * time.Second
-		}
+		// Bounded before it is multiplied: n × 10⁹ would wrap around for
+		// |n| over some 292 years, a negative count into a positive TTL.
+		d, err = time.Duration(max(min(n, maxExpireSeconds), 0))*time.Second, nil
 	}
 	if err != nil || d <= 0 {
 		return 0, fmt.Errorf("invalid TTL %q: want a positive duration (90s, 10m) or seconds; "+

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -31,8 +32,16 @@ type refKey struct {
 	unit time.Duration
 }
 
-// duration is the flag text for n of the key's unit (1500 with unit ms → "1.5s").
-func (r refKey) duration(n int64) string { return (time.Duration(n) * r.unit).String() }
+// duration is the flag text for n of the key's unit (1500 with unit ms →
+// "1.5s"). A count whose duration does not fit an int64 of nanoseconds
+// (some 292 years) is an error: n × unit would wrap around into another
+// duration, a huge retention into a tiny one.
+func (r refKey) duration(n int64) (string, error) {
+	if limit := int64(math.MaxInt64 / r.unit); n > limit || n < -limit {
+		return "", fmt.Errorf("%d×%v does not fit a duration (at most %d)", n, r.unit, limit)
+	}
+	return (time.Duration(n) * r.unit).String(), nil
+}
 
 // referenceKeys are the reference broker's YAML keys that mean the same
 // thing here.
@@ -90,7 +99,10 @@ func applyReferenceEnv(fs *pflag.FlagSet, src configSources) error {
 				errs = append(errs, fmt.Errorf("%s=%q: want an integer", name, v))
 				continue
 			}
-			v = ref.duration(n)
+			if v, err = ref.duration(n); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", name, os.Getenv(name), err))
+				continue
+			}
 		}
 		if err := fs.Set(ref.flag, v); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
@@ -199,7 +211,8 @@ func configValue(fs *pflag.FlagSet, key string, v any) (string, string, error) {
 			if !ok {
 				return "", "", fmt.Errorf("want an integer, got %v", v)
 			}
-			return ref.flag, ref.duration(int64(n)), nil
+			d, err := ref.duration(int64(n))
+			return ref.flag, d, err
 		}
 		s, err := scalarText(v)
 		return ref.flag, s, err

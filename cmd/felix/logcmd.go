@@ -45,6 +45,9 @@ reported but is not corruption: opening the log truncates it.`,
 }
 
 func runLogVerify(w io.Writer, dir string) error {
+	if err := requireLogDir(dir); err != nil {
+		return err
+	}
 	rep, err := commitlog.Verify(dir)
 	var ce *commitlog.CorruptionError
 	if err != nil && !errors.As(err, &ce) {
@@ -108,6 +111,9 @@ Restore that segment from a copy, or remove the log.`,
 }
 
 func runLogRepair(w io.Writer, dir string, yes bool) error {
+	if err := requireLogDir(dir); err != nil {
+		return err
+	}
 	rep, err := commitlog.Verify(dir)
 	var ce *commitlog.CorruptionError
 	if err != nil && !errors.As(err, &ce) {
@@ -166,6 +172,9 @@ size, and payload (UTF-8 text) or payload_base64. Stops with an error at the
 first corrupt record, after printing the valid ones before it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireLogDir(args[0]); err != nil {
+				return err
+			}
 			format := commitlog.DumpText
 			if asJSON {
 				format = commitlog.DumpJSON
@@ -178,6 +187,66 @@ first corrupt record, after printing the valid ones before it.`,
 	fl.IntVar(&count, "count", 0, "records to print (0 = all)")
 	fl.BoolVar(&asJSON, "json", false, "one JSON object per line")
 	return cmd
+}
+
+// maxLogsNamed bounds the logs below a directory that requireLogDir
+// names, and logsBelowDepth how deep it looks for them (a data dir's
+// logs are kind/tenant/namespace/name, a queue group's state
+// groups/tenant/namespace/stream/group).
+const (
+	maxLogsNamed   = 5
+	logsBelowDepth = 5
+)
+
+// requireLogDir refuses a directory that holds no log segment: a log
+// directory always has one (opening a log makes it, a purge or retention
+// keeps the newest). Verifying the data dir, its streams/ or caches/
+// level, or a backup's root would otherwise answer "ok" about 0 records;
+// the error names the logs found below it, to check each.
+func requireLogDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(commitlog.SegmentBases(ents)) > 0 {
+		return nil
+	}
+	var below []string
+	more := false
+	var walk func(d string, depth int)
+	walk = func(d string, depth int) {
+		ents, err := os.ReadDir(d)
+		if err != nil || more {
+			return
+		}
+		if depth > 0 && len(commitlog.SegmentBases(ents)) > 0 {
+			if len(below) == maxLogsNamed {
+				more = true
+				return
+			}
+			rel, _ := filepath.Rel(dir, d)
+			below = append(below, rel)
+			return
+		}
+		if depth == logsBelowDepth {
+			return
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				walk(filepath.Join(d, e.Name()), depth+1)
+			}
+		}
+	}
+	walk(dir, 0)
+	msg := fmt.Sprintf("%s holds no log segment (*.log): not a log directory", dir)
+	if len(below) > 0 {
+		list := strings.Join(below, ", ")
+		if more {
+			list += ", …"
+		}
+		msg += fmt.Sprintf("; the logs below it, to check each: %s", list)
+	}
+	return errors.New(msg)
 }
 
 type logBenchFlags struct {
