@@ -265,7 +265,7 @@ func (ctl *control) cacheReply(reqID *uint64, m wire.Message) error {
 // negotiated CapCacheExt; elsewhere they are unknown messages, as for the
 // reference broker, and reset the stream.
 func errNotNegotiated(t wire.MsgType) error {
-	return &wire.DecodeError{What: "json message", Err: wire.ErrInvalidJSON, Detail: string(t) + " without the cache extension capability"}
+	return &wire.DecodeError{What: "json message", Err: wire.ErrInvalidJSON, Detail: string(t) + " without its extension capability"}
 }
 
 func (ctl *control) cacheDelete(m *wire.CacheDelete) error {

@@ -273,8 +273,37 @@ func (ctl *control) handleMessage(m wire.Message) error {
 	case *wire.ErrorMessage:
 		return errClose
 	default: // auth_ok, subscribed, event*, cache_value, cache_ok, cache_incr_value, cache_expire_result, cache_scan_page, publish_ok, publish_error, ok, stream_purged, stream_error, cache_flushed
+		if caps := extensionOf(m.Type()); caps != 0 && ctl.peer&caps == 0 {
+			// An extension's message on a stream that did not negotiate
+			// it is an unknown message, as for the reference (and
+			// before auth): the stream is reset.
+			return errNotNegotiated(m.Type())
+		}
 		return ctl.fail("unexpected message type")
 	}
+}
+
+// extensionOf returns the capabilities of the extensions whose messages
+// include t, a message no client request starts with (a broker's reply,
+// or a message of a consumer or responder stream): any of them makes t
+// known on the stream. 0 for the reference's messages.
+func extensionOf(t wire.MsgType) uint16 {
+	switch t {
+	case wire.TypeCacheDeleted, wire.TypeCacheTTLValue, wire.TypeCacheValues, wire.TypeCacheIncrValue,
+		wire.TypeCacheExpireResult, wire.TypeCacheScanPage:
+		return wire.CapCacheExt
+	case wire.TypeCacheError: // also the management extension's cache_flush refusals
+		return wire.CapCacheExt | wire.CapManage
+	case wire.TypeQueueJoined, wire.TypeQueueAck, wire.TypeQueueNack, wire.TypeQueueLeave, wire.TypeQueueOK,
+		wire.TypeQueueError, wire.TypeQueueStatsValue:
+		return wire.CapQueue
+	case wire.TypeServing, wire.TypeServiceRequest, wire.TypeServiceReply, wire.TypeServiceError,
+		wire.TypeReply, wire.TypeRequestError:
+		return wire.CapRequest
+	case wire.TypeStreamPurged, wire.TypeStreamError, wire.TypeCacheFlushed:
+		return wire.CapManage
+	}
+	return 0
 }
 
 func (ctl *control) jsonPublish(tenant, ns, stream string, payloads [][]byte, reqID *uint64, ack *wire.AckMode, def wire.AckMode, missing string) error {

@@ -153,6 +153,12 @@ func TestHunt7QueueConsumerExpiryAcks(t *testing.T) {
 					missing = append(missing, o)
 				}
 			}
+			if gs, _ := tb.Server.GroupStats("a", "ns", "jobs", "g"); len(missing) == 0 && gs.Lag == 0 && gs.Pending == 0 {
+				// The consumer took and acked the whole stream before the
+				// expiry: a second one would wait for a delivery that
+				// never comes. Nothing is left to check this round.
+				return
+			}
 			again, _, err := consumeRaw(a, dialRaw(a, tb), long, "long", func(got map[uint64]bool) bool {
 				for _, o := range missing {
 					if !got[o] {

@@ -181,7 +181,9 @@ func (q *queues) deadLetter(k broker.StreamKey, group string) queue.DeadLetterFu
 		suffix = ".dlq"
 	}
 	return func(ctx context.Context, rec commitlog.Record, attempts int, reason string) error {
-		dlq, err := q.s.opts.Broker.Stream(k.Tenant, k.Namespace, k.Stream+suffix)
+		// Looked up, never auto-created: dead letters go to the stream
+		// when it exists (declared, or made by a client's use).
+		dlq, err := q.s.opts.Broker.LookupStream(k.Tenant, k.Namespace, k.Stream+suffix)
 		if err != nil {
 			q.s.opts.Logger.Warn("dead letter dropped: no dead-letter stream", "stream", k.String(), "group", group,
 				"offset", rec.Offset, "attempts", attempts, "reason", reason, "want_stream", k.Stream+suffix)
@@ -415,9 +417,23 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 	if ctl.peer&wire.CapQueue == 0 {
 		return errNotNegotiated(m.Type())
 	}
-	st, err := ctl.streamFor(m.TenantID, m.Namespace, m.Stream, ActionConsume)
+	// A subscribe's order: tenant, permission, the tenant's limit, then
+	// the stream and the group. So a join the limit refuses leaves nothing
+	// behind: no group (no state on disk, no place under
+	// MaxGroupsPerStream), no auto-created stream.
+	if m.TenantID != ctl.id.Tenant {
+		return ctl.fail("tenant mismatch")
+	}
+	if !ctl.authorize(ActionConsume, StreamResource(m.TenantID, m.Namespace, m.Stream)) {
+		return ctl.fail("forbidden")
+	}
+	if err := c.s.tenants.acquireSub(ctl.id.use); err != nil {
+		return ctl.fail(err.Error())
+	}
+	defer c.s.tenants.releaseSub(ctl.id.use)
+	st, err := c.s.opts.Broker.Stream(m.TenantID, m.Namespace, m.Stream)
 	if err != nil {
-		return err
+		return ctl.fail(err.Error())
 	}
 	startAt, err := ctl.groupStart(st, m.Start)
 	if err != nil {
@@ -427,10 +443,6 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 	if err != nil {
 		return ctl.fail(err.Error())
 	}
-	if err := c.s.tenants.acquireSub(ctl.id.use); err != nil {
-		return ctl.fail(err.Error())
-	}
-	defer c.s.tenants.releaseSub(ctl.id.use)
 	prefetch := 0
 	if m.Prefetch != nil {
 		prefetch = int(min(*m.Prefetch, 1<<20))
@@ -625,7 +637,9 @@ func (ctl *control) queueStats(m *wire.QueueStats) error {
 	if !ctl.authorize(ActionConsume, StreamResource(m.TenantID, m.Namespace, m.Stream)) {
 		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "forbidden", Message: "forbidden"})
 	}
-	st, err := ctl.c.s.opts.Broker.Stream(m.TenantID, m.Namespace, m.Stream)
+	// Looked up, never auto-created: a question about a stream's groups
+	// (a typo in a monitoring script) leaves no stream behind.
+	st, err := ctl.c.s.opts.Broker.LookupStream(m.TenantID, m.Namespace, m.Stream)
 	if err != nil {
 		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "invalid", Message: err.Error()})
 	}
@@ -655,7 +669,9 @@ func (ctl *control) queueDelete(m *wire.QueueDelete) error {
 	if !ctl.authorize(auth.ActionStreamManage, StreamResource(m.TenantID, m.Namespace, m.Stream)) {
 		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "forbidden", Message: "forbidden"})
 	}
-	st, err := ctl.c.s.opts.Broker.Stream(m.TenantID, m.Namespace, m.Stream)
+	// Looked up, never auto-created: a question about a stream's groups
+	// (a typo in a monitoring script) leaves no stream behind.
+	st, err := ctl.c.s.opts.Broker.LookupStream(m.TenantID, m.Namespace, m.Stream)
 	if err != nil {
 		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "invalid", Message: err.Error()})
 	}
@@ -677,7 +693,7 @@ func noGroup(reqID uint64, group string, st *broker.Stream) *wire.QueueError {
 // GroupStats returns the counters of a consumer group opened since the
 // server started (ok false otherwise).
 func (s *Server) GroupStats(tenant, ns, stream, group string) (queue.Stats, bool) {
-	st, err := s.opts.Broker.Stream(tenant, ns, stream)
+	st, err := s.opts.Broker.LookupStream(tenant, ns, stream) // never created by a question
 	if err != nil {
 		return queue.Stats{}, false
 	}

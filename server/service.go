@@ -119,6 +119,18 @@ func (ctl *control) serve(m *wire.Serve) error {
 		return ctl.fail(err.Error())
 	}
 	defer c.s.tenants.releaseSub(ctl.id.use)
+	bound := c.s.services.reg.Bound(0)
+	if m.MaxInFlight != nil {
+		bound = c.s.services.reg.Bound(int(max(min(*m.MaxInFlight, 1<<20), 1)))
+	}
+	ctx, cancel := context.WithCancel(ctl.ctx)
+	defer cancel()
+	rs := &responder{ch: make(chan wire.ServiceRequest, bound), ctx: ctx}
+	// Registered before serving is written: a request sent once the
+	// client has read serving finds the responder (it waits in rs.ch,
+	// which holds every request in flight, for the writer started below).
+	sv := c.s.services.reg.Serve(k, rs, bound)
+	defer sv.Close() // before the writer stops: requests in flight fail as responder_gone
 	if err := ctl.reply(&wire.Serving{}); err != nil {
 		return err
 	}
@@ -127,15 +139,6 @@ func (ctl *control) serve(m *wire.Serve) error {
 	}
 	c.s.busy.Add(-1) // a responder is not a request in progress
 	defer c.s.busy.Add(1)
-	bound := c.s.services.reg.Bound(0)
-	if m.MaxInFlight != nil {
-		bound = c.s.services.reg.Bound(int(max(min(*m.MaxInFlight, 1<<20), 1)))
-	}
-	ctx, cancel := context.WithCancel(ctl.ctx)
-	defer cancel()
-	rs := &responder{ch: make(chan wire.ServiceRequest, bound), ctx: ctx}
-	sv := c.s.services.reg.Serve(k, rs, bound)
-	defer sv.Close() // before the writer stops: requests in flight fail as responder_gone
 	w := &lockedWriter{w: ctl.w}
 	writerDone := make(chan struct{})
 	go func() {

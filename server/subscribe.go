@@ -139,23 +139,6 @@ func (ctl *control) subscribe(m *wire.Subscribe) error {
 	return errSubscribed
 }
 
-// streamFor checks the tenant and the permission and looks the stream up.
-// On failure the error reply is already written and the returned error
-// closes the stream.
-func (ctl *control) streamFor(tenant, ns, name, action string) (*broker.Stream, error) {
-	if tenant != ctl.id.Tenant {
-		return nil, ctl.fail("tenant mismatch")
-	}
-	if !ctl.authorize(action, StreamResource(tenant, ns, name)) {
-		return nil, ctl.fail("forbidden")
-	}
-	s, err := ctl.c.s.opts.Broker.Stream(tenant, ns, name)
-	if err != nil {
-		return nil, ctl.fail(err.Error())
-	}
-	return s, nil
-}
-
 // quicSink writes a frame into the event stream if QUIC can take it
 // without blocking: flow-control credit is available and the frame is small
 // (transport.MaxTryWriteBytes). Larger frames go through the subscription's
