@@ -8,11 +8,18 @@ import "context"
 // are counted in Stats.
 func (g *Group) reap(ctx context.Context) {
 	g.mu.Lock()
-	batch := g.doomed
-	g.doomed = nil
-	for _, e := range batch {
-		e.state = stDying
+	// A record the stream no longer holds (a purge, or retention, removed
+	// it while it waited, say after a failed DeadLetter) is not
+	// dead-lettered: it is done and counted lost (goneLocked).
+	oldest := g.stream.Oldest()
+	batch := g.doomed[:0]
+	for _, e := range g.doomed {
+		if !g.goneLocked(e, oldest) {
+			e.state = stDying
+			batch = append(batch, e)
+		}
 	}
+	g.doomed = nil
 	g.mu.Unlock()
 	if len(batch) == 0 {
 		return

@@ -232,8 +232,12 @@ func (g *Group) Tick(now time.Time) {
 	g.mu.Unlock()
 
 	ctx := context.Background()
-	g.reap(ctx)
+	// The counts are written before DeadLetter is called: it may take a
+	// while (a publish), during which a member may lower a count
+	// (LeaveSeen) and a snapshot (Close, an Ack's) write it; these counts,
+	// taken before, must not land after that snapshot.
 	g.persist(ctx, ops) // failures are counted in Stats.StateErrors
+	g.reap(ctx)
 	if resnap {
 		g.resnapshot(ctx)
 	}
