@@ -369,7 +369,7 @@ func (l *cacheLane) session(ctx context.Context) (*cacheSession, error) {
 		return nil, l.c.ctxErr(ctx)
 	}
 	defer l.open.leave()
-	for {
+	for attempt := 1; ; attempt++ {
 		if s := l.live(); s != nil {
 			return s, nil
 		}
@@ -378,6 +378,9 @@ func (l *cacheLane) session(ctx context.Context) (*cacheSession, error) {
 			return s, nil
 		}
 		if !errors.Is(err, ErrDisconnected) || l.c.opts.Reconnect.Disabled || ctx.Err() != nil {
+			return nil, err
+		}
+		if err := l.c.reopenWait(ctx, l.slot, attempt); err != nil {
 			return nil, err
 		}
 	}

@@ -69,6 +69,9 @@ func (s *connSlot) get(ctx context.Context) (*slotConn, error) {
 	if sc := s.current(); sc != nil {
 		return sc, nil
 	}
+	if s.c.isClosed() { // no dial on the closed transport
+		return nil, ErrClosed
+	}
 	ctx, cancel := s.c.bind(ctx, false)
 	defer cancel()
 	if !s.dial.enter(ctx) {
@@ -103,7 +106,11 @@ func (s *connSlot) get(ctx context.Context) (*slotConn, error) {
 	}
 	conn, err := s.c.tr.DialIdle(ctx, s.c.addr, s.c.tls, idle)
 	if err != nil {
-		if ctx.Err() != nil {
+		// Close may have closed the transport under the dial before ctx
+		// (bound to the client by an AfterFunc, which runs on a goroutine
+		// of its own) is cancelled: that is the client's end, not a lost
+		// connection.
+		if ctx.Err() != nil || s.c.isClosed() {
 			return nil, s.c.ctxErr(ctx)
 		}
 		s.mu.Lock()
@@ -123,8 +130,14 @@ func (s *connSlot) get(ctx context.Context) (*slotConn, error) {
 // (wire.ConnAuthTimeout). The broker never closes a connection so
 // once a stream has authenticated on it.
 func closedUnauthenticated(conn *quic.Conn) bool {
+	return isAuthTimeoutClose(context.Cause(conn.Context()))
+}
+
+// isAuthTimeoutClose reports whether err is (or wraps) the broker's close
+// of a connection under its auth rule (see closedUnauthenticated).
+func isAuthTimeoutClose(err error) bool {
 	var ae *quic.ApplicationError
-	return errors.As(context.Cause(conn.Context()), &ae) && ae.Remote && ae.ErrorCode == 0 &&
+	return errors.As(err, &ae) && ae.Remote && ae.ErrorCode == 0 &&
 		strings.HasSuffix(ae.ErrorMessage, wire.ConnAuthTimeout)
 }
 

@@ -35,7 +35,10 @@ var (
 	// a publish was held up by a subscriber under the block policy).
 	// Against a broker without the extension a reply may be lost in the
 	// reset, so the request may or may not have taken effect, as for any
-	// ConnectionError.
+	// ConnectionError. A Request (a service call) is the other exception:
+	// the broker serves it by handing it to a responder, which may have
+	// run it when the reset comes (its late answer is dropped), as after
+	// ErrRequestTimeout.
 	ErrTokenExpired = errors.New("felix: token expired")
 	// ErrStorage is matched (errors.Is) by a *ServerError of a broker that
 	// could not write to a durable stream's disk (full, or failing): a

@@ -134,13 +134,35 @@ func (c *Client) openAuthedStream(ctx context.Context, slot *connSlot, op, token
 // broker closed before any stream authenticated on it (its auth deadline
 // passed as try opened the first one): nothing was lost, so connSlot.get
 // dials a new connection quietly, even with reconnection disabled.
+//
+// The failure may reach the stream before the connection's context ends
+// (quic-go fails the streams with the close error first): then the close
+// is waited for, briefly, so that the second try dials anew instead of
+// taking the closing connection again.
 func retryUnused[T any](try func() (T, *slotConn, error)) (T, error) {
 	v, sc, err := try()
-	if err != nil && sc != nil && closedUnauthenticated(sc.conn) {
-		v, _, err = try()
+	if err == nil || sc == nil {
+		return v, err
 	}
+	if !closedUnauthenticated(sc.conn) {
+		if !isAuthTimeoutClose(err) {
+			return v, err
+		}
+		t := time.NewTimer(unusedCloseWait)
+		defer t.Stop()
+		select {
+		case <-sc.conn.Context().Done():
+		case <-t.C:
+			return v, err
+		}
+	}
+	v, _, err = try()
 	return v, err
 }
+
+// unusedCloseWait bounds retryUnused's wait for a connection whose streams
+// already failed with the broker's close to end itself.
+const unusedCloseWait = time.Second
 
 // openAuthedStreamOnce is one attempt of openAuthedStream; it also
 // returns the connection it tried, if it got one.

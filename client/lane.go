@@ -101,7 +101,7 @@ func (l *lane) session(ctx context.Context, retry bool) (*pubSession, error) {
 		return nil, l.c.ctxErr(ctx)
 	}
 	defer l.open.leave()
-	for {
+	for attempt := 1; ; attempt++ {
 		if s := l.live(); s != nil {
 			return s, nil
 		}
@@ -115,8 +115,28 @@ func (l *lane) session(ctx context.Context, retry bool) (*pubSession, error) {
 		if ctx.Err() != nil {
 			return nil, l.c.ctxErr(ctx)
 		}
-		// The next slot.get waits out the backoff before redialing.
+		if err := l.c.reopenWait(ctx, l.slot, attempt); err != nil {
+			return nil, err
+		}
 	}
+}
+
+// reopenWait waits, after the attempt-th failure to open a session on
+// slot's connection, for the reconnect backoff while that connection is
+// still up. (When it is gone, the next connSlot.get dials, spacing dials
+// itself.) A session can fail to open on a connection that is up: a
+// draining broker resets every new stream while it keeps its connections
+// open until the drain ends (up to its shutdown timeout), and retrying at
+// once would open and authenticate streams in a tight loop all that time.
+// It returns ErrClosed or ctx's error when they end the wait.
+func (c *Client) reopenWait(ctx context.Context, slot *connSlot, attempt int) error {
+	if slot.current() == nil {
+		return nil
+	}
+	if sleep(ctx, c.backoff(attempt)) != nil {
+		return c.ctxErr(ctx)
+	}
+	return nil
 }
 
 // openSession opens a new session, authenticated with token (empty: a
