@@ -243,7 +243,9 @@ closeAll:
 	s.mu.Unlock()
 	var err error
 	if s.ln != nil {
-		err = s.ln.Close()
+		// Connections that finished their handshake after Serve stopped
+		// accepting are told too, as are handshakes under way (refused).
+		err = s.ln.CloseWithError(codeNoError, "broker shutting down")
 	}
 	// Closed connections end their handlers at once; one that does not
 	// (a bug) must not hold the process past its budget.

@@ -87,5 +87,7 @@
 // Listener.Close and ClientTransport.Close close the quic-go transport and the
 // UDP socket. quic-go then drops the connections still open without telling
 // the peer, so close connections first (quic.Conn.CloseWithError) for a
-// graceful shutdown.
+// graceful shutdown. The listener does that itself for the connections it
+// holds that no Accept took (Listener.CloseWithError sets the close's code
+// and reason), and refuses handshakes still under way.
 package transport

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go"
 )
 
 // Close while several goroutines accept and clients keep dialing: every
@@ -107,5 +109,57 @@ func TestHunt4DialAfterClientTransportClose(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second): // a bound for a hang, not a timing assertion
 		t.Fatal("Dial on a closed ClientTransport hangs")
+	}
+}
+
+// A connection whose handshake completed but that no Accept took is told
+// when the listener closes: CloseWithError closes it with the code and
+// reason given, so its client learns at once (before, quic-go's transport
+// close destroyed it silently and the client waited out its idle
+// timeout). Close does the same with code 0. Three connections are dialed
+// one after the other, so the first one's handshake has long finished on
+// the listener's side (the later ones' take round trips after it); the
+// last may still be handshaking there, and is refused.
+func TestCloseWithErrorTellsQueuedConnections(t *testing.T) {
+	for _, withErr := range []bool{true, false} {
+		ln := devListener(t, "127.0.0.1:0", Options{})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var conns []*ClientConn
+		for range 3 {
+			c, err := Dial(ctx, ln.Addr().String(), insecureClient(), Options{MaxIdleTimeout: time.Minute}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			conns = append(conns, c)
+		}
+		wantCode, wantMsg := quic.ApplicationErrorCode(0), "listener closed"
+		var err error
+		if withErr {
+			wantCode, wantMsg = 7, "broker shutting down"
+			err = ln.CloseWithError(wantCode, wantMsg)
+		} else {
+			err = ln.Close()
+		}
+		if err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		for i, c := range conns {
+			select {
+			case <-c.Conn.Context().Done():
+			case <-ctx.Done():
+				t.Fatalf("connection %d was not told the listener closed (withErr %v)", i, withErr)
+			}
+			cause := context.Cause(c.Conn.Context())
+			var ae *quic.ApplicationError
+			var te *quic.TransportError
+			switch {
+			case errors.As(cause, &ae) && ae.Remote && ae.ErrorCode == wantCode && ae.ErrorMessage == wantMsg:
+			case i > 0 && errors.As(cause, &te) && te.Remote && te.ErrorCode == quic.ConnectionRefused:
+			default:
+				t.Fatalf("connection %d ended with %v, want the listener's close %d %q", i, cause, wantCode, wantMsg)
+			}
+		}
+		cancel()
 	}
 }

@@ -67,12 +67,31 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 // the same socket.
 func (l *Listener) Transport() *quic.Transport { return l.tr }
 
-// Close stops accepting, closes the quic-go transport (dropping the
-// connections still open, see the package doc) and the UDP socket. It is
-// safe to call more than once.
-func (l *Listener) Close() error {
+// Close is CloseWithError(0, "listener closed").
+func (l *Listener) Close() error { return l.CloseWithError(0, "listener closed") }
+
+// CloseWithError stops accepting and closes, with an application close of
+// code and msg, the connections the listener holds but no Accept took:
+// those that finished their handshake meanwhile. Handshakes still under
+// way are refused (CONNECTION_REFUSED) and waited for. Then it closes the
+// quic-go transport, which drops the accepted connections still open
+// without telling their peers (close them first), and the UDP socket. So
+// a client dialing while a server stops is told, and never waits out an
+// idle timeout on a connection nobody serves. It is safe to call more
+// than once; only the first call acts.
+func (l *Listener) CloseWithError(code quic.ApplicationErrorCode, msg string) error {
 	l.once.Do(func() {
-		l.err = errors.Join(l.ln.Close(), l.tr.Close(), l.udp.Close())
+		err := l.ln.Close() // returns once no handshake is in flight
+		for {
+			// After Close, Accept hands out what is queued, then fails
+			// at once: this loop ends.
+			qc, aerr := l.ln.Accept(context.Background())
+			if aerr != nil {
+				break
+			}
+			qc.CloseWithError(code, msg)
+		}
+		l.err = errors.Join(err, l.tr.Close(), l.udp.Close())
 	})
 	return l.err
 }
