@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -19,6 +20,12 @@ type Broker struct {
 	closed    bool
 	nstreams  int // streams in tenants
 	nextSubID atomic.Uint64
+
+	// autoRefused counts streams the auto-create bound refused;
+	// refusalLogged is when that was last logged (Options.Clock, unix
+	// microseconds; 0: never).
+	autoRefused   atomic.Uint64
+	refusalLogged atomic.Int64
 }
 
 // New returns an empty broker.
@@ -182,6 +189,31 @@ func (b *Broker) logCloseErr(k StreamKey, err error) {
 	}
 }
 
+// refusalLogEvery is how often at most a refusal by the auto-create bound
+// is logged.
+const refusalLogEvery = 10 * time.Second
+
+// refuseAutoCreate counts a stream the auto-create bound refused and logs
+// it, at most once every refusalLogEvery, with the count so far.
+func (b *Broker) refuseAutoCreate(k StreamKey, limit int) {
+	n := b.autoRefused.Add(1)
+	if b.opts.Logger == nil {
+		return
+	}
+	now := b.opts.Clock().UnixMicro()
+	last := b.refusalLogged.Load()
+	if last != 0 && now-last < refusalLogEvery.Microseconds() || !b.refusalLogged.CompareAndSwap(last, now) {
+		return
+	}
+	b.opts.Logger.Warn("stream not auto-created: too many streams", "stream", k.String(), "limit", limit, "refused_total", n)
+}
+
+// AutoCreateRefused returns how many streams the auto-create bound
+// (Options.MaxAutoCreatedStreams) has refused since the broker started:
+// uses of a new name (publishes, subscriptions) turned away with
+// ErrTooManyStreams.
+func (b *Broker) AutoCreateRefused() uint64 { return b.autoRefused.Load() }
+
 // Stream looks a stream up. With AutoCreateStreams an unknown stream (and
 // its tenant and namespace) is created; otherwise a *NotFoundError is
 // returned.
@@ -218,6 +250,7 @@ func (b *Broker) Stream(tenant, ns, name string) (*Stream, error) {
 		return s, nil // created meanwhile
 	}
 	if max := b.opts.MaxAutoCreatedStreams; max > 0 && b.nstreams >= max {
+		b.refuseAutoCreate(k, max)
 		return nil, fmt.Errorf("auto-create stream %s: %w (limit %d)", k, ErrTooManyStreams, max)
 	}
 	if b.tenants[tenant] == nil {

@@ -57,6 +57,7 @@ func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte, framed *F
 	s.mu.Lock()
 	if s.ended != nil {
 		s.mu.Unlock()
+		s.refused.Add(1)
 		return 0, s.ended
 	}
 	s.mu.Unlock()
@@ -82,7 +83,10 @@ func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte, framed *F
 	// the sync wait (SyncAlways) is affected, and it is bounded by the disk.
 	first, err := s.lg.log.Append(context.WithoutCancel(ctx), all)
 	if errors.Is(err, commitlog.ErrTooLarge) {
-		return 0, err // refused whole before anything was written; the log is fine
+		// Refused whole before anything was written; the log is fine.
+		// Counted: an unacknowledged publish is dropped here unseen.
+		s.tooLarge.Add(1)
+		return 0, err
 	}
 	if _, ok := errors.AsType[*commitlog.WriteError](err); ok {
 		// Not written, the log as it was (a full disk): this publish
@@ -91,6 +95,7 @@ func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte, framed *F
 		return 0, &StorageError{Key: s.key, Err: err}
 	}
 	if err != nil {
+		s.refused.Add(1)
 		if reason := s.Err(); reason != nil {
 			// The stream was deleted (or the broker closed), closing its
 			// log, after the check above: report that, as any publish to
@@ -119,9 +124,14 @@ func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte, framed *F
 	return first, ferr
 }
 
-// fail ends a log-backed stream after a storage error.
+// fail ends a log-backed stream after a storage error: it refuses every
+// later publish (counted in StreamStats.Refused) until the broker
+// restarts. The failure that ended it is logged once.
 func (s *Stream) fail(err error) {
 	s.shutdown(err)
+	if l := s.b.opts.Logger; l != nil && s.Err() == err {
+		l.Error("stream failed: publishes refused until the broker restarts", "stream", s.key.String(), "err", err)
+	}
 }
 
 // chunk is one shared frame of a publish and the payloads inside it.

@@ -94,7 +94,9 @@ type Options struct {
 	// limit. Declared streams are never refused. Default 10000; negative
 	// means no limit.
 	MaxAutoCreatedStreams int
-	// Logger receives storage errors. Default: none.
+	// Logger receives storage errors (a stream failed by its log), and,
+	// at most once every 10 s, the streams MaxAutoCreatedStreams
+	// refuses. Default: none.
 	Logger *slog.Logger
 	// Clock stamps the events of in-memory streams as they are published
 	// (once per publish call), for subscriptions that start at a time

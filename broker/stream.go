@@ -42,6 +42,8 @@ type Stream struct {
 	publishedBytes atomic.Uint64
 	publishCalls   atomic.Uint64
 	purged         atomic.Uint64 // events removed by Purge
+	tooLarge       atomic.Uint64 // publishes refused whole: an event above the log's record limit
+	refused        atomic.Uint64 // publishes refused because the stream ended (see StreamStats.Refused)
 	// tailNow and oldestNow mirror tail and the ring's oldest offset for
 	// Stats, which must not wait for mu: a publisher blocked on a full
 	// subscriber queue (the Block policy) holds mu for as long as that
@@ -114,6 +116,7 @@ func (s *Stream) publish(ctx context.Context, payloads [][]byte, framed *Framed)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended != nil {
+		s.refused.Add(1)
 		return 0, s.ended
 	}
 	base := s.tail
@@ -175,32 +178,15 @@ func (s *Stream) Subscribe(opts SubscribeOptions) (*Subscription, error) {
 			return nil, &CursorError{TooOld: true, Requested: from, Available: oldest}
 		}
 	}
-	backlog := s.ring.since(from)
 	sub := newSubscription(s, opts, bo)
+	// The replay is the ring's payloads (immutable sub-slices of the
+	// shared frames, no copy), encoded a frame at a time as it is
+	// written (see replayBatch).
+	sub.replay, sub.replayNext = s.ring.since(from), from
+	sub.replaying = len(sub.replay) > 0
 	s.register(sub)
 	s.mu.Unlock()
-	// Encoding the replay frames needs no lock: ring entries are immutable.
-	sub.backlog = encodeReplay(sub.id, sub.wantOffsets, from, backlog, bo.MaxEventsPerFrame, bo.MaxBytesPerFrame)
 	return sub, nil
-}
-
-func encodeReplay(id uint64, withOffsets bool, from uint64, entries [][]byte, maxEvents, maxBytes int) []Delivery {
-	var out []Delivery
-	for i := 0; i < len(entries); {
-		j, size := i, 0
-		for j < len(entries) && j-i < maxEvents && (j == i || size+len(entries[j]) <= maxBytes) {
-			size += len(entries[j])
-			j++
-		}
-		off := from + uint64(i)
-		out = append(out, Delivery{
-			Frame:      wire.AppendSubEventBatchFrame(nil, id, withOffsets, off, entries[i:j]),
-			Events:     j - i,
-			BaseOffset: off,
-		})
-		i = j
-	}
-	return out
 }
 
 // remove takes sub out of the fanout. It does not take mu: a publisher
@@ -294,7 +280,18 @@ type StreamStats struct {
 	PublishedBytes uint64
 	PublishCalls   uint64
 	Purged         uint64 // events removed by Purge
-	Subscriptions  []SubStats
+	// TooLarge counts publish calls a log-backed stream refused whole
+	// because an event exceeds its log's record limit
+	// (commitlog.ErrTooLarge): acked ones got the error, unacked ones
+	// were dropped.
+	TooLarge uint64
+	// Refused counts publish calls refused because the stream had ended:
+	// its log failed (the stream then refuses every publish until the
+	// broker restarts, and stays listed), or it was deleted or the
+	// broker closed while the call ran. Acked ones got the error,
+	// unacked ones were dropped.
+	Refused       uint64
+	Subscriptions []SubStats
 }
 
 // Stats returns the stream's counters. It never waits for a publisher
@@ -308,6 +305,8 @@ func (s *Stream) Stats() StreamStats {
 	st.PublishedBytes = s.publishedBytes.Load()
 	st.PublishCalls = s.publishCalls.Load()
 	st.Purged = s.purged.Load()
+	st.TooLarge = s.tooLarge.Load()
+	st.Refused = s.refused.Load()
 	for _, sub := range *s.subs.Load() {
 		st.Subscriptions = append(st.Subscriptions, sub.Stats())
 	}

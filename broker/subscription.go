@@ -58,8 +58,13 @@ type Subscription struct {
 	wantOffsets bool
 	opts        *Options
 
-	q       chan Delivery
-	backlog []Delivery // replay frames, delivered before q; owned by the consumer
+	q chan Delivery
+	// replay holds the payloads of an in-memory stream's ring still to
+	// replay, from offset replayNext, before q: sub-slices of the shared
+	// frames, encoded a frame at a time by NextBatch, so a subscription
+	// never copies the ring. Owned by the consumer.
+	replay     [][]byte
+	replayNext uint64
 	// carry is a frame taken from q that did not fit in the previous
 	// NextBatch (WriteMaxBytes, WriteMaxEvents): it starts the next one.
 	// Owned by the consumer; still counted in pending.
@@ -74,6 +79,10 @@ type Subscription struct {
 	sink    Sink
 	pending int
 	bytes   int
+	// replaying is true until the replay has been written (NextBatch is
+	// called after its last frame): live frames do not go to sink
+	// meanwhile, they wait in q behind it.
+	replaying bool
 	// room wakes a Block publisher waiting for bytes (waiting set, under
 	// mu): release signals it. Made on the first such wait.
 	room     chan struct{}
@@ -143,7 +152,7 @@ func (sub *Subscription) enqueue(ctx context.Context, d Delivery) error {
 	default:
 	}
 	sub.mu.Lock()
-	if sub.pending == 0 && sub.sink != nil && sub.sink.TryWrite(d.Frame) {
+	if sub.pending == 0 && sub.sink != nil && !sub.replaying && sub.sink.TryWrite(d.Frame) {
 		sub.mu.Unlock()
 		sub.enqueued.Add(uint64(d.Events))
 		sub.delivered.Add(uint64(d.Events))
@@ -289,22 +298,41 @@ func (sub *Subscription) abandon(d Delivery, cause error) (bool, error) {
 }
 
 // SetSink enables direct delivery (see Sink). The consumer calls it once it
-// has written everything that must precede live frames (hello, backlog).
+// has written everything that must precede live frames (hello, backlog);
+// a replay still to write (which NextBatch returns first) holds live
+// frames in the queue until it is written.
 func (sub *Subscription) SetSink(s Sink) {
 	sub.mu.Lock()
 	sub.sink = s
 	sub.mu.Unlock()
 }
 
-// TakeBacklog returns the replay frames (to be written before any live
-// frame) and forgets them.
-func (sub *Subscription) TakeBacklog() []Delivery {
-	b := sub.backlog
-	sub.backlog = nil
-	for _, d := range b {
-		sub.delivered.Add(uint64(d.Events))
+// TakeBacklog returns replay frames to be written before any live frame.
+// It returns none: an in-memory stream's replay is encoded a frame at a
+// time, as NextBatch returns it (before any live frame), so that a
+// subscription never holds a copy of the ring; a caller may still call it
+// first, as it did when the replay was encoded at once.
+func (sub *Subscription) TakeBacklog() []Delivery { return nil }
+
+// replayBatch encodes the next frame of the replay into buf (at most
+// MaxEventsPerFrame events and MaxBytesPerFrame bytes, one event
+// whatever its size).
+func (sub *Subscription) replayBatch(buf []byte) ([]byte, int) {
+	entries := sub.replay
+	j, size := 0, 0
+	for j < len(entries) && j < sub.opts.MaxEventsPerFrame && (j == 0 || size+len(entries[j]) <= sub.opts.MaxBytesPerFrame) {
+		size += len(entries[j])
+		j++
 	}
-	return b
+	frame := wire.AppendSubEventBatchFrame(buf[:0], sub.id, sub.wantOffsets, sub.replayNext, entries[:j])
+	clear(entries[:j]) // the ring may let them go
+	sub.replay = entries[j:]
+	if len(sub.replay) == 0 {
+		sub.replay = nil
+	}
+	sub.replayNext += uint64(j)
+	sub.delivered.Add(uint64(j))
+	return frame, j
 }
 
 // push puts d on the queue per the policy and reports whether it was queued.
@@ -370,25 +398,27 @@ func (sub *Subscription) NextBatch(ctx context.Context, buf []byte) ([]byte, int
 	sub.releaseHeld(sub.lastFrames, sub.lastBytes, sub.lastBytes) // the previous batch has been written
 	sub.lastFrames, sub.lastBytes = 0, 0
 	if sub.catchUp {
-		if err := ctx.Err(); err != nil {
+		if err := sub.stopped(ctx); err != nil {
 			return nil, 0, err
-		}
-		select {
-		case <-sub.done:
-			return nil, 0, ErrSubscriptionEnded
-		default:
 		}
 		b, n, err := sub.catchUpBatch()
 		if err != nil || b != nil {
 			return b, n, err
 		}
 	}
-	if len(sub.backlog) > 0 {
-		d := sub.backlog[0]
-		sub.backlog[0] = Delivery{}
-		sub.backlog = sub.backlog[1:]
-		sub.delivered.Add(uint64(d.Events))
-		return d.Frame, d.Events, nil
+	if len(sub.replay) > 0 {
+		if err := sub.stopped(ctx); err != nil {
+			return nil, 0, err
+		}
+		b, n := sub.replayBatch(buf)
+		return b, n, nil
+	}
+	if sub.replaying {
+		// Called again: the replay's last frame has been written, so
+		// live frames may go straight to the sink once q is empty.
+		sub.mu.Lock()
+		sub.replaying = false
+		sub.mu.Unlock()
 	}
 	var first Delivery
 	if sub.carry.Frame != nil {
@@ -467,6 +497,20 @@ done:
 	sub.mu.Unlock()
 	sub.delivered.Add(uint64(events))
 	return out, events, nil
+}
+
+// stopped reports why a replay (of the log or the ring) must not go on:
+// ctx ended, or the consumer closed the subscription.
+func (sub *Subscription) stopped(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case <-sub.done:
+		return ErrSubscriptionEnded
+	default:
+		return nil
+	}
 }
 
 func (sub *Subscription) endedErr() error {

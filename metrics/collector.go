@@ -133,6 +133,10 @@ var storageMetrics = []metric[streamSnap]{
 		func(s *streamSnap) float64 { return float64(s.Log.Segments) }),
 	counter("felix_storage_retention_segments_deleted_total", "Segments of the stream's log deleted by retention.", streamLabels,
 		func(s *streamSnap) float64 { return u(s.Log.SegmentsDeleted) }),
+	counter("felix_storage_record_too_large_total", "Publishes the stream refused whole because an event exceeds its log's record limit: acked ones got the error, unacked ones were dropped.", streamLabels,
+		func(s *streamSnap) float64 { return u(s.TooLarge) }),
+	counter("felix_storage_publishes_refused_total", "Publishes refused because the stream's log failed (it refuses every publish until the broker restarts): acked ones got the error, unacked ones were dropped.", streamLabels,
+		func(s *streamSnap) float64 { return u(s.Refused) }),
 	counter("felix_storage_write_errors_total", "Appends to the stream's log not written (disk full, file too large, I/O error): publishes refused, nothing of them stored.", streamLabels,
 		func(s *streamSnap) float64 { return u(s.Log.WriteErrors) }),
 }
@@ -158,7 +162,11 @@ var groupMetrics = []metric[server.GroupInfo]{
 		func(g *server.GroupInfo) float64 { return u(g.Stats.TimedOut) }),
 	counter("felix_queue_dead_lettered_total", "Records that exhausted their attempts and were dead-lettered.", groupLabels,
 		func(g *server.GroupInfo) float64 { return u(g.Stats.DeadLettered) }),
-	counter("felix_queue_lost_total", "Records the stream dropped (retention) before the group finished them.", groupLabels,
+	counter("felix_queue_dead_letters_dropped_total", "Of the dead-lettered records, those whose dead letter was dropped: no dead-letter stream to keep it.", groupLabels,
+		func(g *server.GroupInfo) float64 { return u(g.Stats.DeadLettersDropped) }),
+	counter("felix_queue_dead_letter_errors_total", "Dead letters that could not be written (the dead-letter stream refused the publish); the record waits and is tried again.", groupLabels,
+		func(g *server.GroupInfo) float64 { return u(g.Stats.DeadLetterErrors) }),
+	counter("felix_queue_lost_total", "Records the stream dropped (retention, a purge) before the group finished them.", groupLabels,
 		func(g *server.GroupInfo) float64 { return u(g.Stats.Lost) }),
 	counter("felix_queue_state_errors_total", "Writes of the group's durable state (acks, attempt counts, snapshots) that failed, e.g. on a full disk.", groupLabels,
 		func(g *server.GroupInfo) float64 { return u(g.Stats.StateErrors) }),
@@ -238,6 +246,8 @@ var followerMetrics = []metric[controlplane.FollowerStats]{
 
 var (
 	streamsDesc = prometheus.NewDesc("felix_streams", "Streams declared, by durability.", []string{"durable"}, nil)
+	autoRefDesc = prometheus.NewDesc("felix_streams_auto_create_refused_total",
+		"Streams not auto-created because the broker had --auto-create-max-streams streams: publishes and subscriptions to a new name refused (unacked publishes dropped).", nil, nil)
 	denialsDesc = prometheus.NewDesc("felix_auth_denials_total", "Requests refused by authorization.", nil, nil)
 	limitDesc   = prometheus.NewDesc("felix_tenant_limit_refused_total",
 		"Refusals by the per-tenant limits: connections, subscriptions, publishes and their payload bytes.", []string{"limit"}, nil)
@@ -289,6 +299,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	describe(ch, followerMetrics)
 	describe(ch, diskMetrics)
 	ch <- streamsDesc
+	ch <- autoRefDesc
 	ch <- denialsDesc
 	ch <- limitDesc
 	ch <- handshakeDesc
@@ -337,6 +348,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for _, d := range []bool{false, true} {
 			ch <- prometheus.MustNewConstMetric(streamsDesc, prometheus.GaugeValue, float64(durable[d]), strconv.FormatBool(d))
 		}
+		ch <- prometheus.MustNewConstMetric(autoRefDesc, prometheus.CounterValue, u(c.src.Broker.AutoCreateRefused()))
 	}
 	// Durable streams and caches first (stable: by name within each kind).
 	slices.SortStableFunc(s.streams, func(a, b streamSnap) int {

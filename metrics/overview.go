@@ -95,6 +95,11 @@ type GroupView struct {
 	Acked        uint64 `json:"acked"`
 	Redelivered  uint64 `json:"redelivered"`
 	DeadLettered uint64 `json:"dead_lettered"`
+	// DeadLettersDropped: of DeadLettered, dropped for want of a
+	// dead-letter stream; Lost: records retention or a purge removed
+	// before the group finished them.
+	DeadLettersDropped uint64 `json:"dead_letters_dropped"`
+	Lost               uint64 `json:"lost"`
 }
 
 // CacheView is one cache. HitRate is hits / (hits + misses), 0 before any
@@ -252,6 +257,7 @@ func (s *Server) overview() Overview {
 			Tenant: g.Stream.Tenant, Namespace: g.Stream.Namespace, Stream: g.Stream.Stream, Group: g.Group,
 			Members: g.Stats.Members, Lag: g.Stats.Lag, InFlight: g.Stats.InFlight, Pending: g.Stats.Pending,
 			Delivered: g.Stats.Delivered, Acked: g.Stats.Acked, Redelivered: g.Stats.Redelivered, DeadLettered: g.Stats.DeadLettered,
+			DeadLettersDropped: g.Stats.DeadLettersDropped, Lost: g.Stats.Lost,
 		})
 	}
 	for _, c := range snap.caches {

@@ -1,11 +1,15 @@
 package queue
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // reap dead-letters the doomed records: DeadLetter is called for each
 // (outside the lock); the ones it accepts are done and recorded in the
-// state log, the ones it refuses stay doomed for the next Tick. Failures
-// are counted in Stats.
+// state log, the ones it refuses stay doomed for the next Tick (unless it
+// says ErrDeadLetterDropped: done, the drop counted). Failures are counted
+// in Stats.
 func (g *Group) reap(ctx context.Context) {
 	g.mu.Lock()
 	// A record the stream no longer holds (a purge, or retention, removed
@@ -26,11 +30,18 @@ func (g *Group) reap(ctx context.Context) {
 	}
 	var ops []op
 	for _, e := range batch {
-		var err error
+		err := ErrDeadLetterDropped // no DeadLetter func: dropped
 		if g.opts.DeadLetter != nil {
 			err = g.opts.DeadLetter(ctx, e.rec, e.attempts, e.reason)
 		}
+		dropped := errors.Is(err, ErrDeadLetterDropped)
+		if dropped {
+			err = nil // done all the same: never retried
+		}
 		g.mu.Lock()
+		if dropped {
+			g.stats.DeadLettersDropped++
+		}
 		if err != nil {
 			e.state = stDoomed
 			g.doomed = append(g.doomed, e)

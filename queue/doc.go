@@ -29,7 +29,10 @@
 //     (5) exceeded: ack timeout" (or "nacked", "member left", "pending at
 //     restart"). When it returns nil the record is done, like an acked
 //     one (Stats.DeadLettered, not Stats.Acked); when it fails the record
-//     waits and the call is retried at the next Tick. Nack calls
+//     waits and the call is retried at the next Tick, unless the error is
+//     ErrDeadLetterDropped (nowhere to keep it): the record is done and
+//     the drop counted (Stats.DeadLettersDropped), as without a
+//     DeadLetter func. Nack calls
 //     DeadLetter itself; Tick does it for timeouts, Leave and restarts.
 //   - Acks are strict. Acking or nacking an offset not in flight for the
 //     member — including a second ack of the same offset, or an ack after

@@ -25,6 +25,11 @@ var (
 	// ErrCorruptState: the state log holds a record that is not valid
 	// group state.
 	ErrCorruptState = errors.New("queue: corrupt group state")
+	// ErrDeadLetterDropped: returned (or wrapped) by a DeadLetterFunc
+	// that will never keep the dead letter (the dead-letter stream does
+	// not exist): the record is done all the same, counted in
+	// Stats.DeadLettered and Stats.DeadLettersDropped, not retried.
+	ErrDeadLetterDropped = errors.New("queue: dead letter dropped")
 )
 
 // NotInFlightError is returned by Ack and Nack for offsets that are not in

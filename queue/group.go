@@ -74,6 +74,10 @@ type Stats struct {
 	Redelivered  uint64 // deliveries with Attempt > 1
 	TimedOut     uint64 // deliveries taken back by Tick after AckTimeout
 	DeadLettered uint64 // records dead-lettered (done, like acked ones)
+	// DeadLettersDropped counts the DeadLettered records whose dead
+	// letter was dropped, not kept: no DeadLetter func, or one that
+	// returned ErrDeadLetterDropped (no dead-letter stream).
+	DeadLettersDropped uint64
 
 	Delayed  int    // of Pending: waiting out a nack delay or timeout backoff
 	Cursor   uint64 // the next never-delivered offset

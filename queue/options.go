@@ -18,8 +18,9 @@ type Clock interface{ Now() time.Time }
 // (5) exceeded: ack timeout". It is called outside the group's lock, with
 // the ctx of the Nack that ended the last attempt or a background ctx from
 // Tick. A nil return removes the record from the group for good (it counts
-// as done); an error keeps it waiting and the call is retried at the next
-// Tick.
+// as done); an error matching ErrDeadLetterDropped does too, and counts
+// the dead letter as dropped (Stats.DeadLettersDropped); any other error
+// keeps it waiting and the call is retried at the next Tick.
 type DeadLetterFunc func(ctx context.Context, rec commitlog.Record, attempts int, reason string) error
 
 // Defaults of Options.
@@ -53,7 +54,7 @@ type Options struct {
 	// prefetch ≤ 0. Default 64.
 	DefaultPrefetch int
 	// DeadLetter receives dead records. Default nil: they are dropped
-	// (and counted in Stats.DeadLettered).
+	// (and counted in Stats.DeadLettered and Stats.DeadLettersDropped).
 	DeadLetter DeadLetterFunc
 	// StateLog, when set, makes the group's state durable: acks, dead
 	// letters and delivery attempt counts are appended to it (format in
