@@ -116,7 +116,7 @@ func TestSubscribeFromTimeFarFuture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b := sub.TakeBacklog(); len(b) != 0 {
-		t.Fatalf("backlog of %d frames", len(b))
+	if len(sub.replay) != 0 {
+		t.Fatalf("a replay of %d events", len(sub.replay))
 	}
 }

@@ -298,7 +298,7 @@ func (sub *Subscription) abandon(d Delivery, cause error) (bool, error) {
 }
 
 // SetSink enables direct delivery (see Sink). The consumer calls it once it
-// has written everything that must precede live frames (hello, backlog);
+// has written everything that must precede live frames (the hello);
 // a replay still to write (which NextBatch returns first) holds live
 // frames in the queue until it is written.
 func (sub *Subscription) SetSink(s Sink) {
@@ -306,13 +306,6 @@ func (sub *Subscription) SetSink(s Sink) {
 	sub.sink = s
 	sub.mu.Unlock()
 }
-
-// TakeBacklog returns replay frames to be written before any live frame.
-// It returns none: an in-memory stream's replay is encoded a frame at a
-// time, as NextBatch returns it (before any live frame), so that a
-// subscription never holds a copy of the ring; a caller may still call it
-// first, as it did when the replay was encoded at once.
-func (sub *Subscription) TakeBacklog() []Delivery { return nil }
 
 // replayBatch encodes the next frame of the replay into buf (at most
 // MaxEventsPerFrame events and MaxBytesPerFrame bytes, one event

@@ -177,7 +177,6 @@ func TestHunt14QueueLostExported(t *testing.T) {
 // must be counted apart from the dead letters kept:
 // felix_queue_dead_letters_dropped_total.
 func TestHunt14DeadLettersDroppedExported(t *testing.T) {
-	t.Skip("bug: server/queue.go deadLetter returns nil when the dead-letter stream is missing, so the group cannot tell a dropped dead letter from a kept one; it must return queue.ErrDeadLetterDropped (see the hunt14 report)")
 	_, ms, c := hunt14Broker(t, server.QueueOptions{MaxAttempts: 1})
 	hunt14Publish(t, c, "jobs", 3)
 	co, err := c.Consumer(t.Context(), "default", "jobs", "workers")

@@ -2,6 +2,7 @@ package server
 
 import (
 	"cmp"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -332,7 +333,31 @@ func (ctl *control) cacheMGet(m *wire.CacheMGet) error {
 			}
 		}
 	}
-	return ctl.cacheReply(&m.RequestID, &wire.CacheValues{RequestID: m.RequestID, Values: values})
+	reply := &wire.CacheValues{RequestID: m.RequestID, Values: values}
+	// Keys may repeat, so a request of a few kilobytes can name one large
+	// value thousands of times: size the reply before building it, and
+	// refuse one over the limit without allocating it.
+	limit := cmp.Or(ctl.c.s.opts.MaxFrameBytes, wire.DefaultMaxFrameBytes)
+	if n := cacheValuesSize(reply); n > limit {
+		return ctl.cacheFailure(&m.RequestID, &replyTooLargeError{Size: n, Limit: limit})
+	}
+	return ctl.cacheReply(&m.RequestID, reply)
+}
+
+// cacheValuesSize is the payload size of m's JSON frame: the frame of its
+// request id with no values, plus each value in base64 between quotes (or
+// null) and the commas between them.
+func cacheValuesSize(m *wire.CacheValues) int {
+	empty, _ := wire.AppendMessageFrame(nil, &wire.CacheValues{RequestID: m.RequestID, Values: [][]byte{}})
+	n := len(empty) - wire.HeaderSize + max(len(m.Values)-1, 0)
+	for _, v := range m.Values {
+		if v == nil {
+			n += len("null")
+		} else {
+			n += 2 + base64.StdEncoding.EncodedLen(len(v))
+		}
+	}
+	return n
 }
 
 // cacheIncr serves cache_incr: an atomic increment (cache.Cache.Incr),

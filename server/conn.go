@@ -216,12 +216,25 @@ func (c *conn) spawn(f func()) {
 // silently on anything but auth.
 //
 // The auth frame must arrive within AuthTimeout of the stream's first
-// bytes (setDeadline sets the stream's read deadline), else the stream is
-// reset: an unauthenticated peer cannot hold streams open at no cost. The
+// bytes (setDeadline sets the stream's deadline: on a control stream, for
+// reads and for the answers written before auth, which a client that
+// reads none of them would otherwise block for good), else the stream is
+// reset: an unauthenticated peer cannot hold streams open at no cost.
+// The answer to the auth frame has AuthTimeout of its own. The
 // first stream to authenticate lifts the connection's own deadline (see
 // authDeadline); a refused auth does not.
-func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer, setDeadline func(time.Time) error) (*Identity, uint16, error) {
+func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer, setDeadline func(time.Time) error) (id *Identity, peer uint16, err error) {
 	_ = setDeadline(time.Now().Add(c.s.opts.AuthTimeout))
+	defer func() {
+		// The deadline ended a read, or a write of an answer before auth
+		// (a client that reads none of them blocks it): the stream is
+		// reset as its auth timed out.
+		var ne net.Error
+		if id == nil && errors.As(err, &ne) && ne.Timeout() {
+			c.s.stats.AuthFailures.Add(1)
+			c.log.Info("auth timeout: no auth frame", "after", c.s.opts.AuthTimeout)
+		}
+	}()
 	var a *wire.Auth
 	for a == nil {
 		f, err := r.ReadFrame()
@@ -232,11 +245,6 @@ func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer, setDeadline func
 			continue
 		}
 		if wire.IsFatal(err) {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				c.s.stats.AuthFailures.Add(1)
-				c.log.Info("auth timeout: no auth frame", "after", c.s.opts.AuthTimeout)
-			}
 			return nil, 0, err
 		}
 		if f.Flags&wire.FlagBinaryPublishBatch != 0 {
@@ -271,10 +279,12 @@ func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer, setDeadline func
 			return nil, 0, errNotNegotiated(m.Type())
 		}
 	}
-	_ = setDeadline(time.Time{})
 	ctx, cancel := context.WithTimeout(c.qc.Context(), c.s.opts.AuthTimeout)
 	defer cancel()
-	id, err := c.s.opts.Auth.Authenticate(ctx, a.TenantID, a.Token)
+	id, err = c.s.opts.Auth.Authenticate(ctx, a.TenantID, a.Token)
+	// The answer (auth_ok or the refusal) has AuthTimeout to be written
+	// too, whatever the check took.
+	_ = setDeadline(time.Now().Add(c.s.opts.AuthTimeout))
 	if err != nil || id == nil || id.Tenant != a.TenantID {
 		c.s.stats.AuthFailures.Add(1)
 		c.log.Warn("auth failed", "tenant", a.TenantID, "err", err)
@@ -301,7 +311,7 @@ func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer, setDeadline func
 	withUse := *id
 	withUse.use = use
 	id = &withUse
-	peer := wire.PeerFlags(a.ClientFlags) & wire.ServerFlagsFor(wire.PeerFlags(a.ClientFlags))
+	peer = wire.PeerFlags(a.ClientFlags) & wire.ServerFlagsFor(wire.PeerFlags(a.ClientFlags))
 	if reply != nil {
 		var werr error
 		if a.ClientFlags != nil {
@@ -313,6 +323,7 @@ func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer, setDeadline func
 			return nil, 0, werr
 		}
 	}
+	_ = setDeadline(time.Time{})
 	return id, peer, nil
 }
 

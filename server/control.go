@@ -58,7 +58,7 @@ func (c *conn) handleControl(bs *quic.Stream) {
 var errSubscribed = errors.New("subscribed")
 
 func (ctl *control) run() error {
-	id, peer, err := ctl.c.authenticate(ctl.r, ctl.w, ctl.bs.SetReadDeadline)
+	id, peer, err := ctl.c.authenticate(ctl.r, ctl.w, ctl.bs.SetDeadline) // the read and the answers
 	if err != nil {
 		return err
 	}

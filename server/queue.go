@@ -175,19 +175,36 @@ func exists(path string) bool {
 	return err == nil
 }
 
+// deadLetterLogEvery is how often at most a group logs the dead letters
+// it dropped for want of a dead-letter stream.
+const deadLetterLogEvery = 10 * time.Second
+
 func (q *queues) deadLetter(k broker.StreamKey, group string) queue.DeadLetterFunc {
 	suffix := q.s.opts.Queues.DeadLetterSuffix
 	if suffix == "" {
 		suffix = ".dlq"
 	}
+	// Drops are counted by the group (queue.Stats.DeadLettersDropped) and
+	// logged at most once every deadLetterLogEvery per group, with the
+	// number since the last line.
+	var logMu sync.Mutex
+	var lastLog time.Time
+	var unlogged uint64
 	return func(ctx context.Context, rec commitlog.Record, attempts int, reason string) error {
 		// Looked up, never auto-created: dead letters go to the stream
 		// when it exists (declared, or made by a client's use).
 		dlq, err := q.s.opts.Broker.LookupStream(k.Tenant, k.Namespace, k.Stream+suffix)
 		if err != nil {
-			q.s.opts.Logger.Warn("dead letter dropped: no dead-letter stream", "stream", k.String(), "group", group,
-				"offset", rec.Offset, "attempts", attempts, "reason", reason, "want_stream", k.Stream+suffix)
-			return nil
+			logMu.Lock()
+			unlogged++
+			if now := time.Now(); lastLog.IsZero() || now.Sub(lastLog) >= deadLetterLogEvery {
+				q.s.opts.Logger.Warn("dead letter dropped: no dead-letter stream", "stream", k.String(), "group", group,
+					"offset", rec.Offset, "attempts", attempts, "reason", reason, "want_stream", k.Stream+suffix,
+					"dropped", unlogged)
+				lastLog, unlogged = now, 0
+			}
+			logMu.Unlock()
+			return fmt.Errorf("%w: no stream %s", queue.ErrDeadLetterDropped, k.Stream+suffix)
 		}
 		dl := wire.DeadLetter{Stream: k.Stream, Group: group, Offset: rec.Offset, Attempts: attempts,
 			Reason: reason, Payload: rec.Payload}
@@ -485,6 +502,7 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 		return err
 	}
 	w := &lockedWriter{w: ctl.w}
+	maxFrame := c.s.maxFrame()
 	if err := w.message(&wire.QueueJoined{Group: m.Group, Consumer: name, Prefetch: uint64(prefetch)}); err != nil {
 		return err
 	}
@@ -532,9 +550,18 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 			for _, d := range got {
 				ds = append(ds, wire.QueueDelivery{Offset: d.Offset, Attempt: uint16(min(d.Attempt, 1<<16-1)), Payload: d.Payload})
 			}
-			buf = wire.AppendQueueDeliveryFrame(buf[:0], ds)
-			if w.raw(buf) != nil {
-				return
+			clear(got)
+			// Prefetch bounds records, not bytes: the batch goes out in
+			// frames within the frame limit (the client reads with it),
+			// one at a time, so no buffer holds more than one frame.
+			for rest := ds; len(rest) > 0; {
+				n := deliveriesInFrame(rest, maxFrame)
+				buf = wire.AppendQueueDeliveryFrame(buf[:0], rest[:n])
+				clear(rest[:n]) // let the written payloads go
+				rest = rest[n:]
+				if w.raw(buf) != nil {
+					return
+				}
 			}
 		}
 	}()
@@ -702,4 +729,21 @@ func (s *Server) GroupStats(tenant, ns, stream, group string) (queue.Stats, bool
 		return queue.Stats{}, false
 	}
 	return g.Stats(), true
+}
+
+// deliveriesInFrame returns how many of ds, at least one, one queue
+// delivery frame holds within maxFrame bytes of payload: u32 count, then
+// per delivery u64 offset, u16 attempt, u32 length and the payload
+// (docs/protocol.md, queues). A record alone is always sent, even if (by
+// the few bytes of its overhead) it does not fit.
+func deliveriesInFrame(ds []wire.QueueDelivery, maxFrame int) int {
+	const countSize, perDelivery = 4, 8 + 2 + 4
+	size := countSize + perDelivery + len(ds[0].Payload)
+	n := 1
+	for ; n < len(ds); n++ {
+		if size += perDelivery + len(ds[n].Payload); size > maxFrame {
+			break
+		}
+	}
+	return n
 }

@@ -143,9 +143,34 @@ func (ctl *control) subscribe(m *wire.Subscribe) error {
 // without blocking: flow-control credit is available and the frame is small
 // (transport.MaxTryWriteBytes). Larger frames go through the subscription's
 // writer, whose blocking Write lets quic-go read them in place.
-type quicSink struct{ us *quic.SendStream }
+//
+// Flow control is the peer's: a client that advertises huge windows and
+// then acknowledges nothing closes the broker's congestion window while
+// leaving every frame "writable", and what TryWrite takes waits, unsent,
+// in quic-go's stream buffer, outside the subscription's bound. So at most
+// maxDirectBacklog bytes go this way between two of the writer's blocking
+// Writes (a Write returns once all before it is packed and sent); past
+// that, frames wait in the subscription's queue, within its bound.
+type quicSink struct {
+	us     *quic.SendStream
+	direct atomic.Int64 // bytes TryWrite took since the writer's last Write
+}
 
-func (q quicSink) TryWrite(frame []byte) bool { return transport.TryWrite(q.us, frame) }
+// maxDirectBacklog bounds the bytes of a subscription that publishers
+// write straight into its event stream (see quicSink).
+const maxDirectBacklog = 64 << 10
+
+func (q *quicSink) TryWrite(frame []byte) bool {
+	if q.direct.Load()+int64(len(frame)) > maxDirectBacklog || !transport.TryWrite(q.us, frame) {
+		return false
+	}
+	q.direct.Add(int64(len(frame)))
+	return true
+}
+
+// written records that a blocking Write returned: what TryWrite took
+// before it is sent.
+func (q *quicSink) written() { q.direct.Store(0) }
 
 // runSubscription drains the subscription's queue into its event stream
 // until the client goes away, parent ends (the connection closes, or the
@@ -171,18 +196,13 @@ func (c *conn) runSubscription(parent context.Context, sub *broker.Subscription,
 		cancel()
 	})
 	defer stop()
-	for _, d := range sub.TakeBacklog() {
-		if _, err := us.Write(d.Frame); err != nil {
-			c.s.stats.SubscriberResets.Add(1)
-			return
-		}
-	}
 	// From now on a publisher may write straight into the event stream when
 	// nothing is queued for it (no goroutine hop on the hot path). With a
 	// coalescing delay configured every frame goes through the writer, which
 	// waits that long to pack more frames into each write.
+	sink := &quicSink{us: us}
 	if c.s.opts.Broker.Options().WriteMaxDelay <= 0 {
-		sub.SetSink(quicSink{us})
+		sub.SetSink(sink)
 	}
 	buf := make([]byte, 0, c.s.opts.Broker.Options().WriteMaxBytes+4096)
 	for {
@@ -200,6 +220,7 @@ func (c *conn) runSubscription(parent context.Context, sub *broker.Subscription,
 			c.s.stats.SubscriberResets.Add(1)
 			break
 		}
+		sink.written()
 	}
 	st := sub.Stats()
 	c.log.Debug("subscription closed", "id", st.ID, "stream", st.Stream.String(),
