@@ -64,6 +64,8 @@ var serverMetrics = []metric[server.Counters]{
 		func(c *server.Counters) float64 { return u(c.TokenExpiries.Load()) }),
 	counter("felix_publish_unknown_stream_dropped_total", "Unacknowledged publishes to unknown streams, dropped.", nil,
 		func(c *server.Counters) float64 { return u(c.UnknownStreamDrop.Load()) }),
+	counter("felix_publish_event_too_large_total", "Publishes refused because an event, framed for subscribers, would exceed the frame limit: acked ones got the error, unacked ones were dropped.", nil,
+		func(c *server.Counters) float64 { return u(c.EventTooLargeDrop.Load()) }),
 }
 
 // serviceMetrics are request/reply's counters (server.ServiceStats).

@@ -71,6 +71,10 @@ type Counters struct {
 	TokenExpiries      atomic.Uint64 // streams reset because their token expired
 	SubscriberResets   atomic.Uint64 // subscriptions ended by the client or a write error
 	UnknownStreamDrop  atomic.Uint64 // unacked publishes to unknown streams, dropped
+	// EventTooLargeDrop counts publishes refused because an event, framed
+	// for its subscribers, would exceed the frame limit: acked ones got
+	// the error, unacked ones were dropped.
+	EventTooLargeDrop atomic.Uint64
 
 	// ConnectionsUnauthenticated counts connections closed because none
 	// of their streams authenticated within Options.AuthTimeout of the
