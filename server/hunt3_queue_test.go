@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -123,6 +124,71 @@ func TestQueueDeadLetterTooLargeForTheDLQ(t *testing.T) {
 	if dl.Offset != 0 || dl.Attempts != 1 || dl.Payload != nil ||
 		dl.Reason != "max attempts (1) exceeded: nacked; payload of 1000 bytes omitted: too large for the dead-letter stream" {
 		t.Fatalf("dead letter %+v", dl)
+	}
+}
+
+// The same when the dead letter fits the dead-letter stream's records but
+// not its subscribers' frames: a record that fits the frame limit, in
+// base64 within JSON, would make an event the broker refuses at publish
+// (too large for any subscriber reading with the limit). It goes without
+// its payload, and a subscriber of the dead-letter stream reading with
+// the broker's limit gets it.
+func TestQueueDeadLetterTooLargeForTheFrameLimit(t *testing.T) {
+	const maxFrame = 64 << 10
+	tb := testbroker.Start(t,
+		testbroker.WithDurableStreams(t.TempDir(), commitlog.Options{Sync: commitlog.SyncNever}, "t1/default/jobs"),
+		testbroker.WithStreams("t1/default/jobs.dlq"),
+		testbroker.WithServerOptions(server.Options{MaxFrameBytes: maxFrame, Queues: server.QueueOptions{MaxAttempts: 1}}))
+	st, err := tb.Broker.Stream("t1", "default", "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 50000 // about 66,700 bytes in base64: over the frame limit
+	if _, err := st.Publish(context.Background(), [][]byte{make([]byte, size)}); err != nil {
+		t.Fatal(err)
+	}
+	dlq, err := tb.Broker.Stream("t1", "default", "jobs.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := dlq.Subscribe(broker.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := dialRaw(t, tb).open()
+	joinRaw(t, w, "w1")
+	if d := nextDelivery(t, w); d.Offset != 0 || len(d.Payload) != size {
+		t.Fatalf("delivery %d of %d bytes", d.Offset, len(d.Payload))
+	}
+	w.sendMsg(&wire.QueueNack{Offset: 0, RequestID: wire.U64(1)})
+	w.expectMsg(&wire.QueueOK{RequestID: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	frame, _, err := sub.NextBatch(ctx, nil)
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	if n := len(frame) - wire.HeaderSize; n > maxFrame {
+		t.Fatalf("dead-letter event frame of %d bytes, over the limit %d", n, maxFrame)
+	}
+	f, err := wire.NewReader(bytes.NewReader(frame), maxFrame).ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eb wire.BinaryEventBatch
+	if err := wire.DecodeEventBatch(f.Flags, f.Payload, &eb); err != nil || len(eb.Payloads) != 1 {
+		t.Fatalf("dead-letter frame: %d events, %v", len(eb.Payloads), err)
+	}
+	var dl wire.DeadLetter
+	if err := json.Unmarshal(eb.Payloads[0], &dl); err != nil {
+		t.Fatal(err)
+	}
+	if dl.Offset != 0 || dl.Attempts != 1 || dl.Payload != nil ||
+		dl.Reason != "max attempts (1) exceeded: nacked; payload of 50000 bytes omitted: too large for the dead-letter stream" {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	if s, ok := tb.Server.GroupStats("t1", "default", "jobs", "g"); !ok || s.DeadLettered != 1 || s.DeadLettersDropped != 0 {
+		t.Fatalf("group stats %+v", s)
 	}
 }
 

@@ -209,13 +209,19 @@ func (q *queues) deadLetter(k broker.StreamKey, group string) queue.DeadLetterFu
 		dl := wire.DeadLetter{Stream: k.Stream, Group: group, Offset: rec.Offset, Attempts: attempts,
 			Reason: reason, Payload: rec.Payload}
 		body, _ := json.Marshal(dl)
-		err = publishDeadLetter(ctx, dlq, body)
-		if !errors.Is(err, commitlog.ErrTooLarge) {
-			return err
+		// A dead letter its stream's subscribers could not take (an
+		// event larger than the frame limit less its framing, the
+		// publish refusal of eventTooLarge) goes without its payload too.
+		if len(body) <= q.s.maxFrame()-eventFraming {
+			err = publishDeadLetter(ctx, dlq, body)
+			if !errors.Is(err, commitlog.ErrTooLarge) {
+				return err
+			}
 		}
 		// The payload in base64 does not fit the dead-letter stream's
-		// records, and never will: retrying would keep the record in the
-		// group for good. Send the dead letter without it.
+		// records or its subscribers' frames, and never will: retrying
+		// would keep the record in the group for good. Send the dead
+		// letter without it.
 		q.s.opts.Logger.Warn("dead letter sent without its payload: too large for the dead-letter stream", "stream", k.String(),
 			"group", group, "offset", rec.Offset, "payload_bytes", len(rec.Payload), "dead_letter_stream", k.Stream+suffix)
 		dl.Payload = nil
