@@ -70,28 +70,21 @@ func (p *publisher) publishUnacked(ns, name string, payloads [][]byte, framed br
 	return err
 }
 
-// eventFraming is the most an event adds to its payload in a frame a
-// subscriber or a queue consumer reads: a per-subscription event batch
-// (u64 subscription id, u64 base offset, u32 count, u32 length) is the
-// larger, against a queue delivery's u32 count, u64 offset, u16 attempt
-// and u32 length.
-const eventFraming = 8 + 8 + 4 + 4
-
 // errEventTooLarge: an event that, framed for its subscribers, would not
 // fit the frame limit they read with; see eventTooLarge.
 var errEventTooLarge = errors.New("event too large")
 
 // eventTooLarge refuses a publish holding an event larger than the frame
-// limit less eventFraming: the publish frame itself fits the limit, but
+// limit less wire.MaxEventOverhead: the publish frame itself fits the limit, but
 // such an event could never be delivered (every subscriber would refuse
 // its frame, and a queue would redeliver it forever).
 func (p *publisher) eventTooLarge(payloads [][]byte) error {
-	limit := p.c.s.maxFrame() - eventFraming
+	limit := p.c.s.maxFrame() - wire.MaxEventOverhead
 	for _, e := range payloads {
 		if len(e) > limit {
 			p.c.s.stats.EventTooLargeDrop.Add(1)
 			return fmt.Errorf("%w: %d bytes, at most %d (the frame limit %d less %d bytes of event framing)",
-				errEventTooLarge, len(e), limit, p.c.s.maxFrame(), eventFraming)
+				errEventTooLarge, len(e), limit, p.c.s.maxFrame(), wire.MaxEventOverhead)
 		}
 	}
 	return nil

@@ -212,7 +212,7 @@ func (q *queues) deadLetter(k broker.StreamKey, group string) queue.DeadLetterFu
 		// A dead letter its stream's subscribers could not take (an
 		// event larger than the frame limit less its framing, the
 		// publish refusal of eventTooLarge) goes without its payload too.
-		if len(body) <= q.s.maxFrame()-eventFraming {
+		if len(body) <= q.s.maxFrame()-wire.MaxEventOverhead {
 			err = publishDeadLetter(ctx, dlq, body)
 			if !errors.Is(err, commitlog.ErrTooLarge) {
 				return err
@@ -561,7 +561,7 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 			// frames within the frame limit (the client reads with it),
 			// one at a time, so no buffer holds more than one frame.
 			for rest := ds; len(rest) > 0; {
-				n := deliveriesInFrame(rest, maxFrame)
+				n := wire.QueueDeliveriesInFrame(rest, maxFrame)
 				buf = wire.AppendQueueDeliveryFrame(buf[:0], rest[:n])
 				clear(rest[:n]) // let the written payloads go
 				rest = rest[n:]
@@ -735,21 +735,4 @@ func (s *Server) GroupStats(tenant, ns, stream, group string) (queue.Stats, bool
 		return queue.Stats{}, false
 	}
 	return g.Stats(), true
-}
-
-// deliveriesInFrame returns how many of ds, at least one, one queue
-// delivery frame holds within maxFrame bytes of payload: u32 count, then
-// per delivery u64 offset, u16 attempt, u32 length and the payload
-// (docs/protocol.md, queues). A record alone is always sent, even if (by
-// the few bytes of its overhead) it does not fit.
-func deliveriesInFrame(ds []wire.QueueDelivery, maxFrame int) int {
-	const countSize, perDelivery = 4, 8 + 2 + 4
-	size := countSize + perDelivery + len(ds[0].Payload)
-	n := 1
-	for ; n < len(ds); n++ {
-		if size += perDelivery + len(ds[n].Payload); size > maxFrame {
-			break
-		}
-	}
-	return n
 }

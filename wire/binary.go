@@ -489,6 +489,30 @@ type QueueDelivery struct {
 // queueDeliveryOverhead is the fixed size of one delivery entry.
 const queueDeliveryOverhead = 8 + 2 + 4
 
+// MaxEventOverhead is the most one event adds to its payload in a frame a
+// subscriber or a queue consumer reads (beyond the frame header): a
+// per-subscription batch of that event alone with offsets (u64
+// subscription id, u64 base offset, u32 count, u32 length). A queue
+// delivery frame of one record adds less (u32 count, then
+// queueDeliveryOverhead). An event larger than a reader's frame limit
+// less this may not reach it.
+const MaxEventOverhead = 8 + 8 + 4 + 4
+
+// QueueDeliveriesInFrame returns how many of ds, at least one, a queue
+// delivery frame (AppendQueueDeliveryFrame) holds within maxPayload
+// bytes of frame payload. A delivery alone always counts as fitting,
+// even if its overhead takes it past maxPayload.
+func QueueDeliveriesInFrame(ds []QueueDelivery, maxPayload int) int {
+	size := 4 + queueDeliveryOverhead + len(ds[0].Payload)
+	n := 1
+	for ; n < len(ds); n++ {
+		if size += queueDeliveryOverhead + len(ds[n].Payload); size > maxPayload {
+			break
+		}
+	}
+	return n
+}
+
 // AppendQueueDeliveryFrame appends a queue delivery frame (extension flag
 // FlagQueueDelivery): u32 count, then count × (u64 offset, u16 attempt,
 // u32 length, payload).
