@@ -89,22 +89,21 @@ func (l *DiskLog) purgeLocked() (uint64, error) {
 	if err := l.syncActive(); err != nil {
 		return 0, err
 	}
-	for retried := false; ; retried = true {
-		first, drop, err := l.purgeRoll()
-		var werr *WriteError
-		if err == nil || retried || len(drop) == 0 || !errors.As(err, &werr) {
-			if err != nil {
-				return 0, err
-			}
-			return first, l.dropPurged(drop)
-		}
-		// No room for the new segment: free the sealed segments' space.
+	first, drop, err := l.purgeRoll()
+	if _, full := errors.AsType[*WriteError](err); full && len(drop) > 0 {
+		// No room for the new segment: free the sealed segments' space,
+		// then roll again, once.
 		l.log.Warn("commitlog: purge cannot start a new segment; deleting the sealed segments first to make room",
 			"segments", len(drop), "err", err)
 		if derr := l.dropPurged(drop); derr != nil {
 			return 0, errors.Join(err, derr)
 		}
+		first, drop, err = l.purgeRoll()
 	}
+	if err != nil {
+		return 0, err
+	}
+	return first, l.dropPurged(drop)
 }
 
 // purgeRoll makes the purge point a segment boundary under the write lock
