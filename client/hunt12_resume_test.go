@@ -2,7 +2,6 @@ package client
 
 import (
 	"encoding/binary"
-	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -53,19 +52,7 @@ func TestHunt12ResumeAfterPurge(t *testing.T) {
 	pub(5)
 	b.Restart()
 	close(release)
-	// The client may not have seen the old broker's connection close yet:
-	// a publish on it fails with a *ConnectionError, as documented, and
-	// stored nothing (that broker is gone), so it is sent again.
-	for try := 0; ; try++ {
-		err := c.Publish(ctx, "default", "jobs", binary.BigEndian.AppendUint64(nil, 6))
-		var ce *ConnectionError
-		if err == nil {
-			break
-		}
-		if !errors.As(err, &ce) || try == 3 {
-			t.Fatalf("publish after the restart (try %d): %v", try, err)
-		}
-	}
+	publishAfterRestart(t, ctx, c, "jobs", binary.BigEndian.AppendUint64(nil, 6))
 	for off := uint64(0); off != 6; {
 		select {
 		case off = <-seen:

@@ -53,8 +53,11 @@ func TestHunt13ConsumeAcrossRestarts(t *testing.T) {
 	}
 	next := uint64(0)
 	for r := range rounds {
-		for range per {
-			if err := c.Publish(ctx, "default", "jobs", binary.BigEndian.AppendUint64(nil, next)); err != nil {
+		for i := range per {
+			p := binary.BigEndian.AppendUint64(nil, next)
+			if i == 0 && r > 0 {
+				publishAfterRestart(t, ctx, c, "jobs", p)
+			} else if err := c.Publish(ctx, "default", "jobs", p); err != nil {
 				t.Fatal(err)
 			}
 			next++

@@ -66,9 +66,7 @@ func TestHunt13MissedAfterRestartWithRetention(t *testing.T) {
 	}
 	b.Restart()
 	unblock()
-	if err := c.Publish(ctx, "default", "jobs", binary.BigEndian.AppendUint64(nil, n)); err != nil {
-		t.Fatal(err)
-	}
+	publishAfterRestart(t, ctx, c, "jobs", binary.BigEndian.AppendUint64(nil, n))
 	for off := uint64(0); off != n; {
 		select {
 		case off = <-seen:

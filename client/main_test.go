@@ -105,3 +105,22 @@ func setup(t *testing.T, opts Options) (*testbroker.Broker, *Client, context.Con
 	b := startBroker(t)
 	return b, dial(t, b, opts), testCtx(t)
 }
+
+// publishAfterRestart publishes payload to default/stream right after the
+// test restarted its broker. The client may not have seen the old
+// broker's connection close yet: a publish on it fails with a
+// *ConnectionError, as documented, and stored nothing (that broker is
+// gone), so it is sent again, a few times at most.
+func publishAfterRestart(t testing.TB, ctx context.Context, c *Client, stream string, payload []byte) {
+	t.Helper()
+	for try := 0; ; try++ {
+		err := c.Publish(ctx, "default", stream, payload)
+		if err == nil {
+			return
+		}
+		var ce *ConnectionError
+		if !errors.As(err, &ce) || try == 3 {
+			t.Fatalf("publish after the restart (try %d): %v", try, err)
+		}
+	}
+}
