@@ -3,7 +3,6 @@ package cache
 import (
 	"hash/maphash"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +21,7 @@ type Cache struct {
 	shards  []shard
 	deleted atomic.Bool // set once by Store.Delete
 	dur     *durable    // the log of a durable cache; nil in memory
+	budget  *budget     // the Store's memory budget; nil when it has none
 
 	_ [64]byte
 
@@ -169,7 +169,7 @@ func (c *Cache) read(key string, count bool) (view, bool) {
 func (c *Cache) expireKey(s *shard, key string, now int64) {
 	s.mu.Lock()
 	if i, ok := s.index[key]; ok && s.slots[i].expires <= now {
-		c.bytes.Add(-s.remove(i))
+		c.account(-s.remove(i))
 		s.expirations.Add(1)
 	}
 	s.mu.Unlock()
@@ -251,7 +251,7 @@ func (c *Cache) remove(key string) (removed bool, end uint64, err error) {
 			return false, 0, err
 		}
 	}
-	c.bytes.Add(-s.remove(i))
+	c.account(-s.remove(i))
 	if expired {
 		s.expirations.Add(1)
 		return false, 0, nil
@@ -267,8 +267,8 @@ func (c *Cache) remove(key string) (removed bool, end uint64, err error) {
 // and conditions.
 func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 	size := entrySize(key, len(value))
-	if limit := c.maxBytes.Load(); limit > 0 && size > limit {
-		return 0, &TooLargeError{Size: size, MaxBytes: limit}
+	if err := c.tooLarge(size); err != nil {
+		return 0, err
 	}
 	if c.deleted.Load() {
 		return 0, ErrDeleted
@@ -288,8 +288,8 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 		copy(stored, value)
 	}
 	for {
-		ver, end, retry, err := c.write(s, key, stored, size, immediate, conditional, opt)
-		if !retry {
+		ver, end, full, err := c.write(s, key, stored, size, immediate, conditional, opt)
+		if full == roomOK {
 			if end != 0 && err == nil {
 				err = c.durableWait("put", key, end)
 			}
@@ -297,12 +297,8 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 		}
 		// Out of room: evict one entry (never key itself, whose bytes the
 		// write reuses) and try again.
-		found, err := c.evictOne(key)
-		if err != nil {
+		if err := c.makeRoom(full, key); err != nil {
 			return 0, err
-		}
-		if !found {
-			runtime.Gosched() // nothing else stored at that instant: writes are arriving
 		}
 	}
 }
@@ -310,15 +306,16 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 // write is one attempt of Put under the shard's write lock: it removes an
 // expired entry under key, checks the condition, reserves the difference
 // between the new entry's size and the size of the entry it replaces, and
-// stores. retry is true, with nothing changed but an expired entry removed,
-// when the reservation does not fit under MaxBytes. A durable cache's write
+// stores. full says which bound refused the reservation (MaxBytes or the
+// Store's MaxTotalBytes), with nothing changed but an expired entry
+// removed; it is roomOK otherwise. A durable cache's write
 // appends its record before it changes anything but the reservation, which
 // it gives back if the append fails; end is the offset after the record.
-func (c *Cache) write(s *shard, key string, stored []byte, size int64, immediate, conditional bool, opt PutOptions) (ver, end uint64, retry bool, err error) {
+func (c *Cache) write(s *shard, key string, stored []byte, size int64, immediate, conditional bool, opt PutOptions) (ver, end uint64, full room, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c.deleted.Load() {
-		return 0, 0, false, ErrDeleted
+		return 0, 0, roomOK, ErrDeleted
 	}
 	i, exists, now, haveNow := c.lookupLive(s, key)
 	if conditional {
@@ -328,7 +325,7 @@ func (c *Cache) write(s *shard, key string, stored []byte, size int64, immediate
 		}
 		if conditionFails(opt, cur) {
 			s.conditionFailed.Add(1)
-			return 0, 0, false, &ConditionError{Key: key, Current: cur}
+			return 0, 0, roomOK, &ConditionError{Key: key, Current: cur}
 		}
 	}
 	var old int64
@@ -336,8 +333,8 @@ func (c *Cache) write(s *shard, key string, stored []byte, size int64, immediate
 		if exists {
 			old = s.slots[i].size()
 		}
-		if !c.tryReserve(size - old) {
-			return 0, 0, true, nil
+		if full = c.tryReserve(size - old); full != roomOK {
+			return 0, 0, full, nil
 		}
 	}
 
@@ -354,16 +351,16 @@ func (c *Cache) write(s *shard, key string, stored []byte, size int64, immediate
 		// version stays in the log.
 		if end, err = c.logWrite(s, "put", key, stored, ver, expires, immediate); err != nil {
 			if !immediate {
-				c.bytes.Add(old - size)
+				c.account(old - size)
 			}
-			return 0, 0, false, err
+			return 0, 0, roomOK, err
 		}
 	}
 	s.puts.Add(1)
 	switch {
 	case immediate:
 		if exists {
-			c.bytes.Add(-s.remove(i))
+			c.account(-s.remove(i))
 		}
 		s.expirations.Add(1)
 	case exists:
@@ -373,7 +370,7 @@ func (c *Cache) write(s *shard, key string, stored []byte, size int64, immediate
 	default:
 		s.insert(key, stored, expires, ver)
 	}
-	return ver, end, false, nil
+	return ver, end, roomOK, nil
 }
 
 // conditionFails reports whether opt's condition fails on a key at version
@@ -401,26 +398,6 @@ func (c *Cache) precheck(s *shard, key string, opt PutOptions) error {
 		return &ConditionError{Key: key, Current: cur}
 	}
 	return nil
-}
-
-// tryReserve adds n (negative for a write that shrinks an entry) to the
-// byte counter if the result stays within MaxBytes, and reports whether it
-// did. The compare-and-swap never lets the counter exceed MaxBytes.
-func (c *Cache) tryReserve(n int64) bool {
-	limit := c.maxBytes.Load()
-	if limit == 0 || n <= 0 {
-		c.bytes.Add(n)
-		return true
-	}
-	for {
-		cur := c.bytes.Load()
-		if cur+n > limit {
-			return false
-		}
-		if c.bytes.CompareAndSwap(cur, cur+n) {
-			return true
-		}
-	}
 }
 
 // sample is an eviction candidate.
@@ -486,7 +463,7 @@ func (c *Cache) evictOne(skip string) (bool, error) {
 				return false, err
 			}
 		}
-		c.bytes.Add(-s.remove(best.i))
+		c.account(-s.remove(best.i))
 		if best.expired {
 			s.expirations.Add(1)
 		} else {
@@ -540,7 +517,7 @@ func (c *Cache) sweep(budget int) (visited, removed int, passDone bool) {
 	now := c.now()
 	for visited < budget {
 		s := &c.shards[c.sweepShard]
-		v, r, wrapped := s.sweep(now, budget-visited, &c.bytes)
+		v, r, wrapped := s.sweep(now, budget-visited, c.account)
 		visited += max(v, 1)
 		removed += r
 		if wrapped {
@@ -569,7 +546,7 @@ func (c *Cache) clear() {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		c.bytes.Add(-s.reset())
+		c.account(-s.reset())
 		s.mu.Unlock()
 	}
 }
@@ -607,7 +584,7 @@ func (c *Cache) lookupLive(s *shard, key string) (i uint32, exists bool, now int
 	if exists && s.slots[i].expires != never {
 		now, haveNow = c.now(), true
 		if s.slots[i].expires <= now {
-			c.bytes.Add(-s.remove(i))
+			c.account(-s.remove(i))
 			s.expirations.Add(1)
 			exists = false
 		}

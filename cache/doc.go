@@ -94,6 +94,15 @@
 // line on every read. A value that can never fit (size > MaxBytes) is
 // refused with a *TooLargeError (ErrTooLarge).
 //
+// The Store's budget (StoreOptions.MaxTotalBytes, 1 GiB by default) bounds
+// all its caches together, as Redis's maxmemory. A reservation takes from
+// the cache's counter, then from the budget's with the same kind of
+// compare-and-swap (giving the first back if the second does not fit),
+// and every removal gives back to both, so the budget's counter is the sum
+// of the caches'. A Put the budget refuses evicts, as above, from the
+// cache holding the most bytes among its own and the Store's (five sampled
+// at random when there are more): busy caches take room from idle ones.
+//
 // # Durability
 //
 // A cache created with Store.CreateDurable is backed by a commitlog.DiskLog

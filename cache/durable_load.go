@@ -67,13 +67,13 @@ func (c *Cache) loadSet(key string, value []byte, expires int64, version uint64)
 	size := entrySize(key, len(value))
 	if i, ok := s.index[key]; ok {
 		sl := &s.slots[i]
-		c.bytes.Add(size - sl.size())
+		c.account(size - sl.size())
 		sl.value, sl.expires, sl.version = stored, expires, version
 		sl.access.Store(version)
 		return
 	}
 	s.insert(key, stored, expires, version)
-	c.bytes.Add(size)
+	c.account(size)
 }
 
 // loadRemove removes key during replay.
@@ -81,7 +81,7 @@ func (c *Cache) loadRemove(key string) {
 	s := c.shardFor(key)
 	s.mu.Lock()
 	if i, ok := s.index[key]; ok {
-		c.bytes.Add(-s.remove(i))
+		c.account(-s.remove(i))
 	}
 	s.mu.Unlock()
 }

@@ -93,7 +93,7 @@ func (c *Cache) Flush() (removed uint64, err error) {
 		s.flushed.Add(live)
 		s.expirations.Add(expired)
 	}
-	c.bytes.Add(-freed)
+	c.account(-freed)
 	unlock()
 	if end != 0 {
 		if werr := c.dur.log.WaitDurable(context.Background(), end); werr != nil {

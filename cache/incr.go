@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"runtime"
 	"strconv"
 	"time"
 )
@@ -36,11 +35,11 @@ func (c *Cache) Incr(key string, delta int64, ttl *time.Duration) (value int64, 
 	s := c.shardFor(key)
 	for {
 		var (
-			end   uint64
-			retry bool
+			end  uint64
+			full room
 		)
-		value, version, end, retry, err = c.incr(s, key, delta, ttl)
-		if !retry {
+		value, version, end, full, err = c.incr(s, key, delta, ttl)
+		if full == roomOK {
 			if end != 0 && err == nil {
 				err = c.durableWait("incr", key, end)
 			}
@@ -51,36 +50,32 @@ func (c *Cache) Incr(key string, delta int64, ttl *time.Duration) (value int64, 
 		}
 		// Out of room: evict one entry (never key itself) and try again,
 		// reading the value again: it may have changed meanwhile.
-		found, err := c.evictOne(key)
-		if err != nil {
+		if err := c.makeRoom(full, key); err != nil {
 			return 0, 0, err
-		}
-		if !found {
-			runtime.Gosched()
 		}
 	}
 }
 
 // incr is one attempt of Incr under the shard's write lock, as write is
-// of Put: retry is true, with nothing changed but an expired entry
-// removed, when the new entry does not fit under MaxBytes.
-func (c *Cache) incr(s *shard, key string, delta int64, ttl *time.Duration) (value int64, ver, end uint64, retry bool, err error) {
+// of Put: full says which bound refused the new entry, with nothing
+// changed but an expired entry removed.
+func (c *Cache) incr(s *shard, key string, delta int64, ttl *time.Duration) (value int64, ver, end uint64, full room, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c.deleted.Load() {
-		return 0, 0, 0, false, ErrDeleted
+		return 0, 0, 0, roomOK, ErrDeleted
 	}
 	i, exists, now, haveNow := c.lookupLive(s, key)
 	var cur int64
 	if exists {
 		var ok bool
 		if cur, ok = parseInteger(s.slots[i].value); !ok {
-			return 0, 0, 0, false, &NotIntegerError{Key: key}
+			return 0, 0, 0, roomOK, &NotIntegerError{Key: key}
 		}
 	}
 	value, ok := addInt64(cur, delta)
 	if !ok {
-		return 0, 0, 0, false, &OverflowError{Key: key, Value: cur, Delta: delta}
+		return 0, 0, 0, roomOK, &OverflowError{Key: key, Value: cur, Delta: delta}
 	}
 
 	// A key created with a TTL ≤ 0 expires at once, as such a put: no
@@ -93,14 +88,14 @@ func (c *Cache) incr(s *shard, key string, delta int64, ttl *time.Duration) (val
 	if !immediate {
 		stored = strconv.AppendInt(make([]byte, 0, 20), value, 10)
 		size = entrySize(key, len(stored))
-		if limit := c.maxBytes.Load(); limit > 0 && size > limit {
-			return 0, 0, 0, false, &TooLargeError{Size: size, MaxBytes: limit}
+		if err := c.tooLarge(size); err != nil {
+			return 0, 0, 0, roomOK, err
 		}
 		if exists {
 			old = s.slots[i].size()
 		}
-		if !c.tryReserve(size - old) {
-			return 0, 0, 0, true, nil
+		if full = c.tryReserve(size - old); full != roomOK {
+			return 0, 0, 0, full, nil
 		}
 	}
 
@@ -118,9 +113,9 @@ func (c *Cache) incr(s *shard, key string, delta int64, ttl *time.Duration) (val
 	if c.dur != nil {
 		if end, err = c.logWrite(s, "incr", key, stored, ver, expires, immediate); err != nil {
 			if !immediate {
-				c.bytes.Add(old - size)
+				c.account(old - size)
 			}
-			return 0, 0, 0, false, err
+			return 0, 0, 0, roomOK, err
 		}
 	}
 	s.puts.Add(1)
@@ -134,7 +129,7 @@ func (c *Cache) incr(s *shard, key string, delta int64, ttl *time.Duration) (val
 	default:
 		s.insert(key, stored, expires, ver)
 	}
-	return value, ver, end, false, nil
+	return value, ver, end, roomOK, nil
 }
 
 // parseInteger parses the canonical decimal text of an int64, the form

@@ -21,6 +21,11 @@ const (
 	DefaultSweepInterval = time.Second
 	// DefaultSweepMaxPerTick is StoreOptions.SweepMaxPerTick's default.
 	DefaultSweepMaxPerTick = 10_000
+	// DefaultMaxTotalBytes is StoreOptions.MaxTotalBytes's default, 1 GiB:
+	// a cache has no capacity of its own by default (as Redis's maxmemory
+	// 0), so this is what keeps all of them together from taking the
+	// machine's memory.
+	DefaultMaxTotalBytes = 1 << 30
 	// DefaultEvictionSamples is Config.EvictionSamples's default.
 	DefaultEvictionSamples = 5
 	// MinDefaultShards is the least number of shards a cache gets by default.
@@ -47,6 +52,16 @@ type StoreOptions struct {
 	// more of the slots visited held expired entries, for at most a tenth
 	// of SweepInterval. Default 10_000.
 	SweepMaxPerTick int
+	// MaxTotalBytes bounds the bytes accounted to all the Store's caches
+	// together (see EntryOverhead), as Redis's maxmemory bounds a
+	// server's. A write that would take the total over it first evicts,
+	// least recently used first, from the largest of the Store's caches
+	// (of a few sampled at random when it has many; its own among them);
+	// an entry larger than it is refused with a *TooLargeError. Durable
+	// caches count from the moment they are loaded; one loaded over the
+	// bound makes later writes evict. Default DefaultMaxTotalBytes;
+	// negative: no bound beyond each cache's MaxBytes.
+	MaxTotalBytes int64
 }
 
 func (o StoreOptions) withDefaults() StoreOptions {
@@ -58,6 +73,9 @@ func (o StoreOptions) withDefaults() StoreOptions {
 	}
 	if o.SweepMaxPerTick <= 0 {
 		o.SweepMaxPerTick = DefaultSweepMaxPerTick
+	}
+	if o.MaxTotalBytes == 0 {
+		o.MaxTotalBytes = DefaultMaxTotalBytes
 	}
 	return o
 }

@@ -196,12 +196,12 @@ func (s *shard) other(i uint32) (j uint32, ok bool) {
 
 // sweep visits up to budget slots from the shard's sweep position, at most
 // sweepChunk per lock hold, removing entries expired at now. It subtracts
-// the bytes each chunk freed from bytes (the cache's counter) before it
+// the bytes each chunk freed with account (the cache's counters) before it
 // releases the lock, so the counter never lags the entries: a writer between
 // two chunks must not evict to make room that is already free. It reports
 // the slots visited, the entries removed, and whether it reached the end of
 // the table (the position then wraps to 0).
-func (s *shard) sweep(now int64, budget int, bytes *atomic.Int64) (visited, removed int, wrapped bool) {
+func (s *shard) sweep(now int64, budget int, account func(int64)) (visited, removed int, wrapped bool) {
 	for visited < budget {
 		s.mu.Lock()
 		var freed int64
@@ -220,7 +220,7 @@ func (s *shard) sweep(now int64, budget int, bytes *atomic.Int64) (visited, remo
 				}
 			}
 		}
-		bytes.Add(-freed)
+		account(-freed)
 		if s.sweepPos >= len(s.slots) {
 			s.sweepPos = 0
 			wrapped = true

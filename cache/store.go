@@ -24,6 +24,7 @@ type Store struct {
 	// list is the caches in creation order, replaced on Create and Delete,
 	// so the sweeper walks it without holding mu.
 	list      atomic.Pointer[[]*Cache]
+	budget    *budget // StoreOptions.MaxTotalBytes; nil when negative
 	sweepMu   sync.Mutex
 	sweepNext int // guarded by sweepMu: the cache the next sweep starts at
 
@@ -42,6 +43,9 @@ func NewStore(opts StoreOptions) *Store {
 		done:   make(chan struct{}),
 	}
 	st.list.Store(new([]*Cache))
+	if st.opts.MaxTotalBytes > 0 {
+		st.budget = &budget{limit: st.opts.MaxTotalBytes, list: &st.list}
+	}
 	if st.opts.SweepInterval > 0 {
 		go st.sweepLoop()
 	} else {
@@ -118,8 +122,13 @@ func (st *Store) addLocked(scope Scope, cfg Config) *Cache {
 	return c
 }
 
-// registerLocked adds c to the registry. Called with mu held.
+// registerLocked adds c to the registry and its entries' bytes to the
+// Store's budget. Called with mu held, before c is handed out.
 func (st *Store) registerLocked(c *Cache) {
+	if st.budget != nil {
+		c.budget = st.budget
+		st.budget.used.Add(c.bytes.Load())
+	}
 	st.caches[c.scope] = c
 	old := *st.list.Load()
 	list := make([]*Cache, len(old), len(old)+1)
@@ -195,6 +204,19 @@ func (st *Store) Caches() []*Cache {
 	out := make([]*Cache, len(list))
 	copy(out, list)
 	return out
+}
+
+// MemoryBytes returns the bytes accounted to all the Store's caches
+// together and their bound, StoreOptions.MaxTotalBytes (0: no bound).
+// Without a bound it sums the caches' Bytes.
+func (st *Store) MemoryBytes() (used, limit int64) {
+	if st.budget != nil {
+		return st.budget.used.Load(), st.budget.limit
+	}
+	for _, c := range *st.list.Load() {
+		used += c.bytes.Load()
+	}
+	return used, 0
 }
 
 // Len returns how many caches are registered.

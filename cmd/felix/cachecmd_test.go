@@ -43,3 +43,42 @@ func TestCacheCLI(t *testing.T) {
 		t.Fatalf("unknown cache: %v", err)
 	}
 }
+
+// --cache-max-total-bytes bounds all caches together: a put into one
+// cache evicts from the one holding most, and a value larger than the
+// bound is refused.
+func TestCacheMaxTotalBytes(t *testing.T) {
+	addr, _, ca := startServe(t, "--cache", "default/default/a,default/default/b", "--cache-max-total-bytes", "4096")
+	conn := []string{"--addr", addr, "--ca-file", ca}
+	run := func(args ...string) (string, error) { return runCLI(t, append(args, conn...)...) }
+	v := strings.Repeat("x", 1000)
+	for _, k := range []string{"k1", "k2", "k3"} {
+		if _, err := run("cache", "-c", "a", "put", k, v); err != nil {
+			t.Fatalf("put a/%s: %v", k, err)
+		}
+	}
+	for _, k := range []string{"k1", "k2"} {
+		if _, err := run("cache", "-c", "b", "put", k, v); err != nil {
+			t.Fatalf("put b/%s: %v", k, err)
+		}
+	}
+	kept := 0
+	for _, k := range []string{"k1", "k2", "k3"} {
+		if _, err := run("cache", "-c", "a", "get", k); err == nil {
+			kept++
+		} else if !errors.Is(err, errMissing) {
+			t.Fatalf("get a/%s: %v", k, err)
+		}
+	}
+	for _, k := range []string{"k1", "k2"} {
+		if out, err := run("cache", "-c", "b", "get", k); err != nil || out != v+"\n" {
+			t.Fatalf("get b/%s: %v", k, err)
+		}
+	}
+	if kept != 1 {
+		t.Fatalf("a kept %d of its 3 entries, want 1 (3 of about 1,100 bytes fit in 4,096)", kept)
+	}
+	if _, err := run("cache", "-c", "b", "put", "huge", strings.Repeat("y", 5000)); err == nil || !strings.Contains(err.Error(), "4096") {
+		t.Fatalf("put over the bound: %v, want it refused naming 4096", err)
+	}
+}

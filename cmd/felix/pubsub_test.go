@@ -123,6 +123,7 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		{[]string{"--cache", "a/b"}, "--cache"},
 		{[]string{"--cache", "a/b/c:-5"}, "--cache"},
 		{[]string{"--cache-max-bytes", "-1"}, "--cache-max-bytes"},
+		{[]string{"--cache-max-total-bytes", "-1"}, "--cache-max-total-bytes"},
 		{[]string{"--event-batch-max-delay", "1h"}, "--event-batch-max-delay"},
 		{[]string{"--event-batch-max-delay", "-1ms"}, "--event-batch-max-delay"},
 	} {

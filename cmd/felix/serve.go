@@ -45,6 +45,7 @@ type serveFlags struct {
 	queueMaxGroups                   int
 	queueDLQSuffix                   string
 	cacheMaxBytes                    int64
+	cacheMaxTotalBytes               int64
 	autoCreate, noDevDefaults        bool
 	queuePolicy                      string
 	queueCapacity                    int
@@ -147,6 +148,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.StringSliceVar(&f.caches, "cache", nil, "declare a cache tenant/namespace/name[:max-bytes] (repeatable or comma-separated)")
 	fl.StringSliceVar(&f.durableCaches, "durable-cache", nil, "declare a durable cache tenant/namespace/name[:max-bytes], logged in --data-dir and reloaded at start (repeatable); it follows --fsync and --fsync-interval")
 	fl.Int64Var(&f.cacheMaxBytes, "cache-max-bytes", 0, "capacity of caches declared without one and of auto-created caches (0 = unbounded)")
+	fl.Int64Var(&f.cacheMaxTotalBytes, "cache-max-total-bytes", cache.DefaultMaxTotalBytes, "bytes all caches together may hold, as Redis's maxmemory: a write over it evicts from the largest caches (0 = no bound beyond each cache's)")
 	fl.BoolVar(&f.autoCreate, "auto-create", false, "create unknown streams and caches on first use")
 	fl.IntVar(&f.autoCreateMaxStreams, "auto-create-max-streams", 10000, "with --auto-create, no stream is created while the broker has this many (-1: no limit)")
 	fl.IntVar(&f.autoCreateMaxCaches, "auto-create-max-caches", server.DefaultMaxAutoCreatedCaches, "with --auto-create, no cache is created while the broker has this many (-1: no limit)")
@@ -258,6 +260,9 @@ func (f serveFlags) validate() error {
 	if f.cacheMaxBytes < 0 {
 		bad("cache-max-bytes", "must not be negative, got %d", f.cacheMaxBytes)
 	}
+	if f.cacheMaxTotalBytes < 0 {
+		bad("cache-max-total-bytes", "must not be negative, got %d", f.cacheMaxTotalBytes)
+	}
 	if f.shutdownTimeout <= 0 {
 		bad("shutdown-timeout", "must be positive")
 	}
@@ -351,7 +356,11 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		RingCapacity:          f.ringCapacity,
 	})
 	defer b.Close()
-	store := cache.NewStore(cache.StoreOptions{})
+	totalBytes := f.cacheMaxTotalBytes
+	if totalBytes == 0 {
+		totalBytes = -1 // the flag's 0 is no bound, the Store's its default
+	}
+	store := cache.NewStore(cache.StoreOptions{MaxTotalBytes: totalBytes})
 	defer store.Close()
 	syncPolicy, _ := commitlog.ParseSyncPolicy(f.fsync)
 	servesAPI := f.cp.url == "" && f.cp.addr != "off" // a follower or no control plane needs no admin token
