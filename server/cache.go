@@ -73,6 +73,7 @@ func (s *Server) cacheFor(tenant, ns, name string) (*cache.Cache, error) {
 			}
 		}
 		if limit := cmp.Or(s.opts.MaxAutoCreatedCaches, DefaultMaxAutoCreatedCaches); limit > 0 && s.opts.Caches.Len() >= limit {
+			s.stats.CacheAutoCreateRefused.Add(1)
 			return nil, fmt.Errorf("%w (%d; --auto-create-max-caches): %s", ErrTooManyCaches, limit, scope)
 		}
 		return s.opts.Caches.Create(scope, s.opts.DefaultCacheConfig)

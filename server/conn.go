@@ -346,10 +346,7 @@ func (c *conn) finish(bs *quic.Stream, err error) {
 		bs.CancelRead(codeNoErrorStream)
 		bs.Close()
 	default:
-		if isMalformed(err) {
-			c.s.stats.ProtocolErrors.Add(1)
-			c.log.Debug("stream reset: malformed input", "err", err)
-		}
+		c.malformed(err)
 		bs.CancelRead(streamCodeProto)
 		bs.CancelWrite(streamCodeProto)
 	}
@@ -357,9 +354,36 @@ func (c *conn) finish(bs *quic.Stream, err error) {
 
 const codeNoErrorStream quic.StreamErrorCode = 0
 
-func isMalformed(err error) bool {
+// malformed counts (ProtocolErrors) and logs err, why a stream ends, when
+// it is malformed input: a bad frame header (an oversized frame among
+// them), a truncated frame, a body that does not decode.
+func (c *conn) malformed(err error) {
 	var de *wire.DecodeError
-	return errors.As(err, &de)
+	if errors.As(err, &de) {
+		c.s.stats.ProtocolErrors.Add(1)
+		c.log.Debug("stream ended: malformed input", "err", err)
+	}
+}
+
+// MaxPreAuthFrameBytes bounds the payload of a frame read on a stream
+// before it has authenticated (the limit is MaxFrameBytes when that is
+// smaller). An auth frame is small: a tenant and a token, which the
+// token verifier bounds to 16 KiB by default (auth.DefaultMaxTokenBytes).
+// A larger frame before auth is malformed input, as one over
+// MaxFrameBytes is after: the stream is reset (a publish-only stream
+// ended), nothing is allocated for it, and it is counted in
+// Counters.ProtocolErrors.
+const MaxPreAuthFrameBytes = 64 << 10
+
+// preAuthMaxFrame is the frame limit of a stream not yet authenticated.
+func (s *Server) preAuthMaxFrame() int { return min(MaxPreAuthFrameBytes, s.maxFrame()) }
+
+// newFrameReader returns a reader of the frames of a client stream, src,
+// buffered by br, that refuses payloads over limit bytes.
+func newFrameReader(br *bufio.Reader, src io.Reader, limit int) *wire.Reader {
+	r := wire.NewReader(br, limit)
+	r.SetDirect(src)
+	return r
 }
 
 // handleUni serves a publish-only stream: auth (no reply), then publishes.
@@ -369,12 +393,13 @@ func isMalformed(err error) bool {
 // stream goes on; any violation ends the stream silently.
 func (c *conn) handleUni(rs *quic.ReceiveStream) {
 	defer rs.CancelRead(codeNoErrorStream)
-	r := wire.NewReader(bufio.NewReaderSize(rs, 16<<10), c.s.opts.MaxFrameBytes) // as a control stream's
-	r.SetDirect(rs)
+	r := newFrameReader(bufio.NewReaderSize(rs, 16<<10), rs, c.s.preAuthMaxFrame()) // as a control stream's
 	id, _, err := c.authenticate(r, nil, rs.SetReadDeadline)
 	if err != nil {
+		c.malformed(err)
 		return
 	}
+	r.SetMaxPayload(c.s.opts.MaxFrameBytes)
 	_, stop := c.untilExpiry(id, func(code quic.StreamErrorCode) { rs.CancelRead(code) })
 	defer stop()
 	p := newPublisher(c, id)
@@ -382,6 +407,7 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 	for {
 		f, owned, err := r.ReadFrameOwned(wire.FlagBinaryPublishBatch, broker.FramedHeadroom)
 		if wire.IsFatal(err) {
+			c.malformed(err)
 			return
 		}
 		if id.expired() {

@@ -46,8 +46,8 @@ const maxPendingReplies = 64 << 10
 
 func (c *conn) handleControl(bs *quic.Stream) {
 	br := bufio.NewReaderSize(bs, 16<<10)
-	ctl := &control{c: c, bs: bs, br: br, r: wire.NewReader(br, c.s.opts.MaxFrameBytes), w: wire.NewWriter(bs)}
-	ctl.r.SetDirect(bs)
+	// Until the stream authenticates it reads with the pre-auth limit.
+	ctl := &control{c: c, bs: bs, br: br, r: newFrameReader(br, bs, c.s.preAuthMaxFrame()), w: wire.NewWriter(bs)}
 	err := ctl.run()
 	if errors.Is(err, errSubscribed) {
 		return // the subscription owns the stream now
@@ -62,6 +62,7 @@ func (ctl *control) run() error {
 	if err != nil {
 		return err
 	}
+	ctl.r.SetMaxPayload(ctl.c.s.opts.MaxFrameBytes)
 	var stop func()
 	ctl.ctx, stop = ctl.c.untilExpiry(id, ctl.expire)
 	defer func() {
@@ -273,14 +274,19 @@ func (ctl *control) handleMessage(m wire.Message) error {
 	case *wire.ErrorMessage:
 		return errClose
 	default: // auth_ok, subscribed, event*, cache_value, cache_ok, cache_incr_value, cache_expire_result, cache_scan_page, publish_ok, publish_error, ok, stream_purged, stream_error, cache_flushed
-		if caps := extensionOf(m.Type()); caps != 0 && ctl.peer&caps == 0 {
-			// An extension's message on a stream that did not negotiate
-			// it is an unknown message, as for the reference (and
-			// before auth): the stream is reset.
-			return errNotNegotiated(m.Type())
-		}
-		return ctl.fail("unexpected message type")
+		return ctl.unexpected(m)
 	}
+}
+
+// unexpected answers m, a message the stream does not take. An
+// extension's message on a stream that did not negotiate it is an unknown
+// message, as for the reference (and before auth): the stream is reset.
+// Any other gets error "unexpected message type" and the stream closes.
+func (ctl *control) unexpected(m wire.Message) error {
+	if caps := extensionOf(m.Type()); caps != 0 && ctl.peer&caps == 0 {
+		return errNotNegotiated(m.Type())
+	}
+	return ctl.fail("unexpected message type")
 }
 
 // extensionOf returns the capabilities of the extensions whose messages

@@ -57,15 +57,20 @@ func (p *publisher) lookup(ns, name string) (*broker.Stream, error) {
 
 // publishUnacked is publish for a request nobody answers: a publish to a
 // stream that is not there and cannot be created (see unresolvable) is
-// dropped, counted (UnknownStreamDrop) and not an error.
+// dropped, counted (UnknownStreamDrop) and not an error. One refused
+// because the broker is closing is dropped and counted (ShutdownDrop),
+// and its error returned: a publish-only stream ends on it.
 func (p *publisher) publishUnacked(ns, name string, payloads [][]byte, framed broker.Framed) error {
 	err := p.publish(ns, name, payloads, framed)
-	if unresolvable(err) {
+	switch {
+	case err == nil, errors.Is(err, broker.ErrStoredNotDelivered): // stored: not a drop
+	case unresolvable(err):
 		p.c.s.stats.UnknownStreamDrop.Add(1)
 		return nil
-	}
-	if errors.Is(err, errEventTooLarge) {
+	case errors.Is(err, errEventTooLarge):
 		return nil // dropped, counted in EventTooLargeDrop
+	case errors.Is(err, broker.ErrClosed):
+		p.c.s.stats.ShutdownDrop.Add(1)
 	}
 	return err
 }
@@ -91,12 +96,17 @@ func (p *publisher) eventTooLarge(payloads [][]byte) error {
 }
 
 // unresolvable reports whether err means the stream is not there and
-// cannot be created: unknown, or, with auto-create, a name the broker
-// refuses or one stream too many. An unanswered publish is dropped then
-// whether or not streams are auto-created (the reference drops one to an
-// unknown stream; a publish-only stream goes on).
+// cannot be created: unknown, deleted (publish looks a deleted stream up
+// once more, so this is one deleted again meanwhile), or, with
+// auto-create, a name the broker refuses or one stream too many. An
+// unanswered publish is dropped then whether or not streams are
+// auto-created (the reference drops one to an unknown stream; a
+// publish-only stream goes on). Events stored before their stream ended
+// are not dropped: err then matches broker.ErrStoredNotDelivered, which
+// the caller checks first.
 func unresolvable(err error) bool {
-	return errors.Is(err, broker.ErrStreamNotFound) || errors.Is(err, broker.ErrInvalidName) || errors.Is(err, broker.ErrTooManyStreams)
+	return errors.Is(err, broker.ErrStreamNotFound) || errors.Is(err, broker.ErrStreamDeleted) ||
+		errors.Is(err, broker.ErrInvalidName) || errors.Is(err, broker.ErrTooManyStreams)
 }
 
 // publish appends payloads to tenant/ns/stream. Unknown streams return a
@@ -123,7 +133,11 @@ func (p *publisher) publish(ns, name string, payloads [][]byte, framed broker.Fr
 		} else {
 			_, err = s.Publish(p.c.qc.Context(), payloads)
 		}
-		if errors.Is(err, broker.ErrStreamDeleted) && attempt == 0 {
+		if errors.Is(err, broker.ErrStreamDeleted) && attempt == 0 && !errors.Is(err, broker.ErrStoredNotDelivered) {
+			// Deleted before it took the events: publish them to the
+			// stream now under that name (if any). Not when they were
+			// stored (a block-policy subscriber held the publish):
+			// again would store them twice.
 			delete(p.cache, s.Key())
 			continue
 		}

@@ -77,18 +77,21 @@ func (ctl *control) cacheFlush(m *wire.CacheFlush) error {
 		return err
 	}
 	scope := cache.Scope{Tenant: m.TenantID, Namespace: m.Namespace, Cache: m.Cache}
+	// Not found, or deleted since it was looked up: the message of every
+	// other request on a missing cache (see cacheFor).
+	notFound := (&cache.NotFoundError{Scope: scope}).Error()
 	var c *cache.Cache
 	err := cache.ErrNotFound
 	if caches := ctl.c.s.opts.Caches; caches != nil {
 		c, err = caches.Get(scope)
 	}
 	if err != nil {
-		return fail(wire.StreamCodeNotFound, err.Error())
+		return fail(wire.StreamCodeNotFound, notFound)
 	}
 	removed, err := c.Flush()
 	switch {
 	case errors.Is(err, cache.ErrDeleted):
-		return fail(wire.StreamCodeNotFound, err.Error())
+		return fail(wire.StreamCodeNotFound, notFound)
 	case err != nil:
 		return fail(wire.CacheCodeStorage, err.Error())
 	}

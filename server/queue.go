@@ -425,10 +425,24 @@ func (l *lockedWriter) message(m wire.Message) error {
 	return l.w.WriteMessage(m)
 }
 
-func (l *lockedWriter) raw(b []byte) error {
+func (l *lockedWriter) raw(b []byte) error { return l.rawThen(b, nil) }
+
+// rawThen writes b and then, if not nil, runs after (whether or not the
+// write failed) before another frame can be written.
+func (l *lockedWriter) rawThen(b []byte, after func()) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.WriteRaw(b)
+	err := l.w.WriteRaw(b)
+	if after != nil {
+		after()
+	}
+	return err
+}
+
+// wait returns once no write (and what runs after it) is in progress.
+func (l *lockedWriter) wait() {
+	l.mu.Lock()
+	l.mu.Unlock() //nolint:staticcheck // an empty critical section: a barrier
 }
 
 // queueJoin turns this control stream into a consumer: deliveries flow
@@ -623,7 +637,7 @@ func (ctl *control) consumeLoop(member *queue.Member, w *lockedWriter) error {
 			}
 			err = member.Nack(settle, m.Offset, delay)
 		default:
-			return ctl.fail("unexpected message type")
+			return ctl.unexpected(msg)
 		}
 		if err != nil {
 			code := "internal"

@@ -70,11 +70,20 @@ type Counters struct {
 	AuthFailures       atomic.Uint64 // auth frames refused (bad token, tenant limits)
 	TokenExpiries      atomic.Uint64 // streams reset because their token expired
 	SubscriberResets   atomic.Uint64 // subscriptions ended by the client or a write error
-	UnknownStreamDrop  atomic.Uint64 // unacked publishes to unknown streams, dropped
+	UnknownStreamDrop  atomic.Uint64 // unacked publishes to unknown (or just deleted) streams, dropped
 	// EventTooLargeDrop counts publishes refused because an event, framed
 	// for its subscribers, would exceed the frame limit: acked ones got
 	// the error, unacked ones were dropped.
 	EventTooLargeDrop atomic.Uint64
+	// ShutdownDrop counts unacked publishes dropped because the broker
+	// was closing (broker.ErrClosed): they arrived during a shutdown.
+	ShutdownDrop atomic.Uint64
+	// SubscriptionsPerConnRefused counts subscribes refused because their
+	// connection had Options.MaxSubscriptionsPerConn live subscriptions.
+	SubscriptionsPerConnRefused atomic.Uint64
+	// CacheAutoCreateRefused counts uses of an unknown cache refused
+	// because Options.MaxAutoCreatedCaches caches existed (see cacheFor).
+	CacheAutoCreateRefused atomic.Uint64
 
 	// ConnectionsUnauthenticated counts connections closed because none
 	// of their streams authenticated within Options.AuthTimeout of the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/felixmq/felix/broker"
@@ -228,6 +229,10 @@ type reqStream struct {
 	out    []wire.Message
 	closed bool
 	more   chan struct{} // capacity 1: out grew
+	// writing is how many results the writer is writing, their places
+	// still taken: a request that meets the bound meanwhile waits for
+	// the write (see request).
+	writing atomic.Int64
 	// owed counts the requests accepted whose result is not written yet;
 	// settled is closed once it is 0 after the requester's last request
 	// (see drain).
@@ -283,7 +288,9 @@ func (rs *reqStream) push(reqID uint64, r service.Result) bool {
 }
 
 // write sends the queued results until ctx ends or a write fails,
-// releasing their places in the connection's bound as it takes them.
+// releasing their places in the connection's bound once their write is
+// done (or failed): a requester that does not read cannot make the broker
+// hold more results than the bound, the batch being written included.
 func (rs *reqStream) write(ctx context.Context, w *lockedWriter) {
 	var buf []byte
 	var batch []wire.Message
@@ -301,12 +308,17 @@ func (rs *reqStream) write(ctx context.Context, w *lockedWriter) {
 			buf = rs.appendResult(buf, m)
 		}
 		clear(batch)
-		// Their places are given back as they go to the stream, not
-		// after: the requester may read them (and send more requests)
-		// before the write returns. While it lasts, the connection's
-		// results still waiting for this stream stay within the bound.
-		rs.cr.q.Release(len(batch))
-		err := w.raw(buf)
+		// The places are given back under the writer's lock, after the
+		// write: a request refused for want of a place waits for the
+		// lock and tries again (see request), so a requester that read
+		// these results and sent another request never finds their
+		// places still taken.
+		n := len(batch)
+		rs.writing.Store(int64(n))
+		err := w.rawThen(buf, func() {
+			rs.cr.q.Release(n)
+			rs.writing.Store(0)
+		})
 		if err != nil {
 			return
 		}
@@ -433,7 +445,17 @@ func (ctl *control) request(m *wire.Request, cr *connRequester, rs *reqStream, w
 	cr.route[token] = routed{rs: rs, reqID: m.RequestID}
 	cr.mu.Unlock()
 	rs.owe(1)
-	if err := cr.q.Request(token, k, m.Payload, timeout); err != nil {
+	writing := rs.writing.Load() > 0 // read first: a write ending meanwhile clears it
+	err := cr.q.Request(token, k, m.Payload, timeout)
+	if e, ok := err.(*service.Error); ok && e.Code == service.CodeLimit && (writing || rs.writing.Load() > 0) {
+		// Results of this stream in a write hold their places until the
+		// write is done: wait for it (a requester that does not read its
+		// results waits here, as its refusal would wait to be written)
+		// and try once more.
+		w.wait()
+		err = cr.q.Request(token, k, m.Payload, timeout)
+	}
+	if err != nil {
 		rs.owe(-1)
 		cr.mu.Lock()
 		delete(cr.route, token)

@@ -39,6 +39,7 @@ func (ctl *control) subscribe(m *wire.Subscribe) error {
 	}
 	if atomic.AddInt64(&c.subs, 1) > int64(c.s.opts.MaxSubscriptionsPerConn) {
 		atomic.AddInt64(&c.subs, -1)
+		c.s.stats.SubscriptionsPerConnRefused.Add(1)
 		return ctl.fail("max subscriptions per connection exceeded")
 	}
 	// An id 0 asked for by the client is treated as no choice (the engine

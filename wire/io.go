@@ -34,6 +34,15 @@ func NewReader(r io.Reader, maxPayload int) *Reader {
 	return &Reader{r: r, max: maxPayload}
 }
 
+// SetMaxPayload changes the payload limit for the frames read next (0
+// means DefaultMaxFrameBytes), as a server's after a stream authenticates.
+func (r *Reader) SetMaxPayload(maxPayload int) {
+	if maxPayload <= 0 {
+		maxPayload = DefaultMaxFrameBytes
+	}
+	r.max = maxPayload
+}
+
 // AllowFlags makes the Reader accept extension frame flags (e.g.
 // FlagQueueDelivery) as known, for a peer that negotiated them.
 func (r *Reader) AllowFlags(mask uint16) { r.allow = mask }
