@@ -33,6 +33,12 @@ func TestScrapeDurableCacheLog(t *testing.T) {
 	s := startServer(t, Options{Sources: Sources{Caches: st}})
 	labels := []string{"tenant", "t", "namespace", "ns", "cache", "sessions"}
 	f := scrape(t, s)
+	if v, want := f.value(t, "felix_cache_memory_bytes"), float64(c.Stats().Bytes); v != want {
+		t.Errorf("felix_cache_memory_bytes = %v, want the caches' %v", v, want)
+	}
+	if v := f.value(t, "felix_cache_memory_limit_bytes"); v != cache.DefaultMaxTotalBytes {
+		t.Errorf("felix_cache_memory_limit_bytes = %v, want the default %d", v, cache.DefaultMaxTotalBytes)
+	}
 	if v := f.value(t, "felix_cache_log_bytes", labels...); v < 20*100 {
 		t.Errorf("felix_cache_log_bytes = %v, want at least the 20 values' 2000 bytes", v)
 	}

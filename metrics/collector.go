@@ -261,6 +261,10 @@ var (
 		"Refusals by the per-tenant limits: connections, subscriptions, publishes and their payload bytes.", []string{"limit"}, nil)
 	handshakeDesc = prometheus.NewDesc("felix_tls_handshake_failures_total",
 		"TLS handshakes the broker refused, by reason (client certificate refused, or other).", []string{"reason"}, nil)
+	cacheMemoryDesc = prometheus.NewDesc("felix_cache_memory_bytes",
+		"Bytes accounted to all caches together (keys, values and 96 bytes an entry), which --cache-max-total-bytes bounds.", nil, nil)
+	cacheMemoryLimitDesc = prometheus.NewDesc("felix_cache_memory_limit_bytes",
+		"--cache-max-total-bytes: the bound on felix_cache_memory_bytes (0: none).", nil, nil)
 	omittedDesc = prometheus.NewDesc("felix_metrics_objects_omitted",
 		"Streams, consumer groups or caches beyond MaxMetricObjects whose per-object series are not exported.", []string{"kind"}, nil)
 )
@@ -312,6 +316,8 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- limitDesc
 	ch <- handshakeDesc
 	ch <- omittedDesc
+	ch <- cacheMemoryDesc
+	ch <- cacheMemoryLimitDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -357,6 +363,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(streamsDesc, prometheus.GaugeValue, float64(durable[d]), strconv.FormatBool(d))
 		}
 		ch <- prometheus.MustNewConstMetric(autoRefDesc, prometheus.CounterValue, u(c.src.Broker.AutoCreateRefused()))
+	}
+	if c.src.Caches != nil {
+		used, limit := c.src.Caches.MemoryBytes()
+		ch <- prometheus.MustNewConstMetric(cacheMemoryDesc, prometheus.GaugeValue, float64(used))
+		ch <- prometheus.MustNewConstMetric(cacheMemoryLimitDesc, prometheus.GaugeValue, float64(limit))
 	}
 	// Durable streams and caches first (stable: by name within each kind).
 	slices.SortStableFunc(s.streams, func(a, b streamSnap) int {
