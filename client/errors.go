@@ -51,6 +51,25 @@ var (
 	ErrStorage = errors.New("felix: broker storage write failed")
 )
 
+// NotPublishedError is a Publisher's Flush or Close error: events of
+// its queue that failed, how many, and why.
+type NotPublishedError struct {
+	// Count is how many events were in the batches that failed. Err
+	// says what is known of them: a broker's error (a *ServerError) means
+	// it stored none of that batch; a *ConnectionError, that each may or
+	// may not have been stored.
+	Count int
+	// Err is why: the first failure, or the context's error (with the
+	// first failure) when Close was cut short.
+	Err error
+}
+
+func (e *NotPublishedError) Error() string {
+	return fmt.Sprintf("felix: %d events not published: %v", e.Count, e.Err)
+}
+
+func (e *NotPublishedError) Unwrap() error { return e.Err }
+
 // ServerError is an error reported by the broker: an `error` frame, a
 // `publish_error`, or a binary publish ack with error status. Message is the
 // broker's text, e.g. "stream not found: tenant=t namespace=ns stream=s".

@@ -29,7 +29,8 @@ func TestPublisherAbandonedFlushKeepsError(t *testing.T) {
 	if !isServerError(first, "stream not found") && !isServerError(second, "stream not found") {
 		t.Fatalf("the publish failure was lost: abandoned Flush = %v, Close = %v", first, second)
 	}
-	if isServerError(second, "stream not found") && !strings.Contains(second.Error(), "3 events not published") {
+	var np *NotPublishedError
+	if isServerError(second, "stream not found") && (!errors.As(second, &np) || np.Count != 3 || !strings.Contains(second.Error(), "3 events not published")) {
 		t.Errorf("Close = %v, want the count of the 3 failed events", second)
 	}
 }
@@ -108,7 +109,8 @@ func TestPublisherCloseAfterClientCloseCountsDropped(t *testing.T) {
 	_ = c.Close()
 	err := p.Close(ctx)
 	t.Logf("Publisher.Close after Client.Close: %v", err)
-	if !errors.Is(err, ErrClosed) || !strings.Contains(err.Error(), "10 events not published") {
+	var np *NotPublishedError
+	if !errors.Is(err, ErrClosed) || !errors.As(err, &np) || np.Count != 10 || !strings.Contains(err.Error(), "10 events not published") {
 		t.Fatalf("Publisher.Close = %v, want ErrClosed counting the 10 unsent events", err)
 	}
 }

@@ -189,7 +189,9 @@ func (p *Publisher) seal() {
 
 // Flush waits until every event published before it has been sent and
 // (unless NoAck) acknowledged, and returns the first failure since the
-// previous Flush (a *ServerError, a *ConnectionError...).
+// previous Flush: a *NotPublishedError with the number of events that
+// failed since then, wrapping that failure (a *ServerError, a
+// *ConnectionError...).
 func (p *Publisher) Flush(ctx context.Context) error {
 	marker := &flushReq{ch: make(chan error, 1)}
 	if err := p.enqueue(ctx, pubItem{flush: marker}); err != nil {
@@ -214,7 +216,8 @@ func (p *Publisher) Flush(ctx context.Context) error {
 }
 
 // Close flushes, stops the publisher and returns the first failure since
-// the last Flush, with the number of events not published. Publish calls
+// the last Flush, with the number of events not published (a
+// *NotPublishedError). Publish calls
 // blocked on a full queue return ErrClosed. If ctx ends first, events
 // still queued are dropped and counted, and the error matches ctx's. Safe
 // to call more than once.
@@ -231,9 +234,9 @@ func (p *Publisher) Close(ctx context.Context) error {
 		case n == 0:
 			return ctx.Err()
 		case err == nil, errors.Is(err, ErrClosed):
-			return fmt.Errorf("felix: %d events not published: %w", n, ctx.Err())
+			return &NotPublishedError{Count: n, Err: ctx.Err()}
 		default:
-			return fmt.Errorf("felix: %d events not published: %w (first failure: %w)", n, ctx.Err(), err)
+			return &NotPublishedError{Count: n, Err: fmt.Errorf("%w (first failure: %w)", ctx.Err(), err)}
 		}
 	}
 	if !first {
@@ -409,7 +412,7 @@ func (p *Publisher) ackLoop() {
 func (p *Publisher) takeErr() error {
 	n, err := p.takeFailure()
 	if err != nil && n > 0 {
-		return fmt.Errorf("felix: %d events not published: %w", n, err)
+		return &NotPublishedError{Count: n, Err: err}
 	}
 	return err
 }

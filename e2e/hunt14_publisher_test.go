@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -217,11 +215,11 @@ func TestHunt14PublisherResumeKill(t *testing.T) {
 		// appended), and the others of the round may be stored.
 		var se *client.ServerError
 		if errors.As(re.ferr, &se) {
-			m := notPublished.FindStringSubmatch(re.ferr.Error())
-			if m == nil {
+			var np *client.NotPublishedError
+			if !errors.As(re.ferr, &np) {
 				t.Fatalf("round %d..%d: Flush error %q does not count the events not published", re.ids[0], re.ids[len(re.ids)-1], re.ferr)
 			}
-			if refused, _ := strconv.Atoi(m[1]); n > len(re.ids)-refused {
+			if refused := np.Count; n > len(re.ids)-refused {
 				t.Errorf("round %d..%d: %d of its %d events stored, yet its Flush reports %d refused by the broker (%q; an error ack means not appended)",
 					re.ids[0], re.ids[len(re.ids)-1], n, len(re.ids), refused, se.Message)
 			}
@@ -251,7 +249,3 @@ type hunt14RoundErr struct {
 	ids        []uint64
 	perr, ferr error
 }
-
-// notPublished finds how many events a Publisher's Flush error says were
-// not published.
-var notPublished = regexp.MustCompile(`(\d+) events not published`)
