@@ -41,6 +41,10 @@ type Options struct {
 	// Default SyncInterval.
 	Sync   commitlog.SyncPolicy
 	Queues server.QueueOptions
+	// Caches' memory: the bound on all caches together and how expiry is
+	// swept (cache.StoreOptions; its MaxTotalBytes defaults to 1 GiB, as
+	// felix serve's --cache-max-total-bytes).
+	CacheStore cache.StoreOptions
 	// Broker configures the engine. Unlike felix serve, an embedded
 	// broker has no free-space floor unless one is set here: start a
 	// diskfree.Guard on DataDir and pass its Check as StorageGuard.
@@ -122,7 +126,7 @@ func Start(o Options) (_ *Broker, err error) {
 			return nil, err
 		}
 	}
-	b.caches = cache.NewStore(cache.StoreOptions{})
+	b.caches = cache.NewStore(o.CacheStore)
 	durable := map[cache.Scope]bool{}
 	for _, k := range o.DurableCaches {
 		t, ns, c, err := split(k)

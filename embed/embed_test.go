@@ -2,11 +2,14 @@ package embed
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/felixmq/felix/cache"
 	"github.com/felixmq/felix/client"
 	"github.com/felixmq/felix/commitlog"
 )
@@ -96,5 +99,35 @@ func TestCacheDeclaredTwiceRefused(t *testing.T) {
 	}
 	if _, err := Start(Options{DurableCaches: []string{"a/b"}}); err == nil {
 		t.Fatal("Start accepted a malformed durable cache name")
+	}
+}
+
+// Options.CacheStore reaches the broker's caches: an embedded broker's
+// caches stay within its MaxTotalBytes, and a value larger than it is
+// refused as too large.
+func TestCacheStoreBudget(t *testing.T) {
+	b, err := Start(Options{Caches: []string{"acme/web/a"}, CacheStore: cache.StoreOptions{MaxTotalBytes: 4096}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := b.Dial(ctx, client.Options{TenantID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	kv := c.Cache("web", "a")
+	for i := range 10 {
+		if _, err := kv.Put(ctx, fmt.Sprint("k", i), make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if used, limit := b.caches.MemoryBytes(); limit != 4096 || used > limit {
+		t.Fatalf("caches hold %d bytes, bound %d; want at most 4096", used, limit)
+	}
+	if _, err := kv.Put(ctx, "big", make([]byte, 5000)); !errors.Is(err, client.ErrValueTooLarge) {
+		t.Fatalf("Put of a value over the bound: %v, want ErrValueTooLarge", err)
 	}
 }
