@@ -9,9 +9,16 @@ import (
 // (outside the lock); the ones it accepts are done and recorded in the
 // state log, the ones it refuses stay doomed for the next Tick (unless it
 // says ErrDeadLetterDropped: done, the drop counted). Failures are counted
-// in Stats.
+// in Stats. Once the group is closed it dead-letters nothing: Close has
+// written the group's final state, and the doomed records stay pending
+// for the next run. Close waits for a reap under way, and cancels the
+// context of its DeadLetter calls.
 func (g *Group) reap(ctx context.Context) {
 	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
 	// A record the stream no longer holds (a purge, or retention, removed
 	// it while it waited, say after a failed DeadLetter) is not
 	// dead-lettered: it is done and counted lost (goneLocked).
@@ -24,15 +31,27 @@ func (g *Group) reap(ctx context.Context) {
 		}
 	}
 	g.doomed = nil
-	g.mu.Unlock()
 	if len(batch) == 0 {
+		g.mu.Unlock()
 		return
 	}
+	g.reaping++
+	g.mu.Unlock()
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(g.closing, cancel)()
 	var ops []op
 	for _, e := range batch {
+		if g.closing.Err() != nil {
+			g.mu.Lock()
+			e.state = stDoomed // for the next run
+			g.doomed = append(g.doomed, e)
+			g.mu.Unlock()
+			continue
+		}
 		err := ErrDeadLetterDropped // no DeadLetter func: dropped
 		if g.opts.DeadLetter != nil {
-			err = g.opts.DeadLetter(ctx, e.rec, e.attempts, e.reason)
+			err = g.opts.DeadLetter(dctx, e.rec, e.attempts, e.reason)
 		}
 		dropped := errors.Is(err, ErrDeadLetterDropped)
 		if dropped {
@@ -55,10 +74,14 @@ func (g *Group) reap(ctx context.Context) {
 		}
 		g.mu.Unlock()
 	}
+	g.mu.Lock()
+	var w stateWrite
 	if len(ops) > 0 {
-		g.mu.Lock()
-		ops = g.takeDirtyLocked(ops)
-		g.mu.Unlock()
-		g.persist(ctx, ops) // failures are counted in Stats.StateErrors
+		w = g.writeStateLocked(ops, false)
 	}
+	if g.reaping--; g.reaping == 0 {
+		g.reaped.Broadcast() // Close writes after this record
+	}
+	g.mu.Unlock()
+	g.awaitState(ctx, w) // failures are counted in Stats.StateErrors
 }

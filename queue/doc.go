@@ -34,6 +34,11 @@
 //     the drop counted (Stats.DeadLettersDropped), as without a
 //     DeadLetter func. Nack calls
 //     DeadLetter itself; Tick does it for timeouts, Leave and restarts.
+//     Close waits for a dead-lettering in progress (cancelling the
+//     context of its DeadLetter calls) and writes its state after the
+//     record of the dead letters accepted; only a crash between a
+//     DeadLetter call's success and the durability of that record makes
+//     the record dead-lettered again after the restart.
 //   - Acks are strict. Acking or nacking an offset not in flight for the
 //     member — including a second ack of the same offset, or an ack after
 //     the ack timeout took the delivery back — is a *NotInFlightError; a
@@ -140,10 +145,13 @@
 //
 // Replay starts at the snapshot and applies the ops records after it. An
 // offset done (ack or dead) stays done and attempt counts only grow, so
-// the order of ops records does not matter and a repeated one changes
-// nothing: concurrent Acks append without coordinating. Snapshots are
-// appended under a lock that waits for appends in progress, so every ops
-// record before a snapshot is contained in it. An offset beyond the
+// a repeated ops record changes nothing. Every record is appended (written
+// to the OS) under the group's lock, in the critical section that decided
+// its content, and its durability is awaited after the lock is released
+// (concurrent Acks share the fsync): records lie in the log in the order
+// their changes took effect, so every ops record before a snapshot is
+// contained in it, and none after it holds a count the snapshot lowered
+// (Member.LeaveSeen). An offset beyond the
 // snapshot's cursor that appears in an op was delivered, and so were all
 // below it (deliveries are in offset order): after the replay, each such
 // offset not acked or dead is pending, with 0 attempts if its delivery

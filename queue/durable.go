@@ -5,72 +5,162 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
-	"sync"
-	"sync/atomic"
 
 	"github.com/felixmq/felix/commitlog"
 )
 
 // stateWriter appends a group's state records to its StateLog.
 //
-// Ops records are appended concurrently (the log's group commit shares
-// their fsyncs), each under gate's read lock; a snapshot is captured and
-// appended under its write lock. So every record before a snapshot in the
-// log had been applied to memory before the snapshot was captured, and a
-// replay that resets at a snapshot loses nothing; records after it may
-// repeat what it holds, which replay tolerates (ops are idempotent).
+// Every record is appended under the group's lock, in the same critical
+// section that decided its content: the log's order is the order in which
+// the changes took effect in memory, so a snapshot follows every record
+// whose content it contains and precedes every one it does not. Only the
+// append (a write to the OS) happens under the lock; the wait for its
+// durability (the fsync under commitlog.SyncAlways, shared by concurrent
+// writers) happens after the lock is released (awaitState). The one fsync
+// under the lock is the log's own when a write rolls its segment (once per
+// commitlog.Options.SegmentBytes of state records): the full segment is
+// synced before the next one starts.
 type stateWriter struct {
-	log      commitlog.Log
-	every    int64
-	gate     sync.RWMutex
-	ref      uint64 // offset of the latest snapshot; under gate
-	since    atomic.Int64
-	snapping atomic.Bool
+	log   commitlog.Log
+	split splitAppender // log as one that appends without waiting; nil if it cannot
+	every int64
+
+	// under the group's lock
+	ref   uint64 // offset of the latest snapshot
+	since int64  // records appended after it
+	end   uint64 // the offset after the last record appended
 	// gap: the group skipped records the stream no longer holds (refill)
 	// since the latest snapshot was captured. Until a snapshot records the
-	// cursor past them, persist writes snapshots, not ops: a replay takes
+	// cursor past them, the group writes snapshots, not ops: a replay takes
 	// every offset between a snapshot's cursor and an op's as delivered,
 	// and would make each skipped record pending again (one entry per
 	// record: a purge of millions of records would be read back one by
 	// one at a restart, and counted as lost once more).
-	gap atomic.Bool
+	gap bool
 }
 
-// persist appends ops as one record (nothing without a StateLog or ops),
-// then a snapshot if SnapshotEvery records have been appended since the
-// last one. Failures are counted in Stats.StateErrors.
-func (g *Group) persist(ctx context.Context, ops []op) error {
+// splitAppender is a log whose append and wait for durability are two
+// calls (commitlog.DiskLog): the group appends under its lock and waits
+// outside it. A StateLog without them (commitlog.Memory, which never
+// waits) is appended to with Append under the lock.
+type splitAppender interface {
+	AppendNoWait(payloads [][]byte) (first, end uint64, err error)
+	WaitDurable(ctx context.Context, end uint64) error
+}
+
+// stateWrite is what a state write under the group's lock leaves for
+// awaitState: the log offset to wait for, or the append's error.
+type stateWrite struct {
+	end    uint64 // wait for the records below; 0: nothing appended
+	err    error  // the append failed (counted): a *StateWriteError
+	snapAt uint64 // a snapshot was appended at snapAt-1 (0: none)
+}
+
+// appendLocked appends one state record; g.mu is held.
+func (s *stateWriter) appendLocked(payload []byte) (off uint64, err error) {
+	if s.split != nil {
+		_, end, err := s.split.AppendNoWait([][]byte{payload})
+		if err != nil {
+			return 0, err
+		}
+		s.end = end
+		return end - 1, nil
+	}
+	if off, err = s.log.Append(context.Background(), [][]byte{payload}); err == nil {
+		s.end = off + 1
+	}
+	return off, err
+}
+
+// writeStateLocked appends ops, with the attempt counts not yet in the
+// state log, as one ops record (nothing without a StateLog or without
+// ops); or, with snap (a count was lowered, a write failed) or after
+// skipped records (gap), a snapshot of the whole state, which holds what
+// ops hold. After SnapshotEvery records it appends a snapshot too. A
+// failed append of the record carrying ops is counted and has the next
+// Tick (or Close) write a snapshot, which carries them: so an ack refused
+// by a full disk becomes durable as soon as there is room. g.mu is held;
+// the caller passes the result to awaitState once it has released it.
+func (g *Group) writeStateLocked(ops []op, snap bool) stateWrite {
 	s := g.state
-	if s == nil || len(ops) == 0 {
+	if s == nil {
+		return stateWrite{}
+	}
+	if snap || s.gap {
+		w := g.snapshotLocked()
+		if w.err != nil {
+			g.resnap = true
+		}
+		return w
+	}
+	ops = g.takeDirtyLocked(ops)
+	if len(ops) == 0 {
+		return stateWrite{}
+	}
+	if _, err := s.appendLocked(appendOps(nil, s.ref, ops)); err != nil {
+		g.stats.StateErrors++
+		g.resnap = true
+		return stateWrite{err: &StateWriteError{Group: g.name, What: "state", Err: err}}
+	}
+	if s.since++; s.since >= s.every {
+		// The ops are written: a failed snapshot (counted, and tried
+		// again by the next record) is not this write's failure.
+		if w := g.snapshotLocked(); w.err == nil {
+			return w
+		}
+	}
+	return stateWrite{end: s.end}
+}
+
+// snapshotLocked appends the group's whole state; g.mu is held. The
+// attempt counts it holds are no longer dirty, and it records the cursor
+// past any records skipped.
+func (g *Group) snapshotLocked() stateWrite {
+	s := g.state
+	snap := g.captureLocked()
+	off, err := s.appendLocked(appendSnapshot(nil, &snap))
+	if err != nil {
+		g.stats.StateErrors++
+		return stateWrite{err: &StateWriteError{Group: g.name, What: "state snapshot", Err: err}}
+	}
+	clear(g.dirty)
+	s.gap = false
+	s.ref, s.since = off, 0
+	return stateWrite{end: s.end, snapAt: off + 1}
+}
+
+// awaitState waits, without the group's lock, until the state record w
+// appended is durable per the state log's sync policy, and then drops the
+// state-log segments before the snapshot it wrote, if any. A failed wait
+// (ctx ended, a failed fsync) counts as a failed write: the next Tick
+// writes a snapshot.
+func (g *Group) awaitState(ctx context.Context, w stateWrite) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.end == 0 {
 		return nil
 	}
-	s.gate.RLock()
-	if s.gap.Load() {
-		// A snapshot holds what ops hold: they were applied in memory.
-		s.gate.RUnlock()
-		return g.resnapshot(ctx)
+	if s := g.state; s.split != nil {
+		if err := s.split.WaitDurable(ctx, w.end); err != nil {
+			g.stateFailed()
+			what := "state"
+			if w.snapAt != 0 {
+				what = "state snapshot"
+			}
+			return &StateWriteError{Group: g.name, What: what, Err: err}
+		}
 	}
-	payload := appendOps(nil, s.ref, ops)
-	_, err := s.log.Append(ctx, [][]byte{payload})
-	s.gate.RUnlock()
-	if err != nil {
-		g.stateFailed()
-		return &StateWriteError{Group: g.name, What: "state", Err: err}
-	}
-	if s.since.Add(1) >= s.every && s.snapping.CompareAndSwap(false, true) {
-		defer s.snapping.Store(false)
-		// ops are written: a failed snapshot (counted, and tried again
-		// by the next one) is not this call's failure.
-		_ = g.snapshot(context.WithoutCancel(ctx))
+	if w.snapAt != 0 {
+		g.truncateState(w.snapAt - 1)
 	}
 	return nil
 }
 
-// stateFailed counts a state record not written and has the next Tick (or
-// Close) write a snapshot, which carries the change that record held: so
-// an ack refused by a full disk becomes durable as soon as there is room.
+// stateFailed counts a state record not made durable and has the next
+// Tick (or Close) write a snapshot, which carries its change.
 func (g *Group) stateFailed() {
 	g.mu.Lock()
 	g.stats.StateErrors++
@@ -78,34 +168,12 @@ func (g *Group) stateFailed() {
 	g.mu.Unlock()
 }
 
-// snapshot appends the group's whole state.
+// snapshot writes a snapshot of the group's state and waits for it.
 func (g *Group) snapshot(ctx context.Context) error {
-	s := g.state
-	s.gate.Lock()
-	defer s.gate.Unlock()
 	g.mu.Lock()
-	snap := g.captureLocked()
-	gap := s.gap.Swap(false) // the capture's cursor is past the records skipped
-	dirty := maps.Clone(g.dirty)
-	clear(g.dirty)
+	w := g.snapshotLocked()
 	g.mu.Unlock()
-	off, err := s.log.Append(ctx, [][]byte{appendSnapshot(nil, &snap)})
-	if err != nil {
-		if gap {
-			s.gap.Store(true)
-		}
-		g.mu.Lock()
-		for o, a := range dirty { // not written after all
-			g.dirty[o] = max(g.dirty[o], a)
-		}
-		g.stats.StateErrors++
-		g.mu.Unlock()
-		return &StateWriteError{Group: g.name, What: "state snapshot", Err: err}
-	}
-	s.ref = off
-	s.since.Store(0)
-	g.truncateState(off)
-	return nil
+	return g.awaitState(ctx, w)
 }
 
 // headTruncater is a state log that can drop its oldest records
@@ -143,6 +211,7 @@ func (g *Group) captureLocked() snapshot {
 func (g *Group) load() error {
 	sl := g.opts.StateLog
 	g.state = &stateWriter{log: sl, every: int64(g.opts.SnapshotEvery)}
+	g.state.split, _ = sl.(splitAppender)
 	r, err := replayState(g.name, sl, g.stream.Next())
 	if err != nil {
 		return err
@@ -155,11 +224,11 @@ func (g *Group) load() error {
 		if err != nil {
 			return fmt.Errorf("write first state snapshot: %w", err)
 		}
-		g.state.ref = off
+		g.state.ref, g.state.end = off, off+1
 		return nil
 	}
-	g.state.ref = r.ref
-	g.state.since.Store(int64(r.records))
+	g.state.ref, g.state.end = r.ref, sl.Next()
+	g.state.since = int64(r.records)
 	dropped, err := g.restore(r)
 	if err != nil || !dropped {
 		return err

@@ -49,6 +49,24 @@ type Group struct {
 	resnap   bool           // durable groups: a count was lowered below the log's (LeaveSeen), or a state record was not written; Tick or Close writes a snapshot
 	free     []*entry       // recycled entries
 	stats    Stats          // the counters; Stats() fills in the gauges
+
+	// Dead-lettering in progress (reap): Close waits until reaping is 0,
+	// and reaped is signalled, before it writes the group's final state;
+	// closing cancels the DeadLetter calls' contexts so that it need not
+	// wait for a publish held up by a subscriber.
+	reaping  int
+	reaped   sync.Cond // L is &mu
+	closing  context.Context
+	stopDead context.CancelFunc
+
+	hooks testHooks
+}
+
+// testHooks are points where a test makes something happen in between;
+// all nil outside tests, set before the group is used.
+type testHooks struct {
+	ackUnlocked func() // Ack released the group's lock and has not waited for its state record
+	closeWaits  func() // Close waits for a dead-lettering in progress (called under the lock)
 }
 
 // Stats describe a group at one moment. The counters count since NewGroup.
@@ -110,6 +128,8 @@ func NewGroup(name string, stream commitlog.Log, opts Options) (*Group, error) {
 		members: make(map[string]*Member),
 		entries: make(map[uint64]*entry),
 	}
+	g.reaped.L = &g.mu
+	g.closing, g.stopDead = context.WithCancel(context.Background())
 	if opts.StateLog == nil {
 		g.floor = g.startOffset()
 		g.readPos = g.floor
@@ -230,40 +250,37 @@ func (g *Group) Tick(now time.Time) {
 	if g.ready.len() > 0 {
 		g.wakeOneLocked()
 	}
-	ops := g.takeDirtyLocked(nil)
-	resnap := g.resnap
-	g.resnap = false
+	w := g.writeStateLocked(nil, g.takeResnapLocked())
 	g.mu.Unlock()
-
-	ctx := context.Background()
-	// The counts are written before DeadLetter is called: it may take a
-	// while (a publish), during which a member may lower a count
-	// (LeaveSeen) and a snapshot (Close, an Ack's) write it; these counts,
-	// taken before, must not land after that snapshot.
-	g.persist(ctx, ops) // failures are counted in Stats.StateErrors
-	g.reap(ctx)
-	if resnap {
-		g.resnapshot(ctx)
-	}
+	// The counts are written before DeadLetter is called (it may take a
+	// while, a publish), in the group's lock: what a member changes
+	// meanwhile (a count LeaveSeen lowers, which a snapshot by Close
+	// writes) lands after them in the state log.
+	g.awaitState(context.Background(), w) // failures are counted in Stats.StateErrors
+	g.reap(context.Background())
 }
 
-// resnapshot writes a snapshot for counts lowered below the state log's
-// (uncountLocked); if it fails, the next Tick tries again.
-func (g *Group) resnapshot(ctx context.Context) error {
-	err := g.snapshot(ctx)
-	if err != nil {
-		g.mu.Lock()
-		g.resnap = true
-		g.mu.Unlock()
-	}
-	return err
+// takeResnapLocked reports whether the group's next state record must be
+// a snapshot (see Group.resnap), and clears it: writeStateLocked sets it
+// again if that snapshot fails.
+func (g *Group) takeResnapLocked() bool {
+	r := g.resnap
+	g.resnap = false
+	return r
 }
 
 // Close stops the group: blocked and later Next calls, and Join, Ack and
-// Nack, return ErrClosed. Delivery attempt counts not yet in the state
-// log are written (as a snapshot when LeaveSeen lowered counts the log
-// holds). Close does not close the stream or the state log (the
-// caller owns them). Closing twice returns nil.
+// Nack, return ErrClosed. A dead-lettering in progress (a Tick's, a
+// Nack's) is finished first: the contexts of its DeadLetter calls are
+// cancelled, Close waits for them to return and for the state record of
+// the dead letters they accepted; doomed records not yet dead-lettered
+// stay pending, and are dead-lettered after a restart. Delivery attempt
+// counts not yet in the state log are then written (as a snapshot when
+// LeaveSeen lowered counts the log holds), and Close returns once what
+// the group wrote to its state log is durable per its sync policy. Close
+// does not close the stream or the state log (the caller owns them).
+// Closing twice returns nil. Close must not be called from a DeadLetter
+// func (it would wait for itself).
 func (g *Group) Close() error {
 	g.mu.Lock()
 	if g.closed {
@@ -271,16 +288,20 @@ func (g *Group) Close() error {
 		return nil
 	}
 	g.closed = true
+	g.stopDead()
 	g.wakeEveryoneLocked()
-	ops := g.takeDirtyLocked(nil)
-	resnap := g.resnap
-	g.resnap = false
-	g.mu.Unlock()
-	err := g.persist(context.Background(), ops)
-	if resnap {
-		err = errors.Join(err, g.resnapshot(context.Background()))
+	if g.reaping > 0 && g.hooks.closeWaits != nil {
+		g.hooks.closeWaits()
 	}
-	return err
+	for g.reaping > 0 {
+		g.reaped.Wait()
+	}
+	w := g.writeStateLocked(nil, g.takeResnapLocked())
+	if g.state != nil && w.err == nil {
+		w.end = g.state.end // the dead-lettering's record, and every earlier one, too
+	}
+	g.mu.Unlock()
+	return g.awaitState(context.Background(), w)
 }
 
 // Join adds a member. memberID must not be the id of a live member
@@ -365,7 +386,7 @@ func (g *Group) goneLocked(e *entry, oldest uint64) bool {
 // nothing else does.
 func (g *Group) skippedLocked() {
 	if g.state != nil {
-		g.state.gap.Store(true)
+		g.state.gap = true
 		g.resnap = true
 	}
 }

@@ -12,10 +12,10 @@ import (
 
 // A group closed (the server draining) while a Tick is still dead-
 // lettering, and a consumer that leaves at that moment giving back a
-// delivery it never saw: Close writes the lowered attempt count in its
-// snapshot, and nothing the Tick had collected before may land after it
-// with the higher count. After the restart the record comes back with the
-// count Close wrote.
+// delivery it never saw: Close (which waits for the dead letter) writes
+// the lowered attempt count in its snapshot, and nothing the Tick had
+// collected before may land after it with the higher count. After the
+// restart the record comes back with the count Close wrote.
 func TestHunt13CloseDuringTickKeepsLoweredCount(t *testing.T) {
 	logs := openDiskLogs(t, t.TempDir())
 	fill(t, logs.stream, 2) // 0: the record given back unseen; 1: dead-lettered
@@ -23,11 +23,17 @@ func TestHunt13CloseDuringTickKeepsLoweredCount(t *testing.T) {
 	var b *Member
 	var g *Group
 	var once sync.Once
+	closed := make(chan error, 1)
 	dl := func(ctx context.Context, rec commitlog.Record, attempts int, reason string) error {
 		once.Do(func() {
 			b.LeaveSeen() // 0 was not seen: its count goes back to 1
-			if err := g.Close(); err != nil {
-				t.Error(err)
+			waiting := make(chan struct{})
+			g.hooks.closeWaits = func() { close(waiting) }
+			go func() { closed <- g.Close() }()
+			select {
+			case <-waiting: // Close waits for this dead letter
+			case err := <-closed: // (it should not return first)
+				closed <- err
 			}
 		})
 		return nil
@@ -64,6 +70,9 @@ func TestHunt13CloseDuringTickKeepsLoweredCount(t *testing.T) {
 	// 1 times out at its last attempt: the Tick dead-letters it, and the
 	// group closes meanwhile.
 	g.Tick(clock.Advance(5 * time.Second))
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
 
 	logs = logs.crash()
 	g2 := newGroupT(t, logs.stream, opts(logs))

@@ -148,11 +148,15 @@ func (m *Member) Ack(ctx context.Context, offsets ...uint64) error {
 			ops = append(ops, op{kind: opAck, off: off})
 		}
 	}
+	var w stateWrite
 	if len(ops) > 0 {
-		ops = g.takeDirtyLocked(ops)
+		w = g.writeStateLocked(ops, false)
 	}
 	g.mu.Unlock()
-	err := g.persist(ctx, ops)
+	if g.hooks.ackUnlocked != nil {
+		g.hooks.ackUnlocked()
+	}
+	err := g.awaitState(ctx, w)
 	if len(bad) > 0 {
 		err = errors.Join(&NotInFlightError{Group: g.name, Member: m.id, Offsets: bad}, err)
 	}

@@ -17,10 +17,12 @@ type Clock interface{ Now() time.Time }
 // MaxAttempts) and reason says why the last one ended, e.g. "max attempts
 // (5) exceeded: ack timeout". It is called outside the group's lock, with
 // the ctx of the Nack that ended the last attempt or a background ctx from
-// Tick. A nil return removes the record from the group for good (it counts
-// as done); an error matching ErrDeadLetterDropped does too, and counts
-// the dead letter as dropped (Stats.DeadLettersDropped); any other error
-// keeps it waiting and the call is retried at the next Tick.
+// Tick, either cancelled when the group closes (Group.Close waits for the
+// call, and must not be called from it). A nil return removes the record
+// from the group for good (it counts as done); an error matching
+// ErrDeadLetterDropped does too, and counts the dead letter as dropped
+// (Stats.DeadLettersDropped); any other error keeps it waiting and the
+// call is retried at the next Tick (or after a restart).
 type DeadLetterFunc func(ctx context.Context, rec commitlog.Record, attempts int, reason string) error
 
 // Defaults of Options.
