@@ -60,6 +60,8 @@ var serverMetrics = []metric[server.Counters]{
 		func(c *server.Counters) float64 { return u(c.ProtocolErrors.Load()) }),
 	counter("felix_auth_failures_total", "Connections or streams refused at the auth handshake.", nil,
 		func(c *server.Counters) float64 { return u(c.AuthFailures.Load()) }),
+	counter("felix_tenant_mismatches_total", "Requests refused with tenant mismatch: they named a tenant other than the one their stream authenticated as.", nil,
+		func(c *server.Counters) float64 { return u(c.TenantMismatches.Load()) }),
 	counter("felix_token_expired_streams_total", "Streams (subscriptions and queue consumers included) reset because the token that opened them expired.", nil,
 		func(c *server.Counters) float64 { return u(c.TokenExpiries.Load()) }),
 	counter("felix_publish_unknown_stream_dropped_total", "Unacknowledged publishes to unknown (or just deleted) streams, dropped.", nil,

@@ -35,7 +35,7 @@ func (ctl *control) ext() bool { return ctl.peer&wire.CapCacheExt != 0 }
 // cacheScope authorizes and resolves a cache. done is true when the reply
 // (an error) has been handled and err says what the stream does next.
 func (ctl *control) cacheScope(tenant, ns, name, action string, reqID *uint64) (*cache.Cache, bool, error) {
-	if tenant != ctl.id.Tenant {
+	if ctl.otherTenant(tenant) {
 		return nil, true, ctl.fail("tenant mismatch")
 	}
 	if !ctl.authorize(action, CacheResource(tenant, ns, name)) {

@@ -286,8 +286,9 @@ func (c *conn) authenticate(r *wire.Reader, reply *wire.Writer, setDeadline func
 	// too, whatever the check took.
 	_ = setDeadline(time.Now().Add(c.s.opts.AuthTimeout))
 	if err != nil || id == nil || id.Tenant != a.TenantID {
-		c.s.stats.AuthFailures.Add(1)
-		c.log.Warn("auth failed", "tenant", a.TenantID, "err", err)
+		if n := c.s.stats.AuthFailures.Add(1); c.s.authLogs.Allow() {
+			c.log.Warn("auth failed", "tenant", a.TenantID, "err", err, "failures_total", n)
+		}
 		if reply != nil {
 			reply.WriteMessage(&wire.ErrorMessage{Message: "auth failed"})
 		}
@@ -422,7 +423,7 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 		if f.Flags&wire.FlagBinaryPublishBatch != 0 {
 			// An acked prefix is not expected here: the reference reads the
 			// body from the first byte, and so do we.
-			if wire.DecodePublishBatchBody(f.Payload, &batch) != nil || batch.TenantID != id.Tenant {
+			if wire.DecodePublishBatchBody(f.Payload, &batch) != nil || c.s.otherTenant(id, batch.TenantID) {
 				return
 			}
 			ns, stream, payloads = batch.Namespace, batch.Stream, batch.Payloads
@@ -441,7 +442,7 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 			default:
 				return
 			}
-			if tenant != id.Tenant {
+			if c.s.otherTenant(id, tenant) {
 				return
 			}
 		}

@@ -313,7 +313,7 @@ func extensionOf(t wire.MsgType) uint16 {
 }
 
 func (ctl *control) jsonPublish(tenant, ns, stream string, payloads [][]byte, reqID *uint64, ack *wire.AckMode, def wire.AckMode, missing string) error {
-	if tenant != ctl.id.Tenant {
+	if ctl.otherTenant(tenant) {
 		return ctl.fail("tenant mismatch")
 	}
 	mode := def
@@ -348,7 +348,7 @@ func (ctl *control) binaryPublish(payload []byte) error {
 	if err := wire.DecodePublishBatchBody(payload, &ctl.batch); err != nil {
 		return err
 	}
-	if ctl.batch.TenantID != ctl.id.Tenant {
+	if ctl.otherTenant(ctl.batch.TenantID) {
 		return &wire.DecodeError{What: "publish batch", Err: errTenantMismatch}
 	}
 	err := ctl.pub.publishUnacked(ctl.batch.Namespace, ctl.batch.Stream, ctl.batch.Payloads, framedBody(ctl.owned, payload, &ctl.batch))
@@ -359,6 +359,20 @@ func (ctl *control) binaryPublish(payload []byte) error {
 }
 
 var errTenantMismatch = errors.New("tenant mismatch")
+
+// otherTenant reports whether a request names a tenant other than the
+// one its stream authenticated as, and counts it
+// (Counters.TenantMismatches): the caller refuses it as a tenant mismatch.
+func (ctl *control) otherTenant(tenant string) bool { return ctl.c.s.otherTenant(ctl.id, tenant) }
+
+// otherTenant is control.otherTenant for a stream authenticated as id.
+func (s *Server) otherTenant(id *Identity, tenant string) bool {
+	if tenant == id.Tenant {
+		return false
+	}
+	s.stats.TenantMismatches.Add(1)
+	return true
+}
 
 // ackedBinaryPublish handles 0x0009: a bad prefix resets the stream; every
 // later problem is answered with a binary ack error and the stream goes on.
@@ -371,7 +385,7 @@ func (ctl *control) ackedBinaryPublish(payload []byte) error {
 	switch {
 	case wire.DecodePublishBatchBody(body, &ctl.batch) != nil:
 		msg = "malformed publish batch"
-	case ctl.batch.TenantID != ctl.id.Tenant:
+	case ctl.otherTenant(ctl.batch.TenantID):
 		msg = "tenant mismatch"
 	default:
 		if err := ctl.pub.publish(ctl.batch.Namespace, ctl.batch.Stream, ctl.batch.Payloads, framedBody(ctl.owned, body, &ctl.batch)); err != nil {

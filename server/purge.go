@@ -45,7 +45,7 @@ func (ctl *control) admitManage(t wire.MsgType, tenant, action, resource string,
 	switch {
 	case ctl.peer&wire.CapManage == 0:
 		return true, errNotNegotiated(t)
-	case tenant != ctl.id.Tenant:
+	case ctl.otherTenant(tenant):
 		return true, ctl.fail("tenant mismatch")
 	case !ctl.authorize(action, resource):
 		return true, refuse(wire.StreamCodeForbidden, "forbidden")

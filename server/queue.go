@@ -458,7 +458,7 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 	// the stream and the group. So a join the limit refuses leaves nothing
 	// behind: no group (no state on disk, no place under
 	// MaxGroupsPerStream), no auto-created stream.
-	if m.TenantID != ctl.id.Tenant {
+	if ctl.otherTenant(m.TenantID) {
 		return ctl.fail("tenant mismatch")
 	}
 	if !ctl.authorize(ActionConsume, StreamResource(m.TenantID, m.Namespace, m.Stream)) {
@@ -678,7 +678,7 @@ func (ctl *control) queueStats(m *wire.QueueStats) error {
 	if ctl.peer&wire.CapQueue == 0 {
 		return errNotNegotiated(m.Type())
 	}
-	if m.TenantID != ctl.id.Tenant {
+	if ctl.otherTenant(m.TenantID) {
 		return ctl.fail("tenant mismatch")
 	}
 	if !ctl.authorize(ActionConsume, StreamResource(m.TenantID, m.Namespace, m.Stream)) {
@@ -710,7 +710,7 @@ func (ctl *control) queueDelete(m *wire.QueueDelete) error {
 	if ctl.peer&wire.CapQueue == 0 {
 		return errNotNegotiated(m.Type())
 	}
-	if m.TenantID != ctl.id.Tenant {
+	if ctl.otherTenant(m.TenantID) {
 		return ctl.fail("tenant mismatch")
 	}
 	if !ctl.authorize(auth.ActionStreamManage, StreamResource(m.TenantID, m.Namespace, m.Stream)) {

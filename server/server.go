@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"golang.org/x/time/rate"
 
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/transport"
@@ -56,7 +57,20 @@ type Server struct {
 	stats   Counters
 	limits  LimitCounters
 	tenants *tenants
+	// authLogs limits the "auth failed" warnings (see AuthFailureLogBurst):
+	// a peer trying tokens in a loop would otherwise write a line each.
+	authLogs *rate.Limiter
 }
+
+// AuthFailureLogBurst and AuthFailureLogRate bound the "auth failed"
+// warnings: the first AuthFailureLogBurst at once, then
+// AuthFailureLogRate a second; every failure is counted
+// (Counters.AuthFailures, felix_auth_failures_total) and each warning
+// carries the count so far.
+const (
+	AuthFailureLogBurst = 10
+	AuthFailureLogRate  = 1
+)
 
 // Counters are server-level counters (all cumulative except the gauges).
 type Counters struct {
@@ -68,9 +82,12 @@ type Counters struct {
 	Subscriptions      atomic.Int64 // gauge
 	ProtocolErrors     atomic.Uint64
 	AuthFailures       atomic.Uint64 // auth frames refused (bad token, tenant limits)
-	TokenExpiries      atomic.Uint64 // streams reset because their token expired
-	SubscriberResets   atomic.Uint64 // subscriptions ended by the client or a write error
-	UnknownStreamDrop  atomic.Uint64 // unacked publishes to unknown (or just deleted) streams, dropped
+	// TenantMismatches counts requests naming a tenant other than the one
+	// their stream authenticated as, refused with "tenant mismatch".
+	TenantMismatches  atomic.Uint64
+	TokenExpiries     atomic.Uint64 // streams reset because their token expired
+	SubscriberResets  atomic.Uint64 // subscriptions ended by the client or a write error
+	UnknownStreamDrop atomic.Uint64 // unacked publishes to unknown (or just deleted) streams, dropped
 	// EventTooLargeDrop counts publishes refused because an event, framed
 	// for its subscribers, would exceed the frame limit: acked ones got
 	// the error, unacked ones were dropped.
@@ -105,6 +122,7 @@ func New(opts Options) (*Server, error) {
 	s.queues = newQueues(s)
 	s.services = newServices(s.opts.Services)
 	s.tenants = newTenants(s.opts, &s.limits)
+	s.authLogs = rate.NewLimiter(AuthFailureLogRate, AuthFailureLogBurst)
 	return s, nil
 }
 

@@ -91,7 +91,7 @@ func (sv *services) done(c *conn, cr *connRequester) {
 // serviceKey checks a serve or request's tenant and names and returns
 // its key; msg is the refusal's text when not ok.
 func (ctl *control) serviceKey(tenant, ns, name string) (service.Key, string) {
-	if tenant != ctl.id.Tenant {
+	if ctl.otherTenant(tenant) {
 		return service.Key{}, "tenant mismatch"
 	}
 	if err := broker.ValidateName("namespace", ns); err != nil {

@@ -31,7 +31,7 @@ func (ctl *control) subscribe(m *wire.Subscribe) error {
 	}
 	// The reference's order: tenant, permission, the connection's
 	// subscription cap, then the stream.
-	if m.TenantID != ctl.id.Tenant {
+	if ctl.otherTenant(m.TenantID) {
 		return ctl.fail("tenant mismatch")
 	}
 	if !ctl.authorize(ActionSubscribe, StreamResource(m.TenantID, m.Namespace, m.Stream)) {
