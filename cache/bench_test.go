@@ -34,9 +34,21 @@ func TestHotPathAllocations(t *testing.T) {
 	}
 }
 
-// benchCache is a cache holding 10k keys of 256-byte values.
+// benchCache is a cache holding 10k keys of 256-byte values, in a Store
+// with the default budget.
 func benchCache(b *testing.B, cfg Config) (*Cache, []string, []byte) {
-	c, _ := newTestCache(b, cfg)
+	return benchCacheIn(b, cfg, 0)
+}
+
+// benchCacheIn is benchCache in a Store whose MaxTotalBytes is budget (0:
+// the default, negative: none).
+func benchCacheIn(b *testing.B, cfg Config, budget int64) (*Cache, []string, []byte) {
+	st := NewStore(StoreOptions{Clock: newFakeClock(), SweepInterval: -1, MaxTotalBytes: budget})
+	b.Cleanup(st.Close)
+	c, err := st.Create(testScope, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
 	keys := make([]string, 10_000)
 	value := make([]byte, 256)
 	for i := range keys {
@@ -64,24 +76,52 @@ func BenchmarkGet(b *testing.B) {
 	})
 }
 
-func BenchmarkPut(b *testing.B) { benchPut(b, Config{}) }
+// budgets are the Store budgets the write benchmarks run under: the
+// default, and none (no shared counter to reserve from).
+var budgets = []struct {
+	name  string
+	bytes int64
+}{{"budget=1GiB", 0}, {"budget=off", -1}}
+
+// benchBudgets runs f under each of budgets.
+func benchBudgets(b *testing.B, f func(b *testing.B, budget int64)) {
+	for _, bg := range budgets {
+		b.Run(bg.name, func(b *testing.B) { f(b, bg.bytes) })
+	}
+}
+
+func BenchmarkPut(b *testing.B) {
+	benchBudgets(b, func(b *testing.B, budget int64) { benchPut(b, Config{}, budget, false) })
+}
+
+// BenchmarkPutVarying overwrites with values of 200 and 300 bytes in
+// turn, so every write reserves (or gives back) bytes: the budget's
+// shared counter is taken each time.
+func BenchmarkPutVarying(b *testing.B) {
+	benchBudgets(b, func(b *testing.B, budget int64) { benchPut(b, Config{}, budget, true) })
+}
 
 // BenchmarkPutEvicting writes into a cache that holds half the key set, so
 // most writes evict.
 func BenchmarkPutEvicting(b *testing.B) {
-	benchPut(b, Config{MaxBytes: 5000 * entrySize("bench-key-00000", 256)})
+	benchPut(b, Config{MaxBytes: 5000 * entrySize("bench-key-00000", 256)}, 0, false)
 }
 
-// benchPut overwrites random keys of benchCache's set from every P.
-func benchPut(b *testing.B, cfg Config) {
-	c, keys, value := benchCache(b, cfg)
+// benchPut overwrites random keys of benchCache's set from every P, with
+// values of 200 and 300 bytes in turn if varying.
+func benchPut(b *testing.B, cfg Config, budget int64, varying bool) {
+	c, keys, value := benchCacheIn(b, cfg, budget)
+	values := [][]byte{value, value}
+	if varying {
+		values = [][]byte{make([]byte, 200), make([]byte, 300)}
+	}
 	b.ReportAllocs()
 	b.SetBytes(256)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		rng := rand.New(rand.NewPCG(rand.Uint64(), 2))
-		for pb.Next() {
-			if _, err := c.Put(keys[rng.IntN(len(keys))], value, PutOptions{}); err != nil {
+		for i := 0; pb.Next(); i++ {
+			if _, err := c.Put(keys[rng.IntN(len(keys))], values[i&1], PutOptions{}); err != nil {
 				b.Error(err)
 				return
 			}
@@ -90,7 +130,12 @@ func benchPut(b *testing.B, cfg Config) {
 }
 
 func BenchmarkMixed90Get10Put(b *testing.B) {
-	c, keys, value := benchCache(b, Config{})
+	benchBudgets(b, benchMixed)
+}
+
+// benchMixed is BenchmarkMixed90Get10Put under budget.
+func benchMixed(b *testing.B, budget int64) {
+	c, keys, value := benchCacheIn(b, Config{}, budget)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

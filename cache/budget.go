@@ -99,37 +99,63 @@ func (c *Cache) tooLarge(size int64) error {
 
 // makeRoom evicts one entry other than key's for a write that r refused,
 // and yields if there was none to evict (the bytes are those of writes
-// in progress). For the cache's own capacity it evicts from the cache.
-// For the Store's budget it evicts from the largest of the Store's caches
-// (of a few sampled at random when it has many; c among them), so that
-// the caches holding most of the memory give it back first, as Redis's
-// allkeys-lru samples the whole keyspace; and from any other cache with
-// entries when the largest is c holding only key's.
+// in progress). For the cache's own capacity it evicts from the cache,
+// failing with its log's error if it cannot log the eviction (ErrDeleted
+// if that is because the cache was deleted meanwhile, its log closed:
+// the caller may retry on its successor). For the Store's budget see
+// budget.evictFor.
 func (c *Cache) makeRoom(r room, key string) error {
-	victim := c
 	if r == roomStore {
-		victim = c.budget.largest(c)
+		return c.budget.evictFor(c, key)
 	}
-	skip := ""
-	if victim == c {
-		skip = key
-	}
-	found, err := victim.evictOne(skip)
-	if !found && err == nil && r == roomStore && victim == c {
-		for _, x := range *c.budget.list.Load() {
-			if x != c && x.bytes.Load() > 0 {
-				if found, err = x.evictOne(""); found || err != nil {
-					break
-				}
-			}
-		}
-	}
-	if err != nil {
-		return err
-	}
-	if !found {
+	found, err := c.evictOne(key)
+	switch {
+	case err != nil && c.deleted.Load():
+		return ErrDeleted
+	case err == nil && !found:
 		runtime.Gosched()
 	}
+	return err
+}
+
+// evictFor evicts one entry for a write of key to c that the budget
+// refused: from the largest of the Store's caches (of a few sampled at
+// random when it has many; c among them), so that the caches holding
+// most of the memory give it back first, as Redis's allkeys-lru samples
+// the whole keyspace. If that cache has no entry to give (c holding only
+// key's) or cannot give one (a durable cache whose log refuses the
+// eviction record), every other cache with bytes is tried in turn, c
+// included: another cache's full disk does not fail c's write while
+// room can be made elsewhere. If none had an entry, it yields (the bytes
+// are those of writes in progress, or of deleted caches being cleared);
+// if entries remain that none could evict, the write fails with a
+// *BudgetFullError.
+func (b *budget) evictFor(c *Cache, key string) error {
+	var cause error
+	evicted := func(x *Cache) bool {
+		skip := ""
+		if x == c {
+			skip = key
+		}
+		found, err := x.evictOne(skip)
+		if err != nil && !x.deleted.Load() { // a deleted cache's bytes are going anyway
+			cause = err
+		}
+		return found
+	}
+	first := b.largest(c)
+	if evicted(first) {
+		return nil
+	}
+	for _, x := range *b.list.Load() {
+		if x != first && x.bytes.Load() > 0 && evicted(x) {
+			return nil
+		}
+	}
+	if cause != nil {
+		return &BudgetFullError{Scope: c.scope, Key: key, Limit: b.limit, Cause: cause}
+	}
+	runtime.Gosched()
 	return nil
 }
 

@@ -296,7 +296,11 @@ func (c *Cache) Put(key string, value []byte, opt PutOptions) (uint64, error) {
 			return ver, err
 		}
 		// Out of room: evict one entry (never key itself, whose bytes the
-		// write reuses) and try again.
+		// write reuses) and try again — unless a Resize has lowered the
+		// capacity below the entry meanwhile: then no eviction makes room.
+		if err := c.tooLarge(size); err != nil {
+			return 0, err
+		}
 		if err := c.makeRoom(full, key); err != nil {
 			return 0, err
 		}

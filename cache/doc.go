@@ -102,6 +102,11 @@
 // of the caches'. A Put the budget refuses evicts, as above, from the
 // cache holding the most bytes among its own and the Store's (five sampled
 // at random when there are more): busy caches take room from idle ones.
+// When that cache has nothing to give but the key being written, or is a
+// durable cache whose log refuses the eviction record, the Put evicts
+// from the other caches in turn, its own included; it fails with a
+// *BudgetFullError (ErrBudgetFull) only when no cache could give an
+// entry, never with another cache's *StorageError.
 //
 // # Durability
 //

@@ -15,8 +15,13 @@ import (
 var (
 	// ErrNotFound: no cache is registered under the scope.
 	ErrNotFound = errors.New("cache scope not found")
-	// ErrTooLarge: the entry can never fit in the cache's MaxBytes.
+	// ErrTooLarge: the entry can never fit in the cache's MaxBytes (or
+	// the Store's MaxTotalBytes); a *BudgetFullError matches it too.
 	ErrTooLarge = errors.New("cache entry too large")
+	// ErrBudgetFull: a write the Store's memory budget
+	// (StoreOptions.MaxTotalBytes) refused when no entry of any cache
+	// could be evicted for it (a *BudgetFullError).
+	ErrBudgetFull = errors.New("cache memory budget full")
 	// ErrConditionFailed: a Put's IfAbsent or IfVersion did not hold.
 	ErrConditionFailed = errors.New("cache condition failed")
 	// ErrConfigConflict: Create on an existing scope with another Config.
@@ -111,6 +116,31 @@ func (e *TooLargeError) Error() string {
 
 // Unwrap returns ErrTooLarge.
 func (e *TooLargeError) Unwrap() error { return ErrTooLarge }
+
+// BudgetFullError refuses a write that would take the Store's caches
+// over their memory budget (StoreOptions.MaxTotalBytes) when no entry
+// could be evicted to make room: every other byte belongs to durable
+// caches whose logs refused the eviction records (a full disk), or to the
+// key being written. Cause is the last such refusal, for the server's
+// log: the message does not quote it, since it names another cache
+// (perhaps another tenant's) and its key. It matches ErrBudgetFull and
+// ErrTooLarge (the entry does not fit now), not the durable cache's
+// ErrStorage: the writer's own cache stored nothing wrongly.
+type BudgetFullError struct {
+	Scope Scope // the cache written
+	Key   string
+	Limit int64 // MaxTotalBytes
+	Cause error
+}
+
+func (e *BudgetFullError) Error() string {
+	return fmt.Sprintf("%s (%d bytes, all caches together): cache %s key %s not written: "+
+		"no entry could be evicted (the others are the key's own or durable caches' that cannot log an eviction)",
+		ErrBudgetFull, e.Limit, e.Scope, quoteKey(e.Key))
+}
+
+// Unwrap returns ErrBudgetFull and ErrTooLarge.
+func (e *BudgetFullError) Unwrap() []error { return []error{ErrBudgetFull, ErrTooLarge} }
 
 // ConditionError reports a failed IfAbsent or IfVersion condition. Current
 // is the key's version when the condition was checked, 0 if it did not

@@ -73,7 +73,7 @@ func checkInvariants(t *testing.T, c *Cache) {
 	if got := c.bytes.Load(); got != bytes {
 		t.Fatalf("byte counter %d, entries account %d", got, bytes)
 	}
-	if max := c.cfg.MaxBytes; max > 0 && bytes > max {
+	if max := c.maxBytes.Load(); max > 0 && bytes > max {
 		t.Fatalf("%d bytes stored over capacity %d", bytes, max)
 	}
 }

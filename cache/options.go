@@ -56,8 +56,14 @@ type StoreOptions struct {
 	// together (see EntryOverhead), as Redis's maxmemory bounds a
 	// server's. A write that would take the total over it first evicts,
 	// least recently used first, from the largest of the Store's caches
-	// (of a few sampled at random when it has many; its own among them);
-	// an entry larger than it is refused with a *TooLargeError. Durable
+	// (of a few sampled at random when it has many; its own among them),
+	// and from the others in turn when that one has nothing to give but
+	// the key written, or is a durable cache whose log refuses the
+	// eviction record (a full disk): another cache's storage error never
+	// fails the write. Only when no entry of any cache can be evicted does
+	// the write fail, with a *BudgetFullError (ErrBudgetFull, which also
+	// matches ErrTooLarge). An entry larger than the bound is refused
+	// with a *TooLargeError. Durable
 	// caches count from the moment they are loaded; one loaded over the
 	// bound makes later writes evict. Default DefaultMaxTotalBytes;
 	// negative: no bound beyond each cache's MaxBytes.
