@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/internal/syncbuf"
 	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/internal/testwait"
 	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/wire"
 )
@@ -65,4 +68,23 @@ func TestHunt15AuthFailureLogsLimited(t *testing.T) {
 	if !strings.Contains(logs.String(), "failures_total=") {
 		t.Fatalf("the lines do not carry the count:\n%s", logs.String())
 	}
+}
+
+// A subscription that dropped events and ends before the periodic drop
+// report says so in the log when it closes.
+func TestHunt15EndedSubscriptionLogsItsDrops(t *testing.T) {
+	var logs syncbuf.Buffer
+	tb := testbroker.Start(t, testbroker.WithStreams("t1/default/demo"),
+		testbroker.WithBrokerOptions(broker.Options{QueueCapacity: 4}),
+		testbroker.WithServerOptions(server.Options{DropReportInterval: time.Hour,
+			Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))}))
+	stalled := dialRaw(t, tb)
+	stalledSubscriber(t, tb, stalled)
+	if dropped(tb) == 0 {
+		t.Fatal("the stalled subscription dropped nothing")
+	}
+	stalled.cc.CloseWithError(0, "done")
+	testwait.Eventually(t, "the drops in the log", func() bool {
+		return strings.Contains(logs.String(), "subscription closed; its queue had dropped events")
+	})
 }

@@ -224,6 +224,12 @@ func (c *conn) runSubscription(parent context.Context, sub *broker.Subscription,
 		sink.written()
 	}
 	st := sub.Stats()
-	c.log.Debug("subscription closed", "id", st.ID, "stream", st.Stream.String(),
-		"delivered", st.Delivered, "dropped", st.Dropped)
+	if st.Dropped == 0 {
+		c.log.Debug("subscription closed", "id", st.ID, "stream", st.Stream.String(), "delivered", st.Delivered)
+		return
+	}
+	// Said at the end too: a subscription that drops and ends between two
+	// of reportDrops's ticks would otherwise leave no line.
+	c.log.Warn("subscription closed; its queue had dropped events", "subscription", st.ID, "stream", st.Stream.String(),
+		"policy", st.Policy.String(), "delivered", st.Delivered, "dropped_total", st.Dropped)
 }

@@ -70,9 +70,11 @@ Every message is acknowledged by the broker unless --no-ack.`,
 					return fmt.Errorf("read stdin: %w", err)
 				}
 				if len(msg) > maxRawMessage {
-					return fmt.Errorf("--raw: stdin holds more than %d bytes, the most one message may hold; split it into several messages (or drop --raw to send one per line)", maxRawMessage)
+					return fmt.Errorf("--raw: stdin holds more than %d bytes, more than one publish frame holds; split it into several messages (or drop --raw to send one per line)", maxRawMessage)
 				}
-				if err := send(msg); err != nil {
+				if err := send(msg); errors.Is(err, wire.ErrFrameTooLarge) {
+					return fmt.Errorf("--raw: %d bytes do not fit in one publish frame of at most %d bytes with its header and names; split it into several messages: %w", len(msg), maxRawMessage, err)
+				} else if err != nil {
 					return err
 				}
 			case len(args) > 1:

@@ -344,6 +344,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	defer guard.Close()
 	policy, _ := broker.ParseQueuePolicy(f.queuePolicy)
 	b := broker.New(broker.Options{
+		Logger:                log,
 		StorageGuard:          guard.Check,
 		AutoCreateStreams:     f.autoCreate,
 		MaxAutoCreatedStreams: f.autoCreateMaxStreams,
