@@ -83,6 +83,9 @@ func Start(o Options) (_ *Broker, err error) {
 		}
 		o.DataDir = b.tmp
 	}
+	if o.Broker.Logger == nil {
+		o.Broker.Logger = o.Logger // the engine's warnings go where the server's do
+	}
 	b.Engine = broker.New(o.Broker)
 	defer func() {
 		if err != nil {
