@@ -80,7 +80,7 @@ func (g *Group) reap(ctx context.Context) {
 		w = g.writeStateLocked(ops, false)
 	}
 	if g.reaping--; g.reaping == 0 {
-		g.reaped.Broadcast() // Close writes after this record
+		g.settled.Broadcast() // Close writes after this record
 	}
 	g.mu.Unlock()
 	g.awaitState(ctx, w) // failures are counted in Stats.StateErrors

@@ -22,7 +22,9 @@
 //     member leaving (redelivered at once). Redelivery goes to any member.
 //     A member that leaves with Member.LeaveSeen names the deliveries its
 //     application took; the others' deliveries are not counted
-//     (Stats.Released), since nobody saw them.
+//     (Stats.Released), since nobody saw them. Nor are those of a Next
+//     that returns ErrMemberLeft or ErrClosed after it had taken some
+//     (the member left, or the group closed, while it read the stream).
 //   - Dead letters. A record whose delivery number MaxAttempts ended
 //     without an ack is not delivered again: Options.DeadLetter is called
 //     with it, attempts = MaxAttempts and a reason such as "max attempts

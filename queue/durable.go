@@ -128,6 +128,7 @@ func (g *Group) snapshotLocked() stateWrite {
 	clear(g.dirty)
 	s.gap = false
 	s.ref, s.since = off, 0
+	g.truncating++ // awaitState truncates, and Close waits for it
 	return stateWrite{end: s.end, snapAt: off + 1}
 }
 
@@ -135,7 +136,9 @@ func (g *Group) snapshotLocked() stateWrite {
 // appended is durable per the state log's sync policy, and then drops the
 // state-log segments before the snapshot it wrote, if any. A failed wait
 // (ctx ended, a failed fsync) counts as a failed write: the next Tick
-// writes a snapshot.
+// writes a snapshot. Every stateWrite a write under the lock returns
+// goes through awaitState (a snapshot's truncation is counted in
+// Group.truncating until it is done).
 func (g *Group) awaitState(ctx context.Context, w stateWrite) error {
 	if w.err != nil {
 		return w.err
@@ -143,29 +146,40 @@ func (g *Group) awaitState(ctx context.Context, w stateWrite) error {
 	if w.end == 0 {
 		return nil
 	}
+	var err error
 	if s := g.state; s.split != nil {
-		if err := s.split.WaitDurable(ctx, w.end); err != nil {
-			g.stateFailed()
-			what := "state"
-			if w.snapAt != 0 {
-				what = "state snapshot"
-			}
-			return &StateWriteError{Group: g.name, What: what, Err: err}
-		}
+		err = s.split.WaitDurable(ctx, w.end)
 	}
-	if w.snapAt != 0 {
-		g.truncateState(w.snapAt - 1)
+	truncFailed := false
+	if err == nil && w.snapAt != 0 {
+		truncFailed = g.truncateState(w.snapAt - 1)
+	}
+	if err != nil || w.snapAt != 0 {
+		g.mu.Lock()
+		if err != nil {
+			// Counted; the next Tick (or Close) writes a snapshot, which
+			// carries the record's change.
+			g.stats.StateErrors++
+			g.resnap = true
+		}
+		if truncFailed {
+			g.stats.StateErrors++ // nothing lost: no snapshot needed
+		}
+		if w.snapAt != 0 {
+			if g.truncating--; g.truncating == 0 {
+				g.settled.Broadcast() // Close waits for no truncation
+			}
+		}
+		g.mu.Unlock()
+	}
+	if err != nil {
+		what := "state"
+		if w.snapAt != 0 {
+			what = "state snapshot"
+		}
+		return &StateWriteError{Group: g.name, What: what, Err: err}
 	}
 	return nil
-}
-
-// stateFailed counts a state record not made durable and has the next
-// Tick (or Close) write a snapshot, which carries its change.
-func (g *Group) stateFailed() {
-	g.mu.Lock()
-	g.stats.StateErrors++
-	g.resnap = true
-	g.mu.Unlock()
 }
 
 // snapshot writes a snapshot of the group's state and waits for it.
@@ -186,14 +200,11 @@ type headTruncater interface {
 // off: a replay starts at the latest snapshot, so they are never read
 // again. The log syncs the snapshot before it deletes a segment, so a
 // crash cannot leave a log whose only snapshots were deleted, and does no
-// I/O when there is nothing to delete. Failures are counted; the log just
-// stays longer.
-func (g *Group) truncateState(off uint64) {
-	if t, ok := g.state.log.(headTruncater); ok && t.TruncateBefore(off) != nil {
-		g.mu.Lock()
-		g.stats.StateErrors++ // nothing lost: no snapshot needed
-		g.mu.Unlock()
-	}
+// I/O when there is nothing to delete. It reports a failure, which the
+// caller counts; the log just stays longer.
+func (g *Group) truncateState(off uint64) (failed bool) {
+	t, ok := g.state.log.(headTruncater)
+	return ok && t.TruncateBefore(off) != nil
 }
 
 func (g *Group) captureLocked() snapshot {

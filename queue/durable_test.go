@@ -20,18 +20,27 @@ import (
 type diskLogs struct {
 	t             *testing.T
 	dir           string
+	stateOpts     commitlog.Options
 	stream, state *commitlog.DiskLog
 }
 
 func openDiskLogs(t *testing.T, dir string) *diskLogs {
 	t.Helper()
-	d := &diskLogs{t: t, dir: dir}
+	return openDiskLogsWith(t, dir, commitlog.Options{Sync: commitlog.SyncAlways})
+}
+
+// openDiskLogsWith opens the stream and the state log in dir, the state
+// log with stateOpts (quiet); they are closed at the end of the test.
+func openDiskLogsWith(t *testing.T, dir string, stateOpts commitlog.Options) *diskLogs {
+	t.Helper()
+	d := &diskLogs{t: t, dir: dir, stateOpts: stateOpts}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	stateOpts.Logger = quiet
 	var err error
 	if d.stream, err = commitlog.Open(filepath.Join(dir, "stream"), commitlog.Options{Logger: quiet}); err != nil {
 		t.Fatal(err)
 	}
-	if d.state, err = commitlog.Open(filepath.Join(dir, "state"), commitlog.Options{Sync: commitlog.SyncAlways, Logger: quiet}); err != nil {
+	if d.state, err = commitlog.Open(filepath.Join(dir, "state"), stateOpts); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.close)
@@ -47,7 +56,7 @@ func (d *diskLogs) close() {
 // opens them again.
 func (d *diskLogs) crash() *diskLogs {
 	d.close()
-	return openDiskLogs(d.t, d.dir)
+	return openDiskLogsWith(d.t, d.dir, d.stateOpts)
 }
 
 // Acked records are never redelivered after a crash; records delivered

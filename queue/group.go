@@ -50,14 +50,22 @@ type Group struct {
 	free     []*entry       // recycled entries
 	stats    Stats          // the counters; Stats() fills in the gauges
 
-	// Dead-lettering in progress (reap): Close waits until reaping is 0,
-	// and reaped is signalled, before it writes the group's final state;
-	// closing cancels the DeadLetter calls' contexts so that it need not
-	// wait for a publish held up by a subscriber.
-	reaping  int
-	reaped   sync.Cond // L is &mu
-	closing  context.Context
-	stopDead context.CancelFunc
+	// Dead-lettering in progress (reap): Close waits until reaping is 0
+	// before it writes the group's final state; closing cancels the
+	// DeadLetter calls' contexts so that it need not wait for a publish
+	// held up by a subscriber. truncating counts the snapshots appended
+	// whose truncation of the state log (awaitState, outside the lock) is
+	// not done: Close waits for them, so that nothing touches the state
+	// log once it returns. settled is signalled when either count drops
+	// to 0.
+	reaping    int
+	truncating int
+	settled    sync.Cond // L is &mu
+	closing    context.Context
+	stopDead   context.CancelFunc
+	// closeDone is closed when Close has finished (its final state
+	// durable): a concurrent second Close waits for it.
+	closeDone chan struct{}
 
 	hooks testHooks
 }
@@ -128,7 +136,8 @@ func NewGroup(name string, stream commitlog.Log, opts Options) (*Group, error) {
 		members: make(map[string]*Member),
 		entries: make(map[uint64]*entry),
 	}
-	g.reaped.L = &g.mu
+	g.settled.L = &g.mu
+	g.closeDone = make(chan struct{})
 	g.closing, g.stopDead = context.WithCancel(context.Background())
 	if opts.StateLog == nil {
 		g.floor = g.startOffset()
@@ -278,15 +287,18 @@ func (g *Group) takeResnapLocked() bool {
 // counts not yet in the state log are then written (as a snapshot when
 // LeaveSeen lowered counts the log holds), and Close returns once what
 // the group wrote to its state log is durable per its sync policy. Close
-// does not close the stream or the state log (the caller owns them).
-// Closing twice returns nil. Close must not be called from a DeadLetter
+// does not close the stream or the state log (the caller owns them), and
+// does not touch the state log once it returns. Closing again returns nil
+// once the first Close has finished. Close must not be called from a DeadLetter
 // func (it would wait for itself).
 func (g *Group) Close() error {
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
+		<-g.closeDone // a Close under way: its final state is durable once it is done
 		return nil
 	}
+	defer close(g.closeDone)
 	g.closed = true
 	g.stopDead()
 	g.wakeEveryoneLocked()
@@ -294,14 +306,31 @@ func (g *Group) Close() error {
 		g.hooks.closeWaits()
 	}
 	for g.reaping > 0 {
-		g.reaped.Wait()
+		g.settled.Wait()
+	}
+	// A Next reading the stream returns ErrClosed: the deliveries it
+	// took never reach the application.
+	for _, m := range g.members {
+		for off := range m.unsentLocked() {
+			if e := g.entries[off]; e != nil && e.state == stInFlight && e.member == m {
+				g.uncountLocked(e)
+			}
+		}
 	}
 	w := g.writeStateLocked(nil, g.takeResnapLocked())
 	if g.state != nil && w.err == nil {
 		w.end = g.state.end // the dead-lettering's record, and every earlier one, too
 	}
 	g.mu.Unlock()
-	return g.awaitState(context.Background(), w)
+	err := g.awaitState(context.Background(), w)
+	// Snapshots appended before (by an Ack, a reap) truncate the state
+	// log once durable, which the wait above made them: wait for that.
+	g.mu.Lock()
+	for g.truncating > 0 {
+		g.settled.Wait()
+	}
+	g.mu.Unlock()
+	return err
 }
 
 // Join adds a member. memberID must not be the id of a live member

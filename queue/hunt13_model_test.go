@@ -626,18 +626,25 @@ func (w *h13World) drain() {
 	}
 }
 
-func TestHunt13DurableGroupModel(t *testing.T) {
-	seeds, first := 6, uint64(0)
+// seedRange is the seeds a model test runs: the first n (3 with -short),
+// or first:count from the environment variable env, to explore more.
+func seedRange(t *testing.T, env string, n int) (first, end uint64) {
+	seeds := n
 	if testing.Short() {
 		seeds = 3
 	}
-	// FELIX_HUNT13_SEEDS=first:count explores more seeds.
-	if v := os.Getenv("FELIX_HUNT13_SEEDS"); v != "" {
+	if v := os.Getenv(env); v != "" {
 		if _, err := fmt.Sscanf(v, "%d:%d", &first, &seeds); err != nil {
-			t.Fatalf("FELIX_HUNT13_SEEDS=%q: %v", v, err)
+			t.Fatalf("%s=%q: %v", env, v, err)
 		}
 	}
-	for seed := first; seed < first+uint64(seeds); seed++ {
+	return first, first + uint64(seeds)
+}
+
+func TestHunt13DurableGroupModel(t *testing.T) {
+	// FELIX_HUNT13_SEEDS=first:count explores more seeds.
+	first, end := seedRange(t, "FELIX_HUNT13_SEEDS", 6)
+	for seed := first; seed < end; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			w := newH13World(t, seed)
 			for range 400 {

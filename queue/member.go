@@ -32,6 +32,9 @@ type Member struct {
 	wake     context.CancelFunc // set while blocked in Next
 	idle     bool               // blocked in Next, in g.idle
 	idleGen  uint64             // tells stale g.idle entries apart
+	// unsent: the deliveries Next has taken and not returned yet, while
+	// it reads the stream without the lock (nil otherwise).
+	unsent []Delivery
 }
 
 // ID is the member's id.
@@ -96,9 +99,18 @@ func (m *Member) Next(ctx context.Context, max int) ([]Delivery, error) {
 			room -= len(out) - n
 		}
 		// Room left means ready and buf are empty: read on if the
-		// stream has more, without blocking.
+		// stream has more, without blocking. The read releases the
+		// lock: should the member leave or the group close meanwhile,
+		// the deliveries taken so far (unsent) never reach the
+		// application, and Leave and Close count them as unseen.
 		if room > 0 && !g.refilling && g.stream.Next() > g.readPos {
-			if err := g.refill(); err != nil {
+			m.unsent = out
+			err := g.refill()
+			m.unsent = nil
+			if err != nil && !g.closed && !m.left {
+				if len(out) > 0 {
+					return out, nil // the error comes again at the next call
+				}
 				return nil, err
 			}
 			continue
@@ -245,9 +257,10 @@ func (m *Member) leave(seen map[uint64]bool) {
 		}
 	}
 	slices.SortFunc(back, func(a, b *entry) int { return cmp.Compare(a.rec.Offset, b.rec.Offset) })
+	unsent := m.unsentLocked()
 	for _, e := range back {
 		g.takeBackLocked(e)
-		if seen != nil && !seen[e.rec.Offset] {
+		if (seen != nil && !seen[e.rec.Offset]) || unsent[e.rec.Offset] {
 			g.uncountLocked(e)
 		}
 		if g.opts.exhausted(e.attempts) {
@@ -276,4 +289,18 @@ func (g *Group) uncountLocked(e *entry) {
 		}
 	}
 	g.stats.Released++
+}
+
+// unsentLocked is the set of offsets of m.unsent (nil when empty): the
+// deliveries a Next of m took and, the member leaving or the group
+// closing while it read the stream, never returns. g.mu is held.
+func (m *Member) unsentLocked() map[uint64]bool {
+	if len(m.unsent) == 0 {
+		return nil
+	}
+	set := make(map[uint64]bool, len(m.unsent))
+	for _, d := range m.unsent {
+		set[d.Offset] = true
+	}
+	return set
 }

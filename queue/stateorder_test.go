@@ -61,36 +61,7 @@ func TestAckRecordNotAfterCloseSnapshot(t *testing.T) {
 // writes after its record, so the record, dead-lettered once, is done
 // after the restart and not dead-lettered a second time.
 func TestCloseWaitsForTickDeadLetter(t *testing.T) {
-	logs := openDiskLogs(t, t.TempDir())
-	fill(t, logs.stream, 1)
-	clock := newFakeClock()
-	var mu sync.Mutex
-	var calls []uint64
-	entered, release := make(chan struct{}), make(chan struct{})
-	var first sync.Once
-	dl := func(ctx context.Context, rec commitlog.Record, _ int, _ string) error {
-		first.Do(func() {
-			close(entered)
-			<-release // the publish, under way
-		})
-		mu.Lock()
-		calls = append(calls, rec.Offset)
-		mu.Unlock()
-		return nil
-	}
-	opts := func(d *diskLogs) Options {
-		return Options{Clock: clock, StateLog: d.state, AckTimeout: time.Second, MaxAttempts: 1, DeadLetter: dl}
-	}
-	g := newGroupT(t, logs.stream, opts(logs))
-	if got := offsets(nextT(t, joinT(t, g, "a", 1), 0)); !slices.Equal(got, []uint64{0}) {
-		t.Fatalf("a got %v", got)
-	}
-	ticked := make(chan struct{})
-	go func() {
-		defer close(ticked)
-		g.Tick(clock.Advance(2 * time.Second)) // 0 times out at its last attempt
-	}()
-	<-entered
+	logs, clock, dl, opts, g, ticked := tickIntoHeldDeadLetter(t)
 	waiting := make(chan struct{})
 	var once sync.Once
 	g.hooks.closeWaits = func() { once.Do(func() { close(waiting) }) }
@@ -104,17 +75,15 @@ func TestCloseWaitsForTickDeadLetter(t *testing.T) {
 	case err := <-closed: // Close returned during the dead letter
 		closed <- err
 	}
-	close(release)
+	close(dl.release)
 	<-ticked
 	if err := <-closed; err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 
 	g2 := restartTicked(t, logs, opts, clock.Now())
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(calls, []uint64{0}) {
-		t.Fatalf("dead letters for %v, want [0]: once", calls)
+	if got := dl.got(); !slices.Equal(got, []uint64{0}) {
+		t.Fatalf("dead letters for %v, want [0]: once", got)
 	}
 	if s := g2.Stats(); s.Pending != 0 || s.Lag != 0 {
 		t.Fatalf("after the restart: %+v", s)
@@ -179,4 +148,61 @@ func restartTicked(t *testing.T, logs *diskLogs, opts func(*diskLogs) Options, n
 	t.Cleanup(func() { g.Close() })
 	g.Tick(now)
 	return g
+}
+
+// heldDeadLetter is a DeadLetter func whose first call, a publish under
+// way, closes entered and returns only once release is closed (whatever
+// its context); every call that returns records its offset.
+type heldDeadLetter struct {
+	entered, release chan struct{}
+	first            sync.Once
+	mu               sync.Mutex
+	calls            []uint64
+}
+
+func newHeldDeadLetter() *heldDeadLetter {
+	return &heldDeadLetter{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (d *heldDeadLetter) fn(_ context.Context, rec commitlog.Record, _ int, _ string) error {
+	d.first.Do(func() {
+		close(d.entered)
+		<-d.release
+	})
+	d.mu.Lock()
+	d.calls = append(d.calls, rec.Offset)
+	d.mu.Unlock()
+	return nil
+}
+
+func (d *heldDeadLetter) got() []uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.calls)
+}
+
+// tickIntoHeldDeadLetter makes a durable group whose one record, delivered
+// once, times out at its last attempt in a Tick (run in a goroutine; ticked
+// is closed when it returns) and returns once the Tick is inside the
+// record's dead letter, held until dl.release is closed.
+func tickIntoHeldDeadLetter(t *testing.T) (logs *diskLogs, clock *fakeClock, dl *heldDeadLetter, opts func(*diskLogs) Options, g *Group, ticked chan struct{}) {
+	t.Helper()
+	logs = openDiskLogs(t, t.TempDir())
+	fill(t, logs.stream, 1)
+	clock = newFakeClock()
+	dl = newHeldDeadLetter()
+	opts = func(d *diskLogs) Options {
+		return Options{Clock: clock, StateLog: d.state, AckTimeout: time.Second, MaxAttempts: 1, DeadLetter: dl.fn}
+	}
+	g = newGroupT(t, logs.stream, opts(logs))
+	if got := offsets(nextT(t, joinT(t, g, "a", 1), 0)); !slices.Equal(got, []uint64{0}) {
+		t.Fatalf("a got %v", got)
+	}
+	ticked = make(chan struct{})
+	go func() {
+		defer close(ticked)
+		g.Tick(clock.Advance(2 * time.Second)) // 0 times out at its last attempt
+	}()
+	<-dl.entered
+	return logs, clock, dl, opts, g, ticked
 }
