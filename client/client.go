@@ -41,6 +41,8 @@ type Client struct {
 
 	serverFlags atomic.Uint32 // flags from the most recent auth; 0 until known
 
+	notes connNotes // events for Options.OnDisconnect and OnReconnect
+
 	closing atomic.Bool // Close has started (before it waits for the publish lanes)
 
 	mu     sync.Mutex
@@ -81,18 +83,19 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		pubs: map[*Publisher]struct{}{},
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.startConnEvents()
 	for i := range opts.PublishConns {
-		s := newConnSlot(c, "publish", i, false)
+		s := newConnSlot(c, ConnKindPublish, i, false)
 		c.pubSlots = append(c.pubSlots, s)
 		for range opts.PublishStreamsPerConn {
 			c.lanes = append(c.lanes, &lane{c: c, slot: s, idx: len(c.lanes), open: newGate()})
 		}
 	}
 	for i := range opts.EventConns {
-		c.eventSlots = append(c.eventSlots, newConnSlot(c, "event", i, true))
+		c.eventSlots = append(c.eventSlots, newConnSlot(c, ConnKindEvent, i, true))
 	}
 	for i := range opts.CacheConns { // dialed on first use
-		s := newConnSlot(c, "cache", i, false)
+		s := newConnSlot(c, ConnKindCache, i, false)
 		c.cacheSlots = append(c.cacheSlots, s)
 		for range opts.CacheStreamsPerConn {
 			c.cacheLanes = append(c.cacheLanes, &cacheLane{c: c, slot: s, open: newGate()})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -29,14 +30,17 @@ func abortStream(str *quic.Stream) {
 // (with backoff) after it is lost.
 type connSlot struct {
 	c      *Client
-	kind   string // "publish" or "event", for logs
+	kind   string // ConnKindPublish, ConnKindEvent or ConnKindCache
 	index  int
 	events bool // start an event router on each connection
 	dial   gate // held while dialing
 
-	mu       sync.Mutex
-	cur      *slotConn
-	ever     bool      // a connection was established once
+	mu   sync.Mutex
+	cur  *slotConn
+	ever bool // a connection was established once
+	// lost is the connection whose loss was reported (OnDisconnect) and
+	// not yet made good by a new one (OnReconnect); nil when none is.
+	lost     *slotConn
 	failures int       // consecutive failed dials
 	lastFail time.Time // when the last dial failed
 }
@@ -92,8 +96,14 @@ func (s *connSlot) get(ctx context.Context) (*slotConn, error) {
 	if unused {
 		s.c.log.Debug("felix: broker closed a connection before its first use; dialing a new one", "conn", s.kind, "index", s.index,
 			"reason", context.Cause(prev.conn.Context()))
-	} else if ever && s.c.opts.Reconnect.Disabled {
-		return nil, &ConnectionError{Op: s.kind + " connection", Err: errNoReconnect}
+	} else if ever {
+		if s.c.isClosed() { // Close closed it: not a loss
+			return nil, ErrClosed
+		}
+		s.reportLost(prev)
+		if s.c.opts.Reconnect.Disabled {
+			return nil, &ConnectionError{Op: s.kind + " connection", Err: errNoReconnect}
+		}
 	}
 	if wait := time.Until(lastFail.Add(s.c.backoff(failures))); wait > 0 {
 		if err := sleep(ctx, wait); err != nil {
@@ -121,7 +131,7 @@ func (s *connSlot) get(ctx context.Context) (*slotConn, error) {
 		s.c.log.Debug("felix dial failed", "conn", s.kind, "index", s.index, "failures", n, "err", err)
 		return nil, &ConnectionError{Op: "dial", Err: err}
 	}
-	return s.install(conn, unused)
+	return s.install(conn)
 }
 
 // closedUnauthenticated reports whether the broker closed conn because no
@@ -141,9 +151,10 @@ func isAuthTimeoutClose(err error) bool {
 		strings.HasSuffix(ae.ErrorMessage, wire.ConnAuthTimeout)
 }
 
-// install makes conn the slot's connection and starts its router. unused:
-// it replaces a connection that carried nothing (no reconnection to log).
-func (s *connSlot) install(conn *quic.Conn, unused bool) (*slotConn, error) {
+// install makes conn the slot's connection and starts its router; when
+// it replaces a connection whose loss get reported, that is a
+// reconnection (logged, and reported to OnReconnect).
+func (s *connSlot) install(conn *quic.Conn) (*slotConn, error) {
 	sc := &slotConn{conn: conn}
 	if s.events {
 		sc.router = newRouter(s.c, conn)
@@ -158,11 +169,46 @@ func (s *connSlot) install(conn *quic.Conn, unused bool) (*slotConn, error) {
 		_ = conn.CloseWithError(codeClientClosed, "client closed")
 		return nil, ErrClosed
 	}
-	if s.ever && !unused {
+	if s.lost != nil { // get reported the loss of the connection this replaces
 		s.c.log.Info("felix reconnected", "conn", s.kind, "index", s.index, "after_failures", s.failures)
+		s.lost = nil
+		s.c.notifyConn(false, ConnEvent{Kind: s.kind, Index: s.index, Addr: s.c.addr, FailedDials: s.failures})
 	}
 	s.cur, s.ever, s.failures = sc, true, 0
 	return sc, nil
+}
+
+// reportLost reports the loss of the slot's connection sc (OnDisconnect),
+// once, as the slot is about to redial it. The client notices a loss when
+// something needs the connection again: at once for one that carried
+// subscriptions, consumers or services (they re-establish themselves on
+// it, see pickSlot), at the next call for publish and cache connections.
+// Connections the client closed itself and those the broker closed unused
+// (closedUnauthenticated) are not losses and never get here.
+func (s *connSlot) reportLost(sc *slotConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lost == sc {
+		return
+	}
+	s.lost = sc
+	cause := context.Cause(sc.conn.Context())
+	s.c.log.Debug("felix connection lost; redialing", "conn", s.kind, "index", s.index, "err", cause)
+	s.c.notifyConn(true, ConnEvent{Kind: s.kind, Index: s.index, Addr: s.c.addr, Err: cause})
+}
+
+// pickSlot returns the slot for a new stream of something that was on
+// prev: prev again, so that a subscription, consumer or service whose
+// stream or connection was lost comes back on its own connection,
+// redialing that one (OnDisconnect and OnReconnect then tell one story
+// per connection, and a broker that ends streams while it drains does not
+// get the other connections of the pool dialed to it); for something new
+// (prev nil), the next of slots round-robin.
+func pickSlot(slots []*connSlot, next *atomic.Uint64, prev *connSlot) *connSlot {
+	if prev != nil {
+		return prev
+	}
+	return slots[next.Add(1)%uint64(len(slots))]
 }
 
 // close closes the slot's connection (client shutdown).

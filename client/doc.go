@@ -23,7 +23,8 @@
 // streams, authenticated once (auth with client_flags = wire.KnownFlags
 // plus the extension capabilities wire.ExtensionCaps). Event connections
 // (Options.EventConns, default 2, each dialed at its first use) carry
-// subscriptions and queue consumers, assigned round-robin. Cache connections (Options.CacheConns, default 2,
+// subscriptions, queue consumers and services, assigned round-robin; one
+// whose stream or connection is lost comes back on the same connection. Cache connections (Options.CacheConns, default 2,
 // dialed on first use) carry cache requests.
 //
 // # Publishing
@@ -96,4 +97,26 @@
 // without offsets, from the tail (at-most-once: events published during
 // the gap are lost). Close tears everything down and returns after every
 // goroutine of the client has exited.
+//
+// # Connection events
+//
+// Options.OnDisconnect and OnReconnect tell when a pooled connection was
+// lost and when its redial succeeded, as nats.go's DisconnectErrHandler
+// and ReconnectHandler do; a ConnEvent names the connection (Kind
+// "publish", "event" or "cache", and its Index in the pool), the broker
+// address and, on a disconnect, the error that ended it:
+//
+//	opts.OnDisconnect = func(e client.ConnEvent) { log.Printf("lost %s %d: %v", e.Kind, e.Index, e.Err) }
+//	opts.OnReconnect = func(e client.ConnEvent) { log.Printf("reconnected %s %d", e.Kind, e.Index) }
+//
+// Connections are redialed on demand, so a loss is reported when the
+// client starts to redial it: at once for an event connection carrying
+// subscriptions, consumers or services (they redial the connection they
+// were on), at the next call for publish and cache connections. The
+// client's own Close, and an unused connection the broker closed, are not
+// reported. The callbacks run one at a time on a goroutine of the client,
+// never under its locks; at most ConnEventBuffer (64) events wait for a
+// slow callback, further ones are dropped and counted
+// (Client.DroppedConnEvents). Close waits for a callback under way, so a
+// callback must not call Close itself.
 package client

@@ -117,6 +117,38 @@ type Options struct {
 	// Reconnect controls redialing after a connection is lost.
 	Reconnect ReconnectPolicy
 
+	// OnDisconnect, when set, is called when the client finds one of its
+	// pooled connections lost (the broker closed it, went away or stopped
+	// answering) and starts redialing it; ConnEvent says which connection
+	// and why (Err). The client dials on demand, so it finds a loss when
+	// something needs the connection: at once for an event connection
+	// that carried subscriptions, queue consumers (Consume) or services,
+	// which re-establish themselves on it; at the next call for publish
+	// and cache connections (one nothing uses again is never redialed,
+	// nor reported). It is not called for connections the client closes
+	// itself (Close), nor for an unused connection the broker closed
+	// because no stream authenticated on it (see ReconnectPolicy.Disabled),
+	// which is dialed again quietly. With Reconnect.Disabled it is called
+	// when a call finds the connection lost (and fails with a
+	// *ConnectionError); subscriptions then end without a call. Default
+	// nil.
+	//
+	// The callbacks run one at a time on a goroutine of the client's own,
+	// outside its locks, in the order of the events; each connection's
+	// OnDisconnect comes before its OnReconnect. Up to ConnEventBuffer
+	// events wait while a callback runs; more are dropped and counted
+	// (Client.DroppedConnEvents), so a slow callback never holds up the
+	// client's connections. A callback must not call Client.Close, which
+	// waits for a callback under way to return (call it from another
+	// goroutine); events still queued when Close starts are not delivered.
+	OnDisconnect func(ConnEvent)
+	// OnReconnect, when set, is called when a redial of a connection
+	// whose loss was reported to OnDisconnect succeeds (ConnEvent.Err is
+	// nil; FailedDials counts the dials that failed first). Subscriptions
+	// and consumers on it then resume by themselves. It runs as
+	// OnDisconnect does. Default nil.
+	OnReconnect func(ConnEvent)
+
 	// Logger receives connection-level events. Default: discard.
 	Logger *slog.Logger
 }

@@ -141,7 +141,12 @@ const maxTracked = 1 << 16
 // Consumer joins group on namespace/stream (which must be a durable stream
 // on the broker). It needs a broker that speaks the queue extension.
 func (c *Client) Consumer(ctx context.Context, namespace, stream, group string, opts ...ConsumerOption) (*Consumer, error) {
-	co, err := c.consumer(ctx, namespace, stream, group, opts)
+	return c.consumerOn(ctx, c.eventSlot(nil), namespace, stream, group, opts)
+}
+
+// consumerOn is Consumer on slot's event connection.
+func (c *Client) consumerOn(ctx context.Context, slot *connSlot, namespace, stream, group string, opts []ConsumerOption) (*Consumer, error) {
+	co, err := c.consumer(ctx, slot, namespace, stream, group, opts)
 	if err != nil && ctx.Err() == nil && !c.isClosed() && errors.Is(err, context.DeadlineExceeded) {
 		// RequestTimeout ran out, not the caller's context: the broker
 		// did not answer in time (an outage, a redial that is still
@@ -155,14 +160,13 @@ func (c *Client) Consumer(ctx context.Context, namespace, stream, group string, 
 	return co, err
 }
 
-func (c *Client) consumer(ctx context.Context, namespace, stream, group string, opts []ConsumerOption) (*Consumer, error) {
+func (c *Client) consumer(ctx context.Context, slot *connSlot, namespace, stream, group string, opts []ConsumerOption) (*Consumer, error) {
 	var cfg consumerConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
 	ctx, cancel := c.bind(ctx, true)
 	defer cancel()
-	slot := c.eventSlots[c.nextEvent.Add(1)%uint64(len(c.eventSlots))]
 	as, err := c.openAuthedStream(ctx, slot, "queue", "")
 	if err != nil {
 		return nil, err
@@ -649,8 +653,10 @@ func (c *Client) Consume(ctx context.Context, namespace, stream, group string, h
 	for _, o := range opts {
 		o(&cfg)
 	}
+	var slot *connSlot // where the consumer was: a lost connection is redialed there
 	for failures := 0; ; failures++ {
-		co, err := c.Consumer(ctx, namespace, stream, group, opts...)
+		slot = c.eventSlot(slot)
+		co, err := c.consumerOn(ctx, slot, namespace, stream, group, opts)
 		if err != nil {
 			if ctx.Err() != nil || !errors.Is(err, ErrDisconnected) || c.opts.Reconnect.Disabled {
 				return err

@@ -44,6 +44,7 @@ type Service struct {
 	done      chan struct{}
 	err       error
 	reserved  atomic.Int64 // streams opened again after a loss
+	slot      *connSlot    // the event connection's slot: every stream of the service is opened there (pickSlot)
 }
 
 // serveStream is one stream a Service serves on: the first, or one
@@ -107,8 +108,8 @@ var beforeServeRun = func() {}
 // writer.
 func (s *Service) open(ctx context.Context) (*serveStream, error) {
 	c := s.c
-	slot := c.eventSlots[c.nextEvent.Add(1)%uint64(len(c.eventSlots))]
-	as, err := c.openAuthedStream(ctx, slot, "serve", "")
+	s.slot = c.eventSlot(s.slot)
+	as, err := c.openAuthedStream(ctx, s.slot, "serve", "")
 	if err != nil {
 		return nil, err
 	}

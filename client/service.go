@@ -40,6 +40,9 @@ type requests struct {
 	// by their own contexts.
 	opening chan struct{}
 	next    atomic.Uint64 // request ids
+	// slot is the cache connection's slot of the requester streams: a
+	// new one goes there too (pickSlot).
+	slot atomic.Pointer[connSlot]
 }
 
 type reqConn struct {
@@ -252,7 +255,8 @@ func (c *Client) useReqConn(rc *reqConn) {
 // openReqConn opens a requester stream authenticated with token (empty:
 // c.token's) and starts its reader and writer.
 func (c *Client) openReqConn(ctx context.Context, token string) (*reqConn, error) {
-	slot := c.cacheSlots[c.nextCache.Add(1)%uint64(len(c.cacheSlots))]
+	slot := pickSlot(c.cacheSlots, &c.nextCache, c.rq.slot.Load())
+	c.rq.slot.Store(slot)
 	as, err := c.openAuthedStream(ctx, slot, "request", token)
 	if err != nil {
 		return nil, err

@@ -52,11 +52,12 @@ type Subscription struct {
 	rs *quic.ReceiveStream // current event stream, for Close to cancel
 
 	// Owned by the reader goroutine.
-	next     uint64  // the offset expected next (resume point), when haveNext
-	haveNext bool    // events carry offsets, or the subscription started at one
-	received bool    // some event has been delivered
-	emitted  uint64  // events delivered, to tell a productive attachment
-	scratch  []Event // one frame's events, reused
+	next     uint64    // the offset expected next (resume point), when haveNext
+	haveNext bool      // events carry offsets, or the subscription started at one
+	received bool      // some event has been delivered
+	emitted  uint64    // events delivered, to tell a productive attachment
+	slot     *connSlot // the event connection's slot, for resubscribing (pickSlot)
+	scratch  []Event   // one frame's events, reused
 }
 
 // attachment is a subscription established on the broker.
@@ -64,6 +65,7 @@ type attachment struct {
 	id    uint64
 	rs    *quic.ReceiveStream
 	flags uint16
+	slot  *connSlot // the event connection's slot
 }
 
 // Subscribe subscribes to namespace/stream of the client's tenant. It
@@ -144,6 +146,7 @@ func (c *Client) subscribe(ctx context.Context, namespace, stream string, handle
 		queue: newEventQueue(cfg.buffer),
 		done:  make(chan struct{}),
 		rs:    att.rs,
+		slot:  att.slot,
 	}
 	s.ctx, s.cancel = context.WithCancel(c.ctx)
 	s.id.Store(att.id)
@@ -213,8 +216,10 @@ func (c *Client) releaseSubID(id *uint64) {
 func (c *Client) subscribeRetry(ctx context.Context, ns, stream string, cfg subscribeConfig) (*attachment, error) {
 	ctx, cancel := c.bind(ctx, true)
 	defer cancel()
+	var slot *connSlot
 	for attempt := 0; ; attempt++ {
-		att, err := c.subscribeOnce(ctx, ns, stream, cfg.start, cfg.id)
+		slot = c.eventSlot(slot)
+		att, err := c.subscribeOnce(ctx, slot, ns, stream, cfg.start, cfg.id)
 		switch {
 		case err == nil:
 			return att, nil
@@ -228,22 +233,30 @@ func (c *Client) subscribeRetry(ctx context.Context, ns, stream string, cfg subs
 	}
 }
 
-// subscribeOnce runs the subscribe exchange on an event connection chosen
-// round-robin: a new bidirectional stream carrying auth, then subscribe
-// (send side finished), one reply, and the pairing with the broker-opened
-// event stream.
-func (c *Client) subscribeOnce(ctx context.Context, ns, stream string, start wire.StartPosition, id *uint64) (*attachment, error) {
+// subscribeOnce runs the subscribe exchange on slot's event connection
+// (see eventSlot): a new bidirectional stream carrying auth, then
+// subscribe (send side finished), one reply, and the pairing with the
+// broker-opened event stream.
+func (c *Client) subscribeOnce(ctx context.Context, slot *connSlot, ns, stream string, start wire.StartPosition, id *uint64) (*attachment, error) {
 	ctx, cancel := c.bind(ctx, true)
 	defer cancel()
-	slot := c.eventSlots[c.nextEvent.Add(1)%uint64(len(c.eventSlots))]
 	return retryUnused(func() (*attachment, *slotConn, error) {
 		sc, err := slot.get(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
 		att, err := c.subscribeOn(ctx, sc, ns, stream, start, id)
+		if att != nil {
+			att.slot = slot
+		}
 		return att, sc, err
 	})
+}
+
+// eventSlot picks the event connection for a subscription, consumer or
+// service that was on prev (nil: a new one), see pickSlot.
+func (c *Client) eventSlot(prev *connSlot) *connSlot {
+	return pickSlot(c.eventSlots, &c.nextEvent, prev)
 }
 
 // subscribeOn is subscribeOnce on the connection sc.
@@ -498,7 +511,8 @@ func (s *Subscription) resubscribe(failures int) (*attachment, int, error) {
 			// events arrive their offsets say where to go on (haveNext).
 			start = s.cfg.start
 		}
-		att, err := s.c.subscribeOnce(s.ctx, s.namespace, s.stream, start, s.cfg.id)
+		s.slot = s.c.eventSlot(s.slot)
+		att, err := s.c.subscribeOnce(s.ctx, s.slot, s.namespace, s.stream, start, s.cfg.id)
 		var ce *CursorError
 		if errors.As(err, &ce) && ce.Reason == wire.CursorTooOld && start.Kind == wire.StartOffset && ce.Available > start.Offset {
 			// The broker no longer retains where we stopped: go on from the
@@ -507,7 +521,7 @@ func (s *Subscription) resubscribe(failures int) (*attachment, int, error) {
 			s.c.log.Warn("felix: subscription resumes past a gap",
 				"stream", s.namespace+"/"+s.stream, "requested", ce.Requested, "resumed_at", ce.Available)
 			start = wire.StartPosition{Kind: wire.StartOffset, Offset: ce.Available}
-			att, err = s.c.subscribeOnce(s.ctx, s.namespace, s.stream, start, s.cfg.id)
+			att, err = s.c.subscribeOnce(s.ctx, s.slot, s.namespace, s.stream, start, s.cfg.id)
 		}
 		if errors.As(err, &ce) || (errors.Is(err, ErrUnsupported) && start.Kind != wire.StartLatest) {
 			// The position we wanted is gone (or the broker lost offsets):
@@ -516,7 +530,7 @@ func (s *Subscription) resubscribe(failures int) (*attachment, int, error) {
 				"stream", s.namespace+"/"+s.stream, "err", err)
 			s.haveNext = false
 			s.cfg.start = wire.StartPosition{}
-			att, err = s.c.subscribeOnce(s.ctx, s.namespace, s.stream, wire.StartPosition{}, s.cfg.id)
+			att, err = s.c.subscribeOnce(s.ctx, s.slot, s.namespace, s.stream, wire.StartPosition{}, s.cfg.id)
 		}
 		if err == nil {
 			s.mu.Lock()

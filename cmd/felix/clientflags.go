@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/quic-go/quic-go"
 	"github.com/spf13/cobra"
@@ -55,16 +57,55 @@ func caFor(caFile, addr string, insecure bool) string {
 // first, naming the file; a failed connection says which address it was
 // and, where the cause is a usual one, what to do.
 func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
+	return f.dialWith(ctx, f.options())
+}
+
+// dialReporting is dial for a command that runs until interrupted (sub,
+// queue consume, reply): the client's connections redial by themselves
+// when lost, and each loss and reconnection is a line on stderr, w
+// (through which the command writes its own stderr lines too, as the
+// client's callbacks write from a goroutine of their own):
+//
+//	felix: connection lost (event): <error>; reconnecting
+//	felix: reconnected (event)
+//
+// stdout is left alone.
+func (f *clientFlags) dialReporting(ctx context.Context, w *lockedWriter) (*client.Client, error) {
+	o := f.options()
+	o.OnDisconnect = func(e client.ConnEvent) {
+		fmt.Fprintf(w, "felix: connection lost (%s): %v; reconnecting\n", e.Kind, e.Err)
+	}
+	o.OnReconnect = func(e client.ConnEvent) {
+		fmt.Fprintf(w, "felix: reconnected (%s)\n", e.Kind)
+	}
+	return f.dialWith(ctx, o)
+}
+
+// dialWith is dial with the options o (built by f.options).
+func (f *clientFlags) dialWith(ctx context.Context, o client.Options) (*client.Client, error) {
 	if f.tokenFile != "" {
 		if _, err := readTokenFile(f.tokenFile); err != nil {
 			return nil, err
 		}
 	}
-	c, err := client.Dial(ctx, f.addr, f.options())
+	c, err := client.Dial(ctx, f.addr, o)
 	if err != nil {
 		return nil, f.dialError(ctx, err)
 	}
 	return c, nil
+}
+
+// lockedWriter serializes writes to w, for a command's stderr that the
+// client's connection callbacks write to as well.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // dialError explains a failed client.Dial to a person at a terminal.

@@ -123,7 +123,10 @@ and then exits 0 with everything received printed (--count-only: the number).
 Events it knows it missed (gaps in the offsets: dropped by the broker for a
 slow subscriber, or no longer retained when a lost connection resumed) are
 reported on stderr at exit as "felix: missed N events"; stdout and the exit
-status stay the same.
+status stay the same. A lost connection is redialed until it comes back,
+and the subscription resumes; stderr says so as it happens, with
+"felix: connection lost (event): <error>; reconnecting" and then
+"felix: reconnected (event)".
 
 --from says where to start: latest (the default: only new events),
 earliest (the oldest event the stream retains), an offset (1234), a time
@@ -150,7 +153,8 @@ start-time extension.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			c, err := f.dial(ctx)
+			stderr := &lockedWriter{w: cmd.ErrOrStderr()}
+			c, err := f.dialReporting(ctx, stderr)
 			if err != nil {
 				return err
 			}
@@ -165,7 +169,7 @@ start-time extension.`,
 			defer func() {
 				out.Flush()
 				if gaps.missed > 0 {
-					fmt.Fprintf(cmd.ErrOrStderr(), "felix: missed %d events\n", gaps.missed)
+					fmt.Fprintf(stderr, "felix: missed %d events\n", gaps.missed)
 				}
 			}()
 			enc := json.NewEncoder(out)

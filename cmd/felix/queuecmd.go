@@ -26,10 +26,11 @@ func newQueueCmd() *cobra.Command {
 	var idle time.Duration
 	var groupStart string
 	// withClient runs a subcommand with a client dialled from the shared
-	// connection flags, closed after it.
+	// connection flags, closed after it; a connection it loses and
+	// redials meanwhile is a line on stderr (dialReporting).
 	withClient := func(fn func(ctx context.Context, cmd *cobra.Command, c *client.Client) error) func(*cobra.Command, []string) error {
 		return withSignals(func(ctx context.Context, cmd *cobra.Command) error {
-			c, err := f.dial(ctx)
+			c, err := f.dialReporting(ctx, &lockedWriter{w: cmd.ErrOrStderr()})
 			if err != nil {
 				return err
 			}

@@ -69,7 +69,7 @@ answered.`,
 		Args: cobra.ExactArgs(1),
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			echo := !cmd.Flags().Changed("text")
-			c, err := f.dial(ctx)
+			c, err := f.dialReporting(ctx, &lockedWriter{w: cmd.ErrOrStderr()})
 			if err != nil {
 				return err
 			}

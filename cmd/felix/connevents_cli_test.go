@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/felixmq/felix/internal/syncbuf"
+)
+
+// `felix sub` across a broker restart (the same data dir and port) says
+// on stderr that its connection was lost and that it reconnected, one
+// line each, and goes on printing events; stdout holds only the events.
+func TestSubReportsLostConnectionOnStderr(t *testing.T) {
+	dir := t.TempDir()
+	addr, b, ca, stop := startServeDir(t, dir)
+	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncbuf.Buffer
+	done := make(chan error, 1)
+	go func() {
+		cmd := newRootCmd()
+		cmd.SetOut(&stdout)
+		cmd.SetErr(&stderr)
+		cmd.SetIn(strings.NewReader(""))
+		cmd.SetArgs([]string{"sub", "demo", "--addr", addr, "--ca-file", ca})
+		done <- cmd.ExecuteContext(ctx)
+	}()
+	waitSubscribed(t, b, "default", "default", "demo", 1)
+	pubCLI(t, addr, ca, "default", "default", "demo", "before")
+	eventually(t, "the event before the restart", func() bool { return stdout.String() == "before\n" })
+
+	stop()
+	lost := regexp.MustCompile(`(?m)^felix: connection lost \(event\): .+; reconnecting$`)
+	eventually(t, "the connection-lost line", func() bool { return lost.MatchString(stderr.String()) })
+	_, b, _, stop = startServeDir(t, dir, "--listen", addr)
+	defer stop()
+	eventually(t, "the reconnected line", func() bool { return strings.Contains(stderr.String(), "felix: reconnected (event)\n") })
+	waitSubscribed(t, b, "default", "default", "demo", 1)
+	pubCLI(t, addr, ca, "default", "default", "demo", "after")
+	eventually(t, "the event after the restart", func() bool { return stdout.String() == "before\nafter\n" })
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("sub: %v (stderr %q)", err, stderr.String())
+	}
+	if got := stdout.String(); got != "before\nafter\n" {
+		t.Errorf("stdout %q, want only the two events", got)
+	}
+	t.Logf("stderr:\n%s", stderr.String())
+	// Each loss (a redial may reach the old broker while it drains) is
+	// followed by its reconnection.
+	lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+	if len(lines)%2 != 0 {
+		t.Fatalf("stderr %q: want pairs of lines", stderr.String())
+	}
+	for i, l := range lines {
+		if want := i%2 == 0; lost.MatchString(l) != want || (!want && l != "felix: reconnected (event)") {
+			t.Fatalf("stderr line %d %q of %q: want a loss, then a reconnection", i, l, stderr.String())
+		}
+	}
+}
