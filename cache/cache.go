@@ -224,7 +224,9 @@ func (c *Cache) Delete(key string) bool {
 }
 
 // Remove is Delete, also reporting a durable cache's *StorageError (the
-// entry was then left in place).
+// entry was then left in place), and ErrDeleted if the cache was deleted
+// (as Put: the caller may remove the key from the cache that holds the
+// name now).
 func (c *Cache) Remove(key string) (bool, error) {
 	removed, end, err := c.remove(key)
 	if end != 0 {
@@ -241,6 +243,9 @@ func (c *Cache) remove(key string) (removed bool, end uint64, err error) {
 	s := c.shardFor(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if c.deleted.Load() {
+		return false, 0, ErrDeleted // not a durable cache's closed log's error
+	}
 	i, ok := s.index[key]
 	if !ok {
 		return false, 0, nil

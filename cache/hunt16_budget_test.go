@@ -364,3 +364,17 @@ func TestHunt16BudgetConcurrentLifecycle(t *testing.T) {
 	wg.Wait()
 	storeBytes(t, st)
 }
+
+// A Remove on a durable cache deleted meanwhile (its log closed) reports
+// ErrDeleted, as a Put does, not the closed log's storage error.
+func TestRemoveOnDeletedDurableCacheIsErrDeleted(t *testing.T) {
+	e := newDurableEnv(t, Config{})
+	c := e.open()
+	mustPut(t, c, "k", "v", PutOptions{})
+	if err := e.st.DeleteDurable(testScope); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.Remove("k"); ok || !errors.Is(err, ErrDeleted) {
+		t.Fatalf("Remove on the deleted cache: %v, %v; want ErrDeleted", ok, err)
+	}
+}

@@ -77,6 +77,9 @@ func (c *Cache) evictToCapacity() error {
 			return ErrDeleted
 		}
 		found, err := c.evictOne("")
+		if err != nil && c.deleted.Load() {
+			return ErrDeleted // its log closed by the deletion
+		}
 		if err != nil || !found {
 			return err
 		}

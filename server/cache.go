@@ -279,8 +279,17 @@ func (ctl *control) cacheDelete(m *wire.CacheDelete) error {
 		return err
 	}
 	// A durable cache's delete fails (the entry stays) when its log cannot
-	// store the record: "storage write failed, …", as a put's.
-	deleted, err := c.Remove(m.Key)
+	// store the record: "storage write failed, …", as a put's. On a cache
+	// deleted since it was resolved it goes to the one that holds the name
+	// now, as a put does.
+	var deleted bool
+	done, err = ctl.writeCache(c, m.TenantID, m.Namespace, m.Cache, &m.RequestID, func(c *cache.Cache) (err error) {
+		deleted, err = c.Remove(m.Key)
+		return err
+	})
+	if done {
+		return err
+	}
 	if err != nil {
 		return ctl.cacheFailure(&m.RequestID, err)
 	}
