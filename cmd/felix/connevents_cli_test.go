@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/felixmq/felix/internal/syncbuf"
 )
@@ -60,5 +61,58 @@ func TestSubReportsLostConnectionOnStderr(t *testing.T) {
 		if want := i%2 == 0; lost.MatchString(l) != want || (!want && l != "felix: reconnected (event)") {
 			t.Fatalf("stderr line %d %q of %q: want a loss, then a reconnection", i, l, stderr.String())
 		}
+	}
+}
+
+// `felix queue consume` rejoins its group across a broker restart (the
+// same data dir and port) instead of exiting: every record published
+// before and after is printed, the ones acked before the restart once,
+// and stderr says it rejoined.
+func TestQueueConsumeRejoinsAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	addr, _, ca, stop := startServeDir(t, dir)
+	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncbuf.Buffer
+	done := make(chan error, 1)
+	go func() {
+		cmd := newRootCmd()
+		cmd.SetOut(&stdout)
+		cmd.SetErr(&stderr)
+		cmd.SetIn(strings.NewReader(""))
+		cmd.SetArgs([]string{"queue", "consume", "jobs", "--count", "4", "--addr", addr, "--ca-file", ca})
+		done <- cmd.ExecuteContext(ctx)
+	}()
+	pubCLI(t, addr, ca, "default", "default", "jobs", "j1", "j2")
+	eventually(t, "the records before the restart", func() bool {
+		return strings.Contains(stdout.String(), " j1\n") && strings.Contains(stdout.String(), " j2\n")
+	})
+	// Their acks reached the broker before it stops (else they would be
+	// delivered again, at-least-once).
+	eventually(t, "the two acks", func() bool {
+		out, err := runCLI(t, "queue", "stats", "jobs", "--addr", addr, "--ca-file", ca)
+		return err == nil && strings.Contains(out, " acked=2 ")
+	})
+
+	stop()
+	_, _, _, stop = startServeDir(t, dir, "--listen", addr)
+	defer stop()
+	pubCLI(t, addr, ca, "default", "default", "jobs", "j3", "j4")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("queue consume: %v (stderr %q)", err, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("queue consume did not end; stdout %q stderr %q", stdout.String(), stderr.String())
+	}
+	for _, j := range []string{"j1", "j2", "j3", "j4"} {
+		if strings.Count(stdout.String(), " "+j+"\n") != 1 {
+			t.Fatalf("stdout %q: want each of j1..j4 once", stdout.String())
+		}
+	}
+	if !strings.Contains(stderr.String(), "felix: consumer rejoined its group\n") {
+		t.Fatalf("stderr %q: no rejoin line", stderr.String())
 	}
 }

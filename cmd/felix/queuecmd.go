@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -57,26 +58,43 @@ func newQueueCmd() *cobra.Command {
 				}
 				opts = append(opts, client.NewGroupAt(start))
 			}
-			co, err := c.Consumer(ctx, f.namespace, cmd.Flags().Arg(0), group, opts...)
+			stream := cmd.Flags().Arg(0)
+			co, err := c.Consumer(ctx, f.namespace, stream, group, opts...)
 			if err != nil {
 				return err
 			}
-			defer co.Close()
+			defer func() { co.Close() }()
 			out := bufio.NewWriter(cmd.OutOrStdout())
 			defer out.Flush()
-			for n := 0; count <= 0 || n < count; n++ {
+			for n := 0; count <= 0 || n < count; {
 				nctx, cancel := ctx, context.CancelFunc(func() {})
 				if idle > 0 {
 					nctx, cancel = context.WithTimeout(ctx, idle)
 				}
 				m, err := co.Next(nctx)
 				cancel()
+				if errors.Is(err, client.ErrDisconnected) && ctx.Err() == nil {
+					// The connection is lost (dialReporting said so): join
+					// again once the broker is back. What this consumer
+					// held and did not ack is delivered again.
+					co.Close()
+					if co, err = rejoin(ctx, cmd.ErrOrStderr(), func() (*client.Consumer, error) {
+						return c.Consumer(ctx, f.namespace, stream, group, opts...)
+					}); err != nil {
+						if ctx.Err() != nil {
+							return nil
+						}
+						return err
+					}
+					continue
+				}
 				if err != nil {
 					if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 						return nil
 					}
 					return err
 				}
+				n++
 				fmt.Fprintf(out, "offset=%d attempt=%d %s\n", m.Offset, m.Attempt, m.Payload)
 				out.Flush()
 				if nack {
@@ -90,6 +108,9 @@ func newQueueCmd() *cobra.Command {
 						// ack did not reach the broker, the message is
 						// delivered again (at-least-once).
 						return nil
+					}
+					if errors.Is(err, client.ErrDisconnected) {
+						continue // delivered again; the next Next rejoins
 					}
 					return err
 				}
@@ -133,4 +154,28 @@ func newQueueCmd() *cobra.Command {
 	}
 	cmd.AddCommand(consume, stats, del)
 	return clientCmd(cmd, &f)
+}
+
+// rejoin calls join until it succeeds, ctx ends or it fails otherwise
+// than for want of a connection (e.g. the group was deleted), waiting
+// between attempts from 100ms doubling up to 2s. A rejoin is a line on
+// stderr.
+func rejoin(ctx context.Context, stderr io.Writer, join func() (*client.Consumer, error)) (*client.Consumer, error) {
+	wait := 100 * time.Millisecond
+	for {
+		co, err := join()
+		if err == nil {
+			fmt.Fprintln(stderr, "felix: consumer rejoined its group")
+			return co, nil
+		}
+		if !errors.Is(err, client.ErrDisconnected) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
