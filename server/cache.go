@@ -73,7 +73,9 @@ func (s *Server) cacheFor(tenant, ns, name string) (*cache.Cache, error) {
 			}
 		}
 		if limit := cmp.Or(s.opts.MaxAutoCreatedCaches, DefaultMaxAutoCreatedCaches); limit > 0 && s.opts.Caches.Len() >= limit {
-			s.stats.CacheAutoCreateRefused.Add(1)
+			if n := s.stats.CacheAutoCreateRefused.Add(1); s.cacheRefusalLogs.Allow() {
+				s.opts.Logger.Warn("cache not auto-created: too many caches", "cache", scope.String(), "limit", limit, "refused_total", n)
+			}
 			return nil, fmt.Errorf("%w (%d; --auto-create-max-caches): %s", ErrTooManyCaches, limit, scope)
 		}
 		return s.opts.Caches.Create(scope, s.opts.DefaultCacheConfig)

@@ -88,3 +88,26 @@ func TestHunt15EndedSubscriptionLogsItsDrops(t *testing.T) {
 		return strings.Contains(logs.String(), "subscription closed; its queue had dropped events")
 	})
 }
+
+// Caches the auto-create bound refuses are counted each and logged at
+// most once every 10 s, with the count.
+func TestHunt15CacheAutoCreateRefusalLogged(t *testing.T) {
+	var logs syncbuf.Buffer
+	tb := testbroker.Start(t, testbroker.WithServerOptions(server.Options{AutoCreateCaches: true, MaxAutoCreatedCaches: 1,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))}))
+	s := dialRaw(t, tb).open()
+	s.auth("t1", nil)
+	for i, name := range []string{"c1", "c2", "c3", "c4"} {
+		s.sendMsg(&wire.CachePut{TenantID: "t1", Namespace: "default", Cache: name, Key: "k", Value: []byte("v"), RequestID: wire.U64(uint64(i + 1))})
+		m := s.readMsg()
+		if _, refused := m.(*wire.ErrorMessage); refused != (i > 0) {
+			t.Fatalf("put to %s: %#v", name, m)
+		}
+	}
+	if n := tb.Server.Stats().CacheAutoCreateRefused.Load(); n != 3 {
+		t.Fatalf("refusals counted %d, want 3", n)
+	}
+	if n := strings.Count(logs.String(), "cache not auto-created: too many caches"); n != 1 {
+		t.Fatalf("%d refusal lines for 3 refusals within 10 s, want 1:\n%s", n, logs.String())
+	}
+}

@@ -60,6 +60,10 @@ type Server struct {
 	// authLogs limits the "auth failed" warnings (see AuthFailureLogBurst):
 	// a peer trying tokens in a loop would otherwise write a line each.
 	authLogs *rate.Limiter
+	// cacheRefusalLogs: a cache the auto-create bound refuses is logged
+	// at most once every 10 s (as a stream the engine refuses), with the
+	// count so far.
+	cacheRefusalLogs *rate.Limiter
 }
 
 // AuthFailureLogBurst and AuthFailureLogRate bound the "auth failed"
@@ -123,6 +127,7 @@ func New(opts Options) (*Server, error) {
 	s.services = newServices(s.opts.Services)
 	s.tenants = newTenants(s.opts, &s.limits)
 	s.authLogs = rate.NewLimiter(AuthFailureLogRate, AuthFailureLogBurst)
+	s.cacheRefusalLogs = rate.NewLimiter(rate.Every(10*time.Second), 1)
 	return s, nil
 }
 

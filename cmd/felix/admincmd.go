@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -213,6 +214,10 @@ func (f *adminFlags) adminError(c *controlplane.Client, err error) error {
 		if hint := httpsHint(c.BaseURL(), apiErr.Status, apiErr.Message); hint != "" {
 			return fmt.Errorf("%w%s", err, hint)
 		}
+	}
+	var unknownCA x509.UnknownAuthorityError
+	if errors.As(err, &unknownCA) {
+		return fmt.Errorf("%w (at %s: give the PEM file of the CA that signed the API's certificate with --controlplane-ca-file)", err, c.BaseURL())
 	}
 	return err
 }

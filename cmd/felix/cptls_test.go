@@ -93,8 +93,8 @@ func TestEmbeddedControlPlaneOverHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = admin("https://"+host, "tenant", "ls", "--controlplane-ca-file", filepath.Join(other, "dev-cert.pem"))
-	if err == nil || !strings.Contains(err.Error(), "certificate") {
-		t.Fatalf("https with another CA: %v; want a certificate error", err)
+	if err == nil || !strings.Contains(err.Error(), "certificate") || !strings.Contains(err.Error(), "--controlplane-ca-file)") {
+		t.Fatalf("https with another CA: %v; want a certificate error and what to do", err)
 	}
 
 	// --controlplane-tls needs an embedded control plane.
