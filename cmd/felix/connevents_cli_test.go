@@ -19,16 +19,7 @@ func TestSubReportsLostConnectionOnStderr(t *testing.T) {
 	defer stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncbuf.Buffer
-	done := make(chan error, 1)
-	go func() {
-		cmd := newRootCmd()
-		cmd.SetOut(&stdout)
-		cmd.SetErr(&stderr)
-		cmd.SetIn(strings.NewReader(""))
-		cmd.SetArgs([]string{"sub", "demo", "--addr", addr, "--ca-file", ca})
-		done <- cmd.ExecuteContext(ctx)
-	}()
+	stdout, stderr, done := runCLIInBackground(ctx, "sub", "demo", "--addr", addr, "--ca-file", ca)
 	waitSubscribed(t, b, "default", "default", "demo", 1)
 	pubCLI(t, addr, ca, "default", "default", "demo", "before")
 	eventually(t, "the event before the restart", func() bool { return stdout.String() == "before\n" })
@@ -74,16 +65,7 @@ func TestQueueConsumeRejoinsAcrossRestart(t *testing.T) {
 	defer stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncbuf.Buffer
-	done := make(chan error, 1)
-	go func() {
-		cmd := newRootCmd()
-		cmd.SetOut(&stdout)
-		cmd.SetErr(&stderr)
-		cmd.SetIn(strings.NewReader(""))
-		cmd.SetArgs([]string{"queue", "consume", "jobs", "--count", "4", "--addr", addr, "--ca-file", ca})
-		done <- cmd.ExecuteContext(ctx)
-	}()
+	stdout, stderr, done := runCLIInBackground(ctx, "queue", "consume", "jobs", "--count", "4", "--addr", addr, "--ca-file", ca)
 	pubCLI(t, addr, ca, "default", "default", "jobs", "j1", "j2")
 	eventually(t, "the records before the restart", func() bool {
 		return strings.Contains(stdout.String(), " j1\n") && strings.Contains(stdout.String(), " j2\n")
@@ -115,4 +97,21 @@ func TestQueueConsumeRejoinsAcrossRestart(t *testing.T) {
 	if !strings.Contains(stderr.String(), "felix: consumer rejoined its group\n") {
 		t.Fatalf("stderr %q: no rejoin line", stderr.String())
 	}
+}
+
+// runCLIInBackground runs the felix command args until it ends or ctx
+// does, with an empty stdin; its output is read from stdout and stderr
+// as it goes, and its result arrives on done.
+func runCLIInBackground(ctx context.Context, args ...string) (stdout, stderr *syncbuf.Buffer, done <-chan error) {
+	stdout, stderr = &syncbuf.Buffer{}, &syncbuf.Buffer{}
+	res := make(chan error, 1)
+	go func() {
+		cmd := newRootCmd()
+		cmd.SetOut(stdout)
+		cmd.SetErr(stderr)
+		cmd.SetIn(strings.NewReader(""))
+		cmd.SetArgs(args)
+		res <- cmd.ExecuteContext(ctx)
+	}()
+	return stdout, stderr, res
 }
