@@ -22,6 +22,11 @@ type Cache struct {
 	deleted atomic.Bool // set once by Store.Delete
 	dur     *durable    // the log of a durable cache; nil in memory
 	budget  *budget     // the Store's memory budget; nil when it has none
+	// counted: the cache's bytes count in budget (registered, not
+	// deleted). Set before the cache is published (count), cleared with
+	// every shard's write lock held (uncount); read under one of them
+	// (inBudget) or as a hint (victim).
+	counted atomic.Bool
 
 	_ [64]byte
 
@@ -68,11 +73,13 @@ type Stats struct {
 	Compactions    uint64 // compactions of its log completed
 }
 
-// newCache returns a cache whose first version is base+1.
-func newCache(scope Scope, cfg Config, clock Clock, base uint64) *Cache {
+// newCache returns a cache whose first version is base+1, in the Store's
+// budget b (nil: none), where its bytes count once it is registered.
+func newCache(scope Scope, cfg Config, clock Clock, base uint64, b *budget) *Cache {
 	c := &Cache{
 		scope:  scope,
 		cfg:    cfg,
+		budget: b,
 		clock:  clock,
 		epoch:  clock.Now(),
 		seed:   maphash.MakeSeed(),
@@ -539,14 +546,28 @@ func (c *Cache) sweep(budget int) (visited, removed int, passDone bool) {
 	return visited, removed, false
 }
 
-// closeWrites marks the cache deleted and waits for the writes in
-// progress: every write checks the mark under its shard's lock, so once
-// each lock has been taken no write will store an entry or take a version.
+// closeWrites marks the cache deleted, waits for the writes in progress
+// and takes its bytes out of the Store's budget: every write checks the
+// mark under its shard's lock, so once each lock has been taken no write
+// will store an entry, reserve bytes or take a version. The entries
+// dropped later (clear) give nothing back to the budget, which no longer
+// counts them: a write to another cache that needs room finds it at once.
 func (c *Cache) closeWrites() {
 	c.deleted.Store(true)
+	c.uncount()
+}
+
+// lockAll takes every shard's write lock, in index order (as Flush).
+func (c *Cache) lockAll() {
 	for i := range c.shards {
 		c.shards[i].mu.Lock()
-		c.shards[i].mu.Unlock() // an empty critical section: a barrier
+	}
+}
+
+// unlockAll releases what lockAll took.
+func (c *Cache) unlockAll() {
+	for i := range c.shards {
+		c.shards[i].mu.Unlock()
 	}
 }
 

@@ -106,7 +106,16 @@
 // durable cache whose log refuses the eviction record, the Put evicts
 // from the other caches in turn, its own included; it fails with a
 // *BudgetFullError (ErrBudgetFull) only when no cache could give an
-// entry, never with another cache's *StorageError.
+// entry, never with another cache's *StorageError. A durable cache whose
+// log refused its last write is passed over as long as another cache can
+// give room, and tried last otherwise (a log that takes the eviction
+// record is healthy again), so that a full disk does not cost every
+// write a failing log write. A deleted or replaced cache's bytes leave
+// the budget when it is unregistered, before its entries are dropped (a
+// DeleteDurable first waits for a running compaction), so a write that
+// needs room never waits for them; if no cache has an entry to give, the
+// bytes are reservations of writes in progress, and the write waits for
+// those (their shards' locks) before it tries again.
 //
 // # Durability
 //

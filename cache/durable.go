@@ -70,6 +70,11 @@ type durable struct {
 	appended    atomic.Int64 // record bytes appended since the last compaction started
 	baseBytes   atomic.Int64 // the log's size at open or after the last compaction
 	writeErrors atomic.Uint64
+	// failing: the log refused the cache's last write (a full disk, a
+	// closed log). Eviction for the Store's budget then takes from other
+	// caches first (victim), without a failing write each; the next write
+	// the log takes clears it.
+	failing     atomic.Bool
 	compactions atomic.Uint64
 	compacting  atomic.Bool
 
@@ -195,7 +200,11 @@ func (c *Cache) appendLocked(s *shard, op string, key string) (uint64, error) {
 	}
 	if err != nil {
 		d.writeErrors.Add(1)
+		d.failing.Store(true)
 		return 0, &StorageError{Scope: c.scope, Op: op, Key: key, Err: err}
+	}
+	if d.failing.Load() {
+		d.failing.Store(false)
 	}
 	if n := d.appended.Add(recordSize(len(rec))); n > max(d.compactMin, 2*c.bytes.Load()) {
 		c.startCompaction()

@@ -177,8 +177,9 @@ func TestPutAfterResizeBelowItsSizeFails(t *testing.T) {
 // hunt16Model drives a Store with a small budget through random
 // operations on a few scopes, in memory and durable (created, replaced
 // in either direction, deleted, resized, reloaded under a lower capacity,
-// a log whose replay fails), and checks after each one that the budget
-// holds exactly the sum of the registered caches' bytes, within its bound
+// a log whose replay fails), and checks after each one, and at each
+// swap before the old cache's entries are dropped, that the budget holds
+// exactly the sum of the registered caches' bytes, within its bound
 // unless a durable cache was loaded over it.
 func hunt16Model(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e37))
@@ -187,6 +188,18 @@ func hunt16Model(t *testing.T, seed uint64) {
 	const limit = 24 << 10
 	st := NewStore(StoreOptions{Clock: clk, SweepInterval: -1, MaxTotalBytes: limit})
 	defer st.Close()
+	// At the swap of a Replace, ReplaceDurable, Delete or DeleteDurable
+	// too, before the old cache's entries are dropped, the budget holds
+	// the registered caches' bytes: none of the old one's.
+	st.dropHook = func(old *Cache) {
+		var sum int64
+		for _, x := range st.Caches() {
+			sum += x.Stats().Bytes
+		}
+		if used, _ := st.MemoryBytes(); used != sum {
+			t.Fatalf("seed %d: dropping %v (%d bytes): budget holds %d, registered caches %d", seed, old.Scope(), old.Stats().Bytes, used, sum)
+		}
+	}
 	names := []string{"a", "b", "c", "d"}
 	scope := func(n string) Scope { return Scope{"t", "ns", n} }
 	gen := map[string]int{} // a durable cache's log generation (its directory)

@@ -59,7 +59,7 @@ func (st *Store) DeleteDurable(scope Scope) error {
 			err = fmt.Errorf("cache %s: close log: %w", scope, err)
 		}
 	}
-	c.clear()
+	st.drop(c)
 	return err
 }
 

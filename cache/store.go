@@ -31,6 +31,10 @@ type Store struct {
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
+
+	// dropHook, set by tests, runs before the entries of a cache that was
+	// deleted or replaced are dropped (drop), after mu is released.
+	dropHook func(old *Cache)
 }
 
 // NewStore returns an empty Store and starts its background sweep (unless
@@ -102,7 +106,7 @@ func (st *Store) Replace(scope Scope, cfg Config) (*Cache, error) {
 	c := st.addLocked(scope, cfg)
 	st.mu.Unlock()
 	if old != nil {
-		old.clear()
+		st.drop(old)
 	}
 	return c, nil
 }
@@ -117,18 +121,15 @@ func checked(scope Scope, cfg Config) (Config, error) {
 
 // addLocked registers a new cache under scope. Called with mu held.
 func (st *Store) addLocked(scope Scope, cfg Config) *Cache {
-	c := newCache(scope, cfg, st.opts.Clock, max(st.versionFloor, clockVersion(st.opts.Clock)))
+	c := newCache(scope, cfg, st.opts.Clock, max(st.versionFloor, clockVersion(st.opts.Clock)), st.budget)
 	st.registerLocked(c)
 	return c
 }
 
-// registerLocked adds c to the registry and its entries' bytes to the
-// Store's budget. Called with mu held, before c is handed out.
+// registerLocked adds c's entries' bytes to the Store's budget and c to
+// the registry. Called with mu held, before c is handed out.
 func (st *Store) registerLocked(c *Cache) {
-	if st.budget != nil {
-		c.budget = st.budget
-		st.budget.used.Add(c.bytes.Load())
-	}
+	c.count()
 	st.caches[c.scope] = c
 	old := *st.list.Load()
 	list := make([]*Cache, len(old), len(old)+1)
@@ -137,11 +138,12 @@ func (st *Store) registerLocked(c *Cache) {
 	st.list.Store(&list)
 }
 
-// removeLocked stops c's writes and unregisters it; the caller clears its
-// entries after releasing mu. Called with mu held, so that Get and Create
-// never hand out a deleted cache: once closeWrites returns, no write is in
-// progress on c and none will take a version, so c's last version is
-// final before a successor can be created under its scope.
+// removeLocked stops c's writes, takes its bytes out of the Store's
+// budget and unregisters it; the caller clears its entries after
+// releasing mu. Called with mu held, so that Get and Create never hand
+// out a deleted cache: once closeWrites returns, no write is in progress
+// on c and none will take a version, so c's last version is final before
+// a successor can be created under its scope.
 func (st *Store) removeLocked(c *Cache) {
 	c.closeWrites()
 	st.versionFloor = max(st.versionFloor, c.version.Load())
@@ -183,8 +185,17 @@ func (st *Store) Delete(scope Scope) error {
 	}
 	st.removeLocked(c)
 	st.mu.Unlock()
-	c.clear() // the entries' memory, outside mu: O(entries)
+	st.drop(c)
 	return nil
+}
+
+// drop drops the entries of c, which removeLocked unregistered (and took
+// out of the budget), outside mu: O(entries).
+func (st *Store) drop(c *Cache) {
+	if st.dropHook != nil {
+		st.dropHook(c)
+	}
+	c.clear()
 }
 
 // clockVersion is where the versions of a cache created now start: the
@@ -327,7 +338,7 @@ func (st *Store) CreateDurable(scope Scope, cfg Config, opts DurableOptions) (*C
 func (st *Store) ReplaceDurable(scope Scope, cfg Config, opts DurableOptions) (*Cache, error) {
 	c, old, err := st.createDurable(scope, cfg, opts, true)
 	if old != nil {
-		old.clear() // the entries' memory, outside mu: O(entries)
+		st.drop(old)
 	}
 	return c, err
 }
@@ -356,7 +367,9 @@ func (st *Store) createDurable(scope Scope, cfg Config, opts DurableOptions, rep
 	if err != nil {
 		return nil, nil, fmt.Errorf("cache %s: %w", scope, err)
 	}
-	c := newCache(scope, cfg, st.opts.Clock, 0)
+	// The budget is set before anything (the load's evictions, a
+	// compaction they start) runs; the bytes count from registerLocked.
+	c := newCache(scope, cfg, st.opts.Clock, 0, st.budget)
 	c.dur = d
 	maxVer, err := c.replay()
 	if err != nil {
