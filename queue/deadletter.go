@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // reap dead-letters the doomed records: DeadLetter is called for each
@@ -12,7 +13,9 @@ import (
 // in Stats. Once the group is closed it dead-letters nothing: Close has
 // written the group's final state, and the doomed records stay pending
 // for the next run. Close waits for a reap under way, and cancels the
-// context of its DeadLetter calls.
+// context of its DeadLetter calls; if a call outlasts
+// Options.CloseDeadLetterWait, Close gives up on the reap (see
+// awaitReapsLocked), which then changes nothing once its call returns.
 func (g *Group) reap(ctx context.Context) {
 	g.mu.Lock()
 	if g.closed {
@@ -44,6 +47,10 @@ func (g *Group) reap(ctx context.Context) {
 	for _, e := range batch {
 		if g.closing.Err() != nil {
 			g.mu.Lock()
+			if g.abandoned {
+				g.endAbandonedReapLocked()
+				return
+			}
 			e.state = stDoomed // for the next run
 			g.doomed = append(g.doomed, e)
 			g.mu.Unlock()
@@ -58,6 +65,13 @@ func (g *Group) reap(ctx context.Context) {
 			err = nil // done all the same: never retried
 		}
 		g.mu.Lock()
+		if g.abandoned {
+			// Close stopped waiting for this call and wrote the group's
+			// final state with the record pending: whatever the call did,
+			// the record is dead-lettered again after a restart.
+			g.endAbandonedReapLocked()
+			return
+		}
 		if dropped {
 			g.stats.DeadLettersDropped++
 		}
@@ -75,6 +89,12 @@ func (g *Group) reap(ctx context.Context) {
 		g.mu.Unlock()
 	}
 	g.mu.Lock()
+	if g.abandoned {
+		// Close gave up just after the last call returned: its final
+		// snapshot holds the dead letters accepted (they are done).
+		g.endAbandonedReapLocked()
+		return
+	}
 	var w stateWrite
 	if len(ops) > 0 {
 		w = g.writeStateLocked(ops, false)
@@ -84,4 +104,51 @@ func (g *Group) reap(ctx context.Context) {
 	}
 	g.mu.Unlock()
 	g.awaitState(ctx, w) // failures are counted in Stats.StateErrors
+}
+
+// endAbandonedReapLocked ends a reap that Close gave up waiting for: it
+// changes no state (Close wrote the final state with its records
+// pending, and the state log may be closed by now) and only leaves the
+// count of reaps under way. g.mu is held; it is released.
+func (g *Group) endAbandonedReapLocked() {
+	g.reaping--
+	g.mu.Unlock()
+}
+
+// awaitReapsLocked is Close's wait for the dead-letterings under way
+// (g.reaping > 0), whose DeadLetter calls' contexts it has cancelled. A
+// DeadLetter func that ignores its context (a publish stuck in a write
+// that does not look at it) would hold Close, and the broker's shutdown,
+// forever: after Options.CloseDeadLetterWait Close stops waiting. The
+// records of the reaps it gives up on stay pending in the final state
+// (a snapshot, which also records the dead letters those reaps had
+// accepted and not yet written), counted in Stats.DeadLettersAbandoned:
+// they are dead-lettered again after a restart (at-least-once), and the
+// reaps change nothing once their calls return. g.mu is held (released
+// while waiting).
+func (g *Group) awaitReapsLocked() {
+	if g.hooks.closeWaits != nil {
+		g.hooks.closeWaits()
+	}
+	expired := false
+	t := time.AfterFunc(g.opts.CloseDeadLetterWait, func() {
+		g.mu.Lock()
+		expired = true
+		g.settled.Broadcast()
+		g.mu.Unlock()
+	})
+	defer t.Stop()
+	for g.reaping > 0 && !expired {
+		g.settled.Wait()
+	}
+	if g.reaping == 0 {
+		return
+	}
+	g.abandoned = true
+	for _, e := range g.entries {
+		if e.state == stDying {
+			g.stats.DeadLettersAbandoned++
+		}
+	}
+	g.resnap = true
 }

@@ -12,8 +12,11 @@
 //   - Order. Member.Next hands out ready redeliveries first, then new
 //     records in offset order. A new group starts at the stream's
 //     Oldest().
-//   - Prefetch. A member holds at most its prefetch in flight; Next blocks
-//     while the prefetch is full.
+//   - Prefetch. A member holds at most its prefetch in flight, and at most
+//     Options.MaxInFlightBytes of payload (default 64 MiB; a single larger
+//     record goes to a member holding nothing). Next blocks while either
+//     is full (the byte bound's stops counted in
+//     Stats.InFlightBytesLimited), and leaves the work to other members.
 //   - Attempts. Each delivery of a record is one attempt (Delivery.Attempt
 //     counts from 1). A delivery ends with an ack (the record is done), a
 //     nack (redelivered after the nack's delay), an ack timeout (Tick
@@ -40,7 +43,12 @@
 //     context of its DeadLetter calls) and writes its state after the
 //     record of the dead letters accepted; only a crash between a
 //     DeadLetter call's success and the durability of that record makes
-//     the record dead-lettered again after the restart.
+//     the record dead-lettered again after the restart. A DeadLetter call
+//     that ignores its context is waited for at most
+//     Options.CloseDeadLetterWait (default 5s): Close then leaves its
+//     record pending (Stats.DeadLettersAbandoned), to be dead-lettered
+//     again after the restart, and the call changes nothing when it
+//     returns.
 //   - Acks are strict. Acking or nacking an offset not in flight for the
 //     member — including a second ack of the same offset, or an ack after
 //     the ack timeout took the delivery back — is a *NotInFlightError; a
@@ -59,8 +67,9 @@
 //     time per member.
 //   - Memory. The group reads the stream lazily, Options.ReadBatch
 //     records at a time, and reads again only when that buffer is empty.
-//     Beyond the buffer it holds the records in flight and the ones
-//     waiting for redelivery (one entry each, with the payload) and,
+//     Beyond the buffer it holds the records in flight (at most
+//     MaxInFlightBytes of payload per member) and the ones waiting for
+//     redelivery (one entry each, with the payload) and,
 //     per member blocked in Next, one waiter. A stream record dropped by
 //     the stream (retention, a purge) before it was delivered is skipped
 //     and counted in Stats.Lost; so is one dropped after the group read it

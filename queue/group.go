@@ -50,6 +50,10 @@ type Group struct {
 	free     []*entry       // recycled entries
 	stats    Stats          // the counters; Stats() fills in the gauges
 
+	// inflightBytes: the payload bytes of the deliveries in flight (each
+	// member's are Member.inflightBytes, bounded by MaxInFlightBytes).
+	inflightBytes int64
+
 	// Dead-lettering in progress (reap): Close waits until reaping is 0
 	// before it writes the group's final state; closing cancels the
 	// DeadLetter calls' contexts so that it need not wait for a publish
@@ -63,6 +67,9 @@ type Group struct {
 	settled    sync.Cond // L is &mu
 	closing    context.Context
 	stopDead   context.CancelFunc
+	// abandoned: Close stopped waiting for the reaps under way
+	// (CloseDeadLetterWait); they change nothing once their calls return.
+	abandoned bool
 	// closeDone is closed when Close has finished (its final state
 	// durable): a concurrent second Close waits for it.
 	closeDone chan struct{}
@@ -81,6 +88,9 @@ type testHooks struct {
 type Stats struct {
 	Members  int // live members
 	InFlight int // deliveries not yet acked, nacked or timed out
+	// InFlightBytes is the payload bytes of the deliveries in flight, all
+	// members together (each bounded by Options.MaxInFlightBytes).
+	InFlightBytes int64
 	// Pending counts records out of flight waiting for a redelivery:
 	// ready now, waiting out a nack delay or timeout backoff, or waiting
 	// to be dead-lettered. New records read from the stream and not yet
@@ -104,6 +114,17 @@ type Stats struct {
 	// letter was dropped, not kept: no DeadLetter func, or one that
 	// returned ErrDeadLetterDropped (no dead-letter stream).
 	DeadLettersDropped uint64
+	// DeadLettersAbandoned counts records whose dead-lettering (a
+	// DeadLetter call under way, or its batch's calls not made yet) Close
+	// stopped waiting for (Options.CloseDeadLetterWait): they stay pending
+	// in the group's state and are dead-lettered again after a restart,
+	// so the dead-letter stream may get them twice.
+	DeadLettersAbandoned uint64
+	// InFlightBytesLimited counts the Next calls that handed out fewer
+	// records than the member's prefetch allowed, or waited, because
+	// the next record would have taken the member past
+	// Options.MaxInFlightBytes.
+	InFlightBytesLimited uint64
 
 	Delayed  int    // of Pending: waiting out a nack delay or timeout backoff
 	Cursor   uint64 // the next never-delivered offset
@@ -180,6 +201,7 @@ func (g *Group) Stats() Stats {
 	s := g.stats
 	s.Members = len(g.members)
 	s.InFlight = g.inflight
+	s.InFlightBytes = g.inflightBytes
 	s.Pending = len(g.entries) - g.inflight
 	s.Buffered = len(g.buf)
 	s.Delayed = len(g.delayed)
@@ -283,10 +305,16 @@ func (g *Group) takeResnapLocked() bool {
 // Nack's) is finished first: the contexts of its DeadLetter calls are
 // cancelled, Close waits for them to return and for the state record of
 // the dead letters they accepted; doomed records not yet dead-lettered
-// stay pending, and are dead-lettered after a restart. Delivery attempt
+// stay pending, and are dead-lettered after a restart. A DeadLetter call
+// that ignores its context is waited for at most
+// Options.CloseDeadLetterWait: then Close gives up on it, its record stays
+// pending (Stats.DeadLettersAbandoned) and nothing it does once it returns
+// changes the group's state. Delivery attempt
 // counts not yet in the state log are then written (as a snapshot when
-// LeaveSeen lowered counts the log holds), and Close returns once what
-// the group wrote to its state log is durable per its sync policy. Close
+// LeaveSeen lowered counts the log holds, or a dead-lettering was
+// abandoned), and Close returns once what the group wrote to its state
+// log is durable per its sync policy, even when its own last record could
+// not be written (it returns that error, and any of the wait). Close
 // does not close the stream or the state log (the caller owns them), and
 // does not touch the state log once it returns. Closing again returns nil
 // once the first Close has finished. Close must not be called from a DeadLetter
@@ -302,11 +330,8 @@ func (g *Group) Close() error {
 	g.closed = true
 	g.stopDead()
 	g.wakeEveryoneLocked()
-	if g.reaping > 0 && g.hooks.closeWaits != nil {
-		g.hooks.closeWaits()
-	}
-	for g.reaping > 0 {
-		g.settled.Wait()
+	if g.reaping > 0 {
+		g.awaitReapsLocked()
 	}
 	// A Next reading the stream returns ErrClosed: the deliveries it
 	// took never reach the application.
@@ -318,11 +343,23 @@ func (g *Group) Close() error {
 		}
 	}
 	w := g.writeStateLocked(nil, g.takeResnapLocked())
-	if g.state != nil && w.err == nil {
-		w.end = g.state.end // the dead-lettering's record, and every earlier one, too
+	var earlier stateWrite // the records appended before, when Close's own failed
+	if g.state != nil {
+		if w.err == nil {
+			w.end = g.state.end // the dead-lettering's record, and every earlier one, too
+		} else {
+			earlier.end = g.state.end
+		}
 	}
 	g.mu.Unlock()
 	err := g.awaitState(context.Background(), w)
+	if w.err != nil && earlier.end != 0 {
+		// Close's own record was not written, but the ones before it
+		// were (acks whose callers gave up waiting, a dead-lettering's,
+		// attempt counts): Close still returns only once they are
+		// durable, or says why they are not.
+		err = errors.Join(err, g.awaitState(context.Background(), earlier))
+	}
 	// Snapshots appended before (by an Ack, a reap) truncate the state
 	// log once durable, which the wait above made them: wait for that.
 	g.mu.Lock()
@@ -354,11 +391,14 @@ func (g *Group) Join(memberID string, prefetch int) (*Member, error) {
 }
 
 // takeLocked appends to out up to n deliveries for m: ready
-// redeliveries first, then new records in offset order.
-func (g *Group) takeLocked(out []Delivery, m *Member, n int, now time.Time) []Delivery {
+// redeliveries first, then new records in offset order. It stops early,
+// with full set, at a record that would take m's in-flight bytes past
+// Options.MaxInFlightBytes (unless m holds none: a record larger than
+// the bound goes to a member that holds nothing).
+func (g *Group) takeLocked(out []Delivery, m *Member, n int, now time.Time) (_ []Delivery, full bool) {
 	k := min(n, g.ready.len()+len(g.buf))
 	if k == 0 {
-		return out
+		return out, false
 	}
 	out = slices.Grow(out, k)
 	deadline := now.Add(g.opts.AckTimeout)
@@ -367,6 +407,10 @@ func (g *Group) takeLocked(out []Delivery, m *Member, n int, now time.Time) []De
 	oldest := g.stream.Oldest()
 	for delivered := 0; delivered < n; {
 		if g.ready.len() > 0 {
+			if e := g.ready.front(); e.rec.Offset >= oldest && !m.fitsLocked(e.rec.Payload) {
+				full = true
+				break
+			}
 			if e := g.ready.pop(); !g.goneLocked(e, oldest) {
 				out = g.deliverLocked(out, m, e, deadline)
 				delivered++
@@ -377,6 +421,10 @@ func (g *Group) takeLocked(out []Delivery, m *Member, n int, now time.Time) []De
 			break
 		}
 		rec := g.buf[0]
+		if rec.Offset >= oldest && !m.fitsLocked(rec.Payload) {
+			full = true
+			break
+		}
 		g.buf[0] = commitlog.Record{}
 		g.buf = g.buf[1:]
 		if rec.Offset < oldest {
@@ -390,7 +438,7 @@ func (g *Group) takeLocked(out []Delivery, m *Member, n int, now time.Time) []De
 	if len(g.buf) == 0 {
 		g.advanceFloorLocked() // past records skipped at the end of the buffer
 	}
-	return out
+	return out, full
 }
 
 // goneLocked drops e, not in flight, when the stream no longer holds its
@@ -448,6 +496,8 @@ func (g *Group) deliverLocked(out []Delivery, m *Member, e *entry, deadline time
 	g.timeouts.push(timeoutItem{e: e, gen: e.gen})
 	g.inflight++
 	m.inflight++
+	g.inflightBytes += int64(len(e.rec.Payload))
+	m.inflightBytes += int64(len(e.rec.Payload))
 	g.stats.Delivered++
 	if e.attempts > 1 {
 		g.stats.Redelivered++
@@ -475,6 +525,8 @@ func (g *Group) takeBackLocked(e *entry) {
 	e.state = 0
 	g.inflight--
 	m.inflight--
+	g.inflightBytes -= int64(len(e.rec.Payload))
+	m.inflightBytes -= int64(len(e.rec.Payload))
 	g.wakeLocked(m) // its prefetch has room
 }
 

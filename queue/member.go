@@ -32,6 +32,8 @@ type Member struct {
 	wake     context.CancelFunc // set while blocked in Next
 	idle     bool               // blocked in Next, in g.idle
 	idleGen  uint64             // tells stale g.idle entries apart
+	// inflightBytes: the payload bytes in flight (see fitsLocked).
+	inflightBytes int64
 	// unsent: the deliveries Next has taken and not returned yet, while
 	// it reads the stream without the lock (nil otherwise).
 	unsent []Delivery
@@ -42,6 +44,14 @@ func (m *Member) ID() string { return m.id }
 
 // Prefetch is the member's in-flight limit.
 func (m *Member) Prefetch() int { return m.prefetch }
+
+// fitsLocked reports whether a record with payload p may be handed to m
+// under Options.MaxInFlightBytes: it fits beside what m holds, or m holds
+// no bytes (so a record larger than the bound is delivered alone, and a
+// member never waits for room it cannot get). g.mu is held.
+func (m *Member) fitsLocked(p []byte) bool {
+	return m.inflightBytes == 0 || int64(len(p)) <= m.g.opts.MaxInFlightBytes-m.inflightBytes
+}
 
 // InFlight is how many deliveries the member holds (not yet acked,
 // nacked or timed out).
@@ -54,11 +64,13 @@ func (m *Member) InFlight() int {
 // Next blocks until at least one delivery can be handed to the member,
 // then returns at most min(max, prefetch-InFlight()) of them (max ≤ 0:
 // no limit but the prefetch). The member's in-flight count never exceeds
-// its prefetch: with a full prefetch Next waits for an ack, nack or
-// timeout. Ready redeliveries come before new records; new records come
-// in offset order. Next wakes for new stream records, for redeliveries
-// made ready (Nack without delay, Leave, Tick) and for room in the
-// prefetch. It returns ctx's error when ctx ends, ErrClosed when the
+// its prefetch, nor its in-flight payload bytes Options.MaxInFlightBytes
+// (but for a single larger record, handed to a member holding no bytes):
+// when either is full Next waits for an ack, nack or timeout, and leaves
+// the work to other members. Ready redeliveries come before new records;
+// new records come in offset order. Next wakes for new stream records,
+// for redeliveries made ready (Nack without delay, Leave, Tick) and for
+// room in the prefetch. It returns ctx's error when ctx ends, ErrClosed when the
 // group closes, ErrMemberLeft after Leave, and the stream's error if the
 // stream fails (e.g. commitlog.ErrClosed).
 func (m *Member) Next(ctx context.Context, max int) ([]Delivery, error) {
@@ -80,6 +92,7 @@ func (m *Member) Next(ctx context.Context, max int) ([]Delivery, error) {
 		return nil, err
 	}
 	var out []Delivery
+	limited := false // counted once per call in Stats.InFlightBytesLimited
 	for {
 		if g.closed {
 			return nil, ErrClosed
@@ -91,12 +104,37 @@ func (m *Member) Next(ctx context.Context, max int) ([]Delivery, error) {
 		if max > 0 {
 			room = min(room, max-len(out))
 		}
+		full := false // m's in-flight bytes are full: work is left that m may not take
 		if room > 0 {
 			now := g.opts.Clock.Now()
 			g.promoteLocked(now)
 			n := len(out)
-			out = g.takeLocked(out, m, room, now)
+			out, full = g.takeLocked(out, m, room, now)
 			room -= len(out) - n
+			if full && !limited {
+				limited = true
+				g.stats.InFlightBytesLimited++
+			}
+		}
+		if full {
+			if len(out) > 0 {
+				return out, nil // the deferred passOnLocked hands the rest on
+			}
+			// m holds bytes in flight (one holding none takes any record):
+			// it waits for its own acks, like a member with a full
+			// prefetch, and the work, and the watch on the stream if m
+			// had it, go to another member.
+			if g.streamWaiter == m {
+				g.streamWaiter = nil
+			}
+			g.passOnLocked()
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if err := m.block(ctx, false); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		// Room left means ready and buf are empty: read on if the
 		// stream has more, without blocking. The read releases the

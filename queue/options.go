@@ -34,6 +34,10 @@ const (
 	DefaultPrefetch      = 64
 	DefaultReadBatch     = 256
 	DefaultSnapshotEvery = 1024
+	// DefaultCloseDeadLetterWait is Options.CloseDeadLetterWait's default.
+	DefaultCloseDeadLetterWait = 5 * time.Second
+	// DefaultMaxInFlightBytes is Options.MaxInFlightBytes's default.
+	DefaultMaxInFlightBytes = 64 << 20
 )
 
 // Options configure a Group. The zero value is valid: every field
@@ -55,9 +59,22 @@ type Options struct {
 	// DefaultPrefetch is a member's in-flight limit when Join is given a
 	// prefetch ≤ 0. Default 64.
 	DefaultPrefetch int
+	// MaxInFlightBytes bounds the payload bytes a member holds in flight,
+	// whatever its prefetch (which counts records): Next hands out no
+	// record that would take the member past it, and waits for the
+	// member's acks instead (counted in Stats.InFlightBytesLimited). A
+	// record larger than the bound is still delivered to a member that
+	// holds no bytes in flight, so it never waits forever. Default 64 MiB.
+	MaxInFlightBytes int64
 	// DeadLetter receives dead records. Default nil: they are dropped
 	// (and counted in Stats.DeadLettered and Stats.DeadLettersDropped).
 	DeadLetter DeadLetterFunc
+	// CloseDeadLetterWait bounds how long Group.Close waits for DeadLetter
+	// calls under way once it has cancelled their contexts. A call still
+	// running then is abandoned: its record stays pending in the group's
+	// final state (dead-lettered again after a restart) and is counted in
+	// Stats.DeadLettersAbandoned. Default 5s.
+	CloseDeadLetterWait time.Duration
 	// StateLog, when set, makes the group's state durable: acks, dead
 	// letters and delivery attempt counts are appended to it (format in
 	// the package doc) and NewGroup rebuilds the group from it. One log per
@@ -92,10 +109,10 @@ func (realClock) Now() time.Time { return time.Now() }
 
 // withDefaults validates o and fills in the defaults.
 func (o Options) withDefaults() (Options, error) {
-	if o.AckTimeout < 0 || o.BackoffMin < 0 || o.BackoffMax < 0 {
+	if o.AckTimeout < 0 || o.BackoffMin < 0 || o.BackoffMax < 0 || o.CloseDeadLetterWait < 0 {
 		return o, fmt.Errorf("queue: negative duration in options")
 	}
-	if o.DefaultPrefetch < 0 || o.ReadBatch < 0 || o.SnapshotEvery < 0 {
+	if o.DefaultPrefetch < 0 || o.ReadBatch < 0 || o.SnapshotEvery < 0 || o.MaxInFlightBytes < 0 {
 		return o, fmt.Errorf("queue: negative count in options")
 	}
 	if o.AckTimeout == 0 {
@@ -121,6 +138,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.SnapshotEvery == 0 {
 		o.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if o.CloseDeadLetterWait == 0 {
+		o.CloseDeadLetterWait = DefaultCloseDeadLetterWait
+	}
+	if o.MaxInFlightBytes == 0 {
+		o.MaxInFlightBytes = DefaultMaxInFlightBytes
 	}
 	if o.Clock == nil {
 		o.Clock = realClock{}

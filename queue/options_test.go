@@ -11,7 +11,8 @@ func TestOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.AckTimeout != 30*time.Second || o.MaxAttempts != 5 || o.BackoffMin != time.Second || o.BackoffMax != time.Minute ||
-		o.DefaultPrefetch != 64 || o.ReadBatch != 256 || o.SnapshotEvery != 1024 || o.Clock == nil {
+		o.DefaultPrefetch != 64 || o.ReadBatch != 256 || o.SnapshotEvery != 1024 || o.Clock == nil ||
+		o.CloseDeadLetterWait != 5*time.Second || o.MaxInFlightBytes != 64<<20 {
 		t.Fatalf("defaults: %+v", o)
 	}
 	if o, _ := (Options{BackoffMin: 2 * time.Minute}).withDefaults(); o.BackoffMax != 2*time.Minute {
@@ -20,6 +21,7 @@ func TestOptions(t *testing.T) {
 	for _, bad := range []Options{
 		{AckTimeout: -1}, {BackoffMin: -1}, {BackoffMax: -1}, {DefaultPrefetch: -1}, {ReadBatch: -1},
 		{SnapshotEvery: -1}, {BackoffMin: time.Minute, BackoffMax: time.Second},
+		{CloseDeadLetterWait: -1}, {MaxInFlightBytes: -1},
 	} {
 		if _, err := NewGroup("g", memStream(t, 0), bad); err == nil {
 			t.Errorf("%+v accepted", bad)

@@ -250,24 +250,25 @@ func TestStatsExact(t *testing.T) {
 
 	nextT(t, a, 0) // 0 1 2; the buffer holds 0-3
 	want.InFlight, want.Delivered, want.Cursor, want.Buffered = 3, 3, 3, 1
+	want.InFlightBytes = 3 * 5 // "rec-N": 5 bytes each
 	check("a took 3")
 
 	ackT(t, a, 1)
-	want.InFlight, want.Acked, want.Lag = 2, 1, 9
+	want.InFlight, want.Acked, want.Lag, want.InFlightBytes = 2, 1, 9, 10
 	check("a acked 1")
 
 	ackT(t, a, 0)
-	want.InFlight, want.Acked, want.Lag, want.Floor = 1, 2, 8, 2
+	want.InFlight, want.Acked, want.Lag, want.Floor, want.InFlightBytes = 1, 2, 8, 2, 5
 	check("a acked 0")
 
 	nextT(t, b, 5) // 3, then a refill: 4 5 6 7
-	want.InFlight, want.Delivered, want.Cursor, want.Buffered = 6, 8, 8, 0
+	want.InFlight, want.Delivered, want.Cursor, want.Buffered, want.InFlightBytes = 6, 8, 8, 0, 30
 	check("b took 5")
 
 	if err := b.Nack(context.Background(), 4, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	want.InFlight, want.Pending, want.Delayed, want.Nacked = 5, 1, 1, 1
+	want.InFlight, want.Pending, want.Delayed, want.Nacked, want.InFlightBytes = 5, 1, 1, 1, 25
 	check("b nacked 4")
 
 	g.Tick(clock.Advance(time.Second))
@@ -279,14 +280,15 @@ func TestStatsExact(t *testing.T) {
 		t.Fatalf("a got %v %v", offsets(ds), attempts(ds))
 	}
 	want.InFlight, want.Pending, want.Delivered, want.Redelivered, want.Cursor, want.Buffered = 7, 0, 10, 1, 9, 1
+	want.InFlightBytes = 35
 	check("a took 4 and 8")
 
 	b.Leave() // 3 5 6 7 back, ready
-	want.Members, want.InFlight, want.Pending = 1, 3, 4
+	want.Members, want.InFlight, want.Pending, want.InFlightBytes = 1, 3, 4, 15
 	check("b left")
 
 	g.Tick(clock.Advance(time.Minute)) // a's 2, 4 and 8 time out
-	want.InFlight, want.Pending, want.Delayed, want.TimedOut = 0, 7, 3, 3
+	want.InFlight, want.Pending, want.Delayed, want.TimedOut, want.InFlightBytes = 0, 7, 3, 3, 0
 	check("a timed out")
 
 	fill(t, stream, 2)
