@@ -1,0 +1,41 @@
+package metrics
+
+import (
+	"testing"
+
+	"github.com/felixmq/felix/server"
+)
+
+// A consumer's unacked delivery counts its payload in
+// felix_queue_in_flight_bytes until it is acked, and the byte bound's
+// counters are exported (zero here: 7 bytes are far below 64 MiB).
+func TestQueueInFlightBytesExported(t *testing.T) {
+	_, ms, c := hunt14Broker(t, server.QueueOptions{})
+	hunt14Publish(t, c, "jobs", 1) // "jobs-00": 7 bytes
+	co, err := c.Consumer(t.Context(), "default", "jobs", "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	m, err := co.Next(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := append(append([]string{}, hunt14Jobs...), "group", "workers")
+	scrape(t, ms).expect(t,
+		seriesWant{"felix_queue_in_flight", group, 1},
+		seriesWant{"felix_queue_in_flight_bytes", group, float64(len(m.Payload))},
+		seriesWant{"felix_queue_in_flight_bytes_limited_total", group, 0},
+		seriesWant{"felix_queue_dead_letters_abandoned_total", group, 0},
+	)
+	if len(m.Payload) != 7 {
+		t.Fatalf("payload %q, want jobs-00", m.Payload)
+	}
+	if err := m.Ack(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	scrape(t, ms).expect(t,
+		seriesWant{"felix_queue_in_flight", group, 0},
+		seriesWant{"felix_queue_in_flight_bytes", group, 0},
+	)
+}
