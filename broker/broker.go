@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/time/rate"
 )
 
 // Broker is the engine: a registry of tenants → namespaces → streams. It is
@@ -22,15 +24,15 @@ type Broker struct {
 	nextSubID atomic.Uint64
 
 	// autoRefused counts streams the auto-create bound refused;
-	// refusalLogged is when that was last logged (Options.Clock, unix
-	// microseconds; 0: never).
-	autoRefused   atomic.Uint64
-	refusalLogged atomic.Int64
+	// refusalLogs spaces the lines that log them (see refuseAutoCreate).
+	autoRefused atomic.Uint64
+	refusalLogs *rate.Limiter
 }
 
 // New returns an empty broker.
 func New(opts Options) *Broker {
-	return &Broker{opts: opts.withDefaults(), tenants: map[string]map[string]map[string]*Stream{}}
+	return &Broker{opts: opts.withDefaults(), tenants: map[string]map[string]map[string]*Stream{},
+		refusalLogs: rate.NewLimiter(rate.Every(refusalLogEvery), 1)}
 }
 
 // Options returns the effective options (defaults applied).
@@ -194,15 +196,11 @@ func (b *Broker) logCloseErr(k StreamKey, err error) {
 const refusalLogEvery = 10 * time.Second
 
 // refuseAutoCreate counts a stream the auto-create bound refused and logs
-// it, at most once every refusalLogEvery, with the count so far.
+// it: the first at once, then at most once every refusalLogEvery of
+// Options.Clock, with the count so far.
 func (b *Broker) refuseAutoCreate(k StreamKey, limit int) {
 	n := b.autoRefused.Add(1)
-	if b.opts.Logger == nil {
-		return
-	}
-	now := b.opts.Clock().UnixMicro()
-	last := b.refusalLogged.Load()
-	if last != 0 && now-last < refusalLogEvery.Microseconds() || !b.refusalLogged.CompareAndSwap(last, now) {
+	if b.opts.Logger == nil || !b.refusalLogs.AllowN(b.opts.Clock(), 1) {
 		return
 	}
 	b.opts.Logger.Warn("stream not auto-created: too many streams", "stream", k.String(), "limit", limit, "refused_total", n)

@@ -3,6 +3,8 @@ package commitlog
 import (
 	"os"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // writeAt writes segment records; a test replaces it to make writes fail.
@@ -12,15 +14,15 @@ var writeAt = (*os.File).WriteAt
 const writeWarnInterval = 10 * time.Second
 
 // writeFailures tracks appends not written (WriteError), for the
-// warnings; under DiskLog.mu. warned survives appends written in between,
+// warnings; under DiskLog.mu. warns survives appends written in between,
 // so a disk that fails every other append (small writes fit its last
 // blocks, larger ones do not) still gets at most one warning per
 // writeWarnInterval.
 type writeFailures struct {
-	since    uint64    // appends not written since the last one written
-	unwarned uint64    // failures since the last warning
-	warned   time.Time // when the last warning was logged
-	told     bool      // a warning was logged since the last "written again"
+	since    uint64        // appends not written since the last one written
+	unwarned uint64        // failures since the last warning
+	warns    *rate.Limiter // spaces the warnings, on Options.Clock; nil until the first failure
+	told     bool          // a warning was logged since the last "written again"
 }
 
 // writeFailedLocked counts the appends (calls of them: a group write's)
@@ -33,10 +35,13 @@ func (l *DiskLog) writeFailedLocked(err error, calls int) error {
 	w := &l.writeFail
 	w.since += uint64(calls)
 	w.unwarned += uint64(calls)
-	if now := l.opts.Clock(); w.warned.IsZero() || now.Sub(w.warned) >= writeWarnInterval {
+	if w.warns == nil {
+		w.warns = rate.NewLimiter(rate.Every(writeWarnInterval), 1) // the first failure is warned at once
+	}
+	if w.warns.AllowN(l.opts.Clock(), 1) {
 		l.log.Warn("commitlog: append not written (nothing of it stored; the log takes the next appends)",
 			"err", werr.Err, "not_written", w.unwarned)
-		w.warned, w.unwarned, w.told = now, 0, true
+		w.unwarned, w.told = 0, true
 	}
 	return werr
 }

@@ -391,7 +391,10 @@ func newFrameReader(br *bufio.Reader, src io.Reader, limit int) *wire.Reader {
 // As in the reference, flag bit 0x0001 selects a binary publish batch and
 // every other frame is read as JSON (no flag check); a publish to an
 // unknown stream, or over the tenant's rate, is dropped (counted) and the
-// stream goes on; any violation ends the stream silently.
+// stream goes on; any violation ends the stream silently (STOP_SENDING,
+// no error frame: the stream has no reply side), and malformed input (a
+// frame that cannot be read, a body that does not decode, a message other
+// than a publish) is counted in Counters.ProtocolErrors.
 func (c *conn) handleUni(rs *quic.ReceiveStream) {
 	defer rs.CancelRead(codeNoErrorStream)
 	r := newFrameReader(bufio.NewReaderSize(rs, 16<<10), rs, c.s.preAuthMaxFrame()) // as a control stream's
@@ -423,7 +426,11 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 		if f.Flags&wire.FlagBinaryPublishBatch != 0 {
 			// An acked prefix is not expected here: the reference reads the
 			// body from the first byte, and so do we.
-			if wire.DecodePublishBatchBody(f.Payload, &batch) != nil || c.s.otherTenant(id, batch.TenantID) {
+			if err := wire.DecodePublishBatchBody(f.Payload, &batch); err != nil {
+				c.malformed(err)
+				return
+			}
+			if c.s.otherTenant(id, batch.TenantID) {
 				return
 			}
 			ns, stream, payloads = batch.Namespace, batch.Stream, batch.Payloads
@@ -431,6 +438,7 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 		} else {
 			m, err := wire.DecodeMessage(f.Payload)
 			if err != nil {
+				c.malformed(err)
 				return
 			}
 			var tenant string
@@ -440,6 +448,7 @@ func (c *conn) handleUni(rs *quic.ReceiveStream) {
 			case *wire.PublishBatch:
 				tenant, ns, stream, payloads = m.TenantID, m.Namespace, m.Stream, m.Payloads
 			default:
+				c.malformed(errUnexpected) // out of place, as on a control stream
 				return
 			}
 			if c.s.otherTenant(id, tenant) {

@@ -24,7 +24,10 @@ import (
 // that met the bound is served, no deadlock. Before, the writer gave the
 // places of the batch it was writing back before the write, and the
 // broker accepted (and held the results of) another batch per blocked
-// stream.
+// stream. Refusals are counted per request refused: the request that
+// waited for its stream's write and was then served is not one (it was
+// counted when first tried, and would have been again had the second try
+// been refused).
 func TestHunt15BlockedRequesterHoldsNoMoreThanTheBound(t *testing.T) {
 	const bound = 2
 	tb := testbroker.Start(t, testbroker.WithServerOptions(server.Options{Services: service.Options{MaxPending: bound}}))
@@ -54,14 +57,14 @@ func TestHunt15BlockedRequesterHoldsNoMoreThanTheBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	rq.sendMsg(req(bound, "over", nil))
-	// Wait for the broker to decide on it: refused for the bound (it then
-	// waits for the blocked write), or accepted (sent to the responder).
-	for i := 0; tb.Server.ServiceStats().Limited == 0 && tb.Server.ServiceStats().Requests == bound; i++ {
-		if i == 5000 {
-			t.Fatal("the broker neither accepted nor refused the request")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	// Another stream of the connection meets the bound too: its request
+	// is refused at once (no result of its own is being written), while
+	// "over" waits for the blocked write of its stream, which does not
+	// hold up the other stream.
+	other := (&rawConn{t: t, cc: cc}).open()
+	authRequest(t, other)
+	other.sendMsg(req(7, "refused", nil))
+	other.expectMsg(&wire.RequestError{RequestID: 7, Code: wire.RequestCodeLimit, Message: "too many requests pending on this connection (2)"})
 	if st := tb.Server.ServiceStats(); st.Requests != bound {
 		t.Fatalf("%d requests accepted by a requester that reads none of its %d results: the bound is %d", st.Requests, bound, bound)
 	}
@@ -91,5 +94,10 @@ func TestHunt15BlockedRequesterHoldsNoMoreThanTheBound(t *testing.T) {
 		t.Fatal(err)
 	} else if rp, ok := m.(*wire.Reply); !ok || rp.RequestID != bound || string(rp.Payload) != "ok" {
 		t.Fatalf("the request that met the bound: %#v", m)
+	}
+	// felix_service_limited_total counts requests refused, once each:
+	// the other stream's, not "over", which waited and was served.
+	if st := tb.Server.ServiceStats(); st.Limited != 1 {
+		t.Fatalf("Limited %d, want 1: only the other stream's request was refused", st.Limited)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/felixmq/felix/auth"
 	"github.com/felixmq/felix/broker"
 	"github.com/felixmq/felix/commitlog"
@@ -185,10 +187,10 @@ func (q *queues) deadLetter(k broker.StreamKey, group string) queue.DeadLetterFu
 		suffix = ".dlq"
 	}
 	// Drops are counted by the group (queue.Stats.DeadLettersDropped) and
-	// logged at most once every deadLetterLogEvery per group, with the
-	// number since the last line.
-	var logMu sync.Mutex
-	var lastLog time.Time
+	// logged per group: the first at once, then at most once every
+	// deadLetterLogEvery, with the number since the last line.
+	logs := rate.NewLimiter(rate.Every(deadLetterLogEvery), 1)
+	var logMu sync.Mutex // unlogged, and its reset with a line
 	var unlogged uint64
 	return func(ctx context.Context, rec commitlog.Record, attempts int, reason string) error {
 		// Looked up, never auto-created: dead letters go to the stream
@@ -197,11 +199,11 @@ func (q *queues) deadLetter(k broker.StreamKey, group string) queue.DeadLetterFu
 		if err != nil {
 			logMu.Lock()
 			unlogged++
-			if now := time.Now(); lastLog.IsZero() || now.Sub(lastLog) >= deadLetterLogEvery {
+			if logs.Allow() {
 				q.s.opts.Logger.Warn("dead letter dropped: no dead-letter stream", "stream", k.String(), "group", group,
 					"offset", rec.Offset, "attempts", attempts, "reason", reason, "want_stream", k.Stream+suffix,
 					"dropped", unlogged)
-				lastLog, unlogged = now, 0
+				unlogged = 0
 			}
 			logMu.Unlock()
 			return fmt.Errorf("%w: no stream %s", queue.ErrDeadLetterDropped, k.Stream+suffix)

@@ -64,6 +64,10 @@ type Server struct {
 	// at most once every 10 s (as a stream the engine refuses), with the
 	// count so far.
 	cacheRefusalLogs *rate.Limiter
+	// drainRefusalLogs: a connection refused during the drain is logged
+	// at once, then at most once a second, with the count so far (clients
+	// redialing with backoff would otherwise write a line each).
+	drainRefusalLogs *rate.Limiter
 }
 
 // AuthFailureLogBurst and AuthFailureLogRate bound the "auth failed"
@@ -110,6 +114,10 @@ type Counters struct {
 	// of their streams authenticated within Options.AuthTimeout of the
 	// connection's accept.
 	ConnectionsUnauthenticated atomic.Uint64
+	// ConnectionsRefusedDraining counts connections closed at once with
+	// "broker shutting down" because their handshake completed while the
+	// broker drained (Shutdown): a client redialing meanwhile.
+	ConnectionsRefusedDraining atomic.Uint64
 }
 
 // New validates options and returns a server that is not yet listening.
@@ -128,6 +136,7 @@ func New(opts Options) (*Server, error) {
 	s.tenants = newTenants(s.opts, &s.limits)
 	s.authLogs = rate.NewLimiter(AuthFailureLogRate, AuthFailureLogBurst)
 	s.cacheRefusalLogs = rate.NewLimiter(rate.Every(10*time.Second), 1)
+	s.drainRefusalLogs = rate.NewLimiter(rate.Every(time.Second), 1)
 	return s, nil
 }
 
@@ -196,7 +205,7 @@ func (s *Server) Serve() error {
 		s.mu.Lock()
 		if s.draining.Load() {
 			s.mu.Unlock()
-			qc.CloseWithError(codeNoError, "broker shutting down")
+			s.refuseDraining(qc)
 			continue
 		}
 		if len(s.conns) >= s.opts.MaxConnections {
@@ -216,6 +225,19 @@ func (s *Server) Serve() error {
 			s.mu.Unlock()
 		}()
 	}
+}
+
+// refuseDraining closes at once, as the drain closes every connection
+// ("broker shutting down", code 0), a connection whose handshake completed
+// while the broker drains, and counts and logs it: a client that redials
+// during the drain learns at once that this broker is going away. (Its
+// handshake did complete: the transport refuses handshakes only once the
+// listener closes, at the end of the drain.)
+func (s *Server) refuseDraining(qc *quic.Conn) {
+	if n := s.stats.ConnectionsRefusedDraining.Add(1); s.drainRefusalLogs.Allow() {
+		s.opts.Logger.Info("connection refused: broker shutting down", "remote", qc.RemoteAddr().String(), "refused_total", n)
+	}
+	qc.CloseWithError(codeNoError, "broker shutting down")
 }
 
 // Shutdown drains the server: it stops accepting connections and streams,

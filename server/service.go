@@ -23,14 +23,23 @@ import (
 // requester of each connection that sent requests (all its request
 // streams share its bound of pending requests).
 type services struct {
-	reg *service.Registry
+	reg        *service.Registry
+	maxPending int // the registry's bound of a requester's pending requests
 
 	mu    sync.Mutex
 	conns map[*conn]*connRequester
 }
 
+// defaultMaxPending is service.Options.MaxPending's default. The server
+// resolves it and hands the registry the value, so that the bound it
+// checks before a request (see control.request) is the registry's.
+const defaultMaxPending = 1024
+
 func newServices(o service.Options) *services {
-	return &services{reg: service.New(o), conns: map[*conn]*connRequester{}}
+	if o.MaxPending <= 0 {
+		o.MaxPending = defaultMaxPending
+	}
+	return &services{reg: service.New(o), maxPending: o.MaxPending, conns: map[*conn]*connRequester{}}
 }
 
 // ServiceStats returns the request/reply counters.
@@ -41,7 +50,14 @@ func (s *Server) ServiceStats() service.Stats { return s.services.reg.Stats() }
 // client's request id (ids are per stream).
 type connRequester struct {
 	q       *service.Requester
+	max     int // q's bound of pending requests
 	streams int // request streams using it
+
+	// admit serializes the connection's requests from the check of the
+	// bound to the request (see control.request): meanwhile no other
+	// request of the connection takes a place, so a request found under
+	// the bound is not refused for it.
+	admit sync.Mutex
 
 	mu    sync.Mutex
 	next  uint64
@@ -70,7 +86,7 @@ func (sv *services) requester(c *conn) *connRequester {
 	defer sv.mu.Unlock()
 	cr := sv.conns[c]
 	if cr == nil {
-		cr = &connRequester{route: map[uint64]routed{}}
+		cr = &connRequester{max: sv.maxPending, route: map[uint64]routed{}}
 		cr.q = sv.reg.NewRequester(cr)
 		sv.conns[c] = cr
 	}
@@ -309,8 +325,8 @@ func (rs *reqStream) write(ctx context.Context, w *lockedWriter) {
 		}
 		clear(batch)
 		// The places are given back under the writer's lock, after the
-		// write: a request refused for want of a place waits for the
-		// lock and tries again (see request), so a requester that read
+		// write: a request that finds no place waits for the lock and
+		// then tries (see request), so a requester that read
 		// these results and sent another request never finds their
 		// places still taken.
 		n := len(batch)
@@ -446,15 +462,20 @@ func (ctl *control) request(m *wire.Request, cr *connRequester, rs *reqStream, w
 	cr.mu.Unlock()
 	rs.owe(1)
 	writing := rs.writing.Load() > 0 // read first: a write ending meanwhile clears it
-	err := cr.q.Request(token, k, m.Payload, timeout)
-	if e, ok := err.(*service.Error); ok && e.Code == service.CodeLimit && (writing || rs.writing.Load() > 0) {
+	cr.admit.Lock()
+	if cr.q.Pending() >= cr.max && (writing || rs.writing.Load() > 0) {
 		// Results of this stream in a write hold their places until the
 		// write is done: wait for it (a requester that does not read its
 		// results waits here, as its refusal would wait to be written)
-		// and try once more.
+		// and then try. Checked before trying, not tried twice: the
+		// registry counts every refusal (felix_service_limited_total),
+		// and a request is refused once or not at all.
+		cr.admit.Unlock()
 		w.wait()
-		err = cr.q.Request(token, k, m.Payload, timeout)
+		cr.admit.Lock()
 	}
+	err := cr.q.Request(token, k, m.Payload, timeout)
+	cr.admit.Unlock()
 	if err != nil {
 		rs.owe(-1)
 		cr.mu.Lock()
