@@ -50,6 +50,8 @@ var serverMetrics = []metric[server.Counters]{
 		func(c *server.Counters) float64 { return u(c.ConnectionsTotal.Load()) }),
 	counter("felix_connections_refused_total", "QUIC connections closed at once because --max-connections were open.", nil,
 		func(c *server.Counters) float64 { return u(c.ConnectionsRefused.Load()) }),
+	counter("felix_connections_refused_draining_total", "QUIC connections closed at once with \"broker shutting down\" because their handshake completed while the broker drained: clients redialing during a shutdown.", nil,
+		func(c *server.Counters) float64 { return u(c.ConnectionsRefusedDraining.Load()) }),
 	counter("felix_connections_unauthenticated_total", "QUIC connections closed because none of their streams authenticated within the auth timeout (10s by default) of their accept.", nil,
 		func(c *server.Counters) float64 { return u(c.ConnectionsUnauthenticated.Load()) }),
 	gauge("felix_sub_active_subscriptions", "Subscriptions being served now, over all connections.", nil,

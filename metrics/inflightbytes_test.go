@@ -27,6 +27,7 @@ func TestQueueInFlightBytesExported(t *testing.T) {
 		seriesWant{"felix_queue_in_flight_bytes", group, float64(len(m.Payload))},
 		seriesWant{"felix_queue_in_flight_bytes_limited_total", group, 0},
 		seriesWant{"felix_queue_dead_letters_abandoned_total", group, 0},
+		seriesWant{"felix_connections_refused_draining_total", nil, 0}, // exported before any drain
 	)
 	if len(m.Payload) != 7 {
 		t.Fatalf("payload %q, want jobs-00", m.Payload)

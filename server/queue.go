@@ -34,6 +34,11 @@ type QueueOptions struct {
 	BackoffMin      time.Duration
 	BackoffMax      time.Duration
 	DefaultPrefetch int
+	// MaxInFlightBytes bounds the payload bytes one consumer holds
+	// unacked, whatever its prefetch (queue.Options.MaxInFlightBytes;
+	// default 64 MiB, a larger record still goes alone to a consumer
+	// holding nothing).
+	MaxInFlightBytes int64
 	// StateDir keeps the state of groups on durable streams (one log per
 	// group; an ack is confirmed once its state satisfies StateSync).
 	// Empty: group state is in memory and a restart redelivers everything
@@ -124,7 +129,8 @@ func (q *queues) group(st *broker.Stream, name string, startAt *uint64) (*queue.
 	}
 	opts := queue.Options{
 		AckTimeout: o.AckTimeout, MaxAttempts: o.MaxAttempts, BackoffMin: o.BackoffMin, BackoffMax: o.BackoffMax,
-		DefaultPrefetch: o.DefaultPrefetch, DeadLetter: q.deadLetter(st.Key(), name), StartAt: startAt,
+		DefaultPrefetch: o.DefaultPrefetch, MaxInFlightBytes: o.MaxInFlightBytes,
+		DeadLetter: q.deadLetter(st.Key(), name), StartAt: startAt,
 	}
 	var stateLog *commitlog.DiskLog
 	if stateDir != "" {
@@ -573,7 +579,9 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 				ds = append(ds, wire.QueueDelivery{Offset: d.Offset, Attempt: uint16(min(d.Attempt, 1<<16-1)), Payload: d.Payload})
 			}
 			clear(got)
-			// Prefetch bounds records, not bytes: the batch goes out in
+			// A batch may exceed one frame (prefetch counts records, and
+			// MaxInFlightBytes, 64 MiB by default, is above the frame
+			// limit): it goes out in
 			// frames within the frame limit (the client reads with it),
 			// one at a time, so no buffer holds more than one frame.
 			for rest := ds; len(rest) > 0; {
