@@ -114,9 +114,11 @@ type Counters struct {
 	// of their streams authenticated within Options.AuthTimeout of the
 	// connection's accept.
 	ConnectionsUnauthenticated atomic.Uint64
-	// ConnectionsRefusedDraining counts connections closed at once with
-	// "broker shutting down" because their handshake completed while the
-	// broker drained (Shutdown): a client redialing meanwhile.
+	// ConnectionsRefusedDraining counts connections refused because the
+	// broker drains (Shutdown), clients redialing meanwhile: dialed during
+	// the drain (refused with CONNECTION_REFUSED before any handshake),
+	// or with a handshake under way when it began (closed at once with
+	// "broker shutting down").
 	ConnectionsRefusedDraining atomic.Uint64
 }
 
@@ -229,15 +231,23 @@ func (s *Server) Serve() error {
 
 // refuseDraining closes at once, as the drain closes every connection
 // ("broker shutting down", code 0), a connection whose handshake completed
-// while the broker drains, and counts and logs it: a client that redials
-// during the drain learns at once that this broker is going away. (Its
-// handshake did complete: the transport refuses handshakes only once the
-// listener closes, at the end of the drain.)
+// while the broker drains (it was under way when the drain began: later
+// ones are refused by the listener, see drainRefused), and counts and
+// logs it: a client that redials during the drain learns at once that
+// this broker is going away.
 func (s *Server) refuseDraining(qc *quic.Conn) {
-	if n := s.stats.ConnectionsRefusedDraining.Add(1); s.drainRefusalLogs.Allow() {
-		s.opts.Logger.Info("connection refused: broker shutting down", "remote", qc.RemoteAddr().String(), "refused_total", n)
-	}
+	s.drainRefused(qc.RemoteAddr())
 	qc.CloseWithError(codeNoError, "broker shutting down")
+}
+
+// drainRefused counts and logs a connection refused during the drain:
+// by the listener (transport.Listener.RefuseNew: its handshake refused
+// with CONNECTION_REFUSED) or by refuseDraining. The log is limited to a
+// line a second, with the count so far.
+func (s *Server) drainRefused(remote net.Addr) {
+	if n := s.stats.ConnectionsRefusedDraining.Add(1); s.drainRefusalLogs.Allow() {
+		s.opts.Logger.Info("connection refused: broker shutting down", "remote", remote.String(), "refused_total", n)
+	}
 }
 
 // Shutdown drains the server: it stops accepting connections and streams,
@@ -262,6 +272,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 	defer close(s.stopped)
+	if s.ln != nil {
+		// From now on a client that dials (a redial, say) is refused at
+		// once and tries again later, the restarted broker or another.
+		s.ln.RefuseNew(s.drainRefused)
+	}
 	s.opts.Logger.Info("felix draining")
 	// Ending the broker makes every subscription writer flush its queue,
 	// finish its event stream and exit; closing the groups ends consumers

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/quic-go/quic-go"
 )
@@ -18,6 +20,8 @@ type Listener struct {
 	udp  *net.UDPConn
 	once sync.Once
 	err  error
+	// refusing is set by RefuseNew.
+	refusing atomic.Pointer[refusal]
 }
 
 // Listen opens a UDP socket on addr (host:port; port 0 picks one), sizes its
@@ -39,15 +43,79 @@ func Listen(addr string, tlsConf *tls.Config, opts Options, log *slog.Logger) (*
 	if failures == nil {
 		failures = new(HandshakeFailures) // logged all the same
 	}
+	l := &Listener{udp: udp}
+	connContext := failures.connContext(log)
 	tr := &quic.Transport{Conn: udp, StatelessResetKey: opts.StatelessResetKey,
-		ConnContext: failures.connContext(log)}
+		ConnContext: func(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
+			if r := l.refusing.Load(); r != nil {
+				r.note(info.RemoteAddr)
+				return nil, errRefusingNew // quic-go answers CONNECTION_REFUSED
+			}
+			return connContext(ctx, info)
+		}}
 	ln, err := tr.Listen(EchoALPN(tlsConf), opts.QUICConfig())
 	if err != nil {
 		_ = tr.Close()
 		_ = udp.Close()
 		return nil, err
 	}
-	return &Listener{ln: ln, tr: tr, udp: udp}, nil
+	l.ln, l.tr = ln, tr
+	return l, nil
+}
+
+// errRefusingNew is why a connection is refused after RefuseNew.
+var errRefusingNew = errors.New("transport: refusing new connections")
+
+// RefuseNew makes the listener refuse every new connection from now on:
+// its first packet is answered with CONNECTION_REFUSED, so the client's
+// dial fails at once (a *quic.TransportError with code
+// quic.ConnectionRefused) and no handshake is done. refused, if not nil,
+// is called once for each dial refused, with the client's address, from
+// quic-go's packet handling (it must be quick): a ClientHello often takes
+// two Initial packets, each refused, and those from one address within
+// refuseDedupWindow count as one dial. Connections accepted before, and
+// those whose handshake was under way, are not affected: Accept still
+// returns the latter. A broker calls it as its drain begins, so that a
+// client redialing meanwhile neither connects to a broker that is going
+// away nor waits out a timeout. It cannot be undone; a later call
+// replaces refused.
+func (l *Listener) RefuseNew(refused func(remote net.Addr)) {
+	if refused == nil {
+		refused = func(net.Addr) {}
+	}
+	l.refusing.Store(&refusal{fn: refused, recent: map[string]time.Time{}})
+}
+
+// refuseDedupWindow: Initial packets of one address refused within it
+// are one dial (see RefuseNew).
+const refuseDedupWindow = 100 * time.Millisecond
+
+// refusal is RefuseNew's state: the callback, and when each address was
+// last told about (at most refuseRecentMax addresses; the map is emptied
+// when full, which at worst counts a dial twice).
+type refusal struct {
+	fn     func(remote net.Addr)
+	mu     sync.Mutex
+	recent map[string]time.Time
+}
+
+const refuseRecentMax = 4096
+
+// note calls fn for remote unless a packet of remote was refused within
+// refuseDedupWindow.
+func (r *refusal) note(remote net.Addr) {
+	now, k := time.Now(), remote.String()
+	r.mu.Lock()
+	if t, ok := r.recent[k]; ok && now.Sub(t) < refuseDedupWindow {
+		r.mu.Unlock()
+		return
+	}
+	if len(r.recent) >= refuseRecentMax {
+		clear(r.recent)
+	}
+	r.recent[k] = now
+	r.mu.Unlock()
+	r.fn(remote)
 }
 
 // Accept waits for the next connection (its handshake completed). After
