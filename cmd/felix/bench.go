@@ -68,9 +68,11 @@ type brokerTarget struct {
 	serverProcs              int
 }
 
-func (b *brokerTarget) register(fl *pflag.FlagSet) {
+// register adds the flags to fl; needs says what an external broker
+// (--addr) must declare for the command ("the stream default/default/bench").
+func (b *brokerTarget) register(fl *pflag.FlagSet, needs string) {
 	fl.StringVar(&b.brokerMode, "broker", "process", "where Felix runs: process (a felix serve child), embedded (this process), or external (--addr)")
-	fl.StringVar(&b.addr, "addr", "", "external broker address (implies --broker external); it must have stream and cache default/default/bench")
+	fl.StringVar(&b.addr, "addr", "", "external broker address (implies --broker external); "+needs)
 	fl.StringVar(&b.caFile, "ca-file", "", "CA file for an external broker")
 	fl.BoolVar(&b.insecure, "insecure", false, "skip certificate verification for an external broker")
 	fl.StringSliceVar(&b.brokerFlags, "broker-flag", nil, "extra flag for the felix serve child, e.g. --broker-flag=--event-batch-max-delay=200us (repeatable)")
@@ -146,7 +148,7 @@ type pubsubSystems struct {
 }
 
 func (s *pubsubSystems) register(fl *pflag.FlagSet, subConns string) {
-	s.brokerTarget.register(fl)
+	s.brokerTarget.register(fl, "it must declare the stream default/default/bench")
 	fl.BoolVar(&s.acked, "acked", false, "also measure Felix with per-batch acks (each publish waits for its ack)")
 	fl.StringVar(&s.subConns, "sub-conns", subConns, "subscriber connections: per-sub (one each), shared (one for all), or both (shared only at fanout > 1)")
 	fl.StringSliceVar(&s.compare, "compare", nil, "peers to measure in the same run: nats (NATS core), nats-tls (NATS core with TLS between clients and server, as Felix always has), redis (Redis PUBLISH/SUBSCRIBE, one connection per subscriber), quic (raw quic-go: an echo round trip at fanout 1, and a relay with no broker logic at every fanout)")

@@ -49,7 +49,7 @@ a process crash. Rows are labelled felix-durable and redis-aof.`,
 		}),
 	}
 	fl := cmd.Flags()
-	f.brokerTarget.register(fl)
+	f.brokerTarget.register(fl, "it must declare the cache default/default/bench")
 	fl.StringSliceVar(&f.compare, "compare", nil, "peers to measure in the same run: redis")
 	f.benchOutput.register(fl)
 	fl.StringSliceVar(&f.ops, "op", []string{"get", "put"}, "operations: get, put")

@@ -50,7 +50,7 @@ with DoubleAck (--nats-ack single: fire-and-forget Ack). An external broker
 		}),
 	}
 	fl := cmd.Flags()
-	f.brokerTarget.register(fl)
+	f.brokerTarget.register(fl, "it must declare the durable stream default/default/queuebench")
 	fl.StringSliceVar(&f.compare, "compare", nil, "peers to measure in the same run: jetstream (NATS JetStream; nats is an alias)")
 	f.benchOutput.register(fl)
 	fl.IntVar(&f.records, "records", bench.DefaultQueueRecords, "measured records per system")

@@ -47,7 +47,7 @@ Drops count failed requests and wrong replies.`,
 		}),
 	}
 	fl := cmd.Flags()
-	f.brokerTarget.register(fl)
+	f.brokerTarget.register(fl, "it needs no declaration (the service default/benchecho is served by this command)")
 	fl.StringSliceVar(&f.compare, "compare", nil, "peers to measure in the same run: nats (NATS core request/reply)")
 	f.benchOutput.register(fl)
 	fl.IntSliceVar(&f.concurrency, "concurrency", []int{1, 16}, "concurrent requesters (closed loop)")

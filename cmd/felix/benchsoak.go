@@ -59,7 +59,7 @@ default/default/soak-queue and the cache default/default/soak, and name its
 		}),
 	}
 	fl := cmd.Flags()
-	f.brokerTarget.register(fl)
+	f.brokerTarget.register(fl, "it must declare the streams and the cache named above, and --metrics-url")
 	fl.StringVar(&f.metricsURL, "metrics-url", "", "the /metrics URL of an external broker (--addr), e.g. http://127.0.0.1:8080/metrics")
 	fl.BoolVar(&f.out.asJSON, "json", false, "print JSON (the samples, windows, verdict, workload counts and the machine) instead of the report")
 	fl.BoolVar(&f.out.quiet, "quiet", false, "print nothing on stderr while running (no progress bar or lines)")

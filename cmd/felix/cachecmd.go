@@ -118,6 +118,11 @@ func newCacheCmd() *cobra.Command {
 	}
 	incr, decr := newIncrCmds(run)
 	expire, persist, keys := newKeyCmds(run)
+	// A value, a delta, a TTL or a key may be a negative number, given as
+	// Redis takes it: felix cache put t -1, felix cache incr hits -3.
+	for _, sub := range []*cobra.Command{put, get, del, ttlCmd, incr, decr, expire, persist, keys} {
+		allowNegativeArgs(sub)
+	}
 	cmd.AddCommand(put, get, del, ttlCmd, incr, decr, expire, persist, keys, newCacheFlushCmd(run))
 	return clientCmd(cmd, &f)
 }
@@ -161,7 +166,7 @@ func newIncrCmds(run func(func(*cobra.Command, *client.Cache, []string) error) f
 		return cmd
 	}
 	incr = mk("incr", "Add DELTA (default 1) to the integer under KEY, atomically, and print the new value; a missing key counts as 0",
-		"  felix cache incr hits\n  felix cache incr hits 10 --ttl 1m\n  felix cache incr hits -- -3   (a negative DELTA after --)", 1)
+		"  felix cache incr hits\n  felix cache incr hits 10 --ttl 1m\n  felix cache incr hits -3", 1)
 	decr = mk("decr", "Subtract DELTA (default 1) from the integer under KEY, atomically, and print the new value",
 		"  felix cache decr stock\n  felix cache decr stock 5", -1)
 	return incr, decr

@@ -69,7 +69,7 @@ func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 //	felix: connection lost (event): <error>; reconnecting
 //	felix: reconnected (event)
 //
-// stdout is left alone.
+// stdout is left alone; with --quiet, w is infoWriter's discarding one.
 func (f *clientFlags) dialReporting(ctx context.Context, w *lockedWriter) (*client.Client, error) {
 	o := f.options()
 	o.OnDisconnect = func(e client.ConnEvent) {
@@ -79,6 +79,25 @@ func (f *clientFlags) dialReporting(ctx context.Context, w *lockedWriter) (*clie
 		fmt.Fprintf(w, "felix: reconnected (%s)\n", e.Kind)
 	}
 	return f.dialWith(ctx, o)
+}
+
+// addQuietFlag registers --quiet (-q) on fl, for a command that runs
+// until interrupted (sub, reply, queue consume): it silences the
+// informational lines that command writes on stderr (a lost connection,
+// a reconnection, a consumer rejoining its group), written to the
+// writer infoWriter returns. Errors, and the warnings that report lost
+// data (felix sub's "missed N events"), are still printed. Default off.
+func addQuietFlag(fl *pflag.FlagSet, quiet *bool) {
+	fl.BoolVarP(quiet, "quiet", "q", false, "do not print the connection-state lines on stderr (connection lost, reconnected, consumer rejoined); errors, and felix sub's \"missed N events\", are still printed")
+}
+
+// infoWriter is where a command writes its informational stderr lines
+// (through dialReporting and rejoin): stderr, or nowhere when quiet.
+func infoWriter(stderr *lockedWriter, quiet bool) *lockedWriter {
+	if quiet {
+		return &lockedWriter{w: io.Discard}
+	}
+	return stderr
 }
 
 // dialWith is dial with the options o (built by f.options).

@@ -66,3 +66,19 @@ func TestDemoNotificationsExternal(t *testing.T) {
 		}
 	}
 }
+
+// A demo that stops on an SDK error (the orders demo against a broker
+// without its streams: "felix: server: stream not found", wrapped with
+// the demo's context) fails with a line that says felix once, not
+// "felix: demo orders: ...: felix: server: ...".
+func TestDemoErrorLineSaysFelixOnce(t *testing.T) {
+	addr, _, ca := startServe(t)
+	out, err := runDemoCmd(t, "orders", "--addr", addr, "--ca-file", ca, "--quick")
+	if err == nil {
+		t.Fatalf("orders against the development broker: no error\n%s", out)
+	}
+	line := errorLine(err)
+	if !strings.HasPrefix(line, "felix: demo orders: ") || strings.Count(line, "felix:") != 1 || !strings.Contains(line, "server: stream not found") {
+		t.Fatalf("error line %q: want felix: once, in front", line)
+	}
+}

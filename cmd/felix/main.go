@@ -16,9 +16,12 @@ func main() {
 }
 
 // errorLine is the message a failed command prints: prefixed "felix: "
-// once (errors from the SDK already carry the prefix).
+// once. Errors from the SDK already carry the prefix, in front or, when
+// something wrapped one with its context ("demo orders: subscribe to the
+// dead-letter stream: felix: server: stream not found"), inside: the
+// inner one is dropped, so the line says felix once.
 func errorLine(err error) string {
-	msg := err.Error()
+	msg := strings.ReplaceAll(err.Error(), ": felix: ", ": ")
 	if strings.HasPrefix(msg, "felix: ") {
 		return msg
 	}

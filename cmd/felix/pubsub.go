@@ -102,13 +102,14 @@ Every message is acknowledged by the broker unless --no-ack.`,
 	cmd.Flags().IntVar(&repeat, "repeat", 1, "publish each message this many times")
 	cmd.Flags().BoolVar(&noAck, "no-ack", false, "fire and forget (do not wait for the broker's ack)")
 	cmd.Flags().BoolVar(&raw, "raw", false, "publish all of stdin as one message, byte for byte, instead of one message per line")
+	allowNegativeArgs(cmd) // felix pub temps -3
 	return clientCmd(cmd, &f)
 }
 
 func newSubCmd() *cobra.Command {
 	var f clientFlags
 	var count int
-	var asJSON, countOnly bool
+	var asJSON, countOnly, quiet bool
 	var from string
 	var idle time.Duration
 	cmd := &cobra.Command{
@@ -126,7 +127,7 @@ reported on stderr at exit as "felix: missed N events"; stdout and the exit
 status stay the same. A lost connection is redialed until it comes back,
 and the subscription resumes; stderr says so as it happens, with
 "felix: connection lost (event): <error>; reconnecting" and then
-"felix: reconnected (event)".
+"felix: reconnected (event)" (--quiet leaves these two lines out).
 
 --from says where to start: latest (the default: only new events),
 earliest (the oldest event the stream retains), an offset (1234), a time
@@ -154,7 +155,7 @@ start-time extension.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			stderr := &lockedWriter{w: cmd.ErrOrStderr()}
-			c, err := f.dialReporting(ctx, stderr)
+			c, err := f.dialReporting(ctx, infoWriter(stderr, quiet))
 			if err != nil {
 				return err
 			}
@@ -220,6 +221,7 @@ start-time extension.`,
 	fl.BoolVar(&countOnly, "count-only", false, "print only the number of events received, at exit")
 	fl.StringVar(&from, "from", "latest", "where to start: latest, earliest, an offset, an RFC 3339 time (2026-11-30T10:00:00Z) or a negative duration back from now (-5m)")
 	fl.DurationVar(&idle, "idle-exit", 0, "exit after this long without an event (0 = never)")
+	addQuietFlag(fl, &quiet)
 	return clientCmd(cmd, &f)
 }
 

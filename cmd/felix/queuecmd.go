@@ -23,15 +23,18 @@ func newQueueCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVarP(&group, "group", "g", "workers", "consumer group")
 	var count, prefetch int
 	var name string
-	var nack bool
+	var nack, quiet bool
 	var idle time.Duration
 	var groupStart string
 	// withClient runs a subcommand with a client dialled from the shared
 	// connection flags, closed after it; a connection it loses and
-	// redials meanwhile is a line on stderr (dialReporting).
+	// redials meanwhile is a line on stderr (dialReporting), unless
+	// consume's --quiet. info is where those lines go, rejoin's too.
+	var info *lockedWriter
 	withClient := func(fn func(ctx context.Context, cmd *cobra.Command, c *client.Client) error) func(*cobra.Command, []string) error {
 		return withSignals(func(ctx context.Context, cmd *cobra.Command) error {
-			c, err := f.dialReporting(ctx, &lockedWriter{w: cmd.ErrOrStderr()})
+			info = infoWriter(&lockedWriter{w: cmd.ErrOrStderr()}, quiet)
+			c, err := f.dialReporting(ctx, info)
 			if err != nil {
 				return err
 			}
@@ -78,7 +81,7 @@ func newQueueCmd() *cobra.Command {
 					// again once the broker is back. What this consumer
 					// held and did not ack is delivered again.
 					co.Close()
-					if co, err = rejoin(ctx, cmd.ErrOrStderr(), func() (*client.Consumer, error) {
+					if co, err = rejoin(ctx, info, func() (*client.Consumer, error) {
 						return c.Consumer(ctx, f.namespace, stream, group, opts...)
 					}); err != nil {
 						if ctx.Err() != nil {
@@ -123,6 +126,7 @@ func newQueueCmd() *cobra.Command {
 	consume.Flags().StringVar(&name, "name", "", "consumer name (default: assigned by the broker)")
 	consume.Flags().BoolVar(&nack, "nack", false, "nack every message instead of acking (redelivered after 1s; tests dead letters)")
 	consume.Flags().DurationVar(&idle, "idle-exit", 0, "exit after this long without a message (0 = never)")
+	addQuietFlag(consume.Flags(), &quiet)
 	consume.Flags().StringVar(&groupStart, "group-start", "", "where the group starts if this command creates it: earliest (default), latest (only new records), an offset, an RFC 3339 time or -5m; an existing group keeps its position")
 	stats := &cobra.Command{
 		Use:   "stats STREAM",

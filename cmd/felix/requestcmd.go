@@ -51,6 +51,7 @@ responder's own error.`,
 		}),
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up on the reply after this long (the broker caps it at 60s)")
+	allowNegativeArgs(cmd) // felix request thermostat -3
 	return clientCmd(cmd, &f)
 }
 
@@ -58,6 +59,7 @@ func newReplyCmd() *cobra.Command {
 	var f clientFlags
 	var text string
 	var count, maxInFlight int
+	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "reply SERVICE",
 		Short: "Answer the requests to a service: print each and reply with --text, or echo it",
@@ -65,11 +67,12 @@ func newReplyCmd() *cobra.Command {
 it with --text, or with the request's own data when --text is not given
 (an echo service). Several felix reply of one service share its requests,
 round-robin. Runs until interrupted, or until --count requests are
-answered.`,
+answered. A lost connection is redialed until it comes back; stderr says
+so as it happens (not with --quiet).`,
 		Args: cobra.ExactArgs(1),
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			echo := !cmd.Flags().Changed("text")
-			c, err := f.dialReporting(ctx, &lockedWriter{w: cmd.ErrOrStderr()})
+			c, err := f.dialReporting(ctx, infoWriter(&lockedWriter{w: cmd.ErrOrStderr()}, quiet))
 			if err != nil {
 				return err
 			}
@@ -113,5 +116,6 @@ answered.`,
 	fl.StringVar(&text, "text", "", "reply with this text (default: echo each request's data)")
 	fl.IntVar(&count, "count", 0, "exit after answering this many requests (0 = until interrupted)")
 	fl.IntVar(&maxInFlight, "max-in-flight", 0, "requests handled at once (default: the broker's, 64)")
+	addQuietFlag(fl, &quiet)
 	return clientCmd(cmd, &f)
 }

@@ -33,8 +33,10 @@ func TestVersion(t *testing.T) {
 
 func TestErrorLineHasOnePrefix(t *testing.T) {
 	for in, want := range map[string]string{
-		"felix: server: stream not found: x": "felix: server: stream not found: x",
-		"unknown command \"x\"":              "felix: unknown command \"x\"",
+		"felix: server: stream not found: x":       "felix: server: stream not found: x",
+		"unknown command \"x\"":                    "felix: unknown command \"x\"",
+		"felix: felix: server: x":                  "felix: server: x",
+		"demo orders: subscribe: felix: server: x": "felix: demo orders: subscribe: server: x",
 	} {
 		if got := errorLine(errors.New(in)); got != want {
 			t.Errorf("errorLine(%q) = %q, want %q", in, got, want)
