@@ -135,6 +135,7 @@ func TestConfigInvalidValuesNameTheKey(t *testing.T) {
 		{name: "frame over 32 bits", args: []string{"--max-frame-bytes", "4294967296"}, want: "--max-frame-bytes: must be between 1 and 4294967295"},
 		{name: "zero auto-create bound", args: []string{"--auto-create-max-streams", "0"}, want: "--auto-create-max-streams: must be positive, or -1"},
 		{name: "zero attempts", args: []string{"--queue-max-attempts", "0"}, want: "--queue-max-attempts: must be positive, or -1"},
+		{name: "zero in-flight bytes", args: []string{"--queue-max-inflight-bytes", "0"}, want: "--queue-max-inflight-bytes: must be positive"},
 		{name: "backoff max below min", args: []string{"--queue-backoff-min", "2s", "--queue-backoff-max", "1s"}, want: "--queue-backoff-max: 1s is below"},
 		{name: "zero backoff", file: "queue_backoff_min: 0s\n", want: "queue_backoff_min (config"},
 	}

@@ -42,6 +42,7 @@ type serveFlags struct {
 	queueAckTimeout                  time.Duration
 	queueBackoffMin, queueBackoffMax time.Duration
 	queueMaxAttempts, queuePrefetch  int
+	queueMaxInFlightBytes            int64
 	queueMaxGroups                   int
 	queueDLQSuffix                   string
 	cacheMaxBytes                    int64
@@ -144,6 +145,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.DurationVar(&f.queueBackoffMax, "queue-backoff-max", queue.DefaultBackoffMax, "longest redelivery delay after an ack timeout")
 	fl.IntVar(&f.queueMaxGroups, "queue-max-groups", server.DefaultMaxGroupsPerStream, "consumer groups a stream may have (each keeps its state until the stream is deleted)")
 	fl.IntVar(&f.queuePrefetch, "queue-prefetch", 64, "default unacked deliveries per queue consumer")
+	fl.Int64Var(&f.queueMaxInFlightBytes, "queue-max-inflight-bytes", 64<<20, "payload bytes one queue consumer may hold unacked, whatever its prefetch (a single larger record still goes alone to a consumer holding nothing)")
 	fl.StringVar(&f.queueDLQSuffix, "queue-dead-letter-suffix", ".dlq", "dead letters of stream S go to stream S<suffix> when it exists")
 	fl.StringSliceVar(&f.caches, "cache", nil, "declare a cache tenant/namespace/name[:max-bytes] (repeatable or comma-separated)")
 	fl.StringSliceVar(&f.durableCaches, "durable-cache", nil, "declare a durable cache tenant/namespace/name[:max-bytes], logged in --data-dir and reloaded at start (repeatable); it follows --fsync and --fsync-interval")
@@ -256,6 +258,9 @@ func (f serveFlags) validate() error {
 	}
 	if f.queuePrefetch <= 0 {
 		bad("queue-prefetch", "must be positive, got %d", f.queuePrefetch)
+	}
+	if f.queueMaxInFlightBytes <= 0 {
+		bad("queue-max-inflight-bytes", "must be positive, got %d", f.queueMaxInFlightBytes)
 	}
 	if f.cacheMaxBytes < 0 {
 		bad("cache-max-bytes", "must not be negative, got %d", f.cacheMaxBytes)
@@ -485,7 +490,7 @@ func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy co
 		Caches: store, AutoCreateCaches: f.autoCreate, MaxAutoCreatedCaches: f.autoCreateMaxCaches, DefaultCacheConfig: cache.Config{MaxBytes: f.cacheMaxBytes},
 		Queues: server.QueueOptions{AckTimeout: f.queueAckTimeout, MaxAttempts: f.queueMaxAttempts, MaxGroupsPerStream: f.queueMaxGroups,
 			BackoffMin: f.queueBackoffMin, BackoffMax: f.queueBackoffMax,
-			DefaultPrefetch: f.queuePrefetch, DeadLetterSuffix: f.queueDLQSuffix, StateDir: groupsDir(f.dataDir),
+			DefaultPrefetch: f.queuePrefetch, MaxInFlightBytes: f.queueMaxInFlightBytes, DeadLetterSuffix: f.queueDLQSuffix, StateDir: groupsDir(f.dataDir),
 			StateSync: syncPolicy}, MaxFrameBytes: f.maxFrameBytes,
 		MaxSubscriptionsPerConn: f.maxSubsPerConn, MaxConnections: f.maxConnections, AuthTimeout: f.authTimeout, Logger: log, Auth: authn, Limits: f.limits,
 	})
