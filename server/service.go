@@ -23,23 +23,14 @@ import (
 // requester of each connection that sent requests (all its request
 // streams share its bound of pending requests).
 type services struct {
-	reg        *service.Registry
-	maxPending int // the registry's bound of a requester's pending requests
+	reg *service.Registry
 
 	mu    sync.Mutex
 	conns map[*conn]*connRequester
 }
 
-// defaultMaxPending is service.Options.MaxPending's default. The server
-// resolves it and hands the registry the value, so that the bound it
-// checks before a request (see control.request) is the registry's.
-const defaultMaxPending = 1024
-
 func newServices(o service.Options) *services {
-	if o.MaxPending <= 0 {
-		o.MaxPending = defaultMaxPending
-	}
-	return &services{reg: service.New(o), maxPending: o.MaxPending, conns: map[*conn]*connRequester{}}
+	return &services{reg: service.New(o), conns: map[*conn]*connRequester{}}
 }
 
 // ServiceStats returns the request/reply counters.
@@ -50,7 +41,6 @@ func (s *Server) ServiceStats() service.Stats { return s.services.reg.Stats() }
 // client's request id (ids are per stream).
 type connRequester struct {
 	q       *service.Requester
-	max     int // q's bound of pending requests
 	streams int // request streams using it
 
 	// admit serializes the connection's requests from the check of the
@@ -86,7 +76,7 @@ func (sv *services) requester(c *conn) *connRequester {
 	defer sv.mu.Unlock()
 	cr := sv.conns[c]
 	if cr == nil {
-		cr = &connRequester{max: sv.maxPending, route: map[uint64]routed{}}
+		cr = &connRequester{route: map[uint64]routed{}}
 		cr.q = sv.reg.NewRequester(cr)
 		sv.conns[c] = cr
 	}
@@ -463,7 +453,7 @@ func (ctl *control) request(m *wire.Request, cr *connRequester, rs *reqStream, w
 	rs.owe(1)
 	writing := rs.writing.Load() > 0 // read first: a write ending meanwhile clears it
 	cr.admit.Lock()
-	if cr.q.Pending() >= cr.max && (writing || rs.writing.Load() > 0) {
+	if cr.q.Full() && (writing || rs.writing.Load() > 0) {
 		// Results of this stream in a write hold their places until the
 		// write is done: wait for it (a requester that does not read its
 		// results waits here, as its refusal would wait to be written)

@@ -515,6 +515,17 @@ func (q *Requester) Pending() int {
 	return q.pending
 }
 
+// Full reports whether q holds Options.MaxPending requests, so that its
+// next Request would be refused (CodeLimit, counted in Stats.Limited): a
+// caller that can wait for places to free (the server, while results of
+// the request's own stream are being written) checks first rather than
+// being refused and counted.
+func (q *Requester) Full() bool {
+	q.r.mu.Lock()
+	defer q.r.mu.Unlock()
+	return q.pending >= q.r.opts.MaxPending
+}
+
 // Close ends the requester: its requests get no result; their responders
 // keep them in flight until they answer (the answer is dropped).
 func (q *Requester) Close() {

@@ -253,7 +253,13 @@ func TestRequesterLimitAndClose(t *testing.T) {
 	sink := &fakeSink{}
 	q := r.NewRequester(sink)
 	q.Request(1, key, nil, 0)
+	if q.Full() {
+		t.Fatal("Full with 1 of 2 pending")
+	}
 	q.Request(2, key, nil, 0)
+	if !q.Full() || r.Stats().Limited != 0 {
+		t.Fatalf("Full %v, Limited %d with 2 of 2 pending: want true, 0 (asking counts nothing)", q.Full(), r.Stats().Limited)
+	}
 	var e *Error
 	if err := q.Request(3, key, nil, 0); !errors.As(err, &e) || e.Code != CodeLimit {
 		t.Fatalf("over the limit: %v", err)
