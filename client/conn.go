@@ -40,9 +40,12 @@ type connSlot struct {
 	ever bool // a connection was established once
 	// lost is the connection whose loss was reported (OnDisconnect) and
 	// not yet made good by a new one (OnReconnect); nil when none is.
-	lost     *slotConn
-	failures int       // consecutive failed dials
-	lastFail time.Time // when the last dial failed
+	lost *slotConn
+	// lostQueued: the loss of lost was queued for OnDisconnect, so its
+	// reconnect goes to OnReconnect (see notifyLost).
+	lostQueued bool
+	failures   int       // consecutive failed dials
+	lastFail   time.Time // when the last dial failed
 }
 
 // slotConn is one live connection of a slot.
@@ -172,7 +175,8 @@ func (s *connSlot) install(conn *quic.Conn) (*slotConn, error) {
 	if s.lost != nil { // get reported the loss of the connection this replaces
 		s.c.log.Info("felix reconnected", "conn", s.kind, "index", s.index, "after_failures", s.failures)
 		s.lost = nil
-		s.c.notifyConn(false, ConnEvent{Kind: s.kind, Index: s.index, Addr: s.c.addr, FailedDials: s.failures})
+		s.c.notifyBack(ConnEvent{Kind: s.kind, Index: s.index, Addr: s.c.addr, FailedDials: s.failures}, s.lostQueued)
+		s.lostQueued = false
 	}
 	s.cur, s.ever, s.failures = sc, true, 0
 	return sc, nil
@@ -194,7 +198,7 @@ func (s *connSlot) reportLost(sc *slotConn) {
 	s.lost = sc
 	cause := context.Cause(sc.conn.Context())
 	s.c.log.Debug("felix connection lost; redialing", "conn", s.kind, "index", s.index, "err", cause)
-	s.c.notifyConn(true, ConnEvent{Kind: s.kind, Index: s.index, Addr: s.c.addr, Err: cause})
+	s.lostQueued = s.c.notifyLost(ConnEvent{Kind: s.kind, Index: s.index, Addr: s.c.addr, Err: cause})
 }
 
 // pickSlot returns the slot for a new stream of something that was on

@@ -1,6 +1,9 @@
 package client
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // ConnEvent describes a change of state of one of the client's pooled
 // connections, for Options.OnDisconnect and Options.OnReconnect.
@@ -40,7 +43,10 @@ const (
 // ConnEventBuffer is the number of connection events queued for
 // Options.OnDisconnect and OnReconnect while a callback runs; an event
 // that finds the queue full is dropped and counted
-// (Client.DroppedConnEvents).
+// (Client.DroppedConnEvents). A disconnect is queued only while there is
+// room left for the reconnect that will follow it, so each connection's
+// events stay paired: a reconnect is delivered exactly when its
+// disconnect was.
 const ConnEventBuffer = 64
 
 // connNote is a queued connection event.
@@ -53,6 +59,12 @@ type connNote struct {
 type connNotes struct {
 	ch      chan connNote // nil when neither callback is set
 	dropped atomic.Uint64
+
+	// mu makes the room check and the send one step. reserved is the
+	// room kept in ch for the reconnects of queued disconnects:
+	// len(ch)+reserved never exceeds its capacity.
+	mu       sync.Mutex
+	reserved int
 }
 
 // startConnEvents starts the goroutine that runs the connection
@@ -87,18 +99,62 @@ func (c *Client) runConnEvents() {
 	}
 }
 
-// notifyConn queues a connection event for the callbacks without waiting:
-// when the queue is full the event is dropped and counted.
-func (c *Client) notifyConn(lost bool, ev ConnEvent) {
+// notifyLost queues a disconnect for OnDisconnect without waiting, and
+// reports whether it did. It is queued only with room left for the
+// reconnect that follows it, which is then reserved (unless the client
+// never reconnects, Reconnect.Disabled); otherwise it is dropped and
+// counted, and so will its reconnect be (notifyBack).
+func (c *Client) notifyLost(ev ConnEvent) bool {
+	if c.notes.ch == nil {
+		return false
+	}
+	n := &c.notes
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	need := 1
+	if !c.opts.Reconnect.Disabled {
+		need = 2
+	}
+	if len(n.ch)+n.reserved+need > cap(n.ch) {
+		c.dropConnEvent(ev)
+		return false
+	}
+	n.ch <- connNote{ev: ev, lost: true} // never blocks: the room was checked under mu
+	if need == 2 {
+		n.reserved++
+	}
+	return true
+}
+
+// notifyBack queues the reconnect of a connection whose loss was reported
+// (notifyLost): in the room reserved for it when the disconnect was
+// queued (queued), else it is dropped and counted, as its disconnect was,
+// so that OnReconnect never comes without its OnDisconnect.
+func (c *Client) notifyBack(ev ConnEvent, queued bool) {
 	if c.notes.ch == nil {
 		return
 	}
-	select {
-	case c.notes.ch <- connNote{ev: ev, lost: lost}:
-	default:
-		n := c.notes.dropped.Add(1)
-		c.log.Debug("felix: connection event dropped: the callback is behind", "conn", ev.Kind, "index", ev.Index, "dropped", n)
+	if !queued {
+		c.dropConnEvent(ev)
+		return
 	}
+	n := &c.notes
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !c.opts.Reconnect.Disabled { // else notifyLost reserved nothing
+		n.reserved--
+	}
+	select {
+	case n.ch <- connNote{ev: ev}: // the reserved room: never full
+	default:
+		c.dropConnEvent(ev)
+	}
+}
+
+// dropConnEvent counts an event not delivered.
+func (c *Client) dropConnEvent(ev ConnEvent) {
+	d := c.notes.dropped.Add(1)
+	c.log.Debug("felix: connection event dropped: the callback is behind", "conn", ev.Kind, "index", ev.Index, "dropped", d)
 }
 
 // DroppedConnEvents is the number of connection events not delivered to

@@ -184,12 +184,19 @@ func TestConnEventsBlockedCallback(t *testing.T) {
 	var releaseOnce sync.Once
 	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	var delivered atomic.Int64
-	cb := func(ConnEvent) {
-		delivered.Add(1)
-		<-release
+	var seqMu sync.Mutex
+	var seq []connNote // the events delivered, in order
+	record := func(lost bool) func(ConnEvent) {
+		return func(e ConnEvent) {
+			seqMu.Lock()
+			seq = append(seq, connNote{ev: e, lost: lost})
+			seqMu.Unlock()
+			delivered.Add(1)
+			<-release
+		}
 	}
 	rec := &logRecorder{}
-	c := dial(t, b, Options{Reconnect: fastReconnect, EventConns: subs, OnDisconnect: cb, OnReconnect: cb, Logger: slog.New(rec)})
+	c := dial(t, b, Options{Reconnect: fastReconnect, EventConns: subs, OnDisconnect: record(true), OnReconnect: record(false), Logger: slog.New(rec)})
 	t.Cleanup(unblock) // before the client's Close, which waits for the callback
 	ctx := testCtx(t)
 	got := make(chan string, subs)
@@ -233,40 +240,100 @@ func TestConnEventsBlockedCallback(t *testing.T) {
 		return delivered.Load()+int64(c.DroppedConnEvents()) >= total
 	})
 	d, n := int64(c.DroppedConnEvents()), delivered.Load()
-	// One event was in the blocked callback, ConnEventBuffer queued
-	// behind it (one fewer if the queue filled before the callback's
-	// goroutine took the first event from it).
-	if n+d != total || n < ConnEventBuffer || n > ConnEventBuffer+1 {
-		t.Fatalf("delivered %d, dropped %d; want %d in all, %d or %d delivered", n, d, total, ConnEventBuffer, ConnEventBuffer+1)
+	// One event was in the blocked callback, at most ConnEventBuffer
+	// queued behind it, and some were dropped.
+	if n+d != total || d == 0 || n > ConnEventBuffer+1 {
+		t.Fatalf("delivered %d, dropped %d; want %d in all, some dropped, at most %d delivered", n, d, total, ConnEventBuffer+1)
+	}
+	// Drops keep each connection's events paired: every reconnect
+	// delivered follows its disconnect, and every disconnect delivered
+	// is followed by its reconnect (every connection is back).
+	seqMu.Lock()
+	defer seqMu.Unlock()
+	down := map[int]bool{}
+	for i, e := range seq {
+		if e.lost == down[e.ev.Index] {
+			t.Fatalf("event %d: %s connection %d (lost %v) while its last delivered event was lost=%v: unpaired (dropped %d)",
+				i, e.ev.Kind, e.ev.Index, e.lost, down[e.ev.Index], d)
+		}
+		down[e.ev.Index] = e.lost
+	}
+	for idx, isDown := range down {
+		if isDown {
+			t.Fatalf("event connection %d: OnDisconnect delivered, its OnReconnect dropped (dropped %d)", idx, d)
+		}
 	}
 }
 
 // The queue in front of the callbacks holds ConnEventBuffer events and
-// counts each one beyond exactly.
+// counts each one beyond exactly, keeping each connection's events
+// paired: a disconnect is queued only with room left for its reconnect,
+// and the reconnect of a dropped disconnect is dropped too.
 func TestConnEventsDropCount(t *testing.T) {
 	b := startBroker(t)
 	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
-	var calls atomic.Int64
-	c := dial(t, b, Options{OnReconnect: func(ConnEvent) {
-		if calls.Add(1) == 1 {
-			entered <- struct{}{}
-			<-release
+	var mu sync.Mutex
+	var seq []connNote
+	record := func(lost bool) func(ConnEvent) {
+		return func(e ConnEvent) {
+			mu.Lock()
+			seq = append(seq, connNote{ev: e, lost: lost})
+			first := len(seq) == 1
+			mu.Unlock()
+			if first {
+				entered <- struct{}{}
+				<-release
+			}
 		}
-	}})
-	ev := ConnEvent{Kind: ConnKindPublish, Addr: b.Addr}
-	c.notifyConn(false, ev)
-	<-entered // the callback holds the first event
+	}
+	c := dial(t, b, Options{OnDisconnect: record(true), OnReconnect: record(false)})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the client's Close, which waits for the callback
+	ev := func(i int) ConnEvent { return ConnEvent{Kind: ConnKindPublish, Index: i, Addr: b.Addr} }
+	queued := []bool{c.notifyLost(ev(0))}
+	<-entered // the callback holds the first disconnect; its reconnect's room is kept
 	const more = 100
-	for range more {
-		c.notifyConn(false, ev)
+	for i := 1; i <= more; i++ {
+		queued = append(queued, c.notifyLost(ev(i)))
 	}
-	if d := c.DroppedConnEvents(); d != more-ConnEventBuffer {
-		t.Fatalf("DroppedConnEvents = %d, want %d", d, more-ConnEventBuffer)
+	// k more disconnects fit while k queued + (k+1) reserved + 2 <= ConnEventBuffer.
+	accepted := (ConnEventBuffer-3)/2 + 1
+	if d := c.DroppedConnEvents(); d != uint64(more-accepted) {
+		t.Fatalf("DroppedConnEvents = %d after the disconnects, want %d", d, more-accepted)
 	}
-	close(release)
-	testwait.Eventually(t, "the queued events delivered", func() bool { return calls.Load() == 1+ConnEventBuffer })
-	if d := c.DroppedConnEvents(); d != more-ConnEventBuffer {
-		t.Fatalf("DroppedConnEvents = %d after delivery, want %d", d, more-ConnEventBuffer)
+	for i, q := range queued {
+		c.notifyBack(ev(i), q)
+	}
+	// Every reconnect whose disconnect was queued fits in its reserved
+	// room; the others are dropped.
+	wantDropped := uint64(2 * (more - accepted))
+	if d := c.DroppedConnEvents(); d != wantDropped {
+		t.Fatalf("DroppedConnEvents = %d after the reconnects, want %d", d, wantDropped)
+	}
+	unblock()
+	want := 2 * (1 + accepted)
+	testwait.Eventually(t, "the queued events delivered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seq) == want
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	down := map[int]bool{}
+	for i, n := range seq {
+		if n.lost == down[n.ev.Index] {
+			t.Fatalf("event %d of connection %d (lost %v) is unpaired", i, n.ev.Index, n.lost)
+		}
+		down[n.ev.Index] = n.lost
+	}
+	for idx, d := range down {
+		if d {
+			t.Fatalf("connection %d: disconnect delivered without its reconnect", idx)
+		}
+	}
+	if d := c.DroppedConnEvents(); d != wantDropped {
+		t.Fatalf("DroppedConnEvents = %d after delivery, want %d", d, wantDropped)
 	}
 }

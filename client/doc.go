@@ -117,6 +117,7 @@
 // reported. The callbacks run one at a time on a goroutine of the client,
 // never under its locks; at most ConnEventBuffer (64) events wait for a
 // slow callback, further ones are dropped and counted
-// (Client.DroppedConnEvents). Close waits for a callback under way, so a
-// callback must not call Close itself.
+// (Client.DroppedConnEvents), in pairs: a connection's reconnect is
+// delivered exactly when its disconnect was. Close waits for a callback
+// under way, so a callback must not call Close itself.
 package client

@@ -85,6 +85,9 @@ func (q *eventQueue) pop(ctx context.Context) (ev Event, ok bool, err error) {
 		closed := q.closed
 		q.mu.Unlock()
 		if closed {
+			// close signals once: pass the wake-up on to the next waiter
+			// (several goroutines may wait in Next).
+			signal(q.notEmpty)
 			return Event{}, false, nil
 		}
 		select {
@@ -104,7 +107,8 @@ func (q *eventQueue) discard() {
 	signal(q.notFull)
 }
 
-// close wakes waiters; events already queued can still be popped.
+// close wakes every waiter (each passes the wake-up on, see pop); events
+// already queued can still be popped.
 func (q *eventQueue) close() {
 	q.mu.Lock()
 	q.closed = true

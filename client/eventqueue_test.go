@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -62,4 +64,31 @@ func TestEventQueuePushUnblocksOnDone(t *testing.T) {
 	if _, _, err := q2.pop(ctx); err == nil {
 		t.Fatal("pop on an empty queue ignored a cancelled context")
 	}
+}
+
+// Closing the queue wakes every goroutine waiting in pop, not only one:
+// Subscription.Next called by several goroutines at once all return
+// when the subscription ends (Close, Client.Close, or an error).
+func TestEventQueueCloseWakesEveryWaiter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newEventQueue(4)
+		const waiters = 3
+		res := make(chan error, waiters)
+		for range waiters {
+			go func() {
+				_, ok, err := q.pop(context.Background())
+				if ok {
+					err = errors.New("got an event from an empty queue")
+				}
+				res <- err
+			}()
+		}
+		synctest.Wait() // every waiter is blocked in pop
+		q.close()
+		for i := range waiters {
+			if err := <-res; err != nil { // a waiter left asleep deadlocks the bubble here
+				t.Fatalf("waiter %d: %v", i, err)
+			}
+		}
+	})
 }

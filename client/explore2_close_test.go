@@ -39,7 +39,11 @@ func TestCloseBoundedWhenBrokerStopsReadingDuringDirectWrite(t *testing.T) {
 			if !s.q.mu.TryLock() {
 				break // a write holds the queue: blocked on flow control
 			}
+			busy := s.q.flushing // a direct write under way (it releases mu)
 			s.q.mu.Unlock()
+			if busy {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no publish blocked on the stalled broker")

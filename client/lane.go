@@ -345,9 +345,24 @@ func (s *pubSession) write(ctx context.Context, frame []byte, acked bool) error 
 		if transport.TryWrite(s.str, frame) {
 			return nil
 		}
-		if err := writeAll(ctx, s.str, frame); err != nil {
+		// The blocking write lasts as long as this caller's context
+		// allows (a broker that stopped reading holds it): it is made
+		// with the stream marked busy (flushing) and without mu, so
+		// other publishers queue their frames behind it and wait, if
+		// at all, by their own contexts (waitRoom), not for mu. What
+		// they queued goes to the flusher afterwards.
+		q.flushing = true
+		q.mu.Unlock()
+		err := writeAll(ctx, s.str, frame)
+		q.mu.Lock()
+		if err != nil {
 			s.fail(&ConnectionError{Op: "publish", Err: fmt.Errorf("write: %w", err)})
 			return s.c.streamErr(ctx, "publish", err)
+		}
+		if len(q.buf) > 0 {
+			q.kick <- struct{}{} // flushing stays set: the flusher takes over (never blocks, as in commit)
+		} else {
+			q.flushing = false
 		}
 		return nil
 	}

@@ -138,9 +138,13 @@ type Options struct {
 	// OnDisconnect comes before its OnReconnect. Up to ConnEventBuffer
 	// events wait while a callback runs; more are dropped and counted
 	// (Client.DroppedConnEvents), so a slow callback never holds up the
-	// client's connections. A callback must not call Client.Close, which
-	// waits for a callback under way to return (call it from another
-	// goroutine); events still queued when Close starts are not delivered.
+	// client's connections. Drops keep the events paired: a disconnect
+	// is queued only with room left for its reconnect, and the reconnect
+	// of a dropped disconnect is dropped too, so OnReconnect comes
+	// exactly for the losses OnDisconnect was told of. A callback must
+	// not call Client.Close, which waits for a callback under way to
+	// return (call it from another goroutine); events still queued when
+	// Close starts are not delivered.
 	OnDisconnect func(ConnEvent)
 	// OnReconnect, when set, is called when a redial of a connection
 	// whose loss was reported to OnDisconnect succeeds (ConnEvent.Err is

@@ -334,6 +334,8 @@ func (s *Subscription) Missed() uint64 { return s.missed.Load() }
 
 // Next returns the next event, waiting until one arrives or ctx ends. After
 // the subscription ends it returns Err's error (ErrClosed after Close).
+// Several goroutines may call Next at once: each event goes to one of
+// them, and all return when the subscription ends.
 func (s *Subscription) Next(ctx context.Context) (Event, error) {
 	ev, ok, err := s.queue.pop(ctx)
 	if err != nil {
@@ -523,12 +525,18 @@ func (s *Subscription) resubscribe(failures int) (*attachment, int, error) {
 			start = wire.StartPosition{Kind: wire.StartOffset, Offset: ce.Available}
 			att, err = s.c.subscribeOnce(s.ctx, s.slot, s.namespace, s.stream, start, s.cfg.id)
 		}
+		// Still too old (the oldest retained offset moved on meanwhile, as
+		// an in-memory stream's replay ring does with every publish): the
+		// gap from s.next stays known, and the first event from the tail
+		// counts it (track).
+		var last *CursorError
+		stillTooOld := errors.As(err, &last) && last.Reason == wire.CursorTooOld && s.haveNext && last.Available > s.next
 		if errors.As(err, &ce) || (errors.Is(err, ErrUnsupported) && start.Kind != wire.StartLatest) {
 			// The position we wanted is gone (or the broker lost offsets):
 			// continue from the tail.
 			s.c.log.Warn("felix: cannot resume subscription where it stopped; continuing from latest",
-				"stream", s.namespace+"/"+s.stream, "err", err)
-			s.haveNext = false
+				"stream", s.namespace+"/"+s.stream, "err", err, "gap_counted", stillTooOld)
+			s.haveNext = stillTooOld
 			s.cfg.start = wire.StartPosition{}
 			att, err = s.c.subscribeOnce(s.ctx, s.slot, s.namespace, s.stream, wire.StartPosition{}, s.cfg.id)
 		}

@@ -42,7 +42,7 @@ type writeQueue struct {
 
 	mu         sync.Mutex
 	buf, spare []byte
-	flushing   bool          // the flusher was kicked or is writing
+	flushing   bool          // the flusher was kicked or is writing, or a publish's direct write is under way
 	kick       chan struct{} // cap 1
 	// Callers wait while buf holds maxQueuedBytes: drained is closed, and
 	// replaced, when the flusher takes the buffer and someone is waiting.
@@ -190,10 +190,9 @@ func (q *writeQueue) closeWhenFlushed(ctx context.Context, alive func() bool, cl
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	for {
-		// TryLock, not Lock: a frame alone on an idle stream is written
-		// directly while holding mu, and against a broker that stopped
-		// reading that write lasts as long as its caller's context, which
-		// may never end. This must stay bounded by ctx.
+		// TryLock, not Lock: this must stay bounded by ctx, whoever
+		// holds mu. (A publish's blocking direct write releases mu and
+		// sets flushing instead, see pubSession.write.)
 		if q.mu.TryLock() {
 			if !alive() {
 				q.mu.Unlock()
