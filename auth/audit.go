@@ -3,8 +3,11 @@ package auth
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Denial describes one refused request. It has no field for a token or any
@@ -17,29 +20,67 @@ type Denial struct {
 	Reason   string // e.g. "forbidden" or a TokenError text
 }
 
+// DefaultDenialLogBurst and DefaultDenialLogRate bound the "access denied"
+// lines of an Auditor: the first DefaultDenialLogBurst at once, then
+// DefaultDenialLogRate a second (as the broker's "auth failed" lines).
+const (
+	DefaultDenialLogBurst = 10
+	DefaultDenialLogRate  = 1
+)
+
 // Auditor logs and counts denials. The zero value logs to slog.Default()
 // with time.Now; it is safe for concurrent use.
+//
+// Every denial is counted, but the lines are limited (LogBurst, LogRate):
+// a client holding any valid token can ask for what it may not do as fast
+// as it can send, and must not be able to flood the log. Each line carries
+// denials_total, the count so far, and not_logged, the denials not logged
+// since the previous line.
 type Auditor struct {
-	// Log receives one Warn record "access denied" per denial. Default
-	// slog.Default().
+	// Log receives one Warn record "access denied" per logged denial.
+	// Default slog.Default().
 	Log *slog.Logger
-	// Now stamps denials. Default time.Now.
+	// Now stamps denials and paces the lines. Default time.Now.
 	Now func() time.Time
+	// LogBurst is how many lines may be logged at once. Zero or negative
+	// means DefaultDenialLogBurst (10).
+	LogBurst int
+	// LogRate is how many lines a second may be logged after the burst.
+	// Zero or negative means DefaultDenialLogRate (1).
+	LogRate float64
 
-	denials atomic.Uint64
+	denials   atomic.Uint64
+	notLogged atomic.Uint64 // since the last line
+	once      sync.Once
+	lines     *rate.Limiter
 }
 
-// Deny records d: counts it and logs subject, tenant, action, resource,
-// reason and time.
+// Deny records d: counts it and, unless too many lines were logged just
+// now, logs subject, tenant, action, resource, reason and time.
 func (a *Auditor) Deny(d Denial) {
-	a.denials.Add(1)
-	log := a.Log
-	if log == nil {
-		log = slog.Default()
-	}
+	n := a.denials.Add(1)
 	now := time.Now
 	if a.Now != nil {
 		now = a.Now
+	}
+	at := now()
+	a.once.Do(func() {
+		burst, perSec := a.LogBurst, a.LogRate
+		if burst <= 0 {
+			burst = DefaultDenialLogBurst
+		}
+		if perSec <= 0 {
+			perSec = DefaultDenialLogRate
+		}
+		a.lines = rate.NewLimiter(rate.Limit(perSec), burst)
+	})
+	if !a.lines.AllowN(at, 1) {
+		a.notLogged.Add(1)
+		return
+	}
+	log := a.Log
+	if log == nil {
+		log = slog.Default()
 	}
 	log.LogAttrs(context.Background(), slog.LevelWarn, "access denied",
 		slog.String("subject", d.Subject),
@@ -47,7 +88,9 @@ func (a *Auditor) Deny(d Denial) {
 		slog.String("action", d.Action),
 		slog.String("resource", d.Resource),
 		slog.String("reason", d.Reason),
-		slog.Time("at", now().UTC()),
+		slog.Time("at", at.UTC()),
+		slog.Uint64("denials_total", n),
+		slog.Uint64("not_logged", a.notLogged.Swap(0)),
 	)
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // MaxPermissionLen bounds a permission string, in bytes.
@@ -39,8 +41,9 @@ func (e *PermissionError) Error() string {
 // that matches at least one. The resource must be "*", "cluster", or
 // "kind:path" with kind one of tenant, namespace, stream, cache, and path a
 // non-empty '/'-separated list of non-empty segments without ':'; a path
-// without '*' must have the kind's number of segments (1, 2, 3, 3). No
-// whitespace or control characters anywhere.
+// without '*' must have the kind's number of segments (1, 2, 3, 3). The
+// string must be UTF-8 without (Unicode) whitespace or control characters
+// anywhere.
 func ParsePermission(s string) (Permission, error) {
 	bad := func(format string, args ...any) (Permission, error) {
 		shown := s
@@ -55,9 +58,14 @@ func ParsePermission(s string) (Permission, error) {
 	if len(s) > MaxPermissionLen {
 		return bad("longer than %d bytes", MaxPermissionLen)
 	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c == 0x7f {
-			return bad("whitespace or control character at byte %d", i)
+	if !utf8.ValidString(s) {
+		return bad("not UTF-8")
+	}
+	// Unicode whitespace and controls, as the broker's name rules: a
+	// pattern holding one could match no name.
+	for i, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return bad("whitespace or control character %U at byte %d", r, i)
 		}
 	}
 	action, resource, ok := strings.Cut(s, ":")

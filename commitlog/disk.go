@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"sort"
 	"sync"
@@ -52,6 +53,10 @@ type DiskLog struct {
 	kick     chan struct{}
 	stop     chan struct{}
 	wg       sync.WaitGroup
+	// syncing is a token held by the fsync of records under way (a
+	// channel of one, not a mutex, so that a synctest bubble sees a
+	// goroutine waiting for it as blocked): see syncRecords.
+	syncing chan struct{}
 
 	syncerWakeups atomic.Uint64 // times runSyncer woke to fsync (tests: an idle log's stays 0)
 
@@ -102,7 +107,7 @@ func open(dir string, opts Options) (*DiskLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirSynced(dir); err != nil {
 		return nil, fmt.Errorf("commitlog: %w", err)
 	}
 	lock, err := lockDir(dir)
@@ -110,12 +115,13 @@ func open(dir string, opts Options) (*DiskLog, error) {
 		return nil, err
 	}
 	l := &DiskLog{
-		dir:  dir,
-		opts: opts,
-		log:  opts.Logger.With("log", dir),
-		lock: lock,
-		kick: make(chan struct{}, 1),
-		stop: make(chan struct{}),
+		dir:     dir,
+		opts:    opts,
+		log:     opts.Logger.With("log", dir),
+		lock:    lock,
+		kick:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		syncing: make(chan struct{}, 1),
 	}
 	start := time.Now()
 	if err := l.recover(); err != nil {
@@ -135,6 +141,18 @@ func open(dir string, opts Options) (*DiskLog, error) {
 		return nil, fmt.Errorf("commitlog: sync %s: %w", active.path, err)
 	}
 	l.stats.fsyncs.Add(1)
+	// An active segment with no records may be the new segment of a roll
+	// cut short by a crash before its directory fsync: its name may not
+	// have reached the disk, and the records appended next, fsynced and
+	// acknowledged, would go with it. A roll fsyncs the directory before
+	// it writes a record into a new segment; so does Open.
+	if active.next == active.base {
+		if err := dirSync(dir); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("commitlog: %w", err)
+		}
+		l.stats.fsyncs.Add(1)
+	}
 	l.synced.Store(active.next)
 	if opts.Sync != SyncNever {
 		l.wg.Add(1)
@@ -495,7 +513,24 @@ func (l *DiskLog) syncActive() error {
 	s.acquire()
 	l.segMu.RUnlock()
 	defer s.release()
-	if target <= l.synced.Load() {
+	return l.syncRecords(s, target)
+}
+
+// syncRecords fsyncs s, whose records below upTo are written, unless
+// they are fsynced already, then fails the log (the fsync failed) or
+// marks them synced. The fsyncs of records take turns, each settling its
+// outcome before the next starts: Linux reports a writeback error to one
+// fsync of a file description only, so an fsync running alongside the
+// one that got the error, or right after it, succeeds though records
+// were lost. Taking turns, it finds the log failed and says so, instead
+// of marking records synced that an append would then acknowledge.
+func (l *DiskLog) syncRecords(s *segment, upTo uint64) error {
+	l.syncing <- struct{}{}
+	defer func() { <-l.syncing }()
+	if f := l.failed.Load(); f != nil {
+		return f.err
+	}
+	if upTo <= l.synced.Load() {
 		return nil
 	}
 	err := l.timedSync(s.f)
@@ -505,7 +540,7 @@ func (l *DiskLog) syncActive() error {
 		l.fail(err)
 		return err
 	}
-	l.markSynced(target)
+	l.markSynced(upTo)
 	return nil
 }
 
@@ -624,12 +659,15 @@ func (l *DiskLog) readFrom(v segView, pos int64, off, cur uint64, out []Record, 
 	need := int64(0) // exact size of a record that did not fit the last chunk
 	chunk := int64(64 << 10)
 	stop := v.end // no record maxRecords allows starts at or after stop
-	after := cur + uint64(maxRecords-len(out))
+	// Bounds may be as large as an int goes: sums of them saturate.
+	after := cur + min(uint64(maxRecords-len(out)), math.MaxUint64-cur)
 	if i := sort.Search(len(v.entries), func(i int) bool { return v.entries[i].Offset >= after }); i < len(v.entries) {
 		stop = v.entries[i].Pos
 	}
 	for pos < v.end && off < v.next {
-		want := min(chunk, l.opts.IndexSpacingBytes+int64(max(maxBytes-size, 0))+recordHeaderSize*int64(min(maxRecords-len(out), 4096)))
+		// Each term is capped at chunk (at most 4 MiB), so the sum cannot
+		// overflow, and a term at the cap makes want chunk as before.
+		want := min(chunk, min(l.opts.IndexSpacingBytes, chunk)+min(int64(max(maxBytes-size, 0)), chunk)+recordHeaderSize*int64(min(maxRecords-len(out), 4096)))
 		if stop-pos >= recordHeaderSize { // else the index is wrong or passed: ignore it
 			want = min(want, stop-pos)
 		}

@@ -102,7 +102,10 @@
 // new file's or the directory's fsync that failed: that file is removed,
 // and the old segment stays active. If the cut, or an fsync of written
 // records, fails, the log refuses all further writes (an fsync error leaves
-// the file's contents unknown). The append that will seal the segment
+// the file's contents unknown). The fsyncs of records take turns, each
+// settling its outcome before the next starts: the kernel reports a
+// writeback error to one fsync only, and a later one must not pass for
+// success. The append that will seal the segment
 // fsyncs it first without the write lock, so appends that still fit go on
 // and the seal has little left to flush.
 //
@@ -151,7 +154,10 @@
 //     A checksum-valid record with the wrong offset is always corruption;
 //   - an active segment with no valid header and no records (a roll cut
 //     short) gets a fresh header; index files without a segment, and a
-//     spare segment.next, are deleted.
+//     spare segment.next, are deleted. An active segment with no records
+//     may be a roll cut short before its directory fsync: Open fsyncs the
+//     directory then, before any record is written into it, as a roll
+//     does. Open also fsyncs the parent of every directory it creates.
 //
 // Everything Open refuses is a *CorruptionError naming the file and byte
 // position; nothing is silently skipped. Open is idempotent: opening a

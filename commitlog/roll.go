@@ -83,14 +83,8 @@ var writeIndex = writeIndexFile
 func (l *DiskLog) rollLocked(old *segment, calls int) (*segment, error) {
 	if old.sealed != old.next {
 		// lockForWrite fsynced it just before, unless records came since.
-		if l.synced.Load() < old.next {
-			if err := l.timedSync(old.f); err != nil {
-				err = fmt.Errorf("commitlog: sync %s: %w", old.path, err)
-				l.fail(err)
-				return nil, err
-			}
-			l.stats.fsyncs.Add(1)
-			l.markSynced(old.next)
+		if err := l.syncRecords(old, old.next); err != nil {
+			return nil, err // the log failed
 		}
 		l.sealedIndex = sealedIndex{seg: old, next: old.next, entries: old.index.entries}
 		l.wg.Add(1) // Close waits for the index write

@@ -159,6 +159,34 @@ func writeHeader(f *os.File, base uint64, created int64) error {
 	return nil
 }
 
+// mkdirSynced creates dir and any missing parents, as os.MkdirAll does,
+// and fsyncs the parent of every directory it created, so that the new
+// directories survive a crash (a new log's records are acknowledged as
+// durable once its segment and dir are fsynced: dir must be found again).
+func mkdirSynced(dir string) error {
+	var created []string // dir's missing ancestors and itself, deepest first
+	for p := filepath.Clean(dir); ; {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			break // there, or MkdirAll says what is wrong
+		}
+		created = append(created, p)
+		parent := filepath.Dir(p)
+		if parent == p {
+			break
+		}
+		p = parent
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, p := range created {
+		if err := dirSync(filepath.Dir(p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

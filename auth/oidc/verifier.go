@@ -114,16 +114,23 @@ type Verifier struct {
 	fetch map[string]chan struct{} // per document URL: a one-slot semaphore held while fetching it
 }
 
+// cachedKeys is what is known of one JWKS URL: the keys of its last
+// successful fetch, or none (fetched zero) while every fetch has failed.
 type cachedKeys struct {
 	keys    map[string]upstreamKey
-	fetched time.Time // of the keys
+	fetched time.Time // of the keys; zero if no fetch succeeded yet
 	failed  time.Time // of the last failed fetch after fetched, or zero
+	err     error     // of that failed fetch, answered while no keys are known
 }
 
+// cachedURL is what discovery found at one discovery URL: the JWKS URL of
+// its last successful fetch, or "" (fetched zero) while every fetch has
+// failed.
 type cachedURL struct {
 	url     string
 	fetched time.Time
 	failed  time.Time // of the last failed fetch after fetched, or zero
+	err     error     // of that failed fetch, answered while url is ""
 }
 
 // lastTry is when the document was last asked for, with or without success.
@@ -277,7 +284,11 @@ func groups(v any) []string {
 // not parse or holds no usable key) keeps the cached keys: stale keys stay
 // in use until a fetch succeeds, and the endpoint is asked again at most
 // every MinRefetchInterval meanwhile. Only a successful fetch replaces the
-// keys, so a key the provider removed goes with the first one.
+// keys, so a key the provider removed goes with the first one. A failure
+// with no keys cached (the provider down since the start) is remembered
+// too: until MinRefetchInterval has passed it is the answer, without a
+// fetch, so tokens naming the issuer (anyone can send them) cannot make
+// every exchange fetch, nor queue behind one another's fetches.
 func (v *Verifier) key(ctx context.Context, cfg IssuerConfig, kid string) (upstreamKey, error) {
 	url, err := v.jwksURL(ctx, cfg)
 	if err != nil {
@@ -302,10 +313,19 @@ func (v *Verifier) key(ctx context.Context, cfg IssuerConfig, kid string) (upstr
 	}
 	c := v.jwks[url]
 	if err != nil {
+		// Remember the failure (see cachedKey), also with no keys yet,
+		// unless the request gave up (its context ended): that says
+		// nothing of the endpoint, and must not refuse other requests.
+		if c == nil && ctx.Err() == nil {
+			c = &cachedKeys{}
+			v.jwks[url] = c
+		}
 		var stale upstreamKey
 		ok := false
 		if c != nil {
-			c.failed = v.now()
+			if ctx.Err() == nil {
+				c.failed, c.err = v.now(), err
+			}
 			stale, ok = c.keys[kid]
 		}
 		v.mu.Unlock()
@@ -342,7 +362,7 @@ func (v *Verifier) fetchKeys(ctx context.Context, url string) (map[string]upstre
 // cachedKey answers from url's cached keys when it can; done is false when
 // they must be fetched (none, stale, or an unknown kid after
 // MinRefetchInterval). Stale keys answer while the last fetch failed less
-// than MinRefetchInterval ago.
+// than MinRefetchInterval ago; with no keys, that failure's error answers.
 func (v *Verifier) cachedKey(url, kid string) (k upstreamKey, done bool, err error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -352,6 +372,12 @@ func (v *Verifier) cachedKey(url, kid string) (k upstreamKey, done bool, err err
 		return upstreamKey{}, false, nil
 	}
 	recent := now.Sub(lastTry(c.fetched, c.failed)) < orDefault(v.MinRefetchInterval, DefaultMinRefetchInterval)
+	if c.fetched.IsZero() { // every fetch failed so far
+		if recent {
+			return upstreamKey{}, true, c.err
+		}
+		return upstreamKey{}, false, nil
+	}
 	if now.Sub(c.fetched) >= orDefault(v.CacheTTL, DefaultCacheTTL) && !(recent && c.failed.After(c.fetched)) {
 		return upstreamKey{}, false, nil // stale, and no failed fetch just now
 	}
@@ -393,16 +419,16 @@ func (v *Verifier) jwksURL(ctx context.Context, cfg IssuerConfig) (string, error
 	if discURL == "" {
 		discURL = strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/openid-configuration"
 	}
-	if u, ok := v.cachedDiscovery(discURL); ok {
-		return u, nil
+	if u, ok, err := v.cachedDiscovery(discURL); ok {
+		return u, err
 	}
 	unlock, err := v.lockFetch(ctx, discURL)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	if u, ok := v.cachedDiscovery(discURL); ok {
-		return u, nil
+	if u, ok, err := v.cachedDiscovery(discURL); ok {
+		return u, err
 	}
 	u, err := v.discover(ctx, cfg, discURL)
 	v.mu.Lock()
@@ -410,11 +436,15 @@ func (v *Verifier) jwksURL(ctx context.Context, cfg IssuerConfig) (string, error
 	if v.disc == nil {
 		v.disc = make(map[string]cachedURL)
 	}
-	c, had := v.disc[discURL]
+	c := v.disc[discURL]
 	if err != nil {
-		if had { // the document served last stays in use while this fails
-			c.failed = v.now()
+		// The document served last stays in use while this fails; with
+		// none, the failure answers until the next try (cachedDiscovery).
+		if ctx.Err() == nil { // not a request that gave up (see key)
+			c.failed, c.err = v.now(), err
 			v.disc[discURL] = c
+		}
+		if c.url != "" {
 			return c.url, nil
 		}
 		return "", err
@@ -442,19 +472,28 @@ func (v *Verifier) discover(ctx context.Context, cfg IssuerConfig, discURL strin
 	return doc.JWKSURI, nil
 }
 
-// cachedDiscovery returns the JWKS URL discovery found at discURL, if it
-// is cached and fresh.
-func (v *Verifier) cachedDiscovery(discURL string) (string, bool) {
+// cachedDiscovery answers from what discovery found at discURL when it
+// can: the JWKS URL when cached and fresh (or stale while the last fetch
+// failed less than MinRefetchInterval ago), or, when no fetch has
+// succeeded yet, the last failure's error for MinRefetchInterval. ok is
+// false when the document must be fetched.
+func (v *Verifier) cachedDiscovery(discURL string) (url string, ok bool, err error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	c, ok := v.disc[discURL]
 	if !ok {
-		return "", false
+		return "", false, nil
 	}
 	now := v.now()
 	failing := c.failed.After(c.fetched) && now.Sub(c.failed) < orDefault(v.MinRefetchInterval, DefaultMinRefetchInterval)
-	if now.Sub(c.fetched) >= orDefault(v.CacheTTL, DefaultCacheTTL) && !failing {
-		return "", false
+	if c.url == "" { // every fetch failed so far
+		if failing {
+			return "", true, c.err
+		}
+		return "", false, nil
 	}
-	return c.url, true
+	if now.Sub(c.fetched) >= orDefault(v.CacheTTL, DefaultCacheTTL) && !failing {
+		return "", false, nil
+	}
+	return c.url, true, nil
 }
