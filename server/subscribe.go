@@ -123,11 +123,15 @@ func (ctl *control) subscribe(m *wire.Subscribe) error {
 	// the stream with its subscription, left Subscribe waiting out its
 	// request timeout.
 	us.SetReliableBoundary()
+	// Counted before the client is told: a client that sees subscribed
+	// sees it in the broker's statistics too.
+	c.s.stats.Subscriptions.Add(1)
 	err = ctl.reply(&wire.Subscribed{SubscriptionID: sub.ID()})
 	if err == nil {
 		err = ctl.flush() // the stream is not read again: nothing else is pending
 	}
 	if err != nil {
+		c.s.stats.Subscriptions.Add(-1)
 		sub.Close()
 		release()
 		us.CancelWrite(streamCodeClosing)
@@ -177,10 +181,10 @@ func (q *quicSink) written() { q.direct.Store(0) }
 // until the client goes away, parent ends (the connection closes, or the
 // token that subscribed expires: then the event stream is reset with
 // streamCodeTokenExpired), or the stream ends (then the event stream is
-// finished cleanly after its queued events).
+// finished cleanly after its queued events). The caller has counted the
+// subscription in the statistics; runSubscription uncounts it when it ends.
 func (c *conn) runSubscription(parent context.Context, sub *broker.Subscription, us *quic.SendStream) {
 	c.s.writers.Add(1)
-	c.s.stats.Subscriptions.Add(1)
 	defer func() {
 		sub.Close()
 		c.s.stats.Subscriptions.Add(-1)
