@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -129,15 +130,25 @@ func BenchmarkAckAsync(b *testing.B) {
 
 // startGatedQueueBroker answers auth and queue_join, then reads nothing
 // more on the queue stream until gate is closed, with a 64 KiB stream
-// window: a client's acks fill it and then wait for credit. Once open, it
-// decodes every frame of the queue stream (an ack that is not a whole,
-// valid queue_ack fails the test) and sends the offsets of each
-// queue_ack on acks, then ends the stream at the queue_leave.
-func startGatedQueueBroker(t *testing.T, gate <-chan struct{}, acks chan<- []uint64) string {
+// window (gatedWindow): a client's acks fill it and then wait for credit.
+// Once open, it decodes every frame of the queue stream and sends the
+// offsets of each queue_ack on acks. At a queue_leave it finishes the
+// stream. How the stream ended goes to ended, when it is not nil:
+// "leave", "reset" (the client reset its side) or "garbage: ..." (a frame
+// that is not a whole, valid queue message); when ended is nil, anything
+// but a leave fails the test.
+func startGatedQueueBroker(t *testing.T, gate <-chan struct{}, acks chan<- []uint64, ended chan<- string) string {
 	t.Helper()
 	authOK := authOKFrame(t)
+	end := func(how string) {
+		if ended != nil {
+			ended <- how
+		} else if how != "leave" {
+			t.Errorf("fake broker: queue stream: %s", how)
+		}
+	}
 	return startFakeBroker(t, transport.Options{
-		InitialStreamReceiveWindow: 64 << 10, MaxStreamReceiveWindow: 64 << 10,
+		InitialStreamReceiveWindow: gatedWindow, MaxStreamReceiveWindow: gatedWindow,
 	}, func(ctx context.Context, _ *quic.Conn, str *quic.Stream) {
 		r := wire.NewReader(str, 1<<20)
 		if _, err := r.ReadFrame(); err != nil {
@@ -167,22 +178,51 @@ func startGatedQueueBroker(t *testing.T, gate <-chan struct{}, acks chan<- []uin
 		}
 		for {
 			f, err := r.ReadFrame()
-			if err != nil {
-				t.Errorf("fake broker: queue stream: %v", err)
+			if se := (*quic.StreamError)(nil); errors.As(err, &se) {
+				end("reset")
+				return
+			} else if err != nil {
+				end("garbage: " + err.Error())
 				return
 			}
 			switch m, err := wire.DecodeMessage(f.Payload); m := m.(type) {
 			case *wire.QueueAck:
 				acks <- m.Offsets
 			case *wire.QueueLeave:
+				end("leave")
 				_ = str.Close()
 				return
 			default:
-				t.Errorf("fake broker: queue stream: %v (%v)", m, err)
+				end(fmt.Sprintf("garbage: %q (%v)", f.Payload, err))
 				return
 			}
 		}
 	})
+}
+
+// gatedWindow is the queue stream's receive window at the gated broker.
+const gatedWindow = 64 << 10
+
+// dialGatedConsumer joins the group of the gated broker at addr,
+// with one connection of each kind.
+func dialGatedConsumer(t *testing.T, addr string, opts Options) *Consumer {
+	t.Helper()
+	tlsConf, err := transport.ClientTLSConfig(transport.ClientTLSOptions{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.TLS, opts.PublishConns, opts.PublishStreamsPerConn, opts.EventConns = tlsConf, 1, 1, 1
+	ctx := testCtx(t)
+	c, err := Dial(ctx, addr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	co, err := c.Consumer(ctx, "default", "jobs", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return co
 }
 
 // Concurrent AckAsync calls fill the stream's flow-control window, so
@@ -193,21 +233,8 @@ func TestAckAsyncOrderAcrossBlockingWrites(t *testing.T) {
 	gate := make(chan struct{})
 	const callers, perCaller = 4, 2000
 	acks := make(chan []uint64, callers*perCaller)
-	addr := startGatedQueueBroker(t, gate, acks)
-	tlsConf, err := transport.ClientTLSConfig(transport.ClientTLSOptions{Insecure: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	co := dialGatedConsumer(t, startGatedQueueBroker(t, gate, acks, nil), Options{})
 	ctx := testCtx(t)
-	c, err := Dial(ctx, addr, Options{TLS: tlsConf, PublishConns: 1, PublishStreamsPerConn: 1, EventConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	co, err := c.Consumer(ctx, "default", "jobs", "g")
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Offsets of six digits: every ack frame has the same size, so a
 	// count of acks written proves the window was exceeded.
 	const base = 100_000
@@ -215,7 +242,7 @@ func TestAckAsyncOrderAcrossBlockingWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	beyondWindow := int64((64<<10)/len(frame) + 1)
+	beyondWindow := int64(gatedWindow/len(frame) + 1)
 	var written atomic.Int64
 	var wg sync.WaitGroup
 	for g := range callers {

@@ -25,6 +25,8 @@ type Message struct {
 
 // Ack confirms the message; it returns once the broker has recorded the ack
 // (durably, for a durable stream), after which it is never redelivered.
+// RequestTimeout bounds the ack's write and the wait for the answer; a
+// Close of the consumer meanwhile ends it with ErrClosed.
 func (m *Message) Ack(ctx context.Context) error { return m.co.ack(ctx, m.Offset) }
 
 // AckAsync confirms the message without waiting for the broker: it returns
@@ -89,13 +91,21 @@ type Consumer struct {
 	done   chan struct{} // the reader goroutine has exited
 	err    error         // why, written before done closes
 
-	wmu    sync.Mutex
-	buf    []byte
-	nextID atomic.Uint64
-	mu     sync.Mutex
-	wait   map[uint64]chan error
+	// wsem (capacity 1) is held by whoever writes to the stream: acks,
+	// nacks and Close's queue_leave. A channel, not a mutex, so a caller
+	// waiting for it gives up when its context ends or Close begins.
+	wsem chan struct{}
+	// leaving ends when Close begins (or the consumer's context does): a
+	// write waiting for flow-control credit gives up, so Close never waits
+	// behind an ack the broker does not read.
+	leaving context.Context
+	leave   context.CancelFunc
+	buf     []byte
+	nextID  atomic.Uint64
+	mu      sync.Mutex
+	wait    map[uint64]chan error
 
-	// AckAsync's message, reused under wmu.
+	// AckAsync's message, reused under wsem.
 	asyncAck    wire.QueueAck
 	asyncOffset [1]uint64
 
@@ -215,6 +225,8 @@ func (c *Client) consumer(ctx context.Context, slot *connSlot, namespace, stream
 		msgs: make(chan *Message, max(int(joined.Prefetch), 1)), done: make(chan struct{}), wait: map[uint64]chan error{},
 		more: make(chan struct{}, 1), arrived: map[uint64]struct{}{}, stopPump: make(chan struct{}), pumpEnded: make(chan struct{})}
 	co.ctx, co.cancel = context.WithCancel(c.ctx)
+	co.wsem = make(chan struct{}, 1)
+	co.leaving, co.leave = context.WithCancel(co.ctx)
 	if !c.goTracked(func() { co.read(r) }) || !c.goTracked(co.pump) {
 		co.cancel()
 		abortStream(str)
@@ -379,12 +391,15 @@ func (co *Consumer) resolve(id uint64, err error) {
 }
 
 // request writes a queue_ack/queue_nack of offset carrying a fresh
-// request id and waits for the broker's answer. A written request settles
-// the offset: Close does not name it in its queue_leave (one that could
-// not be written is named, so it still counts as an attempt). Settling
-// and writing happen under wmu, as Close's listing and queue_leave do, so
-// the broker reads the request before the leave or the leave names it.
+// request id and waits for the broker's answer; RequestTimeout bounds
+// both. A written request settles the offset: Close does not name it in
+// its queue_leave (one that could not be written is named, so it still
+// counts as an attempt). Settling and writing happen under wsem, as
+// Close's listing and queue_leave do, so the broker reads the request
+// before the leave or the leave names it.
 func (co *Consumer) request(ctx context.Context, offset uint64, build func(id uint64) wire.Message) error {
+	ctx, cancel := co.c.bind(ctx, true)
+	defer cancel()
 	id := co.nextID.Add(1)
 	ch := make(chan error, 1)
 	co.mu.Lock()
@@ -396,10 +411,11 @@ func (co *Consumer) request(ctx context.Context, offset uint64, build func(id ui
 	co.mu.Unlock()
 	if err := co.settle(ctx, offset, build(id)); err != nil {
 		co.resolve(id, nil)
+		if co.closing.Load() {
+			return ErrClosed // Close interrupted the write, or came first
+		}
 		return co.c.streamErr(ctx, "queue", err)
 	}
-	ctx, cancel := co.c.bind(ctx, true)
-	defer cancel()
 	select {
 	case err := <-ch:
 		return err
@@ -410,7 +426,7 @@ func (co *Consumer) request(ctx context.Context, offset uint64, build func(id ui
 }
 
 // ackAsync writes a queue_ack of offset without a request id: the broker
-// does not answer it. Settled and written under wmu, as request does.
+// does not answer it. Settled and written under wsem, as request does.
 // When flow control has room the ack is queued without blocking, which
 // costs no context, timer or stream deadline; only a stream short of
 // credit takes the blocking write, bounded by RequestTimeout.
@@ -421,8 +437,10 @@ func (co *Consumer) ackAsync(offset uint64) error {
 	if closed {
 		return co.err // written before wait was cleared; read only then
 	}
-	co.wmu.Lock()
-	defer co.wmu.Unlock()
+	if err := co.lockWrite(co.leaving); err != nil {
+		return err
+	}
+	defer co.unlockWrite()
 	if err := co.ctx.Err(); err != nil { // closed: write nothing, as the bound write would
 		return co.c.streamErr(co.ctx, "queue", err)
 	}
@@ -433,15 +451,43 @@ func (co *Consumer) ackAsync(offset uint64) error {
 	}
 	ctx, cancel := co.c.bind(co.ctx, true) // a stalled broker holds the write for RequestTimeout at most
 	defer cancel()
-	return co.c.streamErr(ctx, "queue", co.writeSettled(ctx, offset))
+	if err := co.writeSettled(ctx, offset); err != nil {
+		if co.closing.Load() {
+			return ErrClosed // Close interrupted the write
+		}
+		return co.c.streamErr(ctx, "queue", err)
+	}
+	return nil
 }
 
-// settle writes m, the ack or nack of offset, under wmu, settling offset
+// lockWrite takes wsem, unless ctx ends or Close begins first (then
+// ErrClosed).
+func (co *Consumer) lockWrite(ctx context.Context) error {
+	select {
+	case co.wsem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case co.wsem <- struct{}{}:
+		return nil
+	case <-co.leaving.Done():
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (co *Consumer) unlockWrite() { <-co.wsem }
+
+// settle writes m, the ack or nack of offset, under wsem, settling offset
 // first (a nacked record can be redelivered to this consumer as soon as
 // the broker reads the nack); if the write fails, offset is unsettled.
 func (co *Consumer) settle(ctx context.Context, offset uint64, m wire.Message) error {
-	co.wmu.Lock()
-	defer co.wmu.Unlock()
+	if err := co.lockWrite(ctx); err != nil {
+		return err
+	}
+	defer co.unlockWrite()
 	if err := ctx.Err(); err != nil { // write nothing, as writeAll would
 		return err
 	}
@@ -454,7 +500,7 @@ func (co *Consumer) settle(ctx context.Context, offset uint64, m wire.Message) e
 // trySettle settles offset, encodes m into buf and queues it on the stream
 // if that does not block (queued). Otherwise the frame stays in buf for
 // writeSettled, or, on an error, offset is unsettled. The caller holds
-// wmu, under which every write to the stream is made, so a frame queued
+// wsem, under which every write to the stream is made, so a frame queued
 // here never overtakes one still being written (quic-go's TryWriteAll
 // also refuses, with ErrWouldBlock, while a blocking Write is under way).
 func (co *Consumer) trySettle(offset uint64, m wire.Message) (queued bool, err error) {
@@ -466,12 +512,28 @@ func (co *Consumer) trySettle(offset uint64, m wire.Message) (queued bool, err e
 	return transport.TryWrite(co.str, co.buf), nil
 }
 
-// writeSettled writes the frame trySettle left in buf, until ctx ends; if
-// the write fails, offset is unsettled. The caller holds wmu.
+// writeSettled writes the frame trySettle left in buf, until ctx ends or
+// Close begins; if the write fails, offset is unsettled. A write cut off
+// after part of the frame would leave a stream nothing more can be framed
+// on, so its sending side is then reset: the broker ends the membership
+// (its deliveries go back to the group) and the consumer ends with a
+// *ConnectionError (Consume rejoins). quic-go v0.65 does not cut writes
+// as small as an ack (once part of one is sent it buffers the rest), so
+// this guards against a later quic-go. The caller holds wsem.
 func (co *Consumer) writeSettled(ctx context.Context, offset uint64) error {
-	err := writeAll(ctx, co.str, co.buf)
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(co.leaving, cancel)
+	defer func() { stop(); cancel() }()
+	var n int
+	err := withDeadline(ctx, co.str.SetWriteDeadline, func() (err error) {
+		n, err = co.str.Write(co.buf)
+		return err
+	})
 	if err != nil {
 		co.unsettled(offset)
+		if n > 0 {
+			co.str.CancelWrite(streamCodeCancel)
+		}
 	}
 	return err
 }
@@ -553,15 +615,18 @@ func (co *Consumer) Err() error {
 // Those the application took and did not ack or nack count as a delivery
 // attempt; those it never took (buffered, or still on their way) do not
 // (queue_leave), so closing a consumer with a full prefetch buffer does
-// not bring records nobody saw closer to the dead-letter stream.
+// not bring records nobody saw closer to the dead-letter stream. Acks and
+// nacks still waiting to be written (a broker that stopped reading) give
+// up with ErrClosed: Close does not wait behind them.
 func (co *Consumer) Close() error {
 	co.closeOnce.Do(func() {
 		co.closing.Store(true)
+		co.leave() // an ack or nack waiting on flow control gives up
 		close(co.stopPump)
-		<-co.pumpEnded // its message in hand is sent, or stays in the backlog
-		co.wmu.Lock()  // no ack or nack is half way between settled and written
+		<-co.pumpEnded        // its message in hand is sent, or stays in the backlog
+		co.wsem <- struct{}{} // no ack or nack is half way between settled and written
 		sent := co.handBack(co.release())
-		co.wmu.Unlock()
+		co.unlockWrite()
 		if sent {
 			// The broker ends the stream once it has read the leave: wait
 			// for that (the reader sees the end), for a bounded time.
@@ -594,7 +659,7 @@ const handBackTimeout = time.Second
 // leave); every other delivery in flight to this consumer, buffered here
 // or still on its way, goes back without counting one. It then finishes
 // the stream, so the broker reads the message before it sees the consumer
-// leave, and reports whether it did. The caller holds wmu.
+// leave, and reports whether it did. The caller holds wsem.
 func (co *Consumer) handBack(seen []uint64) bool {
 	if co.ctx.Err() != nil {
 		return false // closed already, or the client is closing
