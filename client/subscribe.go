@@ -489,6 +489,10 @@ func cmpErr(err, def error) error {
 	return def
 }
 
+// tooOldRetries bounds how many times a resubscribe follows the broker's
+// oldest retained offset (too_old) before it goes on from the tail.
+const tooOldRetries = 3
+
 // resubscribeWait waits out a resubscribe's backoff (replaced in tests).
 var resubscribeWait = sleep
 
@@ -516,17 +520,20 @@ func (s *Subscription) resubscribe(failures int) (*attachment, int, error) {
 		s.slot = s.c.eventSlot(s.slot)
 		att, err := s.c.subscribeOnce(s.ctx, s.slot, s.namespace, s.stream, start, s.cfg.id)
 		var ce *CursorError
-		if errors.As(err, &ce) && ce.Reason == wire.CursorTooOld && start.Kind == wire.StartOffset && ce.Available > start.Offset {
+		for tries := 0; tries < tooOldRetries && errors.As(err, &ce) && ce.Reason == wire.CursorTooOld &&
+			start.Kind == wire.StartOffset && ce.Available > start.Offset; tries++ {
 			// The broker no longer retains where we stopped: go on from the
 			// oldest offset it has, and count the gap (emit does, from the
-			// offsets) rather than skipping to the tail.
+			// offsets) rather than skipping to the tail. That oldest offset
+			// can be gone by the time we ask (an in-memory stream's replay
+			// ring moves with every publish): ask again at the new one, a
+			// few times.
 			s.c.log.Warn("felix: subscription resumes past a gap",
 				"stream", s.namespace+"/"+s.stream, "requested", ce.Requested, "resumed_at", ce.Available)
 			start = wire.StartPosition{Kind: wire.StartOffset, Offset: ce.Available}
 			att, err = s.c.subscribeOnce(s.ctx, s.slot, s.namespace, s.stream, start, s.cfg.id)
 		}
-		// Still too old (the oldest retained offset moved on meanwhile, as
-		// an in-memory stream's replay ring does with every publish): the
+		// Still too old (the oldest retained offset kept moving on): the
 		// gap from s.next stays known, and the first event from the tail
 		// counts it (track).
 		var last *CursorError
