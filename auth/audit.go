@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Denial describes one refused request. It has no field for a token or any
@@ -49,10 +47,9 @@ type Auditor struct {
 	// Zero or negative means DefaultDenialLogRate (1).
 	LogRate float64
 
-	denials   atomic.Uint64
-	notLogged atomic.Uint64 // since the last line
-	once      sync.Once
-	lines     *rate.Limiter
+	denials atomic.Uint64
+	once    sync.Once
+	lines   *LogLimiter
 }
 
 // Deny records d: counts it and, unless too many lines were logged just
@@ -64,18 +61,9 @@ func (a *Auditor) Deny(d Denial) {
 		now = a.Now
 	}
 	at := now()
-	a.once.Do(func() {
-		burst, perSec := a.LogBurst, a.LogRate
-		if burst <= 0 {
-			burst = DefaultDenialLogBurst
-		}
-		if perSec <= 0 {
-			perSec = DefaultDenialLogRate
-		}
-		a.lines = rate.NewLimiter(rate.Limit(perSec), burst)
-	})
-	if !a.lines.AllowN(at, 1) {
-		a.notLogged.Add(1)
+	a.once.Do(func() { a.lines = NewLogLimiter(a.LogBurst, a.LogRate) })
+	ok, notLogged := a.lines.Allow(at)
+	if !ok {
 		return
 	}
 	log := a.Log
@@ -90,7 +78,7 @@ func (a *Auditor) Deny(d Denial) {
 		slog.String("reason", d.Reason),
 		slog.Time("at", at.UTC()),
 		slog.Uint64("denials_total", n),
-		slog.Uint64("not_logged", a.notLogged.Swap(0)),
+		slog.Uint64("not_logged", notLogged),
 	)
 }
 

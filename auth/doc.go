@@ -26,8 +26,9 @@
 // may carry a tenant (KeySet.ForTenant), and then it verifies only tokens
 // presented for that tenant, which lets one broker hold the per-tenant keys of
 // a control plane. A KeySource keeps the current KeySet of a JWKS file
-// (reloaded when its modification time or size changes) or URL (refetched
-// every interval); a failed reload keeps the previous keys and is logged.
+// (read at every interval and reloaded when its content's SHA-256 changes)
+// or URL (refetched every interval); a failed reload keeps the previous
+// keys and is logged.
 //
 // # Permissions
 //

@@ -2,11 +2,11 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,8 +18,10 @@ const DefaultReloadInterval = time.Minute
 // KeySourceOptions configure a KeySource. Exactly one of File and URL must
 // be set.
 type KeySourceOptions struct {
-	// File is a JWKS file, reloaded when its modification time or size
-	// changes.
+	// File is a JWKS file, read at every reload (at most MaxJWKSBytes)
+	// and loaded again when its content changed: the SHA-256 of what was
+	// read decides, not the modification time or size, which a same-size
+	// rewrite within the file system's time granularity keeps.
 	File string
 	// URL is a JWKS URL, fetched again at every interval.
 	URL string
@@ -44,9 +46,9 @@ type KeySource struct {
 	log     *slog.Logger
 	current atomic.Pointer[KeySet]
 
-	mu      sync.Mutex // serializes reloads
-	modTime time.Time  // of File at the last successful load
-	size    int64
+	mu     sync.Mutex        // serializes reloads
+	digest [sha256.Size]byte // of File's content at the last successful load
+	loaded bool              // digest is set
 }
 
 // NewKeySource loads the keys once; an error or an empty key set fails.
@@ -107,23 +109,30 @@ func (s *KeySource) load(ctx context.Context) (*KeySet, error) {
 	if s.opts.URL != "" {
 		return fetchJWKS(ctx, s.opts.HTTPClient, s.opts.URL)
 	}
-	st, err := os.Stat(s.opts.File)
+	// The content decides: a rewrite may keep the size and, within the
+	// file system's time granularity (or with a tool that restores it),
+	// the modification time. Reading and hashing at most MaxJWKSBytes
+	// once per interval is cheap.
+	data, err := readLimited(s.opts.File)
 	if err != nil {
-		return nil, fmt.Errorf("auth: jwks: %w", err)
+		s.loaded = false
+		return nil, err
 	}
-	if s.current.Load() != nil && st.ModTime().Equal(s.modTime) && st.Size() == s.size {
+	sum := sha256.Sum256(data)
+	if s.loaded && s.current.Load() != nil && sum == s.digest {
 		return nil, nil
 	}
 	// Remembered only once loaded: a file that failed (unreadable,
-	// half-written) is tried again at the next reload even if its fix
-	// keeps its modification time and size (a chmod, a same-size rewrite
-	// within the mtime resolution).
-	s.modTime, s.size = time.Time{}, -1
-	ks, err := LoadJWKSFile(s.opts.File)
-	if err == nil && ks.Len() > 0 {
-		s.modTime, s.size = st.ModTime(), st.Size()
+	// half-written) is tried again at the next reload.
+	s.loaded = false
+	ks, err := ParseJWKS(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.opts.File, err)
 	}
-	return ks, err
+	if ks.Len() > 0 {
+		s.digest, s.loaded = sum, true
+	}
+	return ks, nil
 }
 
 func (s *KeySource) name() string {

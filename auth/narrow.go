@@ -1,6 +1,20 @@
 package auth
 
-import "strings"
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// MaxNarrowPatterns bounds each of Narrow's lists (requested actions,
+// resource patterns): the work is the product of the permissions and both
+// lists, and the lists come from a client.
+const MaxNarrowPatterns = 64
+
+// ErrTooManyPatterns is wrapped by Narrow's error for a list longer than
+// MaxNarrowPatterns.
+var ErrTooManyPatterns = errors.New("too many requested patterns")
 
 // Narrow restricts permissions to requested actions and resource patterns,
 // as the token exchange does with a client's optional "requested" and
@@ -13,8 +27,13 @@ import "strings"
 // the request matches the permission's text (the permission is narrower)
 // the permission is kept. So stream.publish:stream:t1/*/* narrowed to
 // resources ["stream:t1/orders/*"] becomes stream.publish:stream:t1/orders/*.
-// Invalid requested strings match nothing.
+// Invalid requested strings match nothing. A list longer than
+// MaxNarrowPatterns is refused with an error wrapping ErrTooManyPatterns.
 func Narrow(perms, actions, resources []string) ([]string, error) {
+	if len(actions) > MaxNarrowPatterns || len(resources) > MaxNarrowPatterns {
+		return nil, fmt.Errorf("auth: narrow: %w: %d actions and %d resources, at most %d each",
+			ErrTooManyPatterns, len(actions), len(resources), MaxNarrowPatterns)
+	}
 	ps, err := parseAll(perms)
 	if err != nil {
 		return nil, err
@@ -36,18 +55,24 @@ func Narrow(perms, actions, resources []string) ([]string, error) {
 }
 
 // narrowTo returns the intersections of pattern with each of requested
-// (pattern itself when requested is empty), where one contains the other.
+// (pattern itself when requested is empty), where one contains the other,
+// without duplicates.
 func narrowTo(pattern string, requested []string) []string {
 	if len(requested) == 0 {
 		return []string{pattern}
 	}
 	var out []string
+	add := func(s string) {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
 	for _, r := range requested {
 		switch {
 		case globMatch(pattern, r):
-			out = append(out, r)
+			add(r)
 		case globMatch(r, pattern):
-			out = append(out, pattern)
+			add(pattern)
 		}
 	}
 	return out

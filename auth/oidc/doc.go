@@ -12,7 +12,11 @@
 // kid (at most every MinRefetchInterval). The key's type and curve must fit
 // the alg. Then iss, aud (one of the configured audiences), exp (required),
 // nbf and iat are checked with 60 s of skew. The principal id is
-// hex(sha256(issuer + "|" + subject)).
+// hex(sha256(issuer + "|" + subject)); an issuer containing '|' is refused
+// as a configuration error (IssuerConfig.Validate), so ids are unambiguous.
+// Tokens over 64 KiB are refused unparsed; the caches hold at most 1024
+// JWKS and 1024 discovery documents (least recently used dropped) and 64
+// keys per JWKS (Verifier.Stats counts what is dropped).
 //
 // ExchangeHandler maps a verified principal to permissions with a
 // caller-supplied function, optionally narrows them to the request's
@@ -20,5 +24,8 @@
 // Felix token with an auth.Signer. Errors are JSON
 // {"code","message","request_id":null} as the reference: 401 "missing
 // bearer token" / "invalid token", 403 "tenant not allowed" / "no issuers
-// configured" / "issuer not allowed" / "no permissions".
+// configured" / "issuer not allowed" / "no permissions"; 400 for more than
+// auth.MaxNarrowPatterns requested actions or resources. Failure lines
+// (invalid token, issuer keys, server-side errors) are rate-limited per
+// kind and counted (ExchangeHandler.Stats).
 package oidc

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/felixmq/felix/auth"
@@ -47,11 +49,69 @@ type ExchangeHandler struct {
 	Verifier *Verifier
 	// Auditor, when set, records every refused exchange.
 	Auditor *auth.Auditor
-	// Log receives server-side failures. Default slog.Default().
+	// Log receives failures. Default slog.Default().
 	Log *slog.Logger
+	// LogBurst and LogRate bound the lines of each kind of failure
+	// ("invalid token", "issuer keys", and the server-side ones together):
+	// anyone can send invalid tokens in a loop, and while an issuer's keys
+	// cannot be fetched every exchange naming it fails. LogBurst lines at
+	// once (zero or negative: auth.DefaultDenialLogBurst, 10), then LogRate
+	// a second (zero or negative: auth.DefaultDenialLogRate, 1). Every
+	// failure is counted (Stats); each line carries failures_total, the
+	// count of its kind so far, and not_logged, the lines of its kind
+	// left out since the previous one.
+	LogBurst int
+	LogRate  float64
+	// Now paces the log lines. Default time.Now.
+	Now func() time.Time
 
 	once     sync.Once
 	verifier *Verifier
+	invalid  failureLog // tokens refused as invalid
+	keys     failureLog // issuer keys unavailable
+	internal failureLog // issuer lookup, permissions, signing, dropped permissions
+}
+
+// ExchangeStats counts an ExchangeHandler's failures.
+type ExchangeStats struct {
+	// InvalidTokens is the number of exchanges refused 401 "invalid token".
+	InvalidTokens uint64
+	// KeysUnavailable is the number answered 500 "issuer keys unavailable".
+	KeysUnavailable uint64
+	// Internal is the number of other server-side failures: an issuer or
+	// permission lookup that failed, a token that could not be signed, and
+	// each permission string dropped as invalid.
+	Internal uint64
+}
+
+// Stats returns the failures counted so far.
+func (h *ExchangeHandler) Stats() ExchangeStats {
+	return ExchangeStats{
+		InvalidTokens:   h.invalid.total.Load(),
+		KeysUnavailable: h.keys.total.Load(),
+		Internal:        h.internal.total.Load(),
+	}
+}
+
+// failureLog counts failures of one kind and logs them, at most as its
+// limiter allows.
+type failureLog struct {
+	total atomic.Uint64
+	lines *auth.LogLimiter
+}
+
+func (f *failureLog) log(h *ExchangeHandler, log *slog.Logger, level slog.Level, msg string, attrs ...slog.Attr) {
+	n := f.total.Add(1)
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	ok, notLogged := f.lines.Allow(now())
+	if !ok {
+		return
+	}
+	attrs = append(attrs, slog.Uint64("failures_total", n), slog.Uint64("not_logged", notLogged))
+	log.LogAttrs(context.Background(), level, msg, attrs...)
 }
 
 // exchangeRequest is the optional body.
@@ -80,6 +140,9 @@ func (h *ExchangeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if h.verifier == nil {
 			h.verifier = &Verifier{}
 		}
+		h.invalid.lines = auth.NewLogLimiter(h.LogBurst, h.LogRate)
+		h.keys.lines = auth.NewLogLimiter(h.LogBurst, h.LogRate)
+		h.internal.lines = auth.NewLogLimiter(h.LogBurst, h.LogRate)
 	})
 	log := h.Log
 	if log == nil {
@@ -125,6 +188,11 @@ func (h *ExchangeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Narrowing costs the product of the permissions and both lists.
+	if len(req.Requested) > auth.MaxNarrowPatterns || len(req.Resources) > auth.MaxNarrowPatterns {
+		writeError(w, http.StatusBadRequest, "validation_error", fmt.Sprintf("at most %d requested actions and %d resources", auth.MaxNarrowPatterns, auth.MaxNarrowPatterns))
+		return
+	}
 
 	issuers, err := h.Issuers(r.Context(), tenant)
 	switch {
@@ -132,7 +200,7 @@ func (h *ExchangeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		deny(http.StatusForbidden, "forbidden", "tenant not allowed", "")
 		return
 	case err != nil:
-		log.Error("token exchange: issuer lookup", "tenant", tenant, "err", err)
+		h.internal.log(h, log, slog.LevelError, "token exchange: issuer lookup", slog.String("tenant", tenant), slog.Any("err", err))
 		writeError(w, http.StatusInternalServerError, "internal", "internal error")
 		return
 	case len(issuers) == 0:
@@ -144,25 +212,29 @@ func (h *ExchangeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrIssuerNotAllowed):
 		deny(http.StatusForbidden, "forbidden", "issuer not allowed", "")
 		return
+	case errors.Is(err, ErrIssuerConfig):
+		h.internal.log(h, log, slog.LevelError, "token exchange: issuer config", slog.String("tenant", tenant), slog.Any("err", err))
+		writeError(w, http.StatusInternalServerError, "internal", "internal error")
+		return
 	case errors.Is(err, ErrKeysUnavailable):
-		log.Error("token exchange: issuer keys", "tenant", tenant, "err", err)
+		h.keys.log(h, log, slog.LevelError, "token exchange: issuer keys", slog.String("tenant", tenant), slog.Any("err", err))
 		writeError(w, http.StatusInternalServerError, "internal", "issuer keys unavailable")
 		return
 	case err != nil:
-		log.Info("token exchange: invalid token", "tenant", tenant, "err", err)
+		h.invalid.log(h, log, slog.LevelInfo, "token exchange: invalid token", slog.String("tenant", tenant), slog.Any("err", err))
 		deny(http.StatusUnauthorized, "unauthorized", "invalid token", "")
 		return
 	}
 	perms, err := h.Permissions(r.Context(), tenant, p)
 	if err != nil {
-		log.Error("token exchange: permissions", "tenant", tenant, "principal", p.ID, "err", err)
+		h.internal.log(h, log, slog.LevelError, "token exchange: permissions", slog.String("tenant", tenant), slog.String("principal", p.ID), slog.Any("err", err))
 		writeError(w, http.StatusInternalServerError, "internal", "internal error")
 		return
 	}
 	// A token for tenant carries rights in tenant only: admin:cluster or
 	// another tenant's resources in a grant must not let a tenant's
 	// identity provider mint a cluster administrator.
-	perms = auth.ConfineToTenant(validPerms(perms, log), tenant)
+	perms = auth.ConfineToTenant(h.validPerms(perms, log), tenant)
 	if len(req.Requested) > 0 || len(req.Resources) > 0 {
 		perms, _ = auth.Narrow(perms, req.Requested, req.Resources) // perms are valid here
 	}
@@ -173,7 +245,7 @@ func (h *ExchangeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now, exp := h.lifetime(p)
 	felixToken, err := h.Signer.Issue(auth.Claims{Subject: p.ID, Tenant: tenant, Perms: perms, IssuedAt: now, ExpiresAt: exp})
 	if err != nil {
-		log.Error("token exchange: sign", "tenant", tenant, "err", err)
+		h.internal.log(h, log, slog.LevelError, "token exchange: sign", slog.String("tenant", tenant), slog.Any("err", err))
 		writeError(w, http.StatusInternalServerError, "internal", "internal error")
 		return
 	}
@@ -208,11 +280,11 @@ func (h *ExchangeHandler) lifetime(p *Principal) (now, exp time.Time) {
 
 // validPerms drops (and logs) permission strings that do not parse, as the
 // reference drops unknown actions.
-func validPerms(perms []string, log *slog.Logger) []string {
+func (h *ExchangeHandler) validPerms(perms []string, log *slog.Logger) []string {
 	out := perms[:0:0]
 	for _, s := range perms {
 		if _, err := auth.ParsePermission(s); err != nil {
-			log.Warn("token exchange: dropping permission", "err", err)
+			h.internal.log(h, log, slog.LevelWarn, "token exchange: dropping permission", slog.Any("err", err))
 			continue
 		}
 		out = append(out, s)

@@ -15,6 +15,13 @@ import (
 // MinRSABits is the smallest RSA modulus accepted.
 const MinRSABits = 2048
 
+// MaxRSABits is the largest RSA modulus accepted (as crypto/tls's default
+// bound): a signature check costs more than the square of the modulus
+// size (4 ms at 8192 bits, 3.7 s at 262144), so a provider's JWKS with a
+// modulus of megabits would make every token naming it cost minutes of
+// CPU.
+const MaxRSABits = 8192
+
 // jwk is one key of an upstream JWKS (EC or RSA).
 type jwk struct {
 	Kty string `json:"kty"`
@@ -34,18 +41,25 @@ type upstreamKey struct {
 	pub any    // *ecdsa.PublicKey or *rsa.PublicKey
 }
 
-// parseJWKS returns the usable signing keys by kid; keys without kid, of
-// other types, for encryption, or malformed are skipped.
-func parseJWKS(data []byte) (map[string]upstreamKey, error) {
+// parseJWKS returns the usable signing keys by kid, at most limit of them
+// (the first in document order; dropped counts the keys with a kid and a
+// signing use left out, unparsed);
+// keys without kid, of other types, for encryption, or malformed are
+// skipped.
+func parseJWKS(data []byte, limit int) (keys map[string]upstreamKey, dropped int, err error) {
 	var doc struct {
 		Keys []jwk `json:"keys"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("jwks: %w", err)
+		return nil, 0, fmt.Errorf("jwks: %w", err)
 	}
-	keys := make(map[string]upstreamKey, len(doc.Keys))
+	keys = make(map[string]upstreamKey, min(len(doc.Keys), limit))
 	for _, k := range doc.Keys {
 		if k.Kid == "" || (k.Use != "" && k.Use != "sig") {
+			continue
+		}
+		if _, dup := keys[k.Kid]; !dup && len(keys) >= limit {
+			dropped++ // not parsed: its key is never used
 			continue
 		}
 		pub, err := k.publicKey()
@@ -54,7 +68,7 @@ func parseJWKS(data []byte) (map[string]upstreamKey, error) {
 		}
 		keys[k.Kid] = upstreamKey{alg: k.Alg, pub: pub}
 	}
-	return keys, nil
+	return keys, dropped, nil
 }
 
 func (k jwk) publicKey() (any, error) {
@@ -81,6 +95,9 @@ func (k jwk) publicKey() (any, error) {
 		pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
 		if pub.N.BitLen() < MinRSABits || pub.E < 3 || pub.E%2 == 0 {
 			return nil, errors.New("weak RSA key")
+		}
+		if pub.N.BitLen() > MaxRSABits {
+			return nil, fmt.Errorf("RSA modulus of %d bits, at most %d", pub.N.BitLen(), MaxRSABits)
 		}
 		return pub, nil
 	}

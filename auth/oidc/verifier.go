@@ -24,6 +24,15 @@ const (
 	DefaultMinRefetchInterval = 10 * time.Second
 	DefaultSkew               = 60 * time.Second
 	DefaultSubjectClaim       = "sub"
+	// DefaultMaxCachedDocuments bounds the JWKS, and separately the
+	// discovery documents, a Verifier caches.
+	DefaultMaxCachedDocuments = 1024
+	// DefaultMaxTokenBytes bounds an upstream token's length (64 KiB:
+	// ID tokens are a few KiB, more with a large groups claim).
+	DefaultMaxTokenBytes = 64 << 10
+	// DefaultMaxKeysPerJWKS bounds the keys kept of one JWKS (providers
+	// publish a handful).
+	DefaultMaxKeysPerJWKS = 64
 	// maxDocBytes bounds a discovery or JWKS document.
 	maxDocBytes = 1 << 20
 )
@@ -48,6 +57,9 @@ var (
 	// ErrKeysUnavailable: the issuer's discovery document or JWKS could not
 	// be fetched.
 	ErrKeysUnavailable = errors.New("issuer keys unavailable")
+	// ErrIssuerConfig: the IssuerConfig the token's iss selects is invalid
+	// (see IssuerConfig.Validate); a configuration error, not the token's.
+	ErrIssuerConfig = errors.New("invalid issuer configuration")
 )
 
 // IssuerConfig is an identity provider trusted by a tenant.
@@ -69,10 +81,28 @@ type IssuerConfig struct {
 	GroupsClaim string `json:"groups_claim,omitempty" yaml:"groups_claim"`
 }
 
+// Validate checks what Verify needs of c: an Issuer without '|' (the
+// principal id joins issuer and subject with '|', so an issuer holding one
+// could share ids with another issuer's principals) and at least one
+// audience. Errors wrap ErrIssuerConfig. Loaders of issuer configurations
+// should call it; Verify refuses a token whose issuer's config fails it.
+func (c IssuerConfig) Validate() error {
+	switch {
+	case c.Issuer == "":
+		return fmt.Errorf("oidc: %w: empty issuer", ErrIssuerConfig)
+	case strings.Contains(c.Issuer, "|"):
+		return fmt.Errorf("oidc: %w: issuer %q contains '|', which would make principal ids ambiguous", ErrIssuerConfig, c.Issuer)
+	case len(c.Audiences) == 0:
+		return fmt.Errorf("oidc: %w: issuer %q has no audiences", ErrIssuerConfig, c.Issuer)
+	}
+	return nil
+}
+
 // Principal is a verified upstream identity.
 type Principal struct {
 	// ID is hex(sha256(issuer + "|" + subject)): stable and the same as the
-	// reference's principal_id.
+	// reference's principal_id. It is unambiguous because an issuer may
+	// not contain '|' (IssuerConfig.Validate): the first '|' ends it.
 	ID      string
 	Issuer  string
 	Subject string
@@ -82,7 +112,9 @@ type Principal struct {
 	ExpiresAt time.Time
 }
 
-// PrincipalID returns hex(sha256(issuer + "|" + subject)).
+// PrincipalID returns hex(sha256(issuer + "|" + subject)). The issuer must
+// not contain '|' (Verify refuses such an issuer, see
+// IssuerConfig.Validate); the subject may.
 func PrincipalID(issuer, subject string) string {
 	sum := sha256.Sum256([]byte(issuer + "|" + subject))
 	return hex.EncodeToString(sum[:])
@@ -107,11 +139,114 @@ type Verifier struct {
 	Skew time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// MaxCachedDocuments bounds the JWKS URLs whose keys (or last
+	// failure) are cached, and separately the discovery documents: a
+	// provider whose discovery names a new jwks_uri at each refresh, or
+	// issuers that come and go in a store, must not grow the caches
+	// without end. When a new one would pass the bound, the least
+	// recently used is dropped (Stats().Evictions) and fetched again when
+	// next needed. Zero or negative means DefaultMaxCachedDocuments
+	// (1024).
+	MaxCachedDocuments int
+	// MaxKeysPerJWKS bounds the keys kept of one fetched JWKS (a document
+	// may be up to 1 MiB, thousands of keys): the first ones usable, in
+	// document order; the rest are dropped (Stats().KeysDropped). Zero or
+	// negative means DefaultMaxKeysPerJWKS (64).
+	MaxKeysPerJWKS int
+	// MaxTokenBytes bounds a token's length, checked before it is parsed
+	// (twice: unverified for its iss, then verified): a longer one is
+	// ErrInvalidToken "too large". An HTTP header may hold a megabyte.
+	// Zero or negative means DefaultMaxTokenBytes (64 KiB).
+	MaxTokenBytes int
 
-	mu    sync.Mutex // guards the maps; never held while fetching
-	jwks  map[string]*cachedKeys
-	disc  map[string]cachedURL
-	fetch map[string]chan struct{} // per document URL: a one-slot semaphore held while fetching it
+	mu          sync.Mutex // guards the maps and counters; never held while fetching
+	jwks        map[string]*cachedKeys
+	disc        map[string]cachedURL
+	fetch       map[string]*fetchSlot // per document URL, while a fetch of it is asked for
+	uses        uint64                // stamps cache uses, for least-recently-used eviction
+	evictions   uint64
+	keysDropped uint64
+}
+
+// fetchSlot is a one-slot semaphore held while fetching one URL; refs
+// counts the holder and the waiters, and the slot leaves the map when
+// none is left.
+type fetchSlot struct {
+	ch   chan struct{}
+	refs int
+}
+
+// VerifierStats describes a Verifier's caches.
+type VerifierStats struct {
+	// CachedJWKS and CachedDiscovery are the documents cached now (at most
+	// MaxCachedDocuments each).
+	CachedJWKS      int
+	CachedDiscovery int
+	// Evictions counts the cached documents dropped to stay within
+	// MaxCachedDocuments.
+	Evictions uint64
+	// KeysDropped counts the keys of fetched JWKS dropped beyond
+	// MaxKeysPerJWKS.
+	KeysDropped uint64
+}
+
+// Stats returns the state of the caches.
+func (v *Verifier) Stats() VerifierStats {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return VerifierStats{CachedJWKS: len(v.jwks), CachedDiscovery: len(v.disc), Evictions: v.evictions, KeysDropped: v.keysDropped}
+}
+
+// use returns a new stamp for a cache entry used now; v.mu is held.
+func (v *Verifier) use() uint64 {
+	v.uses++
+	return v.uses
+}
+
+// makeRoom drops the least recently used entries of m until one more fits
+// within MaxCachedDocuments; v.mu is held. It scans m, which happens only
+// when a document not cached is stored, after a fetch.
+func makeRoom[E any](v *Verifier, m map[string]E, used func(E) uint64) {
+	limit := v.MaxCachedDocuments
+	if limit <= 0 {
+		limit = DefaultMaxCachedDocuments
+	}
+	for len(m) >= limit {
+		var oldest string
+		var stamp uint64
+		first := true
+		for u, e := range m {
+			if s := used(e); first || s < stamp {
+				oldest, stamp, first = u, s, false
+			}
+		}
+		delete(m, oldest)
+		v.evictions++
+	}
+}
+
+// putKeys stores c as url's entry; v.mu is held.
+func (v *Verifier) putKeys(url string, c *cachedKeys) {
+	if v.jwks == nil {
+		v.jwks = make(map[string]*cachedKeys)
+	}
+	if _, ok := v.jwks[url]; !ok {
+		makeRoom(v, v.jwks, func(c *cachedKeys) uint64 { return c.used })
+	}
+	c.used = v.use()
+	v.jwks[url] = c
+}
+
+// putURL stores c as discURL's entry; v.mu is held.
+func (v *Verifier) putURL(discURL string, c cachedURL) {
+	if v.disc == nil {
+		v.disc = make(map[string]cachedURL)
+	}
+	if _, ok := v.disc[discURL]; !ok {
+		makeRoom(v, v.disc, func(c cachedURL) uint64 { return c.used })
+	}
+	c.used = v.use()
+	v.disc[discURL] = c
 }
 
 // cachedKeys is what is known of one JWKS URL: the keys of its last
@@ -121,6 +256,7 @@ type cachedKeys struct {
 	fetched time.Time // of the keys; zero if no fetch succeeded yet
 	failed  time.Time // of the last failed fetch after fetched, or zero
 	err     error     // of that failed fetch, answered while no keys are known
+	used    uint64    // stamp of the last use (Verifier.use)
 }
 
 // cachedURL is what discovery found at one discovery URL: the JWKS URL of
@@ -131,6 +267,7 @@ type cachedURL struct {
 	fetched time.Time
 	failed  time.Time // of the last failed fetch after fetched, or zero
 	err     error     // of that failed fetch, answered while url is ""
+	used    uint64    // stamp of the last use (Verifier.use)
 }
 
 // lastTry is when the document was last asked for, with or without success.
@@ -156,7 +293,8 @@ func orDefault(d, def time.Duration) time.Duration {
 }
 
 // Verify checks token against issuers and returns its principal. Errors
-// wrap ErrNoIssuers, ErrIssuerNotAllowed, ErrKeysUnavailable or
+// wrap ErrNoIssuers, ErrIssuerNotAllowed, ErrIssuerConfig (the issuer the
+// token names is configured wrongly), ErrKeysUnavailable or
 // ErrInvalidToken.
 func (v *Verifier) Verify(ctx context.Context, token string, issuers []IssuerConfig) (*Principal, error) {
 	if len(issuers) == 0 {
@@ -165,6 +303,13 @@ func (v *Verifier) Verify(ctx context.Context, token string, issuers []IssuerCon
 	algs := v.AllowedAlgs
 	if len(algs) == 0 {
 		algs = DefaultAllowedAlgs
+	}
+	limit := v.MaxTokenBytes
+	if limit <= 0 {
+		limit = DefaultMaxTokenBytes
+	}
+	if len(token) > limit {
+		return nil, invalid(fmt.Sprintf("too large: %d bytes, limit %d", len(token), limit))
 	}
 	var unverified jwt.MapClaims
 	if _, _, err := jwt.NewParser().ParseUnverified(token, &unverified); err != nil {
@@ -176,6 +321,9 @@ func (v *Verifier) Verify(ctx context.Context, token string, issuers []IssuerCon
 		return nil, ErrIssuerNotAllowed
 	}
 	cfg := issuers[i]
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 
 	var keyErr error
 	keyfunc := func(t *jwt.Token) (any, error) {
@@ -308,9 +456,6 @@ func (v *Verifier) key(ctx context.Context, cfg IssuerConfig, kid string) (upstr
 	}
 	keys, err := v.fetchKeys(ctx, url)
 	v.mu.Lock()
-	if v.jwks == nil {
-		v.jwks = make(map[string]*cachedKeys)
-	}
 	c := v.jwks[url]
 	if err != nil {
 		// Remember the failure (see cachedKey), also with no keys yet,
@@ -318,7 +463,7 @@ func (v *Verifier) key(ctx context.Context, cfg IssuerConfig, kid string) (upstr
 		// nothing of the endpoint, and must not refuse other requests.
 		if c == nil && ctx.Err() == nil {
 			c = &cachedKeys{}
-			v.jwks[url] = c
+			v.putKeys(url, c)
 		}
 		var stale upstreamKey
 		ok := false
@@ -334,7 +479,7 @@ func (v *Verifier) key(ctx context.Context, cfg IssuerConfig, kid string) (upstr
 		}
 		return upstreamKey{}, err
 	}
-	v.jwks[url] = &cachedKeys{keys: keys, fetched: v.now()}
+	v.putKeys(url, &cachedKeys{keys: keys, fetched: v.now()})
 	v.mu.Unlock()
 	k, ok := keys[kid]
 	if !ok {
@@ -349,7 +494,16 @@ func (v *Verifier) fetchKeys(ctx context.Context, url string) (map[string]upstre
 	if err != nil {
 		return nil, fmt.Errorf("oidc: %w: %w", ErrKeysUnavailable, err)
 	}
-	keys, err := parseJWKS(data)
+	limit := v.MaxKeysPerJWKS
+	if limit <= 0 {
+		limit = DefaultMaxKeysPerJWKS
+	}
+	keys, dropped, err := parseJWKS(data, limit)
+	if dropped > 0 {
+		v.mu.Lock()
+		v.keysDropped += uint64(dropped)
+		v.mu.Unlock()
+	}
 	if err == nil && len(keys) == 0 {
 		err = errors.New("jwks: no usable signing key")
 	}
@@ -371,6 +525,7 @@ func (v *Verifier) cachedKey(url, kid string) (k upstreamKey, done bool, err err
 	if c == nil {
 		return upstreamKey{}, false, nil
 	}
+	c.used = v.use()
 	recent := now.Sub(lastTry(c.fetched, c.failed)) < orDefault(v.MinRefetchInterval, DefaultMinRefetchInterval)
 	if c.fetched.IsZero() { // every fetch failed so far
 		if recent {
@@ -394,18 +549,27 @@ func (v *Verifier) cachedKey(url, kid string) (k upstreamKey, done bool, err err
 func (v *Verifier) lockFetch(ctx context.Context, url string) (unlock func(), err error) {
 	v.mu.Lock()
 	if v.fetch == nil {
-		v.fetch = make(map[string]chan struct{})
+		v.fetch = make(map[string]*fetchSlot)
 	}
-	sem := v.fetch[url]
-	if sem == nil {
-		sem = make(chan struct{}, 1)
-		v.fetch[url] = sem
+	slot := v.fetch[url]
+	if slot == nil {
+		slot = &fetchSlot{ch: make(chan struct{}, 1)}
+		v.fetch[url] = slot
 	}
+	slot.refs++
 	v.mu.Unlock()
+	release := func() {
+		v.mu.Lock()
+		if slot.refs--; slot.refs == 0 {
+			delete(v.fetch, url)
+		}
+		v.mu.Unlock()
+	}
 	select {
-	case sem <- struct{}{}:
-		return func() { <-sem }, nil
+	case slot.ch <- struct{}{}:
+		return func() { <-slot.ch; release() }, nil
 	case <-ctx.Done():
+		release()
 		return nil, fmt.Errorf("oidc: %w: waiting for %s: %w", ErrKeysUnavailable, url, ctx.Err())
 	}
 }
@@ -433,23 +597,20 @@ func (v *Verifier) jwksURL(ctx context.Context, cfg IssuerConfig) (string, error
 	u, err := v.discover(ctx, cfg, discURL)
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.disc == nil {
-		v.disc = make(map[string]cachedURL)
-	}
 	c := v.disc[discURL]
 	if err != nil {
 		// The document served last stays in use while this fails; with
 		// none, the failure answers until the next try (cachedDiscovery).
 		if ctx.Err() == nil { // not a request that gave up (see key)
 			c.failed, c.err = v.now(), err
-			v.disc[discURL] = c
+			v.putURL(discURL, c)
 		}
 		if c.url != "" {
 			return c.url, nil
 		}
 		return "", err
 	}
-	v.disc[discURL] = cachedURL{url: u, fetched: v.now()}
+	v.putURL(discURL, cachedURL{url: u, fetched: v.now()})
 	return u, nil
 }
 
@@ -484,6 +645,8 @@ func (v *Verifier) cachedDiscovery(discURL string) (url string, ok bool, err err
 	if !ok {
 		return "", false, nil
 	}
+	c.used = v.use()
+	v.disc[discURL] = c
 	now := v.now()
 	failing := c.failed.After(c.fetched) && now.Sub(c.failed) < orDefault(v.MinRefetchInterval, DefaultMinRefetchInterval)
 	if c.url == "" { // every fetch failed so far
