@@ -1,9 +1,11 @@
 package transport
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -19,7 +21,7 @@ const DefaultCertCheckInterval = 10 * time.Second
 // CertReloaderOptions tune a CertReloader; the zero value is valid.
 type CertReloaderOptions struct {
 	// CheckInterval is the least time between two looks at the files'
-	// modification times, made lazily from GetCertificate. Default
+	// content, made lazily from GetCertificate. Default
 	// DefaultCertCheckInterval (10 s); negative disables the checks
 	// (reload only with Reload).
 	CheckInterval time.Duration
@@ -30,7 +32,7 @@ type CertReloaderOptions struct {
 }
 
 // CertReloader serves a certificate loaded from PEM files and loads it again
-// when the files change (new modification time or size), so certificates
+// when the files' content changes (their SHA-256), so certificates
 // can be renewed without a restart. A failed load (missing file, bad PEM,
 // key not matching the certificate, e.g. while the files are half
 // replaced, or a certificate already expired) keeps the previous
@@ -110,10 +112,18 @@ type fileWatch[T any] struct {
 	stamp     []fileStamp // of files at the last load attempt
 }
 
+// fileStamp identifies a file's content: the SHA-256 of its first
+// maxWatchedFileBytes. Neither the modification time nor the size would
+// do: a renewal can rewrite a file with the same size within the file
+// system's time granularity (or with a tool that restores it).
 type fileStamp struct {
-	mod  time.Time
-	size int64
+	sum [sha256.Size]byte
+	ok  bool // the file could be read
 }
+
+// maxWatchedFileBytes bounds what a check reads of each file (PEM
+// certificates and keys are a few KiB).
+const maxWatchedFileBytes = 1 << 20
 
 func newFileWatch[T any](opts CertReloaderOptions, what, noun string, files []string, load func() (*T, error), attrs func(*T) []any) (*fileWatch[T], error) {
 	w := &fileWatch[T]{what: what, noun: noun, files: files, load: load, attrs: attrs,
@@ -176,11 +186,24 @@ func (w *fileWatch[T]) reloadLocked() error {
 func (w *fileWatch[T]) stat() []fileStamp {
 	out := make([]fileStamp, len(w.files))
 	for i, name := range w.files {
-		if st, err := os.Stat(name); err == nil {
-			out[i] = fileStamp{mod: st.ModTime(), size: st.Size()}
-		}
+		out[i] = stampOf(name)
 	}
 	return out
+}
+
+func stampOf(name string) fileStamp {
+	f, err := os.Open(name)
+	if err != nil {
+		return fileStamp{}
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(f, maxWatchedFileBytes)); err != nil {
+		return fileStamp{}
+	}
+	st := fileStamp{ok: true}
+	h.Sum(st.sum[:0])
+	return st
 }
 
 var errClientCANeeded = errors.New("tls: RequireClientCert needs ClientCAFile (the CAs that sign client certificates)")

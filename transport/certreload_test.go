@@ -145,3 +145,50 @@ func TestServerTLSConfigReloadsFiles(t *testing.T) {
 		t.Error("a reloader for the dev certificate")
 	}
 }
+
+// A renewal that rewrote the files with the same sizes and modification
+// times (within the file system's time granularity, or by a tool that
+// restores them) was never loaded: the reloader compared only those. It
+// now compares the files' content.
+func TestCertReloadSeesSameSizeSameMtimeRewrite(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeCertFiles(t, dir, "server.crt", "server.key", time.Now())
+	size := func(name string) int64 {
+		st, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	// A new pair of the same sizes (ECDSA signatures vary by a byte or
+	// two: draw until both match).
+	var newCert, newKey string
+	for i := 0; ; i++ {
+		if i == 200 {
+			t.Fatal("no certificate pair of the same sizes in 200 tries")
+		}
+		newCert, newKey = writeCertFiles(t, dir, "new.crt", "new.key", time.Now())
+		if size(newCert) == size(certFile) && size(newKey) == size(keyFile) {
+			break
+		}
+	}
+	clock := testclock.New()
+	r, err := NewCertReloader(certFile, keyFile, CertReloaderOptions{CheckInterval: 10 * time.Second, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := r.Certificate().Leaf.SerialNumber
+	st, err := os.Stat(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaceFiles(t, st.ModTime(), [2]string{newCert, certFile}, [2]string{newKey, keyFile})
+	clock.Advance(10 * time.Second)
+	got, err := r.GetCertificate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Leaf.SerialNumber.Cmp(old) == 0 {
+		t.Fatal("same-size, same-mtime renewal not loaded: the old certificate is still served")
+	}
+}

@@ -23,9 +23,8 @@
 // which matches the development certificate.
 //
 // Certificate files are served through a CertReloader: at most every
-// TLSOptions.CertCheckInterval (10 s by default) a handshake looks at the
-// files' modification times and sizes and loads them again when they
-// changed; TLSFiles.Reload (from NewServerTLS) forces it, e.g. on SIGHUP.
+// TLSOptions.CertCheckInterval (10 s by default) a handshake reads the
+// files and loads them again when their content (its SHA-256) changed; TLSFiles.Reload (from NewServerTLS) forces it, e.g. on SIGHUP.
 // A reload that fails (half-replaced files, a key not matching the
 // certificate, a certificate that has already expired) keeps the previous
 // certificate and logs an error saying why. An expired certificate is
