@@ -3,7 +3,11 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
+
+	"github.com/felixmq/felix/commitlog"
 )
 
 // reap dead-letters the doomed records: DeadLetter is called for each
@@ -16,7 +20,12 @@ import (
 // context of its DeadLetter calls; if a call outlasts
 // Options.CloseDeadLetterWait, Close gives up on the reap (see
 // awaitReapsLocked), which then changes nothing once its call returns.
-func (g *Group) reap(ctx context.Context) {
+//
+// only, when set, limits the reap to that record (a Nack's own): the
+// others, whose calls failed before, wait for the next Tick, so that a
+// dead-letter stream that stays unavailable costs one call per record
+// per Tick, not one per record per Nack.
+func (g *Group) reap(ctx context.Context, only *entry) {
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -26,14 +35,25 @@ func (g *Group) reap(ctx context.Context) {
 	// it while it waited, say after a failed DeadLetter) is not
 	// dead-lettered: it is done and counted lost (goneLocked).
 	oldest := g.stream.Oldest()
-	batch := g.doomed[:0]
-	for _, e := range g.doomed {
-		if !g.goneLocked(e, oldest) {
-			e.state = stDying
-			batch = append(batch, e)
+	var batch []*entry
+	if only != nil {
+		if i := slices.Index(g.doomed, only); i >= 0 {
+			g.doomed = slices.Delete(g.doomed, i, i+1)
+			if !g.goneLocked(only, oldest) {
+				only.state = stDying
+				batch = append(batch, only)
+			}
 		}
+	} else {
+		batch = g.doomed[:0]
+		for _, e := range g.doomed {
+			if !g.goneLocked(e, oldest) {
+				e.state = stDying
+				batch = append(batch, e)
+			}
+		}
+		g.doomed = nil
 	}
-	g.doomed = nil
 	if len(batch) == 0 {
 		g.mu.Unlock()
 		return
@@ -56,9 +76,24 @@ func (g *Group) reap(ctx context.Context) {
 			g.mu.Unlock()
 			continue
 		}
-		err := ErrDeadLetterDropped // no DeadLetter func: dropped
-		if g.opts.DeadLetter != nil {
-			err = g.opts.DeadLetter(dctx, e.rec, e.attempts, e.reason)
+		rec, gone, err := g.deadRecord(e)
+		if gone {
+			g.mu.Lock()
+			if g.abandoned {
+				g.endAbandonedReapLocked()
+				return
+			}
+			g.stats.Lost++ // not dead-lettered: the stream dropped it (goneLocked)
+			g.doneLocked(e)
+			g.skippedLocked()
+			g.mu.Unlock()
+			continue
+		}
+		if err == nil {
+			err = ErrDeadLetterDropped // no DeadLetter func: dropped
+			if g.opts.DeadLetter != nil {
+				err = g.opts.DeadLetter(dctx, rec, e.attempts, e.reason)
+			}
 		}
 		dropped := errors.Is(err, ErrDeadLetterDropped)
 		if dropped {
@@ -79,6 +114,9 @@ func (g *Group) reap(ctx context.Context) {
 			e.state = stDoomed
 			g.doomed = append(g.doomed, e)
 			g.stats.DeadLetterErrors++
+			// It may wait long (the dead-letter stream stays unavailable),
+			// with many others: the retry reads its payload again.
+			g.unloadLocked(e)
 		} else {
 			if g.state != nil {
 				ops = append(ops, op{kind: opDead, off: e.rec.Offset})
@@ -151,4 +189,30 @@ func (g *Group) awaitReapsLocked() {
 		}
 	}
 	g.resnap = true
+}
+
+// deadRecord is e's record for its DeadLetter call: e.rec, or, when the
+// group dropped its payload (an earlier call failed; pending at a
+// restart), the record read again from the stream (counted in
+// Stats.Reloaded). gone: the stream no longer holds it. err: the read
+// failed (the dead-lettering is retried, like a failed call). e is
+// stDying: only this reap touches it, and the lock is not held.
+func (g *Group) deadRecord(e *entry) (rec commitlog.Record, gone bool, err error) {
+	if !e.unloaded {
+		return e.rec, false, nil
+	}
+	recs, err := g.stream.Read(e.rec.Offset, 1, 0)
+	var tooOld *commitlog.TooOldError
+	switch {
+	case errors.As(err, &tooOld):
+		return rec, true, nil
+	case err != nil:
+		return rec, false, fmt.Errorf("queue: group %q: read stream at %d: %w", g.name, e.rec.Offset, err)
+	case len(recs) == 0 || recs[0].Offset != e.rec.Offset:
+		return rec, true, nil
+	}
+	g.mu.Lock()
+	g.stats.Reloaded++
+	g.mu.Unlock()
+	return recs[0], false, nil
 }

@@ -69,8 +69,14 @@
 //     records at a time, and reads again only when that buffer is empty.
 //     Beyond the buffer it holds the records in flight (at most
 //     MaxInFlightBytes of payload per member) and the ones waiting for
-//     redelivery (one entry each, with the payload) and,
-//     per member blocked in Next, one waiter. A stream record dropped by
+//     redelivery (one entry each) and, per member blocked in Next, one
+//     waiter. A record waiting out a delay (a nack's, a timeout's
+//     backoff), or pending at a restart, holds no payload: Next reads it
+//     again from the stream when it redelivers it (Stats.Unloaded,
+//     Stats.Reloaded), so nacks with long delays cost no payload memory.
+//     Ready ones given back at once (a nack without delay, a member
+//     leaving) and ones waiting for their dead letter keep theirs
+//     (Stats.PendingBytes). A stream record dropped by
 //     the stream (retention, a purge) before it was delivered is skipped
 //     and counted in Stats.Lost; so is one dropped after the group read it
 //     ahead, or while it waits for a redelivery or its dead letter: the
@@ -156,13 +162,17 @@
 //
 // Replay starts at the snapshot and applies the ops records after it. An
 // offset done (ack or dead) stays done and attempt counts only grow, so
-// a repeated ops record changes nothing. Every record is appended (written
-// to the OS) under the group's lock, in the critical section that decided
-// its content, and its durability is awaited after the lock is released
-// (concurrent Acks share the fsync): records lie in the log in the order
-// their changes took effect, so every ops record before a snapshot is
-// contained in it, and none after it holds a count the snapshot lowered
-// (Member.LeaveSeen). An offset beyond the
+// a repeated ops record changes nothing. Every record is queued under the
+// group's lock, in the critical section that decided its content, and
+// appended (written to the OS) in queue order after the lock is released
+// (records queued meanwhile share the write call), then its durability
+// is awaited (concurrent Acks share the fsync): records lie in the log in
+// the order their changes took effect, so every ops record before a
+// snapshot is contained in it, and none after it holds a count the
+// snapshot lowered (Member.LeaveSeen). A slow append (one that rolls the
+// state log's segment fsyncs the full one first) holds up the state
+// writes queued behind it (Ack, Tick, Close), not the group's other work
+// (Next, Nack, Join, Leave, Stats). An offset beyond the
 // snapshot's cursor that appears in an op was delivered, and so were all
 // below it (deliveries are in offset order): after the replay, each such
 // offset not acked or dead is pending, with 0 attempts if its delivery

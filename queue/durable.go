@@ -6,31 +6,32 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/felixmq/felix/commitlog"
 )
 
 // stateWriter appends a group's state records to its StateLog.
 //
-// Every record is appended under the group's lock, in the same critical
-// section that decided its content: the log's order is the order in which
-// the changes took effect in memory, so a snapshot follows every record
-// whose content it contains and precedes every one it does not. Only the
-// append (a write to the OS) happens under the lock; the wait for its
+// The group decides each record (its content, and its place in the log)
+// under its lock, and queues it there (queueLocked): the queue's order is
+// the order in which the changes took effect in memory, so a snapshot
+// follows every record whose content it contains and precedes every one
+// it does not. The records are appended outside the group's lock, in
+// queue order, by whichever of their callers comes first (flush: the
+// others wait for it, and their records share its write call), and their
 // durability (the fsync under commitlog.SyncAlways, shared by concurrent
-// writers) happens after the lock is released (awaitState). The one fsync
-// under the lock is the log's own when a write rolls its segment (once per
-// commitlog.Options.SegmentBytes of state records): the full segment is
-// synced before the next one starts.
+// writers) is awaited after that (awaitState). So an append that rolls
+// the log's segment, which fsyncs the full segment before the next one
+// starts, holds up the state writes queued behind it, never the group's
+// other work (Next, Nack, Join, Leave, Stats).
 type stateWriter struct {
 	log   commitlog.Log
 	split splitAppender // log as one that appends without waiting; nil if it cannot
 	every int64
 
 	// under the group's lock
-	ref   uint64 // offset of the latest snapshot
-	since int64  // records appended after it
-	end   uint64 // the offset after the last record appended
+	since int64 // records queued after the latest snapshot queued
 	// gap: the group skipped records the stream no longer holds (refill)
 	// since the latest snapshot was captured. Until a snapshot records the
 	// cursor past them, the group writes snapshots, not ops: a replay takes
@@ -39,46 +40,168 @@ type stateWriter struct {
 	// record: a purge of millions of records would be read back one by
 	// one at a restart, and counted as lost once more).
 	gap bool
+
+	mu      sync.Mutex // after the group's lock, never before it
+	cond    sync.Cond  // L is &mu; signalled when a flush ends
+	queue   []*stateReq
+	writing bool // a flush is appending records taken off the queue
+
+	// Only the flush that is writing (or load, before the group is used)
+	// touches these.
+	ref uint64 // offset of the latest snapshot written
+	end uint64 // the offset after the last record appended
+	// gapOpen: a snapshot that recorded skipped records could not be
+	// written. Ops records are refused until a snapshot is: one lying
+	// beyond the skipped records with only an older snapshot before it
+	// would make them pending again at a replay (see gap).
+	gapOpen bool
 }
 
+// stateReq is one state record queued for the log: ops, a snapshot, or
+// nothing (a barrier: its flush returns once the records before it are
+// appended, or were refused).
+type stateReq struct {
+	ops  []op
+	snap *snapshot
+	gap  bool // snap records the cursor past skipped records
+
+	// Set by the flush that handled it, read once done (both under
+	// stateWriter.mu).
+	done bool
+	end  uint64 // the log's end after it: its record and all before it, as far as they were appended
+	err  error  // its record was not appended
+}
+
+// errStateGap refuses an ops record queued after a snapshot that had to
+// record skipped records and could not be written.
+var errStateGap = errors.New("an earlier state snapshot could not be written")
+
 // splitAppender is a log whose append and wait for durability are two
-// calls (commitlog.DiskLog): the group appends under its lock and waits
-// outside it. A StateLog without them (commitlog.Memory, which never
-// waits) is appended to with Append under the lock.
+// calls (commitlog.DiskLog): the group appends, then waits. A StateLog
+// without them (commitlog.Memory, which never waits) is appended to with
+// Append.
 type splitAppender interface {
 	AppendNoWait(payloads [][]byte) (first, end uint64, err error)
 	WaitDurable(ctx context.Context, end uint64) error
 }
 
 // stateWrite is what a state write under the group's lock leaves for
-// awaitState: the log offset to wait for, or the append's error.
+// awaitState: the records it queued (nil: none).
 type stateWrite struct {
-	end    uint64 // wait for the records below; 0: nothing appended
-	err    error  // the append failed (counted): a *StateWriteError
-	snapAt uint64 // a snapshot was appended at snapAt-1 (0: none)
+	req  *stateReq // the record carrying the write's change
+	snap *stateReq // a snapshot queued after it (SnapshotEvery), or nil
 }
 
-// appendLocked appends one state record; g.mu is held.
-func (s *stateWriter) appendLocked(payload []byte) (off uint64, err error) {
-	if s.split != nil {
-		_, end, err := s.split.AppendNoWait([][]byte{payload})
-		if err != nil {
-			return 0, err
+// last is the write's last record queued, or nil.
+func (w stateWrite) last() *stateReq {
+	if w.snap != nil {
+		return w.snap
+	}
+	return w.req
+}
+
+// queueLocked queues r for the log; g.mu is held.
+func (s *stateWriter) queueLocked(r *stateReq) *stateReq {
+	s.mu.Lock()
+	s.queue = append(s.queue, r)
+	s.mu.Unlock()
+	return r
+}
+
+// flush returns once r, and so every record queued before it, was handled
+// (appended, or refused). If no flush is writing, this one appends the
+// records queued so far; else it waits for that flush, and writes the
+// records queued meanwhile if nobody else has started to. It ignores
+// contexts: a record queued must be appended, in its turn, before any
+// queued after it.
+func (s *stateWriter) flush(r *stateReq) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for !r.done {
+		if s.writing {
+			s.cond.Wait()
+			continue
 		}
-		s.end = end
-		return end - 1, nil
+		batch := s.queue
+		s.queue = nil
+		s.writing = true
+		s.mu.Unlock()
+		s.write(batch)
+		s.mu.Lock()
+		s.writing = false
+		for _, q := range batch {
+			q.done = true
+		}
+		s.cond.Broadcast()
 	}
-	if off, err = s.log.Append(context.Background(), [][]byte{payload}); err == nil {
-		s.end = off + 1
-	}
-	return off, err
 }
 
-// writeStateLocked appends ops, with the attempt counts not yet in the
+// write appends the records of batch, in order: the ops records up to a
+// snapshot, and the snapshot, share one append call (the ops records
+// after a snapshot name it, and its offset is known once it is written).
+func (s *stateWriter) write(batch []*stateReq) {
+	var payloads [][]byte
+	var run []*stateReq // the run's records, barriers and refused ones included
+	for i, q := range batch {
+		run = append(run, q)
+		switch {
+		case q.snap != nil:
+			payloads = append(payloads, appendSnapshot(nil, q.snap))
+		case q.ops != nil && s.gapOpen:
+			q.err = errStateGap
+		case q.ops != nil:
+			payloads = append(payloads, appendOps(nil, s.ref, q.ops))
+		}
+		if q.snap == nil && i < len(batch)-1 {
+			continue
+		}
+		first, err := s.append(payloads)
+		if err == nil && len(payloads) > 0 {
+			s.end = first + uint64(len(payloads))
+		}
+		k := uint64(0)
+		for _, p := range run {
+			written := (p.snap != nil || p.ops != nil) && p.err == nil
+			switch {
+			case written && err == nil:
+				k++
+				p.end = first + k
+			case written:
+				p.err = err
+				p.end = s.end
+			default: // a barrier, or refused: the records before it
+				p.end = s.end
+			}
+		}
+		if q.snap != nil {
+			if err == nil {
+				s.ref, s.gapOpen = s.end-1, false
+			} else if q.gap {
+				s.gapOpen = true
+			}
+		}
+		payloads, run = payloads[:0], run[:0]
+	}
+}
+
+// append appends payloads (none: nothing) and returns the first one's
+// offset.
+func (s *stateWriter) append(payloads [][]byte) (first uint64, err error) {
+	if len(payloads) == 0 {
+		return 0, nil
+	}
+	if s.split != nil {
+		first, _, err = s.split.AppendNoWait(payloads)
+		return first, err
+	}
+	return s.log.Append(context.Background(), payloads)
+}
+
+// writeStateLocked queues ops, with the attempt counts not yet in the
 // state log, as one ops record (nothing without a StateLog or without
 // ops); or, with snap (a count was lowered, a write failed) or after
 // skipped records (gap), a snapshot of the whole state, which holds what
-// ops hold. After SnapshotEvery records it appends a snapshot too. A
+// ops hold. After SnapshotEvery records it queues a snapshot too. A
 // failed append of the record carrying ops is counted and has the next
 // Tick (or Close) write a snapshot, which carries them: so an ack refused
 // by a full disk becomes durable as soon as there is room. g.mu is held;
@@ -89,103 +212,116 @@ func (g *Group) writeStateLocked(ops []op, snap bool) stateWrite {
 		return stateWrite{}
 	}
 	if snap || s.gap {
-		w := g.snapshotLocked()
-		if w.err != nil {
-			g.resnap = true
-		}
-		return w
+		return stateWrite{req: g.snapshotLocked()}
 	}
 	ops = g.takeDirtyLocked(ops)
 	if len(ops) == 0 {
 		return stateWrite{}
 	}
-	if _, err := s.appendLocked(appendOps(nil, s.ref, ops)); err != nil {
-		g.stats.StateErrors++
-		g.resnap = true
-		return stateWrite{err: &StateWriteError{Group: g.name, What: "state", Err: err}}
-	}
+	w := stateWrite{req: s.queueLocked(&stateReq{ops: ops})}
 	if s.since++; s.since >= s.every {
-		// The ops are written: a failed snapshot (counted, and tried
-		// again by the next record) is not this write's failure.
-		if w := g.snapshotLocked(); w.err == nil {
-			return w
-		}
+		w.snap = g.snapshotLocked()
 	}
-	return stateWrite{end: s.end}
+	return w
 }
 
-// snapshotLocked appends the group's whole state; g.mu is held. The
+// snapshotLocked queues the group's whole state; g.mu is held. The
 // attempt counts it holds are no longer dirty, and it records the cursor
 // past any records skipped.
-func (g *Group) snapshotLocked() stateWrite {
+func (g *Group) snapshotLocked() *stateReq {
 	s := g.state
 	snap := g.captureLocked()
-	off, err := s.appendLocked(appendSnapshot(nil, &snap))
-	if err != nil {
-		g.stats.StateErrors++
-		return stateWrite{err: &StateWriteError{Group: g.name, What: "state snapshot", Err: err}}
-	}
+	r := &stateReq{snap: &snap, gap: s.gap}
 	clear(g.dirty)
 	s.gap = false
-	s.ref, s.since = off, 0
+	s.since = 0
 	g.truncating++ // awaitState truncates, and Close waits for it
-	return stateWrite{end: s.end, snapAt: off + 1}
+	return s.queueLocked(r)
 }
 
-// awaitState waits, without the group's lock, until the state record w
-// appended is durable per the state log's sync policy, and then drops the
-// state-log segments before the snapshot it wrote, if any. A failed wait
-// (ctx ended, a failed fsync) counts as a failed write: the next Tick
-// writes a snapshot. Every stateWrite a write under the lock returns
-// goes through awaitState (a snapshot's truncation is counted in
-// Group.truncating until it is done).
+// awaitState appends, without the group's lock, the state records w
+// queued (and every record queued before them), waits until they are
+// durable per the state log's sync policy, and then drops the state-log
+// segments before the snapshot w wrote, if any. A failed append or wait
+// (ctx ended, a failed fsync) is counted, and the next Tick (or Close)
+// writes a snapshot, which carries the change. The write fails when its
+// change reached no record appended (a periodic snapshot's failure is
+// not the write's once its ops record is appended; a snapshot carries
+// what the ops record before it held), or the wait failed. Every
+// stateWrite a write under the lock returns goes through awaitState (a
+// snapshot's truncation is counted in Group.truncating until it is done).
 func (g *Group) awaitState(ctx context.Context, w stateWrite) error {
-	if w.err != nil {
-		return w.err
-	}
-	if w.end == 0 {
+	last := w.last()
+	if last == nil {
 		return nil
 	}
-	var err error
-	if s := g.state; s.split != nil {
-		err = s.split.WaitDurable(ctx, w.end)
+	s := g.state
+	s.flush(last)
+	var appendErr, waitErr error
+	if w.req.err != nil && (w.snap == nil || w.snap.err != nil) {
+		appendErr = w.req.err
+	}
+	if appendErr == nil && s.split != nil {
+		waitErr = s.split.WaitDurable(ctx, max(w.req.end, last.end))
+	}
+	var snap *stateReq // the snapshot w queued (w.req, or w.snap after it)
+	if last.snap != nil {
+		snap = last
 	}
 	truncFailed := false
-	if err == nil && w.snapAt != 0 {
-		truncFailed = g.truncateState(w.snapAt - 1)
+	if snap != nil && snap.err == nil && waitErr == nil && appendErr == nil {
+		truncFailed = g.truncateState(snap.end - 1)
 	}
-	if err != nil || w.snapAt != 0 {
+	failed := w.req.err != nil || (w.snap != nil && w.snap.err != nil) || waitErr != nil
+	if failed || snap != nil {
 		g.mu.Lock()
-		if err != nil {
-			// Counted; the next Tick (or Close) writes a snapshot, which
-			// carries the record's change.
+		for _, r := range []*stateReq{w.req, w.snap} {
+			if r != nil && r.err != nil {
+				g.stats.StateErrors++
+				if r.gap {
+					s.gap = true // its snapshot is still to be written
+				}
+			}
+		}
+		if waitErr != nil {
 			g.stats.StateErrors++
-			g.resnap = true
+		}
+		if failed {
+			g.resnap = true // the next Tick (or Close) writes a snapshot
 		}
 		if truncFailed {
 			g.stats.StateErrors++ // nothing lost: no snapshot needed
 		}
-		if w.snapAt != 0 {
+		if snap != nil {
 			if g.truncating--; g.truncating == 0 {
 				g.settled.Broadcast() // Close waits for no truncation
 			}
 		}
 		g.mu.Unlock()
 	}
-	if err != nil {
-		what := "state"
-		if w.snapAt != 0 {
-			what = "state snapshot"
-		}
-		return &StateWriteError{Group: g.name, What: what, Err: err}
+	switch {
+	case appendErr != nil:
+		return g.stateWriteError(w.req, appendErr)
+	case waitErr != nil:
+		return g.stateWriteError(last, waitErr)
 	}
 	return nil
+}
+
+// stateWriteError is err, the failure of r's append or wait, as a
+// *StateWriteError.
+func (g *Group) stateWriteError(r *stateReq, err error) error {
+	what := "state"
+	if r.snap != nil {
+		what = "state snapshot"
+	}
+	return &StateWriteError{Group: g.name, What: what, Err: err}
 }
 
 // snapshot writes a snapshot of the group's state and waits for it.
 func (g *Group) snapshot(ctx context.Context) error {
 	g.mu.Lock()
-	w := g.snapshotLocked()
+	w := stateWrite{req: g.snapshotLocked()}
 	g.mu.Unlock()
 	return g.awaitState(ctx, w)
 }
@@ -222,6 +358,7 @@ func (g *Group) captureLocked() snapshot {
 func (g *Group) load() error {
 	sl := g.opts.StateLog
 	g.state = &stateWriter{log: sl, every: int64(g.opts.SnapshotEvery)}
+	g.state.cond.L = &g.state.mu
 	g.state.split, _ = sl.(splitAppender)
 	r, err := replayState(g.name, sl, g.stream.Next())
 	if err != nil {
@@ -296,6 +433,7 @@ func (g *Group) restore(r *rebuilt) (dropped bool, err error) {
 			got = recs
 		}
 		e := g.newEntryLocked(got[off-got[0].Offset], r.pending[off])
+		g.unloadLocked(e) // however many: Next, or the dead-lettering, reads it again
 		if g.opts.exhausted(e.attempts) {
 			g.doomLocked(e, "pending at restart")
 		} else {

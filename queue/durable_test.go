@@ -89,7 +89,7 @@ func TestDurableStateSurvivesCrash(t *testing.T) {
 
 	logs = logs.crash()
 	g = newGroupT(t, logs.stream, opts(logs))
-	want := Stats{Pending: 4, Lag: 14, Cursor: 10, Floor: 3}
+	want := Stats{Pending: 4, Unloaded: 4, Lag: 14, Cursor: 10, Floor: 3}
 	if s := g.Stats(); s != want {
 		t.Fatalf("after the crash:\n got %+v\nwant %+v", s, want)
 	}
@@ -184,7 +184,7 @@ func TestDurableConcurrentAcksAndSnapshots(t *testing.T) {
 		t.Fatalf("replayed %d records after the snapshot, SnapshotEvery %d", r.records, every)
 	}
 	g2 := newGroupT(t, stream, opts) // the crash: g is abandoned
-	want := Stats{Pending: len(kept), Lag: uint64(len(kept)), Cursor: n, Floor: 0}
+	want := Stats{Pending: len(kept), Unloaded: len(kept), Lag: uint64(len(kept)), Cursor: n, Floor: 0}
 	if s := g2.Stats(); s != want {
 		t.Fatalf("after the crash:\n got %+v\nwant %+v", s, want)
 	}
@@ -218,7 +218,7 @@ func TestDurableStateMismatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := g2.Stats(); s != (Stats{Pending: 1, Lag: 1, Cursor: 4, Floor: 3}) {
+	if s := g2.Stats(); s != (Stats{Pending: 1, Unloaded: 1, Lag: 1, Cursor: 4, Floor: 3}) {
 		t.Fatalf("cut back: %+v (delivered %v)", s, offsets(ds))
 	}
 	bad := commitlog.NewMemory(0, 0)
@@ -290,7 +290,7 @@ func TestDurableRestartAfterStreamRetention(t *testing.T) {
 	ackT(t, m, 1)
 	fill(t, stream, 2) // drops 0 and 1
 	g = newGroupT(t, stream, opts)
-	if s := g.Stats(); s != (Stats{Pending: 1, Lag: 4, Lost: 1, Cursor: 3, Floor: 2}) {
+	if s := g.Stats(); s != (Stats{Pending: 1, Unloaded: 1, Lag: 4, Lost: 1, Cursor: 3, Floor: 2}) {
 		t.Fatalf("after the restart: %+v", s)
 	}
 	ds := nextT(t, joinT(t, g, "m", 0), 0)

@@ -29,6 +29,12 @@ type entry struct {
 	due      time.Time // stDelayed: when it becomes ready
 	heapIdx  int       // stDelayed: index in Group.delayed
 	reason   string    // stDoomed, stDying: why the last attempt ended
+	// unloaded: the group dropped rec.Payload (nil now) while the record
+	// waits for a redelivery (stDelayed, or stReady once due) or for its
+	// dead letter (stDoomed, stDying, after a failed DeadLetter call or a
+	// restart); Next, or the dead-lettering, reads it again from the
+	// stream. Entries in flight are never unloaded.
+	unloaded bool
 }
 
 // fifo is a queue on a slice; popped slots are reclaimed when the live

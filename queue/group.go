@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"errors"
@@ -53,6 +54,10 @@ type Group struct {
 	// inflightBytes: the payload bytes of the deliveries in flight (each
 	// member's are Member.inflightBytes, bounded by MaxInFlightBytes).
 	inflightBytes int64
+	// heldBytes: the payload bytes the entries hold, in flight or not;
+	// unloaded: the entries whose payload was dropped (entry.unloaded).
+	heldBytes int64
+	unloaded  int
 
 	// Dead-lettering in progress (reap): Close waits until reaping is 0
 	// before it writes the group's final state; closing cancels the
@@ -120,6 +125,18 @@ type Stats struct {
 	// in the group's state and are dead-lettered again after a restart,
 	// so the dead-letter stream may get them twice.
 	DeadLettersAbandoned uint64
+	// PendingBytes is the payload bytes the group holds for Pending
+	// records: ready ones (given back by a nack without delay, a member
+	// leaving) and ones waiting for their dead letter. A record waiting
+	// out a delay holds none (Unloaded).
+	PendingBytes int64
+	// Unloaded counts the Pending records whose payload the group does not
+	// hold: a record waiting out a nack's delay or a timeout's backoff, or
+	// pending at a restart, is read again from the stream when it is
+	// redelivered (Reloaded counts those reads), so that records nacked
+	// with a long delay cost no payload memory however many there are.
+	Unloaded int
+	Reloaded uint64
 	// InFlightBytesLimited counts the Next calls that handed out fewer
 	// records than the member's prefetch allowed, or waited, because
 	// the next record would have taken the member past
@@ -202,6 +219,8 @@ func (g *Group) Stats() Stats {
 	s.Members = len(g.members)
 	s.InFlight = g.inflight
 	s.InFlightBytes = g.inflightBytes
+	s.PendingBytes = g.heldBytes - g.inflightBytes
+	s.Unloaded = g.unloaded
 	s.Pending = len(g.entries) - g.inflight
 	s.Buffered = len(g.buf)
 	s.Delayed = len(g.delayed)
@@ -288,7 +307,7 @@ func (g *Group) Tick(now time.Time) {
 	// meanwhile (a count LeaveSeen lowers, which a snapshot by Close
 	// writes) lands after them in the state log.
 	g.awaitState(context.Background(), w) // failures are counted in Stats.StateErrors
-	g.reap(context.Background())
+	g.reap(context.Background(), nil)
 }
 
 // takeResnapLocked reports whether the group's next state record must be
@@ -343,22 +362,22 @@ func (g *Group) Close() error {
 		}
 	}
 	w := g.writeStateLocked(nil, g.takeResnapLocked())
-	var earlier stateWrite // the records appended before, when Close's own failed
+	// The records queued before Close's own (acks whose callers gave up
+	// waiting, a dead-lettering's, attempt counts): Close returns only
+	// once they are durable too, or says why they are not, even when its
+	// own record was not written.
+	var before stateWrite
 	if g.state != nil {
-		if w.err == nil {
-			w.end = g.state.end // the dead-lettering's record, and every earlier one, too
-		} else {
-			earlier.end = g.state.end
-		}
+		before.req = g.state.queueLocked(&stateReq{}) // a barrier
 	}
 	g.mu.Unlock()
 	err := g.awaitState(context.Background(), w)
-	if w.err != nil && earlier.end != 0 {
-		// Close's own record was not written, but the ones before it
-		// were (acks whose callers gave up waiting, a dead-lettering's,
-		// attempt counts): Close still returns only once they are
-		// durable, or says why they are not.
-		err = errors.Join(err, g.awaitState(context.Background(), earlier))
+	if before.req != nil {
+		if last := w.last(); last == nil || last.err != nil {
+			err = errors.Join(err, g.awaitState(context.Background(), before))
+		} else {
+			g.state.flush(before.req) // nothing to append: what w waited for covers it
+		}
 	}
 	// Snapshots appended before (by an Ack, a reap) truncate the state
 	// log once durable, which the wait above made them: wait for that.
@@ -394,11 +413,12 @@ func (g *Group) Join(memberID string, prefetch int) (*Member, error) {
 // redeliveries first, then new records in offset order. It stops early,
 // with full set, at a record that would take m's in-flight bytes past
 // Options.MaxInFlightBytes (unless m holds none: a record larger than
-// the bound goes to a member that holds nothing).
-func (g *Group) takeLocked(out []Delivery, m *Member, n int, now time.Time) (_ []Delivery, full bool) {
+// the bound goes to a member that holds nothing), and with load set at a
+// ready record whose payload is to be read again (see Group.reload).
+func (g *Group) takeLocked(out []Delivery, m *Member, n int, now time.Time) (_ []Delivery, full, load bool) {
 	k := min(n, g.ready.len()+len(g.buf))
 	if k == 0 {
-		return out, false
+		return out, false, false
 	}
 	out = slices.Grow(out, k)
 	deadline := now.Add(g.opts.AckTimeout)
@@ -407,6 +427,10 @@ func (g *Group) takeLocked(out []Delivery, m *Member, n int, now time.Time) (_ [
 	oldest := g.stream.Oldest()
 	for delivered := 0; delivered < n; {
 		if g.ready.len() > 0 {
+			if e := g.ready.front(); e.rec.Offset >= oldest && e.unloaded {
+				load = true // Next reads its payload again (reload)
+				break
+			}
 			if e := g.ready.front(); e.rec.Offset >= oldest && !m.fitsLocked(e.rec.Payload) {
 				full = true
 				break
@@ -438,7 +462,7 @@ func (g *Group) takeLocked(out []Delivery, m *Member, n int, now time.Time) (_ [
 	if len(g.buf) == 0 {
 		g.advanceFloorLocked() // past records skipped at the end of the buffer
 	}
-	return out, full
+	return out, full, load
 }
 
 // goneLocked drops e, not in flight, when the stream no longer holds its
@@ -482,7 +506,20 @@ func (g *Group) newEntryLocked(rec commitlog.Record, attempts int) *entry {
 	}
 	e.rec, e.attempts, e.heapIdx = rec, attempts, -1
 	g.entries[rec.Offset] = e
+	g.heldBytes += int64(len(rec.Payload))
 	return e
+}
+
+// unloadLocked drops e's payload (e waits out a delay, or was pending at
+// a restart): Next reads it again before the redelivery (reload).
+func (g *Group) unloadLocked(e *entry) {
+	if e.unloaded {
+		return
+	}
+	g.heldBytes -= int64(len(e.rec.Payload))
+	e.rec.Payload = nil
+	e.unloaded = true
+	g.unloaded++
 }
 
 func (g *Group) deliverLocked(out []Delivery, m *Member, e *entry, deadline time.Time) []Delivery {
@@ -534,6 +571,11 @@ func (g *Group) takeBackLocked(e *entry) {
 func (g *Group) doneLocked(e *entry) {
 	off := e.rec.Offset
 	delete(g.entries, off)
+	if e.unloaded {
+		g.unloaded--
+	} else {
+		g.heldBytes -= int64(len(e.rec.Payload))
+	}
 	*e = entry{gen: e.gen}
 	if len(g.free) < maxFreeEntries {
 		g.free = append(g.free, e)
@@ -562,9 +604,12 @@ func (g *Group) readyLocked(e *entry) {
 	g.ready.push(e)
 }
 
+// delayLocked has e wait until due for its redelivery, without its
+// payload: a nack's delay may be long, and the records waiting many.
 func (g *Group) delayLocked(e *entry, due time.Time) {
 	e.state = stDelayed
 	e.due = due
+	g.unloadLocked(e)
 	heap.Push(&g.delayed, e)
 }
 
@@ -622,4 +667,81 @@ func (g *Group) refill() error {
 		g.readPos = recs[len(recs)-1].Offset + 1
 	}
 	return nil
+}
+
+// reload reads again from the stream the payloads of up to n unloaded
+// records at the front of the ready queue (takeLocked stopped at one). The
+// caller holds the lock; it is released during the reads, like refill's.
+// A record the stream no longer holds is left for takeLocked, which finds
+// it gone (lost); one the stream does not return though it should is
+// counted lost here, so that Next never waits on it.
+func (g *Group) reload(n int) error {
+	var offs []uint64
+	for _, e := range g.ready.items[g.ready.head:] {
+		if len(offs) == n {
+			break
+		}
+		if e.unloaded {
+			offs = append(offs, e.rec.Offset)
+		}
+	}
+	slices.Sort(offs)
+	g.mu.Unlock()
+	var got []commitlog.Record // ascending
+	var rerr error
+	for i := 0; i < len(offs); {
+		run := 1
+		for i+run < len(offs) && offs[i+run] == offs[i]+uint64(run) {
+			run++
+		}
+		recs, err := g.stream.Read(offs[i], run, 0)
+		var tooOld *commitlog.TooOldError
+		switch {
+		case errors.As(err, &tooOld):
+			// Gone from the stream: takeLocked counts them lost. The
+			// rest of the run may still be there.
+			run = 1
+		case err != nil:
+			rerr = fmt.Errorf("queue: group %q: read stream at %d: %w", g.name, offs[i], err)
+		default:
+			got = append(got, recs...)
+		}
+		if rerr != nil {
+			break
+		}
+		i += run
+	}
+	g.mu.Lock()
+	for _, rec := range got {
+		if e := g.entries[rec.Offset]; e != nil && e.unloaded {
+			e.rec.Payload = rec.Payload
+			e.unloaded = false
+			g.unloaded--
+			g.heldBytes += int64(len(rec.Payload))
+			g.stats.Reloaded++
+		}
+	}
+	if rerr != nil {
+		return rerr
+	}
+	// A record asked for and not returned, that the stream still claims
+	// to hold (a stream that lost it some other way): lost, not waited on.
+	oldest := g.stream.Oldest()
+	for _, off := range offs {
+		if e := g.entries[off]; e != nil && e.unloaded && e.state == stReady && off >= oldest {
+			if _, ok := slices.BinarySearchFunc(got, off, func(r commitlog.Record, o uint64) int { return cmp.Compare(r.Offset, o) }); !ok {
+				g.unloadedGoneLocked(e)
+			}
+		}
+	}
+	return nil
+}
+
+// unloadedGoneLocked drops e, ready and unloaded, whose record the stream
+// did not return: lost. It leaves the ready queue (filtered out).
+func (g *Group) unloadedGoneLocked(e *entry) {
+	g.ready.filter(func(x *entry) bool { return x != e })
+	g.stats.Lost++
+	g.doneLocked(e)
+	g.skippedLocked()
 }

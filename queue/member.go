@@ -61,6 +61,25 @@ func (m *Member) InFlight() int {
 	return m.inflight
 }
 
+// readReleasing runs read, a read of the stream that releases g.mu, with
+// out, the deliveries Next has taken, parked in m.unsent: should the
+// member leave or the group close meanwhile, they never reach the
+// application, and Leave and Close count them as unseen. done: Next
+// returns now, out if it holds deliveries (the error comes again at the
+// next call), else the read's error. g.mu is held.
+func (m *Member) readReleasing(out []Delivery, read func() error) (done bool, err error) {
+	m.unsent = out
+	err = read()
+	m.unsent = nil
+	if err == nil || m.g.closed || m.left {
+		return false, nil
+	}
+	if len(out) > 0 {
+		return true, nil
+	}
+	return true, err
+}
+
 // Next blocks until at least one delivery can be handed to the member,
 // then returns at most min(max, prefetch-InFlight()) of them (max ≤ 0:
 // no limit but the prefetch). The member's in-flight count never exceeds
@@ -109,11 +128,21 @@ func (m *Member) Next(ctx context.Context, max int) ([]Delivery, error) {
 			now := g.opts.Clock.Now()
 			g.promoteLocked(now)
 			n := len(out)
-			out, full = g.takeLocked(out, m, room, now)
+			var load bool
+			out, full, load = g.takeLocked(out, m, room, now)
 			room -= len(out) - n
 			if full && !limited {
 				limited = true
 				g.stats.InFlightBytesLimited++
+			}
+			if load {
+				// A redelivery whose payload the group dropped while it
+				// waited (a nack's delay): read it again. The read
+				// releases the lock, as a refill's does.
+				if done, err := m.readReleasing(out, func() error { return g.reload(room) }); done {
+					return out, err
+				}
+				continue
 			}
 		}
 		if full {
@@ -142,14 +171,8 @@ func (m *Member) Next(ctx context.Context, max int) ([]Delivery, error) {
 		// the deliveries taken so far (unsent) never reach the
 		// application, and Leave and Close count them as unseen.
 		if room > 0 && !g.refilling && g.stream.Next() > g.readPos {
-			m.unsent = out
-			err := g.refill()
-			m.unsent = nil
-			if err != nil && !g.closed && !m.left {
-				if len(out) > 0 {
-					return out, nil // the error comes again at the next call
-				}
-				return nil, err
+			if done, err := m.readReleasing(out, g.refill); done {
+				return out, err
 			}
 			continue
 		}
@@ -238,7 +261,7 @@ func (m *Member) Nack(ctx context.Context, offset uint64, delay time.Duration) e
 	case g.opts.exhausted(e.attempts):
 		g.doomLocked(e, "nacked")
 		g.mu.Unlock()
-		g.reap(ctx)
+		g.reap(ctx, e) // its own; the others wait for the next Tick
 		return nil
 	case delay <= 0:
 		g.readyLocked(e)

@@ -269,6 +269,7 @@ func TestStatsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	want.InFlight, want.Pending, want.Delayed, want.Nacked, want.InFlightBytes = 5, 1, 1, 1, 25
+	want.Unloaded = 1 // waiting out its delay without its payload
 	check("b nacked 4")
 
 	g.Tick(clock.Advance(time.Second))
@@ -280,15 +281,16 @@ func TestStatsExact(t *testing.T) {
 		t.Fatalf("a got %v %v", offsets(ds), attempts(ds))
 	}
 	want.InFlight, want.Pending, want.Delivered, want.Redelivered, want.Cursor, want.Buffered = 7, 0, 10, 1, 9, 1
-	want.InFlightBytes = 35
+	want.InFlightBytes, want.Unloaded, want.Reloaded = 35, 0, 1 // 4 read again
 	check("a took 4 and 8")
 
 	b.Leave() // 3 5 6 7 back, ready
-	want.Members, want.InFlight, want.Pending, want.InFlightBytes = 1, 3, 4, 15
+	want.Members, want.InFlight, want.Pending, want.InFlightBytes, want.PendingBytes = 1, 3, 4, 15, 20
 	check("b left")
 
 	g.Tick(clock.Advance(time.Minute)) // a's 2, 4 and 8 time out
 	want.InFlight, want.Pending, want.Delayed, want.TimedOut, want.InFlightBytes = 0, 7, 3, 3, 0
+	want.PendingBytes, want.Unloaded = 20, 3 // the 4 ready hold theirs, the 3 delayed none
 	check("a timed out")
 
 	fill(t, stream, 2)

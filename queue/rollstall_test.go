@@ -1,0 +1,118 @@
+package queue
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/felixmq/felix/commitlog"
+)
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// within runs fn in a goroutine and fails the test if it has not returned
+// after a generous bound: fn must not wait for what the test holds. (A
+// liveness bound, not a timing assertion: fn needs no time at all.)
+func within(t *testing.T, what string, fn func()) bool {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(10 * time.Second):
+		t.Errorf("%s is blocked while another member's state write waits for the state log's roll fsync", what)
+		return false
+	}
+}
+
+// A state record that rolls the state log's segment fsyncs the segment
+// (the default interval policy leaves it unsynced). The record is written
+// under the group's order, but not under the group's lock: while that
+// fsync is slow, the other members' Next, Nack and Join, and Stats, go
+// on. Before, the append ran under the group's lock, and every member of
+// the group stalled for the fsync.
+func TestStateLogRollFsyncDoesNotStallOtherMembers(t *testing.T) {
+	var hold atomic.Bool
+	syncing, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	onSync := func(time.Duration) { // after an fsync of the state log's records
+		if hold.CompareAndSwap(true, false) {
+			close(syncing)
+			<-release
+		}
+	}
+	dir := t.TempDir()
+	stream, err := commitlog.Open(filepath.Join(dir, "stream"), commitlog.Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := commitlog.Open(filepath.Join(dir, "state"), commitlog.Options{Sync: commitlog.SyncInterval,
+		SyncInterval: time.Hour, SegmentBytes: 512, OnSync: onSync, RetentionInterval: -1, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stream.Close(); state.Close() })
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // runs first
+	fill(t, stream, 200)
+	clock := newFakeClock()
+	g := newGroupT(t, stream, Options{Clock: clock, StateLog: state, AckTimeout: time.Hour, SnapshotEvery: 1 << 20})
+	a := joinT(t, g, "a", 100)
+	b := joinT(t, g, "b", 10)
+	dsA := nextT(t, a, 100)
+	dsB := nextT(t, b, 2)
+
+	hold.Store(true)
+	acking := make(chan error, 1)
+	go func() { // a acks one record at a time until an ack's record rolls the segment
+		for _, d := range dsA {
+			if err := a.Ack(context.Background(), d.Offset); err != nil {
+				acking <- err
+				return
+			}
+			select {
+			case <-syncing:
+				acking <- nil
+				return
+			default:
+			}
+		}
+		acking <- nil
+	}()
+	select {
+	case <-syncing: // an Ack of a is in the roll's fsync
+	case err := <-acking:
+		t.Fatalf("100 acks rolled no state-log segment (err %v)", err)
+	}
+
+	within(t, "Stats", func() { g.Stats() })
+	within(t, "Next of member b", func() {
+		if ds, err := b.Next(context.Background(), 1); err != nil || len(ds) != 1 {
+			t.Errorf("Next of b: %v, %v", ds, err)
+		}
+	})
+	within(t, "Nack of member b", func() {
+		if err := b.Nack(context.Background(), dsB[0].Offset, time.Hour); err != nil {
+			t.Errorf("Nack of b: %v", err)
+		}
+	})
+	within(t, "Join", func() { joinT(t, g, "c", 1) })
+
+	releaseOnce.Do(func() { close(release) })
+	if err := <-acking; err != nil {
+		t.Fatalf("Ack of a: %v", err)
+	}
+	// The acks that wait behind the roll are written after it, in order.
+	ackT(t, b, dsB[1].Offset)
+	if err := g.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
