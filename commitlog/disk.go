@@ -66,6 +66,11 @@ type DiskLog struct {
 	sealedIndex sealedIndex // index file left by the roll of the write under way; under mu
 	indexMu     sync.Mutex  // index writes of sealed segments take turns
 
+	// unsyncedRemoval: a roll that failed removed its new segment file,
+	// and no directory fsync has made the removal durable since; no
+	// record is written until one has (see syncRemovalLocked). Under mu.
+	unsyncedRemoval bool
+
 	stats struct {
 		appends, records, bytes, writes, fsyncs, deleted, writeErrors atomic.Uint64
 		truncated                                                     int64 // by recovery, set in Open
@@ -351,6 +356,9 @@ func (l *DiskLog) writeLocked(n, calls int, ts func(int) int64, payload func(int
 		if active, err = l.rollLocked(active, calls); err != nil {
 			return 0, 0, err
 		}
+	}
+	if err := l.syncRemovalLocked(); err != nil {
+		return 0, 0, l.writeFailedLocked(err, calls)
 	}
 	first = active.next
 	b := l.buf[:0]

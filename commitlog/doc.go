@@ -100,10 +100,14 @@
 // usual (so appends succeed again once the disk has room). A roll that
 // cannot create its new segment is a WriteError too, even when it is the
 // new file's or the directory's fsync that failed: that file is removed,
-// and the old segment stays active. If the cut, or an fsync of written
-// records, fails, the log refuses all further writes (an fsync error leaves
-// the file's contents unknown). The fsyncs of records take turns, each
-// settling its outcome before the next starts: the kernel reports a
+// the removal fsynced with the directory (its name may have reached the
+// disk: back after a power failure, it would overlap the records written
+// next), and the old segment stays active; while that directory fsync
+// fails, appends are WriteErrors too, nothing of them written. If the
+// cut, or an fsync of written records, fails, the log refuses all further
+// writes (an fsync error leaves the file's contents unknown). The fsyncs
+// of records take turns, each settling its outcome before the next
+// starts: the kernel reports a
 // writeback error to one fsync only, and a later one must not pass for
 // success. The append that will seal the segment
 // fsyncs it first without the write lock, so appends that still fit go on
@@ -150,7 +154,21 @@
 //     last valid record, with a warning naming the file, position and bytes
 //     dropped. So a bit flipped in the last record makes that record
 //     disappear, like a torn write would. If a valid record follows, the
-//     damage is in the middle and Open refuses (unless Options.RepairTail).
+//     damage is in the middle and Open refuses (unless Options.RepairTail),
+//     except where the bytes from the bad record to the valid one show a
+//     write that never reached the disk: zeros from a position to the end
+//     of its 512-byte sector, at least a record header of them, starting
+//     at the bad record or at a sector boundary (a sector the write did
+//     not reach holds what the last fsync left: zeros past the durable
+//     end). The page cache and the drive write a batch back in any order,
+//     so an unacknowledged batch can be torn with later bytes on disk; but
+//     nothing after a write that was never fsynced was fsynced either (an
+//     fsync covers all that was written before it), so under SyncAlways
+//     none of it was acknowledged: it is a torn tail, truncated with the
+//     same warning. A bit flipped, or bytes changed but not zeroed, is
+//     corruption still. (A payload holding a zeroed sector, damaged
+//     elsewhere, or a sector a disk lost after reporting it fsynced, would
+//     pass for torn: disks failing their contract.)
 //     A checksum-valid record with the wrong offset is always corruption;
 //   - an active segment with no valid header and no records (a roll cut
 //     short) gets a fresh header; index files without a segment, and a

@@ -67,12 +67,13 @@ func cmpUint(a, b uint64) int {
 //     corruption.
 //   - The active (last) segment is validated record by record. A torn tail
 //     (an incomplete record, or a bad length or checksum with no valid
-//     record anywhere after it) is truncated, with a warning naming the
-//     file, position and bytes dropped. A bad record followed by a valid
-//     one is corruption unless RepairTail is set. An active segment with
-//     no valid header and no records (a roll cut short: the header
-//     incomplete, or the zeros of a spare whose header had not reached
-//     the disk) is given a fresh header.
+//     record anywhere after it, or with the zeros a torn write leaves
+//     before the next valid one: see tornZeros) is truncated, with a
+//     warning naming the file, position and bytes dropped. Any other bad
+//     record followed by a valid one is corruption unless RepairTail is
+//     set. An active segment with no valid header and no records (a roll
+//     cut short: the header incomplete, or the zeros of a spare whose
+//     header had not reached the disk) is given a fresh header.
 //   - Index files with no segment, and a spare segment file (roll.go),
 //     are deleted.
 func (l *DiskLog) recover() error {

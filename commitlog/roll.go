@@ -95,6 +95,12 @@ func (l *DiskLog) rollLocked(old *segment, calls int) (*segment, error) {
 	if seg == nil {
 		var err error
 		if seg, err = createSegment(l.dir, old.next, created); err != nil {
+			// createSegment removed the file it may have created: make
+			// that durable now, or before the next record is written.
+			l.unsyncedRemoval = true
+			if serr := l.syncRemovalLocked(); serr != nil {
+				err = errors.Join(err, serr)
+			}
 			err = fmt.Errorf("roll: %w", explainFDs(err))
 			if calls == 0 {
 				return nil, &WriteError{Err: err}
@@ -102,12 +108,35 @@ func (l *DiskLog) rollLocked(old *segment, calls int) (*segment, error) {
 			return nil, l.writeFailedLocked(err, calls)
 		}
 	}
-	l.stats.fsyncs.Add(2) // the new file and the directory
+	l.stats.fsyncs.Add(2)     // the new file and the directory
+	l.unsyncedRemoval = false // that directory fsync made any earlier removal durable too
 	l.spare.asked = false
 	l.segMu.Lock()
 	l.segs = append(slices.Clip(l.segs), seg)
 	l.segMu.Unlock()
 	return seg, nil
+}
+
+// syncRemovalLocked fsyncs the directory if a failed roll removed its new
+// segment file since the last directory fsync. The name of that file may
+// have reached the disk (its directory fsync may have succeeded where the
+// file's failed, or run before the failure was known); its removal must
+// reach the disk too before a record is written into the segment that
+// stayed active: else after a power failure the removed file could come
+// back, starting at an offset the active segment now holds records at,
+// and Open would refuse the overlap. So a write calls it first, and fails
+// (a *WriteError: nothing written) while the directory cannot be fsynced.
+// l.mu is held.
+func (l *DiskLog) syncRemovalLocked() error {
+	if !l.unsyncedRemoval {
+		return nil
+	}
+	if err := dirSync(l.dir); err != nil {
+		return fmt.Errorf("make the removal of a segment a roll could not complete durable: %w", err)
+	}
+	l.stats.fsyncs.Add(1)
+	l.unsyncedRemoval = false
+	return nil
 }
 
 // useSpareLocked makes the spare, if one is ready, the segment with base
@@ -142,8 +171,11 @@ func (l *DiskLog) useSpareLocked(base uint64, created int64) *segment {
 	if err == nil {
 		if err = syncFileAndDir(f, l.dir, dirSync); err != nil {
 			// Like a segment created in the roll whose fsync failed: it
-			// may or may not survive a crash, so it goes.
+			// may or may not survive a crash, so it goes, and the
+			// removal is made durable (by the directory fsync of the
+			// segment the roll creates instead, or syncRemovalLocked).
 			os.Remove(path)
+			l.unsyncedRemoval = true
 		}
 	}
 	if err != nil {

@@ -106,7 +106,8 @@ type segmentScan struct {
 	index   sparseIndex
 	// bad is the first invalid record, nil when the region is valid to its
 	// end. torn says bad is a torn tail: what a torn write leaves, with no
-	// valid record anywhere after it.
+	// valid record anywhere after it, or with the zeros of a write that
+	// never reached the disk (tornZeros) before the next valid record.
 	bad  *CorruptionError
 	torn bool
 }
@@ -115,7 +116,8 @@ type segmentScan struct {
 // with offset first, building the sparse index as it goes and calling fn
 // (if not nil) for each valid record (its payload is valid only during the
 // call). A bad record stops the scan; the rest of the region is then
-// searched for a valid record to tell a torn tail from corruption.
+// searched for a valid record, and the bytes up to one for the zeros of a
+// torn write, to tell a torn tail from corruption.
 func scanSegment(f io.ReaderAt, file string, pos, end int64, first uint64, limit uint32, spacing int64, fn func(Record, int64) error) (segmentScan, error) {
 	sc := segmentScan{end: pos, next: first}
 	s := newScanner(f, pos, end, first, limit)
@@ -131,14 +133,31 @@ func scanSegment(f io.ReaderAt, file string, pos, end int64, first uint64, limit
 			if !re.torn {
 				return sc, nil
 			}
+			// after: the valid record found, or where the search stopped.
 			after, found, err := validRecordAfter(f, re.pos+1, end, s.expect, limit)
+			bounded := err == errSearchBound
+			if err != nil && !bounded {
+				return sc, err
+			}
+			if !found && !bounded {
+				sc.torn = true
+				return sc, nil
+			}
+			za, zb, zeroed, err := tornZeros(f, re.pos, after)
 			if err != nil {
 				return sc, err
 			}
-			if found {
-				sc.bad.Reason += fmt.Sprintf("; a valid record follows at byte %d", after)
-			} else {
+			switch {
+			case zeroed:
+				// A write that never reached the disk, so never fsynced;
+				// whatever follows was written later, and an fsync covers
+				// everything written before it: none of it was fsynced.
 				sc.torn = true
+				sc.bad.Reason += fmt.Sprintf("; bytes %d..%d are zeros, a write torn by a crash (never fsynced): what follows was written after it, so never fsynced either", za, zb)
+			case bounded:
+				sc.bad.Reason += fmt.Sprintf("; not known to be a torn tail: the search for a valid record after it stopped at byte %d (too many plausible record headers)", after)
+			default:
+				sc.bad.Reason += fmt.Sprintf("; a valid record follows at byte %d", after)
 			}
 			return sc, nil
 		}
@@ -156,14 +175,83 @@ func scanSegment(f io.ReaderAt, file string, pos, end int64, first uint64, limit
 	}
 }
 
+// tornSector is the unit a disk writes whole (or not at all): the
+// smallest sector size. A write that had not reached the disk when the
+// power failed leaves, in each sector it did not reach, what the sector
+// held at the last fsync: the bytes up to the durable end of the file,
+// then zeros (a new block reads as zeros, and so does the part of a block
+// past the end of the file).
+const tornSector = 512
+
+// tornZeros reports whether [from, to), the bytes from a bad record to
+// the next valid one, show a write torn by a crash: zeros from a position
+// to the end of its sector, at least recordHeaderSize of them (so at
+// least a whole record header: a header is never all zeros), beginning
+// at from or at a sector boundary. It returns where the zeros are. It
+// reads in bounded windows.
+//
+// Bit rot (a bit flipped, bytes changed) shows no such zeros, and stays
+// corruption. A record whose payload holds a whole sector of zeros and is
+// damaged elsewhere would pass for torn; so would a sector that a disk
+// lost after an fsync reported it written. Both are a disk failing its
+// contract; a torn write after a crash is not.
+func tornZeros(f io.ReaderAt, from, to int64) (int64, int64, bool, error) {
+	const window = 64 * tornSector
+	if to <= from {
+		return 0, 0, false, nil
+	}
+	buf := make([]byte, min(window, to-from))
+	for start := from / tornSector * tornSector; start < to; start += window {
+		lo, hi := max(start, from), min(start+window, to)
+		if _, err := f.ReadAt(buf[:hi-lo], lo); err != nil {
+			return 0, 0, false, fmt.Errorf("read at byte %d: %w", lo, noEOF(err))
+		}
+		for b := (lo/tornSector + 1) * tornSector; b <= hi; b += tornSector {
+			a := max(from, b-tornSector)
+			if b-a >= recordHeaderSize && allZero(buf[a-lo:b-lo]) {
+				return a, b, true, nil
+			}
+		}
+	}
+	return 0, 0, false, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// errSearchBound is validRecordAfter's error when it stopped searching:
+// the checksums it computed passed its bound.
+var errSearchBound = errors.New("search bound reached")
+
+// searchBound is the most validRecordAfter checksums, in bytes, beyond
+// twice the region it searches.
+const searchBound = 64 << 20
+
 // validRecordAfter searches [from, end) for a position holding a valid
 // record whose offset is at least minOffset and small enough to fit the
 // bytes left (each record takes at least recordHeaderSize bytes). It reads
 // in bounded windows and checks a checksum only where the header is
 // plausible.
+//
+// Its work is bounded too: a checksum costs the record's length, and a
+// region of crafted bytes (a payload, say) can hold a plausible header
+// every few bytes, each claiming megabytes: an 8 MiB tail took Open four
+// minutes. Past searchBound plus twice the region's size of checksummed
+// bytes, far beyond what real data costs (a header is plausible by chance
+// about never, and a real record is checksummed once), it returns
+// errSearchBound with the position it reached: whether a valid record
+// follows is then unknown, which the caller must not take for a torn
+// tail.
 func validRecordAfter(f io.ReaderAt, from, end int64, minOffset uint64, limit uint32) (int64, bool, error) {
 	const window = 1 << 20
 	buf := make([]byte, window+recordHeaderSize)
+	budget := searchBound + 2*(end-from)
 	for q := from; end-q >= recordHeaderSize; {
 		n := min(int64(len(buf)), end-q)
 		if _, err := f.ReadAt(buf[:n], q); err != nil {
@@ -183,6 +271,9 @@ func validRecordAfter(f io.ReaderAt, from, end int64, minOffset uint64, limit ui
 			// record of zeros in a log's first segment) pass the checks
 			// above at every byte.
 			rn := recordHeaderSize + int64(h.Length)
+			if budget -= rn; budget < 0 {
+				return p, false, errSearchBound
+			}
 			ok := i+rn <= n && recordCRC(buf[i:], buf[i+recordHeaderSize:i+rn]) == h.CRC
 			if i+rn > n {
 				var err error
