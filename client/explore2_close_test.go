@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/internal/testwait"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -33,7 +34,7 @@ func TestCloseBoundedWhenBrokerStopsReadingDuringDirectWrite(t *testing.T) {
 	}()
 	// Let the stream window fill so a publish blocks in its write.
 	l := c.laneFor("default", "s")
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	for deadline := time.Now().Add(testwait.Liveness); ; {
 		s := l.live()
 		if s != nil && s.unconfirmed.Load() {
 			if !s.q.mu.TryLock() {
@@ -141,7 +142,7 @@ func TestCloseRacingFireAndForgetKeepsEarlierPublishes(t *testing.T) {
 		closeTook := time.Since(start)
 		wg.Wait()
 		// Wait until the reader has everything the broker stored.
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		for deadline := time.Now().Add(testwait.Liveness); ; time.Sleep(5 * time.Millisecond) {
 			mu.Lock()
 			n := len(got)
 			mu.Unlock()

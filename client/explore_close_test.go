@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/internal/testwait"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -54,10 +55,10 @@ func TestCloseDeliversNoAckPublisher(t *testing.T) {
 	waitPublished(t, stream, n, "events of a closed NoAck publisher")
 }
 
-// waitPublished waits, up to 5 s, until stream has n events published.
+// waitPublished waits until stream has n events published.
 func waitPublished(t *testing.T, stream *broker.Stream, n uint64, what string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); stream.Stats().Published < n; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(testwait.Liveness); stream.Stats().Published < n; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the broker has %d of the %d %s", stream.Stats().Published, n, what)
 		}

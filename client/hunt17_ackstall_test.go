@@ -1,18 +1,26 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/felixmq/felix/internal/testwait"
 )
 
 // ackUntilBlocked runs AckAsync of offsets from base (frames of one size)
 // in a goroutine until one fails: the window fills, and an ack then takes
 // the blocking write (holding the consumer's write lock) and waits for
-// credit. It returns once no ack has returned for 100ms: the number that
-// returned, and a channel that gets that number and the first error.
+// credit. It returns once an ack is in that write (it stays there until
+// Close: the broker reads nothing): the number that returned, and a
+// channel that gets that number and the first error. (Waiting for the
+// acks to pause for 100ms instead could take an ack goroutine the
+// scheduler had not run for one blocked, and the test then did not test
+// Close against the blocking write.)
 func ackUntilBlocked(t *testing.T, co *Consumer, base uint64) (<-chan ackRun, int64) {
 	t.Helper()
 	var acked atomic.Int64
@@ -26,18 +34,27 @@ func ackUntilBlocked(t *testing.T, co *Consumer, base uint64) (<-chan ackRun, in
 			acked.Add(1)
 		}
 	}()
-	ctx := testCtx(t)
-	for last := int64(-1); ; {
+	testwait.Eventually(t, "an AckAsync blocked in its write", func() bool {
 		select {
-		case <-ctx.Done():
-			t.Fatal("acks never stopped")
-		case <-time.After(100 * time.Millisecond):
+		case r := <-done:
+			t.Fatalf("acks stopped after %d with %v before one blocked", r.acked, r.err)
+		default:
 		}
-		n := acked.Load()
-		if n == last {
-			return done, n
+		return inBlockingAckWrite()
+	})
+	return done, acked.Load()
+}
+
+// inBlockingAckWrite reports whether a goroutine is in the blocking write
+// of an ack (Consumer.writeSettled), taken when flow control has no room.
+func inBlockingAckWrite() bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return bytes.Contains(buf[:n], []byte("client.(*Consumer).writeSettled("))
 		}
-		last = n
+		buf = make([]byte, 2*len(buf))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/felixmq/felix/internal/testwait"
 	"github.com/felixmq/felix/transport"
 	"github.com/felixmq/felix/wire"
 )
@@ -101,7 +102,7 @@ func TestPublishQueueBoundedWhenBrokerStopsReading(t *testing.T) {
 	ackCtx, cancelAck := context.WithCancel(ctx)
 	acked := make(chan error, 1)
 	go func() { acked <- c.Publish(ackCtx, "default", "s", []byte("waits for an ack that never comes")) }()
-	for deadline := time.Now().Add(5 * time.Second); ; { // until its ack slot is registered
+	for deadline := time.Now().Add(testwait.Liveness); ; { // until its ack slot is registered
 		s := l.live()
 		s.mu.Lock()
 		n := len(s.pending)

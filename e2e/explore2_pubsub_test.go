@@ -19,6 +19,7 @@ import (
 	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/internal/syncbuf"
 	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/internal/testwait"
 	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/transport"
 	"github.com/felixmq/felix/wire"
@@ -123,7 +124,12 @@ func TestExplore2DeleteStreamWhileSubscribed(t *testing.T) {
 			if err := tb.Broker.DeleteStream("default", "default", "demo"); err != nil {
 				t.Fatal(err)
 			}
-			wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+			// Without auto-create the subscription must end (ctx bounds
+			// the wait); with it, it is watched for 5 s.
+			wctx, wcancel := ctx, context.CancelFunc(func() {})
+			if autoCreate {
+				wctx, wcancel = context.WithTimeout(ctx, 5*time.Second)
+			}
 			defer wcancel()
 			select {
 			case <-sub.Done():
@@ -134,7 +140,7 @@ func TestExplore2DeleteStreamWhileSubscribed(t *testing.T) {
 				}
 			case <-wctx.Done():
 				_, serr := tb.Broker.Stream("default", "default", "demo")
-				t.Logf("Subscribe still running 5 s after the delete (stream lookup now: %v)", serr)
+				t.Logf("Subscribe still running after the delete (stream lookup now: %v)", serr)
 				if !autoCreate {
 					t.Error("subscription to a deleted stream neither ended nor reported")
 				}
@@ -621,31 +627,54 @@ func TestDropReportSurvivesIDReuse(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "subscription=7"); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no drop report")
-		}
-	}
+	// The reporter has seen the first holder's final count (its drops may
+	// be spread over several reports): it writes no line about it after.
+	first := subStats(s, 7).Dropped
+	waitLog(t, logs, 0, fmt.Sprintf("dropped_total=%d ", first))
 	sub.Close()
+	mark := len(logs.String()) // every line about id 7 from here is the new holder's
 	sub2, err := s.Subscribe(broker.SubscribeOptions{ID: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub2.Close()
-	// The new holder of id 7 drops 2 of 3 events: its own report says 2.
+	// The new holder of id 7 drops 2 of 3 events: its own reports say 2 in
+	// all (one line, or two when a report falls between the drops).
 	for range 3 {
 		if _, err := s.Publish(context.Background(), [][]byte{[]byte("y")}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "dropped=2 dropped_total=2"); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no report of the new subscription's 2 drops:\n%s", logs.String())
+	waitLog(t, logs, mark, "dropped_total=2 ")
+	var reported uint64
+	for _, l := range strings.Split(logs.String()[mark:], "\n") {
+		if !strings.Contains(l, "subscription=7 ") {
+			continue
 		}
+		var d uint64
+		if i := strings.Index(l, " dropped="); i < 0 {
+			t.Fatalf("drop report without a count: %s", l)
+		} else if _, err := fmt.Sscanf(l[i:], " dropped=%d", &d); err != nil {
+			t.Fatalf("drop report %q: %v", l, err)
+		}
+		reported += d
+	}
+	if reported != 2 {
+		t.Fatalf("the new subscription's 2 drops reported as %d:\n%s", reported, logs.String()[mark:])
 	}
 	for _, l := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(l, "dropped=1844") {
 			t.Fatalf("bogus drop report: %s", l)
+		}
+	}
+}
+
+// waitLog waits until logs, from byte from on, hold want.
+func waitLog(t *testing.T, logs *syncbuf.Buffer, from int, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(testwait.Liveness); !strings.Contains(logs.String()[from:], want); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log after %v:\n%s", want, testwait.Liveness, logs.String())
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/felixmq/felix/client"
+	"github.com/felixmq/felix/internal/testwait"
 	"github.com/felixmq/felix/transport"
 )
 
@@ -76,7 +77,7 @@ func TestSIGHUPReloadsCertificate(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(testwait.Liveness); ; time.Sleep(20 * time.Millisecond) {
 		if dialWith(newCert) == nil {
 			break
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/internal/testwait"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -70,7 +71,7 @@ func TestHunt14ClosedConnectionLeavesNoGoroutines(t *testing.T) {
 	}
 
 	c.cc.Close()
-	deadline := time.Now().Add(4 * time.Second)
+	deadline := time.Now().Add(testwait.Liveness)
 	for {
 		n := runtime.NumGoroutine()
 		subs, pending := tb.Server.Stats().Subscriptions.Load(), tb.Server.ServiceStats()
@@ -79,8 +80,8 @@ func TestHunt14ClosedConnectionLeavesNoGoroutines(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines 4s after the connection closed, %d before; subscriptions %d; service stats %+v\n%s",
-				n, before, subs, pending, buf[:runtime.Stack(buf, true)])
+			t.Fatalf("%d goroutines %v after the connection closed, %d before; subscriptions %d; service stats %+v\n%s",
+				n, testwait.Liveness, before, subs, pending, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
