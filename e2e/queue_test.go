@@ -19,6 +19,7 @@ import (
 	"github.com/felixmq/felix/client"
 	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/internal/testwait"
 	"github.com/felixmq/felix/server"
 )
 
@@ -250,7 +251,14 @@ func TestQueuePoisonToDeadLetter(t *testing.T) {
 	if attempts != 3 {
 		t.Fatalf("handler saw %d attempts", attempts)
 	}
-	if st := queueStats(t, tb, "jobs", "g"); st.DeadLettered != 1 || st.Lag != 0 {
+	// The group counts the dead letter once its publish has returned: a
+	// subscriber of the dead-letter stream can see it a moment before.
+	var st queueStat
+	testwait.Eventually(t, "the group counting the dead letter", func() bool {
+		st = queueStats(t, tb, "jobs", "g")
+		return st.DeadLettered == 1
+	})
+	if st.Lag != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 }
