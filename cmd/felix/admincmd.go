@@ -185,6 +185,9 @@ func (f *adminFlags) runEach(fn func(ctx context.Context, c *controlplane.Client
 func (f *adminFlags) runWith(deadline bool, fn func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		return withSignals(func(ctx context.Context, cmd *cobra.Command) error {
+			if err := checkTimeout(f.timeout); err != nil {
+				return err
+			}
 			c, err := f.cp.client(f.timeout)
 			if err != nil {
 				return err
@@ -519,6 +522,20 @@ func (s *streamFlags) register(fl *pflag.FlagSet) {
 	fl.Int64Var(&s.retentionBytes, "retention-bytes", 0, "keep at most this many bytes (whole segments; 0 = no limit)")
 }
 
+// registerEdit adds the flags of `stream edit`: the settings of
+// register, each of which changes the stream only when given, so no help
+// names a default that an edit would apply.
+func (s *streamFlags) registerEdit(fl *pflag.FlagSet) {
+	fl.BoolVar(&s.durable, "durable", false, "--durable: keep the stream in a log on disk, --durable=false: in memory"+unsetUnchanged)
+	fl.StringVar(&s.fsync, "fsync", "", "durable log's sync policy: always, interval or never"+unsetUnchanged)
+	fl.DurationVar(&s.retentionAge, "retention-age", 0, "drop whole segments older than this (whole seconds; 0 removes the limit)"+unsetUnchanged)
+	fl.Int64Var(&s.retentionBytes, "retention-bytes", 0, "keep at most this many bytes (whole segments; 0 removes the limit)"+unsetUnchanged)
+}
+
+// unsetUnchanged ends the help of every `admin ... edit` flag: an edit
+// sends only the settings given.
+const unsetUnchanged = " (unset: unchanged)"
+
 // retention returns r with the limits the flags that were given set (0
 // clears a limit).
 func (s *streamFlags) retention(fl *pflag.FlagSet, r controlplane.Retention) (controlplane.Retention, error) {
@@ -599,7 +616,15 @@ func newAdminStreamCmd(f *adminFlags) *cobra.Command {
 	edit := &cobra.Command{
 		Use:   "edit STREAM",
 		Short: "Change a stream's durability, fsync or retention (only the flags given; 0 clears a retention limit)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Change a stream's durability, fsync policy or retention: only the settings
+whose flags are given; the others stay as they are. 0 removes a retention
+limit.
+
+A broker applies a durability change, or a durable stream's fsync or
+retention change, by recreating the stream, which it does only while the
+stream holds no data; otherwise it logs that the stream must be deleted
+and added again, or the broker restarted.`,
+		Args: cobra.ExactArgs(1),
 	}
 	edit.RunE = f.run(func(ctx context.Context, c *controlplane.Client, w io.Writer, args []string) error {
 		k := key(args[0])
@@ -637,7 +662,7 @@ func newAdminStreamCmd(f *adminFlags) *cobra.Command {
 			return err
 		})
 	})
-	ef.register(edit.Flags())
+	ef.registerEdit(edit.Flags())
 
 	ls := adminLs(f, "List the streams the control plane declares in the namespace", "STREAM\tSTORAGE\tRETENTION",
 		func(ctx context.Context, c *controlplane.Client, pageSize int) iter.Seq2[controlplane.Stream, error] {
@@ -667,6 +692,14 @@ func (cf *cacheFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&cf.display, "display-name", "", "display name")
 	fl.Int64Var(&cf.capacity, "capacity-bytes", 0, "bound on the cache's accounted size; least recently used entries are evicted past it (0 = unbounded)")
 	fl.BoolVar(&cf.durable, "durable", false, "keep the entries in a log on disk, reloaded at a restart (else in memory)")
+}
+
+// registerEdit adds the flags of `cache edit` (see
+// streamFlags.registerEdit).
+func (cf *cacheFlags) registerEdit(fl *pflag.FlagSet) {
+	fl.StringVar(&cf.display, "display-name", "", "display name (\"\" clears it)"+unsetUnchanged)
+	fl.Int64Var(&cf.capacity, "capacity-bytes", 0, "bound on the cache's accounted size; least recently used entries are evicted past it (0 makes it unbounded)"+unsetUnchanged)
+	fl.BoolVar(&cf.durable, "durable", false, "--durable: keep the entries in a log on disk, reloaded at a restart, --durable=false: in memory (a broker applies it only while the cache holds no entry)"+unsetUnchanged)
 }
 
 func cacheLine(cc controlplane.Cache) []string {
@@ -736,7 +769,7 @@ func newAdminCacheCmd(f *adminFlags) *cobra.Command {
 			return err
 		})
 	})
-	ef.register(edit.Flags())
+	ef.registerEdit(edit.Flags())
 
 	ls := adminLs(f, "List the caches the control plane declares in the namespace", "CACHE\tSTORAGE\tCAPACITY BYTES\tDISPLAY NAME",
 		func(ctx context.Context, c *controlplane.Client, pageSize int) iter.Seq2[controlplane.Cache, error] {

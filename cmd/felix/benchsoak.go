@@ -20,8 +20,15 @@ type benchSoakFlags struct {
 	cfg        bench.SoakConfig
 }
 
-func newBenchSoakCmd() *cobra.Command {
-	var f benchSoakFlags
+func newBenchSoakCmd() *cobra.Command { return benchSoakCmd(new(benchSoakFlags)) }
+
+// zeroIsDefault ends the help of the soak's settings that
+// bench.SoakConfig.WithDefaults takes 0 of for its default: a rate of 0
+// is not "that workload off".
+const zeroIsDefault = " (0: the default)"
+
+// benchSoakCmd is `felix bench soak` with its flags in f.
+func benchSoakCmd(f *benchSoakFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "soak",
 		Short: "Run a long mixed load on one broker and report whether its memory and goroutines stay flat",
@@ -55,7 +62,7 @@ default/default/soak-queue and the cache default/default/soak, and name its
 		Args:    cobra.NoArgs,
 		PreRunE: envPreRun,
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
-			return runBenchSoak(ctx, cmd, f)
+			return runBenchSoak(ctx, cmd, *f)
 		}),
 	}
 	fl := cmd.Flags()
@@ -65,24 +72,24 @@ default/default/soak-queue and the cache default/default/soak, and name its
 	fl.BoolVar(&f.out.quiet, "quiet", false, "print nothing on stderr while running (no progress bar or lines)")
 	fl.Int64Var(&f.cacheBytes, "cache-bytes", bench.DefaultSoakCacheBytes, "capacity of the soak cache on the broker this command starts")
 	c := &f.cfg
-	fl.DurationVar(&c.Duration, "duration", bench.DefaultSoakDuration, "how long the load runs (at most 24h)")
+	fl.DurationVar(&c.Duration, "duration", bench.DefaultSoakDuration, "how long the load runs (at most 24h)"+zeroIsDefault)
 	fl.DurationVar(&c.Warmup, "warmup", 0, "time at the start left out of the memory verdict (0: 10s, or a sixth of a --duration shorter than 60s)")
-	fl.DurationVar(&c.SampleInterval, "sample-interval", bench.DefaultSoakSampleInterval, "how often the broker's memory and counters are read")
+	fl.DurationVar(&c.SampleInterval, "sample-interval", bench.DefaultSoakSampleInterval, "how often the broker's memory and counters are read"+zeroIsDefault)
 	fl.DurationVar(&c.Window, "window", 0, "span of one report row (0: --duration/12, in whole sample intervals)")
-	fl.IntVar(&c.Payload, "payload", bench.DefaultSoakPayload, "bytes per published record (at least 24)")
-	fl.IntVar(&c.MemRate, "mem-rate", bench.DefaultSoakMemRate, "publishes per second on the in-memory stream")
-	fl.IntVar(&c.MemReaders, "mem-readers", bench.DefaultSoakMemReaders, "subscribers of the in-memory stream that read everything (one more never reads)")
-	fl.IntVar(&c.DurableRate, "durable-rate", bench.DefaultSoakDurableRate, "publishes per second on the durable stream")
-	fl.IntVar(&c.QueueRate, "queue-rate", bench.DefaultSoakQueueRate, "publishes per second on the queue stream")
-	fl.IntVar(&c.QueueConsumers, "queue-consumers", bench.DefaultSoakQueueConsumers, "group members that ack (one more nacks)")
-	fl.IntVar(&c.NackEvery, "nack-every", bench.DefaultSoakNackEvery, "the nacking member nacks the first delivery of every Nth record")
-	fl.DurationVar(&c.NackDelay, "nack-delay", bench.DefaultSoakNackDelay, "redelivery delay of a nack")
-	fl.IntVar(&c.CacheRate, "cache-rate", bench.DefaultSoakCacheRate, "cache operations per second (PUT and GET alternating)")
-	fl.IntVar(&c.CacheKeys, "cache-keys", bench.DefaultSoakCacheKeys, "cache key space")
-	fl.IntVar(&c.CacheValue, "cache-value", bench.DefaultSoakCacheValue, "cache value bytes (at least 8)")
-	fl.DurationVar(&c.CacheTTLMin, "cache-ttl-min", bench.DefaultSoakCacheTTLMin, "shortest PUT TTL")
-	fl.DurationVar(&c.CacheTTLMax, "cache-ttl-max", bench.DefaultSoakCacheTTLMax, "longest PUT TTL")
-	fl.DurationVar(&c.Drain, "drain", bench.DefaultSoakDrain, "after the load, how long to wait for the durable subscriber and the queue to catch up")
+	fl.IntVar(&c.Payload, "payload", bench.DefaultSoakPayload, "bytes per published record (at least 24)"+zeroIsDefault)
+	fl.IntVar(&c.MemRate, "mem-rate", bench.DefaultSoakMemRate, "publishes per second on the in-memory stream"+zeroIsDefault)
+	fl.IntVar(&c.MemReaders, "mem-readers", bench.DefaultSoakMemReaders, "subscribers of the in-memory stream that read everything (one more never reads)"+zeroIsDefault)
+	fl.IntVar(&c.DurableRate, "durable-rate", bench.DefaultSoakDurableRate, "publishes per second on the durable stream"+zeroIsDefault)
+	fl.IntVar(&c.QueueRate, "queue-rate", bench.DefaultSoakQueueRate, "publishes per second on the queue stream"+zeroIsDefault)
+	fl.IntVar(&c.QueueConsumers, "queue-consumers", bench.DefaultSoakQueueConsumers, "group members that ack (one more nacks)"+zeroIsDefault)
+	fl.IntVar(&c.NackEvery, "nack-every", bench.DefaultSoakNackEvery, "the nacking member nacks the first delivery of every Nth record"+zeroIsDefault)
+	fl.DurationVar(&c.NackDelay, "nack-delay", bench.DefaultSoakNackDelay, "redelivery delay of a nack"+zeroIsDefault)
+	fl.IntVar(&c.CacheRate, "cache-rate", bench.DefaultSoakCacheRate, "cache operations per second (PUT and GET alternating)"+zeroIsDefault)
+	fl.IntVar(&c.CacheKeys, "cache-keys", bench.DefaultSoakCacheKeys, "cache key space"+zeroIsDefault)
+	fl.IntVar(&c.CacheValue, "cache-value", bench.DefaultSoakCacheValue, "cache value bytes (at least 8)"+zeroIsDefault)
+	fl.DurationVar(&c.CacheTTLMin, "cache-ttl-min", bench.DefaultSoakCacheTTLMin, "shortest PUT TTL"+zeroIsDefault)
+	fl.DurationVar(&c.CacheTTLMax, "cache-ttl-max", bench.DefaultSoakCacheTTLMax, "longest PUT TTL (0: the default, or --cache-ttl-min when that is longer)")
+	fl.DurationVar(&c.Drain, "drain", bench.DefaultSoakDrain, "after the load, how long to wait for the durable subscriber and the queue to catch up"+zeroIsDefault)
 	annotateEnv(fl)
 	return cmd
 }

@@ -54,6 +54,9 @@ Example: felix demo simple`,
 }
 
 func runDemo(ctx context.Context, cmd *cobra.Command, f demoFlags) error {
+	if err := checkTimeout(f.timeout); err != nil {
+		return err
+	}
 	name := cmd.Flags().Arg(0)
 	opts := demo.Options{Addr: f.addr, Token: f.token, Quick: f.quick}
 	if f.addr != "" {

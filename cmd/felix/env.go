@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -22,6 +23,16 @@ func withSignals(fn func(ctx context.Context, cmd *cobra.Command) error) func(*c
 		defer stop()
 		return fn(ctx, cmd)
 	}
+}
+
+// checkTimeout refuses a --timeout that is not positive: a deadline of 0
+// or less has passed already, so every request would fail at once with
+// "context deadline exceeded" before anything was sent.
+func checkTimeout(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("--timeout %v: want a positive duration", d)
+	}
+	return nil
 }
 
 // envName maps a flag name to its environment variable: queue-policy →

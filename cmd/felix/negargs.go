@@ -32,6 +32,10 @@ func allowNegativeArgs(cmd *cobra.Command) {
 		validate = cobra.ArbitraryArgs
 	}
 	cmd.DisableFlagParsing = true
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[negativeArgsAnnotation] = "true"
 	var positional []string
 	cmd.Args = func(c *cobra.Command, raw []string) error {
 		args, err := parseWithNegatives(c, raw)
@@ -46,17 +50,44 @@ func allowNegativeArgs(cmd *cobra.Command) {
 	}
 }
 
-// parseWithNegatives parses c's flags in raw, as cobra would, and returns
-// the positional arguments, negative numbers among them in their places
-// (see allowNegativeArgs). Help asked for is pflag.ErrHelp, which cobra
-// answers with the help.
-func parseWithNegatives(c *cobra.Command, raw []string) ([]string, error) {
-	// The inherited flags (--addr, --cache, ...) join c.Flags(), as
-	// cobra's own parse does first.
-	c.InheritedFlags()
-	fs := c.Flags()
-	// Each negative number is swapped for a placeholder no flag reads,
-	// then put back among the positional arguments.
+// negativeArgsAnnotation marks the commands of allowNegativeArgs, for
+// completeNegativeArgs.
+const negativeArgsAnnotation = "felix-negative-args"
+
+// completeNegativeArgs is the root command's PersistentPreRunE, which
+// cobra runs before its hidden completion command (`felix __complete
+// ARGS... WORD`, what the shell scripts of `felix completion` call). A
+// command of allowNegativeArgs does not let cobra parse its flags, and
+// cobra's completion then takes every flag for unset: it offered the
+// flags already given again (`felix cache incr k --tenant t --te` offered
+// --tenant) and never --help or -h. For a completion of such a command,
+// the command parses its flags again as any other does, and the negative
+// numbers among ARGS are handed to the completion as placeholders, the
+// positional arguments they are (as parseWithNegatives does), so that
+// pflag does not take them for unknown shorthand flags.
+func completeNegativeArgs(c *cobra.Command, args []string) error {
+	if (c.Name() != cobra.ShellCompRequestCmd && c.Name() != cobra.ShellCompNoDescRequestCmd) || len(args) == 0 {
+		return nil
+	}
+	words := args[:len(args)-1] // the last is the word being completed
+	target, _, err := c.Root().Find(words)
+	if err != nil || target.Annotations[negativeArgsAnnotation] == "" {
+		return nil
+	}
+	target.InheritedFlags() // as parseWithNegatives
+	swapped, _ := holdNegatives(target.Flags(), words)
+	target.DisableFlagParsing = false
+	complete := c.Run
+	c.Run = func(c *cobra.Command, _ []string) {
+		complete(c, append(swapped, args[len(args)-1]))
+	}
+	return nil
+}
+
+// holdNegatives returns raw with each negative number that is a
+// positional argument (see allowNegativeArgs) swapped for a placeholder
+// no flag reads, and what each placeholder stands for.
+func holdNegatives(fs *pflag.FlagSet, raw []string) ([]string, map[string]string) {
 	held := map[string]string{}
 	swapped := make([]string, len(raw))
 	for i, a := range raw {
@@ -71,6 +102,21 @@ func parseWithNegatives(c *cobra.Command, raw []string) ([]string, error) {
 			swapped[i] = p
 		}
 	}
+	return swapped, held
+}
+
+// parseWithNegatives parses c's flags in raw, as cobra would, and returns
+// the positional arguments, negative numbers among them in their places
+// (see allowNegativeArgs). Help asked for is pflag.ErrHelp, which cobra
+// answers with the help.
+func parseWithNegatives(c *cobra.Command, raw []string) ([]string, error) {
+	// The inherited flags (--addr, --cache, ...) join c.Flags(), as
+	// cobra's own parse does first.
+	c.InheritedFlags()
+	fs := c.Flags()
+	// Each negative number is swapped for a placeholder no flag reads,
+	// then put back among the positional arguments.
+	swapped, held := holdNegatives(fs, raw)
 	c.DisableFlagParsing = false
 	err := c.ParseFlags(swapped)
 	c.DisableFlagParsing = true

@@ -30,6 +30,9 @@ responder's own error.`,
 		Example: "  felix reply time --text now &\n  felix request time",
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
+			if err := checkTimeout(timeout); err != nil {
+				return err
+			}
 			args := cmd.Flags().Args()
 			var data []byte
 			if len(args) == 2 {

@@ -20,6 +20,9 @@ func newRootCmd() *cobra.Command {
 		Short:         "Felix: pub/sub streams, queues and a TTL cache over one QUIC transport",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Runs for the commands without a hook of their own; a no-op
+		// but for shell completion.
+		PersistentPreRunE: completeNegativeArgs,
 	}
 	root.AddCommand(newVersionCmd(), newServeCmd(), newBackupCmd(), newAdminCmd(), newStatusCmd(), newPubCmd(), newRequestCmd(), newReplyCmd(), newSubCmd(), newCacheCmd(), newQueueCmd(), newPurgeCmd(), newBenchCmd(), newLogCmd(), newTokenCmd(), newControlPlaneCmd(), newDemoCmd())
 	return root

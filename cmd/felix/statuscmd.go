@@ -60,11 +60,16 @@ is said so. --json prints the overview as the broker sent it.
 one, like top; a broker that does not answer meanwhile is reported and
 asked again.`,
 		Args: cobra.NoArgs,
-		// Only --metrics-addr reads its variable (shared with serve).
+		// Only the flags that say where and how to reach the broker read
+		// their variables (shared with serve and the client commands), as
+		// their help says: not --json, --interval, --count or --timeout.
 		PreRunE: func(c *cobra.Command, _ []string) error {
-			return applyEnvTo(c.Flags(), map[string]bool{"metrics-addr": true})
+			return applyEnvTo(c.Flags(), map[string]bool{"metrics-addr": true, "metrics-tls": true, "ca-file": true})
 		},
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
+			if err := checkTimeout(timeout); err != nil {
+				return err
+			}
 			if watch && interval <= 0 {
 				return errors.New("--watch needs an --interval above 0")
 			}
