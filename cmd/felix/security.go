@@ -113,13 +113,16 @@ type security struct {
 	verifier *auth.Verifier // nil in dev mode
 	signer   *auth.Signer   // nil when tokens are verified with an external JWKS only
 	admin    string         // static admin token
+	// auditor counts and logs refused operations: the broker's and the
+	// token exchange's, in one place (felix_access_denied_total).
+	auditor *auth.Auditor
 }
 
 // setup builds the authenticator (and starts reloading an external key
 // set until ctx ends), the signing key and, when this process serves a
 // control-plane API (wantAdmin), the admin credential.
 func (s securityFlags) setup(ctx context.Context, dataDir string, wantSigner, wantAdmin bool, log *slog.Logger) (*security, error) {
-	sec := &security{authn: server.DevAuth{}}
+	sec := &security{authn: server.DevAuth{}, auditor: &auth.Auditor{Log: log}}
 	var err error
 	if wantAdmin {
 		if sec.admin, err = adminToken(s.adminToken, dataDir, log); err != nil {
@@ -257,8 +260,8 @@ func loadOIDCConfig(path string) (*oidcConfig, error) {
 	}
 	for t, tc := range c.Tenants {
 		for i, is := range tc.Issuers {
-			if is.Issuer == "" || len(is.Audiences) == 0 {
-				return nil, fmt.Errorf("%s: tenant %s issuer %d: issuer and audiences are required", path, t, i)
+			if err := is.Validate(); err != nil {
+				return nil, fmt.Errorf("%s: tenant %s issuer %d: %w", path, t, i, err)
 			}
 		}
 		for who, perms := range tc.Grants {
@@ -271,10 +274,11 @@ func loadOIDCConfig(path string) (*oidcConfig, error) {
 }
 
 // exchangeHandler builds the token exchange endpoint from the config.
-func (c *oidcConfig) exchangeHandler(sg *auth.Signer, log *slog.Logger) *oidc.ExchangeHandler {
+func (c *oidcConfig) exchangeHandler(sg *auth.Signer, auditor *auth.Auditor, log *slog.Logger) *oidc.ExchangeHandler {
 	return &oidc.ExchangeHandler{
-		Signer: sg,
-		Log:    log,
+		Signer:  sg,
+		Auditor: auditor,
+		Log:     log,
 		Issuers: func(_ context.Context, tenant string) ([]oidc.IssuerConfig, error) {
 			tc, ok := c.Tenants[tenant]
 			if !ok {
@@ -318,7 +322,7 @@ func controlPlaneMounts(sec *security, oidcPath string, log *slog.Logger) (map[s
 			return nil, err
 		}
 		// {tenant}: the wildcard oidc.ExchangeHandler reads.
-		mounts["POST /v1/tenants/{tenant}/token/exchange"] = c.exchangeHandler(sec.signer, log)
+		mounts["POST /v1/tenants/{tenant}/token/exchange"] = c.exchangeHandler(sec.signer, sec.auditor, log)
 	}
 	return mounts, nil
 }

@@ -375,7 +375,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		return err
 	}
 	handshakeFailures := new(transport.HandshakeFailures) // felix_tls_handshake_failures_total
-	srv, tlsConf, tlsFiles, err := newServer(f, b, store, syncPolicy, sec.authn, handshakeFailures, log)
+	srv, tlsConf, tlsFiles, err := newServer(f, b, store, syncPolicy, sec, handshakeFailures, log)
 	if err != nil {
 		return err
 	}
@@ -472,7 +472,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 
 // newServer builds the QUIC server (not yet listening) from the flags. It
 // also returns the server's TLS configuration and the files behind it.
-func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy commitlog.SyncPolicy, authn server.Authenticator,
+func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy commitlog.SyncPolicy, sec *security,
 	handshakeFailures *transport.HandshakeFailures, log *slog.Logger) (*server.Server, *tls.Config, *transport.TLSFiles, error) {
 	tlsConf, tlsFiles, err := transport.NewServerTLS(transport.TLSOptions{CertFile: f.tlsCert, KeyFile: f.tlsKey, DataDir: f.dataDir,
 		ClientCAFile: f.tlsClientCA, RequireClientCert: f.tlsRequireClientCert}, log)
@@ -492,7 +492,7 @@ func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy co
 			BackoffMin: f.queueBackoffMin, BackoffMax: f.queueBackoffMax,
 			DefaultPrefetch: f.queuePrefetch, MaxInFlightBytes: f.queueMaxInFlightBytes, DeadLetterSuffix: f.queueDLQSuffix, StateDir: groupsDir(f.dataDir),
 			StateSync: syncPolicy}, MaxFrameBytes: f.maxFrameBytes,
-		MaxSubscriptionsPerConn: f.maxSubsPerConn, MaxConnections: f.maxConnections, AuthTimeout: f.authTimeout, Logger: log, Auth: authn, Limits: f.limits,
+		MaxSubscriptionsPerConn: f.maxSubsPerConn, MaxConnections: f.maxConnections, AuthTimeout: f.authTimeout, Logger: log, Auth: sec.authn, Auditor: sec.auditor, Limits: f.limits,
 	})
 	return srv, tlsConf, tlsFiles, err
 }
