@@ -87,8 +87,14 @@ func (f *clientFlags) dialReporting(ctx context.Context, w *lockedWriter) (*clie
 // a reconnection, a consumer rejoining its group), written to the
 // writer infoWriter returns. Errors, and the warnings that report lost
 // data (felix sub's "missed N events"), are still printed. Default off.
-func addQuietFlag(fl *pflag.FlagSet, quiet *bool) {
-	fl.BoolVarP(quiet, "quiet", "q", false, "do not print the connection-state lines on stderr (connection lost, reconnected, consumer rejoined); errors, and felix sub's \"missed N events\", are still printed")
+// lines names the command's own lines, and kept what it prints anyway
+// besides its errors ("" if nothing).
+func addQuietFlag(fl *pflag.FlagSet, quiet *bool, lines, kept string) {
+	still := "errors are still printed"
+	if kept != "" {
+		still = "errors, and " + kept + ", are still printed"
+	}
+	fl.BoolVarP(quiet, "quiet", "q", false, "do not print the connection-state lines on stderr ("+lines+"); "+still)
 }
 
 // infoWriter is where a command writes its informational stderr lines

@@ -343,3 +343,28 @@ func TestBenchSoakHelpSaysWhatZeroMeans(t *testing.T) {
 		t.Fatalf("only %d flags set the soak's config", n)
 	}
 }
+
+// --quiet's help names the lines its own command writes: it spoke of
+// "consumer rejoined" and felix sub's "missed N events" on reply too.
+func TestQuietHelpNamesOnlyTheCommandsLines(t *testing.T) {
+	for _, tc := range []struct {
+		cmd       []string
+		want, not []string
+	}{
+		{[]string{"sub"}, []string{"connection lost", `"missed N events"`}, []string{"rejoined"}},
+		{[]string{"reply"}, []string{"connection lost"}, []string{"rejoined", "missed"}},
+		{[]string{"queue", "consume"}, []string{"connection lost", "consumer rejoined"}, []string{"missed"}},
+	} {
+		l := helpLine(t, "--quiet", tc.cmd...)
+		for _, w := range tc.want {
+			if !strings.Contains(l, w) {
+				t.Errorf("felix %s --help: %q lacks %q", strings.Join(tc.cmd, " "), l, w)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(l, n) {
+				t.Errorf("felix %s --help: %q speaks of %q", strings.Join(tc.cmd, " "), l, n)
+			}
+		}
+	}
+}

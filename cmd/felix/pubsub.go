@@ -221,7 +221,7 @@ start-time extension.`,
 	fl.BoolVar(&countOnly, "count-only", false, "print only the number of events received, at exit")
 	fl.StringVar(&from, "from", "latest", "where to start: latest, earliest, an offset, an RFC 3339 time (2026-11-30T10:00:00Z) or a negative duration back from now (-5m)")
 	fl.DurationVar(&idle, "idle-exit", 0, "exit after this long without an event (0 = never)")
-	addQuietFlag(fl, &quiet)
+	addQuietFlag(fl, &quiet, "connection lost, reconnected", `"missed N events"`)
 	return clientCmd(cmd, &f)
 }
 

@@ -126,7 +126,7 @@ func newQueueCmd() *cobra.Command {
 	consume.Flags().StringVar(&name, "name", "", "consumer name (default: assigned by the broker)")
 	consume.Flags().BoolVar(&nack, "nack", false, "nack every message instead of acking (redelivered after 1s; tests dead letters)")
 	consume.Flags().DurationVar(&idle, "idle-exit", 0, "exit after this long without a message (0 = never)")
-	addQuietFlag(consume.Flags(), &quiet)
+	addQuietFlag(consume.Flags(), &quiet, "connection lost, reconnected, consumer rejoined", "")
 	consume.Flags().StringVar(&groupStart, "group-start", "", "where the group starts if this command creates it: earliest (default), latest (only new records), an offset, an RFC 3339 time or -5m; an existing group keeps its position")
 	stats := &cobra.Command{
 		Use:   "stats STREAM",

@@ -119,6 +119,6 @@ so as it happens (not with --quiet).`,
 	fl.StringVar(&text, "text", "", "reply with this text (default: echo each request's data)")
 	fl.IntVar(&count, "count", 0, "exit after answering this many requests (0 = until interrupted)")
 	fl.IntVar(&maxInFlight, "max-in-flight", 0, "requests handled at once (default: the broker's, 64)")
-	addQuietFlag(fl, &quiet)
+	addQuietFlag(fl, &quiet, "connection lost, reconnected", "")
 	return clientCmd(cmd, &f)
 }
