@@ -355,7 +355,7 @@ func TestQuietHelpNamesOnlyTheCommandsLines(t *testing.T) {
 		{[]string{"reply"}, []string{"connection lost"}, []string{"rejoined", "missed"}},
 		{[]string{"queue", "consume"}, []string{"connection lost", "consumer rejoined"}, []string{"missed"}},
 	} {
-		l := helpLine(t, "--quiet", tc.cmd...)
+		l := helpLine(t, "-q,", tc.cmd...)
 		for _, w := range tc.want {
 			if !strings.Contains(l, w) {
 				t.Errorf("felix %s --help: %q lacks %q", strings.Join(tc.cmd, " "), l, w)
