@@ -22,10 +22,13 @@ import (
 // awaitReapsLocked), which then changes nothing once its call returns.
 //
 // only, when set, limits the reap to that record (a Nack's own): the
-// others, whose calls failed before, wait for the next Tick, so that a
-// dead-letter stream that stays unavailable costs one call per record
-// per Tick, not one per record per Nack.
+// others, whose calls failed before, wait for Tick's next round, so that
+// a dead-letter stream that stays unavailable costs one call per record
+// per round, not one per record per Nack. A round of Tick's whose calls
+// all failed puts its next one off (deadLetterRetryMin, doubling to
+// deadLetterRetryMax); one call that succeeds ends the backoff.
 func (g *Group) reap(ctx context.Context, only *entry) {
+	failed, succeeded := 0, 0
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -111,6 +114,7 @@ func (g *Group) reap(ctx context.Context, only *entry) {
 			g.stats.DeadLettersDropped++
 		}
 		if err != nil {
+			failed++
 			e.state = stDoomed
 			g.doomed = append(g.doomed, e)
 			g.stats.DeadLetterErrors++
@@ -118,6 +122,7 @@ func (g *Group) reap(ctx context.Context, only *entry) {
 			// with many others: the retry reads its payload again.
 			g.unloadLocked(e)
 		} else {
+			succeeded++
 			if g.state != nil {
 				ops = append(ops, op{kind: opDead, off: e.rec.Offset})
 			}
@@ -133,6 +138,13 @@ func (g *Group) reap(ctx context.Context, only *entry) {
 		g.endAbandonedReapLocked()
 		return
 	}
+	switch {
+	case succeeded > 0:
+		g.deadLetterBackoff, g.deadLetterRetryAt = 0, time.Time{}
+	case failed > 0 && only == nil: // a Nack's own call does not put Tick's rounds off
+		g.deadLetterBackoff = min(max(2*g.deadLetterBackoff, deadLetterRetryMin), deadLetterRetryMax)
+		g.deadLetterRetryAt = g.opts.Clock.Now().Add(g.deadLetterBackoff)
+	}
 	var w stateWrite
 	if len(ops) > 0 {
 		w = g.writeStateLocked(ops, false)
@@ -143,6 +155,15 @@ func (g *Group) reap(ctx context.Context, only *entry) {
 	g.mu.Unlock()
 	g.awaitState(ctx, w) // failures are counted in Stats.StateErrors
 }
+
+// deadLetterRetryMin and deadLetterRetryMax bound the wait between two
+// rounds of dead letters while every call fails: it starts at the minimum
+// and doubles, so that a dead-letter stream refusing for long (a full
+// disk) is not asked for every waiting record at every Tick.
+const (
+	deadLetterRetryMin = time.Second
+	deadLetterRetryMax = 30 * time.Second
+)
 
 // endAbandonedReapLocked ends a reap that Close gave up waiting for: it
 // changes no state (Close wrote the final state with its records

@@ -34,7 +34,8 @@
 //     (5) exceeded: ack timeout" (or "nacked", "member left", "pending at
 //     restart"). When it returns nil the record is done, like an acked
 //     one (Stats.DeadLettered, not Stats.Acked); when it fails the record
-//     waits and the call is retried at the next Tick, unless the error is
+//     waits and the call is retried by a later Tick (after 1 s, doubling
+//     to 30 s, while every call of a round fails), unless the error is
 //     ErrDeadLetterDropped (nowhere to keep it): the record is done and
 //     the drop counted (Stats.DeadLettersDropped), as without a
 //     DeadLetter func. Nack calls

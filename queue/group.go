@@ -75,6 +75,11 @@ type Group struct {
 	// abandoned: Close stopped waiting for the reaps under way
 	// (CloseDeadLetterWait); they change nothing once their calls return.
 	abandoned bool
+	// While DeadLetter keeps failing (the dead-letter stream refuses), Tick
+	// retries the waiting records at deadLetterRetryAt, deadLetterBackoff
+	// after the last failed round (see deadLetterRetryMin/Max).
+	deadLetterRetryAt time.Time
+	deadLetterBackoff time.Duration
 	// closeDone is closed when Close has finished (its final state
 	// durable): a concurrent second Close waits for it.
 	closeDone chan struct{}
@@ -307,7 +312,12 @@ func (g *Group) Tick(now time.Time) {
 	// meanwhile (a count LeaveSeen lowers, which a snapshot by Close
 	// writes) lands after them in the state log.
 	g.awaitState(context.Background(), w) // failures are counted in Stats.StateErrors
-	g.reap(context.Background(), nil)
+	g.mu.Lock()
+	backingOff := now.Before(g.deadLetterRetryAt)
+	g.mu.Unlock()
+	if !backingOff {
+		g.reap(context.Background(), nil)
+	}
 }
 
 // takeResnapLocked reports whether the group's next state record must be

@@ -22,7 +22,8 @@ type Clock interface{ Now() time.Time }
 // from the group for good (it counts as done); an error matching
 // ErrDeadLetterDropped does too, and counts the dead letter as dropped
 // (Stats.DeadLettersDropped); any other error keeps it waiting and the
-// call is retried at the next Tick (or after a restart).
+// call is retried by a later Tick (1 s after a round of calls that all
+// failed, doubling to 30 s, until one succeeds) or after a restart.
 type DeadLetterFunc func(ctx context.Context, rec commitlog.Record, attempts int, reason string) error
 
 // Defaults of Options.
