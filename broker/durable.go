@@ -321,16 +321,19 @@ func (s *Stream) subscribeLogged(opts SubscribeOptions) (*Subscription, error) {
 // register adds sub to the live fanout. Called with s.mu held (so sub
 // joins at a definite offset); it takes statsMu, which orders it with
 // remove: a subscription already closed is not added (its Close may have
-// run remove before this, and would leave it in the fanout for good).
+// run remove before this, and would leave it in the fanout for good), and
+// is left where it is counted (catching) for remove to retire: taking it
+// out here, before remove has folded its counts into the retired totals,
+// would make SubTotals go down until remove runs.
 func (s *Stream) register(sub *Subscription) {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
-	delete(s.catching, sub)
 	select {
 	case <-sub.done:
 		return
 	default:
 	}
+	delete(s.catching, sub)
 	list := append(append(make([]*Subscription, 0, len(*s.subs.Load())+1), *s.subs.Load()...), sub)
 	s.subs.Store(&list)
 }
