@@ -119,12 +119,24 @@ func (c *Cache) expiresAt(expires int64) time.Time {
 	return c.epoch.Add(time.Duration(expires))
 }
 
-// deadline is now+ttl, saturated below never.
+// deadline is now+ttl (ttl > 0), saturated below never. now is negative
+// when the clock reads before the cache's epoch (a clock stepped back):
+// then now+ttl cannot overflow, while never-now would.
 func deadline(now int64, ttl time.Duration) int64 {
-	if int64(ttl) >= never-now {
+	if now >= 0 && int64(ttl) >= never-now {
 		return never - 1
 	}
 	return now + int64(ttl)
+}
+
+// timeLeft is expires-now (expires > now), saturated at the largest
+// Duration: with now negative (a clock stepped back before the epoch) the
+// difference can exceed it.
+func timeLeft(expires, now int64) time.Duration {
+	if now < 0 && expires > never+now {
+		return time.Duration(never)
+	}
+	return time.Duration(expires - now)
 }
 
 // view is what a read returns. now is the clock reading the read used, set
@@ -217,7 +229,7 @@ func (c *Cache) TTL(key string) (remaining time.Duration, hasExpiry bool, ok boo
 	if !ok || v.expires == never {
 		return 0, false, ok
 	}
-	return time.Duration(v.expires - v.now), true, true
+	return timeLeft(v.expires, v.now), true, true
 }
 
 // Delete removes key and reports whether a live entry was removed. An
