@@ -437,7 +437,13 @@ func (q *Requester) Request(reqID uint64, k Key, payload []byte, timeout time.Du
 	}
 	timeout = min(timeout, r.opts.MaxTimeout)
 	r.mu.Lock()
-	if q.closed || q.pending >= r.opts.MaxPending {
+	if q.closed {
+		// The connection is going away (its answer may never be read):
+		// refused, but no MaxPending refusal (Stats.Limited).
+		r.mu.Unlock()
+		return &Error{Code: CodeLimit, Message: "requests refused: the connection's requester is closed"}
+	}
+	if q.pending >= r.opts.MaxPending {
 		r.stats.Limited++
 		r.mu.Unlock()
 		return &Error{Code: CodeLimit, Message: fmt.Sprintf("too many requests pending on this connection (%d)", r.opts.MaxPending)}

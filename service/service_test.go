@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -320,5 +321,22 @@ func TestRunTimers(t *testing.T) {
 	<-done
 	if res, _ := sink.get(1); res.Code != CodeTimeout {
 		t.Fatalf("%+v", res)
+	}
+}
+
+// A request on a closed requester (its connection going away) is refused
+// without counting as a MaxPending refusal: Stats.Limited, exported as
+// felix_service_limited_total, counted it with the bound's message.
+func TestClosedRequesterRefusalIsNotLimited(t *testing.T) {
+	r := newReg(testclock.New(), Options{MaxPending: 2})
+	r.Serve(key, &fakeResponder{}, 0)
+	q := r.NewRequester(&fakeSink{})
+	q.Close()
+	var e *Error
+	if err := q.Request(1, key, nil, 0); !errors.As(err, &e) || !strings.Contains(e.Message, "closed") {
+		t.Fatalf("request on a closed requester: %v, want a refusal saying it is closed", err)
+	}
+	if n := r.Stats().Limited; n != 0 {
+		t.Fatalf("Limited = %d after a closed requester's refusal, want 0", n)
 	}
 }
