@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/felixmq/felix/broker"
@@ -61,6 +62,9 @@ type Broker struct {
 	caches    *cache.Store
 	served    chan error
 	tmp       string
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 func split(k string) (string, string, string, error) {
@@ -189,14 +193,19 @@ func (b *Broker) Dial(ctx context.Context, o client.Options) (*client.Client, er
 }
 
 // Close drains and stops the broker, closes the caches (and the durable
-// caches' logs) and removes a temporary data dir.
+// caches' logs) and removes a temporary data dir. It is safe to call more
+// than once, also concurrently: every call returns once the broker is
+// stopped, with the first call's result.
 func (b *Broker) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := errors.Join(b.Server.Shutdown(ctx), <-b.served)
-	b.caches.Close()
-	if b.tmp != "" {
-		err = errors.Join(err, os.RemoveAll(b.tmp))
-	}
-	return err
+	b.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := errors.Join(b.Server.Shutdown(ctx), <-b.served)
+		b.caches.Close()
+		if b.tmp != "" {
+			err = errors.Join(err, os.RemoveAll(b.tmp))
+		}
+		b.closeErr = err
+	})
+	return b.closeErr
 }

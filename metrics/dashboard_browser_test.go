@@ -3,7 +3,6 @@ package metrics
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -13,47 +12,8 @@ import (
 	"github.com/felixmq/felix/client"
 	"github.com/felixmq/felix/diskfree"
 	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/internal/testbrowser"
 )
-
-// chromiumPath is the browser scripts/chromium.sh installs and checks:
-// $FELIX_CHROMIUM, default Debian's /usr/bin/chromium.
-func chromiumPath() string {
-	if p := os.Getenv("FELIX_CHROMIUM"); p != "" {
-		return p
-	}
-	return "/usr/bin/chromium"
-}
-
-// browser starts headless chromium for the test, or skips (fails under
-// CI=true) when it is not installed.
-func browser(t *testing.T, ctx context.Context) context.Context {
-	t.Helper()
-	bin := chromiumPath()
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing: run scripts/chromium.sh install", bin)
-		}
-		t.Skipf("%s is missing (scripts/chromium.sh install)", bin)
-	}
-	actx, cancel := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(bin),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	t.Cleanup(cancel)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	t.Cleanup(cancelBrowser)
-	return bctx
-}
 
 // cellValue reads the raw value (data-value) of the page's cell at css.
 func cellValue(t *testing.T, bctx context.Context, css string) uint64 {
@@ -74,7 +34,7 @@ func cellValue(t *testing.T, bctx context.Context, css string) uint64 {
 func TestDashboardInBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	bctx := browser(t, ctx)
+	bctx := testbrowser.Start(t, ctx)
 
 	tb := testbroker.Start(t)
 	if _, err := tb.Broker.DeclareStream("default", "browser", "ticks"); err != nil {
@@ -165,7 +125,7 @@ func TestDashboardInBrowser(t *testing.T) {
 func TestDashboardServicesInBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	bctx := browser(t, ctx)
+	bctx := testbrowser.Start(t, ctx)
 
 	tb := testbroker.Start(t)
 	ms := startServer(t, Options{Sources: Sources{Broker: tb.Broker, Server: tb.Server}})

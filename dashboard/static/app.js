@@ -6,6 +6,10 @@
 "use strict";
 
 const POLL_MS = 1000;
+// A poll that gets no answer within FETCH_TIMEOUT_MS is given up and the
+// broker shown unreachable (a hung broker, or a network that dropped it,
+// would otherwise leave the last answer on screen as if current).
+const FETCH_TIMEOUT_MS = 5000;
 
 const fmtInt = (v) => Number(v).toLocaleString("en-US");
 const fmtRate = (v) => (v >= 100 ? Math.round(v).toLocaleString("en-US") : Number(v).toFixed(1));
@@ -63,7 +67,9 @@ const tables = {
     ],
   },
   groups: {
-    key: (r) => key3(r, "stream") + "#" + r.group,
+    // '/' is in no name: "#" is, and stream "s#x" group "g" would read
+    // as stream "s" group "x#g".
+    key: (r) => key3(r, "stream") + "/" + r.group,
     attr: "data-group",
     cols: [
       col("stream text", (r) => key3(r, "stream")),
@@ -112,7 +118,7 @@ const tables = {
 };
 
 // render makes the table's body hold exactly rows, in order, reusing the
-// row element of each key.
+// row element of each key (a key seen twice gets a row of its own).
 function render(name, rows) {
   const t = tables[name];
   const body = document.querySelector("#" + name + " tbody");
@@ -121,6 +127,7 @@ function render(name, rows) {
   rows.forEach((r, i) => {
     const k = t.key(r);
     let tr = old.get(k);
+    old.delete(k);
     if (!tr) {
       tr = document.createElement("tr");
       tr.setAttribute(t.attr, k);
@@ -131,7 +138,6 @@ function render(name, rows) {
         tr.appendChild(td);
       }
     }
-    old.delete(k);
     t.cols.forEach((c, j) => {
       const td = tr.children[j], v = c.get(r);
       td.dataset.value = String(v);
@@ -140,7 +146,8 @@ function render(name, rows) {
     });
     if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
   });
-  for (const tr of old.values()) tr.remove();
+  // Rows 0..n-1 are in place: what follows is no longer in the list.
+  while (body.children.length > rows.length) body.lastElementChild.remove();
 }
 
 function setText(id, text) { document.getElementById(id).textContent = text; }
@@ -154,7 +161,7 @@ function show(o) {
   setText("conns-open", fmtInt(o.connections.open));
   setText("conns-total", fmtInt(o.connections.total));
   setText("subs-open", fmtInt(o.connections.subscriptions));
-  setText("stream-count", fmtInt(o.streams.length));
+  setText("stream-count", fmtInt((o.streams || []).length));
   const disk = o.disk;
   document.getElementById("disk-card").hidden = !disk;
   if (disk) {
@@ -168,7 +175,7 @@ function show(o) {
 
 async function poll() {
   try {
-    const res = await fetch("api/overview", { cache: "no-store" });
+    const res = await fetch("api/overview", { cache: "no-store", signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
     if (!res.ok) throw new Error("HTTP " + res.status);
     show(await res.json());
   } catch (err) {
