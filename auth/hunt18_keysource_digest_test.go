@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -17,15 +16,8 @@ import (
 // reload; an unchanged file is still not reloaded.
 func TestKeySourceSeesSameSizeSameMtimeRewrite(t *testing.T) {
 	ctx := context.Background()
-	a, b := newSigner(t), newSigner(t)
-	path := filepath.Join(t.TempDir(), "jwks.json")
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	writeJWKS(t, path, t0, a)
-	log, _ := testLogger()
-	src, err := NewKeySource(ctx, KeySourceOptions{File: path, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := newFileKeySource(t)
+	a, b, path, t0, src := env.a, env.b, env.path, env.t0, env.src
 	docA, _ := json.Marshal(a.KeySet())
 	docB, _ := json.Marshal(b.KeySet())
 	if len(docA) != len(docB) {

@@ -143,17 +143,35 @@ func writeFile(t *testing.T, path string, data []byte, mtime time.Time) {
 	}
 }
 
-func TestKeySourceFileReload(t *testing.T) {
-	ctx := context.Background()
-	a, b := newSigner(t), newSigner(t)
-	path := filepath.Join(t.TempDir(), "jwks.json")
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	writeJWKS(t, path, t0, a)
+// fileKeySource is a KeySource over a JWKS file holding a's keys,
+// written with modification time t0; b is a second key for rotations.
+type fileKeySource struct {
+	a, b *Signer
+	path string
+	t0   time.Time
+	src  *KeySource
+	logs *bytes.Buffer // the source's log
+}
+
+func newFileKeySource(t *testing.T) fileKeySource {
+	t.Helper()
+	e := fileKeySource{a: newSigner(t), b: newSigner(t), path: filepath.Join(t.TempDir(), "jwks.json"),
+		t0: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	writeJWKS(t, e.path, e.t0, e.a)
 	log, logs := testLogger()
-	src, err := NewKeySource(ctx, KeySourceOptions{File: path, Log: log})
+	src, err := NewKeySource(context.Background(), KeySourceOptions{File: e.path, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.src, e.logs = src, logs
+	return e
+}
+
+func TestKeySourceFileReload(t *testing.T) {
+	ctx := context.Background()
+	env := newFileKeySource(t)
+	a, b, path, t0, src := env.a, env.b, env.path, env.t0, env.src
+	logs := env.logs
 	v := &Verifier{Keys: src}
 	tokA, tokB := mustIssue(t, a, Claims{Tenant: "t"}), mustIssue(t, b, Claims{Tenant: "t"})
 	if _, err := v.Verify(tokA, "t"); err != nil {
@@ -277,15 +295,8 @@ func TestKeySourceOptions(t *testing.T) {
 // the file system's mtime resolution) is picked up.
 func TestKeySourceRetriesAFailedFile(t *testing.T) {
 	ctx := context.Background()
-	a, b := newSigner(t), newSigner(t)
-	path := filepath.Join(t.TempDir(), "jwks.json")
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	writeJWKS(t, path, t0, a)
-	log, _ := testLogger()
-	src, err := NewKeySource(ctx, KeySourceOptions{File: path, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := newFileKeySource(t)
+	b, path, t0, src := env.b, env.path, env.t0, env.src
 	good, err := json.Marshal(b.KeySet())
 	if err != nil {
 		t.Fatal(err)

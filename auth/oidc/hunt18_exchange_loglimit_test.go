@@ -1,7 +1,6 @@
 package oidc
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -9,34 +8,19 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/felixmq/felix/auth"
 	"github.com/felixmq/felix/internal/oidctest"
+	"github.com/felixmq/felix/internal/syncbuf"
 	"github.com/felixmq/felix/internal/testclock"
 )
 
-// lockedBuffer is a log destination the handler's goroutines write to
-// while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// lines returns the logged lines that contain msg.
-func (l *lockedBuffer) lines(msg string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// linesWith returns the logged lines in logs that contain msg.
+func linesWith(logs *syncbuf.Buffer, msg string) []string {
 	var out []string
-	for _, line := range strings.Split(l.b.String(), "\n") {
+	for _, line := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(line, msg) {
 			out = append(out, line)
 		}
@@ -46,13 +30,13 @@ func (l *lockedBuffer) lines(msg string) []string {
 
 // limitedEnv is an exchange endpoint on real HTTP whose tenant "t1" trusts
 // idp, with its JWKS at jwksURL, logging into a buffer on a test clock.
-func limitedEnv(t *testing.T, idp *oidctest.Provider, jwksURL string, clock *testclock.Clock) (*ExchangeHandler, *lockedBuffer, func(token string) int) {
+func limitedEnv(t *testing.T, idp *oidctest.Provider, jwksURL string, clock *testclock.Clock) (*ExchangeHandler, *syncbuf.Buffer, func(token string) int) {
 	t.Helper()
 	signer, err := auth.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg := issuerConfig(idp)
 	cfg.JWKSURL = jwksURL
 	h := &ExchangeHandler{
@@ -90,17 +74,17 @@ func limitedEnv(t *testing.T, idp *oidctest.Provider, jwksURL string, clock *tes
 func TestExchangeLimitsFailureLines(t *testing.T) {
 	const attempts = 200
 	burst := auth.DefaultDenialLogBurst
-	check := func(t *testing.T, logs *lockedBuffer, msg string, clock *testclock.Clock, again func(), count func() uint64) {
+	check := func(t *testing.T, logs *syncbuf.Buffer, msg string, clock *testclock.Clock, again func(), count func() uint64) {
 		t.Helper()
 		if n := count(); n != attempts {
 			t.Fatalf("%d failures counted, want %d", n, attempts)
 		}
-		if got := logs.lines(msg); len(got) != burst {
+		if got := linesWith(logs, msg); len(got) != burst {
 			t.Fatalf("%d failed exchanges at once wrote %d %q lines, want %d", attempts, len(got), msg, burst)
 		}
 		clock.Advance(time.Second)
 		again()
-		got := logs.lines(msg)
+		got := linesWith(logs, msg)
 		if len(got) != burst+1 {
 			t.Fatalf("after a second: %d %q lines, want %d", len(got), msg, burst+1)
 		}

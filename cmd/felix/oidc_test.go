@@ -26,12 +26,12 @@ func idpToken(t *testing.T, idp *oidctest.Provider, sub string, groups ...string
 	return idp.Token(t, oidctest.DefaultKID, c)
 }
 
-// A user of an OIDC identity provider exchanges its ID token at the
-// embedded control plane for a Felix token with the permissions its groups
-// are granted (--oidc-config), and uses it on the broker.
-func TestServeOIDCTokenExchange(t *testing.T) {
-	idp := oidctest.New(t)
-	cfg := writeConfig(t, `
+// acmeOIDCConfig writes an --oidc-config whose tenant acme trusts idp:
+// group writers may publish to acme/orders/*, everyone verified may read
+// acme's caches.
+func acmeOIDCConfig(t *testing.T, idp *oidctest.Provider) string {
+	t.Helper()
+	return writeConfig(t, `
 tenants:
   acme:
     issuers:
@@ -42,6 +42,14 @@ tenants:
       "group:writers": ["stream.publish:stream:acme/orders/*"]
       "*": ["cache.read:cache:acme/*/*"]
 `)
+}
+
+// A user of an OIDC identity provider exchanges its ID token at the
+// embedded control plane for a Felix token with the permissions its groups
+// are granted (--oidc-config), and uses it on the broker.
+func TestServeOIDCTokenExchange(t *testing.T) {
+	idp := oidctest.New(t)
+	cfg := acmeOIDCConfig(t, idp)
 	dir := t.TempDir()
 	addr, b, ca, cp := startSecureServe(t, dir, "--oidc-config", cfg, "--stream", "acme/orders/created")
 
@@ -98,16 +106,7 @@ tenants:
 // refused at start.
 func TestServeExchangeRefusalsAudited(t *testing.T) {
 	idp := oidctest.New(t)
-	cfg := writeConfig(t, `
-tenants:
-  acme:
-    issuers:
-      - issuer: `+idp.Issuer()+`
-        audiences: [felix]
-        groups_claim: groups
-    grants:
-      "group:writers": ["stream.publish:stream:acme/orders/*"]
-`)
+	cfg := acmeOIDCConfig(t, idp)
 	var logs syncbuf.Buffer
 	nextCP := watchControlPlanes(t)
 	addr, _, ca, stop := startServeLogs(t, t.TempDir(), &logs, "--auth", "token", "--controlplane-addr", "127.0.0.1:0",
