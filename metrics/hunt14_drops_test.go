@@ -137,15 +137,8 @@ func TestHunt14QueueLostExported(t *testing.T) {
 		t.Fatalf("purge: %+v %v", res, err)
 	}
 	hunt14Publish(t, c, "jobs", 1)
-	co, err = c.Consumer(t.Context(), "default", "jobs", "workers")
-	if err != nil {
-		t.Fatal(err)
-	}
+	co, m := joinWorkers(t, c)
 	defer co.Close()
-	m, err := co.Next(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
 	if m.Offset != 10 {
 		t.Fatalf("delivered offset %d, want 10 (the one published after the purge)", m.Offset)
 	}

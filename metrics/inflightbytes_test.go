@@ -3,8 +3,24 @@ package metrics
 import (
 	"testing"
 
+	"github.com/felixmq/felix/client"
 	"github.com/felixmq/felix/server"
 )
+
+// joinWorkers joins group workers of default/jobs and takes one delivery.
+func joinWorkers(t *testing.T, c *client.Client) (*client.Consumer, *client.Message) {
+	t.Helper()
+	co, err := c.Consumer(t.Context(), "default", "jobs", "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := co.Next(t.Context())
+	if err != nil {
+		co.Close()
+		t.Fatal(err)
+	}
+	return co, m
+}
 
 // A consumer's unacked delivery counts its payload in
 // felix_queue_in_flight_bytes until it is acked, and the byte bound's
@@ -12,15 +28,8 @@ import (
 func TestQueueInFlightBytesExported(t *testing.T) {
 	_, ms, c := hunt14Broker(t, server.QueueOptions{})
 	hunt14Publish(t, c, "jobs", 1) // "jobs-00": 7 bytes
-	co, err := c.Consumer(t.Context(), "default", "jobs", "workers")
-	if err != nil {
-		t.Fatal(err)
-	}
+	co, m := joinWorkers(t, c)
 	defer co.Close()
-	m, err := co.Next(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
 	group := append(append([]string{}, hunt14Jobs...), "group", "workers")
 	scrape(t, ms).expect(t,
 		seriesWant{"felix_queue_in_flight", group, 1},

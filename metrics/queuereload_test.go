@@ -13,15 +13,8 @@ import (
 func TestQueuePendingBytesAndReloadsExported(t *testing.T) {
 	_, ms, c := hunt14Broker(t, server.QueueOptions{TickInterval: 10 * time.Millisecond})
 	hunt14Publish(t, c, "jobs", 1)
-	co, err := c.Consumer(t.Context(), "default", "jobs", "workers")
-	if err != nil {
-		t.Fatal(err)
-	}
+	co, m := joinWorkers(t, c)
 	defer co.Close()
-	m, err := co.Next(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A delay the scrape below comes well within.
 	if err := m.Nack(t.Context(), 3*time.Second); err != nil {
 		t.Fatal(err)
