@@ -306,15 +306,13 @@ func (g *Group) Tick(now time.Time) {
 		g.wakeOneLocked()
 	}
 	w := g.writeStateLocked(nil, g.takeResnapLocked())
+	backingOff := now.Before(g.deadLetterRetryAt) // dead letters keep failing (reap)
 	g.mu.Unlock()
 	// The counts are written before DeadLetter is called (it may take a
 	// while, a publish), in the group's lock: what a member changes
 	// meanwhile (a count LeaveSeen lowers, which a snapshot by Close
 	// writes) lands after them in the state log.
 	g.awaitState(context.Background(), w) // failures are counted in Stats.StateErrors
-	g.mu.Lock()
-	backingOff := now.Before(g.deadLetterRetryAt)
-	g.mu.Unlock()
 	if !backingOff {
 		g.reap(context.Background(), nil)
 	}
