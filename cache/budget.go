@@ -153,7 +153,7 @@ func (c *Cache) makeRoom(r room, key string) error {
 	if r == roomStore {
 		return c.budget.evictFor(c, key)
 	}
-	found, err := c.evictOne(key)
+	found, err := c.evictOne(spareKey(key))
 	switch {
 	case err != nil && c.deleted.Load():
 		return ErrDeleted
@@ -207,9 +207,9 @@ func victim(x *Cache) bool {
 func (b *budget) evictFor(c *Cache, key string) error {
 	var cause error
 	evicted := func(x *Cache) bool {
-		skip := ""
+		var skip spare // another cache's entries are all fair game, "" included
 		if x == c {
-			skip = key
+			skip = spareKey(key)
 		}
 		found, err := x.evictOne(skip)
 		if err != nil && !x.deleted.Load() { // a deleted cache's bytes are out of the budget

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -234,6 +235,37 @@ func TestStoreBudgetGrowingLargestKeyEvictsElsewhere(t *testing.T) {
 	}
 	if sb := b.Stats(); sb.Entries != 1 || sb.Evictions != 1 {
 		t.Fatalf("b %+v, want one of its entries evicted", sb)
+	}
+	storeBytes(t, st)
+}
+
+// A write the budget refuses takes room from another cache whose only
+// entry is the empty key's: the key a write leaves alone is its own, in
+// its own cache, not "" in every cache. (The write went round forever:
+// no cache had an entry to give but "", which every other cache skipped.)
+func TestStoreBudgetEvictsAnotherCachesEmptyKey(t *testing.T) {
+	per := entrySize("k", 1000)
+	st := NewStore(StoreOptions{SweepInterval: -1, MaxTotalBytes: 3 * per})
+	defer st.Close()
+	a := mustCreate(t, st, "a", Config{})
+	b := mustCreate(t, st, "b", Config{})
+	mustPut(t, a, "", strings.Repeat("x", int(2*per-entrySize("", 0))), PutOptions{})
+	var waits atomic.Int64
+	st.budget.waitHook = func() {
+		if waits.Add(1) == 1000 {
+			if err := st.Delete(a.Scope()); err != nil { // give the bytes back rather than hang
+				t.Error(err)
+			}
+		}
+	}
+	if err := within(t, "Put", func() error {
+		_, err := b.Put("k", make([]byte, 2*1000), PutOptions{})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, ev := waits.Load(), a.Stats().Evictions; n != 0 || ev != 1 {
+		t.Fatalf("the write waited %d times for room, and a evicted %d entries, want 0 and its empty key", n, ev)
 	}
 	storeBytes(t, st)
 }

@@ -437,6 +437,21 @@ type sample struct {
 	expired bool
 }
 
+// spare names the key an eviction leaves alone: the key a write is
+// writing, whose bytes it will reuse. Its zero value spares none (a
+// Resize, a load, another cache's eviction for the budget): "" is a key
+// like any other, so it cannot stand for "none".
+type spare struct {
+	key string
+	set bool
+}
+
+// spareKey spares key.
+func spareKey(key string) spare { return spare{key: key, set: true} }
+
+// spares reports whether key is the one to leave alone.
+func (sp spare) spares(key string) bool { return sp.set && sp.key == key }
+
 // evictOne removes one entry other than skip's (the key being written) and
 // reports whether it found one to remove. It samples EvictionSamples
 // entries, each from a random shard under that shard's read lock, and
@@ -444,7 +459,7 @@ type sample struct {
 // is still in place. Sampling across shards approximates LRU over the whole
 // cache, whatever the shards' sizes. A durable cache logs the eviction
 // first; if its log refuses, nothing is evicted and the error returned.
-func (c *Cache) evictOne(skip string) (bool, error) {
+func (c *Cache) evictOne(skip spare) (bool, error) {
 	var (
 		best    sample
 		found   bool
@@ -455,7 +470,7 @@ func (c *Cache) evictOne(skip string) (bool, error) {
 		s := &c.shards[rand.Uint64()&c.mask]
 		s.mu.RLock()
 		i, ok := s.pick()
-		if !ok || s.slots[i].key == skip {
+		if !ok || skip.spares(s.slots[i].key) {
 			s.mu.RUnlock()
 			continue
 		}
@@ -506,13 +521,13 @@ func (c *Cache) evictOne(skip string) (bool, error) {
 
 // anyEntry finds some entry other than skip's when random samples found
 // none: a live one of the next shard in rotation that has one.
-func (c *Cache) anyEntry(skip string, out *sample) bool {
+func (c *Cache) anyEntry(skip spare, out *sample) bool {
 	start := c.evictNext.Add(1)
 	for j := range uint64(len(c.shards)) {
 		s := &c.shards[(start+j)&c.mask]
 		s.mu.RLock()
 		i, ok := s.pick()
-		if ok && s.slots[i].key == skip {
+		if ok && skip.spares(s.slots[i].key) {
 			i, ok = s.other(i)
 		}
 		if ok {

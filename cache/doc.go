@@ -202,7 +202,10 @@
 // the fsync, so a machine crash cannot leave the old records deleted and
 // the snapshot lost; a deletion cut short leaves the oldest segments, and
 // the log is just longer. A compaction that fails (disk full) stops where
-// it is, by (a) harmlessly, and the next one starts over.
+// it is, by (a) harmlessly, and the next one starts over. Store.DeleteDurable
+// and Store.Close stop a running compaction, background or Cache.Compact's,
+// the same way at the end of a shard, and wait for it before they close
+// the log: nothing appends to it once they return.
 //
 // The log after a compaction is the live entries plus at most a segment
 // of older records (the one S falls in; segments are deleted whole) plus

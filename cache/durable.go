@@ -86,13 +86,19 @@ type durable struct {
 	flushes uint64 // under acctMu: flushes that purged the log
 
 	bgMu   sync.Mutex
-	closed bool // under bgMu: no compaction starts
-	bg     sync.WaitGroup
+	closed bool           // under bgMu: no compaction starts
+	bg     sync.WaitGroup // the running compaction, background or Compact's
+	// closing: close is waiting for the running compaction, which stops
+	// at the end of the shard it is on.
+	closing atomic.Bool
 
 	// compactHook, set by tests, runs after each shard's snapshot records
 	// are written, without a lock held; an error stops the compaction
 	// there, as a crash would.
 	compactHook func(shard int) error
+	// closeHook, set by tests, runs when close waits for a running
+	// compaction, which no longer appends past the shard it is on.
+	closeHook func()
 	// purgeHook, set by tests, runs in place of the log's Purge when a
 	// Flush purges it (under every shard's write lock).
 	purgeHook func() (uint64, error)
@@ -291,11 +297,16 @@ func logSize(dir string) int64 {
 	return n
 }
 
-// close waits for a running compaction and closes the log.
+// close stops a running compaction (background or Compact's), waits for
+// it and closes the log.
 func (d *durable) close() error {
 	d.bgMu.Lock()
 	d.closed = true
+	d.closing.Store(true)
 	d.bgMu.Unlock()
+	if d.closeHook != nil && d.compacting.Load() {
+		d.closeHook()
+	}
 	d.bg.Wait()
 	return d.log.Close()
 }

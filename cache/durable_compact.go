@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
@@ -16,18 +17,14 @@ func (c *Cache) startCompaction() {
 	if !d.compacting.CompareAndSwap(false, true) {
 		return
 	}
-	d.bgMu.Lock()
-	if d.closed {
-		d.bgMu.Unlock()
+	if !d.enter() {
 		d.compacting.Store(false)
 		return
 	}
-	d.bg.Add(1)
-	d.bgMu.Unlock()
 	go func() {
 		defer d.bg.Done()
 		defer d.compacting.Store(false)
-		if err := c.compact(); err != nil {
+		if err := c.compact(); err != nil && !stopped(err) {
 			d.logger.Warn("cache log compaction failed; the log stays longer until the next one", "cache", c.scope.String(), "err", err)
 		}
 	}()
@@ -37,7 +34,11 @@ func (c *Cache) startCompaction() {
 // entries and little else; see the package documentation. It does nothing
 // for an in-memory cache. Writes go on meanwhile; each shard's writes wait
 // while its own entries are written. The background compaction runs the
-// same code when the log has grown enough.
+// same code when the log has grown enough. It fails with ErrCompacting
+// while another compaction runs, and with ErrDeleted once the cache is
+// deleted (ErrClosed once its Store is closed): Store.DeleteDurable and
+// Store.Close stop a running compaction at the end of the shard it is
+// on, and wait for it, before they close the log.
 func (c *Cache) Compact() error {
 	d := c.dur
 	if d == nil {
@@ -47,7 +48,39 @@ func (c *Cache) Compact() error {
 		return ErrCompacting
 	}
 	defer d.compacting.Store(false)
+	if !d.enter() {
+		return c.closedErr()
+	}
+	defer d.bg.Done()
 	return c.compact()
+}
+
+// enter counts a compaction about to run in d.bg, which close waits for,
+// unless the log is closing: then it reports false and the compaction
+// must not run.
+func (d *durable) enter() bool {
+	d.bgMu.Lock()
+	defer d.bgMu.Unlock()
+	if d.closed {
+		return false
+	}
+	d.bg.Add(1)
+	return true
+}
+
+// closedErr is why a compaction does not run or goes no further once the
+// log is closing: the cache was deleted (DeleteDurable), or else its
+// Store closed.
+func (c *Cache) closedErr() error {
+	if c.deleted.Load() {
+		return ErrDeleted
+	}
+	return ErrClosed
+}
+
+// stopped reports whether err is a compaction's stop for its log closing.
+func stopped(err error) bool {
+	return errors.Is(err, ErrDeleted) || errors.Is(err, ErrClosed)
 }
 
 // compact runs one compaction; the caller owns d.compacting.
@@ -86,6 +119,11 @@ func (c *Cache) compact() error {
 			if err := d.compactHook(i); err != nil {
 				return err
 			}
+		}
+		if d.closing.Load() {
+			// DeleteDurable or Store.Close waits to close the log: stop
+			// here, harmlessly as a crash would (see (a)).
+			return c.closedErr()
 		}
 	}
 	// The closing floor keeps the versions of the records dropped below

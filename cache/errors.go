@@ -235,16 +235,24 @@ func (e *TTLError) Error() string {
 func (e *TTLError) Unwrap() error { return ErrInvalidTTL }
 
 // ScanKeyTooLargeError refuses a Scan page whose next key alone (with the
-// cursor that repeats it) exceeds ScanOptions.MaxBytes: the page cannot
+// cursor that repeats it), or with the empty key that opens the page
+// before it (AfterEmptyKey), exceeds ScanOptions.MaxBytes: the page cannot
 // hold it, and skipping it would break the scan's promise.
 type ScanKeyTooLargeError struct {
 	Key            string
 	Size, MaxBytes int
+	// AfterEmptyKey: Size counts the empty key, which opens the page and
+	// cannot end it (its cursor would start the scan over).
+	AfterEmptyKey bool
 }
 
 func (e *ScanKeyTooLargeError) Error() string {
-	return fmt.Sprintf("%s: key %s needs %d bytes in a scan page, over the page's limit of %d",
-		ErrTooLarge, quoteKey(e.Key), e.Size, e.MaxBytes)
+	with := ""
+	if e.AfterEmptyKey {
+		with = " with the empty key before it"
+	}
+	return fmt.Sprintf("%s: key %s needs %d bytes in a scan page%s, over the page's limit of %d",
+		ErrTooLarge, quoteKey(e.Key), e.Size, with, e.MaxBytes)
 }
 
 // Unwrap returns ErrTooLarge.

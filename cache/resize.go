@@ -5,9 +5,10 @@ import "fmt"
 // Resize sets the MaxBytes of the cache under scope and keeps its entries
 // (and a durable cache's log): unlike Replace, nothing is dropped and the
 // same *Cache stays registered. A capacity lowered below the cache's
-// bytes evicts entries, least recently used first as for a Put that needs
-// room (logged for a durable cache), until the cache fits or Resize
-// fails; writes go on meanwhile and evict too. It returns the cache, or a
+// bytes evicts entries (of any key, the empty one included), least
+// recently used first as for a Put that needs room (logged for a durable
+// cache), until the cache fits, before Resize returns, or Resize fails;
+// writes go on meanwhile and evict too. It returns the cache, or a
 // *NotFoundError.
 func (st *Store) Resize(scope Scope, maxBytes int64) (*Cache, error) {
 	if err := scope.validate(); err != nil {
@@ -36,8 +37,10 @@ func (st *Store) Resize(scope Scope, maxBytes int64) (*Cache, error) {
 
 // DeleteDurable deletes the cache under scope, durable or in memory, or
 // returns a *NotFoundError. It is Delete for an in-memory cache; a durable
-// one is unregistered, its writes stopped and its log closed (once a
-// running compaction ends) before its entries are dropped. The log's files
+// one is unregistered, its writes stopped and its log closed before its
+// entries are dropped: a running compaction, background or Compact's, is
+// stopped at the end of the shard it is on and waited for first (it
+// fails with ErrDeleted, as a Compact after it does). The log's files
 // stay: the caller removes its directory (DurableOptions.Dir), so that a
 // cache created again under the scope does not load them.
 func (st *Store) DeleteDurable(scope Scope) error {
@@ -76,7 +79,7 @@ func (c *Cache) evictToCapacity() error {
 		if c.deleted.Load() {
 			return ErrDeleted
 		}
-		found, err := c.evictOne("")
+		found, err := c.evictOne(spare{}) // no write to spare: "" too is evicted
 		if err != nil && c.deleted.Load() {
 			return ErrDeleted // its log closed by the deletion
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -195,4 +196,137 @@ func TestReplaceDurable(t *testing.T) {
 	if _, err := e.st.ReplaceDurable(testScope, Config{}, e.opts); !errors.Is(err, ErrDurable) {
 		t.Fatalf("ReplaceDurable of a durable cache: %v", err)
 	}
+}
+
+// Resize evicts down to the new capacity before it returns, the entry of
+// the empty key included (eviction leaves alone only the key a write is
+// writing, and a Resize writes none), in memory and on a durable cache,
+// whose eviction is logged.
+func TestResizeEvictsTheEmptyKey(t *testing.T) {
+	size := entrySize("", 100)
+	check := func(t *testing.T, st *Store, c *Cache) {
+		t.Helper()
+		mustPut(t, c, "", strings.Repeat("v", 100), PutOptions{})
+		mustPut(t, c, "a", "v", PutOptions{})
+		if _, err := st.Resize(c.Scope(), size-1); err != nil {
+			t.Fatal(err)
+		}
+		if s := c.Stats(); s.Bytes > size-1 {
+			t.Fatalf("right after Resize to %d: %d bytes stored (%d entries)", size-1, s.Bytes, s.Entries)
+		}
+		checkInvariants(t, c)
+		if _, ok := c.Get(""); ok {
+			t.Fatal("the empty key's entry, larger than the new capacity, is still there")
+		}
+	}
+	t.Run("memory", func(t *testing.T) {
+		st := NewStore(StoreOptions{SweepInterval: -1})
+		t.Cleanup(st.Close)
+		c, err := st.Create(testScope, Config{Shards: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, st, c)
+	})
+	t.Run("durable", func(t *testing.T) {
+		e := newDurableEnv(t, Config{Shards: 4})
+		c := e.open()
+		check(t, e.st, c)
+		if _, ok := e.open().Get(""); ok {
+			t.Fatal("the evicted empty key came back after a restart: its eviction was not logged")
+		}
+	})
+}
+
+// DeleteDurable waits for a Compact called directly (not only for the
+// background one) and stops it at the end of the shard it is on: once it
+// returns, nothing appends to the log, so the caller can remove the
+// directory. The compaction it stopped and a Compact after it fail with
+// ErrDeleted, not with a *StorageError of the closed log counted as a
+// write error.
+func TestDeleteDurableStopsADirectCompact(t *testing.T) {
+	e := newDurableEnv(t, Config{Shards: 4})
+	c := e.open()
+	for i := range 40 {
+		mustPut(t, c, fmt.Sprintf("k%02d", i), "v", PutOptions{})
+	}
+	release, waiting, compacted := startPausedCompact(c)
+	deleted := make(chan error, 1)
+	go func() { deleted <- e.st.DeleteDurable(testScope) }()
+	select {
+	case err := <-deleted:
+		close(release)
+		<-compacted
+		t.Fatalf("DeleteDurable returned (%v) while a Compact was running: it closed the log under it", err)
+	case <-waiting:
+	}
+	close(release)
+	if err := <-compacted; !errors.Is(err, ErrDeleted) {
+		t.Fatalf("the Compact that DeleteDurable stopped: %v, want ErrDeleted", err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Compact(); !errors.Is(err, ErrDeleted) {
+		t.Fatalf("Compact after DeleteDurable: %v, want ErrDeleted", err)
+	}
+	if n := c.Stats().LogWriteErrors; n != 0 {
+		t.Fatalf("%d log write errors counted for compactions of a deleted cache", n)
+	}
+	if err := os.RemoveAll(e.dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(e.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the log's directory after its removal: %v", err)
+	}
+}
+
+// Store.Close waits for a Compact called directly too, and a Compact
+// after it fails with ErrClosed.
+func TestCloseStopsADirectCompact(t *testing.T) {
+	e := newDurableEnv(t, Config{Shards: 4})
+	c := e.open()
+	mustPut(t, c, "k", "v", PutOptions{})
+	release, waiting, compacted := startPausedCompact(c)
+	closed := make(chan struct{})
+	go func() { e.st.Close(); close(closed) }()
+	select {
+	case <-closed:
+		close(release)
+		<-compacted
+		t.Fatal("Store.Close returned while a Compact was running: it closed the log under it")
+	case <-waiting:
+	}
+	close(release)
+	if err := <-compacted; !errors.Is(err, ErrClosed) {
+		t.Fatalf("the Compact that Close stopped: %v, want ErrClosed", err)
+	}
+	<-closed
+	if err := c.Compact(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Compact after Close: %v, want ErrClosed", err)
+	}
+	if n := c.Stats().LogWriteErrors; n != 0 {
+		t.Fatalf("%d log write errors counted for compactions after Close", n)
+	}
+}
+
+// startPausedCompact runs c.Compact in a goroutine and returns once it is
+// paused after its first shard: closing release lets it go on, waiting is
+// closed when the log's close starts waiting for it, and compacted gets
+// Compact's result.
+func startPausedCompact(c *Cache) (release, waiting chan struct{}, compacted chan error) {
+	entered := make(chan struct{})
+	release, waiting = make(chan struct{}), make(chan struct{})
+	c.dur.compactHook = func(shard int) error {
+		if shard == 0 {
+			close(entered)
+			<-release
+		}
+		return nil
+	}
+	c.dur.closeHook = func() { close(waiting) }
+	compacted = make(chan error, 1)
+	go func() { compacted <- c.Compact() }()
+	<-entered
+	return release, waiting, compacted
 }

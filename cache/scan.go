@@ -2,6 +2,7 @@ package cache
 
 import (
 	"container/heap"
+	"math"
 	"slices"
 	"strings"
 )
@@ -50,9 +51,11 @@ type ScanPage struct {
 // exceeds it, Scan fails with a *ScanKeyTooLargeError (ErrTooLarge). The
 // empty key, which sorts first, never ends a page that has more to come
 // (the cursor "" would start over): the key after it joins the page
-// beyond Limit.
+// beyond Limit, and if the two together exceed opt.MaxBytes, Scan fails
+// with a *ScanKeyTooLargeError naming that key, AfterEmptyKey set.
 func (c *Cache) Scan(opt ScanOptions) (ScanPage, error) {
-	limit := max(opt.Limit, 1)
+	// The heap holds Limit+2 keys: a bound that keeps that an int.
+	limit := min(max(opt.Limit, 1), math.MaxInt-2)
 	smallest := c.smallestKeys(opt.Prefix, opt.Cursor, limit+2)
 	size := opt.KeyBytes
 	if size == nil {
@@ -67,8 +70,8 @@ func (c *Cache) Scan(opt ScanOptions) (ScanPage, error) {
 		}
 		cost := size(k)
 		if opt.MaxBytes > 0 && used+2*cost > opt.MaxBytes {
-			if n == 0 || afterEmpty {
-				return ScanPage{}, &ScanKeyTooLargeError{Key: k, Size: 2 * cost, MaxBytes: opt.MaxBytes}
+			if n == 0 || afterEmpty { // used: the empty key's, which cannot end the page
+				return ScanPage{}, &ScanKeyTooLargeError{Key: k, Size: used + 2*cost, MaxBytes: opt.MaxBytes, AfterEmptyKey: afterEmpty}
 			}
 			break
 		}

@@ -3,6 +3,8 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -255,5 +257,103 @@ func TestScanMaxBytes(t *testing.T) {
 	// Without KeyBytes a key costs its length.
 	if p, err := c.Scan(ScanOptions{Prefix: "zz", MaxBytes: 200}); err != nil || len(p.Keys) != 1 {
 		t.Fatalf("the 100-byte key under a bound of 200 by its length: %+v %v", p, err)
+	}
+}
+
+// The empty key cannot end a page with more to come (its cursor would
+// start over), so the key after it must share its page. When the two do
+// not fit MaxBytes together, though that key would fit alone, Scan fails
+// with a *ScanKeyTooLargeError that says so: its Size counts the empty
+// key, over MaxBytes (it said the key needed fewer bytes than the bound
+// it was refused for). A page from a cursor past the empty key holds the
+// key alone.
+func TestScanEmptyKeyThenAKeyThatFitsOnlyAlone(t *testing.T) {
+	c, _ := newTestCache(t, Config{})
+	for _, k := range []string{"", "ab", "b"} {
+		mustPut(t, c, k, "v", PutOptions{})
+	}
+	cost := func(k string) int { return len(k) + 3 }
+	const maxBytes = 12 // "ab" and its cursor: 10; with "" before them: 13
+	_, err := c.Scan(ScanOptions{Limit: 10, MaxBytes: maxBytes, KeyBytes: cost})
+	var te *ScanKeyTooLargeError
+	if !errors.As(err, &te) || te.Key != "ab" || te.Size <= te.MaxBytes || te.Size != cost("")+2*cost("ab") || !te.AfterEmptyKey {
+		t.Fatalf("a page of the empty key and a key over the bound with it: %v (%+v)", err, te)
+	}
+	if !strings.Contains(err.Error(), "empty key") {
+		t.Fatalf("the error does not say the empty key takes the room: %v", err)
+	}
+	p, err := c.Scan(ScanOptions{Limit: 10, MaxBytes: maxBytes, KeyBytes: cost, Cursor: "a"})
+	if err != nil || !slices.Equal(p.Keys, []string{"ab"}) || p.Cursor != "ab" {
+		t.Fatalf("from the cursor a: %+v %v", p, err)
+	}
+}
+
+// A Limit near the largest int is a page as large as the cache, not a
+// panic (Limit+2 overflowed to a negative heap size).
+func TestScanHugeLimit(t *testing.T) {
+	c, _ := newTestCache(t, Config{})
+	for _, k := range []string{"", "a", "b"} {
+		mustPut(t, c, k, "v", PutOptions{})
+	}
+	for _, limit := range []int{math.MaxInt, math.MaxInt - 1, math.MaxInt - 2} {
+		p, err := c.Scan(ScanOptions{Limit: limit})
+		if err != nil || !slices.Equal(p.Keys, []string{"", "a", "b"}) || p.Cursor != "" {
+			t.Fatalf("limit %d: %+v %v", limit, p, err)
+		}
+	}
+}
+
+// A model check of whole scans over small key sets with the empty key
+// among them, small limits and page bounds: every key comes exactly once
+// and in order, and a scan fails only for a key that cannot fit a page
+// (alone, or with the empty key before it when that opens the page).
+func TestScanEmptyKeyModel(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	cost := func(k string) int { return len(k) + 3 }
+	for iter := range 2000 {
+		c, _ := newTestCache(t, Config{Shards: 4})
+		set := map[string]bool{}
+		if r.IntN(2) == 0 {
+			set[""] = true
+		}
+		for range r.IntN(6) {
+			set[fmt.Sprintf("%c%d", 'a'+r.IntN(5), r.IntN(3))] = true
+		}
+		var want []string
+		for k := range set {
+			mustPut(t, c, k, "v", PutOptions{})
+			want = append(want, k)
+		}
+		slices.Sort(want)
+		opt := ScanOptions{Limit: r.IntN(4), KeyBytes: cost}
+		if r.IntN(2) == 0 {
+			opt.MaxBytes = 10 + r.IntN(20)
+		}
+		var got []string
+		for pages := 0; ; pages++ {
+			if pages > len(want)+1 {
+				t.Fatalf("iteration %d: the scan of %q does not end (%+v)", iter, want, opt)
+			}
+			p, err := c.Scan(opt)
+			var te *ScanKeyTooLargeError
+			if errors.As(err, &te) {
+				if te.Size <= opt.MaxBytes {
+					t.Fatalf("iteration %d: %v, though %d bytes fit the bound %d", iter, err, te.Size, opt.MaxBytes)
+				}
+				got = want // the scan stops at that key, as documented
+				break
+			}
+			if err != nil {
+				t.Fatalf("iteration %d: %v", iter, err)
+			}
+			got = append(got, p.Keys...)
+			if p.Cursor == "" {
+				break
+			}
+			opt.Cursor = p.Cursor
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("iteration %d: got %q, want %q (%+v)", iter, got, want, opt)
+		}
 	}
 }

@@ -297,7 +297,9 @@ func (st *Store) sweepLoop() {
 }
 
 // Close stops the background sweep and waits for it to return, then
-// closes the logs of the durable caches (after any compaction running).
+// closes the logs of the durable caches (after stopping any compaction
+// running at the end of its shard and waiting for it; a Compact fails
+// with ErrClosed from then on).
 // Later Creates fail with ErrClosed; existing caches keep working (expiry
 // is then lazy only), but writes to durable ones fail with a
 // *StorageError. Close is idempotent.
