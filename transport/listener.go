@@ -72,8 +72,10 @@ var errRefusingNew = errors.New("transport: refusing new connections")
 // quic.ConnectionRefused) and no handshake is done. refused, if not nil,
 // is called once for each dial refused, with the client's address, from
 // quic-go's packet handling (it must be quick): a ClientHello often takes
-// two Initial packets, each refused, and those from one address within
-// refuseDedupWindow count as one dial. Connections accepted before, and
+// two Initial packets, each refused, and a client whose refusal is lost
+// retransmits them, so the packets refused from one address within
+// refuseDedupWindow (5 s) of the first count as one dial (also a redial
+// from the same socket meanwhile). Connections accepted before, and
 // those whose handshake was under way, are not affected: Accept still
 // returns the latter. A broker calls it as its drain begins, so that a
 // client redialing meanwhile neither connects to a broker that is going
@@ -83,39 +85,80 @@ func (l *Listener) RefuseNew(refused func(remote net.Addr)) {
 	if refused == nil {
 		refused = func(net.Addr) {}
 	}
-	l.refusing.Store(&refusal{fn: refused, recent: map[string]time.Time{}})
+	l.refusing.Store(newRefusal(refused, time.Now))
 }
 
-// refuseDedupWindow: Initial packets of one address refused within it
-// are one dial (see RefuseNew).
-const refuseDedupWindow = 100 * time.Millisecond
+// refuseDedupWindow: the packets refused from one address within it,
+// counted from the first, are one dial (see RefuseNew). A client whose
+// refusal is lost retransmits its Initial packets until its handshake
+// times out (quic-go: after about 300 ms, doubling, for 5 s), so the
+// window is that timeout.
+const refuseDedupWindow = 5 * time.Second
 
-// refusal is RefuseNew's state: the callback, and when each address was
-// last told about (at most refuseRecentMax addresses; the map is emptied
-// when full, which at worst counts a dial twice).
-type refusal struct {
-	fn     func(remote net.Addr)
-	mu     sync.Mutex
-	recent map[string]time.Time
-}
-
+// refuseRecentMax bounds the addresses a refusal remembers.
 const refuseRecentMax = 4096
 
-// note calls fn for remote unless a packet of remote was refused within
+// refusal is RefuseNew's state: the callback, and the addresses it was
+// called for within refuseDedupWindow, oldest first. At most
+// refuseRecentMax are remembered: beyond, the oldest is forgotten early,
+// which at worst counts its dial twice.
+type refusal struct {
+	fn  func(remote net.Addr)
+	now func() time.Time
+	mu  sync.Mutex
+	// counted is when fn was called for each address; order holds the
+	// same addresses, oldest first.
+	counted map[string]time.Time
+	order   []string
+}
+
+// newRefusal calls fn once per dial refused, reading the time from now.
+func newRefusal(fn func(remote net.Addr), now func() time.Time) *refusal {
+	return &refusal{fn: fn, now: now, counted: map[string]time.Time{}}
+}
+
+// note calls fn for remote unless fn was called for remote within
 // refuseDedupWindow.
 func (r *refusal) note(remote net.Addr) {
-	now, k := time.Now(), remote.String()
+	now, k := r.now(), remote.String()
 	r.mu.Lock()
-	if t, ok := r.recent[k]; ok && now.Sub(t) < refuseDedupWindow {
+	r.forget(now)
+	t, ok := r.counted[k]
+	if ok && now.Sub(t) < refuseDedupWindow {
 		r.mu.Unlock()
 		return
 	}
-	if len(r.recent) >= refuseRecentMax {
-		clear(r.recent)
+	if !ok { // else a clock stepped back kept it in order
+		if len(r.order) >= refuseRecentMax {
+			r.drop()
+		}
+		r.order = append(r.order, k)
 	}
-	r.recent[k] = now
+	r.counted[k] = now
 	r.mu.Unlock()
 	r.fn(remote)
+}
+
+// forget drops the addresses counted a window ago or more. Addresses are
+// counted in time order, so those lead order.
+func (r *refusal) forget(now time.Time) {
+	for len(r.order) > 0 && now.Sub(r.counted[r.order[0]]) >= refuseDedupWindow {
+		r.drop()
+	}
+}
+
+// drop forgets the oldest address.
+func (r *refusal) drop() {
+	delete(r.counted, r.order[0])
+	r.order[0] = ""
+	r.order = r.order[1:]
+}
+
+// remembered is how many addresses r holds.
+func (r *refusal) remembered() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.counted)
 }
 
 // Accept waits for the next connection (its handshake completed). After
