@@ -164,7 +164,10 @@ here and cannot be deleted here (docs/controlplane.md).
 	pf.VisitAll(func(fl *pflag.Flag) { envFlags[fl.Name] = fl.Name != "help" })
 	pf.BoolVar(&f.json, "json", false, "print JSON (the objects as the API returns them)")
 	pf.DurationVar(&f.timeout, "timeout", 10*time.Second, "give up on the API after this long (ls: on each page's request)")
-	cmd.PersistentPreRunE = func(c *cobra.Command, _ []string) error { return applyEnvTo(c.Flags(), envFlags) }
+	cmd.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		warnUnknownEnv(c)
+		return applyEnvTo(c.Flags(), envFlags)
+	}
 	cmd.AddCommand(newAdminTenantCmd(&f), newAdminNamespaceCmd(&f), newAdminStreamCmd(&f), newAdminCacheCmd(&f))
 	return cmd
 }

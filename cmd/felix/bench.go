@@ -196,13 +196,13 @@ same machine conditions.`,
 	fl := cmd.Flags()
 	f.pubsubSystems.register(fl, "both")
 	f.benchOutput.register(fl)
-	fl.IntSliceVar(&f.fanouts, "fanout", []int{1, 10}, "subscriber counts")
-	fl.IntVar(&f.payload, "payload", 256, "payload bytes (at least 16)")
-	fl.IntVar(&f.batch, "batch", 1, "messages per publish call")
+	fl.IntSliceVar(&f.fanouts, "fanout", []int{1, 10}, "subscriber counts"+zeroIs(1))
+	fl.IntVar(&f.payload, "payload", 256, "payload bytes (at least 16)"+zeroIsDefault)
+	fl.IntVar(&f.batch, "batch", 1, "messages per publish call"+zeroIsDefault)
 	fl.IntVar(&f.rate, "rate", 10000, "messages per second; 0 = as fast as possible")
-	fl.IntVar(&f.total, "total", 20000, "measured messages per case")
+	fl.IntVar(&f.total, "total", 20000, "measured messages per case"+zeroIs(bench.DefaultTotal))
 	fl.IntVar(&f.warmup, "warmup", 2000, "warm-up messages per case (excluded)")
-	fl.IntVar(&f.rounds, "rounds", 1, "repeat every case this many times, interleaved")
+	fl.IntVar(&f.rounds, "rounds", 1, "repeat every case this many times, interleaved"+zeroIsDefault)
 	annotateEnv(fl)
 	return cmd
 }

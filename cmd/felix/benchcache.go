@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/felixmq/felix/bench"
+	"github.com/felixmq/felix/client"
 )
 
 type benchCacheFlags struct {
@@ -53,14 +54,14 @@ a process crash. Rows are labelled felix-durable and redis-aof.`,
 	fl.StringSliceVar(&f.compare, "compare", nil, "peers to measure in the same run: redis")
 	f.benchOutput.register(fl)
 	fl.StringSliceVar(&f.ops, "op", []string{"get", "put"}, "operations: get, put")
-	fl.IntSliceVar(&f.concurrency, "concurrency", []int{1, 32}, "concurrent workers")
-	fl.IntVar(&f.keys, "keys", 10000, "key space")
-	fl.IntVar(&f.value, "value", 256, "value bytes")
-	fl.DurationVar(&f.duration, "duration", 5*time.Second, "measured time per case")
+	fl.IntSliceVar(&f.concurrency, "concurrency", []int{1, 32}, "concurrent workers"+zeroIs(1))
+	fl.IntVar(&f.keys, "keys", 10000, "key space"+zeroIsDefault)
+	fl.IntVar(&f.value, "value", 256, "value bytes"+zeroIsDefault)
+	fl.DurationVar(&f.duration, "duration", 5*time.Second, "measured time per case"+zeroIsDefault)
 	fl.DurationVar(&f.warmup, "warmup", time.Second, "warm-up per case (excluded)")
-	fl.IntVar(&f.conns, "conns", 1, "Felix SDK cache connections")
-	fl.IntVar(&f.streamsPerConn, "streams-per-conn", 2, "Felix SDK cache streams per connection (requests are pipelined on each)")
-	fl.IntVar(&f.rounds, "rounds", 1, "repeat every case this many times, interleaved")
+	fl.IntVar(&f.conns, "conns", 1, "Felix SDK cache connections"+zeroIs(client.DefaultCacheConns))
+	fl.IntVar(&f.streamsPerConn, "streams-per-conn", 2, "Felix SDK cache streams per connection (requests are pipelined on each)"+zeroIs(client.DefaultCacheStreamsPerConn))
+	fl.IntVar(&f.rounds, "rounds", 1, "repeat every case this many times, interleaved"+zeroIsDefault)
 	fl.BoolVar(&f.durable, "durable", false, "persist both: Felix's cache durable (--durable-cache, fsync every 1s), Redis with --appendonly yes --appendfsync everysec")
 	annotateEnv(fl)
 	return cmd

@@ -23,14 +23,14 @@ type benchLogFlags struct {
 
 // register adds the flags `felix bench log` and `felix log bench` share.
 func (f *logBenchFlags) register(fl *pflag.FlagSet) {
-	fl.StringVar(&f.dir, "dir", os.TempDir(), "directory to create the benchmark logs in (use the disk you care about)")
+	fl.StringVar(&f.dir, "dir", os.TempDir(), "directory to create the benchmark logs in (use the disk you care about)"+emptyIsDefault)
 	fl.IntVar(&f.recordBytes, "record-bytes", 256, "payload bytes per record")
 	fl.IntVar(&f.batch, "batch", 1, "records per append")
 	fl.IntSliceVar(&f.writers, "writers", []int{1, 16, 64}, "concurrent writers (comma-separated list)")
 	fl.StringSliceVar(&f.syncs, "sync", []string{"always", "interval"}, "sync policies: always, interval, never (comma-separated list)")
 	fl.DurationVar(&f.duration, "duration", 3*time.Second, "measured time per case")
-	fl.DurationVar(&f.syncInterval, "sync-interval", commitlog.DefaultSyncInterval, "fsync period under the interval policy")
-	fl.Int64Var(&f.segmentBytes, "segment-bytes", commitlog.DefaultSegmentBytes, "segment size")
+	fl.DurationVar(&f.syncInterval, "sync-interval", commitlog.DefaultSyncInterval, "fsync period under the interval policy"+zeroIsDefault)
+	fl.Int64Var(&f.segmentBytes, "segment-bytes", commitlog.DefaultSegmentBytes, "segment size"+zeroIsDefault)
 	fl.BoolVar(&f.keep, "keep", false, "keep the benchmark logs instead of deleting them")
 }
 
@@ -57,7 +57,7 @@ case gives appends/s, fsyncs/s and appends per fsync (group commit).
 	f.benchOutput.register(fl)
 	f.logBenchFlags.register(fl)
 	fl.DurationVar(&f.warmup, "warmup", 500*time.Millisecond, "warm-up per case (excluded; 0 for none)")
-	fl.IntVar(&f.rounds, "rounds", 1, "repeat every case this many times, interleaved")
+	fl.IntVar(&f.rounds, "rounds", 1, "repeat every case this many times, interleaved"+zeroIsDefault)
 	annotateEnv(fl)
 	return cmd
 }

@@ -52,7 +52,7 @@ Shrink it for a quick look: felix bench matrix --fanouts 1 --batches 1,64 --payl
 	fl.IntVar(&f.count, "count", bench.DefaultMatrixCount, "measured messages per case")
 	fl.IntVar(&f.warmup, "warmup", bench.DefaultMatrixWarmup, "warm-up messages per case (excluded; 0 for none)")
 	fl.IntVar(&f.rate, "rate", 10000, "messages per second for batch-1 cases; 0 = as fast as possible")
-	fl.IntVar(&f.rounds, "rounds", 1, "repeat the whole grid this many times, interleaved")
+	fl.IntVar(&f.rounds, "rounds", 1, "repeat the whole grid this many times, interleaved"+zeroIsDefault)
 	annotateEnv(fl)
 	return cmd
 }

@@ -54,8 +54,8 @@ Drops count failed requests and wrong replies.`,
 	fl.IntVar(&f.payload, "payload", bench.DefaultRequestPayloadSize, "request bytes (the echoed reply is as large)")
 	fl.IntVar(&f.total, "total", bench.DefaultRequestTotal, "measured requests per case")
 	fl.IntVar(&f.warmup, "warmup", 2000, "warm-up requests per case (excluded)")
-	fl.IntVar(&f.rounds, "rounds", 1, "repeat every case this many times, interleaved")
-	fl.DurationVar(&f.timeout, "timeout", bench.DefaultRequestTimeout, "limit per case and system (also every request's deadline)")
+	fl.IntVar(&f.rounds, "rounds", 1, "repeat every case this many times, interleaved"+zeroIsDefault)
+	fl.DurationVar(&f.timeout, "timeout", bench.DefaultRequestTimeout, "limit per case and system (also every request's deadline)"+zeroIsDefault)
 	annotateEnv(fl)
 	return cmd
 }

@@ -27,6 +27,13 @@ func newBenchSoakCmd() *cobra.Command { return benchSoakCmd(new(benchSoakFlags))
 // is not "that workload off".
 const zeroIsDefault = " (0: the default)"
 
+// emptyIsDefault is zeroIsDefault for a string setting.
+const emptyIsDefault = ` ("": the default)`
+
+// zeroIs ends the help of a bench setting whose 0 becomes v, a value
+// other than the flag's own default (the bench package's or the SDK's).
+func zeroIs(v any) string { return fmt.Sprintf(" (0: %v)", v) }
+
 // benchSoakCmd is `felix bench soak` with its flags in f.
 func benchSoakCmd(f *benchSoakFlags) *cobra.Command {
 	cmd := &cobra.Command{

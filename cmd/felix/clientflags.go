@@ -217,6 +217,7 @@ func clientCmd(cmd *cobra.Command, f *clientFlags) *cobra.Command {
 	envFlags := map[string]bool{}
 	cmd.PersistentFlags().VisitAll(func(fl *pflag.Flag) { envFlags[fl.Name] = fl.Name != "help" })
 	cmd.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		warnUnknownEnv(c)
 		return applyEnvTo(c.Flags(), envFlags)
 	}
 	return cmd

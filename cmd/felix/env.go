@@ -13,8 +13,12 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// envPreRun applies FELIX_* variables to a command's unset flags.
-func envPreRun(cmd *cobra.Command, _ []string) error { return applyEnv(cmd.Flags()) }
+// envPreRun applies FELIX_* variables to a command's unset flags, after
+// warning about those no command reads (warnUnknownEnv).
+func envPreRun(cmd *cobra.Command, _ []string) error {
+	warnUnknownEnv(cmd)
+	return applyEnv(cmd.Flags())
+}
 
 // withSignals runs fn with a context cancelled by SIGINT or SIGTERM.
 func withSignals(fn func(ctx context.Context, cmd *cobra.Command) error) func(*cobra.Command, []string) error {

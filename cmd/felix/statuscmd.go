@@ -64,6 +64,7 @@ asked again.`,
 		// their variables (shared with serve and the client commands), as
 		// their help says: not --json, --interval, --count or --timeout.
 		PreRunE: func(c *cobra.Command, _ []string) error {
+			warnUnknownEnv(c)
 			return applyEnvTo(c.Flags(), map[string]bool{"metrics-addr": true, "metrics-tls": true, "ca-file": true})
 		},
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
