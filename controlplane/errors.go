@@ -23,6 +23,8 @@ var (
 	ErrForbidden = errors.New("forbidden")
 	// ErrLimit: the store is full (StoreOptions.MaxObjectBytes).
 	ErrLimit = errors.New("control plane store full")
+	// ErrTooLarge: a request body over Options.MaxBodyBytes (HTTP 413).
+	ErrTooLarge = errors.New("request body too large")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("control plane store closed")
 )
@@ -83,6 +85,18 @@ func (e *LimitError) Error() string {
 // Unwrap returns ErrLimit.
 func (e *LimitError) Unwrap() error { return ErrLimit }
 
+// TooLargeError refuses a request body over Options.MaxBodyBytes.
+type TooLargeError struct {
+	Limit int64 // Options.MaxBodyBytes
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("request body larger than the limit of %d bytes", e.Limit)
+}
+
+// Unwrap returns ErrTooLarge.
+func (e *TooLargeError) Unwrap() error { return ErrTooLarge }
+
 // ResyncError refuses a change-feed read from a position the feed no longer
 // holds (older than the oldest retained change, or past the head, as after
 // the store was replaced).
@@ -127,6 +141,8 @@ func (e *APIError) Unwrap() error {
 		return ErrUnauthorized
 	case codeForbidden:
 		return ErrForbidden
+	case codeTooLarge:
+		return ErrTooLarge
 	}
 	return nil
 }

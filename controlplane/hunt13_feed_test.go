@@ -111,10 +111,10 @@ func TestHunt13PagingUnderConcurrentChanges(t *testing.T) {
 	}
 }
 
-// Bad bodies (not JSON, wrong types, out-of-range numbers, a body over
-// the limit, trailing data, unknown fields, a patch making an object
-// invalid) are each 400 validation_error, and change nothing: the
-// snapshot and the change feed's head are as before.
+// Bad bodies (not JSON, wrong types, out-of-range numbers, trailing
+// data, unknown fields, a patch making an object invalid) are each 400
+// validation_error, a body over the limit 413 too_large, and they change
+// nothing: the snapshot and the change feed's head are as before.
 func TestHunt13BadBodiesChangeNothing(t *testing.T) {
 	st := openTestStore(t, t.TempDir(), StoreOptions{})
 	must[Tenant](t)(st.CreateTenant(Tenant{TenantID: "t"}))
@@ -131,7 +131,6 @@ func TestHunt13BadBodiesChangeNothing(t *testing.T) {
 		{"POST", "/v1/tenants", `["t2"]`},
 		{"POST", "/v1/tenants", `{"tenant_id":"t2"} {"tenant_id":"t3"}`},
 		{"POST", "/v1/tenants", `{"tenant_id":"t2","extra":1}`},
-		{"POST", "/v1/tenants", `{"tenant_id":"t2","display_name":"` + strings.Repeat("x", 2<<20) + `"}`},
 		{"POST", streams, `{"stream":"s2","shards":"3"}`},
 		{"POST", streams, `{"stream":"s2","shards":1e20}`},
 		{"POST", streams, `{"stream":"s2","shards":1.5}`},
@@ -147,9 +146,12 @@ func TestHunt13BadBodiesChangeNothing(t *testing.T) {
 		{"PATCH", caches + "/c", `{"capacity_bytes":-5}`},
 		{"PATCH", caches + "/c", `{"durable":null,"capacity_bytes":"x"}`},
 		{"PATCH", caches + "/c", `{"display_name":"` + strings.Repeat("x", 2000) + `"}`},
+		{"POST", "/v1/tenants", `{"tenant_id":"t2","TENANT_ID":"t3"}`},
+		{"PATCH", caches + "/c", `null`},
 	} {
 		c.wantError(b.method, b.path, b.body, 400, codeValidation)
 	}
+	c.wantError("POST", "/v1/tenants", `{"tenant_id":"t2","display_name":"`+strings.Repeat("x", 2<<20)+`"}`, 413, codeTooLarge)
 	var after Snapshot
 	c.must("GET", "/v1/snapshot", nil, 200, &after)
 	if fmt.Sprint(before) != fmt.Sprint(after) {

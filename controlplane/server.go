@@ -1,10 +1,8 @@
 package controlplane
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 
@@ -83,6 +81,8 @@ const (
 	codeForbidden    = "forbidden"
 	codeResync       = "resync_required"
 	codeLimit        = "limit_exceeded"
+	// codeTooLarge answers a request body over Options.MaxBodyBytes (413).
+	codeTooLarge = "too_large"
 	// codeMethodNotAllowed answers a method no route of the path takes.
 	codeMethodNotAllowed = "method_not_allowed"
 	codeInternal         = "internal"
@@ -203,6 +203,8 @@ func status(err error) (int, string) {
 		return http.StatusGone, codeResync
 	case errors.Is(err, ErrLimit):
 		return http.StatusConflict, codeLimit
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, codeTooLarge
 	}
 	return http.StatusInternalServerError, codeInternal
 }
@@ -218,30 +220,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="felix-controlplane"`)
 	}
 	httpx.WriteJSON(w, code, errorBody{Code: name, Message: msg})
-}
-
-// decodeBody reads a JSON body strictly: unknown fields and trailing data
-// are validation errors.
-func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		var mb *http.MaxBytesError
-		switch {
-		case errors.As(err, &te) && te.Field != "":
-			return &ValidationError{Field: te.Field, Message: fmt.Sprintf("want a JSON %s", te.Type)}
-		case errors.As(err, &mb):
-			return &ValidationError{Field: "body", Message: fmt.Sprintf("larger than %d bytes", mb.Limit)}
-		case errors.Is(err, io.EOF):
-			return &ValidationError{Field: "body", Message: "empty: want a JSON object"}
-		}
-		return &ValidationError{Field: "body", Message: err.Error()}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return &ValidationError{Field: "body", Message: "trailing data after the JSON object"}
-	}
-	return nil
 }
 
 // pathMatch checks that a body field naming the object's parent, when

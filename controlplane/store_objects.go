@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"errors"
+	"reflect"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -215,7 +216,9 @@ func getObj[T any](s *Store, bucket []byte, kind, key string) (T, error) {
 	return v, err
 }
 
-// updateLeaf replaces a stream or cache with change(current).
+// updateLeaf replaces a stream or cache with change(current). A change
+// that leaves it as it is (an empty or no-op patch) writes nothing and
+// records no change; the current object is returned.
 func updateLeaf[T any](s *Store, r leafRef, change func(T) (T, error)) (T, error) {
 	var v T
 	err := s.update(func(w *wtx) error {
@@ -226,8 +229,12 @@ func updateLeaf[T any](s *Store, r leafRef, change func(T) (T, error)) (T, error
 		if !ok {
 			return notFound(r.kind, r.key)
 		}
+		old := v
 		if v, err = change(v); err != nil {
 			return err
+		}
+		if reflect.DeepEqual(old, v) {
+			return nil
 		}
 		if err := w.put(r.bucket, r.key, v); err != nil {
 			return err
@@ -275,6 +282,8 @@ func (s *Store) StreamsPage(k NamespaceKey, o ListOptions) (Page[Stream], error)
 }
 
 // UpdateStream applies p to a stream and returns the result.
+// A patch that changes nothing (empty, or every field as it is) writes
+// nothing and records no change.
 func (s *Store) UpdateStream(k StreamKey, p StreamPatch) (Stream, error) {
 	return updateLeaf(s, k.ref(), func(st Stream) (Stream, error) {
 		if err := k.changeKey().validateNames(); err != nil {
@@ -314,6 +323,8 @@ func (s *Store) CachesPage(k NamespaceKey, o ListOptions) (Page[Cache], error) {
 }
 
 // UpdateCache applies p to a cache and returns the result.
+// A patch that changes nothing (empty, or every field as it is) writes
+// nothing and records no change.
 func (s *Store) UpdateCache(k CacheKey, p CachePatch) (Cache, error) {
 	return updateLeaf(s, k.ref(), func(c Cache) (Cache, error) {
 		if err := k.changeKey().validateNames(); err != nil {
