@@ -164,3 +164,27 @@ func (e *ProtocolError) Error() string { return "felix: protocol error: " + e.De
 // errNoReconnect is the cause of a ConnectionError when a connection was
 // lost and ReconnectPolicy.Disabled is set.
 var errNoReconnect = errors.New("connection lost and reconnect disabled")
+
+// brokerClosedMessage is the error a broker that is shutting down
+// answers a subscribe or queue join with when it reads one after its
+// engine has closed (broker.ErrClosed): its connections stay open while
+// it drains, and a stream it accepted just before the drain began is
+// still served.
+const brokerClosedMessage = "broker closed"
+
+// errBrokerClosed: the broker answered "broker closed" (see
+// brokerClosedMessage).
+var errBrokerClosed = errors.New("the broker is shutting down (it answered \"" + brokerClosedMessage + "\")")
+
+// refusal is the error for an error reply (msg) to a subscribe, queue join
+// or serve: a *ServerError, the broker's refusal, except for the
+// shutdown's "broker closed", which says the broker is going away, as a
+// lost connection does: a *ConnectionError, so that a subscription,
+// Consume or a Service tries again (on the restarted broker) instead of
+// ending.
+func refusal(op, msg string) error {
+	if msg == brokerClosedMessage {
+		return &ConnectionError{Op: op, Err: errBrokerClosed}
+	}
+	return &ServerError{Message: msg}
+}

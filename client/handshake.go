@@ -46,10 +46,19 @@ func withDeadline(ctx context.Context, set func(time.Time) error, op func() erro
 
 // writeAll writes b to str, interruptible by ctx.
 func writeAll(ctx context.Context, str *quic.Stream, b []byte) error {
-	return withDeadline(ctx, str.SetWriteDeadline, func() error {
-		_, err := str.Write(b)
+	_, err := writeSome(ctx, str, b)
+	return err
+}
+
+// writeSome is writeAll that also returns how many bytes of b were
+// written (handed to the stream) when it fails: 0 when ctx ended while b
+// waited for flow-control credit, so that nothing of it is on the stream.
+func writeSome(ctx context.Context, str *quic.Stream, b []byte) (n int, err error) {
+	err = withDeadline(ctx, str.SetWriteDeadline, func() (err error) {
+		n, err = str.Write(b)
 		return err
 	})
+	return n, err
 }
 
 // readMessage reads the next frame and decodes it as a JSON message.

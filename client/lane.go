@@ -340,8 +340,8 @@ func (s *pubSession) write(ctx context.Context, frame []byte, acked bool) error 
 		// time would. A small frame is queued in QUIC at once; a larger
 		// one takes the blocking write, which quic-go reads in place and
 		// which holds the publisher to the stream's pace (see
-		// transport.MaxTryWriteBytes). A failed or interrupted write may
-		// leave half a frame on the stream, so it ends the session.
+		// transport.MaxTryWriteBytes). One its context interrupts
+		// leaves no half frame on the stream (see directWritten).
 		if transport.TryWrite(s.str, frame) {
 			return nil
 		}
@@ -353,23 +353,46 @@ func (s *pubSession) write(ctx context.Context, frame []byte, acked bool) error 
 		// they queued goes to the flusher afterwards.
 		q.flushing = true
 		q.mu.Unlock()
-		err := writeAll(ctx, s.str, frame)
+		n, err := writeSome(ctx, s.str, frame)
 		q.mu.Lock()
-		if err != nil {
-			s.fail(&ConnectionError{Op: "publish", Err: fmt.Errorf("write: %w", err)})
-			return s.c.streamErr(ctx, "publish", err)
-		}
-		if len(q.buf) > 0 {
-			q.kick <- struct{}{} // flushing stays set: the flusher takes over (never blocks, as in commit)
-		} else {
-			q.flushing = false
-		}
-		return nil
+		return s.directWritten(ctx, frame, n, err, acked)
 	}
 	start := len(q.buf)
 	q.buf = append(q.buf, frame...)
 	q.commit(start, false)
 	return nil
+}
+
+// directWritten ends a direct write of frame (see write), of which n
+// bytes were written, with q.mu held. When ctx ended the write (the
+// frame waited for flow-control credit), nothing is left half-written:
+// a frame not begun is dropped, and the rest of one begun goes ahead of
+// the frames queued meanwhile, for the flusher to write. Ending the
+// session instead would reset the stream, and the broker would discard
+// every frame it has not read yet, fire-and-forget publishes that
+// returned nil among them. Another failure ends the session.
+func (s *pubSession) directWritten(ctx context.Context, frame []byte, n int, err error, acked bool) error {
+	q := s.q
+	if err != nil && (ctx.Err() == nil || err != ctx.Err()) {
+		s.fail(&ConnectionError{Op: "publish", Err: fmt.Errorf("write: %w", err)})
+		return s.c.streamErr(ctx, "publish", err)
+	}
+	if err != nil && n > 0 {
+		// The caller gives up, but its frame is on its way: it may be
+		// stored (as when a context ends while waiting for an ack).
+		rest := make([]byte, 0, len(frame)-n+len(q.buf))
+		rest = append(append(rest, frame[n:]...), q.buf...)
+		q.buf = rest
+		if !acked {
+			s.unconfirmed.Store(true) // Close lets it reach the broker
+		}
+	}
+	if len(q.buf) > 0 {
+		q.kick <- struct{}{} // flushing stays set: the flusher takes over (never blocks, as in commit)
+	} else {
+		q.flushing = false
+	}
+	return s.c.streamErr(ctx, "publish", err)
 }
 
 // finish ends the session's send side once every queued frame has been

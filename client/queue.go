@@ -217,7 +217,7 @@ func (c *Client) consumer(ctx context.Context, slot *connSlot, namespace, stream
 	if !ok {
 		abortStream(str)
 		if e, isErr := reply.(*wire.ErrorMessage); isErr {
-			return nil, &ServerError{Message: e.Message}
+			return nil, refusal("queue join", e.Message)
 		}
 		return nil, &ProtocolError{Detail: fmt.Sprintf("unexpected %q in reply to queue_join", reply.Type())}
 	}

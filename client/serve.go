@@ -138,7 +138,7 @@ func (s *Service) open(ctx context.Context) (*serveStream, error) {
 	case *wire.Serving:
 	case *wire.ErrorMessage:
 		ss.abort()
-		return nil, &ServerError{Message: r.Message}
+		return nil, refusal("serve", r.Message)
 	default:
 		ss.abort()
 		return nil, &ProtocolError{Detail: fmt.Sprintf("unexpected %q in reply to serve", r.Type())}

@@ -313,7 +313,7 @@ func (c *Client) subscribeOn(ctx context.Context, sc *slotConn, ns, stream strin
 	case *wire.SubscribeCursorError:
 		return nil, &CursorError{Reason: m.Reason, Requested: m.Requested, Available: m.Available}
 	case *wire.ErrorMessage:
-		return nil, &ServerError{Message: m.Message}
+		return nil, refusal("subscribe", m.Message)
 	default:
 		return nil, &ProtocolError{Detail: fmt.Sprintf("unexpected %q in reply to subscribe", m.Type())}
 	}
