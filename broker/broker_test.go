@@ -235,8 +235,11 @@ func TestReplayFromRing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The replay is read before the live event evicts the ring's
+		// oldest (a replay skips what the ring evicts).
+		got := drain(t, sub)
 		s.Publish(context.Background(), [][]byte{seqPayload(150)})
-		checkSeq(t, drain(t, sub), c.from, 151-c.from)
+		checkSeq(t, append(got, drain(t, sub)...), c.from, 151-c.from)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/felixmq/felix/wire"
 )
@@ -32,7 +33,9 @@ func (s *hunt14Sink) TryWrite(frame []byte) bool {
 // frame at a time as it is written, from the ring's shared payloads.
 func TestHunt14ReplayDoesNotCopyTheRing(t *testing.T) {
 	const events, size, subs = 8, 512 << 10, 16
-	_, s := newTestStream(t, Options{RingCapacity: events, RingMaxBytes: events * size, MaxEventsPerFrame: 1})
+	// Room for the live event too: the replays then lose nothing to
+	// eviction (see TestHunt14SlowReplaysDoNotPinOldRings).
+	_, s := newTestStream(t, Options{RingCapacity: events + 1, RingMaxBytes: (events + 1) * size, MaxEventsPerFrame: 1})
 	for i := range uint64(events) {
 		p := make([]byte, size)
 		binary.BigEndian.PutUint64(p, i)
@@ -91,4 +94,71 @@ func TestHunt14ReplayDoesNotCopyTheRing(t *testing.T) {
 	for _, sub := range all {
 		sub.Close()
 	}
+}
+
+// Slow replays must not keep the ring's old events alive. Each used to
+// hold the ring's payloads as they were when it subscribed, so replays
+// that started one ring apart and were not read (a consumer stalled by
+// flow control) each pinned a whole generation: subscriptions × ring
+// bytes, with up to --max-subscriptions-per-conn subscriptions a
+// connection. A replay now reads the ring as it is written: what the ring
+// has evicted is skipped and counted as dropped (as when retention
+// overtakes a log replay), so the memory held stays the ring's bound plus
+// each subscription's own queue.
+func TestHunt14SlowReplaysDoNotPinOldRings(t *testing.T) {
+	const events, size, gens = 8, 512 << 10, 16
+	ringBytes := events * size
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	// Each subscription's queue keeps one live frame (a frame is queued
+	// alone whatever the byte bound), the rest are dropped.
+	_, s := newTestStream(t, Options{RingCapacity: events, RingMaxBytes: ringBytes, MaxEventsPerFrame: 1, QueueMaxBytes: 1})
+	subs := make([]*Subscription, 0, gens)
+	for g := range uint64(gens) {
+		for i := range uint64(events) {
+			p := make([]byte, size)
+			binary.BigEndian.PutUint64(p, g*events+i)
+			if _, err := s.Publish(context.Background(), [][]byte{p}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sub, err := s.Subscribe(SubscribeOptions{WantOffsets: true, Start: wire.StartPosition{Kind: wire.StartEarliest}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, sub)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	live := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	if limit := int64(2*ringBytes + gens*size); live > limit {
+		t.Errorf("%d unread replays, each started one ring (%d bytes) after the last, hold %d bytes of heap; want at most %d (the ring, one queued frame each, slack)",
+			gens, ringBytes, live, limit)
+	}
+
+	// Subscription g replayed [g*events, (g+1)*events): all but the last
+	// were overtaken, so they skip their replay and get their one queued
+	// live frame; the last gets its whole replay.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for g, sub := range subs[:gens-1] {
+		b, _, err := sub.NextBatch(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs, _ := offsetsOf(t, b)
+		if want := uint64(g+1) * events; len(offs) != 1 || offs[0] != want {
+			t.Fatalf("subscription %d (replay overtaken) got offsets %v first, want [%d]", g, offs, want)
+		}
+		if st := sub.Stats(); st.Delivered+st.Dropped != uint64(gens-g)*events {
+			t.Fatalf("subscription %d: %d delivered + %d dropped, want %d", g, st.Delivered, st.Dropped, uint64(gens-g)*events)
+		}
+	}
+	last := subs[gens-1]
+	got := readOffsets(t, last, gens*events)
+	if len(got) != events || got[0] != (gens-1)*events {
+		t.Fatalf("the last subscription replayed %v, want the ring [%d, %d)", got, (gens-1)*events, gens*events)
+	}
+	runtime.KeepAlive(subs)
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"unsafe"
@@ -57,7 +58,7 @@ func ringPayload(n int) []byte { return make([]byte, n, n+1) }
 
 // ringHarness pushes the same batches into a ring and the reference and
 // checks after every batch that they agree on oldest, count, bytes and
-// since() at every offset from oldest to past the tail.
+// the payloads read() from every offset from oldest to past the tail.
 type ringHarness struct {
 	t        *testing.T
 	capacity int
@@ -108,7 +109,11 @@ func (h *ringHarness) check() {
 		h.t.Fatalf("slot array %d for at most %d retained events", len(g.buf), h.peak)
 	}
 	for from := w.oldest(h.tail); from <= h.tail+1; from++ {
-		gs, ws := g.since(from), w.since(from)
+		gs, at := g.read(nil, from, h.tail, math.MaxInt, math.MaxInt)
+		ws := w.since(from)
+		if len(gs) > 0 && at != from {
+			h.t.Fatalf("tail %d: read(%d) starts at %d", h.tail, from, at)
+		}
 		if len(gs) != len(ws) {
 			h.t.Fatalf("tail %d: since(%d) has %d events, want %d", h.tail, from, len(gs), len(ws))
 		}

@@ -19,9 +19,12 @@ type PurgeResult struct {
 // answer, as after retention.
 //
 // Live subscriptions go on and receive every event published after the
-// purge; a subscription replaying the log (catching up) skips to the purge
-// point and counts the events it skipped as dropped, as when retention
-// overtakes it. Consumer groups deliver no purged record again (those
+// purge; a subscription replaying the log (catching up) or an in-memory
+// stream's ring skips to the purge point and counts the events it skipped
+// as dropped, as when retention overtakes it. A ring replay hands its
+// consumer no purged event once Purge has returned (only the frame it
+// may have taken before); a log replay may still deliver what it had
+// read. Consumer groups deliver no purged record again (those
 // not read, read ahead or awaiting a redelivery count as lost in
 // queue.Stats.Lost); one a member holds in flight may still be acked.
 //
@@ -56,7 +59,9 @@ func (s *Stream) Purge() (PurgeResult, error) {
 		return PurgeResult{}, s.ended
 	}
 	res := PurgeResult{Purged: uint64(s.ring.n), Offset: s.tail}
+	s.ringMu.Lock() // a replay in progress reads nothing of it from now on
 	s.ring.reset()
+	s.ringMu.Unlock()
 	s.oldestNow.Store(s.tail)
 	s.purged.Add(res.Purged)
 	return res, nil

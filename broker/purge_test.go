@@ -168,6 +168,39 @@ func TestPurgeInMemoryRing(t *testing.T) {
 	}
 }
 
+// A purge of an in-memory stream cuts a replay of its ring in progress:
+// no event below the purge point is handed to the consumer once Purge has
+// returned (the frame it already took may have gone); the skipped events
+// count as dropped, and the subscription goes on live.
+func TestPurgeInMemoryCutsReplay(t *testing.T) {
+	_, s := newTestStream(t, Options{RingCapacity: 100, MaxEventsPerFrame: 10})
+	for i := range 100 {
+		if _, err := s.Publish(context.Background(), [][]byte{seqPayload(uint64(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, err := s.Subscribe(SubscribeOptions{WantOffsets: true, Start: wire.StartPosition{Kind: wire.StartEarliest}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := readOffsets(t, sub, 1)
+	if first[0] != 0 || len(first) != 10 {
+		t.Fatalf("first replay frame %v", first)
+	}
+	if r, err := s.Purge(); err != nil || r != (PurgeResult{Purged: 100, Offset: 100}) {
+		t.Fatalf("purge: %+v, %v", r, err)
+	}
+	if _, err := s.Publish(context.Background(), [][]byte{seqPayload(100)}); err != nil {
+		t.Fatal(err)
+	}
+	if rest := readOffsets(t, sub, 101); len(rest) != 1 || rest[0] != 100 {
+		t.Fatalf("after the purge (point 100) the replaying subscription got offsets %v, want only 100", rest)
+	}
+	if st := sub.Stats(); st.Delivered != 11 || st.Dropped != 90 {
+		t.Fatalf("stats %+v, want 11 delivered, the 90 purged events dropped", st)
+	}
+}
+
 // A purge the log cannot do (a full disk with no segment to delete for
 // room) fails with ErrStorage saying the purge was not done, naming the
 // stream and the OS reason, not a publish or a server path; the stream

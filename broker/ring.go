@@ -6,7 +6,8 @@ import "sort"
 // events, bounded by count and payload bytes, each with the time it was
 // published (unix microseconds, 8 bytes a slot) for starts by time.
 // Entries alias the immutable shared frames, so retaining an event costs
-// no copy. Not safe for concurrent use (the stream lock guards it).
+// no copy. Not safe for concurrent use: the stream changes it holding
+// both its lock and ringMu, so either lock is enough to read it.
 //
 // The slot array is allocated on demand: a stream that is never published
 // to holds none, and the array doubles (from ringMinSlots) only when it is
@@ -97,17 +98,26 @@ func (r *ring) evict() {
 	r.start++
 }
 
-// since returns the retained payloads from offset from (≥ oldest) to the tail.
-func (r *ring) since(from uint64) [][]byte {
-	if r.n == 0 || from >= r.start+uint64(r.n) {
-		return nil
+// read appends to dst the retained payloads from offset from (or from the
+// oldest retained one, when eviction or a purge has passed from) up to
+// end: at most maxEvents, and no more than maxBytes in all unless the
+// first alone is larger. It returns them with the offset of the first;
+// with nothing retained below end, dst unchanged and end.
+func (r *ring) read(dst [][]byte, from, end uint64, maxEvents, maxBytes int) ([][]byte, uint64) {
+	from = max(from, r.start)
+	stop := min(end, r.start+uint64(r.n))
+	if r.n == 0 || from >= stop {
+		return dst, end
 	}
-	skip := int(from - r.start)
-	out := make([][]byte, 0, r.n-skip)
-	for i := skip; i < r.n; i++ {
-		out = append(out, r.buf[(r.head+i)%len(r.buf)])
+	for off, size, k := from, 0, 0; off < stop && k < maxEvents; off, k = off+1, k+1 {
+		p := r.buf[(r.head+int(off-r.start))%len(r.buf)]
+		if k > 0 && size+len(p) > maxBytes {
+			break
+		}
+		size += len(p)
+		dst = append(dst, p)
 	}
-	return out
+	return dst, from
 }
 
 // offsetForTime returns the offset of the first retained event published

@@ -16,10 +16,18 @@ type Stream struct {
 	b   *Broker
 	key StreamKey
 
-	mu    sync.Mutex
-	tail  uint64 // next offset
-	ring  ring
-	ended error // non-nil once deleted or the broker closed
+	mu   sync.Mutex
+	tail uint64 // next offset
+	// ring is the replay ring of an in-memory stream. It changes only under
+	// both mu and ringMu, so Subscribe reads it under mu alone and a
+	// replaying subscription's consumer under ringMu alone: a replay
+	// reads the ring as it is when each frame is written, never a
+	// snapshot of its own, and goes on while a publisher holds mu
+	// (blocked on a full Block queue, maybe its own). Lock order: mu,
+	// then ringMu.
+	ring   ring
+	ringMu sync.Mutex
+	ended  error // non-nil once deleted or the broker closed
 
 	lg *logState // nil for in-memory streams
 
@@ -125,7 +133,10 @@ func (s *Stream) publish(ctx context.Context, payloads [][]byte, framed *Framed)
 	}
 	chunks, all := s.encodeChunks(payloads, &base, framed)
 	if s.ring.capacity > 0 {
-		s.ring.pushAll(base, s.b.opts.Clock().UnixMicro(), all)
+		now := s.b.opts.Clock().UnixMicro()
+		s.ringMu.Lock()
+		s.ring.pushAll(base, now, all)
+		s.ringMu.Unlock()
 	}
 	s.tailNow.Store(base + uint64(len(payloads)))
 	s.oldestNow.Store(s.ring.oldest(base + uint64(len(payloads))))
@@ -143,9 +154,11 @@ func (s *Stream) Tail() uint64 { return s.tailNow.Load() }
 // Subscribe registers a subscription. With a start other than latest, the
 // retained events from the start offset (for a start by time, that of the
 // first event published at or after it: see SubscribeOptions.Start) are
-// queued first (as per-subscription replay frames), then live events
-// follow with no gap and no duplicate: registration and the backlog
-// snapshot happen under the same lock as publishes.
+// replayed first (per-subscription frames, read from the ring as they are
+// written), then live events follow with no gap and no duplicate:
+// registration and the replay's end are fixed under the same lock as
+// publishes. Events the ring evicts (or a purge removes) before the
+// replay reaches them are skipped and counted as dropped.
 func (s *Stream) Subscribe(opts SubscribeOptions) (*Subscription, error) {
 	if s.lg != nil {
 		return s.subscribeLogged(opts)
@@ -179,11 +192,11 @@ func (s *Stream) Subscribe(opts SubscribeOptions) (*Subscription, error) {
 		}
 	}
 	sub := newSubscription(s, opts, bo)
-	// The replay is the ring's payloads (immutable sub-slices of the
-	// shared frames, no copy), encoded a frame at a time as it is
-	// written (see replayBatch).
-	sub.replay, sub.replayNext = s.ring.since(from), from
-	sub.replaying = len(sub.replay) > 0
+	// The replay is [from, tail) of the ring, read and encoded a frame at
+	// a time as it is written (see replayBatch), so a subscription never
+	// copies the ring nor keeps alive what it has evicted.
+	sub.replayNext, sub.replayEnd = from, s.tail
+	sub.replaying = from < s.tail
 	s.register(sub)
 	s.mu.Unlock()
 	return sub, nil

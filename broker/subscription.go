@@ -59,12 +59,14 @@ type Subscription struct {
 	opts        *Options
 
 	q chan Delivery
-	// replay holds the payloads of an in-memory stream's ring still to
-	// replay, from offset replayNext, before q: sub-slices of the shared
-	// frames, encoded a frame at a time by NextBatch, so a subscription
-	// never copies the ring. Owned by the consumer.
-	replay     [][]byte
-	replayNext uint64
+	// [replayNext, replayEnd) is the part of an in-memory stream's ring
+	// still to replay before q. NextBatch reads it from the ring a frame
+	// at a time (payloads into replayBuf, sub-slices of the shared
+	// frames), so a subscription neither copies the ring nor keeps alive
+	// what the ring evicts or a purge removes: those are skipped. Owned by
+	// the consumer.
+	replayNext, replayEnd uint64
+	replayBuf             [][]byte
 	// carry is a frame taken from q that did not fit in the previous
 	// NextBatch (WriteMaxBytes, WriteMaxEvents): it starts the next one.
 	// Owned by the consumer; still counted in pending.
@@ -309,23 +311,34 @@ func (sub *Subscription) SetSink(s Sink) {
 
 // replayBatch encodes the next frame of the replay into buf (at most
 // MaxEventsPerFrame events and MaxBytesPerFrame bytes, one event
-// whatever its size).
+// whatever its size), read from the ring under ringMu. Events the ring no
+// longer holds (evicted as it moved on, or purged) are skipped and
+// counted as dropped, as when retention overtakes a log replay; it
+// returns no events when none of the replay is left.
 func (sub *Subscription) replayBatch(buf []byte) ([]byte, int) {
-	entries := sub.replay
-	j, size := 0, 0
-	for j < len(entries) && j < sub.opts.MaxEventsPerFrame && (j == 0 || size+len(entries[j]) <= sub.opts.MaxBytesPerFrame) {
-		size += len(entries[j])
-		j++
+	s := sub.stream
+	s.ringMu.Lock()
+	payloads, at := s.ring.read(sub.replayBuf[:0], sub.replayNext, sub.replayEnd, sub.opts.MaxEventsPerFrame, sub.opts.MaxBytesPerFrame)
+	s.ringMu.Unlock()
+	if at > sub.replayNext {
+		sub.dropped.Add(at - sub.replayNext)
 	}
-	frame := wire.AppendSubEventBatchFrame(buf[:0], sub.id, sub.wantOffsets, sub.replayNext, entries[:j])
-	clear(entries[:j]) // the ring may let them go
-	sub.replay = entries[j:]
-	if len(sub.replay) == 0 {
-		sub.replay = nil
+	sub.replayNext = at
+	if len(payloads) == 0 {
+		sub.replayBuf = nil
+		return nil, 0
 	}
-	sub.replayNext += uint64(j)
-	sub.delivered.Add(uint64(j))
-	return frame, j
+	// The payloads are immutable: they are encoded without the lock.
+	frame := wire.AppendSubEventBatchFrame(buf[:0], sub.id, sub.wantOffsets, at, payloads)
+	n := len(payloads)
+	clear(payloads) // keep no frame alive through the scratch slice
+	sub.replayBuf = payloads[:0]
+	sub.replayNext += uint64(n)
+	if sub.replayNext >= sub.replayEnd {
+		sub.replayBuf = nil
+	}
+	sub.delivered.Add(uint64(n))
+	return frame, n
 }
 
 // push puts d on the queue per the policy and reports whether it was queued.
@@ -399,12 +412,14 @@ func (sub *Subscription) NextBatch(ctx context.Context, buf []byte) ([]byte, int
 			return b, n, err
 		}
 	}
-	if len(sub.replay) > 0 {
+	if sub.replayNext < sub.replayEnd {
 		if err := sub.stopped(ctx); err != nil {
 			return nil, 0, err
 		}
-		b, n := sub.replayBatch(buf)
-		return b, n, nil
+		if b, n := sub.replayBatch(buf); n > 0 {
+			return b, n, nil
+		}
+		// The rest of the replay was evicted or purged: on to q.
 	}
 	if sub.replaying {
 		// Called again: the replay's last frame has been written, so
