@@ -85,6 +85,7 @@ func TestCacheExpireScanDecodeRejects(t *testing.T) {
 		"expire ttl_ms float":       `{"type":"cache_expire",` + scope + `,"request_id":1,"ttl_ms":1.5}`,
 		"expire ttl_ms exponent":    `{"type":"cache_expire",` + scope + `,"request_id":1,"ttl_ms":1e3}`,
 		"expire ttl_ms over i64":    `{"type":"cache_expire",` + scope + `,"request_id":1,"ttl_ms":9223372036854775808}`,
+		"expire ttl_ms minus zero":  `{"type":"cache_expire",` + scope + `,"request_id":1,"ttl_ms":-0}`,
 		"expire no request_id":      `{"type":"cache_expire",` + scope + `,"ttl_ms":1}`,
 		"expire no key":             `{"type":"cache_expire","tenant_id":"t","namespace":"n","cache":"c","request_id":1,"ttl_ms":1}`,
 		"expire duplicate ttl_ms":   `{"type":"cache_expire",` + scope + `,"request_id":1,"ttl_ms":1,"ttl_ms":2}`,

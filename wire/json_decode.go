@@ -588,7 +588,10 @@ func (d *jsonDecoder) readUintNamed(name string) (uint64, error) {
 	return n, nil
 }
 
-// readInt accepts only a JSON integer literal that fits in an i64.
+// readInt accepts only a JSON integer literal that fits in an i64, and
+// not -0: JSON allows it, but it is no integer's canonical text (Redis
+// refuses "-0" as not an integer, and no encoder writes it). JSON already
+// refuses "+1" and leading zeros.
 func (d *jsonDecoder) readInt(id field) (int64, error) {
 	v, err := d.dec.ReadValue()
 	if err != nil {
@@ -601,7 +604,7 @@ func (d *jsonDecoder) readInt(id field) (int64, error) {
 	}
 	n, ok := parseUint(digits)
 	switch {
-	case !ok:
+	case !ok, neg && n == 0:
 	case neg && n <= 1<<63:
 		return int64(-n), nil // -(1<<63) wraps to itself: math.MinInt64
 	case !neg && n < 1<<63:
