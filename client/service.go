@@ -92,8 +92,10 @@ func (c *Client) Request(ctx context.Context, namespace, service string, payload
 	if err != nil {
 		return nil, err
 	}
-	ch := make(chan reqAnswer, 1)
-	var rc *reqConn
+	var (
+		ch chan reqAnswer
+		rc *reqConn
+	)
 	forget := func() {
 		rc.mu.Lock()
 		if rc.wait != nil {
@@ -114,13 +116,18 @@ func (c *Client) Request(ctx context.Context, namespace, service string, payload
 			rc.mu.Unlock()
 			return nil, err
 		}
+		// A channel per attempt: a stream given up for a retry may still
+		// answer the old one (its failure ends every request it holds).
+		ch = make(chan reqAnswer, 1)
 		rc.wait[m.RequestID] = ch
 		alone := len(rc.wait) == 1
 		rc.mu.Unlock()
+		requestHook(rc, nil)
 		err = rc.write(ctx, frame, alone)
 		if err == nil {
 			break
 		}
+		requestHook(rc, err)
 		forget()
 		if errors.Is(err, errRetired) {
 			continue // a token rotation replaced the stream: take the new one
@@ -144,6 +151,11 @@ func (c *Client) Request(ctx context.Context, namespace, service string, payload
 		return nil, ErrClosed
 	}
 }
+
+// requestHook, set by tests, runs with a nil err when a request is about
+// to be written on rc, and with the write's error when it failed (before
+// the request is taken off rc).
+var requestHook = func(rc *reqConn, err error) {}
 
 // requestCtxErr is Request's error when its context ended: a deadline
 // is the request's timeout.

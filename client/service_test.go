@@ -306,3 +306,46 @@ func TestRequestStreamRotatesBeforeExpiry(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A request whose write found its stream retired by a token rotation
+// goes again on the new stream. If the retired stream fails just then,
+// its failure ends the request it still held: the retry must not take
+// that stale answer for the answer to the request it sent again.
+func TestRequestRetryIgnoresRetiredStreamsFailure(t *testing.T) {
+	b := startBroker(t)
+	ctx := testCtx(t)
+	srv := dial(t, b, Options{})
+	if _, err := srv.Serve(ctx, "default", "echo", func(_ context.Context, p []byte) ([]byte, error) {
+		return p, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	req := dial(t, b, Options{})
+	if got, err := req.Request(ctx, "default", "echo", []byte("first")); err != nil || string(got) != "first" {
+		t.Fatalf("first request: %q %v", got, err)
+	}
+	req.rq.mu.Lock()
+	old := req.rq.cur
+	req.rq.mu.Unlock()
+	stale := errors.New("the retired stream failed")
+	var failed atomic.Int64
+	orig := requestHook
+	t.Cleanup(func() { requestHook = orig })
+	requestHook = func(rc *reqConn, err error) {
+		switch {
+		case rc != old:
+		case err == nil:
+			rc.retiring.Store(true) // a rotation opened the next stream just now
+		case errors.Is(err, errRetired):
+			failed.Add(1)
+			rc.fail(stale) // and the retired stream fails before the retry
+		}
+	}
+	got, err := req.Request(ctx, "default", "echo", []byte("second"))
+	if failed.Load() != 1 {
+		t.Fatalf("the write on the retired stream failed %d times, want once", failed.Load())
+	}
+	if err != nil || string(got) != "second" {
+		t.Fatalf("request retried after its stream retired: %q %v, want the reply \"second\"", got, err)
+	}
+}
