@@ -37,6 +37,11 @@ type DiskLog struct {
 	// dropMu serializes retention and truncation, which delete segment
 	// files without holding mu.
 	dropMu sync.Mutex
+	// unsyncedDrop: a segment deletion may not be durable yet (no
+	// directory fsync since); the next deletion fsyncs the directory
+	// first (see dropHead). Open fsyncs the directory, so a deletion of
+	// an earlier run is durable before this one deletes. Under dropMu.
+	unsyncedDrop bool
 
 	segMu   sync.RWMutex
 	segs    []*segment // oldest first, the last is active; replaced, never changed in place
@@ -63,6 +68,7 @@ type DiskLog struct {
 	writeFail writeFailures // under mu
 
 	spare       spareState  // the next segment file, prepared ahead (roll.go); under mu
+	rollingSeg  *segment    // RollInBackground: the segment sealed in the background (rollBehind) or whose background seal failed; under mu
 	sealedIndex sealedIndex // index file left by the roll of the write under way; under mu
 	indexMu     sync.Mutex  // index writes of sealed segments take turns
 
@@ -150,14 +156,16 @@ func open(dir string, opts Options) (*DiskLog, error) {
 	// cut short by a crash before its directory fsync: its name may not
 	// have reached the disk, and the records appended next, fsynced and
 	// acknowledged, would go with it. A roll fsyncs the directory before
-	// it writes a record into a new segment; so does Open.
-	if active.next == active.base {
-		if err := dirSync(dir); err != nil {
-			l.Close()
-			return nil, fmt.Errorf("commitlog: %w", err)
-		}
-		l.stats.fsyncs.Add(1)
+	// it writes a record into a new segment; so does Open. And a segment
+	// deletion of the run before (cut short by a process crash before the
+	// next deletion's fsync) may not be durable: it must be before this
+	// run deletes the next segment (see dropHead). One fsync covers both;
+	// with nothing to write back it costs little.
+	if err := dirSync(dir); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("commitlog: %w", err)
 	}
+	l.stats.fsyncs.Add(1)
 	l.synced.Store(active.next)
 	if opts.Sync != SyncNever {
 		l.wg.Add(1)
@@ -333,9 +341,15 @@ func (l *DiskLog) lockForWrite(size func() int64) {
 	l.mu.Lock()
 }
 
-// rollsLocked reports whether a write of size bytes rolls active first.
+// rollsLocked reports whether a write of size bytes rolls active first:
+// it would take active past SegmentBytes, and active holds records, and
+// (under RollInBackground) the write would take it past twice
+// SegmentBytes, or the batch is larger than a segment.
 func (l *DiskLog) rollsLocked(active *segment, size int64) bool {
-	return active.size > segmentHeaderSize && active.size+size > l.opts.SegmentBytes
+	if active.size <= segmentHeaderSize || active.size+size <= l.opts.SegmentBytes {
+		return false
+	}
+	return !l.opts.RollInBackground || size > l.opts.SegmentBytes || active.size+size > 2*l.opts.SegmentBytes
 }
 
 // writeLocked encodes n records of calls appends into one buffer and
@@ -403,6 +417,7 @@ func (l *DiskLog) writeLocked(n, calls int, ts func(int) int64, payload func(int
 	l.next.Store(end)
 	l.segMu.Unlock()
 	l.prepareSpareLocked(active)
+	l.rollBehindLocked(active)
 	l.stats.appends.Add(uint64(calls))
 	l.stats.writes.Add(1)
 	l.stats.records.Add(uint64(n))
@@ -576,8 +591,16 @@ func (l *DiskLog) Wait(ctx context.Context, after uint64) error {
 	})
 }
 
+// MaxReadBuffer bounds the buffers DiskLog.Read reads into: the payloads
+// of one call share a few buffers of at most this size, so a payload keeps
+// its whole buffer alive while it is referenced. A record that does not
+// fit one (a payload of MaxReadBuffer-24 bytes or more) is read into a
+// buffer of its own, exactly its size. A caller that keeps a few small
+// payloads long (a queue's records in flight) copies them.
+const MaxReadBuffer = 4 << 20
+
 // Read returns records from offset from; see Log.Read. Payloads of one
-// call share a few buffers.
+// call share a few buffers (see MaxReadBuffer).
 func (l *DiskLog) Read(from uint64, maxRecords, maxBytes int) ([]Record, error) {
 	maxRecords, maxBytes = readBounds(maxRecords, maxBytes)
 	var out []Record
@@ -673,14 +696,14 @@ func (l *DiskLog) readFrom(v segView, pos int64, off, cur uint64, out []Record, 
 		stop = v.entries[i].Pos
 	}
 	for pos < v.end && off < v.next {
-		// Each term is capped at chunk (at most 4 MiB), so the sum cannot
+		// Each term is capped at chunk (at most MaxReadBuffer), so the sum cannot
 		// overflow, and a term at the cap makes want chunk as before.
 		want := min(chunk, min(l.opts.IndexSpacingBytes, chunk)+min(int64(max(maxBytes-size, 0)), chunk)+recordHeaderSize*int64(min(maxRecords-len(out), 4096)))
 		if stop-pos >= recordHeaderSize { // else the index is wrong or passed: ignore it
 			want = min(want, stop-pos)
 		}
 		buf := make([]byte, min(v.end-pos, max(want, need)))
-		chunk = min(2*chunk, 4<<20)
+		chunk = min(2*chunk, MaxReadBuffer)
 		if _, err := v.seg.f.ReadAt(buf, pos); err != nil {
 			return out, size, fmt.Errorf("commitlog: read %s at byte %d: %w", v.seg.path, pos, noEOF(err))
 		}

@@ -111,7 +111,11 @@
 // writeback error to one fsync only, and a later one must not pass for
 // success. The append that will seal the segment
 // fsyncs it first without the write lock, so appends that still fit go on
-// and the seal has little left to flush.
+// and the seal has little left to flush. With Options.RollInBackground the
+// append that would pass SegmentBytes is written into the segment anyway
+// and a goroutine seals it (fsync without the lock, then the roll), so no
+// append waits for that fsync; appends go on into the segment meanwhile,
+// up to twice SegmentBytes, where an append rolls itself as without it.
 //
 // Concurrent AppendNoWait calls share write calls (group write): the calls
 // that arrive while the log is writing form a group, whose first call
@@ -175,7 +179,8 @@
 //     spare segment.next, are deleted. An active segment with no records
 //     may be a roll cut short before its directory fsync: Open fsyncs the
 //     directory then, before any record is written into it, as a roll
-//     does. Open also fsyncs the parent of every directory it creates.
+//     does (Open fsyncs the directory in any case: see Retention). Open
+//     also fsyncs the parent of every directory it creates.
 //
 // Everything Open refuses is a *CorruptionError naming the file and byte
 // position; nothing is silently skipped. Open is idempotent: opening a
@@ -201,7 +206,12 @@
 // is never deleted. Oldest advances; reads below it return *TooOldError.
 // TruncateBefore deletes the head segments below an offset (after an
 // fsync). Both delete files without holding the write lock: appends go on.
-// Close waits for a deletion under way: a closed log changes no file.
+// Segments go oldest first, each deletion only once a directory fsync
+// covers the one before it (a file system may otherwise make a later
+// unlink durable before an earlier one, and a crash would leave a gap
+// Open refuses); Open fsyncs the directory, covering a deletion of the
+// run before. Close waits for a deletion under way: a closed log changes
+// no file.
 //
 // # Purge
 //

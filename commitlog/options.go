@@ -71,6 +71,17 @@ type Options struct {
 	// to a new segment (a batch larger than a segment gets one of its
 	// own). Default 64 MiB; at least 56 bytes.
 	SegmentBytes int64
+	// RollInBackground lets the append that would take the active segment
+	// past SegmentBytes write into it anyway, and seals the segment in
+	// the background: a goroutine fsyncs it without the write lock, then
+	// rolls (the residue fsynced, the new segment made, as any roll). So
+	// no append waits for the fsync of the full segment; appends go on
+	// into it meanwhile, up to twice SegmentBytes, where an append rolls
+	// as without it. On disk nothing changes: a segment is complete on
+	// disk before the next one exists. Segments may end up to twice
+	// SegmentBytes. Default false: the append that would pass
+	// SegmentBytes rolls first, and waits for the seal.
+	RollInBackground bool
 	// IndexSpacingBytes is the distance between sparse index entries, in
 	// segment bytes. A read scans at most about this much to find its
 	// first record. Default 4096.

@@ -52,10 +52,9 @@ import (
 // and Next is at least the purge point: a purge that had not returned
 // may have removed only part of the records, never more, and never a
 // record at or above the purge point. Once it has returned it stays done:
-// it fsyncs the directory after the deletions. (Like retention, this
-// relies on the deletions reaching the disk in the order they were made:
-// journaling file systems such as ext4 and XFS commit a directory's
-// changes in order.) A file that cannot be deleted stops the deletion
+// it fsyncs the directory after the deletions. (The deletions reach the
+// disk in the order they were made, whatever the file system: each waits
+// for a directory fsync covering the one before it, see dropHead.) A file that cannot be deleted stops the deletion
 // there, as for retention: Purge returns the error, Oldest is the base
 // of that segment, and a later Purge (or retention) goes on from it.
 //
@@ -143,5 +142,6 @@ func (l *DiskLog) dropPurged(drop []*segment) error {
 		return fmt.Errorf("commitlog: purge: %w", err)
 	}
 	l.stats.fsyncs.Add(1)
+	l.unsyncedDrop = false
 	return nil
 }

@@ -93,7 +93,10 @@ func (l *DiskLog) TruncateBefore(offset uint64) error {
 // are deleted. It stops at the first segment file it cannot remove: that
 // segment and the later ones stay in the log, so the files on disk never
 // have a gap (Open would refuse it) and Oldest never moves back after a
-// restart. A leftover index file is harmless (Open removes it). Readers
+// restart. For the same reason the deletions reach the disk in order: a
+// deletion waits for a directory fsync covering the one before it
+// (syncDropped), as a file system without an ordered journal may make a
+// later unlink durable before an earlier one. A leftover index file is harmless (Open removes it). Readers
 // that found a segment before it left the list read it to the end: its
 // file stays open until they release it.
 func (l *DiskLog) dropHead(drop []*segment, why string) error {
@@ -103,10 +106,15 @@ func (l *DiskLog) dropHead(drop []*segment, why string) error {
 	var errs []error
 	removed := 0
 	for _, s := range drop {
+		if err := l.syncDropped(); err != nil {
+			errs = append(errs, err)
+			break
+		}
 		if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 			break
 		}
+		l.unsyncedDrop = true
 		if err := os.Remove(s.indexPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -134,6 +142,23 @@ func (l *DiskLog) dropHead(drop []*segment, why string) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("commitlog: %s: %w", why, err)
 	}
+	return nil
+}
+
+// syncDropped fsyncs the directory if a segment deletion may not be
+// durable yet, so that the next deletion cannot reach the disk before it.
+// One fsync per deleted segment, none when one segment goes at a time
+// with a directory fsync between (Purge ends with one), without l.mu.
+// The caller holds dropMu.
+func (l *DiskLog) syncDropped() error {
+	if !l.unsyncedDrop {
+		return nil
+	}
+	if err := dirSync(l.dir); err != nil {
+		return fmt.Errorf("make the deletion of the previous segment durable first: %w", err)
+	}
+	l.stats.fsyncs.Add(1)
+	l.unsyncedDrop = false
 	return nil
 }
 

@@ -289,3 +289,41 @@ func (l *DiskLog) writeSealedIndex(job sealedIndex) {
 		os.Remove(s.indexPath())
 	}
 }
+
+// rollBehindLocked starts sealing active in the background once a write
+// has taken it past SegmentBytes, under RollInBackground, once per
+// segment. l.mu is held and the log is open.
+func (l *DiskLog) rollBehindLocked(active *segment) {
+	if !l.opts.RollInBackground || l.rollingSeg == active || active.size <= l.opts.SegmentBytes {
+		return
+	}
+	l.rollingSeg = active
+	l.wg.Add(1) // Close waits for it
+	go l.rollBehind(active)
+}
+
+// rollBehind seals seg, the active segment past SegmentBytes, and starts
+// the next one: it fsyncs seg without the write lock (appends go on into
+// seg meanwhile, and return without waiting for it), then rolls under
+// the lock, which has only what was written since left to fsync. Like
+// every roll, seg is complete on disk before the next segment exists. A
+// roll that fails (no room for the new segment) is logged and not tried
+// again in the background: the append that would take seg past twice
+// SegmentBytes rolls itself, and fails as a roll does. A log that failed
+// or closed meanwhile, or a roll done meanwhile (such an append, a
+// purge), ends it.
+func (l *DiskLog) rollBehind(seg *segment) {
+	defer l.wg.Done()
+	l.syncActive() // an error failed the log: the check below sees it
+	l.mu.Lock()
+	if l.closed || l.segs[len(l.segs)-1] != seg || l.failed.Load() != nil {
+		l.mu.Unlock()
+		return
+	}
+	if _, err := l.rollLocked(seg, 0); err != nil {
+		l.log.Warn("commitlog: the segment could not be sealed in the background; the append that would take it past twice its size rolls", "file", seg.path, "err", err)
+	} else {
+		l.rollingSeg = nil
+	}
+	l.unlockWrite() // writes the sealed segment's index
+}

@@ -24,7 +24,9 @@ import (
 // writers) is awaited after that (awaitState). So an append that rolls
 // the log's segment, which fsyncs the full segment before the next one
 // starts, holds up the state writes queued behind it, never the group's
-// other work (Next, Nack, Join, Leave, Stats).
+// other work (Next, Nack, Join, Leave, Stats); and a state log opened
+// with commitlog.Options.RollInBackground holds up no state write for
+// that fsync.
 type stateWriter struct {
 	log   commitlog.Log
 	split splitAppender // log as one that appends without waiting; nil if it cannot

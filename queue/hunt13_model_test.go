@@ -29,11 +29,12 @@ import (
 // once drained every record the stream holds is done and every one it
 // dropped counted lost (exactly once without a crash).
 type h13World struct {
-	t     *testing.T
-	rng   *rand.Rand
-	dir   string
-	clock *fakeClock
-	opts  Options
+	t          *testing.T
+	rollBehind bool // the state log seals its segments in the background (odd seeds)
+	rng        *rand.Rand
+	dir        string
+	clock      *fakeClock
+	opts       Options
 
 	stream, state *commitlog.DiskLog
 	g             *Group
@@ -64,7 +65,7 @@ type h13Flight struct {
 }
 
 func newH13World(t *testing.T, seed uint64) *h13World {
-	w := &h13World{t: t, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b9)), dir: t.TempDir(), clock: newFakeClock()}
+	w := &h13World{t: t, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b9)), dir: t.TempDir(), clock: newFakeClock(), rollBehind: seed%2 == 1}
 	w.opts = Options{Clock: w.clock, AckTimeout: 10 * time.Second, BackoffMin: time.Second, BackoffMax: 4 * time.Second,
 		MaxAttempts: []int{-1, 1, 2, 3, 4}[w.rng.IntN(5)], ReadBatch: 1 + w.rng.IntN(6), SnapshotEvery: []int{1, 2, 3, 5, 1024}[w.rng.IntN(5)], DeadLetter: w.deadLetter}
 	w.openLogs()
@@ -91,7 +92,7 @@ func (w *h13World) openLogs() {
 		w.fatalf("open stream: %v", err)
 	}
 	w.state, err = commitlog.Open(filepath.Join(w.dir, "state"), commitlog.Options{Sync: commitlog.SyncAlways, SegmentBytes: 256,
-		Logger: quiet, RetentionInterval: -1})
+		Logger: quiet, RetentionInterval: -1, RollInBackground: w.rollBehind})
 	if err != nil {
 		w.fatalf("open state: %v", err)
 	}

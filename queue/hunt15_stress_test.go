@@ -48,7 +48,7 @@ func h15Seed(t *testing.T, seed uint64) {
 	policy := []commitlog.SyncPolicy{commitlog.SyncAlways, commitlog.SyncInterval}[seed%2]
 	crash := rng.IntN(3) == 0
 	logs := openDiskLogsWith(t, t.TempDir(), commitlog.Options{Sync: policy, SyncInterval: time.Millisecond,
-		SegmentBytes: 256, RetentionInterval: -1})
+		SegmentBytes: 256, RetentionInterval: -1, RollInBackground: seed/2%2 == 1})
 	stream, state := logs.stream, logs.state
 	const n = 120
 	fill(t, stream, n)

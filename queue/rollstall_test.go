@@ -116,3 +116,74 @@ func TestStateLogRollFsyncDoesNotStallOtherMembers(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 }
+
+// With a state log that seals segments in the background
+// (commitlog.Options.RollInBackground), an Ack whose state record takes
+// the segment past its size, and the Acks queued behind it, do not wait
+// for the fsync that seals the segment either: their records go into it
+// while the fsync runs. Without it, that Ack's append rolls first, and
+// it and every state write queued behind it wait for the fsync.
+func TestStateLogRollInBackgroundAcksDoNotWaitForSeal(t *testing.T) {
+	var hold atomic.Bool
+	syncing, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	onSync := func(time.Duration) {
+		if hold.CompareAndSwap(true, false) {
+			close(syncing)
+			<-release
+		}
+	}
+	dir := t.TempDir()
+	stream, err := commitlog.Open(filepath.Join(dir, "stream"), commitlog.Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := commitlog.Open(filepath.Join(dir, "state"), commitlog.Options{Sync: commitlog.SyncInterval,
+		SyncInterval: time.Hour, SegmentBytes: 2048, RollInBackground: true, OnSync: onSync,
+		RetentionInterval: -1, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stream.Close(); state.Close() })
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // runs first
+	fill(t, stream, 300)
+	g := newGroupT(t, stream, Options{Clock: newFakeClock(), StateLog: state, AckTimeout: time.Hour, SnapshotEvery: 1 << 20})
+	a := joinT(t, g, "a", 300)
+	ds := nextT(t, a, 300)
+
+	hold.Store(true)
+	// a acks one record at a time until the state log's segment is past
+	// its size and the seal's fsync is held, then 10 more.
+	i := 0
+	ack := func() {
+		if err := a.Ack(context.Background(), ds[i].Offset); err != nil {
+			t.Errorf("Ack %d: %v", ds[i].Offset, err)
+		}
+		i++
+	}
+	if !within(t, "Acks up to the state-log segment's size", func() {
+		for i < len(ds) && state.Stats().Bytes+32 <= 2048 {
+			ack()
+		}
+	}) {
+		return // an ack still waits: i is its
+	}
+	if i == len(ds) {
+		t.Fatal("the acks took no state-log segment past its size")
+	}
+	within(t, "the seal's fsync", func() { <-syncing })
+	if !within(t, "Acks while the seal's fsync is held", func() {
+		for range 10 {
+			ack()
+		}
+	}) {
+		return
+	}
+	if s := state.Stats(); s.Segments != 1 {
+		t.Fatalf("state log %+v: want its one segment, still being sealed", s)
+	}
+	releaseOnce.Do(func() { close(release) })
+	if err := g.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
