@@ -69,9 +69,11 @@
 //   - Memory. The group reads the stream lazily, Options.ReadBatch
 //     records at a time, and reads again only when that buffer is empty.
 //     Beyond the buffer it holds the records in flight (at most
-//     MaxInFlightBytes of payload per member) and the ones waiting for
-//     redelivery (one entry each) and, per member blocked in Next, one
-//     waiter. A record waiting out a delay (a nack's, a timeout's
+//     MaxInFlightBytes of payload per member: a payload read from a disk
+//     stream is copied out of the read's shared buffer, which a record
+//     left in flight would otherwise keep alive, uncounted) and the ones
+//     waiting for redelivery (one entry each) and, per member blocked in
+//     Next, one waiter. A record waiting out a delay (a nack's, a timeout's
 //     backoff), or pending at a restart, holds no payload: Next reads it
 //     again from the stream when it redelivers it (Stats.Unloaded,
 //     Stats.Reloaded), so nacks with long delays cost no payload memory.

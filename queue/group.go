@@ -658,6 +658,7 @@ func (g *Group) refill() error {
 	from := g.readPos
 	g.mu.Unlock()
 	recs, err := g.stream.Read(from, g.opts.ReadBatch, 0)
+	g.ownPayloads(recs)
 	g.mu.Lock()
 	g.refilling = false
 	var tooOld *commitlog.TooOldError
@@ -675,6 +676,25 @@ func (g *Group) refill() error {
 		g.readPos = recs[len(recs)-1].Offset + 1
 	}
 	return nil
+}
+
+// ownPayloads gives each payload of recs, read from the stream, memory of
+// its own, unless the stream hands out payloads that own theirs
+// (commitlog.Memory keeps the appended ones). A disk stream's payloads
+// share read buffers of up to commitlog.MaxReadBuffer: one record left
+// in flight (or waiting for its redelivery) would keep its whole buffer
+// alive, bytes that MaxInFlightBytes and Stats.PendingBytes do not count.
+// A payload that large has a buffer of its own and is kept as it is. One
+// copy per record read, without the group's lock.
+func (g *Group) ownPayloads(recs []commitlog.Record) {
+	if _, owned := g.stream.(*commitlog.Memory); owned {
+		return
+	}
+	for i := range recs {
+		if p := recs[i].Payload; len(p) > 0 && len(p) < commitlog.MaxReadBuffer {
+			recs[i].Payload = slices.Clone(p)
+		}
+	}
 }
 
 // reload reads again from the stream the payloads of up to n unloaded
@@ -712,6 +732,7 @@ func (g *Group) reload(n int) error {
 		case err != nil:
 			rerr = fmt.Errorf("queue: group %q: read stream at %d: %w", g.name, offs[i], err)
 		default:
+			g.ownPayloads(recs)
 			got = append(got, recs...)
 		}
 		if rerr != nil {
