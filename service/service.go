@@ -201,6 +201,23 @@ type group struct {
 	idle   *list.Element // in Registry.idle while list is empty, else nil
 }
 
+// remove takes s out of g's responders, keeping the round-robin cursor
+// on the responder that was next: one before the cursor leaving shifts
+// those after it down by one, and the cursor with them, or the
+// responder after the one that left would be skipped (and a responder
+// leaving and serving again after each request would starve the others).
+// Called with Registry.mu held.
+func (g *group) remove(s *Serving) {
+	i := slices.Index(g.list, s)
+	if i < 0 {
+		return
+	}
+	g.list = slices.Delete(g.list, i, i+1)
+	if i < g.next {
+		g.next--
+	}
+}
+
 // call is one request in flight.
 type call struct {
 	id       uint64 // the registry's, as sent to the responder
@@ -399,9 +416,7 @@ func (s *Serving) Close() {
 	r.stats.ResponderGone += uint64(len(gone))
 	g := s.g
 	g.counts.ResponderGone += uint64(len(gone))
-	if i := slices.Index(g.list, s); i >= 0 {
-		g.list = slices.Delete(g.list, i, i+1)
-	}
+	g.remove(s)
 	if len(g.list) == 0 {
 		r.retire(g)
 	}
