@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -307,7 +309,16 @@ func describe[T any](ch chan<- *prometheus.Desc, ms []metric[T]) {
 	}
 }
 
+// emit sends obj's values of ms with labels. Label values that are not
+// valid UTF-8 (names are checked where objects are created, so none
+// should be) have their bad bytes replaced with U+FFFD: the client
+// library would panic on them, taking the broker down with a scrape.
 func emit[T any](ch chan<- prometheus.Metric, ms []metric[T], obj *T, labels ...string) {
+	for i, l := range labels {
+		if !utf8.ValidString(l) {
+			labels[i] = strings.ToValidUTF8(l, "\uFFFD")
+		}
+	}
 	for _, m := range ms {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.typ, m.val(obj), labels...)
 	}
