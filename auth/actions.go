@@ -1,5 +1,11 @@
 package auth
 
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
 // Actions of permission strings. The first eleven are the reference's;
 // ActionQueueConsume and ActionAdmin are Felix-in-Go additions.
 const (
@@ -68,3 +74,24 @@ var (
 	streamImplied = []string{ActionStreamManage, ActionStreamPublish, ActionStreamSubscribe, ActionQueueConsume}
 	cacheImplied  = []string{ActionCacheManage, ActionCacheRead, ActionCacheWrite}
 )
+
+// MaxNameLen bounds a tenant, namespace, stream or cache name, in bytes.
+const MaxNameLen = 255
+
+// ValidName reports whether s may be a tenant, namespace, stream or cache
+// name, by the broker's rules (broker.ValidateName, which says why not):
+// non-empty UTF-8 of at most MaxNameLen bytes without '/' (the path
+// separator), ':' (the permission separator), '*' (the permission
+// wildcard), whitespace or control characters. A valid name written into
+// a permission path is exactly one literal segment.
+func ValidName(s string) bool {
+	if s == "" || len(s) > MaxNameLen || !utf8.ValidString(s) || strings.ContainsAny(s, "/:*") {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}

@@ -86,8 +86,14 @@ func narrowTo(pattern string, requested []string) []string {
 // becomes stream:{t}/orders/*; stream:{t}/*/* stays; stream:t2/*/* is
 // dropped). The result never grants what perms did not; a pattern whose
 // part inside the tenant cannot be written so is dropped. Invalid strings
-// are dropped; the order is kept, without duplicates.
+// are dropped; the order is kept, without duplicates. A tenant that is not
+// a valid name (see ValidName) confines to nothing: written into the
+// patterns, its '*' would be a wildcard over tenants and its '/' or ':'
+// would shift their segments.
 func ConfineToTenant(perms []string, tenant string) []string {
+	if !ValidName(tenant) {
+		return nil
+	}
 	seen := map[string]bool{}
 	var out []string
 	add := func(action, resource string) {

@@ -23,7 +23,8 @@
 // "requested" actions and "resources" patterns (auth.Narrow), and signs a
 // Felix token with an auth.Signer. Errors are JSON
 // {"code","message","request_id":null} as the reference: 401 "missing
-// bearer token" / "invalid token", 403 "tenant not allowed" / "no issuers
+// bearer token" / "invalid token", 403 "tenant not allowed" (also for a
+// {tenant} that is not a valid name, see auth.ValidName) / "no issuers
 // configured" / "issuer not allowed" / "no permissions"; 400 for more than
 // auth.MaxNarrowPatterns requested actions or resources. Failure lines
 // (invalid token, issuer keys, server-side errors) are rate-limited per

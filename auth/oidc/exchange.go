@@ -32,7 +32,9 @@ const ExchangeAction = "token.exchange"
 // replies {"felix_token","expires_in","token_type":"Bearer"}. Mount it with
 // the pattern "POST /v1/tenants/{tenant}/token/exchange" (the tenant is
 // then r.PathValue("tenant")) or at that path under any router. Issuers,
-// Permissions and Signer are required.
+// Permissions and Signer are required. A tenant that is not a valid name
+// (auth.ValidName: it holds '*', '/', ':', …) is refused as not allowed
+// before Issuers is asked.
 type ExchangeHandler struct {
 	// Issuers returns the identity providers of a tenant. An error
 	// wrapping ErrTenantNotAllowed is a 403; other errors are a 500.
@@ -194,6 +196,13 @@ func (h *ExchangeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The tenant is the client's text ('*' is a path character, %2F
+	// unescapes to '/'); one that cannot be a name is no tenant, and
+	// written into the permissions it would be a wildcard over tenants.
+	if !auth.ValidName(tenant) {
+		deny(http.StatusForbidden, "forbidden", "tenant not allowed", "")
+		return
+	}
 	issuers, err := h.Issuers(r.Context(), tenant)
 	switch {
 	case errors.Is(err, ErrTenantNotAllowed):
