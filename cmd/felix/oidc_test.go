@@ -169,3 +169,32 @@ tenants:
 		t.Fatalf("serve with an issuer containing '|': %v", err)
 	}
 }
+
+// A tenant of --oidc-config that cannot be a tenant name is refused at
+// start: written into the grants' patterns, a '*' tenant would be a
+// wildcard over every tenant.
+func TestOIDCConfigRefusesTenantThatIsNotAName(t *testing.T) {
+	for _, tenant := range []string{`"*"`, `"a/b"`, `"a:b"`, `"a b"`} {
+		path := writeConfig(t, `
+tenants:
+  `+tenant+`:
+    issuers:
+      - issuer: https://idp.example
+        audiences: [felix]
+`)
+		_, err := loadOIDCConfig(path)
+		if err == nil || !strings.Contains(err.Error(), "is not a valid name") {
+			t.Errorf("tenant %s: %v, want refused as not a valid name", tenant, err)
+		}
+	}
+	ok := writeConfig(t, `
+tenants:
+  acme:
+    issuers:
+      - issuer: https://idp.example
+        audiences: [felix]
+`)
+	if _, err := loadOIDCConfig(ok); err != nil {
+		t.Fatalf("tenant acme: %v", err)
+	}
+}

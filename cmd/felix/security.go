@@ -259,6 +259,9 @@ func loadOIDCConfig(path string) (*oidcConfig, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	for t, tc := range c.Tenants {
+		if !auth.ValidName(t) {
+			return nil, fmt.Errorf("%s: tenant %q is not a valid name (1-255 bytes of UTF-8, no '*', '/', ':', whitespace or control characters)", path, t)
+		}
 		for i, is := range tc.Issuers {
 			if err := is.Validate(); err != nil {
 				return nil, fmt.Errorf("%s: tenant %s issuer %d: %w", path, t, i, err)
