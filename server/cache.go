@@ -206,6 +206,9 @@ func (ctl *control) cacheGet(m *wire.CacheGet, bin bool) error {
 	if done {
 		return err
 	}
+	if err := ctl.reserveReply(); err != nil { // the reply may be far larger than the request
+		return err
+	}
 	it, found := c.GetWithMeta(m.Key)
 	if bin {
 		if found {
@@ -330,6 +333,9 @@ func (ctl *control) cacheMGet(m *wire.CacheMGet) error {
 	}
 	c, done, err := ctl.cacheScope(m.TenantID, m.Namespace, m.Cache, ActionCacheRead, &m.RequestID)
 	if done {
+		return err
+	}
+	if err := ctl.reserveReply(); err != nil { // the reply may be far larger than the request
 		return err
 	}
 	if len(m.Keys) > maxMGetKeys {

@@ -62,6 +62,9 @@ func (ctl *control) cacheScan(m *wire.CacheScan) error {
 	if done {
 		return err
 	}
+	if err := ctl.reserveReply(); err != nil { // the reply may be far larger than the request
+		return err
+	}
 	limit := uint64(wire.DefaultScanLimit)
 	if m.Limit != nil {
 		limit = min(*m.Limit, wire.MaxScanLimit)

@@ -41,6 +41,10 @@ type conn struct {
 	// authDeadline). authTimer is set before any stream is served.
 	authState atomic.Int32
 	authTimer *time.Timer
+
+	// replies bounds the replies its control streams hold unwritten
+	// (Options.MaxReplyBytesPerConn; see replybudget.go).
+	replies *replyBudget
 }
 
 // Values of conn.authState.
@@ -150,7 +154,8 @@ func (c *conn) releaseTenants() {
 var errConnEnded = errors.New("connection ended")
 
 func newConn(s *Server, qc *quic.Conn) *conn {
-	return &conn{s: s, qc: qc, log: s.opts.Logger.With("remote", qc.RemoteAddr().String())}
+	return &conn{s: s, qc: qc, log: s.opts.Logger.With("remote", qc.RemoteAddr().String()),
+		replies: newReplyBudget(max(int64(s.opts.MaxReplyBytesPerConn), s.maxReplyBytes()))}
 }
 
 func (c *conn) serve() {

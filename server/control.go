@@ -36,6 +36,10 @@ type control struct {
 	out []byte
 	// bin holds the state of binary cache requests (see cachebin.go).
 	bin binCache
+	// counted is how many bytes of out the connection's reply budget
+	// counts; reserved, the reservation of the cache read being served
+	// (see replybudget.go).
+	counted, reserved int64
 	// grace, armed by expire when the token expires, resets the write
 	// side if the handler has not done so within expiryWriteGrace.
 	grace *time.Timer
@@ -49,6 +53,7 @@ func (c *conn) handleControl(bs *quic.Stream) {
 	// Until the stream authenticates it reads with the pre-auth limit.
 	ctl := &control{c: c, bs: bs, br: br, r: newFrameReader(br, bs, c.s.preAuthMaxFrame()), w: wire.NewWriter(bs)}
 	err := ctl.run()
+	ctl.uncount()
 	if errors.Is(err, errSubscribed) {
 		return // the subscription owns the stream now
 	}
@@ -90,6 +95,7 @@ func (ctl *control) run() error {
 		default:
 			ctl.c.s.busy.Add(1)
 			err = ctl.handle(f)
+			ctl.account()
 			ctl.c.s.busy.Add(-1)
 		}
 		if err != nil {
@@ -171,6 +177,7 @@ func (ctl *control) flush() error {
 		return nil
 	}
 	err := ctl.w.WriteRaw(ctl.out)
+	ctl.written()
 	ctl.out = ctl.out[:0]
 	if cap(ctl.out) > 1<<20 { // do not pin a large buffer after a rare big reply
 		ctl.out = nil

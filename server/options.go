@@ -98,6 +98,14 @@ type Options struct {
 	// together: one more is closed at once with "too many connections"
 	// (counted in Counters.ConnectionsRefused). Default 65536, as NATS.
 	MaxConnections int
+	// MaxReplyBytesPerConn bounds the bytes of replies a connection's
+	// control streams hold built but unwritten, waiting for the client to
+	// read them: a cache read (get, mget, scan) whose largest reply would
+	// not fit waits, not reading its stream further, until the client
+	// reads (counted in Counters.ReplyBudgetWaits). Default
+	// DefaultMaxReplyBytesPerConn (64 MiB); never less than one reply at
+	// the frame limit.
+	MaxReplyBytesPerConn int
 	// MaxSubscriptionsPerConn bounds live subscriptions per connection.
 	// Default 4096.
 	MaxSubscriptionsPerConn int
@@ -130,6 +138,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = 65536
+	}
+	if o.MaxReplyBytesPerConn <= 0 {
+		o.MaxReplyBytesPerConn = DefaultMaxReplyBytesPerConn
 	}
 	if o.MaxSubscriptionsPerConn <= 0 {
 		o.MaxSubscriptionsPerConn = 4096

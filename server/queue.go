@@ -377,13 +377,22 @@ func (q *queues) remove(st *broker.Stream, name string) (bool, error) {
 
 // existing returns st's group name if it exists: open in this server, or
 // with durable state on disk from an earlier run (it is opened then). ok
-// false: there is no such group, and none is created.
+// false: there is no such group, and none is created. Once the broker is
+// shutting down (its groups closed) it returns broker.ErrClosed.
 func (q *queues) existing(st *broker.Stream, name string) (g *queue.Group, ok bool, err error) {
 	if err := broker.ValidateName("group", name); err != nil {
 		return nil, false, err
 	}
 	k := groupKey{st.Key(), name}
-	if g := q.lookup(k); g != nil {
+	q.mu.Lock()
+	g, closed := q.groups[k], q.closed
+	q.mu.Unlock()
+	switch {
+	case closed:
+		// The broker is shutting down and closed its groups: not a
+		// group that does not exist.
+		return nil, false, broker.ErrClosed
+	case g != nil:
 		return g, true, nil
 	}
 	dir := q.s.opts.Queues.StateDir
@@ -557,10 +566,13 @@ func (ctl *control) queueJoin(m *wire.QueueJoin) error {
 				// cleanly after the message. (Stopping silently would
 				// leave the consumer waiting for deliveries forever.)
 				msg := "queue group closed"
-				if serr := st.Err(); serr != nil {
-					msg += ": " + serr.Error()
-				} else if c.s.draining.Load() {
+				serr := st.Err()
+				if c.s.draining.Load() || errors.Is(serr, broker.ErrClosed) {
+					// One text whichever of the drain's steps (the
+					// groups closed, then the engine) came first.
 					msg += ": broker shutting down"
+				} else if serr != nil {
+					msg += ": " + serr.Error()
 				} else if errors.Is(err, queue.ErrClosed) && c.s.queues.removed(groupKey{st.Key(), m.Group}, g) {
 					msg += ": group deleted"
 				} else if !errors.Is(err, queue.ErrClosed) {
@@ -698,12 +710,12 @@ func (ctl *control) queueStats(m *wire.QueueStats) error {
 	// (a typo in a monitoring script) leaves no stream behind.
 	st, err := ctl.c.s.opts.Broker.LookupStream(m.TenantID, m.Namespace, m.Stream)
 	if err != nil {
-		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "invalid", Message: err.Error()})
+		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: queueCode(err), Message: err.Error()})
 	}
 	g, ok, err := ctl.c.s.queues.existing(st, m.Group)
 	switch {
 	case err != nil:
-		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "invalid", Message: err.Error()})
+		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: queueCode(err), Message: err.Error()})
 	case !ok:
 		return ctl.reply(noGroup(m.RequestID, m.Group, st))
 	}
@@ -730,16 +742,28 @@ func (ctl *control) queueDelete(m *wire.QueueDelete) error {
 	// (a typo in a monitoring script) leaves no stream behind.
 	st, err := ctl.c.s.opts.Broker.LookupStream(m.TenantID, m.Namespace, m.Stream)
 	if err != nil {
-		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "invalid", Message: err.Error()})
+		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: queueCode(err), Message: err.Error()})
 	}
 	found, err := ctl.c.s.queues.remove(st, m.Group)
 	switch {
 	case err != nil:
-		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: "invalid", Message: err.Error()})
+		return ctl.reply(&wire.QueueError{RequestID: &m.RequestID, Code: queueCode(err), Message: err.Error()})
 	case !found:
 		return ctl.reply(noGroup(m.RequestID, m.Group, st))
 	}
 	return ctl.reply(&wire.QueueOK{RequestID: m.RequestID})
+}
+
+// queueCode is the queue_error code of a queue_stats or queue_delete that
+// failed with err: "unavailable" while the broker shuts down (its groups
+// are closed, not gone: asked again after the restart, the group is
+// there), as a purge's; "invalid" otherwise (an unknown stream, a bad
+// name).
+func queueCode(err error) string {
+	if errors.Is(err, broker.ErrClosed) {
+		return wire.StreamCodeUnavailable
+	}
+	return "invalid"
 }
 
 // noGroup answers a request about a consumer group that does not exist.

@@ -106,6 +106,10 @@ type Counters struct {
 	// SubscriptionsPerConnRefused counts subscribes refused because their
 	// connection had Options.MaxSubscriptionsPerConn live subscriptions.
 	SubscriptionsPerConnRefused atomic.Uint64
+	// ReplyBudgetWaits counts cache reads that waited for room in their
+	// connection's reply budget (Options.MaxReplyBytesPerConn): its
+	// client had left that many bytes of replies unread.
+	ReplyBudgetWaits atomic.Uint64
 	// CacheAutoCreateRefused counts uses of an unknown cache refused
 	// because Options.MaxAutoCreatedCaches caches existed (see cacheFor).
 	CacheAutoCreateRefused atomic.Uint64

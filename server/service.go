@@ -126,6 +126,12 @@ func (ctl *control) serve(m *wire.Serve) error {
 		return ctl.fail(err.Error())
 	}
 	defer c.s.tenants.releaseSub(ctl.id.use)
+	if c.s.draining.Load() {
+		// As a subscribe or queue join read during the drain: the SDK
+		// serves again on the restarted broker. (A responder taken now
+		// would get no request: they are refused while the broker drains.)
+		return ctl.fail(broker.ErrClosed.Error())
+	}
 	bound := c.s.services.reg.Bound(0)
 	if m.MaxInFlight != nil {
 		bound = c.s.services.reg.Bound(int(max(min(*m.MaxInFlight, 1<<20), 1)))
