@@ -139,7 +139,9 @@ func (q *queues) group(st *broker.Stream, name string, startAt *uint64) (*queue.
 		if p, ok := st.Log().(interface{ SyncPolicy() commitlog.SyncPolicy }); ok {
 			policy = p.SyncPolicy() // acks are as durable as the stream's own records
 		}
-		stateLog, err = commitlog.Open(stateDir, commitlog.Options{Sync: policy, Logger: q.s.opts.Logger})
+		// The state log seals a full segment in the background: an ack that
+		// fills it does not wait for its fsync (commitlog.Options.RollInBackground).
+		stateLog, err = commitlog.Open(stateDir, commitlog.Options{Sync: policy, Logger: q.s.opts.Logger, RollInBackground: true})
 		if err != nil {
 			return nil, fmt.Errorf("open state of group %s on %s: %w", name, st.Key(), err)
 		}
