@@ -74,6 +74,8 @@ var serverMetrics = []metric[server.Counters]{
 		func(c *server.Counters) float64 { return u(c.ShutdownDrop.Load()) }),
 	counter("felix_subscriptions_per_connection_refused_total", "Subscribes refused because their connection had --max-subscriptions-per-conn live subscriptions.", nil,
 		func(c *server.Counters) float64 { return u(c.SubscriptionsPerConnRefused.Load()) }),
+	counter("felix_reply_budget_waits_total", "Cache reads that waited because their connection held its reply budget of unread replies (the client was not reading them).", nil,
+		func(c *server.Counters) float64 { return u(c.ReplyBudgetWaits.Load()) }),
 	counter("felix_caches_auto_create_refused_total", "Uses of a new cache name refused because --auto-create had made --auto-create-max-caches caches.", nil,
 		func(c *server.Counters) float64 { return u(c.CacheAutoCreateRefused.Load()) }),
 	counter("felix_publish_event_too_large_total", "Publishes refused because an event, framed for subscribers, would exceed the frame limit: acked ones got the error, unacked ones were dropped.", nil,

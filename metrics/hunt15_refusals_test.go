@@ -51,3 +51,12 @@ func TestHunt15LimitRefusalsCounted(t *testing.T) {
 		seriesWant{"felix_caches_auto_create_refused_total", nil, 3},
 	)
 }
+
+// The server's reply-budget waits (cache reads held while a client
+// leaves its replies unread) are exported as a counter.
+func TestReplyBudgetWaitsExported(t *testing.T) {
+	tb := testbroker.Start(t)
+	ms := startServer(t, Options{Sources: Sources{Broker: tb.Broker, Server: tb.Server}})
+	tb.Server.Stats().ReplyBudgetWaits.Add(3)
+	scrape(t, ms).expect(t, seriesWant{"felix_reply_budget_waits_total", nil, 3})
+}
