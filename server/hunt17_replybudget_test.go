@@ -97,9 +97,15 @@ func TestHunt17ShutdownWithReadsWaitingForBudget(t *testing.T) {
 	if _, ok := p.readMsg().(*wire.CacheOK); !ok {
 		t.Fatal("put refused")
 	}
-	for range 16 {
-		s := c.open()
-		s.auth("t1", nil)
+	// Every stream authenticates before any get: once unread replies
+	// fill the connection's flow-control window, no reply (an auth's ok
+	// included) reaches this client, which reads none.
+	ss := make([]*rawStream, 16)
+	for i := range ss {
+		ss[i] = c.open()
+		ss[i].auth("t1", nil)
+	}
+	for _, s := range ss {
 		for j := range 4 {
 			s.sendMsg(&wire.CacheGet{TenantID: "t1", Namespace: "default", Cache: "c", Key: "k", RequestID: wire.U64(uint64(j))})
 		}
