@@ -16,8 +16,9 @@
 // frame, DropOld discards the oldest queued frame, Block makes the publisher
 // wait (throttling the whole stream, by design) until the queue has room,
 // the subscription closes, the publish's context ends, or the stream is
-// deleted or the broker closes (then the publish fails with that reason and
-// the frame counts as dropped). Every dropped event is
+// deleted or the broker closes (then the frame counts as dropped, and the
+// publish fails with that reason, but for the close of a durable stream:
+// its events are in the log, so it succeeds). Every dropped event is
 // counted per subscription (Subscription.Stats). Under the drop policies a
 // publisher never waits for a subscriber. Closing a subscription never
 // waits for a publisher, even one blocked on another subscriber; a new

@@ -52,7 +52,10 @@ func (b *Broker) CheckStorage() error {
 	return nil
 }
 
-// publishLogged appends to the log, then fans out in offset order.
+// publishLogged appends to the log, then fans out in offset order. A
+// publish whose records did not reach the log fails; one whose records
+// did is settled by settleStored when the fanout is cut short (on a
+// durable stream, the broker's close does not fail it).
 func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte, framed *Framed) (uint64, error) {
 	s.mu.Lock()
 	if s.ended != nil {
@@ -114,14 +117,47 @@ func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte, framed *F
 		s.lg.turn.Wait()
 	}
 	if s.ended != nil {
-		return first, stored(s.ended)
+		// The stream ended between the append and the fanout.
+		err := s.settleStored(stored(s.ended))
+		if err == nil {
+			s.countPublished(chunks)
+		}
+		return first, err
 	}
 	ferr := s.fanout(ctx, first, chunks)
 	s.lg.fanned = first + uint64(len(all))
 	s.tail = s.lg.fanned
 	s.tailNow.Store(s.tail)
 	s.lg.turn.Broadcast()
-	return first, ferr
+	return first, s.settleStored(ferr)
+}
+
+// settleStored decides the outcome of a publish whose records are in the
+// log (its Append met the sync policy) but did not reach every
+// subscription, for err (it matches ErrStoredNotDelivered). When the
+// broker's close cut the fanout short on a durable stream, the records
+// are stored and will be there after the restart: the publish succeeds
+// (nil), as a JetStream or Kafka publish is acknowledged once the log
+// has it, and a client that retried on an error would store it twice.
+// Otherwise err stands: a deleted stream's log goes with it, a stream
+// whose log is not durable loses it on restart, and a publisher whose
+// context ended while a Block subscriber was full was not promised
+// every delivery.
+func (s *Stream) settleStored(err error) error {
+	if err != nil && s.lg.durable && errors.Is(err, ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// countPublished counts a stored publish of chunks: after its fanout, or
+// in place of it when the broker's close came first (see settleStored).
+func (s *Stream) countPublished(chunks []chunk) {
+	for _, c := range chunks {
+		s.published.Add(uint64(c.events))
+		s.publishedBytes.Add(uint64(c.size))
+	}
+	s.publishCalls.Add(1)
 }
 
 // fail ends a log-backed stream after a storage error: it refuses every
@@ -242,11 +278,9 @@ func (s *Stream) fanout(ctx context.Context, first uint64, chunks []chunk) error
 				err = e
 			}
 		}
-		s.published.Add(uint64(c.events))
-		s.publishedBytes.Add(uint64(c.size))
 		off += uint64(c.events)
 	}
-	s.publishCalls.Add(1)
+	s.countPublished(chunks)
 	return stored(err)
 }
 

@@ -24,7 +24,8 @@ var (
 	// log of a durable stream), but not every subscription took them, for
 	// the error's other reason (ctx ended while a block-policy subscriber
 	// was full, or the stream ended). Publishing them again would store
-	// them twice.
+	// them twice. The broker's close does not fail a publish to a durable
+	// stream whose records are in its log: that publish succeeds.
 	ErrStoredNotDelivered = errors.New("stored, not delivered to every subscription")
 	// ErrStorage matches a Publish error of a log-backed stream whose log
 	// could not write the events (a *StorageError: a full disk, a file

@@ -86,7 +86,11 @@ func (s *Stream) Key() StreamKey { return s.key }
 // subscription, returning the offset of the first. The payload bytes are
 // copied (into the shared frames), so the caller may reuse them at once.
 // An empty batch is a no-op. Only subscriptions with the Block policy can
-// make Publish wait; ctx bounds that wait.
+// make Publish wait; ctx bounds that wait. An error matching
+// ErrStoredNotDelivered means the events were stored all the same. On a
+// durable stream, a publish whose records are in the log succeeds even if
+// the broker closes before every subscription has them; an in-memory
+// stream's then fails with ErrClosed (its events go with the broker).
 func (s *Stream) Publish(ctx context.Context, payloads [][]byte) (uint64, error) {
 	return s.publish(ctx, payloads, nil)
 }
@@ -143,7 +147,10 @@ func (s *Stream) publish(ctx context.Context, payloads [][]byte, framed *Framed)
 	err := s.fanout(ctx, base, chunks)
 	s.tail += uint64(len(payloads))
 	// The events are in the stream whatever err says: err only reports that
-	// a blocking subscription could not take them before ctx ended.
+	// a blocking subscription could not take them before ctx or the stream
+	// ended. Unlike a durable stream's (see settleStored), an in-memory
+	// publish cut short by the broker's close keeps its error: the ring
+	// goes with the broker, so nothing of it outlives the restart.
 	return base, err
 }
 
