@@ -69,6 +69,18 @@ type wireClaims struct {
 	Perms []string         `json:"perms"`
 }
 
+// UnmarshalJSON reads the claims by their exact names (DecodeFields):
+// "TID" or "Perms" are unknown claims, ignored, as for the reference,
+// where encoding/json would read them as tid or perms; a name given twice
+// is an error, so the token is malformed.
+func (c *wireClaims) UnmarshalJSON(b []byte) error {
+	*c = wireClaims{}
+	return DecodeFields(b, map[string]any{
+		"iss": &c.Iss, "sub": &c.Sub, "aud": &c.Aud, "tid": &c.Tid,
+		"exp": &c.Exp, "iat": &c.Iat, "nbf": &c.Nbf, "perms": &c.Perms,
+	})
+}
+
 func (c *wireClaims) GetExpirationTime() (*jwt.NumericDate, error) { return c.Exp, nil }
 func (c *wireClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.Iat, nil }
 func (c *wireClaims) GetNotBefore() (*jwt.NumericDate, error)      { return c.Nbf, nil }
@@ -96,9 +108,13 @@ func timeOf(d *jwt.NumericDate) time.Time {
 // that wants to know when its own token expires, or which tenant it names,
 // to say why a broker refused it or to renew it in time. Nothing read so
 // may grant anything. ok is false for an opaque token or one that does not
-// parse. Audience is the first aud value.
+// parse (Verify's rules: claim names are exact, a name given twice is
+// malformed). Audience is the first aud value.
 func PeekClaims(token string) (c Claims, ok bool) {
 	var wc wireClaims
+	if CheckJWTHeader(token) != nil {
+		return Claims{}, false
+	}
 	if _, _, err := jwt.NewParser().ParseUnverified(token, &wc); err != nil {
 		return Claims{}, false
 	}

@@ -13,6 +13,10 @@
 // named by kid is tried first and then the others, issuer and audience must
 // match, exp and nbf/iat are checked with a leeway (60 s by default) against
 // an injectable clock, and tid must equal the tenant of the auth frame.
+// Claim names are matched exactly ("TID" is an unknown claim, not tid) and a
+// name given twice in the header or claims makes the token malformed
+// (CheckUniqueNames, DecodeFields), so no two verifiers read one token two
+// ways.
 // Every failure is a *TokenError whose Reason is one of the Err* sentinels
 // (errors.Is works); error texts never contain the token.
 //
@@ -25,7 +29,9 @@
 // written as the reference's JWKS JSON. Keys are broker-wide by default; a key
 // may carry a tenant (KeySet.ForTenant), and then it verifies only tokens
 // presented for that tenant, which lets one broker hold the per-tenant keys of
-// a control plane. A KeySource keeps the current KeySet of a JWKS file
+// a control plane. A set holds at most MaxKeySetKeys (64) keys, since a
+// token with an unknown kid is tried against each; a JWKS's member names
+// are matched exactly. A KeySource keeps the current KeySet of a JWKS file
 // (read at every interval and reloaded when its content's SHA-256 changes)
 // or URL (refetched every interval); a failed reload keeps the previous
 // keys and is logged.

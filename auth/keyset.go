@@ -18,6 +18,13 @@ import (
 // MaxJWKSBytes bounds a JWKS document read from a file or over HTTP.
 const MaxJWKSBytes = 1 << 20
 
+// MaxKeySetKeys bounds the keys of a KeySet, hence of a JWKS document: a
+// token whose kid is unknown or absent is tried against every key usable
+// for its tenant, so a set of thousands of keys (a megabyte of JWKS holds
+// some 8000) would make each forged token cost thousands of signature
+// checks. A control plane publishes a tenant's current and previous keys.
+const MaxKeySetKeys = 64
+
 // Key is one Ed25519 verification key.
 type Key struct {
 	ID     string // kid
@@ -42,8 +49,12 @@ type KeySet struct {
 }
 
 // NewKeySet returns a set of keys. A key without ID gets KeyID(Public). It
-// fails on a key that is not 32 bytes long and on duplicate kids.
+// fails on a key that is not 32 bytes long, on duplicate kids and on more
+// than MaxKeySetKeys keys.
 func NewKeySet(keys ...Key) (*KeySet, error) {
+	if len(keys) > MaxKeySetKeys {
+		return nil, errTooManyKeys(len(keys))
+	}
 	s := &KeySet{byID: make(map[string]int, len(keys))}
 	for _, k := range keys {
 		if len(k.Public) != ed25519.PublicKeySize {
@@ -104,8 +115,13 @@ func (s *KeySet) ForTenant(tenant string) *KeySet {
 	return out
 }
 
-// Merge returns the union of sets; a kid present in more than one set is an
-// error.
+// errTooManyKeys is the error of a set of n keys, over MaxKeySetKeys.
+func errTooManyKeys(n int) error {
+	return fmt.Errorf("auth: %d keys in a key set, at most %d", n, MaxKeySetKeys)
+}
+
+// Merge returns the union of sets; a kid present in more than one set, or
+// more than MaxKeySetKeys keys in all, is an error.
 func Merge(sets ...*KeySet) (*KeySet, error) {
 	var keys []Key
 	for _, s := range sets {
@@ -145,21 +161,29 @@ func (s *KeySet) MarshalJSON() ([]byte, error) {
 // ParseJWKS reads a JWKS document. Keys that are not Ed25519 signing keys
 // (another kty or crv, or a use other than "sig") are skipped, so a mixed
 // document works; an Ed25519 key with a missing kid, an alg other than
-// EdDSA or a bad x is an error, as are duplicate kids.
+// EdDSA or a bad x is an error, as are duplicate kids and more than
+// MaxKeySetKeys Ed25519 keys. Member names are matched exactly ("KTY" or
+// "X" are unknown members, ignored), and a name given twice in one object
+// is an error wrapping ErrDuplicateName.
 func ParseJWKS(data []byte) (*KeySet, error) {
-	var doc struct {
-		Keys *[]jwk `json:"keys"`
-	}
-	if err := json.Unmarshal(data, &doc); err != nil {
+	var raw *[]json.RawMessage
+	if err := DecodeFields(data, map[string]any{"keys": &raw}); err != nil {
 		return nil, fmt.Errorf("auth: jwks: %w", err)
 	}
-	if doc.Keys == nil {
+	if raw == nil {
 		return nil, errors.New(`auth: jwks: no "keys" array`)
 	}
 	var keys []Key
-	for i, k := range *doc.Keys {
+	for i, r := range *raw {
+		k, err := decodeJWK(r)
+		if err != nil {
+			return nil, fmt.Errorf("auth: jwks: key %d: %w", i, err)
+		}
 		if k.Kty != "OKP" || k.Crv != "Ed25519" || (k.Use != "" && k.Use != "sig") {
 			continue
+		}
+		if len(keys) == MaxKeySetKeys { // checked before decoding more
+			return nil, fmt.Errorf("auth: jwks: more than %d Ed25519 keys, at most %d", MaxKeySetKeys, MaxKeySetKeys)
 		}
 		if k.Kid == "" {
 			return nil, fmt.Errorf("auth: jwks: key %d: missing kid", i)
@@ -178,6 +202,15 @@ func ParseJWKS(data []byte) (*KeySet, error) {
 		return nil, fmt.Errorf("auth: jwks: %w", err)
 	}
 	return s, nil
+}
+
+// decodeJWK reads one key of a JWKS by its members' exact names.
+func decodeJWK(data []byte) (jwk, error) {
+	var k jwk
+	err := DecodeFields(data, map[string]any{
+		"kty": &k.Kty, "kid": &k.Kid, "alg": &k.Alg, "use": &k.Use, "crv": &k.Crv, "x": &k.X,
+	})
+	return k, err
 }
 
 // LoadJWKSFile reads a JWKS document from a file.

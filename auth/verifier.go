@@ -45,18 +45,24 @@ const DefaultMaxTokenBytes = 16 << 10
 // The algorithm must be EdDSA; the key named by the header's kid is tried
 // first, then every other key usable for tenant. Then exp (required) must
 // not have passed and nbf and iat must not lie in the future (each with the
-// leeway), iss and aud must match and tid must equal tenant. Failures are
-// *TokenError with the reasons of this package: ErrNoToken for an empty
-// token, ErrMalformed for what does not parse (or lacks exp), ErrUnknownKey
-// when no usable key verifies and the kid is not one of them (or there are
-// none), ErrBadSignature when the kid is known or the alg is not EdDSA,
-// and, before any parsing, ErrTokenTooLarge for a token over MaxTokenBytes.
+// leeway), iss and aud must match and tid must equal tenant. Claim names
+// are matched exactly, as the reference does: "TID" is an unknown claim,
+// ignored, not tid. Failures are *TokenError with the reasons of this
+// package: ErrNoToken for an empty token, ErrMalformed for what does not
+// parse, lacks exp, or names a member of its header or claims twice
+// (CheckUniqueNames), ErrUnknownKey when no usable key verifies and the
+// kid is not one of them (or there are none), ErrBadSignature when the kid
+// is known or the alg is not EdDSA, and, before any parsing,
+// ErrTokenTooLarge for a token over MaxTokenBytes.
 func (v *Verifier) Verify(token, tenant string) (*Claims, error) {
 	if token == "" {
 		return nil, tokenErr(ErrNoToken)
 	}
 	if limit := v.maxTokenBytes(); len(token) > limit {
 		return nil, &TokenError{Reason: ErrTokenTooLarge, Detail: fmt.Sprintf("%d bytes, limit %d", len(token), limit)}
+	}
+	if CheckJWTHeader(token) != nil {
+		return nil, tokenErr(ErrMalformed)
 	}
 	var keys *KeySet
 	if v.Keys != nil {

@@ -11,9 +11,13 @@
 // is cached for an hour and fetched again once when a token names an unknown
 // kid (at most every MinRefetchInterval). The key's type and curve must fit
 // the alg. Then iss, aud (one of the configured audiences), exp (required),
-// nbf and iat are checked with 60 s of skew. The principal id is
-// hex(sha256(issuer + "|" + subject)); an issuer containing '|' is refused
-// as a configuration error (IssuerConfig.Validate), so ids are unambiguous.
+// nbf and iat are checked with 60 s of skew. Claim names are exact and a
+// token naming a claim or header member twice is invalid; JWKS and
+// discovery documents are read by exact names, a name twice refusing the
+// document. The principal id is hex(sha256(issuer + "|" + subject)); an
+// issuer containing '|' is refused as a configuration error
+// (IssuerConfig.Validate, which also refuses an empty issuer or audience),
+// so ids are unambiguous.
 // Tokens over 64 KiB are refused unparsed; the caches hold at most 1024
 // JWKS and 1024 discovery documents (least recently used dropped) and 64
 // keys per JWKS (Verifier.Stats counts what is dropped).

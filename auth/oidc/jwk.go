@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+
+	"github.com/felixmq/felix/auth"
 )
 
 // MinRSABits is the smallest RSA modulus accepted.
@@ -45,16 +47,19 @@ type upstreamKey struct {
 // (the first in document order; dropped counts the keys with a kid and a
 // signing use left out, unparsed);
 // keys without kid, of other types, for encryption, or malformed are
-// skipped.
+// skipped. Member names are matched exactly, and a name given twice in
+// one object fails the whole document (auth.ErrDuplicateName).
 func parseJWKS(data []byte, limit int) (keys map[string]upstreamKey, dropped int, err error) {
-	var doc struct {
-		Keys []jwk `json:"keys"`
-	}
-	if err := json.Unmarshal(data, &doc); err != nil {
+	var raw []json.RawMessage
+	if err := auth.DecodeFields(data, map[string]any{"keys": &raw}); err != nil {
 		return nil, 0, fmt.Errorf("jwks: %w", err)
 	}
-	keys = make(map[string]upstreamKey, min(len(doc.Keys), limit))
-	for _, k := range doc.Keys {
+	keys = make(map[string]upstreamKey, min(len(raw), limit))
+	for i, r := range raw {
+		k, err := decodeJWK(r)
+		if err != nil {
+			return nil, 0, fmt.Errorf("jwks: key %d: %w", i, err)
+		}
 		if k.Kid == "" || (k.Use != "" && k.Use != "sig") {
 			continue
 		}
@@ -69,6 +74,17 @@ func parseJWKS(data []byte, limit int) (keys map[string]upstreamKey, dropped int
 		keys[k.Kid] = upstreamKey{alg: k.Alg, pub: pub}
 	}
 	return keys, dropped, nil
+}
+
+// decodeJWK reads one key of a JWKS by its members' exact names: "KID"
+// or "X" are unknown members, ignored.
+func decodeJWK(data []byte) (jwk, error) {
+	var k jwk
+	err := auth.DecodeFields(data, map[string]any{
+		"kty": &k.Kty, "kid": &k.Kid, "alg": &k.Alg, "use": &k.Use, "crv": &k.Crv,
+		"x": &k.X, "y": &k.Y, "n": &k.N, "e": &k.E,
+	})
+	return k, err
 }
 
 func (k jwk) publicKey() (any, error) {

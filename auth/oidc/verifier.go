@@ -81,19 +81,26 @@ type IssuerConfig struct {
 	GroupsClaim string `json:"groups_claim,omitempty" yaml:"groups_claim"`
 }
 
-// Validate checks what Verify needs of c: an Issuer without '|' (the
-// principal id joins issuer and subject with '|', so an issuer holding one
-// could share ids with another issuer's principals) and at least one
-// audience. Errors wrap ErrIssuerConfig. Loaders of issuer configurations
-// should call it; Verify refuses a token whose issuer's config fails it.
+// Validate checks what Verify needs of c: an Issuer, not blank, without
+// '|' (the principal id joins issuer and subject with '|', so an issuer
+// holding one could share ids with another issuer's principals) and at
+// least one audience, none of them empty or blank (with an empty one, a
+// token whose aud is "" would pass). Errors wrap ErrIssuerConfig. Loaders
+// of issuer configurations should call it; Verify refuses a token whose
+// issuer's config fails it.
 func (c IssuerConfig) Validate() error {
 	switch {
-	case c.Issuer == "":
+	case strings.TrimSpace(c.Issuer) == "":
 		return fmt.Errorf("oidc: %w: empty issuer", ErrIssuerConfig)
 	case strings.Contains(c.Issuer, "|"):
 		return fmt.Errorf("oidc: %w: issuer %q contains '|', which would make principal ids ambiguous", ErrIssuerConfig, c.Issuer)
 	case len(c.Audiences) == 0:
 		return fmt.Errorf("oidc: %w: issuer %q has no audiences", ErrIssuerConfig, c.Issuer)
+	}
+	for i, a := range c.Audiences {
+		if strings.TrimSpace(a) == "" {
+			return fmt.Errorf("oidc: %w: issuer %q: audience %d is empty", ErrIssuerConfig, c.Issuer, i)
+		}
 	}
 	return nil
 }
@@ -311,11 +318,14 @@ func (v *Verifier) Verify(ctx context.Context, token string, issuers []IssuerCon
 	if len(token) > limit {
 		return nil, invalid(fmt.Sprintf("too large: %d bytes, limit %d", len(token), limit))
 	}
-	var unverified jwt.MapClaims
+	if auth.CheckJWTHeader(token) != nil {
+		return nil, invalid("malformed")
+	}
+	var unverified idClaims
 	if _, _, err := jwt.NewParser().ParseUnverified(token, &unverified); err != nil {
 		return nil, invalid("malformed")
 	}
-	iss, _ := unverified["iss"].(string)
+	iss, _ := unverified.MapClaims["iss"].(string)
 	i := slices.IndexFunc(issuers, func(c IssuerConfig) bool { return c.Issuer == iss })
 	if iss == "" || i < 0 {
 		return nil, ErrIssuerNotAllowed
@@ -345,7 +355,7 @@ func (v *Verifier) Verify(ctx context.Context, token string, issuers []IssuerCon
 		}
 		return k.pub, nil
 	}
-	var claims jwt.MapClaims
+	var claims idClaims
 	parser := jwt.NewParser(jwt.WithValidMethods(algs), jwt.WithoutClaimsValidation())
 	if _, err := parser.ParseWithClaims(token, &claims, keyfunc); err != nil {
 		if keyErr != nil && errors.Is(keyErr, ErrKeysUnavailable) {
@@ -353,14 +363,14 @@ func (v *Verifier) Verify(ctx context.Context, token string, issuers []IssuerCon
 		}
 		return nil, invalid("signature or key")
 	}
-	if err := v.checkClaims(claims, cfg); err != nil {
+	if err := v.checkClaims(claims.MapClaims, cfg); err != nil {
 		return nil, err
 	}
 	subClaim := cfg.SubjectClaim
 	if subClaim == "" {
 		subClaim = DefaultSubjectClaim
 	}
-	sub, _ := claims[subClaim].(string)
+	sub, _ := claims.MapClaims[subClaim].(string)
 	if sub == "" {
 		return nil, invalid("no subject claim " + subClaim)
 	}
@@ -369,9 +379,23 @@ func (v *Verifier) Verify(ctx context.Context, token string, issuers []IssuerCon
 		p.ExpiresAt = exp.Time
 	}
 	if cfg.GroupsClaim != "" {
-		p.Groups = groups(claims[cfg.GroupsClaim])
+		p.Groups = groups(claims.MapClaims[cfg.GroupsClaim])
 	}
 	return p, nil
+}
+
+// idClaims are an ID token's claims, by their exact names (a map), with
+// no name given twice: jwt.MapClaims alone keeps the last of duplicated
+// claims, where another verifier might keep the first.
+type idClaims struct{ jwt.MapClaims }
+
+// UnmarshalJSON refuses a name given twice anywhere in the claims
+// (auth.CheckUniqueNames), then decodes them as jwt.MapClaims.
+func (c *idClaims) UnmarshalJSON(b []byte) error {
+	if err := auth.CheckUniqueNames(b); err != nil {
+		return err
+	}
+	return json.Unmarshal(b, &c.MapClaims)
 }
 
 func invalid(detail string) error { return fmt.Errorf("oidc: %w: %s", ErrInvalidToken, detail) }
@@ -620,17 +644,17 @@ func (v *Verifier) discover(ctx context.Context, cfg IssuerConfig, discURL strin
 	if err != nil {
 		return "", fmt.Errorf("oidc: %w: %w", ErrKeysUnavailable, err)
 	}
-	var doc struct {
-		Issuer  string `json:"issuer"`
-		JWKSURI string `json:"jwks_uri"`
+	var issuer, jwksURI string // by their exact names; a name twice is refused
+	if err := auth.DecodeFields(data, map[string]any{"issuer": &issuer, "jwks_uri": &jwksURI}); err != nil {
+		return "", fmt.Errorf("oidc: %w: %s: %w", ErrKeysUnavailable, discURL, err)
 	}
-	if err := json.Unmarshal(data, &doc); err != nil || doc.JWKSURI == "" {
+	if jwksURI == "" {
 		return "", fmt.Errorf("oidc: %w: %s has no jwks_uri", ErrKeysUnavailable, discURL)
 	}
-	if doc.Issuer != "" && doc.Issuer != cfg.Issuer {
-		return "", fmt.Errorf("oidc: %w: %s names issuer %q", ErrKeysUnavailable, discURL, doc.Issuer)
+	if issuer != "" && issuer != cfg.Issuer {
+		return "", fmt.Errorf("oidc: %w: %s names issuer %q", ErrKeysUnavailable, discURL, issuer)
 	}
-	return doc.JWKSURI, nil
+	return jwksURI, nil
 }
 
 // cachedDiscovery answers from what discovery found at discURL when it
