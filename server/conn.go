@@ -384,12 +384,32 @@ const MaxPreAuthFrameBytes = 64 << 10
 // preAuthMaxFrame is the frame limit of a stream not yet authenticated.
 func (s *Server) preAuthMaxFrame() int { return min(MaxPreAuthFrameBytes, s.maxFrame()) }
 
-// newFrameReader returns a reader of the frames of a client stream, src,
-// buffered by br, that refuses payloads over limit bytes.
-func newFrameReader(br *bufio.Reader, src io.Reader, limit int) *wire.Reader {
-	r := wire.NewReader(br, limit)
+// streamReadBuffer is the read buffer of a client stream that has
+// authenticated.
+const streamReadBuffer = 16 << 10
+
+// preAuthReader returns the reader of the frames of a client stream, src,
+// until it authenticates: with the pre-auth frame limit and no read
+// buffer, so that a stream that has not authenticated holds little
+// memory (a peer may open thousands on a connection and hold them for
+// AuthTimeout), and so that the reader takes from src exactly the bytes
+// of the frames it returns.
+func (c *conn) preAuthReader(src io.Reader) *wire.Reader {
+	return wire.NewReader(src, c.s.preAuthMaxFrame())
+}
+
+// authenticatedReader switches r, the preAuthReader of src, to read src
+// through a buffer of streamReadBuffer bytes with the frame limit, once
+// the stream has authenticated, and returns that buffer. The pre-auth
+// reads took from src exactly the frames up to the auth, so the frames a
+// client pipelined after its auth are all still to be read from src.
+// Large payloads are read from src directly (see wire.Reader.SetDirect).
+func (c *conn) authenticatedReader(r *wire.Reader, src io.Reader) *bufio.Reader {
+	br := bufio.NewReaderSize(src, streamReadBuffer)
+	r.Reset(br)
 	r.SetDirect(src)
-	return r
+	r.SetMaxPayload(c.s.opts.MaxFrameBytes)
+	return br
 }
 
 // handleUni serves a publish-only stream: auth (no reply), then publishes.
@@ -402,13 +422,13 @@ func newFrameReader(br *bufio.Reader, src io.Reader, limit int) *wire.Reader {
 // than a publish) is counted in Counters.ProtocolErrors.
 func (c *conn) handleUni(rs *quic.ReceiveStream) {
 	defer rs.CancelRead(codeNoErrorStream)
-	r := newFrameReader(bufio.NewReaderSize(rs, 16<<10), rs, c.s.preAuthMaxFrame()) // as a control stream's
+	r := c.preAuthReader(rs) // as a control stream's
 	id, _, err := c.authenticate(r, nil, rs.SetReadDeadline)
 	if err != nil {
 		c.malformed(err)
 		return
 	}
-	r.SetMaxPayload(c.s.opts.MaxFrameBytes)
+	c.authenticatedReader(r, rs)
 	_, stop := c.untilExpiry(id, func(code quic.StreamErrorCode) { rs.CancelRead(code) })
 	defer stop()
 	p := newPublisher(c, id)

@@ -48,11 +48,19 @@ type control struct {
 // maxPendingReplies bounds the replies held back for one write.
 const maxPendingReplies = 64 << 10
 
+// handleControl serves a client-opened bidirectional stream. Until the
+// stream authenticates it holds only its frame reader (unbuffered, with
+// the pre-auth limit) and writer: its read buffer and its control state
+// are allocated once it has authenticated.
 func (c *conn) handleControl(bs *quic.Stream) {
-	br := bufio.NewReaderSize(bs, 16<<10)
-	// Until the stream authenticates it reads with the pre-auth limit.
-	ctl := &control{c: c, bs: bs, br: br, r: newFrameReader(br, bs, c.s.preAuthMaxFrame()), w: wire.NewWriter(bs)}
-	err := ctl.run()
+	r, w := c.preAuthReader(bs), wire.NewWriter(bs)
+	id, peer, err := c.authenticate(r, w, bs.SetDeadline) // the read and the answers
+	if err != nil {
+		c.finish(bs, err)
+		return
+	}
+	ctl := &control{c: c, bs: bs, br: c.authenticatedReader(r, bs), r: r, w: w}
+	err = ctl.run(id, peer)
 	ctl.uncount()
 	if errors.Is(err, errSubscribed) {
 		return // the subscription owns the stream now
@@ -62,12 +70,9 @@ func (c *conn) handleControl(bs *quic.Stream) {
 
 var errSubscribed = errors.New("subscribed")
 
-func (ctl *control) run() error {
-	id, peer, err := ctl.c.authenticate(ctl.r, ctl.w, ctl.bs.SetDeadline) // the read and the answers
-	if err != nil {
-		return err
-	}
-	ctl.r.SetMaxPayload(ctl.c.s.opts.MaxFrameBytes)
+// run serves the stream's requests once it has authenticated as id, with
+// the client capabilities peer.
+func (ctl *control) run(id *Identity, peer uint16) error {
 	var stop func()
 	ctl.ctx, stop = ctl.c.untilExpiry(id, ctl.expire)
 	defer func() {

@@ -99,6 +99,28 @@ func TestReaderDoesNotTrustLength(t *testing.T) {
 	}
 }
 
+// A frame's payload buffer grows with the bytes received, not with the
+// length announced: a peer that announces a large payload and sends a
+// little of it makes the reader hold about twice what it sent (and at
+// least a small first step), so one that does so on thousands of streams
+// (before auth, say) holds little memory.
+func TestReaderBufferGrowsWithBytesReceived(t *testing.T) {
+	for _, announced := range []int{64 << 10, DefaultMaxFrameBytes} {
+		for _, sent := range []int{0, 1, 100, 5000, 60_000, 300_000} {
+			sent = min(sent, announced-1)
+			in := append(header(Magic, 1, 0, uint32(announced)), make([]byte, sent)...)
+			r := NewReader(&oneByteAtATime{r: bytes.NewReader(in)}, announced)
+			if _, err := r.ReadFrame(); !errors.Is(err, ErrTruncated) {
+				t.Fatalf("announced %d, sent %d: err = %v", announced, sent, err)
+			}
+			if held, bound := cap(r.buf), max(2*sent, 4<<10); held > bound {
+				t.Fatalf("announced %d, sent %d: the reader holds a buffer of %d bytes, want at most %d",
+					announced, sent, held, bound)
+			}
+		}
+	}
+}
+
 func TestReaderLargeFrameAcrossChunks(t *testing.T) {
 	payload := bytes.Repeat([]byte("0123456789"), 50_000) // 500 kB, several growth steps
 	in := AppendFrame(nil, 0, payload)

@@ -21,9 +21,12 @@ type Reader struct {
 	frames uint64
 }
 
-// readChunk bounds how much buffer is grown ahead of data actually received,
-// so a peer claiming a large length must send the bytes before we hold them.
-const readChunk = 64 << 10
+// firstGrowth is the first step by which a payload buffer grows; each
+// later step is the size already held, so a buffer is at most twice the
+// bytes received (or firstGrowth): a peer claiming a large length must
+// send the bytes before we hold them, which keeps a stream that announces
+// a frame and stalls (thousands of them, before auth) cheap.
+const firstGrowth = 1 << 10
 
 // NewReader returns a Reader over r that rejects payloads larger than
 // maxPayload bytes (0 means DefaultMaxFrameBytes).
@@ -79,7 +82,7 @@ func (r *Reader) ReadFrame() (Frame, error) {
 // MaxOwnedFrame bounds the buffer ReadFrameOwned allocates for one frame
 // (headroom and payload): a larger payload is read as ReadFrame reads it,
 // growing the reused buffer no faster than its bytes arrive.
-const MaxOwnedFrame = readChunk
+const MaxOwnedFrame = 64 << 10
 
 // ReadFrameOwned is ReadFrame for a caller that keeps some payloads: the
 // payload of a frame whose flags share a bit with mask, when headroom plus
@@ -137,7 +140,7 @@ func (r *Reader) readOwned(p []byte) (int, error) {
 }
 
 // readPayload reads exactly n bytes (n already validated against the limit),
-// growing the buffer no faster than data arrives.
+// growing the buffer no faster than data arrives (see firstGrowth).
 func (r *Reader) readPayload(n int) ([]byte, error) {
 	if n <= cap(r.buf) {
 		b := r.buf[:n]
@@ -148,13 +151,12 @@ func (r *Reader) readPayload(n int) ([]byte, error) {
 	}
 	b := r.buf[:0]
 	for len(b) < n {
-		want := min(n-len(b), max(readChunk, len(b)))
-		if cap(b)-len(b) < want {
-			nb := make([]byte, len(b), len(b)+want)
+		if len(b) == cap(b) { // full: double it (to n at most)
+			nb := make([]byte, len(b), min(n, len(b)+max(firstGrowth, len(b))))
 			copy(nb, b)
 			b = nb
 		}
-		got, err := io.ReadFull(r.r, b[len(b):len(b)+want])
+		got, err := io.ReadFull(r.r, b[len(b):min(n, cap(b))])
 		b = b[:len(b)+got]
 		if err != nil {
 			r.buf = b[:0]
