@@ -157,7 +157,9 @@ func (ctl *control) serve(m *wire.Serve) error {
 	go func() {
 		defer close(writerDone)
 		defer cancel()
-		rs.write(w)
+		if rs.write(w) != nil {
+			ctl.outOfService(sv)
+		}
 	}()
 	err := ctl.serveLoop(sv)
 	cancel()
@@ -185,13 +187,24 @@ func (r *responder) Send(id uint64, payload []byte) bool {
 	}
 }
 
-// write sends the requests, several per stream write when they queue up.
-func (r *responder) write(w *lockedWriter) {
+// outOfService takes a responder whose stream write failed (it stopped
+// reading: STOP_SENDING) out of service at once, as if its stream had
+// ended: the requests in flight to it fail as responder_gone now, not at
+// their timeouts, it is sent no more, and its stream ends (its answers
+// would have no request to match).
+func (ctl *control) outOfService(sv *service.Serving) {
+	sv.Close()
+	ctl.bs.CancelRead(codeNoErrorStream)
+}
+
+// write sends the requests, several per stream write when they queue up,
+// until the responder's context ends (nil) or a write fails (its error).
+func (r *responder) write(w *lockedWriter) error {
 	var buf []byte
 	for {
 		select {
 		case <-r.ctx.Done():
-			return
+			return nil
 		case m := <-r.ch:
 			buf, _ = wire.AppendMessageFrame(buf[:0], &m)
 		}
@@ -203,8 +216,8 @@ func (r *responder) write(w *lockedWriter) {
 				more = false
 			}
 		}
-		if w.raw(buf) != nil {
-			return
+		if err := w.raw(buf); err != nil {
+			return err
 		}
 		if cap(buf) > 1<<20 {
 			buf = nil

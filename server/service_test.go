@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/felixmq/felix/internal/testbroker"
 	"github.com/felixmq/felix/server"
@@ -138,6 +139,42 @@ func TestResponderGoneRaw(t *testing.T) {
 	waitFor(t, "the responder gone", func() bool { return tb.Server.ServiceStats().Responders == 0 }, nil)
 	rq.sendMsg(req(3, "c", nil))
 	rq.expectMsg(&wire.RequestError{RequestID: 3, Code: wire.RequestCodeNoResponders, Message: "no responders for t1/default/svc"})
+}
+
+// A responder that stops reading its stream (STOP_SENDING) while it
+// still writes is out of service once the broker's write to it fails:
+// its requests in flight get responder_gone then, not at their (long)
+// timeouts, it is sent no more, and the loss is counted.
+func TestResponderWriteFailedIsGone(t *testing.T) {
+	tb := testbroker.Start(t)
+	rq := dialRaw(t, tb).open()
+	authRequest(t, rq)
+	rc := dialRaw(t, tb)
+	resp := serveRaw(t, rc, nil)
+	rq.sendMsg(req(1, "a", wire.U64(30_000)))
+	resp.readMsg()
+	resp.s.CancelRead(7) // its send side stays open
+	// A round trip on another stream of the connection: the broker has
+	// read the STOP_SENDING sent before it.
+	authRequest(t, rc.open())
+	rq.sendMsg(req(2, "b", wire.U64(30_000))) // its write fails
+	for range 2 {
+		m := rq.readMsg()
+		if e, ok := m.(*wire.RequestError); !ok || e.Code != wire.RequestCodeResponderGone {
+			t.Fatalf("%#v, want responder_gone", m)
+		}
+	}
+	if st := tb.Server.ServiceStats(); st.ResponderGone != 2 || st.Responders != 0 || st.Timeouts != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	rq.sendMsg(req(3, "c", wire.U64(30_000)))
+	rq.expectMsg(&wire.RequestError{RequestID: 3, Code: wire.RequestCodeNoResponders, Message: "no responders for t1/default/svc"})
+	// Its stream ends: the broker stops reading it too.
+	select {
+	case <-resp.s.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the broker still reads the responder's stream")
+	}
 }
 
 func TestRequestLimitPerConnection(t *testing.T) {
