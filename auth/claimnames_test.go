@@ -34,11 +34,7 @@ func claimsJSON(exp int64, extra string) string {
 // case-insensitive match let the last of "tid" and "TID" win, so one
 // signed token named tenant t2 here and t1 for the reference.
 func TestVerifyClaimNamesAreExact(t *testing.T) {
-	clock := testclock.New()
-	s := newSigner(t)
-	v := &Verifier{Keys: s.KeySet(), Now: clock.Now}
-	exp := clock.Now().Add(DefaultTTL).Unix()
-	header := `{"alg":"EdDSA","kid":"` + s.KeyID() + `"}`
+	s, v, exp, header := handMadeTokens(t)
 
 	for _, tc := range []struct {
 		name, extra string
@@ -86,11 +82,7 @@ func TestVerifyClaimNamesAreExact(t *testing.T) {
 // JSON unescaping), is malformed: encoding/json would keep the last, other
 // verifiers keep the first or refuse it. Also in nested objects.
 func TestVerifyRefusesDuplicateNames(t *testing.T) {
-	clock := testclock.New()
-	s := newSigner(t)
-	v := &Verifier{Keys: s.KeySet(), Now: clock.Now}
-	exp := clock.Now().Add(DefaultTTL).Unix()
-	header := `{"alg":"EdDSA","kid":"` + s.KeyID() + `"}`
+	s, v, exp, header := handMadeTokens(t)
 
 	for _, tc := range []struct{ name, header, payload string }{
 		{"tid twice", header, claimsJSON(exp, `,"tid":"t2"`)},
@@ -137,4 +129,14 @@ func FuzzCheckUniqueNames(f *testing.F) {
 			t.Fatalf("refused valid JSON %q without a duplicate: %v", data, err)
 		}
 	})
+}
+
+// handMadeTokens returns a signer, a verifier of its keys on a test
+// clock, the exp of a token issued now, and the JSON header of a token
+// signed by it, for tests that write tokens' JSON by hand.
+func handMadeTokens(t *testing.T) (s *Signer, v *Verifier, exp int64, header string) {
+	clock := testclock.New()
+	s = newSigner(t)
+	v = &Verifier{Keys: s.KeySet(), Now: clock.Now}
+	return s, v, clock.Now().Add(DefaultTTL).Unix(), `{"alg":"EdDSA","kid":"` + s.KeyID() + `"}`
 }

@@ -99,15 +99,7 @@ func TestPurgeRacingPublishersKeepsLiveDelivery(t *testing.T) {
 // purge point, counting the skipped events as dropped, then goes on live.
 func TestPurgeOvertakesCatchUp(t *testing.T) {
 	_, s := newLoggedStream(t, Options{QueueCapacity: 1 << 16, MaxEventsPerFrame: 10}, openDisk(t, 1024))
-	for i := range 500 {
-		if _, err := s.Publish(context.Background(), [][]byte{seqPayload(uint64(i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sub, err := s.Subscribe(SubscribeOptions{WantOffsets: true, Start: wire.StartPosition{Kind: wire.StartEarliest}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := replayFromEarliest(t, s, 500)
 	first := readOffsets(t, sub, 1)
 	if first[0] != 0 || len(first) > 10 {
 		t.Fatalf("first replay frame %v", first)
@@ -174,15 +166,7 @@ func TestPurgeInMemoryRing(t *testing.T) {
 // count as dropped, and the subscription goes on live.
 func TestPurgeInMemoryCutsReplay(t *testing.T) {
 	_, s := newTestStream(t, Options{RingCapacity: 100, MaxEventsPerFrame: 10})
-	for i := range 100 {
-		if _, err := s.Publish(context.Background(), [][]byte{seqPayload(uint64(i))}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sub, err := s.Subscribe(SubscribeOptions{WantOffsets: true, Start: wire.StartPosition{Kind: wire.StartEarliest}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := replayFromEarliest(t, s, 100)
 	first := readOffsets(t, sub, 1)
 	if first[0] != 0 || len(first) != 10 {
 		t.Fatalf("first replay frame %v", first)
@@ -234,4 +218,20 @@ func TestPurgeStorageErrorSaysPurge(t *testing.T) {
 	if res, err := s.Purge(); err != nil || res.Purged != 3 || res.Offset != 3 {
 		t.Fatalf("purge once there is room = %+v, %v; want 3 purged, offset 3", res, err)
 	}
+}
+
+// replayFromEarliest publishes events 0..n-1 to s, one a call, and
+// subscribes from the earliest, with offsets.
+func replayFromEarliest(t *testing.T, s *Stream, n int) *Subscription {
+	t.Helper()
+	for i := range n {
+		if _, err := s.Publish(context.Background(), [][]byte{seqPayload(uint64(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, err := s.Subscribe(SubscribeOptions{WantOffsets: true, Start: wire.StartPosition{Kind: wire.StartEarliest}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub
 }

@@ -41,27 +41,7 @@ func within(t *testing.T, what string, fn func()) bool {
 // on. Before, the append ran under the group's lock, and every member of
 // the group stalled for the fsync.
 func TestStateLogRollFsyncDoesNotStallOtherMembers(t *testing.T) {
-	var hold atomic.Bool
-	syncing, release := make(chan struct{}), make(chan struct{})
-	var releaseOnce sync.Once
-	onSync := func(time.Duration) { // after an fsync of the state log's records
-		if hold.CompareAndSwap(true, false) {
-			close(syncing)
-			<-release
-		}
-	}
-	dir := t.TempDir()
-	stream, err := commitlog.Open(filepath.Join(dir, "stream"), commitlog.Options{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	state, err := commitlog.Open(filepath.Join(dir, "state"), commitlog.Options{Sync: commitlog.SyncInterval,
-		SyncInterval: time.Hour, SegmentBytes: 512, OnSync: onSync, RetentionInterval: -1, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stream.Close(); state.Close() })
-	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // runs first
+	stream, state, hold, syncing, release := heldSyncLogs(t, commitlog.Options{SegmentBytes: 512})
 	fill(t, stream, 200)
 	clock := newFakeClock()
 	g := newGroupT(t, stream, Options{Clock: clock, StateLog: state, AckTimeout: time.Hour, SnapshotEvery: 1 << 20})
@@ -106,7 +86,7 @@ func TestStateLogRollFsyncDoesNotStallOtherMembers(t *testing.T) {
 	})
 	within(t, "Join", func() { joinT(t, g, "c", 1) })
 
-	releaseOnce.Do(func() { close(release) })
+	release()
 	if err := <-acking; err != nil {
 		t.Fatalf("Ack of a: %v", err)
 	}
@@ -124,28 +104,7 @@ func TestStateLogRollFsyncDoesNotStallOtherMembers(t *testing.T) {
 // while the fsync runs. Without it, that Ack's append rolls first, and
 // it and every state write queued behind it wait for the fsync.
 func TestStateLogRollInBackgroundAcksDoNotWaitForSeal(t *testing.T) {
-	var hold atomic.Bool
-	syncing, release := make(chan struct{}), make(chan struct{})
-	var releaseOnce sync.Once
-	onSync := func(time.Duration) {
-		if hold.CompareAndSwap(true, false) {
-			close(syncing)
-			<-release
-		}
-	}
-	dir := t.TempDir()
-	stream, err := commitlog.Open(filepath.Join(dir, "stream"), commitlog.Options{Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	state, err := commitlog.Open(filepath.Join(dir, "state"), commitlog.Options{Sync: commitlog.SyncInterval,
-		SyncInterval: time.Hour, SegmentBytes: 2048, RollInBackground: true, OnSync: onSync,
-		RetentionInterval: -1, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stream.Close(); state.Close() })
-	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // runs first
+	stream, state, hold, syncing, release := heldSyncLogs(t, commitlog.Options{SegmentBytes: 2048, RollInBackground: true})
 	fill(t, stream, 300)
 	g := newGroupT(t, stream, Options{Clock: newFakeClock(), StateLog: state, AckTimeout: time.Hour, SnapshotEvery: 1 << 20})
 	a := joinT(t, g, "a", 300)
@@ -182,8 +141,41 @@ func TestStateLogRollInBackgroundAcksDoNotWaitForSeal(t *testing.T) {
 	if s := state.Stats(); s.Segments != 1 {
 		t.Fatalf("state log %+v: want its one segment, still being sealed", s)
 	}
-	releaseOnce.Do(func() { close(release) })
+	release()
 	if err := g.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+}
+
+// heldSyncLogs opens a stream log and a group state log (with opts's
+// SegmentBytes and RollInBackground; fsync interval of an hour), both
+// closed at the end of the test. Once hold is set, the state log's next
+// fsync closes syncing and waits until release is called (idempotent;
+// called at the end of the test too).
+func heldSyncLogs(t *testing.T, opts commitlog.Options) (stream, state *commitlog.DiskLog, hold *atomic.Bool, syncing chan struct{}, release func()) {
+	t.Helper()
+	hold = new(atomic.Bool)
+	syncing, released := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(released) }) }
+	opts.OnSync = func(time.Duration) { // after an fsync of the state log's records
+		if hold.CompareAndSwap(true, false) {
+			close(syncing)
+			<-released
+		}
+	}
+	opts.Sync, opts.SyncInterval, opts.RetentionInterval, opts.Logger = commitlog.SyncInterval, time.Hour, -1, quietLogger()
+	dir := t.TempDir()
+	stream, err := commitlog.Open(filepath.Join(dir, "stream"), commitlog.Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err = commitlog.Open(filepath.Join(dir, "state"), opts)
+	if err != nil {
+		stream.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stream.Close(); state.Close() })
+	t.Cleanup(release) // runs first
+	return stream, state, hold, syncing, release
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/felixmq/felix/auth"
 	"github.com/felixmq/felix/internal/oidctest"
-	"github.com/felixmq/felix/internal/testclock"
 )
 
 // signJSON signs header and payload, raw JSON texts as given (duplicated
@@ -38,11 +37,7 @@ func signJSON(t *testing.T, idp *oidctest.Provider, kid, header, payload string)
 // token would name two subjects. Names are compared exactly, after JSON
 // unescaping.
 func TestVerifyRefusesDuplicateNames(t *testing.T) {
-	idp := oidctest.New(t)
-	clock := testclock.New()
-	v := &Verifier{Now: clock.Now}
-	cfg := issuerConfig(idp)
-	cfg.GroupsClaim = "groups"
+	idp, clock, v, cfg := groupsVerifier(t)
 	header := `{"alg":"ES256","kid":"` + oidctest.DefaultKID + `"}`
 	payload := func(extra string) string {
 		return fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"alice","groups":["dev"],"iat":%d,"exp":%d%s}`,
@@ -75,11 +70,7 @@ func TestVerifyRefusesDuplicateNames(t *testing.T) {
 // Claim names are matched exactly: "SUB" or "GROUPS" beside sub and groups
 // are unknown claims, ignored.
 func TestVerifyClaimNamesAreExact(t *testing.T) {
-	idp := oidctest.New(t)
-	clock := testclock.New()
-	v := &Verifier{Now: clock.Now}
-	cfg := issuerConfig(idp)
-	cfg.GroupsClaim = "groups"
+	idp, clock, v, cfg := groupsVerifier(t)
 	c := idp.Claims(clock.Now(), "alice")
 	c["groups"] = []string{"dev"}
 	c["SUB"], c["ſub"], c["GROUPS"], c["Groups"] = "mallory", "mallory", []string{"admins"}, []string{"admins"}

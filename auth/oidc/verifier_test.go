@@ -22,12 +22,19 @@ func issuerConfig(idp *oidctest.Provider) IssuerConfig {
 	return IssuerConfig{Issuer: idp.Issuer(), Audiences: []string{oidctest.Audience}}
 }
 
-func TestVerifyViaDiscovery(t *testing.T) {
+// groupsVerifier returns a provider, a test clock, a verifier on that
+// clock and an issuer config admitting the provider's tokens with their
+// "groups" claim.
+func groupsVerifier(t *testing.T) (*oidctest.Provider, *testclock.Clock, *Verifier, IssuerConfig) {
 	idp := oidctest.New(t)
 	clock := testclock.New()
-	v := &Verifier{Now: clock.Now}
 	cfg := issuerConfig(idp)
 	cfg.GroupsClaim = "groups"
+	return idp, clock, &Verifier{Now: clock.Now}, cfg
+}
+
+func TestVerifyViaDiscovery(t *testing.T) {
+	idp, clock, v, cfg := groupsVerifier(t)
 	c := idp.Claims(clock.Now(), "alice")
 	c["groups"] = []string{"ops", "dev"}
 	p, err := v.Verify(context.Background(), idp.Token(t, "ec-1", c), []IssuerConfig{{Issuer: "https://other"}, cfg})
