@@ -109,8 +109,12 @@ func (c *Cache) shardFor(key string) *shard {
 	return &c.shards[maphash.String(c.seed, key)&c.mask]
 }
 
-// now is the clock reading in nanoseconds since the cache's epoch.
-func (c *Cache) now() int64 { return int64(c.clock.Now().Sub(c.epoch)) }
+// now is the clock reading in nanoseconds since the cache's epoch, below
+// never: a clock read over 292 years after the epoch (an injected clock
+// stepped forward; Sub saturates there) must not reach the expiry of the
+// entries that never expire, or every check "expires <= now" would find
+// them expired.
+func (c *Cache) now() int64 { return min(int64(c.clock.Now().Sub(c.epoch)), never-1) }
 
 func (c *Cache) expiresAt(expires int64) time.Time {
 	if expires == never {
@@ -497,6 +501,13 @@ func (c *Cache) evictOne(skip spare) (bool, error) {
 	s := best.s
 	s.mu.Lock()
 	if int(best.i) < len(s.slots) && s.slots[best.i].version == best.version {
+		// Expire and Persist keep the version: read the expiry again
+		// under the write lock rather than trust the sample's.
+		if e := s.slots[best.i].expires; e != never {
+			best.expired = e <= c.now()
+		} else {
+			best.expired = false
+		}
 		if !best.expired && c.dur != nil {
 			// Logged, or the entry would come back after a restart. The
 			// put that needs the room waits for its own record, which
