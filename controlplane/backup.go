@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -135,10 +137,16 @@ func CheckStoreFile(path string) (StoreFileInfo, error) {
 // consistent bbolt file (application/octet-stream, with Content-Length,
 // so a copy cut short is told from a whole one). A failure once the body
 // has started aborts the connection: the client sees a short body, never
-// an error message appended to the file.
+// an error message appended to the file. The read transaction lasts as
+// long as the client reads, so the answer is cut short (the connection
+// dropped) when a write waits Options.BackupWriteTimeout on the client or
+// when the store closes.
 func (s *Server) backupStore(w http.ResponseWriter, r *http.Request) error {
+	bw := &backupWriter{w: w, rc: http.NewResponseController(w), idle: s.opts.BackupWriteTimeout}
+	stop := bw.abortWhen(s.opts.Store.closing)
+	defer stop()
 	started := false
-	_, err := s.opts.Store.writeBackup(w, func(size int64) {
+	_, err := s.opts.Store.writeBackup(bw, func(size int64) {
 		h := w.Header()
 		h.Set("Content-Type", "application/octet-stream")
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
@@ -147,9 +155,105 @@ func (s *Server) backupStore(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		started = true
 	})
+	if err == nil && started {
+		err = bw.finish()
+	}
 	if err != nil && started {
 		s.opts.Logger.Error("control plane store backup cut short", "remote", r.RemoteAddr, "err", err)
 		panic(http.ErrAbortHandler)
 	}
 	return err
+}
+
+// backupWriter writes a backup's body with a write deadline idle ahead of
+// each write, and fails every write from abort on.
+type backupWriter struct {
+	w    io.Writer
+	rc   *http.ResponseController
+	idle time.Duration
+
+	mu      sync.Mutex
+	aborted bool
+}
+
+// errBackupAborted fails the writes of a backup whose store is closing.
+var errBackupAborted = fmt.Errorf("%w: the backup was cut short", ErrClosed)
+
+func (b *backupWriter) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.aborted {
+		b.mu.Unlock()
+		return 0, errBackupAborted
+	}
+	_ = b.rc.SetWriteDeadline(time.Now().Add(b.idle)) // ErrNotSupported: no bound
+	b.mu.Unlock()
+	n, err := b.w.Write(p)
+	return n, b.explain(err)
+}
+
+// explain says why a write failed when the deadline cut it short.
+func (b *backupWriter) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.aborted {
+		return errBackupAborted
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("the client read nothing for %v: %w", b.idle, err)
+	}
+	return err
+}
+
+// finish sends what the response buffers, then lifts the deadline, which
+// would otherwise outlive the request on a kept-alive connection.
+func (b *backupWriter) finish() error {
+	b.mu.Lock()
+	aborted := b.aborted
+	if !aborted {
+		_ = b.rc.SetWriteDeadline(time.Now().Add(b.idle))
+	}
+	b.mu.Unlock()
+	if aborted {
+		return errBackupAborted
+	}
+	if err := b.rc.Flush(); err != nil {
+		return b.explain(err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.aborted {
+		return errBackupAborted
+	}
+	_ = b.rc.SetWriteDeadline(time.Time{})
+	return nil
+}
+
+// abort fails the write in progress (its deadline is now) and every later
+// one.
+func (b *backupWriter) abort() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.aborted = true
+	_ = b.rc.SetWriteDeadline(time.Now())
+}
+
+// abortWhen aborts b when closing is closed, until stop is called; stop
+// returns once the watch has ended.
+func (b *backupWriter) abortWhen(closing <-chan struct{}) (stop func()) {
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		select {
+		case <-closing:
+			b.abort()
+		case <-done:
+		}
+	}()
+	return func() {
+		close(done)
+		<-exited
+	}
 }

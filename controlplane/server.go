@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/felixmq/felix/internal/httpx"
 )
@@ -14,6 +15,8 @@ const (
 	DefaultRegionID     = "local"
 	DefaultChangesLimit = 1000
 	DefaultMaxBodyBytes = 1 << 20
+	// DefaultBackupWriteTimeout is Options.BackupWriteTimeout's default.
+	DefaultBackupWriteTimeout = time.Minute
 )
 
 // Options configure the HTTP API. Store is required; every other field's
@@ -45,6 +48,12 @@ type Options struct {
 	ChangesLimit int
 	// MaxBodyBytes bounds request bodies. Default 1 MiB.
 	MaxBodyBytes int64
+	// BackupWriteTimeout bounds each write of a backup's answer (GET
+	// /v1/admin/backup/store): a client that reads nothing for that long
+	// is dropped. The backup holds a read transaction of the store while
+	// it is sent, during which writes that grow the file wait and Close
+	// waits. Default DefaultBackupWriteTimeout (1 minute).
+	BackupWriteTimeout time.Duration
 	// Logger receives internal errors. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -58,6 +67,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.BackupWriteTimeout <= 0 {
+		o.BackupWriteTimeout = DefaultBackupWriteTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -90,6 +90,9 @@ type Store struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced after each committed change
+
+	closeOnce sync.Once
+	closing   chan struct{} // closed when Close begins: ends backups in flight
 }
 
 // Open opens (or creates) the store file at path, usually
@@ -100,7 +103,7 @@ func Open(path string, opts StoreOptions) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open control plane store %s: %w", path, err)
 	}
-	s := &Store{db: db, opts: opts, changed: make(chan struct{})}
+	s := &Store{db: db, opts: opts, changed: make(chan struct{}), closing: make(chan struct{})}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketMeta, bucketTenants, bucketNamespaces, bucketStreams, bucketCaches, bucketChanges} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -138,8 +141,14 @@ func Open(path string, opts StoreOptions) (*Store, error) {
 // across reopens. A reader that sees another ID must take a new snapshot.
 func (s *Store) ID() string { return s.id }
 
-// Close closes the file. Later calls fail with ErrClosed.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the file. Later calls fail with ErrClosed. Backups being
+// served (GET /v1/admin/backup/store) are cut short first: bbolt's close
+// waits for every read transaction, and a backup's lasts as long as its
+// client takes to read it.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	return s.db.Close()
+}
 
 // Changed returns a channel closed at the next committed change, for
 // in-process readers that want to follow without polling.
