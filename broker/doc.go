@@ -29,5 +29,7 @@
 // replays the log (without the stream lock) and joins live delivery under
 // the lock once it has read everything fanned out. If retention trims the
 // records it has yet to replay, it goes on from the oldest retained one and
-// counts the skipped events as dropped.
+// counts the skipped events as dropped. If the stream ends (deleted, or
+// the broker closes) before it has caught up, it ends at once: its log is
+// closed, and the events it had yet to replay count as dropped too.
 package broker

@@ -117,12 +117,13 @@ func (s *Stream) publishLogged(ctx context.Context, payloads [][]byte, framed *F
 		s.lg.turn.Wait()
 	}
 	if s.ended != nil {
-		// The stream ended between the append and the fanout.
-		err := s.settleStored(stored(s.ended))
-		if err == nil {
-			s.countPublished(chunks)
-		}
-		return first, err
+		// The stream ended between the append and the fanout. The records
+		// are stored (the error says so), so the publish counts as
+		// published whatever its outcome, as one whose fanout the end cut
+		// short does: counted nowhere, it would vanish from the stream's
+		// counters (a stream failed by its log stays listed).
+		s.countPublished(chunks)
+		return first, s.settleStored(stored(s.ended))
 	}
 	ferr := s.fanout(ctx, first, chunks)
 	s.lg.fanned = first + uint64(len(all))
@@ -379,12 +380,14 @@ func (s *Stream) register(sub *Subscription) {
 // Retention may overtake a catch-up (its next record is trimmed): the
 // subscription then goes on from the oldest record retained, as a slow
 // subscriber would, counting the skipped events as dropped (with offsets,
-// the gap shows on the wire) rather than ending.
+// the gap shows on the wire) rather than ending. When the stream ends
+// (deleted, the broker closed), the catch-up ends at once, counting what
+// it had yet to replay as dropped (endCatchUp).
 func (sub *Subscription) catchUpBatch() ([]byte, int, error) {
 	s := sub.stream
 	for {
-		if reason := s.Err(); reason != nil {
-			return nil, 0, &endedError{reason: reason}
+		if s.Err() != nil {
+			return nil, 0, sub.endCatchUp()
 		}
 		// Below the fanned-out position (mirrored in tailNow) the log is
 		// read without the stream lock, so catch-up goes on while a
@@ -394,9 +397,8 @@ func (sub *Subscription) catchUpBatch() ([]byte, int, error) {
 		if sub.next >= tail {
 			s.mu.Lock()
 			if s.ended != nil {
-				reason := s.ended
 				s.mu.Unlock()
-				return nil, 0, &endedError{reason: reason}
+				return nil, 0, sub.endCatchUp()
 			}
 			tail = s.lg.fanned
 			if sub.next >= tail {
@@ -423,9 +425,9 @@ func (sub *Subscription) catchUpBatch() ([]byte, int, error) {
 				sub.next = to
 				continue
 			}
-			if reason := s.Err(); reason != nil {
+			if s.Err() != nil {
 				// The stream ended (and closed its log) during the read.
-				return nil, 0, &endedError{reason: reason}
+				return nil, 0, sub.endCatchUp()
 			}
 			return nil, 0, fmt.Errorf("replay %s from %d: %w", s.key, sub.next, err)
 		}
@@ -444,4 +446,28 @@ func (sub *Subscription) catchUpBatch() ([]byte, int, error) {
 		sub.delivered.Add(uint64(len(payloads)))
 		return frame, len(payloads), nil
 	}
+}
+
+// endCatchUp ends a catch-up cut short by the stream's end (deleted, the
+// broker closed, or its log failed): the log is closed, so the events
+// fanned out before the end that it has yet to replay will never reach
+// it. They count as dropped, as those retention skips do, so delivered
+// plus dropped covers every event from its start, as for a live
+// subscription. Once the stream has started to end, shutdown takes the
+// lock (a blocked publisher lets go of it), sets ended and wakes the
+// turn waiters; from then on fanned no longer moves. Counted once: next
+// moves to the end.
+func (sub *Subscription) endCatchUp() error {
+	s := sub.stream
+	s.mu.Lock()
+	for s.ended == nil {
+		s.lg.turn.Wait()
+	}
+	reason, tail := s.ended, s.lg.fanned
+	s.mu.Unlock()
+	if tail > sub.next {
+		sub.dropped.Add(tail - sub.next)
+		sub.next = tail
+	}
+	return &endedError{reason: reason}
 }
