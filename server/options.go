@@ -92,6 +92,17 @@ type Options struct {
 	// 64), timeouts (default 5s, cap 60s), services kept for their
 	// counters without a responder (default 1000) and the clock.
 	Services service.Options
+	// ResponderStallTimeout bounds how long the broker's write of requests
+	// to a responder (a stream that sent serve) may make no progress: a
+	// responder that stops reading its stream without ending it (its
+	// process hangs) blocks that write on QUIC flow control once its
+	// window is full. At the bound the responder is taken out of service
+	// as one whose stream write failed: its requests in flight fail with
+	// responder_gone, later ones go to its service's other responders
+	// (or get no_responders), and its stream is reset (code 0), so the
+	// SDK serves again on a new stream. Default 5s; negative: no bound
+	// (its requests end only at their timeouts).
+	ResponderStallTimeout time.Duration
 	// MaxFrameBytes bounds an incoming frame payload. Default 16 MiB.
 	MaxFrameBytes int
 	// MaxConnections bounds the broker's open connections, all tenants
@@ -149,6 +160,9 @@ func (o Options) withDefaults() Options {
 		// A queue consumer holds a stream its client opened: a connection
 		// may have as many as subscriptions, beside its other streams.
 		o.Transport.MaxIncomingStreams = int64(o.MaxSubscriptionsPerConn) + transport.DefaultMaxIncomingStreams
+	}
+	if o.ResponderStallTimeout == 0 {
+		o.ResponderStallTimeout = DefaultResponderStallTimeout
 	}
 	if o.AuthTimeout <= 0 {
 		o.AuthTimeout = 10 * time.Second

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -152,19 +153,65 @@ func (ctl *control) serve(m *wire.Serve) error {
 	}
 	c.s.busy.Add(-1) // a responder is not a request in progress
 	defer c.s.busy.Add(1)
-	w := &lockedWriter{w: ctl.w}
+	// Only the writer writes from now on: through a writer that gives up
+	// once a write makes no progress for the stall bound.
+	w := &lockedWriter{w: wire.NewWriter(&stallWriter{s: ctl.bs, d: c.s.opts.ResponderStallTimeout})}
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
 		defer cancel()
-		if rs.write(w) != nil {
+		if err := rs.write(w); err != nil {
+			if errors.Is(err, errResponderStalled) {
+				c.log.Debug("responder out of service: it stopped reading its stream", "service", k.String(), "err", err)
+			}
 			ctl.outOfService(sv)
 		}
 	}()
 	err := ctl.serveLoop(sv)
 	cancel()
+	// The responder can answer nothing more: its requests in flight fail
+	// now, not once a write blocked on it (it stopped reading) ends.
+	sv.Close()
 	<-writerDone
 	return err
+}
+
+// DefaultResponderStallTimeout is Options.ResponderStallTimeout's default.
+const DefaultResponderStallTimeout = 5 * time.Second
+
+// errResponderStalled is why a responder's stream write ends when it made
+// no progress for Options.ResponderStallTimeout.
+var errResponderStalled = errors.New("responder stalled: the write of its requests made no progress")
+
+// stallWriter writes to a responder's stream, failing a write that makes
+// no progress (the responder does not read: QUIC flow control holds it)
+// for d with errResponderStalled; d <= 0 is no bound. A write that makes
+// progress, however slow, goes on.
+type stallWriter struct {
+	s interface {
+		io.Writer
+		SetWriteDeadline(time.Time) error
+	}
+	d time.Duration
+}
+
+func (w *stallWriter) Write(p []byte) (int, error) {
+	if w.d <= 0 {
+		return w.s.Write(p)
+	}
+	defer w.s.SetWriteDeadline(time.Time{})
+	n := 0
+	for {
+		w.s.SetWriteDeadline(time.Now().Add(w.d))
+		m, err := w.s.Write(p[n:])
+		n += m
+		switch {
+		case err == nil || !errors.Is(err, os.ErrDeadlineExceeded):
+			return n, err
+		case m == 0:
+			return n, fmt.Errorf("%w for %v (%d of %d bytes written)", errResponderStalled, w.d, n, len(p))
+		}
+	}
 }
 
 // responder is a serving stream's side of service.Responder: requests
@@ -188,13 +235,16 @@ func (r *responder) Send(id uint64, payload []byte) bool {
 }
 
 // outOfService takes a responder whose stream write failed (it stopped
-// reading: STOP_SENDING) out of service at once, as if its stream had
-// ended: the requests in flight to it fail as responder_gone now, not at
-// their timeouts, it is sent no more, and its stream ends (its answers
-// would have no request to match).
+// reading: STOP_SENDING) or stalled (it stopped reading without saying so:
+// see stallWriter) out of service at once, as if its stream had ended: the
+// requests in flight to it fail as responder_gone now, not at their
+// timeouts, it is sent no more, and its stream is reset both ways (its
+// answers would have no request to match; a stalled write may have left
+// a frame cut short).
 func (ctl *control) outOfService(sv *service.Serving) {
 	sv.Close()
 	ctl.bs.CancelRead(codeNoErrorStream)
+	ctl.bs.CancelWrite(codeNoErrorStream)
 }
 
 // write sends the requests, several per stream write when they queue up,
