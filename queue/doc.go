@@ -28,6 +28,9 @@
 //     (Stats.Released), since nobody saw them. Nor are those of a Next
 //     that returns ErrMemberLeft or ErrClosed after it had taken some
 //     (the member left, or the group closed, while it read the stream).
+//     A delivery that an ack timeout takes back while the Next that took
+//     it reads the stream is not returned by that Next (it may already
+//     be another member's, or dead-lettered).
 //   - Dead letters. A record whose delivery number MaxAttempts ended
 //     without an ack is not delivered again: Options.DeadLetter is called
 //     with it, attempts = MaxAttempts and a reason such as "max attempts
@@ -76,10 +79,11 @@
 //     Next, one waiter. A record waiting out a delay (a nack's, a timeout's
 //     backoff), or pending at a restart, holds no payload: Next reads it
 //     again from the stream when it redelivers it (Stats.Unloaded,
-//     Stats.Reloaded), so nacks with long delays cost no payload memory.
-//     Ready ones given back at once (a nack without delay, a member
-//     leaving) and ones waiting for their dead letter keep theirs
-//     (Stats.PendingBytes). A stream record dropped by
+//     Stats.Reloaded; no more payload than the member may take beside
+//     what it holds, MaxInFlightBytes), so nacks with long delays cost no
+//     payload memory. Ready ones given back at once (a nack without
+//     delay, a member leaving) and ones waiting for their dead letter
+//     keep theirs (Stats.PendingBytes). A stream record dropped by
 //     the stream (retention, a purge) before it was delivered is skipped
 //     and counted in Stats.Lost; so is one dropped after the group read it
 //     ahead, or while it waits for a redelivery or its dead letter: the

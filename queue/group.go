@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -436,7 +437,11 @@ func (g *Group) takeLocked(out []Delivery, m *Member, n int, now time.Time) (_ [
 	for delivered := 0; delivered < n; {
 		if g.ready.len() > 0 {
 			if e := g.ready.front(); e.rec.Offset >= oldest && e.unloaded {
-				load = true // Next reads its payload again (reload)
+				if m.bytesFullLocked() {
+					full = true // its payload is not read for a member that cannot take it
+				} else {
+					load = true // Next reads its payload again (reload)
+				}
 				break
 			}
 			if e := g.ready.front(); e.rec.Offset >= oldest && !m.fitsLocked(e.rec.Payload) {
@@ -698,31 +703,36 @@ func (g *Group) ownPayloads(recs []commitlog.Record) {
 }
 
 // reload reads again from the stream the payloads of up to n unloaded
-// records at the front of the ready queue (takeLocked stopped at one). The
-// caller holds the lock; it is released during the reads, like refill's.
-// A record the stream no longer holds is left for takeLocked, which finds
-// it gone (lost); one the stream does not return though it should is
-// counted lost here, so that Next never waits on it.
-func (g *Group) reload(n int) error {
+// records at the front of the ready queue (takeLocked stopped at one),
+// for m's Next: no more payload than m may take (Options.MaxInFlightBytes
+// less what it holds; at least one record), so the records it cannot
+// take stay unloaded. The caller holds the lock; it is released during
+// the reads, like refill's. A record the stream no longer holds is left
+// for takeLocked, which finds it gone (lost); one the stream does not
+// return though it should is counted lost here, so that Next never
+// waits on it.
+func (g *Group) reload(m *Member, n int) error {
 	var offs []uint64
 	for _, e := range g.ready.items[g.ready.head:] {
 		if len(offs) == n {
 			break
 		}
 		if e.unloaded {
-			offs = append(offs, e.rec.Offset)
+			offs = append(offs, e.rec.Offset) // in delivery order: the front's first
 		}
 	}
-	slices.Sort(offs)
+	budget := max(g.opts.MaxInFlightBytes-m.inflightBytes, 1)
 	g.mu.Unlock()
-	var got []commitlog.Record // ascending
+	var got []commitlog.Record // ascending once sorted
 	var rerr error
-	for i := 0; i < len(offs); {
+	read := int64(0) // payload bytes read
+	asked := offs[:0:0]
+	for i := 0; i < len(offs) && read < budget; {
 		run := 1
 		for i+run < len(offs) && offs[i+run] == offs[i]+uint64(run) {
 			run++
 		}
-		recs, err := g.stream.Read(offs[i], run, 0)
+		recs, err := g.stream.Read(offs[i], run, int(min(budget-read, math.MaxInt32)))
 		var tooOld *commitlog.TooOldError
 		switch {
 		case errors.As(err, &tooOld):
@@ -734,12 +744,25 @@ func (g *Group) reload(n int) error {
 		default:
 			g.ownPayloads(recs)
 			got = append(got, recs...)
+			for _, r := range recs {
+				read += int64(len(r.Payload))
+			}
+			// A read returns no more than the bytes asked for (about
+			// commitlog.DefaultReadBytes at most), however many records
+			// it is asked for: the rest of the run is read next, not
+			// taken for lost.
+			if len(recs) > 0 && len(recs) < run && recs[0].Offset == offs[i] {
+				run = len(recs)
+			}
 		}
 		if rerr != nil {
 			break
 		}
+		asked = append(asked, offs[i:i+run]...)
 		i += run
 	}
+	offs = asked // the offsets whose records were asked for
+	slices.SortFunc(got, func(a, b commitlog.Record) int { return cmp.Compare(a.Offset, b.Offset) })
 	g.mu.Lock()
 	for _, rec := range got {
 		if e := g.entries[rec.Offset]; e != nil && e.unloaded {

@@ -53,6 +53,13 @@ func (m *Member) fitsLocked(p []byte) bool {
 	return m.inflightBytes == 0 || int64(len(p)) <= m.g.opts.MaxInFlightBytes-m.inflightBytes
 }
 
+// bytesFullLocked reports whether m holds Options.MaxInFlightBytes of
+// payload or more: no record of unknown size (one to read again) is
+// read for it. g.mu is held.
+func (m *Member) bytesFullLocked() bool {
+	return m.inflightBytes > 0 && m.inflightBytes >= m.g.opts.MaxInFlightBytes
+}
+
 // InFlight is how many deliveries the member holds (not yet acked,
 // nacked or timed out).
 func (m *Member) InFlight() int {
@@ -64,20 +71,39 @@ func (m *Member) InFlight() int {
 // readReleasing runs read, a read of the stream that releases g.mu, with
 // out, the deliveries Next has taken, parked in m.unsent: should the
 // member leave or the group close meanwhile, they never reach the
-// application, and Leave and Close count them as unseen. done: Next
-// returns now, out if it holds deliveries (the error comes again at the
-// next call), else the read's error. g.mu is held.
-func (m *Member) readReleasing(out []Delivery, read func() error) (done bool, err error) {
+// application, and Leave and Close count them as unseen. It returns out
+// without the deliveries taken back meanwhile (keepHeldLocked). done:
+// Next returns now, out if it holds deliveries (the error comes again at
+// the next call), else the read's error. g.mu is held.
+func (m *Member) readReleasing(out []Delivery, read func() error) (_ []Delivery, done bool, err error) {
 	m.unsent = out
 	err = read()
 	m.unsent = nil
-	if err == nil || m.g.closed || m.left {
-		return false, nil
+	if m.g.closed || m.left {
+		return out, false, nil
+	}
+	out = m.keepHeldLocked(out)
+	if err == nil {
+		return out, false, nil
 	}
 	if len(out) > 0 {
-		return true, nil
+		return out, true, nil
 	}
-	return true, err
+	return out, true, err
+}
+
+// keepHeldLocked drops from out, the deliveries a Next took before it
+// released g.mu, the ones no longer in flight to m: an ack timeout (Tick)
+// took them back meanwhile, and they wait for their redelivery, are
+// held by another member, or were dead-lettered. Handed to the
+// application they would have two consumers hold a record at once. (Only
+// m's Next delivers to m, so an entry in flight to m now is the one out
+// holds.) g.mu is held.
+func (m *Member) keepHeldLocked(out []Delivery) []Delivery {
+	return slices.DeleteFunc(out, func(d Delivery) bool {
+		e := m.g.entries[d.Offset]
+		return e == nil || e.state != stInFlight || e.member != m
+	})
 }
 
 // Next blocks until at least one delivery can be handed to the member,
@@ -139,7 +165,9 @@ func (m *Member) Next(ctx context.Context, max int) ([]Delivery, error) {
 				// A redelivery whose payload the group dropped while it
 				// waited (a nack's delay): read it again. The read
 				// releases the lock, as a refill's does.
-				if done, err := m.readReleasing(out, func() error { return g.reload(room) }); done {
+				var done bool
+				var err error
+				if out, done, err = m.readReleasing(out, func() error { return g.reload(m, room) }); done {
 					return out, err
 				}
 				continue
@@ -171,7 +199,9 @@ func (m *Member) Next(ctx context.Context, max int) ([]Delivery, error) {
 		// the deliveries taken so far (unsent) never reach the
 		// application, and Leave and Close count them as unseen.
 		if room > 0 && !g.refilling && g.stream.Next() > g.readPos {
-			if done, err := m.readReleasing(out, g.refill); done {
+			var done bool
+			var err error
+			if out, done, err = m.readReleasing(out, g.refill); done {
 				return out, err
 			}
 			continue
