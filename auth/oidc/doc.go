@@ -9,7 +9,10 @@
 // IssuerConfig.JWKSURL or from the jwks_uri of its discovery document
 // ({issuer}/.well-known/openid-configuration unless DiscoveryURL is set); it
 // is cached for an hour and fetched again once when a token names an unknown
-// kid (at most every MinRefetchInterval). The key's type and curve must fit
+// kid (at most every MinRefetchInterval). A discovery document's issuer,
+// when present, must equal the configured issuer; discovery is cached per
+// URL and configured issuer, so every issuer naming one discovery URL is
+// checked. The key's type and curve must fit
 // the alg. Then iss, aud (one of the configured audiences), exp (required),
 // nbf and iat are checked with 60 s of skew. Claim names are exact and a
 // token naming a claim or header member twice is invalid; JWKS and

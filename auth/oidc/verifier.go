@@ -168,7 +168,7 @@ type Verifier struct {
 
 	mu          sync.Mutex // guards the maps and counters; never held while fetching
 	jwks        map[string]*cachedKeys
-	disc        map[string]cachedURL
+	disc        map[discKey]cachedURL
 	fetch       map[string]*fetchSlot // per document URL, while a fetch of it is asked for
 	uses        uint64                // stamps cache uses, for least-recently-used eviction
 	evictions   uint64
@@ -213,13 +213,13 @@ func (v *Verifier) use() uint64 {
 // makeRoom drops the least recently used entries of m until one more fits
 // within MaxCachedDocuments; v.mu is held. It scans m, which happens only
 // when a document not cached is stored, after a fetch.
-func makeRoom[E any](v *Verifier, m map[string]E, used func(E) uint64) {
+func makeRoom[K comparable, E any](v *Verifier, m map[K]E, used func(E) uint64) {
 	limit := v.MaxCachedDocuments
 	if limit <= 0 {
 		limit = DefaultMaxCachedDocuments
 	}
 	for len(m) >= limit {
-		var oldest string
+		var oldest K
 		var stamp uint64
 		first := true
 		for u, e := range m {
@@ -244,16 +244,26 @@ func (v *Verifier) putKeys(url string, c *cachedKeys) {
 	v.jwks[url] = c
 }
 
-// putURL stores c as discURL's entry; v.mu is held.
-func (v *Verifier) putURL(discURL string, c cachedURL) {
+// putURL stores c as k's entry; v.mu is held.
+func (v *Verifier) putURL(k discKey, c cachedURL) {
 	if v.disc == nil {
-		v.disc = make(map[string]cachedURL)
+		v.disc = make(map[discKey]cachedURL)
 	}
-	if _, ok := v.disc[discURL]; !ok {
+	if _, ok := v.disc[k]; !ok {
 		makeRoom(v, v.disc, func(c cachedURL) uint64 { return c.used })
 	}
 	c.used = v.use()
-	v.disc[discURL] = c
+	v.disc[k] = c
+}
+
+// discKey names a discovery cache entry: a discovery URL as read for one
+// configured issuer. The document's issuer must equal the configured one
+// (OpenID Connect Discovery 1.0 §4.3), and that check is made when the
+// document is fetched; keying by the URL alone would let a second issuer
+// configuration naming the same URL use the JWKS URL found for the first
+// one unchecked (and share its failures).
+type discKey struct {
+	url, issuer string
 }
 
 // cachedKeys is what is known of one JWKS URL: the keys of its last
@@ -266,7 +276,8 @@ type cachedKeys struct {
 	used    uint64    // stamp of the last use (Verifier.use)
 }
 
-// cachedURL is what discovery found at one discovery URL: the JWKS URL of
+// cachedURL is what discovery found at one discovery URL for one configured
+// issuer (discKey): the JWKS URL of
 // its last successful fetch, or "" (fetched zero) while every fetch has
 // failed.
 type cachedURL struct {
@@ -607,7 +618,8 @@ func (v *Verifier) jwksURL(ctx context.Context, cfg IssuerConfig) (string, error
 	if discURL == "" {
 		discURL = strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/openid-configuration"
 	}
-	if u, ok, err := v.cachedDiscovery(discURL); ok {
+	k := discKey{url: discURL, issuer: cfg.Issuer}
+	if u, ok, err := v.cachedDiscovery(k); ok {
 		return u, err
 	}
 	unlock, err := v.lockFetch(ctx, discURL)
@@ -615,26 +627,26 @@ func (v *Verifier) jwksURL(ctx context.Context, cfg IssuerConfig) (string, error
 		return "", err
 	}
 	defer unlock()
-	if u, ok, err := v.cachedDiscovery(discURL); ok {
+	if u, ok, err := v.cachedDiscovery(k); ok {
 		return u, err
 	}
 	u, err := v.discover(ctx, cfg, discURL)
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	c := v.disc[discURL]
+	c := v.disc[k]
 	if err != nil {
 		// The document served last stays in use while this fails; with
 		// none, the failure answers until the next try (cachedDiscovery).
 		if ctx.Err() == nil { // not a request that gave up (see key)
 			c.failed, c.err = v.now(), err
-			v.putURL(discURL, c)
+			v.putURL(k, c)
 		}
 		if c.url != "" {
 			return c.url, nil
 		}
 		return "", err
 	}
-	v.putURL(discURL, cachedURL{url: u, fetched: v.now()})
+	v.putURL(k, cachedURL{url: u, fetched: v.now()})
 	return u, nil
 }
 
@@ -657,20 +669,19 @@ func (v *Verifier) discover(ctx context.Context, cfg IssuerConfig, discURL strin
 	return jwksURI, nil
 }
 
-// cachedDiscovery answers from what discovery found at discURL when it
-// can: the JWKS URL when cached and fresh (or stale while the last fetch
+// cachedDiscovery answers from what discovery found for k when it can: the JWKS URL when cached and fresh (or stale while the last fetch
 // failed less than MinRefetchInterval ago), or, when no fetch has
 // succeeded yet, the last failure's error for MinRefetchInterval. ok is
 // false when the document must be fetched.
-func (v *Verifier) cachedDiscovery(discURL string) (url string, ok bool, err error) {
+func (v *Verifier) cachedDiscovery(k discKey) (url string, ok bool, err error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	c, ok := v.disc[discURL]
+	c, ok := v.disc[k]
 	if !ok {
 		return "", false, nil
 	}
 	c.used = v.use()
-	v.disc[discURL] = c
+	v.disc[k] = c
 	now := v.now()
 	failing := c.failed.After(c.fetched) && now.Sub(c.failed) < orDefault(v.MinRefetchInterval, DefaultMinRefetchInterval)
 	if c.url == "" { // every fetch failed so far
