@@ -60,6 +60,20 @@ func newBenchQUICPeerCmd() *cobra.Command {
 	return cmd
 }
 
+// benchPreRun is the PreRunE of every benchmark (felix bench …, felix log
+// bench): envPreRun, then refuseNegative. None of their numeric settings
+// takes a negative value, and before, most of them took one in silence:
+// --rounds -3 ran one round, --total -5 the default 10000 messages,
+// --segment-bytes -1 the default segment size, as 0 does.
+func benchPreRun(cmd *cobra.Command, args []string) error {
+	fromArgs := map[string]bool{}
+	cmd.Flags().Visit(func(f *pflag.Flag) { fromArgs[f.Name] = true })
+	if err := envPreRun(cmd, args); err != nil {
+		return err
+	}
+	return refuseNegative(cmd.Flags(), fromArgs)
+}
+
 // brokerTarget says where the benchmarked Felix broker runs.
 type brokerTarget struct {
 	brokerMode, addr, caFile string
@@ -188,7 +202,7 @@ QUIC fanout). The peer runs where the broker runs: a child process, or this
 process with --broker embedded. Cases are interleaved per round, so every system sees the
 same machine conditions.`,
 		Args:    cobra.NoArgs,
-		PreRunE: envPreRun,
+		PreRunE: benchPreRun,
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			return runBenchPubSub(ctx, cmd, f)
 		}),

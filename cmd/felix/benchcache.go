@@ -44,7 +44,7 @@ with --durable-cache (every write logged, --fsync interval with
 end. Both lose at most about the last second on a machine crash, nothing on
 a process crash. Rows are labelled felix-durable and redis-aof.`,
 		Args:    cobra.NoArgs,
-		PreRunE: envPreRun,
+		PreRunE: benchPreRun,
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			return runBenchCache(ctx, cmd, f)
 		}),

@@ -48,7 +48,7 @@ columns (append latency, records/s, MB/s, drops = failed appends); a note per
 case gives appends/s, fsyncs/s and appends per fsync (group commit).
 "felix log bench" measures the same with its own table.`,
 		Args:    cobra.NoArgs,
-		PreRunE: envPreRun,
+		PreRunE: benchPreRun,
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			return runBenchLog(ctx, cmd, f)
 		}),

@@ -38,7 +38,7 @@ as in the reference's demo.
 
 Shrink it for a quick look: felix bench matrix --fanouts 1 --batches 1,64 --payloads 256 --count 2000`,
 		Args:    cobra.NoArgs,
-		PreRunE: envPreRun,
+		PreRunE: benchPreRun,
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			return runBenchMatrix(ctx, cmd, f)
 		}),

@@ -44,7 +44,7 @@ file storage and one durable pull consumer shared by the consumers, acked
 with DoubleAck (--nats-ack single: fire-and-forget Ack). An external broker
 (--addr) must declare the durable stream default/default/queuebench.`,
 		Args:    cobra.NoArgs,
-		PreRunE: envPreRun,
+		PreRunE: benchPreRun,
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			return runBenchQueue(ctx, cmd, f)
 		}),

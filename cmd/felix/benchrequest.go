@@ -41,7 +41,7 @@ connection with a queue subscriber answering m.Respond(m.Data). Cases are
 interleaved per round, so every system sees the same machine conditions.
 Drops count failed requests and wrong replies.`,
 		Args:    cobra.NoArgs,
-		PreRunE: envPreRun,
+		PreRunE: benchPreRun,
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			return runBenchRequest(ctx, cmd, f)
 		}),

@@ -67,7 +67,7 @@ default/default/soak-mem, the durable default/default/soak-durable and
 default/default/soak-queue and the cache default/default/soak, and name its
 /metrics with --metrics-url.`,
 		Args:    cobra.NoArgs,
-		PreRunE: envPreRun,
+		PreRunE: benchPreRun,
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			return runBenchSoak(ctx, cmd, *f)
 		}),

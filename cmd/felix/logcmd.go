@@ -271,13 +271,17 @@ and writer count, a fresh log in a temporary directory under --dir takes
 appends of --batch records of --record-bytes each from that many concurrent
 writers for --duration. An append counts once it is acknowledged (under
 "always": fsynced). Reports appends/s, records/s, payload MB/s, fsyncs/s,
-appends per fsync (group commit) and append latency.`,
-		Args: cobra.NoArgs,
+appends per fsync (group commit) and append latency. Its flags read
+their FELIX_* variables as "felix bench log" and every benchmark does, so
+one environment sets up both.`,
+		Args:    cobra.NoArgs,
+		PreRunE: benchPreRun,
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			return runLogBench(ctx, cmd.OutOrStdout(), f)
 		}),
 	}
 	f.register(cmd.Flags())
+	annotateEnv(cmd.Flags())
 	return cmd
 }
 

@@ -139,6 +139,9 @@ events. Times are to the millisecond and need a broker with the
 start-time extension.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := refuseNegativeFlags(cmd.Flags(), "count", "idle-exit"); err != nil {
+				return err
+			}
 			start, err := parseFrom(from, time.Now())
 			if err != nil {
 				return err

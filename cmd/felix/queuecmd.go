@@ -33,6 +33,10 @@ func newQueueCmd() *cobra.Command {
 	var info *lockedWriter
 	withClient := func(fn func(ctx context.Context, cmd *cobra.Command, c *client.Client) error) func(*cobra.Command, []string) error {
 		return withSignals(func(ctx context.Context, cmd *cobra.Command) error {
+			// consume's numbers, before anything is dialed.
+			if err := refuseNegativeFlags(cmd.Flags(), "count", "prefetch", "idle-exit"); err != nil {
+				return err
+			}
 			info = infoWriter(&lockedWriter{w: cmd.ErrOrStderr()}, quiet)
 			c, err := f.dialReporting(ctx, info)
 			if err != nil {

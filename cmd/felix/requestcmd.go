@@ -75,6 +75,9 @@ so as it happens (not with --quiet).`,
 		Args: cobra.ExactArgs(1),
 		RunE: withSignals(func(ctx context.Context, cmd *cobra.Command) error {
 			echo := !cmd.Flags().Changed("text")
+			if err := refuseNegativeFlags(cmd.Flags(), "count", "max-in-flight"); err != nil {
+				return err
+			}
 			c, err := f.dialReporting(ctx, infoWriter(&lockedWriter{w: cmd.ErrOrStderr()}, quiet))
 			if err != nil {
 				return err

@@ -71,6 +71,9 @@ asked again.`,
 			if err := checkTimeout(timeout); err != nil {
 				return err
 			}
+			if err := refuseNegativeFlags(cmd.Flags(), "interval", "count"); err != nil {
+				return err
+			}
 			if watch && interval <= 0 {
 				return errors.New("--watch needs an --interval above 0")
 			}
@@ -84,15 +87,24 @@ asked again.`,
 			}
 			url := scheme + "://" + addr + "/api/overview"
 			ov, err := fetchOverview(ctx, hc, url, timeout)
-			if err == nil && interval > 0 {
+			rates := interval > 0
+			if err == nil && rates {
 				// The first read starts the broker's rate measurement
 				// (unless the dashboard is open); the second reads rates.
+				// Interrupted meanwhile, the first read is the report.
 				select {
 				case <-ctx.Done():
-					return ctx.Err()
+					rates = false
 				case <-time.After(interval):
+					if ov2, err2 := fetchOverview(ctx, hc, url, timeout); ctx.Err() != nil {
+						rates = false // interrupted during the second read
+					} else {
+						ov, err = ov2, err2
+					}
 				}
-				ov, err = fetchOverview(ctx, hc, url, timeout)
+			}
+			if err != nil && ctx.Err() != nil {
+				return nil // interrupted (Ctrl-C) during a read: a normal end, as with --watch
 			}
 			if err != nil {
 				if !useTLS && strings.Contains(err.Error(), "HTTP request to an HTTPS server") {
@@ -107,7 +119,7 @@ asked again.`,
 					enc.SetIndent("", "  ")
 					return enc.Encode(ov)
 				}
-				return printOverview(w, ov, interval > 0)
+				return printOverview(w, ov, rates)
 			}
 			if err := show(ov); err != nil || !watch {
 				return err
