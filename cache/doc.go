@@ -162,7 +162,9 @@
 // the clock in microseconds, as for any new cache), so versions read
 // before a restart stay valid for compare-and-set and never match a later
 // write. If the cache holds more than Config.MaxBytes (a capacity lowered
-// since), it evicts down to it, logging the evictions.
+// since), it evicts down to it, logging the evictions. The load holds no
+// Store-wide lock: the other caches serve meanwhile, and only the
+// requests to the cache being loaded wait for it.
 //
 // # Compaction
 //

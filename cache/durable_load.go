@@ -20,13 +20,18 @@ func (e *CorruptLogError) Error() string {
 // replay applies the records of c's log to c, which nobody else sees yet,
 // in log order: the last record of a key decides its state (a put sets it,
 // a delete removes it, a put whose expiry has passed by the wall clock
-// removes it). It returns the highest version the log holds.
-func (c *Cache) replay() (uint64, error) {
+// removes it). It returns the highest version the log holds. It stops
+// with ErrClosed, between two reads of the log, once stop reports true
+// (its Store is closing).
+func (c *Cache) replay(stop func() bool) (uint64, error) {
 	d := c.dur
 	now := c.now()
 	var maxVer uint64
 	from, end := d.log.Oldest(), d.log.Next()
 	for from < end {
+		if stop() {
+			return 0, ErrClosed
+		}
 		recs, err := d.log.Read(from, 0, 0)
 		if err != nil {
 			return 0, fmt.Errorf("cache log %s: read at offset %d: %w", d.log.Dir(), from, err)

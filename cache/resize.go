@@ -17,7 +17,7 @@ func (st *Store) Resize(scope Scope, maxBytes int64) (*Cache, error) {
 	if maxBytes < 0 {
 		return nil, fmt.Errorf("%w: negative MaxBytes %d", ErrInvalidConfig, maxBytes)
 	}
-	st.mu.Lock()
+	st.lockScope(scope)
 	if st.closed {
 		st.mu.Unlock()
 		return nil, ErrClosed
@@ -42,9 +42,11 @@ func (st *Store) Resize(scope Scope, maxBytes int64) (*Cache, error) {
 // stopped at the end of the shard it is on and waited for first (it
 // fails with ErrDeleted, as a Compact after it does). The log's files
 // stay: the caller removes its directory (DurableOptions.Dir), so that a
-// cache created again under the scope does not load them.
+// cache created again under the scope does not load them. Until the log
+// is closed a change to the scope (CreateDurable again) waits, while Get
+// finds it empty.
 func (st *Store) DeleteDurable(scope Scope) error {
-	st.mu.Lock()
+	st.lockScope(scope)
 	c, ok := st.caches[scope]
 	if !ok {
 		st.mu.Unlock()
@@ -55,12 +57,22 @@ func (st *Store) DeleteDurable(scope Scope) error {
 		return ErrClosed
 	}
 	st.removeLocked(c)
+	if c.dur == nil {
+		st.mu.Unlock()
+		st.drop(c)
+		return nil
+	}
+	// The scope stays reserved until the log is closed: a durable cache
+	// created again under it waits, rather than find its directory open.
+	l := &load{done: make(chan struct{}), deleting: true}
+	st.loading[scope] = l
 	st.mu.Unlock()
-	var err error
-	if c.dur != nil {
-		if err = c.dur.close(); err != nil {
-			err = fmt.Errorf("cache %s: close log: %w", scope, err)
-		}
+	err := c.dur.close()
+	st.mu.Lock()
+	st.endLoadLocked(scope, l)
+	st.mu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("cache %s: close log: %w", scope, err)
 	}
 	st.drop(c)
 	return err

@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +14,14 @@ type Store struct {
 
 	mu     sync.RWMutex
 	caches map[Scope]*Cache
-	closed bool
+	// loading reserves the scopes of the durable caches whose logs are
+	// being loaded (createDurable) or closed (DeleteDurable) without mu:
+	// see load.
+	loading map[Scope]*load
+	closed  bool
+	// closing mirrors closed, readable without mu: a load in progress
+	// stops replaying its log once it is set (Close waits for it).
+	closing atomic.Bool
 	// versionFloor is the highest version a deleted cache handed out: a
 	// cache created later starts above it, so a version read from a
 	// deleted cache never matches an entry of its successor.
@@ -35,16 +41,23 @@ type Store struct {
 	// dropHook, set by tests, runs before the entries of a cache that was
 	// deleted or replaced are dropped (drop), after mu is released.
 	dropHook func(old *Cache)
+	// loadHook, set by tests, runs in the middle of a durable cache's
+	// load, after its log's replay; an error fails the load.
+	loadHook func(scope Scope) error
+	// waitLoadHook, set by tests, runs when a call waits for the load of
+	// a durable cache under scope.
+	waitLoadHook func(scope Scope)
 }
 
 // NewStore returns an empty Store and starts its background sweep (unless
 // opts.SweepInterval is negative). Call Close to stop it.
 func NewStore(opts StoreOptions) *Store {
 	st := &Store{
-		opts:   opts.withDefaults(),
-		caches: make(map[Scope]*Cache),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		opts:    opts.withDefaults(),
+		caches:  make(map[Scope]*Cache),
+		loading: make(map[Scope]*load),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	st.list.Store(new([]*Cache))
 	if st.opts.MaxTotalBytes > 0 {
@@ -66,7 +79,7 @@ func (st *Store) Create(scope Scope, cfg Config) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.mu.Lock()
+	st.lockScope(scope)
 	defer st.mu.Unlock()
 	if st.closed {
 		return nil, ErrClosed
@@ -90,7 +103,7 @@ func (st *Store) Replace(scope Scope, cfg Config) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.mu.Lock()
+	st.lockScope(scope)
 	if st.closed {
 		st.mu.Unlock()
 		return nil, ErrClosed
@@ -159,21 +172,38 @@ func (st *Store) removeLocked(c *Cache) {
 }
 
 // Get returns the cache registered under scope, or a *NotFoundError.
+// While a durable cache is being loaded under scope (CreateDurable,
+// ReplaceDurable), Get of that scope waits for the load and then returns
+// the loaded cache (or, if the load failed, what is registered then), as
+// a request would have got it right after the load; other scopes do not
+// wait.
 func (st *Store) Get(scope Scope) (*Cache, error) {
-	st.mu.RLock()
-	c, ok := st.caches[scope]
-	st.mu.RUnlock()
-	if !ok {
-		return nil, &NotFoundError{Scope: scope}
+	for {
+		st.mu.RLock()
+		c, ok := st.caches[scope]
+		var l *load
+		if len(st.loading) > 0 {
+			if l = st.loading[scope]; l != nil && l.deleting {
+				l = nil // the scope is empty (and stays so until l ends)
+			}
+		}
+		st.mu.RUnlock()
+		switch {
+		case l != nil:
+			st.waitLoad(scope, l)
+		case ok:
+			return c, nil
+		default:
+			return nil, &NotFoundError{Scope: scope}
+		}
 	}
-	return c, nil
 }
 
 // Delete unregisters the cache under scope and drops its entries, or
 // returns a *NotFoundError. Later Puts on a retained *Cache fail with
 // ErrDeleted and its Gets miss.
 func (st *Store) Delete(scope Scope) error {
-	st.mu.Lock()
+	st.lockScope(scope)
 	c, ok := st.caches[scope]
 	if !ok {
 		st.mu.Unlock()
@@ -296,17 +326,28 @@ func (st *Store) sweepLoop() {
 	}
 }
 
-// Close stops the background sweep and waits for it to return, then
-// closes the logs of the durable caches (after stopping any compaction
-// running at the end of its shard and waiting for it; a Compact fails
-// with ErrClosed from then on).
+// Close stops the background sweep and waits for it to return, and for
+// the durable caches being loaded (their loads stop and fail with
+// ErrClosed, their logs closed), then closes the logs of the durable
+// caches (after stopping any compaction running at the end of its shard
+// and waiting for it; a Compact fails with ErrClosed from then on).
 // Later Creates fail with ErrClosed; existing caches keep working (expiry
 // is then lazy only), but writes to durable ones fail with a
 // *StorageError. Close is idempotent.
 func (st *Store) Close() {
 	st.mu.Lock()
 	st.closed = true
+	st.closing.Store(true)
+	loads := make([]*load, 0, len(st.loading))
+	for _, l := range st.loading {
+		loads = append(loads, l)
+	}
 	st.mu.Unlock()
+	// A load in progress no longer registers its cache: it closes its
+	// log, then ends (as does a DeleteDurable's close of its log).
+	for _, l := range loads {
+		<-l.done
+	}
 	st.stopOnce.Do(func() {
 		close(st.stop)
 		<-st.done
@@ -327,6 +368,13 @@ func (st *Store) Close() {
 // scope. The scope must not be registered yet. Its writes are logged;
 // Store.Close closes the log. Replace and Delete refuse a durable cache:
 // Resize changes its capacity, DeleteDurable deletes it.
+//
+// The load runs without the Store's lock: the other scopes' lookups and
+// changes go on meanwhile. The scope is reserved from the start: Get of
+// it waits for the load, and so does any change to it (Create, Replace,
+// Delete, Resize, another CreateDurable, which then finds it taken: a
+// *ConfigConflictError). A load that fails leaves the scope as it was,
+// its log closed. Close during a load stops it (ErrClosed) and waits.
 func (st *Store) CreateDurable(scope Scope, cfg Config, opts DurableOptions) (*Cache, error) {
 	c, _, err := st.createDurable(scope, cfg, opts, false)
 	return c, err
@@ -335,67 +383,13 @@ func (st *Store) CreateDurable(scope Scope, cfg Config, opts DurableOptions) (*C
 // ReplaceDurable is CreateDurable in place of the in-memory cache under
 // scope, if any, in one step as Replace: the in-memory cache is deleted
 // (its entries dropped) once the log is loaded, and no request sees the
-// scope without a cache in between. A durable cache under scope is
-// refused with a *DurableError.
+// scope without a cache in between (a Get of the scope waits for the
+// load, as CreateDurable's). A durable cache under scope is refused with
+// a *DurableError.
 func (st *Store) ReplaceDurable(scope Scope, cfg Config, opts DurableOptions) (*Cache, error) {
 	c, old, err := st.createDurable(scope, cfg, opts, true)
 	if old != nil {
 		st.drop(old)
 	}
 	return c, err
-}
-
-// createDurable is CreateDurable, or ReplaceDurable when replace is set:
-// then old is the in-memory cache it unregistered, for the caller to
-// clear.
-func (st *Store) createDurable(scope Scope, cfg Config, opts DurableOptions, replace bool) (_, old *Cache, _ error) {
-	cfg, err := checked(scope, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.closed {
-		return nil, nil, ErrClosed
-	}
-	old = st.caches[scope]
-	switch {
-	case old != nil && !replace:
-		return nil, nil, &ConfigConflictError{Scope: scope, Existing: old.Config(), Requested: cfg}
-	case old != nil && old.dur != nil:
-		return nil, nil, &DurableError{Scope: scope, Op: "replace"}
-	}
-	d, err := openDurable(opts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cache %s: %w", scope, err)
-	}
-	// The budget is set before anything (the load's evictions, a
-	// compaction they start) runs; the bytes count from registerLocked.
-	c := newCache(scope, cfg, st.opts.Clock, 0, st.budget)
-	c.dur = d
-	maxVer, err := c.replay()
-	if err != nil {
-		d.close()
-		return nil, nil, err
-	}
-	c.version.Store(max(st.versionFloor, clockVersion(st.opts.Clock), maxVer))
-	// A capacity lowered since the log was written: evict (and log it)
-	// down to it now.
-	if err := c.evictToCapacity(); err != nil {
-		d.close()
-		return nil, nil, fmt.Errorf("cache %s: evict to capacity at load: %w", scope, err)
-	}
-	if old != nil {
-		// Its writes stop here; versions continue above its last one.
-		st.removeLocked(old)
-		c.version.Store(max(c.version.Load(), st.versionFloor))
-	}
-	// The log as opened counts as appended: a log much larger than the
-	// live entries (compacted too little before a restart) is compacted.
-	d.appended.Store(logSize(opts.Dir))
-	if d.appended.Load() > max(d.compactMin, 2*c.bytes.Load()) {
-		c.startCompaction()
-	}
-	st.registerLocked(c)
-	return c, old, nil
 }
