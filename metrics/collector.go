@@ -52,7 +52,7 @@ var serverMetrics = []metric[server.Counters]{
 		func(c *server.Counters) float64 { return u(c.ConnectionsTotal.Load()) }),
 	counter("felix_connections_refused_total", "QUIC connections closed at once because --max-connections were open.", nil,
 		func(c *server.Counters) float64 { return u(c.ConnectionsRefused.Load()) }),
-	counter("felix_connections_refused_draining_total", "QUIC connections closed at once with \"broker shutting down\" because their handshake completed while the broker drained: clients redialing during a shutdown.", nil,
+	counter("felix_connections_refused_draining_total", "Dials refused while the broker drained: connections closed at once with \"broker shutting down\" once their handshake completed, and dials the listener refused (CONNECTION_REFUSED; one per client address within 5s): clients redialing during a shutdown.", nil,
 		func(c *server.Counters) float64 { return u(c.ConnectionsRefusedDraining.Load()) }),
 	counter("felix_connections_unauthenticated_total", "QUIC connections closed because none of their streams authenticated within the auth timeout (10s by default) of their accept.", nil,
 		func(c *server.Counters) float64 { return u(c.ConnectionsUnauthenticated.Load()) }),
@@ -129,7 +129,7 @@ var streamMetrics = []metric[streamSnap]{
 		func(s *streamSnap) float64 { return float64(s.Totals.QueueLen) }),
 	counter("felix_sub_queue_enqueued_total", "Events accepted into the stream's subscriber queues.", streamLabels,
 		func(s *streamSnap) float64 { return u(s.Totals.Enqueued) }),
-	counter("felix_sub_queue_dropped_total", "Events dropped by the queue policy of the stream's subscribers.", streamLabels,
+	counter("felix_sub_queue_dropped_total", "Events the stream's subscribers did not get: dropped by their queue policy, or skipped in a replay because retention or a purge removed them.", streamLabels,
 		func(s *streamSnap) float64 { return u(s.Totals.Dropped) }),
 }
 
@@ -203,7 +203,7 @@ var cacheMetrics = []metric[cacheSnap]{
 		func(c *cacheSnap) float64 { return u(c.Hits) }),
 	counter("felix_cache_misses_total", "Lookups that found no live entry.", cacheLabels,
 		func(c *cacheSnap) float64 { return u(c.Misses) }),
-	counter("felix_cache_evictions_total", "Live entries removed to stay under the cache's byte capacity.", cacheLabels,
+	counter("felix_cache_evictions_total", "Live entries removed to stay under the cache's byte capacity or the store-wide --cache-max-total-bytes.", cacheLabels,
 		func(c *cacheSnap) float64 { return u(c.Evictions) }),
 	counter("felix_cache_expirations_total", "Expired entries removed.", cacheLabels,
 		func(c *cacheSnap) float64 { return u(c.Expirations) }),
@@ -245,7 +245,7 @@ var diskMetrics = []metric[diskfree.Stats]{
 		func(s *diskfree.Stats) float64 { return float64(boolRank(s.Low)) }),
 	counter("felix_disk_alarms_total", "Times the free space fell below --disk-free-limit.", nil,
 		func(s *diskfree.Stats) float64 { return u(s.Alarms) }),
-	counter("felix_disk_alarm_refusals_total", "Durable publishes and cache puts and increments refused because the free space was below --disk-free-limit.", nil,
+	counter("felix_disk_alarm_refusals_total", "Durable publishes and cache puts, increments and expiry changes refused because the free space was below --disk-free-limit.", nil,
 		func(s *diskfree.Stats) float64 { return u(s.Refused) }),
 }
 

@@ -669,7 +669,8 @@ func (v *Verifier) discover(ctx context.Context, cfg IssuerConfig, discURL strin
 	return jwksURI, nil
 }
 
-// cachedDiscovery answers from what discovery found for k when it can: the JWKS URL when cached and fresh (or stale while the last fetch
+// cachedDiscovery answers from what discovery found for k when it can:
+// the JWKS URL when cached and fresh (or stale while the last fetch
 // failed less than MinRefetchInterval ago), or, when no fetch has
 // succeeded yet, the last failure's error for MinRefetchInterval. ok is
 // false when the document must be fetched.
