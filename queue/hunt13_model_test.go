@@ -29,7 +29,7 @@ import (
 // once drained every record the stream holds is done and every one it
 // dropped counted lost (exactly once without a crash).
 type h13World struct {
-	t          *testing.T
+	opTrace         // t and the trace of operations
 	rollBehind bool // the state log seals its segments in the background (odd seeds)
 	rng        *rand.Rand
 	dir        string
@@ -51,7 +51,6 @@ type h13World struct {
 	uncertain map[uint64]bool // after a crash: the count may have been forgotten
 	lostSeen  uint64          // Lost of the group's earlier lives
 	crashed   bool
-	trace     []string
 	// backup: the stream's segment files copied when it ended at
 	// backupNext, while no purge or retention has run since (so the copy
 	// is a prefix of the stream as it is).
@@ -65,23 +64,13 @@ type h13Flight struct {
 }
 
 func newH13World(t *testing.T, seed uint64) *h13World {
-	w := &h13World{t: t, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b9)), dir: t.TempDir(), clock: newFakeClock(), rollBehind: seed%2 == 1}
+	w := &h13World{opTrace: opTrace{t: t}, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b9)), dir: t.TempDir(), clock: newFakeClock(), rollBehind: seed%2 == 1}
 	w.opts = Options{Clock: w.clock, AckTimeout: 10 * time.Second, BackoffMin: time.Second, BackoffMax: 4 * time.Second,
 		MaxAttempts: []int{-1, 1, 2, 3, 4}[w.rng.IntN(5)], ReadBatch: 1 + w.rng.IntN(6), SnapshotEvery: []int{1, 2, 3, 5, 1024}[w.rng.IntN(5)], DeadLetter: w.deadLetter}
 	w.openLogs()
 	t.Cleanup(w.closeLogs)
 	w.newEpoch(nil)
 	return w
-}
-
-func (w *h13World) fatalf(format string, args ...any) {
-	w.t.Helper()
-	tail := w.trace[max(0, len(w.trace)-40):]
-	w.t.Fatalf("%s\nlast operations:\n  %s", fmt.Sprintf(format, args...), strings.Join(tail, "\n  "))
-}
-
-func (w *h13World) note(format string, args ...any) {
-	w.trace = append(w.trace, fmt.Sprintf(format, args...))
 }
 
 func (w *h13World) openLogs() {

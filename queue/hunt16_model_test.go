@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -27,11 +26,11 @@ import (
 // under the same id with another prefetch. (hunt13's model covers
 // durable state and restarts with small equal records.)
 type h16World struct {
-	t     *testing.T
-	rng   *rand.Rand
-	clock *fakeClock
-	opts  Options
-	evict bool // the stream is a small ring: records vanish
+	opTrace // t and the trace of operations
+	rng     *rand.Rand
+	clock   *fakeClock
+	opts    Options
+	evict   bool // the stream is a small ring: records vanish
 
 	stream   *commitlog.Memory
 	g        *Group
@@ -47,12 +46,11 @@ type h16World struct {
 	doomed    map[uint64]bool
 	delivered map[uint64]bool // ever delivered
 	lastFirst int64           // offset of the latest first delivery
-	trace     []string
 }
 
 func newH16World(t *testing.T, seed uint64) *h16World {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5bd1e995))
-	w := &h16World{t: t, rng: rng, clock: newFakeClock(), evict: seed%2 == 1, lastFirst: -1,
+	w := &h16World{opTrace: opTrace{t: t}, rng: rng, clock: newFakeClock(), evict: seed%2 == 1, lastFirst: -1,
 		members: map[string]*Member{}, prefetch: map[string]int{}, payload: map[uint64][]byte{},
 		done: map[uint64]string{}, inflight: map[uint64]string{}, deadline: map[uint64]time.Time{},
 		attempt: map[uint64]int{}, readyAt: map[uint64]time.Time{}, doomed: map[uint64]bool{}, delivered: map[uint64]bool{}}
@@ -71,16 +69,6 @@ func newH16World(t *testing.T, seed uint64) *h16World {
 	w.g = g
 	t.Cleanup(func() { g.Close() })
 	return w
-}
-
-func (w *h16World) fatalf(format string, args ...any) {
-	w.t.Helper()
-	tail := w.trace[max(0, len(w.trace)-40):]
-	w.t.Fatalf("%s\nlast operations:\n  %s", fmt.Sprintf(format, args...), strings.Join(tail, "\n  "))
-}
-
-func (w *h16World) note(format string, args ...any) {
-	w.trace = append(w.trace, fmt.Sprintf(format, args...))
 }
 
 func (w *h16World) deadLetter(_ context.Context, rec commitlog.Record, attempts int, _ string) error {
