@@ -2,8 +2,10 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,7 +19,9 @@ type PublisherOptions struct {
 	// MaxBatch is the most events sent in one batch. Default 64.
 	MaxBatch int
 	// MaxBytes closes a batch once its payloads reach this many bytes.
-	// Default 64 KiB.
+	// Default 64 KiB. Whatever it is, a batch also ends before an event
+	// that would take its frame past Options.MaxFrameBytes (that event
+	// starts the next batch), so events that each fit a frame are sent.
 	MaxBytes int
 	// Linger is how long a batch that is not full waits for more events.
 	// Default 0: a batch is sent as soon as the queue is drained, so
@@ -299,27 +303,50 @@ func (p *Publisher) next() (pubItem, bool) {
 	}
 }
 
-// sendLoop packs queued events into batches and sends them in order.
+// sendLoop packs queued events into batches and sends them in order. A
+// batch also ends before an event that would take its frame past the
+// client's MaxFrameBytes: that event (carry) starts the next batch, so
+// events that each fit a frame are never refused together.
 func (p *Publisher) sendLoop() {
 	defer close(p.inflight)
 	lane := p.c.laneFor(p.namespace, p.stream)
 	var (
-		batch [][]byte
-		size  int
-		flush *flushReq
+		batch   [][]byte
+		size    int
+		frame   int // the batch's publish frame payload, see publishFrameBytes
+		flush   *flushReq
+		carry   []byte // the event that did not fit the batch before it
+		carried bool
+		json    bool // the batch goes as JSON publish_batch (a broker without binary acked publishes)
 	)
 	take := func(it pubItem) {
 		if it.flush != nil {
 			flush = it.flush
 			return
 		}
+		if len(batch) == 0 {
+			json = !p.opts.NoAck && !wire.Supports(p.c.ServerFlags(), wire.FlagBinaryPublishAcked) && p.c.ServerFlags() != 0
+			frame = publishFrameBytes(p.c.opts.TenantID, p.namespace, p.stream, json)
+		}
+		n := publishEventBytes(it.payload, json)
+		if len(batch) > 0 && frame+n > p.c.opts.MaxFrameBytes {
+			carry, carried = it.payload, true
+			return
+		}
 		batch = append(batch, it.payload)
 		size += len(it.payload)
+		frame += n
 	}
-	full := func() bool { return flush != nil || len(batch) >= p.opts.MaxBatch || size >= p.opts.MaxBytes }
+	full := func() bool {
+		return carried || flush != nil || len(batch) >= p.opts.MaxBatch || size >= p.opts.MaxBytes
+	}
 	var linger *time.Timer
 	for {
-		it, ok := p.next()
+		it, ok := pubItem{payload: carry}, carried
+		carry, carried = nil, false
+		if !ok {
+			it, ok = p.next()
+		}
 		if !ok {
 			if p.ctx.Err() != nil {
 				p.dropQueued(0)
@@ -375,12 +402,45 @@ func (p *Publisher) sendLoop() {
 		select {
 		case p.inflight <- sb:
 		case <-p.ctx.Done():
-			p.dropQueued(sb.n)
+			p.dropQueued(sb.n + btoi(carried))
 			return
 		}
 		clear(batch)
 		batch, size, flush = batch[:0], 0, nil
 	}
+}
+
+// publishFrameBytes is the payload of a publish frame of no events to
+// tenant/ns/stream, as lane.send encodes it: a binary acked one (the
+// largest binary encoding: request id and ack mode, the three names with
+// their lengths, the event count), or with json a publish_batch message
+// (with the largest request id).
+func publishFrameBytes(tenant, ns, stream string, json bool) int {
+	if !json {
+		return 9 + 6 + len(tenant) + len(ns) + len(stream) + 4
+	}
+	f, err := wire.AppendMessageFrame(nil, &wire.PublishBatch{TenantID: tenant, Namespace: ns, Stream: stream,
+		Payloads: [][]byte{}, RequestID: wire.U64(math.MaxUint64), Ack: wire.Ack(wire.AckPerBatch)})
+	if err != nil { // names the encoder refuses: lane.send reports it
+		return 0
+	}
+	return len(f) - wire.HeaderSize
+}
+
+// publishEventBytes is what payload adds to a publish frame: its length
+// and bytes, or with json its base64 between quotes and a comma.
+func publishEventBytes(payload []byte, json bool) int {
+	if json {
+		return base64.StdEncoding.EncodedLen(len(payload)) + 3
+	}
+	return 4 + len(payload)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // ackLoop waits for the acks of sent batches, in order, records failures
