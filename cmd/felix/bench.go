@@ -71,7 +71,21 @@ func benchPreRun(cmd *cobra.Command, args []string) error {
 	if err := envPreRun(cmd, args); err != nil {
 		return err
 	}
+	sayAddrFromEnv(cmd, fromArgs)
 	return refuseNegative(cmd.Flags(), fromArgs)
+}
+
+// sayAddrFromEnv writes a line on stderr when a benchmark's --addr came
+// from its variable (FELIX_ADDR, which the client commands read too, so a
+// shared shell profile sets it) and not from the command line: --addr
+// makes it benchmark the broker there (--broker external) instead of one
+// it starts, which nobody should find out from the numbers.
+func sayAddrFromEnv(cmd *cobra.Command, fromArgs map[string]bool) {
+	f := cmd.Flags().Lookup("addr")
+	if f == nil || !f.Changed || fromArgs[f.Name] {
+		return
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "bench: --addr %s from %s: benchmarking the broker there (--broker external)\n", f.Value, flagEnv(f))
 }
 
 // brokerTarget says where the benchmarked Felix broker runs.

@@ -140,7 +140,7 @@ func loadLayers(fs *pflag.FlagSet) (configSources, error) {
 	}
 	fs.Visit(func(f *pflag.Flag) {
 		if _, ok := src[f.Name]; !ok {
-			src[f.Name] = envName(f.Name)
+			src[f.Name] = flagEnv(f)
 		}
 	})
 	if err := applyReferenceEnv(fs, src); err != nil {

@@ -89,6 +89,19 @@ func httpClientWithCA(caFile string) (*http.Client, error) {
 	return hc, nil
 }
 
+// The control plane servers' connection bounds (variables for tests).
+// httpReadTimeout bounds a whole request's read, its body included (at
+// most the API's 1 MiB), so a client trickling a body does not hold a
+// connection and a goroutine for ever; httpIdleTimeout closes keep-alive
+// connections idle that long. There is no write timeout: a backup
+// download is long, and bounds each write itself
+// (controlplane.Options.BackupWriteTimeout).
+var (
+	httpReadHeaderTimeout = 5 * time.Second
+	httpReadTimeout       = 30 * time.Second
+	httpIdleTimeout       = 2 * time.Minute
+)
+
 // startHTTP serves h on addr, over TLS with tlsConf when it is not nil.
 func startHTTP(addr string, h http.Handler, tlsConf *tls.Config, log *slog.Logger) (*httpService, error) {
 	ln, err := net.Listen("tcp", addr)
@@ -98,7 +111,8 @@ func startHTTP(addr string, h http.Handler, tlsConf *tls.Config, log *slog.Logge
 	if tlsConf != nil {
 		ln = tls.NewListener(ln, tlsConf)
 	}
-	s := &httpService{ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
+	s := &httpService{ln: ln, srv: &http.Server{Handler: h,
+		ReadHeaderTimeout: httpReadHeaderTimeout, ReadTimeout: httpReadTimeout, IdleTimeout: httpIdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}}
 	go s.srv.Serve(ln)
 	return s, nil
@@ -165,8 +179,10 @@ func startControlPlane(ctx context.Context, f serveFlags, sec *security, b *brok
 	}
 	syncPolicy, _ := commitlog.ParseSyncPolicy(f.fsync) // validated at start
 	applier, err := controlplane.NewBrokerApplier(controlplane.BrokerApplierOptions{Broker: b, Caches: caches, DataDir: f.dataDir, Logger: log,
-		// Sync is --fsync, for durable caches; each stream says its own.
-		Log:            commitlog.Options{Sync: syncPolicy, SyncInterval: f.fsyncInterval, SegmentBytes: f.segmentBytes, Logger: log, OnSync: onSync},
+		// Sync is --fsync, for durable caches; each stream says its own, and
+		// its retention. Caches take Sync, SyncInterval, SegmentBytes, Logger
+		// and OnSync only (not RollInBackground: they compact their logs).
+		Log:            streamLogOptions(f, syncPolicy, onSync, log),
 		StreamsRemoved: srv.ForgetStreams,
 		LogOpened: func(k broker.StreamKey, lg commitlog.Log) error {
 			return server.ReconcileGroupStates(groupsDir(f.dataDir), k, lg, log)

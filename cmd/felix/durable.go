@@ -56,10 +56,7 @@ func openDurableStreams(b *broker.Broker, f serveFlags, policy commitlog.SyncPol
 			}
 		}
 		dir := streamDir(f.dataDir, k)
-		lg, err := commitlog.Open(dir, commitlog.Options{
-			Sync: streamPolicy, SyncInterval: f.fsyncInterval, SegmentBytes: f.segmentBytes,
-			RetentionBytes: f.retentionBytes, RetentionAge: f.retentionAge, Logger: log, OnSync: onSync,
-		})
+		lg, err := commitlog.Open(dir, streamLogOptions(f, streamPolicy, onSync, log))
 		if err != nil {
 			return fmt.Errorf("--durable-stream %q: open log in %s: %w", v, dir, err)
 		}
@@ -76,6 +73,19 @@ func openDurableStreams(b *broker.Broker, f serveFlags, policy commitlog.SyncPol
 			"next_offset", lg.Next(), "oldest_offset", lg.Oldest(), "loss_window", lossWindow(streamPolicy, f))
 	}
 	return nil
+}
+
+// streamLogOptions are the options of a durable stream's log: those of
+// --durable-stream, and the base of the control plane's durable streams
+// (which replace Sync and the retention with their own). A segment is
+// sealed in the background (RollInBackground), as the queue groups'
+// state logs are: the publish that fills it does not wait for the fsync
+// of the whole segment, and segments may reach twice --segment-bytes.
+func streamLogOptions(f serveFlags, policy commitlog.SyncPolicy, onSync func(time.Duration), log *slog.Logger) commitlog.Options {
+	return commitlog.Options{
+		Sync: policy, SyncInterval: f.fsyncInterval, SegmentBytes: f.segmentBytes, RollInBackground: true,
+		RetentionBytes: f.retentionBytes, RetentionAge: f.retentionAge, Logger: log, OnSync: onSync,
+	}
 }
 
 // lossWindow states, for the startup log, what a crash can lose.

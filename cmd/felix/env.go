@@ -45,6 +45,21 @@ func envName(flag string) string {
 	return "FELIX_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
+// envAnnotation is the pflag annotation naming a flag's variable when it
+// is not envName of its name: serve's --cache reads FELIX_DECLARE_CACHE,
+// as FELIX_CACHE is the client commands' cache name (one shell profile
+// holds both).
+const envAnnotation = "felix_env"
+
+// flagEnv returns the FELIX_* variable f reads (when it reads one): its
+// envAnnotation, else envName of its name.
+func flagEnv(f *pflag.Flag) string {
+	if v := f.Annotations[envAnnotation]; len(v) == 1 {
+		return v[0]
+	}
+	return envName(f.Name)
+}
+
 // applyEnv sets every flag that was not given on the command line from its
 // FELIX_* environment variable, if present (flag > env > default).
 func applyEnv(fs *pflag.FlagSet) error { return applyEnvTo(fs, nil) }
@@ -57,22 +72,23 @@ func applyEnvTo(fs *pflag.FlagSet, only map[string]bool) error {
 		if err != nil || f.Changed || (only != nil && !only[f.Name]) {
 			return
 		}
-		v, ok := os.LookupEnv(envName(f.Name))
+		v, ok := os.LookupEnv(flagEnv(f))
 		if !ok {
 			return
 		}
 		if e := fs.Set(f.Name, v); e != nil {
-			err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, e)
+			err = fmt.Errorf("%s=%q: %w", flagEnv(f), v, e)
 		}
 	})
 	return err
 }
 
-// annotateEnv appends "(env FELIX_X)" to every flag's usage.
+// annotateEnv appends "(env FELIX_X)" to every flag's usage (flagEnv: set
+// an envAnnotation first).
 func annotateEnv(fs *pflag.FlagSet) {
 	fs.VisitAll(func(f *pflag.Flag) {
 		if f.Name != "help" {
-			f.Usage += " (env " + envName(f.Name) + ")"
+			f.Usage += " (env " + flagEnv(f) + ")"
 		}
 	})
 }

@@ -218,7 +218,7 @@ func TestEveryDocumentedEnvVariableIsRead(t *testing.T) {
 		}
 		cmd, _ = find(t, path)
 		cmd.Flags().VisitAll(func(f *pflag.Flag) {
-			env := envName(f.Name)
+			env := flagEnv(f)
 			if !strings.Contains(f.Usage, "(env "+env+")") {
 				return
 			}

@@ -20,7 +20,7 @@ func refuseNegative(fs *pflag.FlagSet, fromArgs map[string]bool) error {
 		if fromArgs[f.Name] {
 			err = fmt.Errorf("--%s %s: must not be negative", f.Name, f.Value)
 		} else {
-			err = fmt.Errorf("%s=%s (--%s): must not be negative", envName(f.Name), f.Value, f.Name)
+			err = fmt.Errorf("%s=%s (--%s): must not be negative", flagEnv(f), f.Value, f.Name)
 		}
 	})
 	return err

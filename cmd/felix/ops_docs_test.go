@@ -112,8 +112,12 @@ func TestOperationsDocReferenceNames(t *testing.T) {
 			t.Errorf("reference variable %s is not documented", name)
 		}
 	}
-	real := map[string]bool{"FELIX_ADDR": true}
-	newServeCmd().Flags().VisitAll(func(f *pflag.Flag) { real[envName(f.Name)] = true })
+	real := map[string]bool{}
+	eachFlag(newRootCmd(), func(f *pflag.Flag) {
+		if readsEnv(f) {
+			real[flagEnv(f)] = true
+		}
+	})
 	for name := range referenceEnv {
 		real[name] = true
 	}

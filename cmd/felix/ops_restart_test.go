@@ -179,8 +179,12 @@ func TestRestartAppliesLoweredRetentionAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if oldest := st.Log().Oldest(); oldest < 150 {
-		t.Fatalf("oldest retained offset %d at start with --retention-bytes 4096 (≈ 60 records), want ≥ 150", oldest)
+	// Retention deletes whole segments while the log is over 4096 bytes:
+	// at most 64 records of 64 bytes are left, so the oldest is at least
+	// 136 (durable streams roll in the background, so where the segments
+	// end, and how many records past 136 go, depends on when each seal ran).
+	if oldest := st.Log().Oldest(); oldest < 136 {
+		t.Fatalf("oldest retained offset %d at start with --retention-bytes 4096 (at most 64 records), want ≥ 136", oldest)
 	}
 }
 

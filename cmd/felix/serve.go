@@ -148,6 +148,9 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.Int64Var(&f.queueMaxInFlightBytes, "queue-max-inflight-bytes", 64<<20, "payload bytes one queue consumer may hold unacked, whatever its prefetch (a single larger record still goes alone to a consumer holding nothing)")
 	fl.StringVar(&f.queueDLQSuffix, "queue-dead-letter-suffix", ".dlq", "dead letters of stream S go to stream S<suffix> when it exists (\"\" = the default .dlq)")
 	fl.StringSliceVar(&f.caches, "cache", nil, "declare a cache tenant/namespace/name[:max-bytes] (repeatable or comma-separated)")
+	// FELIX_CACHE is the client commands' cache name (felix cache --cache),
+	// and one shell profile holds the variables of both.
+	_ = fl.SetAnnotation("cache", envAnnotation, []string{"FELIX_DECLARE_CACHE"})
 	fl.StringSliceVar(&f.durableCaches, "durable-cache", nil, "declare a durable cache tenant/namespace/name[:max-bytes], logged in --data-dir and reloaded at start (repeatable); it follows --fsync and --fsync-interval")
 	fl.Int64Var(&f.cacheMaxBytes, "cache-max-bytes", 0, "capacity of caches declared without one and of auto-created caches (0 = unbounded)")
 	fl.Int64Var(&f.cacheMaxTotalBytes, "cache-max-total-bytes", cache.DefaultMaxTotalBytes, "bytes all caches together may hold, as Redis's maxmemory: a write over it evicts from the largest caches (0 = no bound beyond each cache's)")

@@ -41,7 +41,7 @@ func unknownEnv(root *cobra.Command, environ []string) []string {
 	}
 	eachFlag(root, func(f *pflag.Flag) {
 		if readsEnv(f) {
-			known[envName(f.Name)] = true
+			known[flagEnv(f)] = true
 		}
 	})
 	var unknown []string
@@ -59,7 +59,7 @@ func unknownEnv(root *cobra.Command, environ []string) []string {
 // says so (annotateEnv), which TestEveryDocumentedEnvVariableIsRead
 // checks.
 func readsEnv(f *pflag.Flag) bool {
-	return strings.Contains(f.Usage, "(env "+envName(f.Name)+")")
+	return strings.Contains(f.Usage, "(env "+flagEnv(f)+")")
 }
 
 // reportUnknownEnv warns about every FELIX_* variable no felix command
