@@ -23,8 +23,16 @@ import (
 // DefaultAddr is the default listen address of the metrics server.
 const DefaultAddr = "127.0.0.1:8080"
 
-// readHeaderTimeout bounds how long a client may take to send headers.
-const readHeaderTimeout = 5 * time.Second
+// The server's connection bounds (variables for tests): readHeaderTimeout
+// bounds how long a client may take to send headers, readTimeout a whole
+// request, and idleTimeout how long a keep-alive connection may stay
+// idle (a dashboard left open asks every second). No write timeout: a
+// scrape of many series is long, and the client reads it.
+var (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
 
 // Options configure a Server. The zero value serves nothing but the
 // process and Go runtime metrics on DefaultAddr.
@@ -190,6 +198,8 @@ func (s *Server) Start() error {
 	s.http = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
 	}
 	s.done = make(chan struct{})
