@@ -11,21 +11,23 @@ import (
 	"github.com/felixmq/felix/client"
 	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/internal/testwait"
 	"github.com/felixmq/felix/wire"
 )
 
-// hunt19Stream publishes the mixed sizes (then 40 events of 0-300 KiB, so
-// that a replay's reads hold several events and cut some) to stream, with
-// one event of the largest size plus one byte in the middle, which the
-// SDK must refuse with wire.ErrFrameTooLarge while the publishes before
-// and after it go through on the same client. It returns what was
-// published, in order.
-func hunt19Stream(t *testing.T, ctx context.Context, c *client.Client, stream string) *hunt19Want {
+// hunt19Stream publishes the mixed sizes (then 30 events of 0-100 KiB, so
+// that a replay's reads, of broker.Options.MaxBytesPerFrame (64 KiB),
+// hold several events and cut some) to stream through c, whose frame
+// limit is frame, with one event of the largest size plus one byte in the
+// middle, which the SDK must refuse with wire.ErrFrameTooLarge while the
+// publishes before and after it go through on the same client. It returns
+// what was published, in order.
+func hunt19Stream(t *testing.T, ctx context.Context, c *client.Client, frame int, stream string) *hunt19Want {
 	t.Helper()
-	max := hunt19MaxEvent(t, stream)
+	max := hunt19MaxEvent(t, frame, stream)
 	sizes := hunt19Sizes(max)
-	for i := range 40 {
-		sizes = append(sizes, i*37*kib%(300*kib)+i)
+	for i := range 30 {
+		sizes = append(sizes, i*7*kib%(100*kib)+i)
 	}
 	want := &hunt19Want{}
 	for i, size := range sizes {
@@ -67,95 +69,99 @@ func hunt19Read(t testing.TB, ctx context.Context, who string, sub *client.Subsc
 // largest a publish carries, once, in order, byte-exact; the largest plus
 // one is refused by the SDK without breaking anything. Then a subscriber
 // from earliest replays the durable log (reads of up to
-// commitlog.MaxReadBuffer, cut by events of 1-16 MiB) byte-exact, and one
-// of the in-memory stream gets a byte-exact suffix of what its ring holds
-// (see TestHunt19PubSubLargeFanoutAndReplayInMemory).
+// commitlog.MaxReadBuffer, cut by events of 1 MiB up to the largest,
+// itself above commitlog.MaxReadBuffer) byte-exact, and one of the
+// in-memory stream gets a byte-exact suffix of what its ring holds (see
+// TestHunt19PubSubLargeFanoutAndReplayInMemory).
 func TestHunt19PubSubLargeFanoutAndReplayDurable(t *testing.T) {
 	tb := testbroker.Start(t, testbroker.WithDurableStreams(t.TempDir(), commitlog.Options{Sync: commitlog.SyncNever}, "default/default/disk"),
-		testbroker.WithBrokerOptions(broker.Options{QueuePolicy: broker.Block}))
-	hunt19FanoutAndReplay(t, tb, "disk")
+		testbroker.WithBrokerOptions(broker.Options{QueuePolicy: broker.Block}), hunt19Server(hunt19LogFrame))
+	hunt19CrossesLogReads(t, hunt19MaxEvent(t, hunt19LogFrame, "disk"))
+	hunt19FanoutAndReplay(t, tb, hunt19LogFrame, "disk")
 }
 
-// The same on an in-memory stream whose ring holds 20 MiB: the replay
-// from earliest is a byte-exact suffix of at most 20 MiB, the events
+// hunt19Ring is the ring bound of the in-memory stream: about half of
+// what hunt19Stream publishes at the frame limit hunt19Frame.
+const hunt19Ring = 4 * mib
+
+// The same on an in-memory stream whose ring holds hunt19Ring bytes: the
+// replay from earliest is a byte-exact suffix of at most that, the events
 // before it evicted.
 func TestHunt19PubSubLargeFanoutAndReplayInMemory(t *testing.T) {
 	tb := testbroker.Start(t, testbroker.WithStreams("default/default/mem"),
-		testbroker.WithBrokerOptions(broker.Options{QueuePolicy: broker.Block, RingMaxBytes: 20 * mib}))
-	hunt19FanoutAndReplay(t, tb, "mem")
+		testbroker.WithBrokerOptions(broker.Options{QueuePolicy: broker.Block, RingMaxBytes: hunt19Ring}), hunt19Server(hunt19Frame))
+	hunt19FanoutAndReplay(t, tb, hunt19Frame, "mem")
 }
 
-func hunt19FanoutAndReplay(t *testing.T, tb *testbroker.Broker, stream string) {
-	{
-		{
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			subc := dial(t, tb, client.Options{EventConns: 2})
-			pub := dial(t, tb, client.Options{})
-			var subs []*client.Subscription
-			for range 3 {
-				sub, err := subc.Subscribe(ctx, "default", stream)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer sub.Close()
-				subs = append(subs, sub)
-			}
-			errs := make(chan error, len(subs))
-			ready := make(chan *hunt19Want)
-			for i, sub := range subs {
-				go func() {
-					want := <-ready
-					rt := &recordT{}
-					func() {
-						defer func() { recover() }()
-						hunt19Read(rt, ctx, fmt.Sprintf("live subscriber %d", i), sub, want, 0, len(want.sums))
-					}()
-					errs <- rt.err
-				}()
-			}
-			want := hunt19Stream(t, ctx, pub, stream)
-			for range subs {
-				ready <- want
-			}
-			for range subs {
-				if err := <-errs; err != nil {
-					t.Error(err)
-				}
-			}
-			total := 0
-			for _, s := range want.sizes {
-				total += s
-			}
-			t.Logf("%d events, %d MiB, to 3 subscribers", len(want.sums), total>>20)
-
-			rep, err := subc.Subscribe(ctx, "default", stream, client.FromEarliest())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rep.Close()
-			if stream == "disk" {
-				hunt19Read(t, ctx, "replay", rep, want, 0, len(want.sums))
-				return
-			}
-			// In memory: a suffix of what the ring (20 MiB) holds.
-			ev, err := rep.Next(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			first := int(ev.Offset)
-			want.check(t, "ring replay", first, ev.Payload)
-			kept := 0
-			for _, s := range want.sizes[first:] {
-				kept += s
-			}
-			if kept > 20*mib || first == 0 {
-				t.Errorf("ring replay starts at event %d, keeping %d bytes (ring bound 20 MiB)", first, kept)
-			}
-			hunt19Read(t, ctx, "ring replay", rep, want, first+1, len(want.sums)-first-1)
-			t.Logf("ring replay from event %d (%d MiB); missed %d", first, kept>>20, rep.Missed())
+// hunt19FanoutAndReplay runs the flow of the two tests above on stream of
+// tb, whose frame limit is frame.
+func hunt19FanoutAndReplay(t *testing.T, tb *testbroker.Broker, frame int, stream string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	subc := hunt19Dial(t, tb, frame, client.Options{EventConns: 2})
+	pub := hunt19Dial(t, tb, frame, client.Options{})
+	var subs []*client.Subscription
+	for range 3 {
+		sub, err := subc.Subscribe(ctx, "default", stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		subs = append(subs, sub)
+	}
+	errs := make(chan error, len(subs))
+	ready := make(chan *hunt19Want)
+	for i, sub := range subs {
+		go func() {
+			want := <-ready
+			rt := &recordT{}
+			func() {
+				defer func() { recover() }()
+				hunt19Read(rt, ctx, fmt.Sprintf("live subscriber %d", i), sub, want, 0, len(want.sums))
+			}()
+			errs <- rt.err
+		}()
+	}
+	want := hunt19Stream(t, ctx, pub, frame, stream)
+	for range subs {
+		ready <- want
+	}
+	for range subs {
+		if err := <-errs; err != nil {
+			t.Error(err)
 		}
 	}
+	total := 0
+	for _, s := range want.sizes {
+		total += s
+	}
+	t.Logf("%d events, %d MiB, to 3 subscribers", len(want.sums), total>>20)
+
+	rep, err := subc.Subscribe(ctx, "default", stream, client.FromEarliest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Close()
+	if stream == "disk" {
+		hunt19Read(t, ctx, "replay", rep, want, 0, len(want.sums))
+		return
+	}
+	// In memory: a suffix of what the ring holds.
+	ev, err := rep.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := int(ev.Offset)
+	want.check(t, "ring replay", first, ev.Payload)
+	kept := 0
+	for _, s := range want.sizes[first:] {
+		kept += s
+	}
+	if kept > hunt19Ring || first == 0 {
+		t.Errorf("ring replay starts at event %d, keeping %d bytes (ring bound %d)", first, kept, hunt19Ring)
+	}
+	hunt19Read(t, ctx, "ring replay", rep, want, first+1, len(want.sums)-first-1)
+	t.Logf("ring replay from event %d (%d MiB); missed %d", first, kept>>20, rep.Missed())
 }
 
 // recordT is a testing.TB for a goroutine other than the test's: its
@@ -171,23 +177,24 @@ func (r *recordT) Fatalf(format string, args ...any) {
 	panic(r.err)
 }
 
-// A subscriber's queue bounded to 1 MiB and 4 frames, while its handler
-// holds the first event, meets events of up to 16 MiB (larger than the
-// bound, each a frame of its own): under drop_new and drop_old every event
-// is either delivered, byte-exact and in order, or counted dropped by the
-// broker and missed by the SDK; under block all are delivered and the
-// publisher is held up, never stuck. Nothing stays queued once the
-// handler goes on.
+// A subscriber's queue bounded to 256 KiB and 4 frames, while its handler
+// holds the first event, meets events of up to the largest a publish
+// carries (most larger than the bound, each a frame of its own): under
+// drop_new and drop_old every event is either delivered, byte-exact and
+// in order, or counted dropped by the broker and missed by the SDK; under
+// block all are delivered and the publisher is held up, never stuck.
+// Nothing stays queued once the handler goes on.
 func TestHunt19PubSubDropPoliciesVsLargeEvents(t *testing.T) {
+	const bound = 256 * kib
 	for _, pol := range []broker.QueuePolicy{broker.DropNew, broker.DropOld, broker.Block} {
 		t.Run(pol.String(), func(t *testing.T) {
 			tb := testbroker.Start(t, testbroker.WithStreams("default/default/bound"),
-				testbroker.WithBrokerOptions(broker.Options{QueuePolicy: pol, QueueMaxBytes: mib, QueueCapacity: 4}))
+				testbroker.WithBrokerOptions(broker.Options{QueuePolicy: pol, QueueMaxBytes: bound, QueueCapacity: 4}), hunt19Server(hunt19Frame))
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			c := dial(t, tb, client.Options{})
-			max := hunt19MaxEvent(t, "bound")
-			sizes := []int{4 * mib, 64 * kib, mib + 1, max, 0, 2 * mib, 1, mib, 4 * mib, 512 * kib, max, 3 * mib}
+			c := hunt19Dial(t, tb, hunt19Frame, client.Options{})
+			max := hunt19MaxEvent(t, hunt19Frame, "bound")
+			sizes := []int{mib, 16 * kib, bound + 1, max, 0, 512 * kib, 1, bound, mib, 128 * kib, max, 768 * kib}
 			want := &hunt19Want{}
 			for i, s := range sizes {
 				want.add(hunt19Payload(uint64(i), s))
@@ -228,9 +235,7 @@ func TestHunt19PubSubDropPoliciesVsLargeEvents(t *testing.T) {
 				// Let a backlog form (the next events wait for room), then
 				// go on: the publisher is held up as long as the handler
 				// holds the first event (block waits for a live subscriber).
-				for ss := bsub.Stats(); ss.Enqueued < 2 && ctx.Err() == nil; ss = bsub.Stats() {
-					time.Sleep(time.Millisecond)
-				}
+				testwait.Eventually(t, "a backlog behind the held event", func() bool { return bsub.Stats().Enqueued >= 2 })
 			} else if err := <-pubDone; err != nil {
 				t.Fatal(err)
 			}
@@ -242,13 +247,10 @@ func TestHunt19PubSubDropPoliciesVsLargeEvents(t *testing.T) {
 			}
 			// Every event is accounted for: enqueued or dropped.
 			var ss broker.SubStats
-			for {
+			testwait.Eventually(t, "every event enqueued or dropped", func() bool {
 				ss = bsub.Stats()
-				if ss.Enqueued+ss.Dropped == uint64(len(sizes)) || ctx.Err() != nil {
-					break
-				}
-				time.Sleep(time.Millisecond)
-			}
+				return ss.Enqueued+ss.Dropped >= uint64(len(sizes))
+			})
 			if ss.Enqueued+ss.Dropped != uint64(len(sizes)) {
 				t.Fatalf("stats %+v: %d events published", ss, len(sizes))
 			}

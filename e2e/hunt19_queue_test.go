@@ -16,13 +16,17 @@ import (
 	"github.com/felixmq/felix/wire"
 )
 
-// hunt19Records publishes the mixed sizes then 27 records of 0-900 KiB to
-// stream and returns what was published, record i at offset i.
+// hunt19Records publishes the mixed sizes then 20 records of 0-300 KiB
+// (several to a read of commitlog.DefaultReadBytes, some cut by it) to
+// stream through c, whose frame limit is hunt19LogFrame, and returns what
+// was published, record i at offset i.
 func hunt19Records(t *testing.T, ctx context.Context, c *client.Client, stream string) *hunt19Want {
 	t.Helper()
-	sizes := hunt19Sizes(hunt19MaxEvent(t, stream))
-	for i := range 27 {
-		sizes = append(sizes, i*53*kib%(900*kib)+i)
+	max := hunt19MaxEvent(t, hunt19LogFrame, stream)
+	hunt19CrossesLogReads(t, max)
+	sizes := hunt19Sizes(max)
+	for i := range 20 {
+		sizes = append(sizes, i*53*kib%(300*kib)+i)
 	}
 	want := &hunt19Want{}
 	for i, size := range sizes {
@@ -36,7 +40,8 @@ func hunt19Records(t *testing.T, ctx context.Context, c *client.Client, stream s
 }
 
 // hunt19QueueBroker starts a broker whose durable streams are stream and
-// its dead-letter stream, with group state in stateDir ("": in memory).
+// its dead-letter stream, with group state in stateDir ("": in memory),
+// and frame limit hunt19LogFrame.
 func hunt19QueueBroker(t *testing.T, q server.QueueOptions, stateDir, stream string) *testbroker.Broker {
 	t.Helper()
 	q.TickInterval = 10 * time.Millisecond
@@ -44,7 +49,7 @@ func hunt19QueueBroker(t *testing.T, q server.QueueOptions, stateDir, stream str
 	return testbroker.Start(t,
 		testbroker.WithDurableStreams(t.TempDir(), commitlog.Options{Sync: commitlog.SyncNever},
 			"default/default/"+stream, "default/default/"+stream+".dlq"),
-		testbroker.WithServerOptions(server.Options{Queues: q}))
+		testbroker.WithServerOptions(server.Options{Queues: q, MaxFrameBytes: hunt19LogFrame}))
 }
 
 func hunt19GroupStats(t *testing.T, tb *testbroker.Broker, stream, group string) queue.Stats {
@@ -57,7 +62,8 @@ func hunt19GroupStats(t *testing.T, tb *testbroker.Broker, stream, group string)
 }
 
 // A consumer group on a durable stream of records from 0 B to the largest
-// a publish carries (about 40 MiB in all, far more than one stream read),
+// a publish carries (above commitlog.MaxReadBuffer; about 14 MiB in all,
+// far more than one stream read),
 // prefetch 8: on its first delivery each record is acked, nacked at once,
 // nacked with a delay, left to its ack timeout, or (every fifth, and the
 // largest) nacked on every delivery until dead-lettered (4 attempts). A
@@ -67,17 +73,17 @@ func hunt19GroupStats(t *testing.T, tb *testbroker.Broker, stream, group string)
 // stream cannot carry in base64); the group's Lost stays 0.
 func TestHunt19QueueLargeRecordsNackTimeoutKill(t *testing.T) {
 	const stream, group, maxAttempts = "qbig", "g", 4
-	tb := hunt19QueueBroker(t, server.QueueOptions{AckTimeout: 1500 * time.Millisecond, MaxAttempts: maxAttempts,
+	tb := hunt19QueueBroker(t, server.QueueOptions{AckTimeout: time.Second, MaxAttempts: maxAttempts,
 		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}, "", stream)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pub := dial(t, tb, client.Options{})
+	pub := hunt19Dial(t, tb, hunt19LogFrame, client.Options{})
 	want := hunt19Records(t, ctx, pub, stream)
 	n := len(want.sums)
 	deadLetter := func(off uint64) bool { return off%5 == 4 || off == 6 } // 6: the largest record
 
 	// The consumer killed with records in flight.
-	killed := dial(t, tb, client.Options{})
+	killed := hunt19Dial(t, tb, hunt19LogFrame, client.Options{})
 	kco, err := killed.Consumer(ctx, "default", stream, group, client.WithPrefetch(4))
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +97,7 @@ func TestHunt19QueueLargeRecordsNackTimeoutKill(t *testing.T) {
 	}
 	killed.Close()
 
-	c := dial(t, tb, client.Options{})
+	c := hunt19Dial(t, tb, hunt19LogFrame, client.Options{})
 	co, err := c.Consumer(ctx, "default", stream, group, client.WithPrefetch(8))
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +159,7 @@ func TestHunt19QueueLargeRecordsNackTimeoutKill(t *testing.T) {
 	t.Logf("stats: delivered %d, redelivered %d, timed out %d, reloaded %d, lost %d", st.Delivered, st.Redelivered, st.TimedOut, st.Reloaded, st.Lost)
 
 	// The dead letters, in the dead-letter stream.
-	dlc := dial(t, tb, client.Options{})
+	dlc := hunt19Dial(t, tb, hunt19LogFrame, client.Options{})
 	sub, err := dlc.Subscribe(ctx, "default", stream+".dlq", client.FromEarliest())
 	if err != nil {
 		t.Fatal(err)
@@ -191,11 +197,11 @@ func TestHunt19QueueLargeRecordsAcrossRestart(t *testing.T) {
 	tb := hunt19QueueBroker(t, server.QueueOptions{AckTimeout: time.Minute, MaxAttempts: -1}, t.TempDir(), stream)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pub := dial(t, tb, client.Options{})
+	pub := hunt19Dial(t, tb, hunt19LogFrame, client.Options{})
 	want := hunt19Records(t, ctx, pub, stream)
 	n := len(want.sums)
 
-	c := dial(t, tb, client.Options{})
+	c := hunt19Dial(t, tb, hunt19LogFrame, client.Options{})
 	co, err := c.Consumer(ctx, "default", stream, group, client.WithPrefetch(16))
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +237,7 @@ func TestHunt19QueueLargeRecordsAcrossRestart(t *testing.T) {
 	c.Close()
 	tb.Restart()
 
-	c2 := dial(t, tb, client.Options{})
+	c2 := hunt19Dial(t, tb, hunt19LogFrame, client.Options{})
 	co2, err := c2.Consumer(ctx, "default", stream, group, client.WithPrefetch(16))
 	if err != nil {
 		t.Fatal(err)

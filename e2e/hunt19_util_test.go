@@ -1,11 +1,19 @@
 package e2e
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/felixmq/felix/client"
+	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/internal/testbroker"
+	"github.com/felixmq/felix/internal/testwait"
+	"github.com/felixmq/felix/server"
 	"github.com/felixmq/felix/wire"
 )
 
@@ -18,25 +26,81 @@ const (
 	mib = 1 << 20
 )
 
+// The frame limits of the hunt19 brokers and clients. The flows are the
+// same at any limit; a small one keeps "the largest event" cheap under
+// -race. Only TestHunt19PublisherSplitsBatchAtFrameLimit also runs at the
+// default limit (wire.DefaultMaxFrameBytes).
+const (
+	// hunt19Frame is the limit of flows that read no commit log.
+	hunt19Frame = 2 * mib
+	// hunt19LogFrame is the limit of flows over durable streams and
+	// caches: just above commitlog.MaxReadBuffer, so that the largest
+	// record is read into a buffer of its own (see hunt19CrossesLogReads).
+	hunt19LogFrame = commitlog.MaxReadBuffer + 64*kib
+)
+
+// hunt19Server is the server option of a broker with frame limit frame.
+func hunt19Server(frame int) testbroker.Option {
+	return testbroker.WithServerOptions(server.Options{MaxFrameBytes: frame})
+}
+
+// hunt19Dial dials tb with the client frame limit frame.
+func hunt19Dial(t testing.TB, tb *testbroker.Broker, frame int, opts client.Options) *client.Client {
+	t.Helper()
+	opts.MaxFrameBytes = frame
+	return dial(t, tb, opts)
+}
+
+// hunt19DialProc dials the broker process b with the client frame limit
+// frame, waiting for it to come up.
+func hunt19DialProc(t *testing.T, b *hunt14Broker, frame int) *client.Client {
+	t.Helper()
+	var c *client.Client
+	testwait.Eventually(t, "the broker process answers a dial", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var err error
+		c, err = client.Dial(ctx, b.addr, client.Options{CAFile: filepath.Join(b.dataDir, "dev-cert.pem"),
+			Reconnect: client.ReconnectPolicy{Disabled: true}, RequestTimeout: testwait.Liveness, MaxFrameBytes: frame})
+		return err == nil
+	})
+	return c
+}
+
 // hunt19MaxEvent is the largest payload Client.Publish (acked, binary)
-// sends to default/default/stream within the default 16 MiB frame: the
+// sends to default/default/stream within the frame limit frame: the
 // frame's overhead (request id, names, counts) is taken from the encoder
-// itself, and the broker's own bound (the frame limit less 24 bytes of
-// event framing) applies too.
-func hunt19MaxEvent(t testing.TB, stream string) int {
+// itself, and the broker's own bound (the frame limit less
+// wire.MaxEventOverhead) applies too.
+func hunt19MaxEvent(t testing.TB, frame int, stream string) int {
 	t.Helper()
 	f, err := wire.AppendAckedPublishBatchFrame(nil, 1, wire.AckPerBatch, "default", "default", stream, [][]byte{{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	overhead := len(f) - wire.HeaderSize
-	return min(wire.DefaultMaxFrameBytes-overhead, wire.DefaultMaxFrameBytes-24)
+	return min(frame-overhead, frame-wire.MaxEventOverhead)
+}
+
+// hunt19CrossesLogReads fails the test unless a payload of size bytes
+// takes a commit log record larger than every buffer a read shares
+// (commitlog.MaxReadBuffer, itself above commitlog.DefaultReadBytes): the
+// durable flows must keep one such record.
+func hunt19CrossesLogReads(t testing.TB, size int) {
+	t.Helper()
+	if size < commitlog.MaxReadBuffer-24 || size <= commitlog.DefaultReadBytes {
+		t.Fatalf("the largest payload (%d bytes) no longer crosses commitlog.MaxReadBuffer (%d): raise hunt19LogFrame", size, commitlog.MaxReadBuffer)
+	}
 }
 
 // hunt19Sizes is the mixed sequence of sizes every flow publishes, max
-// being hunt19MaxEvent.
+// being hunt19MaxEvent: index 6 is the largest. Below it, the largest
+// payload whose record still shares a commit log read buffer
+// (commitlog.MaxReadBuffer less the 24-byte record header, less one), or
+// max-1 when that is larger than max.
 func hunt19Sizes(max int) []int {
-	return []int{0, 1, 64 * kib, 256 * kib, mib, 4 * mib, max, 1, 4 * mib, 0, mib + 1, 256*kib - 1, 64*kib + 3}
+	shared := min(commitlog.MaxReadBuffer-25, max-1)
+	return []int{0, 1, 64 * kib, 256 * kib, mib, shared, max, 1, 0, mib + 1, 256*kib - 1, 64*kib + 3, 8*kib + 1}
 }
 
 // hunt19Payload is event id's payload of size bytes: pseudo-random bytes
