@@ -112,29 +112,40 @@ func BenchmarkReopenSmallLog(b *testing.B) {
 // its time. Under SyncAlways one caller's appends are ~4,000 fsyncs per
 // roll, so only many callers (group commit) roll often enough to show;
 // run with a fixed -benchtime (e.g. 200000x) for a few dozen rolls.
+//
+// Each case runs with the roll in the append (bg=false) and with
+// Options.RollInBackground (bg=true), as felix serve opens durable
+// streams.
 func BenchmarkAppendRollLatency(b *testing.B) {
 	for _, c := range []struct {
 		sync    SyncPolicy
 		writers int
 	}{{SyncInterval, 1}, {SyncInterval, 16}, {SyncAlways, 16}} {
-		p, writers := c.sync, c.writers
-		b.Run(fmt.Sprintf("sync=%s/writers=%d", p, writers), func(b *testing.B) {
-			l := openT(b, b.TempDir(), Options{Sync: p, SegmentBytes: 1 << 20, Logger: quietLogger(), RetentionInterval: -1})
-			hists := make([]*hdrhistogram.Histogram, writers)
-			for i := range hists {
-				hists[i] = hdrhistogram.New(1, int64(10*time.Second), 3)
-			}
-			appendConcurrently(b, l, writers, func(w int, d time.Duration) { hists[w].RecordValue(int64(d)) })
-			all := hists[0]
-			for _, h := range hists[1:] {
-				all.Merge(h)
-			}
-			us := func(ns int64) float64 { return float64(ns) / 1e3 }
-			b.ReportMetric(us(all.ValueAtQuantile(50)), "p50-µs")
-			b.ReportMetric(us(all.ValueAtQuantile(99)), "p99-µs")
-			b.ReportMetric(us(all.ValueAtQuantile(99.9)), "p999-µs")
-			b.ReportMetric(us(all.Max()), "max-µs")
-			b.ReportMetric(float64(l.Stats().Segments-1), "rolls")
-		})
+		for _, bg := range []bool{false, true} {
+			p, writers := c.sync, c.writers
+			b.Run(fmt.Sprintf("sync=%s/writers=%d/bg=%v", p, writers, bg), func(b *testing.B) {
+				benchRollLatency(b, Options{Sync: p, SegmentBytes: 1 << 20, Logger: quietLogger(), RetentionInterval: -1, RollInBackground: bg}, writers)
+			})
+		}
 	}
+}
+
+// benchRollLatency is one case of BenchmarkAppendRollLatency.
+func benchRollLatency(b *testing.B, opts Options, writers int) {
+	l := openT(b, b.TempDir(), opts)
+	hists := make([]*hdrhistogram.Histogram, writers)
+	for i := range hists {
+		hists[i] = hdrhistogram.New(1, int64(10*time.Second), 3)
+	}
+	appendConcurrently(b, l, writers, func(w int, d time.Duration) { hists[w].RecordValue(int64(d)) })
+	all := hists[0]
+	for _, h := range hists[1:] {
+		all.Merge(h)
+	}
+	us := func(ns int64) float64 { return float64(ns) / 1e3 }
+	b.ReportMetric(us(all.ValueAtQuantile(50)), "p50-µs")
+	b.ReportMetric(us(all.ValueAtQuantile(99)), "p99-µs")
+	b.ReportMetric(us(all.ValueAtQuantile(99.9)), "p999-µs")
+	b.ReportMetric(us(all.Max()), "max-µs")
+	b.ReportMetric(float64(l.Stats().Segments-1), "rolls")
 }
