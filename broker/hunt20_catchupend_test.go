@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/felixmq/felix/commitlog"
-	"github.com/felixmq/felix/wire"
 )
 
 // A durable subscription still replaying the log when its stream ends
@@ -23,15 +22,7 @@ func TestHunt20CatchUpCutByStreamEndCountsTheRest(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			b, s := newLoggedStream(t, Options{MaxEventsPerFrame: 2}, commitlog.NewMemory(1<<20, 1<<30))
 			const n = 10
-			for i := range uint64(n) {
-				if _, err := s.Publish(context.Background(), [][]byte{seqPayload(i)}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			sub, err := s.Subscribe(SubscribeOptions{Start: wire.StartPosition{Kind: wire.StartEarliest}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			sub := replayFromEarliest(t, s, n)
 			defer sub.Close()
 			out, got, err := sub.NextBatch(context.Background(), nil)
 			if err != nil {
