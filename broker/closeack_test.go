@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/felixmq/felix/commitlog"
+	"github.com/felixmq/felix/internal/testwait"
 )
 
 // afterAppendLog runs hook after every Append that wrote its records: the
@@ -86,6 +87,11 @@ func TestDurablePublishStoredBeforeCloseIsAcked(t *testing.T) {
 					t.Fatal(err)
 				}
 				res, _ = publishBlocked(t, s, seqPayload(1))
+				// The publish holds the stream lock a moment before its
+				// append too: close only once its record is in the log
+				// (and it waits on the full queue, or is about to).
+				testwait.Eventually(t, "the second record in the log", func() bool { return lg.Next() == 2 })
+				waitBlocked(t, s, res)
 				b.Close()
 			}
 			if err := <-res; err != nil {
