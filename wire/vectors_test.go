@@ -202,6 +202,13 @@ func TestSharedVectors(t *testing.T) {
 		t.Skipf("reference vectors not found at %s (set FELIX_WIRE_VECTORS); skipping", dir)
 	}
 	vs := loadVectors(t, dir)
+	// A .hex file without its .json would go untested.
+	hexes, _ := filepath.Glob(filepath.Join(dir, "*.hex"))
+	for _, h := range hexes {
+		if _, err := os.Stat(strings.TrimSuffix(h, ".hex") + ".json"); err != nil {
+			t.Errorf("%s has no vector .json beside it", filepath.Base(h))
+		}
+	}
 	if len(vs) < 13 {
 		t.Fatalf("found %d vectors in %s, want at least 13", len(vs), dir)
 	}
@@ -328,6 +335,9 @@ func checkPublishVector(t *testing.T, v vector, f Frame, frame []byte) {
 }
 
 func checkAckVector(t *testing.T, v vector, f Frame, frame []byte) {
+	if f.Flags != v.Flags || f.Flags != FlagBinaryPublishAck {
+		t.Fatalf("flags %#x, vector says %#x", f.Flags, v.Flags)
+	}
 	a, err := DecodePublishAck(f.Payload)
 	if err != nil {
 		t.Fatalf("decode: %v", err)
