@@ -43,6 +43,8 @@ type Client struct {
 
 	notes connNotes // events for Options.OnDisconnect and OnReconnect
 
+	probe resetProber // probes connections after a stateless reset (resetprobe.go)
+
 	closing atomic.Bool // Close has started (before it waits for the publish lanes)
 
 	mu     sync.Mutex
@@ -172,7 +174,7 @@ func (c *Client) Close() error {
 		for _, s := range subs {
 			s.cancelReader()
 		}
-		for _, s := range append(append(append([]*connSlot{}, c.pubSlots...), c.eventSlots...), c.cacheSlots...) {
+		for _, s := range c.allSlots() {
 			s.close()
 		}
 		c.wg.Wait()

@@ -52,6 +52,11 @@ type connSlot struct {
 type slotConn struct {
 	conn   *quic.Conn
 	router *router // event slots only
+	// seq numbers the client's connections in the order they were
+	// established; checked is the highest probe round bound (see
+	// resetprobe.go) this one answered.
+	seq     uint64
+	checked atomic.Uint64
 }
 
 func newConnSlot(c *Client, kind string, index int, events bool) *connSlot {
@@ -179,6 +184,7 @@ func (s *connSlot) install(conn *quic.Conn) (*slotConn, error) {
 		s.lostQueued = false
 	}
 	s.cur, s.ever, s.failures = sc, true, 0
+	s.c.watchReset(sc)
 	return sc, nil
 }
 

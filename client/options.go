@@ -80,7 +80,10 @@ type Options struct {
 	// without closing (a killed process, a lost host) and resubscribe: up
 	// to a keep-alive period more, as quic-go's timer then runs from the
 	// first keep-alive that gets no answer. A publisher
-	// notices at its next publish. Default 6s; negative keeps Transport's
+	// notices at its next publish, and a stateless reset on any of the
+	// client's connections makes it probe the others (one short
+	// authenticated stream each), so a client that also publishes, uses
+	// caches or acks brings its subscriptions back with it. Default 6s; negative keeps Transport's
 	// MaxIdleTimeout and KeepAlivePeriod for event connections too. The
 	// broker's side of a connection applies at least 5 s (quic-go's floor
 	// on a peer's idle timeout), so a shorter value makes the client give

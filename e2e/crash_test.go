@@ -127,11 +127,18 @@ func dialResuming(t *testing.T, ctx context.Context, addr, dataDir string) *clie
 
 func dialProc(t *testing.T, addr, dataDir string) *client.Client {
 	t.Helper()
+	return dialUntilUp(t, addr, dataDir, client.Options{Reconnect: client.ReconnectPolicy{Disabled: true}, RequestTimeout: 5 * time.Second})
+}
+
+// dialUntilUp dials the broker process at addr (trusting its development
+// certificate in dataDir) with opts until it answers, for up to 20 s.
+func dialUntilUp(t *testing.T, addr, dataDir string, opts client.Options) *client.Client {
+	t.Helper()
+	opts.CAFile = filepath.Join(dataDir, "dev-cert.pem")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		c, err := client.Dial(ctx, addr, client.Options{CAFile: filepath.Join(dataDir, "dev-cert.pem"),
-			Reconnect: client.ReconnectPolicy{Disabled: true}, RequestTimeout: 5 * time.Second})
+		c, err := client.Dial(ctx, addr, opts)
 		cancel()
 		if err == nil {
 			return c

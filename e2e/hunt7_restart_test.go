@@ -156,21 +156,7 @@ func hunt7Restarts(t *testing.T, cfg hunt7Config) {
 			<-p.done
 		}
 	}()
-	var c *client.Client
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		var err error
-		c, err = client.Dial(ctx, addr, client.Options{CAFile: filepath.Join(dataDir, "dev-cert.pem"),
-			RequestTimeout: requestTimeout, Reconnect: client.ReconnectPolicy{MaxBackoff: 200 * time.Millisecond}})
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("broker did not come up: %v\n%s", err, p.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	c := dialUntilUp(t, addr, dataDir, client.Options{RequestTimeout: requestTimeout, Reconnect: client.ReconnectPolicy{MaxBackoff: 200 * time.Millisecond}})
 	clientClosed := false
 	defer func() {
 		if !clientClosed {
