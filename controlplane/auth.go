@@ -36,6 +36,35 @@ func (s *Server) authorize(r *http.Request, tenant string) error {
 	return fmt.Errorf("%w: %v", ErrForbidden, err)
 }
 
+// authorizeRoute checks an admin request on rt: with the path's tenant,
+// or as a cluster-wide request when rt.cluster says the route needs the
+// cluster-wide permission, whose refusal then says so.
+func (s *Server) authorizeRoute(rt route, r *http.Request) error {
+	tenant := r.PathValue("tenant_id")
+	if rt.cluster == "" {
+		return s.authorize(r, tenant)
+	}
+	err := s.authorize(r, "")
+	if err != nil && errors.Is(err, ErrForbidden) {
+		return &clusterOnlyError{action: rt.cluster, tenant: tenant, err: err}
+	}
+	return err
+}
+
+// clusterOnlyError refuses a tenant's route that needs the cluster-wide
+// admin permission to a credential without it (a tenant's admin).
+type clusterOnlyError struct {
+	action, tenant string
+	err            error // Authorize's refusal, wrapping ErrForbidden
+}
+
+func (e *clusterOnlyError) Error() string {
+	return fmt.Sprintf("%s needs the cluster-wide admin permission (admin:cluster, or the admin token), not only the tenant's (admin:tenant:%s): %v", e.action, e.tenant, e.err)
+}
+
+// Unwrap returns Authorize's refusal.
+func (e *clusterOnlyError) Unwrap() error { return e.err }
+
 // sameSecret compares a presented token with the admin token in time that
 // depends on neither: their SHA-256 digests are compared, since
 // subtle.ConstantTimeCompare returns at once on a length mismatch and so

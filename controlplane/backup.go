@@ -52,6 +52,19 @@ func (s *Store) writeBackup(w io.Writer, before func(size int64)) (n int64, err 
 	return n, nil
 }
 
+// backupSize is the size of the copy WriteBackup would write now (the
+// read transaction's Size: the file's meta says it, nothing is read).
+func (s *Store) backupSize() (size int64, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		size = tx.Size()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("control plane store backup size: %w", err)
+	}
+	return size, nil
+}
+
 // BackupFile writes a consistent copy of the store file at path to w and
 // returns its size. It opens the file read-only (it never changes it), so
 // it is for the store of a stopped broker: when another process has the
@@ -140,18 +153,24 @@ func CheckStoreFile(path string) (StoreFileInfo, error) {
 // an error message appended to the file. The read transaction lasts as
 // long as the client reads, so the answer is cut short (the connection
 // dropped) when a write waits Options.BackupWriteTimeout on the client or
-// when the store closes.
+// when the store closes. A HEAD gets the same status and headers, with the
+// size the copy would have now, and copies nothing.
 func (s *Server) backupStore(w http.ResponseWriter, r *http.Request) error {
+	if r.Method == http.MethodHead {
+		size, err := s.opts.Store.backupSize()
+		if err != nil {
+			return err
+		}
+		backupHeaders(w.Header(), size)
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
 	bw := &backupWriter{w: w, rc: http.NewResponseController(w), idle: s.opts.BackupWriteTimeout}
 	stop := bw.abortWhen(s.opts.Store.closing)
 	defer stop()
 	started := false
 	_, err := s.opts.Store.writeBackup(bw, func(size int64) {
-		h := w.Header()
-		h.Set("Content-Type", "application/octet-stream")
-		h.Set("Content-Length", strconv.FormatInt(size, 10))
-		h.Set("Content-Disposition", `attachment; filename="`+FileName+`"`)
-		h.Set("Cache-Control", "no-store")
+		backupHeaders(w.Header(), size)
 		w.WriteHeader(http.StatusOK)
 		started = true
 	})
@@ -163,6 +182,14 @@ func (s *Server) backupStore(w http.ResponseWriter, r *http.Request) error {
 		panic(http.ErrAbortHandler)
 	}
 	return err
+}
+
+// backupHeaders describes a backup of size bytes.
+func backupHeaders(h http.Header, size int64) {
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	h.Set("Content-Disposition", `attachment; filename="`+FileName+`"`)
+	h.Set("Cache-Control", "no-store")
 }
 
 // backupWriter writes a backup's body with a write deadline idle ahead of

@@ -81,7 +81,8 @@ func (c *Client) CreateTenant(ctx context.Context, t Tenant) (Tenant, error) {
 	return apiCall[Tenant](ctx, c, http.MethodPost, "/v1/tenants", t)
 }
 
-// DeleteTenant deletes a tenant with everything in it.
+// DeleteTenant deletes a tenant with everything in it. It needs the
+// cluster-wide admin permission, as CreateTenant does.
 func (c *Client) DeleteTenant(ctx context.Context, tenant string) error {
 	return c.do(ctx, http.MethodDelete, tenantPath(tenant), nil, nil)
 }

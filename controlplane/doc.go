@@ -36,5 +36,6 @@
 //
 // Security. Every route except /v1/system/health and /v1/openapi.json
 // needs an admin bearer credential (Options.AdminToken or Authorize); the
-// reference served its metadata CRUD unauthenticated.
+// reference served its metadata CRUD unauthenticated. Deleting a tenant,
+// like creating one, is authorized as a cluster-wide route.
 package controlplane

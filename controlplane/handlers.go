@@ -25,7 +25,7 @@ var routes = []route{
 	{method: "GET", path: "/v1/tenants", h: (*Server).listTenants},
 	{method: "POST", path: "/v1/tenants", h: (*Server).createTenant},
 	{method: "GET", path: "/v1/tenants/{tenant_id}", h: (*Server).getTenant},
-	{method: "DELETE", path: "/v1/tenants/{tenant_id}", h: (*Server).deleteTenant},
+	{method: "DELETE", path: "/v1/tenants/{tenant_id}", cluster: "deleting a tenant", h: (*Server).deleteTenant},
 	{method: "GET", path: "/v1/tenants/{tenant_id}/namespaces", h: (*Server).listNamespaces},
 	{method: "POST", path: "/v1/tenants/{tenant_id}/namespaces", h: (*Server).createNamespace},
 	{method: "GET", path: "/v1/tenants/{tenant_id}/namespaces/{namespace}", h: (*Server).getNamespace},

@@ -29,8 +29,9 @@ type Options struct {
 	AdminToken string
 	// Authorize decides admin requests whose bearer token is not
 	// AdminToken (e.g. Felix tokens with the admin permission). tenant is
-	// the path's {tenant_id}, or "" on cluster-wide routes (tenants list
-	// and create, snapshot, changes, system info, regions). It runs only
+	// the path's {tenant_id}, or "" on cluster-wide routes (tenants list,
+	// create and delete, snapshot, changes, backup, system info, regions):
+	// deleting a tenant is cluster-wide, as creating one is. It runs only
 	// when the request carries "Authorization: Bearer <token>" (without
 	// one the answer is 401); an error wrapping ErrUnauthorized is
 	// answered 401, any other error 403. Default nil: only AdminToken is
@@ -112,7 +113,11 @@ type errorBody struct {
 type route struct {
 	method, path string
 	public       bool // no admin credential needed
-	h            func(s *Server, w http.ResponseWriter, r *http.Request) error
+	// cluster, when set, is what a route whose path names a tenant does
+	// that needs the cluster-wide admin permission ("deleting a tenant"):
+	// Authorize is asked with tenant "", as on the cluster-wide routes.
+	cluster string
+	h       func(s *Server, w http.ResponseWriter, r *http.Request) error
 }
 
 // NewServer builds the API. It fails if Store is nil or a Mount pattern is
@@ -180,7 +185,7 @@ func (u *unrouted) Write(b []byte) (int, error) {
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !rt.public {
-			if err := s.authorize(r, r.PathValue("tenant_id")); err != nil {
+			if err := s.authorizeRoute(rt, r); err != nil {
 				s.writeError(w, r, err)
 				return
 			}

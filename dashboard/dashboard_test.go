@@ -27,7 +27,7 @@ func TestHandlerServesAssets(t *testing.T) {
 		if got := resp.Header.Get("Content-Type"); !strings.Contains(got, ctype) {
 			t.Errorf("GET %s: Content-Type %q, want %s", path, got, ctype)
 		}
-		if got := resp.Header.Get("Content-Security-Policy"); got != "default-src 'self'" {
+		if got := resp.Header.Get("Content-Security-Policy"); cspDirectives(got)["default-src"] != "'self'" {
 			t.Errorf("GET %s: Content-Security-Policy %q", path, got)
 		}
 	}
@@ -50,6 +50,46 @@ func TestEveryListHasATable(t *testing.T) {
 		}
 		if !strings.Contains(string(script), "\n  "+list+": {") {
 			t.Errorf("app.js does not render %q", list)
+		}
+	}
+}
+
+// cspDirectives splits a Content-Security-Policy into its directives, by
+// name.
+func cspDirectives(policy string) map[string]string {
+	out := map[string]string{}
+	for _, d := range strings.Split(policy, ";") {
+		name, value, _ := strings.Cut(strings.TrimSpace(d), " ")
+		if name != "" {
+			out[name] = strings.TrimSpace(value)
+		}
+	}
+	return out
+}
+
+// The page could be framed by any site (frame-ancestors does not fall
+// back to default-src), so a page of its buttons and tables could be laid
+// under another site's: every answer, a missing file's too, now forbids
+// framing in both headers browsers read, keeps the same-origin policy,
+// and is not sniffed.
+func TestHandlerRefusesFraming(t *testing.T) {
+	srv := httptest.NewServer(Handler())
+	defer srv.Close()
+	for _, path := range []string{"/", "/index.html", "/app.js", "/app.css", "/missing"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		csp := cspDirectives(resp.Header.Get("Content-Security-Policy"))
+		if csp["frame-ancestors"] != "'none'" || csp["default-src"] != "'self'" {
+			t.Errorf("GET %s: Content-Security-Policy %q, want default-src 'self' and frame-ancestors 'none'", path, resp.Header.Get("Content-Security-Policy"))
+		}
+		if got := resp.Header.Get("X-Frame-Options"); got != "DENY" {
+			t.Errorf("GET %s: X-Frame-Options %q, want DENY", path, got)
+		}
+		if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("GET %s: X-Content-Type-Options %q, want nosniff", path, got)
 		}
 	}
 }

@@ -11,4 +11,7 @@
 // data-service="tenant/namespace/service"; numeric cells carry their raw
 // value in data-value and a class naming the column (td.requests,
 // td.no-responders…), so tests and scripts can read them.
+//
+// Every answer forbids framing (ContentSecurityPolicy's frame-ancestors
+// 'none', X-Frame-Options DENY) and sniffing (SetSecurityHeaders).
 package dashboard

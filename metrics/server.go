@@ -123,8 +123,18 @@ func New(opts Options) *Server {
 	mux.HandleFunc("GET /ready", s.ready)
 	mux.HandleFunc("GET /api/overview", s.serveOverview)
 	mux.Handle("GET /", dashboard.Handler())
-	s.handler = mux
+	s.handler = nosniff(mux)
 	return s
+}
+
+// nosniff sets X-Content-Type-Options: nosniff on every answer of h, so
+// that no browser takes a scrape, a probe's answer or the overview for
+// another type than the one it is sent as.
+func nosniff(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Registry is the server's registry, for registering more collectors.
@@ -170,7 +180,10 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 	}
 }
 
+// serveOverview answers /api/overview with the dashboard's security
+// headers: the data of the page must not be framed either.
 func (s *Server) serveOverview(w http.ResponseWriter, _ *http.Request) {
+	dashboard.SetSecurityHeaders(w.Header())
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if err := json.NewEncoder(w).Encode(s.overview()); err != nil {
