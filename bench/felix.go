@@ -194,6 +194,11 @@ type BenchBrokerOptions struct {
 	// FsyncInterval is the durable cache's fsync period. Default
 	// DefaultDurableCacheFsync.
 	FsyncInterval time.Duration
+	// StreamLog gives the options of a durable stream's log, by its sync
+	// policy, in a broker run in this process (a felix serve child opens
+	// its logs as serve does). Default DurableStreamLogOptions; felix
+	// bench passes felix serve's own.
+	StreamLog func(commitlog.SyncPolicy) commitlog.Options
 }
 
 func (o BenchBrokerOptions) fsyncInterval() time.Duration {

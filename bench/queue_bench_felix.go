@@ -227,7 +227,14 @@ func (t *FelixQueueTarget) Close() error {
 // fsync policy, and consumer groups with durable state, all in a temporary
 // directory that Stop removes. Clients trust its development certificate
 // through the returned TLS config.
-func StartEmbeddedQueueFelix(sync commitlog.SyncPolicy, streams ...string) (fb *FelixBroker, err error) {
+func StartEmbeddedQueueFelix(sync commitlog.SyncPolicy, streams ...string) (*FelixBroker, error) {
+	return StartEmbeddedQueueFelixWith(sync, BenchBrokerOptions{}, streams...)
+}
+
+// StartEmbeddedQueueFelixWith is StartEmbeddedQueueFelix with the streams'
+// logs opened with bo's options (BenchBrokerOptions.StreamLog; its cache
+// options are not used).
+func StartEmbeddedQueueFelixWith(sync commitlog.SyncPolicy, bo BenchBrokerOptions, streams ...string) (fb *FelixBroker, err error) {
 	dir, err := os.MkdirTemp("", "felix-bench-queue-")
 	if err != nil {
 		return nil, err
@@ -247,18 +254,11 @@ func StartEmbeddedQueueFelix(sync commitlog.SyncPolicy, streams ...string) (fb *
 	quiet := slog.New(slog.DiscardHandler)
 	b := broker.New(broker.Options{QueuePolicy: broker.Block})
 	for _, k := range streams {
-		p := strings.Split(k, "/")
-		if len(p) != 3 {
-			return nil, fmt.Errorf("stream %q: want tenant/ns/name", k)
-		}
-		lg, err := commitlog.Open(commitlog.DirFor(dir, "streams", p[0], p[1], p[2]), commitlog.Options{Sync: sync, Logger: quiet})
+		lg, err := bo.openDurableStream(b, dir, k, sync)
 		if err != nil {
 			return nil, err
 		}
 		logs = append(logs, lg)
-		if _, err := b.DeclareLoggedStream(p[0], p[1], p[2], broker.StreamOptions{Log: lg, Durable: true}); err != nil {
-			return nil, err
-		}
 	}
 	stls, ctls, err := devTLS(dir)
 	if err != nil {

@@ -79,7 +79,14 @@ func ExternalSoakTarget(fb *FelixBroker, metricsURL string) *SoakTarget {
 // in frames (0: the broker's default, 512). Its memory figures are this
 // process's runtime metrics, read through a metrics registry of the
 // broker, so they include the load generators.
-func StartEmbeddedSoakFelix(cacheBytes int64, subQueue int) (t *SoakTarget, err error) {
+func StartEmbeddedSoakFelix(cacheBytes int64, subQueue int) (*SoakTarget, error) {
+	return StartEmbeddedSoakFelixWith(cacheBytes, subQueue, BenchBrokerOptions{})
+}
+
+// StartEmbeddedSoakFelixWith is StartEmbeddedSoakFelix with the durable
+// streams' logs opened with bo's options (BenchBrokerOptions.StreamLog;
+// its cache options are not used).
+func StartEmbeddedSoakFelixWith(cacheBytes int64, subQueue int, bo BenchBrokerOptions) (t *SoakTarget, err error) {
 	var undo []func() // run in reverse by cleanup
 	cleanup := func() {
 		for i := len(undo) - 1; i >= 0; i-- {
@@ -102,15 +109,11 @@ func StartEmbeddedSoakFelix(cacheBytes int64, subQueue int) (t *SoakTarget, err 
 		return nil, err
 	}
 	for _, k := range []string{SoakDurableStream, SoakQueueStream} {
-		tenant, ns, name := soakKey(k)
-		lg, err := commitlog.Open(commitlog.DirFor(dir, "streams", tenant, ns, name), commitlog.Options{Sync: commitlog.SyncInterval, Logger: quiet})
+		lg, err := bo.openDurableStream(b, dir, k, commitlog.SyncInterval)
 		if err != nil {
 			return nil, err
 		}
 		undo = append(undo, func() { lg.Close() })
-		if _, err := b.DeclareLoggedStream(tenant, ns, name, broker.StreamOptions{Log: lg, Durable: true}); err != nil {
-			return nil, err
-		}
 	}
 	store := cache.NewStore(cache.StoreOptions{})
 	undo = append(undo, store.Close)

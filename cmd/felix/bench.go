@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/felixmq/felix/bench"
 	"github.com/felixmq/felix/broker"
+	"github.com/felixmq/felix/commitlog"
 	"github.com/felixmq/felix/transport"
 )
 
@@ -71,18 +73,46 @@ func benchPreRun(cmd *cobra.Command, args []string) error {
 	if err := envPreRun(cmd, args); err != nil {
 		return err
 	}
+	if err := brokerOverEnvAddr(cmd.Flags(), fromArgs); err != nil {
+		return err
+	}
 	sayAddrFromEnv(cmd, fromArgs)
 	return refuseNegative(cmd.Flags(), fromArgs)
+}
+
+// brokerOverEnvAddr lets a --broker process or embedded given on the
+// command line win over an --addr that came from the environment
+// (FELIX_ADDR, which a shell profile sets for the client commands): the
+// benchmark measures a broker it starts, and the address is dropped.
+// Before, the address won, and the run measured the broker there. With
+// --addr on the command line too, the two contradict each other: the run
+// is refused. --broker external keeps the address wherever it came from,
+// and without --broker on the command line an address still means
+// external.
+func brokerOverEnvAddr(fs *pflag.FlagSet, fromArgs map[string]bool) error {
+	b, a := fs.Lookup("broker"), fs.Lookup("addr")
+	if b == nil || a == nil || !fromArgs[b.Name] || a.Value.String() == "" {
+		return nil
+	}
+	mode := b.Value.String()
+	if mode != "process" && mode != "embedded" {
+		return nil
+	}
+	if fromArgs[a.Name] {
+		return fmt.Errorf("--broker %s and --addr %s: --broker %s measures a broker this command starts, --addr the external broker there; give one of them", mode, a.Value, mode)
+	}
+	return a.Value.Set("")
 }
 
 // sayAddrFromEnv writes a line on stderr when a benchmark's --addr came
 // from its variable (FELIX_ADDR, which the client commands read too, so a
 // shared shell profile sets it) and not from the command line: --addr
 // makes it benchmark the broker there (--broker external) instead of one
-// it starts, which nobody should find out from the numbers.
+// it starts, which nobody should find out from the numbers. Nothing is
+// said when a --broker on the command line dropped it (brokerOverEnvAddr).
 func sayAddrFromEnv(cmd *cobra.Command, fromArgs map[string]bool) {
 	f := cmd.Flags().Lookup("addr")
-	if f == nil || !f.Changed || fromArgs[f.Name] {
+	if f == nil || !f.Changed || fromArgs[f.Name] || f.Value.String() == "" {
 		return
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "bench: --addr %s from %s: benchmarking the broker there (--broker external)\n", f.Value, flagEnv(f))
@@ -147,7 +177,7 @@ func startBenchBrokerWith(ctx context.Context, b brokerTarget, bo bench.BenchBro
 		}
 		fb, err = bench.StartFelixProcessWith(ctx, exe, append([]string{"--queue-policy", "block"}, b.brokerFlags...), b.serverEnv(), bo, stream)
 	case "embedded":
-		fb, err = bench.StartEmbeddedFelixWith(broker.Options{QueuePolicy: broker.Block}, bo, stream)
+		fb, err = bench.StartEmbeddedFelixWith(broker.Options{QueuePolicy: broker.Block}, embeddedBrokerOptions(bo), stream)
 	case "external":
 		if b.addr == "" {
 			return nil, errors.New("--broker external needs --addr")
@@ -164,6 +194,29 @@ func startBenchBrokerWith(ctx context.Context, b brokerTarget, bo bench.BenchBro
 		return nil, fmt.Errorf("start felix: %w", err)
 	}
 	return fb, nil
+}
+
+// embeddedBrokerOptions is bo for a broker a benchmark runs in this
+// process: its durable streams' logs are opened as felix serve opens a
+// --durable-stream's (streamLogOptions, serve's own code) at serve's
+// default flags, as those of a felix serve child are.
+func embeddedBrokerOptions(bo bench.BenchBrokerOptions) bench.BenchBrokerOptions {
+	f := serveLogDefaults()
+	quiet := slog.New(slog.DiscardHandler)
+	bo.StreamLog = func(p commitlog.SyncPolicy) commitlog.Options { return streamLogOptions(f, p, nil, quiet) }
+	return bo
+}
+
+// serveLogDefaults are serve's flags that streamLogOptions reads, at
+// their defaults.
+func serveLogDefaults() serveFlags {
+	fs := newServeCmd().Flags()
+	var f serveFlags
+	f.fsyncInterval, _ = fs.GetDuration("fsync-interval")
+	f.segmentBytes, _ = fs.GetInt64("segment-bytes")
+	f.retentionBytes, _ = fs.GetInt64("retention-bytes")
+	f.retentionAge, _ = fs.GetDuration("retention-age")
+	return f
 }
 
 // pubsubSystems selects the systems a pub/sub run measures.

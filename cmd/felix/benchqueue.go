@@ -96,7 +96,7 @@ func runBenchQueue(ctx context.Context, cmd *cobra.Command, f benchQueueFlags) e
 	storage := "durable stream, fsync " + policy.String()
 	switch {
 	case f.brokerMode == "embedded" && f.addr == "":
-		fb, err = bench.StartEmbeddedQueueFelix(policy, bench.QueueBenchStream)
+		fb, err = bench.StartEmbeddedQueueFelixWith(policy, embeddedBrokerOptions(bench.BenchBrokerOptions{}), bench.QueueBenchStream)
 	default:
 		b := f.brokerTarget
 		b.brokerFlags = append([]string{"--durable-stream", bench.QueueBenchStream, "--fsync", f.fsync}, b.brokerFlags...)

@@ -124,7 +124,7 @@ func runBenchSoak(ctx context.Context, cmd *cobra.Command, f benchSoakFlags) err
 		}
 		t, err = bench.StartSoakFelixProcess(ctx, exe, f.cacheBytes, f.brokerFlags, f.serverEnv())
 	case "embedded":
-		t, err = bench.StartEmbeddedSoakFelix(f.cacheBytes, 0)
+		t, err = bench.StartEmbeddedSoakFelixWith(f.cacheBytes, 0, embeddedBrokerOptions(bench.BenchBrokerOptions{}))
 	default:
 		if f.addr != "" && f.metricsURL == "" {
 			return errors.New("--broker external needs --metrics-url: the soak reads the broker's memory from its /metrics")

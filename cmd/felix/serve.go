@@ -61,6 +61,7 @@ type serveFlags struct {
 	maxSubsPerConn                   int
 	shutdownTimeout                  time.Duration
 	authTimeout                      time.Duration
+	responderStallTimeout            time.Duration
 	logFormat, logLevel              string
 	configFile, metricsAddr          string
 	metricsTLS                       bool
@@ -77,17 +78,35 @@ type serveFlags struct {
 // serveReadyHook lets in-process tests learn the bound address.
 var serveReadyHook func(addr string, b *broker.Broker)
 
+// serverOptionsHook lets in-process tests see the options serve gives
+// the server.
+var serverOptionsHook func(server.Options)
+
 // cpReadyHook lets in-process tests learn the embedded control plane's
 // address (nil when off) and the admin token.
 var cpReadyHook func(addr net.Addr, adminToken string)
-
-// markReady flips /ready once the control plane's first sync is done (at
-// once without a control plane).
 
 // maxWriteMaxDelay bounds --event-batch-max-delay: on an idle stream every
 // event waits the whole delay, so a typo such as 1h would stall delivery.
 const maxWriteMaxDelay = time.Second
 
+// minResponderStallTimeout is the least --responder-stall-timeout but 0:
+// below it, a responder would be taken out of service by a moment's wait
+// on flow control (a GC pause, a busy machine), not by a stop.
+const minResponderStallTimeout = 10 * time.Millisecond
+
+// responderStallBound is server.Options.ResponderStallTimeout for
+// --responder-stall-timeout: the flag's 0 is no bound, the server's its
+// default (its no bound is negative).
+func responderStallBound(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// markReady flips /ready once the control plane's first sync is done (at
+// once without a control plane).
 func markReady(ctx context.Context, ms *metrics.Server, cp *runningControlPlane) {
 	if cp != nil {
 		select {
@@ -176,6 +195,7 @@ Every flag can also be set with the FELIX_* environment variable shown.`,
 	fl.IntVar(&f.limits.MaxConnections, "tenant-max-connections", 0, "connections per tenant (0 = unlimited)")
 	fl.IntVar(&f.maxConnections, "max-connections", 65536, "open connections, all tenants together; one more is closed at once")
 	fl.DurationVar(&f.authTimeout, "auth-timeout", 10*time.Second, "a new stream must send its auth frame within this, and a connection must authenticate a stream within this of its accept")
+	fl.DurationVar(&f.responderStallTimeout, "responder-stall-timeout", server.DefaultResponderStallTimeout, "a responder whose stream takes none of the requests written to it for this long (it stopped reading) is taken out of service: its requests in flight fail with responder_gone (0 = no bound; else at least 10ms)")
 	fl.IntVar(&f.limits.MaxSubscriptions, "tenant-max-subscriptions", 0, "live subscriptions and queue consumers per tenant (0 = unlimited)")
 	fl.Int64Var(&f.limits.PublishBytesPerSec, "tenant-publish-bytes-per-sec", 0, "published payload bytes per second per tenant (0 = unlimited)")
 	addSecurityFlags(fl, &f.sec)
@@ -208,6 +228,11 @@ func (f serveFlags) validate() error {
 	}
 	if f.authTimeout < 10*time.Millisecond {
 		bad("auth-timeout", "must be at least 10ms, got %v", f.authTimeout)
+	}
+	if f.responderStallTimeout < 0 {
+		bad("responder-stall-timeout", "must not be negative, got %v (0 = no bound)", f.responderStallTimeout)
+	} else if f.responderStallTimeout > 0 && f.responderStallTimeout < minResponderStallTimeout {
+		bad("responder-stall-timeout", "must be 0 (no bound) or at least %v, got %v", minResponderStallTimeout, f.responderStallTimeout)
 	}
 	if f.maxFrameBytes <= 0 || f.maxFrameBytes > math.MaxUint32 {
 		bad("max-frame-bytes", "must be between 1 and %d (the frame length is 32 bits), got %d", uint32(math.MaxUint32), f.maxFrameBytes)
@@ -488,15 +513,20 @@ func newServer(f serveFlags, b *broker.Broker, store *cache.Store, syncPolicy co
 			return nil, nil, nil, fmt.Errorf("%s: %w", f.sources.describe("data-dir"), err)
 		}
 	}
-	srv, err := server.New(server.Options{
+	opts := server.Options{
 		Broker: b, TLS: tlsConf, Transport: topts,
 		Caches: store, AutoCreateCaches: f.autoCreate, MaxAutoCreatedCaches: f.autoCreateMaxCaches, DefaultCacheConfig: cache.Config{MaxBytes: f.cacheMaxBytes},
 		Queues: server.QueueOptions{AckTimeout: f.queueAckTimeout, MaxAttempts: f.queueMaxAttempts, MaxGroupsPerStream: f.queueMaxGroups,
 			BackoffMin: f.queueBackoffMin, BackoffMax: f.queueBackoffMax,
 			DefaultPrefetch: f.queuePrefetch, MaxInFlightBytes: f.queueMaxInFlightBytes, DeadLetterSuffix: f.queueDLQSuffix, StateDir: groupsDir(f.dataDir),
 			StateSync: syncPolicy}, MaxFrameBytes: f.maxFrameBytes,
-		MaxSubscriptionsPerConn: f.maxSubsPerConn, MaxConnections: f.maxConnections, AuthTimeout: f.authTimeout, Logger: log, Auth: sec.authn, Auditor: sec.auditor, Limits: f.limits,
-	})
+		MaxSubscriptionsPerConn: f.maxSubsPerConn, MaxConnections: f.maxConnections, AuthTimeout: f.authTimeout,
+		ResponderStallTimeout: responderStallBound(f.responderStallTimeout), Logger: log, Auth: sec.authn, Auditor: sec.auditor, Limits: f.limits,
+	}
+	if serverOptionsHook != nil {
+		serverOptionsHook(opts)
+	}
+	srv, err := server.New(opts)
 	return srv, tlsConf, tlsFiles, err
 }
 
